@@ -1,0 +1,125 @@
+// Losses and their gradients, then the batch reduction of the per-row losses.
+//
+// loss_grad: one invocation per row r of the batch.
+//   MSE  (Keras `mse`): loss_r = mean_j (y - t)²,            dY = 2 (y - t) / (rows · cols)
+//   Cross-entropy on logits with an integer label l:
+//        loss_r = logsumexp(y) - y[l] (max subtracted first), dY = (softmax(y) - onehot(l)) / rows
+//   Targets: a class label (one column, made one-hot for MSE) or float values, where one value
+//   column broadcasts to every output.
+// reduce: one workgroup sums row losses and correct counts in a fixed tree order and writes the
+// batch's mean loss into stats[step], so the host can read all losses of an epoch at once.
+
+struct LossDims {
+    rows: u32,
+    cols: u32,
+    kind: u32,        // 0 mse, 1 cross-entropy
+    class_labels: u32, // 1: t holds one class label per row; 0: t holds float targets
+    t_cols: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+struct Batch {
+    start: u32,
+    rows: u32,
+    step: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: LossDims;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> t: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> row_stats: array<vec2<f32>>; // (loss, correct)
+
+fn target_value(r: u32, j: u32) -> f32 {
+    if (dims.class_labels == 1u) {
+        return select(0.0, 1.0, u32(t[r]) == j);
+    }
+    if (dims.t_cols == 1u) {
+        return t[r];
+    }
+    return t[r * dims.t_cols + j];
+}
+
+// Index of the first maximum of row r.
+fn argmax(r: u32) -> u32 {
+    let base = r * dims.cols;
+    var best = 0u;
+    var best_v = y[base];
+    for (var j = 1u; j < dims.cols; j++) {
+        if (y[base + j] > best_v) {
+            best_v = y[base + j];
+            best = j;
+        }
+    }
+    return best;
+}
+
+@compute @workgroup_size(64)
+fn loss_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r = gid.x;
+    if (r >= dims.rows) {
+        return;
+    }
+    let base = r * dims.cols;
+    var loss = 0.0;
+    if (dims.kind == 0u) {
+        let scale = 2.0 / f32(dims.rows * dims.cols);
+        for (var j = 0u; j < dims.cols; j++) {
+            let diff = y[base + j] - target_value(r, j);
+            loss += diff * diff;
+            dy[base + j] = scale * diff;
+        }
+        loss = loss / f32(dims.cols);
+    } else {
+        let label = u32(t[r]);
+        var m = y[base];
+        for (var j = 1u; j < dims.cols; j++) {
+            m = max(m, y[base + j]);
+        }
+        var s = 0.0;
+        for (var j = 0u; j < dims.cols; j++) {
+            s += exp(y[base + j] - m);
+        }
+        loss = m + log(s) - y[base + label];
+        let inv_rows = 1.0 / f32(dims.rows);
+        for (var j = 0u; j < dims.cols; j++) {
+            let p = exp(y[base + j] - m) / s;
+            dy[base + j] = (p - select(0.0, 1.0, j == label)) * inv_rows;
+        }
+    }
+    var correct = 0.0;
+    if (dims.class_labels == 1u && argmax(r) == u32(t[r])) {
+        correct = 1.0;
+    }
+    row_stats[r] = vec2<f32>(loss, correct);
+}
+
+// The reduce entry point uses its own binding numbers so the two entry points can share a file.
+@group(0) @binding(5) var<uniform> batch: Batch;
+@group(0) @binding(6) var<storage, read> rows_in: array<vec2<f32>>;
+@group(0) @binding(7) var<storage, read_write> stats: array<vec2<f32>>; // per step: (mean loss, correct)
+
+var<workgroup> partial: array<vec2<f32>, 256>;
+
+@compute @workgroup_size(256)
+fn reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var r = lid.x; r < batch.rows; r += 256u) {
+        acc += rows_in[r];
+    }
+    partial[lid.x] = acc;
+    workgroupBarrier();
+    for (var width = 128u; width > 0u; width >>= 1u) {
+        if (lid.x < width) {
+            partial[lid.x] += partial[lid.x + width];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        let total = partial[0];
+        stats[batch.step] = vec2<f32>(total.x / f32(batch.rows), total.y);
+    }
+}

@@ -1,0 +1,118 @@
+// Tiled matrix product with a fused bias + activation epilogue.
+//
+//   C[m, n] = act( sum_k A(m, k) * B(k, n) + bias[n] )
+//
+// A and B are addressed through row and column strides, so one kernel serves every product the
+// training step needs without transposing anything in memory:
+//   forward  Z  = X · Wᵀ   (A = X [rows, in],  B(k, n) = W[n, k])
+//   backward dX = dZ · W   (A = dZ [rows, out], B = W [out, in])
+//   backward dW = dZᵀ · X  (A(m, k) = dZ[k, m], B = X [rows, in])
+//
+// Each output element is summed over k in increasing order by a single invocation, so results
+// are bit-identical from run to run (no atomics, no split-k).
+
+struct Dims {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_row_stride: u32,
+    a_col_stride: u32,
+    b_row_stride: u32,
+    b_col_stride: u32,
+    // bit 0: add bias; bits 8..15: activation (0 linear, 1 relu, 2 tanh, 3 sigmoid)
+    epilogue: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+// A workgroup of 16×16 invocations computes a 64×64 tile of C; each invocation a 4×4 block,
+// strided by 16 so that neighbouring invocations touch neighbouring columns.
+const TILE: u32 = 64u;
+const TILE_K: u32 = 16u;
+const THREADS: u32 = 256u;
+
+var<workgroup> a_tile: array<f32, 1024>; // [TILE_K][TILE], k-major so the inner loop reads rows
+var<workgroup> b_tile: array<f32, 1024>; // [TILE_K][TILE]
+
+fn activate(x: f32, kind: u32) -> f32 {
+    switch kind {
+        case 1u: { return max(x, 0.0); }
+        case 2u: { return tanh(x); }
+        case 3u: { return 1.0 / (1.0 + exp(-x)); }
+        default: { return x; }
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    let tid = lid.y * 16u + lid.x;
+
+    var acc: array<f32, 16>;
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = 0.0;
+    }
+
+    for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
+        // Cooperative load: 1024 elements of each tile, four per invocation; zero outside.
+        for (var i = 0u; i < 4u; i++) {
+            let e = tid + i * THREADS;
+            let am = e / TILE_K;
+            let ak = e % TILE_K;
+            let gm = row0 + am;
+            let gk = k0 + ak;
+            var av = 0.0;
+            if (gm < dims.m && gk < dims.k) {
+                av = a[gm * dims.a_row_stride + gk * dims.a_col_stride];
+            }
+            a_tile[ak * TILE + am] = av;
+
+            let bk = e / TILE;
+            let bn = e % TILE;
+            let gk2 = k0 + bk;
+            let gn = col0 + bn;
+            var bv = 0.0;
+            if (gk2 < dims.k && gn < dims.n) {
+                bv = b[gk2 * dims.b_row_stride + gn * dims.b_col_stride];
+            }
+            b_tile[bk * TILE + bn] = bv;
+        }
+        workgroupBarrier();
+
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            var av: array<f32, 4>;
+            var bv: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                av[i] = a_tile[kk * TILE + lid.y + 16u * i];
+                bv[i] = b_tile[kk * TILE + lid.x + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    let add_bias = (dims.epilogue & 1u) != 0u;
+    let act = (dims.epilogue >> 8u) & 255u;
+    for (var i = 0u; i < 4u; i++) {
+        let r = row0 + lid.y + 16u * i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x + 16u * j;
+            if (r < dims.m && col < dims.n) {
+                var v = acc[i * 4u + j];
+                if (add_bias) {
+                    v += bias[col];
+                }
+                c[r * dims.n + col] = activate(v, act);
+            }
+        }
+    }
+}

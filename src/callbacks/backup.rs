@@ -1,0 +1,6 @@
+//! placeholder
+/// x
+pub struct BackupAndRestore;
+/// x
+pub enum SaveFreq { /// x
+Epoch }

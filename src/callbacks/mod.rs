@@ -1,0 +1,95 @@
+//! Callbacks: the Keras hooks, and the [`Context`] through which a callback sees and changes
+//! the training state.
+
+mod backup;
+mod context;
+
+pub use backup::{BackupAndRestore, SaveFreq};
+pub use context::Context;
+
+use crate::error::{Error, Result};
+use crate::snapshot::Snapshot;
+use crate::state::Logs;
+
+/// How a `fit` call ended, as told to [`Callback::on_fit_exit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitOutcome {
+    /// All epochs ran, or a callback asked to stop.
+    Completed,
+    /// An error (from a callback, the GPU, a save) ended the run.
+    Failed,
+    /// A preemption signal ended the run after its state was saved.
+    Preempted,
+}
+
+/// A hook into `fit`, as Keras's `Callback`. Every method has a default that does nothing.
+///
+/// Batch hooks run on the host as batches are queued for the GPU; a callback that needs GPU
+/// results (the batch loss, the parameters) asks the [`Context`], which then waits for them.
+/// An error returned by any hook ends `fit` with that error.
+pub trait Callback {
+    /// A name for messages and for the callback's saved state.
+    fn name(&self) -> &str {
+        "callback"
+    }
+
+    /// Called once before training starts (after any earlier hook of other callbacks).
+    fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called once after the last epoch of a run that ended without error.
+    fn on_train_end(&mut self, _ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called at the start of each epoch (also of an epoch resumed in the middle).
+    fn on_epoch_begin(&mut self, _ctx: &mut Context<'_>, _epoch: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called at the end of each epoch with its logs (`loss`, `accuracy`, `val_…`).
+    fn on_epoch_end(&mut self, _ctx: &mut Context<'_>, _epoch: usize, _logs: &Logs) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called before batch `batch` (0-based within the epoch) is queued.
+    fn on_train_batch_begin(&mut self, _ctx: &mut Context<'_>, _batch: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called after batch `batch` is queued; [`Context::batch_logs`] reads its loss.
+    fn on_train_batch_end(&mut self, _ctx: &mut Context<'_>, _batch: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Receives the snapshot this callback asked for with [`Context::request_snapshot`], taken
+    /// after every callback's hook for the same moment has run.
+    fn on_snapshot(&mut self, _ctx: &mut Context<'_>, _snapshot: Snapshot) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called last, however `fit` ends (also after an error): release resources, wait for
+    /// background work.
+    fn on_fit_exit(&mut self, _ctx: &mut Context<'_>, _outcome: FitOutcome) -> Result<()> {
+        Ok(())
+    }
+
+    /// The callback's state to save with a checkpoint (best value, patience counter, ...).
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Restores a state returned by [`Callback::state`] when a run resumes.
+    fn load_state(&mut self, _state: serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A callback that turns any value into a callback error with its name.
+pub(crate) fn callback_error(name: &str, reason: impl ToString) -> Error {
+    Error::Callback {
+        callback: name.to_string(),
+        reason: reason.to_string(),
+    }
+}

@@ -1,0 +1,232 @@
+//! The one error type of wgfit. Every variant carries the facts a user needs to act on it.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout wgfit.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in wgfit.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No GPU or software Vulkan adapter was found.
+    #[error(
+        "no GPU adapter found{detail}; on Debian or Ubuntu install the software Vulkan driver with \
+         `apt-get install mesa-vulkan-drivers` (lavapipe), or set WGPU_ADAPTER_NAME / WGPU_BACKEND"
+    )]
+    NoAdapter {
+        /// Extra context, e.g. which name filter matched nothing.
+        detail: String,
+    },
+    /// The adapter refused to create a device.
+    #[error("could not open the GPU device on adapter `{adapter}`: {reason}")]
+    DeviceRequest {
+        /// Adapter name.
+        adapter: String,
+        /// The driver's reason.
+        reason: String,
+    },
+    /// The GPU did not finish work within the timeout.
+    #[error("the GPU did not finish `{what}` within {seconds} s (hung or lost driver)")]
+    GpuTimeout {
+        /// What was being waited for.
+        what: String,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// A GPU operation failed (validation, out of memory, lost device, mapping).
+    #[error("GPU error during {what}: {reason}")]
+    Gpu {
+        /// The operation.
+        what: String,
+        /// The driver's or wgpu's message.
+        reason: String,
+    },
+    /// A model or data size exceeds what the adapter allows.
+    #[error("{what} needs {requested} bytes but the adapter `{adapter}` allows at most {limit}")]
+    TooLargeForAdapter {
+        /// Which buffer.
+        what: String,
+        /// Bytes asked for.
+        requested: u64,
+        /// Adapter limit.
+        limit: u64,
+        /// Adapter name.
+        adapter: String,
+    },
+
+    /// A configuration value is invalid (model, fit options, callback options).
+    #[error("invalid {what}: {reason}")]
+    Config {
+        /// The option or item.
+        what: String,
+        /// What is wrong and what to pass instead.
+        reason: String,
+    },
+    /// `fit`, `evaluate` or `predict` was called before `compile`.
+    #[error("the model is not compiled: call `compile(loss, optimizer)` first")]
+    NotCompiled,
+    /// A tensor has the wrong shape.
+    #[error("shape mismatch for {what}: expected {expected:?}, got {got:?}")]
+    Shape {
+        /// The tensor.
+        what: String,
+        /// Expected shape.
+        expected: Vec<usize>,
+        /// Actual shape.
+        got: Vec<usize>,
+    },
+    /// A named tensor is missing from a parameter set.
+    #[error("tensor `{name}` is missing{context}")]
+    MissingTensor {
+        /// Tensor name.
+        name: String,
+        /// Where it was expected, e.g. " in model.safetensors".
+        context: String,
+    },
+
+    /// A data file could not be read.
+    #[error("cannot read data file {}: {source}", path.display())]
+    DataIo {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A data file holds no rows.
+    #[error("data file {} holds no data rows", path.display())]
+    EmptyData {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A row of a data file is malformed. Rows and columns are 1-based as in an editor.
+    #[error("{}: row {row}, column {column}: {reason}", path.display())]
+    DataParse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        row: usize,
+        /// 1-based column number (0 when the whole row is at fault).
+        column: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A data set fails validation (in-memory or from a tensor file).
+    #[error("invalid data{}: {reason}", path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    InvalidData {
+        /// The source file, when there is one.
+        path: Option<PathBuf>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A class label does not fit the model's output width.
+    #[error(
+        "label {label} at sample {sample} is out of range: the model has {classes} outputs, so labels must be 0..{classes}"
+    )]
+    LabelOutOfRange {
+        /// 0-based sample index.
+        sample: usize,
+        /// The label.
+        label: u32,
+        /// Number of classes (output width).
+        classes: usize,
+    },
+
+    /// Training produced a non-finite loss.
+    #[error(
+        "training diverged: the loss became {value} in epoch {epoch} (batches up to global step {global_step}); lower the learning rate"
+    )]
+    Diverged {
+        /// 0-based epoch.
+        epoch: usize,
+        /// Global step at which it was seen.
+        global_step: u64,
+        /// The loss value (NaN or inf).
+        value: f32,
+    },
+    /// A callback returned an error; `fit` stops with it.
+    #[error("callback `{callback}` failed: {reason}")]
+    Callback {
+        /// Callback name.
+        callback: String,
+        /// Its message.
+        reason: String,
+    },
+    /// Training stopped because SIGTERM or SIGINT arrived; the state was saved and committed.
+    #[error("preempted by signal {signal}: state saved at epoch {epoch}, step {step}; run again to resume")]
+    Preempted {
+        /// The signal number (15 for SIGTERM, 2 for SIGINT).
+        signal: i32,
+        /// Epoch of the saved state.
+        epoch: usize,
+        /// Step of the saved state.
+        step: usize,
+    },
+
+    /// An I/O error on a checkpoint path.
+    #[error("checkpoint I/O error on {}: {source}", path.display())]
+    CheckpointIo {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A checkpoint file is damaged or not a wgfit checkpoint.
+    #[error("checkpoint {} is unusable: {reason}", path.display())]
+    CorruptCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The backup directory is used by another run.
+    #[error("backup directory {} is in use by another run (lock file {} is held)", dir.display(), dir.join(".lock").display())]
+    BackupLocked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The backup was written by a different model or different options.
+    #[error(
+        "the backup in {} belongs to a different run; differences:\n  {}\nuse a fresh backup directory, or ask to discard the old backup (BackupAndRestore::discard_mismatched(true), CLI --discard-mismatched-backup)",
+        dir.display(), differences.join("\n  ")
+    )]
+    FingerprintMismatch {
+        /// The directory.
+        dir: PathBuf,
+        /// One line per differing item: "what: backup X, now Y".
+        differences: Vec<String>,
+    },
+}
+
+impl Error {
+    /// Shorthand for a [`Error::Config`].
+    pub fn config(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for a [`Error::Gpu`].
+    pub fn gpu(what: impl Into<String>, reason: impl ToString) -> Self {
+        Error::Gpu {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Shorthand for a [`Error::CheckpointIo`].
+    pub fn ckpt_io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::CheckpointIo {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for a [`Error::CorruptCheckpoint`].
+    pub fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::CorruptCheckpoint {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The training loop: epochs of batches, callbacks at Keras's hooks, logs read once per epoch.
+
+use crate::callbacks::{Callback, Context, FitOutcome};
+use crate::data::{Dataset, epoch_permutation};
+use crate::error::{Error, Result};
+use crate::model::GpuParams;
+use crate::model::step::{Workspace, record_eval_step};
+use crate::state::{EpochLogs, Fingerprint, History, Logs, StateMeta};
+
+/// Options of [`crate::Sequential::fit`], as Keras's `fit` arguments.
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    /// Train until this epoch count is reached (epochs `initial_epoch..epochs`).
+    pub epochs: usize,
+    /// Rows per batch; the last batch of an epoch may be smaller.
+    pub batch_size: usize,
+    /// Shuffle the samples every epoch (the order derives from `(seed, epoch)` alone).
+    pub shuffle: bool,
+    /// Seed of the data order.
+    pub seed: u64,
+    /// The epoch to start at when no state is restored.
+    pub initial_epoch: usize,
+    /// 0 silent, 1 a progress line per epoch, 2 one line per epoch (Keras's meaning, on stderr).
+    pub verbose: u8,
+    /// Data to evaluate at the end of each epoch (`val_loss`, `val_accuracy`).
+    pub validation_data: Option<Dataset>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            seed: 0,
+            initial_epoch: 0,
+            verbose: 0,
+            validation_data: None,
+        }
+    }
+}
+
+impl FitOptions {
+    /// Checks the options against the data set.
+    pub fn validate(&self, samples: usize) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::config("batch size", "0 is not a batch size; use 1 or more, e.g. 32"));
+        }
+        if self.batch_size > samples {
+            return Err(Error::config(
+                "batch size",
+                format!(
+                    "{} is larger than the data set ({samples} samples); use at most {samples}",
+                    self.batch_size
+                ),
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(Error::config("epochs", "0 epochs trains nothing; use 1 or more"));
+        }
+        if self.initial_epoch >= self.epochs {
+            return Err(Error::config(
+                "initial epoch",
+                format!(
+                    "initial_epoch {} must be below epochs {}",
+                    self.initial_epoch, self.epochs
+                ),
+            ));
+        }
+        if samples / self.batch_size + 1 > u32::MAX as usize {
+            return Err(Error::config("batch size", "too many batches per epoch"));
+        }
+        Ok(())
+    }
+}
+
+/// The order of samples in `epoch`.
+pub(crate) fn epoch_order(seed: u64, epoch: usize, samples: usize, shuffle: bool) -> Vec<u32> {
+    if shuffle {
+        epoch_permutation(seed, epoch as u64, samples)
+    } else {
+        (0..samples as u32).collect()
+    }
+}
+
+/// Logs from per-batch `(mean loss, correct)` pairs: the loss weighted by batch rows, as
+/// Keras's running mean; accuracy as correct / rows. Summed in f64 in batch order.
+pub(crate) fn logs_of(stats: &[f32], rows: &[usize], accuracy: bool, prefix: &str) -> Logs {
+    let mut loss = 0f64;
+    let mut correct = 0f64;
+    let mut total = 0f64;
+    for (pair, &r) in stats.chunks_exact(2).zip(rows) {
+        loss += pair[0] as f64 * r as f64;
+        correct += pair[1] as f64;
+        total += r as f64;
+    }
+    let mut logs = Logs::new();
+    if total > 0.0 {
+        logs.insert(format!("{prefix}loss"), loss / total);
+        if accuracy {
+            logs.insert(format!("{prefix}accuracy"), correct / total);
+        }
+    }
+    logs
+}
+
+/// Runs `hook` on every callback in order; the first error ends the round.
+fn each(
+    callbacks: &mut [&mut dyn Callback],
+    ctx: &mut Context<'_>,
+    mut hook: impl FnMut(&mut dyn Callback, &mut Context<'_>) -> Result<()>,
+) -> Result<()> {
+    for (i, cb) in callbacks.iter_mut().enumerate() {
+        ctx.current_callback = i;
+        hook(&mut **cb, ctx)?;
+    }
+    after_round(callbacks, ctx)
+}
+
+/// After a round of hooks: hand restored callback states over, then deliver snapshots.
+fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Result<()> {
+    if let Some(states) = ctx.pending_callback_states.take() {
+        for cb in callbacks.iter_mut() {
+            if let Some(state) = states.get(cb.name()) {
+                cb.load_state(state.clone())?;
+            }
+        }
+    }
+    if ctx.snapshot_requests.is_empty() {
+        return Ok(());
+    }
+    ctx.meta.callbacks = callbacks
+        .iter()
+        .filter_map(|cb| cb.state().map(|s| (cb.name().to_string(), s)))
+        .collect();
+    for i in std::mem::take(&mut ctx.snapshot_requests) {
+        let snapshot = ctx.take_snapshot()?;
+        ctx.current_callback = i;
+        callbacks[i].on_snapshot(ctx, snapshot)?;
+    }
+    Ok(())
+}
+
+/// What `fit` needs besides the model's parameters.
+pub(crate) struct FitSetup<'d> {
+    pub data: &'d Dataset,
+    pub options: FitOptions,
+    pub fingerprint: Fingerprint,
+    pub accuracy: bool,
+}
+
+/// Trains `params` on `setup.data`: the body of [`crate::Sequential::fit`].
+pub(crate) fn fit(
+    params: &mut GpuParams,
+    setup: FitSetup<'_>,
+    callbacks: &mut [&mut dyn Callback],
+) -> Result<History> {
+    let options = &setup.options;
+    let work = Workspace::new(params, setup.data, options.batch_size, setup.fingerprint.loss.parse()?)?;
+    let validation = match &options.validation_data {
+        Some(v) => Some(Workspace::new(params, v, options.batch_size.min(v.len()), setup.fingerprint.loss.parse()?)?),
+        None => None,
+    };
+    let meta = StateMeta {
+        position: crate::state::Position {
+            epoch: options.initial_epoch,
+            step: 0,
+            global_step: 0,
+        },
+        seed: options.seed,
+        optimizer_steps: 0,
+        learning_rate: params.optimizer.learning_rate,
+        history: History::default(),
+        callbacks: Default::default(),
+    };
+    let mut ctx = Context::new(params, &work, meta, setup.fingerprint.clone(), options.epochs);
+    let result = train(&mut ctx, callbacks, &setup, validation.as_ref());
+    let outcome = match &result {
+        Ok(_) => FitOutcome::Completed,
+        Err(Error::Preempted { .. }) => FitOutcome::Preempted,
+        Err(_) => FitOutcome::Failed,
+    };
+    // Every callback gets its exit hook, whatever happened; the first error wins.
+    let mut exit_error = None;
+    for (i, cb) in callbacks.iter_mut().enumerate() {
+        ctx.current_callback = i;
+        if let Err(e) = cb.on_fit_exit(&mut ctx, outcome) {
+            exit_error.get_or_insert(e);
+        }
+    }
+    let finished = ctx.recorder.finish(&ctx.params.gpu, "training batches");
+    match (result, exit_error) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Some(e)) => Err(e),
+        (Ok(h), None) => finished.map(|_| h),
+    }
+}
+
+fn train(
+    ctx: &mut Context<'_>,
+    callbacks: &mut [&mut dyn Callback],
+    setup: &FitSetup<'_>,
+    validation: Option<&Workspace>,
+) -> Result<History> {
+    each(callbacks, ctx, |cb, ctx| cb.on_train_begin(ctx))?;
+    ctx.position_locked = true;
+    while ctx.meta.position.epoch < setup.options.epochs && !ctx.stop_requested {
+        train_epoch(ctx, callbacks, setup, validation)?;
+    }
+    ctx.recorder.finish(&ctx.params.gpu, "training batches")?;
+    let logs = ctx.meta.history.last().cloned().unwrap_or_default();
+    each(callbacks, ctx, |cb, ctx| cb.on_train_end(ctx, &logs))?;
+    Ok(ctx.meta.history.clone())
+}
+
+fn train_epoch(
+    ctx: &mut Context<'_>,
+    callbacks: &mut [&mut dyn Callback],
+    setup: &FitSetup<'_>,
+    validation: Option<&Workspace>,
+) -> Result<()> {
+    let epoch = ctx.meta.position.epoch;
+    let order = epoch_order(ctx.meta.seed, epoch, ctx.work.samples, setup.options.shuffle);
+    ctx.work.set_order(&ctx.params.gpu, &order);
+    each(callbacks, ctx, |cb, ctx| cb.on_epoch_begin(ctx, epoch))?;
+
+    let progress = crate::progress::EpochProgress::new(setup.options.verbose, epoch, setup.options.epochs, ctx.work.steps);
+    while ctx.meta.position.step < ctx.work.steps && !ctx.stop_requested {
+        let batch = ctx.meta.position.step;
+        each(callbacks, ctx, |cb, ctx| cb.on_train_batch_begin(ctx, batch))?;
+        ctx.record_step()?;
+        let p = &mut ctx.meta.position;
+        p.step += 1;
+        p.global_step += 1;
+        ctx.meta.optimizer_steps += 1;
+        each(callbacks, ctx, |cb, ctx| cb.on_train_batch_end(ctx, batch))?;
+        progress.batch_done(batch + 1);
+    }
+
+    // The epoch's logs: one readback of every batch's statistics.
+    let done = ctx.meta.position.step;
+    ctx.recorder.finish(&ctx.params.gpu, "training batches")?;
+    let stats = ctx
+        .params
+        .gpu
+        .read_f32(&ctx.work.stats, 0, 2 * done, "reading the epoch's losses")?;
+    let rows: Vec<usize> = (0..done).map(|s| ctx.work.rows(s)).collect();
+    let mut logs = logs_of(&stats, &rows, setup.accuracy, "");
+    if let Some(&loss) = logs.get("loss")
+        && !loss.is_finite()
+    {
+        return Err(Error::Diverged {
+            epoch,
+            global_step: ctx.meta.position.global_step,
+            value: loss as f32,
+        });
+    }
+    if let Some(v) = validation {
+        logs.extend(evaluate_on(ctx.params, v, setup.accuracy, "val_")?);
+    }
+    progress.epoch_done(&logs);
+    ctx.meta.history.epochs.push(EpochLogs {
+        epoch,
+        logs: logs.clone(),
+    });
+    let p = &mut ctx.meta.position;
+    p.epoch += 1;
+    p.step = 0;
+    each(callbacks, ctx, |cb, ctx| cb.on_epoch_end(ctx, epoch, &logs))
+}
+
+/// Runs the forward pass and loss over a whole workspace in order and returns its logs.
+pub(crate) fn evaluate_on(params: &GpuParams, work: &Workspace, accuracy: bool, prefix: &str) -> Result<Logs> {
+    let gpu = &params.gpu;
+    let order: Vec<u32> = (0..work.samples as u32).collect();
+    work.set_order(gpu, &order);
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        for step in 0..work.steps {
+            record_eval_step(&mut pass, work.plan(step), step as u32);
+        }
+    }
+    gpu.queue.submit([encoder.finish()]);
+    let stats = gpu.read_f32(&work.stats, 0, 2 * work.steps, "reading evaluation losses")?;
+    let rows: Vec<usize> = (0..work.steps).map(|s| work.rows(s)).collect();
+    Ok(logs_of(&stats, &rows, accuracy, prefix))
+}
+
+/// Runs the forward pass over a workspace in order and returns the outputs, row-major.
+pub(crate) fn predict_on(params: &GpuParams, work: &Workspace, outputs: usize) -> Result<Vec<f32>> {
+    let gpu = &params.gpu;
+    let order: Vec<u32> = (0..work.samples as u32).collect();
+    work.set_order(gpu, &order);
+    let result = gpu.storage("predictions", (work.samples * outputs) as u64 * 4)?;
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    for step in 0..work.steps {
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            record_eval_step(&mut pass, work.plan(step), step as u32);
+        }
+        let row_bytes = outputs as u64 * 4;
+        encoder.copy_buffer_to_buffer(
+            work.output(),
+            0,
+            &result,
+            (step * work.batch_size) as u64 * row_bytes,
+            work.rows(step) as u64 * row_bytes,
+        );
+    }
+    gpu.queue.submit([encoder.finish()]);
+    gpu.read_f32(&result, 0, work.samples * outputs, "reading predictions")
+}

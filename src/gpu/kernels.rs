@@ -1,0 +1,345 @@
+//! Host side of the WGSL kernels in `shaders/`: their parameter structs, bind group layouts and
+//! pipelines, and one recorded dispatch ([`Dispatch`]).
+//!
+//! | kernel        | shader                   | entry point |
+//! |---------------|--------------------------|-------------|
+//! | matmul        | `shaders/matmul.wgsl`     | `main`      |
+//! | act_backward  | `shaders/activation.wgsl` | `backward`  |
+//! | loss_grad     | `shaders/loss.wgsl`       | `loss_grad` |
+//! | loss_reduce   | `shaders/loss.wgsl`       | `reduce`    |
+//! | gather        | `shaders/gather.wgsl`     | `main`      |
+//! | sgd           | `shaders/sgd.wgsl`        | `main`      |
+
+use bytemuck::{Pod, Zeroable};
+use std::num::NonZeroU64;
+
+/// Parameters of `matmul.wgsl` (see the shader for the meaning of the strides).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct MatmulDims {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub a_row_stride: u32,
+    pub a_col_stride: u32,
+    pub b_row_stride: u32,
+    pub b_col_stride: u32,
+    pub epilogue: u32,
+}
+
+impl MatmulDims {
+    /// Epilogue bits: add the bias, then apply activation `act` (its shader code).
+    pub fn epilogue(bias: bool, act: u32) -> u32 {
+        u32::from(bias) | (act << 8)
+    }
+}
+
+/// Parameters of `activation.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct ActDims {
+    pub rows: u32,
+    pub cols: u32,
+    pub act: u32,
+    pub _pad: u32,
+}
+
+/// Parameters of `loss.wgsl`'s `loss_grad`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct LossDims {
+    pub rows: u32,
+    pub cols: u32,
+    pub kind: u32,
+    pub class_labels: u32,
+    pub t_cols: u32,
+    pub _pad: [u32; 3],
+}
+
+/// One entry of an epoch's batch table, read by `gather` and `reduce` through a dynamic offset.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+pub(crate) struct Batch {
+    pub start: u32,
+    pub rows: u32,
+    pub step: u32,
+    pub _pad: u32,
+}
+
+impl Batch {
+    /// Bytes between entries: the strictest `min_uniform_buffer_offset_alignment` wgpu allows.
+    pub const STRIDE: u64 = 256;
+}
+
+/// Parameters of `gather.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct GatherDims {
+    pub features: u32,
+    pub t_cols: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Parameters of `sgd.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct SgdParams {
+    pub n: u32,
+    pub nesterov: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub _pad: [u32; 3],
+}
+
+/// How a kernel sees one binding.
+#[derive(Clone, Copy)]
+enum Slot {
+    Uniform,
+    /// A uniform read at a per-dispatch offset (the batch table).
+    UniformDynamic,
+    Read,
+    ReadWrite,
+}
+
+/// A compiled kernel and the layout of its bindings.
+pub(crate) struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    bindings: Vec<u32>,
+}
+
+/// A buffer range bound to a kernel: `offset` and `size` in bytes (`None` = to the end).
+#[derive(Clone, Copy)]
+pub(crate) struct Slice<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+    pub size: Option<u64>,
+}
+
+impl<'a> Slice<'a> {
+    /// The whole buffer.
+    pub fn all(buffer: &'a wgpu::Buffer) -> Self {
+        Slice {
+            buffer,
+            offset: 0,
+            size: None,
+        }
+    }
+
+    /// `len` f32 elements starting at element `first`.
+    pub fn f32s(buffer: &'a wgpu::Buffer, first: usize, len: usize) -> Self {
+        Slice {
+            buffer,
+            offset: first as u64 * 4,
+            size: Some((len.max(1) as u64) * 4),
+        }
+    }
+}
+
+/// One kernel launch, ready to record: pipeline, bound buffers and the grid.
+pub(crate) struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    groups: (u32, u32),
+    dynamic: bool,
+}
+
+impl Dispatch {
+    /// Records the launch; `batch` selects the batch-table entry for kernels that read one.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, batch: u32) {
+        pass.set_pipeline(&self.pipeline);
+        if self.dynamic {
+            let offset = (batch as u64 * Batch::STRIDE) as u32;
+            pass.set_bind_group(0, &self.bind_group, &[offset]);
+        } else {
+            pass.set_bind_group(0, &self.bind_group, &[]);
+        }
+        pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
+    }
+}
+
+/// A 1-D grid of `items` invocations in workgroups of `size`, folded into two dimensions when
+/// it exceeds the 65 535 workgroups one dimension allows (kernels rebuild the flat index).
+pub(crate) fn grid(items: usize, size: usize) -> (u32, u32) {
+    let groups = items.div_ceil(size).max(1);
+    if groups <= 65_535 {
+        (groups as u32, 1)
+    } else {
+        (65_535, groups.div_ceil(65_535) as u32)
+    }
+}
+
+impl Kernel {
+    fn new(
+        device: &wgpu::Device,
+        name: &str,
+        source: &str,
+        entry: &str,
+        slots: &[(u32, Slot)],
+    ) -> Self {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+            .iter()
+            .map(|&(binding, slot)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: match slot {
+                    Slot::Uniform => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    Slot::UniformDynamic => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: NonZeroU64::new(std::mem::size_of::<Batch>() as u64),
+                    },
+                    Slot::Read | Slot::ReadWrite => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: matches!(slot, Slot::Read),
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(name),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(name),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        Kernel {
+            pipeline,
+            layout,
+            bindings: slots.iter().map(|s| s.0).collect(),
+        }
+    }
+
+    /// Binds `buffers` (in the order of the kernel's bindings) and fixes the grid.
+    pub fn dispatch(&self, device: &wgpu::Device, buffers: &[Slice<'_>], groups: (u32, u32)) -> Dispatch {
+        assert_eq!(buffers.len(), self.bindings.len(), "binding count of a kernel");
+        let entries: Vec<wgpu::BindGroupEntry> = self
+            .bindings
+            .iter()
+            .zip(buffers)
+            .map(|(&binding, s)| wgpu::BindGroupEntry {
+                binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: s.buffer,
+                    offset: s.offset,
+                    size: s.size.and_then(NonZeroU64::new),
+                }),
+            })
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries: &entries,
+        });
+        Dispatch {
+            pipeline: self.pipeline.clone(),
+            bind_group,
+            groups,
+            dynamic: false,
+        }
+    }
+
+    /// Like [`Kernel::dispatch`] for kernels whose first binding is the batch table.
+    pub fn dispatch_per_batch(&self, device: &wgpu::Device, buffers: &[Slice<'_>], groups: (u32, u32)) -> Dispatch {
+        Dispatch {
+            dynamic: true,
+            ..self.dispatch(device, buffers, groups)
+        }
+    }
+}
+
+/// Every kernel wgfit uses, compiled for one device.
+pub(crate) struct Kernels {
+    pub matmul: Kernel,
+    pub act_backward: Kernel,
+    pub loss_grad: Kernel,
+    pub loss_reduce: Kernel,
+    pub gather: Kernel,
+    pub sgd: Kernel,
+}
+
+impl Kernels {
+    pub fn new(device: &wgpu::Device) -> Self {
+        use Slot::*;
+        let matmul = include_str!("../../shaders/matmul.wgsl");
+        let activation = include_str!("../../shaders/activation.wgsl");
+        let loss = include_str!("../../shaders/loss.wgsl");
+        let gather = include_str!("../../shaders/gather.wgsl");
+        let sgd = include_str!("../../shaders/sgd.wgsl");
+        Kernels {
+            matmul: Kernel::new(
+                device,
+                "matmul",
+                matmul,
+                "main",
+                &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)],
+            ),
+            act_backward: Kernel::new(
+                device,
+                "act_backward",
+                activation,
+                "backward",
+                &[(0, Uniform), (1, Read), (2, ReadWrite), (3, ReadWrite)],
+            ),
+            loss_grad: Kernel::new(
+                device,
+                "loss_grad",
+                loss,
+                "loss_grad",
+                &[(0, Uniform), (1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
+            ),
+            loss_reduce: Kernel::new(
+                device,
+                "loss_reduce",
+                loss,
+                "reduce",
+                &[(5, UniformDynamic), (6, Read), (7, ReadWrite)],
+            ),
+            gather: Kernel::new(
+                device,
+                "gather",
+                gather,
+                "main",
+                &[
+                    (0, UniformDynamic),
+                    (1, Uniform),
+                    (2, Read),
+                    (3, Read),
+                    (4, Read),
+                    (5, ReadWrite),
+                    (6, ReadWrite),
+                ],
+            ),
+            sgd: Kernel::new(
+                device,
+                "sgd",
+                sgd,
+                "main",
+                &[(0, Uniform), (1, ReadWrite), (2, Read), (3, ReadWrite)],
+            ),
+        }
+    }
+}

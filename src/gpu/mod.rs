@@ -1,0 +1,329 @@
+//! The GPU context: adapter choice, device, buffers, waiting with a timeout, and readback.
+//!
+//! One [`Gpu`] is shared by every model in a process ([`Gpu::shared`]); its kernels are
+//! compiled once, when it is created.
+
+mod kernels;
+
+pub(crate) use kernels::{
+    ActDims, Batch, Dispatch, GatherDims, Kernels, LossDims, MatmulDims, SgdParams, Slice, grid,
+};
+
+use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// How long any wait on the GPU may take before it is reported as a hang.
+/// Large enough for the biggest benchmark batch on lavapipe, small enough that CI notices.
+pub const GPU_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What wgfit says about an adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    /// The driver's name for it, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub name: String,
+    /// The graphics API, e.g. `Vulkan`.
+    pub backend: String,
+    /// `DiscreteGpu`, `IntegratedGpu`, `Cpu`, ...
+    pub device_type: String,
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {})", self.name, self.backend, self.device_type)
+    }
+}
+
+impl AdapterSummary {
+    fn of(info: &wgpu::AdapterInfo) -> Self {
+        AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+        }
+    }
+}
+
+/// A device and queue with wgfit's kernels compiled for them.
+pub struct Gpu {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) kernels: Kernels,
+    adapter: AdapterSummary,
+    limits: wgpu::Limits,
+    /// The first error wgpu reported outside an error scope (validation, out of memory, lost
+    /// device); checked after every wait so that it surfaces as an [`Error`], never a panic.
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu").field("adapter", &self.adapter).finish()
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    wgpu::Instance::new(desc)
+}
+
+/// Lists every adapter wgpu sees (honouring `WGPU_BACKEND`), with the one [`Gpu::new`] would
+/// pick marked by its index.
+pub fn list_adapters() -> (Vec<AdapterSummary>, Option<usize>) {
+    let adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+    let chosen = choose(&infos).ok();
+    (infos.iter().map(AdapterSummary::of).collect(), chosen)
+}
+
+/// Picks an adapter: the one `WGPU_ADAPTER_NAME` names (a case-insensitive substring), else a
+/// discrete GPU, else an integrated one, else any other, else a CPU adapter such as lavapipe.
+fn choose(infos: &[wgpu::AdapterInfo]) -> Result<usize> {
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let wanted = wanted.to_lowercase();
+        return infos
+            .iter()
+            .position(|i| i.name.to_lowercase().contains(&wanted))
+            .ok_or_else(|| Error::NoAdapter {
+                detail: format!(
+                    " matching WGPU_ADAPTER_NAME={wanted:?} (adapters seen: {})",
+                    infos
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+    }
+    let rank = |t: wgpu::DeviceType| match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu | wgpu::DeviceType::Other => 2,
+        wgpu::DeviceType::Cpu => 3,
+    };
+    (0..infos.len())
+        .min_by_key(|&i| rank(infos[i].device_type))
+        .ok_or_else(|| Error::NoAdapter {
+            detail: String::new(),
+        })
+}
+
+static SHARED: OnceLock<std::result::Result<Arc<Gpu>, String>> = OnceLock::new();
+
+impl Gpu {
+    /// The process-wide context, created on first use. Models compiled without an explicit
+    /// context use it, so kernels compile once per process.
+    pub fn shared() -> Result<Arc<Gpu>> {
+        SHARED
+            .get_or_init(|| Gpu::new().map(Arc::new).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|detail| Error::NoAdapter {
+                detail: format!(" ({detail})"),
+            })
+    }
+
+    /// Opens the adapter [`list_adapters`] marks and compiles the kernels.
+    pub fn new() -> Result<Gpu> {
+        let instance = instance();
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+        let adapter = &adapters[choose(&infos)?];
+        let summary = AdapterSummary::of(&adapter.get_info());
+        // Take everything the adapter offers: data sets and big layers need large bindings.
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("wgfit"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+                Error::DeviceRequest {
+                    adapter: summary.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let uncaptured = Arc::new(Mutex::new(None));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut slot) = sink.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        }));
+        let kernels = Kernels::new(&device);
+        Ok(Gpu {
+            device,
+            queue,
+            kernels,
+            adapter: summary,
+            limits,
+            uncaptured,
+        })
+    }
+
+    /// The adapter this context runs on.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.adapter
+    }
+
+    /// True for a CPU adapter (lavapipe), where kernels run as loops on the host's cores.
+    pub fn is_cpu(&self) -> bool {
+        self.adapter.device_type == "Cpu"
+    }
+
+    /// Turns an error wgpu reported asynchronously into an [`Error`].
+    pub(crate) fn check(&self, what: &str) -> Result<()> {
+        let taken = self.uncaptured.lock().ok().and_then(|mut e| e.take());
+        match taken {
+            Some(reason) => Err(Error::gpu(what, reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for a submission (or all work) with [`GPU_TIMEOUT`].
+    pub(crate) fn wait(&self, submission: Option<wgpu::SubmissionIndex>, what: &str) -> Result<()> {
+        let poll = wgpu::PollType::Wait {
+            submission_index: submission,
+            timeout: Some(GPU_TIMEOUT),
+        };
+        match self.device.poll(poll) {
+            Ok(_) => self.check(what),
+            Err(wgpu::PollError::Timeout) => Err(Error::GpuTimeout {
+                what: what.to_string(),
+                seconds: GPU_TIMEOUT.as_secs(),
+            }),
+            Err(e) => Err(Error::gpu(what, e)),
+        }
+    }
+
+    /// Checks a buffer size against the adapter's limits before asking for it.
+    pub(crate) fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
+        let limit = self
+            .limits
+            .max_buffer_size
+            .min(self.limits.max_storage_buffer_binding_size as u64);
+        if bytes > limit {
+            return Err(Error::TooLargeForAdapter {
+                what: what.to_string(),
+                requested: bytes,
+                limit,
+                adapter: self.adapter.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A storage buffer of `bytes` (at least 16) that can be copied from and to.
+    pub(crate) fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.check_size(label, bytes)?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::gpu(format!("allocating {label} ({bytes} bytes)"), e));
+        }
+        Ok(buffer)
+    }
+
+    /// A storage buffer holding `data`.
+    pub(crate) fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<wgpu::Buffer> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let buffer = self.storage(label, bytes.len() as u64)?;
+        self.write(&buffer, 0, bytes);
+        Ok(buffer)
+    }
+
+    /// Queues a write of `bytes` into `buffer` at `offset`; it lands before the next submission.
+    pub(crate) fn write(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        // Copies must be multiples of 4 bytes; all wgfit data is f32 or u32.
+        self.queue.write_buffer(buffer, offset, bytes);
+    }
+
+    /// A uniform buffer holding `value`.
+    pub(crate) fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: std::mem::size_of::<T>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue
+            .write_buffer(&buffer, 0, bytemuck::bytes_of(value));
+        buffer
+    }
+
+    /// A host-visible buffer that GPU buffers can be copied into and then mapped for reading.
+    pub(crate) fn staging(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.check_size(label, bytes)?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::gpu(format!("allocating {label} ({bytes} bytes)"), e));
+        }
+        Ok(buffer)
+    }
+
+    /// Maps `staging` (already filled by a submitted copy) and returns its first `bytes` bytes.
+    pub(crate) fn map_read(&self, staging: &wgpu::Buffer, bytes: u64, what: &str) -> Result<Vec<u8>> {
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            // The receiver lives until after the wait below; a send error cannot happen.
+            let _ = tx.send(r);
+        });
+        self.wait(None, what)?;
+        match rx.recv_timeout(GPU_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::gpu(what, e)),
+            Err(_) => {
+                return Err(Error::GpuTimeout {
+                    what: what.to_string(),
+                    seconds: GPU_TIMEOUT.as_secs(),
+                });
+            }
+        }
+        let out = {
+            let view = staging
+                .get_mapped_range(0..bytes)
+                .map_err(|e| Error::gpu(what, e))?;
+            view.to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Copies `bytes` bytes of `buffer` from `offset` to the host (blocking).
+    pub(crate) fn read(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64, what: &str) -> Result<Vec<u8>> {
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.staging(what, bytes)?;
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+        self.map_read(&staging, bytes, what)
+    }
+
+    /// Reads `len` f32 values of `buffer` starting at element `first`.
+    pub(crate) fn read_f32(&self, buffer: &wgpu::Buffer, first: usize, len: usize, what: &str) -> Result<Vec<f32>> {
+        let bytes = self.read(buffer, first as u64 * 4, len as u64 * 4, what)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}

@@ -1,0 +1,48 @@
+//! # wgfit
+//!
+//! Neural-network training on the GPU through wgpu compute shaders, with a Keras-style API and
+//! a [`BackupAndRestore`] callback whose resumed runs end bit-identical to uninterrupted ones.
+//!
+//! ```no_run
+//! use wgfit::{Activation, Dataset, Dense, FitOptions, Loss, Sequential, Sgd};
+//!
+//! # fn main() -> wgfit::Result<()> {
+//! // Two features, a label 0 or 1 per sample.
+//! let x = vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0];
+//! let data = Dataset::classification(x, 2, vec![0, 1, 1, 0])?;
+//!
+//! let mut model = Sequential::new(2)
+//!     .add(Dense::new(8).activation(Activation::Tanh))
+//!     .add(Dense::new(2))
+//!     .seed(1);
+//! model.compile(Loss::CrossEntropy, Sgd::new(0.5))?;
+//! let options = FitOptions { epochs: 200, batch_size: 4, ..Default::default() };
+//! let history = model.fit(&data, options, &mut [])?;
+//! println!("final loss {:?}", history.last());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod callbacks;
+pub mod checkpoint;
+pub mod data;
+mod error;
+mod fit;
+pub mod gpu;
+mod loss;
+mod model;
+mod optim;
+mod progress;
+mod snapshot;
+mod state;
+
+pub use callbacks::{BackupAndRestore, Callback, Context, FitOutcome, SaveFreq};
+pub use data::{CsvOptions, CsvTargets, Dataset, Header, Targets};
+pub use error::{Error, Result};
+pub use fit::FitOptions;
+pub use gpu::{AdapterSummary, Gpu};
+pub use loss::Loss;
+pub use model::{Activation, Dense, Sequential};
+pub use optim::Sgd;
+pub use snapshot::Snapshot;
+pub use state::{EpochLogs, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState};

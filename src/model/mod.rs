@@ -1,0 +1,10 @@
+//! `Sequential` models of `Dense` layers, and their parameters on the GPU.
+
+mod dense;
+mod params;
+mod sequential;
+pub(crate) mod step;
+
+pub use dense::{Activation, Dense};
+pub(crate) use params::GpuParams;
+pub use sequential::Sequential;

@@ -1,0 +1,259 @@
+//! `Sequential`: a stack of `Dense` layers with Keras's `compile` / `fit` / `evaluate` /
+//! `predict`.
+
+use crate::callbacks::Callback;
+use crate::data::{Dataset, Targets};
+use crate::error::{Error, Result};
+use crate::fit::{FitOptions, FitSetup};
+use crate::gpu::Gpu;
+use crate::loss::Loss;
+use crate::model::dense::glorot_uniform;
+use crate::model::step::Workspace;
+use crate::model::{Dense, GpuParams};
+use crate::optim::Sgd;
+use crate::state::{Fingerprint, History, Logs, Tensor};
+use std::sync::Arc;
+
+/// A model: `inputs` features through a stack of [`Dense`] layers.
+pub struct Sequential {
+    inputs: usize,
+    layers: Vec<Dense>,
+    seed: u64,
+    compiled: Option<Compiled>,
+}
+
+struct Compiled {
+    loss: Loss,
+    params: GpuParams,
+}
+
+impl std::fmt::Debug for Sequential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequential")
+            .field("inputs", &self.inputs)
+            .field("layers", &self.layers)
+            .field("seed", &self.seed)
+            .field("compiled", &self.compiled.is_some())
+            .finish()
+    }
+}
+
+impl Sequential {
+    /// An empty model taking `inputs` features per sample (Keras `Input(shape=(inputs,))`).
+    pub fn new(inputs: usize) -> Self {
+        Sequential {
+            inputs,
+            layers: Vec::new(),
+            seed: 0,
+            compiled: None,
+        }
+    }
+
+    /// Appends a layer.
+    pub fn add(mut self, layer: Dense) -> Self {
+        self.layers.push(layer);
+        self
+    }
+
+    /// Sets the seed of the initial weights (default 0). Takes effect at `compile`.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Input features per sample.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Outputs per sample (the last layer's units; 0 for an empty model).
+    pub fn outputs(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.units)
+    }
+
+    /// The layers.
+    pub fn layers(&self) -> &[Dense] {
+        &self.layers
+    }
+
+    /// `(inputs, outputs)` of each layer.
+    fn shapes(&self) -> Vec<(usize, usize, crate::model::Activation)> {
+        let mut inputs = self.inputs;
+        self.layers
+            .iter()
+            .map(|l| {
+                let s = (inputs, l.units, l.activation);
+                inputs = l.units;
+                s
+            })
+            .collect()
+    }
+
+    /// Prepares the model for training on the process's shared GPU context: sets the loss and
+    /// optimizer, and uploads the parameters (Glorot-uniform weights from the seed and zero
+    /// biases the first time; the current parameters when compiled again).
+    pub fn compile(&mut self, loss: Loss, optimizer: Sgd) -> Result<()> {
+        self.compile_on(Gpu::shared()?, loss, optimizer)
+    }
+
+    /// Like [`Sequential::compile`] on a given GPU context.
+    pub fn compile_on(&mut self, gpu: Arc<Gpu>, loss: Loss, optimizer: Sgd) -> Result<()> {
+        optimizer.validate()?;
+        if self.inputs == 0 {
+            return Err(Error::config("model", "the input width is 0; pass the number of features to Sequential::new"));
+        }
+        if self.layers.is_empty() {
+            return Err(Error::config("model", "it has no layers; add at least one Dense layer"));
+        }
+        if let Some((i, _)) = self.layers.iter().enumerate().find(|(_, l)| l.units == 0) {
+            return Err(Error::config("model", format!("layer {i} has 0 units")));
+        }
+        if loss == Loss::CrossEntropy && self.outputs() < 2 {
+            return Err(Error::config(
+                "model",
+                "cross-entropy needs at least 2 outputs (one per class)",
+            ));
+        }
+        let weights: Vec<(Vec<f32>, Vec<f32>)> = match &self.compiled {
+            Some(c) => c
+                .params
+                .read_params()?
+                .chunks_exact(2)
+                .map(|wb| (wb[0].data.clone(), wb[1].data.clone()))
+                .collect(),
+            None => self
+                .shapes()
+                .iter()
+                .enumerate()
+                .map(|(i, &(inp, out, _))| (glorot_uniform(self.seed, i, inp, out), vec![0.0; out]))
+                .collect(),
+        };
+        let params = GpuParams::new(gpu, &self.shapes(), &weights, optimizer)?;
+        self.compiled = Some(Compiled { loss, params });
+        Ok(())
+    }
+
+    fn compiled(&self) -> Result<&Compiled> {
+        self.compiled.as_ref().ok_or(Error::NotCompiled)
+    }
+
+    /// The loss given to `compile`.
+    pub fn loss(&self) -> Result<Loss> {
+        Ok(self.compiled()?.loss)
+    }
+
+    /// The optimizer and its current hyper-parameters.
+    pub fn optimizer(&self) -> Result<Sgd> {
+        Ok(self.compiled()?.params.optimizer)
+    }
+
+    /// The adapter the model runs on.
+    pub fn adapter(&self) -> Result<crate::gpu::AdapterSummary> {
+        Ok(self.compiled()?.params.gpu.adapter().clone())
+    }
+
+    /// Checks a data set against the model and loss before any GPU work.
+    pub fn check_data(&self, data: &Dataset) -> Result<()> {
+        let loss = self.compiled()?.loss;
+        data.check_model(self.inputs, self.outputs())?;
+        if loss == Loss::CrossEntropy && !matches!(data.targets(), Targets::Classes(_)) {
+            return Err(Error::InvalidData {
+                path: None,
+                reason: "cross-entropy needs integer class labels, but the targets are floats".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// What identifies a run of this model on `data` with `options` (see [`Fingerprint`]).
+    pub fn fingerprint(&self, data: &Dataset, options: &FitOptions) -> Result<Fingerprint> {
+        let c = self.compiled()?;
+        let o = &c.params.optimizer;
+        Ok(Fingerprint {
+            layers: self
+                .shapes()
+                .iter()
+                .map(|&(i, o, a)| (i, o, a.name().to_string()))
+                .collect(),
+            loss: c.loss.name().to_string(),
+            optimizer: format!(
+                "sgd(lr={}, momentum={}, nesterov={}, weight_decay={})",
+                o.learning_rate, o.momentum, o.nesterov, o.weight_decay
+            ),
+            batch_size: options.batch_size,
+            shuffle: options.shuffle,
+            data_len: data.len(),
+            data_sha256: data
+                .content_hash()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        })
+    }
+
+    /// Trains the model on `data` (Keras's `fit(x, y, ...)`; a [`Dataset`] holds `x` and `y`).
+    /// Returns the History of the whole run, including epochs restored from a backup.
+    pub fn fit(
+        &mut self,
+        data: &Dataset,
+        options: FitOptions,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
+        self.check_data(data)?;
+        options.validate(data.len())?;
+        if let Some(v) = &options.validation_data {
+            self.check_data(v)?;
+        }
+        let fingerprint = self.fingerprint(data, &options)?;
+        let accuracy = self.compiled()?.loss.reports_accuracy();
+        let c = self.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        crate::fit::fit(
+            &mut c.params,
+            FitSetup {
+                data,
+                options,
+                fingerprint,
+                accuracy,
+            },
+            callbacks,
+        )
+    }
+
+    /// The loss (and accuracy with cross-entropy) over `data`, in order, in batches.
+    pub fn evaluate(&self, data: &Dataset, batch_size: usize) -> Result<Logs> {
+        self.check_data(data)?;
+        let c = self.compiled()?;
+        let work = Workspace::new(&c.params, data, batch_size.clamp(1, data.len()), c.loss)?;
+        crate::fit::evaluate_on(&c.params, &work, c.loss.reports_accuracy(), "")
+    }
+
+    /// The model's outputs for `x` (row-major, `x.len() / inputs` rows), in batches.
+    /// With cross-entropy these are logits; apply a softmax for probabilities.
+    pub fn predict(&self, x: &[f32], batch_size: usize) -> Result<Vec<f32>> {
+        let c = self.compiled()?;
+        let rows = x.len() / self.inputs.max(1);
+        // The forward pass runs with placeholder labels; their loss is not used.
+        let data = Dataset::classification(x.to_vec(), self.inputs, vec![0; rows])?;
+        data.check_model(self.inputs, self.outputs())?;
+        let work = Workspace::new(&c.params, &data, batch_size.clamp(1, rows), c.loss)?;
+        crate::fit::predict_on(&c.params, &work, self.outputs())
+    }
+
+    /// All parameters as named host tensors: `model.layers.<i>.weight` `[out, in]` and
+    /// `model.layers.<i>.bias` `[out]`.
+    pub fn parameters(&self) -> Result<Vec<Tensor>> {
+        self.compiled()?.params.read_params()
+    }
+
+    /// Replaces all parameters; each name of [`Sequential::parameters`] must be given once
+    /// with its shape.
+    pub fn set_parameters(&mut self, tensors: &[Tensor]) -> Result<()> {
+        self.compiled()?.params.write_params(tensors, "")
+    }
+
+    /// The optimizer's slots as named tensors (`optimizer.<param>.momentum`; empty without
+    /// momentum).
+    pub fn optimizer_slots(&self) -> Result<Vec<Tensor>> {
+        self.compiled()?.params.read_slots()
+    }
+}

@@ -1,0 +1,238 @@
+//! Snapshots of the training state taken without stalling training.
+//!
+//! A snapshot is a GPU-side copy of the parameters, optimizer slots and the epoch's batch
+//! statistics into a staging buffer, queued right after the batch it belongs to. The host copy
+//! is made later by [`Snapshot::wait`], typically on another thread, while training goes on.
+//! A small pool of staging buffers bounds the memory: when every buffer is still being written,
+//! taking a new snapshot waits for one to come back.
+
+use crate::error::{Error, Result};
+use crate::gpu::{GPU_TIMEOUT, Gpu};
+use crate::model::GpuParams;
+use crate::state::{StateMeta, Tensor, TrainState};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// At most this many snapshots are in flight; a third save waits for the first to finish.
+const STAGING_BUFFERS: usize = 2;
+
+/// Reusable staging buffers for snapshots.
+pub(crate) struct StagingPool {
+    inner: Mutex<PoolState>,
+    returned: Condvar,
+    bytes: u64,
+}
+
+struct PoolState {
+    free: Vec<wgpu::Buffer>,
+    created: usize,
+}
+
+impl StagingPool {
+    pub fn new(bytes: u64) -> Arc<Self> {
+        Arc::new(StagingPool {
+            inner: Mutex::new(PoolState {
+                free: Vec::new(),
+                created: 0,
+            }),
+            returned: Condvar::new(),
+            bytes,
+        })
+    }
+
+    /// A free buffer; creates one while fewer than [`STAGING_BUFFERS`] exist, else waits.
+    fn take(&self, gpu: &Gpu) -> Result<wgpu::Buffer> {
+        let poisoned = |_| Error::gpu("staging pool", "a snapshot writer thread panicked");
+        let mut state = self.inner.lock().map_err(poisoned)?;
+        loop {
+            if let Some(b) = state.free.pop() {
+                return Ok(b);
+            }
+            if state.created < STAGING_BUFFERS {
+                state.created += 1;
+                drop(state);
+                return gpu.staging("snapshot staging", self.bytes);
+            }
+            let (s, timeout) = self
+                .returned
+                .wait_timeout(state, GPU_TIMEOUT)
+                .map_err(|_| Error::gpu("staging pool", "a snapshot writer thread panicked"))?;
+            if timeout.timed_out() {
+                return Err(Error::GpuTimeout {
+                    what: "waiting for an earlier save to release its staging buffer".into(),
+                    seconds: GPU_TIMEOUT.as_secs(),
+                });
+            }
+            state = s;
+        }
+    }
+
+    fn give_back(&self, buffer: wgpu::Buffer) {
+        if let Ok(mut state) = self.inner.lock() {
+            state.free.push(buffer);
+        }
+        self.returned.notify_one();
+    }
+}
+
+/// Where each part of a snapshot lies in its staging buffer.
+struct Layout {
+    params: Vec<(String, Vec<usize>, usize)>,
+    slots: Vec<(String, Vec<usize>, usize)>,
+    /// Elements of the parameter (and, when present, slot) section.
+    section: usize,
+    /// Batches of the current epoch whose statistics follow the sections.
+    steps: usize,
+}
+
+/// A training state on its way from the GPU to the host.
+pub struct Snapshot {
+    gpu: Arc<Gpu>,
+    pool: Arc<StagingPool>,
+    staging: Option<wgpu::Buffer>,
+    submission: wgpu::SubmissionIndex,
+    layout: Layout,
+    meta: StateMeta,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("position", &self.meta.position)
+            .finish()
+    }
+}
+
+/// Queues the copies of a snapshot into `encoder` and returns the staging buffer and layout.
+/// The caller submits the encoder and then calls [`Snapshot::new`].
+pub(crate) fn record_copy(
+    params: &GpuParams,
+    stats: &wgpu::Buffer,
+    steps: usize,
+    pool: &StagingPool,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<(wgpu::Buffer, SnapshotLayout)> {
+    let staging = pool.take(&params.gpu)?;
+    let section = params.len;
+    let bytes = section as u64 * 4;
+    encoder.copy_buffer_to_buffer(&params.params, 0, &staging, 0, bytes);
+    let slots = params.slot_layout();
+    let mut end = bytes;
+    if !slots.is_empty() {
+        encoder.copy_buffer_to_buffer(&params.momentum, 0, &staging, end, bytes);
+        end += bytes;
+    }
+    if steps > 0 {
+        encoder.copy_buffer_to_buffer(stats, 0, &staging, end, steps as u64 * 8);
+    }
+    Ok((
+        staging,
+        SnapshotLayout(Layout {
+            params: params.param_layout(),
+            slots,
+            section,
+            steps,
+        }),
+    ))
+}
+
+/// Opaque layout handed from [`record_copy`] to [`Snapshot::new`].
+pub(crate) struct SnapshotLayout(Layout);
+
+/// Bytes of staging a model needs for a snapshot with up to `steps` batch statistics.
+pub(crate) fn staging_bytes(params: &GpuParams, steps: usize) -> u64 {
+    let sections = if params.slot_layout().is_empty() { 1 } else { 2 };
+    (params.len * sections) as u64 * 4 + steps as u64 * 8
+}
+
+impl Snapshot {
+    pub(crate) fn new(
+        gpu: Arc<Gpu>,
+        pool: Arc<StagingPool>,
+        staging: wgpu::Buffer,
+        submission: wgpu::SubmissionIndex,
+        layout: SnapshotLayout,
+        meta: StateMeta,
+    ) -> Self {
+        Snapshot {
+            gpu,
+            pool,
+            staging: Some(staging),
+            submission,
+            layout: layout.0,
+            meta,
+        }
+    }
+
+    /// The host-side part of the state (known without waiting).
+    pub fn meta(&self) -> &StateMeta {
+        &self.meta
+    }
+
+    /// Waits for the GPU copy and returns the full state. Safe to call from another thread.
+    pub fn wait(mut self) -> Result<TrainState> {
+        let staging = self
+            .staging
+            .take()
+            .ok_or_else(|| Error::gpu("snapshot", "already taken"))?;
+        let result = self.read(&staging);
+        self.pool.give_back(staging);
+        result
+    }
+
+    fn read(&self, staging: &wgpu::Buffer) -> Result<TrainState> {
+        let l = &self.layout;
+        let sections = if l.slots.is_empty() { 1 } else { 2 };
+        let bytes = (l.section * sections) as u64 * 4 + l.steps as u64 * 8;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        self.gpu
+            .wait(Some(self.submission.clone()), "copying a snapshot to the host")?;
+        match rx.recv_timeout(GPU_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::gpu("mapping a snapshot", e)),
+            Err(_) => {
+                return Err(Error::GpuTimeout {
+                    what: "mapping a snapshot".into(),
+                    seconds: GPU_TIMEOUT.as_secs(),
+                });
+            }
+        }
+        let state = {
+            let view = staging
+                .get_mapped_range(0..bytes)
+                .map_err(|e| Error::gpu("reading a snapshot", e))?;
+            let all: &[f32] = bytemuck::cast_slice(&view);
+            let params = GpuParams::split(&all[..l.section], &l.params);
+            let slots = if l.slots.is_empty() {
+                Vec::new()
+            } else {
+                GpuParams::split(&all[l.section..2 * l.section], &l.slots)
+            };
+            let stats_at = l.section * sections;
+            let batch_stats = all[stats_at..stats_at + 2 * l.steps].to_vec();
+            TrainState {
+                params,
+                slots,
+                meta: self.meta.clone(),
+                batch_stats: Tensor {
+                    name: crate::state::BATCH_STATS.into(),
+                    shape: vec![l.steps, 2],
+                    data: batch_stats,
+                },
+            }
+        };
+        staging.unmap();
+        Ok(state)
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let Some(staging) = self.staging.take() {
+            // Never waited for: the copy may still be pending, but a later map waits for it.
+            self.pool.give_back(staging);
+        }
+    }
+}
