@@ -3,11 +3,12 @@
 
 mod backup;
 mod context;
+mod preempt;
 
 pub use backup::{BackupAndRestore, SaveFreq};
 pub use context::Context;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::snapshot::Snapshot;
 use crate::state::Logs;
 
@@ -83,13 +84,5 @@ pub trait Callback {
     /// Restores a state returned by [`Callback::state`] when a run resumes.
     fn load_state(&mut self, _state: serde_json::Value) -> Result<()> {
         Ok(())
-    }
-}
-
-/// A callback that turns any value into a callback error with its name.
-pub(crate) fn callback_error(name: &str, reason: impl ToString) -> Error {
-    Error::Callback {
-        callback: name.to_string(),
-        reason: reason.to_string(),
     }
 }

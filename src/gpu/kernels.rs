@@ -13,6 +13,9 @@
 use bytemuck::{Pod, Zeroable};
 use std::num::NonZeroU64;
 
+/// Edge of the square tile of C one `matmul.wgsl` workgroup computes.
+pub(crate) const MATMUL_TILE: usize = 64;
+
 /// Parameters of `matmul.wgsl` (see the shader for the meaning of the strides).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]

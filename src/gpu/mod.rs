@@ -4,6 +4,7 @@
 //! compiled once, when it is created.
 
 mod kernels;
+pub mod ops;
 
 pub(crate) use kernels::{
     ActDims, Batch, Dispatch, GatherDims, Kernels, LossDims, MatmulDims, SgdParams, Slice, grid,
@@ -325,5 +326,24 @@ impl Gpu {
     pub(crate) fn read_f32(&self, buffer: &wgpu::Buffer, first: usize, len: usize, what: &str) -> Result<Vec<f32>> {
         let bytes = self.read(buffer, first as u64 * 4, len as u64 * 4, what)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// A matmul launch covering `C [m, n]` (see `shaders/matmul.wgsl`).
+    pub(crate) fn matmul(
+        &self,
+        dims: MatmulDims,
+        a: Slice<'_>,
+        b: Slice<'_>,
+        bias: Slice<'_>,
+        c: Slice<'_>,
+    ) -> Dispatch {
+        let uniform = self.uniform("matmul", &dims);
+        let groups = (
+            (dims.n as usize).div_ceil(kernels::MATMUL_TILE) as u32,
+            (dims.m as usize).div_ceil(kernels::MATMUL_TILE) as u32,
+        );
+        self.kernels
+            .matmul
+            .dispatch(&self.device, &[Slice::all(&uniform), a, b, bias, c], groups)
     }
 }

@@ -13,9 +13,6 @@ use crate::loss::Loss;
 use crate::model::GpuParams;
 use crate::model::params::LayerLayout;
 
-/// Tile edge of `matmul.wgsl`.
-const MATMUL_TILE: usize = 64;
-
 /// Every launch of one step for batches of `rows` rows.
 pub(crate) struct Plan {
     gather: Dispatch,
@@ -401,8 +398,7 @@ fn bias<'a>(params: &'a GpuParams, l: &LayerLayout) -> Slice<'a> {
     Slice::f32s(&params.params, l.bias, l.outputs)
 }
 
-/// A matmul launch covering `C [m, n]` with 64×64 tiles.
-pub(crate) fn matmul(
+fn matmul(
     params: &GpuParams,
     dims: MatmulDims,
     a: Slice<'_>,
@@ -410,13 +406,5 @@ pub(crate) fn matmul(
     bias: Slice<'_>,
     c: Slice<'_>,
 ) -> Dispatch {
-    let gpu = &params.gpu;
-    let uniform = gpu.uniform("matmul", &dims);
-    let groups = (
-        (dims.n as usize).div_ceil(MATMUL_TILE) as u32,
-        (dims.m as usize).div_ceil(MATMUL_TILE) as u32,
-    );
-    gpu.kernels
-        .matmul
-        .dispatch(&gpu.device, &[Slice::all(&uniform), a, b, bias, c], groups)
+    params.gpu.matmul(dims, a, b, bias, c)
 }

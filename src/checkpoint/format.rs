@@ -1,0 +1,245 @@
+//! The two files of a committed state: the safetensors weights file and the JSON sidecar.
+//! Both parsers treat their input as hostile: bounded sizes, checked names, no panics.
+
+use crate::error::{Error, Result};
+use crate::state::{
+    BATCH_STATS, Fingerprint, History, Position, StateMeta, Tensor, TrainState,
+};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// The `format` field of every sidecar.
+pub const FORMAT: &str = "wgfit-backup";
+/// The sidecar format version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// A sidecar larger than this is not read (histories of millions of epochs excepted).
+pub const MAX_SIDECAR_BYTES: u64 = 64 << 20;
+
+/// `latest.json` / `previous.json`: the commit record of one saved state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// Always `wgfit-backup`.
+    pub format: String,
+    /// Format version, 1.
+    pub version: u32,
+    /// The epoch in progress or next to start, 0-based.
+    pub epoch: usize,
+    /// Batches of that epoch done.
+    pub step: usize,
+    /// Batches done in the whole run.
+    pub global_step: u64,
+    /// The weights file this state lives in.
+    pub weights: WeightsRef,
+    /// What must match for a resume.
+    pub fingerprint: Fingerprint,
+    /// Seed of the data order.
+    pub seed: u64,
+    /// Optimizer updates applied.
+    pub optimizer_steps: u64,
+    /// Learning rate at the save.
+    pub learning_rate: f32,
+    /// Finished epochs.
+    pub history: History,
+    /// States of stateful callbacks by name.
+    pub callbacks: BTreeMap<String, serde_json::Value>,
+    /// True when BackupAndRestore created the directory (it then removes it at the end).
+    pub created_backup_dir: bool,
+    /// Wall-clock time of the save, milliseconds since the Unix epoch.
+    pub saved_at_unix_ms: u64,
+}
+
+/// The weights file of a sidecar, with what it must verify against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightsRef {
+    /// A plain file name inside the backup directory.
+    pub file: String,
+    /// Its exact length in bytes.
+    pub bytes: u64,
+    /// SHA-256 of its bytes, lower-case hex.
+    pub sha256: String,
+}
+
+impl Sidecar {
+    /// The host-side state recorded here.
+    pub fn meta(&self) -> StateMeta {
+        StateMeta {
+            position: Position {
+                epoch: self.epoch,
+                step: self.step,
+                global_step: self.global_step,
+            },
+            seed: self.seed,
+            optimizer_steps: self.optimizer_steps,
+            learning_rate: self.learning_rate,
+            history: self.history.clone(),
+            callbacks: self.callbacks.clone(),
+        }
+    }
+
+    /// Parses and checks a sidecar's bytes; `path` names it in errors.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Sidecar> {
+        let sidecar: Sidecar = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt(path, format!("not a valid sidecar: {e}")))?;
+        if sidecar.format != FORMAT {
+            return Err(Error::corrupt(
+                path,
+                format!("format is {:?}, expected {FORMAT:?}", sidecar.format),
+            ));
+        }
+        if sidecar.version != VERSION {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "format version {} is not supported by this wgfit (it reads version {VERSION})",
+                    sidecar.version
+                ),
+            ));
+        }
+        check_file_name(&sidecar.weights.file)
+            .map_err(|reason| Error::corrupt(path, reason))?;
+        if sidecar.weights.sha256.len() != 64
+            || !sidecar.weights.sha256.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Error::corrupt(path, "the weights SHA-256 is not 64 hex digits"));
+        }
+        if !(sidecar.learning_rate.is_finite() && sidecar.learning_rate > 0.0) {
+            return Err(Error::corrupt(path, "the learning rate is not a positive number"));
+        }
+        Ok(sidecar)
+    }
+
+    /// The sidecar as pretty JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+}
+
+/// A weights file name must be `ckpt-<digits>[-<digits>].safetensors`: nothing that could
+/// leave the backup directory (`/`, `..`, absolute paths) or name a file wgfit did not write.
+pub fn check_file_name(name: &str) -> std::result::Result<(), String> {
+    let ok = name
+        .strip_prefix("ckpt-")
+        .and_then(|rest| rest.strip_suffix(".safetensors"))
+        .is_some_and(|core| {
+            !core.is_empty()
+                && core.len() <= 41
+                && core.split('-').count() <= 2
+                && core
+                    .split('-')
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "the weights file name {name:?} is not of the form ckpt-<step>.safetensors"
+        ))
+    }
+}
+
+/// The safetensors bytes of a state: parameters, optimizer slots and batch statistics, with
+/// epoch, step and global step in `__metadata__`.
+pub fn encode(state: &TrainState) -> Result<Vec<u8>> {
+    let bytes: Vec<(&Tensor, Vec<u8>)> = state
+        .params
+        .iter()
+        .chain(&state.slots)
+        .chain(std::iter::once(&state.batch_stats))
+        .map(|t| (t, t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect();
+    let mut views = Vec::with_capacity(bytes.len());
+    for (t, b) in &bytes {
+        let view = TensorView::new(Dtype::F32, t.shape.clone(), b)
+            .map_err(|e| Error::gpu("encoding a checkpoint", e))?;
+        views.push((t.name.clone(), view));
+    }
+    let p = state.meta.position;
+    let metadata: HashMap<String, String> = [
+        ("format".to_string(), FORMAT.to_string()),
+        ("epoch".to_string(), p.epoch.to_string()),
+        ("step".to_string(), p.step.to_string()),
+        ("global_step".to_string(), p.global_step.to_string()),
+    ]
+    .into();
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::gpu("encoding a checkpoint", e))
+}
+
+/// The tensors of a weights file, split into parameters, slots and batch statistics, with
+/// dtype, names and values checked. `path` names the file in errors.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<(Vec<Tensor>, Vec<Tensor>, Tensor)> {
+    let tensors = read_tensors_from(bytes, path)?;
+    let mut params = Vec::new();
+    let mut slots = Vec::new();
+    let mut stats = None;
+    for t in tensors {
+        if t.name == BATCH_STATS {
+            stats = Some(t);
+        } else if t.name.starts_with("model.") {
+            if let Some(bad) = t.data.iter().find(|v| !v.is_finite()) {
+                return Err(Error::corrupt(
+                    path,
+                    format!("tensor `{}` holds {bad}", t.name),
+                ));
+            }
+            params.push(t);
+        } else if t.name.starts_with("optimizer.") {
+            slots.push(t);
+        } else {
+            return Err(Error::corrupt(
+                path,
+                format!("unexpected tensor `{}`", t.name),
+            ));
+        }
+    }
+    let stats = stats.ok_or_else(|| {
+        Error::corrupt(path, format!("tensor `{BATCH_STATS}` is missing"))
+    })?;
+    Ok((params, slots, stats))
+}
+
+/// Every tensor of a safetensors file as f32 host tensors (F32 only), in name order.
+pub fn read_tensors_from(bytes: &[u8], path: &Path) -> Result<Vec<Tensor>> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::corrupt(path, format!("not a valid safetensors file: {e}")))?;
+    let mut out = Vec::new();
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    for name in names {
+        let view = st
+            .tensor(&name)
+            .map_err(|e| Error::corrupt(path, format!("tensor `{name}`: {e}")))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::corrupt(
+                path,
+                format!("tensor `{name}` has dtype {:?}, expected F32", view.dtype()),
+            ));
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.push(Tensor {
+            name,
+            shape: view.shape().to_vec(),
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// Builds the full state from a verified sidecar and its decoded weights file.
+pub fn state_of(sidecar: &Sidecar, weights: &[u8], path: &Path) -> Result<TrainState> {
+    let (params, slots, batch_stats) = decode(weights, path)?;
+    Ok(TrainState {
+        params,
+        slots,
+        meta: sidecar.meta(),
+        batch_stats,
+    })
+}

@@ -1,0 +1,327 @@
+//! Each kernel run once on host data, for tests against CPU references and for benchmarks.
+//! Training does not use these: it records the same kernels into one submission per group of
+//! batches (see `model/step.rs`).
+
+use crate::error::Result;
+use crate::gpu::{
+    ActDims, Batch, GatherDims, Gpu, LossDims, MatmulDims, SgdParams, Slice, grid,
+};
+use crate::{Activation, Loss, Sgd};
+use std::time::Instant;
+
+/// How a matmul operand is laid out in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `A [rows, cols]` used as is.
+    Normal,
+    /// `A [cols, rows]` used transposed.
+    Transposed,
+}
+
+/// A matrix product `C [m, n] = act(A · B + bias)` on the GPU, with `A` `m×k` and `B` `k×n`
+/// after applying their layouts. This is the kernel behind `X·Wᵀ` (B transposed), `dY·W`
+/// (both normal) and `dYᵀ·X` (A transposed).
+#[derive(Debug, Clone, Copy)]
+pub struct MatmulShape {
+    /// Rows of C.
+    pub m: usize,
+    /// Columns of C.
+    pub n: usize,
+    /// The summed dimension.
+    pub k: usize,
+    /// Layout of A.
+    pub a: Layout,
+    /// Layout of B.
+    pub b: Layout,
+}
+
+impl MatmulShape {
+    fn dims(&self, bias: bool, act: Activation) -> MatmulDims {
+        let (a_row_stride, a_col_stride) = match self.a {
+            Layout::Normal => (self.k, 1),
+            Layout::Transposed => (1, self.m),
+        };
+        let (b_row_stride, b_col_stride) = match self.b {
+            Layout::Normal => (self.n, 1),
+            Layout::Transposed => (1, self.k),
+        };
+        MatmulDims {
+            m: self.m as u32,
+            n: self.n as u32,
+            k: self.k as u32,
+            a_row_stride: a_row_stride as u32,
+            a_col_stride: a_col_stride as u32,
+            b_row_stride: b_row_stride as u32,
+            b_col_stride: b_col_stride as u32,
+            epilogue: MatmulDims::epilogue(bias, act.code()),
+        }
+    }
+}
+
+/// Runs `matmul.wgsl` once.
+pub fn matmul(
+    gpu: &Gpu,
+    shape: MatmulShape,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Result<Vec<f32>> {
+    let a_buf = gpu.upload("a", a)?;
+    let b_buf = gpu.upload("b", b)?;
+    let bias_buf = gpu.upload("bias", bias.unwrap_or(&[0.0]))?;
+    let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
+    let launch = gpu.matmul(
+        shape.dims(bias.is_some(), act),
+        Slice::all(&a_buf),
+        Slice::all(&b_buf),
+        Slice::all(&bias_buf),
+        Slice::all(&c),
+    );
+    run(gpu, &[&launch])?;
+    gpu.read_f32(&c, 0, shape.m * shape.n, "reading a matmul result")
+}
+
+/// Times `reps` runs of one matmul on random-free data after one warm-up; returns the
+/// seconds of each run (each run is one submission waited for).
+pub fn time_matmul(gpu: &Gpu, shape: MatmulShape, reps: usize) -> Result<Vec<f64>> {
+    let a = gpu.upload("a", &vec![0.5f32; shape.m * shape.k])?;
+    let b = gpu.upload("b", &vec![0.25f32; shape.k * shape.n])?;
+    let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
+    let launch = gpu.matmul(
+        shape.dims(false, Activation::Linear),
+        Slice::all(&a),
+        Slice::all(&b),
+        Slice::all(&a),
+        Slice::all(&c),
+    );
+    run(gpu, &[&launch])?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let started = Instant::now();
+        run(gpu, &[&launch])?;
+        times.push(started.elapsed().as_secs_f64());
+    }
+    Ok(times)
+}
+
+/// Runs `activation.wgsl`'s backward once: given the layer output `a` and its gradient `d`
+/// (both `[rows, cols]`), returns `(dZ, db)`.
+pub fn activation_backward(
+    gpu: &Gpu,
+    rows: usize,
+    cols: usize,
+    act: Activation,
+    a: &[f32],
+    d: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let a_buf = gpu.upload("a", a)?;
+    let d_buf = gpu.upload("d", d)?;
+    let db = gpu.storage("db", cols as u64 * 4)?;
+    let dims = gpu.uniform(
+        "activation",
+        &ActDims {
+            rows: rows as u32,
+            cols: cols as u32,
+            act: act.code(),
+            _pad: 0,
+        },
+    );
+    let launch = gpu.kernels.act_backward.dispatch(
+        &gpu.device,
+        &[
+            Slice::all(&dims),
+            Slice::all(&a_buf),
+            Slice::all(&d_buf),
+            Slice::all(&db),
+        ],
+        grid(cols, 64),
+    );
+    run(gpu, &[&launch])?;
+    Ok((
+        gpu.read_f32(&d_buf, 0, rows * cols, "reading dZ")?,
+        gpu.read_f32(&db, 0, cols, "reading db")?,
+    ))
+}
+
+/// What the loss kernels return for one batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossOutput {
+    /// Gradient of the batch loss with respect to the outputs, `[rows, cols]`.
+    pub grad: Vec<f32>,
+    /// Loss of each row.
+    pub row_loss: Vec<f32>,
+    /// 1 where the row's first maximum is its label (class labels only), else 0.
+    pub row_correct: Vec<f32>,
+    /// Mean loss of the batch, from the fixed-order tree reduction.
+    pub batch_loss: f32,
+    /// Correct rows in the batch.
+    pub batch_correct: f32,
+}
+
+/// Runs `loss.wgsl` (`loss_grad`, then `reduce`) on outputs `y [rows, cols]` and targets `t`:
+/// class labels (one per row) when `class_labels`, else float targets `[rows, t_cols]`.
+pub fn loss(
+    gpu: &Gpu,
+    loss: Loss,
+    rows: usize,
+    cols: usize,
+    y: &[f32],
+    t: &[f32],
+    class_labels: bool,
+    t_cols: usize,
+) -> Result<LossOutput> {
+    let y_buf = gpu.upload("y", y)?;
+    let t_buf = gpu.upload("t", t)?;
+    let dy = gpu.storage("dy", (rows * cols) as u64 * 4)?;
+    let row_stats = gpu.storage("row stats", rows as u64 * 8)?;
+    let stats = gpu.storage("stats", 8)?;
+    let dims = gpu.uniform(
+        "loss",
+        &LossDims {
+            rows: rows as u32,
+            cols: cols as u32,
+            kind: loss.code(),
+            class_labels: u32::from(class_labels),
+            t_cols: t_cols as u32,
+            _pad: [0; 3],
+        },
+    );
+    let table = batch_entry(gpu, 0, rows);
+    let grad_launch = gpu.kernels.loss_grad.dispatch(
+        &gpu.device,
+        &[
+            Slice::all(&dims),
+            Slice::all(&y_buf),
+            Slice::all(&t_buf),
+            Slice::all(&dy),
+            Slice::all(&row_stats),
+        ],
+        grid(rows, 64),
+    );
+    let reduce = gpu.kernels.loss_reduce.dispatch_per_batch(
+        &gpu.device,
+        &[
+            Slice::all(&table),
+            Slice::all(&row_stats),
+            Slice::all(&stats),
+        ],
+        (1, 1),
+    );
+    run(gpu, &[&grad_launch, &reduce])?;
+    let per_row = gpu.read_f32(&row_stats, 0, 2 * rows, "reading row losses")?;
+    let batch = gpu.read_f32(&stats, 0, 2, "reading the batch loss")?;
+    Ok(LossOutput {
+        grad: gpu.read_f32(&dy, 0, rows * cols, "reading dY")?,
+        row_loss: per_row.iter().step_by(2).copied().collect(),
+        row_correct: per_row.iter().skip(1).step_by(2).copied().collect(),
+        batch_loss: batch[0],
+        batch_correct: batch[1],
+    })
+}
+
+/// Runs `gather.wgsl`: rows `perm[start .. start + rows]` of `x [_, features]` and
+/// `t [_, t_cols]`.
+pub fn gather(
+    gpu: &Gpu,
+    x: &[f32],
+    features: usize,
+    t: &[f32],
+    t_cols: usize,
+    perm: &[u32],
+    start: usize,
+    rows: usize,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let x_buf = gpu.upload("x", x)?;
+    let t_buf = gpu.upload("t", t)?;
+    let perm_buf = gpu.upload("perm", perm)?;
+    let xb = gpu.storage("xb", (rows * features) as u64 * 4)?;
+    let tb = gpu.storage("tb", (rows * t_cols) as u64 * 4)?;
+    let dims = gpu.uniform(
+        "gather",
+        &GatherDims {
+            features: features as u32,
+            t_cols: t_cols as u32,
+            _pad: [0; 2],
+        },
+    );
+    let table = batch_entry(gpu, start, rows);
+    let launch = gpu.kernels.gather.dispatch_per_batch(
+        &gpu.device,
+        &[
+            Slice::all(&table),
+            Slice::all(&dims),
+            Slice::all(&perm_buf),
+            Slice::all(&x_buf),
+            Slice::all(&t_buf),
+            Slice::all(&xb),
+            Slice::all(&tb),
+        ],
+        grid(rows * features.max(t_cols), 256),
+    );
+    run(gpu, &[&launch])?;
+    Ok((
+        gpu.read_f32(&xb, 0, rows * features, "reading xb")?,
+        gpu.read_f32(&tb, 0, rows * t_cols, "reading tb")?,
+    ))
+}
+
+/// Runs `sgd.wgsl` once on weights `w`, gradients `g` and momentum `v` (all the same length);
+/// returns the new `(w, v)`.
+pub fn sgd(gpu: &Gpu, opt: &Sgd, w: &[f32], g: &[f32], v: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+    let w_buf = gpu.upload("w", w)?;
+    let g_buf = gpu.upload("g", g)?;
+    let v_buf = gpu.upload("v", v)?;
+    let params = gpu.uniform(
+        "sgd",
+        &SgdParams {
+            n: w.len() as u32,
+            nesterov: u32::from(opt.nesterov),
+            lr: opt.learning_rate,
+            momentum: opt.momentum,
+            weight_decay: opt.weight_decay,
+            _pad: [0; 3],
+        },
+    );
+    let launch = gpu.kernels.sgd.dispatch(
+        &gpu.device,
+        &[
+            Slice::all(&params),
+            Slice::all(&w_buf),
+            Slice::all(&g_buf),
+            Slice::all(&v_buf),
+        ],
+        grid(w.len(), 256),
+    );
+    run(gpu, &[&launch])?;
+    Ok((
+        gpu.read_f32(&w_buf, 0, w.len(), "reading w")?,
+        gpu.read_f32(&v_buf, 0, v.len(), "reading v")?,
+    ))
+}
+
+/// A one-entry batch table.
+fn batch_entry(gpu: &Gpu, start: usize, rows: usize) -> wgpu::Buffer {
+    gpu.uniform(
+        "batch",
+        &Batch {
+            start: start as u32,
+            rows: rows as u32,
+            step: 0,
+            _pad: 0,
+        },
+    )
+}
+
+/// Records the launches into one pass, submits, and waits.
+fn run(gpu: &Gpu, launches: &[&crate::gpu::Dispatch]) -> Result<()> {
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        for l in launches {
+            l.record(&mut pass, 0);
+        }
+    }
+    let index = gpu.queue.submit([encoder.finish()]);
+    gpu.wait(Some(index), "a kernel")
+}
