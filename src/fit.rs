@@ -104,17 +104,24 @@ pub(crate) fn logs_of(stats: &[f32], rows: &[usize], accuracy: bool, prefix: &st
     logs
 }
 
-/// Runs `hook` on every callback in order; the first error ends the round.
+/// Runs `hook` on every callback in order; the first error ends the round. Snapshots asked
+/// for before the error are still delivered, as a Keras callback saves inside its own hook
+/// whatever the callbacks after it do.
 fn each(
     callbacks: &mut [&mut dyn Callback],
     ctx: &mut Context<'_>,
     mut hook: impl FnMut(&mut dyn Callback, &mut Context<'_>) -> Result<()>,
 ) -> Result<()> {
+    let mut result = Ok(());
     for (i, cb) in callbacks.iter_mut().enumerate() {
         ctx.current_callback = i;
-        hook(&mut **cb, ctx)?;
+        result = hook(&mut **cb, ctx);
+        if result.is_err() {
+            break;
+        }
     }
-    after_round(callbacks, ctx)
+    let delivered = after_round(callbacks, ctx);
+    result.and(delivered)
 }
 
 /// After a round of hooks: hand restored callback states over, then deliver snapshots.

@@ -1,0 +1,109 @@
+//! Helpers shared by the backup and crash tests: a small deterministic data set and model,
+//! counting and interrupting callbacks, and byte-level comparison of parameters.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use wgfit::{
+    Activation, Callback, Context, Dataset, Dense, Error, FitOptions, Loss, Sequential, Sgd,
+};
+
+/// 90 samples of 6 features in 3 classes, from a fixed LCG: 90 is not a multiple of the
+/// batch sizes used, so epochs end with a short batch.
+pub fn data() -> Dataset {
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 40) as f32) / (1u64 << 24) as f32
+    };
+    let x: Vec<f32> = (0..90 * 6).map(|_| next()).collect();
+    let y: Vec<u32> = (0..90).map(|i| (i % 3) as u32).collect();
+    Dataset::classification(x, 6, y).expect("valid data")
+}
+
+/// A compiled 6-8-3 tanh model with momentum.
+pub fn model() -> Sequential {
+    let mut m = Sequential::new(6)
+        .add(Dense::new(8).activation(Activation::Tanh))
+        .add(Dense::new(3))
+        .seed(3);
+    m.compile(Loss::CrossEntropy, Sgd::new(0.05).momentum(0.9))
+        .expect("compile");
+    m
+}
+
+pub fn options(epochs: usize) -> FitOptions {
+    FitOptions {
+        epochs,
+        batch_size: 8,
+        seed: 11,
+        ..Default::default()
+    }
+}
+
+/// Parameters and momentum as raw bits, for byte-for-byte comparison.
+pub fn bits(model: &Sequential) -> Vec<(String, Vec<u32>)> {
+    model
+        .parameters()
+        .expect("parameters")
+        .into_iter()
+        .chain(model.optimizer_slots().expect("slots"))
+        .map(|t| (t.name, t.data.iter().map(|v| v.to_bits()).collect()))
+        .collect()
+}
+
+/// Records every (epoch, batch) that runs.
+#[derive(Default)]
+pub struct Counter {
+    pub batches: Vec<(usize, usize)>,
+}
+
+impl Callback for Counter {
+    fn on_train_batch_begin(&mut self, ctx: &mut Context<'_>, batch: usize) -> wgfit::Result<()> {
+        self.batches.push((ctx.position().epoch, batch));
+        Ok(())
+    }
+}
+
+/// Fails when the run reaches a global step (at that batch's end) or an epoch's start.
+pub struct Interrupt {
+    pub at_global_step: Option<u64>,
+    pub at_epoch_begin: Option<usize>,
+}
+
+impl Callback for Interrupt {
+    fn on_train_batch_end(&mut self, ctx: &mut Context<'_>, _batch: usize) -> wgfit::Result<()> {
+        if Some(ctx.position().global_step) == self.at_global_step {
+            return Err(interrupted());
+        }
+        Ok(())
+    }
+
+    fn on_epoch_begin(&mut self, _ctx: &mut Context<'_>, epoch: usize) -> wgfit::Result<()> {
+        if Some(epoch) == self.at_epoch_begin {
+            return Err(interrupted());
+        }
+        Ok(())
+    }
+}
+
+pub fn interrupted() -> Error {
+    Error::Callback {
+        callback: "Interrupt".into(),
+        reason: "interrupted by the test".into(),
+    }
+}
+
+/// Every file of a directory with its bytes, to prove a directory was left untouched.
+pub fn dir_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
