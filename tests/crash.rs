@@ -1,0 +1,264 @@
+//! Crash tests with real processes: SIGKILL at random moments (saves every batch, with and
+//! without double_checkpoint), SIGTERM and SIGINT with save_before_preemption, and a save that
+//! fails because the file system refuses the write.
+//!
+//! The child process is this test binary itself running the ignored `worker` test, configured
+//! through environment variables.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wgfit::{BackupAndRestore, Callback, Context, SaveFreq};
+
+const EPOCHS: usize = 6;
+
+/// Prints "training" once training starts, so a test knows signals are being caught.
+struct Announce;
+
+impl Callback for Announce {
+    fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> wgfit::Result<()> {
+        println!("training");
+        Ok(())
+    }
+}
+
+/// Stops the run with an error at the start of an epoch.
+struct StopAtEpoch(usize);
+
+impl Callback for StopAtEpoch {
+    fn on_epoch_begin(&mut self, _ctx: &mut Context<'_>, epoch: usize) -> wgfit::Result<()> {
+        if epoch == self.0 {
+            return Err(common::interrupted());
+        }
+        Ok(())
+    }
+}
+
+/// Sleeps after each batch so that kills spread over the run.
+struct Slow(u64);
+
+impl Callback for Slow {
+    fn on_train_batch_end(&mut self, _ctx: &mut Context<'_>, _batch: usize) -> wgfit::Result<()> {
+        std::thread::sleep(Duration::from_millis(self.0));
+        Ok(())
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The child process: trains `common::model()` with a backup, writes the final parameter bits
+/// to WGFIT_WORKER_OUT, and exits 0, 128 + signal after a preemption, or 1 on an error.
+#[test]
+#[ignore = "run as a child process by the other tests in this file"]
+fn worker() {
+    let Some(dir) = env("WGFIT_WORKER_DIR") else {
+        panic!("the worker needs WGFIT_WORKER_DIR");
+    };
+    let code = match train_in_worker(Path::new(&dir)) {
+        Ok(()) => 0,
+        Err(wgfit::Error::Preempted { signal, .. }) => 128 + signal,
+        Err(e) => {
+            eprintln!("worker error: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
+    let freq = match env("WGFIT_WORKER_FREQ").as_deref() {
+        Some("epoch") | None => SaveFreq::Epoch,
+        Some(n) => SaveFreq::Batches(n.parse().unwrap_or(1)),
+    };
+    let mut backup = BackupAndRestore::new(dir)?
+        .save_before_preemption(env("WGFIT_WORKER_PREEMPT").is_some())?
+        .save_freq(freq)?
+        .double_checkpoint(env("WGFIT_WORKER_DOUBLE").is_some())
+        .delete_checkpoint(env("WGFIT_WORKER_KEEP").is_none());
+    let mut stop = StopAtEpoch(env("WGFIT_WORKER_STOP_EPOCH").map_or(usize::MAX, |s| s.parse().unwrap_or(usize::MAX)));
+    let mut slow = Slow(env("WGFIT_WORKER_SLOW_MS").map_or(0, |s| s.parse().unwrap_or(0)));
+    let mut model = common::model();
+    model.fit(
+        &common::data(),
+        common::options(EPOCHS),
+        &mut [&mut backup, &mut Announce, &mut stop, &mut slow],
+    )?;
+    let bits: Vec<u8> = common::bits(&model)
+        .into_iter()
+        .flat_map(|(_, b)| b.into_iter().flat_map(u32::to_le_bytes))
+        .collect();
+    if let Some(out) = env("WGFIT_WORKER_OUT") {
+        std::fs::write(out, bits).map_err(|e| wgfit::Error::ckpt_io("worker output", e))?;
+    }
+    Ok(())
+}
+
+/// A worker process with the given settings (WGFIT_WORKER_* variables without the prefix).
+fn spawn(dir: &Path, out: &Path, vars: &[(&str, &str)], shell_prefix: Option<&str>) -> Child {
+    let exe = std::env::current_exe().unwrap();
+    let args = ["worker", "--exact", "--ignored", "--nocapture", "--test-threads=1"];
+    let mut cmd = match shell_prefix {
+        None => {
+            let mut c = Command::new(&exe);
+            c.args(args);
+            c
+        }
+        Some(prefix) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("{prefix}; exec \"$0\" \"$@\""))
+                .arg(&exe)
+                .args(args);
+            c
+        }
+    };
+    cmd.env("WGFIT_WORKER_DIR", dir)
+        .env("WGFIT_WORKER_OUT", out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(format!("WGFIT_WORKER_{k}"), v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Runs a worker to its end; returns its exit code and stderr.
+fn run_to_end(dir: &Path, out: &Path, vars: &[(&str, &str)], shell_prefix: Option<&str>) -> (i32, String) {
+    let child = spawn(dir, out, vars, shell_prefix);
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The final bits of an uninterrupted run in a fresh process, and how long it took.
+fn reference(tmp: &Path, vars: &[(&str, &str)]) -> (Vec<u8>, Duration) {
+    let out = tmp.join("reference.bin");
+    let started = Instant::now();
+    let (code, err) = run_to_end(&tmp.join("reference-backup"), &out, vars, None);
+    assert_eq!(code, 0, "{err}");
+    (std::fs::read(out).unwrap(), started.elapsed())
+}
+
+fn kill_storm(double: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut vars = vec![("FREQ", "1"), ("SLOW_MS", "3")];
+    if double {
+        vars.push(("DOUBLE", "1"));
+    }
+    let (expected, duration) = reference(tmp.path(), &vars);
+    let kills: usize = env("WGFIT_KILLS").and_then(|s| s.parse().ok()).unwrap_or(12);
+    let dir = tmp.path().join("backup");
+    let out = tmp.path().join("out.bin");
+    let mut rng = 0x9E3779B97F4A7C15u64;
+    let mut landed = 0;
+    for _ in 0..kills {
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+        // Anywhere in the run, startup included (a restarted run is shorter: it resumes).
+        let at = duration.mul_f64(0.9 * (rng >> 11) as f64 / (1u64 << 53) as f64);
+        let mut child = spawn(&dir, &out, &vars, None);
+        std::thread::sleep(at);
+        landed += 1;
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        if status.success() {
+            // It finished before the kill: a fresh run starts next; nothing to count.
+            landed -= 1;
+            std::fs::remove_file(&out).unwrap();
+        }
+    }
+    let (code, err) = run_to_end(&dir, &out, &vars, None);
+    assert_eq!(code, 0, "the run completes after {landed} kills: {err}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected, "final parameters equal the uninterrupted run's");
+    assert!(!dir.exists(), "the finished run removed its backup");
+    eprintln!("survived {landed} SIGKILLs (double_checkpoint {double}), run of {duration:?}");
+    assert!(landed >= kills / 2, "most kills landed while the worker ran ({landed}/{kills})");
+}
+
+#[test]
+fn sigkill_storm_with_saves_every_batch() {
+    kill_storm(false);
+}
+
+#[test]
+fn sigkill_storm_with_double_checkpoint() {
+    kill_storm(true);
+}
+
+fn preempt_with(signal: &str, code: i32) {
+    let tmp = tempfile::tempdir().unwrap();
+    let vars = [("PREEMPT", "1"), ("SLOW_MS", "5")];
+    let (expected, _) = reference(tmp.path(), &vars);
+    let dir = tmp.path().join("backup");
+    let out = tmp.path().join("out.bin");
+    let mut child = spawn(&dir, &out, &vars, None);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Wait until training runs (the handlers are then installed), then a bit more.
+    // (libtest prints "test worker ... " without a newline first.)
+    assert!(lines.any(|l| l.map(|l| l.ends_with("training")).unwrap_or(false)));
+    std::thread::sleep(Duration::from_millis(150));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "exit status 128 + signal: {stderr}");
+    let info = wgfit::checkpoint::inspect(&dir).unwrap();
+    let saved = info.sidecars[0].state.as_ref().expect("a committed backup");
+    assert!(saved.global_step > 0 && saved.global_step < (EPOCHS * 12) as u64);
+    assert!(!out.exists());
+    let (code, err) = run_to_end(&dir, &out, &vars, None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+}
+
+#[test]
+fn sigterm_saves_commits_and_exits_143() {
+    preempt_with("-TERM", 143);
+}
+
+#[test]
+fn sigint_saves_commits_and_exits_130() {
+    preempt_with("-INT", 130);
+}
+
+fn file_bytes(p: PathBuf) -> Vec<u8> {
+    std::fs::read(p).unwrap()
+}
+
+#[test]
+fn a_failing_save_names_the_path_and_keeps_the_last_committed_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[]);
+    let dir = tmp.path().join("backup");
+    let out = tmp.path().join("out.bin");
+
+    // A run that stops at epoch 2 leaves a committed backup of epochs 0-1.
+    let (code, _) = run_to_end(&dir, &out, &[("STOP_EPOCH", "2"), ("KEEP", "1")], None);
+    assert_eq!(code, 1);
+    let committed = file_bytes(dir.join("latest.json"));
+
+    // Files may not grow past 512 bytes (SIGXFSZ ignored, so writes fail with EFBIG): the
+    // restore reads fine, epoch 2 trains, and its save fails.
+    let (code, err) = run_to_end(&dir, &out, &[], Some("trap '' XFSZ; ulimit -f 1"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(dir.to_str().unwrap()), "the error names the path: {err}");
+    assert!(err.contains("too large") || err.contains("File too large"), "{err}");
+    assert_eq!(file_bytes(dir.join("latest.json")), committed, "nothing new was committed");
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(wgfit::checkpoint::TMP_PREFIX))
+        .collect();
+    assert!(leftovers.is_empty(), "no partial file is left: {leftovers:?}");
+
+    // With room again, the run resumes from the committed state and ends exactly.
+    let (code, err) = run_to_end(&dir, &out, &[], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+}
