@@ -3,7 +3,7 @@
 //! Neural-network training on the GPU through wgpu compute shaders, with a Keras-style API and
 //! a [`BackupAndRestore`] callback whose resumed runs end bit-identical to uninterrupted ones.
 //!
-//! ```no_run
+//! ```
 //! use wgfit::{Activation, Dataset, Dense, FitOptions, Loss, Sequential, Sgd};
 //!
 //! # fn main() -> wgfit::Result<()> {
@@ -46,3 +46,8 @@ pub use model::{Activation, Dense, Sequential};
 pub use optim::Sgd;
 pub use snapshot::Snapshot;
 pub use state::{EpochLogs, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState};
+
+/// The README's code blocks, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

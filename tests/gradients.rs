@@ -139,7 +139,11 @@ fn problem(kind: Targets, act: Activation, seed: u64) -> Problem {
         let labels: Vec<u32> = (0..SAMPLES)
             .map(|_| (rng.next_u64() % OUTPUTS as u64) as u32)
             .collect();
-        let t_cols = if kind == Targets::MseBroadcast { 1 } else { OUTPUTS };
+        let t_cols = if kind == Targets::MseBroadcast {
+            1
+        } else {
+            OUTPUTS
+        };
         let values = rng.vec(SAMPLES * t_cols, -1.0, 1.0);
         let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
         let p = [f64s(&w0), f64s(&b0), f64s(&w1), f64s(&b1)];

@@ -226,6 +226,11 @@ fn digits_reach_95_percent_training_accuracy() {
     };
     let history = model.fit(&data, options, &mut [&mut probe]).unwrap();
     let accuracy = history.metric("accuracy");
+    eprintln!(
+        "digits: {} epochs on {}, accuracy {accuracy:?}",
+        history.len(),
+        model.adapter().unwrap()
+    );
     let last = *accuracy.last().unwrap();
     assert!(
         last >= 0.95,
@@ -276,7 +281,10 @@ fn same_seed_same_bits() {
     let (p2, s2, h2) = train_blobs(4);
     assert!(bits(&p1) == bits(&p2), "parameters differ between two runs");
     assert!(!s1.is_empty(), "momentum slots exist");
-    assert!(bits(&s1) == bits(&s2), "momentum slots differ between two runs");
+    assert!(
+        bits(&s1) == bits(&s2),
+        "momentum slots differ between two runs"
+    );
     assert_eq!(h1, h2);
     assert_eq!(h1.epoch_numbers(), vec![0, 1, 2, 3]);
 }
@@ -353,7 +361,10 @@ fn continuation_at_an_epoch_boundary_is_exact() {
 
     let (pb, sb, hb) = continue_blobs(state, 3);
     assert!(bits(&pa) == bits(&pb), "parameters differ after continuing");
-    assert!(bits(&sa) == bits(&sb), "momentum slots differ after continuing");
+    assert!(
+        bits(&sa) == bits(&sb),
+        "momentum slots differ after continuing"
+    );
     assert_eq!(hb, ha, "the continued run's history");
 }
 
@@ -375,8 +386,14 @@ fn continuation_in_the_middle_of_an_epoch_is_exact() {
 
     let (pb, sb, hb) = continue_blobs(state, 0);
     assert!(bits(&pa) == bits(&pb), "parameters differ after continuing");
-    assert!(bits(&sa) == bits(&sb), "momentum slots differ after continuing");
-    assert_eq!(hb, ha, "the continued run's history (epoch 2 spans both runs)");
+    assert!(
+        bits(&sa) == bits(&sb),
+        "momentum slots differ after continuing"
+    );
+    assert_eq!(
+        hb, ha,
+        "the continued run's history (epoch 2 spans both runs)"
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -474,7 +491,12 @@ fn partial_last_batch() {
     let xs = &x[27..30];
     let ts = &y[18..20];
     let out: Vec<f64> = (0..2)
-        .map(|o| b[o] as f64 + (0..3).map(|i| w[o * 3 + i] as f64 * xs[i] as f64).sum::<f64>())
+        .map(|o| {
+            b[o] as f64
+                + (0..3)
+                    .map(|i| w[o * 3 + i] as f64 * xs[i] as f64)
+                    .sum::<f64>()
+        })
         .collect();
     let diff: Vec<f64> = (0..2).map(|o| out[o] - ts[o] as f64).collect();
     let loss = (diff[0] * diff[0] + diff[1] * diff[1]) / 2.0;
@@ -554,7 +576,10 @@ fn stop_training_after_a_batch() {
         ..Default::default()
     };
     let history = model.fit(&data, options, &mut [&mut probe]).unwrap();
-    assert_eq!(probe.batch_ends, vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]);
+    assert_eq!(
+        probe.batch_ends,
+        vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+    );
     assert_eq!(history.epoch_numbers(), vec![0, 1]);
     // The stopped epoch's loss covers the two batches that ran.
     let b = &probe.batch_losses[3..5];
@@ -580,7 +605,9 @@ fn tensor(name: &str, shape: Vec<usize>, data: Vec<f32>) -> Tensor {
 #[test]
 fn predict_and_evaluate_match_the_cpu() {
     let mut model = Sequential::new(3).add(Dense::new(2)).seed(0);
-    model.compile(Loss::MeanSquaredError, Sgd::new(0.1)).unwrap();
+    model
+        .compile(Loss::MeanSquaredError, Sgd::new(0.1))
+        .unwrap();
     let w = vec![0.5, -1.0, 2.0, 0.25, 0.75, -0.5];
     let b = vec![0.125, -2.0];
     model
@@ -598,7 +625,10 @@ fn predict_and_evaluate_match_the_cpu() {
             let w = &w;
             let b = &b;
             (0..2).map(move |o| {
-                b[o] as f64 + (0..3).map(|i| x[r * 3 + i] as f64 * w[o * 3 + i] as f64).sum::<f64>()
+                b[o] as f64
+                    + (0..3)
+                        .map(|i| x[r * 3 + i] as f64 * w[o * 3 + i] as f64)
+                        .sum::<f64>()
             })
         })
         .collect();
@@ -641,7 +671,11 @@ fn evaluate_cross_entropy_loss_and_accuracy() {
     // Identity-like weights: logits = (x0, x1, 0.5).
     model
         .set_parameters(&[
-            tensor("model.layers.0.weight", vec![3, 2], vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0]),
+            tensor(
+                "model.layers.0.weight",
+                vec![3, 2],
+                vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+            ),
             tensor("model.layers.0.bias", vec![3], vec![0.0, 0.0, 0.5]),
         ])
         .unwrap();
@@ -690,7 +724,10 @@ fn errors_before_gpu_work() {
         Err(Error::NotCompiled)
     ));
     assert!(matches!(model.evaluate(&data, 2), Err(Error::NotCompiled)));
-    assert!(matches!(model.predict(data.x(), 2), Err(Error::NotCompiled)));
+    assert!(matches!(
+        model.predict(data.x(), 2),
+        Err(Error::NotCompiled)
+    ));
     assert!(matches!(model.parameters(), Err(Error::NotCompiled)));
 
     model.compile(Loss::CrossEntropy, Sgd::new(0.1)).unwrap();
@@ -729,7 +766,10 @@ fn errors_before_gpu_work() {
         model.fit(&floats, opts(1, 1), &mut []),
         Err(Error::InvalidData { .. })
     ));
-    assert!(model.predict(&[0.0; 5], 1).is_err(), "5 values for 4 inputs");
+    assert!(
+        model.predict(&[0.0; 5], 1).is_err(),
+        "5 values for 4 inputs"
+    );
 
     // set_parameters: wrong shape, missing tensor, unknown tensor.
     let mut wrong = initial.clone();
