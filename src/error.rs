@@ -131,16 +131,18 @@ pub enum Error {
         classes: usize,
     },
 
-    /// Training produced a non-finite loss.
+    /// Training produced a non-finite loss or non-finite parameters.
     #[error(
-        "training diverged: the loss became {value} in epoch {epoch} (batches up to global step {global_step}); lower the learning rate"
+        "training diverged: {what} became {value} in epoch {epoch} (by global step {global_step}); lower the learning rate"
     )]
     Diverged {
+        /// `the loss` or `the parameters`.
+        what: String,
         /// 0-based epoch.
         epoch: usize,
         /// Global step at which it was seen.
         global_step: u64,
-        /// The loss value (NaN or inf).
+        /// The offending value (NaN or ±inf).
         value: f32,
     },
     /// A callback returned an error; `fit` stops with it.

@@ -257,6 +257,7 @@ fn train_epoch(
         && !loss.is_finite()
     {
         return Err(Error::Diverged {
+            what: "the loss".into(),
             epoch,
             global_step: ctx.meta.position.global_step,
             value: loss as f32,

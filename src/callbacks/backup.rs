@@ -414,6 +414,7 @@ fn commit(
     for t in &state.params {
         if let Some(bad) = t.data.iter().find(|v| !v.is_finite()) {
             return Err(Error::Diverged {
+                what: format!("the parameters (`{}`)", t.name),
                 epoch: state.meta.position.epoch,
                 global_step: state.meta.position.global_step,
                 value: *bad,

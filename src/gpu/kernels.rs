@@ -4,6 +4,9 @@
 //! | kernel        | shader                   | entry point |
 //! |---------------|--------------------------|-------------|
 //! | matmul        | `shaders/matmul.wgsl`     | `main`      |
+//! | matmul_nn     | `shaders/matmul_vec4.wgsl`| `nn`        |
+//! | matmul_nt     | `shaders/matmul_vec4.wgsl`| `nt`        |
+//! | matmul_tn     | `shaders/matmul_vec4.wgsl`| `tn`        |
 //! | act_backward  | `shaders/activation.wgsl` | `backward`  |
 //! | loss_grad     | `shaders/loss.wgsl`       | `loss_grad` |
 //! | loss_reduce   | `shaders/loss.wgsl`       | `reduce`    |
@@ -15,6 +18,9 @@ use std::num::NonZeroU64;
 
 /// Edge of the square tile of C one `matmul.wgsl` workgroup computes.
 pub(crate) const MATMUL_TILE: usize = 64;
+
+/// Lanes of one `matmul_vec4.wgsl` workgroup (its `LANES`), side by side along n.
+const VEC4_LANES: usize = 8;
 
 /// Parameters of `matmul.wgsl` (see the shader for the meaning of the strides).
 #[repr(C)]
@@ -277,6 +283,10 @@ impl Kernel {
 /// Every kernel wgfit uses, compiled for one device.
 pub(crate) struct Kernels {
     pub matmul: Kernel,
+    /// The register-blocked variants of `matmul` for CPU adapters, one per operand layout.
+    pub matmul_nn: Kernel,
+    pub matmul_nt: Kernel,
+    pub matmul_tn: Kernel,
     pub act_backward: Kernel,
     pub loss_grad: Kernel,
     pub loss_reduce: Kernel,
@@ -288,18 +298,17 @@ impl Kernels {
     pub fn new(device: &wgpu::Device) -> Self {
         use Slot::*;
         let matmul = include_str!("../../shaders/matmul.wgsl");
+        let matmul_vec4 = include_str!("../../shaders/matmul_vec4.wgsl");
+        let matmul_slots = [(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)];
         let activation = include_str!("../../shaders/activation.wgsl");
         let loss = include_str!("../../shaders/loss.wgsl");
         let gather = include_str!("../../shaders/gather.wgsl");
         let sgd = include_str!("../../shaders/sgd.wgsl");
         Kernels {
-            matmul: Kernel::new(
-                device,
-                "matmul",
-                matmul,
-                "main",
-                &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)],
-            ),
+            matmul: Kernel::new(device, "matmul", matmul, "main", &matmul_slots),
+            matmul_nn: Kernel::new(device, "matmul_nn", matmul_vec4, "nn", &matmul_slots),
+            matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", &matmul_slots),
+            matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", &matmul_slots),
             act_backward: Kernel::new(
                 device,
                 "act_backward",
@@ -344,5 +353,66 @@ impl Kernels {
                 &[(0, Uniform), (1, ReadWrite), (2, Read), (3, ReadWrite)],
             ),
         }
+    }
+}
+
+/// Which `matmul` kernel a product runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MatmulVariant {
+    /// `matmul.wgsl`: 64×64 tiles through workgroup memory; any strides. Used on GPUs.
+    Tiled,
+    /// `matmul_vec4.wgsl` `nn`: A and B both row-major.
+    Nn,
+    /// `matmul_vec4.wgsl` `nt`: A row-major, B stored transposed (`X · Wᵀ`).
+    Nt,
+    /// `matmul_vec4.wgsl` `tn`: A stored transposed, B row-major (`dZᵀ · X`).
+    Tn,
+}
+
+/// Whether a binding can be read as `array<vec4<f32>>` with exact indices: its offset and
+/// size are whole vec4s (a partial last vec4 would be out of bounds and read as zero).
+fn vec4_bindable(s: &Slice<'_>) -> bool {
+    let size = s.size.unwrap_or(s.buffer.size() - s.offset);
+    s.offset % 16 == 0 && size % 16 == 0
+}
+
+impl MatmulVariant {
+    /// The variant for `dims`: on a CPU adapter the vec4 kernel of its layout when the
+    /// vectorised dimensions and strides are multiples of 4, else the tiled kernel.
+    fn choose(cpu: bool, d: &MatmulDims, a: &Slice<'_>, b: &Slice<'_>) -> Self {
+        if !cpu || !vec4_bindable(a) || !vec4_bindable(b) {
+            return MatmulVariant::Tiled;
+        }
+        let four = |x: u32| x % 4 == 0;
+        let (a_rows, b_rows) = (d.a_col_stride == 1, d.b_col_stride == 1);
+        let (a_cols, b_cols) = (d.a_row_stride == 1, d.b_row_stride == 1);
+        if a_rows && b_rows && four(d.k) && four(d.n) && four(d.a_row_stride) && four(d.b_row_stride) {
+            MatmulVariant::Nn
+        } else if a_rows && b_cols && four(d.k) && four(d.a_row_stride) && four(d.b_col_stride) {
+            MatmulVariant::Nt
+        } else if a_cols && b_rows && four(d.m) && four(d.n) && four(d.a_col_stride) && four(d.b_row_stride) {
+            MatmulVariant::Tn
+        } else {
+            MatmulVariant::Tiled
+        }
+    }
+}
+
+impl Kernels {
+    /// A matmul launch covering `C [m, n]`: `buffers` are the uniform holding `dims`, then A,
+    /// B, bias and C. `cpu` selects the register-blocked kernels of `matmul_vec4.wgsl` (see
+    /// there for why llvmpipe needs them).
+    pub fn matmul_dispatch(&self, device: &wgpu::Device, cpu: bool, dims: &MatmulDims, buffers: &[Slice<'_>; 5]) -> Dispatch {
+        let (m, n) = (dims.m as usize, dims.n as usize);
+        let lanes = VEC4_LANES;
+        let (kernel, groups) = match MatmulVariant::choose(cpu, dims, &buffers[1], &buffers[2]) {
+            MatmulVariant::Tiled => (&self.matmul, (n.div_ceil(MATMUL_TILE), m.div_ceil(MATMUL_TILE))),
+            // 4 rows × 8 columns per invocation.
+            MatmulVariant::Nn => (&self.matmul_nn, (n.div_ceil(lanes * 8), m.div_ceil(4))),
+            MatmulVariant::Tn => (&self.matmul_tn, (n.div_ceil(lanes * 8), m.div_ceil(4))),
+            // 4 rows × 4 columns per invocation.
+            MatmulVariant::Nt => (&self.matmul_nt, (n.div_ceil(lanes * 4), m.div_ceil(4))),
+        };
+        kernel.dispatch(device, buffers, (groups.0 as u32, groups.1 as u32))
     }
 }

@@ -199,7 +199,10 @@ impl Gpu {
     }
 
     /// Checks a buffer size against the adapter's limits before asking for it.
-    pub(crate) fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
+    ///
+    /// # Errors
+    /// [`Error::TooLargeForAdapter`] when `bytes` exceeds the largest buffer or binding.
+    pub fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
         let limit = self
             .limits
             .max_buffer_size
@@ -338,12 +341,8 @@ impl Gpu {
         c: Slice<'_>,
     ) -> Dispatch {
         let uniform = self.uniform("matmul", &dims);
-        let groups = (
-            (dims.n as usize).div_ceil(kernels::MATMUL_TILE) as u32,
-            (dims.m as usize).div_ceil(kernels::MATMUL_TILE) as u32,
-        );
+        let buffers = [Slice::all(&uniform), a, b, bias, c];
         self.kernels
-            .matmul
-            .dispatch(&self.device, &[Slice::all(&uniform), a, b, bias, c], groups)
+            .matmul_dispatch(&self.device, self.is_cpu(), &dims, &buffers)
     }
 }

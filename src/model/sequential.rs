@@ -114,6 +114,12 @@ impl Sequential {
                 "cross-entropy needs at least 2 outputs (one per class)",
             ));
         }
+        // Refuse a model the adapter cannot hold before allocating anything on the host.
+        let bytes = self.shapes().iter().fold(0u64, |sum, &(i, o, _)| {
+            let elems = (i as u64).saturating_mul(o as u64).saturating_add(o as u64 + 128);
+            sum.saturating_add(elems.saturating_mul(4))
+        });
+        gpu.check_size("the model's parameters", bytes)?;
         let weights: Vec<(Vec<f32>, Vec<f32>)> = match &self.compiled {
             Some(c) => c
                 .params
