@@ -262,3 +262,22 @@ fn a_failing_save_names_the_path_and_keeps_the_last_committed_state() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), expected);
 }
+
+#[test]
+fn two_processes_on_one_directory_exactly_one_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("backup");
+    let vars = [("SLOW_MS", "10"), ("KEEP", "1"), ("FREQ", "3")];
+    let a = spawn(&dir, &tmp.path().join("a.bin"), &vars, None);
+    let b = spawn(&dir, &tmp.path().join("b.bin"), &vars, None);
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+    assert!(codes.contains(&Some(0)) && codes.contains(&Some(1)), "one wins, one fails: {codes:?}");
+    let loser = outs.iter().find(|o| o.status.code() == Some(1)).unwrap();
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(err.contains("in use by another run"), "{err}");
+    // The directory holds the winner's final state, verified.
+    let info = wgfit::checkpoint::inspect(&dir).unwrap();
+    let s = info.sidecars[0].state.as_ref().expect("a committed state");
+    assert_eq!((s.epoch, s.step), (EPOCHS, 0));
+}
