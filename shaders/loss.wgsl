@@ -58,8 +58,9 @@ fn argmax(r: u32) -> u32 {
 }
 
 @compute @workgroup_size(64)
-fn loss_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = gid.x;
+fn loss_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    // Grids of more than 65 535 workgroups are folded into a second dimension.
+    let r = gid.x + gid.y * groups.x * 64u;
     if (r >= dims.rows) {
         return;
     }

@@ -55,6 +55,14 @@ impl FitOptions {
                 ),
             ));
         }
+        // One matmul launch covers a batch with at most 65 535 rows of 64-row tiles.
+        const MAX_BATCH: usize = 65_535 * 64;
+        if self.batch_size > MAX_BATCH {
+            return Err(Error::config(
+                "batch size",
+                format!("{} is more than the {MAX_BATCH} rows one batch may have", self.batch_size),
+            ));
+        }
         if self.epochs == 0 {
             return Err(Error::config("epochs", "0 epochs trains nothing; use 1 or more"));
         }

@@ -423,8 +423,8 @@ fn loss_ref(
         match loss {
             Loss::MeanSquaredError => {
                 let mut sum = 0.0;
-                for j in 0..cols {
-                    let diff = yr[j] as f64 - target(j);
+                for (j, &yj) in yr.iter().enumerate() {
+                    let diff = yj as f64 - target(j);
                     sum += diff * diff;
                     r.grad[i * cols + j] = 2.0 * diff / (rows * cols) as f64;
                 }
@@ -437,8 +437,8 @@ fn loss_ref(
                 let s: f64 = yr.iter().map(|&v| (v as f64 - m).exp()).sum();
                 r.row_loss[i] = m + s.ln() - yr[label] as f64;
                 r.row_mag[i] = m.abs() + s.ln().abs() + (yr[label] as f64).abs();
-                for j in 0..cols {
-                    let p = (yr[j] as f64 - m).exp() / s;
+                for (j, &yj) in yr.iter().enumerate() {
+                    let p = (yj as f64 - m).exp() / s;
                     let onehot = if j == label { 1.0 } else { 0.0 };
                     r.grad[i * cols + j] = (p - onehot) / rows as f64;
                 }

@@ -206,7 +206,7 @@ impl Gpu {
         let limit = self
             .limits
             .max_buffer_size
-            .min(self.limits.max_storage_buffer_binding_size as u64);
+            .min(self.limits.max_storage_buffer_binding_size);
         if bytes > limit {
             return Err(Error::TooLargeForAdapter {
                 what: what.to_string(),

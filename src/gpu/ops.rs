@@ -161,6 +161,7 @@ pub struct LossOutput {
 
 /// Runs `loss.wgsl` (`loss_grad`, then `reduce`) on outputs `y [rows, cols]` and targets `t`:
 /// class labels (one per row) when `class_labels`, else float targets `[rows, t_cols]`.
+#[allow(clippy::too_many_arguments)] // one argument per kernel binding and dimension
 pub fn loss(
     gpu: &Gpu,
     loss: Loss,
@@ -222,6 +223,7 @@ pub fn loss(
 
 /// Runs `gather.wgsl`: rows `perm[start .. start + rows]` of `x [_, features]` and
 /// `t [_, t_cols]`.
+#[allow(clippy::too_many_arguments)] // one argument per kernel binding and dimension
 pub fn gather(
     gpu: &Gpu,
     x: &[f32],

@@ -49,7 +49,8 @@ impl Sequential {
         }
     }
 
-    /// Appends a layer.
+    /// Appends a layer (Keras's `model.add`).
+    #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, layer: Dense) -> Self {
         self.layers.push(layer);
         self
@@ -107,6 +108,14 @@ impl Sequential {
         }
         if let Some((i, _)) = self.layers.iter().enumerate().find(|(_, l)| l.units == 0) {
             return Err(Error::config("model", format!("layer {i} has 0 units")));
+        }
+        // Kernel grids cover at most 65 535 workgroups of 64 in one dimension.
+        const MAX_WIDTH: usize = 65_535 * 64;
+        if let Some((i, l)) = self.layers.iter().enumerate().find(|(_, l)| l.units > MAX_WIDTH) {
+            return Err(Error::config(
+                "model",
+                format!("layer {i} has {} units; at most {MAX_WIDTH} are supported", l.units),
+            ));
         }
         if loss == Loss::CrossEntropy && self.outputs() < 2 {
             return Err(Error::config(
