@@ -1,1 +1,220 @@
-fn main() {}
+//! `wgfit`: train, inspect, evaluate and predict with wgfit models from the command line.
+//!
+//! Exit status: 0 done; 1 error; 2 usage error; 128 + the signal number after a preemption
+//! (SIGTERM/SIGINT) whose state was saved to the backup directory.
+
+mod devices;
+mod evaluate;
+mod inspect;
+mod progress;
+mod train;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use wgfit::{Activation, CsvOptions, Dataset, Loss};
+
+/// The bundled data set: 1797 handwritten digits, 8x8 pixels of 0..16, label in the last column.
+const DIGITS_GZ: &[u8] = include_bytes!("../../../data/digits.csv.gz");
+
+/// The bundled digits are scaled by this (pixel values 0..16 become 0..1).
+pub const DIGITS_SCALE: f32 = 1.0 / 16.0;
+
+#[derive(Parser)]
+#[command(
+    name = "wgfit",
+    version,
+    about = "Train dense neural networks on the GPU (wgpu compute shaders), with exact crash-safe resume",
+    after_help = "Examples:\n  wgfit train                      train a 64-32-10 network on the bundled digits\n  wgfit train --epochs 5 --output digits.safetensors\n  wgfit inspect digits.backup      what a killed run left behind\n  wgfit evaluate --weights digits.safetensors\n\nA killed `wgfit train` picks up where it stopped when run again with the same arguments."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a Sequential of dense layers and write its final parameters.
+    Train(Box<train::TrainArgs>),
+    /// Report on a backup directory: the committed checkpoint and whether its files verify.
+    Inspect(inspect::InspectArgs),
+    /// Print the loss (and accuracy) of trained weights on a data set.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Write the model's outputs for every row of a data set as CSV.
+    Predict(evaluate::PredictArgs),
+    /// List the GPU adapters wgpu sees and mark the one wgfit would use.
+    #[command(
+        after_help = "Examples:\n  wgfit devices\n  WGPU_ADAPTER_NAME=llvmpipe wgfit train    use the adapter whose name contains `llvmpipe`"
+    )]
+    Devices,
+}
+
+/// A command's failure: the message for stderr and the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            code: 1,
+        }
+    }
+}
+
+impl From<wgfit::Error> for Failure {
+    fn from(e: wgfit::Error) -> Self {
+        let code = match &e {
+            wgfit::Error::Preempted { signal, .. } => {
+                u8::try_from(128 + signal.clamp(&0, &127)).unwrap_or(1)
+            }
+            _ => 1,
+        };
+        Failure {
+            message: e.to_string(),
+            code,
+        }
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, Failure>;
+
+/// `--activation` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActivationArg {
+    Relu,
+    Tanh,
+    Sigmoid,
+    Linear,
+}
+
+impl ActivationArg {
+    pub fn to_lib(self) -> Activation {
+        match self {
+            ActivationArg::Relu => Activation::Relu,
+            ActivationArg::Tanh => Activation::Tanh,
+            ActivationArg::Sigmoid => Activation::Sigmoid,
+            ActivationArg::Linear => Activation::Linear,
+        }
+    }
+}
+
+/// `--loss` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    Crossentropy,
+    Mse,
+}
+
+impl LossArg {
+    pub fn to_lib(self) -> Loss {
+        match self {
+            LossArg::Crossentropy => Loss::CrossEntropy,
+            LossArg::Mse => Loss::MeanSquaredError,
+        }
+    }
+}
+
+/// Loads `--data` (CSV, optionally gzip, or safetensors with `x` and `y`), or the bundled digits
+/// scaled to 0..1 when no path is given; `scale` multiplies the inputs (default: 1/16 for the
+/// bundled digits, 1 for a file).
+pub fn load_data(
+    path: Option<&Path>,
+    options: &CsvOptions,
+    scale: Option<f32>,
+) -> CliResult<Dataset> {
+    let data = match path {
+        Some(p) => Dataset::load(p, options)?,
+        None => load_bundled(options)?,
+    };
+    let scale = scale.unwrap_or(if path.is_none() { DIGITS_SCALE } else { 1.0 });
+    scale_inputs(data, scale)
+}
+
+/// The bundled digits as the CSV loader reads them with `options` (unscaled).
+pub fn load_bundled(options: &CsvOptions) -> CliResult<Dataset> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix("wgfit-digits-")
+        .suffix(".csv.gz")
+        .tempfile()
+        .map_err(|e| Failure::new(format!("cannot unpack the bundled digits data set: {e}")))?;
+    tmp.write_all(DIGITS_GZ)
+        .and_then(|_| tmp.flush())
+        .map_err(|e| Failure::new(format!("cannot unpack the bundled digits data set: {e}")))?;
+    Ok(Dataset::from_csv(tmp.path(), options)?)
+}
+
+/// Multiplies every input by `scale` (no copy when it is 1).
+pub fn scale_inputs(data: Dataset, scale: f32) -> CliResult<Dataset> {
+    if scale == 1.0 {
+        return Ok(data);
+    }
+    if !scale.is_finite() || scale == 0.0 {
+        return Err(Failure {
+            message: format!("--scale {scale} is not usable; pass a finite, non-zero factor"),
+            code: 2,
+        });
+    }
+    let x = data.x().iter().map(|v| v * scale).collect();
+    Ok(Dataset::new(x, data.features(), data.targets().clone())?)
+}
+
+/// The number of classes a data set's labels need (max label + 1), if it has class labels.
+pub fn classes_needed(data: &Dataset) -> Option<usize> {
+    match data.targets() {
+        wgfit::Targets::Classes(labels) => labels.iter().max().map(|&m| m as usize + 1),
+        wgfit::Targets::Values { .. } => None,
+    }
+}
+
+/// Metric names in Keras's order: loss first, then the other metrics, then their `val_` twins.
+pub fn metric_order<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<&'a String> {
+    let mut v: Vec<&String> = names.into_iter().collect();
+    v.sort_by_key(|n| {
+        let val = n.starts_with("val_");
+        let base = n.trim_start_matches("val_");
+        (val, base != "loss", base.to_string())
+    });
+    v.dedup();
+    v
+}
+
+/// `name value` pairs of a logs map in [`metric_order`], 4 decimals.
+pub fn format_logs(logs: &wgfit::Logs) -> String {
+    metric_order(logs.keys())
+        .into_iter()
+        .map(|k| format!("{k} {:.4}", logs[k]))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => {
+            println!("wgfit {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "run `wgfit --help` for the commands, `wgfit train` to train on the bundled digits"
+            );
+            Ok(())
+        }
+        Some(Command::Train(args)) => train::run(*args),
+        Some(Command::Inspect(args)) => inspect::run(args),
+        Some(Command::Evaluate(args)) => evaluate::run_evaluate(args),
+        Some(Command::Predict(args)) => evaluate::run_predict(args),
+        Some(Command::Devices) => devices::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("wgfit: error: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}

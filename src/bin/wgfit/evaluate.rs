@@ -1,0 +1,330 @@
+//! `wgfit evaluate` and `wgfit predict`: a model rebuilt from a weights file.
+
+use crate::train::{META_KEY, ModelMeta, write_atomic};
+use crate::{ActivationArg, CliResult, Failure, LossArg, load_data};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use wgfit::{Activation, CsvOptions, CsvTargets, Dense, Loss, Sequential, Sgd, Tensor};
+
+/// The model flags evaluate and predict share.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// The parameters, as `wgfit train --output` writes them
+    #[arg(long, value_name = "PATH")]
+    weights: PathBuf,
+    /// Data: CSV (optionally gzip) or safetensors with tensor `x` (and `y`) [default: the
+    /// bundled digits, scaled by 1/16]
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+    /// Multiply every input by F [default: 0.0625 (1/16) for the bundled digits, 1 for --data]
+    #[arg(long, value_name = "F")]
+    scale: Option<f32>,
+    /// Hidden widths then the output width; optional: read from the weights' shapes, and
+    /// checked against them when given
+    #[arg(long, value_name = "W,..", value_delimiter = ',')]
+    layers: Option<Vec<usize>>,
+    /// Hidden-layer activation [default: as recorded by `wgfit train` in the weights file, else
+    /// relu]
+    #[arg(long, value_enum)]
+    activation: Option<ActivationArg>,
+    /// Loss [default: as recorded in the weights file, else crossentropy]
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
+    /// Rows per forward pass
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  wgfit evaluate --weights wgfit-model.safetensors
+  wgfit evaluate --weights iris.safetensors --data iris.csv")]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  wgfit predict --weights wgfit-model.safetensors --output predictions.csv
+  wgfit predict --weights iris.safetensors --data iris.csv --output iris-pred.csv
+
+With cross-entropy the columns are the softmax probabilities p0..p<n-1> and the predicted class;
+with mse the outputs y0..y<n-1>. A label column in the data (one more column than the model's
+inputs) is ignored.")]
+pub struct PredictArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Where to write the predictions (CSV, one row per input row)
+    #[arg(long, value_name = "PATH.csv")]
+    output: PathBuf,
+}
+
+/// A compiled model holding the parameters of a weights file.
+struct Loaded {
+    model: Sequential,
+    loss: Loss,
+}
+
+/// Rebuilds the model from `--weights`: layer widths from the tensor shapes, activation and loss
+/// from the flags or the file's metadata.
+fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
+    let path = &args.weights;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::new(format!("cannot read --weights {}: {e}", path.display())))?;
+    let meta: Option<ModelMeta> = safetensors::SafeTensors::read_metadata(&bytes)
+        .ok()
+        .and_then(|(_, m)| m.metadata().as_ref().and_then(|m| m.get(META_KEY).cloned()))
+        .and_then(|json| serde_json::from_str(&json).ok());
+    let tensors = wgfit::checkpoint::read_tensors(path)?;
+    let (inputs, widths) = shapes_of(&tensors, path)?;
+    if let Some(given) = &args.layers
+        && given != &widths
+    {
+        return Err(Failure::new(format!(
+            "--layers {} does not match --weights {}, which holds layers {} (inputs {inputs}); leave --layers out to use the file's",
+            join(given),
+            path.display(),
+            join(&widths)
+        )));
+    }
+    let activation = match (args.activation, &meta) {
+        (Some(a), _) => a.to_lib(),
+        (None, Some(m)) => m.activation.parse()?,
+        (None, None) => Activation::Relu,
+    };
+    let loss = match (args.loss, &meta) {
+        (Some(l), _) => l.to_lib(),
+        (None, Some(m)) => m.loss.parse()?,
+        (None, None) => Loss::CrossEntropy,
+    };
+    let mut model = Sequential::new(inputs);
+    let last = widths.len() - 1;
+    for (i, &w) in widths.iter().enumerate() {
+        let layer = Dense::new(w);
+        model = model.add(if i < last {
+            layer.activation(activation)
+        } else {
+            layer
+        });
+    }
+    model.compile(loss, Sgd::new(0.1))?;
+    model.set_parameters(&tensors)?;
+    Ok(Loaded { model, loss })
+}
+
+/// `(inputs, widths)` from `model.layers.<i>.weight` `[out, in]`, checking the chain and biases.
+fn shapes_of(tensors: &[Tensor], path: &Path) -> CliResult<(usize, Vec<usize>)> {
+    let find = |name: &str| tensors.iter().find(|t| t.name == name);
+    let bad = |reason: String| {
+        Failure::new(format!(
+            "--weights {}: {reason} (expected model.layers.<i>.weight [out, in] and model.layers.<i>.bias [out], as `wgfit train` writes)",
+            path.display()
+        ))
+    };
+    let mut widths = Vec::new();
+    let mut inputs = 0;
+    for i in 0.. {
+        let Some(w) = find(&format!("model.layers.{i}.weight")) else {
+            break;
+        };
+        let [out, inp] = w.shape[..] else {
+            return Err(bad(format!(
+                "model.layers.{i}.weight has shape {:?}, not [out, in]",
+                w.shape
+            )));
+        };
+        if i == 0 {
+            inputs = inp;
+        } else if inp != widths[i - 1] {
+            return Err(bad(format!(
+                "model.layers.{i}.weight takes {inp} inputs but layer {} has {} outputs",
+                i - 1,
+                widths[i - 1]
+            )));
+        }
+        match find(&format!("model.layers.{i}.bias")) {
+            Some(b) if b.shape == [out] => {}
+            Some(b) => {
+                return Err(bad(format!(
+                    "model.layers.{i}.bias has shape {:?}, not [{out}]",
+                    b.shape
+                )));
+            }
+            None => return Err(bad(format!("model.layers.{i}.bias is missing"))),
+        }
+        widths.push(out);
+    }
+    if widths.is_empty() {
+        return Err(bad("no model.layers.0.weight".into()));
+    }
+    Ok((inputs, widths))
+}
+
+fn join(w: &[usize]) -> String {
+    w.iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// An input-width mismatch in terms of the flags.
+fn width_error(data_name: &str, got: usize, inputs: usize) -> Failure {
+    Failure::new(format!(
+        "{data_name} has {got} input columns but the model in --weights takes {inputs}"
+    ))
+}
+
+fn data_name(args: &ModelArgs) -> String {
+    args.data
+        .as_ref()
+        .map_or_else(|| "the bundled digits".into(), |p| p.display().to_string())
+}
+
+pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
+    let args = args.model;
+    let Loaded { model, loss } = load_model(&args)?;
+    let data = load_data(args.data.as_deref(), &CsvOptions::default(), args.scale)?;
+    if data.features() != model.inputs() {
+        return Err(width_error(
+            &data_name(&args),
+            data.features(),
+            model.inputs(),
+        ));
+    }
+    let logs = model.evaluate(&data, args.batch_size.max(1))?;
+    println!("samples:       {}", data.len());
+    for k in crate::metric_order(logs.keys()) {
+        println!("{:<14} {:.4}", format!("{k}:"), logs[k]);
+    }
+    println!("loss fn:       {}", loss.name());
+    Ok(())
+}
+
+/// The inputs of every row, dropping a label column when the data has one more column than
+/// the model's inputs.
+fn load_inputs(args: &ModelArgs, inputs: usize) -> CliResult<Vec<f32>> {
+    let name = data_name(args);
+    let is_safetensors = args
+        .data
+        .as_ref()
+        .and_then(|p| p.extension())
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    let scale = args.scale.unwrap_or(if args.data.is_none() {
+        crate::DIGITS_SCALE
+    } else {
+        1.0
+    });
+    let (x, cols) = if let (true, Some(path)) = (is_safetensors, &args.data) {
+        let tensors = wgfit::checkpoint::read_tensors(path)?;
+        let x = tensors
+            .into_iter()
+            .find(|t| t.name == "x")
+            .ok_or_else(|| Failure::new(format!("{name} holds no tensor `x`")))?;
+        let cols = match x.shape[..] {
+            [_] => 1,
+            [_, c] => c,
+            _ => {
+                return Err(Failure::new(format!(
+                    "{name}: tensor `x` has shape {:?}, not [rows, features]",
+                    x.shape
+                )));
+            }
+        };
+        (x.data, cols)
+    } else {
+        // Every column as a number: the last one is read as a float target and put back.
+        let options = CsvOptions {
+            targets: CsvTargets::Values(1),
+            ..Default::default()
+        };
+        let data = load_data(args.data.as_deref(), &options, Some(1.0))?;
+        let last = data.targets_f32();
+        let f = data.features();
+        let mut x = Vec::with_capacity(data.len() * (f + 1));
+        for (row, y) in data.x().chunks_exact(f).zip(&last) {
+            x.extend_from_slice(row);
+            x.push(*y);
+        }
+        (x, f + 1)
+    };
+    let x: Vec<f32> = x.iter().map(|v| v * scale).collect();
+    if cols == inputs {
+        Ok(x)
+    } else if cols == inputs + 1 {
+        Ok(x.chunks_exact(cols)
+            .flat_map(|r| &r[..inputs])
+            .copied()
+            .collect())
+    } else {
+        Err(Failure::new(format!(
+            "{name} has {cols} columns but the model in --weights takes {inputs} inputs (or {} with a label column)",
+            inputs + 1
+        )))
+    }
+}
+
+pub fn run_predict(args: PredictArgs) -> CliResult {
+    let out = &args.output;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(Failure::new(format!(
+            "--output {}: the directory {} does not exist",
+            out.display(),
+            parent.display()
+        )));
+    }
+    let Loaded { model, loss } = load_model(&args.model)?;
+    let inputs = model.inputs();
+    let x = load_inputs(&args.model, inputs)?;
+    let rows = x.len() / inputs;
+    let outputs = model.outputs();
+    let y = model.predict(&x, args.model.batch_size.max(1))?;
+    let mut csv = String::new();
+    let classes = loss == Loss::CrossEntropy;
+    let names: Vec<String> = (0..outputs)
+        .map(|i| {
+            if classes {
+                format!("p{i}")
+            } else {
+                format!("y{i}")
+            }
+        })
+        .collect();
+    csv.push_str(&names.join(","));
+    if classes {
+        csv.push_str(",class");
+    }
+    csv.push('\n');
+    for row in y.chunks_exact(outputs) {
+        let values: Vec<f32> = if classes { softmax(row) } else { row.to_vec() };
+        let fields: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        csv.push_str(&fields.join(","));
+        if classes {
+            let class = values
+                .iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 { (i, v) } else { best }
+                })
+                .0;
+            csv.push_str(&format!(",{class}"));
+        }
+        csv.push('\n');
+    }
+    write_atomic(out, csv.as_bytes())
+        .map_err(|e| Failure::new(format!("cannot write --output {}: {e}", out.display())))?;
+    println!(
+        "wrote {rows} rows of {outputs} outputs to {}",
+        out.display()
+    );
+    Ok(())
+}
+
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f64> = logits.iter().map(|&v| ((v - max) as f64).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}
