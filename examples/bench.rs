@@ -9,9 +9,12 @@
 //! JSON to `bench.json` (or `--json PATH`).
 
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use wgfit::gpu::ops::{self, Layout, MatmulShape};
-use wgfit::{Activation, Callback, Context, Dataset, Dense, FitOptions, Gpu, Logs, Loss, Sequential, Sgd};
+use wgfit::{
+    Activation, BackupAndRestore, Callback, Context, Dataset, Dense, FitOptions, Gpu, Logs, Loss,
+    SaveFreq, Sequential, Sgd,
+};
 
 /// One reported number.
 struct Figure {
@@ -30,9 +33,19 @@ struct Bench {
 }
 
 impl Bench {
-    fn report(&mut self, workload: &'static str, name: impl Into<String>, value: f64, unit: &'static str, extra: Value) {
+    fn report(
+        &mut self,
+        workload: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        extra: Value,
+    ) {
         let name = name.into();
-        println!("{workload:<10} {name:<34} {value:>12.4} {unit:<10} [{}]", self.adapter);
+        println!(
+            "{workload:<10} {name:<34} {value:>12.4} {unit:<10} [{}]",
+            self.adapter
+        );
         self.figures.push(Figure {
             workload,
             name,
@@ -64,7 +77,8 @@ fn parse_args() -> Result<Args, String> {
             "--sizes" => {
                 let list = it.next().ok_or("--sizes needs a list, e.g. 4096,8192")?;
                 for s in list.split(',').filter(|s| !s.is_empty()) {
-                    args.sizes.push(s.parse().map_err(|_| format!("bad size {s:?}"))?);
+                    args.sizes
+                        .push(s.parse().map_err(|_| format!("bad size {s:?}"))?);
                 }
             }
             "--reps" => {
@@ -76,7 +90,9 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     if args.workload.is_empty() {
-        return Err("usage: bench <m|w1|w0|w1-backup|s|all> [--json PATH] [--sizes 4096] [--reps N]".into());
+        return Err(
+            "usage: bench <m|w1|w0|w1-backup|s|all> [--json PATH] [--sizes 4096] [--reps N]".into(),
+        );
     }
     Ok(args)
 }
@@ -140,7 +156,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         ran = true;
     }
     if !ran {
-        return Err(format!("unknown workload {:?} (m, w1, w0, w1-backup, s, all)", args.workload).into());
+        return Err(format!(
+            "unknown workload {:?} (m, w1, w0, w1-backup, s, all)",
+            args.workload
+        )
+        .into());
     }
     let figures: Vec<Value> = bench
         .figures
@@ -170,7 +190,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 // ---------------------------------------------------------------------------------------------
 // M: matmul GFLOP/s
 
-fn bench_m(bench: &mut Bench, gpu: &Gpu, extra_sizes: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
+fn bench_m(
+    bench: &mut Bench,
+    gpu: &Gpu,
+    extra_sizes: &[usize],
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut shapes: Vec<(String, MatmulShape)> = Vec::new();
     for &s in [256, 512, 1024, 2048].iter().chain(extra_sizes) {
         shapes.push((
@@ -187,11 +211,32 @@ fn bench_m(bench: &mut Bench, gpu: &Gpu, extra_sizes: &[usize]) -> Result<(), Bo
     // The first layer of W1 (784 → 256, batch 128), as the training step launches it.
     let w1 = [
         // Z = X · Wᵀ: X [128, 784], W [256, 784]
-        ("w1 forward 128x256x784", 128, 256, 784, Layout::Normal, Layout::Transposed),
+        (
+            "w1 forward 128x256x784",
+            128,
+            256,
+            784,
+            Layout::Normal,
+            Layout::Transposed,
+        ),
         // dX = dZ · W: dZ [128, 256], W [256, 784]
-        ("w1 dX 128x784x256", 128, 784, 256, Layout::Normal, Layout::Normal),
+        (
+            "w1 dX 128x784x256",
+            128,
+            784,
+            256,
+            Layout::Normal,
+            Layout::Normal,
+        ),
         // dW = dZᵀ · X: dZ [128, 256], X [128, 784]
-        ("w1 dW 256x784x128", 256, 784, 128, Layout::Transposed, Layout::Normal),
+        (
+            "w1 dW 256x784x128",
+            256,
+            784,
+            128,
+            Layout::Transposed,
+            Layout::Normal,
+        ),
     ];
     for (name, m, n, k, a, b) in w1 {
         shapes.push((name.to_string(), MatmulShape { m, n, k, a, b }));
@@ -270,7 +315,12 @@ impl Callback for EpochClock {
     fn name(&self) -> &str {
         "bench_epoch_clock"
     }
-    fn on_epoch_end(&mut self, _ctx: &mut Context<'_>, _epoch: usize, _logs: &Logs) -> wgfit::Result<()> {
+    fn on_epoch_end(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _epoch: usize,
+        _logs: &Logs,
+    ) -> wgfit::Result<()> {
         self.ends.push(Instant::now());
         Ok(())
     }
@@ -284,7 +334,10 @@ struct W1Run {
 }
 
 /// One W1 run: 1 warm-up epoch then 3 timed ones; `extra` callbacks run before the clock.
-fn w1_run(data: &Dataset, extra: Option<&mut dyn Callback>) -> Result<W1Run, Box<dyn std::error::Error>> {
+fn w1_run(
+    data: &Dataset,
+    extra: Option<&mut dyn Callback>,
+) -> Result<W1Run, Box<dyn std::error::Error>> {
     let mut model = w1_model()?;
     let mut clock = EpochClock::default();
     let options = FitOptions {
@@ -322,8 +375,20 @@ fn bench_w1(bench: &mut Bench, reps: usize) -> Result<(), Box<dyn std::error::Er
     let t = median(&secs);
     let steps_per_s: Vec<f64> = secs.iter().map(|s| W1_TIMED_STEPS / s).collect();
     let extra = json!({"timed_seconds": secs, "steps_per_s_each": steps_per_s, "reps": runs.len()});
-    bench.report("W1", "steps/s", W1_TIMED_STEPS / t, "steps/s", extra.clone());
-    bench.report("W1", "samples/s", W1_TIMED_STEPS * 128.0 / t, "samples/s", extra);
+    bench.report(
+        "W1",
+        "steps/s",
+        W1_TIMED_STEPS / t,
+        "steps/s",
+        extra.clone(),
+    );
+    bench.report(
+        "W1",
+        "samples/s",
+        W1_TIMED_STEPS * 128.0 / t,
+        "samples/s",
+        extra,
+    );
     let loss = runs.last().map(|r| r.loss).unwrap_or(f64::NAN);
     bench.report("W1", "final loss", loss, "mse", json!({}));
     Ok(())
@@ -334,7 +399,7 @@ fn bench_w1(bench: &mut Bench, reps: usize) -> Result<(), Box<dyn std::error::Er
 
 fn bench_w0(bench: &mut Bench) -> Result<(), Box<dyn std::error::Error>> {
     let data = Dataset::regression(vec![1.0; 5 * 20], 20, vec![0.0; 5], 1)?;
-    let mut fit_once = || -> Result<f64, Box<dyn std::error::Error>> {
+    let fit_once = || -> Result<f64, Box<dyn std::error::Error>> {
         let started = Instant::now();
         let mut model = Sequential::new(20).add(Dense::new(10)).seed(1);
         model.compile(Loss::MeanSquaredError, Sgd::new(0.01))?;
@@ -355,10 +420,34 @@ fn bench_w0(bench: &mut Bench) -> Result<(), Box<dyn std::error::Error>> {
     }
     let w = median(&warm);
     let open = bench.open_s;
-    bench.report("W0", "gpu context open", open * 1e3, "ms", json!({"note": "Gpu::shared() at process start: device + kernel compilation"}));
-    bench.report("W0", "fit cold", cold * 1e3, "ms", json!({"steps": 50, "note": "first fit in the process, context already open"}));
-    bench.report("W0", "fit warm", w * 1e3, "ms", json!({"steps": 50, "each_s": warm}));
-    bench.report("W0", "per step cold", cold * 1e3 / 50.0, "ms/step", json!({}));
+    bench.report(
+        "W0",
+        "gpu context open",
+        open * 1e3,
+        "ms",
+        json!({"note": "Gpu::shared() at process start: device + kernel compilation"}),
+    );
+    bench.report(
+        "W0",
+        "fit cold",
+        cold * 1e3,
+        "ms",
+        json!({"steps": 50, "note": "first fit in the process, context already open"}),
+    );
+    bench.report(
+        "W0",
+        "fit warm",
+        w * 1e3,
+        "ms",
+        json!({"steps": 50, "each_s": warm}),
+    );
+    bench.report(
+        "W0",
+        "per step cold",
+        cold * 1e3 / 50.0,
+        "ms/step",
+        json!({}),
+    );
     bench.report("W0", "per step warm", w * 1e3 / 50.0, "ms/step", json!({}));
     Ok(())
 }
@@ -366,15 +455,282 @@ fn bench_w0(bench: &mut Bench) -> Result<(), Box<dyn std::error::Error>> {
 // ---------------------------------------------------------------------------------------------
 // W1-backup and S: need the BackupAndRestore callback.
 
-fn bench_w1_backup(_bench: &mut Bench, _reps: usize) -> Result<(), Box<dyn std::error::Error>> {
-    Err("w1-backup: not implemented yet".into())
+fn bench_w1_backup(bench: &mut Bench, reps: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let data = w1_data()?;
+    let mut plain = Vec::new();
+    let mut epoch = Vec::new();
+    let mut batch = Vec::new();
+    for _ in 0..reps.max(1) {
+        // The three runs side by side in each repetition, so that the ratios share the noise.
+        plain.push(w1_run(&data, None)?.seconds);
+        for (freq, out) in [
+            (SaveFreq::Epoch, &mut epoch),
+            (SaveFreq::Batches(1), &mut batch),
+        ] {
+            let dir = tempfile::tempdir()?;
+            let mut backup = BackupAndRestore::new(dir.path())?.save_freq(freq)?;
+            out.push(w1_run(&data, Some(&mut backup))?.seconds);
+        }
+    }
+    let p = median(&plain);
+    let extra = json!({"no_backup_s": plain, "every_epoch_s": epoch, "every_batch_s": batch});
+    bench.report(
+        "W1-backup",
+        "no backup steps/s",
+        W1_TIMED_STEPS / p,
+        "steps/s",
+        extra.clone(),
+    );
+    bench.report(
+        "W1-backup",
+        "every epoch / no backup",
+        median(&epoch) / p,
+        "ratio",
+        extra.clone(),
+    );
+    bench.report(
+        "W1-backup",
+        "every batch / no backup",
+        median(&batch) / p,
+        "ratio",
+        extra,
+    );
+    Ok(())
 }
 
-fn bench_s(_bench: &mut Bench) -> Result<(), Box<dyn std::error::Error>> {
-    Err("s: not implemented yet".into())
+// ---------------------------------------------------------------------------------------------
+// S: save and restore of a ~100 M parameter model (10 layers of 3162 × 3162)
+
+/// 10 × 3162² ≈ 100 M parameters (400 MB). Adapters whose largest binding is smaller (lavapipe:
+/// 128 MiB, and wgfit keeps all parameters in one buffer) run the largest width that fits,
+/// `S_WIDTH_SMALL` (32 M parameters, 130 MB); the report says which.
+const S_WIDTH: usize = 3162;
+const S_WIDTH_SMALL: usize = 1800;
+const S_LAYERS: usize = 10;
+const S_SAMPLES: usize = 8;
+
+fn s_model(width: usize) -> Result<Sequential, Box<dyn std::error::Error>> {
+    let mut model = Sequential::new(width).seed(3);
+    for _ in 0..S_LAYERS {
+        model = model.add(Dense::new(width));
+    }
+    model.compile(Loss::MeanSquaredError, Sgd::new(1e-4))?;
+    Ok(model)
 }
 
+/// The S width this adapter can hold.
+fn s_width() -> usize {
+    if s_model(S_WIDTH).is_ok() {
+        S_WIDTH
+    } else {
+        S_WIDTH_SMALL
+    }
+}
+
+fn s_data(width: usize) -> Result<Dataset, Box<dyn std::error::Error>> {
+    let x = (0..S_SAMPLES * width)
+        .map(|i| (i % 97) as f32 / 97.0)
+        .collect();
+    Ok(Dataset::regression(x, width, vec![0.0; S_SAMPLES], 1)?)
+}
+
+fn s_options(epochs: usize) -> FitOptions {
+    FitOptions {
+        epochs,
+        batch_size: S_SAMPLES,
+        seed: 1,
+        ..Default::default()
+    }
+}
+
+/// Instants of the hooks around an epoch end, for the time the loop is blocked by a save.
+#[derive(Default)]
+struct HookClock {
+    epoch_end: Vec<Instant>,
+    after: Vec<Instant>,
+    first_batch: Option<Instant>,
+}
+
+impl Callback for HookClock {
+    fn name(&self) -> &str {
+        "bench_hook_clock"
+    }
+    fn on_epoch_end(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _epoch: usize,
+        _logs: &Logs,
+    ) -> wgfit::Result<()> {
+        self.epoch_end.push(Instant::now());
+        Ok(())
+    }
+    fn on_epoch_begin(&mut self, _ctx: &mut Context<'_>, _epoch: usize) -> wgfit::Result<()> {
+        self.after.push(Instant::now());
+        Ok(())
+    }
+    fn on_train_end(&mut self, _ctx: &mut Context<'_>, _logs: &Logs) -> wgfit::Result<()> {
+        self.after.push(Instant::now());
+        Ok(())
+    }
+    fn on_train_batch_end(&mut self, _ctx: &mut Context<'_>, _batch: usize) -> wgfit::Result<()> {
+        self.first_batch.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+}
+
+/// Seconds of a shell command (`dd`), which must succeed.
+fn timed_shell(cmd: &str) -> Result<f64, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("{cmd}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+fn bench_s(bench: &mut Bench) -> Result<(), Box<dyn std::error::Error>> {
+    let width = s_width();
+    let params = S_LAYERS * (width * width + width);
+    bench.report(
+        "S",
+        "model parameters",
+        params as f64 / 1e6,
+        "M",
+        json!({"width": width, "layers": S_LAYERS}),
+    );
+    let data = s_data(width)?;
+    // Without a backup: the epoch-end to next-hook gap the loop has anyway.
+    let mut model = s_model(width)?;
+    let mut clock = HookClock::default();
+    model.fit(&data, s_options(2), &mut [&mut clock])?;
+    let base_gap = (clock.after[1] - clock.epoch_end[0]).as_secs_f64();
+
+    // With a backup at each epoch end, kept afterwards for the resume below. The clock runs
+    // first, so its epoch-end instant is before the backup's hook and the snapshot.
+    let work = tempfile::tempdir_in(".")?;
+    let dir = work.path().join("backup");
+    let mut model = s_model(width)?;
+    let mut clock = HookClock::default();
+    let mut backup = BackupAndRestore::new(&dir)?
+        .save_freq(SaveFreq::Epoch)?
+        .delete_checkpoint(false);
+    model.fit(&data, s_options(2), &mut [&mut clock, &mut backup])?;
+    let returned = Instant::now();
+    let blocked = (clock.after[1] - clock.epoch_end[0]).as_secs_f64() - base_gap;
+    // fit returns once the last save is committed: epoch end → return is one whole save.
+    let save = (returned - clock.epoch_end[1]).as_secs_f64();
+    let bytes = dir_bytes(&dir);
+
+    // The same disk's raw speed for the same byte count.
+    let raw = work.path().join("raw.bin");
+    let mib = bytes.div_ceil(1 << 20).max(1);
+    let write_s = timed_shell(&format!(
+        "dd if=/dev/zero of={} bs=1M count={mib} oflag=direct conv=fsync status=none",
+        raw.display()
+    ))?;
+    let read_s = timed_shell(&format!(
+        "dd if={} of=/dev/null bs=16M iflag=direct status=none",
+        raw.display()
+    ))?;
+    let raw_write = (mib << 20) as f64 / write_s;
+    let raw_read = (mib << 20) as f64 / read_s;
+
+    // Resume in a fresh process: process start to the first trained batch.
+    let started = Instant::now();
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("s-resume-child")
+        .arg("--json")
+        .arg(dir.as_os_str())
+        .output()?;
+    let spawn_to_exit = started.elapsed().as_secs_f64();
+    let child = String::from_utf8_lossy(&out.stdout);
+    let first_batch: f64 = child
+        .lines()
+        .find_map(|l| l.strip_prefix("first_batch_s "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "resume child failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+
+    let mb = bytes as f64 / 1e6;
+    bench.report("S", "checkpoint size", mb, "MB", json!({"bytes": bytes}));
+    bench.report(
+        "S",
+        "save (commit + fsync)",
+        save,
+        "s",
+        json!({"MB_per_s": mb / save}),
+    );
+    bench.report(
+        "S",
+        "loop blocked by save",
+        blocked.max(0.0),
+        "s",
+        json!({"base_gap_s": base_gap}),
+    );
+    bench.report(
+        "S",
+        "resume: start to first batch",
+        first_batch,
+        "s",
+        json!({"child_total_s": spawn_to_exit}),
+    );
+    bench.report(
+        "S",
+        "raw dd write+fsync",
+        raw_write / 1e6,
+        "MB/s",
+        json!({"seconds": write_s}),
+    );
+    bench.report(
+        "S",
+        "raw dd read",
+        raw_read / 1e6,
+        "MB/s",
+        json!({"seconds": read_s}),
+    );
+    bench.report(
+        "S",
+        "save speed / raw write",
+        bytes as f64 / save / raw_write,
+        "ratio",
+        json!({}),
+    );
+    Ok(())
+}
+
+/// `bench s-resume-child --json DIR`: resumes from the backup in DIR and prints the seconds
+/// from process start (approximately: from main) to the end of the first trained batch.
 fn s_resume_child() -> Result<(), Box<dyn std::error::Error>> {
-    let _ = Duration::ZERO;
-    Err("s: not implemented yet".into())
+    let started = Instant::now();
+    let dir = parse_args()?.json;
+    let width = s_width();
+    let data = s_data(width)?;
+    let mut model = s_model(width)?;
+    let mut clock = HookClock::default();
+    let mut backup = BackupAndRestore::new(&dir)?.save_freq(SaveFreq::Epoch)?;
+    model.fit(&data, s_options(3), &mut [&mut backup, &mut clock])?;
+    let first = clock.first_batch.ok_or("no batch was trained")?;
+    println!("first_batch_s {}", (first - started).as_secs_f64());
+    Ok(())
 }

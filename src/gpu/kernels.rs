@@ -21,6 +21,9 @@ pub(crate) const MATMUL_TILE: usize = 64;
 
 /// Lanes of one `matmul_vec4.wgsl` workgroup (its `LANES`), side by side along n.
 const VEC4_LANES: usize = 8;
+/// Rows and vec4 columns of C one `nn` invocation computes.
+const NN_ROWS: usize = 16;
+const NN_COLS: usize = 2;
 
 /// Parameters of `matmul.wgsl` (see the shader for the meaning of the strides).
 #[repr(C)]
@@ -243,8 +246,17 @@ impl Kernel {
     }
 
     /// Binds `buffers` (in the order of the kernel's bindings) and fixes the grid.
-    pub fn dispatch(&self, device: &wgpu::Device, buffers: &[Slice<'_>], groups: (u32, u32)) -> Dispatch {
-        assert_eq!(buffers.len(), self.bindings.len(), "binding count of a kernel");
+    pub fn dispatch(
+        &self,
+        device: &wgpu::Device,
+        buffers: &[Slice<'_>],
+        groups: (u32, u32),
+    ) -> Dispatch {
+        assert_eq!(
+            buffers.len(),
+            self.bindings.len(),
+            "binding count of a kernel"
+        );
         let entries: Vec<wgpu::BindGroupEntry> = self
             .bindings
             .iter()
@@ -272,7 +284,12 @@ impl Kernel {
     }
 
     /// Like [`Kernel::dispatch`] for kernels whose first binding is the batch table.
-    pub fn dispatch_per_batch(&self, device: &wgpu::Device, buffers: &[Slice<'_>], groups: (u32, u32)) -> Dispatch {
+    pub fn dispatch_per_batch(
+        &self,
+        device: &wgpu::Device,
+        buffers: &[Slice<'_>],
+        groups: (u32, u32),
+    ) -> Dispatch {
         Dispatch {
             dynamic: true,
             ..self.dispatch(device, buffers, groups)
@@ -299,7 +316,13 @@ impl Kernels {
         use Slot::*;
         let matmul = include_str!("../../shaders/matmul.wgsl");
         let matmul_vec4 = include_str!("../../shaders/matmul_vec4.wgsl");
-        let matmul_slots = [(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)];
+        let matmul_slots = [
+            (0, Uniform),
+            (1, Read),
+            (2, Read),
+            (3, Read),
+            (4, ReadWrite),
+        ];
         let activation = include_str!("../../shaders/activation.wgsl");
         let loss = include_str!("../../shaders/loss.wgsl");
         let gather = include_str!("../../shaders/gather.wgsl");
@@ -321,7 +344,13 @@ impl Kernels {
                 "loss_grad",
                 loss,
                 "loss_grad",
-                &[(0, Uniform), (1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
+                &[
+                    (0, Uniform),
+                    (1, Read),
+                    (2, Read),
+                    (3, ReadWrite),
+                    (4, ReadWrite),
+                ],
             ),
             loss_reduce: Kernel::new(
                 device,
@@ -373,7 +402,7 @@ enum MatmulVariant {
 /// size are whole vec4s (a partial last vec4 would be out of bounds and read as zero).
 fn vec4_bindable(s: &Slice<'_>) -> bool {
     let size = s.size.unwrap_or(s.buffer.size() - s.offset);
-    s.offset % 16 == 0 && size % 16 == 0
+    s.offset.is_multiple_of(16) && size.is_multiple_of(16)
 }
 
 impl MatmulVariant {
@@ -383,14 +412,26 @@ impl MatmulVariant {
         if !cpu || !vec4_bindable(a) || !vec4_bindable(b) {
             return MatmulVariant::Tiled;
         }
-        let four = |x: u32| x % 4 == 0;
+        let four = |x: u32| x.is_multiple_of(4);
         let (a_rows, b_rows) = (d.a_col_stride == 1, d.b_col_stride == 1);
         let (a_cols, b_cols) = (d.a_row_stride == 1, d.b_row_stride == 1);
-        if a_rows && b_rows && four(d.k) && four(d.n) && four(d.a_row_stride) && four(d.b_row_stride) {
+        if a_rows
+            && b_rows
+            && four(d.k)
+            && four(d.n)
+            && four(d.a_row_stride)
+            && four(d.b_row_stride)
+        {
             MatmulVariant::Nn
         } else if a_rows && b_cols && four(d.k) && four(d.a_row_stride) && four(d.b_col_stride) {
             MatmulVariant::Nt
-        } else if a_cols && b_rows && four(d.m) && four(d.n) && four(d.a_col_stride) && four(d.b_row_stride) {
+        } else if a_cols
+            && b_rows
+            && four(d.m)
+            && four(d.n)
+            && four(d.a_col_stride)
+            && four(d.b_row_stride)
+        {
             MatmulVariant::Tn
         } else {
             MatmulVariant::Tiled
@@ -402,16 +443,28 @@ impl Kernels {
     /// A matmul launch covering `C [m, n]`: `buffers` are the uniform holding `dims`, then A,
     /// B, bias and C. `cpu` selects the register-blocked kernels of `matmul_vec4.wgsl` (see
     /// there for why llvmpipe needs them).
-    pub fn matmul_dispatch(&self, device: &wgpu::Device, cpu: bool, dims: &MatmulDims, buffers: &[Slice<'_>; 5]) -> Dispatch {
+    pub fn matmul_dispatch(
+        &self,
+        device: &wgpu::Device,
+        cpu: bool,
+        dims: &MatmulDims,
+        buffers: &[Slice<'_>; 5],
+    ) -> Dispatch {
         let (m, n) = (dims.m as usize, dims.n as usize);
         let lanes = VEC4_LANES;
         let (kernel, groups) = match MatmulVariant::choose(cpu, dims, &buffers[1], &buffers[2]) {
-            MatmulVariant::Tiled => (&self.matmul, (n.div_ceil(MATMUL_TILE), m.div_ceil(MATMUL_TILE))),
-            // 4 rows × 8 columns per invocation.
-            MatmulVariant::Nn => (&self.matmul_nn, (n.div_ceil(lanes * 8), m.div_ceil(4))),
-            MatmulVariant::Tn => (&self.matmul_tn, (n.div_ceil(lanes * 8), m.div_ceil(4))),
-            // 4 rows × 4 columns per invocation.
-            MatmulVariant::Nt => (&self.matmul_nt, (n.div_ceil(lanes * 4), m.div_ceil(4))),
+            MatmulVariant::Tiled => (
+                &self.matmul,
+                (n.div_ceil(MATMUL_TILE), m.div_ceil(MATMUL_TILE)),
+            ),
+            MatmulVariant::Nn => (
+                &self.matmul_nn,
+                (n.div_ceil(lanes * 4 * NN_COLS), m.div_ceil(NN_ROWS)),
+            ),
+            // 8 rows × 8 columns per invocation.
+            MatmulVariant::Tn => (&self.matmul_tn, (n.div_ceil(lanes * 8), m.div_ceil(8))),
+            // 8 rows × 4 columns per invocation.
+            MatmulVariant::Nt => (&self.matmul_nt, (n.div_ceil(lanes * 4), m.div_ceil(8))),
         };
         kernel.dispatch(device, buffers, (groups.0 as u32, groups.1 as u32))
     }
