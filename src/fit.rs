@@ -157,8 +157,7 @@ fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Re
 }
 
 /// What `fit` needs besides the model's parameters.
-pub(crate) struct FitSetup<'d> {
-    pub data: &'d Dataset,
+pub(crate) struct FitSetup {
     pub options: FitOptions,
     pub fingerprint: Fingerprint,
     pub accuracy: bool,
@@ -167,11 +166,11 @@ pub(crate) struct FitSetup<'d> {
 /// Trains `params` on `setup.data`: the body of [`crate::Sequential::fit`].
 pub(crate) fn fit(
     params: &mut GpuParams,
-    setup: FitSetup<'_>,
+    work: &Workspace,
+    setup: FitSetup,
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<History> {
     let options = &setup.options;
-    let work = Workspace::new(params, setup.data, options.batch_size, setup.fingerprint.loss.parse()?)?;
     let validation = match &options.validation_data {
         Some(v) => Some(Workspace::new(params, v, options.batch_size.min(v.len()), setup.fingerprint.loss.parse()?)?),
         None => None,
@@ -188,7 +187,7 @@ pub(crate) fn fit(
         history: History::default(),
         callbacks: Default::default(),
     };
-    let mut ctx = Context::new(params, &work, meta, setup.fingerprint.clone(), options.epochs);
+    let mut ctx = Context::new(params, work, meta, setup.fingerprint.clone(), options.epochs);
     let result = train(&mut ctx, callbacks, &setup, validation.as_ref());
     let outcome = match &result {
         Ok(_) => FitOutcome::Completed,
@@ -214,7 +213,7 @@ pub(crate) fn fit(
 fn train(
     ctx: &mut Context<'_>,
     callbacks: &mut [&mut dyn Callback],
-    setup: &FitSetup<'_>,
+    setup: &FitSetup,
     validation: Option<&Workspace>,
 ) -> Result<History> {
     each(callbacks, ctx, |cb, ctx| cb.on_train_begin(ctx))?;
@@ -231,7 +230,7 @@ fn train(
 fn train_epoch(
     ctx: &mut Context<'_>,
     callbacks: &mut [&mut dyn Callback],
-    setup: &FitSetup<'_>,
+    setup: &FitSetup,
     validation: Option<&Workspace>,
 ) -> Result<()> {
     let epoch = ctx.meta.position.epoch;
@@ -254,11 +253,7 @@ fn train_epoch(
 
     // The epoch's logs: one readback of every batch's statistics.
     let done = ctx.meta.position.step;
-    ctx.recorder.finish(&ctx.params.gpu, "training batches")?;
-    let stats = ctx
-        .params
-        .gpu
-        .read_f32(&ctx.work.stats, 0, 2 * done, "reading the epoch's losses")?;
+    let stats = ctx.epoch_stats(done)?;
     let rows: Vec<usize> = (0..done).map(|s| ctx.work.rows(s)).collect();
     let mut logs = logs_of(&stats, &rows, setup.accuracy, "");
     if let Some(&loss) = logs.get("loss")

@@ -268,6 +268,25 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
+    /// The `(mean loss, correct)` pairs of the first `steps` batches of the epoch: the copy
+    /// rides in the same submission as the last batches, so reading costs one GPU round trip.
+    pub(crate) fn epoch_stats(&mut self, steps: usize) -> Result<Vec<f32>> {
+        if steps == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = steps as u64 * 8;
+        let device = self.params.gpu.device.clone();
+        let encoder = self.recorder.encoder(&device);
+        encoder.copy_buffer_to_buffer(&self.work.stats, 0, &self.work.stats_staging, 0, bytes);
+        self.recorder.finish(&self.params.gpu, "training batches")?;
+        let raw = self.params.gpu.map_read(
+            &self.work.stats_staging,
+            bytes,
+            "reading the epoch's losses",
+        )?;
+        Ok(bytemuck::pod_collect_to_vec(&raw))
+    }
+
     /// Records one training step for the batch at the current position.
     pub(crate) fn record_step(&mut self) -> Result<()> {
         let step = self.meta.position.step;

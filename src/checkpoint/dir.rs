@@ -139,8 +139,10 @@ fn fsync_dir(dir: &Path) -> Result<()> {
 impl BackupDir {
     /// Takes the directory for this process: creates it if missing and locks it.
     pub fn open(dir: &Path) -> Result<BackupDir> {
-        let created = !dir.exists();
-        if created {
+        // A directory holding nothing but what a killed first run left (a lock, a partial
+        // write) counts as wgfit's own, so that a successful rerun removes it too.
+        let created = !dir.exists() || only_uncommitted_leftovers(dir)?;
+        if !dir.exists() {
             fs::create_dir_all(dir).map_err(io(dir))?;
         } else if !dir.is_dir() {
             return Err(Error::ckpt_io(
@@ -304,6 +306,24 @@ impl BackupDir {
         self.last_committed = None;
         self.remove_strays()
     }
+}
+
+/// Whether `dir` holds only a lock file and uncommitted writes of wgfit (or nothing).
+fn only_uncommitted_leftovers(dir: &Path) -> Result<bool> {
+    if !dir.is_dir() {
+        return Ok(false);
+    }
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let name = entry.map_err(io(dir))?.file_name();
+        let name = name.to_string_lossy();
+        let leftover = name == LOCK
+            || name.starts_with(TMP_PREFIX)
+            || format::check_file_name(&name).is_ok();
+        if !leftover {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {

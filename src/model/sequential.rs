@@ -25,6 +25,10 @@ pub struct Sequential {
 struct Compiled {
     loss: Loss,
     params: GpuParams,
+    /// The training workspace of the last `fit`, kept for the next one on the same data and
+    /// batch size (keyed by the data's SHA-256 and the batch size): a warm `fit` then uploads
+    /// and binds nothing.
+    workspace: Option<((String, usize), Workspace)>,
 }
 
 impl std::fmt::Debug for Sequential {
@@ -144,7 +148,11 @@ impl Sequential {
                 .collect(),
         };
         let params = GpuParams::new(gpu, &self.shapes(), &weights, optimizer)?;
-        self.compiled = Some(Compiled { loss, params });
+        self.compiled = Some(Compiled {
+            loss,
+            params,
+            workspace: None,
+        });
         Ok(())
     }
 
@@ -222,10 +230,19 @@ impl Sequential {
         let fingerprint = self.fingerprint(data, &options)?;
         let accuracy = self.compiled()?.loss.reports_accuracy();
         let c = self.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        let key = (fingerprint.data_sha256.clone(), options.batch_size);
+        if c.workspace.as_ref().map(|(k, _)| k) != Some(&key) {
+            c.workspace = None;
+            let work = Workspace::new(&c.params, data, options.batch_size, c.loss)?;
+            c.workspace = Some((key, work));
+        }
+        let Some((_, work)) = c.workspace.as_ref() else {
+            unreachable!("the workspace was just made");
+        };
         crate::fit::fit(
             &mut c.params,
+            work,
             FitSetup {
-                data,
                 options,
                 fingerprint,
                 accuracy,

@@ -81,6 +81,8 @@ pub(crate) struct Workspace {
     perm: wgpu::Buffer,
     /// Per-step `(mean loss, correct)` of the current epoch.
     pub stats: wgpu::Buffer,
+    /// Host-readable copy of `stats`, reused every epoch.
+    pub stats_staging: wgpu::Buffer,
     /// Layer outputs of the batch; `acts[0]` is the gathered input.
     acts: Vec<wgpu::Buffer>,
     full: Plan,
@@ -103,6 +105,7 @@ impl Workspace {
         let perm = gpu.upload("epoch order", &identity)?;
         let table = batch_table(gpu, samples, batch_size, steps);
         let stats = gpu.storage("batch statistics", steps as u64 * 8)?;
+        let stats_staging = gpu.staging("batch statistics readback", steps as u64 * 8)?;
 
         let mut acts = vec![gpu.storage("batch x", (batch_size * data.features()) as u64 * 4)?];
         let mut grads = Vec::new();
@@ -142,6 +145,7 @@ impl Workspace {
             steps,
             perm,
             stats,
+            stats_staging,
             acts,
             full,
             tail,
