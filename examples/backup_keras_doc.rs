@@ -9,8 +9,7 @@
 //! Run with `cargo run --example backup_keras_doc`.
 
 use wgfit::{
-    BackupAndRestore, Callback, Context, Dataset, Dense, Error, FitOptions, Loss, Sequential,
-    Sgd,
+    BackupAndRestore, Callback, Context, Dataset, Dense, Error, FitOptions, Loss, Sequential, Sgd,
 };
 
 /// Fails at the start of epoch 4, as Keras's `InterruptingCallback`.
@@ -81,7 +80,10 @@ fn main() -> wgfit::Result<()> {
     let (first, second, history) = run(&dir)?;
     println!("first fit ran epochs {first:?} (stopped at the start of epoch 4)");
     println!("second fit ran epochs {second:?}");
-    println!("the returned History has {} epochs: {history:?}", history.len());
+    println!(
+        "the returned History has {} epochs: {history:?}",
+        history.len()
+    );
     assert_eq!(first, vec![0, 1, 2, 3]);
     assert_eq!(second, (4..10).collect::<Vec<_>>());
     assert_eq!(history, (0..10).collect::<Vec<_>>());

@@ -154,7 +154,9 @@ pub enum Error {
         reason: String,
     },
     /// Training stopped because SIGTERM or SIGINT arrived; the state was saved and committed.
-    #[error("preempted by signal {signal}: state saved at epoch {epoch}, step {step}; run again to resume")]
+    #[error(
+        "preempted by signal {signal}: state saved at epoch {epoch}, step {step}; run again to resume"
+    )]
     Preempted {
         /// The signal number (15 for SIGTERM, 2 for SIGINT).
         signal: i32,

@@ -44,7 +44,10 @@ impl FitOptions {
     /// Checks the options against the data set.
     pub fn validate(&self, samples: usize) -> Result<()> {
         if self.batch_size == 0 {
-            return Err(Error::config("batch size", "0 is not a batch size; use 1 or more, e.g. 32"));
+            return Err(Error::config(
+                "batch size",
+                "0 is not a batch size; use 1 or more, e.g. 32",
+            ));
         }
         if self.batch_size > samples {
             return Err(Error::config(
@@ -60,11 +63,17 @@ impl FitOptions {
         if self.batch_size > MAX_BATCH {
             return Err(Error::config(
                 "batch size",
-                format!("{} is more than the {MAX_BATCH} rows one batch may have", self.batch_size),
+                format!(
+                    "{} is more than the {MAX_BATCH} rows one batch may have",
+                    self.batch_size
+                ),
             ));
         }
         if self.epochs == 0 {
-            return Err(Error::config("epochs", "0 epochs trains nothing; use 1 or more"));
+            return Err(Error::config(
+                "epochs",
+                "0 epochs trains nothing; use 1 or more",
+            ));
         }
         if self.initial_epoch >= self.epochs {
             return Err(Error::config(
@@ -172,7 +181,12 @@ pub(crate) fn fit(
 ) -> Result<History> {
     let options = &setup.options;
     let validation = match &options.validation_data {
-        Some(v) => Some(Workspace::new(params, v, options.batch_size.min(v.len()), setup.fingerprint.loss.parse()?)?),
+        Some(v) => Some(Workspace::new(
+            params,
+            v,
+            options.batch_size.min(v.len()),
+            setup.fingerprint.loss.parse()?,
+        )?),
         None => None,
     };
     let meta = StateMeta {
@@ -187,7 +201,13 @@ pub(crate) fn fit(
         history: History::default(),
         callbacks: Default::default(),
     };
-    let mut ctx = Context::new(params, work, meta, setup.fingerprint.clone(), options.epochs);
+    let mut ctx = Context::new(
+        params,
+        work,
+        meta,
+        setup.fingerprint.clone(),
+        options.epochs,
+    );
     let result = train(&mut ctx, callbacks, &setup, validation.as_ref());
     let outcome = match &result {
         Ok(_) => FitOutcome::Completed,
@@ -234,14 +254,26 @@ fn train_epoch(
     validation: Option<&Workspace>,
 ) -> Result<()> {
     let epoch = ctx.meta.position.epoch;
-    let order = epoch_order(ctx.meta.seed, epoch, ctx.work.samples, setup.options.shuffle);
+    let order = epoch_order(
+        ctx.meta.seed,
+        epoch,
+        ctx.work.samples,
+        setup.options.shuffle,
+    );
     ctx.work.set_order(&ctx.params.gpu, &order);
     each(callbacks, ctx, |cb, ctx| cb.on_epoch_begin(ctx, epoch))?;
 
-    let progress = crate::progress::EpochProgress::new(setup.options.verbose, epoch, setup.options.epochs, ctx.work.steps);
+    let progress = crate::progress::EpochProgress::new(
+        setup.options.verbose,
+        epoch,
+        setup.options.epochs,
+        ctx.work.steps,
+    );
     while ctx.meta.position.step < ctx.work.steps && !ctx.stop_requested {
         let batch = ctx.meta.position.step;
-        each(callbacks, ctx, |cb, ctx| cb.on_train_batch_begin(ctx, batch))?;
+        each(callbacks, ctx, |cb, ctx| {
+            cb.on_train_batch_begin(ctx, batch)
+        })?;
         ctx.record_step()?;
         let p = &mut ctx.meta.position;
         p.step += 1;
@@ -281,7 +313,12 @@ fn train_epoch(
 }
 
 /// Runs the forward pass and loss over a whole workspace in order and returns its logs.
-pub(crate) fn evaluate_on(params: &GpuParams, work: &Workspace, accuracy: bool, prefix: &str) -> Result<Logs> {
+pub(crate) fn evaluate_on(
+    params: &GpuParams,
+    work: &Workspace,
+    accuracy: bool,
+    prefix: &str,
+) -> Result<Logs> {
     let gpu = &params.gpu;
     let order: Vec<u32> = (0..work.samples as u32).collect();
     work.set_order(gpu, &order);

@@ -52,7 +52,10 @@ impl Sgd {
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return bad(
                 "learning rate",
-                format!("{} must be a positive finite number, e.g. 0.01", self.learning_rate),
+                format!(
+                    "{} must be a positive finite number, e.g. 0.01",
+                    self.learning_rate
+                ),
             );
         }
         if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
@@ -78,6 +81,10 @@ impl Sgd {
 
     /// Names of the per-parameter slots this optimizer keeps.
     pub fn slot_names(&self) -> &'static [&'static str] {
-        if self.momentum > 0.0 { &["momentum"] } else { &[] }
+        if self.momentum > 0.0 {
+            &["momentum"]
+        } else {
+            &[]
+        }
     }
 }

@@ -140,7 +140,11 @@ pub(crate) struct SnapshotLayout(Layout);
 
 /// Bytes of staging a model needs for a snapshot with up to `steps` batch statistics.
 pub(crate) fn staging_bytes(params: &GpuParams, steps: usize) -> u64 {
-    let sections = if params.slot_layout().is_empty() { 1 } else { 2 };
+    let sections = if params.slot_layout().is_empty() {
+        1
+    } else {
+        2
+    };
     (params.len * sections) as u64 * 4 + steps as u64 * 8
 }
 
@@ -187,8 +191,10 @@ impl Snapshot {
         staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
             let _ = tx.send(r);
         });
-        self.gpu
-            .wait(Some(self.submission.clone()), "copying a snapshot to the host")?;
+        self.gpu.wait(
+            Some(self.submission.clone()),
+            "copying a snapshot to the host",
+        )?;
         match rx.recv_timeout(GPU_TIMEOUT) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Error::gpu("mapping a snapshot", e)),

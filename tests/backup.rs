@@ -16,19 +16,41 @@ fn keras_documentation_example() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("backup");
     let (first, second, history) = keras_doc::run(&dir).unwrap();
-    assert_eq!(first, vec![0, 1, 2, 3], "the first fit stops at the start of epoch 4");
-    assert_eq!(second, (4..10).collect::<Vec<_>>(), "the second fit runs only epochs 4-9");
-    assert_eq!(history, (0..10).collect::<Vec<_>>(), "the History covers all 10 epochs");
-    assert!(!dir.exists(), "a successful run removes the directory it created");
+    assert_eq!(
+        first,
+        vec![0, 1, 2, 3],
+        "the first fit stops at the start of epoch 4"
+    );
+    assert_eq!(
+        second,
+        (4..10).collect::<Vec<_>>(),
+        "the second fit runs only epochs 4-9"
+    );
+    assert_eq!(
+        history,
+        (0..10).collect::<Vec<_>>(),
+        "the History covers all 10 epochs"
+    );
+    assert!(
+        !dir.exists(),
+        "a successful run removes the directory it created"
+    );
 }
 
 #[test]
 fn invalid_save_freq_is_refused_at_construction() {
-    let e = BackupAndRestore::new("b").unwrap().save_freq(SaveFreq::Batches(0));
+    let e = BackupAndRestore::new("b")
+        .unwrap()
+        .save_freq(SaveFreq::Batches(0));
     let msg = e.unwrap_err().to_string();
-    assert!(msg.contains("Batches(0)") && msg.contains("n >= 1"), "{msg}");
+    assert!(
+        msg.contains("Batches(0)") && msg.contains("n >= 1"),
+        "{msg}"
+    );
 
-    let e = BackupAndRestore::new("b").unwrap().save_freq(SaveFreq::Never);
+    let e = BackupAndRestore::new("b")
+        .unwrap()
+        .save_freq(SaveFreq::Never);
     let msg = e.unwrap_err().to_string();
     assert!(msg.contains("save_before_preemption(true)"), "{msg}");
 
@@ -63,28 +85,49 @@ fn interruption_mid_epoch_with_batches_1_resumes_at_the_next_batch() {
     let (expected, expected_history) = uninterrupted(3);
 
     let mut first = Counter::default();
-    let mut backup = BackupAndRestore::new(&dir).unwrap().save_freq(SaveFreq::Batches(1)).unwrap();
+    let mut backup = BackupAndRestore::new(&dir)
+        .unwrap()
+        .save_freq(SaveFreq::Batches(1))
+        .unwrap();
     let mut stop = Interrupt {
         at_global_step: Some(17),
         at_epoch_begin: None,
     };
-    let r = model().fit(&data(), options(3), &mut [&mut backup, &mut stop, &mut first]);
+    let r = model().fit(
+        &data(),
+        options(3),
+        &mut [&mut backup, &mut stop, &mut first],
+    );
     assert!(matches!(r, Err(Error::Callback { .. })), "{r:?}");
     assert_eq!(first.batches.len(), 17);
 
     let mut second = Counter::default();
-    let mut backup = BackupAndRestore::new(&dir).unwrap().save_freq(SaveFreq::Batches(1)).unwrap();
+    let mut backup = BackupAndRestore::new(&dir)
+        .unwrap()
+        .save_freq(SaveFreq::Batches(1))
+        .unwrap();
     let mut m = model();
-    let history = m.fit(&data(), options(3), &mut [&mut backup, &mut second]).unwrap();
+    let history = m
+        .fit(&data(), options(3), &mut [&mut backup, &mut second])
+        .unwrap();
 
     // Resumes at epoch 1, batch 5 (global step 17 = 12 + 5): no batch runs twice.
     assert_eq!(second.batches.first(), Some(&(1, 5)));
     let mut all = first.batches.clone();
     all.extend(&second.batches);
-    let once: Vec<(usize, usize)> = (0..3).flat_map(|e| (0..steps).map(move |b| (e, b))).collect();
+    let once: Vec<(usize, usize)> = (0..3)
+        .flat_map(|e| (0..steps).map(move |b| (e, b)))
+        .collect();
     assert_eq!(all, once, "every batch runs exactly once over the two fits");
-    assert_eq!(bits(&m), expected, "resumed parameters equal the uninterrupted run's");
-    assert_eq!(history, expected_history, "the history covers the whole run, exactly");
+    assert_eq!(
+        bits(&m),
+        expected,
+        "resumed parameters equal the uninterrupted run's"
+    );
+    assert_eq!(
+        history, expected_history,
+        "the history covers the whole run, exactly"
+    );
     assert!(!dir.exists());
 }
 
@@ -100,14 +143,20 @@ fn interruption_after_epoch_2_with_epoch_saves_resumes_at_epoch_3() {
         at_global_step: None,
         at_epoch_begin: Some(3),
     };
-    let r = model().fit(&data(), options(5), &mut [&mut backup, &mut stop, &mut first]);
+    let r = model().fit(
+        &data(),
+        options(5),
+        &mut [&mut backup, &mut stop, &mut first],
+    );
     assert!(r.is_err());
     assert_eq!(first.batches.len(), 3 * 12);
 
     let mut second = Counter::default();
     let mut backup = BackupAndRestore::new(&dir).unwrap();
     let mut m = model();
-    let history = m.fit(&data(), options(5), &mut [&mut backup, &mut second]).unwrap();
+    let history = m
+        .fit(&data(), options(5), &mut [&mut backup, &mut second])
+        .unwrap();
     assert_eq!(second.batches.len(), 2 * 12, "only epochs 3 and 4 run");
     assert_eq!(second.batches.first(), Some(&(3, 0)));
     assert_eq!(bits(&m), expected);
@@ -122,17 +171,31 @@ fn exact_resume_with_batches_n_and_momentum_over_several_interruptions() {
     // Saves every 5 batches; interruptions land between save points, so the batches since
     // the last save run again, from the same state, in the same order.
     for stop_at in [7u64, 19, 33] {
-        let mut backup = BackupAndRestore::new(&dir).unwrap().save_freq(SaveFreq::Batches(5)).unwrap();
+        let mut backup = BackupAndRestore::new(&dir)
+            .unwrap()
+            .save_freq(SaveFreq::Batches(5))
+            .unwrap();
         let mut stop = Interrupt {
             at_global_step: Some(stop_at),
             at_epoch_begin: None,
         };
-        assert!(model().fit(&data(), options(4), &mut [&mut backup, &mut stop]).is_err());
+        assert!(
+            model()
+                .fit(&data(), options(4), &mut [&mut backup, &mut stop])
+                .is_err()
+        );
         let info = checkpoint::inspect(&dir).unwrap();
         let s = info.sidecars[0].state.as_ref().unwrap();
-        assert_eq!(s.global_step, stop_at / 5 * 5, "the last save point is committed");
+        assert_eq!(
+            s.global_step,
+            stop_at / 5 * 5,
+            "the last save point is committed"
+        );
     }
-    let mut backup = BackupAndRestore::new(&dir).unwrap().save_freq(SaveFreq::Batches(5)).unwrap();
+    let mut backup = BackupAndRestore::new(&dir)
+        .unwrap()
+        .save_freq(SaveFreq::Batches(5))
+        .unwrap();
     let mut m = model();
     let history = m.fit(&data(), options(4), &mut [&mut backup]).unwrap();
     assert_eq!(bits(&m), expected);
@@ -143,8 +206,13 @@ fn exact_resume_with_batches_n_and_momentum_over_several_interruptions() {
 fn clean_run_leaves_no_backup_directory_and_keep_leaves_the_final_state() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    let mut backup = BackupAndRestore::new(&dir).unwrap().save_freq(SaveFreq::Batches(1)).unwrap();
-    model().fit(&data(), options(2), &mut [&mut backup]).unwrap();
+    let mut backup = BackupAndRestore::new(&dir)
+        .unwrap()
+        .save_freq(SaveFreq::Batches(1))
+        .unwrap();
+    model()
+        .fit(&data(), options(2), &mut [&mut backup])
+        .unwrap();
     assert!(!dir.exists());
 
     // delete_checkpoint(false) keeps the final state even when it is not a save point.
@@ -161,7 +229,9 @@ fn clean_run_leaves_no_backup_directory_and_keep_leaves_the_final_state() {
     assert_eq!(s.epochs_done, 2);
     // A directory the user made is kept; only the callback's files go.
     let mut backup = BackupAndRestore::new(tmp.path()).unwrap();
-    model().fit(&data(), options(1), &mut [&mut backup]).unwrap();
+    model()
+        .fit(&data(), options(1), &mut [&mut backup])
+        .unwrap();
     assert!(tmp.path().exists());
     assert!(!tmp.path().join(LATEST).exists());
 }
@@ -174,7 +244,11 @@ fn interrupted_backup(dir: &Path) {
         at_global_step: None,
         at_epoch_begin: Some(3),
     };
-    assert!(model().fit(&data(), options(4), &mut [&mut backup, &mut stop]).is_err());
+    assert!(
+        model()
+            .fit(&data(), options(4), &mut [&mut backup, &mut stop])
+            .is_err()
+    );
 }
 
 fn latest_weights(dir: &Path) -> std::path::PathBuf {
@@ -182,8 +256,11 @@ fn latest_weights(dir: &Path) -> std::path::PathBuf {
     dir.join(s.weights.file)
 }
 
+/// A named way of damaging a backup directory.
+type Damage = (&'static str, Box<dyn Fn(&Path)>);
+
 /// The kinds of damage restore must detect.
-fn damages() -> Vec<(&'static str, Box<dyn Fn(&Path)>)> {
+fn damages() -> Vec<Damage> {
     vec![
         (
             "missing weights file",
@@ -249,7 +326,11 @@ fn damaged_latest_falls_back_to_previous_with_double_checkpoint() {
         let history = m
             .fit(&data(), options(4), &mut [&mut backup, &mut counter])
             .unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_eq!(counter.batches.first(), Some(&(2, 0)), "{what}: resumed from previous");
+        assert_eq!(
+            counter.batches.first(),
+            Some(&(2, 0)),
+            "{what}: resumed from previous"
+        );
         assert_eq!(bits(&m), expected, "{what}");
         assert_eq!(history, expected_history, "{what}");
     }
@@ -264,11 +345,26 @@ fn damaged_latest_without_double_checkpoint_fails_and_touches_nothing() {
         damage(&dir);
         let before = dir_contents(&dir);
         let mut backup = BackupAndRestore::new(&dir).unwrap();
-        let err = model().fit(&data(), options(4), &mut [&mut backup]).unwrap_err();
+        let err = model()
+            .fit(&data(), options(4), &mut [&mut backup])
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, Error::CorruptCheckpoint { .. } | Error::CheckpointIo { .. }), "{what}: {msg}");
-        assert!(msg.contains(dir.to_str().unwrap()), "{what}: the error names the file: {msg}");
-        assert_eq!(dir_contents(&dir), before, "{what}: the directory is left as it was");
+        assert!(
+            matches!(
+                err,
+                Error::CorruptCheckpoint { .. } | Error::CheckpointIo { .. }
+            ),
+            "{what}: {msg}"
+        );
+        assert!(
+            msg.contains(dir.to_str().unwrap()),
+            "{what}: the error names the file: {msg}"
+        );
+        assert_eq!(
+            dir_contents(&dir),
+            before,
+            "{what}: the directory is left as it was"
+        );
     }
 }
 
@@ -281,7 +377,10 @@ fn both_sidecars_damaged_fails_naming_both() {
     std::fs::write(dir.join(PREVIOUS), b"[]").unwrap();
     let before = dir_contents(&dir);
     let mut backup = BackupAndRestore::new(&dir).unwrap().double_checkpoint(true);
-    let msg = model().fit(&data(), options(4), &mut [&mut backup]).unwrap_err().to_string();
+    let msg = model()
+        .fit(&data(), options(4), &mut [&mut backup])
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains(LATEST) && msg.contains(PREVIOUS), "{msg}");
     assert_eq!(dir_contents(&dir), before);
 }
@@ -296,25 +395,38 @@ fn a_backup_of_another_run_is_refused_with_the_differences_or_discarded() {
     let mut other = options(4);
     other.batch_size = 10;
     let mut backup = BackupAndRestore::new(&dir).unwrap();
-    let err = model().fit(&data(), other.clone(), &mut [&mut backup]).unwrap_err();
+    let err = model()
+        .fit(&data(), other.clone(), &mut [&mut backup])
+        .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::FingerprintMismatch { .. }));
     assert!(msg.contains("batch size: backup 8, now 10"), "{msg}");
     assert!(msg.contains("discard_mismatched"), "{msg}");
-    assert_eq!(dir_contents(&dir), before, "a refused backup is left untouched");
+    assert_eq!(
+        dir_contents(&dir),
+        before,
+        "a refused backup is left untouched"
+    );
 
     // Different data is a difference too.
     let mut x = data().x().to_vec();
     x[0] += 1.0;
     let changed = wgfit::Dataset::new(x, 6, data().targets().clone()).unwrap();
     let mut backup = BackupAndRestore::new(&dir).unwrap();
-    let msg = model().fit(&changed, options(4), &mut [&mut backup]).unwrap_err().to_string();
+    let msg = model()
+        .fit(&changed, options(4), &mut [&mut backup])
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("data set SHA-256"), "{msg}");
 
     // Asked to discard, it trains from scratch.
     let mut counter = Counter::default();
-    let mut backup = BackupAndRestore::new(&dir).unwrap().discard_mismatched(true);
-    model().fit(&data(), other, &mut [&mut backup, &mut counter]).unwrap();
+    let mut backup = BackupAndRestore::new(&dir)
+        .unwrap()
+        .discard_mismatched(true);
+    model()
+        .fit(&data(), other, &mut [&mut backup, &mut counter])
+        .unwrap();
     assert_eq!(counter.batches.first(), Some(&(0, 0)));
 }
 
@@ -326,7 +438,9 @@ fn a_locked_directory_is_refused() {
     let held = std::fs::File::create(dir.join(".lock")).unwrap();
     held.try_lock().unwrap();
     let mut backup = BackupAndRestore::new(&dir).unwrap();
-    let err = model().fit(&data(), options(1), &mut [&mut backup]).unwrap_err();
+    let err = model()
+        .fit(&data(), options(1), &mut [&mut backup])
+        .unwrap_err();
     assert!(matches!(err, Error::BackupLocked { .. }), "{err}");
     assert!(err.to_string().contains("in use by another run"));
     drop(held);
@@ -334,7 +448,9 @@ fn a_locked_directory_is_refused() {
     // Two callbacks on one directory in one fit: the second is refused.
     let mut a = BackupAndRestore::new(&dir).unwrap();
     let mut b = BackupAndRestore::new(&dir).unwrap();
-    let err = model().fit(&data(), options(1), &mut [&mut a, &mut b]).unwrap_err();
+    let err = model()
+        .fit(&data(), options(1), &mut [&mut a, &mut b])
+        .unwrap_err();
     assert!(matches!(err, Error::BackupLocked { .. }), "{err}");
 }
 
@@ -346,8 +462,19 @@ fn sidecar_records_the_documented_fields() {
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join(LATEST)).unwrap()).unwrap();
     for key in [
-        "format", "version", "epoch", "step", "global_step", "weights", "fingerprint", "seed",
-        "optimizer_steps", "learning_rate", "history", "callbacks", "saved_at_unix_ms",
+        "format",
+        "version",
+        "epoch",
+        "step",
+        "global_step",
+        "weights",
+        "fingerprint",
+        "seed",
+        "optimizer_steps",
+        "learning_rate",
+        "history",
+        "callbacks",
+        "saved_at_unix_ms",
     ] {
         assert!(v.get(key).is_some(), "latest.json has `{key}`");
     }
@@ -370,6 +497,9 @@ fn sidecar_records_the_documented_fields() {
             "optimizer.model.layers.1.weight.momentum",
         ]
     );
-    let w = tensors.iter().find(|t| t.name == "model.layers.0.weight").unwrap();
+    let w = tensors
+        .iter()
+        .find(|t| t.name == "model.layers.0.weight")
+        .unwrap();
     assert_eq!(w.shape, vec![8, 6]);
 }

@@ -80,7 +80,9 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         .save_freq(freq)?
         .double_checkpoint(env("WGFIT_WORKER_DOUBLE").is_some())
         .delete_checkpoint(env("WGFIT_WORKER_KEEP").is_none());
-    let mut stop = StopAtEpoch(env("WGFIT_WORKER_STOP_EPOCH").map_or(usize::MAX, |s| s.parse().unwrap_or(usize::MAX)));
+    let mut stop = StopAtEpoch(
+        env("WGFIT_WORKER_STOP_EPOCH").map_or(usize::MAX, |s| s.parse().unwrap_or(usize::MAX)),
+    );
     let mut slow = Slow(env("WGFIT_WORKER_SLOW_MS").map_or(0, |s| s.parse().unwrap_or(0)));
     let mut model = common::model();
     model.fit(
@@ -101,7 +103,13 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
 /// A worker process with the given settings (WGFIT_WORKER_* variables without the prefix).
 fn spawn(dir: &Path, out: &Path, vars: &[(&str, &str)], shell_prefix: Option<&str>) -> Child {
     let exe = std::env::current_exe().unwrap();
-    let args = ["worker", "--exact", "--ignored", "--nocapture", "--test-threads=1"];
+    let args = [
+        "worker",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ];
     let mut cmd = match shell_prefix {
         None => {
             let mut c = Command::new(&exe);
@@ -128,7 +136,12 @@ fn spawn(dir: &Path, out: &Path, vars: &[(&str, &str)], shell_prefix: Option<&st
 }
 
 /// Runs a worker to its end; returns its exit code and stderr.
-fn run_to_end(dir: &Path, out: &Path, vars: &[(&str, &str)], shell_prefix: Option<&str>) -> (i32, String) {
+fn run_to_end(
+    dir: &Path,
+    out: &Path,
+    vars: &[(&str, &str)],
+    shell_prefix: Option<&str>,
+) -> (i32, String) {
     let child = spawn(dir, out, vars, shell_prefix);
     let output = child.wait_with_output().unwrap();
     (
@@ -153,7 +166,9 @@ fn kill_storm(double: bool) {
         vars.push(("DOUBLE", "1"));
     }
     let (expected, duration) = reference(tmp.path(), &vars);
-    let kills: usize = env("WGFIT_KILLS").and_then(|s| s.parse().ok()).unwrap_or(12);
+    let kills: usize = env("WGFIT_KILLS")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
     let dir = tmp.path().join("backup");
     let out = tmp.path().join("out.bin");
     let mut rng = 0x9E3779B97F4A7C15u64;
@@ -175,10 +190,17 @@ fn kill_storm(double: bool) {
     }
     let (code, err) = run_to_end(&dir, &out, &vars, None);
     assert_eq!(code, 0, "the run completes after {landed} kills: {err}");
-    assert_eq!(std::fs::read(&out).unwrap(), expected, "final parameters equal the uninterrupted run's");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        expected,
+        "final parameters equal the uninterrupted run's"
+    );
     assert!(!dir.exists(), "the finished run removed its backup");
     eprintln!("survived {landed} SIGKILLs (double_checkpoint {double}), run of {duration:?}");
-    assert!(landed >= kills / 2, "most kills landed while the worker ran ({landed}/{kills})");
+    assert!(
+        landed >= kills / 2,
+        "most kills landed while the worker ran ({landed}/{kills})"
+    );
 }
 
 #[test]
@@ -204,10 +226,20 @@ fn preempt_with(signal: &str, code: i32) {
     assert!(lines.any(|l| l.map(|l| l.ends_with("training")).unwrap_or(false)));
     std::thread::sleep(Duration::from_millis(150));
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code), "exit status 128 + signal: {stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "exit status 128 + signal: {stderr}"
+    );
     let info = wgfit::checkpoint::inspect(&dir).unwrap();
     let saved = info.sidecars[0].state.as_ref().expect("a committed backup");
     assert!(saved.global_step > 0 && saved.global_step < (EPOCHS * 12) as u64);
@@ -247,15 +279,28 @@ fn a_failing_save_names_the_path_and_keeps_the_last_committed_state() {
     // restore reads fine, epoch 2 trains, and its save fails.
     let (code, err) = run_to_end(&dir, &out, &[], Some("trap '' XFSZ; ulimit -f 1"));
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains(dir.to_str().unwrap()), "the error names the path: {err}");
-    assert!(err.contains("too large") || err.contains("File too large"), "{err}");
-    assert_eq!(file_bytes(dir.join("latest.json")), committed, "nothing new was committed");
+    assert!(
+        err.contains(dir.to_str().unwrap()),
+        "the error names the path: {err}"
+    );
+    assert!(
+        err.contains("too large") || err.contains("File too large"),
+        "{err}"
+    );
+    assert_eq!(
+        file_bytes(dir.join("latest.json")),
+        committed,
+        "nothing new was committed"
+    );
     let leftovers: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(wgfit::checkpoint::TMP_PREFIX))
         .collect();
-    assert!(leftovers.is_empty(), "no partial file is left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "no partial file is left: {leftovers:?}"
+    );
 
     // With room again, the run resumes from the committed state and ends exactly.
     let (code, err) = run_to_end(&dir, &out, &[], None);
@@ -272,7 +317,10 @@ fn two_processes_on_one_directory_exactly_one_trains() {
     let b = spawn(&dir, &tmp.path().join("b.bin"), &vars, None);
     let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
     let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
-    assert!(codes.contains(&Some(0)) && codes.contains(&Some(1)), "one wins, one fails: {codes:?}");
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(1)),
+        "one wins, one fails: {codes:?}"
+    );
     let loser = outs.iter().find(|o| o.status.code() == Some(1)).unwrap();
     let err = String::from_utf8_lossy(&loser.stderr);
     assert!(err.contains("in use by another run"), "{err}");

@@ -33,7 +33,11 @@ fn bad_options_and_data_fail_before_any_work() {
     let mut o = options(2);
     o.batch_size = 91;
     let e = fails_before_training(&data(), o, "batch larger than the data");
-    assert!(e.to_string().contains("larger than the data set (90 samples)"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("larger than the data set (90 samples)"),
+        "{e}"
+    );
 
     let e = fails_before_training(&data(), options(0), "zero epochs");
     assert!(e.to_string().contains("0 epochs"), "{e}");
@@ -41,7 +45,17 @@ fn bad_options_and_data_fail_before_any_work() {
     let labels: Vec<u32> = (0..90).map(|i| if i == 41 { 7 } else { 0 }).collect();
     let bad = Dataset::classification(data().x().to_vec(), 6, labels).unwrap();
     let e = fails_before_training(&bad, options(2), "label out of range");
-    assert!(matches!(e, Error::LabelOutOfRange { sample: 41, label: 7, classes: 3 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::LabelOutOfRange {
+                sample: 41,
+                label: 7,
+                classes: 3
+            }
+        ),
+        "{e}"
+    );
 
     let narrow = Dataset::classification(vec![0.5; 90 * 5], 5, vec![0; 90]).unwrap();
     let e = fails_before_training(&narrow, options(2), "width mismatch");
@@ -82,7 +96,10 @@ fn divergence_stops_with_an_error_and_commits_only_finite_states() {
     // The last committed state verifies (verification refuses non-finite parameters), and
     // it is older than the divergence.
     let committed = checkpoint::load_sidecar(&dir, LATEST).expect("a finite state is committed");
-    eprintln!("divergence: {err}; committed global step {}", committed.sidecar.global_step);
+    eprintln!(
+        "divergence: {err}; committed global step {}",
+        committed.sidecar.global_step
+    );
     match err {
         Error::Diverged { global_step, .. } => assert!(committed.sidecar.global_step < global_step),
         _ => unreachable!(),

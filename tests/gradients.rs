@@ -13,6 +13,10 @@
 //! Relu kinks: the parameters and inputs are drawn again until every hidden pre-activation is
 //! at least MARGIN away from 0, so no perturbation (at most EPS · max|x| = EPS) crosses a kink.
 
+mod common;
+
+use common::cpu_reference::act_f64;
+use common::rng::Rng;
 use wgfit::{Activation, Dataset, Dense, FitOptions, Loss, Sequential, Sgd, Tensor};
 
 const INPUTS: usize = 3;
@@ -21,28 +25,6 @@ const OUTPUTS: usize = 3;
 const SAMPLES: usize = 5;
 const EPS: f32 = 5e-3;
 const MARGIN: f64 = 0.05;
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * unit
-    }
-
-    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(lo, hi)).collect()
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Targets {
@@ -72,15 +54,6 @@ struct Problem {
     t_cols: usize,
     /// w0 [HIDDEN, INPUTS], b0 [HIDDEN], w1 [OUTPUTS, HIDDEN], b1 [OUTPUTS].
     params: Vec<Tensor>,
-}
-
-fn act_f64(x: f64, act: Activation) -> f64 {
-    match act {
-        Activation::Linear => x,
-        Activation::Relu => x.max(0.0),
-        Activation::Tanh => x.tanh(),
-        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-    }
 }
 
 fn hidden_pre(x: &[f32], p: &[Vec<f64>]) -> Vec<f64> {

@@ -19,7 +19,11 @@ fn backup_in(dir: &Path) {
         at_global_step: None,
         at_epoch_begin: Some(3),
     };
-    assert!(model().fit(&data(), options(4), &mut [&mut backup, &mut stop]).is_err());
+    assert!(
+        model()
+            .fit(&data(), options(4), &mut [&mut backup, &mut stop])
+            .is_err()
+    );
 }
 
 fn sidecar(dir: &Path) -> Value {
@@ -48,7 +52,10 @@ fn refused(dir: &Path, what: &str) -> String {
         .fit(&data(), options(4), &mut [&mut backup])
         .expect_err(what);
     assert!(
-        matches!(err, Error::CorruptCheckpoint { .. } | Error::CheckpointIo { .. }),
+        matches!(
+            err,
+            Error::CorruptCheckpoint { .. } | Error::CheckpointIo { .. }
+        ),
         "{what}: {err}"
     );
     assert_eq!(dir_contents(dir), before, "{what}: files unchanged");
@@ -76,19 +83,73 @@ fn join_safetensors(header: &Value, data: &[u8]) -> Vec<u8> {
 fn crafted_sidecars_are_refused() {
     type Edit = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(&str, Edit, &str)> = vec![
-        ("parent directory", Box::new(|v| v["weights"]["file"] = json!("../ckpt-36.safetensors")), "not of the form"),
-        ("absolute path", Box::new(|v| v["weights"]["file"] = json!("/etc/passwd")), "not of the form"),
-        ("slash", Box::new(|v| v["weights"]["file"] = json!("sub/ckpt-1.safetensors")), "not of the form"),
-        ("huge length", Box::new(|v| v["weights"]["bytes"] = json!(u64::MAX)), "the sidecar recorded"),
-        ("absurd step", Box::new(|v| v["step"] = json!(1_000_000_000u64)), "step"),
-        ("negative epoch", Box::new(|v| v["epoch"] = json!(-1)), "expected usize"),
-        ("epoch as a string", Box::new(|v| v["epoch"] = json!("3")), "expected usize"),
-        ("missing weights", Box::new(|v| { v.as_object_mut().unwrap().remove("weights"); }), "weights"),
-        ("bad checksum text", Box::new(|v| v["weights"]["sha256"] = json!("zz")), "SHA-256"),
-        ("other format", Box::new(|v| v["format"] = json!("keras")), "format"),
-        ("future version", Box::new(|v| v["version"] = json!(99)), "version"),
-        ("zero learning rate", Box::new(|v| v["learning_rate"] = json!(0.0)), "learning rate"),
-        ("not an object", Box::new(|v| *v = json!([1, 2, 3])), "sidecar"),
+        (
+            "parent directory",
+            Box::new(|v| v["weights"]["file"] = json!("../ckpt-36.safetensors")),
+            "not of the form",
+        ),
+        (
+            "absolute path",
+            Box::new(|v| v["weights"]["file"] = json!("/etc/passwd")),
+            "not of the form",
+        ),
+        (
+            "slash",
+            Box::new(|v| v["weights"]["file"] = json!("sub/ckpt-1.safetensors")),
+            "not of the form",
+        ),
+        (
+            "huge length",
+            Box::new(|v| v["weights"]["bytes"] = json!(u64::MAX)),
+            "the sidecar recorded",
+        ),
+        (
+            "absurd step",
+            Box::new(|v| v["step"] = json!(1_000_000_000u64)),
+            "step",
+        ),
+        (
+            "negative epoch",
+            Box::new(|v| v["epoch"] = json!(-1)),
+            "expected usize",
+        ),
+        (
+            "epoch as a string",
+            Box::new(|v| v["epoch"] = json!("3")),
+            "expected usize",
+        ),
+        (
+            "missing weights",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("weights");
+            }),
+            "weights",
+        ),
+        (
+            "bad checksum text",
+            Box::new(|v| v["weights"]["sha256"] = json!("zz")),
+            "SHA-256",
+        ),
+        (
+            "other format",
+            Box::new(|v| v["format"] = json!("keras")),
+            "format",
+        ),
+        (
+            "future version",
+            Box::new(|v| v["version"] = json!(99)),
+            "version",
+        ),
+        (
+            "zero learning rate",
+            Box::new(|v| v["learning_rate"] = json!(0.0)),
+            "learning rate",
+        ),
+        (
+            "not an object",
+            Box::new(|v| *v = json!([1, 2, 3])),
+            "sidecar",
+        ),
     ];
     for (what, edit, expect) in cases {
         let tmp = tempfile::tempdir().unwrap();
@@ -132,43 +193,79 @@ fn a_weights_file_outside_the_directory_is_never_read() {
 fn crafted_weights_files_are_refused() {
     type Craft = Box<dyn Fn(Value, Vec<u8>) -> Vec<u8>>;
     let cases: Vec<(&str, Craft, &str)> = vec![
-        ("header longer than the file", Box::new(|h, d| {
-            let mut b = join_safetensors(&h, &d);
-            b[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
-            b
-        }), "safetensors"),
-        ("offsets past the end", Box::new(|mut h, d| {
-            h["model.layers.0.bias"]["data_offsets"][1] = json!(1 << 30);
-            join_safetensors(&h, &d)
-        }), "safetensors"),
-        ("overlapping tensors", Box::new(|mut h, d| {
-            let start = h["model.layers.0.bias"]["data_offsets"][0].as_u64().unwrap();
-            h["model.layers.0.weight"]["data_offsets"][0] = json!(start);
-            join_safetensors(&h, &d)
-        }), "safetensors"),
-        ("wrong dtype", Box::new(|mut h, d| {
-            h["model.layers.0.bias"]["dtype"] = json!("I32");
-            join_safetensors(&h, &d)
-        }), "dtype"),
-        ("wrong shape", Box::new(|mut h, d| {
-            h["model.layers.0.weight"]["shape"] = json!([6, 8]);
-            join_safetensors(&h, &d)
-        }), "shape"),
-        ("NaN in a parameter", Box::new(|h, mut d| {
-            let start = h["model.layers.0.weight"]["data_offsets"][0].as_u64().unwrap() as usize;
-            d[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-            join_safetensors(&h, &d)
-        }), "NaN"),
-        ("missing tensor", Box::new(|mut h, d| {
-            h.as_object_mut().unwrap().remove("model.layers.1.bias");
-            join_safetensors(&h, &d)
-        }), "safetensors"),
-        ("unknown tensor", Box::new(|mut h, d| {
-            let bias = h["model.layers.1.bias"].clone();
-            h.as_object_mut().unwrap().remove("model.layers.1.bias");
-            h["evil"] = bias;
-            join_safetensors(&h, &d)
-        }), "evil"),
+        (
+            "header longer than the file",
+            Box::new(|h, d| {
+                let mut b = join_safetensors(&h, &d);
+                b[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+                b
+            }),
+            "safetensors",
+        ),
+        (
+            "offsets past the end",
+            Box::new(|mut h, d| {
+                h["model.layers.0.bias"]["data_offsets"][1] = json!(1 << 30);
+                join_safetensors(&h, &d)
+            }),
+            "safetensors",
+        ),
+        (
+            "overlapping tensors",
+            Box::new(|mut h, d| {
+                let start = h["model.layers.0.bias"]["data_offsets"][0]
+                    .as_u64()
+                    .unwrap();
+                h["model.layers.0.weight"]["data_offsets"][0] = json!(start);
+                join_safetensors(&h, &d)
+            }),
+            "safetensors",
+        ),
+        (
+            "wrong dtype",
+            Box::new(|mut h, d| {
+                h["model.layers.0.bias"]["dtype"] = json!("I32");
+                join_safetensors(&h, &d)
+            }),
+            "dtype",
+        ),
+        (
+            "wrong shape",
+            Box::new(|mut h, d| {
+                h["model.layers.0.weight"]["shape"] = json!([6, 8]);
+                join_safetensors(&h, &d)
+            }),
+            "shape",
+        ),
+        (
+            "NaN in a parameter",
+            Box::new(|h, mut d| {
+                let start = h["model.layers.0.weight"]["data_offsets"][0]
+                    .as_u64()
+                    .unwrap() as usize;
+                d[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+                join_safetensors(&h, &d)
+            }),
+            "NaN",
+        ),
+        (
+            "missing tensor",
+            Box::new(|mut h, d| {
+                h.as_object_mut().unwrap().remove("model.layers.1.bias");
+                join_safetensors(&h, &d)
+            }),
+            "safetensors",
+        ),
+        (
+            "unknown tensor",
+            Box::new(|mut h, d| {
+                let bias = h["model.layers.1.bias"].clone();
+                h.as_object_mut().unwrap().remove("model.layers.1.bias");
+                h["evil"] = bias;
+                join_safetensors(&h, &d)
+            }),
+            "evil",
+        ),
     ];
     for (what, craft, expect) in cases {
         let tmp = tempfile::tempdir().unwrap();
@@ -231,7 +328,13 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
         }
         4 => {
             let at = rng.below(n).min(bytes.len());
-            let junk: &[u8] = [&b"99999999999999999999"[..], b"null", b"\"..\"", b"-1", b"1e309"][rng.below(5)];
+            let junk: &[u8] = [
+                &b"99999999999999999999"[..],
+                b"null",
+                b"\"..\"",
+                b"-1",
+                b"1e309",
+            ][rng.below(5)];
             bytes.splice(at..at, junk.iter().copied());
         }
         _ => {
@@ -254,7 +357,10 @@ fn fuzz_sidecar_and_weights_parsers() {
     backup_in(&dir);
     let good_sidecar = std::fs::read(dir.join(LATEST)).unwrap();
     let good_weights = std::fs::read(weights_path(&dir)).unwrap();
-    let weights_name = sidecar(&dir)["weights"]["file"].as_str().unwrap().to_string();
+    let weights_name = sidecar(&dir)["weights"]["file"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut rng = Rng(0x2545F4914F6CDD1D);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let (mut runs, mut accepted) = (0u64, 0u64);
@@ -290,7 +396,11 @@ fn parameter_files_with_bad_bytes_are_errors() {
     // The plain parameter reader (used by `wgfit train --init` and `evaluate`).
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("p.safetensors");
-    for bytes in [&b""[..], b"\x05\0\0\0\0\0\0\0{}", b"\xff\xff\xff\xff\xff\xff\xff\xff"] {
+    for bytes in [
+        &b""[..],
+        b"\x05\0\0\0\0\0\0\0{}",
+        b"\xff\xff\xff\xff\xff\xff\xff\xff",
+    ] {
         std::fs::write(&p, bytes).unwrap();
         let err = checkpoint::read_tensors(&p).unwrap_err();
         assert!(err.to_string().contains(p.to_str().unwrap()), "{err}");

@@ -5,7 +5,9 @@ use crate::gpu::AdapterSummary;
 use crate::model::GpuParams;
 use crate::model::step::{Workspace, record_train_step};
 use crate::snapshot::{self, Snapshot, StagingPool};
-use crate::state::{BATCH_STATS, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState};
+use crate::state::{
+    BATCH_STATS, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -188,10 +190,12 @@ impl<'a> Context<'a> {
             return Ok(Logs::new());
         }
         self.recorder.finish(&self.params.gpu, "training batches")?;
-        let stats = self
-            .params
-            .gpu
-            .read_f32(&self.work.stats, 2 * (step - 1), 2, "reading a batch loss")?;
+        let stats = self.params.gpu.read_f32(
+            &self.work.stats,
+            2 * (step - 1),
+            2,
+            "reading a batch loss",
+        )?;
         let rows = self.work.rows(step - 1);
         Ok(crate::fit::logs_of(
             &stats,
@@ -205,10 +209,10 @@ impl<'a> Context<'a> {
     pub fn read_state(&mut self) -> Result<TrainState> {
         self.recorder.finish(&self.params.gpu, "training batches")?;
         let step = self.meta.position.step;
-        let stats = self
-            .params
-            .gpu
-            .read_f32(&self.work.stats, 0, 2 * step, "reading batch statistics")?;
+        let stats =
+            self.params
+                .gpu
+                .read_f32(&self.work.stats, 0, 2 * step, "reading batch statistics")?;
         Ok(TrainState {
             params: self.params.read_params()?,
             slots: self.params.read_slots()?,

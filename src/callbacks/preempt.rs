@@ -37,7 +37,12 @@ fn handlers() -> Result<&'static Handlers> {
             Ok(h)
         })
         .as_ref()
-        .map_err(|e| Error::config("preemption handling", format!("cannot install signal handlers: {e}")))
+        .map_err(|e| {
+            Error::config(
+                "preemption handling",
+                format!("cannot install signal handlers: {e}"),
+            )
+        })
 }
 
 /// While alive, SIGTERM and SIGINT are caught instead of terminating the process.

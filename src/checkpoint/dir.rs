@@ -110,7 +110,10 @@ pub fn read_weights(path: &Path, expected: &WeightsRef) -> Result<Vec<u8>> {
     if sha != expected.sha256 {
         return Err(Error::corrupt(
             path,
-            format!("SHA-256 {sha} does not match the recorded {}", expected.sha256),
+            format!(
+                "SHA-256 {sha} does not match the recorded {}",
+                expected.sha256
+            ),
         ));
     }
     Ok(bytes)
@@ -126,14 +129,13 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes).map_err(io(&target))?;
     tmp.as_file().sync_all().map_err(io(&target))?;
     // On error the temporary file is removed when `tmp` drops.
-    tmp.persist(&target).map_err(|e| Error::ckpt_io(&target, e.error))?;
+    tmp.persist(&target)
+        .map_err(|e| Error::ckpt_io(&target, e.error))?;
     Ok(())
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 impl BackupDir {
@@ -316,9 +318,8 @@ fn only_uncommitted_leftovers(dir: &Path) -> Result<bool> {
     for entry in fs::read_dir(dir).map_err(io(dir))? {
         let name = entry.map_err(io(dir))?.file_name();
         let name = name.to_string_lossy();
-        let leftover = name == LOCK
-            || name.starts_with(TMP_PREFIX)
-            || format::check_file_name(&name).is_ok();
+        let leftover =
+            name == LOCK || name.starts_with(TMP_PREFIX) || format::check_file_name(&name).is_ok();
         if !leftover {
             return Ok(false);
         }

@@ -2,9 +2,7 @@
 //! Both parsers treat their input as hostile: bounded sizes, checked names, no panics.
 
 use crate::error::{Error, Result};
-use crate::state::{
-    BATCH_STATS, Fingerprint, History, Position, StateMeta, Tensor, TrainState,
-};
+use crate::state::{BATCH_STATS, Fingerprint, History, Position, StateMeta, Tensor, TrainState};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -97,15 +95,24 @@ impl Sidecar {
                 ),
             ));
         }
-        check_file_name(&sidecar.weights.file)
-            .map_err(|reason| Error::corrupt(path, reason))?;
+        check_file_name(&sidecar.weights.file).map_err(|reason| Error::corrupt(path, reason))?;
         if sidecar.weights.sha256.len() != 64
-            || !sidecar.weights.sha256.bytes().all(|b| b.is_ascii_hexdigit())
+            || !sidecar
+                .weights
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit())
         {
-            return Err(Error::corrupt(path, "the weights SHA-256 is not 64 hex digits"));
+            return Err(Error::corrupt(
+                path,
+                "the weights SHA-256 is not 64 hex digits",
+            ));
         }
         if !(sidecar.learning_rate.is_finite() && sidecar.learning_rate > 0.0) {
-            return Err(Error::corrupt(path, "the learning rate is not a positive number"));
+            return Err(Error::corrupt(
+                path,
+                "the learning rate is not a positive number",
+            ));
         }
         Ok(sidecar)
     }
@@ -196,9 +203,8 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<(Vec<Tensor>, Vec<Tensor>, Te
             ));
         }
     }
-    let stats = stats.ok_or_else(|| {
-        Error::corrupt(path, format!("tensor `{BATCH_STATS}` is missing"))
-    })?;
+    let stats =
+        stats.ok_or_else(|| Error::corrupt(path, format!("tensor `{BATCH_STATS}` is missing")))?;
     Ok((params, slots, stats))
 }
 

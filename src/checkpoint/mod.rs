@@ -11,23 +11,44 @@ pub use inspect::{Inspection, SidecarReport, StateSummary, inspect};
 
 use crate::error::{Error, Result};
 use crate::state::Tensor;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Writes tensors as a safetensors file (f32), e.g. a model's final parameters.
 pub fn write_tensors(path: &Path, tensors: &[Tensor]) -> Result<()> {
+    write_tensors_with_metadata(path, tensors, None)
+}
+
+/// Writes tensors as a safetensors file (f32) whose header carries `metadata`.
+pub fn write_tensors_with_metadata(
+    path: &Path,
+    tensors: &[Tensor],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let data = encode_tensors(tensors, metadata)?;
+    std::fs::write(path, data).map_err(|e| Error::ckpt_io(path, e))
+}
+
+/// Encodes tensors as the bytes of a safetensors file (f32) with optional header metadata.
+///
+/// Separate from the writing so a caller with its own way to put the bytes on disk (the CLI
+/// writes atomically, through a temporary file) shares the encoding.
+pub fn encode_tensors(
+    tensors: &[Tensor],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
         .collect();
     let mut views = Vec::new();
     for (t, b) in tensors.iter().zip(&bytes) {
-        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), b)
-            .map_err(|e| Error::config("tensor", format!("`{}`: {e}", t.name)))?;
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), b)
+                .map_err(|e| Error::config("tensor", format!("`{}`: {e}", t.name)))?;
         views.push((t.name.clone(), view));
     }
-    let data = safetensors::serialize(views, None)
-        .map_err(|e| Error::config("tensors", e.to_string()))?;
-    std::fs::write(path, data).map_err(|e| Error::ckpt_io(path, e))
+    safetensors::serialize(views, metadata).map_err(|e| Error::config("tensors", e.to_string()))
 }
 
 /// Reads every tensor of a safetensors file of f32 tensors.

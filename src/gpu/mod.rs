@@ -59,7 +59,9 @@ pub struct Gpu {
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gpu").field("adapter", &self.adapter).finish()
+        f.debug_struct("Gpu")
+            .field("adapter", &self.adapter)
+            .finish()
     }
 }
 
@@ -138,13 +140,12 @@ impl Gpu {
             required_limits: limits.clone(),
             ..Default::default()
         };
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-                Error::DeviceRequest {
-                    adapter: summary.name.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::DeviceRequest {
+                adapter: summary.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
         let uncaptured = Arc::new(Mutex::new(None));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -283,7 +284,12 @@ impl Gpu {
     }
 
     /// Maps `staging` (already filled by a submitted copy) and returns its first `bytes` bytes.
-    pub(crate) fn map_read(&self, staging: &wgpu::Buffer, bytes: u64, what: &str) -> Result<Vec<u8>> {
+    pub(crate) fn map_read(
+        &self,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
         if bytes == 0 {
             return Ok(Vec::new());
         }
@@ -314,7 +320,13 @@ impl Gpu {
     }
 
     /// Copies `bytes` bytes of `buffer` from `offset` to the host (blocking).
-    pub(crate) fn read(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64, what: &str) -> Result<Vec<u8>> {
+    pub(crate) fn read(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
         if bytes == 0 {
             return Ok(Vec::new());
         }
@@ -326,7 +338,13 @@ impl Gpu {
     }
 
     /// Reads `len` f32 values of `buffer` starting at element `first`.
-    pub(crate) fn read_f32(&self, buffer: &wgpu::Buffer, first: usize, len: usize, what: &str) -> Result<Vec<f32>> {
+    pub(crate) fn read_f32(
+        &self,
+        buffer: &wgpu::Buffer,
+        first: usize,
+        len: usize,
+        what: &str,
+    ) -> Result<Vec<f32>> {
         let bytes = self.read(buffer, first as u64 * 4, len as u64 * 4, what)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }

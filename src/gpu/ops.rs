@@ -3,9 +3,7 @@
 //! batches (see `model/step.rs`).
 
 use crate::error::Result;
-use crate::gpu::{
-    ActDims, Batch, GatherDims, Gpu, LossDims, MatmulDims, SgdParams, Slice, grid,
-};
+use crate::gpu::{ActDims, Batch, GatherDims, Gpu, LossDims, MatmulDims, SgdParams, Slice, grid};
 use crate::{Activation, Loss, Sgd};
 use std::time::Instant;
 

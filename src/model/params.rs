@@ -76,7 +76,15 @@ impl GpuParams {
         let momentum_len = if optimizer.momentum > 0.0 { len } else { 4 };
         let momentum = gpu.upload("momentum", &vec![0f32; momentum_len])?;
         let sgd_params = gpu.uniform("sgd parameters", &sgd_uniform(&optimizer, len));
-        let sgd = sgd_dispatch(&gpu.device, &gpu.kernels, &sgd_params, &params, &grads, &momentum, len);
+        let sgd = sgd_dispatch(
+            &gpu.device,
+            &gpu.kernels,
+            &sgd_params,
+            &params,
+            &grads,
+            &momentum,
+            len,
+        );
         Ok(GpuParams {
             gpu,
             layers,
@@ -94,7 +102,8 @@ impl GpuParams {
     pub fn set_learning_rate(&mut self, lr: f32) {
         self.optimizer.learning_rate = lr;
         let value = sgd_uniform(&self.optimizer, self.len);
-        self.gpu.write(&self.sgd_params, 0, bytemuck::bytes_of(&value));
+        self.gpu
+            .write(&self.sgd_params, 0, bytemuck::bytes_of(&value));
     }
 
     /// The names and element ranges of every parameter tensor, in order.
@@ -139,7 +148,9 @@ impl GpuParams {
 
     /// Reads the parameters as named tensors (blocking).
     pub fn read_params(&self) -> Result<Vec<Tensor>> {
-        let flat = self.gpu.read_f32(&self.params, 0, self.len, "reading parameters")?;
+        let flat = self
+            .gpu
+            .read_f32(&self.params, 0, self.len, "reading parameters")?;
         Ok(Self::split(&flat, &self.param_layout()))
     }
 
@@ -148,7 +159,9 @@ impl GpuParams {
         if self.optimizer.slot_names().is_empty() {
             return Ok(Vec::new());
         }
-        let flat = self.gpu.read_f32(&self.momentum, 0, self.len, "reading optimizer slots")?;
+        let flat = self
+            .gpu
+            .read_f32(&self.momentum, 0, self.len, "reading optimizer slots")?;
         Ok(Self::split(&flat, &self.slot_layout()))
     }
 
@@ -166,13 +179,17 @@ impl GpuParams {
             if let Some(t) = tensors.first() {
                 return Err(Error::config(
                     "optimizer state",
-                    format!("`{}`{context} is a momentum slot, but this optimizer has no momentum", t.name),
+                    format!(
+                        "`{}`{context} is a momentum slot, but this optimizer has no momentum",
+                        t.name
+                    ),
                 ));
             }
             return Ok(());
         }
         let flat = assemble(&layout, self.len, tensors, context)?;
-        self.gpu.write(&self.momentum, 0, bytemuck::cast_slice(&flat));
+        self.gpu
+            .write(&self.momentum, 0, bytemuck::cast_slice(&flat));
         Ok(())
     }
 }
@@ -201,7 +218,10 @@ fn assemble(
             context: context.to_string(),
         })?;
         if matching.next().is_some() {
-            return Err(Error::config("tensors", format!("`{name}`{context} appears twice")));
+            return Err(Error::config(
+                "tensors",
+                format!("`{name}`{context} appears twice"),
+            ));
         }
         if t.shape != *shape || t.data.len() != shape.iter().product::<usize>() {
             return Err(Error::Shape {

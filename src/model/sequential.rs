@@ -105,20 +105,34 @@ impl Sequential {
     pub fn compile_on(&mut self, gpu: Arc<Gpu>, loss: Loss, optimizer: Sgd) -> Result<()> {
         optimizer.validate()?;
         if self.inputs == 0 {
-            return Err(Error::config("model", "the input width is 0; pass the number of features to Sequential::new"));
+            return Err(Error::config(
+                "model",
+                "the input width is 0; pass the number of features to Sequential::new",
+            ));
         }
         if self.layers.is_empty() {
-            return Err(Error::config("model", "it has no layers; add at least one Dense layer"));
+            return Err(Error::config(
+                "model",
+                "it has no layers; add at least one Dense layer",
+            ));
         }
         if let Some((i, _)) = self.layers.iter().enumerate().find(|(_, l)| l.units == 0) {
             return Err(Error::config("model", format!("layer {i} has 0 units")));
         }
         // Kernel grids cover at most 65 535 workgroups of 64 in one dimension.
         const MAX_WIDTH: usize = 65_535 * 64;
-        if let Some((i, l)) = self.layers.iter().enumerate().find(|(_, l)| l.units > MAX_WIDTH) {
+        if let Some((i, l)) = self
+            .layers
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.units > MAX_WIDTH)
+        {
             return Err(Error::config(
                 "model",
-                format!("layer {i} has {} units; at most {MAX_WIDTH} are supported", l.units),
+                format!(
+                    "layer {i} has {} units; at most {MAX_WIDTH} are supported",
+                    l.units
+                ),
             ));
         }
         if loss == Loss::CrossEntropy && self.outputs() < 2 {
@@ -129,7 +143,9 @@ impl Sequential {
         }
         // Refuse a model the adapter cannot hold before allocating anything on the host.
         let bytes = self.shapes().iter().fold(0u64, |sum, &(i, o, _)| {
-            let elems = (i as u64).saturating_mul(o as u64).saturating_add(o as u64 + 128);
+            let elems = (i as u64)
+                .saturating_mul(o as u64)
+                .saturating_add(o as u64 + 128);
             sum.saturating_add(elems.saturating_mul(4))
         });
         gpu.check_size("the model's parameters", bytes)?;
@@ -182,7 +198,8 @@ impl Sequential {
         if loss == Loss::CrossEntropy && !matches!(data.targets(), Targets::Classes(_)) {
             return Err(Error::InvalidData {
                 path: None,
-                reason: "cross-entropy needs integer class labels, but the targets are floats".into(),
+                reason: "cross-entropy needs integer class labels, but the targets are floats"
+                    .into(),
             });
         }
         Ok(())

@@ -6,9 +6,7 @@
 
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::gpu::{
-    ActDims, Batch, Dispatch, GatherDims, Gpu, LossDims, MatmulDims, Slice, grid,
-};
+use crate::gpu::{ActDims, Batch, Dispatch, GatherDims, Gpu, LossDims, MatmulDims, Slice, grid};
 use crate::loss::Loss;
 use crate::model::GpuParams;
 use crate::model::params::LayerLayout;
@@ -34,7 +32,12 @@ struct LayerBackward {
 
 /// Records one training step for batch `step` of the epoch: gather the batch, forward,
 /// loss and its gradient, backward, optimizer update. No host work, no readback.
-pub(crate) fn record_train_step(pass: &mut wgpu::ComputePass<'_>, plan: &Plan, sgd: &Dispatch, step: u32) {
+pub(crate) fn record_train_step(
+    pass: &mut wgpu::ComputePass<'_>,
+    plan: &Plan,
+    sgd: &Dispatch,
+    step: u32,
+) {
     // x_b, t_b ← rows perm[start .. start + rows] of the data set
     plan.gather.record(pass, step);
     // A_i = act_i(A_{i-1} · W_iᵀ + b_i)
@@ -327,7 +330,13 @@ impl PlanBuffers<'_> {
         }
     }
 
-    fn layer_backward(&self, params: &GpuParams, i: usize, l: &LayerLayout, rows: usize) -> LayerBackward {
+    fn layer_backward(
+        &self,
+        params: &GpuParams,
+        i: usize,
+        l: &LayerLayout,
+        rows: usize,
+    ) -> LayerBackward {
         let gpu = &params.gpu;
         let act_dims = gpu.uniform(
             "activation backward",

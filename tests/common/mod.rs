@@ -1,6 +1,15 @@
 //! Helpers shared by the backup and crash tests: a small deterministic data set and model,
 //! counting and interrupting callbacks, and byte-level comparison of parameters.
+//!
+//! The submodules hold what several other test files share (inputs, references, fixtures).
 #![allow(dead_code)]
+
+pub mod cli;
+pub mod cpu_reference;
+pub mod data_files;
+pub mod gpu;
+pub mod rng;
+pub mod training;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,7 +22,9 @@ use wgfit::{
 pub fn data() -> Dataset {
     let mut state = 12345u64;
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 40) as f32) / (1u64 << 24) as f32
     };
     let x: Vec<f32> = (0..90 * 6).map(|_| next()).collect();

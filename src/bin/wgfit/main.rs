@@ -8,6 +8,7 @@ mod evaluate;
 mod inspect;
 mod progress;
 mod train;
+mod train_args;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -36,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a Sequential of dense layers and write its final parameters.
-    Train(Box<train::TrainArgs>),
+    Train(Box<train_args::TrainArgs>),
     /// Report on a backup directory: the committed checkpoint and whether its files verify.
     Inspect(inspect::InspectArgs),
     /// Print the loss (and accuracy) of trained weights on a data set.

@@ -1,14 +1,14 @@
 //! `wgfit train`: build a Sequential of dense layers, fit it with backups, write the result.
 
 use crate::progress::Progress;
-use crate::{ActivationArg, CliResult, Failure, LossArg, classes_needed, load_data};
-use clap::Args;
+use crate::train_args::HistoryFormat;
+use crate::train_args::TrainArgs;
+use crate::{CliResult, Failure, classes_needed, load_data};
 use std::collections::HashMap;
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use wgfit::{
-    BackupAndRestore, Callback, CsvOptions, Dataset, Dense, Error, FitOptions, History, SaveFreq,
-    Sequential, Sgd, Targets, Tensor,
+    BackupAndRestore, Callback, CsvOptions, Dataset, Dense, Error, FitOptions, History, Sequential,
+    Sgd, Targets, Tensor,
 };
 
 /// The safetensors metadata key under which the output file records how the model was built.
@@ -21,197 +21,11 @@ pub struct ModelMeta {
     pub loss: String,
 }
 
-#[derive(Args, Debug)]
-#[command(after_help = "Examples:
-  wgfit train
-      64-32-10 relu network on the bundled digits (scaled to 0..1), 30 epochs
-  wgfit train --data iris.csv --layers 16,3 --epochs 100 --batch-size 16 --output iris.safetensors
-  wgfit train --epochs 5 --save-freq 10 --history history.csv
-
-Backups go to <output stem>.backup beside --output (wgfit-model.backup by default) and are
-removed when training ends; a run killed or preempted (SIGTERM/SIGINT saves first) resumes
-exactly when the same command runs again.")]
-pub struct TrainArgs {
-    /// Training data: CSV (optionally gzip; class label in the last column) or safetensors with
-    /// tensors `x` and `y` [default: the bundled digits data set, 1797 8x8 images, pixel values
-    /// 0..16 scaled by 1/16]
-    #[arg(long, value_name = "PATH", help_heading = "Data")]
-    data: Option<PathBuf>,
-    /// Multiply every input by F [default: 0.0625 (1/16) for the bundled digits, 1 for --data]
-    #[arg(long, value_name = "F", help_heading = "Data")]
-    scale: Option<f32>,
-    /// Hold out the last fraction F of the data and report val_loss (and val_accuracy)
-    #[arg(long, value_name = "F", help_heading = "Data")]
-    validation_split: Option<f64>,
-
-    /// Hidden widths then the output width, e.g. 64,32,10; the input width comes from the data
-    /// [default: 32,<classes> (32,10 for the digits)]
-    #[arg(
-        long,
-        value_name = "W,..",
-        value_delimiter = ',',
-        help_heading = "Model"
-    )]
-    layers: Option<Vec<usize>>,
-    /// Activation of the hidden layers (the output layer is linear)
-    #[arg(long, value_enum, default_value = "relu", help_heading = "Model")]
-    activation: ActivationArg,
-    /// Loss: softmax cross-entropy on class labels, or mean squared error
-    #[arg(
-        long,
-        value_enum,
-        default_value = "crossentropy",
-        help_heading = "Model"
-    )]
-    loss: LossArg,
-    /// Start from the parameters in this safetensors file (same names and shapes as --output)
-    #[arg(long, value_name = "PATH", help_heading = "Model")]
-    init: Option<PathBuf>,
-
-    /// Learning rate
-    #[arg(long, default_value_t = 0.1, help_heading = "Optimizer (SGD)")]
-    lr: f32,
-    /// Momentum
-    #[arg(long, default_value_t = 0.9, help_heading = "Optimizer (SGD)")]
-    momentum: f32,
-    /// Nesterov momentum
-    #[arg(long, help_heading = "Optimizer (SGD)")]
-    nesterov: bool,
-    /// Decoupled weight decay
-    #[arg(long, default_value_t = 0.0, help_heading = "Optimizer (SGD)")]
-    weight_decay: f32,
-
-    /// Epochs to train
-    #[arg(long, default_value_t = 30, help_heading = "Loop")]
-    epochs: usize,
-    /// Rows per batch
-    #[arg(long, default_value_t = 32, help_heading = "Loop")]
-    batch_size: usize,
-    /// Seed of the initial weights and of the data order
-    #[arg(long, default_value_t = 42, help_heading = "Loop")]
-    seed: u64,
-    /// Keep the data order (no shuffle per epoch)
-    #[arg(long, help_heading = "Loop")]
-    no_shuffle: bool,
-    /// 0 silent (summary only), 1 a progress bar per epoch, 2 one line per epoch [default: 1 on
-    /// a terminal, 2 otherwise]
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2), help_heading = "Loop")]
-    verbose: Option<u8>,
-
-    /// Backup directory [default: <output stem>.backup beside --output]
-    #[arg(
-        long,
-        value_name = "DIR",
-        help_heading = "Backup",
-        conflicts_with = "no_backup"
-    )]
-    backup_dir: Option<PathBuf>,
-    /// Train without backups (a killed run starts over)
-    #[arg(long, help_heading = "Backup")]
-    no_backup: bool,
-    /// When to back up: epoch, every N batches, or never (only on SIGTERM/SIGINT)
-    #[arg(long, value_name = "epoch|N|never", default_value = "epoch", value_parser = parse_save_freq, help_heading = "Backup")]
-    save_freq: SaveFreq,
-    /// Keep the state before the latest as a fallback
-    #[arg(long, help_heading = "Backup")]
-    double_checkpoint: bool,
-    /// Keep the backup after training ends (default: remove it once the output is written)
-    #[arg(long, help_heading = "Backup")]
-    keep_checkpoint: bool,
-    /// On SIGTERM or SIGINT, save a backup and exit with 128 + the signal number [default: on]
-    #[arg(
-        long,
-        overrides_with = "no_save_before_preemption",
-        help_heading = "Backup"
-    )]
-    save_before_preemption: bool,
-    /// Let SIGTERM and SIGINT end the run at once (the last regular backup stays)
-    #[arg(long, help_heading = "Backup")]
-    no_save_before_preemption: bool,
-    /// Discard a backup of a different run (model, data, options) instead of refusing to start
-    #[arg(long, help_heading = "Backup")]
-    discard_mismatched_backup: bool,
-
-    /// Where to write the final parameters (model.layers.<i>.weight [out,in] and .bias)
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "wgfit-model.safetensors",
-        help_heading = "Output"
-    )]
-    output: PathBuf,
-    /// Write the per-epoch metrics here (.csv or .json)
-    #[arg(long, value_name = "PATH", help_heading = "Output")]
-    history: Option<PathBuf>,
-}
-
-fn parse_save_freq(s: &str) -> Result<SaveFreq, String> {
-    match s {
-        "epoch" => Ok(SaveFreq::Epoch),
-        "never" => Ok(SaveFreq::Never),
-        n => match n.parse::<usize>() {
-            Ok(0) => Err("0 batches never saves; use 1 or more, `epoch` or `never`".into()),
-            Ok(n) => Ok(SaveFreq::Batches(n)),
-            Err(_) => Err(format!(
-                "`{n}` is not `epoch`, `never` or a number of batches"
-            )),
-        },
-    }
-}
-
-fn usage(message: impl Into<String>) -> Failure {
-    Failure {
-        message: message.into(),
-        code: 2,
-    }
-}
-
-/// The default backup directory: `<output stem>.backup` beside the output.
-fn default_backup_dir(output: &Path) -> PathBuf {
-    let stem = output
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "wgfit-model".into());
-    output.with_file_name(format!("{stem}.backup"))
-}
-
-enum HistoryFormat {
-    Csv,
-    Json,
-}
-
 pub fn run(args: TrainArgs) -> CliResult {
     // Everything that can be checked before training is checked first.
-    let history_format = match &args.history {
-        None => None,
-        Some(p) => match p
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-        {
-            Some(e) if e == "csv" => Some(HistoryFormat::Csv),
-            Some(e) if e == "json" => Some(HistoryFormat::Json),
-            _ => {
-                return Err(usage(format!(
-                    "--history {}: use a file name ending in .csv or .json",
-                    p.display()
-                )));
-            }
-        },
-    };
-    for (flag, path) in [
-        ("--output", Some(&args.output)),
-        ("--history", args.history.as_ref()),
-    ] {
-        if let Some(p) = path {
-            check_parent(flag, p)?;
-        }
-    }
-    let verbose = args.verbose.unwrap_or(if std::io::stdout().is_terminal() {
-        1
-    } else {
-        2
-    });
+    let history_format = args.history_format()?;
+    args.check_output_dirs()?;
+    let verbose = args.verbose_level();
 
     let data = load_data(args.data.as_deref(), &CsvOptions::default(), args.scale)?;
     let (train, validation) = match args.validation_split {
@@ -263,15 +77,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         })?;
     }
 
-    let backup_dir = if args.no_backup {
-        None
-    } else {
-        Some(
-            args.backup_dir
-                .clone()
-                .unwrap_or_else(|| default_backup_dir(&args.output)),
-        )
-    };
+    let backup_dir = args.backup_dir();
     // A directory the user named and made is left in place; the default one is removed with
     // the backup once training ends.
     let backup_existed = args.backup_dir.as_ref().is_some_and(|d| d.exists());
@@ -357,21 +163,6 @@ fn describe_layers(inputs: usize, widths: &[usize]) -> String {
     s
 }
 
-fn check_parent(flag: &str, path: &Path) -> CliResult {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => return Ok(()),
-    };
-    if !parent.is_dir() {
-        return Err(Failure::new(format!(
-            "{flag} {}: the directory {} does not exist",
-            path.display(),
-            parent.display()
-        )));
-    }
-    Ok(())
-}
-
 /// Explains a data set that does not fit the model in terms of the CLI's flags.
 fn data_mismatch(e: Error, data: &Dataset, widths: &[usize], data_name: &str) -> Failure {
     match e {
@@ -427,21 +218,10 @@ fn write_weights(path: &Path, params: &[Tensor], meta: &ModelMeta) -> CliResult 
     let fail = |e: &dyn std::fmt::Display| {
         Failure::new(format!("cannot write --output {}: {e}", path.display()))
     };
-    let bytes: Vec<Vec<u8>> = params
-        .iter()
-        .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let mut views = Vec::new();
-    for (t, b) in params.iter().zip(&bytes) {
-        let view =
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), b)
-                .map_err(|e| fail(&e))?;
-        views.push((t.name.clone(), view));
-    }
     let meta_json = serde_json::to_string(meta).map_err(|e| fail(&e))?;
     // One metadata key only, so the file's bytes are the same from run to run.
     let info = HashMap::from([(META_KEY.to_string(), meta_json)]);
-    let data = safetensors::serialize(views, Some(info)).map_err(|e| fail(&e))?;
+    let data = wgfit::checkpoint::encode_tensors(params, Some(info)).map_err(|e| fail(&e))?;
     write_atomic(path, &data).map_err(|e| fail(&e))
 }
 

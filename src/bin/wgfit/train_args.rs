@@ -1,0 +1,238 @@
+//! The arguments of `wgfit train` and the checks that need nothing but the arguments.
+
+use crate::{ActivationArg, CliResult, Failure, LossArg};
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use wgfit::SaveFreq;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  wgfit train
+      64-32-10 relu network on the bundled digits (scaled to 0..1), 30 epochs
+  wgfit train --data iris.csv --layers 16,3 --epochs 100 --batch-size 16 --output iris.safetensors
+  wgfit train --epochs 5 --save-freq 10 --history history.csv
+
+Backups go to <output stem>.backup beside --output (wgfit-model.backup by default) and are
+removed when training ends; a run killed or preempted (SIGTERM/SIGINT saves first) resumes
+exactly when the same command runs again.")]
+pub struct TrainArgs {
+    /// Training data: CSV (optionally gzip; class label in the last column) or safetensors with
+    /// tensors `x` and `y` [default: the bundled digits data set, 1797 8x8 images, pixel values
+    /// 0..16 scaled by 1/16]
+    #[arg(long, value_name = "PATH", help_heading = "Data")]
+    pub data: Option<PathBuf>,
+    /// Multiply every input by F [default: 0.0625 (1/16) for the bundled digits, 1 for --data]
+    #[arg(long, value_name = "F", help_heading = "Data")]
+    pub scale: Option<f32>,
+    /// Hold out the last fraction F of the data and report val_loss (and val_accuracy)
+    #[arg(long, value_name = "F", help_heading = "Data")]
+    pub validation_split: Option<f64>,
+
+    /// Hidden widths then the output width, e.g. 64,32,10; the input width comes from the data
+    /// [default: 32,<classes> (32,10 for the digits)]
+    #[arg(
+        long,
+        value_name = "W,..",
+        value_delimiter = ',',
+        help_heading = "Model"
+    )]
+    pub layers: Option<Vec<usize>>,
+    /// Activation of the hidden layers (the output layer is linear)
+    #[arg(long, value_enum, default_value = "relu", help_heading = "Model")]
+    pub activation: ActivationArg,
+    /// Loss: softmax cross-entropy on class labels, or mean squared error
+    #[arg(
+        long,
+        value_enum,
+        default_value = "crossentropy",
+        help_heading = "Model"
+    )]
+    pub loss: LossArg,
+    /// Start from the parameters in this safetensors file (same names and shapes as --output)
+    #[arg(long, value_name = "PATH", help_heading = "Model")]
+    pub init: Option<PathBuf>,
+
+    /// Learning rate
+    #[arg(long, default_value_t = 0.1, help_heading = "Optimizer (SGD)")]
+    pub lr: f32,
+    /// Momentum
+    #[arg(long, default_value_t = 0.9, help_heading = "Optimizer (SGD)")]
+    pub momentum: f32,
+    /// Nesterov momentum
+    #[arg(long, help_heading = "Optimizer (SGD)")]
+    pub nesterov: bool,
+    /// Decoupled weight decay
+    #[arg(long, default_value_t = 0.0, help_heading = "Optimizer (SGD)")]
+    pub weight_decay: f32,
+
+    /// Epochs to train
+    #[arg(long, default_value_t = 30, help_heading = "Loop")]
+    pub epochs: usize,
+    /// Rows per batch
+    #[arg(long, default_value_t = 32, help_heading = "Loop")]
+    pub batch_size: usize,
+    /// Seed of the initial weights and of the data order
+    #[arg(long, default_value_t = 42, help_heading = "Loop")]
+    pub seed: u64,
+    /// Keep the data order (no shuffle per epoch)
+    #[arg(long, help_heading = "Loop")]
+    pub no_shuffle: bool,
+    /// 0 silent (summary only), 1 a progress bar per epoch, 2 one line per epoch [default: 1 on
+    /// a terminal, 2 otherwise]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2), help_heading = "Loop")]
+    pub verbose: Option<u8>,
+
+    /// Backup directory [default: <output stem>.backup beside --output]
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Backup",
+        conflicts_with = "no_backup"
+    )]
+    pub backup_dir: Option<PathBuf>,
+    /// Train without backups (a killed run starts over)
+    #[arg(long, help_heading = "Backup")]
+    pub no_backup: bool,
+    /// When to back up: epoch, every N batches, or never (only on SIGTERM/SIGINT)
+    #[arg(long, value_name = "epoch|N|never", default_value = "epoch", value_parser = parse_save_freq, help_heading = "Backup")]
+    pub save_freq: SaveFreq,
+    /// Keep the state before the latest as a fallback
+    #[arg(long, help_heading = "Backup")]
+    pub double_checkpoint: bool,
+    /// Keep the backup after training ends (default: remove it once the output is written)
+    #[arg(long, help_heading = "Backup")]
+    pub keep_checkpoint: bool,
+    /// On SIGTERM or SIGINT, save a backup and exit with 128 + the signal number [default: on]
+    #[arg(
+        long,
+        overrides_with = "no_save_before_preemption",
+        help_heading = "Backup"
+    )]
+    pub save_before_preemption: bool,
+    /// Let SIGTERM and SIGINT end the run at once (the last regular backup stays)
+    #[arg(long, help_heading = "Backup")]
+    pub no_save_before_preemption: bool,
+    /// Discard a backup of a different run (model, data, options) instead of refusing to start
+    #[arg(long, help_heading = "Backup")]
+    pub discard_mismatched_backup: bool,
+
+    /// Where to write the final parameters (model.layers.<i>.weight [out,in] and .bias)
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "wgfit-model.safetensors",
+        help_heading = "Output"
+    )]
+    pub output: PathBuf,
+    /// Write the per-epoch metrics here (.csv or .json)
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub history: Option<PathBuf>,
+}
+
+impl TrainArgs {
+    /// The format of --history, from its extension; a usage error for anything but .csv/.json.
+    pub fn history_format(&self) -> Result<Option<HistoryFormat>, Failure> {
+        match &self.history {
+            None => Ok(None),
+            Some(p) => match p
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase)
+            {
+                Some(e) if e == "csv" => Ok(Some(HistoryFormat::Csv)),
+                Some(e) if e == "json" => Ok(Some(HistoryFormat::Json)),
+                _ => Err(usage(format!(
+                    "--history {}: use a file name ending in .csv or .json",
+                    p.display()
+                ))),
+            },
+        }
+    }
+
+    /// Fails early, before any training, when an output file's directory does not exist.
+    pub fn check_output_dirs(&self) -> CliResult {
+        for (flag, path) in [
+            ("--output", Some(&self.output)),
+            ("--history", self.history.as_ref()),
+        ] {
+            if let Some(p) = path {
+                check_parent(flag, p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// --verbose, defaulting to a progress bar on a terminal and one line per epoch otherwise.
+    pub fn verbose_level(&self) -> u8 {
+        self.verbose.unwrap_or(if std::io::stdout().is_terminal() {
+            1
+        } else {
+            2
+        })
+    }
+
+    /// Where backups go: none with --no-backup, else --backup-dir or the default beside --output.
+    pub fn backup_dir(&self) -> Option<PathBuf> {
+        if self.no_backup {
+            None
+        } else {
+            Some(
+                self.backup_dir
+                    .clone()
+                    .unwrap_or_else(|| default_backup_dir(&self.output)),
+            )
+        }
+    }
+}
+
+/// How --history is written, chosen by its extension.
+pub enum HistoryFormat {
+    Csv,
+    Json,
+}
+
+fn parse_save_freq(s: &str) -> Result<SaveFreq, String> {
+    match s {
+        "epoch" => Ok(SaveFreq::Epoch),
+        "never" => Ok(SaveFreq::Never),
+        n => match n.parse::<usize>() {
+            Ok(0) => Err("0 batches never saves; use 1 or more, `epoch` or `never`".into()),
+            Ok(n) => Ok(SaveFreq::Batches(n)),
+            Err(_) => Err(format!(
+                "`{n}` is not `epoch`, `never` or a number of batches"
+            )),
+        },
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        code: 2,
+    }
+}
+
+/// The default backup directory: `<output stem>.backup` beside the output.
+fn default_backup_dir(output: &Path) -> PathBuf {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "wgfit-model".into());
+    output.with_file_name(format!("{stem}.backup"))
+}
+
+fn check_parent(flag: &str, path: &Path) -> CliResult {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => return Ok(()),
+    };
+    if !parent.is_dir() {
+        return Err(Failure::new(format!(
+            "{flag} {}: the directory {} does not exist",
+            path.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! The CSV reader: plain or gzip-compressed files, bounded line length, header detection,
+//! and row/column-precise parse errors.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use super::{Dataset, Targets, attach_path};
+use crate::{Error, Result};
+
+/// Longest CSV line accepted, in bytes. Bounds the memory one malformed line can take.
+pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How to read a CSV file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CsvOptions {
+    /// Whether the first line is a header.
+    pub header: Header,
+    /// What the last column(s) hold.
+    pub targets: CsvTargets,
+}
+
+/// Whether the first line is a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Header {
+    /// A first line with any non-numeric field is a header.
+    #[default]
+    Auto,
+    /// The first non-empty line is a header and is skipped.
+    Yes,
+    /// There is no header; every non-empty line is data.
+    No,
+}
+
+/// What the last column(s) hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CsvTargets {
+    /// The last column is an integer class label (e.g. "3" or "3.0"; negative or fractional is
+    /// an error naming row/column).
+    #[default]
+    Class,
+    /// The last `n` columns are float targets.
+    Values(usize),
+}
+
+impl Dataset {
+    /// Loads a CSV file (plain or gzip — detected by its magic bytes 1f 8b, not by extension).
+    ///
+    /// Fields are split on ',' and trimmed; empty lines are skipped but counted for row numbers;
+    /// a trailing "\r" is tolerated. The last column(s) are the targets as `options` says.
+    pub fn from_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let target_cols = match options.targets {
+            CsvTargets::Class => 1,
+            CsvTargets::Values(0) => {
+                return Err(Error::config(
+                    "CSV targets",
+                    "Values(0): at least one target column is needed",
+                ));
+            }
+            CsvTargets::Values(n) => n,
+        };
+        let mut lines = LineReader::new(open_maybe_gzip(path)?, path);
+        let mut parser = CsvParser::new(path, options, target_cols);
+        while let Some((row, line)) = lines.next_line()? {
+            parser.line(row, line)?;
+        }
+        parser.finish()
+    }
+}
+
+/// Opens `path` and, if it starts with the gzip magic bytes, wraps it in a decoder.
+fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
+    let io_err = |source| Error::DataIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    // Read the first two bytes by hand (a single read may return fewer), then put them back in
+    // front of the rest of the file.
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < magic.len() {
+        match file.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(e)),
+        }
+    }
+    let whole = std::io::Cursor::new(magic[..got].to_vec()).chain(file);
+    if got == 2 && magic == [0x1f, 0x8b] {
+        // Multi-member, like `gzip -d`: concatenated .gz files decode as one stream.
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(whole)))
+    } else {
+        Ok(Box::new(whole))
+    }
+}
+
+/// Reads lines with a bounded length and counts them, 1-based.
+struct LineReader<'p> {
+    reader: BufReader<Box<dyn Read>>,
+    buf: Vec<u8>,
+    row: usize,
+    path: &'p Path,
+}
+
+impl<'p> LineReader<'p> {
+    fn new(reader: Box<dyn Read>, path: &'p Path) -> Self {
+        Self {
+            reader: BufReader::new(reader),
+            buf: Vec::new(),
+            row: 0,
+            path,
+        }
+    }
+
+    /// The next line without its "\n" or "\r\n", with its 1-based number; `None` at the end.
+    fn next_line(&mut self) -> Result<Option<(usize, &str)>> {
+        self.buf.clear();
+        // At most one byte more than the limit (the newline), so an endless line costs no more
+        // than MAX_LINE_BYTES of memory before it is refused.
+        let limit = MAX_LINE_BYTES as u64 + 1;
+        let read = (&mut self.reader)
+            .take(limit)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|source| Error::DataIo {
+                path: self.path.to_path_buf(),
+                source,
+            })?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.row += 1;
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+        } else if self.buf.len() > MAX_LINE_BYTES {
+            return Err(self.parse_error(0, "line longer than 16 MiB"));
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        let line = match std::str::from_utf8(&self.buf) {
+            Ok(line) => line,
+            Err(e) => {
+                let good = &self.buf[..e.valid_up_to()];
+                let column = 1 + good.iter().filter(|&&b| b == b',').count();
+                let reason = format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1);
+                return Err(self.parse_error(column, reason));
+            }
+        };
+        Ok(Some((self.row, line)))
+    }
+
+    fn parse_error(&self, column: usize, reason: impl Into<String>) -> Error {
+        Error::DataParse {
+            path: self.path.to_path_buf(),
+            row: self.row,
+            column,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Accumulates parsed CSV rows.
+struct CsvParser<'p> {
+    path: &'p Path,
+    header: Header,
+    class_targets: bool,
+    target_cols: usize,
+    /// Column count of the first data row; every later row must match it.
+    columns: Option<usize>,
+    /// Whether the first non-empty line has been seen (header decision made).
+    started: bool,
+    x: Vec<f32>,
+    labels: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl<'p> CsvParser<'p> {
+    fn new(path: &'p Path, options: &CsvOptions, target_cols: usize) -> Self {
+        Self {
+            path,
+            header: options.header,
+            class_targets: options.targets == CsvTargets::Class,
+            target_cols,
+            columns: None,
+            started: false,
+            x: Vec::new(),
+            labels: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    fn line(&mut self, row: usize, line: &str) -> Result<()> {
+        // Excel and friends may start a UTF-8 file with a byte-order mark.
+        let line = if row == 1 {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        } else {
+            line
+        };
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        if !self.started {
+            self.started = true;
+            if self.is_header(line) {
+                return Ok(());
+            }
+        }
+        self.data_row(row, line)
+    }
+
+    fn is_header(&self, line: &str) -> bool {
+        match self.header {
+            Header::Yes => true,
+            Header::No => false,
+            // Empty fields do not make a header: a data row with a gap should be reported, not
+            // silently dropped. "nan" and "inf" parse as numbers, so they count as data too.
+            Header::Auto => line
+                .split(',')
+                .map(str::trim)
+                .any(|f| !f.is_empty() && f.parse::<f64>().is_err()),
+        }
+    }
+
+    fn data_row(&mut self, row: usize, line: &str) -> Result<()> {
+        let found = line.split(',').count();
+        let expected = *self.columns.get_or_insert(found);
+        if found < self.target_cols + 1 {
+            return Err(self.error(
+                row,
+                0,
+                format!(
+                    "expected at least {} columns ({} target(s) after at least one feature), \
+                     found {found}",
+                    self.target_cols + 1,
+                    self.target_cols
+                ),
+            ));
+        }
+        if found != expected {
+            return Err(self.error(
+                row,
+                0,
+                format!("expected {expected} columns, found {found}"),
+            ));
+        }
+        let n_features = found - self.target_cols;
+        for (i, field) in line.split(',').map(str::trim).enumerate() {
+            let column = i + 1;
+            if i < n_features {
+                let v = self.parse_f32(row, column, field)?;
+                self.x.push(v);
+            } else if self.class_targets {
+                let label = self.parse_label(row, column, field)?;
+                self.labels.push(label);
+            } else {
+                let v = self.parse_f32(row, column, field)?;
+                self.values.push(v);
+            }
+        }
+        Ok(())
+    }
+
+    fn parse_f32(&self, row: usize, column: usize, field: &str) -> Result<f32> {
+        let v: f32 = self.parse_number(row, column, field)?;
+        if !v.is_finite() {
+            // Also catches finite text beyond f32's range, e.g. "1e39".
+            return Err(self.error(row, column, format!("not finite: {}", quote(field))));
+        }
+        Ok(v)
+    }
+
+    fn parse_label(&self, row: usize, column: usize, field: &str) -> Result<u32> {
+        // f64 holds every u32 exactly, so "3", "3.0" and "3e0" all read as 3.
+        let v: f64 = self.parse_number(row, column, field)?;
+        let reason = if !v.is_finite() {
+            format!("class label is not finite: {}", quote(field))
+        } else if v < 0.0 {
+            format!("class label is negative: {}", quote(field))
+        } else if v.fract() != 0.0 {
+            format!("class label is not an integer: {}", quote(field))
+        } else if v > f64::from(u32::MAX) {
+            format!("class label {} exceeds {}", quote(field), u32::MAX)
+        } else {
+            return Ok(v as u32);
+        };
+        Err(self.error(row, column, reason))
+    }
+
+    fn parse_number<T: std::str::FromStr>(
+        &self,
+        row: usize,
+        column: usize,
+        field: &str,
+    ) -> Result<T> {
+        if field.is_empty() {
+            return Err(self.error(row, column, "empty field, expected a number"));
+        }
+        field
+            .parse()
+            .map_err(|_| self.error(row, column, format!("not a number: {}", quote(field))))
+    }
+
+    fn error(&self, row: usize, column: usize, reason: impl Into<String>) -> Error {
+        Error::DataParse {
+            path: self.path.to_path_buf(),
+            row,
+            column,
+            reason: reason.into(),
+        }
+    }
+
+    fn finish(self) -> Result<Dataset> {
+        let Some(columns) = self.columns else {
+            return Err(Error::EmptyData {
+                path: self.path.to_path_buf(),
+            });
+        };
+        let features = columns - self.target_cols;
+        let targets = if self.class_targets {
+            Targets::Classes(self.labels)
+        } else {
+            Targets::Values {
+                data: self.values,
+                cols: self.target_cols,
+            }
+        };
+        Dataset::new(self.x, features, targets).map_err(|e| attach_path(e, self.path))
+    }
+}
+
+/// Quotes a field for an error message, shortened so a huge field cannot flood the terminal.
+fn quote(field: &str) -> String {
+    const MAX_CHARS: usize = 40;
+    if field.chars().count() <= MAX_CHARS {
+        format!("{field:?}")
+    } else {
+        let head: String = field.chars().take(MAX_CHARS).collect();
+        format!("{head:?}… ({} bytes)", field.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_shortens_long_fields() {
+        assert_eq!(quote("abc"), "\"abc\"");
+        assert!(quote(&"x".repeat(100)).ends_with("(100 bytes)"));
+    }
+}

@@ -1,0 +1,217 @@
+//! Loading a data set from a safetensors file with tensors `x` and `y`.
+
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+
+use super::{Dataset, Targets, attach_path, invalid_in};
+use crate::{Error, Result};
+
+impl Dataset {
+    /// Loads a safetensors file with tensors `x` (F32 or F64, shape `[n, features]`, or `[n]`
+    /// for one feature) and `y`.
+    ///
+    /// An integer `y` (U8/I8/U16/I16/U32/I32/U64/I64, shape `[n]` or `[n, 1]`) gives class labels;
+    /// negative labels and labels above `u32::MAX` are rejected. A float `y` (F32/F64) of shape
+    /// `[n]` gives one value per sample, `[n, k]` gives `k`. A missing tensor is
+    /// [`Error::MissingTensor`]; a bad dtype or shape, or a damaged file, is
+    /// [`Error::InvalidData`].
+    pub fn from_safetensors(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::DataIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file = SafeTensors::deserialize(&bytes)
+            .map_err(|e| invalid_in(path, format!("not a readable safetensors file: {e}")))?;
+        let (x, features) = read_x(&file, path)?;
+        if x.is_empty() {
+            return Err(Error::EmptyData {
+                path: path.to_path_buf(),
+            });
+        }
+        let targets = read_y(&file, path)?;
+        Self::new(x, features, targets).map_err(|e| attach_path(e, path))
+    }
+}
+
+/// Fetches tensor `name`, telling a missing tensor apart from a damaged file.
+fn tensor<'a>(
+    file: &SafeTensors<'a>,
+    name: &str,
+    path: &Path,
+) -> Result<safetensors::tensor::TensorView<'a>> {
+    file.tensor(name).map_err(|e| match e {
+        SafeTensorError::TensorNotFound(_) => Error::MissingTensor {
+            name: name.to_string(),
+            context: format!(" in {}", path.display()),
+        },
+        other => invalid_in(path, format!("tensor `{name}`: {other}")),
+    })
+}
+
+/// Reads `x` as f32 values and the feature count.
+fn read_x(file: &SafeTensors<'_>, path: &Path) -> Result<(Vec<f32>, usize)> {
+    let t = tensor(file, "x", path)?;
+    let features = match *t.shape() {
+        [_] => 1,
+        [_, f] => f,
+        ref s => {
+            return Err(invalid_in(
+                path,
+                format!("tensor `x` must have shape [n, features] or [n], found {s:?}"),
+            ));
+        }
+    };
+    let x = decode_floats(t.dtype(), t.data(), t.shape(), "x", path)?;
+    Ok((x, features))
+}
+
+/// Reads `y` as class labels (integer dtypes) or float targets.
+fn read_y(file: &SafeTensors<'_>, path: &Path) -> Result<Targets> {
+    let t = tensor(file, "y", path)?;
+    let shape = t.shape();
+    if matches!(t.dtype(), Dtype::F32 | Dtype::F64) {
+        let cols = match *shape {
+            [_] => 1,
+            [_, k] => k,
+            ref s => {
+                return Err(invalid_in(
+                    path,
+                    format!("float tensor `y` must have shape [n] or [n, k], found {s:?}"),
+                ));
+            }
+        };
+        let data = decode_floats(t.dtype(), t.data(), shape, "y", path)?;
+        return Ok(Targets::Values { data, cols });
+    }
+    if !matches!(shape, [_] | [_, 1]) {
+        return Err(invalid_in(
+            path,
+            format!(
+                "integer tensor `y` (class labels) must have shape [n] or [n, 1], found {shape:?}"
+            ),
+        ));
+    }
+    let wide = decode_ints(t.dtype(), t.data(), shape, path)?;
+    let labels = wide
+        .iter()
+        .enumerate()
+        .map(|(sample, &v)| {
+            u32::try_from(v).map_err(|_| {
+                invalid_in(
+                    path,
+                    format!(
+                        "tensor `y` holds label {v} at sample {sample}; class labels must be \
+                         0..={}",
+                        u32::MAX
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    Ok(Targets::Classes(labels))
+}
+
+/// Checks that a tensor's bytes match its shape and dtype, so decoding cannot drop or invent
+/// values even if the library's own validation changes.
+fn check_byte_len(
+    data: &[u8],
+    shape: &[usize],
+    elem: usize,
+    name: &str,
+    path: &Path,
+) -> Result<()> {
+    let want = shape.iter().try_fold(elem, |acc, &d| acc.checked_mul(d));
+    if want != Some(data.len()) {
+        return Err(invalid_in(
+            path,
+            format!(
+                "tensor `{name}` holds {} bytes, which does not match shape {shape:?}",
+                data.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn decode_floats(
+    dtype: Dtype,
+    data: &[u8],
+    shape: &[usize],
+    name: &str,
+    path: &Path,
+) -> Result<Vec<f32>> {
+    let values = match dtype {
+        Dtype::F32 => {
+            check_byte_len(data, shape, 4, name, path)?;
+            le_chunks::<4>(data).map(f32::from_le_bytes).collect()
+        }
+        Dtype::F64 => {
+            // Out-of-range values become infinite here and are rejected by Dataset::new.
+            check_byte_len(data, shape, 8, name, path)?;
+            le_chunks::<8>(data)
+                .map(|b| f64::from_le_bytes(b) as f32)
+                .collect()
+        }
+        other => {
+            return Err(invalid_in(
+                path,
+                format!("tensor `{name}` has dtype {other:?}; expected F32 or F64"),
+            ));
+        }
+    };
+    Ok(values)
+}
+
+/// Decodes any integer dtype into i128, which holds every u64 and i64 value.
+fn decode_ints(dtype: Dtype, data: &[u8], shape: &[usize], path: &Path) -> Result<Vec<i128>> {
+    let size = match dtype {
+        Dtype::U8 | Dtype::I8 => 1,
+        Dtype::U16 | Dtype::I16 => 2,
+        Dtype::U32 | Dtype::I32 => 4,
+        Dtype::U64 | Dtype::I64 => 8,
+        other => {
+            return Err(invalid_in(
+                path,
+                format!(
+                    "tensor `y` has dtype {other:?}; expected an integer type \
+                     (U8, I8, U16, I16, U32, I32, U64, I64) or F32/F64"
+                ),
+            ));
+        }
+    };
+    check_byte_len(data, shape, size, "y", path)?;
+    let values = match dtype {
+        Dtype::U8 => le_chunks::<1>(data)
+            .map(|b| u8::from_le_bytes(b).into())
+            .collect(),
+        Dtype::I8 => le_chunks::<1>(data)
+            .map(|b| i8::from_le_bytes(b).into())
+            .collect(),
+        Dtype::U16 => le_chunks::<2>(data)
+            .map(|b| u16::from_le_bytes(b).into())
+            .collect(),
+        Dtype::I16 => le_chunks::<2>(data)
+            .map(|b| i16::from_le_bytes(b).into())
+            .collect(),
+        Dtype::U32 => le_chunks::<4>(data)
+            .map(|b| u32::from_le_bytes(b).into())
+            .collect(),
+        Dtype::I32 => le_chunks::<4>(data)
+            .map(|b| i32::from_le_bytes(b).into())
+            .collect(),
+        Dtype::U64 => le_chunks::<8>(data)
+            .map(|b| u64::from_le_bytes(b).into())
+            .collect(),
+        _ => le_chunks::<8>(data)
+            .map(|b| i64::from_le_bytes(b).into())
+            .collect(),
+    };
+    Ok(values)
+}
+
+/// The bytes as fixed-size chunks (the length was checked by [`check_byte_len`]).
+fn le_chunks<const N: usize>(data: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+    data.as_chunks::<N>().0.iter().copied()
+}

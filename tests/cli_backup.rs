@@ -1,0 +1,227 @@
+//! `wgfit train` backups through the real binary: resuming after SIGKILL and SIGTERM, refusing
+//! another run's or a locked backup, and `wgfit inspect` on backup directories.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::cli::{LONG, assert_ok, spawn, stderr, stdout, summary_value, wait_for, wgfit};
+
+#[test]
+fn sigkill_then_rerun_matches_an_uninterrupted_run_byte_for_byte() {
+    let reference = tempfile::tempdir().unwrap();
+    let resumed = tempfile::tempdir().unwrap();
+    let mut child = spawn(resumed.path(), LONG);
+    wait_for(
+        &resumed.path().join("wgfit-model.backup/latest.json"),
+        &mut child,
+    );
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run finished before it was killed");
+    assert!(!resumed.path().join("wgfit-model.safetensors").exists());
+
+    let full = wgfit(reference.path(), LONG);
+    assert_ok(&full);
+
+    let o = wgfit(resumed.path(), LONG);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("resuming from the backup"),
+        "{}",
+        stderr(&o)
+    );
+    let a = std::fs::read(reference.path().join("wgfit-model.safetensors")).unwrap();
+    let b = std::fs::read(resumed.path().join("wgfit-model.safetensors")).unwrap();
+    assert!(
+        a == b,
+        "the resumed run's parameters differ from the uninterrupted run's"
+    );
+    assert!(!resumed.path().join("wgfit-model.backup").exists());
+}
+
+#[test]
+fn sigterm_saves_exits_143_and_the_rerun_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("wgfit-model.backup");
+    let mut child = spawn(dir.path(), LONG);
+    wait_for(&backup.join("latest.json"), &mut child);
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "stderr:\n{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("wgfit: error: preempted by signal 15"),
+        "{}",
+        stderr(&o)
+    );
+
+    let i = wgfit(dir.path(), &["inspect", "wgfit-model.backup"]);
+    assert_eq!(i.status.code(), Some(0), "{}", stdout(&i));
+    assert!(
+        stdout(&i).contains("committed: latest.json"),
+        "{}",
+        stdout(&i)
+    );
+
+    let o = wgfit(dir.path(), LONG);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("resuming from the backup"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(summary_value(&stdout(&o), "epochs"), 40.0);
+    assert!(dir.path().join("wgfit-model.safetensors").is_file());
+    assert!(!backup.exists());
+}
+
+/// Every file of a directory with its bytes.
+fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn inspect_healthy_damaged_and_empty_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wgfit(
+        dir.path(),
+        &[
+            "train",
+            "--epochs",
+            "2",
+            "--verbose",
+            "0",
+            "--keep-checkpoint",
+            "--backup-dir",
+            "bk",
+        ],
+    );
+    assert_ok(&o);
+    let bk = dir.path().join("bk");
+    assert!(stdout(&o).contains("backup:        bk"), "{}", stdout(&o));
+
+    let before = snapshot_dir(&bk);
+    let o = wgfit(dir.path(), &["inspect", "bk"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let text = stdout(&o);
+    for key in [
+        "committed: latest.json (epoch 2, step 0, global step 114)",
+        "latest.json: verified",
+        "global step:  114",
+        "previous.json: absent",
+        "model:        64->32 relu, 32->10 linear",
+        "ckpt-114.safetensors",
+        "weights, verified",
+    ] {
+        assert!(text.contains(key), "no {key:?} in\n{text}");
+    }
+    let o = wgfit(dir.path(), &["inspect", "--json", "bk"]);
+    assert_eq!(o.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["usable"], "latest.json");
+    assert_eq!(json["sidecars"][0]["state"]["global_step"], 114);
+    assert_eq!(snapshot_dir(&bk), before, "inspect changed the directory");
+
+    // Damaged: one byte of the weights flipped.
+    let ckpt = bk.join("ckpt-114.safetensors");
+    let mut bytes = std::fs::read(&ckpt).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&ckpt, &bytes).unwrap();
+    let before = snapshot_dir(&bk);
+    let o = wgfit(dir.path(), &["inspect", "bk"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(text.contains("committed: none"), "{text}");
+    assert!(text.contains("latest.json: UNUSABLE"), "{text}");
+    assert!(text.contains("NOT verified"), "{text}");
+    let o = wgfit(dir.path(), &["inspect", "--json", "bk"]);
+    assert_eq!(o.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(json["usable"].is_null());
+    assert!(json["sidecars"][0]["error"].is_string());
+    assert_eq!(snapshot_dir(&bk), before, "inspect changed the directory");
+
+    // Empty, and missing.
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let o = wgfit(dir.path(), &["inspect", "empty"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("committed: none"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("latest.json: absent"), "{}", stdout(&o));
+    let o = wgfit(dir.path(), &["inspect", "missing"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("wgfit: error:"), "{}", stderr(&o));
+}
+
+#[test]
+fn backup_of_another_model_and_locked_backup_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "train",
+        "--epochs",
+        "1",
+        "--verbose",
+        "0",
+        "--backup-dir",
+        "bk",
+        "--keep-checkpoint",
+    ];
+    assert_ok(&wgfit(dir.path(), &base));
+
+    let mut other = base.to_vec();
+    other.extend(["--layers", "16,10", "--lr", "0.05"]);
+    let o = wgfit(dir.path(), &other);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("wgfit: error: the backup in bk belongs to a different run"),
+        "{err}"
+    );
+    assert!(
+        err.contains("layers: backup 64->32 relu, 32->10 linear, now 64->16 relu, 16->10 linear"),
+        "{err}"
+    );
+    assert!(err.contains("optimizer: backup sgd(lr=0.1"), "{err}");
+    assert!(err.contains("--discard-mismatched-backup"), "{err}");
+    other.push("--discard-mismatched-backup");
+    let o = wgfit(dir.path(), &other);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("discarding the backup"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Another process holds the lock.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join("bk/.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let o = wgfit(dir.path(), &base);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("wgfit: error: backup directory bk is in use by another run"),
+        "{err}"
+    );
+    assert!(err.contains("--backup-dir"), "{err}");
+    drop(lock);
+    assert_ok(&wgfit(dir.path(), &other));
+}

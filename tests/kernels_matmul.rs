@@ -1,0 +1,327 @@
+//! The matmul and activation_backward kernels (`wgfit::gpu::ops`) against plain CPU references
+//! written here: simple loops with f64 accumulation, inputs from a small deterministic generator.
+//!
+//! Tolerances (u = 2^-24, the unit roundoff of f32):
+//! - matmul: |gpu - ref| <= (k + 4) · u · (1 + Σ_k |a_ik · b_kj| + |bias_j|) + act_abs, the
+//!   worst-case error bound of a sequential f32 dot product (γ_k) with one unit of slack for
+//!   the bias add; act_abs = 1e-6 for tanh and sigmoid (the adapter's exp/tanh are a few ulps
+//!   off) and 0 for linear and relu. Activations are 1-Lipschitz, so the bound carries over.
+//! - activation_backward: dZ within 4 u relative plus u · |dA| absolute (the cancellation in
+//!   1 - A² and A(1 - A)); db within (rows + 2) · u · Σ_r |dZ_rj| (sequential sum).
+
+mod common;
+
+use common::cpu_reference::{U, act_f64};
+use common::gpu::gpu;
+use common::rng::Rng;
+use wgfit::gpu::ops::{self, Layout, MatmulShape};
+use wgfit::{Activation, Gpu};
+
+const ACTS: [Activation; 4] = [
+    Activation::Linear,
+    Activation::Relu,
+    Activation::Tanh,
+    Activation::Sigmoid,
+];
+
+/// `(m, n, k)`: trivial, primes, non-multiples of the 64 tile, many workgroups.
+const SHAPES: [(usize, usize, usize); 6] = [
+    (1, 1, 1),
+    (7, 13, 5),
+    (13, 7, 17),
+    (65, 63, 67),
+    (100, 3, 129),
+    (300, 257, 70),
+];
+
+// ------------------------------------------------------------------------------------------
+// matmul
+
+/// `A(i, kk)` of an `m×k` operand stored by `layout`.
+fn a_at(a: &[f32], layout: Layout, m: usize, k: usize, i: usize, kk: usize) -> f64 {
+    match layout {
+        Layout::Normal => a[i * k + kk] as f64,
+        Layout::Transposed => a[kk * m + i] as f64,
+    }
+}
+
+/// `B(kk, j)` of a `k×n` operand stored by `layout`.
+fn b_at(b: &[f32], layout: Layout, k: usize, n: usize, kk: usize, j: usize) -> f64 {
+    match layout {
+        Layout::Normal => b[kk * n + j] as f64,
+        Layout::Transposed => b[j * k + kk] as f64,
+    }
+}
+
+/// Reference `act(A·B + bias)` and, per element, `Σ_k |a·b| + |bias|` for the tolerance.
+fn matmul_ref(
+    s: MatmulShape,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut out = vec![0.0; s.m * s.n];
+    let mut mag = vec![0.0; s.m * s.n];
+    for i in 0..s.m {
+        for j in 0..s.n {
+            let mut acc = 0f64;
+            let mut abs = 0f64;
+            for kk in 0..s.k {
+                let p = a_at(a, s.a, s.m, s.k, i, kk) * b_at(b, s.b, s.k, s.n, kk, j);
+                acc += p;
+                abs += p.abs();
+            }
+            if let Some(bias) = bias {
+                acc += bias[j] as f64;
+                abs += (bias[j] as f64).abs();
+            }
+            out[i * s.n + j] = act_f64(acc, act);
+            mag[i * s.n + j] = abs;
+        }
+    }
+    (out, mag)
+}
+
+/// Runs one matmul and checks it against the reference; returns the worst error / tolerance.
+fn check_matmul(
+    gpu: &Gpu,
+    rng: &mut Rng,
+    (m, n, k): (usize, usize, usize),
+    a_layout: Layout,
+    b_layout: Layout,
+    with_bias: bool,
+    act: Activation,
+) -> f64 {
+    let shape = MatmulShape {
+        m,
+        n,
+        k,
+        a: a_layout,
+        b: b_layout,
+    };
+    let a = rng.vec(m * k, -1.0, 1.0);
+    let b = rng.vec(k * n, -1.0, 1.0);
+    let bias = rng.vec(n, -1.0, 1.0);
+    let bias = with_bias.then_some(bias.as_slice());
+    let got = ops::matmul(gpu, shape, &a, &b, bias, act).expect("matmul runs");
+    assert_eq!(got.len(), m * n, "result length for {shape:?}");
+    let (want, mag) = matmul_ref(shape, &a, &b, bias, act);
+    let act_abs = match act {
+        Activation::Tanh | Activation::Sigmoid => 1e-6,
+        _ => 0.0,
+    };
+    let mut worst = 0f64;
+    for idx in 0..m * n {
+        let tol = (k as f64 + 4.0) * U * (1.0 + mag[idx]) + act_abs;
+        let err = (got[idx] as f64 - want[idx]).abs();
+        assert!(
+            err <= tol,
+            "matmul {shape:?} bias={with_bias} {act:?}: C[{}, {}] = {} but reference {} \
+             (error {err:e} > tolerance {tol:e})",
+            idx / n,
+            idx % n,
+            got[idx],
+            want[idx]
+        );
+        worst = worst.max(err / tol);
+    }
+    worst
+}
+
+#[test]
+fn matmul_forward_x_wt_with_bias_and_every_activation() {
+    let gpu = gpu();
+    let mut rng = Rng::new(1);
+    for shape in SHAPES {
+        for act in ACTS {
+            check_matmul(
+                &gpu,
+                &mut rng,
+                shape,
+                Layout::Normal,
+                Layout::Transposed,
+                true,
+                act,
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_forward_without_bias() {
+    let gpu = gpu();
+    let mut rng = Rng::new(2);
+    for shape in [(7, 13, 5), (65, 63, 67)] {
+        for act in [Activation::Linear, Activation::Relu] {
+            check_matmul(
+                &gpu,
+                &mut rng,
+                shape,
+                Layout::Normal,
+                Layout::Transposed,
+                false,
+                act,
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_backward_input_dy_w() {
+    let gpu = gpu();
+    let mut rng = Rng::new(3);
+    for shape in SHAPES {
+        check_matmul(
+            &gpu,
+            &mut rng,
+            shape,
+            Layout::Normal,
+            Layout::Normal,
+            false,
+            Activation::Linear,
+        );
+    }
+}
+
+#[test]
+fn matmul_backward_weight_dyt_x() {
+    let gpu = gpu();
+    let mut rng = Rng::new(4);
+    for shape in SHAPES {
+        check_matmul(
+            &gpu,
+            &mut rng,
+            shape,
+            Layout::Transposed,
+            Layout::Normal,
+            false,
+            Activation::Linear,
+        );
+    }
+}
+
+#[test]
+fn matmul_both_transposed() {
+    // Not used in training, but the strides allow it; cheap to cover.
+    let gpu = gpu();
+    let mut rng = Rng::new(5);
+    for shape in [(1, 1, 1), (13, 7, 17), (65, 63, 67)] {
+        check_matmul(
+            &gpu,
+            &mut rng,
+            shape,
+            Layout::Transposed,
+            Layout::Transposed,
+            true,
+            Activation::Tanh,
+        );
+    }
+}
+
+#[test]
+fn matmul_exact_on_integers() {
+    // Small integers: every product and partial sum is exact in f32, so the result must be too.
+    let gpu = gpu();
+    let mut rng = Rng::new(6);
+    let (m, n, k) = (65, 66, 130);
+    let a: Vec<f32> = (0..m * k).map(|_| rng.below(7) as f32 - 3.0).collect();
+    let b: Vec<f32> = (0..k * n).map(|_| rng.below(7) as f32 - 3.0).collect();
+    let bias: Vec<f32> = (0..n).map(|j| j as f32).collect();
+    let shape = MatmulShape {
+        m,
+        n,
+        k,
+        a: Layout::Normal,
+        b: Layout::Transposed,
+    };
+    let got = ops::matmul(&gpu, shape, &a, &b, Some(&bias), Activation::Relu).unwrap();
+    let (want, _) = matmul_ref(shape, &a, &b, Some(&bias), Activation::Relu);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(*g as f64, *w, "C[{}, {}]", i / n, i % n);
+    }
+}
+
+#[test]
+fn matmul_is_deterministic() {
+    let gpu = gpu();
+    let mut rng = Rng::new(7);
+    let (m, n, k) = (300, 257, 70);
+    let a = rng.vec(m * k, -1.0, 1.0);
+    let b = rng.vec(k * n, -1.0, 1.0);
+    let bias = rng.vec(n, -1.0, 1.0);
+    let shape = MatmulShape {
+        m,
+        n,
+        k,
+        a: Layout::Normal,
+        b: Layout::Transposed,
+    };
+    let first = ops::matmul(&gpu, shape, &a, &b, Some(&bias), Activation::Tanh).unwrap();
+    let second = ops::matmul(&gpu, shape, &a, &b, Some(&bias), Activation::Tanh).unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert!(
+        bits(&first) == bits(&second),
+        "two runs of the same matmul differ"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// activation_backward
+
+fn derivative_f64(a: f64, act: Activation) -> f64 {
+    match act {
+        Activation::Linear => 1.0,
+        Activation::Relu => {
+            if a > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Activation::Tanh => 1.0 - a * a,
+        Activation::Sigmoid => a * (1.0 - a),
+    }
+}
+
+#[test]
+fn activation_backward_every_activation_and_shape() {
+    let gpu = gpu();
+    let mut rng = Rng::new(11);
+    for (rows, cols) in [(1, 1), (7, 13), (300, 65)] {
+        for act in ACTS {
+            // A is a real layer output: act(z) of some pre-activation z (relu gives exact zeros).
+            let z = rng.vec(rows * cols, -3.0, 3.0);
+            let a: Vec<f32> = z.iter().map(|&v| act_f64(v as f64, act) as f32).collect();
+            let d = rng.vec(rows * cols, -2.0, 2.0);
+            let (dz, db) =
+                ops::activation_backward(&gpu, rows, cols, act, &a, &d).expect("backward runs");
+            assert_eq!(dz.len(), rows * cols);
+            assert_eq!(db.len(), cols);
+            let what = format!("activation_backward {rows}x{cols} {act:?}");
+            for i in 0..rows * cols {
+                let want = d[i] as f64 * derivative_f64(a[i] as f64, act);
+                let tol = 4.0 * U * want.abs() + U * (d[i] as f64).abs();
+                let err = (dz[i] as f64 - want).abs();
+                assert!(
+                    err <= tol,
+                    "{what}: dZ[{i}] = {} but reference {want} (A = {}, dA = {})",
+                    dz[i],
+                    a[i],
+                    d[i]
+                );
+            }
+            for j in 0..cols {
+                let want: f64 = (0..rows).map(|r| dz[r * cols + j] as f64).sum();
+                let abs: f64 = (0..rows).map(|r| (dz[r * cols + j] as f64).abs()).sum();
+                let tol = (rows as f64 + 2.0) * U * abs;
+                let err = (db[j] as f64 - want).abs();
+                assert!(
+                    err <= tol,
+                    "{what}: db[{j}] = {} but the column sum of dZ is {want}",
+                    db[j]
+                );
+            }
+        }
+    }
+}
