@@ -503,3 +503,29 @@ fn sidecar_records_the_documented_fields() {
         .unwrap();
     assert_eq!(w.shape, vec![8, 6]);
 }
+
+#[test]
+fn the_history_survives_the_sidecar_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    interrupted_backup(&dir);
+    let mut sidecar = checkpoint::load_sidecar(&dir, LATEST).unwrap().sidecar;
+    // Values whose shortest decimal forms need a correctly rounded parser to come back exactly
+    // (the first was a real epoch loss on an H100 that an approximate parser changed by an ulp).
+    let tricky = [
+        0.19626066937358722,
+        1.0491151891762756,
+        0.1 + 0.2,
+        5e-324,
+        f64::MAX,
+        2.2250738585072014e-308,
+    ];
+    for (i, v) in tricky.iter().enumerate() {
+        sidecar.history.epochs[0].logs.insert(format!("v{i}"), *v);
+    }
+    let back = checkpoint::Sidecar::parse(&sidecar.to_json(), &dir.join(LATEST)).unwrap();
+    for (i, v) in tricky.iter().enumerate() {
+        let got = back.history.epochs[0].logs[&format!("v{i}")];
+        assert_eq!(got.to_bits(), v.to_bits(), "{v} came back as {got}");
+    }
+}

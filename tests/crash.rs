@@ -150,13 +150,35 @@ fn run_to_end(
     )
 }
 
-/// The final bits of an uninterrupted run in a fresh process, and how long it took.
+/// Reads the child's stdout until the worker says training began; false if it never does.
+fn wait_for_training(child: &mut Child) -> bool {
+    let Some(stdout) = child.stdout.take() else {
+        return false;
+    };
+    // (libtest prints "test worker ... " without a newline first.)
+    BufReader::new(stdout)
+        .lines()
+        .any(|l| l.map(|l| l.ends_with("training")).unwrap_or(false))
+}
+
+/// The final bits of an uninterrupted run in a fresh process, and how long its training
+/// took (from the start of `fit`'s training to the process's exit).
 fn reference(tmp: &Path, vars: &[(&str, &str)]) -> (Vec<u8>, Duration) {
     let out = tmp.join("reference.bin");
+    let mut child = spawn(&tmp.join("reference-backup"), &out, vars, None);
+    assert!(
+        wait_for_training(&mut child),
+        "the reference run starts training"
+    );
     let started = Instant::now();
-    let (code, err) = run_to_end(&tmp.join("reference-backup"), &out, vars, None);
-    assert_eq!(code, 0, "{err}");
-    (std::fs::read(out).unwrap(), started.elapsed())
+    let output = child.wait_with_output().unwrap();
+    let training = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (std::fs::read(out).unwrap(), training)
 }
 
 fn kill_storm(double: bool) {
@@ -175,17 +197,19 @@ fn kill_storm(double: bool) {
     let mut landed = 0;
     for _ in 0..kills {
         rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
-        // Anywhere in the run, startup included (a restarted run is shorter: it resumes).
-        let at = duration.mul_f64(0.9 * (rng >> 11) as f64 / (1u64 << 53) as f64);
+        // A random moment of the training phase, where the saves are (a restarted run resumes,
+        // so it has less left to do: kill within the first half).
+        let at = duration.mul_f64(0.5 * (rng >> 11) as f64 / (1u64 << 53) as f64);
         let mut child = spawn(&dir, &out, &vars, None);
+        let started = wait_for_training(&mut child);
         std::thread::sleep(at);
-        landed += 1;
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
         if status.success() {
             // It finished before the kill: a fresh run starts next; nothing to count.
-            landed -= 1;
             std::fs::remove_file(&out).unwrap();
+        } else if started {
+            landed += 1;
         }
     }
     let (code, err) = run_to_end(&dir, &out, &vars, None);
@@ -220,10 +244,8 @@ fn preempt_with(signal: &str, code: i32) {
     let dir = tmp.path().join("backup");
     let out = tmp.path().join("out.bin");
     let mut child = spawn(&dir, &out, &vars, None);
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     // Wait until training runs (the handlers are then installed), then a bit more.
-    // (libtest prints "test worker ... " without a newline first.)
-    assert!(lines.any(|l| l.map(|l| l.ends_with("training")).unwrap_or(false)));
+    assert!(wait_for_training(&mut child));
     std::thread::sleep(Duration::from_millis(150));
     let pid = child.id().to_string();
     assert!(
