@@ -6,6 +6,7 @@
 //! A small pool of staging buffers bounds the memory: when every buffer is still being written,
 //! taking a new snapshot waits for one to come back.
 
+use crate::checkpoint::RawTensor;
 use crate::error::{Error, Result};
 use crate::gpu::{GPU_TIMEOUT, Gpu};
 use crate::model::GpuParams;
@@ -82,6 +83,31 @@ struct Layout {
     section: usize,
     /// Batches of the current epoch whose statistics follow the sections.
     steps: usize,
+}
+
+impl Layout {
+    fn sections(&self) -> usize {
+        if self.slots.is_empty() { 1 } else { 2 }
+    }
+
+    /// First element of the batch statistics.
+    fn stats_at(&self) -> usize {
+        self.section * self.sections()
+    }
+
+    /// Bytes of the snapshot in its staging buffer.
+    fn bytes(&self) -> u64 {
+        (self.stats_at() + 2 * self.steps) as u64 * 4
+    }
+
+    /// The slot section (empty without slots).
+    fn slot_section<'a>(&self, all: &'a [f32]) -> &'a [f32] {
+        if self.slots.is_empty() {
+            &[]
+        } else {
+            &all[self.section..2 * self.section]
+        }
+    }
 }
 
 /// A training state on its way from the GPU to the host.
@@ -173,22 +199,76 @@ impl Snapshot {
     }
 
     /// Waits for the GPU copy and returns the full state. Safe to call from another thread.
-    pub fn wait(mut self) -> Result<TrainState> {
+    pub fn wait(self) -> Result<TrainState> {
+        self.with_mapped(|snapshot, all| {
+            let l = &snapshot.layout;
+            let stats = &all[l.stats_at()..l.stats_at() + 2 * l.steps];
+            Ok(TrainState {
+                params: GpuParams::split(&all[..l.section], &l.params),
+                slots: GpuParams::split(l.slot_section(all), &l.slots),
+                meta: snapshot.meta.clone(),
+                batch_stats: Tensor {
+                    name: crate::state::BATCH_STATS.into(),
+                    shape: vec![l.steps, 2],
+                    data: stats.to_vec(),
+                },
+            })
+        })
+    }
+
+    /// Waits for the GPU copy and encodes the state as a safetensors file straight from the
+    /// mapped staging buffer (the file's bytes are the only host copy). A state with
+    /// non-finite parameters is refused with [`Error::Diverged`].
+    pub(crate) fn encode(self) -> Result<(Vec<u8>, StateMeta)> {
+        let meta = self.meta.clone();
+        let bytes = self.with_mapped(|snapshot, all| {
+            let l = &snapshot.layout;
+            let p = snapshot.meta.position;
+            let params: Vec<RawTensor<'_>> = l.params.iter().map(|t| raw_tensor(t, all)).collect();
+            for t in &params {
+                if let Some(bad) = t.data.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::Diverged {
+                        what: format!("the parameters (`{}`)", t.name),
+                        epoch: p.epoch,
+                        global_step: p.global_step,
+                        value: *bad,
+                    });
+                }
+            }
+            let slots = l.slot_section(all);
+            let mut tensors = params;
+            tensors.extend(l.slots.iter().map(|t| raw_tensor(t, slots)));
+            tensors.push(RawTensor {
+                name: crate::state::BATCH_STATS.into(),
+                shape: vec![l.steps, 2],
+                data: &all[l.stats_at()..l.stats_at() + 2 * l.steps],
+            });
+            crate::checkpoint::encode_raw(&tensors, p)
+        })?;
+        Ok((bytes, meta))
+    }
+
+    /// Maps the staging buffer once the copy is done, runs `f` on its f32 values, unmaps,
+    /// and returns the buffer to the pool.
+    fn with_mapped<R>(mut self, f: impl FnOnce(&Snapshot, &[f32]) -> Result<R>) -> Result<R> {
         let staging = self
             .staging
             .take()
             .ok_or_else(|| Error::gpu("snapshot", "already taken"))?;
-        let result = self.read(&staging);
+        let result = self.map(&staging).and_then(|()| {
+            let view = staging
+                .get_mapped_range(0..self.layout.bytes())
+                .map_err(|e| Error::gpu("reading a snapshot", e))?;
+            f(&self, bytemuck::cast_slice(&view))
+        });
+        staging.unmap();
         self.pool.give_back(staging);
         result
     }
 
-    fn read(&self, staging: &wgpu::Buffer) -> Result<TrainState> {
-        let l = &self.layout;
-        let sections = if l.slots.is_empty() { 1 } else { 2 };
-        let bytes = (l.section * sections) as u64 * 4 + l.steps as u64 * 8;
+    fn map(&self, staging: &wgpu::Buffer) -> Result<()> {
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+        staging.map_async(wgpu::MapMode::Read, 0..self.layout.bytes(), move |r| {
             let _ = tx.send(r);
         });
         self.gpu.wait(
@@ -196,41 +276,26 @@ impl Snapshot {
             "copying a snapshot to the host",
         )?;
         match rx.recv_timeout(GPU_TIMEOUT) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::gpu("mapping a snapshot", e)),
-            Err(_) => {
-                return Err(Error::GpuTimeout {
-                    what: "mapping a snapshot".into(),
-                    seconds: GPU_TIMEOUT.as_secs(),
-                });
-            }
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::gpu("mapping a snapshot", e)),
+            Err(_) => Err(Error::GpuTimeout {
+                what: "mapping a snapshot".into(),
+                seconds: GPU_TIMEOUT.as_secs(),
+            }),
         }
-        let state = {
-            let view = staging
-                .get_mapped_range(0..bytes)
-                .map_err(|e| Error::gpu("reading a snapshot", e))?;
-            let all: &[f32] = bytemuck::cast_slice(&view);
-            let params = GpuParams::split(&all[..l.section], &l.params);
-            let slots = if l.slots.is_empty() {
-                Vec::new()
-            } else {
-                GpuParams::split(&all[l.section..2 * l.section], &l.slots)
-            };
-            let stats_at = l.section * sections;
-            let batch_stats = all[stats_at..stats_at + 2 * l.steps].to_vec();
-            TrainState {
-                params,
-                slots,
-                meta: self.meta.clone(),
-                batch_stats: Tensor {
-                    name: crate::state::BATCH_STATS.into(),
-                    shape: vec![l.steps, 2],
-                    data: batch_stats,
-                },
-            }
-        };
-        staging.unmap();
-        Ok(state)
+    }
+}
+
+/// The tensor `(name, shape, first element)` of a flat section, borrowed.
+fn raw_tensor<'a>(
+    (name, shape, first): &(String, Vec<usize>, usize),
+    section: &'a [f32],
+) -> RawTensor<'a> {
+    let n: usize = shape.iter().product();
+    RawTensor {
+        name: name.clone(),
+        shape: shape.clone(),
+        data: &section[*first..*first + n],
     }
 }
 

@@ -409,19 +409,9 @@ fn commit(
     double: bool,
     snapshot: Snapshot,
 ) -> Result<()> {
-    let state = snapshot.wait()?;
-    // A diverged state is never committed: the backup keeps the last finite one.
-    for t in &state.params {
-        if let Some(bad) = t.data.iter().find(|v| !v.is_finite()) {
-            return Err(Error::Diverged {
-                what: format!("the parameters (`{}`)", t.name),
-                epoch: state.meta.position.epoch,
-                global_step: state.meta.position.global_step,
-                value: *bad,
-            });
-        }
-    }
+    // Encoding refuses a diverged state: the backup keeps the last finite one.
+    let (weights, meta) = snapshot.encode()?;
     dir.lock()
         .map_err(poisoned)?
-        .commit(&state, fingerprint, double)
+        .commit(&weights, &meta, fingerprint, double)
 }

@@ -7,7 +7,7 @@
 
 use super::format::{self, Sidecar, WeightsRef};
 use crate::error::{Error, Result};
-use crate::state::TrainState;
+use crate::state::{StateMeta, TrainState};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -217,22 +217,23 @@ impl BackupDir {
             .collect()
     }
 
-    /// Commits `state`; after this returns, `latest.json` describes it.
+    /// Commits a state: `weights` are its safetensors bytes, `meta` its host-side part.
+    /// After this returns, `latest.json` describes it.
     pub fn commit(
         &mut self,
-        state: &TrainState,
+        weights: &[u8],
+        meta: &StateMeta,
         fingerprint: &crate::state::Fingerprint,
         double_checkpoint: bool,
     ) -> Result<()> {
-        let bytes = format::encode(state)?;
-        let p = state.meta.position;
+        let p = meta.position;
         let referenced = self.referenced();
         // Never overwrite a file a committed sidecar points to: a crash would leave it torn.
         let file = std::iter::once(format!("ckpt-{}.safetensors", p.global_step))
             .chain((1..).map(|k| format!("ckpt-{}-{k}.safetensors", p.global_step)))
             .find(|name| !referenced.contains(name))
             .unwrap_or_default();
-        write_atomic(&self.dir, &file, &bytes)?;
+        write_atomic(&self.dir, &file, weights)?;
 
         let sidecar = Sidecar {
             format: format::FORMAT.into(),
@@ -242,15 +243,15 @@ impl BackupDir {
             global_step: p.global_step,
             weights: WeightsRef {
                 file,
-                bytes: bytes.len() as u64,
-                sha256: sha256_hex(&bytes),
+                bytes: weights.len() as u64,
+                sha256: sha256_hex(weights),
             },
             fingerprint: fingerprint.clone(),
-            seed: state.meta.seed,
-            optimizer_steps: state.meta.optimizer_steps,
-            learning_rate: state.meta.learning_rate,
-            history: state.meta.history.clone(),
-            callbacks: state.meta.callbacks.clone(),
+            seed: meta.seed,
+            optimizer_steps: meta.optimizer_steps,
+            learning_rate: meta.learning_rate,
+            history: meta.history.clone(),
+            callbacks: meta.callbacks.clone(),
             created_backup_dir: self.created,
             saved_at_unix_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -148,28 +148,34 @@ pub fn check_file_name(name: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// The safetensors bytes of a state: parameters, optimizer slots and batch statistics, with
-/// epoch, step and global step in `__metadata__`.
-pub fn encode(state: &TrainState) -> Result<Vec<u8>> {
-    let bytes: Vec<(&Tensor, Vec<u8>)> = state
-        .params
-        .iter()
-        .chain(&state.slots)
-        .chain(std::iter::once(&state.batch_stats))
-        .map(|t| (t, t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
-        .collect();
-    let mut views = Vec::with_capacity(bytes.len());
-    for (t, b) in &bytes {
-        let view = TensorView::new(Dtype::F32, t.shape.clone(), b)
+/// One tensor to encode, borrowing its values.
+pub(crate) struct RawTensor<'a> {
+    /// Its name in the file.
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its values, `shape.iter().product()` of them.
+    pub data: &'a [f32],
+}
+
+// Tensors are written straight from host memory as safetensors' little-endian f32.
+#[cfg(target_endian = "big")]
+compile_error!("wgfit writes f32 tensors from host memory and needs a little-endian target");
+
+/// The safetensors bytes of a state's tensors, with epoch, step and global step in
+/// `__metadata__`. The values are borrowed, so the only copy made is the file's bytes.
+pub(crate) fn encode(tensors: &[RawTensor<'_>], position: Position) -> Result<Vec<u8>> {
+    let mut views = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let view = TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(t.data))
             .map_err(|e| Error::gpu("encoding a checkpoint", e))?;
         views.push((t.name.clone(), view));
     }
-    let p = state.meta.position;
     let metadata: HashMap<String, String> = [
         ("format".to_string(), FORMAT.to_string()),
-        ("epoch".to_string(), p.epoch.to_string()),
-        ("step".to_string(), p.step.to_string()),
-        ("global_step".to_string(), p.global_step.to_string()),
+        ("epoch".to_string(), position.epoch.to_string()),
+        ("step".to_string(), position.step.to_string()),
+        ("global_step".to_string(), position.global_step.to_string()),
     ]
     .into();
     safetensors::serialize(views, Some(metadata))
