@@ -116,3 +116,61 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
     }
 }
+
+// `small`: the same product with 16×16 tiles and one output per invocation, for GPUs when C
+// has too few 64×64 tiles to fill the device (the W1 layers have 8). Every output is still
+// summed over k in increasing order by one invocation, with the same fma chain as `main`, so
+// both entry points give identical bits. Each operand tile is loaded with neighbouring
+// invocations on neighbouring addresses, whichever of its strides is 1.
+const SMALL: u32 = 16u;
+
+var<workgroup> a_small: array<f32, 256>; // [k][row]
+var<workgroup> b_small: array<f32, 256>; // [k][col]
+
+@compute @workgroup_size(16, 16)
+fn small(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let row0 = wid.y * SMALL;
+    let col0 = wid.x * SMALL;
+    var acc = 0.0;
+    for (var k0 = 0u; k0 < dims.k; k0 += SMALL) {
+        var ar = lid.y;
+        var ak = lid.x;
+        if (dims.a_col_stride != 1u) {
+            ar = lid.x;
+            ak = lid.y;
+        }
+        var av = 0.0;
+        if (row0 + ar < dims.m && k0 + ak < dims.k) {
+            av = a[(row0 + ar) * dims.a_row_stride + (k0 + ak) * dims.a_col_stride];
+        }
+        a_small[ak * SMALL + ar] = av;
+
+        var bk = lid.y;
+        var bc = lid.x;
+        if (dims.b_col_stride != 1u) {
+            bk = lid.x;
+            bc = lid.y;
+        }
+        var bv = 0.0;
+        if (k0 + bk < dims.k && col0 + bc < dims.n) {
+            bv = b[(k0 + bk) * dims.b_row_stride + (col0 + bc) * dims.b_col_stride];
+        }
+        b_small[bk * SMALL + bc] = bv;
+        workgroupBarrier();
+
+        for (var kk = 0u; kk < SMALL; kk++) {
+            acc = fma(a_small[kk * SMALL + lid.y], b_small[kk * SMALL + lid.x], acc);
+        }
+        workgroupBarrier();
+    }
+
+    let r = row0 + lid.y;
+    let col = col0 + lid.x;
+    if (r < dims.m && col < dims.n) {
+        var v = acc;
+        if ((dims.epilogue & 1u) != 0u) {
+            v += bias[col];
+        }
+        c[r * dims.n + col] = activate(v, (dims.epilogue >> 8u) & 255u);
+    }
+}

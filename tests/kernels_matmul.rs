@@ -14,6 +14,7 @@ mod common;
 use common::cpu_reference::{U, act_f64};
 use common::gpu::gpu;
 use common::rng::Rng;
+use wgfit::gpu::MatmulVariant;
 use wgfit::gpu::ops::{self, Layout, MatmulShape};
 use wgfit::{Activation, Gpu};
 
@@ -104,9 +105,48 @@ fn check_matmul(
     let b = rng.vec(k * n, -1.0, 1.0);
     let bias = rng.vec(n, -1.0, 1.0);
     let bias = with_bias.then_some(bias.as_slice());
-    let got = ops::matmul(gpu, shape, &a, &b, bias, act).expect("matmul runs");
+    // Every kernel: the adapter's choice, and the two that take any strides, which sum in
+    // the same order and so must agree to the bit.
+    let tiled = ops::matmul_on(gpu, Some(MatmulVariant::Tiled), shape, &a, &b, bias, act).unwrap();
+    let small = ops::matmul_on(
+        gpu,
+        Some(MatmulVariant::SmallTiles),
+        shape,
+        &a,
+        &b,
+        bias,
+        act,
+    )
+    .unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&tiled),
+        bits(&small),
+        "tiled and small-tile kernels agree for {shape:?}"
+    );
+    let chosen = ops::matmul(gpu, shape, &a, &b, bias, act).expect("matmul runs");
+    let mut worst = 0f64;
+    for got in [chosen, tiled] {
+        worst = worst.max(check_against_reference(
+            shape, &a, &b, bias, act, &got, with_bias,
+        ));
+    }
+    worst
+}
+
+/// Checks one result against the f64 reference; returns the worst error / tolerance.
+fn check_against_reference(
+    shape: MatmulShape,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    got: &[f32],
+    with_bias: bool,
+) -> f64 {
+    let (m, n, k) = (shape.m, shape.n, shape.k);
     assert_eq!(got.len(), m * n, "result length for {shape:?}");
-    let (want, mag) = matmul_ref(shape, &a, &b, bias, act);
+    let (want, mag) = matmul_ref(shape, a, b, bias, act);
     let act_abs = match act {
         Activation::Tanh | Activation::Sigmoid => 1e-6,
         _ => 0.0,

@@ -300,6 +300,7 @@ impl Kernel {
 /// Every kernel wgfit uses, compiled for one device.
 pub(crate) struct Kernels {
     pub matmul: Kernel,
+    pub matmul_small: Kernel,
     /// The register-blocked variants of `matmul` for CPU adapters, one per operand layout.
     pub matmul_nn: Kernel,
     pub matmul_nt: Kernel,
@@ -329,6 +330,7 @@ impl Kernels {
         let sgd = include_str!("../../shaders/sgd.wgsl");
         Kernels {
             matmul: Kernel::new(device, "matmul", matmul, "main", &matmul_slots),
+            matmul_small: Kernel::new(device, "matmul_small", matmul, "small", &matmul_slots),
             matmul_nn: Kernel::new(device, "matmul_nn", matmul_vec4, "nn", &matmul_slots),
             matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", &matmul_slots),
             matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", &matmul_slots),
@@ -385,11 +387,18 @@ impl Kernels {
     }
 }
 
+/// A GPU is kept busy only with enough workgroups: below this many 64×64 tiles of C, the
+/// 16×16 tiles of `matmul.wgsl`'s `small` run instead (an H100 has 132 multiprocessors).
+const SMALL_TILES_BELOW: usize = 256;
+
 /// Which `matmul` kernel a product runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MatmulVariant {
-    /// `matmul.wgsl`: 64×64 tiles through workgroup memory; any strides. Used on GPUs.
+pub enum MatmulVariant {
+    /// `matmul.wgsl` `main`: 64×64 tiles through workgroup memory; any strides. Used on GPUs.
     Tiled,
+    /// `matmul.wgsl` `small`: 16×16 tiles, one output per invocation; any strides. Used on
+    /// GPUs for products with few 64×64 tiles.
+    SmallTiles,
     /// `matmul_vec4.wgsl` `nn`: A and B both row-major.
     Nn,
     /// `matmul_vec4.wgsl` `nt`: A row-major, B stored transposed (`X · Wᵀ`).
@@ -409,7 +418,15 @@ impl MatmulVariant {
     /// The variant for `dims`: on a CPU adapter the vec4 kernel of its layout when the
     /// vectorised dimensions and strides are multiples of 4, else the tiled kernel.
     fn choose(cpu: bool, d: &MatmulDims, a: &Slice<'_>, b: &Slice<'_>) -> Self {
-        if !cpu || !vec4_bindable(a) || !vec4_bindable(b) {
+        if !cpu {
+            let tiles = (d.m as usize).div_ceil(MATMUL_TILE) * (d.n as usize).div_ceil(MATMUL_TILE);
+            return if tiles < SMALL_TILES_BELOW {
+                MatmulVariant::SmallTiles
+            } else {
+                MatmulVariant::Tiled
+            };
+        }
+        if !vec4_bindable(a) || !vec4_bindable(b) {
             return MatmulVariant::Tiled;
         }
         let four = |x: u32| x.is_multiple_of(4);
@@ -443,20 +460,27 @@ impl Kernels {
     /// A matmul launch covering `C [m, n]`: `buffers` are the uniform holding `dims`, then A,
     /// B, bias and C. `cpu` selects the register-blocked kernels of `matmul_vec4.wgsl` (see
     /// there for why llvmpipe needs them).
+    /// `force` picks a kernel that takes any strides (tests run every variant this way).
     pub fn matmul_dispatch(
         &self,
         device: &wgpu::Device,
         cpu: bool,
         dims: &MatmulDims,
         buffers: &[Slice<'_>; 5],
+        force: Option<MatmulVariant>,
     ) -> Dispatch {
         let (m, n) = (dims.m as usize, dims.n as usize);
         let lanes = VEC4_LANES;
-        let (kernel, groups) = match MatmulVariant::choose(cpu, dims, &buffers[1], &buffers[2]) {
+        let variant = match force {
+            Some(v @ (MatmulVariant::Tiled | MatmulVariant::SmallTiles)) => v,
+            _ => MatmulVariant::choose(cpu, dims, &buffers[1], &buffers[2]),
+        };
+        let (kernel, groups) = match variant {
             MatmulVariant::Tiled => (
                 &self.matmul,
                 (n.div_ceil(MATMUL_TILE), m.div_ceil(MATMUL_TILE)),
             ),
+            MatmulVariant::SmallTiles => (&self.matmul_small, (n.div_ceil(16), m.div_ceil(16))),
             MatmulVariant::Nn => (
                 &self.matmul_nn,
                 (n.div_ceil(lanes * 4 * NN_COLS), m.div_ceil(NN_ROWS)),

@@ -6,6 +6,7 @@
 mod kernels;
 pub mod ops;
 
+pub use kernels::MatmulVariant;
 pub(crate) use kernels::{
     ActDims, Batch, Dispatch, GatherDims, Kernels, LossDims, MatmulDims, SgdParams, Slice, grid,
 };
@@ -358,9 +359,22 @@ impl Gpu {
         bias: Slice<'_>,
         c: Slice<'_>,
     ) -> Dispatch {
+        self.matmul_variant(dims, a, b, bias, c, None)
+    }
+
+    /// [`Gpu::matmul`] on a chosen kernel (`None`: the one this adapter prefers).
+    pub(crate) fn matmul_variant(
+        &self,
+        dims: MatmulDims,
+        a: Slice<'_>,
+        b: Slice<'_>,
+        bias: Slice<'_>,
+        c: Slice<'_>,
+        force: Option<MatmulVariant>,
+    ) -> Dispatch {
         let uniform = self.uniform("matmul", &dims);
         let buffers = [Slice::all(&uniform), a, b, bias, c];
         self.kernels
-            .matmul_dispatch(&self.device, self.is_cpu(), &dims, &buffers)
+            .matmul_dispatch(&self.device, self.is_cpu(), &dims, &buffers, force)
     }
 }

@@ -3,7 +3,9 @@
 //! batches (see `model/step.rs`).
 
 use crate::error::Result;
-use crate::gpu::{ActDims, Batch, GatherDims, Gpu, LossDims, MatmulDims, SgdParams, Slice, grid};
+use crate::gpu::{
+    ActDims, Batch, GatherDims, Gpu, LossDims, MatmulDims, MatmulVariant, SgdParams, Slice, grid,
+};
 use crate::{Activation, Loss, Sgd};
 use std::time::Instant;
 
@@ -56,9 +58,23 @@ impl MatmulShape {
     }
 }
 
-/// Runs `matmul.wgsl` once.
+/// Runs the matmul kernel this adapter prefers once.
 pub fn matmul(
     gpu: &Gpu,
+    shape: MatmulShape,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Result<Vec<f32>> {
+    matmul_on(gpu, None, shape, a, b, bias, act)
+}
+
+/// Runs a chosen matmul kernel once: `Tiled` or `SmallTiles` run on any adapter (the
+/// register-blocked kernels of CPU adapters are chosen only by the adapter, `None`).
+pub fn matmul_on(
+    gpu: &Gpu,
+    variant: Option<MatmulVariant>,
     shape: MatmulShape,
     a: &[f32],
     b: &[f32],
@@ -69,12 +85,13 @@ pub fn matmul(
     let b_buf = gpu.upload("b", b)?;
     let bias_buf = gpu.upload("bias", bias.unwrap_or(&[0.0]))?;
     let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
-    let launch = gpu.matmul(
+    let launch = gpu.matmul_variant(
         shape.dims(bias.is_some(), act),
         Slice::all(&a_buf),
         Slice::all(&b_buf),
         Slice::all(&bias_buf),
         Slice::all(&c),
+        variant,
     );
     run(gpu, &[&launch])?;
     gpu.read_f32(&c, 0, shape.m * shape.n, "reading a matmul result")
