@@ -13,8 +13,9 @@ use crate::model::GpuParams;
 use crate::state::{StateMeta, Tensor, TrainState};
 use std::sync::{Arc, Condvar, Mutex};
 
-/// At most this many snapshots are in flight; a third save waits for the first to finish.
-const STAGING_BUFFERS: usize = 2;
+/// Snapshots in flight at most: one being written, one waiting, one being taken (which then
+/// supersedes the waiting one), so taking a snapshot never waits for the disk.
+const STAGING_BUFFERS: usize = 3;
 
 /// Reusable staging buffers for snapshots.
 pub(crate) struct StagingPool {

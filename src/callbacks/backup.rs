@@ -5,16 +5,15 @@
 //! hashes and commits while training goes on. At the start of `fit` it restores the last
 //! committed state; at a successful end it removes what it wrote (unless told to keep it).
 
+use super::backup_writer::Writer;
 use super::preempt::PreemptGuard;
 use super::{Callback, Context, FitOutcome};
 use crate::checkpoint::{BackupDir, LATEST, Loaded, PREVIOUS};
 use crate::error::{Error, Result};
 use crate::snapshot::Snapshot;
-use crate::state::{Fingerprint, Logs, Position};
+use crate::state::{Logs, Position};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 
 /// When the callback saves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,112 +305,4 @@ impl Callback for BackupAndRestore {
             None => Ok(()),
         }
     }
-}
-
-/// The thread that turns snapshots into committed backups.
-#[derive(Debug)]
-struct Writer {
-    tx: Option<mpsc::Sender<Snapshot>>,
-    thread: Option<JoinHandle<()>>,
-    status: Arc<(Mutex<WriterStatus>, Condvar)>,
-}
-
-#[derive(Debug, Default)]
-struct WriterStatus {
-    queued: u64,
-    finished: u64,
-    error: Option<Error>,
-}
-
-fn poisoned<T>(_: T) -> Error {
-    Error::config("backup", "the writer thread panicked")
-}
-
-impl Writer {
-    fn start(dir: Arc<Mutex<BackupDir>>, fingerprint: Fingerprint, double: bool) -> Result<Self> {
-        let (tx, rx) = mpsc::channel::<Snapshot>();
-        let status = Arc::new((Mutex::new(WriterStatus::default()), Condvar::new()));
-        let shared = status.clone();
-        let thread = std::thread::Builder::new()
-            .name("wgfit-backup-writer".into())
-            .spawn(move || {
-                for snapshot in rx {
-                    let failed = shared.0.lock().map(|s| s.error.is_some()).unwrap_or(true);
-                    // After a failure nothing more is committed: the last good state stays.
-                    let result = if failed {
-                        Ok(())
-                    } else {
-                        commit(&dir, &fingerprint, double, snapshot)
-                    };
-                    if let Ok(mut s) = shared.0.lock() {
-                        s.finished += 1;
-                        if let Err(e) = result {
-                            s.error.get_or_insert(e);
-                        }
-                    }
-                    shared.1.notify_all();
-                }
-            })
-            .map_err(|e| Error::config("backup", format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer {
-            tx: Some(tx),
-            thread: Some(thread),
-            status,
-        })
-    }
-
-    fn send(&mut self, snapshot: Snapshot) -> Result<()> {
-        self.status.0.lock().map_err(poisoned)?.queued += 1;
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| Error::config("backup", "the writer has stopped"))?;
-        tx.send(snapshot)
-            .map_err(|_| Error::config("backup", "the writer thread has stopped"))
-    }
-
-    /// Returns the first save error, if one happened.
-    fn check(&self) -> Result<()> {
-        match self.status.0.lock().map_err(poisoned)?.error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    /// Waits until every queued save is committed (or failed).
-    fn drain(&self) -> Result<()> {
-        let (lock, cond) = &*self.status;
-        let mut s = lock.lock().map_err(poisoned)?;
-        while s.finished < s.queued {
-            s = cond.wait(s).map_err(poisoned)?;
-        }
-        match s.error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    /// Drains, then ends the thread.
-    fn stop(&mut self) -> Result<()> {
-        let result = self.drain();
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            t.join().map_err(poisoned)?;
-        }
-        result
-    }
-}
-
-/// Waits for a snapshot's bytes and commits them.
-fn commit(
-    dir: &Mutex<BackupDir>,
-    fingerprint: &Fingerprint,
-    double: bool,
-    snapshot: Snapshot,
-) -> Result<()> {
-    // Encoding refuses a diverged state: the backup keeps the last finite one.
-    let (weights, meta) = snapshot.encode()?;
-    dir.lock()
-        .map_err(poisoned)?
-        .commit(&weights, &meta, fingerprint, double)
 }

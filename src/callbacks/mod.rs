@@ -2,6 +2,7 @@
 //! the training state.
 
 mod backup;
+mod backup_writer;
 mod context;
 mod preempt;
 
