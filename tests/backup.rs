@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{Counter, Interrupt, bits, data, dir_contents, model, options};
-use std::path::Path;
-use wgfit::checkpoint::{self, LATEST, PREVIOUS};
+use common::{
+    Counter, Interrupt, bits, data, dir_contents, kept_backup, model, options, uninterrupted,
+};
+use wgfit::checkpoint::{self, LATEST};
 use wgfit::{BackupAndRestore, Error, SaveFreq};
 
 #[path = "../examples/backup_keras_doc.rs"]
@@ -68,13 +69,6 @@ fn invalid_save_freq_is_refused_at_construction() {
 fn empty_backup_dir_is_refused() {
     let msg = BackupAndRestore::new("").unwrap_err().to_string();
     assert!(msg.contains("backup_dir") && msg.contains("empty"), "{msg}");
-}
-
-/// Runs the whole training without interruption; returns the final bits and history.
-fn uninterrupted(epochs: usize) -> (Vec<(String, Vec<u32>)>, wgfit::History) {
-    let mut m = model();
-    let h = m.fit(&data(), options(epochs), &mut []).unwrap();
-    (bits(&m), h)
 }
 
 #[test]
@@ -236,160 +230,11 @@ fn clean_run_leaves_no_backup_directory_and_keep_leaves_the_final_state() {
     assert!(!tmp.path().join(LATEST).exists());
 }
 
-/// Trains 3 of 4 epochs with double_checkpoint and keeps the backup: latest = epoch 3,
-/// previous = epoch 2.
-fn interrupted_backup(dir: &Path) {
-    let mut backup = BackupAndRestore::new(dir).unwrap().double_checkpoint(true);
-    let mut stop = Interrupt {
-        at_global_step: None,
-        at_epoch_begin: Some(3),
-    };
-    assert!(
-        model()
-            .fit(&data(), options(4), &mut [&mut backup, &mut stop])
-            .is_err()
-    );
-}
-
-fn latest_weights(dir: &Path) -> std::path::PathBuf {
-    let s = checkpoint::load_sidecar(dir, LATEST).unwrap().sidecar;
-    dir.join(s.weights.file)
-}
-
-/// A named way of damaging a backup directory.
-type Damage = (&'static str, Box<dyn Fn(&Path)>);
-
-/// The kinds of damage restore must detect.
-fn damages() -> Vec<Damage> {
-    vec![
-        (
-            "missing weights file",
-            Box::new(|d: &Path| std::fs::remove_file(latest_weights(d)).unwrap()),
-        ),
-        (
-            "short weights file",
-            Box::new(|d: &Path| {
-                let p = latest_weights(d);
-                let b = std::fs::read(&p).unwrap();
-                std::fs::write(&p, &b[..b.len() - 9]).unwrap();
-            }),
-        ),
-        (
-            "one flipped bit",
-            Box::new(|d: &Path| {
-                let p = latest_weights(d);
-                let mut b = std::fs::read(&p).unwrap();
-                let i = b.len() - 5;
-                b[i] ^= 0x10;
-                std::fs::write(&p, b).unwrap();
-            }),
-        ),
-        (
-            "unparsable sidecar",
-            Box::new(|d: &Path| {
-                let p = d.join(LATEST);
-                let b = std::fs::read(&p).unwrap();
-                std::fs::write(&p, &b[..b.len() / 2]).unwrap();
-            }),
-        ),
-        (
-            "damaged safetensors header with a matching checksum",
-            Box::new(|d: &Path| {
-                // The damage a checksum cannot see: the sidecar is rewritten to match, so the
-                // safetensors parser itself must refuse the file.
-                let p = latest_weights(d);
-                let mut b = std::fs::read(&p).unwrap();
-                b[10] = b'{';
-                b[11] = b'{';
-                std::fs::write(&p, &b).unwrap();
-                let side = d.join(LATEST);
-                let text = std::fs::read_to_string(&side).unwrap();
-                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-                v["weights"]["sha256"] = checkpoint::sha256_hex(&b).into();
-                std::fs::write(&side, serde_json::to_vec(&v).unwrap()).unwrap();
-            }),
-        ),
-    ]
-}
-
-#[test]
-fn damaged_latest_falls_back_to_previous_with_double_checkpoint() {
-    let (expected, expected_history) = uninterrupted(4);
-    for (what, damage) in damages() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("b");
-        interrupted_backup(&dir);
-        damage(&dir);
-        let mut counter = Counter::default();
-        let mut backup = BackupAndRestore::new(&dir).unwrap().double_checkpoint(true);
-        let mut m = model();
-        let history = m
-            .fit(&data(), options(4), &mut [&mut backup, &mut counter])
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_eq!(
-            counter.batches.first(),
-            Some(&(2, 0)),
-            "{what}: resumed from previous"
-        );
-        assert_eq!(bits(&m), expected, "{what}");
-        assert_eq!(history, expected_history, "{what}");
-    }
-}
-
-#[test]
-fn damaged_latest_without_double_checkpoint_fails_and_touches_nothing() {
-    for (what, damage) in damages() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("b");
-        interrupted_backup(&dir);
-        damage(&dir);
-        let before = dir_contents(&dir);
-        let mut backup = BackupAndRestore::new(&dir).unwrap();
-        let err = model()
-            .fit(&data(), options(4), &mut [&mut backup])
-            .unwrap_err();
-        let msg = err.to_string();
-        assert!(
-            matches!(
-                err,
-                Error::CorruptCheckpoint { .. } | Error::CheckpointIo { .. }
-            ),
-            "{what}: {msg}"
-        );
-        assert!(
-            msg.contains(dir.to_str().unwrap()),
-            "{what}: the error names the file: {msg}"
-        );
-        assert_eq!(
-            dir_contents(&dir),
-            before,
-            "{what}: the directory is left as it was"
-        );
-    }
-}
-
-#[test]
-fn both_sidecars_damaged_fails_naming_both() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("b");
-    interrupted_backup(&dir);
-    std::fs::write(dir.join(LATEST), b"{").unwrap();
-    std::fs::write(dir.join(PREVIOUS), b"[]").unwrap();
-    let before = dir_contents(&dir);
-    let mut backup = BackupAndRestore::new(&dir).unwrap().double_checkpoint(true);
-    let msg = model()
-        .fit(&data(), options(4), &mut [&mut backup])
-        .unwrap_err()
-        .to_string();
-    assert!(msg.contains(LATEST) && msg.contains(PREVIOUS), "{msg}");
-    assert_eq!(dir_contents(&dir), before);
-}
-
 #[test]
 fn a_backup_of_another_run_is_refused_with_the_differences_or_discarded() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    interrupted_backup(&dir);
+    kept_backup(&dir);
     let before = dir_contents(&dir);
 
     let mut other = options(4);
@@ -452,80 +297,4 @@ fn a_locked_directory_is_refused() {
         .fit(&data(), options(1), &mut [&mut a, &mut b])
         .unwrap_err();
     assert!(matches!(err, Error::BackupLocked { .. }), "{err}");
-}
-
-#[test]
-fn sidecar_records_the_documented_fields() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("b");
-    interrupted_backup(&dir);
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join(LATEST)).unwrap()).unwrap();
-    for key in [
-        "format",
-        "version",
-        "epoch",
-        "step",
-        "global_step",
-        "weights",
-        "fingerprint",
-        "seed",
-        "optimizer_steps",
-        "learning_rate",
-        "history",
-        "callbacks",
-        "saved_at_unix_ms",
-    ] {
-        assert!(v.get(key).is_some(), "latest.json has `{key}`");
-    }
-    assert_eq!(v["epoch"], 3);
-    assert_eq!(v["global_step"], 36);
-    // The weights file is a plain safetensors file with the documented names.
-    let tensors = checkpoint::read_tensors(&latest_weights(&dir)).unwrap();
-    let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "fit.batch_stats",
-            "model.layers.0.bias",
-            "model.layers.0.weight",
-            "model.layers.1.bias",
-            "model.layers.1.weight",
-            "optimizer.model.layers.0.bias.momentum",
-            "optimizer.model.layers.0.weight.momentum",
-            "optimizer.model.layers.1.bias.momentum",
-            "optimizer.model.layers.1.weight.momentum",
-        ]
-    );
-    let w = tensors
-        .iter()
-        .find(|t| t.name == "model.layers.0.weight")
-        .unwrap();
-    assert_eq!(w.shape, vec![8, 6]);
-}
-
-#[test]
-fn the_history_survives_the_sidecar_bit_for_bit() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("b");
-    interrupted_backup(&dir);
-    let mut sidecar = checkpoint::load_sidecar(&dir, LATEST).unwrap().sidecar;
-    // Values whose shortest decimal forms need a correctly rounded parser to come back exactly
-    // (the first was a real epoch loss on an H100 that an approximate parser changed by an ulp).
-    let tricky = [
-        0.19626066937358722,
-        1.0491151891762756,
-        0.1 + 0.2,
-        5e-324,
-        f64::MAX,
-        2.2250738585072014e-308,
-    ];
-    for (i, v) in tricky.iter().enumerate() {
-        sidecar.history.epochs[0].logs.insert(format!("v{i}"), *v);
-    }
-    let back = checkpoint::Sidecar::parse(&sidecar.to_json(), &dir.join(LATEST)).unwrap();
-    for (i, v) in tricky.iter().enumerate() {
-        let got = back.history.epochs[0].logs[&format!("v{i}")];
-        assert_eq!(got.to_bits(), v.to_bits(), "{v} came back as {got}");
-    }
 }

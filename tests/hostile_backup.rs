@@ -5,26 +5,12 @@
 
 mod common;
 
-use common::{Interrupt, bits, data, dir_contents, model, options};
+use common::{bits, data, dir_contents, kept_backup, model, options};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wgfit::checkpoint::{self, LATEST, load_sidecar, sha256_hex};
 use wgfit::{BackupAndRestore, Error};
-
-/// A backup of 3 of 4 epochs, kept on disk.
-fn backup_in(dir: &Path) {
-    let mut backup = BackupAndRestore::new(dir).unwrap().double_checkpoint(true);
-    let mut stop = Interrupt {
-        at_global_step: None,
-        at_epoch_begin: Some(3),
-    };
-    assert!(
-        model()
-            .fit(&data(), options(4), &mut [&mut backup, &mut stop])
-            .is_err()
-    );
-}
 
 fn sidecar(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join(LATEST)).unwrap()).unwrap()
@@ -154,7 +140,7 @@ fn crafted_sidecars_are_refused() {
     for (what, edit, expect) in cases {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("b");
-        backup_in(&dir);
+        kept_backup(&dir);
         let mut v = sidecar(&dir);
         edit(&mut v);
         std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
@@ -167,7 +153,7 @@ fn crafted_sidecars_are_refused() {
 fn duplicate_keys_in_a_sidecar_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    backup_in(&dir);
+    kept_backup(&dir);
     let text = String::from_utf8(std::fs::read(dir.join(LATEST)).unwrap()).unwrap();
     let doubled = text.replacen('{', "{\"epoch\": 0,", 1);
     std::fs::write(dir.join(LATEST), doubled).unwrap();
@@ -179,7 +165,7 @@ fn duplicate_keys_in_a_sidecar_are_refused() {
 fn a_weights_file_outside_the_directory_is_never_read() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    backup_in(&dir);
+    kept_backup(&dir);
     // A valid copy of the weights outside the directory, with a sidecar pointing at it.
     let outside = tmp.path().join("ckpt-36.safetensors");
     std::fs::copy(weights_path(&dir), &outside).unwrap();
@@ -270,7 +256,7 @@ fn crafted_weights_files_are_refused() {
     for (what, craft, expect) in cases {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("b");
-        backup_in(&dir);
+        kept_backup(&dir);
         let (h, d) = split_safetensors(&std::fs::read(weights_path(&dir)).unwrap());
         replace_weights(&dir, &craft(h, d));
         let msg = refused(&dir, what);
@@ -354,7 +340,7 @@ fn fuzz_sidecar_and_weights_parsers() {
         .unwrap_or(3);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    backup_in(&dir);
+    kept_backup(&dir);
     let good_sidecar = std::fs::read(dir.join(LATEST)).unwrap();
     let good_weights = std::fs::read(weights_path(&dir)).unwrap();
     let weights_name = sidecar(&dir)["weights"]["file"]

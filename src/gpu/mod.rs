@@ -4,12 +4,13 @@
 //! compiled once, when it is created.
 
 mod kernels;
+mod matmul;
 pub mod ops;
 
-pub use kernels::MatmulVariant;
 pub(crate) use kernels::{
     ActDims, Batch, Dispatch, GatherDims, Kernels, LossDims, MatmulDims, SgdParams, Slice, grid,
 };
+pub use matmul::MatmulVariant;
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -14,7 +14,8 @@ pub mod training;
 use std::collections::BTreeMap;
 use std::path::Path;
 use wgfit::{
-    Activation, Callback, Context, Dataset, Dense, Error, FitOptions, Loss, Sequential, Sgd,
+    Activation, BackupAndRestore, Callback, Context, Dataset, Dense, Error, FitOptions, Loss,
+    Sequential, Sgd,
 };
 
 /// 90 samples of 6 features in 3 classes, from a fixed LCG: 90 is not a multiple of the
@@ -117,4 +118,26 @@ pub fn dir_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             )
         })
         .collect()
+}
+
+/// Runs the whole training without interruption; returns the final bits and history.
+pub fn uninterrupted(epochs: usize) -> (Vec<(String, Vec<u32>)>, wgfit::History) {
+    let mut m = model();
+    let h = m.fit(&data(), options(epochs), &mut []).unwrap();
+    (bits(&m), h)
+}
+
+/// Trains 3 of 4 epochs with double_checkpoint and stops with an error, keeping the backup:
+/// latest = epoch 3, previous = epoch 2.
+pub fn kept_backup(dir: &Path) {
+    let mut backup = BackupAndRestore::new(dir).unwrap().double_checkpoint(true);
+    let mut stop = Interrupt {
+        at_global_step: None,
+        at_epoch_begin: Some(3),
+    };
+    assert!(
+        model()
+            .fit(&data(), options(4), &mut [&mut backup, &mut stop])
+            .is_err()
+    );
 }
