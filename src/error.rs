@@ -166,6 +166,14 @@ pub enum Error {
         step: usize,
     },
 
+    /// An output file (parameters, history, predictions) could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    WriteFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// An I/O error on a checkpoint path.
     #[error("checkpoint I/O error on {}: {source}", path.display())]
     CheckpointIo {

@@ -119,18 +119,31 @@ pub fn read_weights(path: &Path, expected: &WeightsRef) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Writes `bytes` to `dir/name` atomically: a temporary file, fsync, rename.
+/// Writes `bytes` to `dir/name` atomically (see [`write_atomic_as`]).
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let target = dir.join(name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(io(&target))?;
-    tmp.write_all(bytes).map_err(io(&target))?;
-    tmp.as_file().sync_all().map_err(io(&target))?;
-    // On error the temporary file is removed when `tmp` drops.
-    tmp.persist(&target)
-        .map_err(|e| Error::ckpt_io(&target, e.error))?;
+    write_atomic_as(&target, bytes, TMP_PREFIX).map_err(|e| Error::ckpt_io(&target, e))
+}
+
+/// Writes `bytes` to `target` atomically: a temporary file named `<prefix>…` beside it,
+/// fsync, rename. The file gets the permissions `File::create` would give (the umask
+/// applies), not the temporary file's 0600. On error the temporary file is removed.
+pub(crate) fn write_atomic_as(target: &Path, bytes: &[u8], prefix: &str) -> std::io::Result<()> {
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(target).map_err(|e| e.error)?;
     Ok(())
 }
 

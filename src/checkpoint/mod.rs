@@ -15,25 +15,32 @@ use crate::state::Tensor;
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Writes tensors as a safetensors file (f32), e.g. a model's final parameters.
+/// Writes tensors as a safetensors file (f32), e.g. a model's final parameters, atomically.
 pub fn write_tensors(path: &Path, tensors: &[Tensor]) -> Result<()> {
     write_tensors_with_metadata(path, tensors, None)
 }
 
-/// Writes tensors as a safetensors file (f32) whose header carries `metadata`.
+/// Writes tensors as a safetensors file (f32) whose header carries `metadata`, atomically.
 pub fn write_tensors_with_metadata(
     path: &Path,
     tensors: &[Tensor],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<()> {
     let data = encode_tensors(tensors, metadata)?;
-    std::fs::write(path, data).map_err(|e| Error::ckpt_io(path, e))
+    write_atomically(path, &data)
+}
+
+/// Writes a file atomically: a temporary file beside it, fsync, rename. A crash leaves either
+/// the old file or the new one, never a torn one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    dir::write_atomic_as(path, bytes, ".wgfit-out-").map_err(|source| Error::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Encodes tensors as the bytes of a safetensors file (f32) with optional header metadata.
 ///
-/// Separate from the writing so a caller with its own way to put the bytes on disk (the CLI
-/// writes atomically, through a temporary file) shares the encoding.
 pub fn encode_tensors(
     tensors: &[Tensor],
     metadata: Option<HashMap<String, String>>,

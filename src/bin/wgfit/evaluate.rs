@@ -1,6 +1,6 @@
 //! `wgfit evaluate` and `wgfit predict`: a model rebuilt from a weights file.
 
-use crate::train::{META_KEY, ModelMeta, write_atomic};
+use crate::train::{META_KEY, ModelMeta};
 use crate::{ActivationArg, CliResult, Failure, LossArg, load_data};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -313,8 +313,8 @@ pub fn run_predict(args: PredictArgs) -> CliResult {
         }
         csv.push('\n');
     }
-    write_atomic(out, csv.as_bytes())
-        .map_err(|e| Failure::new(format!("cannot write --output {}: {e}", out.display())))?;
+    wgfit::checkpoint::write_atomically(out, csv.as_bytes())
+        .map_err(|e| Failure::new(format!("--output: {e}")))?;
     println!(
         "wrote {rows} rows of {outputs} outputs to {}",
         out.display()

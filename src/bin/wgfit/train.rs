@@ -221,30 +221,8 @@ fn write_weights(path: &Path, params: &[Tensor], meta: &ModelMeta) -> CliResult 
     let meta_json = serde_json::to_string(meta).map_err(|e| fail(&e))?;
     // One metadata key only, so the file's bytes are the same from run to run.
     let info = HashMap::from([(META_KEY.to_string(), meta_json)]);
-    let data = wgfit::checkpoint::encode_tensors(params, Some(info)).map_err(|e| fail(&e))?;
-    write_atomic(path, &data).map_err(|e| fail(&e))
-}
-
-/// Writes `data` to a temporary file beside `path`, then renames it over `path`.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".wgfit-out-");
-    // A plain file, as `File::create` makes it (the umask applies), not tempfile's 0600.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    wgfit::checkpoint::write_tensors_with_metadata(path, params, Some(info))
+        .map_err(|e| Failure::new(format!("--output: {e}")))
 }
 
 fn write_history(path: &Path, history: &History, format: HistoryFormat) -> CliResult {
@@ -291,8 +269,8 @@ fn write_history(path: &Path, history: &History, format: HistoryFormat) -> CliRe
             s
         }
     };
-    write_atomic(path, text.as_bytes())
-        .map_err(|e| Failure::new(format!("cannot write --history {}: {e}", path.display())))
+    wgfit::checkpoint::write_atomically(path, text.as_bytes())
+        .map_err(|e| Failure::new(format!("--history: {e}")))
 }
 
 /// Removes what the backup callback wrote, and the directory when this run created it.
