@@ -3,6 +3,7 @@
 use crate::callbacks::{Callback, Context, FitOutcome};
 use crate::data::{Dataset, epoch_permutation};
 use crate::error::{Error, Result};
+use crate::loss::Loss;
 use crate::model::GpuParams;
 use crate::model::step::{Workspace, record_eval_step};
 use crate::state::{EpochLogs, Fingerprint, History, Logs, StateMeta};
@@ -169,10 +170,10 @@ fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Re
 pub(crate) struct FitSetup {
     pub options: FitOptions,
     pub fingerprint: Fingerprint,
-    pub accuracy: bool,
+    pub loss: Loss,
 }
 
-/// Trains `params` on `setup.data`: the body of [`crate::Sequential::fit`].
+/// Trains `params` on the data set of `work`: the body of [`crate::Sequential::fit`].
 pub(crate) fn fit(
     params: &mut GpuParams,
     work: &Workspace,
@@ -185,7 +186,7 @@ pub(crate) fn fit(
             params,
             v,
             options.batch_size.min(v.len()),
-            setup.fingerprint.loss.parse()?,
+            setup.loss,
         )?),
         None => None,
     };
@@ -201,6 +202,9 @@ pub(crate) fn fit(
         history: History::default(),
         callbacks: Default::default(),
     };
+    if options.verbose > 0 {
+        eprintln!("wgfit: training on {}", params.gpu.adapter());
+    }
     let mut ctx = Context::new(
         params,
         work,
@@ -287,7 +291,7 @@ fn train_epoch(
     let done = ctx.meta.position.step;
     let stats = ctx.epoch_stats(done)?;
     let rows: Vec<usize> = (0..done).map(|s| ctx.work.rows(s)).collect();
-    let mut logs = logs_of(&stats, &rows, setup.accuracy, "");
+    let mut logs = logs_of(&stats, &rows, setup.loss.reports_accuracy(), "");
     if let Some(&loss) = logs.get("loss")
         && !loss.is_finite()
     {
@@ -299,7 +303,12 @@ fn train_epoch(
         });
     }
     if let Some(v) = validation {
-        logs.extend(evaluate_on(ctx.params, v, setup.accuracy, "val_")?);
+        logs.extend(evaluate_on(
+            ctx.params,
+            v,
+            setup.loss.reports_accuracy(),
+            "val_",
+        )?);
     }
     progress.epoch_done(&logs);
     ctx.meta.history.epochs.push(EpochLogs {

@@ -2,9 +2,10 @@
 //!
 //! A snapshot is a GPU-side copy of the parameters, optimizer slots and the epoch's batch
 //! statistics into a staging buffer, queued right after the batch it belongs to. The host copy
-//! is made later by [`Snapshot::wait`], typically on another thread, while training goes on.
-//! A small pool of staging buffers bounds the memory: when every buffer is still being written,
-//! taking a new snapshot waits for one to come back.
+//! is made later by [`Snapshot::wait`] (or encoded straight from the mapping), typically on
+//! another thread, while training goes on. A pool of three staging buffers bounds the memory:
+//! one being written, one waiting, one being taken; the backup writer lets a new snapshot
+//! supersede a waiting one, so taking a snapshot does not wait for the disk.
 
 use crate::checkpoint::RawTensor;
 use crate::error::{Error, Result};

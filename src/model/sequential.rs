@@ -245,7 +245,6 @@ impl Sequential {
             self.check_data(v)?;
         }
         let fingerprint = self.fingerprint(data, &options)?;
-        let accuracy = self.compiled()?.loss.reports_accuracy();
         let c = self.compiled.as_mut().ok_or(Error::NotCompiled)?;
         let key = (fingerprint.data_sha256.clone(), options.batch_size);
         if c.workspace.as_ref().map(|(k, _)| k) != Some(&key) {
@@ -262,7 +261,7 @@ impl Sequential {
             FitSetup {
                 options,
                 fingerprint,
-                accuracy,
+                loss: c.loss,
             },
             callbacks,
         )
