@@ -23,6 +23,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod callbacks;
 pub mod checkpoint;
 pub mod data;
