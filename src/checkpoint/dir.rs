@@ -246,7 +246,13 @@ impl BackupDir {
             .chain((1..).map(|k| format!("ckpt-{}-{k}.safetensors", p.global_step)))
             .find(|name| !referenced.contains(name))
             .unwrap_or_default();
-        write_atomic(&self.dir, &file, weights)?;
+        // Hashing and writing each take a pass over the bytes; they run side by side.
+        let (written, sha256) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| sha256_hex(weights));
+            (write_atomic(&self.dir, &file, weights), hashing.join())
+        });
+        written?;
+        let sha256 = sha256.map_err(|_| Error::config("backup", "the hashing thread panicked"))?;
 
         let sidecar = Sidecar {
             format: format::FORMAT.into(),
@@ -257,7 +263,7 @@ impl BackupDir {
             weights: WeightsRef {
                 file,
                 bytes: weights.len() as u64,
-                sha256: sha256_hex(weights),
+                sha256,
             },
             fingerprint: fingerprint.clone(),
             seed: meta.seed,
