@@ -83,7 +83,16 @@ pub fn load_sidecar(dir: &Path, name: &str) -> Result<Loaded> {
     let sidecar = Sidecar::parse(&bytes, &path)?;
     let weights_path = dir.join(&sidecar.weights.file);
     let weights = read_weights(&weights_path, &sidecar.weights)?;
-    let state = format::state_of(&sidecar, &weights, &weights_path)?;
+    // Hash and decode side by side; the checksum's verdict comes first. Decoding unverified
+    // bytes is safe: the decoder treats its input as hostile (and is fuzzed as such).
+    let (sha, state) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| sha256_hex(&weights));
+        let state = format::state_of(&sidecar, &weights, &weights_path);
+        (hashing.join(), state)
+    });
+    let sha = sha.map_err(|_| Error::config("restore", "the hashing thread panicked"))?;
+    check_sha(&weights_path, &sha, &sidecar.weights)?;
+    let state = state?;
     Ok(Loaded {
         sidecar_path: path,
         sidecar,
@@ -92,8 +101,8 @@ pub fn load_sidecar(dir: &Path, name: &str) -> Result<Loaded> {
     })
 }
 
-/// Reads a weights file and checks its length and SHA-256 against the sidecar.
-pub fn read_weights(path: &Path, expected: &WeightsRef) -> Result<Vec<u8>> {
+/// Reads a weights file and checks its length against the sidecar.
+fn read_weights(path: &Path, expected: &WeightsRef) -> Result<Vec<u8>> {
     let meta = fs::metadata(path).map_err(io(path))?;
     if meta.len() != expected.bytes {
         return Err(Error::corrupt(
@@ -105,8 +114,11 @@ pub fn read_weights(path: &Path, expected: &WeightsRef) -> Result<Vec<u8>> {
             ),
         ));
     }
-    let bytes = read_bounded(path, expected.bytes)?;
-    let sha = sha256_hex(&bytes);
+    read_bounded(path, expected.bytes)
+}
+
+/// Checks a weights file's SHA-256 against the sidecar.
+fn check_sha(path: &Path, sha: &str, expected: &WeightsRef) -> Result<()> {
     if sha != expected.sha256 {
         return Err(Error::corrupt(
             path,
@@ -116,7 +128,7 @@ pub fn read_weights(path: &Path, expected: &WeightsRef) -> Result<Vec<u8>> {
             ),
         ));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 /// Writes `bytes` to `dir/name` atomically (see [`write_atomic_as`]).
