@@ -26,12 +26,14 @@ pub enum Error {
         reason: String,
     },
     /// The GPU did not finish work within the timeout.
-    #[error("the GPU did not finish `{what}` within {seconds} s (hung or lost driver)")]
+    #[error(
+        "the GPU did not finish `{what}` within {millis} ms (a hung or lost driver; the limit is WGFIT_GPU_TIMEOUT_MS)"
+    )]
     GpuTimeout {
         /// What was being waited for.
         what: String,
-        /// The timeout.
-        seconds: u64,
+        /// The limit, in milliseconds.
+        millis: u64,
     },
     /// A GPU operation failed (validation, out of memory, lost device, mapping).
     #[error("GPU error during {what}: {reason}")]

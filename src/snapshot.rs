@@ -9,7 +9,7 @@
 
 use crate::checkpoint::RawTensor;
 use crate::error::{Error, Result};
-use crate::gpu::{GPU_TIMEOUT, Gpu};
+use crate::gpu::Gpu;
 use crate::model::GpuParams;
 use crate::state::{StateMeta, Tensor, TrainState};
 use std::sync::{Arc, Condvar, Mutex};
@@ -57,13 +57,12 @@ impl StagingPool {
             }
             let (s, timeout) = self
                 .returned
-                .wait_timeout(state, GPU_TIMEOUT)
+                .wait_timeout(state, gpu.timeout())
                 .map_err(|_| Error::gpu("staging pool", "a snapshot writer thread panicked"))?;
             if timeout.timed_out() {
-                return Err(Error::GpuTimeout {
-                    what: "waiting for an earlier save to release its staging buffer".into(),
-                    seconds: GPU_TIMEOUT.as_secs(),
-                });
+                return Err(
+                    gpu.timed_out("waiting for an earlier save to release its staging buffer")
+                );
             }
             state = s;
         }
@@ -277,13 +276,10 @@ impl Snapshot {
             Some(self.submission.clone()),
             "copying a snapshot to the host",
         )?;
-        match rx.recv_timeout(GPU_TIMEOUT) {
+        match rx.recv_timeout(self.gpu.timeout()) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::gpu("mapping a snapshot", e)),
-            Err(_) => Err(Error::GpuTimeout {
-                what: "mapping a snapshot".into(),
-                seconds: GPU_TIMEOUT.as_secs(),
-            }),
+            Err(_) => Err(self.gpu.timed_out("mapping a snapshot")),
         }
     }
 }

@@ -100,7 +100,8 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
     Ok(())
 }
 
-/// A worker process with the given settings (WGFIT_WORKER_* variables without the prefix).
+/// A worker process with the given settings (WGFIT_WORKER_* variables without the prefix,
+/// and wgfit's own WGFIT_* variables).
 fn spawn(dir: &Path, out: &Path, vars: &[(&str, &str)], shell_prefix: Option<&str>) -> Child {
     let exe = std::env::current_exe().unwrap();
     let args = [
@@ -130,7 +131,12 @@ fn spawn(dir: &Path, out: &Path, vars: &[(&str, &str)], shell_prefix: Option<&st
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in vars {
-        cmd.env(format!("WGFIT_WORKER_{k}"), v);
+        // wgfit's own variables pass as they are; the rest configure the worker.
+        if k.starts_with("WGFIT_") {
+            cmd.env(k, v);
+        } else {
+            cmd.env(format!("WGFIT_WORKER_{k}"), v);
+        }
     }
     cmd.spawn().unwrap()
 }
@@ -350,4 +356,33 @@ fn two_processes_on_one_directory_exactly_one_trains() {
     let info = wgfit::checkpoint::inspect(&dir).unwrap();
     let s = info.sidecars[0].state.as_ref().expect("a committed state");
     assert_eq!((s.epoch, s.step), (EPOCHS, 0));
+}
+
+#[test]
+fn a_gpu_wait_that_times_out_is_an_error_and_the_backup_stays_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[]);
+    let dir = tmp.path().join("backup");
+    let out = tmp.path().join("out.bin");
+    let (code, _) = run_to_end(&dir, &out, &[("STOP_EPOCH", "2"), ("KEEP", "1")], None);
+    assert_eq!(code, 1);
+
+    // Every wait on the GPU may take 0 ms: the first that finds work still running is a hang.
+    let (code, err) = run_to_end(
+        &dir,
+        &out,
+        &[("WGFIT_GPU_TIMEOUT_MS", "0"), ("KEEP", "1")],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("did not finish") && err.contains("WGFIT_GPU_TIMEOUT_MS"),
+        "{err}"
+    );
+    let info = wgfit::checkpoint::inspect(&dir).unwrap();
+    assert!(info.usable.is_some(), "the backup still verifies: {info:?}");
+
+    let (code, err) = run_to_end(&dir, &out, &[], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
 }

@@ -16,9 +16,18 @@ use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// How long any wait on the GPU may take before it is reported as a hang.
+/// How long any wait on the GPU may take before it is reported as a hang, unless the
+/// environment variable `WGFIT_GPU_TIMEOUT_MS` says otherwise when the context is made.
 /// Large enough for the biggest benchmark batch on lavapipe, small enough that CI notices.
 pub const GPU_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The wait limit: `WGFIT_GPU_TIMEOUT_MS` when set to a number, else [`GPU_TIMEOUT`].
+fn timeout_from_env() -> Duration {
+    std::env::var("WGFIT_GPU_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(GPU_TIMEOUT, Duration::from_millis)
+}
 
 /// What wgfit says about an adapter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +63,8 @@ pub struct Gpu {
     pub(crate) kernels: Kernels,
     adapter: AdapterSummary,
     limits: wgpu::Limits,
+    /// How long a wait may take (see [`GPU_TIMEOUT`]).
+    timeout: Duration,
     /// The first error wgpu reported outside an error scope (validation, out of memory, lost
     /// device); checked after every wait so that it surfaces as an [`Error`], never a panic.
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -162,6 +173,7 @@ impl Gpu {
             kernels,
             adapter: summary,
             limits,
+            timeout: timeout_from_env(),
             uncaptured,
         })
     }
@@ -185,18 +197,28 @@ impl Gpu {
         }
     }
 
-    /// Waits for a submission (or all work) with [`GPU_TIMEOUT`].
+    /// How long a wait on this context may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The error for a wait on `what` that ran out of time.
+    pub(crate) fn timed_out(&self, what: &str) -> Error {
+        Error::GpuTimeout {
+            what: what.to_string(),
+            millis: self.timeout.as_millis() as u64,
+        }
+    }
+
+    /// Waits for a submission (or all work) for at most [`Gpu::timeout`].
     pub(crate) fn wait(&self, submission: Option<wgpu::SubmissionIndex>, what: &str) -> Result<()> {
         let poll = wgpu::PollType::Wait {
             submission_index: submission,
-            timeout: Some(GPU_TIMEOUT),
+            timeout: Some(self.timeout),
         };
         match self.device.poll(poll) {
             Ok(_) => self.check(what),
-            Err(wgpu::PollError::Timeout) => Err(Error::GpuTimeout {
-                what: what.to_string(),
-                seconds: GPU_TIMEOUT.as_secs(),
-            }),
+            Err(wgpu::PollError::Timeout) => Err(self.timed_out(what)),
             Err(e) => Err(Error::gpu(what, e)),
         }
     }
@@ -301,15 +323,10 @@ impl Gpu {
             let _ = tx.send(r);
         });
         self.wait(None, what)?;
-        match rx.recv_timeout(GPU_TIMEOUT) {
+        match rx.recv_timeout(self.timeout) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Error::gpu(what, e)),
-            Err(_) => {
-                return Err(Error::GpuTimeout {
-                    what: what.to_string(),
-                    seconds: GPU_TIMEOUT.as_secs(),
-                });
-            }
+            Err(_) => return Err(self.timed_out(what)),
         }
         let out = {
             let view = staging
