@@ -76,22 +76,33 @@ impl Callback for StateWriter {
 // ------------------------------------------------------------------------------------------
 // (b) determinism
 
-fn train_blobs(epochs: usize) -> (Vec<Tensor>, Vec<Tensor>, History) {
-    let data = blobs(60, 5);
-    let mut model = blob_model(3);
+/// The blob model compiled with Nesterov momentum (so the optimizer has slots to compare).
+fn momentum_model(seed: u64) -> wgfit::Sequential {
+    let mut model = blob_model(seed);
     model
         .compile(
             Loss::CrossEntropy,
             Sgd::new(0.05).momentum(0.9).nesterov(true),
         )
         .unwrap();
-    let options = FitOptions {
+    model
+}
+
+/// Shuffled batches of 7 (60 samples: a short last batch) with a fixed data-order seed.
+fn blob_options(epochs: usize) -> FitOptions {
+    FitOptions {
         epochs,
         batch_size: 7,
         shuffle: true,
         seed: 11,
         ..Default::default()
-    };
+    }
+}
+
+fn train_blobs(epochs: usize) -> (Vec<Tensor>, Vec<Tensor>, History) {
+    let data = blobs(60, 5);
+    let mut model = momentum_model(3);
+    let options = blob_options(epochs);
     let history = model.fit(&data, options, &mut []).unwrap();
     (
         model.parameters().unwrap(),
@@ -120,20 +131,10 @@ fn same_seed_same_bits() {
 fn continue_blobs(state: TrainState, initial_epoch: usize) -> (Vec<Tensor>, Vec<Tensor>, History) {
     let data = blobs(60, 5);
     // A different init seed: everything must come from the state.
-    let mut model = blob_model(99);
-    model
-        .compile(
-            Loss::CrossEntropy,
-            Sgd::new(0.05).momentum(0.9).nesterov(true),
-        )
-        .unwrap();
+    let mut model = momentum_model(99);
     let options = FitOptions {
-        epochs: 6,
         initial_epoch,
-        batch_size: 7,
-        shuffle: true,
-        seed: 11,
-        ..Default::default()
+        ..blob_options(6)
     };
     let mut writer = StateWriter(Some(state));
     let history = model.fit(&data, options, &mut [&mut writer]).unwrap();
@@ -146,20 +147,8 @@ fn continue_blobs(state: TrainState, initial_epoch: usize) -> (Vec<Tensor>, Vec<
 
 fn first_part(reader: &mut StateReader, epochs: usize) -> History {
     let data = blobs(60, 5);
-    let mut model = blob_model(3);
-    model
-        .compile(
-            Loss::CrossEntropy,
-            Sgd::new(0.05).momentum(0.9).nesterov(true),
-        )
-        .unwrap();
-    let options = FitOptions {
-        epochs,
-        batch_size: 7,
-        shuffle: true,
-        seed: 11,
-        ..Default::default()
-    };
+    let mut model = momentum_model(3);
+    let options = blob_options(epochs);
     model.fit(&data, options, &mut [reader]).unwrap()
 }
 
