@@ -7,184 +7,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use wgfit::{BackupAndRestore, Callback, Context, SaveFreq};
+use common::worker::{
+    self, EPOCHS, env, file_bytes, reference, run_to_end, spawn, wait_for_training,
+};
+use std::process::Command;
+use std::time::Duration;
 
-const EPOCHS: usize = 6;
-
-/// Prints "training" once training starts, so a test knows signals are being caught.
-struct Announce;
-
-impl Callback for Announce {
-    fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> wgfit::Result<()> {
-        println!("training");
-        Ok(())
-    }
-}
-
-/// Stops the run with an error at the start of an epoch.
-struct StopAtEpoch(usize);
-
-impl Callback for StopAtEpoch {
-    fn on_epoch_begin(&mut self, _ctx: &mut Context<'_>, epoch: usize) -> wgfit::Result<()> {
-        if epoch == self.0 {
-            return Err(common::interrupted());
-        }
-        Ok(())
-    }
-}
-
-/// Sleeps after each batch so that kills spread over the run.
-struct Slow(u64);
-
-impl Callback for Slow {
-    fn on_train_batch_end(&mut self, _ctx: &mut Context<'_>, _batch: usize) -> wgfit::Result<()> {
-        std::thread::sleep(Duration::from_millis(self.0));
-        Ok(())
-    }
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// The child process: trains `common::model()` with a backup, writes the final parameter bits
-/// to WGFIT_WORKER_OUT, and exits 0, 128 + signal after a preemption, or 1 on an error.
 #[test]
 #[ignore = "run as a child process by the other tests in this file"]
 fn worker() {
-    let Some(dir) = env("WGFIT_WORKER_DIR") else {
-        panic!("the worker needs WGFIT_WORKER_DIR");
-    };
-    let code = match train_in_worker(Path::new(&dir)) {
-        Ok(()) => 0,
-        Err(wgfit::Error::Preempted { signal, .. }) => 128 + signal,
-        Err(e) => {
-            eprintln!("worker error: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
-}
-
-fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
-    let freq = match env("WGFIT_WORKER_FREQ").as_deref() {
-        Some("epoch") | None => SaveFreq::Epoch,
-        Some(n) => SaveFreq::Batches(n.parse().unwrap_or(1)),
-    };
-    let mut backup = BackupAndRestore::new(dir)?
-        .save_before_preemption(env("WGFIT_WORKER_PREEMPT").is_some())?
-        .save_freq(freq)?
-        .double_checkpoint(env("WGFIT_WORKER_DOUBLE").is_some())
-        .delete_checkpoint(env("WGFIT_WORKER_KEEP").is_none());
-    let mut stop = StopAtEpoch(
-        env("WGFIT_WORKER_STOP_EPOCH").map_or(usize::MAX, |s| s.parse().unwrap_or(usize::MAX)),
-    );
-    let mut slow = Slow(env("WGFIT_WORKER_SLOW_MS").map_or(0, |s| s.parse().unwrap_or(0)));
-    let mut model = common::model();
-    model.fit(
-        &common::data(),
-        common::options(EPOCHS),
-        &mut [&mut backup, &mut Announce, &mut stop, &mut slow],
-    )?;
-    let bits: Vec<u8> = common::bits(&model)
-        .into_iter()
-        .flat_map(|(_, b)| b.into_iter().flat_map(u32::to_le_bytes))
-        .collect();
-    if let Some(out) = env("WGFIT_WORKER_OUT") {
-        std::fs::write(out, bits).map_err(|e| wgfit::Error::ckpt_io("worker output", e))?;
-    }
-    Ok(())
-}
-
-/// A worker process with the given settings (WGFIT_WORKER_* variables without the prefix,
-/// and wgfit's own WGFIT_* variables).
-fn spawn(dir: &Path, out: &Path, vars: &[(&str, &str)], shell_prefix: Option<&str>) -> Child {
-    let exe = std::env::current_exe().unwrap();
-    let args = [
-        "worker",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ];
-    let mut cmd = match shell_prefix {
-        None => {
-            let mut c = Command::new(&exe);
-            c.args(args);
-            c
-        }
-        Some(prefix) => {
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg(format!("{prefix}; exec \"$0\" \"$@\""))
-                .arg(&exe)
-                .args(args);
-            c
-        }
-    };
-    cmd.env("WGFIT_WORKER_DIR", dir)
-        .env("WGFIT_WORKER_OUT", out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in vars {
-        // wgfit's own variables pass as they are; the rest configure the worker.
-        if k.starts_with("WGFIT_") {
-            cmd.env(k, v);
-        } else {
-            cmd.env(format!("WGFIT_WORKER_{k}"), v);
-        }
-    }
-    cmd.spawn().unwrap()
-}
-
-/// Runs a worker to its end; returns its exit code and stderr.
-fn run_to_end(
-    dir: &Path,
-    out: &Path,
-    vars: &[(&str, &str)],
-    shell_prefix: Option<&str>,
-) -> (i32, String) {
-    let child = spawn(dir, out, vars, shell_prefix);
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Reads the child's stdout until the worker says training began; false if it never does.
-fn wait_for_training(child: &mut Child) -> bool {
-    let Some(stdout) = child.stdout.take() else {
-        return false;
-    };
-    // (libtest prints "test worker ... " without a newline first.)
-    BufReader::new(stdout)
-        .lines()
-        .any(|l| l.map(|l| l.ends_with("training")).unwrap_or(false))
-}
-
-/// The final bits of an uninterrupted run in a fresh process, and how long its training
-/// took (from the start of `fit`'s training to the process's exit).
-fn reference(tmp: &Path, vars: &[(&str, &str)]) -> (Vec<u8>, Duration) {
-    let out = tmp.join("reference.bin");
-    let mut child = spawn(&tmp.join("reference-backup"), &out, vars, None);
-    assert!(
-        wait_for_training(&mut child),
-        "the reference run starts training"
-    );
-    let started = Instant::now();
-    let output = child.wait_with_output().unwrap();
-    let training = started.elapsed();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (std::fs::read(out).unwrap(), training)
+    worker::main();
 }
 
 fn kill_storm(double: bool) {
@@ -285,10 +117,6 @@ fn sigterm_saves_commits_and_exits_143() {
 #[test]
 fn sigint_saves_commits_and_exits_130() {
     preempt_with("-INT", 130);
-}
-
-fn file_bytes(p: PathBuf) -> Vec<u8> {
-    std::fs::read(p).unwrap()
 }
 
 #[test]

@@ -137,6 +137,16 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     write_atomic_as(&target, bytes, TMP_PREFIX).map_err(|e| Error::ckpt_io(&target, e))
 }
 
+/// The error inside tempfile's "… at path <temporary file>" wrapper, as its kind (tempfile
+/// keeps the OS error private; the kind says the same: read-only, no space, no permission).
+fn without_temp_path(e: std::io::Error) -> std::io::Error {
+    match e.kind() {
+        std::io::ErrorKind::Other => e,
+        kind if e.get_ref().is_some() => std::io::Error::from(kind),
+        _ => e,
+    }
+}
+
 /// Writes `bytes` to `target` atomically: a temporary file named `<prefix>…` beside it,
 /// fsync, rename. The file gets the permissions `File::create` would give (the umask
 /// applies), not the temporary file's 0600. On error the temporary file is removed.
@@ -152,8 +162,10 @@ pub(crate) fn write_atomic_as(target: &Path, bytes: &[u8], prefix: &str) -> std:
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    let mut tmp = builder.tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    // Errors name the target (the caller adds it), never the temporary path, which is gone
+    // after a failure: hence the unwrapping here, and writes through the plain file.
+    let mut tmp = builder.tempfile_in(dir).map_err(without_temp_path)?;
+    tmp.as_file_mut().write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(target).map_err(|e| e.error)?;
     Ok(())
@@ -179,12 +191,17 @@ impl BackupDir {
         }
         let lock_path = dir.join(LOCK);
         let lock_created = !lock_path.exists();
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
+        if lock_created {
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(io(&lock_path))?;
+        }
+        // Held through a read-only descriptor: flock needs no write access, and an open
+        // writable file would keep the file system from being remounted read-only.
+        let lock = File::open(&lock_path).map_err(io(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {

@@ -10,6 +10,7 @@ pub mod data_files;
 pub mod gpu;
 pub mod rng;
 pub mod training;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::path::Path;
