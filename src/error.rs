@@ -35,7 +35,19 @@ pub enum Error {
         /// The limit, in milliseconds.
         millis: u64,
     },
-    /// A GPU operation failed (validation, out of memory, lost device, mapping).
+    /// The GPU device was lost (a driver reset, a removed device, or [`crate::Gpu::destroy`]).
+    /// Nothing after the last committed backup can be saved; a new process (or a new
+    /// [`crate::Gpu`]) resumes from that backup.
+    #[error(
+        "the GPU device was lost during {what} ({reason}); work since the last committed backup is gone, rerun to resume from it"
+    )]
+    DeviceLost {
+        /// What was running.
+        what: String,
+        /// The driver's reason.
+        reason: String,
+    },
+    /// A GPU operation failed (validation, out of memory, mapping).
     #[error("GPU error during {what}: {reason}")]
     Gpu {
         /// The operation.

@@ -278,7 +278,10 @@ impl Snapshot {
         )?;
         match rx.recv_timeout(self.gpu.timeout()) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Error::gpu("mapping a snapshot", e)),
+            Ok(Err(e)) => self
+                .gpu
+                .check("mapping a snapshot")
+                .and(Err(Error::gpu("mapping a snapshot", e))),
             Err(_) => Err(self.gpu.timed_out("mapping a snapshot")),
         }
     }

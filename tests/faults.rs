@@ -1,14 +1,15 @@
 //! Bad training input fails before any GPU work and writes nothing to the backup directory;
 //! divergence stops the run and never commits a non-finite state; a model too large for the
-//! adapter is a clear error.
+//! adapter is a clear error; a device lost mid-run is an error that leaves the backup valid.
 
 mod common;
 
-use common::{data, model, options};
+use common::{bits, data, model, model_on, options, uninterrupted};
+use std::sync::Arc;
 use wgfit::checkpoint::{self, LATEST};
 use wgfit::{
-    Activation, BackupAndRestore, Dataset, Dense, Error, FitOptions, Loss, SaveFreq, Sequential,
-    Sgd,
+    Activation, BackupAndRestore, Callback, Context, Dataset, Dense, Error, FitOptions, Gpu, Loss,
+    SaveFreq, Sequential, Sgd,
 };
 
 /// Runs `fit` with a backup in a fresh directory and checks it fails and writes nothing.
@@ -114,4 +115,63 @@ fn a_model_too_large_for_the_adapter_is_a_clear_error() {
         .unwrap_err();
     assert!(matches!(err, Error::TooLargeForAdapter { .. }), "{err}");
     assert!(err.to_string().contains("allows at most"), "{err}");
+}
+
+/// Destroys the device at the end of one batch, as a driver reset would.
+struct LoseDevice {
+    gpu: Arc<Gpu>,
+    epoch: usize,
+    batch: usize,
+    current_epoch: usize,
+}
+
+impl Callback for LoseDevice {
+    fn on_epoch_begin(&mut self, _ctx: &mut Context<'_>, epoch: usize) -> wgfit::Result<()> {
+        self.current_epoch = epoch;
+        Ok(())
+    }
+
+    fn on_train_batch_end(&mut self, _ctx: &mut Context<'_>, batch: usize) -> wgfit::Result<()> {
+        if (self.current_epoch, batch) == (self.epoch, self.batch) {
+            self.gpu.destroy();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_device_lost_mid_run_is_an_error_and_the_backup_resumes_exactly() {
+    let epochs = 4;
+    let (expected, _) = uninterrupted(epochs);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+
+    // A context of its own: the shared one must survive for the resume.
+    let lost = Arc::new(Gpu::new().unwrap());
+    let mut backup = BackupAndRestore::new(&dir)
+        .unwrap()
+        .save_freq(SaveFreq::Batches(1))
+        .unwrap()
+        .delete_checkpoint(false);
+    let mut lose = LoseDevice {
+        gpu: lost.clone(),
+        epoch: 2,
+        batch: 4,
+        current_epoch: 0,
+    };
+    let err = model_on(lost)
+        .fit(&data(), options(epochs), &mut [&mut backup, &mut lose])
+        .expect_err("training on a destroyed device fails");
+    assert!(matches!(err, Error::DeviceLost { .. }), "{err}");
+    assert!(err.to_string().contains("rerun to resume"), "{err}");
+
+    let committed = checkpoint::load_sidecar(&dir, LATEST).expect("the backup verifies");
+    let step = committed.sidecar.global_step;
+    assert!(step > 0 && step <= 2 * 12 + 5, "committed step {step}");
+    eprintln!("lost device: {err}; committed global step {step}");
+
+    let mut backup = BackupAndRestore::new(&dir).unwrap();
+    let mut m = model();
+    m.fit(&data(), options(epochs), &mut [&mut backup]).unwrap();
+    assert_eq!(bits(&m), expected, "the resumed run ends exactly");
 }

@@ -97,19 +97,24 @@ fn crafted_sidecars_are_refused() {
         (
             "negative epoch",
             Box::new(|v| v["epoch"] = json!(-1)),
-            "expected usize",
+            "field `epoch`: invalid value: integer `-1`, expected usize",
         ),
         (
             "epoch as a string",
             Box::new(|v| v["epoch"] = json!("3")),
-            "expected usize",
+            "field `epoch`: invalid type: string",
         ),
         (
             "missing weights",
             Box::new(|v| {
                 v.as_object_mut().unwrap().remove("weights");
             }),
-            "weights",
+            "missing field `weights`",
+        ),
+        (
+            "nested field of the wrong type",
+            Box::new(|v| v["weights"]["bytes"] = json!(true)),
+            "field `weights.bytes`: invalid type: boolean",
         ),
         (
             "bad checksum text",

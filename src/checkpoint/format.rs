@@ -59,6 +59,16 @@ pub struct WeightsRef {
     pub sha256: String,
 }
 
+/// A sidecar parse error, with the field it concerns when there is one.
+fn sidecar_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let field = e.path().to_string();
+    if field.is_empty() || field == "." {
+        format!("not a valid sidecar: {}", e.inner())
+    } else {
+        format!("not a valid sidecar: field `{field}`: {}", e.inner())
+    }
+}
+
 impl Sidecar {
     /// The host-side state recorded here.
     pub fn meta(&self) -> StateMeta {
@@ -78,7 +88,12 @@ impl Sidecar {
 
     /// Parses and checks a sidecar's bytes; `path` names it in errors.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Sidecar> {
-        let sidecar: Sidecar = serde_json::from_slice(bytes)
+        // The path to the offending field ("weights.sha256: invalid type …") tells a reader
+        // what is wrong far better than a line and column.
+        let mut json = serde_json::Deserializer::from_slice(bytes);
+        let sidecar: Sidecar = serde_path_to_error::deserialize(&mut json)
+            .map_err(|e| Error::corrupt(path, sidecar_error(&e)))?;
+        json.end()
             .map_err(|e| Error::corrupt(path, format!("not a valid sidecar: {e}")))?;
         if sidecar.format != FORMAT {
             return Err(Error::corrupt(

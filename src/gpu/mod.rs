@@ -68,6 +68,9 @@ pub struct Gpu {
     /// The first error wgpu reported outside an error scope (validation, out of memory, lost
     /// device); checked after every wait so that it surfaces as an [`Error`], never a panic.
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Why the device was lost, once it is; every later check fails with
+    /// [`Error::DeviceLost`].
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -166,6 +169,17 @@ impl Gpu {
                 slot.get_or_insert_with(|| e.to_string());
             }
         }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut slot) = lost_sink.lock() {
+                slot.get_or_insert_with(|| match (reason, message.is_empty()) {
+                    (wgpu::DeviceLostReason::Destroyed, _) => "the program destroyed it".into(),
+                    (_, true) => "the driver gave no reason".into(),
+                    (_, false) => format!("the driver says: {message}"),
+                });
+            }
+        });
         let kernels = Kernels::new(&device);
         Ok(Gpu {
             device,
@@ -175,6 +189,7 @@ impl Gpu {
             limits,
             timeout: timeout_from_env(),
             uncaptured,
+            lost,
         })
     }
 
@@ -188,8 +203,23 @@ impl Gpu {
         self.adapter.device_type == "Cpu"
     }
 
-    /// Turns an error wgpu reported asynchronously into an [`Error`].
+    /// Destroys the device now (wgpu's `Device::destroy`): its memory is released at once
+    /// and every later use of this context fails with [`Error::DeviceLost`], exactly as after
+    /// a driver reset. For giving GPU memory back before the context is dropped, and for
+    /// testing that a run survives a lost device.
+    pub fn destroy(&self) {
+        self.device.destroy();
+    }
+
+    /// Turns an error wgpu reported asynchronously into an [`Error`]; a lost device wins
+    /// over whatever validation errors its loss caused.
     pub(crate) fn check(&self, what: &str) -> Result<()> {
+        if let Some(reason) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(Error::DeviceLost {
+                what: what.to_string(),
+                reason,
+            });
+        }
         let taken = self.uncaptured.lock().ok().and_then(|mut e| e.take());
         match taken {
             Some(reason) => Err(Error::gpu(what, reason)),
@@ -219,7 +249,7 @@ impl Gpu {
         match self.device.poll(poll) {
             Ok(_) => self.check(what),
             Err(wgpu::PollError::Timeout) => Err(self.timed_out(what)),
-            Err(e) => Err(Error::gpu(what, e)),
+            Err(e) => self.check(what).and(Err(Error::gpu(what, e))),
         }
     }
 
@@ -325,7 +355,7 @@ impl Gpu {
         self.wait(None, what)?;
         match rx.recv_timeout(self.timeout) {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::gpu(what, e)),
+            Ok(Err(e)) => return self.check(what).and(Err(Error::gpu(what, e))),
             Err(_) => return Err(self.timed_out(what)),
         }
         let out = {

@@ -36,11 +36,16 @@ pub fn data() -> Dataset {
 
 /// A compiled 6-8-3 tanh model with momentum.
 pub fn model() -> Sequential {
+    model_on(gpu::gpu())
+}
+
+/// [`model`] on a given GPU context.
+pub fn model_on(gpu: std::sync::Arc<wgfit::Gpu>) -> Sequential {
     let mut m = Sequential::new(6)
         .add(Dense::new(8).activation(Activation::Tanh))
         .add(Dense::new(3))
         .seed(3);
-    m.compile(Loss::CrossEntropy, Sgd::new(0.05).momentum(0.9))
+    m.compile_on(gpu, Loss::CrossEntropy, Sgd::new(0.05).momentum(0.9))
         .expect("compile");
     m
 }
