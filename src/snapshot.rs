@@ -7,7 +7,7 @@
 //! one being written, one waiting, one being taken; the backup writer lets a new snapshot
 //! supersede a waiting one, so taking a snapshot does not wait for the disk.
 
-use crate::checkpoint::RawTensor;
+use crate::checkpoint::{EncodedFile, RawTensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::GpuParams;
@@ -217,12 +217,15 @@ impl Snapshot {
         })
     }
 
-    /// Waits for the GPU copy and encodes the state as a safetensors file straight from the
-    /// mapped staging buffer (the file's bytes are the only host copy). A state with
-    /// non-finite parameters is refused with [`Error::Diverged`].
-    pub(crate) fn encode(self) -> Result<(Vec<u8>, StateMeta)> {
-        let meta = self.meta.clone();
-        let bytes = self.with_mapped(|snapshot, all| {
+    /// Waits for the GPU copy and hands `write` the state as a safetensors file in pieces
+    /// borrowed from the mapped staging buffer (see [`EncodedFile`]): the file streams from
+    /// the mapping to the disk with no host copy. A state with non-finite parameters is
+    /// refused with [`Error::Diverged`] before `write` runs.
+    pub(crate) fn write_file<R>(
+        self,
+        write: impl FnOnce(&[&[u8]], &StateMeta) -> Result<R>,
+    ) -> Result<R> {
+        self.with_mapped(|snapshot, all| {
             let l = &snapshot.layout;
             let p = snapshot.meta.position;
             let params: Vec<RawTensor<'_>> = l.params.iter().map(|t| raw_tensor(t, all)).collect();
@@ -244,9 +247,9 @@ impl Snapshot {
                 shape: vec![l.steps, 2],
                 data: &all[l.stats_at()..l.stats_at() + 2 * l.steps],
             });
-            crate::checkpoint::encode_raw(&tensors, p)
-        })?;
-        Ok((bytes, meta))
+            let file = EncodedFile::new(&tensors, p)?;
+            write(&file.pieces(), &snapshot.meta)
+        })
     }
 
     /// Maps the staging buffer once the copy is done, runs `f` on its f32 values, unmaps,

@@ -141,16 +141,18 @@ impl Shared {
     }
 }
 
-/// Waits for a snapshot's bytes and commits them.
+/// Waits for a snapshot's copy and commits it.
 fn commit(
     dir: &Mutex<BackupDir>,
     fingerprint: &Fingerprint,
     double: bool,
     snapshot: Snapshot,
 ) -> Result<()> {
-    // Encoding refuses a diverged state: the backup keeps the last finite one.
-    let (weights, meta) = snapshot.encode()?;
-    dir.lock()
-        .map_err(poisoned)?
-        .commit(&weights, &meta, fingerprint, double)
+    // The file streams from the mapped snapshot to the disk. A diverged state is refused
+    // before anything is written: the backup keeps the last finite one.
+    snapshot.write_file(|weights, meta| {
+        dir.lock()
+            .map_err(poisoned)?
+            .commit(weights, meta, fingerprint, double)
+    })
 }

@@ -55,7 +55,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 /// SHA-256 as lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
+    sha256_hex_of(&[bytes])
+}
+
+/// The SHA-256 of pieces laid end to end, as lowercase hex.
+fn sha256_hex_of(pieces: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for piece in pieces {
+        hasher.update(piece);
+    }
+    hasher
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -131,10 +141,10 @@ fn check_sha(path: &Path, sha: &str, expected: &WeightsRef) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `dir/name` atomically (see [`write_atomic_as`]).
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+/// Writes `pieces` end to end to `dir/name` atomically (see [`write_atomic_as`]).
+fn write_atomic(dir: &Path, name: &str, pieces: &[&[u8]]) -> Result<()> {
     let target = dir.join(name);
-    write_atomic_as(&target, bytes, TMP_PREFIX).map_err(|e| Error::ckpt_io(&target, e))
+    write_pieces_atomic(&target, pieces, TMP_PREFIX).map_err(|e| Error::ckpt_io(&target, e))
 }
 
 /// The error inside tempfile's "… at path <temporary file>" wrapper, as its kind (tempfile
@@ -151,6 +161,13 @@ fn without_temp_path(e: std::io::Error) -> std::io::Error {
 /// fsync, rename. The file gets the permissions `File::create` would give (the umask
 /// applies), not the temporary file's 0600. On error the temporary file is removed.
 pub(crate) fn write_atomic_as(target: &Path, bytes: &[u8], prefix: &str) -> std::io::Result<()> {
+    write_pieces_atomic(target, &[bytes], prefix)
+}
+
+/// [`write_atomic_as`] for a file given as pieces laid end to end (a header and tensors
+/// borrowed from a mapped buffer): small pieces are gathered in a buffer, large ones go
+/// straight from where they lie to the kernel.
+fn write_pieces_atomic(target: &Path, pieces: &[&[u8]], prefix: &str) -> std::io::Result<()> {
     let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -165,7 +182,12 @@ pub(crate) fn write_atomic_as(target: &Path, bytes: &[u8], prefix: &str) -> std:
     // Errors name the target (the caller adds it), never the temporary path, which is gone
     // after a failure: hence the unwrapping here, and writes through the plain file.
     let mut tmp = builder.tempfile_in(dir).map_err(without_temp_path)?;
-    tmp.as_file_mut().write_all(bytes)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+    for piece in pieces {
+        out.write_all(piece)?;
+    }
+    out.flush()?;
+    drop(out);
     tmp.as_file().sync_all()?;
     tmp.persist(target).map_err(|e| e.error)?;
     Ok(())
@@ -259,11 +281,12 @@ impl BackupDir {
             .collect()
     }
 
-    /// Commits a state: `weights` are its safetensors bytes, `meta` its host-side part.
-    /// After this returns, `latest.json` describes it.
+    /// Commits a state: `weights` are its safetensors file as pieces laid end to end (see
+    /// [`super::EncodedFile`]), `meta` its host-side part. After this returns,
+    /// `latest.json` describes it.
     pub fn commit(
         &mut self,
-        weights: &[u8],
+        weights: &[&[u8]],
         meta: &StateMeta,
         fingerprint: &crate::state::Fingerprint,
         double_checkpoint: bool,
@@ -277,7 +300,7 @@ impl BackupDir {
             .unwrap_or_default();
         // Hashing and writing each take a pass over the bytes; they run side by side.
         let (written, sha256) = std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| sha256_hex(weights));
+            let hashing = scope.spawn(|| sha256_hex_of(weights));
             (write_atomic(&self.dir, &file, weights), hashing.join())
         });
         written?;
@@ -291,7 +314,7 @@ impl BackupDir {
             global_step: p.global_step,
             weights: WeightsRef {
                 file,
-                bytes: weights.len() as u64,
+                bytes: weights.iter().map(|p| p.len() as u64).sum(),
                 sha256,
             },
             fingerprint: fingerprint.clone(),
@@ -307,9 +330,9 @@ impl BackupDir {
         };
         let json = sidecar.to_json();
         if double_checkpoint && let Some(last) = &self.last_committed {
-            write_atomic(&self.dir, PREVIOUS, last)?;
+            write_atomic(&self.dir, PREVIOUS, &[last])?;
         }
-        write_atomic(&self.dir, LATEST, &json)?;
+        write_atomic(&self.dir, LATEST, &[&json])?;
         fsync_dir(&self.dir)?;
         self.last_committed = Some(json);
         if !double_checkpoint {

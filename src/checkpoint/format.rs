@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::state::{BATCH_STATS, Fingerprint, History, Position, StateMeta, Tensor, TrainState};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -177,24 +177,60 @@ pub(crate) struct RawTensor<'a> {
 #[cfg(target_endian = "big")]
 compile_error!("wgfit writes f32 tensors from host memory and needs a little-endian target");
 
-/// The safetensors bytes of a state's tensors, with epoch, step and global step in
-/// `__metadata__`. The values are borrowed, so the only copy made is the file's bytes.
-pub(crate) fn encode(tensors: &[RawTensor<'_>], position: Position) -> Result<Vec<u8>> {
-    let mut views = Vec::with_capacity(tensors.len());
-    for t in tensors {
-        let view = TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(t.data))
-            .map_err(|e| Error::gpu("encoding a checkpoint", e))?;
-        views.push((t.name.clone(), view));
+/// A state's safetensors file as pieces to write one after another: the header (length,
+/// JSON with epoch, step and global step in `__metadata__`, padding), then each tensor's
+/// values borrowed where they lie. Nothing is copied, so a save needs no host memory beyond
+/// the header, and the file streams from the mapped staging buffer to the disk.
+pub(crate) struct EncodedFile<'a> {
+    header: Vec<u8>,
+    /// Each tensor's bytes, in file order.
+    tensors: Vec<&'a [u8]>,
+}
+
+impl<'a> EncodedFile<'a> {
+    /// The header and the tensors of `tensors`, laid out in the order given.
+    pub fn new(tensors: &[RawTensor<'a>], position: Position) -> Result<Self> {
+        let fail = |e: safetensors::SafeTensorError| Error::gpu("encoding a checkpoint", e);
+        let mut infos = Vec::with_capacity(tensors.len());
+        let mut offset = 0;
+        for t in tensors {
+            let bytes = std::mem::size_of_val(t.data);
+            let info = safetensors::tensor::TensorInfo {
+                dtype: Dtype::F32,
+                shape: t.shape.clone(),
+                data_offsets: (offset, offset + bytes),
+            };
+            infos.push((t.name.clone(), info));
+            offset += bytes;
+        }
+        let metadata: HashMap<String, String> = [
+            ("format".to_string(), FORMAT.to_string()),
+            ("epoch".to_string(), position.epoch.to_string()),
+            ("step".to_string(), position.step.to_string()),
+            ("global_step".to_string(), position.global_step.to_string()),
+        ]
+        .into();
+        // The crate's own header type checks shapes against lengths and serialises the JSON.
+        let metadata = safetensors::tensor::Metadata::new(Some(metadata), infos).map_err(fail)?;
+        let mut json =
+            serde_json::to_vec(&metadata).map_err(|e| Error::gpu("encoding a checkpoint", e))?;
+        // safetensors pads the header with spaces to a multiple of 8 bytes.
+        json.resize(json.len().next_multiple_of(8), b' ');
+        let mut header = (json.len() as u64).to_le_bytes().to_vec();
+        header.extend(json);
+        let tensors = tensors
+            .iter()
+            .map(|t| bytemuck::cast_slice(t.data))
+            .collect();
+        Ok(EncodedFile { header, tensors })
     }
-    let metadata: HashMap<String, String> = [
-        ("format".to_string(), FORMAT.to_string()),
-        ("epoch".to_string(), position.epoch.to_string()),
-        ("step".to_string(), position.step.to_string()),
-        ("global_step".to_string(), position.global_step.to_string()),
-    ]
-    .into();
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::gpu("encoding a checkpoint", e))
+
+    /// Every piece of the file in order, the header first.
+    pub fn pieces(&self) -> Vec<&[u8]> {
+        std::iter::once(self.header.as_slice())
+            .chain(self.tensors.iter().copied())
+            .collect()
+    }
 }
 
 /// The tensors of a weights file, split into parameters, slots and batch statistics, with

@@ -6,8 +6,8 @@ mod format;
 mod inspect;
 
 pub use dir::{BackupDir, LATEST, LOCK, Loaded, PREVIOUS, TMP_PREFIX, load_sidecar, sha256_hex};
+pub(crate) use format::{EncodedFile, RawTensor};
 pub use format::{FORMAT, Sidecar, VERSION, WeightsRef, check_file_name};
-pub(crate) use format::{RawTensor, encode as encode_raw};
 pub use inspect::{Inspection, SidecarReport, StateSummary, inspect};
 
 use crate::error::{Error, Result};
