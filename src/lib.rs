@@ -42,7 +42,7 @@ pub use callbacks::{BackupAndRestore, Callback, Context, FitOutcome, SaveFreq};
 pub use data::{CsvOptions, CsvTargets, Dataset, Header, Targets};
 pub use error::{Error, Result};
 pub use fit::FitOptions;
-pub use gpu::{AdapterSummary, Gpu};
+pub use gpu::{AdapterSummary, Gpu, GpuMemory};
 pub use loss::Loss;
 pub use model::{Activation, Dense, Sequential};
 pub use optim::Sgd;

@@ -17,20 +17,30 @@ fn worker() {
     worker::main();
 }
 
-/// A tmpfs mounted for one test; unmounted (lazily, in case a file is still open) on drop.
+/// A memory file system mounted for one test; unmounted (lazily, in case a file is still
+/// open) on drop.
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Tmpfs {
+        Tmpfs::mount_kind(at, "tmpfs", &format!("size={size}"))
+    }
+
+    /// A ramfs: unbounded, and it refuses O_DIRECT.
+    fn mount_ramfs(at: &Path) -> Tmpfs {
+        Tmpfs::mount_kind(at, "ramfs", "defaults")
+    }
+
+    fn mount_kind(at: &Path, kind: &str, options: &str) -> Tmpfs {
         std::fs::create_dir_all(at).unwrap();
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args(["-t", kind, "-o", options, kind])
             .arg(at)
             .status()
             .unwrap();
         assert!(
             status.success(),
-            "mounting a tmpfs at {} failed: these tests need root (CI runs as root)",
+            "mounting a {kind} at {} failed: these tests need root (CI runs as root)",
             at.display()
         );
         Tmpfs(at.to_path_buf())
@@ -184,4 +194,24 @@ fn a_file_system_turning_read_only_mid_run_fails_the_save_and_loses_nothing() {
         "writable again, the run resumes and completes: {err}"
     );
     assert_eq!(std::fs::read(&out).unwrap(), expected);
+}
+
+/// Files of 16 MiB and more are written past the page cache (O_DIRECT) where the file system
+/// allows it, and the ordinary way where it does not (ramfs): the bytes are the same.
+#[test]
+fn large_files_are_written_exactly_with_and_without_direct_io() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let fs = Tmpfs::mount_ramfs(&tmp.path().join("mnt"));
+    // Not a multiple of the 4 KiB block, nor of the 4 MiB bounce buffer.
+    let n = (16 << 20) + 4099;
+    let bytes: Vec<u8> = (0..n as u64)
+        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+        .collect();
+    for dir in [tmp.path(), fs.0.as_path()] {
+        let path = dir.join("big.safetensors");
+        wgfit::checkpoint::write_atomically(&path, &bytes).unwrap();
+        let back = std::fs::read(&path).unwrap();
+        assert_eq!(back.len(), n, "{}", path.display());
+        assert!(back == bytes, "{}: contents differ", path.display());
+    }
 }

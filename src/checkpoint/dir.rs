@@ -182,12 +182,16 @@ fn write_pieces_atomic(target: &Path, pieces: &[&[u8]], prefix: &str) -> std::io
     // Errors name the target (the caller adds it), never the temporary path, which is gone
     // after a failure: hence the unwrapping here, and writes through the plain file.
     let mut tmp = builder.tempfile_in(dir).map_err(without_temp_path)?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-    for piece in pieces {
-        out.write_all(piece)?;
+    let bytes: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    let direct = bytes >= super::direct_write::MIN_BYTES
+        && super::direct_write::write(tmp.path(), pieces).map_err(without_temp_path)?;
+    if !direct {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        for piece in pieces {
+            out.write_all(piece)?;
+        }
+        out.flush()?;
     }
-    out.flush()?;
-    drop(out);
     tmp.as_file().sync_all()?;
     tmp.persist(target).map_err(|e| e.error)?;
     Ok(())

@@ -2,6 +2,7 @@
 //! crash-safely; verified restore; a read-only inspection; and plain parameter files.
 
 mod dir;
+mod direct_write;
 mod format;
 mod inspect;
 

@@ -73,6 +73,17 @@ pub struct Gpu {
     lost: Arc<Mutex<Option<String>>>,
 }
 
+/// Device objects a [`Gpu`] context holds at one moment (see [`Gpu::memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuMemory {
+    /// Live buffers.
+    pub buffers: u64,
+    /// Device memory bound to them, in bytes (allocation sizes, so rounded up).
+    pub buffer_bytes: u64,
+    /// Live bind groups.
+    pub bind_groups: u64,
+}
+
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gpu")
@@ -191,6 +202,18 @@ impl Gpu {
             uncaptured,
             lost,
         })
+    }
+
+    /// What this context holds on the device now, from wgpu's internal counters: for
+    /// checking that a long run holds steady (nothing leaks across epochs).
+    pub fn memory(&self) -> GpuMemory {
+        let hal = self.device.get_internal_counters().hal;
+        let count = |c: &wgpu::wgt::InternalCounter| c.read().max(0) as u64;
+        GpuMemory {
+            buffers: count(&hal.buffers),
+            buffer_bytes: count(&hal.buffer_memory),
+            bind_groups: count(&hal.bind_groups),
+        }
     }
 
     /// The adapter this context runs on.

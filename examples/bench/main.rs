@@ -1,0 +1,199 @@
+//! The benchmark workloads of `/work/shared/bench/WORKLOADS.md`.
+//!
+//! ```text
+//! cargo run --release --example bench -- <m|w1|w0|w1-backup|s|mem|all> [--json PATH]
+//!     [--sizes 4096,8192] [--reps N]
+//! ```
+//!
+//! Every figure is printed as one line with the adapter's name and written, all together, as
+//! JSON to `bench.json` (or `--json PATH`).
+
+mod matmul;
+mod memory;
+mod save;
+mod training;
+
+use serde_json::{Value, json};
+use std::time::Instant;
+use wgfit::Gpu;
+
+/// What a workload returns.
+pub type BenchResult = Result<(), Box<dyn std::error::Error>>;
+
+/// One reported number.
+struct Figure {
+    workload: &'static str,
+    name: String,
+    value: f64,
+    unit: &'static str,
+    extra: Value,
+}
+
+pub struct Bench {
+    adapter: String,
+    figures: Vec<Figure>,
+    /// Seconds `Gpu::shared()` took (device and kernel compilation), at process start.
+    pub open_s: f64,
+}
+
+impl Bench {
+    pub fn report(
+        &mut self,
+        workload: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        extra: Value,
+    ) {
+        let name = name.into();
+        println!(
+            "{workload:<10} {name:<34} {value:>12.4} {unit:<10} [{}]",
+            self.adapter
+        );
+        self.figures.push(Figure {
+            workload,
+            name,
+            value,
+            unit,
+            extra,
+        });
+    }
+}
+
+pub struct Args {
+    workload: String,
+    pub json: String,
+    sizes: Vec<usize>,
+    reps: usize,
+}
+
+pub fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut args = Args {
+        workload: String::new(),
+        json: "bench.json".into(),
+        sizes: Vec::new(),
+        reps: 3,
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => args.json = it.next().ok_or("--json needs a path")?,
+            "--sizes" => {
+                let list = it.next().ok_or("--sizes needs a list, e.g. 4096,8192")?;
+                for s in list.split(',').filter(|s| !s.is_empty()) {
+                    args.sizes
+                        .push(s.parse().map_err(|_| format!("bad size {s:?}"))?);
+                }
+            }
+            "--reps" => {
+                let r = it.next().ok_or("--reps needs a number")?;
+                args.reps = r.parse().map_err(|_| format!("bad --reps {r:?}"))?;
+            }
+            w if !w.starts_with('-') && args.workload.is_empty() => args.workload = w.to_string(),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.workload.is_empty() {
+        return Err(
+            "usage: bench <m|w1|w0|w1-backup|s|mem|all> [--json PATH] [--sizes 4096] [--reps N]"
+                .into(),
+        );
+    }
+    Ok(args)
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    // The child process of workload S's resume measurement.
+    if args.workload == "s-resume-child" {
+        return save::s_resume_child();
+    }
+    // Opening the context compiles every kernel; W0 reports it beside its cold fit.
+    let opened = Instant::now();
+    let gpu = Gpu::shared()?;
+    let open_s = opened.elapsed().as_secs_f64();
+    let mut bench = Bench {
+        adapter: gpu.adapter().to_string(),
+        figures: Vec::new(),
+        open_s,
+    };
+    println!("adapter: {}", bench.adapter);
+    let all = args.workload == "all";
+    let mut ran = false;
+    if all || args.workload == "m" {
+        matmul::bench_m(&mut bench, &gpu, &args.sizes)?;
+        ran = true;
+    }
+    if all || args.workload == "w1" {
+        training::bench_w1(&mut bench, args.reps)?;
+        ran = true;
+    }
+    if all || args.workload == "w0" {
+        training::bench_w0(&mut bench)?;
+        ran = true;
+    }
+    if all || args.workload == "w1-backup" {
+        training::bench_w1_backup(&mut bench, args.reps)?;
+        ran = true;
+    }
+    if all || args.workload == "s" {
+        save::bench_s(&mut bench, args.reps)?;
+        ran = true;
+    }
+    if all || args.workload == "mem" {
+        memory::bench_memory(&mut bench)?;
+        ran = true;
+    }
+    if !ran {
+        return Err(format!(
+            "unknown workload {:?} (m, w1, w0, w1-backup, s, mem, all)",
+            args.workload
+        )
+        .into());
+    }
+    let figures: Vec<Value> = bench
+        .figures
+        .iter()
+        .map(|f| {
+            json!({
+                "workload": f.workload,
+                "name": f.name,
+                "value": f.value,
+                "unit": f.unit,
+                "extra": f.extra,
+            })
+        })
+        .collect();
+    let doc = json!({
+        "adapter": bench.adapter,
+        "adapter_name": gpu.adapter().name,
+        "device_type": gpu.adapter().device_type,
+        "workload": args.workload,
+        "figures": figures,
+    });
+    std::fs::write(&args.json, serde_json::to_string_pretty(&doc)? + "\n")?;
+    println!("wrote {}", args.json);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------

@@ -1,0 +1,398 @@
+//! S: one save of a ~100 M-parameter model (time, loop blocked, peak host memory) against
+//! the disk's raw `dd` speed, and the resume in a fresh process.
+
+use super::{Bench, BenchResult, median, parse_args};
+use serde_json::json;
+use std::time::Instant;
+use wgfit::{
+    BackupAndRestore, Callback, Context, Dataset, Dense, FitOptions, Logs, Loss, SaveFreq,
+    Sequential, Sgd,
+};
+
+/// 10 × 3162² ≈ 100 M parameters (400 MB). Adapters whose largest binding is smaller (lavapipe:
+/// 128 MiB, and wgfit keeps all parameters in one buffer) run the largest width that fits,
+/// `S_WIDTH_SMALL` (32 M parameters, 130 MB); the report says which.
+const S_WIDTH: usize = 3162;
+const S_WIDTH_SMALL: usize = 1800;
+const S_LAYERS: usize = 10;
+const S_SAMPLES: usize = 8;
+
+fn s_model(width: usize) -> Result<Sequential, Box<dyn std::error::Error>> {
+    let mut model = Sequential::new(width).seed(3);
+    for _ in 0..S_LAYERS {
+        model = model.add(Dense::new(width));
+    }
+    model.compile(Loss::MeanSquaredError, Sgd::new(1e-4))?;
+    Ok(model)
+}
+
+/// The S width this adapter can hold.
+fn s_width() -> usize {
+    if s_model(S_WIDTH).is_ok() {
+        S_WIDTH
+    } else {
+        S_WIDTH_SMALL
+    }
+}
+
+fn s_data(width: usize) -> Result<Dataset, Box<dyn std::error::Error>> {
+    let x = (0..S_SAMPLES * width)
+        .map(|i| (i % 97) as f32 / 97.0)
+        .collect();
+    Ok(Dataset::regression(x, width, vec![0.0; S_SAMPLES], 1)?)
+}
+
+fn s_options(epochs: usize) -> FitOptions {
+    FitOptions {
+        epochs,
+        batch_size: S_SAMPLES,
+        seed: 1,
+        ..Default::default()
+    }
+}
+
+/// Instants of the hooks around an epoch end, for the time the loop is blocked by a save.
+#[derive(Default)]
+struct HookClock {
+    epoch_end: Vec<Instant>,
+    after: Vec<Instant>,
+    /// When training began (after the backup's restore, which runs first).
+    train_begin: Option<Instant>,
+    first_batch_begin: Option<Instant>,
+    first_batch: Option<Instant>,
+}
+
+impl Callback for HookClock {
+    fn name(&self) -> &str {
+        "bench_hook_clock"
+    }
+    fn on_epoch_end(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _epoch: usize,
+        _logs: &Logs,
+    ) -> wgfit::Result<()> {
+        self.epoch_end.push(Instant::now());
+        Ok(())
+    }
+    fn on_epoch_begin(&mut self, _ctx: &mut Context<'_>, _epoch: usize) -> wgfit::Result<()> {
+        self.after.push(Instant::now());
+        Ok(())
+    }
+    fn on_train_end(&mut self, _ctx: &mut Context<'_>, _logs: &Logs) -> wgfit::Result<()> {
+        self.after.push(Instant::now());
+        Ok(())
+    }
+    fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> wgfit::Result<()> {
+        self.train_begin = Some(Instant::now());
+        Ok(())
+    }
+    fn on_train_batch_begin(&mut self, _ctx: &mut Context<'_>, _batch: usize) -> wgfit::Result<()> {
+        self.first_batch_begin.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+    fn on_train_batch_end(&mut self, _ctx: &mut Context<'_>, _batch: usize) -> wgfit::Result<()> {
+        self.first_batch.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+}
+
+/// Seconds of a shell command (`dd`), which must succeed.
+fn timed_shell(cmd: &str) -> Result<f64, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("{cmd}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// One measured save with its `dd` baseline and the resume that follows.
+struct SaveRun {
+    /// Bytes in the backup directory.
+    bytes: u64,
+    /// Epoch end to `fit` returning: one whole save, committed and fsynced.
+    save_s: f64,
+    /// Epoch end to the next epoch's start, less the gap without a backup.
+    blocked_s: f64,
+    /// Peak resident memory during the last epoch and its save, above the resident memory at
+    /// its start (the training loop's own).
+    save_peak_bytes: u64,
+    /// `dd` of the same byte count: write with fsync, and read.
+    raw_write_s: f64,
+    raw_read_s: f64,
+    /// Fresh process start to the first trained batch when resuming.
+    resume_s: f64,
+    /// Of which opening the GPU context (device, kernel compilation).
+    open_s: f64,
+    /// SHA-256 of the weights file, in this process.
+    hash_s: f64,
+}
+
+/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`); 0 where there is none.
+fn proc_status_bytes(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// At the start of the last epoch: resets the process's peak resident memory (Linux
+/// `clear_refs` 5) and records the resident memory, so that the peak after `fit` is the
+/// epoch's and its save's.
+#[derive(Default)]
+struct HostMemory {
+    at_last_epoch: u64,
+}
+
+impl Callback for HostMemory {
+    fn name(&self) -> &str {
+        "bench_host_memory"
+    }
+    fn on_epoch_begin(&mut self, _ctx: &mut Context<'_>, epoch: usize) -> wgfit::Result<()> {
+        if epoch == 1 {
+            let _ = std::fs::write("/proc/self/clear_refs", "5");
+            self.at_last_epoch = proc_status_bytes("VmRSS");
+        }
+        Ok(())
+    }
+}
+
+fn save_run(
+    data: &Dataset,
+    width: usize,
+    base_gap: f64,
+) -> Result<SaveRun, Box<dyn std::error::Error>> {
+    // A backup at each epoch end, kept afterwards for the resume. The clock runs first, so its
+    // epoch-end instant is before the backup's hook and the snapshot.
+    let work = tempfile::tempdir_in(".")?;
+    let dir = work.path().join("backup");
+    let mut model = s_model(width)?;
+    let mut clock = HookClock::default();
+    let mut memory = HostMemory::default();
+    let mut backup = BackupAndRestore::new(&dir)?
+        .save_freq(SaveFreq::Epoch)?
+        .delete_checkpoint(false);
+    model.fit(
+        data,
+        s_options(2),
+        &mut [&mut clock, &mut memory, &mut backup],
+    )?;
+    let returned = Instant::now();
+    let peak = proc_status_bytes("VmHWM");
+    let blocked_s = (clock.after[1] - clock.epoch_end[0]).as_secs_f64() - base_gap;
+    let save_s = (returned - clock.epoch_end[1]).as_secs_f64();
+    let bytes = dir_bytes(&dir);
+    drop(model);
+
+    let raw = work.path().join("raw.bin");
+    let mib = bytes.div_ceil(1 << 20).max(1);
+    let raw_write_s = timed_shell(&format!(
+        "dd if=/dev/zero of={} bs=1M count={mib} oflag=direct conv=fsync status=none",
+        raw.display()
+    ))? * bytes as f64
+        / (mib << 20) as f64;
+    let raw_read_s = timed_shell(&format!(
+        "dd if={} of=/dev/null bs=16M iflag=direct status=none",
+        raw.display()
+    ))? * bytes as f64
+        / (mib << 20) as f64;
+
+    // The resume target: 1.5 × the raw read plus hashing (timed here on the weights file).
+    let weights = largest_file(&dir)?;
+    let hashing = Instant::now();
+    wgfit::checkpoint::sha256_hex(&weights);
+    let hash_s = hashing.elapsed().as_secs_f64();
+    drop(weights);
+
+    // Resume in a fresh process: process start to the first trained batch.
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("s-resume-child")
+        .arg("--json")
+        .arg(dir.as_os_str())
+        .output()?;
+    let child = String::from_utf8_lossy(&out.stdout);
+    let figure = |name: &str| -> Result<f64, String> {
+        child
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                format!(
+                    "resume child failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    };
+    let resume_s = figure("first_batch_s")?;
+    let open_s = figure("open_s")?;
+    Ok(SaveRun {
+        bytes,
+        save_s,
+        blocked_s: blocked_s.max(0.0),
+        save_peak_bytes: peak.saturating_sub(memory.at_last_epoch),
+        raw_write_s,
+        raw_read_s,
+        resume_s,
+        open_s,
+        hash_s,
+    })
+}
+
+/// The bytes of the largest file in `dir` (the weights file of a backup).
+fn largest_file(dir: &std::path::Path) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let mut best: Option<(u64, std::path::PathBuf)> = None;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let len = e.metadata()?.len();
+        if best.as_ref().is_none_or(|(l, _)| len > *l) {
+            best = Some((len, e.path()));
+        }
+    }
+    let (_, path) = best.ok_or("the backup directory is empty")?;
+    Ok(std::fs::read(path)?)
+}
+
+pub fn bench_s(bench: &mut Bench, reps: usize) -> BenchResult {
+    let width = s_width();
+    let params = S_LAYERS * (width * width + width);
+    bench.report(
+        "S",
+        "model parameters",
+        params as f64 / 1e6,
+        "M",
+        json!({"width": width, "layers": S_LAYERS}),
+    );
+    let data = s_data(width)?;
+    // Without a backup: the epoch-end to next-hook gap the loop has anyway.
+    let mut model = s_model(width)?;
+    let mut clock = HookClock::default();
+    model.fit(&data, s_options(2), &mut [&mut clock])?;
+    let base_gap = (clock.after[1] - clock.epoch_end[0]).as_secs_f64();
+    drop(model);
+
+    let runs = (0..reps.max(1))
+        .map(|_| save_run(&data, width, base_gap))
+        .collect::<Result<Vec<_>, _>>()?;
+    let med = |f: &dyn Fn(&SaveRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+    let all = |f: &dyn Fn(&SaveRun) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+    let bytes = runs[0].bytes as f64;
+    let mb = bytes / 1e6;
+    bench.report(
+        "S",
+        "checkpoint size",
+        mb,
+        "MB",
+        json!({"bytes": runs[0].bytes}),
+    );
+    bench.report(
+        "S",
+        "save (commit + fsync)",
+        med(&|r| r.save_s),
+        "s",
+        json!({"runs": all(&|r| r.save_s)}),
+    );
+    bench.report(
+        "S",
+        "loop blocked by save",
+        med(&|r| r.blocked_s),
+        "s",
+        json!({"base_gap_s": base_gap, "runs": all(&|r| r.blocked_s)}),
+    );
+    bench.report(
+        "S",
+        "save peak host memory / state",
+        med(&|r| r.save_peak_bytes as f64) / bytes,
+        "ratio",
+        json!({"peak_bytes_above_loop": all(&|r| r.save_peak_bytes as f64)}),
+    );
+    bench.report(
+        "S",
+        "resume: start to first batch",
+        med(&|r| r.resume_s),
+        "s",
+        json!({"runs": all(&|r| r.resume_s)}),
+    );
+    bench.report(
+        "S",
+        "raw dd write+fsync",
+        mb / med(&|r| r.raw_write_s),
+        "MB/s",
+        json!({"seconds": all(&|r| r.raw_write_s)}),
+    );
+    bench.report(
+        "S",
+        "raw dd read",
+        mb / med(&|r| r.raw_read_s),
+        "MB/s",
+        json!({"seconds": all(&|r| r.raw_read_s)}),
+    );
+    bench.report(
+        "S",
+        "save speed / raw write",
+        med(&|r| r.raw_write_s / r.save_s),
+        "ratio",
+        json!({"runs": all(&|r| r.raw_write_s / r.save_s)}),
+    );
+    bench.report(
+        "S",
+        "resume less context open",
+        med(&|r| r.resume_s - r.open_s),
+        "s",
+        json!({"open_s": all(&|r| r.open_s)}),
+    );
+    bench.report(
+        "S",
+        "resume less open / (1.5 read + hash)",
+        med(&|r| (r.resume_s - r.open_s) / (1.5 * r.raw_read_s + r.hash_s)),
+        "ratio",
+        json!({"hash_s": all(&|r| r.hash_s)}),
+    );
+    Ok(())
+}
+
+/// `bench s-resume-child --json DIR`: resumes from the backup in DIR and prints the seconds
+/// from process start (approximately: from main) to the end of the first trained batch.
+pub fn s_resume_child() -> BenchResult {
+    let started = Instant::now();
+    let dir = parse_args()?.json;
+    // Opening the context (device, kernel compilation) is reported apart: it is not I/O.
+    let opening = Instant::now();
+    wgfit::Gpu::shared()?;
+    println!("open_s {}", opening.elapsed().as_secs_f64());
+    let width = s_width();
+    let data = s_data(width)?;
+    let mut model = s_model(width)?;
+    println!("model_s {}", started.elapsed().as_secs_f64());
+    let fit_started = Instant::now();
+    let mut clock = HookClock::default();
+    let mut backup = BackupAndRestore::new(&dir)?.save_freq(SaveFreq::Epoch)?;
+    model.fit(&data, s_options(3), &mut [&mut backup, &mut clock])?;
+    let since = |at: Option<Instant>| at.map(|t| (t - started).as_secs_f64()).ok_or("no batch");
+    println!("fit_start_s {}", (fit_started - started).as_secs_f64());
+    println!("restored_s {}", since(clock.train_begin)?);
+    println!("first_batch_begin_s {}", since(clock.first_batch_begin)?);
+    println!("first_batch_s {}", since(clock.first_batch)?);
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! W1, W0 and W1-backup: training speed, dispatch latency and the cost of backups.
+
+use super::{Bench, BenchResult, median};
+use serde_json::json;
+use std::time::Instant;
+use wgfit::{
+    Activation, BackupAndRestore, Callback, Context, Dataset, Dense, FitOptions, Logs, Loss,
+    SaveFreq, Sequential, Sgd,
+};
+
+const W1_SAMPLES: usize = 8192;
+pub const W1_FEATURES: usize = 784;
+
+fn splitmix64(seed: u64, k: u64) -> u64 {
+    let mut z = seed.wrapping_add((k + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The W1 data set, checked against the values WORKLOADS.md gives.
+pub fn w1_data() -> Result<Dataset, Box<dyn std::error::Error>> {
+    let (x, labels) = w1_raw()?;
+    Ok(Dataset::classification(x, W1_FEATURES, labels)?)
+}
+
+/// W1's inputs (row-major, 784 features) and labels.
+pub fn w1_raw() -> Result<(Vec<f32>, Vec<u32>), Box<dyn std::error::Error>> {
+    let n = W1_SAMPLES * W1_FEATURES;
+    let x: Vec<f32> = (0..n as u64)
+        .map(|i| (splitmix64(42, i) >> 40) as f32 / (1u64 << 24) as f32)
+        .collect();
+    let labels: Vec<u32> = (0..W1_SAMPLES as u64)
+        .map(|j| ((splitmix64(42, n as u64 + j) >> 32) % 10) as u32)
+        .collect();
+    let want_x = [0.741_564_9f32, 0.159_910_4, 0.278_601_1];
+    let want_labels = [9u32, 7, 0, 5, 8, 9, 2, 6];
+    if x[..3].iter().zip(want_x).any(|(a, b)| (a - b).abs() > 1e-6) || labels[..8] != want_labels {
+        return Err(format!(
+            "W1 generator mismatch: x[0,:3] = {:?} (want {want_x:?}), labels[:8] = {:?} (want {want_labels:?})",
+            &x[..3],
+            &labels[..8]
+        )
+        .into());
+    }
+    Ok((x, labels))
+}
+
+pub fn w1_model() -> Result<Sequential, Box<dyn std::error::Error>> {
+    let mut model = Sequential::new(W1_FEATURES)
+        .add(Dense::new(256).activation(Activation::Relu))
+        .add(Dense::new(256).activation(Activation::Relu))
+        .add(Dense::new(10))
+        .seed(42);
+    model.compile(Loss::MeanSquaredError, Sgd::new(0.01))?;
+    Ok(model)
+}
+
+/// Records when every epoch ended (after fit's epoch-end readback of the losses).
+#[derive(Default)]
+struct EpochClock {
+    ends: Vec<Instant>,
+}
+
+impl Callback for EpochClock {
+    fn name(&self) -> &str {
+        "bench_epoch_clock"
+    }
+    fn on_epoch_end(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _epoch: usize,
+        _logs: &Logs,
+    ) -> wgfit::Result<()> {
+        self.ends.push(Instant::now());
+        Ok(())
+    }
+}
+
+struct W1Run {
+    /// Seconds of the 3 timed epochs (from the end of the warm-up epoch to the end of the last).
+    seconds: f64,
+    /// Mean batch loss of the last epoch.
+    loss: f64,
+}
+
+/// One W1 run: 1 warm-up epoch then 3 timed ones; `extra` callbacks run before the clock.
+fn w1_run(
+    data: &Dataset,
+    extra: Option<&mut dyn Callback>,
+) -> Result<W1Run, Box<dyn std::error::Error>> {
+    let mut model = w1_model()?;
+    let mut clock = EpochClock::default();
+    let options = FitOptions {
+        epochs: 4,
+        batch_size: 128,
+        seed: 42,
+        ..Default::default()
+    };
+    let history = match extra {
+        Some(cb) => model.fit(data, options, &mut [cb, &mut clock])?,
+        None => model.fit(data, options, &mut [&mut clock])?,
+    };
+    let [warm, .., last] = clock.ends[..] else {
+        return Err("W1: the epoch clock saw fewer than 2 epochs".into());
+    };
+    let loss = history
+        .last()
+        .and_then(|l| l.get("loss").copied())
+        .ok_or("W1: no loss in the history")?;
+    Ok(W1Run {
+        seconds: (last - warm).as_secs_f64(),
+        loss,
+    })
+}
+
+const W1_TIMED_STEPS: f64 = 192.0;
+
+pub fn bench_w1(bench: &mut Bench, reps: usize) -> BenchResult {
+    let data = w1_data()?;
+    let mut runs = Vec::new();
+    for _ in 0..reps.max(1) {
+        runs.push(w1_run(&data, None)?);
+    }
+    let secs: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+    let t = median(&secs);
+    let steps_per_s: Vec<f64> = secs.iter().map(|s| W1_TIMED_STEPS / s).collect();
+    let extra = json!({"timed_seconds": secs, "steps_per_s_each": steps_per_s, "reps": runs.len()});
+    bench.report(
+        "W1",
+        "steps/s",
+        W1_TIMED_STEPS / t,
+        "steps/s",
+        extra.clone(),
+    );
+    bench.report(
+        "W1",
+        "samples/s",
+        W1_TIMED_STEPS * 128.0 / t,
+        "samples/s",
+        extra,
+    );
+    let loss = runs.last().map(|r| r.loss).unwrap_or(f64::NAN);
+    bench.report("W1", "final loss", loss, "mse", json!({}));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// W0: the Keras documentation toy (dispatch latency)
+
+pub fn bench_w0(bench: &mut Bench) -> BenchResult {
+    let data = Dataset::regression(vec![1.0; 5 * 20], 20, vec![0.0; 5], 1)?;
+    let fit_once = || -> Result<f64, Box<dyn std::error::Error>> {
+        let started = Instant::now();
+        let mut model = Sequential::new(20).add(Dense::new(10)).seed(1);
+        model.compile(Loss::MeanSquaredError, Sgd::new(0.01))?;
+        let options = FitOptions {
+            epochs: 10,
+            batch_size: 1,
+            ..Default::default()
+        };
+        model.fit(&data, options, &mut [])?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    // Cold: the first fit in this process that trains this model shape (the shared GPU
+    // context is already open, as for any fit after the first model's compile).
+    let cold = fit_once()?;
+    let mut warm = Vec::new();
+    for _ in 0..5 {
+        warm.push(fit_once()?);
+    }
+    let w = median(&warm);
+    let open = bench.open_s;
+    bench.report(
+        "W0",
+        "gpu context open",
+        open * 1e3,
+        "ms",
+        json!({"note": "Gpu::shared() at process start: device + kernel compilation"}),
+    );
+    bench.report(
+        "W0",
+        "fit cold",
+        cold * 1e3,
+        "ms",
+        json!({"steps": 50, "note": "first fit in the process, context already open"}),
+    );
+    bench.report(
+        "W0",
+        "fit warm",
+        w * 1e3,
+        "ms",
+        json!({"steps": 50, "each_s": warm}),
+    );
+    bench.report(
+        "W0",
+        "per step cold",
+        cold * 1e3 / 50.0,
+        "ms/step",
+        json!({}),
+    );
+    bench.report("W0", "per step warm", w * 1e3 / 50.0, "ms/step", json!({}));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// W1-backup and S: need the BackupAndRestore callback.
+
+pub fn bench_w1_backup(bench: &mut Bench, reps: usize) -> BenchResult {
+    let data = w1_data()?;
+    let mut plain = Vec::new();
+    let mut epoch = Vec::new();
+    let mut batch = Vec::new();
+    for _ in 0..reps.max(1) {
+        // The three runs side by side in each repetition, so that the ratios share the noise.
+        plain.push(w1_run(&data, None)?.seconds);
+        for (freq, out) in [
+            (SaveFreq::Epoch, &mut epoch),
+            (SaveFreq::Batches(1), &mut batch),
+        ] {
+            let dir = tempfile::tempdir()?;
+            let mut backup = BackupAndRestore::new(dir.path())?.save_freq(freq)?;
+            out.push(w1_run(&data, Some(&mut backup))?.seconds);
+        }
+    }
+    let p = median(&plain);
+    let extra = json!({"no_backup_s": plain, "every_epoch_s": epoch, "every_batch_s": batch});
+    bench.report(
+        "W1-backup",
+        "no backup steps/s",
+        W1_TIMED_STEPS / p,
+        "steps/s",
+        extra.clone(),
+    );
+    bench.report(
+        "W1-backup",
+        "every epoch / no backup",
+        median(&epoch) / p,
+        "ratio",
+        extra.clone(),
+    );
+    bench.report(
+        "W1-backup",
+        "every batch / no backup",
+        median(&batch) / p,
+        "ratio",
+        extra,
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// S: save and restore of a ~100 M parameter model (10 layers of 3162 × 3162)
