@@ -174,3 +174,63 @@ fn small(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
         c[r * dims.n + col] = activate(v, (dims.epilogue >> 8u) & 255u);
     }
 }
+
+// ---- blocked: 4 rows × 4 columns per invocation, scalar loads, any strides, no workgroup
+// memory. For CPU adapters on products the vec4 kernels of matmul_vec4.wgsl cannot take (a
+// 10-wide output layer): llvmpipe runs the invocations of a workgroup as coroutines and
+// switches between all of them at every barrier, which makes `main` slow on narrow products.
+// Lanes sit side by side along n (columns col0 + BLOCK_LANES j) so they read neighbouring
+// columns of B; all lanes read the same elements of A.
+const BLOCK_LANES: u32 = 8u;
+
+// C[r, col] = act(v + bias) if (r, col) lies inside C.
+fn store_blocked(r: u32, col: u32, v: f32) {
+    if (r < dims.m && col < dims.n) {
+        var x = v;
+        if ((dims.epilogue & 1u) != 0u) {
+            x += bias[col];
+        }
+        c[r * dims.n + col] = activate(x, (dims.epilogue >> 8u) & 255u);
+    }
+}
+
+fn store_blocked4(r: u32, col0: u32, v: vec4<f32>) {
+    store_blocked(r, col0, v.x);
+    store_blocked(r, col0 + BLOCK_LANES, v.y);
+    store_blocked(r, col0 + 2u * BLOCK_LANES, v.z);
+    store_blocked(r, col0 + 3u * BLOCK_LANES, v.w);
+}
+
+@compute @workgroup_size(8)
+fn blocked(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let col0 = wid.x * BLOCK_LANES * 4u + lid.x;
+    let r0 = wid.y * 4u;
+    // Rows and columns past the edge are clamped for loading and skipped when storing.
+    let a0 = min(r0, dims.m - 1u) * dims.a_row_stride;
+    let a1 = min(r0 + 1u, dims.m - 1u) * dims.a_row_stride;
+    let a2 = min(r0 + 2u, dims.m - 1u) * dims.a_row_stride;
+    let a3 = min(r0 + 3u, dims.m - 1u) * dims.a_row_stride;
+    let b0 = min(col0, dims.n - 1u) * dims.b_col_stride;
+    let b1 = min(col0 + BLOCK_LANES, dims.n - 1u) * dims.b_col_stride;
+    let b2 = min(col0 + 2u * BLOCK_LANES, dims.n - 1u) * dims.b_col_stride;
+    let b3 = min(col0 + 3u * BLOCK_LANES, dims.n - 1u) * dims.b_col_stride;
+
+    // s_i = C(r0 + i, col0 + BLOCK_LANES j) for j = 0..3 in its components.
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    for (var k = 0u; k < dims.k; k++) {
+        let ak = k * dims.a_col_stride;
+        let bk = k * dims.b_row_stride;
+        let y = vec4<f32>(b[bk + b0], b[bk + b1], b[bk + b2], b[bk + b3]);
+        s0 = fma(vec4<f32>(a[a0 + ak]), y, s0);
+        s1 = fma(vec4<f32>(a[a1 + ak]), y, s1);
+        s2 = fma(vec4<f32>(a[a2 + ak]), y, s2);
+        s3 = fma(vec4<f32>(a[a3 + ak]), y, s3);
+    }
+    store_blocked4(r0, col0, s0);
+    store_blocked4(r0 + 1u, col0, s1);
+    store_blocked4(r0 + 2u, col0, s2);
+    store_blocked4(r0 + 3u, col0, s3);
+}

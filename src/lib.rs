@@ -44,7 +44,7 @@ pub use error::{Error, Result};
 pub use fit::FitOptions;
 pub use gpu::{AdapterSummary, Gpu, GpuMemory};
 pub use loss::Loss;
-pub use model::{Activation, Dense, Sequential};
+pub use model::{Activation, Dense, Sequential, StepProfile};
 pub use optim::Sgd;
 pub use snapshot::Snapshot;
 pub use state::{EpochLogs, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState};

@@ -105,7 +105,7 @@ fn check_matmul(
     let b = rng.vec(k * n, -1.0, 1.0);
     let bias = rng.vec(n, -1.0, 1.0);
     let bias = with_bias.then_some(bias.as_slice());
-    // Every kernel: the adapter's choice, and the two that take any strides, which sum in
+    // Every kernel: the adapter's choice, and the three that take any strides, which sum in
     // the same order and so must agree to the bit.
     let tiled = ops::matmul_on(gpu, Some(MatmulVariant::Tiled), shape, &a, &b, bias, act).unwrap();
     let small = ops::matmul_on(
@@ -118,11 +118,18 @@ fn check_matmul(
         act,
     )
     .unwrap();
+    let blocked =
+        ops::matmul_on(gpu, Some(MatmulVariant::Blocked), shape, &a, &b, bias, act).unwrap();
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(
         bits(&tiled),
         bits(&small),
         "tiled and small-tile kernels agree for {shape:?}"
+    );
+    assert_eq!(
+        bits(&tiled),
+        bits(&blocked),
+        "tiled and blocked kernels agree for {shape:?}"
     );
     let chosen = ops::matmul(gpu, shape, &a, &b, bias, act).expect("matmul runs");
     let mut worst = 0f64;

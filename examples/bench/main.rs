@@ -1,7 +1,7 @@
 //! The benchmark workloads of `/work/shared/bench/WORKLOADS.md`.
 //!
 //! ```text
-//! cargo run --release --example bench -- <m|w1|w0|w1-backup|s|mem|all> [--json PATH]
+//! cargo run --release --example bench -- <m|w1|w0|w1-backup|s|mem|profile|all> [--json PATH]
 //!     [--sizes 4096,8192] [--reps N]
 //! ```
 //!
@@ -10,6 +10,7 @@
 
 mod matmul;
 mod memory;
+mod profile;
 mod save;
 mod training;
 
@@ -95,7 +96,7 @@ pub fn parse_args() -> Result<Args, String> {
     }
     if args.workload.is_empty() {
         return Err(
-            "usage: bench <m|w1|w0|w1-backup|s|mem|all> [--json PATH] [--sizes 4096] [--reps N]"
+            "usage: bench <m|w1|w0|w1-backup|s|mem|profile|all> [--json PATH] [--sizes 4096] [--reps N]"
                 .into(),
         );
     }
@@ -160,13 +161,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         save::bench_s(&mut bench, args.reps)?;
         ran = true;
     }
+    if all || args.workload == "profile" {
+        profile::bench_profile(&mut bench, args.reps)?;
+        ran = true;
+    }
     if all || args.workload == "mem" {
         memory::bench_memory(&mut bench)?;
         ran = true;
     }
     if !ran {
         return Err(format!(
-            "unknown workload {:?} (m, w1, w0, w1-backup, s, mem, all)",
+            "unknown workload {:?} (m, w1, w0, w1-backup, s, mem, profile, all)",
             args.workload
         )
         .into());

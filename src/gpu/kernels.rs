@@ -4,6 +4,8 @@
 //! | kernel        | shader                   | entry point |
 //! |---------------|--------------------------|-------------|
 //! | matmul        | `shaders/matmul.wgsl`     | `main`      |
+//! | matmul_small  | `shaders/matmul.wgsl`     | `small`     |
+//! | matmul_blocked| `shaders/matmul.wgsl`     | `blocked`   |
 //! | matmul_nn     | `shaders/matmul_vec4.wgsl`| `nn`        |
 //! | matmul_nt     | `shaders/matmul_vec4.wgsl`| `nt`        |
 //! | matmul_tn     | `shaders/matmul_vec4.wgsl`| `tn`        |
@@ -90,12 +92,33 @@ pub(crate) struct GatherDims {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub(crate) struct SgdParams {
-    pub n: u32,
+    /// Parameters / 4 (the kernel updates four per invocation).
+    pub n4: u32,
     pub nesterov: u32,
     pub lr: f32,
     pub momentum: f32,
     pub weight_decay: f32,
     pub _pad: [u32; 3],
+}
+
+impl SgdParams {
+    /// The update `o` makes to `len` parameters; `len` must be a multiple of 4.
+    pub fn of(o: &crate::Sgd, len: usize) -> Self {
+        assert!(len.is_multiple_of(4), "sgd.wgsl updates whole vec4s");
+        SgdParams {
+            n4: (len / 4) as u32,
+            nesterov: u32::from(o.nesterov),
+            lr: o.learning_rate,
+            momentum: o.momentum,
+            weight_decay: o.weight_decay,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The launch grid: one invocation per four parameters.
+    pub fn grid(&self) -> (u32, u32) {
+        super::grid(self.n4 as usize, 256)
+    }
 }
 
 /// How a kernel sees one binding.
@@ -295,6 +318,7 @@ impl Kernel {
 pub(crate) struct Kernels {
     pub matmul: Kernel,
     pub matmul_small: Kernel,
+    pub matmul_blocked: Kernel,
     /// The register-blocked variants of `matmul` for CPU adapters, one per operand layout.
     pub matmul_nn: Kernel,
     pub matmul_nt: Kernel,
@@ -325,6 +349,7 @@ impl Kernels {
         Kernels {
             matmul: Kernel::new(device, "matmul", matmul, "main", &matmul_slots),
             matmul_small: Kernel::new(device, "matmul_small", matmul, "small", &matmul_slots),
+            matmul_blocked: Kernel::new(device, "matmul_blocked", matmul, "blocked", &matmul_slots),
             matmul_nn: Kernel::new(device, "matmul_nn", matmul_vec4, "nn", &matmul_slots),
             matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", &matmul_slots),
             matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", &matmul_slots),

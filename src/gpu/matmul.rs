@@ -1,8 +1,9 @@
 //! Which matmul kernel a product runs on, and its launch grid.
 //!
 //! CPU adapters (lavapipe) run the register-blocked vec4 kernels of `matmul_vec4.wgsl` when a
-//! product's layout and sizes allow, else the 64×64 tiles of `matmul.wgsl` `main`; GPUs run the
-//! 16×16 tiles of `matmul.wgsl` `small`. Every kernel sums each output over k in increasing
+//! product's layout and sizes allow, else the scalar 4×4 blocks of `matmul.wgsl` `blocked`;
+//! GPUs run the 16×16 tiles of `matmul.wgsl` `small`. The 64×64 tiles of `main` are kept as
+//! the plain reference the tests check every other kernel against. Every kernel sums each output over k in increasing
 //! order in one invocation, so results on one device never depend on batching or timing.
 
 use super::kernels::{Dispatch, Kernels, MATMUL_TILE, MatmulDims, Slice};
@@ -17,8 +18,11 @@ const NN_COLS: usize = 2;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulVariant {
     /// `matmul.wgsl` `main`: 64×64 tiles through workgroup memory, 4×4 outputs per
-    /// invocation; any strides. Used on CPU adapters where the vec4 kernels do not apply.
+    /// invocation; any strides. The reference the tests compare the others with.
     Tiled,
+    /// `matmul.wgsl` `blocked`: 4×4 outputs per invocation from scalar loads, no workgroup
+    /// memory; any strides. Used on CPU adapters where the vec4 kernels do not apply.
+    Blocked,
     /// `matmul.wgsl` `small`: 16×16 tiles, one output per invocation; any strides. Used on
     /// GPUs.
     SmallTiles,
@@ -47,7 +51,7 @@ impl MatmulVariant {
             return MatmulVariant::SmallTiles;
         }
         if !vec4_bindable(a) || !vec4_bindable(b) {
-            return MatmulVariant::Tiled;
+            return MatmulVariant::Blocked;
         }
         let four = |x: u32| x.is_multiple_of(4);
         let (a_rows, b_rows) = (d.a_col_stride == 1, d.b_col_stride == 1);
@@ -71,7 +75,7 @@ impl MatmulVariant {
         {
             MatmulVariant::Tn
         } else {
-            MatmulVariant::Tiled
+            MatmulVariant::Blocked
         }
     }
 }
@@ -92,7 +96,9 @@ impl Kernels {
         let (m, n) = (dims.m as usize, dims.n as usize);
         let lanes = VEC4_LANES;
         let variant = match force {
-            Some(v @ (MatmulVariant::Tiled | MatmulVariant::SmallTiles)) => v,
+            Some(
+                v @ (MatmulVariant::Tiled | MatmulVariant::SmallTiles | MatmulVariant::Blocked),
+            ) => v,
             _ => MatmulVariant::choose(cpu, dims, &buffers[1], &buffers[2]),
         };
         let (kernel, groups) = match variant {
@@ -101,6 +107,10 @@ impl Kernels {
                 (n.div_ceil(MATMUL_TILE), m.div_ceil(MATMUL_TILE)),
             ),
             MatmulVariant::SmallTiles => (&self.matmul_small, (n.div_ceil(16), m.div_ceil(16))),
+            // 4 rows × 4 columns per invocation.
+            MatmulVariant::Blocked => {
+                (&self.matmul_blocked, (n.div_ceil(lanes * 4), m.div_ceil(4)))
+            }
             MatmulVariant::Nn => (
                 &self.matmul_nn,
                 (n.div_ceil(lanes * 4 * NN_COLS), m.div_ceil(NN_ROWS)),

@@ -70,8 +70,8 @@ pub fn matmul(
     matmul_on(gpu, None, shape, a, b, bias, act)
 }
 
-/// Runs a chosen matmul kernel once: `Tiled` or `SmallTiles` run on any adapter (the
-/// register-blocked kernels of CPU adapters are chosen only by the adapter, `None`).
+/// Runs a chosen matmul kernel once: `Tiled`, `SmallTiles` and `Blocked` run on any
+/// adapter (the vec4 kernels of CPU adapters are chosen only by the adapter, `None`).
 pub fn matmul_on(
     gpu: &Gpu,
     variant: Option<MatmulVariant>,
@@ -286,20 +286,17 @@ pub fn gather(
 /// Runs `sgd.wgsl` once on weights `w`, gradients `g` and momentum `v` (all the same length);
 /// returns the new `(w, v)`.
 pub fn sgd(gpu: &Gpu, opt: &Sgd, w: &[f32], g: &[f32], v: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-    let w_buf = gpu.upload("w", w)?;
-    let g_buf = gpu.upload("g", g)?;
-    let v_buf = gpu.upload("v", v)?;
-    let params = gpu.uniform(
-        "sgd",
-        &SgdParams {
-            n: w.len() as u32,
-            nesterov: u32::from(opt.nesterov),
-            lr: opt.learning_rate,
-            momentum: opt.momentum,
-            weight_decay: opt.weight_decay,
-            _pad: [0; 3],
-        },
-    );
+    // The kernel updates whole vec4s: pad with zeros, which stay zero.
+    let padded = |x: &[f32]| {
+        let mut p = x.to_vec();
+        p.resize(x.len().next_multiple_of(4).max(4), 0.0);
+        p
+    };
+    let w_buf = gpu.upload("w", &padded(w))?;
+    let g_buf = gpu.upload("g", &padded(g))?;
+    let v_buf = gpu.upload("v", &padded(v))?;
+    let sgd = SgdParams::of(opt, w.len().next_multiple_of(4));
+    let params = gpu.uniform("sgd", &sgd);
     let launch = gpu.kernels.sgd.dispatch(
         &gpu.device,
         &[
@@ -308,7 +305,7 @@ pub fn sgd(gpu: &Gpu, opt: &Sgd, w: &[f32], g: &[f32], v: &[f32]) -> Result<(Vec
             Slice::all(&g_buf),
             Slice::all(&v_buf),
         ],
-        grid(w.len(), 256),
+        sgd.grid(),
     );
     run(gpu, &[&launch])?;
     Ok((

@@ -2,9 +2,11 @@
 
 mod dense;
 mod params;
+mod profile;
 mod sequential;
 pub(crate) mod step;
 
 pub use dense::{Activation, Dense};
 pub(crate) use params::GpuParams;
+pub use profile::StepProfile;
 pub use sequential::Sequential;

@@ -75,7 +75,10 @@ impl GpuParams {
         let grads = gpu.storage("gradients", len as u64 * 4)?;
         let momentum_len = if optimizer.momentum > 0.0 { len } else { 4 };
         let momentum = gpu.upload("momentum", &vec![0f32; momentum_len])?;
-        let sgd_params = gpu.uniform("sgd parameters", &sgd_uniform(&optimizer, len));
+        let sgd_params = gpu.uniform(
+            "sgd parameters",
+            &crate::gpu::SgdParams::of(&optimizer, len),
+        );
         let sgd = sgd_dispatch(
             &gpu.device,
             &gpu.kernels,
@@ -101,7 +104,7 @@ impl GpuParams {
     /// Changes the learning rate used by the following updates.
     pub fn set_learning_rate(&mut self, lr: f32) {
         self.optimizer.learning_rate = lr;
-        let value = sgd_uniform(&self.optimizer, self.len);
+        let value = crate::gpu::SgdParams::of(&self.optimizer, self.len);
         self.gpu
             .write(&self.sgd_params, 0, bytemuck::bytes_of(&value));
     }
@@ -235,17 +238,6 @@ fn assemble(
     Ok(flat)
 }
 
-fn sgd_uniform(o: &Sgd, len: usize) -> crate::gpu::SgdParams {
-    crate::gpu::SgdParams {
-        n: len as u32,
-        nesterov: u32::from(o.nesterov),
-        lr: o.learning_rate,
-        momentum: o.momentum,
-        weight_decay: o.weight_decay,
-        _pad: [0; 3],
-    }
-}
-
 fn sgd_dispatch(
     device: &wgpu::Device,
     kernels: &Kernels,
@@ -263,6 +255,7 @@ fn sgd_dispatch(
             Slice::all(grads),
             Slice::all(momentum),
         ],
-        crate::gpu::grid(len, 256),
+        // One invocation per four parameters (see sgd.wgsl).
+        crate::gpu::grid(len / 4, 256),
     )
 }

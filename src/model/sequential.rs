@@ -267,6 +267,32 @@ impl Sequential {
         )
     }
 
+    /// Times every kernel launch of one training step on `data` in batches of `batch_size`,
+    /// each repeated `reps` times on its own, and the whole step: where a step's time goes.
+    /// The steps really train (on the first batch), so the parameters are put back after.
+    ///
+    /// # Errors
+    /// As [`Sequential::fit`] for the data and the batch size; GPU errors.
+    pub fn profile_step(
+        &mut self,
+        data: &Dataset,
+        batch_size: usize,
+        reps: usize,
+    ) -> Result<super::StepProfile> {
+        self.check_data(data)?;
+        FitOptions {
+            batch_size,
+            ..Default::default()
+        }
+        .validate(data.len())?;
+        let saved = self.parameters()?;
+        let c = self.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        let work = Workspace::new(&c.params, data, batch_size, c.loss)?;
+        let profile = super::profile::profile(&c.params.gpu, work.plan(0), &c.params.sgd, reps);
+        self.set_parameters(&saved)?;
+        profile
+    }
+
     /// The loss (and accuracy with cross-entropy) over `data`, in order, in batches.
     pub fn evaluate(&self, data: &Dataset, batch_size: usize) -> Result<Logs> {
         self.check_data(data)?;

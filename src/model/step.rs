@@ -62,6 +62,27 @@ pub(crate) fn record_train_step(
     sgd.record(pass, step);
 }
 
+impl Plan {
+    /// Every launch of a training step, named, in the order [`record_train_step`] records them.
+    pub(crate) fn named_launches<'a>(&'a self, sgd: &'a Dispatch) -> Vec<(String, &'a Dispatch)> {
+        let mut out = vec![("gather".to_string(), &self.gather)];
+        for (i, f) in self.forward.iter().enumerate() {
+            out.push((format!("dense{i} forward"), f));
+        }
+        out.push(("loss".into(), &self.loss));
+        out.push(("loss reduce".into(), &self.reduce));
+        for (i, b) in self.backward.iter().enumerate().rev() {
+            out.push((format!("dense{i} activation backward"), &b.activation));
+            out.push((format!("dense{i} weight gradient"), &b.weight));
+            if let Some(input) = &b.input {
+                out.push((format!("dense{i} input gradient"), input));
+            }
+        }
+        out.push(("sgd update".into(), sgd));
+        out
+    }
+}
+
 /// Records the forward pass and the loss of batch `step`, for `evaluate` and `predict`.
 pub(crate) fn record_eval_step(pass: &mut wgpu::ComputePass<'_>, plan: &Plan, step: u32) {
     plan.gather.record(pass, step);
