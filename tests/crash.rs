@@ -19,16 +19,16 @@ fn worker() {
     worker::main();
 }
 
-fn kill_storm(double: bool) {
+/// SIGKILLs at random moments of a run saving every batch (`WGFIT_KILLS` of them, else
+/// `default_kills`), restarting after each; the run then completes exactly.
+fn kill_storm(what: &str, settings: &[(&'static str, &'static str)], default_kills: usize) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut vars = vec![("FREQ", "1"), ("SLOW_MS", "3")];
-    if double {
-        vars.push(("DOUBLE", "1"));
-    }
+    let mut vars = vec![("FREQ", "1")];
+    vars.extend_from_slice(settings);
     let (expected, duration) = reference(tmp.path(), &vars);
     let kills: usize = env("WGFIT_KILLS")
         .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(default_kills);
     let dir = tmp.path().join("backup");
     let out = tmp.path().join("out.bin");
     let mut rng = 0x9E3779B97F4A7C15u64;
@@ -58,7 +58,7 @@ fn kill_storm(double: bool) {
         "final parameters equal the uninterrupted run's"
     );
     assert!(!dir.exists(), "the finished run removed its backup");
-    eprintln!("survived {landed} SIGKILLs (double_checkpoint {double}), run of {duration:?}");
+    eprintln!("survived {landed} SIGKILLs ({what}), run of {duration:?}");
     assert!(
         landed >= kills / 2,
         "most kills landed while the worker ran ({landed}/{kills})"
@@ -67,12 +67,22 @@ fn kill_storm(double: bool) {
 
 #[test]
 fn sigkill_storm_with_saves_every_batch() {
-    kill_storm(false);
+    kill_storm("saves every batch", &[("SLOW_MS", "3")], 12);
 }
 
 #[test]
 fn sigkill_storm_with_double_checkpoint() {
-    kill_storm(true);
+    kill_storm(
+        "double_checkpoint",
+        &[("SLOW_MS", "3"), ("DOUBLE", "1")],
+        12,
+    );
+}
+
+/// A model whose backup files (34 MB) are written past the page cache (O_DIRECT).
+#[test]
+fn sigkill_storm_with_saves_past_the_page_cache() {
+    kill_storm("34 MB saves, O_DIRECT", &[("WIDE", "1")], 6);
 }
 
 fn preempt_with(signal: &str, code: i32) {

@@ -39,6 +39,19 @@ pub fn model() -> Sequential {
     model_on(gpu::gpu())
 }
 
+/// Like [`model`] with two 2048-wide hidden layers: 4.2 M parameters plus momentum, whose
+/// backup files (34 MB) are big enough to be written past the page cache.
+pub fn wide_model() -> Sequential {
+    let mut m = Sequential::new(6)
+        .add(Dense::new(2048).activation(Activation::Tanh))
+        .add(Dense::new(2048).activation(Activation::Tanh))
+        .add(Dense::new(3))
+        .seed(3);
+    m.compile(Loss::CrossEntropy, Sgd::new(0.01).momentum(0.9))
+        .expect("compile");
+    m
+}
+
 /// [`model`] on a given GPU context.
 pub fn model_on(gpu: std::sync::Arc<wgfit::Gpu>) -> Sequential {
     let mut m = Sequential::new(6)

@@ -79,7 +79,12 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         env("WGFIT_WORKER_STOP_EPOCH").map_or(usize::MAX, |s| s.parse().unwrap_or(usize::MAX)),
     );
     let mut slow = Slow(env("WGFIT_WORKER_SLOW_MS").map_or(0, |s| s.parse().unwrap_or(0)));
-    let mut model = model();
+    // WIDE: 4.2 M parameters plus momentum, so each save is a 34 MB file.
+    let mut model = if env("WGFIT_WORKER_WIDE").is_some() {
+        super::wide_model()
+    } else {
+        model()
+    };
     model.fit(
         &data(),
         options(EPOCHS),
