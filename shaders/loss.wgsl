@@ -8,6 +8,7 @@
 //   column broadcasts to every output.
 // reduce: one workgroup sums row losses and correct counts in a fixed tree order and writes the
 // batch's mean loss into stats[step], so the host can read all losses of an epoch at once.
+// loss_grad_reduce: both in one launch, for batches of at most 64 rows.
 
 struct LossDims {
     rows: u32,
@@ -57,13 +58,8 @@ fn argmax(r: u32) -> u32 {
     return best;
 }
 
-@compute @workgroup_size(64)
-fn loss_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    // Grids of more than 65 535 workgroups are folded into a second dimension.
-    let r = gid.x + gid.y * groups.x * 64u;
-    if (r >= dims.rows) {
-        return;
-    }
+// Writes dY for row r and returns its (loss, correct).
+fn row_loss(r: u32) -> vec2<f32> {
     let base = r * dims.cols;
     var loss = 0.0;
     if (dims.kind == 0u) {
@@ -95,7 +91,17 @@ fn loss_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (dims.class_labels == 1u && argmax(r) == u32(t[r])) {
         correct = 1.0;
     }
-    row_stats[r] = vec2<f32>(loss, correct);
+    return vec2<f32>(loss, correct);
+}
+
+@compute @workgroup_size(64)
+fn loss_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    // Grids of more than 65 535 workgroups are folded into a second dimension.
+    let r = gid.x + gid.y * groups.x * 64u;
+    if (r >= dims.rows) {
+        return;
+    }
+    row_stats[r] = row_loss(r);
 }
 
 // The reduce entry point uses its own binding numbers so the two entry points can share a file.
@@ -114,6 +120,32 @@ fn reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
     partial[lid.x] = acc;
     workgroupBarrier();
     for (var width = 128u; width > 0u; width >>= 1u) {
+        if (lid.x < width) {
+            partial[lid.x] += partial[lid.x + width];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        let total = partial[0];
+        stats[batch.step] = vec2<f32>(total.x / f32(batch.rows), total.y);
+    }
+}
+
+// ---- loss_grad_reduce: loss_grad and reduce in one launch for batches of at most
+// FUSED_ROWS rows (one workgroup), which saves a launch per step where launches dominate
+// (llvmpipe, small batches). Its tree is reduce's with the levels that only add zeros left
+// out, so the batch statistics are bit-identical to the two launches'.
+const FUSED_ROWS: u32 = 64u;
+
+@compute @workgroup_size(64)
+fn loss_grad_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
+    var own = vec2<f32>(0.0, 0.0);
+    if (lid.x < dims.rows) {
+        own = row_loss(lid.x);
+    }
+    partial[lid.x] = own;
+    workgroupBarrier();
+    for (var width = FUSED_ROWS / 2u; width > 0u; width >>= 1u) {
         if (lid.x < width) {
             partial[lid.x] += partial[lid.x + width];
         }

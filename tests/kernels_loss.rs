@@ -141,6 +141,23 @@ fn check_loss(
     );
     let correct: f32 = want.row_correct.iter().sum();
     assert_eq!(got.batch_correct, correct, "{what}: batch_correct");
+
+    // Small batches take the one-launch form in training: it must agree to the bit.
+    if rows <= 64 {
+        let fused = ops::loss_fused(gpu, loss, rows, cols, y, t, class_labels, t_cols)
+            .expect("fused loss runs");
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fused.grad), bits(&got.grad), "{what}: fused grad");
+        assert_eq!(
+            fused.batch_loss.to_bits(),
+            got.batch_loss.to_bits(),
+            "{what}: fused batch loss"
+        );
+        assert_eq!(
+            fused.batch_correct, got.batch_correct,
+            "{what}: fused correct"
+        );
+    }
 }
 
 fn labels(rng: &mut Rng, rows: usize, cols: usize) -> Vec<f32> {
@@ -151,7 +168,7 @@ fn labels(rng: &mut Rng, rows: usize, cols: usize) -> Vec<f32> {
 fn loss_mse_with_class_labels() {
     let gpu = gpu();
     let mut rng = Rng::new(21);
-    for rows in [1, 7, 300] {
+    for rows in [1, 7, 64, 65, 300] {
         for cols in [2, 10, 13] {
             let y = rng.vec(rows * cols, -2.0, 2.0);
             let t = labels(&mut rng, rows, cols);
@@ -199,7 +216,7 @@ fn loss_mse_with_one_target_column_broadcast() {
 fn loss_cross_entropy() {
     let gpu = gpu();
     let mut rng = Rng::new(24);
-    for rows in [1, 7, 300] {
+    for rows in [1, 7, 64, 300] {
         for cols in [2, 10, 13] {
             let y = rng.vec(rows * cols, -5.0, 5.0);
             let t = labels(&mut rng, rows, cols);

@@ -12,6 +12,7 @@
 //! | act_backward  | `shaders/activation.wgsl` | `backward`  |
 //! | loss_grad     | `shaders/loss.wgsl`       | `loss_grad` |
 //! | loss_reduce   | `shaders/loss.wgsl`       | `reduce`    |
+//! | loss_fused    | `shaders/loss.wgsl`       | `loss_grad_reduce` |
 //! | gather        | `shaders/gather.wgsl`     | `main`      |
 //! | sgd           | `shaders/sgd.wgsl`        | `main`      |
 
@@ -51,6 +52,9 @@ pub(crate) struct ActDims {
     pub act: u32,
     pub _pad: u32,
 }
+
+/// The largest batch `loss.wgsl`'s `loss_grad_reduce` takes (its `FUSED_ROWS`).
+pub(crate) const FUSED_LOSS_ROWS: usize = 64;
 
 /// Parameters of `loss.wgsl`'s `loss_grad`.
 #[repr(C)]
@@ -326,6 +330,8 @@ pub(crate) struct Kernels {
     pub act_backward: Kernel,
     pub loss_grad: Kernel,
     pub loss_reduce: Kernel,
+    /// `loss_grad` and `loss_reduce` in one launch, for batches of at most [`FUSED_LOSS_ROWS`].
+    pub loss_fused: Kernel,
     pub gather: Kernel,
     pub sgd: Kernel,
 }
@@ -379,6 +385,20 @@ impl Kernels {
                 loss,
                 "reduce",
                 &[(5, UniformDynamic), (6, Read), (7, ReadWrite)],
+            ),
+            loss_fused: Kernel::new(
+                device,
+                "loss_fused",
+                loss,
+                "loss_grad_reduce",
+                &[
+                    (0, Uniform),
+                    (1, Read),
+                    (2, Read),
+                    (3, ReadWrite),
+                    (5, UniformDynamic),
+                    (7, ReadWrite),
+                ],
             ),
             gather: Kernel::new(
                 device,

@@ -8,7 +8,8 @@ mod matmul;
 pub mod ops;
 
 pub(crate) use kernels::{
-    ActDims, Batch, Dispatch, GatherDims, Kernels, LossDims, MatmulDims, SgdParams, Slice, grid,
+    ActDims, Batch, Dispatch, FUSED_LOSS_ROWS, GatherDims, Kernels, LossDims, MatmulDims,
+    SgdParams, Slice, grid,
 };
 pub use matmul::MatmulVariant;
 

@@ -4,7 +4,8 @@
 
 use crate::error::Result;
 use crate::gpu::{
-    ActDims, Batch, GatherDims, Gpu, LossDims, MatmulDims, MatmulVariant, SgdParams, Slice, grid,
+    ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, MatmulDims, MatmulVariant,
+    SgdParams, Slice, grid,
 };
 use crate::{Activation, Loss, Sgd};
 use std::time::Instant;
@@ -174,6 +175,72 @@ pub struct LossOutput {
     pub batch_correct: f32,
 }
 
+/// The buffers of one run of the loss kernels.
+struct LossRun {
+    dims: wgpu::Buffer,
+    y: wgpu::Buffer,
+    t: wgpu::Buffer,
+    dy: wgpu::Buffer,
+    row_stats: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    table: wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+}
+
+impl LossRun {
+    #[allow(clippy::too_many_arguments)] // one argument per kernel binding and dimension
+    fn new(
+        gpu: &Gpu,
+        loss: Loss,
+        rows: usize,
+        cols: usize,
+        y: &[f32],
+        t: &[f32],
+        class_labels: bool,
+        t_cols: usize,
+    ) -> Result<Self> {
+        Ok(LossRun {
+            dims: gpu.uniform(
+                "loss",
+                &LossDims {
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    kind: loss.code(),
+                    class_labels: u32::from(class_labels),
+                    t_cols: t_cols as u32,
+                    _pad: [0; 3],
+                },
+            ),
+            y: gpu.upload("y", y)?,
+            t: gpu.upload("t", t)?,
+            dy: gpu.storage("dy", (rows * cols) as u64 * 4)?,
+            row_stats: gpu.storage("row stats", rows as u64 * 8)?,
+            stats: gpu.storage("stats", 8)?,
+            table: batch_entry(gpu, 0, rows),
+            rows,
+            cols,
+        })
+    }
+
+    /// Reads the results back (the per-row statistics only where `rows_written`).
+    fn output(&self, gpu: &Gpu, rows_written: bool) -> Result<LossOutput> {
+        let per_row = if rows_written {
+            gpu.read_f32(&self.row_stats, 0, 2 * self.rows, "reading row losses")?
+        } else {
+            Vec::new()
+        };
+        let batch = gpu.read_f32(&self.stats, 0, 2, "reading the batch loss")?;
+        Ok(LossOutput {
+            grad: gpu.read_f32(&self.dy, 0, self.rows * self.cols, "reading dY")?,
+            row_loss: per_row.iter().step_by(2).copied().collect(),
+            row_correct: per_row.iter().skip(1).step_by(2).copied().collect(),
+            batch_loss: batch[0],
+            batch_correct: batch[1],
+        })
+    }
+}
+
 /// Runs `loss.wgsl` (`loss_grad`, then `reduce`) on outputs `y [rows, cols]` and targets `t`:
 /// class labels (one per row) when `class_labels`, else float targets `[rows, t_cols]`.
 #[allow(clippy::too_many_arguments)] // one argument per kernel binding and dimension
@@ -187,53 +254,65 @@ pub fn loss(
     class_labels: bool,
     t_cols: usize,
 ) -> Result<LossOutput> {
-    let y_buf = gpu.upload("y", y)?;
-    let t_buf = gpu.upload("t", t)?;
-    let dy = gpu.storage("dy", (rows * cols) as u64 * 4)?;
-    let row_stats = gpu.storage("row stats", rows as u64 * 8)?;
-    let stats = gpu.storage("stats", 8)?;
-    let dims = gpu.uniform(
-        "loss",
-        &LossDims {
-            rows: rows as u32,
-            cols: cols as u32,
-            kind: loss.code(),
-            class_labels: u32::from(class_labels),
-            t_cols: t_cols as u32,
-            _pad: [0; 3],
-        },
-    );
-    let table = batch_entry(gpu, 0, rows);
+    let b = LossRun::new(gpu, loss, rows, cols, y, t, class_labels, t_cols)?;
     let grad_launch = gpu.kernels.loss_grad.dispatch(
         &gpu.device,
         &[
-            Slice::all(&dims),
-            Slice::all(&y_buf),
-            Slice::all(&t_buf),
-            Slice::all(&dy),
-            Slice::all(&row_stats),
+            Slice::all(&b.dims),
+            Slice::all(&b.y),
+            Slice::all(&b.t),
+            Slice::all(&b.dy),
+            Slice::all(&b.row_stats),
         ],
         grid(rows, 64),
     );
     let reduce = gpu.kernels.loss_reduce.dispatch_per_batch(
         &gpu.device,
         &[
-            Slice::all(&table),
-            Slice::all(&row_stats),
-            Slice::all(&stats),
+            Slice::all(&b.table),
+            Slice::all(&b.row_stats),
+            Slice::all(&b.stats),
         ],
         (1, 1),
     );
     run(gpu, &[&grad_launch, &reduce])?;
-    let per_row = gpu.read_f32(&row_stats, 0, 2 * rows, "reading row losses")?;
-    let batch = gpu.read_f32(&stats, 0, 2, "reading the batch loss")?;
-    Ok(LossOutput {
-        grad: gpu.read_f32(&dy, 0, rows * cols, "reading dY")?,
-        row_loss: per_row.iter().step_by(2).copied().collect(),
-        row_correct: per_row.iter().skip(1).step_by(2).copied().collect(),
-        batch_loss: batch[0],
-        batch_correct: batch[1],
-    })
+    b.output(gpu, true)
+}
+
+/// Runs `loss.wgsl`'s `loss_grad_reduce`, the one-launch form of [`loss`] for batches of at
+/// most 64 rows; it leaves the per-row statistics out (empty in the result).
+#[allow(clippy::too_many_arguments)] // one argument per kernel binding and dimension
+pub fn loss_fused(
+    gpu: &Gpu,
+    loss: Loss,
+    rows: usize,
+    cols: usize,
+    y: &[f32],
+    t: &[f32],
+    class_labels: bool,
+    t_cols: usize,
+) -> Result<LossOutput> {
+    if rows > FUSED_LOSS_ROWS {
+        return Err(crate::Error::config(
+            "loss_fused",
+            format!("{rows} rows; it takes at most {FUSED_LOSS_ROWS}"),
+        ));
+    }
+    let b = LossRun::new(gpu, loss, rows, cols, y, t, class_labels, t_cols)?;
+    let launch = gpu.kernels.loss_fused.dispatch_per_batch(
+        &gpu.device,
+        &[
+            Slice::all(&b.dims),
+            Slice::all(&b.y),
+            Slice::all(&b.t),
+            Slice::all(&b.dy),
+            Slice::all(&b.table),
+            Slice::all(&b.stats),
+        ],
+        (1, 1),
+    );
+    run(gpu, &[&launch])?;
+    b.output(gpu, false)
 }
 
 /// Runs `gather.wgsl`: rows `perm[start .. start + rows]` of `x [_, features]` and

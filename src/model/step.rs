@@ -6,7 +6,9 @@
 
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::gpu::{ActDims, Batch, Dispatch, GatherDims, Gpu, LossDims, MatmulDims, Slice, grid};
+use crate::gpu::{
+    ActDims, Batch, Dispatch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, MatmulDims, Slice, grid,
+};
 use crate::loss::Loss;
 use crate::model::GpuParams;
 use crate::model::params::LayerLayout;
@@ -15,8 +17,11 @@ use crate::model::params::LayerLayout;
 pub(crate) struct Plan {
     gather: Dispatch,
     forward: Vec<Dispatch>,
+    /// The loss and its gradient; with small batches also the batch statistics.
     loss: Dispatch,
-    reduce: Dispatch,
+    /// The batch statistics, unless `loss` computes them (batches of at most
+    /// [`FUSED_LOSS_ROWS`] rows).
+    reduce: Option<Dispatch>,
     backward: Vec<LayerBackward>,
 }
 
@@ -46,8 +51,10 @@ pub(crate) fn record_train_step(
     }
     // dA_L = ∂loss/∂A_L; per-row losses
     plan.loss.record(pass, step);
-    // stats[step] = (mean loss, correct) of this batch
-    plan.reduce.record(pass, step);
+    // stats[step] = (mean loss, correct) of this batch (small batches: done by the loss launch)
+    if let Some(reduce) = &plan.reduce {
+        reduce.record(pass, step);
+    }
     for layer in plan.backward.iter().rev() {
         // dZ_i = dA_i ⊙ act_i'(A_i);  grad b_i = Σ_rows dZ_i
         layer.activation.record(pass, step);
@@ -69,8 +76,13 @@ impl Plan {
         for (i, f) in self.forward.iter().enumerate() {
             out.push((format!("dense{i} forward"), f));
         }
-        out.push(("loss".into(), &self.loss));
-        out.push(("loss reduce".into(), &self.reduce));
+        match &self.reduce {
+            Some(reduce) => {
+                out.push(("loss".into(), &self.loss));
+                out.push(("loss reduce".into(), reduce));
+            }
+            None => out.push(("loss and reduce".into(), &self.loss)),
+        }
         for (i, b) in self.backward.iter().enumerate().rev() {
             out.push((format!("dense{i} activation backward"), &b.activation));
             out.push((format!("dense{i} weight gradient"), &b.weight));
@@ -90,7 +102,9 @@ pub(crate) fn record_eval_step(pass: &mut wgpu::ComputePass<'_>, plan: &Plan, st
         layer.record(pass, step);
     }
     plan.loss.record(pass, step);
-    plan.reduce.record(pass, step);
+    if let Some(reduce) = &plan.reduce {
+        reduce.record(pass, step);
+    }
 }
 
 /// A data set on the GPU with the buffers of one batch and the plans that use them.
@@ -318,22 +332,41 @@ impl PlanBuffers<'_> {
                 _pad: [0; 3],
             },
         );
-        let loss = k.loss_grad.dispatch(
-            dev,
-            &[
-                Slice::all(&loss_dims),
-                Slice::all(&self.acts[last + 1]),
-                Slice::all(self.tb),
-                Slice::all(&self.grads[last]),
-                Slice::all(self.row_stats),
-            ],
-            grid(rows, 64),
-        );
-        let reduce = k.loss_reduce.dispatch_per_batch(
-            dev,
-            &[table, Slice::all(self.row_stats), Slice::all(self.stats)],
-            (1, 1),
-        );
+        let y = Slice::all(&self.acts[last + 1]);
+        let dy = Slice::all(&self.grads[last]);
+        let (loss, reduce) = if rows <= FUSED_LOSS_ROWS {
+            let fused = k.loss_fused.dispatch_per_batch(
+                dev,
+                &[
+                    Slice::all(&loss_dims),
+                    y,
+                    Slice::all(self.tb),
+                    dy,
+                    table,
+                    Slice::all(self.stats),
+                ],
+                (1, 1),
+            );
+            (fused, None)
+        } else {
+            let loss = k.loss_grad.dispatch(
+                dev,
+                &[
+                    Slice::all(&loss_dims),
+                    y,
+                    Slice::all(self.tb),
+                    dy,
+                    Slice::all(self.row_stats),
+                ],
+                grid(rows, 64),
+            );
+            let reduce = k.loss_reduce.dispatch_per_batch(
+                dev,
+                &[table, Slice::all(self.row_stats), Slice::all(self.stats)],
+                (1, 1),
+            );
+            (loss, Some(reduce))
+        };
 
         let backward = params
             .layers
