@@ -16,7 +16,7 @@ struct LossDims {
     kind: u32,        // 0 mse, 1 cross-entropy
     class_labels: u32, // 1: t holds one class label per row; 0: t holds float targets
     t_cols: u32,
-    _p0: u32,
+    act: u32,         // loss_grad_reduce: the last layer's activation (activation.wgsl's codes)
     _p1: u32,
     _p2: u32,
 }
@@ -131,11 +131,24 @@ fn reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
     }
 }
 
-// ---- loss_grad_reduce: loss_grad and reduce in one launch for batches of at most
-// FUSED_ROWS rows (one workgroup), which saves a launch per step where launches dominate
-// (llvmpipe, small batches). Its tree is reduce's with the levels that only add zeros left
-// out, so the batch statistics are bit-identical to the two launches'.
+// ---- loss_grad_reduce: loss_grad, reduce and the last layer's activation backward
+// (activation.wgsl) in one launch for batches of at most FUSED_ROWS rows (one workgroup),
+// which saves two launches per step where launches dominate (llvmpipe, small batches). Its
+// tree is reduce's with the levels that only add zeros left out, and its column sums run in
+// activation.wgsl's order, so every result is bit-identical to the three launches'.
 const FUSED_ROWS: u32 = 64u;
+
+@group(0) @binding(8) var<storage, read_write> db: array<f32>; // the last layer's bias gradient
+
+// activation.wgsl's derivative, from the layer's output (keep the two identical).
+fn derivative(out: f32, kind: u32) -> f32 {
+    switch kind {
+        case 1u: { return select(0.0, 1.0, out > 0.0); }
+        case 2u: { return 1.0 - out * out; }
+        case 3u: { return out * (1.0 - out); }
+        default: { return 1.0; }
+    }
+}
 
 @compute @workgroup_size(64)
 fn loss_grad_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
@@ -154,5 +167,18 @@ fn loss_grad_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
     if (lid.x == 0u) {
         let total = partial[0];
         stats[batch.step] = vec2<f32>(total.x / f32(batch.rows), total.y);
+    }
+    // dZ = dA ⊙ act'(A) in place, and db = Σ_rows dZ: one invocation per column, rows in
+    // order, reading the dA other invocations wrote above.
+    storageBarrier();
+    for (var j = lid.x; j < dims.cols; j += FUSED_ROWS) {
+        var sum = 0.0;
+        for (var r = 0u; r < dims.rows; r++) {
+            let i = r * dims.cols + j;
+            let g = dy[i] * derivative(y[i], dims.act);
+            dy[i] = g;
+            sum += g;
+        }
+        db[j] = sum;
     }
 }

@@ -11,7 +11,7 @@ use common::cpu_reference::U;
 use common::gpu::gpu;
 use common::rng::Rng;
 use wgfit::gpu::ops;
-use wgfit::{Gpu, Loss};
+use wgfit::{Activation, Gpu, Loss};
 
 // ------------------------------------------------------------------------------------------
 // loss
@@ -142,21 +142,33 @@ fn check_loss(
     let correct: f32 = want.row_correct.iter().sum();
     assert_eq!(got.batch_correct, correct, "{what}: batch_correct");
 
-    // Small batches take the one-launch form in training: it must agree to the bit.
+    // Small batches take the one-launch form in training (loss, reduce and the last layer's
+    // activation backward): it must agree to the bit with the separate launches.
     if rows <= 64 {
-        let fused = ops::loss_fused(gpu, loss, rows, cols, y, t, class_labels, t_cols)
-            .expect("fused loss runs");
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&fused.grad), bits(&got.grad), "{what}: fused grad");
-        assert_eq!(
-            fused.batch_loss.to_bits(),
-            got.batch_loss.to_bits(),
-            "{what}: fused batch loss"
-        );
-        assert_eq!(
-            fused.batch_correct, got.batch_correct,
-            "{what}: fused correct"
-        );
+        for act in [
+            Activation::Linear,
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+        ] {
+            let (fused, db) =
+                ops::loss_fused(gpu, loss, rows, cols, y, t, class_labels, t_cols, act)
+                    .expect("fused loss runs");
+            let (dz, want_db) = ops::activation_backward(gpu, rows, cols, act, y, &got.grad)
+                .expect("activation backward runs");
+            assert_eq!(bits(&fused.grad), bits(&dz), "{what} {act:?}: fused dZ");
+            assert_eq!(bits(&db), bits(&want_db), "{what} {act:?}: fused db");
+            assert_eq!(
+                fused.batch_loss.to_bits(),
+                got.batch_loss.to_bits(),
+                "{what}: fused batch loss"
+            );
+            assert_eq!(
+                fused.batch_correct, got.batch_correct,
+                "{what}: fused correct"
+            );
+        }
     }
 }
 

@@ -168,14 +168,14 @@ pub fn bench_w0(bench: &mut Bench) -> BenchResult {
     let cold = started.elapsed().as_secs_f64();
     // Warm: further fits of the same model (WORKLOADS.md: "a second fit").
     let mut warm = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..20 {
         let started = Instant::now();
         model.fit(&data, options(), &mut [])?;
         warm.push(started.elapsed().as_secs_f64());
     }
     // For comparison: a fresh model each time, construction and compile included.
     let mut fresh = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..20 {
         let started = Instant::now();
         new_model()?.fit(&data, options(), &mut [])?;
         fresh.push(started.elapsed().as_secs_f64());

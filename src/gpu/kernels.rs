@@ -65,7 +65,9 @@ pub(crate) struct LossDims {
     pub kind: u32,
     pub class_labels: u32,
     pub t_cols: u32,
-    pub _pad: [u32; 3],
+    /// The last layer's activation code (read by `loss_grad_reduce` only).
+    pub act: u32,
+    pub _pad: [u32; 2],
 }
 
 /// One entry of an epoch's batch table, read by `gather` and `reduce` through a dynamic offset.
@@ -330,7 +332,8 @@ pub(crate) struct Kernels {
     pub act_backward: Kernel,
     pub loss_grad: Kernel,
     pub loss_reduce: Kernel,
-    /// `loss_grad` and `loss_reduce` in one launch, for batches of at most [`FUSED_LOSS_ROWS`].
+    /// `loss_grad`, `loss_reduce` and the last layer's `act_backward` in one launch, for
+    /// batches of at most [`FUSED_LOSS_ROWS`].
     pub loss_fused: Kernel,
     pub gather: Kernel,
     pub sgd: Kernel,
@@ -398,6 +401,7 @@ impl Kernels {
                     (3, ReadWrite),
                     (5, UniformDynamic),
                     (7, ReadWrite),
+                    (8, ReadWrite),
                 ],
             ),
             gather: Kernel::new(

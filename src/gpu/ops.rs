@@ -184,6 +184,8 @@ struct LossRun {
     row_stats: wgpu::Buffer,
     stats: wgpu::Buffer,
     table: wgpu::Buffer,
+    /// The bias gradient `loss_grad_reduce` writes.
+    db: wgpu::Buffer,
     rows: usize,
     cols: usize,
 }
@@ -199,6 +201,7 @@ impl LossRun {
         t: &[f32],
         class_labels: bool,
         t_cols: usize,
+        act: Activation,
     ) -> Result<Self> {
         Ok(LossRun {
             dims: gpu.uniform(
@@ -209,7 +212,8 @@ impl LossRun {
                     kind: loss.code(),
                     class_labels: u32::from(class_labels),
                     t_cols: t_cols as u32,
-                    _pad: [0; 3],
+                    act: act.code(),
+                    _pad: [0; 2],
                 },
             ),
             y: gpu.upload("y", y)?,
@@ -218,6 +222,7 @@ impl LossRun {
             row_stats: gpu.storage("row stats", rows as u64 * 8)?,
             stats: gpu.storage("stats", 8)?,
             table: batch_entry(gpu, 0, rows),
+            db: gpu.storage("db", cols as u64 * 4)?,
             rows,
             cols,
         })
@@ -254,7 +259,17 @@ pub fn loss(
     class_labels: bool,
     t_cols: usize,
 ) -> Result<LossOutput> {
-    let b = LossRun::new(gpu, loss, rows, cols, y, t, class_labels, t_cols)?;
+    let b = LossRun::new(
+        gpu,
+        loss,
+        rows,
+        cols,
+        y,
+        t,
+        class_labels,
+        t_cols,
+        Activation::Linear,
+    )?;
     let grad_launch = gpu.kernels.loss_grad.dispatch(
         &gpu.device,
         &[
@@ -279,8 +294,9 @@ pub fn loss(
     b.output(gpu, true)
 }
 
-/// Runs `loss.wgsl`'s `loss_grad_reduce`, the one-launch form of [`loss`] for batches of at
-/// most 64 rows; it leaves the per-row statistics out (empty in the result).
+/// Runs `loss.wgsl`'s `loss_grad_reduce`: for batches of at most 64 rows, [`loss`] followed
+/// by [`activation_backward`] of the outputs `y` under `act`, in one launch. Returns the
+/// loss output with `grad` = dZ and without per-row statistics, and the bias gradient.
 #[allow(clippy::too_many_arguments)] // one argument per kernel binding and dimension
 pub fn loss_fused(
     gpu: &Gpu,
@@ -291,14 +307,15 @@ pub fn loss_fused(
     t: &[f32],
     class_labels: bool,
     t_cols: usize,
-) -> Result<LossOutput> {
+    act: Activation,
+) -> Result<(LossOutput, Vec<f32>)> {
     if rows > FUSED_LOSS_ROWS {
         return Err(crate::Error::config(
             "loss_fused",
             format!("{rows} rows; it takes at most {FUSED_LOSS_ROWS}"),
         ));
     }
-    let b = LossRun::new(gpu, loss, rows, cols, y, t, class_labels, t_cols)?;
+    let b = LossRun::new(gpu, loss, rows, cols, y, t, class_labels, t_cols, act)?;
     let launch = gpu.kernels.loss_fused.dispatch_per_batch(
         &gpu.device,
         &[
@@ -308,11 +325,13 @@ pub fn loss_fused(
             Slice::all(&b.dy),
             Slice::all(&b.table),
             Slice::all(&b.stats),
+            Slice::all(&b.db),
         ],
         (1, 1),
     );
     run(gpu, &[&launch])?;
-    b.output(gpu, false)
+    let db = gpu.read_f32(&b.db, 0, cols, "reading db")?;
+    Ok((b.output(gpu, false)?, db))
 }
 
 /// Runs `gather.wgsl`: rows `perm[start .. start + rows]` of `x [_, features]` and

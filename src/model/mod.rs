@@ -2,6 +2,7 @@
 
 mod dense;
 mod params;
+mod plan;
 mod profile;
 mod sequential;
 pub(crate) mod step;

@@ -1,38 +1,37 @@
 //! One training step on the GPU, and the buffers it runs in.
 //!
 //! A [`Workspace`] holds a data set uploaded once, the activations of one batch, and a
-//! [`Plan`]: every kernel launch of a step with its buffers bound. [`record_train_step`] is the
-//! whole step, top to bottom.
+//! [`Plan`]: every kernel launch of a step with its buffers bound (built in `plan.rs`).
+//! [`record_train_step`] is the whole step, top to bottom.
 
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::gpu::{
-    ActDims, Batch, Dispatch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, MatmulDims, Slice, grid,
-};
+use crate::gpu::{Batch, Dispatch, Gpu};
 use crate::loss::Loss;
 use crate::model::GpuParams;
-use crate::model::params::LayerLayout;
 
 /// Every launch of one step for batches of `rows` rows.
 pub(crate) struct Plan {
-    gather: Dispatch,
-    forward: Vec<Dispatch>,
-    /// The loss and its gradient; with small batches also the batch statistics.
-    loss: Dispatch,
+    pub(super) gather: Dispatch,
+    pub(super) forward: Vec<Dispatch>,
+    /// The loss and its gradient; with small batches also the batch statistics and the last
+    /// layer's activation backward.
+    pub(super) loss: Dispatch,
     /// The batch statistics, unless `loss` computes them (batches of at most
     /// [`FUSED_LOSS_ROWS`] rows).
-    reduce: Option<Dispatch>,
-    backward: Vec<LayerBackward>,
+    pub(super) reduce: Option<Dispatch>,
+    pub(super) backward: Vec<LayerBackward>,
 }
 
 /// The backward launches of one layer.
-struct LayerBackward {
-    /// `dZ = dA ⊙ act'(A)`, `db = Σ_rows dZ`.
-    activation: Dispatch,
+pub(super) struct LayerBackward {
+    /// `dZ = dA ⊙ act'(A)`, `db = Σ_rows dZ` (for the last layer of a small batch, done by
+    /// the loss launch).
+    pub(super) activation: Option<Dispatch>,
     /// `dW = dZᵀ · A_prev`.
-    weight: Dispatch,
+    pub(super) weight: Dispatch,
     /// `dA_prev = dZ · W` (absent for the first layer: nothing needs the input's gradient).
-    input: Option<Dispatch>,
+    pub(super) input: Option<Dispatch>,
 }
 
 /// Records one training step for batch `step` of the epoch: gather the batch, forward,
@@ -56,8 +55,11 @@ pub(crate) fn record_train_step(
         reduce.record(pass, step);
     }
     for layer in plan.backward.iter().rev() {
-        // dZ_i = dA_i ⊙ act_i'(A_i);  grad b_i = Σ_rows dZ_i
-        layer.activation.record(pass, step);
+        // dZ_i = dA_i ⊙ act_i'(A_i);  grad b_i = Σ_rows dZ_i (small batches: the last layer's
+        // was done by the loss launch)
+        if let Some(activation) = &layer.activation {
+            activation.record(pass, step);
+        }
         // grad W_i = dZ_iᵀ · A_{i-1}
         layer.weight.record(pass, step);
         // dA_{i-1} = dZ_i · W_i
@@ -81,10 +83,18 @@ impl Plan {
                 out.push(("loss".into(), &self.loss));
                 out.push(("loss reduce".into(), reduce));
             }
-            None => out.push(("loss and reduce".into(), &self.loss)),
+            None => out.push((
+                format!(
+                    "loss, reduce, dense{} activation backward",
+                    self.backward.len() - 1
+                ),
+                &self.loss,
+            )),
         }
         for (i, b) in self.backward.iter().enumerate().rev() {
-            out.push((format!("dense{i} activation backward"), &b.activation));
+            if let Some(activation) = &b.activation {
+                out.push((format!("dense{i} activation backward"), activation));
+            }
             out.push((format!("dense{i} weight gradient"), &b.weight));
             if let Some(input) = &b.input {
                 out.push((format!("dense{i} input gradient"), input));
@@ -154,7 +164,7 @@ impl Workspace {
         let tb = gpu.storage("batch targets", (batch_size * t_cols) as u64 * 4)?;
         let row_stats = gpu.storage("row statistics", batch_size as u64 * 8)?;
 
-        let buffers = PlanBuffers {
+        let buffers = super::plan::PlanBuffers {
             x: &x,
             t: &t,
             perm: &perm,
@@ -241,237 +251,4 @@ fn batch_table(gpu: &Gpu, samples: usize, batch_size: usize, steps: usize) -> wg
     });
     gpu.write(&buffer, 0, &bytes);
     buffer
-}
-
-/// The buffers a plan binds.
-struct PlanBuffers<'a> {
-    x: &'a wgpu::Buffer,
-    t: &'a wgpu::Buffer,
-    perm: &'a wgpu::Buffer,
-    table: &'a wgpu::Buffer,
-    stats: &'a wgpu::Buffer,
-    acts: &'a [wgpu::Buffer],
-    grads: &'a [wgpu::Buffer],
-    tb: &'a wgpu::Buffer,
-    row_stats: &'a wgpu::Buffer,
-    features: usize,
-    t_cols: usize,
-    class_labels: bool,
-    loss: Loss,
-}
-
-impl PlanBuffers<'_> {
-    fn plan(&self, params: &GpuParams, rows: usize) -> Plan {
-        let gpu = &params.gpu;
-        let k = &gpu.kernels;
-        let dev = &gpu.device;
-        let table = Slice {
-            buffer: self.table,
-            offset: 0,
-            size: Some(std::mem::size_of::<Batch>() as u64),
-        };
-
-        let gather_dims = gpu.uniform(
-            "gather",
-            &GatherDims {
-                features: self.features as u32,
-                t_cols: self.t_cols as u32,
-                _pad: [0; 2],
-            },
-        );
-        let gather = k.gather.dispatch_per_batch(
-            dev,
-            &[
-                table,
-                Slice::all(&gather_dims),
-                Slice::all(self.perm),
-                Slice::all(self.x),
-                Slice::all(self.t),
-                Slice::all(&self.acts[0]),
-                Slice::all(self.tb),
-            ],
-            grid(rows * self.features.max(self.t_cols), 256),
-        );
-
-        let forward = params
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let dims = MatmulDims {
-                    m: rows as u32,
-                    n: l.outputs as u32,
-                    k: l.inputs as u32,
-                    a_row_stride: l.inputs as u32,
-                    a_col_stride: 1,
-                    b_row_stride: 1,
-                    b_col_stride: l.inputs as u32,
-                    epilogue: MatmulDims::epilogue(true, l.activation.code()),
-                };
-                matmul(
-                    params,
-                    dims,
-                    Slice::all(&self.acts[i]),
-                    weight(params, l),
-                    bias(params, l),
-                    Slice::all(&self.acts[i + 1]),
-                )
-            })
-            .collect();
-
-        let last = params.layers.len() - 1;
-        let outputs = params.layers[last].outputs;
-        let loss_dims = gpu.uniform(
-            "loss",
-            &LossDims {
-                rows: rows as u32,
-                cols: outputs as u32,
-                kind: self.loss.code(),
-                class_labels: u32::from(self.class_labels),
-                t_cols: self.t_cols as u32,
-                _pad: [0; 3],
-            },
-        );
-        let y = Slice::all(&self.acts[last + 1]);
-        let dy = Slice::all(&self.grads[last]);
-        let (loss, reduce) = if rows <= FUSED_LOSS_ROWS {
-            let fused = k.loss_fused.dispatch_per_batch(
-                dev,
-                &[
-                    Slice::all(&loss_dims),
-                    y,
-                    Slice::all(self.tb),
-                    dy,
-                    table,
-                    Slice::all(self.stats),
-                ],
-                (1, 1),
-            );
-            (fused, None)
-        } else {
-            let loss = k.loss_grad.dispatch(
-                dev,
-                &[
-                    Slice::all(&loss_dims),
-                    y,
-                    Slice::all(self.tb),
-                    dy,
-                    Slice::all(self.row_stats),
-                ],
-                grid(rows, 64),
-            );
-            let reduce = k.loss_reduce.dispatch_per_batch(
-                dev,
-                &[table, Slice::all(self.row_stats), Slice::all(self.stats)],
-                (1, 1),
-            );
-            (loss, Some(reduce))
-        };
-
-        let backward = params
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| self.layer_backward(params, i, l, rows))
-            .collect();
-
-        Plan {
-            gather,
-            forward,
-            loss,
-            reduce,
-            backward,
-        }
-    }
-
-    fn layer_backward(
-        &self,
-        params: &GpuParams,
-        i: usize,
-        l: &LayerLayout,
-        rows: usize,
-    ) -> LayerBackward {
-        let gpu = &params.gpu;
-        let act_dims = gpu.uniform(
-            "activation backward",
-            &ActDims {
-                rows: rows as u32,
-                cols: l.outputs as u32,
-                act: l.activation.code(),
-                _pad: 0,
-            },
-        );
-        let activation = gpu.kernels.act_backward.dispatch(
-            &gpu.device,
-            &[
-                Slice::all(&act_dims),
-                Slice::all(&self.acts[i + 1]),
-                Slice::all(&self.grads[i]),
-                Slice::f32s(&params.grads, l.bias, l.outputs),
-            ],
-            grid(l.outputs, 64),
-        );
-        // grad W [out, in] = dZᵀ [out, rows] · A_prev [rows, in]
-        let weight_grad = matmul(
-            params,
-            MatmulDims {
-                m: l.outputs as u32,
-                n: l.inputs as u32,
-                k: rows as u32,
-                a_row_stride: 1,
-                a_col_stride: l.outputs as u32,
-                b_row_stride: l.inputs as u32,
-                b_col_stride: 1,
-                epilogue: 0,
-            },
-            Slice::all(&self.grads[i]),
-            Slice::all(&self.acts[i]),
-            Slice::all(&self.acts[i]),
-            Slice::f32s(&params.grads, l.weight, l.inputs * l.outputs),
-        );
-        // dA_prev [rows, in] = dZ [rows, out] · W [out, in]
-        let input = (i > 0).then(|| {
-            matmul(
-                params,
-                MatmulDims {
-                    m: rows as u32,
-                    n: l.inputs as u32,
-                    k: l.outputs as u32,
-                    a_row_stride: l.outputs as u32,
-                    a_col_stride: 1,
-                    b_row_stride: l.inputs as u32,
-                    b_col_stride: 1,
-                    epilogue: 0,
-                },
-                Slice::all(&self.grads[i]),
-                weight(params, l),
-                weight(params, l),
-                Slice::all(&self.grads[i - 1]),
-            )
-        });
-        LayerBackward {
-            activation,
-            weight: weight_grad,
-            input,
-        }
-    }
-}
-
-fn weight<'a>(params: &'a GpuParams, l: &LayerLayout) -> Slice<'a> {
-    Slice::f32s(&params.params, l.weight, l.inputs * l.outputs)
-}
-
-fn bias<'a>(params: &'a GpuParams, l: &LayerLayout) -> Slice<'a> {
-    Slice::f32s(&params.params, l.bias, l.outputs)
-}
-
-fn matmul(
-    params: &GpuParams,
-    dims: MatmulDims,
-    a: Slice<'_>,
-    b: Slice<'_>,
-    bias: Slice<'_>,
-    c: Slice<'_>,
-) -> Dispatch {
-    params.gpu.matmul(dims, a, b, bias, c)
 }

@@ -1,0 +1,250 @@
+//! Building a [`Plan`]: every launch of a training step with its buffers bound, and the
+//! kernel each launch runs on (small batches fold the loss, its reduction and the last
+//! layer's activation backward into one launch).
+
+use super::step::{LayerBackward, Plan};
+use crate::gpu::{
+    ActDims, Batch, Dispatch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, Slice, grid,
+};
+use crate::loss::Loss;
+use crate::model::GpuParams;
+use crate::model::params::LayerLayout;
+
+/// The buffers a plan binds.
+pub(super) struct PlanBuffers<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub t: &'a wgpu::Buffer,
+    pub perm: &'a wgpu::Buffer,
+    pub table: &'a wgpu::Buffer,
+    pub stats: &'a wgpu::Buffer,
+    pub acts: &'a [wgpu::Buffer],
+    pub grads: &'a [wgpu::Buffer],
+    pub tb: &'a wgpu::Buffer,
+    pub row_stats: &'a wgpu::Buffer,
+    pub features: usize,
+    pub t_cols: usize,
+    pub class_labels: bool,
+    pub loss: Loss,
+}
+
+impl PlanBuffers<'_> {
+    pub fn plan(&self, params: &GpuParams, rows: usize) -> Plan {
+        let gpu = &params.gpu;
+        let k = &gpu.kernels;
+        let dev = &gpu.device;
+        let table = Slice {
+            buffer: self.table,
+            offset: 0,
+            size: Some(std::mem::size_of::<Batch>() as u64),
+        };
+
+        let gather_dims = gpu.uniform(
+            "gather",
+            &GatherDims {
+                features: self.features as u32,
+                t_cols: self.t_cols as u32,
+                _pad: [0; 2],
+            },
+        );
+        let gather = k.gather.dispatch_per_batch(
+            dev,
+            &[
+                table,
+                Slice::all(&gather_dims),
+                Slice::all(self.perm),
+                Slice::all(self.x),
+                Slice::all(self.t),
+                Slice::all(&self.acts[0]),
+                Slice::all(self.tb),
+            ],
+            grid(rows * self.features.max(self.t_cols), 256),
+        );
+
+        let forward = params
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let dims = MatmulDims {
+                    m: rows as u32,
+                    n: l.outputs as u32,
+                    k: l.inputs as u32,
+                    a_row_stride: l.inputs as u32,
+                    a_col_stride: 1,
+                    b_row_stride: 1,
+                    b_col_stride: l.inputs as u32,
+                    epilogue: MatmulDims::epilogue(true, l.activation.code()),
+                };
+                matmul(
+                    params,
+                    dims,
+                    Slice::all(&self.acts[i]),
+                    weight(params, l),
+                    bias(params, l),
+                    Slice::all(&self.acts[i + 1]),
+                )
+            })
+            .collect();
+
+        let last = params.layers.len() - 1;
+        let outputs = params.layers[last].outputs;
+        let loss_dims = gpu.uniform(
+            "loss",
+            &LossDims {
+                rows: rows as u32,
+                cols: outputs as u32,
+                kind: self.loss.code(),
+                class_labels: u32::from(self.class_labels),
+                t_cols: self.t_cols as u32,
+                act: params.layers[last].activation.code(),
+                _pad: [0; 2],
+            },
+        );
+        let fused = rows <= FUSED_LOSS_ROWS;
+        let y = Slice::all(&self.acts[last + 1]);
+        let dy = Slice::all(&self.grads[last]);
+        let (loss, reduce) = if fused {
+            let launch = k.loss_fused.dispatch_per_batch(
+                dev,
+                &[
+                    Slice::all(&loss_dims),
+                    y,
+                    Slice::all(self.tb),
+                    dy,
+                    table,
+                    Slice::all(self.stats),
+                    Slice::f32s(&params.grads, params.layers[last].bias, outputs),
+                ],
+                (1, 1),
+            );
+            (launch, None)
+        } else {
+            let loss = k.loss_grad.dispatch(
+                dev,
+                &[
+                    Slice::all(&loss_dims),
+                    y,
+                    Slice::all(self.tb),
+                    dy,
+                    Slice::all(self.row_stats),
+                ],
+                grid(rows, 64),
+            );
+            let reduce = k.loss_reduce.dispatch_per_batch(
+                dev,
+                &[table, Slice::all(self.row_stats), Slice::all(self.stats)],
+                (1, 1),
+            );
+            (loss, Some(reduce))
+        };
+
+        let backward = params
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| self.layer_backward(params, i, l, rows, fused && i == last))
+            .collect();
+
+        Plan {
+            gather,
+            forward,
+            loss,
+            reduce,
+            backward,
+        }
+    }
+
+    fn layer_backward(
+        &self,
+        params: &GpuParams,
+        i: usize,
+        l: &LayerLayout,
+        rows: usize,
+        activation_in_loss: bool,
+    ) -> LayerBackward {
+        let gpu = &params.gpu;
+        let act_dims = gpu.uniform(
+            "activation backward",
+            &ActDims {
+                rows: rows as u32,
+                cols: l.outputs as u32,
+                act: l.activation.code(),
+                _pad: 0,
+            },
+        );
+        let activation = (!activation_in_loss).then(|| {
+            gpu.kernels.act_backward.dispatch(
+                &gpu.device,
+                &[
+                    Slice::all(&act_dims),
+                    Slice::all(&self.acts[i + 1]),
+                    Slice::all(&self.grads[i]),
+                    Slice::f32s(&params.grads, l.bias, l.outputs),
+                ],
+                grid(l.outputs, 64),
+            )
+        });
+        // grad W [out, in] = dZᵀ [out, rows] · A_prev [rows, in]
+        let weight_grad = matmul(
+            params,
+            MatmulDims {
+                m: l.outputs as u32,
+                n: l.inputs as u32,
+                k: rows as u32,
+                a_row_stride: 1,
+                a_col_stride: l.outputs as u32,
+                b_row_stride: l.inputs as u32,
+                b_col_stride: 1,
+                epilogue: 0,
+            },
+            Slice::all(&self.grads[i]),
+            Slice::all(&self.acts[i]),
+            Slice::all(&self.acts[i]),
+            Slice::f32s(&params.grads, l.weight, l.inputs * l.outputs),
+        );
+        // dA_prev [rows, in] = dZ [rows, out] · W [out, in]
+        let input = (i > 0).then(|| {
+            matmul(
+                params,
+                MatmulDims {
+                    m: rows as u32,
+                    n: l.inputs as u32,
+                    k: l.outputs as u32,
+                    a_row_stride: l.outputs as u32,
+                    a_col_stride: 1,
+                    b_row_stride: l.inputs as u32,
+                    b_col_stride: 1,
+                    epilogue: 0,
+                },
+                Slice::all(&self.grads[i]),
+                weight(params, l),
+                weight(params, l),
+                Slice::all(&self.grads[i - 1]),
+            )
+        });
+        LayerBackward {
+            activation,
+            weight: weight_grad,
+            input,
+        }
+    }
+}
+
+fn weight<'a>(params: &'a GpuParams, l: &LayerLayout) -> Slice<'a> {
+    Slice::f32s(&params.params, l.weight, l.inputs * l.outputs)
+}
+
+fn bias<'a>(params: &'a GpuParams, l: &LayerLayout) -> Slice<'a> {
+    Slice::f32s(&params.params, l.bias, l.outputs)
+}
+
+fn matmul(
+    params: &GpuParams,
+    dims: MatmulDims,
+    a: Slice<'_>,
+    b: Slice<'_>,
+    bias: Slice<'_>,
+    c: Slice<'_>,
+) -> Dispatch {
+    params.gpu.matmul(dims, a, b, bias, c)
+}
