@@ -81,6 +81,33 @@ impl Dense {
     }
 }
 
+/// A layer's weights and biases.
+type LayerInit = (Vec<f32>, Vec<f32>);
+
+/// Initial `(weights, biases)` of every layer: [`glorot_uniform`] weights and zero biases.
+/// Layers are drawn in parallel (each from its own stream, so the values do not depend on it).
+pub(crate) fn glorot_layers(seed: u64, shapes: &[(usize, usize, Activation)]) -> Vec<LayerInit> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut out: Vec<LayerInit> = vec![Default::default(); shapes.len()];
+    std::thread::scope(|scope| {
+        // Thread t draws layers t, t + threads, ...
+        let mut slots: Vec<Vec<(usize, &mut LayerInit)>> =
+            (0..threads).map(|_| Vec::new()).collect();
+        for (i, slot) in out.iter_mut().enumerate() {
+            slots[i % threads].push((i, slot));
+        }
+        for mine in slots {
+            scope.spawn(move || {
+                for (i, slot) in mine {
+                    let (inputs, outputs, _) = shapes[i];
+                    *slot = (glorot_uniform(seed, i, inputs, outputs), vec![0.0; outputs]);
+                }
+            });
+        }
+    });
+    out
+}
+
 /// Glorot-uniform weights `U(-a, a)`, `a = sqrt(6 / (in + out))`, drawn from ChaCha8 with the
 /// model seed and the layer index as the stream, so each layer's draw is independent of the
 /// others' sizes.

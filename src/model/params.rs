@@ -66,12 +66,13 @@ impl GpuParams {
                 bias,
             });
         }
-        let mut flat = vec![0f32; len];
+        // Each tensor goes straight to its place (one host copy, in wgpu's staging); the
+        // alignment padding stays zero.
+        let params = gpu.storage("parameters", len as u64 * 4)?;
         for (layer, (w, b)) in layers.iter().zip(weights) {
-            flat[layer.weight..layer.weight + w.len()].copy_from_slice(w);
-            flat[layer.bias..layer.bias + b.len()].copy_from_slice(b);
+            gpu.write(&params, layer.weight as u64 * 4, bytemuck::cast_slice(w));
+            gpu.write(&params, layer.bias as u64 * 4, bytemuck::cast_slice(b));
         }
-        let params = gpu.upload("parameters", &flat)?;
         let grads = gpu.storage("gradients", len as u64 * 4)?;
         let momentum_len = if optimizer.momentum > 0.0 { len } else { 4 };
         let momentum = gpu.upload("momentum", &vec![0f32; momentum_len])?;
@@ -170,8 +171,13 @@ impl GpuParams {
 
     /// Replaces every parameter; `tensors` must hold each name once with the right shape.
     pub fn write_params(&self, tensors: &[Tensor], context: &str) -> Result<()> {
-        let flat = assemble(&self.param_layout(), self.len, tensors, context)?;
-        self.gpu.write(&self.params, 0, bytemuck::cast_slice(&flat));
+        for (t, first) in place(&self.param_layout(), tensors, context)? {
+            self.gpu.write(
+                &self.params,
+                first as u64 * 4,
+                bytemuck::cast_slice(&t.data),
+            );
+        }
         Ok(())
     }
 
@@ -190,22 +196,26 @@ impl GpuParams {
             }
             return Ok(());
         }
-        let flat = assemble(&layout, self.len, tensors, context)?;
-        self.gpu
-            .write(&self.momentum, 0, bytemuck::cast_slice(&flat));
+        for (t, first) in place(&layout, tensors, context)? {
+            self.gpu.write(
+                &self.momentum,
+                first as u64 * 4,
+                bytemuck::cast_slice(&t.data),
+            );
+        }
         Ok(())
     }
 }
 
-/// Places named tensors into a flat buffer of `len` elements by `layout`, checking that each
-/// is present once with the right shape and that no unknown name is given.
-fn assemble(
+/// Where each named tensor goes in a flat buffer laid out by `layout` (its first element),
+/// checking that each is present once with the right shape and that no unknown name is
+/// given. Nothing is written unless every tensor fits, so a bad set changes nothing.
+fn place<'t>(
     layout: &[(String, Vec<usize>, usize)],
-    len: usize,
-    tensors: &[Tensor],
+    tensors: &'t [Tensor],
     context: &str,
-) -> Result<Vec<f32>> {
-    let mut flat = vec![0f32; len];
+) -> Result<Vec<(&'t Tensor, usize)>> {
+    let mut placed = Vec::with_capacity(layout.len());
     for t in tensors {
         if !layout.iter().any(|(name, _, _)| *name == t.name) {
             return Err(Error::config(
@@ -233,9 +243,9 @@ fn assemble(
                 got: t.shape.clone(),
             });
         }
-        flat[*first..*first + t.data.len()].copy_from_slice(&t.data);
+        placed.push((t, *first));
     }
-    Ok(flat)
+    Ok(placed)
 }
 
 fn sgd_dispatch(

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::fit::{FitOptions, FitSetup};
 use crate::gpu::Gpu;
 use crate::loss::Loss;
-use crate::model::dense::glorot_uniform;
+use crate::model::dense::glorot_layers;
 use crate::model::step::Workspace;
 use crate::model::{Dense, GpuParams};
 use crate::optim::Sgd;
@@ -156,12 +156,7 @@ impl Sequential {
                 .chunks_exact(2)
                 .map(|wb| (wb[0].data.clone(), wb[1].data.clone()))
                 .collect(),
-            None => self
-                .shapes()
-                .iter()
-                .enumerate()
-                .map(|(i, &(inp, out, _))| (glorot_uniform(self.seed, i, inp, out), vec![0.0; out]))
-                .collect(),
+            None => glorot_layers(self.seed, &self.shapes()),
         };
         let params = GpuParams::new(gpu, &self.shapes(), &weights, optimizer)?;
         self.compiled = Some(Compiled {
