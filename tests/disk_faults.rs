@@ -126,22 +126,49 @@ fn check_after_failed_save(dir: &Path, code: i32, err: &str, reason: &str) -> u6
 
 const VARS: [(&str, &str); 3] = [("FREQ", "1"), ("SLOW_MS", "4"), ("KEEP", "1")];
 
+/// A worker training with its backup on a fresh 1 MiB tmpfs, past its first commit.
+struct MidRun {
+    /// Unmounted before `_tmp` goes (fields drop in this order).
+    fs: Tmpfs,
+    dir: PathBuf,
+    out: PathBuf,
+    child: Child,
+    /// The final bits of the same run uninterrupted.
+    expected: Vec<u8>,
+    /// Holds the mount point and the reference run's files.
+    _tmp: tempfile::TempDir,
+}
+
+impl MidRun {
+    fn start() -> MidRun {
+        let tmp = tempfile::tempdir().unwrap();
+        let (expected, _) = reference(tmp.path(), &VARS);
+        let fs = Tmpfs::mount(&tmp.path().join("mnt"), "1m");
+        let dir = fs.0.join("backup");
+        let out = tmp.path().join("out.bin");
+        let mut child = spawn(&dir, &out, &VARS, None);
+        wait_for_commit(&dir, &mut child);
+        MidRun {
+            fs,
+            dir,
+            out,
+            child,
+            expected,
+            _tmp: tmp,
+        }
+    }
+}
+
 #[test]
 fn a_file_system_that_fills_up_mid_run_fails_the_save_and_loses_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (expected, _) = reference(tmp.path(), &VARS);
-    let fs = Tmpfs::mount(&tmp.path().join("mnt"), "1m");
-    let dir = fs.0.join("backup");
-    let out = tmp.path().join("out.bin");
-
-    let mut child = spawn(&dir, &out, &VARS, None);
-    wait_for_commit(&dir, &mut child);
-    let filler = fs.0.join("filler");
+    let run = MidRun::start();
+    let (dir, out) = (&run.dir, &run.out);
+    let filler = run.fs.0.join("filler");
     fill(&filler);
-    let output = child.wait_with_output().unwrap();
+    let output = run.child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     let step = check_after_failed_save(
-        &dir,
+        dir,
         output.status.code().unwrap_or(-1),
         &err,
         "No space left on device",
@@ -151,49 +178,43 @@ fn a_file_system_that_fills_up_mid_run_fails_the_save_and_loses_nothing() {
     // With the disk still full, a rerun restores (reading needs no space) and fails the same
     // way at its first save, committing nothing.
     let committed = std::fs::read(dir.join(wgfit::checkpoint::LATEST)).unwrap();
-    let (code, err) = run_to_end(&dir, &out, &VARS, None);
-    check_after_failed_save(&dir, code, &err, "No space left on device");
+    let (code, err) = run_to_end(dir, out, &VARS, None);
+    check_after_failed_save(dir, code, &err, "No space left on device");
     assert_eq!(
         std::fs::read(dir.join(wgfit::checkpoint::LATEST)).unwrap(),
         committed
     );
 
     std::fs::remove_file(&filler).unwrap();
-    let (code, err) = run_to_end(&dir, &out, &VARS, None);
+    let (code, err) = run_to_end(dir, out, &VARS, None);
     assert_eq!(
         code, 0,
         "with room again the run resumes and completes: {err}"
     );
     assert_eq!(
-        std::fs::read(&out).unwrap(),
-        expected,
+        std::fs::read(out).unwrap(),
+        run.expected,
         "final parameters equal the uninterrupted run's"
     );
 }
 
 #[test]
 fn a_file_system_turning_read_only_mid_run_fails_the_save_and_loses_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (expected, _) = reference(tmp.path(), &VARS);
-    let fs = Tmpfs::mount(&tmp.path().join("mnt"), "1m");
-    let dir = fs.0.join("backup");
-    let out = tmp.path().join("out.bin");
-
-    let mut child = spawn(&dir, &out, &VARS, None);
-    wait_for_commit(&dir, &mut child);
-    fs.remount("ro");
-    let output = child.wait_with_output().unwrap();
+    let run = MidRun::start();
+    let (dir, out) = (&run.dir, &run.out);
+    run.fs.remount("ro");
+    let output = run.child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
-    let step = check_after_failed_save(&dir, output.status.code().unwrap_or(-1), &err, "read-only");
+    let step = check_after_failed_save(dir, output.status.code().unwrap_or(-1), &err, "read-only");
     assert!(step > 0);
 
-    fs.remount("rw");
-    let (code, err) = run_to_end(&dir, &out, &VARS, None);
+    run.fs.remount("rw");
+    let (code, err) = run_to_end(dir, out, &VARS, None);
     assert_eq!(
         code, 0,
         "writable again, the run resumes and completes: {err}"
     );
-    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    assert_eq!(std::fs::read(out).unwrap(), run.expected);
 }
 
 /// Files of 16 MiB and more are written past the page cache (O_DIRECT) where the file system

@@ -10,7 +10,7 @@ mod common;
 use common::cpu_reference::U;
 use common::gpu::gpu;
 use common::rng::Rng;
-use wgfit::gpu::ops;
+use wgfit::gpu::ops::{self, LossCase};
 use wgfit::{Activation, Gpu, Loss};
 
 // ------------------------------------------------------------------------------------------
@@ -34,16 +34,16 @@ fn argmax_first(row: &[f32]) -> usize {
     best
 }
 
-#[allow(clippy::too_many_arguments)]
-fn loss_ref(
-    loss: Loss,
-    rows: usize,
-    cols: usize,
-    y: &[f32],
-    t: &[f32],
-    class_labels: bool,
-    t_cols: usize,
-) -> LossRef {
+fn loss_ref(c: &LossCase<'_>) -> LossRef {
+    let LossCase {
+        loss,
+        rows,
+        cols,
+        y,
+        t,
+        class_labels,
+        t_cols,
+    } = *c;
     let mut r = LossRef {
         grad: vec![0.0; rows * cols],
         row_loss: vec![0.0; rows],
@@ -105,8 +105,17 @@ fn check_loss(
 ) {
     let what =
         format!("{loss:?} rows={rows} cols={cols} class_labels={class_labels} t_cols={t_cols}");
-    let got = ops::loss(gpu, loss, rows, cols, y, t, class_labels, t_cols).expect("loss runs");
-    let want = loss_ref(loss, rows, cols, y, t, class_labels, t_cols);
+    let case = LossCase {
+        loss,
+        rows,
+        cols,
+        y,
+        t,
+        class_labels,
+        t_cols,
+    };
+    let got = ops::loss(gpu, &case).expect("loss runs");
+    let want = loss_ref(&case);
     assert_eq!(got.grad.len(), rows * cols, "{what}");
     assert_eq!(got.row_loss.len(), rows, "{what}");
     for (i, g) in got.grad.iter().enumerate() {
@@ -152,9 +161,7 @@ fn check_loss(
             Activation::Tanh,
             Activation::Sigmoid,
         ] {
-            let (fused, db) =
-                ops::loss_fused(gpu, loss, rows, cols, y, t, class_labels, t_cols, act)
-                    .expect("fused loss runs");
+            let (fused, db) = ops::loss_fused(gpu, &case, act).expect("fused loss runs");
             let (dz, want_db) = ops::activation_backward(gpu, rows, cols, act, y, &got.grad)
                 .expect("activation backward runs");
             assert_eq!(bits(&fused.grad), bits(&dz), "{what} {act:?}: fused dZ");
@@ -169,6 +176,25 @@ fn check_loss(
                 "{what}: fused correct"
             );
         }
+    }
+}
+
+/// A batch with one class label per row.
+fn labels_case<'a>(
+    loss: Loss,
+    rows: usize,
+    cols: usize,
+    y: &'a [f32],
+    t: &'a [f32],
+) -> LossCase<'a> {
+    LossCase {
+        loss,
+        rows,
+        cols,
+        y,
+        t,
+        class_labels: true,
+        t_cols: 1,
     }
 }
 
@@ -261,7 +287,7 @@ fn loss_cross_entropy_large_logits_are_stable() {
     ];
     let t = vec![2.0, 2.0, 0.0, 1.0];
     check_loss(&gpu, Loss::CrossEntropy, 4, 3, &y, &t, true, 1);
-    let out = ops::loss(&gpu, Loss::CrossEntropy, 4, 3, &y, &t, true, 1).unwrap();
+    let out = ops::loss(&gpu, &labels_case(Loss::CrossEntropy, 4, 3, &y, &t)).unwrap();
     assert_eq!(out.row_correct, vec![0.0, 0.0, 1.0, 1.0]);
     assert!(
         (out.row_loss[0] - 2000.0).abs() <= 1e-3,
@@ -282,7 +308,7 @@ fn loss_first_maximum_wins_ties() {
     // Rows with ties between columns 1 and 2; the label names one of them.
     let y = vec![0.0, 5.0, 5.0, 1.0, 0.0, 5.0, 5.0, 1.0];
     for loss in [Loss::MeanSquaredError, Loss::CrossEntropy] {
-        let out = ops::loss(&gpu, loss, 2, 4, &y, &[1.0, 2.0], true, 1).unwrap();
+        let out = ops::loss(&gpu, &labels_case(loss, 2, 4, &y, &[1.0, 2.0])).unwrap();
         assert_eq!(out.row_correct, vec![1.0, 0.0], "{loss:?}");
         assert_eq!(out.batch_correct, 1.0, "{loss:?}");
     }
@@ -296,7 +322,16 @@ fn loss_rows_beyond_one_grid_dimension() {
     let rows = 65_535 * 64 + 100;
     let y: Vec<f32> = (0..rows).map(|i| (i % 7 + 1) as f32).collect();
     let t = vec![0.0f32; rows];
-    let out = ops::loss(&gpu, Loss::MeanSquaredError, rows, 1, &y, &t, false, 1).unwrap();
+    let case = LossCase {
+        loss: Loss::MeanSquaredError,
+        rows,
+        cols: 1,
+        y: &y,
+        t: &t,
+        class_labels: false,
+        t_cols: 1,
+    };
+    let out = ops::loss(&gpu, &case).unwrap();
     let scale = 2.0 / rows as f32;
     let wrong: Vec<usize> = (0..rows)
         .filter(|&i| out.row_loss[i] != y[i] * y[i] || out.grad[i] != scale * y[i])

@@ -8,6 +8,7 @@
 //! Every figure is printed as one line with the adapter's name and written, all together, as
 //! JSON to `bench.json` (or `--json PATH`).
 
+mod clock;
 mod matmul;
 mod memory;
 mod profile;

@@ -1,12 +1,13 @@
 //! S: one save of a ~100 M-parameter model (time, loop blocked, peak host memory) against
 //! the disk's raw `dd` speed, and the resume in a fresh process.
 
+use super::clock::HookClock;
 use super::{Bench, BenchResult, median, parse_args};
 use serde_json::json;
 use std::time::Instant;
 use wgfit::{
-    BackupAndRestore, Callback, Context, Dataset, Dense, FitOptions, Logs, Loss, SaveFreq,
-    Sequential, Sgd,
+    BackupAndRestore, Callback, Context, Dataset, Dense, FitOptions, Loss, SaveFreq, Sequential,
+    Sgd,
 };
 
 /// 10 × 3162² ≈ 100 M parameters (400 MB). Adapters whose largest binding is smaller (lavapipe:
@@ -48,52 +49,6 @@ fn s_options(epochs: usize) -> FitOptions {
         batch_size: S_SAMPLES,
         seed: 1,
         ..Default::default()
-    }
-}
-
-/// Instants of the hooks around an epoch end, for the time the loop is blocked by a save.
-#[derive(Default)]
-struct HookClock {
-    epoch_end: Vec<Instant>,
-    after: Vec<Instant>,
-    /// When training began (after the backup's restore, which runs first).
-    train_begin: Option<Instant>,
-    first_batch_begin: Option<Instant>,
-    first_batch: Option<Instant>,
-}
-
-impl Callback for HookClock {
-    fn name(&self) -> &str {
-        "bench_hook_clock"
-    }
-    fn on_epoch_end(
-        &mut self,
-        _ctx: &mut Context<'_>,
-        _epoch: usize,
-        _logs: &Logs,
-    ) -> wgfit::Result<()> {
-        self.epoch_end.push(Instant::now());
-        Ok(())
-    }
-    fn on_epoch_begin(&mut self, _ctx: &mut Context<'_>, _epoch: usize) -> wgfit::Result<()> {
-        self.after.push(Instant::now());
-        Ok(())
-    }
-    fn on_train_end(&mut self, _ctx: &mut Context<'_>, _logs: &Logs) -> wgfit::Result<()> {
-        self.after.push(Instant::now());
-        Ok(())
-    }
-    fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> wgfit::Result<()> {
-        self.train_begin = Some(Instant::now());
-        Ok(())
-    }
-    fn on_train_batch_begin(&mut self, _ctx: &mut Context<'_>, _batch: usize) -> wgfit::Result<()> {
-        self.first_batch_begin.get_or_insert_with(Instant::now);
-        Ok(())
-    }
-    fn on_train_batch_end(&mut self, _ctx: &mut Context<'_>, _batch: usize) -> wgfit::Result<()> {
-        self.first_batch.get_or_insert_with(Instant::now);
-        Ok(())
     }
 }
 

@@ -1,11 +1,12 @@
 //! W1, W0 and W1-backup: training speed, dispatch latency and the cost of backups.
 
+use super::clock::HookClock;
 use super::{Bench, BenchResult, median};
 use serde_json::json;
 use std::time::Instant;
 use wgfit::{
-    Activation, BackupAndRestore, Callback, Context, Dataset, Dense, FitOptions, Logs, Loss,
-    SaveFreq, Sequential, Sgd,
+    Activation, BackupAndRestore, Callback, Context, Dataset, Dense, FitOptions, Loss, SaveFreq,
+    Sequential, Sgd,
 };
 
 const W1_SAMPLES: usize = 8192;
@@ -56,27 +57,6 @@ pub fn w1_model() -> Result<Sequential, Box<dyn std::error::Error>> {
     Ok(model)
 }
 
-/// Records when every epoch ended (after fit's epoch-end readback of the losses).
-#[derive(Default)]
-struct EpochClock {
-    ends: Vec<Instant>,
-}
-
-impl Callback for EpochClock {
-    fn name(&self) -> &str {
-        "bench_epoch_clock"
-    }
-    fn on_epoch_end(
-        &mut self,
-        _ctx: &mut Context<'_>,
-        _epoch: usize,
-        _logs: &Logs,
-    ) -> wgfit::Result<()> {
-        self.ends.push(Instant::now());
-        Ok(())
-    }
-}
-
 struct W1Run {
     /// Seconds of the 3 timed epochs (from the end of the warm-up epoch to the end of the last).
     seconds: f64,
@@ -90,7 +70,7 @@ fn w1_run(
     extra: Option<&mut dyn Callback>,
 ) -> Result<W1Run, Box<dyn std::error::Error>> {
     let mut model = w1_model()?;
-    let mut clock = EpochClock::default();
+    let mut clock = HookClock::default();
     let options = FitOptions {
         epochs: 4,
         batch_size: 128,
@@ -101,7 +81,7 @@ fn w1_run(
         Some(cb) => model.fit(data, options, &mut [cb, &mut clock])?,
         None => model.fit(data, options, &mut [&mut clock])?,
     };
-    let [warm, .., last] = clock.ends[..] else {
+    let [warm, .., last] = clock.epoch_end[..] else {
         return Err("W1: the epoch clock saw fewer than 2 epochs".into());
     };
     let loss = history

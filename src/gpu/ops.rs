@@ -175,6 +175,26 @@ pub struct LossOutput {
     pub batch_correct: f32,
 }
 
+/// One batch for the loss kernels: outputs `y [rows, cols]` and targets `t`, class labels (one
+/// per row) when `class_labels`, else float targets `[rows, t_cols]`.
+#[derive(Debug, Clone, Copy)]
+pub struct LossCase<'a> {
+    /// The loss.
+    pub loss: Loss,
+    /// Rows of the batch.
+    pub rows: usize,
+    /// Outputs per row.
+    pub cols: usize,
+    /// The model's outputs.
+    pub y: &'a [f32],
+    /// The targets.
+    pub t: &'a [f32],
+    /// Whether `t` holds class labels.
+    pub class_labels: bool,
+    /// Target columns (1 for labels, or one float target broadcast to every output).
+    pub t_cols: usize,
+}
+
 /// The buffers of one run of the loss kernels.
 struct LossRun {
     dims: wgpu::Buffer,
@@ -191,40 +211,29 @@ struct LossRun {
 }
 
 impl LossRun {
-    #[allow(clippy::too_many_arguments)] // one argument per kernel binding and dimension
-    fn new(
-        gpu: &Gpu,
-        loss: Loss,
-        rows: usize,
-        cols: usize,
-        y: &[f32],
-        t: &[f32],
-        class_labels: bool,
-        t_cols: usize,
-        act: Activation,
-    ) -> Result<Self> {
+    fn new(gpu: &Gpu, c: &LossCase<'_>, act: Activation) -> Result<Self> {
         Ok(LossRun {
             dims: gpu.uniform(
                 "loss",
                 &LossDims {
-                    rows: rows as u32,
-                    cols: cols as u32,
-                    kind: loss.code(),
-                    class_labels: u32::from(class_labels),
-                    t_cols: t_cols as u32,
+                    rows: c.rows as u32,
+                    cols: c.cols as u32,
+                    kind: c.loss.code(),
+                    class_labels: u32::from(c.class_labels),
+                    t_cols: c.t_cols as u32,
                     act: act.code(),
                     _pad: [0; 2],
                 },
             ),
-            y: gpu.upload("y", y)?,
-            t: gpu.upload("t", t)?,
-            dy: gpu.storage("dy", (rows * cols) as u64 * 4)?,
-            row_stats: gpu.storage("row stats", rows as u64 * 8)?,
+            y: gpu.upload("y", c.y)?,
+            t: gpu.upload("t", c.t)?,
+            dy: gpu.storage("dy", (c.rows * c.cols) as u64 * 4)?,
+            row_stats: gpu.storage("row stats", c.rows as u64 * 8)?,
             stats: gpu.storage("stats", 8)?,
-            table: batch_entry(gpu, 0, rows),
-            db: gpu.storage("db", cols as u64 * 4)?,
-            rows,
-            cols,
+            table: batch_entry(gpu, 0, c.rows),
+            db: gpu.storage("db", c.cols as u64 * 4)?,
+            rows: c.rows,
+            cols: c.cols,
         })
     }
 
@@ -246,30 +255,9 @@ impl LossRun {
     }
 }
 
-/// Runs `loss.wgsl` (`loss_grad`, then `reduce`) on outputs `y [rows, cols]` and targets `t`:
-/// class labels (one per row) when `class_labels`, else float targets `[rows, t_cols]`.
-#[allow(clippy::too_many_arguments)] // one argument per kernel binding and dimension
-pub fn loss(
-    gpu: &Gpu,
-    loss: Loss,
-    rows: usize,
-    cols: usize,
-    y: &[f32],
-    t: &[f32],
-    class_labels: bool,
-    t_cols: usize,
-) -> Result<LossOutput> {
-    let b = LossRun::new(
-        gpu,
-        loss,
-        rows,
-        cols,
-        y,
-        t,
-        class_labels,
-        t_cols,
-        Activation::Linear,
-    )?;
+/// Runs `loss.wgsl` (`loss_grad`, then `reduce`) on one batch.
+pub fn loss(gpu: &Gpu, case: &LossCase<'_>) -> Result<LossOutput> {
+    let b = LossRun::new(gpu, case, Activation::Linear)?;
     let grad_launch = gpu.kernels.loss_grad.dispatch(
         &gpu.device,
         &[
@@ -279,7 +267,7 @@ pub fn loss(
             Slice::all(&b.dy),
             Slice::all(&b.row_stats),
         ],
-        grid(rows, 64),
+        grid(case.rows, 64),
     );
     let reduce = gpu.kernels.loss_reduce.dispatch_per_batch(
         &gpu.device,
@@ -297,25 +285,18 @@ pub fn loss(
 /// Runs `loss.wgsl`'s `loss_grad_reduce`: for batches of at most 64 rows, [`loss`] followed
 /// by [`activation_backward`] of the outputs `y` under `act`, in one launch. Returns the
 /// loss output with `grad` = dZ and without per-row statistics, and the bias gradient.
-#[allow(clippy::too_many_arguments)] // one argument per kernel binding and dimension
 pub fn loss_fused(
     gpu: &Gpu,
-    loss: Loss,
-    rows: usize,
-    cols: usize,
-    y: &[f32],
-    t: &[f32],
-    class_labels: bool,
-    t_cols: usize,
+    case: &LossCase<'_>,
     act: Activation,
 ) -> Result<(LossOutput, Vec<f32>)> {
-    if rows > FUSED_LOSS_ROWS {
+    if case.rows > FUSED_LOSS_ROWS {
         return Err(crate::Error::config(
             "loss_fused",
-            format!("{rows} rows; it takes at most {FUSED_LOSS_ROWS}"),
+            format!("{} rows; it takes at most {FUSED_LOSS_ROWS}", case.rows),
         ));
     }
-    let b = LossRun::new(gpu, loss, rows, cols, y, t, class_labels, t_cols, act)?;
+    let b = LossRun::new(gpu, case, act)?;
     let launch = gpu.kernels.loss_fused.dispatch_per_batch(
         &gpu.device,
         &[
@@ -330,7 +311,7 @@ pub fn loss_fused(
         (1, 1),
     );
     run(gpu, &[&launch])?;
-    let db = gpu.read_f32(&b.db, 0, cols, "reading db")?;
+    let db = gpu.read_f32(&b.db, 0, case.cols, "reading db")?;
     Ok((b.output(gpu, false)?, db))
 }
 

@@ -3,9 +3,7 @@
 //! layer's activation backward into one launch).
 
 use super::step::{LayerBackward, Plan};
-use crate::gpu::{
-    ActDims, Batch, Dispatch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, Slice, grid,
-};
+use crate::gpu::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, Slice, grid};
 use crate::loss::Loss;
 use crate::model::GpuParams;
 use crate::model::params::LayerLayout;
@@ -75,8 +73,7 @@ impl PlanBuffers<'_> {
                     b_col_stride: l.inputs as u32,
                     epilogue: MatmulDims::epilogue(true, l.activation.code()),
                 };
-                matmul(
-                    params,
+                params.gpu.matmul(
                     dims,
                     Slice::all(&self.acts[i]),
                     weight(params, l),
@@ -185,8 +182,7 @@ impl PlanBuffers<'_> {
             )
         });
         // grad W [out, in] = dZᵀ [out, rows] · A_prev [rows, in]
-        let weight_grad = matmul(
-            params,
+        let weight_grad = params.gpu.matmul(
             MatmulDims {
                 m: l.outputs as u32,
                 n: l.inputs as u32,
@@ -204,8 +200,7 @@ impl PlanBuffers<'_> {
         );
         // dA_prev [rows, in] = dZ [rows, out] · W [out, in]
         let input = (i > 0).then(|| {
-            matmul(
-                params,
+            params.gpu.matmul(
                 MatmulDims {
                     m: rows as u32,
                     n: l.inputs as u32,
@@ -236,15 +231,4 @@ fn weight<'a>(params: &'a GpuParams, l: &LayerLayout) -> Slice<'a> {
 
 fn bias<'a>(params: &'a GpuParams, l: &LayerLayout) -> Slice<'a> {
     Slice::f32s(&params.params, l.bias, l.outputs)
-}
-
-fn matmul(
-    params: &GpuParams,
-    dims: MatmulDims,
-    a: Slice<'_>,
-    b: Slice<'_>,
-    bias: Slice<'_>,
-    c: Slice<'_>,
-) -> Dispatch {
-    params.gpu.matmul(dims, a, b, bias, c)
 }
