@@ -9,8 +9,9 @@ use std::path::Path;
 
 /// The alignment `O_DIRECT` needs for addresses, lengths and file offsets.
 const BLOCK: usize = 4096;
-/// The bounce buffer: 4 MiB, big enough that each write keeps the device busy.
-const BLOCKS: usize = 1024;
+/// The bounce buffer: 1 MiB, big enough that each write keeps the device busy, small beside
+/// the state it streams.
+const BLOCKS: usize = 256;
 
 /// One aligned block of the bounce buffer.
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
