@@ -223,7 +223,7 @@ fn a_file_system_turning_read_only_mid_run_fails_the_save_and_loses_nothing() {
 fn large_files_are_written_exactly_with_and_without_direct_io() {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let fs = Tmpfs::mount_ramfs(&tmp.path().join("mnt"));
-    // Not a multiple of the 4 KiB block, nor of the 4 MiB bounce buffer.
+    // Not a multiple of the 4 KiB block, nor of the 1 MiB bounce buffer.
     let n = (16 << 20) + 4099;
     let bytes: Vec<u8> = (0..n as u64)
         .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
