@@ -328,6 +328,7 @@ pub(crate) fn evaluate_on(
     accuracy: bool,
     prefix: &str,
 ) -> Result<Logs> {
+    params.ensure_initialized();
     let gpu = &params.gpu;
     let order: Vec<u32> = (0..work.samples as u32).collect();
     work.set_order(gpu, &order);
@@ -346,6 +347,7 @@ pub(crate) fn evaluate_on(
 
 /// Runs the forward pass over a workspace in order and returns the outputs, row-major.
 pub(crate) fn predict_on(params: &GpuParams, work: &Workspace, outputs: usize) -> Result<Vec<f32>> {
+    params.ensure_initialized();
     let gpu = &params.gpu;
     let order: Vec<u32> = (0..work.samples as u32).collect();
     work.set_order(gpu, &order);

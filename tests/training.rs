@@ -167,3 +167,54 @@ fn evaluate_cross_entropy_loss_and_accuracy() {
         assert_eq!(logs["accuracy"], 0.8, "{logs:?}");
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// (c) initial weights, drawn on first use
+
+fn fresh(seed: u64) -> Sequential {
+    let mut m = Sequential::new(7)
+        .add(Dense::new(13).activation(Activation::Tanh))
+        .add(Dense::new(3))
+        .seed(seed);
+    m.compile(Loss::MeanSquaredError, Sgd::new(0.1)).unwrap();
+    m
+}
+
+#[test]
+fn initial_weights_are_glorot_and_the_same_whichever_use_draws_them() {
+    let first = fresh(5).parameters().unwrap();
+    for (t, (inputs, outputs)) in first.chunks_exact(2).zip([(7usize, 13usize), (13, 3)]) {
+        let (w, b) = (&t[0], &t[1]);
+        assert_eq!(w.shape, vec![outputs, inputs]);
+        let limit = (6.0 / (inputs + outputs) as f32).sqrt();
+        assert!(w.data.iter().all(|v| v.abs() <= limit), "{}", w.name);
+        assert!(w.data.iter().any(|v| *v != w.data[0]), "{} varies", w.name);
+        assert!(b.data.iter().all(|v| *v == 0.0), "{} is zero", b.name);
+    }
+    // Drawn by an evaluation instead of a read: the same bits.
+    let data = Dataset::regression(vec![0.5; 2 * 7], 7, vec![0.0; 2], 1).unwrap();
+    let evaluated = fresh(5);
+    evaluated.evaluate(&data, 2).unwrap();
+    assert_eq!(evaluated.parameters().unwrap(), first);
+    assert_ne!(fresh(6).parameters().unwrap(), first, "another seed");
+}
+
+#[test]
+fn replaced_parameters_are_never_overwritten_by_the_initial_ones() {
+    let glorot = fresh(5).parameters().unwrap();
+    let mut replaced: Vec<_> = glorot.clone();
+    for t in &mut replaced {
+        t.data.iter_mut().for_each(|v| *v = 0.25);
+    }
+    // Set before anything drew the initial weights: a later evaluation (which draws pending
+    // weights) and a read keep them.
+    let data = Dataset::regression(vec![0.5; 2 * 7], 7, vec![0.0; 2], 1).unwrap();
+    let mut m = fresh(5);
+    m.set_parameters(&replaced).unwrap();
+    m.evaluate(&data, 2).unwrap();
+    assert_eq!(m.parameters().unwrap(), replaced);
+    // A refused set changes nothing: the initial weights are still drawn on first use.
+    let mut m = fresh(5);
+    assert!(m.set_parameters(&replaced[..1]).is_err());
+    assert_eq!(m.parameters().unwrap(), glorot);
+}

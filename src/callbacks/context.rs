@@ -294,6 +294,7 @@ impl<'a> Context<'a> {
     /// Records one training step for the batch at the current position.
     pub(crate) fn record_step(&mut self) -> Result<()> {
         let step = self.meta.position.step;
+        self.params.ensure_initialized();
         let device = self.params.gpu.device.clone();
         let pass = self.recorder.pass(&device);
         record_train_step(pass, self.work.plan(step), &self.params.sgd, step as u32);
@@ -306,6 +307,7 @@ impl<'a> Context<'a> {
 
     /// Queues a snapshot of the current state and submits it.
     pub(crate) fn take_snapshot(&mut self) -> Result<Snapshot> {
+        self.params.ensure_initialized();
         let device = self.params.gpu.device.clone();
         let encoder = self.recorder.encoder(&device);
         let (staging, layout) = snapshot::record_copy(

@@ -11,7 +11,16 @@ use crate::gpu::{Kernels, Slice};
 use crate::model::Activation;
 use crate::optim::Sgd;
 use crate::state::Tensor;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// A model's first parameters.
+pub(crate) enum InitialWeights {
+    /// Given (per layer: weight, bias).
+    Given(Vec<(Vec<f32>, Vec<f32>)>),
+    /// Glorot-uniform weights from this seed and zero biases, drawn on first use (see
+    /// [`GpuParams::ensure_initialized`]).
+    Glorot { seed: u64 },
+}
 
 /// Alignment of each tensor in the flat buffers, in f32 elements.
 const ALIGN: usize = 64;
@@ -41,14 +50,16 @@ pub(crate) struct GpuParams {
     pub optimizer: Sgd,
     sgd_params: wgpu::Buffer,
     pub sgd: crate::gpu::Dispatch,
+    /// The seed of Glorot weights not drawn yet (see [`GpuParams::ensure_initialized`]).
+    pending_glorot: Mutex<Option<u64>>,
 }
 
 impl GpuParams {
-    /// Lays out and uploads `weights` (per layer: weight, bias).
+    /// Lays out the buffers and uploads given weights; Glorot weights wait for first use.
     pub fn new(
         gpu: Arc<Gpu>,
         shapes: &[(usize, usize, Activation)],
-        weights: &[(Vec<f32>, Vec<f32>)],
+        weights: InitialWeights,
         optimizer: Sgd,
     ) -> Result<Self> {
         let mut layers = Vec::new();
@@ -66,13 +77,14 @@ impl GpuParams {
                 bias,
             });
         }
-        // Each tensor goes straight to its place (one host copy, in wgpu's staging); the
-        // alignment padding stays zero.
         let params = gpu.storage("parameters", len as u64 * 4)?;
-        for (layer, (w, b)) in layers.iter().zip(weights) {
-            gpu.write(&params, layer.weight as u64 * 4, bytemuck::cast_slice(w));
-            gpu.write(&params, layer.bias as u64 * 4, bytemuck::cast_slice(b));
-        }
+        let pending_glorot = match weights {
+            InitialWeights::Given(weights) => {
+                write_layers(&gpu, &params, &layers, &weights);
+                None
+            }
+            InitialWeights::Glorot { seed } => Some(seed),
+        };
         let grads = gpu.storage("gradients", len as u64 * 4)?;
         let momentum_len = if optimizer.momentum > 0.0 { len } else { 4 };
         let momentum = gpu.upload("momentum", &vec![0f32; momentum_len])?;
@@ -99,7 +111,28 @@ impl GpuParams {
             optimizer,
             sgd_params,
             sgd,
+            pending_glorot: Mutex::new(pending_glorot),
         })
+    }
+
+    /// Draws and uploads the Glorot weights if they are still pending. Everything that reads
+    /// the parameters calls this first; replacing all of them ([`GpuParams::write_params`])
+    /// cancels it, so a run that restores from a backup never draws them.
+    pub fn ensure_initialized(&self) {
+        // A poisoned lock still holds a valid Option: take it as it is.
+        let mut pending = self
+            .pending_glorot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(seed) = pending.take() {
+            let shapes: Vec<_> = self
+                .layers
+                .iter()
+                .map(|l| (l.inputs, l.outputs, l.activation))
+                .collect();
+            let weights = crate::model::dense::glorot_layers(seed, &shapes);
+            write_layers(&self.gpu, &self.params, &self.layers, &weights);
+        }
     }
 
     /// Changes the learning rate used by the following updates.
@@ -152,6 +185,7 @@ impl GpuParams {
 
     /// Reads the parameters as named tensors (blocking).
     pub fn read_params(&self) -> Result<Vec<Tensor>> {
+        self.ensure_initialized();
         let flat = self
             .gpu
             .read_f32(&self.params, 0, self.len, "reading parameters")?;
@@ -171,7 +205,13 @@ impl GpuParams {
 
     /// Replaces every parameter; `tensors` must hold each name once with the right shape.
     pub fn write_params(&self, tensors: &[Tensor], context: &str) -> Result<()> {
-        for (t, first) in place(&self.param_layout(), tensors, context)? {
+        let placed = place(&self.param_layout(), tensors, context)?;
+        // Every parameter is replaced: pending initial weights are not needed any more.
+        *self
+            .pending_glorot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        for (t, first) in placed {
             self.gpu.write(
                 &self.params,
                 first as u64 * 4,
@@ -204,6 +244,20 @@ impl GpuParams {
             );
         }
         Ok(())
+    }
+}
+
+/// Writes each layer's weight and bias straight to its place (one host copy, in wgpu's
+/// staging); the alignment padding stays zero.
+fn write_layers(
+    gpu: &Gpu,
+    params: &wgpu::Buffer,
+    layers: &[LayerLayout],
+    weights: &[(Vec<f32>, Vec<f32>)],
+) {
+    for (layer, (w, b)) in layers.iter().zip(weights) {
+        gpu.write(params, layer.weight as u64 * 4, bytemuck::cast_slice(w));
+        gpu.write(params, layer.bias as u64 * 4, bytemuck::cast_slice(b));
     }
 }
 

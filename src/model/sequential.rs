@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::fit::{FitOptions, FitSetup};
 use crate::gpu::Gpu;
 use crate::loss::Loss;
-use crate::model::dense::glorot_layers;
+use crate::model::params::InitialWeights;
 use crate::model::step::Workspace;
 use crate::model::{Dense, GpuParams};
 use crate::optim::Sgd;
@@ -95,8 +95,9 @@ impl Sequential {
     }
 
     /// Prepares the model for training on the process's shared GPU context: sets the loss and
-    /// optimizer, and uploads the parameters (Glorot-uniform weights from the seed and zero
-    /// biases the first time; the current parameters when compiled again).
+    /// optimizer, and allocates the parameters. The first time they are Glorot-uniform weights
+    /// from the seed and zero biases, drawn on first use (so a `fit` that restores every
+    /// parameter from a backup never draws them); when compiled again, the current parameters.
     pub fn compile(&mut self, loss: Loss, optimizer: Sgd) -> Result<()> {
         self.compile_on(Gpu::shared()?, loss, optimizer)
     }
@@ -149,16 +150,18 @@ impl Sequential {
             sum.saturating_add(elems.saturating_mul(4))
         });
         gpu.check_size("the model's parameters", bytes)?;
-        let weights: Vec<(Vec<f32>, Vec<f32>)> = match &self.compiled {
-            Some(c) => c
-                .params
-                .read_params()?
-                .chunks_exact(2)
-                .map(|wb| (wb[0].data.clone(), wb[1].data.clone()))
-                .collect(),
-            None => glorot_layers(self.seed, &self.shapes()),
+        let weights = match &self.compiled {
+            Some(c) => InitialWeights::Given(
+                c.params
+                    .read_params()?
+                    .chunks_exact(2)
+                    .map(|wb| (wb[0].data.clone(), wb[1].data.clone()))
+                    .collect(),
+            ),
+            // Drawn on first use: a fit that restores a backup never needs them.
+            None => InitialWeights::Glorot { seed: self.seed },
         };
-        let params = GpuParams::new(gpu, &self.shapes(), &weights, optimizer)?;
+        let params = GpuParams::new(gpu, &self.shapes(), weights, optimizer)?;
         self.compiled = Some(Compiled {
             loss,
             params,
