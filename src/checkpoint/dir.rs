@@ -286,7 +286,7 @@ impl BackupDir {
     }
 
     /// Commits a state: `weights` are its safetensors file as pieces laid end to end (see
-    /// [`super::EncodedFile`]), `meta` its host-side part. After this returns,
+    /// `EncodedFile`), `meta` its host-side part. After this returns,
     /// `latest.json` describes it.
     pub fn commit(
         &mut self,

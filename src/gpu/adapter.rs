@@ -1,0 +1,78 @@
+//! Which adapter wgfit runs on: `WGPU_ADAPTER_NAME` and `WGPU_BACKEND` first, then a discrete
+//! GPU, an integrated one, any other, and a CPU adapter (lavapipe) last.
+
+use crate::error::{Error, Result};
+
+/// What wgfit says about an adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    /// The driver's name for it, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub name: String,
+    /// The graphics API, e.g. `Vulkan`.
+    pub backend: String,
+    /// `DiscreteGpu`, `IntegratedGpu`, `Cpu`, ...
+    pub device_type: String,
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {})", self.name, self.backend, self.device_type)
+    }
+}
+
+impl AdapterSummary {
+    pub(super) fn of(info: &wgpu::AdapterInfo) -> Self {
+        AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+        }
+    }
+}
+
+pub(super) fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    wgpu::Instance::new(desc)
+}
+
+/// Lists every adapter wgpu sees (honouring `WGPU_BACKEND`), with the one [`crate::Gpu::new`] would
+/// pick marked by its index.
+pub fn list_adapters() -> (Vec<AdapterSummary>, Option<usize>) {
+    let adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+    let chosen = choose(&infos).ok();
+    (infos.iter().map(AdapterSummary::of).collect(), chosen)
+}
+
+/// Picks an adapter: the one `WGPU_ADAPTER_NAME` names (a case-insensitive substring), else a
+/// discrete GPU, else an integrated one, else any other, else a CPU adapter such as lavapipe.
+pub(super) fn choose(infos: &[wgpu::AdapterInfo]) -> Result<usize> {
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let wanted = wanted.to_lowercase();
+        return infos
+            .iter()
+            .position(|i| i.name.to_lowercase().contains(&wanted))
+            .ok_or_else(|| Error::NoAdapter {
+                detail: format!(
+                    " matching WGPU_ADAPTER_NAME={wanted:?} (adapters seen: {})",
+                    infos
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+    }
+    let rank = |t: wgpu::DeviceType| match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu | wgpu::DeviceType::Other => 2,
+        wgpu::DeviceType::Cpu => 3,
+    };
+    (0..infos.len())
+        .min_by_key(|&i| rank(infos[i].device_type))
+        .ok_or_else(|| Error::NoAdapter {
+            detail: String::new(),
+        })
+}
