@@ -22,9 +22,9 @@ struct Block([u8; BLOCK]);
 pub const MIN_BYTES: u64 = 16 << 20;
 
 /// Writes `pieces` end to end into the empty file at `path`, past the page cache. Returns
-/// `Ok(false)`, having written nothing, where the file system refuses `O_DIRECT` (ramfs,
-/// tmpfs before Linux 6.6, some network file systems): the caller then writes the ordinary
-/// way.
+/// `Ok(false)`, leaving the file empty, where the file system refuses `O_DIRECT` (ramfs,
+/// tmpfs before Linux 6.6, some network file systems), at open or at a write: the caller
+/// then writes the ordinary way.
 pub fn write(path: &Path, pieces: &[&[u8]]) -> std::io::Result<bool> {
     let mut file = match OpenOptions::new()
         .write(true)
@@ -35,6 +35,18 @@ pub fn write(path: &Path, pieces: &[&[u8]]) -> std::io::Result<bool> {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
         Err(e) => return Err(e),
     };
+    match stream(&mut file, pieces) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            file.set_len(0)?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Copies the pieces through an aligned bounce buffer into `file` (opened with `O_DIRECT`).
+fn stream(file: &mut std::fs::File, pieces: &[&[u8]]) -> std::io::Result<()> {
     let mut blocks = vec![Block([0; BLOCK]); BLOCKS];
     let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut blocks);
     let mut used = 0;
@@ -61,7 +73,7 @@ pub fn write(path: &Path, pieces: &[&[u8]]) -> std::io::Result<bool> {
         total += used as u64;
         file.set_len(total)?;
     }
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]
