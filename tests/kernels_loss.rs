@@ -207,7 +207,7 @@ fn loss_mse_with_class_labels() {
     let gpu = gpu();
     let mut rng = Rng::new(21);
     for rows in [1, 7, 64, 65, 300] {
-        for cols in [2, 10, 13] {
+        for cols in [2, 10, 13, 70] {
             let y = rng.vec(rows * cols, -2.0, 2.0);
             let t = labels(&mut rng, rows, cols);
             check_loss(&gpu, Loss::MeanSquaredError, rows, cols, &y, &t, true, 1);
