@@ -1,8 +1,8 @@
 //! `BackupAndRestore`: Keras 3's callback of that name, made exact and crash-safe.
 //!
 //! At each save point the callback asks the loop for a [`Snapshot`] (a GPU-side copy queued
-//! behind the batch) and hands it to a writer thread, which maps it, encodes safetensors,
-//! hashes and commits while training goes on. At the start of `fit` it restores the last
+//! behind the batch) and hands it to a writer thread, which maps it and streams it to disk as
+//! safetensors, hashing as it goes, and commits while training goes on. At the start of `fit` it restores the last
 //! committed state; at a successful end it removes what it wrote (unless told to keep it).
 
 use super::backup_writer::Writer;
