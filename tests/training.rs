@@ -218,3 +218,46 @@ fn replaced_parameters_are_never_overwritten_by_the_initial_ones() {
     assert!(m.set_parameters(&replaced[..1]).is_err());
     assert_eq!(m.parameters().unwrap(), glorot);
 }
+
+// ------------------------------------------------------------------------------------------
+// (d) the step profile
+
+#[test]
+fn profile_step_names_every_launch_and_leaves_the_state_as_it_was() {
+    let mut m = Sequential::new(7)
+        .add(Dense::new(13).activation(Activation::Tanh))
+        .add(Dense::new(3))
+        .seed(2);
+    m.compile(Loss::MeanSquaredError, Sgd::new(0.1).momentum(0.9))
+        .unwrap();
+    let data = Dataset::regression(vec![0.5; 9 * 7], 7, vec![1.0; 9], 1).unwrap();
+    // Momentum that is not zero, so that a profile that trains would change it.
+    let options = FitOptions {
+        epochs: 1,
+        batch_size: 4,
+        ..Default::default()
+    };
+    m.fit(&data, options, &mut []).unwrap();
+    let (params, slots) = (m.parameters().unwrap(), m.optimizer_slots().unwrap());
+
+    let profile = m.profile_step(&data, 4, 3).unwrap();
+    let names: Vec<&str> = profile.launches.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "gather",
+            "dense0 forward",
+            "dense1 forward",
+            "loss, reduce, dense1 activation backward",
+            "dense1 weight gradient",
+            "dense1 input gradient",
+            "dense0 activation backward",
+            "dense0 weight gradient",
+            "sgd update",
+        ]
+    );
+    assert!(profile.launches.iter().all(|(_, ms)| *ms > 0.0));
+    assert!(profile.step_ms > 0.0);
+    assert_eq!(m.parameters().unwrap(), params, "parameters put back");
+    assert_eq!(m.optimizer_slots().unwrap(), slots, "momentum put back");
+}

@@ -10,8 +10,9 @@ use std::time::Instant;
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepProfile {
     /// Each launch in step order with its milliseconds: `gather`, `dense<i> forward`,
-    /// `loss`, `loss reduce`, then per layer from the last `dense<i> activation backward`,
-    /// `dense<i> weight gradient`, `dense<i> input gradient`, and `sgd update`.
+    /// `loss`, `loss reduce` (for batches of at most 64 rows one launch, `loss, reduce,
+    /// dense<last> activation backward`), then per layer from the last `dense<i> activation
+    /// backward`, `dense<i> weight gradient`, `dense<i> input gradient`, and `sgd update`.
     pub launches: Vec<(String, f64)>,
     /// Milliseconds of a whole step recorded as `fit` records it.
     pub step_ms: f64,

@@ -267,7 +267,8 @@ impl Sequential {
 
     /// Times every kernel launch of one training step on `data` in batches of `batch_size`,
     /// each repeated `reps` times on its own, and the whole step: where a step's time goes.
-    /// The steps really train (on the first batch), so the parameters are put back after.
+    /// The steps really train (on the first batch), so the parameters and optimizer slots
+    /// are put back after.
     ///
     /// # Errors
     /// As [`Sequential::fit`] for the data and the batch size; GPU errors.
@@ -283,11 +284,13 @@ impl Sequential {
             ..Default::default()
         }
         .validate(data.len())?;
-        let saved = self.parameters()?;
-        let c = self.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        let c = self.compiled()?;
+        // The profiled steps really train: parameters and optimizer slots are put back.
+        let (params, slots) = (c.params.read_params()?, c.params.read_slots()?);
         let work = Workspace::new(&c.params, data, batch_size, c.loss)?;
         let profile = super::profile::profile(&c.params.gpu, work.plan(0), &c.params.sgd, reps);
-        self.set_parameters(&saved)?;
+        c.params.write_params(&params, "")?;
+        c.params.write_slots(&slots, "")?;
         profile
     }
 
