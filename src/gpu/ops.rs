@@ -237,6 +237,16 @@ impl LossRun {
         })
     }
 
+    /// The bindings both loss launches start with: dimensions, outputs, targets, gradient.
+    fn inputs(&self) -> [Slice<'_>; 4] {
+        [
+            Slice::all(&self.dims),
+            Slice::all(&self.y),
+            Slice::all(&self.t),
+            Slice::all(&self.dy),
+        ]
+    }
+
     /// Reads the results back (the per-row statistics only where `rows_written`).
     fn output(&self, gpu: &Gpu, rows_written: bool) -> Result<LossOutput> {
         let per_row = if rows_written {
@@ -258,15 +268,10 @@ impl LossRun {
 /// Runs `loss.wgsl` (`loss_grad`, then `reduce`) on one batch.
 pub fn loss(gpu: &Gpu, case: &LossCase<'_>) -> Result<LossOutput> {
     let b = LossRun::new(gpu, case, Activation::Linear)?;
+    let [dims, y, t, dy] = b.inputs();
     let grad_launch = gpu.kernels.loss_grad.dispatch(
         &gpu.device,
-        &[
-            Slice::all(&b.dims),
-            Slice::all(&b.y),
-            Slice::all(&b.t),
-            Slice::all(&b.dy),
-            Slice::all(&b.row_stats),
-        ],
+        &[dims, y, t, dy, Slice::all(&b.row_stats)],
         grid(case.rows, 64),
     );
     let reduce = gpu.kernels.loss_reduce.dispatch_per_batch(
@@ -297,13 +302,14 @@ pub fn loss_fused(
         ));
     }
     let b = LossRun::new(gpu, case, act)?;
+    let [dims, y, t, dy] = b.inputs();
     let launch = gpu.kernels.loss_fused.dispatch_per_batch(
         &gpu.device,
         &[
-            Slice::all(&b.dims),
-            Slice::all(&b.y),
-            Slice::all(&b.t),
-            Slice::all(&b.dy),
+            dims,
+            y,
+            t,
+            dy,
             Slice::all(&b.table),
             Slice::all(&b.stats),
             Slice::all(&b.db),
