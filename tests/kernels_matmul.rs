@@ -248,6 +248,97 @@ fn matmul_backward_weight_dyt_x() {
     }
 }
 
+/// Every kernel that can compute a product must give the reference kernel's exact bits: they
+/// all sum over k in increasing order with the same fma chain. The shapes here fit the vec4
+/// and subgroup kernels (multiples of 4 where those need them) and are awkward otherwise:
+/// 1, primes, sizes past a 64-row or 64-column block by one.
+#[test]
+fn matmul_every_applicable_kernel_matches_the_reference_bits() {
+    let gpu = gpu();
+    let mut rng = Rng::new(8);
+    type Shapes = &'static [(usize, usize, usize)];
+    let cases: [(Layout, Layout, Shapes); 3] = [
+        // nn: k and n multiples of 4
+        (
+            Layout::Normal,
+            Layout::Normal,
+            &[
+                (1, 4, 4),
+                (5, 12, 8),
+                (67, 68, 132),
+                (129, 260, 36),
+                (64, 64, 64),
+            ],
+        ),
+        // nt: k a multiple of 4
+        (
+            Layout::Normal,
+            Layout::Transposed,
+            &[(1, 1, 4), (67, 13, 132), (129, 70, 36), (33, 257, 8)],
+        ),
+        // tn: m and n multiples of 4
+        (
+            Layout::Transposed,
+            Layout::Normal,
+            &[(4, 4, 1), (68, 12, 67), (132, 260, 37), (36, 36, 5)],
+        ),
+    ];
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut ran = std::collections::BTreeMap::new();
+    for (a_layout, b_layout, shapes) in cases {
+        for &(m, n, k) in shapes {
+            let shape = MatmulShape {
+                m,
+                n,
+                k,
+                a: a_layout,
+                b: b_layout,
+            };
+            let a = rng.vec(m * k, -1.0, 1.0);
+            let b = rng.vec(k * n, -1.0, 1.0);
+            let bias = rng.vec(n, -1.0, 1.0);
+            let act = Activation::Relu;
+            let reference = ops::matmul_on(
+                &gpu,
+                Some(MatmulVariant::Tiled),
+                shape,
+                &a,
+                &b,
+                Some(&bias),
+                act,
+            )
+            .unwrap();
+            check_against_reference(shape, &a, &b, Some(&bias), act, &reference, true);
+            for variant in MatmulVariant::ALL {
+                let Some(got) =
+                    ops::try_matmul_on(&gpu, Some(variant), shape, &a, &b, Some(&bias), act)
+                        .unwrap()
+                else {
+                    continue;
+                };
+                assert_eq!(
+                    bits(&got),
+                    bits(&reference),
+                    "{variant:?} differs from the reference kernel for {shape:?}"
+                );
+                *ran.entry(format!("{variant:?}")).or_insert(0) += 1;
+            }
+        }
+    }
+    eprintln!("kernels run: {ran:?}");
+    // Every layout's vec4 kernel ran; on lavapipe with 8-lane subgroups the subgroup kernels
+    // did too, so this test cannot pass by skipping them.
+    for name in ["Nn", "Nt", "Tn"] {
+        assert!(ran.contains_key(name), "{name} never applied");
+    }
+    let adapter = &gpu.adapter().name;
+    if adapter.contains("llvmpipe") && adapter.contains("256 bits") {
+        for name in ["SubgroupNn", "SubgroupNt", "SubgroupTn"] {
+            assert!(ran.contains_key(name), "{name} never ran on {adapter}");
+        }
+    }
+}
+
 #[test]
 fn matmul_both_transposed() {
     // Not used in training, but the strides allow it; cheap to cover.

@@ -9,6 +9,9 @@
 //! | matmul_nn     | `shaders/matmul_vec4.wgsl`| `nn`        |
 //! | matmul_nt     | `shaders/matmul_vec4.wgsl`| `nt`        |
 //! | matmul_tn     | `shaders/matmul_vec4.wgsl`| `tn`        |
+//! | matmul_sub_nn | `shaders/matmul_subgroup.wgsl` | `nn`   |
+//! | matmul_sub_nt | `shaders/matmul_subgroup.wgsl` | `nt`   |
+//! | matmul_sub_tn | `shaders/matmul_subgroup.wgsl` | `tn`   |
 //! | act_backward  | `shaders/activation.wgsl` | `backward`  |
 //! | loss_grad     | `shaders/loss.wgsl`       | `loss_grad` |
 //! | loss_reduce   | `shaders/loss.wgsl`       | `reduce`    |
@@ -329,6 +332,9 @@ pub(crate) struct Kernels {
     pub matmul_nn: Kernel,
     pub matmul_nt: Kernel,
     pub matmul_tn: Kernel,
+    /// The subgroup-broadcast variants for CPU adapters whose subgroup is one 8-lane
+    /// workgroup (see `matmul_subgroup.wgsl`); `None` elsewhere.
+    pub matmul_sub: Option<SubgroupMatmul>,
     pub act_backward: Kernel,
     pub loss_grad: Kernel,
     pub loss_reduce: Kernel,
@@ -339,11 +345,30 @@ pub(crate) struct Kernels {
     pub sgd: Kernel,
 }
 
+/// The three layouts of `shaders/matmul_subgroup.wgsl`.
+pub(crate) struct SubgroupMatmul {
+    pub nn: Kernel,
+    pub nt: Kernel,
+    pub tn: Kernel,
+}
+
+/// `shaders/matmul_cpu_prelude.wgsl` in front of a CPU matmul kernel file.
+macro_rules! cpu_matmul_source {
+    ($file:literal) => {
+        concat!(
+            include_str!("../../shaders/matmul_cpu_prelude.wgsl"),
+            include_str!(concat!("../../shaders/", $file))
+        )
+    };
+}
+
 impl Kernels {
-    pub fn new(device: &wgpu::Device) -> Self {
+    /// Compiles every kernel; `subgroup_matmul` adds those of `matmul_subgroup.wgsl`, which
+    /// need the `SUBGROUP` feature and 8-lane subgroups.
+    pub fn new(device: &wgpu::Device, subgroup_matmul: bool) -> Self {
         use Slot::*;
         let matmul = include_str!("../../shaders/matmul.wgsl");
-        let matmul_vec4 = include_str!("../../shaders/matmul_vec4.wgsl");
+        let matmul_vec4 = cpu_matmul_source!("matmul_vec4.wgsl");
         let matmul_slots = [
             (0, Uniform),
             (1, Read),
@@ -362,6 +387,23 @@ impl Kernels {
             matmul_nn: Kernel::new(device, "matmul_nn", matmul_vec4, "nn", &matmul_slots),
             matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", &matmul_slots),
             matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", &matmul_slots),
+            matmul_sub: subgroup_matmul.then(|| {
+                let source = super::unroll::unroll(cpu_matmul_source!("matmul_subgroup.wgsl"));
+                let kernel = |entry: &str| {
+                    Kernel::new(
+                        device,
+                        &format!("matmul_sub_{entry}"),
+                        &source,
+                        entry,
+                        &matmul_slots,
+                    )
+                };
+                SubgroupMatmul {
+                    nn: kernel("nn"),
+                    nt: kernel("nt"),
+                    tn: kernel("tn"),
+                }
+            }),
             act_backward: Kernel::new(
                 device,
                 "act_backward",

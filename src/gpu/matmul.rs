@@ -1,18 +1,39 @@
 //! Which matmul kernel a product runs on, and its launch grid.
 //!
-//! CPU adapters (lavapipe) run the register-blocked vec4 kernels of `matmul_vec4.wgsl` when a
-//! product's layout and sizes allow, else the scalar 4×4 blocks of `matmul.wgsl` `blocked`;
-//! GPUs run the 16×16 tiles of `matmul.wgsl` `small`. The 64×64 tiles of `main` are kept as
-//! the plain reference the tests check every other kernel against. Every kernel sums each output over k in increasing
-//! order in one invocation, so results on one device never depend on batching or timing.
+//! CPU adapters (lavapipe) run, in order of preference: the subgroup-broadcast kernels of
+//! `matmul_subgroup.wgsl` (where the adapter has 8-lane subgroups and the product is at least
+//! 32×32), the register-blocked vec4 kernels of `matmul_vec4.wgsl` when a product's layout
+//! and sizes allow, else the scalar 4×4 blocks of `matmul.wgsl` `blocked`. GPUs run the 16×16
+//! tiles of `matmul.wgsl` `small`. The 64×64 tiles of `main` are kept as the plain reference
+//! the tests check every other kernel against. Every kernel sums each output over k in
+//! increasing order in one invocation with the same fma chain, so results on one device never
+//! depend on batching, timing or the kernel chosen.
 
-use super::kernels::{Dispatch, Kernels, MATMUL_TILE, MatmulDims, Slice};
+use super::kernels::{Dispatch, Kernel, Kernels, MATMUL_TILE, MatmulDims, Slice, SubgroupMatmul};
 
 /// Lanes of one `matmul_vec4.wgsl` workgroup (its `LANES`), side by side along n.
 const VEC4_LANES: usize = 8;
 /// Rows and vec4 columns of C one `nn` invocation computes.
 const NN_ROWS: usize = 16;
 const NN_COLS: usize = 2;
+
+/// Rows of C one `matmul_subgroup.wgsl` workgroup computes (its `ROWS`); every variant there
+/// covers 8 columns per lane.
+const SUBGROUP_ROWS: usize = 64;
+/// The smallest m and n given to the subgroup kernels: below this most of their 64×64 block
+/// is padding, and the vec4 kernels' smaller blocks waste less.
+const SUBGROUP_MIN_SIDE: usize = 32;
+
+/// Whether `shaders/matmul_subgroup.wgsl` can run on `adapter`: a CPU adapter with subgroup
+/// operations whose subgroup is always one 8-lane workgroup (the kernels broadcast from
+/// lanes 0..7 and assume all eight are one subgroup).
+pub(crate) fn subgroup_kernels_apply(adapter: &wgpu::Adapter) -> bool {
+    let info = adapter.get_info();
+    info.device_type == wgpu::DeviceType::Cpu
+        && adapter.features().contains(wgpu::Features::SUBGROUP)
+        && info.subgroup_min_size == VEC4_LANES as u32
+        && info.subgroup_max_size == VEC4_LANES as u32
+}
 
 /// Which `matmul` kernel a product runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +53,12 @@ pub enum MatmulVariant {
     Nt,
     /// `matmul_vec4.wgsl` `tn`: A stored transposed, B row-major (`dZᵀ · X`).
     Tn,
+    /// `matmul_subgroup.wgsl` `nn`: the layout of `Nn`, rows of A shared by broadcast.
+    SubgroupNn,
+    /// `matmul_subgroup.wgsl` `nt`: the layout of `Nt`.
+    SubgroupNt,
+    /// `matmul_subgroup.wgsl` `tn`: the layout of `Tn`.
+    SubgroupTn,
 }
 
 /// Whether a binding can be read as `array<vec4<f32>>` with exact indices: its offset and
@@ -42,49 +69,83 @@ fn vec4_bindable(s: &Slice<'_>) -> bool {
 }
 
 impl MatmulVariant {
-    /// The variant for `dims`: on a CPU adapter the vec4 kernel of its layout when the
-    /// vectorised dimensions and strides are multiples of 4, else the tiled kernel.
-    fn choose(cpu: bool, d: &MatmulDims, a: &Slice<'_>, b: &Slice<'_>) -> Self {
+    /// Every variant, in order of preference on a CPU adapter.
+    pub const ALL: [MatmulVariant; 9] = [
+        MatmulVariant::SubgroupNn,
+        MatmulVariant::SubgroupNt,
+        MatmulVariant::SubgroupTn,
+        MatmulVariant::Nn,
+        MatmulVariant::Nt,
+        MatmulVariant::Tn,
+        MatmulVariant::Blocked,
+        MatmulVariant::Tiled,
+        MatmulVariant::SmallTiles,
+    ];
+
+    /// Whether this variant computes `dims` correctly from these bindings; `subgroups` says
+    /// whether the subgroup kernels were compiled.
+    fn applies(self, subgroups: bool, d: &MatmulDims, a: &Slice<'_>, b: &Slice<'_>) -> bool {
+        let four = |x: u32| x.is_multiple_of(4);
+        let vec4 = vec4_bindable(a) && vec4_bindable(b);
+        let (a_rows, b_rows) = (d.a_col_stride == 1, d.b_col_stride == 1);
+        let (a_cols, b_cols) = (d.a_row_stride == 1, d.b_row_stride == 1);
+        let nn = vec4
+            && a_rows
+            && b_rows
+            && four(d.k)
+            && four(d.n)
+            && four(d.a_row_stride)
+            && four(d.b_row_stride);
+        let nt =
+            vec4 && a_rows && b_cols && four(d.k) && four(d.a_row_stride) && four(d.b_col_stride);
+        let tn = vec4
+            && a_cols
+            && b_rows
+            && four(d.m)
+            && four(d.n)
+            && four(d.a_col_stride)
+            && four(d.b_row_stride);
+        match self {
+            MatmulVariant::Tiled | MatmulVariant::Blocked | MatmulVariant::SmallTiles => true,
+            MatmulVariant::Nn => nn,
+            MatmulVariant::Nt => nt,
+            MatmulVariant::Tn => tn,
+            MatmulVariant::SubgroupNn => subgroups && nn,
+            MatmulVariant::SubgroupNt => subgroups && nt,
+            MatmulVariant::SubgroupTn => subgroups && tn,
+        }
+    }
+
+    /// The variant for `dims`: on a GPU the small tiles; on a CPU adapter the subgroup kernel
+    /// of the layout for products big enough to fill its blocks, else the vec4 kernel of the
+    /// layout, else `Blocked`.
+    fn choose(cpu: bool, subgroups: bool, d: &MatmulDims, a: &Slice<'_>, b: &Slice<'_>) -> Self {
         if !cpu {
             // Measured on an H100: 16×16 tiles reach 1.6 TFLOP/s at 512³ where 64×64 tiles
             // reach 0.34 (too few workgroups for small products, too few threads per SM).
             return MatmulVariant::SmallTiles;
         }
-        if !vec4_bindable(a) || !vec4_bindable(b) {
-            return MatmulVariant::Blocked;
-        }
-        let four = |x: u32| x.is_multiple_of(4);
-        let (a_rows, b_rows) = (d.a_col_stride == 1, d.b_col_stride == 1);
-        let (a_cols, b_cols) = (d.a_row_stride == 1, d.b_row_stride == 1);
-        if a_rows
-            && b_rows
-            && four(d.k)
-            && four(d.n)
-            && four(d.a_row_stride)
-            && four(d.b_row_stride)
-        {
-            MatmulVariant::Nn
-        } else if a_rows && b_cols && four(d.k) && four(d.a_row_stride) && four(d.b_col_stride) {
-            MatmulVariant::Nt
-        } else if a_cols
-            && b_rows
-            && four(d.m)
-            && four(d.n)
-            && four(d.a_col_stride)
-            && four(d.b_row_stride)
-        {
-            MatmulVariant::Tn
-        } else {
-            MatmulVariant::Blocked
-        }
+        let big = d.m as usize >= SUBGROUP_MIN_SIDE && d.n as usize >= SUBGROUP_MIN_SIDE;
+        *Self::ALL
+            .iter()
+            .filter(|v| big || !v.is_subgroup())
+            .find(|v| v.applies(subgroups, d, a, b))
+            .unwrap_or(&MatmulVariant::Blocked)
+    }
+
+    fn is_subgroup(self) -> bool {
+        matches!(
+            self,
+            MatmulVariant::SubgroupNn | MatmulVariant::SubgroupNt | MatmulVariant::SubgroupTn
+        )
     }
 }
 
 impl Kernels {
     /// A matmul launch covering `C [m, n]`: `buffers` are the uniform holding `dims`, then A,
-    /// B, bias and C. `cpu` selects the register-blocked kernels of `matmul_vec4.wgsl` (see
-    /// there for why llvmpipe needs them).
-    /// `force` picks a kernel that takes any strides (tests run every variant this way).
+    /// B, bias and C. `cpu` selects the kernels for CPU adapters (see `matmul_vec4.wgsl` for
+    /// why llvmpipe needs them). `force` picks a kernel; it must apply to these operands
+    /// ([`Kernels::matmul_applies`]).
     pub fn matmul_dispatch(
         &self,
         device: &wgpu::Device,
@@ -95,12 +156,23 @@ impl Kernels {
     ) -> Dispatch {
         let (m, n) = (dims.m as usize, dims.n as usize);
         let lanes = VEC4_LANES;
+        let subgroups = self.matmul_sub.is_some();
         let variant = match force {
-            Some(
-                v @ (MatmulVariant::Tiled | MatmulVariant::SmallTiles | MatmulVariant::Blocked),
-            ) => v,
-            _ => MatmulVariant::choose(cpu, dims, &buffers[1], &buffers[2]),
+            Some(v) => {
+                assert!(
+                    v.applies(subgroups, dims, &buffers[1], &buffers[2]),
+                    "{v:?} forced on a product it cannot compute"
+                );
+                v
+            }
+            None => MatmulVariant::choose(cpu, subgroups, dims, &buffers[1], &buffers[2]),
         };
+        let sub = |pick: fn(&SubgroupMatmul) -> &Kernel| match &self.matmul_sub {
+            Some(kernels) => pick(kernels),
+            None => panic!("a subgroup matmul variant without its kernels"),
+        };
+        // The subgroup kernels: SUBGROUP_ROWS rows × 8 columns per lane.
+        let sub_groups = (n.div_ceil(lanes * 8), m.div_ceil(SUBGROUP_ROWS));
         let (kernel, groups) = match variant {
             MatmulVariant::Tiled => (
                 &self.matmul,
@@ -119,7 +191,23 @@ impl Kernels {
             MatmulVariant::Tn => (&self.matmul_tn, (n.div_ceil(lanes * 8), m.div_ceil(8))),
             // 8 rows × 4 columns per invocation.
             MatmulVariant::Nt => (&self.matmul_nt, (n.div_ceil(lanes * 4), m.div_ceil(8))),
+            MatmulVariant::SubgroupNn => (sub(|k| &k.nn), sub_groups),
+            MatmulVariant::SubgroupNt => (sub(|k| &k.nt), sub_groups),
+            MatmulVariant::SubgroupTn => (sub(|k| &k.tn), sub_groups),
         };
         kernel.dispatch(device, buffers, (groups.0 as u32, groups.1 as u32))
+    }
+}
+
+impl Kernels {
+    /// Whether `variant` can compute `dims` from these operands on this device.
+    pub fn matmul_applies(
+        &self,
+        variant: MatmulVariant,
+        dims: &MatmulDims,
+        a: &Slice<'_>,
+        b: &Slice<'_>,
+    ) -> bool {
+        variant.applies(self.matmul_sub.is_some(), dims, a, b)
     }
 }

@@ -8,6 +8,7 @@ mod adapter;
 mod kernels;
 mod matmul;
 pub mod ops;
+mod unroll;
 
 pub use adapter::{AdapterSummary, list_adapters};
 use adapter::{choose, instance};
@@ -93,8 +94,14 @@ impl Gpu {
         let summary = AdapterSummary::of(&adapter.get_info());
         // Take everything the adapter offers: data sets and big layers need large bindings.
         let limits = adapter.limits();
+        let subgroup_matmul = matmul::subgroup_kernels_apply(adapter);
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgfit"),
+            required_features: if subgroup_matmul {
+                wgpu::Features::SUBGROUP
+            } else {
+                wgpu::Features::empty()
+            },
             required_limits: limits.clone(),
             ..Default::default()
         };
@@ -122,7 +129,7 @@ impl Gpu {
                 });
             }
         });
-        let kernels = Kernels::new(&device);
+        let kernels = Kernels::new(&device, subgroup_matmul);
         Ok(Gpu {
             device,
             queue,

@@ -71,8 +71,9 @@ pub fn matmul(
     matmul_on(gpu, None, shape, a, b, bias, act)
 }
 
-/// Runs a chosen matmul kernel once: `Tiled`, `SmallTiles` and `Blocked` run on any
-/// adapter (the vec4 kernels of CPU adapters are chosen only by the adapter, `None`).
+/// Runs a chosen matmul kernel once (`None`: the one this adapter prefers). `Tiled`,
+/// `SmallTiles` and `Blocked` run on any adapter; the others only where
+/// [`try_matmul_on`] finds that they apply, and this panics elsewhere.
 pub fn matmul_on(
     gpu: &Gpu,
     variant: Option<MatmulVariant>,
@@ -82,20 +83,45 @@ pub fn matmul_on(
     bias: Option<&[f32]>,
     act: Activation,
 ) -> Result<Vec<f32>> {
+    match try_matmul_on(gpu, variant, shape, a, b, bias, act)? {
+        Some(c) => Ok(c),
+        None => panic!("{variant:?} cannot compute {shape:?} on this adapter"),
+    }
+}
+
+/// [`matmul_on`], or `None` when the variant cannot compute this product on this adapter
+/// (its layout or sizes do not fit, or its kernels need features the adapter lacks).
+pub fn try_matmul_on(
+    gpu: &Gpu,
+    variant: Option<MatmulVariant>,
+    shape: MatmulShape,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Result<Option<Vec<f32>>> {
     let a_buf = gpu.upload("a", a)?;
     let b_buf = gpu.upload("b", b)?;
     let bias_buf = gpu.upload("bias", bias.unwrap_or(&[0.0]))?;
+    let dims = shape.dims(bias.is_some(), act);
+    let (a_slice, b_slice) = (Slice::all(&a_buf), Slice::all(&b_buf));
+    if let Some(v) = variant
+        && !gpu.kernels.matmul_applies(v, &dims, &a_slice, &b_slice)
+    {
+        return Ok(None);
+    }
     let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
     let launch = gpu.matmul_variant(
-        shape.dims(bias.is_some(), act),
-        Slice::all(&a_buf),
-        Slice::all(&b_buf),
+        dims,
+        a_slice,
+        b_slice,
         Slice::all(&bias_buf),
         Slice::all(&c),
         variant,
     );
     run(gpu, &[&launch])?;
     gpu.read_f32(&c, 0, shape.m * shape.n, "reading a matmul result")
+        .map(Some)
 }
 
 /// Times `reps` runs of one matmul on random-free data after one warm-up; returns the

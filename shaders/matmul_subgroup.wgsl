@@ -1,0 +1,236 @@
+// Matrix products for CPU adapters whose subgroups are exactly one 8-lane workgroup
+// (lavapipe at 256 bits), one entry point per layout, like matmul_vec4.wgsl:
+//
+//   C[m, n] = act( sum_k A(m, k) * B(k, n) + bias[n] )
+//
+// Why: llvmpipe turns every storage load into a loop over the 8 lanes with a branch per lane,
+// and in matmul_vec4.wgsl all 8 lanes of a workgroup load the same rows of A, eight times
+// over. Here each lane loads different rows of A and subgroupBroadcast hands every row to all
+// lanes, which costs an extract and a broadcast instead of a load: the loads of A fall
+// eightfold, so a workgroup can afford ROWS = 64 rows of C per pass over B
+// (measured at 1024³: 18 GFLOP/s with 8 rows, 44 with 32, 53 with 64, 47 with 128).
+//
+// Every output is still summed over k in increasing order by one invocation with the same fma
+// chain as matmul.wgsl, so results are bit-identical to the reference kernel (tested).
+//
+// Entry points and what src/gpu/matmul.rs checks before choosing one (as matmul_vec4.wgsl):
+//   nn  A [m, k] rows, B [k, n] rows        (dX = dZ · W)   k % 4 == 0, n % 4 == 0
+//   nt  A [m, k] rows, B stored as [n, k]   (Z = X · Wᵀ)    k % 4 == 0
+//   tn  A stored as [k, m], B [k, n] rows   (dW = dZᵀ · X)  m % 4 == 0, n % 4 == 0
+// Each invocation computes ROWS rows × 8 columns of C; rows or columns past the edge of C are
+// clamped for loading and skipped when storing.
+//
+// This file is a template: WGSL cannot unroll a loop, and neither naga nor Mesa unrolls one
+// this large, while the 128 accumulators must be separate variables. src/gpu/unroll.rs
+// repeats each block between `//@repeat v lo..hi` and `//@end` for v = lo .. hi - 1,
+// replacing `{v}`, `{v/8}`, `{v%8}`, `{v/32}`, `{v%32/4}` and `{v%4}` by their values.
+
+// Dims, the bindings, LANES, store and store4: matmul_cpu_prelude.wgsl.
+
+// Rows of C per workgroup (the j ranges below).
+const ROWS: u32 = 64u;
+
+// The epilogue in two steps, because its code must exist once and not once per accumulator:
+// 512 inlined copies of `store` (bias, activation) took LLVM 15 s to compile. `put` writes the
+// raw sum, then one loop over the block calls `finish`, which adds the bias and applies the
+// activation in place: the same operations in the same order as `store`.
+
+// C[r, col] = v if (r, col) lies inside C.
+fn put(r: u32, col: u32, v: f32) {
+    if (r < dims.m && col < dims.n) {
+        c[r * dims.n + col] = v;
+    }
+}
+
+// Four consecutive columns col .. col + 3 of row r (n % 4 == 0: all inside or all outside).
+fn put4(r: u32, col: u32, v: vec4<f32>) {
+    if (r < dims.m && col < dims.n) {
+        let i = r * dims.n + col;
+        c[i] = v.x;
+        c[i + 1u] = v.y;
+        c[i + 2u] = v.z;
+        c[i + 3u] = v.w;
+    }
+}
+
+// C[r, col] = act(C[r, col] + bias[col]) where the epilogue asks for either.
+fn finish(r: u32, col: u32) {
+    if (dims.epilogue != 0u && r < dims.m && col < dims.n) {
+        let i = r * dims.n + col;
+        var x = c[i];
+        if ((dims.epilogue & 1u) != 0u) {
+            x += bias[col];
+        }
+        c[i] = activate(x, (dims.epilogue >> 8u) & 255u);
+    }
+}
+
+// ---- nn: rows r0 + j of A are loaded by lane j % 8 as vec4s along k ---------------------
+// Grid: x = strips of LANES × 8 columns, y = blocks of ROWS rows.
+// Per 4 values of k: 8 vec4 loads of A and 8 of B per lane for 512 FMAs.
+@compute @workgroup_size(8)
+fn nn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n4 = dims.n / 4u;
+    let c0 = wid.x * LANES * 2u + lid.x; // vec4 columns c0 and c0 + LANES
+    let r0 = wid.y * ROWS;
+    let ars = dims.a_row_stride / 4u;
+    let brs = dims.b_row_stride / 4u;
+    let lc0 = min(c0, n4 - 1u);
+    let lc1 = min(c0 + LANES, n4 - 1u);
+    //@repeat g 0..8
+    let ar{g} = min(r0 + {g}u * LANES + lid.x, dims.m - 1u) * ars;
+    //@end
+    //@repeat j 0..64
+    var s{j}_0 = vec4<f32>(0.0);
+    var s{j}_1 = vec4<f32>(0.0);
+    //@end
+
+    for (var q = 0u; q < dims.k / 4u; q++) {
+        //@repeat g 0..8
+        let a{g} = a[ar{g} + q];
+        //@end
+        let y0_0 = b[(4u * q) * brs + lc0];
+        let y0_1 = b[(4u * q) * brs + lc1];
+        let y1_0 = b[(4u * q + 1u) * brs + lc0];
+        let y1_1 = b[(4u * q + 1u) * brs + lc1];
+        let y2_0 = b[(4u * q + 2u) * brs + lc0];
+        let y2_1 = b[(4u * q + 2u) * brs + lc1];
+        let y3_0 = b[(4u * q + 3u) * brs + lc0];
+        let y3_1 = b[(4u * q + 3u) * brs + lc1];
+        // k = 4q .. 4q + 3 in increasing order, for row j.
+        //@repeat j 0..64
+        let x{j} = subgroupBroadcast(a{j/8}, {j%8}u);
+        s{j}_0 = fma(vec4<f32>(x{j}.x), y0_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.x), y0_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.y), y1_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.y), y1_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.z), y2_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.z), y2_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.w), y3_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.w), y3_1, s{j}_1);
+        //@end
+    }
+
+    // The raw sums, then bias and activation in place (see `finish`).
+    //@repeat j 0..64
+    put4(r0 + {j}u, 4u * c0, s{j}_0);
+    put4(r0 + {j}u, 4u * (c0 + LANES), s{j}_1);
+    //@end
+    for (var j = 0u; j < min(ROWS, dims.m - r0); j++) {
+        for (var i = 0u; i < 8u; i++) {
+            finish(r0 + j, 4u * c0 + (i / 4u) * 4u * LANES + i % 4u);
+        }
+    }
+}
+
+// ---- nt: A as in nn; each lane reads its 8 rows of the stored B as vec4s along k ---------
+// Columns col0 + LANES i for i = 0..7; s{j}_0 holds i = 0..3 and s{j}_1 holds i = 4..7.
+// Grid: x = strips of LANES × 8 columns, y = blocks of ROWS rows.
+@compute @workgroup_size(8)
+fn nt(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let col0 = wid.x * LANES * 8u + lid.x;
+    let r0 = wid.y * ROWS;
+    let ars = dims.a_row_stride / 4u;
+    let bcs = dims.b_col_stride / 4u;
+    //@repeat i 0..8
+    let bc{i} = min(col0 + {i}u * LANES, dims.n - 1u) * bcs;
+    //@end
+    //@repeat g 0..8
+    let ar{g} = min(r0 + {g}u * LANES + lid.x, dims.m - 1u) * ars;
+    //@end
+    //@repeat j 0..64
+    var s{j}_0 = vec4<f32>(0.0);
+    var s{j}_1 = vec4<f32>(0.0);
+    //@end
+
+    for (var q = 0u; q < dims.k / 4u; q++) {
+        //@repeat g 0..8
+        let a{g} = a[ar{g} + q];
+        //@end
+        //@repeat i 0..8
+        let z{i} = b[bc{i} + q];
+        //@end
+        let y0_0 = vec4<f32>(z0.x, z1.x, z2.x, z3.x);
+        let y0_1 = vec4<f32>(z4.x, z5.x, z6.x, z7.x);
+        let y1_0 = vec4<f32>(z0.y, z1.y, z2.y, z3.y);
+        let y1_1 = vec4<f32>(z4.y, z5.y, z6.y, z7.y);
+        let y2_0 = vec4<f32>(z0.z, z1.z, z2.z, z3.z);
+        let y2_1 = vec4<f32>(z4.z, z5.z, z6.z, z7.z);
+        let y3_0 = vec4<f32>(z0.w, z1.w, z2.w, z3.w);
+        let y3_1 = vec4<f32>(z4.w, z5.w, z6.w, z7.w);
+        //@repeat j 0..64
+        let x{j} = subgroupBroadcast(a{j/8}, {j%8}u);
+        s{j}_0 = fma(vec4<f32>(x{j}.x), y0_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.x), y0_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.y), y1_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.y), y1_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.z), y2_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.z), y2_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.w), y3_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.w), y3_1, s{j}_1);
+        //@end
+    }
+
+    // The raw sums, then bias and activation in place (see `finish`).
+    //@repeat j 0..64
+    put(r0 + {j}u, col0, s{j}_0.x);
+    put(r0 + {j}u, col0 + LANES, s{j}_0.y);
+    put(r0 + {j}u, col0 + 2u * LANES, s{j}_0.z);
+    put(r0 + {j}u, col0 + 3u * LANES, s{j}_0.w);
+    put(r0 + {j}u, col0 + 4u * LANES, s{j}_1.x);
+    put(r0 + {j}u, col0 + 5u * LANES, s{j}_1.y);
+    put(r0 + {j}u, col0 + 6u * LANES, s{j}_1.z);
+    put(r0 + {j}u, col0 + 7u * LANES, s{j}_1.w);
+    //@end
+    for (var j = 0u; j < min(ROWS, dims.m - r0); j++) {
+        for (var i = 0u; i < 8u; i++) {
+            finish(r0 + j, col0 + i * LANES);
+        }
+    }
+}
+
+// ---- tn: A stored as [k, m], so a column of A is contiguous along m: at each k, lane l
+// loads rows r0 + 4l .. 4l + 3 and r0 + 32 + 4l .. 4l + 3 as two vec4s.
+// Grid: x = strips of LANES × 8 columns, y = blocks of ROWS rows.
+@compute @workgroup_size(8)
+fn tn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n4 = dims.n / 4u;
+    let m4 = dims.m / 4u;
+    let c0 = wid.x * LANES * 2u + lid.x;
+    let r0 = wid.y * ROWS;
+    let acs = dims.a_col_stride / 4u;
+    let brs = dims.b_row_stride / 4u;
+    let lc0 = min(c0, n4 - 1u);
+    let lc1 = min(c0 + LANES, n4 - 1u);
+    //@repeat h 0..2
+    let ac{h} = min(r0 / 4u + {h}u * LANES + lid.x, m4 - 1u);
+    //@end
+    //@repeat j 0..64
+    var s{j}_0 = vec4<f32>(0.0);
+    var s{j}_1 = vec4<f32>(0.0);
+    //@end
+
+    for (var k = 0u; k < dims.k; k++) {
+        //@repeat h 0..2
+        let a{h} = a[k * acs + ac{h}];
+        //@end
+        let y0 = b[k * brs + lc0];
+        let y1 = b[k * brs + lc1];
+        //@repeat j 0..64
+        let x{j} = subgroupBroadcast(a{j/32}[{j%4}], {j%32/4}u);
+        s{j}_0 = fma(vec4<f32>(x{j}), y0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}), y1, s{j}_1);
+        //@end
+    }
+
+    // The raw sums, then bias and activation in place (see `finish`).
+    //@repeat j 0..64
+    put4(r0 + {j}u, 4u * c0, s{j}_0);
+    put4(r0 + {j}u, 4u * (c0 + LANES), s{j}_1);
+    //@end
+    for (var j = 0u; j < min(ROWS, dims.m - r0); j++) {
+        for (var i = 0u; i < 8u; i++) {
+            finish(r0 + j, 4u * c0 + (i / 4u) * 4u * LANES + i % 4u);
+        }
+    }
+}
