@@ -124,7 +124,7 @@ fn nn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
 }
 
 // ---- nt: A as in nn; each lane reads its 8 rows of the stored B as vec4s along k ---------
-// Columns col0 + LANES i for i = 0..7; s{j}_0 holds i = 0..3 and s{j}_1 holds i = 4..7.
+// Columns col0 + LANES i for i = 0..7; for row j, s_j_0 holds i = 0..3 and s_j_1 holds 4..7.
 // Grid: x = strips of LANES × 8 columns, y = blocks of ROWS rows.
 @compute @workgroup_size(8)
 fn nt(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
