@@ -210,16 +210,52 @@ fn tn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
     var s{j}_1 = vec4<f32>(0.0);
     //@end
 
-    for (var k = 0u; k < dims.k; k++) {
+    // Four values of k per pass, so that each accumulator takes four fmas in a row: the 128
+    // accumulators live in memory, not registers, and this loads and stores each a quarter as
+    // often (measured at 1024³: 31 → 40 GFLOP/s). Then what is left of k one at a time.
+    let k4 = dims.k / 4u * 4u;
+    for (var k = 0u; k < k4; k += 4u) {
+        //@repeat h 0..2
+        let a{h}_0 = a[k * acs + ac{h}];
+        let a{h}_1 = a[(k + 1u) * acs + ac{h}];
+        let a{h}_2 = a[(k + 2u) * acs + ac{h}];
+        let a{h}_3 = a[(k + 3u) * acs + ac{h}];
+        //@end
+        let y0_0 = b[k * brs + lc0];
+        let y0_1 = b[k * brs + lc1];
+        let y1_0 = b[(k + 1u) * brs + lc0];
+        let y1_1 = b[(k + 1u) * brs + lc1];
+        let y2_0 = b[(k + 2u) * brs + lc0];
+        let y2_1 = b[(k + 2u) * brs + lc1];
+        let y3_0 = b[(k + 3u) * brs + lc0];
+        let y3_1 = b[(k + 3u) * brs + lc1];
+        //@repeat j 0..64
+        let x{j} = vec4<f32>(
+            subgroupBroadcast(a{j/32}_0[{j%4}], {j%32/4}u),
+            subgroupBroadcast(a{j/32}_1[{j%4}], {j%32/4}u),
+            subgroupBroadcast(a{j/32}_2[{j%4}], {j%32/4}u),
+            subgroupBroadcast(a{j/32}_3[{j%4}], {j%32/4}u),
+        );
+        s{j}_0 = fma(vec4<f32>(x{j}.x), y0_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.x), y0_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.y), y1_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.y), y1_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.z), y2_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.z), y2_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.w), y3_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.w), y3_1, s{j}_1);
+        //@end
+    }
+    for (var k = k4; k < dims.k; k++) {
         //@repeat h 0..2
         let a{h} = a[k * acs + ac{h}];
         //@end
         let y0 = b[k * brs + lc0];
         let y1 = b[k * brs + lc1];
         //@repeat j 0..64
-        let x{j} = subgroupBroadcast(a{j/32}[{j%4}], {j%32/4}u);
-        s{j}_0 = fma(vec4<f32>(x{j}), y0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}), y1, s{j}_1);
+        let z{j} = subgroupBroadcast(a{j/32}[{j%4}], {j%32/4}u);
+        s{j}_0 = fma(vec4<f32>(z{j}), y0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(z{j}), y1, s{j}_1);
         //@end
     }
 

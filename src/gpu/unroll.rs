@@ -123,7 +123,7 @@ mod tests {
         );
         assert!(!wgsl.contains("{j"), "a row placeholder was left");
         assert!(wgsl.contains("put4(r0 + 63u, 4u * (c0 + LANES), s63_1);"));
-        assert!(wgsl.contains("let x63 = subgroupBroadcast(a1[3], 7u);"));
+        assert!(wgsl.contains("let z63 = subgroupBroadcast(a1[3], 7u);"));
     }
 
     #[test]
