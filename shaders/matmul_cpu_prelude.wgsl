@@ -1,7 +1,7 @@
-// Bindings and the store epilogue shared by the CPU-adapter matmul kernels,
-// `matmul_vec4.wgsl` and `matmul_subgroup.wgsl` (WGSL has no includes: src/gpu/kernels.rs puts
-// this file in front of each). Same Dims and bindings as matmul.wgsl, with A and B read as
-// vec4<f32>.
+// What the CPU-adapter matmul kernels `matmul_vec4.wgsl` and `matmul_subgroup.wgsl` share
+// (WGSL has no includes: src/gpu/kernels.rs puts this file in front of each): Dims, the
+// bindings of A, B and bias as in matmul.wgsl with A and B read as vec4<f32>, and the
+// activations. Each kernel file declares C (binding 4) as it writes it.
 
 struct Dims {
     m: u32,
@@ -19,7 +19,6 @@ struct Dims {
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 // Invocations per workgroup (one SIMD group of llvmpipe, 8 lanes, side by side along n).
 const LANES: u32 = 8u;
@@ -31,23 +30,4 @@ fn activate(x: f32, kind: u32) -> f32 {
         case 3u: { return 1.0 / (1.0 + exp(-x)); }
         default: { return x; }
     }
-}
-
-// Stores C[r, col] = act(v + bias) if (r, col) lies inside C.
-fn store(r: u32, col: u32, v: f32) {
-    if (r < dims.m && col < dims.n) {
-        var x = v;
-        if ((dims.epilogue & 1u) != 0u) {
-            x += bias[col];
-        }
-        c[r * dims.n + col] = activate(x, (dims.epilogue >> 8u) & 255u);
-    }
-}
-
-// Stores four consecutive columns col .. col + 3 of row r.
-fn store4(r: u32, col: u32, v: vec4<f32>) {
-    store(r, col, v.x);
-    store(r, col + 1u, v.y);
-    store(r, col + 2u, v.z);
-    store(r, col + 3u, v.w);
 }

@@ -15,7 +15,7 @@
 //
 // Entry points and what src/gpu/matmul.rs checks before choosing one (as matmul_vec4.wgsl):
 //   nn  A [m, k] rows, B [k, n] rows        (dX = dZ · W)   k % 4 == 0, n % 4 == 0
-//   nt  A [m, k] rows, B stored as [n, k]   (Z = X · Wᵀ)    k % 4 == 0
+//   nt  A [m, k] rows, B stored as [n, k]   (Z = X · Wᵀ)    k % 4 == 0, n % 4 == 0
 //   tn  A stored as [k, m], B [k, n] rows   (dW = dZᵀ · X)  m % 4 == 0, n % 4 == 0
 // Each invocation computes ROWS rows × 8 columns of C; rows or columns past the edge of C are
 // clamped for loading and skipped when storing.
@@ -25,43 +25,38 @@
 // repeats each block between `//@repeat v lo..hi` and `//@end` for v = lo .. hi - 1,
 // replacing `{v}`, `{v/8}`, `{v%8}`, `{v/32}`, `{v%32/4}` and `{v%4}` by their values.
 
-// Dims, the bindings, LANES, store and store4: matmul_cpu_prelude.wgsl.
+// Dims, the bindings of A, B and bias, LANES and activate: matmul_cpu_prelude.wgsl.
 
 // Rows of C per workgroup (the j ranges below).
 const ROWS: u32 = 64u;
 
+// C as vec4s: every kernel here writes four consecutive columns at once (n % 4 == 0), which
+// costs llvmpipe a quarter of the per-lane store loops of four scalar stores.
+@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
+
 // The epilogue in two steps, because its code must exist once and not once per accumulator:
-// 512 inlined copies of `store` (bias, activation) took LLVM 15 s to compile. `put` writes the
-// raw sum, then one loop over the block calls `finish`, which adds the bias and applies the
-// activation in place: the same operations in the same order as `store`.
+// 128 inlined copies of the bias and activation took LLVM 15 s to compile. `put4` writes the
+// raw sums, then, if the product has an epilogue, one loop over the block calls `finish4`,
+// which adds the bias and applies the activation in place: the same operations in the same
+// order as matmul.wgsl.
 
-// C[r, col] = v if (r, col) lies inside C.
-fn put(r: u32, col: u32, v: f32) {
-    if (r < dims.m && col < dims.n) {
-        c[r * dims.n + col] = v;
-    }
-}
-
-// Four consecutive columns col .. col + 3 of row r (n % 4 == 0: all inside or all outside).
+// Columns col .. col + 3 of row r, if they lie inside C (n % 4 == 0: all four or none).
 fn put4(r: u32, col: u32, v: vec4<f32>) {
     if (r < dims.m && col < dims.n) {
-        let i = r * dims.n + col;
-        c[i] = v.x;
-        c[i + 1u] = v.y;
-        c[i + 2u] = v.z;
-        c[i + 3u] = v.w;
+        c[(r * dims.n + col) / 4u] = v;
     }
 }
 
-// C[r, col] = act(C[r, col] + bias[col]) where the epilogue asks for either.
-fn finish(r: u32, col: u32) {
-    if (dims.epilogue != 0u && r < dims.m && col < dims.n) {
-        let i = r * dims.n + col;
+// C[r, col .. col + 3] = act(C[r, col .. col + 3] + bias[col .. col + 3]), inside C.
+fn finish4(r: u32, col: u32) {
+    if (r < dims.m && col < dims.n) {
+        let i = (r * dims.n + col) / 4u;
         var x = c[i];
         if ((dims.epilogue & 1u) != 0u) {
-            x += bias[col];
+            x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
         }
-        c[i] = activate(x, (dims.epilogue >> 8u) & 255u);
+        let act = (dims.epilogue >> 8u) & 255u;
+        c[i] = vec4<f32>(activate(x.x, act), activate(x.y, act), activate(x.z, act), activate(x.w, act));
     }
 }
 
@@ -111,29 +106,31 @@ fn nn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
         //@end
     }
 
-    // The raw sums, then bias and activation in place (see `finish`).
+    // The raw sums, then bias and activation in place (see `finish4`).
     //@repeat j 0..64
     put4(r0 + {j}u, 4u * c0, s{j}_0);
     put4(r0 + {j}u, 4u * (c0 + LANES), s{j}_1);
     //@end
-    for (var j = 0u; j < min(ROWS, dims.m - r0); j++) {
-        for (var i = 0u; i < 8u; i++) {
-            finish(r0 + j, 4u * c0 + (i / 4u) * 4u * LANES + i % 4u);
+    if (dims.epilogue != 0u) {
+        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
+            finish4(j, 4u * c0);
+            finish4(j, 4u * (c0 + LANES));
         }
     }
 }
 
 // ---- nt: A as in nn; each lane reads its 8 rows of the stored B as vec4s along k ---------
-// Columns col0 + LANES i for i = 0..7; for row j, s_j_0 holds i = 0..3 and s_j_1 holds 4..7.
+// Lane l computes columns col0 .. col0 + 7 (col0 = 8 (LANES wid.x + l)); for row j, s_j_0
+// holds the first four of them and s_j_1 the last four.
 // Grid: x = strips of LANES × 8 columns, y = blocks of ROWS rows.
 @compute @workgroup_size(8)
 fn nt(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let col0 = wid.x * LANES * 8u + lid.x;
+    let col0 = (wid.x * LANES + lid.x) * 8u;
     let r0 = wid.y * ROWS;
     let ars = dims.a_row_stride / 4u;
     let bcs = dims.b_col_stride / 4u;
     //@repeat i 0..8
-    let bc{i} = min(col0 + {i}u * LANES, dims.n - 1u) * bcs;
+    let bc{i} = min(col0 + {i}u, dims.n - 1u) * bcs;
     //@end
     //@repeat g 0..8
     let ar{g} = min(r0 + {g}u * LANES + lid.x, dims.m - 1u) * ars;
@@ -171,20 +168,15 @@ fn nt(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
         //@end
     }
 
-    // The raw sums, then bias and activation in place (see `finish`).
+    // The raw sums, then bias and activation in place (see `finish4`).
     //@repeat j 0..64
-    put(r0 + {j}u, col0, s{j}_0.x);
-    put(r0 + {j}u, col0 + LANES, s{j}_0.y);
-    put(r0 + {j}u, col0 + 2u * LANES, s{j}_0.z);
-    put(r0 + {j}u, col0 + 3u * LANES, s{j}_0.w);
-    put(r0 + {j}u, col0 + 4u * LANES, s{j}_1.x);
-    put(r0 + {j}u, col0 + 5u * LANES, s{j}_1.y);
-    put(r0 + {j}u, col0 + 6u * LANES, s{j}_1.z);
-    put(r0 + {j}u, col0 + 7u * LANES, s{j}_1.w);
+    put4(r0 + {j}u, col0, s{j}_0);
+    put4(r0 + {j}u, col0 + 4u, s{j}_1);
     //@end
-    for (var j = 0u; j < min(ROWS, dims.m - r0); j++) {
-        for (var i = 0u; i < 8u; i++) {
-            finish(r0 + j, col0 + i * LANES);
+    if (dims.epilogue != 0u) {
+        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
+            finish4(j, col0);
+            finish4(j, col0 + 4u);
         }
     }
 }
@@ -259,14 +251,15 @@ fn tn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
         //@end
     }
 
-    // The raw sums, then bias and activation in place (see `finish`).
+    // The raw sums, then bias and activation in place (see `finish4`).
     //@repeat j 0..64
     put4(r0 + {j}u, 4u * c0, s{j}_0);
     put4(r0 + {j}u, 4u * (c0 + LANES), s{j}_1);
     //@end
-    for (var j = 0u; j < min(ROWS, dims.m - r0); j++) {
-        for (var i = 0u; i < 8u; i++) {
-            finish(r0 + j, 4u * c0 + (i / 4u) * 4u * LANES + i % 4u);
+    if (dims.epilogue != 0u) {
+        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
+            finish4(j, 4u * c0);
+            finish4(j, 4u * (c0 + LANES));
         }
     }
 }

@@ -19,7 +19,28 @@
 // Row strides (in floats) are multiples of 4 in every case, so vec4 indices are exact.
 // Rows or columns past the edge of C are clamped for loading and skipped when storing.
 
-// Dims, the bindings, LANES, store and store4: matmul_cpu_prelude.wgsl.
+// Dims, the bindings of A, B and bias, LANES and activate: matmul_cpu_prelude.wgsl.
+
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+// Stores C[r, col] = act(v + bias) if (r, col) lies inside C.
+fn store(r: u32, col: u32, v: f32) {
+    if (r < dims.m && col < dims.n) {
+        var x = v;
+        if ((dims.epilogue & 1u) != 0u) {
+            x += bias[col];
+        }
+        c[r * dims.n + col] = activate(x, (dims.epilogue >> 8u) & 255u);
+    }
+}
+
+// Stores four consecutive columns col .. col + 3 of row r.
+fn store4(r: u32, col: u32, v: vec4<f32>) {
+    store(r, col, v.x);
+    store(r, col + 1u, v.y);
+    store(r, col + 2u, v.z);
+    store(r, col + 3u, v.w);
+}
 
 // ---- nn: 16 rows × 2 vec4 columns (8 columns) per invocation ---------------------------
 // Grid: x = column strips of LANES × 8 columns, y = blocks of 16 rows.

@@ -270,11 +270,17 @@ fn matmul_every_applicable_kernel_matches_the_reference_bits() {
                 (64, 64, 64),
             ],
         ),
-        // nt: k a multiple of 4
+        // nt: k a multiple of 4 (and n, for the subgroup kernel)
         (
             Layout::Normal,
             Layout::Transposed,
-            &[(1, 1, 4), (67, 13, 132), (129, 70, 36), (33, 257, 8)],
+            &[
+                (1, 1, 4),
+                (67, 13, 132),
+                (129, 68, 36),
+                (33, 260, 8),
+                (40, 70, 12),
+            ],
         ),
         // tn: m and n multiples of 4
         (

@@ -82,9 +82,10 @@ impl MatmulVariant {
         MatmulVariant::SmallTiles,
     ];
 
-    /// Whether this variant computes `dims` correctly from these bindings; `subgroups` says
-    /// whether the subgroup kernels were compiled.
-    fn applies(self, subgroups: bool, d: &MatmulDims, a: &Slice<'_>, b: &Slice<'_>) -> bool {
+    /// Whether this variant computes `dims` correctly from these bindings (`ops`: A, B and
+    /// C); `subgroups` says whether the subgroup kernels were compiled.
+    fn applies(self, subgroups: bool, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> bool {
+        let [a, b, c] = ops;
         let four = |x: u32| x.is_multiple_of(4);
         let vec4 = vec4_bindable(a) && vec4_bindable(b);
         let (a_rows, b_rows) = (d.a_col_stride == 1, d.b_col_stride == 1);
@@ -110,16 +111,17 @@ impl MatmulVariant {
             MatmulVariant::Nn => nn,
             MatmulVariant::Nt => nt,
             MatmulVariant::Tn => tn,
-            MatmulVariant::SubgroupNn => subgroups && nn,
-            MatmulVariant::SubgroupNt => subgroups && nt,
-            MatmulVariant::SubgroupTn => subgroups && tn,
+            // These write C as vec4s.
+            MatmulVariant::SubgroupNn => subgroups && nn && vec4_bindable(c),
+            MatmulVariant::SubgroupNt => subgroups && nt && four(d.n) && vec4_bindable(c),
+            MatmulVariant::SubgroupTn => subgroups && tn && vec4_bindable(c),
         }
     }
 
     /// The variant for `dims`: on a GPU the small tiles; on a CPU adapter the subgroup kernel
     /// of the layout for products big enough to fill its blocks, else the vec4 kernel of the
     /// layout, else `Blocked`.
-    fn choose(cpu: bool, subgroups: bool, d: &MatmulDims, a: &Slice<'_>, b: &Slice<'_>) -> Self {
+    fn choose(cpu: bool, subgroups: bool, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> Self {
         if !cpu {
             // Measured on an H100: 16×16 tiles reach 1.6 TFLOP/s at 512³ where 64×64 tiles
             // reach 0.34 (too few workgroups for small products, too few threads per SM).
@@ -129,7 +131,7 @@ impl MatmulVariant {
         *Self::ALL
             .iter()
             .filter(|v| big || !v.is_subgroup())
-            .find(|v| v.applies(subgroups, d, a, b))
+            .find(|v| v.applies(subgroups, d, ops))
             .unwrap_or(&MatmulVariant::Blocked)
     }
 
@@ -157,15 +159,16 @@ impl Kernels {
         let (m, n) = (dims.m as usize, dims.n as usize);
         let lanes = VEC4_LANES;
         let subgroups = self.matmul_sub.is_some();
+        let ops = [&buffers[1], &buffers[2], &buffers[4]];
         let variant = match force {
             Some(v) => {
                 assert!(
-                    v.applies(subgroups, dims, &buffers[1], &buffers[2]),
+                    v.applies(subgroups, dims, ops),
                     "{v:?} forced on a product it cannot compute"
                 );
                 v
             }
-            None => MatmulVariant::choose(cpu, subgroups, dims, &buffers[1], &buffers[2]),
+            None => MatmulVariant::choose(cpu, subgroups, dims, ops),
         };
         let sub = |pick: fn(&SubgroupMatmul) -> &Kernel| match &self.matmul_sub {
             Some(kernels) => pick(kernels),
@@ -200,14 +203,13 @@ impl Kernels {
 }
 
 impl Kernels {
-    /// Whether `variant` can compute `dims` from these operands on this device.
+    /// Whether `variant` can compute `dims` from these operands (A, B, C) on this device.
     pub fn matmul_applies(
         &self,
         variant: MatmulVariant,
         dims: &MatmulDims,
-        a: &Slice<'_>,
-        b: &Slice<'_>,
+        ops: [&Slice<'_>; 3],
     ) -> bool {
-        variant.applies(self.matmul_sub.is_some(), dims, a, b)
+        variant.applies(self.matmul_sub.is_some(), dims, ops)
     }
 }

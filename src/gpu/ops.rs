@@ -103,20 +103,22 @@ pub fn try_matmul_on(
     let a_buf = gpu.upload("a", a)?;
     let b_buf = gpu.upload("b", b)?;
     let bias_buf = gpu.upload("bias", bias.unwrap_or(&[0.0]))?;
+    let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
     let dims = shape.dims(bias.is_some(), act);
-    let (a_slice, b_slice) = (Slice::all(&a_buf), Slice::all(&b_buf));
+    let (a_slice, b_slice, c_slice) = (Slice::all(&a_buf), Slice::all(&b_buf), Slice::all(&c));
     if let Some(v) = variant
-        && !gpu.kernels.matmul_applies(v, &dims, &a_slice, &b_slice)
+        && !gpu
+            .kernels
+            .matmul_applies(v, &dims, [&a_slice, &b_slice, &c_slice])
     {
         return Ok(None);
     }
-    let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
     let launch = gpu.matmul_variant(
         dims,
         a_slice,
         b_slice,
         Slice::all(&bias_buf),
-        Slice::all(&c),
+        c_slice,
         variant,
     );
     run(gpu, &[&launch])?;
