@@ -17,6 +17,7 @@
 //   nn  A [m, k] rows, B [k, n] rows        (dX = dZ · W)   k % 4 == 0, n % 4 == 0
 //   nt  A [m, k] rows, B stored as [n, k]   (Z = X · Wᵀ)    k % 4 == 0, n % 4 == 0
 //   tn  A stored as [k, m], B [k, n] rows   (dW = dZᵀ · X)  m % 4 == 0, n % 4 == 0
+//   an  A in any layout, B [k, n] rows                       n % 4 == 0
 // Each invocation computes ROWS rows × 8 columns of C; rows or columns past the edge of C are
 // clamped for loading and skipped when storing.
 //
@@ -246,6 +247,91 @@ fn tn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
         let y1 = b[k * brs + lc1];
         //@repeat j 0..64
         let z{j} = subgroupBroadcast(a{j/32}[{j%4}], {j%32/4}u);
+        s{j}_0 = fma(vec4<f32>(z{j}), y0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(z{j}), y1, s{j}_1);
+        //@end
+    }
+
+    // The raw sums, then bias and activation in place (see `finish4`).
+    //@repeat j 0..64
+    put4(r0 + {j}u, 4u * c0, s{j}_0);
+    put4(r0 + {j}u, 4u * (c0 + LANES), s{j}_1);
+    //@end
+    if (dims.epilogue != 0u) {
+        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
+            finish4(j, 4u * c0);
+            finish4(j, 4u * (c0 + LANES));
+        }
+    }
+}
+
+// ---- an: A in any layout, read one float at a time; B [k, n] rows as in nn ----------------
+// For the products whose A the vec4 loads cannot read: A [m, k] with k % 4 != 0, or A stored
+// as [k, m] with m % 4 != 0 (the input and weight gradients of a 10-wide output layer).
+// Scalar loads cost llvmpipe more per float than vec4 loads (40-45 GFLOP/s at 1024³ where nn
+// reaches 50-55), so this is the fallback, not the rule.
+// Grid: x = strips of LANES × 8 columns, y = blocks of ROWS rows.
+@group(0) @binding(1) var<storage, read> a_scalar: array<f32>;
+
+@compute @workgroup_size(8)
+fn an(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n4 = dims.n / 4u;
+    let c0 = wid.x * LANES * 2u + lid.x;
+    let r0 = wid.y * ROWS;
+    let acs = dims.a_col_stride;
+    let brs = dims.b_row_stride / 4u;
+    let lc0 = min(c0, n4 - 1u);
+    let lc1 = min(c0 + LANES, n4 - 1u);
+    //@repeat g 0..8
+    let ar{g} = min(r0 + {g}u * LANES + lid.x, dims.m - 1u) * dims.a_row_stride;
+    //@end
+    //@repeat j 0..64
+    var s{j}_0 = vec4<f32>(0.0);
+    var s{j}_1 = vec4<f32>(0.0);
+    //@end
+
+    // Four values of k per pass, as in tn, then the rest one at a time.
+    let k4 = dims.k / 4u * 4u;
+    for (var k = 0u; k < k4; k += 4u) {
+        //@repeat g 0..8
+        let a{g}_0 = a_scalar[ar{g} + k * acs];
+        let a{g}_1 = a_scalar[ar{g} + (k + 1u) * acs];
+        let a{g}_2 = a_scalar[ar{g} + (k + 2u) * acs];
+        let a{g}_3 = a_scalar[ar{g} + (k + 3u) * acs];
+        //@end
+        let y0_0 = b[k * brs + lc0];
+        let y0_1 = b[k * brs + lc1];
+        let y1_0 = b[(k + 1u) * brs + lc0];
+        let y1_1 = b[(k + 1u) * brs + lc1];
+        let y2_0 = b[(k + 2u) * brs + lc0];
+        let y2_1 = b[(k + 2u) * brs + lc1];
+        let y3_0 = b[(k + 3u) * brs + lc0];
+        let y3_1 = b[(k + 3u) * brs + lc1];
+        //@repeat j 0..64
+        let x{j} = vec4<f32>(
+            subgroupBroadcast(a{j/8}_0, {j%8}u),
+            subgroupBroadcast(a{j/8}_1, {j%8}u),
+            subgroupBroadcast(a{j/8}_2, {j%8}u),
+            subgroupBroadcast(a{j/8}_3, {j%8}u),
+        );
+        s{j}_0 = fma(vec4<f32>(x{j}.x), y0_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.x), y0_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.y), y1_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.y), y1_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.z), y2_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.z), y2_1, s{j}_1);
+        s{j}_0 = fma(vec4<f32>(x{j}.w), y3_0, s{j}_0);
+        s{j}_1 = fma(vec4<f32>(x{j}.w), y3_1, s{j}_1);
+        //@end
+    }
+    for (var k = k4; k < dims.k; k++) {
+        //@repeat g 0..8
+        let a{g} = a_scalar[ar{g} + k * acs];
+        //@end
+        let y0 = b[k * brs + lc0];
+        let y1 = b[k * brs + lc1];
+        //@repeat j 0..64
+        let z{j} = subgroupBroadcast(a{j/8}, {j%8}u);
         s{j}_0 = fma(vec4<f32>(z{j}), y0, s{j}_0);
         s{j}_1 = fma(vec4<f32>(z{j}), y1, s{j}_1);
         //@end

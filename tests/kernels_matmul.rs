@@ -257,7 +257,7 @@ fn matmul_every_applicable_kernel_matches_the_reference_bits() {
     let gpu = gpu();
     let mut rng = Rng::new(8);
     type Shapes = &'static [(usize, usize, usize)];
-    let cases: [(Layout, Layout, Shapes); 3] = [
+    let cases: [(Layout, Layout, Shapes); 5] = [
         // nn: k and n multiples of 4
         (
             Layout::Normal,
@@ -287,6 +287,13 @@ fn matmul_every_applicable_kernel_matches_the_reference_bits() {
             Layout::Transposed,
             Layout::Normal,
             &[(4, 4, 1), (68, 12, 67), (132, 260, 37), (36, 36, 5)],
+        ),
+        // A that only scalar loads can read (k or m not a multiple of 4), B rows
+        (Layout::Normal, Layout::Normal, &[(67, 68, 10), (5, 12, 7)]),
+        (
+            Layout::Transposed,
+            Layout::Normal,
+            &[(10, 260, 129), (13, 68, 5)],
         ),
     ];
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -339,7 +346,7 @@ fn matmul_every_applicable_kernel_matches_the_reference_bits() {
     }
     let adapter = &gpu.adapter().name;
     if adapter.contains("llvmpipe") && adapter.contains("256 bits") {
-        for name in ["SubgroupNn", "SubgroupNt", "SubgroupTn"] {
+        for name in ["SubgroupNn", "SubgroupNt", "SubgroupTn", "SubgroupAn"] {
             assert!(ran.contains_key(name), "{name} never ran on {adapter}");
         }
     }

@@ -12,6 +12,7 @@
 //! | matmul_sub_nn | `shaders/matmul_subgroup.wgsl` | `nn`   |
 //! | matmul_sub_nt | `shaders/matmul_subgroup.wgsl` | `nt`   |
 //! | matmul_sub_tn | `shaders/matmul_subgroup.wgsl` | `tn`   |
+//! | matmul_sub_an | `shaders/matmul_subgroup.wgsl` | `an`   |
 //! | act_backward  | `shaders/activation.wgsl` | `backward`  |
 //! | loss_grad     | `shaders/loss.wgsl`       | `loss_grad` |
 //! | loss_reduce   | `shaders/loss.wgsl`       | `reduce`    |
@@ -345,11 +346,12 @@ pub(crate) struct Kernels {
     pub sgd: Kernel,
 }
 
-/// The three layouts of `shaders/matmul_subgroup.wgsl`.
+/// The entry points of `shaders/matmul_subgroup.wgsl`, one per operand layout.
 pub(crate) struct SubgroupMatmul {
     pub nn: Kernel,
     pub nt: Kernel,
     pub tn: Kernel,
+    pub an: Kernel,
 }
 
 /// `shaders/matmul_cpu_prelude.wgsl` in front of a CPU matmul kernel file.
@@ -402,6 +404,7 @@ impl Kernels {
                     nn: kernel("nn"),
                     nt: kernel("nt"),
                     tn: kernel("tn"),
+                    an: kernel("an"),
                 }
             }),
             act_backward: Kernel::new(

@@ -1,8 +1,8 @@
 //! Which matmul kernel a product runs on, and its launch grid.
 //!
 //! CPU adapters (lavapipe) run, in order of preference: the subgroup-broadcast kernels of
-//! `matmul_subgroup.wgsl` (where the adapter has 8-lane subgroups and the product is at least
-//! 32×32), the register-blocked vec4 kernels of `matmul_vec4.wgsl` when a product's layout
+//! `matmul_subgroup.wgsl` (where the adapter has 8-lane subgroups and the product is not
+//! tiny), the register-blocked vec4 kernels of `matmul_vec4.wgsl` when a product's layout
 //! and sizes allow, else the scalar 4×4 blocks of `matmul.wgsl` `blocked`. GPUs run the 16×16
 //! tiles of `matmul.wgsl` `small`. The 64×64 tiles of `main` are kept as the plain reference
 //! the tests check every other kernel against. Every kernel sums each output over k in
@@ -20,9 +20,10 @@ const NN_COLS: usize = 2;
 /// Rows of C one `matmul_subgroup.wgsl` workgroup computes (its `ROWS`); every variant there
 /// covers 8 columns per lane.
 const SUBGROUP_ROWS: usize = 64;
-/// The smallest m and n given to the subgroup kernels: below this most of their 64×64 block
-/// is padding, and the vec4 kernels' smaller blocks waste less.
-const SUBGROUP_MIN_SIDE: usize = 32;
+/// The smallest product (m·n·k) given to the subgroup kernels. Below it a product costs about
+/// one launch on any kernel, and the smaller kernels compile in a fraction of the time
+/// (llvmpipe compiles a kernel on its first launch, about 3 s for each subgroup kernel).
+const SUBGROUP_MIN_PRODUCT: usize = 1 << 18;
 
 /// Whether `shaders/matmul_subgroup.wgsl` can run on `adapter`: a CPU adapter with subgroup
 /// operations whose subgroup is always one 8-lane workgroup (the kernels broadcast from
@@ -59,6 +60,8 @@ pub enum MatmulVariant {
     SubgroupNt,
     /// `matmul_subgroup.wgsl` `tn`: the layout of `Tn`.
     SubgroupTn,
+    /// `matmul_subgroup.wgsl` `an`: A in any layout, B row-major.
+    SubgroupAn,
 }
 
 /// Whether a binding can be read as `array<vec4<f32>>` with exact indices: its offset and
@@ -70,10 +73,11 @@ fn vec4_bindable(s: &Slice<'_>) -> bool {
 
 impl MatmulVariant {
     /// Every variant, in order of preference on a CPU adapter.
-    pub const ALL: [MatmulVariant; 9] = [
+    pub const ALL: [MatmulVariant; 10] = [
         MatmulVariant::SubgroupNn,
         MatmulVariant::SubgroupNt,
         MatmulVariant::SubgroupTn,
+        MatmulVariant::SubgroupAn,
         MatmulVariant::Nn,
         MatmulVariant::Nt,
         MatmulVariant::Tn,
@@ -115,6 +119,9 @@ impl MatmulVariant {
             MatmulVariant::SubgroupNn => subgroups && nn && vec4_bindable(c),
             MatmulVariant::SubgroupNt => subgroups && nt && four(d.n) && vec4_bindable(c),
             MatmulVariant::SubgroupTn => subgroups && tn && vec4_bindable(c),
+            MatmulVariant::SubgroupAn => {
+                subgroups && vec4 && b_rows && four(d.n) && four(d.b_row_stride) && vec4_bindable(c)
+            }
         }
     }
 
@@ -127,7 +134,7 @@ impl MatmulVariant {
             // reach 0.34 (too few workgroups for small products, too few threads per SM).
             return MatmulVariant::SmallTiles;
         }
-        let big = d.m as usize >= SUBGROUP_MIN_SIDE && d.n as usize >= SUBGROUP_MIN_SIDE;
+        let big = d.m as usize * d.n as usize * d.k as usize >= SUBGROUP_MIN_PRODUCT;
         *Self::ALL
             .iter()
             .filter(|v| big || !v.is_subgroup())
@@ -138,7 +145,10 @@ impl MatmulVariant {
     fn is_subgroup(self) -> bool {
         matches!(
             self,
-            MatmulVariant::SubgroupNn | MatmulVariant::SubgroupNt | MatmulVariant::SubgroupTn
+            MatmulVariant::SubgroupNn
+                | MatmulVariant::SubgroupNt
+                | MatmulVariant::SubgroupTn
+                | MatmulVariant::SubgroupAn
         )
     }
 }
@@ -197,6 +207,7 @@ impl Kernels {
             MatmulVariant::SubgroupNn => (sub(|k| &k.nn), sub_groups),
             MatmulVariant::SubgroupNt => (sub(|k| &k.nt), sub_groups),
             MatmulVariant::SubgroupTn => (sub(|k| &k.tn), sub_groups),
+            MatmulVariant::SubgroupAn => (sub(|k| &k.an), sub_groups),
         };
         kernel.dispatch(device, buffers, (groups.0 as u32, groups.1 as u32))
     }
