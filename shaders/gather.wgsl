@@ -25,17 +25,23 @@ struct GatherDims {
 @group(0) @binding(5) var<storage, read_write> xb: array<f32>;
 @group(0) @binding(6) var<storage, read_write> tb: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = gid.x + gid.y * groups.x * 256u;
-    if (i < batch.rows * dims.features) {
-        let r = i / dims.features;
-        let c = i % dims.features;
-        xb[i] = x[perm[batch.start + r] * dims.features + c];
-    }
-    if (i < batch.rows * dims.t_cols) {
-        let r = i / dims.t_cols;
-        let c = i % dims.t_cols;
-        tb[i] = t[perm[batch.start + r] * dims.t_cols + c];
+// One workgroup per batch row, its invocations striding along the row: no division of a flat
+// index (llvmpipe divides integers one lane at a time), and the source row is looked up once.
+// Batches of more than 65 535 rows (the most workgroups one dimension allows) take several
+// rows per workgroup.
+@compute @workgroup_size(64)
+fn main(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    for (var r = wid.x; r < batch.rows; r += groups.x) {
+        let src = perm[batch.start + r];
+        for (var c = lid.x; c < dims.features; c += 64u) {
+            xb[r * dims.features + c] = x[src * dims.features + c];
+        }
+        for (var c = lid.x; c < dims.t_cols; c += 64u) {
+            tb[r * dims.t_cols + c] = t[src * dims.t_cols + c];
+        }
     }
 }

@@ -20,8 +20,9 @@ fn gather_permuted_rows_from_an_offset() {
     let gpu = gpu();
     let mut rng = Rng::new(31);
     let samples = 50;
-    for features in [1, 5, 64] {
-        for t_cols in [1, 3] {
+    // Rows longer than the 64 invocations of a workgroup, and targets wider than the rows.
+    for features in [1, 5, 64, 131] {
+        for t_cols in [1, 3, 70] {
             let x = rng.vec(samples * features, -10.0, 10.0);
             let t = rng.vec(samples * t_cols, -10.0, 10.0);
             // A Fisher–Yates permutation.
@@ -51,6 +52,28 @@ fn gather_permuted_rows_from_an_offset() {
             }
         }
     }
+}
+
+#[test]
+fn gather_more_rows_than_one_grid_dimension_holds() {
+    // 70 000 rows: more workgroups than one dimension allows, so workgroups take several rows.
+    let gpu = gpu();
+    let samples = 70_000;
+    let x: Vec<f32> = (0..samples * 2).map(|i| i as f32).collect();
+    let t: Vec<f32> = (0..samples).map(|i| -(i as f32)).collect();
+    let perm: Vec<u32> = (0..samples as u32).rev().collect();
+    let (xb, tb) = ops::gather(&gpu, &x, 2, &t, 1, &perm, 0, samples).unwrap();
+    for r in [0, 1, 65_534, 65_535, 65_536, samples - 1] {
+        let src = samples - 1 - r;
+        assert_eq!(xb[2 * r..2 * r + 2], x[2 * src..2 * src + 2], "x row {r}");
+        assert_eq!(tb[r], t[src], "t row {r}");
+    }
+    assert!(
+        xb.iter()
+            .zip(x.chunks(2).rev().flatten())
+            .all(|(a, b)| a == b),
+        "every row is its source row"
+    );
 }
 
 // ------------------------------------------------------------------------------------------

@@ -98,6 +98,14 @@ pub(crate) struct GatherDims {
     pub _pad: [u32; 2],
 }
 
+impl GatherDims {
+    /// The launch grid for batches of up to `rows` rows: one workgroup per row, as many as
+    /// one dimension allows (the kernel loops over the rest).
+    pub fn grid(rows: usize) -> (u32, u32) {
+        (rows.clamp(1, 65_535) as u32, 1)
+    }
+}
+
 /// Parameters of `sgd.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]

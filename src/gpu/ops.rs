@@ -387,7 +387,7 @@ pub fn gather(
             Slice::all(&xb),
             Slice::all(&tb),
         ],
-        grid(rows * features.max(t_cols), 256),
+        GatherDims::grid(rows),
     );
     run(gpu, &[&launch])?;
     Ok((

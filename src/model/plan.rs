@@ -55,7 +55,7 @@ impl PlanBuffers<'_> {
                 Slice::all(&self.acts[0]),
                 Slice::all(self.tb),
             ],
-            grid(rows * self.features.max(self.t_cols), 256),
+            GatherDims::grid(rows),
         );
 
         let forward = params
