@@ -22,6 +22,7 @@
 
 use bytemuck::{Pod, Zeroable};
 use std::num::NonZeroU64;
+use std::sync::OnceLock;
 
 /// Edge of the square tile of C one `matmul.wgsl` workgroup computes.
 pub(crate) const MATMUL_TILE: usize = 64;
@@ -354,14 +355,6 @@ pub(crate) struct Kernels {
     pub sgd: Kernel,
 }
 
-/// The entry points of `shaders/matmul_subgroup.wgsl`, one per operand layout.
-pub(crate) struct SubgroupMatmul {
-    pub nn: Kernel,
-    pub nt: Kernel,
-    pub tn: Kernel,
-    pub an: Kernel,
-}
-
 /// `shaders/matmul_cpu_prelude.wgsl` in front of a CPU matmul kernel file.
 macro_rules! cpu_matmul_source {
     ($file:literal) => {
@@ -372,9 +365,49 @@ macro_rules! cpu_matmul_source {
     };
 }
 
+/// The entry points of `shaders/matmul_subgroup.wgsl`, one per operand layout, each compiled
+/// on first use: they are large (the expanded template is about 2 000 lines), and a model
+/// with small layers never launches them.
+pub(crate) struct SubgroupMatmul {
+    source: String,
+    entries: [(&'static str, OnceLock<Kernel>); 4],
+}
+
+impl SubgroupMatmul {
+    fn new() -> Self {
+        SubgroupMatmul {
+            source: super::unroll::unroll(cpu_matmul_source!("matmul_subgroup.wgsl")),
+            entries: ["nn", "nt", "tn", "an"].map(|e| (e, OnceLock::new())),
+        }
+    }
+
+    /// The kernel of entry point `entry` (`"nn"`, `"nt"`, `"tn"` or `"an"`).
+    pub fn kernel(&self, device: &wgpu::Device, entry: &str) -> &Kernel {
+        let Some((name, cell)) = self.entries.iter().find(|(e, _)| *e == entry) else {
+            panic!("matmul_subgroup.wgsl has no entry point {entry}");
+        };
+        cell.get_or_init(|| {
+            let slots = [
+                (0, Slot::Uniform),
+                (1, Slot::Read),
+                (2, Slot::Read),
+                (3, Slot::Read),
+                (4, Slot::ReadWrite),
+            ];
+            Kernel::new(
+                device,
+                &format!("matmul_sub_{name}"),
+                &self.source,
+                name,
+                &slots,
+            )
+        })
+    }
+}
+
 impl Kernels {
-    /// Compiles every kernel; `subgroup_matmul` adds those of `matmul_subgroup.wgsl`, which
-    /// need the `SUBGROUP` feature and 8-lane subgroups.
+    /// Compiles every kernel; `subgroup_matmul` adds those of `matmul_subgroup.wgsl` (compiled
+    /// on first use), which need the `SUBGROUP` feature and 8-lane subgroups.
     pub fn new(device: &wgpu::Device, subgroup_matmul: bool) -> Self {
         use Slot::*;
         let matmul = include_str!("../../shaders/matmul.wgsl");
@@ -397,24 +430,7 @@ impl Kernels {
             matmul_nn: Kernel::new(device, "matmul_nn", matmul_vec4, "nn", &matmul_slots),
             matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", &matmul_slots),
             matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", &matmul_slots),
-            matmul_sub: subgroup_matmul.then(|| {
-                let source = super::unroll::unroll(cpu_matmul_source!("matmul_subgroup.wgsl"));
-                let kernel = |entry: &str| {
-                    Kernel::new(
-                        device,
-                        &format!("matmul_sub_{entry}"),
-                        &source,
-                        entry,
-                        &matmul_slots,
-                    )
-                };
-                SubgroupMatmul {
-                    nn: kernel("nn"),
-                    nt: kernel("nt"),
-                    tn: kernel("tn"),
-                    an: kernel("an"),
-                }
-            }),
+            matmul_sub: subgroup_matmul.then(SubgroupMatmul::new),
             act_backward: Kernel::new(
                 device,
                 "act_backward",

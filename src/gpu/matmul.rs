@@ -9,7 +9,7 @@
 //! increasing order in one invocation with the same fma chain, so results on one device never
 //! depend on batching, timing or the kernel chosen.
 
-use super::kernels::{Dispatch, Kernel, Kernels, MATMUL_TILE, MatmulDims, Slice, SubgroupMatmul};
+use super::kernels::{Dispatch, Kernels, MATMUL_TILE, MatmulDims, Slice};
 
 /// Lanes of one `matmul_vec4.wgsl` workgroup (its `LANES`), side by side along n.
 const VEC4_LANES: usize = 8;
@@ -180,8 +180,8 @@ impl Kernels {
             }
             None => MatmulVariant::choose(cpu, subgroups, dims, ops),
         };
-        let sub = |pick: fn(&SubgroupMatmul) -> &Kernel| match &self.matmul_sub {
-            Some(kernels) => pick(kernels),
+        let sub = |entry: &str| match &self.matmul_sub {
+            Some(kernels) => kernels.kernel(device, entry),
             None => panic!("a subgroup matmul variant without its kernels"),
         };
         // The subgroup kernels: SUBGROUP_ROWS rows × 8 columns per lane.
@@ -204,10 +204,10 @@ impl Kernels {
             MatmulVariant::Tn => (&self.matmul_tn, (n.div_ceil(lanes * 8), m.div_ceil(8))),
             // 8 rows × 4 columns per invocation.
             MatmulVariant::Nt => (&self.matmul_nt, (n.div_ceil(lanes * 4), m.div_ceil(8))),
-            MatmulVariant::SubgroupNn => (sub(|k| &k.nn), sub_groups),
-            MatmulVariant::SubgroupNt => (sub(|k| &k.nt), sub_groups),
-            MatmulVariant::SubgroupTn => (sub(|k| &k.tn), sub_groups),
-            MatmulVariant::SubgroupAn => (sub(|k| &k.an), sub_groups),
+            MatmulVariant::SubgroupNn => (sub("nn"), sub_groups),
+            MatmulVariant::SubgroupNt => (sub("nt"), sub_groups),
+            MatmulVariant::SubgroupTn => (sub("tn"), sub_groups),
+            MatmulVariant::SubgroupAn => (sub("an"), sub_groups),
         };
         kernel.dispatch(device, buffers, (groups.0 as u32, groups.1 as u32))
     }
