@@ -1,13 +1,11 @@
-//! The matmul and activation_backward kernels (`wgfit::gpu::ops`) against plain CPU references
-//! written here: simple loops with f64 accumulation, inputs from a small deterministic generator.
+//! The matmul kernels (`wgfit::gpu::ops`) against plain CPU references written here: simple
+//! loops with f64 accumulation, inputs from a small deterministic generator.
 //!
 //! Tolerances (u = 2^-24, the unit roundoff of f32):
 //! - matmul: |gpu - ref| <= (k + 4) · u · (1 + Σ_k |a_ik · b_kj| + |bias_j|) + act_abs, the
 //!   worst-case error bound of a sequential f32 dot product (γ_k) with one unit of slack for
 //!   the bias add; act_abs = 1e-6 for tanh and sigmoid (the adapter's exp/tanh are a few ulps
 //!   off) and 0 for linear and relu. Activations are 1-Lipschitz, so the bound carries over.
-//! - activation_backward: dZ within 4 u relative plus u · |dA| absolute (the cancellation in
-//!   1 - A² and A(1 - A)); db within (rows + 2) · u · Σ_r |dZ_rj| (sequential sum).
 
 mod common;
 
@@ -415,64 +413,4 @@ fn matmul_is_deterministic() {
         bits(&first) == bits(&second),
         "two runs of the same matmul differ"
     );
-}
-
-// ------------------------------------------------------------------------------------------
-// activation_backward
-
-fn derivative_f64(a: f64, act: Activation) -> f64 {
-    match act {
-        Activation::Linear => 1.0,
-        Activation::Relu => {
-            if a > 0.0 {
-                1.0
-            } else {
-                0.0
-            }
-        }
-        Activation::Tanh => 1.0 - a * a,
-        Activation::Sigmoid => a * (1.0 - a),
-    }
-}
-
-#[test]
-fn activation_backward_every_activation_and_shape() {
-    let gpu = gpu();
-    let mut rng = Rng::new(11);
-    for (rows, cols) in [(1, 1), (7, 13), (300, 65)] {
-        for act in ACTS {
-            // A is a real layer output: act(z) of some pre-activation z (relu gives exact zeros).
-            let z = rng.vec(rows * cols, -3.0, 3.0);
-            let a: Vec<f32> = z.iter().map(|&v| act_f64(v as f64, act) as f32).collect();
-            let d = rng.vec(rows * cols, -2.0, 2.0);
-            let (dz, db) =
-                ops::activation_backward(&gpu, rows, cols, act, &a, &d).expect("backward runs");
-            assert_eq!(dz.len(), rows * cols);
-            assert_eq!(db.len(), cols);
-            let what = format!("activation_backward {rows}x{cols} {act:?}");
-            for i in 0..rows * cols {
-                let want = d[i] as f64 * derivative_f64(a[i] as f64, act);
-                let tol = 4.0 * U * want.abs() + U * (d[i] as f64).abs();
-                let err = (dz[i] as f64 - want).abs();
-                assert!(
-                    err <= tol,
-                    "{what}: dZ[{i}] = {} but reference {want} (A = {}, dA = {})",
-                    dz[i],
-                    a[i],
-                    d[i]
-                );
-            }
-            for j in 0..cols {
-                let want: f64 = (0..rows).map(|r| dz[r * cols + j] as f64).sum();
-                let abs: f64 = (0..rows).map(|r| (dz[r * cols + j] as f64).abs()).sum();
-                let tol = (rows as f64 + 2.0) * U * abs;
-                let err = (db[j] as f64 - want).abs();
-                assert!(
-                    err <= tol,
-                    "{what}: db[{j}] = {} but the column sum of dZ is {want}",
-                    db[j]
-                );
-            }
-        }
-    }
 }

@@ -14,131 +14,19 @@
 //! | matmul_sub_tn | `shaders/matmul_subgroup.wgsl` | `tn`   |
 //! | matmul_sub_an | `shaders/matmul_subgroup.wgsl` | `an`   |
 //! | act_backward  | `shaders/activation.wgsl` | `backward`  |
+//! | act_backward4 | `shaders/activation.wgsl` | `backward4` |
 //! | loss_grad     | `shaders/loss.wgsl`       | `loss_grad` |
 //! | loss_reduce   | `shaders/loss.wgsl`       | `reduce`    |
 //! | loss_fused    | `shaders/loss.wgsl`       | `loss_grad_reduce` |
 //! | gather        | `shaders/gather.wgsl`     | `main`      |
 //! | sgd           | `shaders/sgd.wgsl`        | `main`      |
 
-use bytemuck::{Pod, Zeroable};
+use super::params::Batch;
 use std::num::NonZeroU64;
 use std::sync::OnceLock;
 
 /// Edge of the square tile of C one `matmul.wgsl` workgroup computes.
 pub(crate) const MATMUL_TILE: usize = 64;
-
-/// Parameters of `matmul.wgsl` (see the shader for the meaning of the strides).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct MatmulDims {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub a_row_stride: u32,
-    pub a_col_stride: u32,
-    pub b_row_stride: u32,
-    pub b_col_stride: u32,
-    pub epilogue: u32,
-}
-
-impl MatmulDims {
-    /// Epilogue bits: add the bias, then apply activation `act` (its shader code).
-    pub fn epilogue(bias: bool, act: u32) -> u32 {
-        u32::from(bias) | (act << 8)
-    }
-}
-
-/// Parameters of `activation.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct ActDims {
-    pub rows: u32,
-    pub cols: u32,
-    pub act: u32,
-    pub _pad: u32,
-}
-
-/// The largest batch `loss.wgsl`'s `loss_grad_reduce` takes (its `FUSED_ROWS`).
-pub(crate) const FUSED_LOSS_ROWS: usize = 64;
-
-/// Parameters of `loss.wgsl`'s `loss_grad`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct LossDims {
-    pub rows: u32,
-    pub cols: u32,
-    pub kind: u32,
-    pub class_labels: u32,
-    pub t_cols: u32,
-    /// The last layer's activation code (read by `loss_grad_reduce` only).
-    pub act: u32,
-    pub _pad: [u32; 2],
-}
-
-/// One entry of an epoch's batch table, read by `gather` and `reduce` through a dynamic offset.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
-pub(crate) struct Batch {
-    pub start: u32,
-    pub rows: u32,
-    pub step: u32,
-    pub _pad: u32,
-}
-
-impl Batch {
-    /// Bytes between entries: the strictest `min_uniform_buffer_offset_alignment` wgpu allows.
-    pub const STRIDE: u64 = 256;
-}
-
-/// Parameters of `gather.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct GatherDims {
-    pub features: u32,
-    pub t_cols: u32,
-    pub _pad: [u32; 2],
-}
-
-impl GatherDims {
-    /// The launch grid for batches of up to `rows` rows: one workgroup per row, as many as
-    /// one dimension allows (the kernel loops over the rest).
-    pub fn grid(rows: usize) -> (u32, u32) {
-        (rows.clamp(1, 65_535) as u32, 1)
-    }
-}
-
-/// Parameters of `sgd.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct SgdParams {
-    /// Parameters / 4 (the kernel updates four per invocation).
-    pub n4: u32,
-    pub nesterov: u32,
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-    pub _pad: [u32; 3],
-}
-
-impl SgdParams {
-    /// The update `o` makes to `len` parameters; `len` must be a multiple of 4.
-    pub fn of(o: &crate::Sgd, len: usize) -> Self {
-        assert!(len.is_multiple_of(4), "sgd.wgsl updates whole vec4s");
-        SgdParams {
-            n4: (len / 4) as u32,
-            nesterov: u32::from(o.nesterov),
-            lr: o.learning_rate,
-            momentum: o.momentum,
-            weight_decay: o.weight_decay,
-            _pad: [0; 3],
-        }
-    }
-
-    /// The launch grid: one invocation per four parameters.
-    pub fn grid(&self) -> (u32, u32) {
-        super::grid(self.n4 as usize, 256)
-    }
-}
 
 /// How a kernel sees one binding.
 #[derive(Clone, Copy)]
@@ -166,6 +54,13 @@ pub(crate) struct Slice<'a> {
 }
 
 impl<'a> Slice<'a> {
+    /// Whether this binding can be read as `array<vec4<f32>>` with exact indices: its offset
+    /// and size are whole vec4s (a partial last vec4 would be out of bounds and read as zero).
+    pub fn vec4_bindable(&self) -> bool {
+        let size = self.size.unwrap_or(self.buffer.size() - self.offset);
+        self.offset.is_multiple_of(16) && size.is_multiple_of(16)
+    }
+
     /// The whole buffer.
     pub fn all(buffer: &'a wgpu::Buffer) -> Self {
         Slice {
@@ -346,6 +241,8 @@ pub(crate) struct Kernels {
     /// workgroup (see `matmul_subgroup.wgsl`); `None` elsewhere.
     pub matmul_sub: Option<SubgroupMatmul>,
     pub act_backward: Kernel,
+    /// `act_backward` four columns at a time (see [`Kernels::act_backward_dispatch`]).
+    pub act_backward4: Kernel,
     pub loss_grad: Kernel,
     pub loss_reduce: Kernel,
     /// `loss_grad`, `loss_reduce` and the last layer's `act_backward` in one launch, for
@@ -438,6 +335,13 @@ impl Kernels {
                 "backward",
                 &[(0, Uniform), (1, Read), (2, ReadWrite), (3, ReadWrite)],
             ),
+            act_backward4: Kernel::new(
+                device,
+                "act_backward4",
+                activation,
+                "backward4",
+                &[(0, Uniform), (1, Read), (2, ReadWrite), (3, ReadWrite)],
+            ),
             loss_grad: Kernel::new(
                 device,
                 "loss_grad",
@@ -495,6 +399,26 @@ impl Kernels {
                 "main",
                 &[(0, Uniform), (1, ReadWrite), (2, Read), (3, ReadWrite)],
             ),
+        }
+    }
+}
+
+impl Kernels {
+    /// The activation backward launch for `dims`; `buffers` are the uniform holding `dims`,
+    /// A, dA (dZ on exit) and db. `backward4` where rows are whole vec4s, else `backward`:
+    /// the two give the same bits.
+    pub fn act_backward_dispatch(
+        &self,
+        device: &wgpu::Device,
+        dims: &super::ActDims,
+        buffers: &[Slice<'_>; 4],
+    ) -> Dispatch {
+        let cols = dims.cols as usize;
+        if cols.is_multiple_of(4) && buffers[1].vec4_bindable() && buffers[2].vec4_bindable() {
+            self.act_backward4
+                .dispatch(device, buffers, grid(cols / 4, 8))
+        } else {
+            self.act_backward.dispatch(device, buffers, grid(cols, 64))
         }
     }
 }

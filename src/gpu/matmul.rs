@@ -9,7 +9,8 @@
 //! increasing order in one invocation with the same fma chain, so results on one device never
 //! depend on batching, timing or the kernel chosen.
 
-use super::kernels::{Dispatch, Kernels, MATMUL_TILE, MatmulDims, Slice};
+use super::kernels::{Dispatch, Kernels, MATMUL_TILE, Slice};
+use super::params::MatmulDims;
 
 /// Lanes of one `matmul_vec4.wgsl` workgroup (its `LANES`), side by side along n.
 const VEC4_LANES: usize = 8;
@@ -64,13 +65,6 @@ pub enum MatmulVariant {
     SubgroupAn,
 }
 
-/// Whether a binding can be read as `array<vec4<f32>>` with exact indices: its offset and
-/// size are whole vec4s (a partial last vec4 would be out of bounds and read as zero).
-fn vec4_bindable(s: &Slice<'_>) -> bool {
-    let size = s.size.unwrap_or(s.buffer.size() - s.offset);
-    s.offset.is_multiple_of(16) && size.is_multiple_of(16)
-}
-
 impl MatmulVariant {
     /// Every variant, in order of preference on a CPU adapter.
     pub const ALL: [MatmulVariant; 10] = [
@@ -91,7 +85,7 @@ impl MatmulVariant {
     fn applies(self, subgroups: bool, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> bool {
         let [a, b, c] = ops;
         let four = |x: u32| x.is_multiple_of(4);
-        let vec4 = vec4_bindable(a) && vec4_bindable(b);
+        let vec4 = a.vec4_bindable() && b.vec4_bindable();
         let (a_rows, b_rows) = (d.a_col_stride == 1, d.b_col_stride == 1);
         let (a_cols, b_cols) = (d.a_row_stride == 1, d.b_row_stride == 1);
         let nn = vec4
@@ -116,11 +110,16 @@ impl MatmulVariant {
             MatmulVariant::Nt => nt,
             MatmulVariant::Tn => tn,
             // These write C as vec4s.
-            MatmulVariant::SubgroupNn => subgroups && nn && vec4_bindable(c),
-            MatmulVariant::SubgroupNt => subgroups && nt && four(d.n) && vec4_bindable(c),
-            MatmulVariant::SubgroupTn => subgroups && tn && vec4_bindable(c),
+            MatmulVariant::SubgroupNn => subgroups && nn && c.vec4_bindable(),
+            MatmulVariant::SubgroupNt => subgroups && nt && four(d.n) && c.vec4_bindable(),
+            MatmulVariant::SubgroupTn => subgroups && tn && c.vec4_bindable(),
             MatmulVariant::SubgroupAn => {
-                subgroups && vec4 && b_rows && four(d.n) && four(d.b_row_stride) && vec4_bindable(c)
+                subgroups
+                    && vec4
+                    && b_rows
+                    && four(d.n)
+                    && four(d.b_row_stride)
+                    && c.vec4_bindable()
             }
         }
     }

@@ -8,15 +8,16 @@ mod adapter;
 mod kernels;
 mod matmul;
 pub mod ops;
+mod params;
 mod unroll;
 
 pub use adapter::{AdapterSummary, list_adapters};
 use adapter::{choose, instance};
-pub(crate) use kernels::{
-    ActDims, Batch, Dispatch, FUSED_LOSS_ROWS, GatherDims, Kernels, LossDims, MatmulDims,
-    SgdParams, Slice, grid,
-};
+pub(crate) use kernels::{Dispatch, Kernels, Slice, grid};
 pub use matmul::MatmulVariant;
+pub(crate) use params::{
+    ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, SgdParams,
+};
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -162,24 +162,22 @@ pub fn activation_backward(
     let a_buf = gpu.upload("a", a)?;
     let d_buf = gpu.upload("d", d)?;
     let db = gpu.storage("db", cols as u64 * 4)?;
-    let dims = gpu.uniform(
-        "activation",
-        &ActDims {
-            rows: rows as u32,
-            cols: cols as u32,
-            act: act.code(),
-            _pad: 0,
-        },
-    );
-    let launch = gpu.kernels.act_backward.dispatch(
+    let dims = ActDims {
+        rows: rows as u32,
+        cols: cols as u32,
+        act: act.code(),
+        _pad: 0,
+    };
+    let uniform = gpu.uniform("activation", &dims);
+    let launch = gpu.kernels.act_backward_dispatch(
         &gpu.device,
+        &dims,
         &[
-            Slice::all(&dims),
+            Slice::all(&uniform),
             Slice::all(&a_buf),
             Slice::all(&d_buf),
             Slice::all(&db),
         ],
-        grid(cols, 64),
     );
     run(gpu, &[&launch])?;
     Ok((

@@ -160,25 +160,23 @@ impl PlanBuffers<'_> {
         activation_in_loss: bool,
     ) -> LayerBackward {
         let gpu = &params.gpu;
-        let act_dims = gpu.uniform(
-            "activation backward",
-            &ActDims {
-                rows: rows as u32,
-                cols: l.outputs as u32,
-                act: l.activation.code(),
-                _pad: 0,
-            },
-        );
+        let act_dims = ActDims {
+            rows: rows as u32,
+            cols: l.outputs as u32,
+            act: l.activation.code(),
+            _pad: 0,
+        };
+        let act_uniform = gpu.uniform("activation backward", &act_dims);
         let activation = (!activation_in_loss).then(|| {
-            gpu.kernels.act_backward.dispatch(
+            gpu.kernels.act_backward_dispatch(
                 &gpu.device,
+                &act_dims,
                 &[
-                    Slice::all(&act_dims),
+                    Slice::all(&act_uniform),
                     Slice::all(&self.acts[i + 1]),
                     Slice::all(&self.grads[i]),
                     Slice::f32s(&params.grads, l.bias, l.outputs),
                 ],
-                grid(l.outputs, 64),
             )
         });
         // grad W [out, in] = dZᵀ [out, rows] · A_prev [rows, in]

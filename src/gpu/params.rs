@@ -1,0 +1,117 @@
+//! The parameter structs of the kernels in `shaders/`, laid out as the shaders declare them
+//! (uniform buffers), with the helpers that fill them and size their launch grids.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Parameters of `matmul.wgsl` (see the shader for the meaning of the strides).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct MatmulDims {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub a_row_stride: u32,
+    pub a_col_stride: u32,
+    pub b_row_stride: u32,
+    pub b_col_stride: u32,
+    pub epilogue: u32,
+}
+
+impl MatmulDims {
+    /// Epilogue bits: add the bias, then apply activation `act` (its shader code).
+    pub fn epilogue(bias: bool, act: u32) -> u32 {
+        u32::from(bias) | (act << 8)
+    }
+}
+
+/// Parameters of `activation.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct ActDims {
+    pub rows: u32,
+    pub cols: u32,
+    pub act: u32,
+    pub _pad: u32,
+}
+
+/// The largest batch `loss.wgsl`'s `loss_grad_reduce` takes (its `FUSED_ROWS`).
+pub(crate) const FUSED_LOSS_ROWS: usize = 64;
+
+/// Parameters of `loss.wgsl`'s `loss_grad`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct LossDims {
+    pub rows: u32,
+    pub cols: u32,
+    pub kind: u32,
+    pub class_labels: u32,
+    pub t_cols: u32,
+    /// The last layer's activation code (read by `loss_grad_reduce` only).
+    pub act: u32,
+    pub _pad: [u32; 2],
+}
+
+/// One entry of an epoch's batch table, read by `gather` and `reduce` through a dynamic offset.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+pub(crate) struct Batch {
+    pub start: u32,
+    pub rows: u32,
+    pub step: u32,
+    pub _pad: u32,
+}
+
+impl Batch {
+    /// Bytes between entries: the strictest `min_uniform_buffer_offset_alignment` wgpu allows.
+    pub const STRIDE: u64 = 256;
+}
+
+/// Parameters of `gather.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct GatherDims {
+    pub features: u32,
+    pub t_cols: u32,
+    pub _pad: [u32; 2],
+}
+
+impl GatherDims {
+    /// The launch grid for batches of up to `rows` rows: one workgroup per row, as many as
+    /// one dimension allows (the kernel loops over the rest).
+    pub fn grid(rows: usize) -> (u32, u32) {
+        (rows.clamp(1, 65_535) as u32, 1)
+    }
+}
+
+/// Parameters of `sgd.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct SgdParams {
+    /// Parameters / 4 (the kernel updates four per invocation).
+    pub n4: u32,
+    pub nesterov: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub _pad: [u32; 3],
+}
+
+impl SgdParams {
+    /// The update `o` makes to `len` parameters; `len` must be a multiple of 4.
+    pub fn of(o: &crate::Sgd, len: usize) -> Self {
+        assert!(len.is_multiple_of(4), "sgd.wgsl updates whole vec4s");
+        SgdParams {
+            n4: (len / 4) as u32,
+            nesterov: u32::from(o.nesterov),
+            lr: o.learning_rate,
+            momentum: o.momentum,
+            weight_decay: o.weight_decay,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The launch grid: one invocation per four parameters.
+    pub fn grid(&self) -> (u32, u32) {
+        super::grid(self.n4 as usize, 256)
+    }
+}
