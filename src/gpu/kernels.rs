@@ -405,16 +405,19 @@ impl Kernels {
 
 impl Kernels {
     /// The activation backward launch for `dims`; `buffers` are the uniform holding `dims`,
-    /// A, dA (dZ on exit) and db. `backward4` where rows are whole vec4s, else `backward`:
-    /// the two give the same bits.
+    /// A, dA (dZ on exit) and db. On CPU adapters `backward4` where rows are whole vec4s, else
+    /// `backward`: the two give the same bits. (GPUs keep `backward`: its wider workgroups
+    /// suit them, and no GPU was at hand to measure the other.)
     pub fn act_backward_dispatch(
         &self,
         device: &wgpu::Device,
+        cpu: bool,
         dims: &super::ActDims,
         buffers: &[Slice<'_>; 4],
     ) -> Dispatch {
         let cols = dims.cols as usize;
-        if cols.is_multiple_of(4) && buffers[1].vec4_bindable() && buffers[2].vec4_bindable() {
+        if cpu && cols.is_multiple_of(4) && buffers[1].vec4_bindable() && buffers[2].vec4_bindable()
+        {
             self.act_backward4
                 .dispatch(device, buffers, grid(cols / 4, 8))
         } else {

@@ -171,6 +171,7 @@ pub fn activation_backward(
     let uniform = gpu.uniform("activation", &dims);
     let launch = gpu.kernels.act_backward_dispatch(
         &gpu.device,
+        gpu.is_cpu(),
         &dims,
         &[
             Slice::all(&uniform),

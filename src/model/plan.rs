@@ -170,6 +170,7 @@ impl PlanBuffers<'_> {
         let activation = (!activation_in_loss).then(|| {
             gpu.kernels.act_backward_dispatch(
                 &gpu.device,
+                gpu.is_cpu(),
                 &act_dims,
                 &[
                     Slice::all(&act_uniform),
