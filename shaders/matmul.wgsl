@@ -10,23 +10,11 @@
 //
 // Each output element is summed over k in increasing order by a single invocation, so results
 // are bit-identical from run to run (no atomics, no split-k).
+//
+// Dims, its uniform, the bias binding and activate: matmul_common.wgsl.
 
-struct Dims {
-    m: u32,
-    n: u32,
-    k: u32,
-    a_row_stride: u32,
-    a_col_stride: u32,
-    b_row_stride: u32,
-    b_col_stride: u32,
-    // bit 0: add bias; bits 8..15: activation (0 linear, 1 relu, 2 tanh, 3 sigmoid)
-    epilogue: u32,
-}
-
-@group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 // A workgroup of 16×16 invocations computes a 64×64 tile of C; each invocation a 4×4 block,
@@ -37,15 +25,6 @@ const THREADS: u32 = 256u;
 
 var<workgroup> a_tile: array<f32, 1024>; // [TILE_K][TILE], k-major so the inner loop reads rows
 var<workgroup> b_tile: array<f32, 1024>; // [TILE_K][TILE]
-
-fn activate(x: f32, kind: u32) -> f32 {
-    switch kind {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return tanh(x); }
-        case 3u: { return 1.0 / (1.0 + exp(-x)); }
-        default: { return x; }
-    }
-}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {

@@ -26,7 +26,13 @@
 // repeats each block between `//@repeat v lo..hi` and `//@end` for v = lo .. hi - 1,
 // replacing `{v}`, `{v/8}`, `{v%8}`, `{v/32}`, `{v%32/4}` and `{v%4}` by their values.
 
-// Dims, the bindings of A, B and bias, LANES and activate: matmul_cpu_prelude.wgsl.
+// Dims, its uniform, the bias binding and activate: matmul_common.wgsl.
+
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+
+// Invocations per workgroup (one SIMD group of llvmpipe, 8 lanes, side by side along n).
+const LANES: u32 = 8u;
 
 // Rows of C per workgroup (the j ranges below).
 const ROWS: u32 = 64u;
@@ -58,6 +64,17 @@ fn finish4(r: u32, col: u32) {
         }
         let act = (dims.epilogue >> 8u) & 255u;
         c[i] = vec4<f32>(activate(x.x, act), activate(x.y, act), activate(x.z, act), activate(x.w, act));
+    }
+}
+
+// finish4 on two groups of four columns of every row of the block at r0, if the product has
+// an epilogue.
+fn finish_block(r0: u32, col_a: u32, col_b: u32) {
+    if (dims.epilogue != 0u) {
+        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
+            finish4(j, col_a);
+            finish4(j, col_b);
+        }
     }
 }
 
@@ -112,12 +129,7 @@ fn nn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
     put4(r0 + {j}u, 4u * c0, s{j}_0);
     put4(r0 + {j}u, 4u * (c0 + LANES), s{j}_1);
     //@end
-    if (dims.epilogue != 0u) {
-        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
-            finish4(j, 4u * c0);
-            finish4(j, 4u * (c0 + LANES));
-        }
-    }
+    finish_block(r0, 4u * c0, 4u * (c0 + LANES));
 }
 
 // ---- nt: A as in nn; each lane reads its 8 rows of the stored B as vec4s along k ---------
@@ -174,12 +186,7 @@ fn nt(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
     put4(r0 + {j}u, col0, s{j}_0);
     put4(r0 + {j}u, col0 + 4u, s{j}_1);
     //@end
-    if (dims.epilogue != 0u) {
-        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
-            finish4(j, col0);
-            finish4(j, col0 + 4u);
-        }
-    }
+    finish_block(r0, col0, col0 + 4u);
 }
 
 // ---- tn: A stored as [k, m], so a column of A is contiguous along m: at each k, lane l
@@ -257,12 +264,7 @@ fn tn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
     put4(r0 + {j}u, 4u * c0, s{j}_0);
     put4(r0 + {j}u, 4u * (c0 + LANES), s{j}_1);
     //@end
-    if (dims.epilogue != 0u) {
-        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
-            finish4(j, 4u * c0);
-            finish4(j, 4u * (c0 + LANES));
-        }
-    }
+    finish_block(r0, 4u * c0, 4u * (c0 + LANES));
 }
 
 // ---- an: A in any layout, read one float at a time; B [k, n] rows as in nn ----------------
@@ -342,10 +344,5 @@ fn an(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
     put4(r0 + {j}u, 4u * c0, s{j}_0);
     put4(r0 + {j}u, 4u * (c0 + LANES), s{j}_1);
     //@end
-    if (dims.epilogue != 0u) {
-        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
-            finish4(j, 4u * c0);
-            finish4(j, 4u * (c0 + LANES));
-        }
-    }
+    finish_block(r0, 4u * c0, 4u * (c0 + LANES));
 }

@@ -19,7 +19,13 @@
 // Row strides (in floats) are multiples of 4 in every case, so vec4 indices are exact.
 // Rows or columns past the edge of C are clamped for loading and skipped when storing.
 
-// Dims, the bindings of A, B and bias, LANES and activate: matmul_cpu_prelude.wgsl.
+// Dims, its uniform, the bias binding and activate: matmul_common.wgsl.
+
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+
+// Invocations per workgroup (one SIMD group of llvmpipe, 8 lanes, side by side along n).
+const LANES: u32 = 8u;
 
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 

@@ -121,10 +121,17 @@ impl Kernel {
         entry: &str,
         slots: &[(u32, Slot)],
     ) -> Self {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        Self::from_module(device, name, &module(device, name, source), entry, slots)
+    }
+
+    /// [`Kernel::new`] on a module already parsed (several entry points of a large file).
+    fn from_module(
+        device: &wgpu::Device,
+        name: &str,
+        module: &wgpu::ShaderModule,
+        entry: &str,
+        slots: &[(u32, Slot)],
+    ) -> Self {
         let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
             .iter()
             .map(|&(binding, slot)| wgpu::BindGroupLayoutEntry {
@@ -164,7 +171,7 @@ impl Kernel {
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(name),
             layout: Some(&pipeline_layout),
-            module: &module,
+            module,
             entry_point: Some(entry),
             compilation_options: Default::default(),
             cache: None,
@@ -252,28 +259,37 @@ pub(crate) struct Kernels {
     pub sgd: Kernel,
 }
 
-/// `shaders/matmul_cpu_prelude.wgsl` in front of a CPU matmul kernel file.
-macro_rules! cpu_matmul_source {
+/// `shaders/matmul_common.wgsl` in front of a matmul kernel file.
+macro_rules! matmul_source {
     ($file:literal) => {
         concat!(
-            include_str!("../../shaders/matmul_cpu_prelude.wgsl"),
+            include_str!("../../shaders/matmul_common.wgsl"),
             include_str!(concat!("../../shaders/", $file))
         )
     };
 }
 
+/// Parses a WGSL source into a module.
+fn module(device: &wgpu::Device, name: &str, source: &str) -> wgpu::ShaderModule {
+    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    })
+}
+
 /// The entry points of `shaders/matmul_subgroup.wgsl`, one per operand layout, each compiled
-/// on first use: they are large (the expanded template is about 2 000 lines), and a model
-/// with small layers never launches them.
+/// on first use: they are large (the expanded template is about 2 000 lines; parsing it takes
+/// 30 ms on lavapipe and each pipeline another 35), and a model with small layers never
+/// launches them. The module is parsed once, for the first of them.
 pub(crate) struct SubgroupMatmul {
-    source: String,
+    module: OnceLock<wgpu::ShaderModule>,
     entries: [(&'static str, OnceLock<Kernel>); 4],
 }
 
 impl SubgroupMatmul {
     fn new() -> Self {
         SubgroupMatmul {
-            source: super::unroll::unroll(cpu_matmul_source!("matmul_subgroup.wgsl")),
+            module: OnceLock::new(),
             entries: ["nn", "nt", "tn", "an"].map(|e| (e, OnceLock::new())),
         }
     }
@@ -291,13 +307,11 @@ impl SubgroupMatmul {
                 (3, Slot::Read),
                 (4, Slot::ReadWrite),
             ];
-            Kernel::new(
-                device,
-                &format!("matmul_sub_{name}"),
-                &self.source,
-                name,
-                &slots,
-            )
+            let module = self.module.get_or_init(|| {
+                let source = super::unroll::unroll(matmul_source!("matmul_subgroup.wgsl"));
+                module(device, "matmul_subgroup", &source)
+            });
+            Kernel::from_module(device, &format!("matmul_sub_{name}"), module, name, &slots)
         })
     }
 }
@@ -307,8 +321,8 @@ impl Kernels {
     /// on first use), which need the `SUBGROUP` feature and 8-lane subgroups.
     pub fn new(device: &wgpu::Device, subgroup_matmul: bool) -> Self {
         use Slot::*;
-        let matmul = include_str!("../../shaders/matmul.wgsl");
-        let matmul_vec4 = cpu_matmul_source!("matmul_vec4.wgsl");
+        let matmul = matmul_source!("matmul.wgsl");
+        let matmul_vec4 = matmul_source!("matmul_vec4.wgsl");
         let matmul_slots = [
             (0, Uniform),
             (1, Read),

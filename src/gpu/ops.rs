@@ -129,15 +129,27 @@ pub fn try_matmul_on(
 /// Times `reps` runs of one matmul on random-free data after one warm-up; returns the
 /// seconds of each run (each run is one submission waited for).
 pub fn time_matmul(gpu: &Gpu, shape: MatmulShape, reps: usize) -> Result<Vec<f64>> {
+    time_matmul_on(gpu, None, shape, reps)
+}
+
+/// [`time_matmul`] on a chosen kernel (`None`: the one this adapter prefers); the variant
+/// must apply to the product (see [`try_matmul_on`]).
+pub fn time_matmul_on(
+    gpu: &Gpu,
+    variant: Option<MatmulVariant>,
+    shape: MatmulShape,
+    reps: usize,
+) -> Result<Vec<f64>> {
     let a = gpu.upload("a", &vec![0.5f32; shape.m * shape.k])?;
     let b = gpu.upload("b", &vec![0.25f32; shape.k * shape.n])?;
     let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
-    let launch = gpu.matmul(
+    let launch = gpu.matmul_variant(
         shape.dims(false, Activation::Linear),
         Slice::all(&a),
         Slice::all(&b),
         Slice::all(&a),
         Slice::all(&c),
+        variant,
     );
     run(gpu, &[&launch])?;
     let mut times = Vec::with_capacity(reps);

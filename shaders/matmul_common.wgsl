@@ -1,7 +1,7 @@
-// What the CPU-adapter matmul kernels `matmul_vec4.wgsl` and `matmul_subgroup.wgsl` share
-// (WGSL has no includes: src/gpu/kernels.rs puts this file in front of each): Dims, the
-// bindings of A, B and bias as in matmul.wgsl with A and B read as vec4<f32>, and the
-// activations. Each kernel file declares C (binding 4) as it writes it.
+// What every matmul kernel file shares (WGSL has no includes: src/gpu/kernels.rs puts this
+// file in front of matmul.wgsl, matmul_vec4.wgsl and matmul_subgroup.wgsl): the product's
+// dimensions and strides, the bias binding and the activations of the epilogue. Each kernel
+// file declares A, B (bindings 1, 2) and C (binding 4) with the element type it reads them as.
 
 struct Dims {
     m: u32,
@@ -16,12 +16,7 @@ struct Dims {
 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-
-// Invocations per workgroup (one SIMD group of llvmpipe, 8 lanes, side by side along n).
-const LANES: u32 = 8u;
 
 fn activate(x: f32, kind: u32) -> f32 {
     switch kind {
