@@ -15,7 +15,7 @@
 //
 // Entry points and what src/gpu/matmul.rs checks before choosing one (as matmul_vec4.wgsl):
 //   nn  A [m, k] rows, B [k, n] rows        (dX = dZ · W)   k % 4 == 0, n % 4 == 0
-//   nt  A [m, k] rows, B stored as [n, k]   (Z = X · Wᵀ)    k % 4 == 0, n % 4 == 0
+//   nt  A [m, k] rows, B stored as [n, k]   (Z = X · Wᵀ)    k % 4 == 0
 //   tn  A stored as [k, m], B [k, n] rows   (dW = dZᵀ · X)  m % 4 == 0, n % 4 == 0
 //   an  A in any layout, B [k, n] rows                       n % 4 == 0
 // Each invocation computes ROWS rows × 8 columns of C; rows or columns past the edge of C are
@@ -37,8 +37,8 @@ const LANES: u32 = 8u;
 // Rows of C per workgroup (the j ranges below).
 const ROWS: u32 = 64u;
 
-// C as vec4s: every kernel here writes four consecutive columns at once (n % 4 == 0), which
-// costs llvmpipe a quarter of the per-lane store loops of four scalar stores.
+// C as vec4s: nn, tn and an write four consecutive columns at once (n % 4 == 0), which costs
+// llvmpipe a quarter of the per-lane store loops of four scalar stores.
 @group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
 
 // The epilogue in two steps, because its code must exist once and not once per accumulator:
@@ -64,6 +64,36 @@ fn finish4(r: u32, col: u32) {
         }
         let act = (dims.epilogue >> 8u) & 255u;
         c[i] = vec4<f32>(activate(x.x, act), activate(x.y, act), activate(x.z, act), activate(x.w, act));
+    }
+}
+
+// C as floats, for `nt`, whose n need not be a multiple of 4 (a 10-wide output layer).
+@group(0) @binding(4) var<storage, read_write> c_scalar: array<f32>;
+
+// Columns col .. col + 3 of row r, each if it lies inside C.
+fn put4_scalar(r: u32, col: u32, v: vec4<f32>) {
+    if (r < dims.m) {
+        let i = r * dims.n + col;
+        if (col < dims.n) { c_scalar[i] = v.x; }
+        if (col + 1u < dims.n) { c_scalar[i + 1u] = v.y; }
+        if (col + 2u < dims.n) { c_scalar[i + 2u] = v.z; }
+        if (col + 3u < dims.n) { c_scalar[i + 3u] = v.w; }
+    }
+}
+
+// `finish_block` for `nt`: columns col .. col + 7 of every row of the block at r0.
+fn finish_block_scalar(r0: u32, col: u32) {
+    if (dims.epilogue != 0u) {
+        let act = (dims.epilogue >> 8u) & 255u;
+        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
+            for (var q = col; q < min(col + 8u, dims.n); q++) {
+                var x = c_scalar[j * dims.n + q];
+                if ((dims.epilogue & 1u) != 0u) {
+                    x += bias[q];
+                }
+                c_scalar[j * dims.n + q] = activate(x, act);
+            }
+        }
     }
 }
 
@@ -183,10 +213,10 @@ fn nt(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
 
     // The raw sums, then bias and activation in place (see `finish4`).
     //@repeat j 0..64
-    put4(r0 + {j}u, col0, s{j}_0);
-    put4(r0 + {j}u, col0 + 4u, s{j}_1);
+    put4_scalar(r0 + {j}u, col0, s{j}_0);
+    put4_scalar(r0 + {j}u, col0 + 4u, s{j}_1);
     //@end
-    finish_block(r0, col0, col0 + 4u);
+    finish_block_scalar(r0, col0);
 }
 
 // ---- tn: A stored as [k, m], so a column of A is contiguous along m: at each k, lane l

@@ -268,7 +268,7 @@ fn matmul_every_applicable_kernel_matches_the_reference_bits() {
                 (64, 64, 64),
             ],
         ),
-        // nt: k a multiple of 4 (and n, for the subgroup kernel)
+        // nt: k a multiple of 4
         (
             Layout::Normal,
             Layout::Transposed,

@@ -111,7 +111,8 @@ impl MatmulVariant {
             MatmulVariant::Tn => tn,
             // These write C as vec4s.
             MatmulVariant::SubgroupNn => subgroups && nn && c.vec4_bindable(),
-            MatmulVariant::SubgroupNt => subgroups && nt && four(d.n) && c.vec4_bindable(),
+            // This one writes C as floats.
+            MatmulVariant::SubgroupNt => subgroups && nt,
             MatmulVariant::SubgroupTn => subgroups && tn && c.vec4_bindable(),
             MatmulVariant::SubgroupAn => {
                 subgroups
