@@ -19,6 +19,7 @@
 //! | loss_reduce   | `shaders/loss.wgsl`       | `reduce`    |
 //! | loss_fused    | `shaders/loss.wgsl`       | `loss_grad_reduce` |
 //! | gather        | `shaders/gather.wgsl`     | `main`      |
+//! | gather4       | `shaders/gather.wgsl`     | `main4`     |
 //! | sgd           | `shaders/sgd.wgsl`        | `main`      |
 
 use super::params::Batch;
@@ -256,6 +257,8 @@ pub(crate) struct Kernels {
     /// batches of at most [`FUSED_LOSS_ROWS`].
     pub loss_fused: Kernel,
     pub gather: Kernel,
+    /// `gather` four floats at a time (see [`Kernels::gather_dispatch`]).
+    pub gather4: Kernel,
     pub sgd: Kernel,
 }
 
@@ -406,6 +409,21 @@ impl Kernels {
                     (6, ReadWrite),
                 ],
             ),
+            gather4: Kernel::new(
+                device,
+                "gather4",
+                gather,
+                "main4",
+                &[
+                    (0, UniformDynamic),
+                    (1, Uniform),
+                    (2, Read),
+                    (3, Read),
+                    (4, Read),
+                    (5, ReadWrite),
+                    (6, ReadWrite),
+                ],
+            ),
             sgd: Kernel::new(
                 device,
                 "sgd",
@@ -437,5 +455,24 @@ impl Kernels {
         } else {
             self.act_backward.dispatch(device, buffers, grid(cols, 64))
         }
+    }
+}
+
+impl Kernels {
+    /// The gather launch for batches of up to `rows` rows; `buffers` are the batch table, the
+    /// uniform holding `dims`, perm, x, t, xb and tb. `main4` where rows of x are whole vec4s
+    /// (same copies, a quarter of the loads), else `main`.
+    pub fn gather_dispatch(
+        &self,
+        device: &wgpu::Device,
+        dims: &super::GatherDims,
+        rows: usize,
+        buffers: &[Slice<'_>; 7],
+    ) -> Dispatch {
+        let vec4 = dims.features.is_multiple_of(4)
+            && buffers[3].vec4_bindable()
+            && buffers[5].vec4_bindable();
+        let kernel = if vec4 { &self.gather4 } else { &self.gather };
+        kernel.dispatch_per_batch(device, buffers, super::GatherDims::grid(rows))
     }
 }

@@ -378,27 +378,26 @@ pub fn gather(
     let perm_buf = gpu.upload("perm", perm)?;
     let xb = gpu.storage("xb", (rows * features) as u64 * 4)?;
     let tb = gpu.storage("tb", (rows * t_cols) as u64 * 4)?;
-    let dims = gpu.uniform(
-        "gather",
-        &GatherDims {
-            features: features as u32,
-            t_cols: t_cols as u32,
-            _pad: [0; 2],
-        },
-    );
+    let dims = GatherDims {
+        features: features as u32,
+        t_cols: t_cols as u32,
+        _pad: [0; 2],
+    };
+    let uniform = gpu.uniform("gather", &dims);
     let table = batch_entry(gpu, start, rows);
-    let launch = gpu.kernels.gather.dispatch_per_batch(
+    let launch = gpu.kernels.gather_dispatch(
         &gpu.device,
+        &dims,
+        rows,
         &[
             Slice::all(&table),
-            Slice::all(&dims),
+            Slice::all(&uniform),
             Slice::all(&perm_buf),
             Slice::all(&x_buf),
             Slice::all(&t_buf),
             Slice::all(&xb),
             Slice::all(&tb),
         ],
-        GatherDims::grid(rows),
     );
     run(gpu, &[&launch])?;
     Ok((

@@ -36,26 +36,25 @@ impl PlanBuffers<'_> {
             size: Some(std::mem::size_of::<Batch>() as u64),
         };
 
-        let gather_dims = gpu.uniform(
-            "gather",
-            &GatherDims {
-                features: self.features as u32,
-                t_cols: self.t_cols as u32,
-                _pad: [0; 2],
-            },
-        );
-        let gather = k.gather.dispatch_per_batch(
+        let gather_dims = GatherDims {
+            features: self.features as u32,
+            t_cols: self.t_cols as u32,
+            _pad: [0; 2],
+        };
+        let gather_uniform = gpu.uniform("gather", &gather_dims);
+        let gather = k.gather_dispatch(
             dev,
+            &gather_dims,
+            rows,
             &[
                 table,
-                Slice::all(&gather_dims),
+                Slice::all(&gather_uniform),
                 Slice::all(self.perm),
                 Slice::all(self.x),
                 Slice::all(self.t),
                 Slice::all(&self.acts[0]),
                 Slice::all(self.tb),
             ],
-            GatherDims::grid(rows),
         );
 
         let forward = params
