@@ -22,16 +22,24 @@
 //! | gather4       | `shaders/gather.wgsl`     | `main4`     |
 //! | sgd           | `shaders/sgd.wgsl`        | `main`      |
 
+use super::matmul::SubgroupMatmul;
 use super::params::Batch;
 use std::num::NonZeroU64;
-use std::sync::OnceLock;
 
 /// Edge of the square tile of C one `matmul.wgsl` workgroup computes.
 pub(crate) const MATMUL_TILE: usize = 64;
 
+/// Parses a WGSL source into a module.
+pub(super) fn module(device: &wgpu::Device, name: &str, source: &str) -> wgpu::ShaderModule {
+    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    })
+}
+
 /// How a kernel sees one binding.
 #[derive(Clone, Copy)]
-enum Slot {
+pub(super) enum Slot {
     Uniform,
     /// A uniform read at a per-dispatch offset (the batch table).
     UniformDynamic,
@@ -126,7 +134,7 @@ impl Kernel {
     }
 
     /// [`Kernel::new`] on a module already parsed (several entry points of a large file).
-    fn from_module(
+    pub(super) fn from_module(
         device: &wgpu::Device,
         name: &str,
         module: &wgpu::ShaderModule,
@@ -262,63 +270,6 @@ pub(crate) struct Kernels {
     pub sgd: Kernel,
 }
 
-/// `shaders/matmul_common.wgsl` in front of a matmul kernel file.
-macro_rules! matmul_source {
-    ($file:literal) => {
-        concat!(
-            include_str!("../../shaders/matmul_common.wgsl"),
-            include_str!(concat!("../../shaders/", $file))
-        )
-    };
-}
-
-/// Parses a WGSL source into a module.
-fn module(device: &wgpu::Device, name: &str, source: &str) -> wgpu::ShaderModule {
-    device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(source.into()),
-    })
-}
-
-/// The entry points of `shaders/matmul_subgroup.wgsl`, one per operand layout, each compiled
-/// on first use: they are large (the expanded template is about 2 000 lines; parsing it takes
-/// 30 ms on lavapipe and each pipeline another 35), and a model with small layers never
-/// launches them. The module is parsed once, for the first of them.
-pub(crate) struct SubgroupMatmul {
-    module: OnceLock<wgpu::ShaderModule>,
-    entries: [(&'static str, OnceLock<Kernel>); 4],
-}
-
-impl SubgroupMatmul {
-    fn new() -> Self {
-        SubgroupMatmul {
-            module: OnceLock::new(),
-            entries: ["nn", "nt", "tn", "an"].map(|e| (e, OnceLock::new())),
-        }
-    }
-
-    /// The kernel of entry point `entry` (`"nn"`, `"nt"`, `"tn"` or `"an"`).
-    pub fn kernel(&self, device: &wgpu::Device, entry: &str) -> &Kernel {
-        let Some((name, cell)) = self.entries.iter().find(|(e, _)| *e == entry) else {
-            panic!("matmul_subgroup.wgsl has no entry point {entry}");
-        };
-        cell.get_or_init(|| {
-            let slots = [
-                (0, Slot::Uniform),
-                (1, Slot::Read),
-                (2, Slot::Read),
-                (3, Slot::Read),
-                (4, Slot::ReadWrite),
-            ];
-            let module = self.module.get_or_init(|| {
-                let source = super::unroll::unroll(matmul_source!("matmul_subgroup.wgsl"));
-                module(device, "matmul_subgroup", &source)
-            });
-            Kernel::from_module(device, &format!("matmul_sub_{name}"), module, name, &slots)
-        })
-    }
-}
-
 impl Kernels {
     /// Compiles every kernel; `subgroup_matmul` adds those of `matmul_subgroup.wgsl` (compiled
     /// on first use), which need the `SUBGROUP` feature and 8-lane subgroups.
@@ -432,47 +383,5 @@ impl Kernels {
                 &[(0, Uniform), (1, ReadWrite), (2, Read), (3, ReadWrite)],
             ),
         }
-    }
-}
-
-impl Kernels {
-    /// The activation backward launch for `dims`; `buffers` are the uniform holding `dims`,
-    /// A, dA (dZ on exit) and db. On CPU adapters `backward4` where rows are whole vec4s, else
-    /// `backward`: the two give the same bits. (GPUs keep `backward`: its wider workgroups
-    /// suit them, and no GPU was at hand to measure the other.)
-    pub fn act_backward_dispatch(
-        &self,
-        device: &wgpu::Device,
-        cpu: bool,
-        dims: &super::ActDims,
-        buffers: &[Slice<'_>; 4],
-    ) -> Dispatch {
-        let cols = dims.cols as usize;
-        if cpu && cols.is_multiple_of(4) && buffers[1].vec4_bindable() && buffers[2].vec4_bindable()
-        {
-            self.act_backward4
-                .dispatch(device, buffers, grid(cols / 4, 8))
-        } else {
-            self.act_backward.dispatch(device, buffers, grid(cols, 64))
-        }
-    }
-}
-
-impl Kernels {
-    /// The gather launch for batches of up to `rows` rows; `buffers` are the batch table, the
-    /// uniform holding `dims`, perm, x, t, xb and tb. `main4` where rows of x are whole vec4s
-    /// (same copies, a quarter of the loads), else `main`.
-    pub fn gather_dispatch(
-        &self,
-        device: &wgpu::Device,
-        dims: &super::GatherDims,
-        rows: usize,
-        buffers: &[Slice<'_>; 7],
-    ) -> Dispatch {
-        let vec4 = dims.features.is_multiple_of(4)
-            && buffers[3].vec4_bindable()
-            && buffers[5].vec4_bindable();
-        let kernel = if vec4 { &self.gather4 } else { &self.gather };
-        kernel.dispatch_per_batch(device, buffers, super::GatherDims::grid(rows))
     }
 }

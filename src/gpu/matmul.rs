@@ -9,8 +9,9 @@
 //! increasing order in one invocation with the same fma chain, so results on one device never
 //! depend on batching, timing or the kernel chosen.
 
-use super::kernels::{Dispatch, Kernels, MATMUL_TILE, Slice};
+use super::kernels::{Dispatch, Kernel, Kernels, MATMUL_TILE, Slice, Slot, module};
 use super::params::MatmulDims;
+use std::sync::OnceLock;
 
 /// Lanes of one `matmul_vec4.wgsl` workgroup (its `LANES`), side by side along n.
 const VEC4_LANES: usize = 8;
@@ -222,5 +223,44 @@ impl Kernels {
         ops: [&Slice<'_>; 3],
     ) -> bool {
         variant.applies(self.matmul_sub.is_some(), dims, ops)
+    }
+}
+
+/// The entry points of `shaders/matmul_subgroup.wgsl`, one per operand layout, each compiled
+/// on first use: they are large (the expanded template is about 2 000 lines; parsing it takes
+/// 30 ms on lavapipe and each pipeline another 35), and a model with small layers never
+/// launches them. The module is parsed once, for the first of them.
+pub(crate) struct SubgroupMatmul {
+    module: OnceLock<wgpu::ShaderModule>,
+    entries: [(&'static str, OnceLock<Kernel>); 4],
+}
+
+impl SubgroupMatmul {
+    pub(super) fn new() -> Self {
+        SubgroupMatmul {
+            module: OnceLock::new(),
+            entries: ["nn", "nt", "tn", "an"].map(|e| (e, OnceLock::new())),
+        }
+    }
+
+    /// The kernel of entry point `entry` (`"nn"`, `"nt"`, `"tn"` or `"an"`).
+    pub fn kernel(&self, device: &wgpu::Device, entry: &str) -> &Kernel {
+        let Some((name, cell)) = self.entries.iter().find(|(e, _)| *e == entry) else {
+            panic!("matmul_subgroup.wgsl has no entry point {entry}");
+        };
+        cell.get_or_init(|| {
+            let slots = [
+                (0, Slot::Uniform),
+                (1, Slot::Read),
+                (2, Slot::Read),
+                (3, Slot::Read),
+                (4, Slot::ReadWrite),
+            ];
+            let module = self.module.get_or_init(|| {
+                let source = super::unroll::unroll(matmul_source!("matmul_subgroup.wgsl"));
+                module(device, "matmul_subgroup", &source)
+            });
+            Kernel::from_module(device, &format!("matmul_sub_{name}"), module, name, &slots)
+        })
     }
 }

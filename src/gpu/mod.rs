@@ -4,11 +4,22 @@
 //! One [`Gpu`] is shared by every model in a process ([`Gpu::shared`]); its kernels are
 //! compiled once, when it is created.
 
+/// `shaders/matmul_common.wgsl` in front of a matmul kernel file.
+macro_rules! matmul_source {
+    ($file:literal) => {
+        concat!(
+            include_str!("../../shaders/matmul_common.wgsl"),
+            include_str!(concat!("../../shaders/", $file))
+        )
+    };
+}
+
 mod adapter;
 mod kernels;
 mod matmul;
 pub mod ops;
 mod params;
+mod small_kernels;
 mod unroll;
 
 pub use adapter::{AdapterSummary, list_adapters};

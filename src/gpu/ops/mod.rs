@@ -2,164 +2,17 @@
 //! Training does not use these: it records the same kernels into one submission per group of
 //! batches (see `model/step.rs`).
 
+mod matmul;
+
+pub use matmul::{
+    Layout, MatmulShape, matmul, matmul_on, time_matmul, time_matmul_on, try_matmul_on,
+};
+
 use crate::error::Result;
 use crate::gpu::{
-    ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, MatmulDims, MatmulVariant,
-    SgdParams, Slice, grid,
+    ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, SgdParams, Slice, grid,
 };
 use crate::{Activation, Loss, Sgd};
-use std::time::Instant;
-
-/// How a matmul operand is laid out in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// `A [rows, cols]` used as is.
-    Normal,
-    /// `A [cols, rows]` used transposed.
-    Transposed,
-}
-
-/// A matrix product `C [m, n] = act(A · B + bias)` on the GPU, with `A` `m×k` and `B` `k×n`
-/// after applying their layouts. This is the kernel behind `X·Wᵀ` (B transposed), `dY·W`
-/// (both normal) and `dYᵀ·X` (A transposed).
-#[derive(Debug, Clone, Copy)]
-pub struct MatmulShape {
-    /// Rows of C.
-    pub m: usize,
-    /// Columns of C.
-    pub n: usize,
-    /// The summed dimension.
-    pub k: usize,
-    /// Layout of A.
-    pub a: Layout,
-    /// Layout of B.
-    pub b: Layout,
-}
-
-impl MatmulShape {
-    fn dims(&self, bias: bool, act: Activation) -> MatmulDims {
-        let (a_row_stride, a_col_stride) = match self.a {
-            Layout::Normal => (self.k, 1),
-            Layout::Transposed => (1, self.m),
-        };
-        let (b_row_stride, b_col_stride) = match self.b {
-            Layout::Normal => (self.n, 1),
-            Layout::Transposed => (1, self.k),
-        };
-        MatmulDims {
-            m: self.m as u32,
-            n: self.n as u32,
-            k: self.k as u32,
-            a_row_stride: a_row_stride as u32,
-            a_col_stride: a_col_stride as u32,
-            b_row_stride: b_row_stride as u32,
-            b_col_stride: b_col_stride as u32,
-            epilogue: MatmulDims::epilogue(bias, act.code()),
-        }
-    }
-}
-
-/// Runs the matmul kernel this adapter prefers once.
-pub fn matmul(
-    gpu: &Gpu,
-    shape: MatmulShape,
-    a: &[f32],
-    b: &[f32],
-    bias: Option<&[f32]>,
-    act: Activation,
-) -> Result<Vec<f32>> {
-    matmul_on(gpu, None, shape, a, b, bias, act)
-}
-
-/// Runs a chosen matmul kernel once (`None`: the one this adapter prefers). `Tiled`,
-/// `SmallTiles` and `Blocked` run on any adapter; the others only where
-/// [`try_matmul_on`] finds that they apply, and this panics elsewhere.
-pub fn matmul_on(
-    gpu: &Gpu,
-    variant: Option<MatmulVariant>,
-    shape: MatmulShape,
-    a: &[f32],
-    b: &[f32],
-    bias: Option<&[f32]>,
-    act: Activation,
-) -> Result<Vec<f32>> {
-    match try_matmul_on(gpu, variant, shape, a, b, bias, act)? {
-        Some(c) => Ok(c),
-        None => panic!("{variant:?} cannot compute {shape:?} on this adapter"),
-    }
-}
-
-/// [`matmul_on`], or `None` when the variant cannot compute this product on this adapter
-/// (its layout or sizes do not fit, or its kernels need features the adapter lacks).
-pub fn try_matmul_on(
-    gpu: &Gpu,
-    variant: Option<MatmulVariant>,
-    shape: MatmulShape,
-    a: &[f32],
-    b: &[f32],
-    bias: Option<&[f32]>,
-    act: Activation,
-) -> Result<Option<Vec<f32>>> {
-    let a_buf = gpu.upload("a", a)?;
-    let b_buf = gpu.upload("b", b)?;
-    let bias_buf = gpu.upload("bias", bias.unwrap_or(&[0.0]))?;
-    let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
-    let dims = shape.dims(bias.is_some(), act);
-    let (a_slice, b_slice, c_slice) = (Slice::all(&a_buf), Slice::all(&b_buf), Slice::all(&c));
-    if let Some(v) = variant
-        && !gpu
-            .kernels
-            .matmul_applies(v, &dims, [&a_slice, &b_slice, &c_slice])
-    {
-        return Ok(None);
-    }
-    let launch = gpu.matmul_variant(
-        dims,
-        a_slice,
-        b_slice,
-        Slice::all(&bias_buf),
-        c_slice,
-        variant,
-    );
-    run(gpu, &[&launch])?;
-    gpu.read_f32(&c, 0, shape.m * shape.n, "reading a matmul result")
-        .map(Some)
-}
-
-/// Times `reps` runs of one matmul on random-free data after one warm-up; returns the
-/// seconds of each run (each run is one submission waited for).
-pub fn time_matmul(gpu: &Gpu, shape: MatmulShape, reps: usize) -> Result<Vec<f64>> {
-    time_matmul_on(gpu, None, shape, reps)
-}
-
-/// [`time_matmul`] on a chosen kernel (`None`: the one this adapter prefers); the variant
-/// must apply to the product (see [`try_matmul_on`]).
-pub fn time_matmul_on(
-    gpu: &Gpu,
-    variant: Option<MatmulVariant>,
-    shape: MatmulShape,
-    reps: usize,
-) -> Result<Vec<f64>> {
-    let a = gpu.upload("a", &vec![0.5f32; shape.m * shape.k])?;
-    let b = gpu.upload("b", &vec![0.25f32; shape.k * shape.n])?;
-    let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
-    let launch = gpu.matmul_variant(
-        shape.dims(false, Activation::Linear),
-        Slice::all(&a),
-        Slice::all(&b),
-        Slice::all(&a),
-        Slice::all(&c),
-        variant,
-    );
-    run(gpu, &[&launch])?;
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let started = Instant::now();
-        run(gpu, &[&launch])?;
-        times.push(started.elapsed().as_secs_f64());
-    }
-    Ok(times)
-}
 
 /// Runs `activation.wgsl`'s backward once: given the layer output `a` and its gradient `d`
 /// (both `[rows, cols]`), returns `(dZ, db)`.
