@@ -43,9 +43,10 @@ const ROWS: u32 = 64u;
 
 // The epilogue in two steps, because its code must exist once and not once per accumulator:
 // 128 inlined copies of the bias and activation took LLVM 15 s to compile. `put4` writes the
-// raw sums, then, if the product has an epilogue, one loop over the block calls `finish4`,
-// which adds the bias and applies the activation in place: the same operations in the same
-// order as matmul.wgsl.
+// raw sums, then, if the product has an epilogue, one loop over the block adds the bias and
+// applies the activation in place: the same operations in the same order as matmul.wgsl. The
+// loop loads each lane's bias once for all rows, and picks the activation once per vec4
+// (llvmpipe evaluates a switch lane by lane).
 
 // Columns col .. col + 3 of row r, if they lie inside C (n % 4 == 0: all four or none).
 fn put4(r: u32, col: u32, v: vec4<f32>) {
@@ -54,16 +55,46 @@ fn put4(r: u32, col: u32, v: vec4<f32>) {
     }
 }
 
-// C[r, col .. col + 3] = act(C[r, col .. col + 3] + bias[col .. col + 3]), inside C.
-fn finish4(r: u32, col: u32) {
+// `activate` on each component.
+fn activate4(x: vec4<f32>, kind: u32) -> vec4<f32> {
+    switch kind {
+        case 1u: { return max(x, vec4<f32>(0.0)); }
+        case 2u: { return tanh(x); }
+        case 3u: { return 1.0 / (1.0 + exp(-x)); }
+        default: { return x; }
+    }
+}
+
+// bias[col .. col + 3] where the epilogue adds a bias and the columns lie inside C, else 0
+// (then unused).
+fn bias4(col: u32) -> vec4<f32> {
+    if ((dims.epilogue & 1u) == 0u || col >= dims.n) {
+        return vec4<f32>(0.0);
+    }
+    return vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
+}
+
+// C[r, col .. col + 3] = act(C[r, col .. col + 3] + b), if inside C.
+fn finish4(r: u32, col: u32, b: vec4<f32>) {
     if (r < dims.m && col < dims.n) {
         let i = (r * dims.n + col) / 4u;
         var x = c[i];
         if ((dims.epilogue & 1u) != 0u) {
-            x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
+            x += b;
         }
-        let act = (dims.epilogue >> 8u) & 255u;
-        c[i] = vec4<f32>(activate(x.x, act), activate(x.y, act), activate(x.z, act), activate(x.w, act));
+        c[i] = activate4(x, (dims.epilogue >> 8u) & 255u);
+    }
+}
+
+// The epilogue of this lane's two groups of four columns, every row of the block at r0.
+fn finish_block(r0: u32, col_a: u32, col_b: u32) {
+    if (dims.epilogue != 0u) {
+        let b_a = bias4(col_a);
+        let b_b = bias4(col_b);
+        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
+            finish4(j, col_a, b_a);
+            finish4(j, col_b, b_b);
+        }
     }
 }
 
@@ -85,25 +116,18 @@ fn put4_scalar(r: u32, col: u32, v: vec4<f32>) {
 fn finish_block_scalar(r0: u32, col: u32) {
     if (dims.epilogue != 0u) {
         let act = (dims.epilogue >> 8u) & 255u;
-        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
-            for (var q = col; q < min(col + 8u, dims.n); q++) {
+        for (var q = col; q < min(col + 8u, dims.n); q++) {
+            var b = 0.0;
+            if ((dims.epilogue & 1u) != 0u) {
+                b = bias[q];
+            }
+            for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
                 var x = c_scalar[j * dims.n + q];
                 if ((dims.epilogue & 1u) != 0u) {
-                    x += bias[q];
+                    x += b;
                 }
                 c_scalar[j * dims.n + q] = activate(x, act);
             }
-        }
-    }
-}
-
-// finish4 on two groups of four columns of every row of the block at r0, if the product has
-// an epilogue.
-fn finish_block(r0: u32, col_a: u32, col_b: u32) {
-    if (dims.epilogue != 0u) {
-        for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
-            finish4(j, col_a);
-            finish4(j, col_b);
         }
     }
 }

@@ -296,6 +296,11 @@ fn matmul_every_applicable_kernel_matches_the_reference_bits() {
     ];
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let mut ran = std::collections::BTreeMap::new();
+    // Each shape takes the next epilogue: every activation, with and without a bias.
+    let mut epilogues = ACTS
+        .iter()
+        .flat_map(|&act| [(act, true), (act, false)])
+        .cycle();
     for (a_layout, b_layout, shapes) in cases {
         for &(m, n, k) in shapes {
             let shape = MatmulShape {
@@ -308,29 +313,24 @@ fn matmul_every_applicable_kernel_matches_the_reference_bits() {
             let a = rng.vec(m * k, -1.0, 1.0);
             let b = rng.vec(k * n, -1.0, 1.0);
             let bias = rng.vec(n, -1.0, 1.0);
-            let act = Activation::Relu;
-            let reference = ops::matmul_on(
-                &gpu,
-                Some(MatmulVariant::Tiled),
-                shape,
-                &a,
-                &b,
-                Some(&bias),
-                act,
-            )
-            .unwrap();
-            check_against_reference(shape, &a, &b, Some(&bias), act, &reference, true);
+            let Some((act, with_bias)) = epilogues.next() else {
+                unreachable!("a cycle never ends")
+            };
+            let bias = with_bias.then_some(bias.as_slice());
+            let reference =
+                ops::matmul_on(&gpu, Some(MatmulVariant::Tiled), shape, &a, &b, bias, act).unwrap();
+            check_against_reference(shape, &a, &b, bias, act, &reference, with_bias);
             for variant in MatmulVariant::ALL {
                 let Some(got) =
-                    ops::try_matmul_on(&gpu, Some(variant), shape, &a, &b, Some(&bias), act)
-                        .unwrap()
+                    ops::try_matmul_on(&gpu, Some(variant), shape, &a, &b, bias, act).unwrap()
                 else {
                     continue;
                 };
                 assert_eq!(
                     bits(&got),
                     bits(&reference),
-                    "{variant:?} differs from the reference kernel for {shape:?}"
+                    "{variant:?} differs from the reference kernel for {shape:?}, \
+                     {act:?}, bias {with_bias}"
                 );
                 *ran.entry(format!("{variant:?}")).or_insert(0) += 1;
             }
