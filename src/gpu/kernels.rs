@@ -37,6 +37,15 @@ pub(super) fn module(device: &wgpu::Device, name: &str, source: &str) -> wgpu::S
     })
 }
 
+/// The bindings of every matmul kernel: the dims uniform, A, B, bias, C.
+pub(super) const MATMUL_SLOTS: [(u32, Slot); 5] = [
+    (0, Slot::Uniform),
+    (1, Slot::Read),
+    (2, Slot::Read),
+    (3, Slot::Read),
+    (4, Slot::ReadWrite),
+];
+
 /// How a kernel sees one binding.
 #[derive(Clone, Copy)]
 pub(super) enum Slot {
@@ -277,38 +286,35 @@ impl Kernels {
         use Slot::*;
         let matmul = matmul_source!("matmul.wgsl");
         let matmul_vec4 = matmul_source!("matmul_vec4.wgsl");
-        let matmul_slots = [
-            (0, Uniform),
-            (1, Read),
-            (2, Read),
-            (3, Read),
-            (4, ReadWrite),
-        ];
         let activation = include_str!("../../shaders/activation.wgsl");
+        let act_slots = [(0, Uniform), (1, Read), (2, ReadWrite), (3, ReadWrite)];
         let loss = include_str!("../../shaders/loss.wgsl");
         let gather = include_str!("../../shaders/gather.wgsl");
+        let gather_slots = [
+            (0, UniformDynamic),
+            (1, Uniform),
+            (2, Read),
+            (3, Read),
+            (4, Read),
+            (5, ReadWrite),
+            (6, ReadWrite),
+        ];
         let sgd = include_str!("../../shaders/sgd.wgsl");
         Kernels {
-            matmul: Kernel::new(device, "matmul", matmul, "main", &matmul_slots),
-            matmul_small: Kernel::new(device, "matmul_small", matmul, "small", &matmul_slots),
-            matmul_blocked: Kernel::new(device, "matmul_blocked", matmul, "blocked", &matmul_slots),
-            matmul_nn: Kernel::new(device, "matmul_nn", matmul_vec4, "nn", &matmul_slots),
-            matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", &matmul_slots),
-            matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", &matmul_slots),
+            matmul: Kernel::new(device, "matmul", matmul, "main", &MATMUL_SLOTS),
+            matmul_small: Kernel::new(device, "matmul_small", matmul, "small", &MATMUL_SLOTS),
+            matmul_blocked: Kernel::new(device, "matmul_blocked", matmul, "blocked", &MATMUL_SLOTS),
+            matmul_nn: Kernel::new(device, "matmul_nn", matmul_vec4, "nn", &MATMUL_SLOTS),
+            matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", &MATMUL_SLOTS),
+            matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", &MATMUL_SLOTS),
             matmul_sub: subgroup_matmul.then(SubgroupMatmul::new),
-            act_backward: Kernel::new(
-                device,
-                "act_backward",
-                activation,
-                "backward",
-                &[(0, Uniform), (1, Read), (2, ReadWrite), (3, ReadWrite)],
-            ),
+            act_backward: Kernel::new(device, "act_backward", activation, "backward", &act_slots),
             act_backward4: Kernel::new(
                 device,
                 "act_backward4",
                 activation,
                 "backward4",
-                &[(0, Uniform), (1, Read), (2, ReadWrite), (3, ReadWrite)],
+                &act_slots,
             ),
             loss_grad: Kernel::new(
                 device,
@@ -345,36 +351,8 @@ impl Kernels {
                     (8, ReadWrite),
                 ],
             ),
-            gather: Kernel::new(
-                device,
-                "gather",
-                gather,
-                "main",
-                &[
-                    (0, UniformDynamic),
-                    (1, Uniform),
-                    (2, Read),
-                    (3, Read),
-                    (4, Read),
-                    (5, ReadWrite),
-                    (6, ReadWrite),
-                ],
-            ),
-            gather4: Kernel::new(
-                device,
-                "gather4",
-                gather,
-                "main4",
-                &[
-                    (0, UniformDynamic),
-                    (1, Uniform),
-                    (2, Read),
-                    (3, Read),
-                    (4, Read),
-                    (5, ReadWrite),
-                    (6, ReadWrite),
-                ],
-            ),
+            gather: Kernel::new(device, "gather", gather, "main", &gather_slots),
+            gather4: Kernel::new(device, "gather4", gather, "main4", &gather_slots),
             sgd: Kernel::new(
                 device,
                 "sgd",

@@ -9,7 +9,7 @@
 //! increasing order in one invocation with the same fma chain, so results on one device never
 //! depend on batching, timing or the kernel chosen.
 
-use super::kernels::{Dispatch, Kernel, Kernels, MATMUL_TILE, Slice, Slot, module};
+use super::kernels::{Dispatch, Kernel, Kernels, MATMUL_SLOTS, MATMUL_TILE, Slice, module};
 use super::params::MatmulDims;
 use std::sync::OnceLock;
 
@@ -249,18 +249,17 @@ impl SubgroupMatmul {
             panic!("matmul_subgroup.wgsl has no entry point {entry}");
         };
         cell.get_or_init(|| {
-            let slots = [
-                (0, Slot::Uniform),
-                (1, Slot::Read),
-                (2, Slot::Read),
-                (3, Slot::Read),
-                (4, Slot::ReadWrite),
-            ];
             let module = self.module.get_or_init(|| {
                 let source = super::unroll::unroll(matmul_source!("matmul_subgroup.wgsl"));
                 module(device, "matmul_subgroup", &source)
             });
-            Kernel::from_module(device, &format!("matmul_sub_{name}"), module, name, &slots)
+            Kernel::from_module(
+                device,
+                &format!("matmul_sub_{name}"),
+                module,
+                name,
+                &MATMUL_SLOTS,
+            )
         })
     }
 }
