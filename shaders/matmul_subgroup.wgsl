@@ -132,6 +132,46 @@ fn finish_block_scalar(r0: u32, col: u32) {
     }
 }
 
+// B at four values of k: kK_H is row K of the four, this lane's vec4 column group H.
+struct BRows4 {
+    k0_0: vec4<f32>,
+    k0_1: vec4<f32>,
+    k1_0: vec4<f32>,
+    k1_1: vec4<f32>,
+    k2_0: vec4<f32>,
+    k2_1: vec4<f32>,
+    k3_0: vec4<f32>,
+    k3_1: vec4<f32>,
+}
+
+// Rows k .. k + 3 of a row-major B (row stride brs vec4s), at this lane's vec4 columns lc0
+// and lc1.
+fn b_rows4(k: u32, brs: u32, lc0: u32, lc1: u32) -> BRows4 {
+    return BRows4(
+        b[k * brs + lc0],
+        b[k * brs + lc1],
+        b[(k + 1u) * brs + lc0],
+        b[(k + 1u) * brs + lc1],
+        b[(k + 2u) * brs + lc0],
+        b[(k + 2u) * brs + lc1],
+        b[(k + 3u) * brs + lc0],
+        b[(k + 3u) * brs + lc1],
+    );
+}
+
+// One row of C's block: s0, s1 (its two vec4 column groups) += x[kk] · B row kk, for
+// kk = 0..3 in increasing order, one fma at a time (as matmul.wgsl sums).
+fn add_row4(s0: ptr<function, vec4<f32>>, s1: ptr<function, vec4<f32>>, x: vec4<f32>, y: BRows4) {
+    *s0 = fma(vec4<f32>(x.x), y.k0_0, *s0);
+    *s1 = fma(vec4<f32>(x.x), y.k0_1, *s1);
+    *s0 = fma(vec4<f32>(x.y), y.k1_0, *s0);
+    *s1 = fma(vec4<f32>(x.y), y.k1_1, *s1);
+    *s0 = fma(vec4<f32>(x.z), y.k2_0, *s0);
+    *s1 = fma(vec4<f32>(x.z), y.k2_1, *s1);
+    *s0 = fma(vec4<f32>(x.w), y.k3_0, *s0);
+    *s1 = fma(vec4<f32>(x.w), y.k3_1, *s1);
+}
+
 // ---- nn: rows r0 + j of A are loaded by lane j % 8 as vec4s along k ---------------------
 // Grid: x = strips of LANES × 8 columns, y = blocks of ROWS rows.
 // Per 4 values of k: 8 vec4 loads of A and 8 of B per lane for 512 FMAs.
@@ -156,25 +196,11 @@ fn nn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
         //@repeat g 0..8
         let a{g} = a[ar{g} + q];
         //@end
-        let y0_0 = b[(4u * q) * brs + lc0];
-        let y0_1 = b[(4u * q) * brs + lc1];
-        let y1_0 = b[(4u * q + 1u) * brs + lc0];
-        let y1_1 = b[(4u * q + 1u) * brs + lc1];
-        let y2_0 = b[(4u * q + 2u) * brs + lc0];
-        let y2_1 = b[(4u * q + 2u) * brs + lc1];
-        let y3_0 = b[(4u * q + 3u) * brs + lc0];
-        let y3_1 = b[(4u * q + 3u) * brs + lc1];
+        let y = b_rows4(4u * q, brs, lc0, lc1);
         // k = 4q .. 4q + 3 in increasing order, for row j.
         //@repeat j 0..64
         let x{j} = subgroupBroadcast(a{j/8}, {j%8}u);
-        s{j}_0 = fma(vec4<f32>(x{j}.x), y0_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.x), y0_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.y), y1_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.y), y1_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.z), y2_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.z), y2_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.w), y3_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.w), y3_1, s{j}_1);
+        add_row4(&s{j}_0, &s{j}_1, x{j}, y);
         //@end
     }
 
@@ -214,24 +240,19 @@ fn nt(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
         //@repeat i 0..8
         let z{i} = b[bc{i} + q];
         //@end
-        let y0_0 = vec4<f32>(z0.x, z1.x, z2.x, z3.x);
-        let y0_1 = vec4<f32>(z4.x, z5.x, z6.x, z7.x);
-        let y1_0 = vec4<f32>(z0.y, z1.y, z2.y, z3.y);
-        let y1_1 = vec4<f32>(z4.y, z5.y, z6.y, z7.y);
-        let y2_0 = vec4<f32>(z0.z, z1.z, z2.z, z3.z);
-        let y2_1 = vec4<f32>(z4.z, z5.z, z6.z, z7.z);
-        let y3_0 = vec4<f32>(z0.w, z1.w, z2.w, z3.w);
-        let y3_1 = vec4<f32>(z4.w, z5.w, z6.w, z7.w);
+        let y = BRows4(
+            vec4<f32>(z0.x, z1.x, z2.x, z3.x),
+            vec4<f32>(z4.x, z5.x, z6.x, z7.x),
+            vec4<f32>(z0.y, z1.y, z2.y, z3.y),
+            vec4<f32>(z4.y, z5.y, z6.y, z7.y),
+            vec4<f32>(z0.z, z1.z, z2.z, z3.z),
+            vec4<f32>(z4.z, z5.z, z6.z, z7.z),
+            vec4<f32>(z0.w, z1.w, z2.w, z3.w),
+            vec4<f32>(z4.w, z5.w, z6.w, z7.w),
+        );
         //@repeat j 0..64
         let x{j} = subgroupBroadcast(a{j/8}, {j%8}u);
-        s{j}_0 = fma(vec4<f32>(x{j}.x), y0_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.x), y0_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.y), y1_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.y), y1_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.z), y2_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.z), y2_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.w), y3_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.w), y3_1, s{j}_1);
+        add_row4(&s{j}_0, &s{j}_1, x{j}, y);
         //@end
     }
 
@@ -275,14 +296,7 @@ fn tn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
         let a{h}_2 = a[(k + 2u) * acs + ac{h}];
         let a{h}_3 = a[(k + 3u) * acs + ac{h}];
         //@end
-        let y0_0 = b[k * brs + lc0];
-        let y0_1 = b[k * brs + lc1];
-        let y1_0 = b[(k + 1u) * brs + lc0];
-        let y1_1 = b[(k + 1u) * brs + lc1];
-        let y2_0 = b[(k + 2u) * brs + lc0];
-        let y2_1 = b[(k + 2u) * brs + lc1];
-        let y3_0 = b[(k + 3u) * brs + lc0];
-        let y3_1 = b[(k + 3u) * brs + lc1];
+        let y = b_rows4(k, brs, lc0, lc1);
         //@repeat j 0..64
         let x{j} = vec4<f32>(
             subgroupBroadcast(a{j/32}_0[{j%4}], {j%32/4}u),
@@ -290,14 +304,7 @@ fn tn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
             subgroupBroadcast(a{j/32}_2[{j%4}], {j%32/4}u),
             subgroupBroadcast(a{j/32}_3[{j%4}], {j%32/4}u),
         );
-        s{j}_0 = fma(vec4<f32>(x{j}.x), y0_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.x), y0_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.y), y1_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.y), y1_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.z), y2_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.z), y2_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.w), y3_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.w), y3_1, s{j}_1);
+        add_row4(&s{j}_0, &s{j}_1, x{j}, y);
         //@end
     }
     for (var k = k4; k < dims.k; k++) {
@@ -355,14 +362,7 @@ fn an(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
         let a{g}_2 = a_scalar[ar{g} + (k + 2u) * acs];
         let a{g}_3 = a_scalar[ar{g} + (k + 3u) * acs];
         //@end
-        let y0_0 = b[k * brs + lc0];
-        let y0_1 = b[k * brs + lc1];
-        let y1_0 = b[(k + 1u) * brs + lc0];
-        let y1_1 = b[(k + 1u) * brs + lc1];
-        let y2_0 = b[(k + 2u) * brs + lc0];
-        let y2_1 = b[(k + 2u) * brs + lc1];
-        let y3_0 = b[(k + 3u) * brs + lc0];
-        let y3_1 = b[(k + 3u) * brs + lc1];
+        let y = b_rows4(k, brs, lc0, lc1);
         //@repeat j 0..64
         let x{j} = vec4<f32>(
             subgroupBroadcast(a{j/8}_0, {j%8}u),
@@ -370,14 +370,7 @@ fn an(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
             subgroupBroadcast(a{j/8}_2, {j%8}u),
             subgroupBroadcast(a{j/8}_3, {j%8}u),
         );
-        s{j}_0 = fma(vec4<f32>(x{j}.x), y0_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.x), y0_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.y), y1_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.y), y1_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.z), y2_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.z), y2_1, s{j}_1);
-        s{j}_0 = fma(vec4<f32>(x{j}.w), y3_0, s{j}_0);
-        s{j}_1 = fma(vec4<f32>(x{j}.w), y3_1, s{j}_1);
+        add_row4(&s{j}_0, &s{j}_1, x{j}, y);
         //@end
     }
     for (var k = k4; k < dims.k; k++) {
