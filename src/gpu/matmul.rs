@@ -24,7 +24,8 @@ const NN_COLS: usize = 2;
 const SUBGROUP_ROWS: usize = 64;
 /// The smallest product (m·n·k) given to the subgroup kernels. Below it a product costs about
 /// one launch on any kernel, and the smaller kernels compile in a fraction of the time
-/// (llvmpipe compiles a kernel on its first launch, about 3 s for each subgroup kernel).
+/// (llvmpipe compiles a kernel on its first launch: 1.3 to 2.5 s for each subgroup kernel,
+/// about 0.1 s from Mesa's shader cache).
 const SUBGROUP_MIN_PRODUCT: usize = 1 << 18;
 
 /// Whether `shaders/matmul_subgroup.wgsl` can run on `adapter`: a CPU adapter with subgroup
@@ -115,9 +116,10 @@ impl MatmulVariant {
             // This one writes C as floats.
             MatmulVariant::SubgroupNt => subgroups && nt,
             MatmulVariant::SubgroupTn => subgroups && tn && c.vec4_bindable(),
+            // A is read as floats: only B needs whole vec4s.
             MatmulVariant::SubgroupAn => {
                 subgroups
-                    && vec4
+                    && b.vec4_bindable()
                     && b_rows
                     && four(d.n)
                     && four(d.b_row_stride)
@@ -126,9 +128,9 @@ impl MatmulVariant {
         }
     }
 
-    /// The variant for `dims`: on a GPU the small tiles; on a CPU adapter the subgroup kernel
-    /// of the layout for products big enough to fill its blocks, else the vec4 kernel of the
-    /// layout, else `Blocked`.
+    /// The variant for `dims`: on a GPU the small tiles; on a CPU adapter the first of
+    /// [`MatmulVariant::ALL`] that applies, leaving out the subgroup kernels for tiny products
+    /// (m·n·k below [`SUBGROUP_MIN_PRODUCT`]).
     fn choose(cpu: bool, subgroups: bool, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> Self {
         if !cpu {
             // Measured on an H100: 16×16 tiles reach 1.6 TFLOP/s at 512³ where 64×64 tiles
@@ -212,9 +214,7 @@ impl Kernels {
         };
         kernel.dispatch(device, buffers, (groups.0 as u32, groups.1 as u32))
     }
-}
 
-impl Kernels {
     /// Whether `variant` can compute `dims` from these operands (A, B, C) on this device.
     pub fn matmul_applies(
         &self,
