@@ -25,9 +25,7 @@ impl Kernels {
             self.act_backward.dispatch(device, buffers, grid(cols, 64))
         }
     }
-}
 
-impl Kernels {
     /// The gather launch for batches of up to `rows` rows; `buffers` are the batch table, the
     /// uniform holding `dims`, perm, x, t, xb and tb. `main4` where rows of x are whole vec4s
     /// (same copies, a quarter of the loads), else `main`.
