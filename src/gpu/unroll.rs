@@ -26,10 +26,14 @@ pub(crate) fn unroll(template: &str) -> String {
             continue;
         };
         let (var, range) = parse_repeat(spec);
-        let body: Vec<&str> = lines
-            .by_ref()
-            .take_while(|l| l.trim() != "//@end")
-            .collect();
+        let mut body = Vec::new();
+        loop {
+            match lines.next() {
+                Some(l) if l.trim() == "//@end" => break,
+                Some(l) => body.push(l),
+                None => panic!("`//@repeat {spec}` without its `//@end` in a WGSL template"),
+            }
+        }
         for value in range {
             for line in &body {
                 out.push_str(&substitute(line, var, value));
@@ -130,5 +134,11 @@ mod tests {
     #[should_panic(expected = "malformed")]
     fn a_malformed_repeat_is_a_broken_invariant() {
         unroll("//@repeat j 0-4\n//@end\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "without its `//@end`")]
+    fn an_unterminated_repeat_is_a_broken_invariant() {
+        unroll("//@repeat j 0..4\nx{j}\n");
     }
 }
