@@ -11,11 +11,10 @@
 // Each output element is summed over k in increasing order by a single invocation, so results
 // are bit-identical from run to run (no atomics, no split-k).
 //
-// Dims, its uniform, the bias binding and activate: matmul_common.wgsl.
+// Dims, its uniform, the bias and C bindings, activate and store: matmul_common.wgsl.
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 // A workgroup of 16×16 invocations computes a 64×64 tile of C; each invocation a 4×4 block,
 // strided by 16 so that neighbouring invocations touch neighbouring columns.
@@ -79,19 +78,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         workgroupBarrier();
     }
 
-    let add_bias = (dims.epilogue & 1u) != 0u;
-    let act = (dims.epilogue >> 8u) & 255u;
     for (var i = 0u; i < 4u; i++) {
-        let r = row0 + lid.y + 16u * i;
         for (var j = 0u; j < 4u; j++) {
-            let col = col0 + lid.x + 16u * j;
-            if (r < dims.m && col < dims.n) {
-                var v = acc[i * 4u + j];
-                if (add_bias) {
-                    v += bias[col];
-                }
-                c[r * dims.n + col] = activate(v, act);
-            }
+            store(row0 + lid.y + 16u * i, col0 + lid.x + 16u * j, acc[i * 4u + j]);
         }
     }
 }
@@ -143,15 +132,7 @@ fn small(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
         workgroupBarrier();
     }
 
-    let r = row0 + lid.y;
-    let col = col0 + lid.x;
-    if (r < dims.m && col < dims.n) {
-        var v = acc;
-        if ((dims.epilogue & 1u) != 0u) {
-            v += bias[col];
-        }
-        c[r * dims.n + col] = activate(v, (dims.epilogue >> 8u) & 255u);
-    }
+    store(row0 + lid.y, col0 + lid.x, acc);
 }
 
 // ---- blocked: 4 rows × 4 columns per invocation, scalar loads, any strides, no workgroup
@@ -162,22 +143,12 @@ fn small(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
 // columns of B; all lanes read the same elements of A.
 const BLOCK_LANES: u32 = 8u;
 
-// C[r, col] = act(v + bias) if (r, col) lies inside C.
-fn store_blocked(r: u32, col: u32, v: f32) {
-    if (r < dims.m && col < dims.n) {
-        var x = v;
-        if ((dims.epilogue & 1u) != 0u) {
-            x += bias[col];
-        }
-        c[r * dims.n + col] = activate(x, (dims.epilogue >> 8u) & 255u);
-    }
-}
-
+// Columns col0 + BLOCK_LANES j (j = 0..3) of row r.
 fn store_blocked4(r: u32, col0: u32, v: vec4<f32>) {
-    store_blocked(r, col0, v.x);
-    store_blocked(r, col0 + BLOCK_LANES, v.y);
-    store_blocked(r, col0 + 2u * BLOCK_LANES, v.z);
-    store_blocked(r, col0 + 3u * BLOCK_LANES, v.w);
+    store(r, col0, v.x);
+    store(r, col0 + BLOCK_LANES, v.y);
+    store(r, col0 + 2u * BLOCK_LANES, v.z);
+    store(r, col0 + 3u * BLOCK_LANES, v.w);
 }
 
 @compute @workgroup_size(8)

@@ -1,7 +1,7 @@
 // What every matmul kernel file shares (WGSL has no includes: src/gpu/kernels.rs puts this
 // file in front of matmul.wgsl, matmul_vec4.wgsl and matmul_subgroup.wgsl): the product's
-// dimensions and strides, the bias binding and the activations of the epilogue. Each kernel
-// file declares A, B (bindings 1, 2) and C (binding 4) with the element type it reads them as.
+// dimensions and strides, the bias binding, C as floats and the epilogue (bias, activation).
+// Each kernel file declares A and B (bindings 1, 2) with the element type it reads them as.
 
 struct Dims {
     m: u32,
@@ -17,6 +17,7 @@ struct Dims {
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 fn activate(x: f32, kind: u32) -> f32 {
     switch kind {
@@ -24,5 +25,17 @@ fn activate(x: f32, kind: u32) -> f32 {
         case 2u: { return tanh(x); }
         case 3u: { return 1.0 / (1.0 + exp(-x)); }
         default: { return x; }
+    }
+}
+
+// C[r, col] = act(v + bias[col]) (the bias if the epilogue asks for it), if (r, col) lies
+// inside C.
+fn store(r: u32, col: u32, v: f32) {
+    if (r < dims.m && col < dims.n) {
+        var x = v;
+        if ((dims.epilogue & 1u) != 0u) {
+            x += bias[col];
+        }
+        c[r * dims.n + col] = activate(x, (dims.epilogue >> 8u) & 255u);
     }
 }

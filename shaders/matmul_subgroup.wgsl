@@ -27,7 +27,8 @@
 // repeats each block between `//@repeat v lo..hi` and `//@end` for v = lo .. hi - 1,
 // replacing `{v}`, `{v/8}`, `{v%8}`, `{v/32}`, `{v%32/4}` and `{v%4}` by their values.
 
-// Dims, its uniform, the bias binding and activate: matmul_common.wgsl.
+// Dims, its uniform, the bias and C bindings (C as floats, which `nt` writes: its n need not
+// be a multiple of 4), activate and store: matmul_common.wgsl.
 
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
@@ -40,7 +41,7 @@ const ROWS: u32 = 64u;
 
 // C as vec4s: nn, tn and an write four consecutive columns at once (n % 4 == 0), which costs
 // llvmpipe a quarter of the per-lane store loops of four scalar stores.
-@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> c4: array<vec4<f32>>;
 
 // The epilogue in two steps, because its code must exist once and not once per accumulator:
 // 128 inlined copies of the bias and activation took LLVM 15 s to compile. `put4` writes the
@@ -52,7 +53,7 @@ const ROWS: u32 = 64u;
 // Columns col .. col + 3 of row r, if they lie inside C (n % 4 == 0: all four or none).
 fn put4(r: u32, col: u32, v: vec4<f32>) {
     if (r < dims.m && col < dims.n) {
-        c[(r * dims.n + col) / 4u] = v;
+        c4[(r * dims.n + col) / 4u] = v;
     }
 }
 
@@ -79,11 +80,11 @@ fn bias4(col: u32) -> vec4<f32> {
 fn finish4(r: u32, col: u32, b: vec4<f32>) {
     if (r < dims.m && col < dims.n) {
         let i = (r * dims.n + col) / 4u;
-        var x = c[i];
+        var x = c4[i];
         if ((dims.epilogue & 1u) != 0u) {
             x += b;
         }
-        c[i] = activate4(x, (dims.epilogue >> 8u) & 255u);
+        c4[i] = activate4(x, (dims.epilogue >> 8u) & 255u);
     }
 }
 
@@ -99,17 +100,14 @@ fn finish_block(r0: u32, col_a: u32, col_b: u32) {
     }
 }
 
-// C as floats, for `nt`, whose n need not be a multiple of 4 (a 10-wide output layer).
-@group(0) @binding(4) var<storage, read_write> c_scalar: array<f32>;
-
 // Columns col .. col + 3 of row r, each if it lies inside C.
 fn put4_scalar(r: u32, col: u32, v: vec4<f32>) {
     if (r < dims.m) {
         let i = r * dims.n + col;
-        if (col < dims.n) { c_scalar[i] = v.x; }
-        if (col + 1u < dims.n) { c_scalar[i + 1u] = v.y; }
-        if (col + 2u < dims.n) { c_scalar[i + 2u] = v.z; }
-        if (col + 3u < dims.n) { c_scalar[i + 3u] = v.w; }
+        if (col < dims.n) { c[i] = v.x; }
+        if (col + 1u < dims.n) { c[i + 1u] = v.y; }
+        if (col + 2u < dims.n) { c[i + 2u] = v.z; }
+        if (col + 3u < dims.n) { c[i + 3u] = v.w; }
     }
 }
 
@@ -123,11 +121,11 @@ fn finish_block_scalar(r0: u32, col: u32) {
                 b = bias[q];
             }
             for (var j = r0; j < min(r0 + ROWS, dims.m); j++) {
-                var x = c_scalar[j * dims.n + q];
+                var x = c[j * dims.n + q];
                 if ((dims.epilogue & 1u) != 0u) {
                     x += b;
                 }
-                c_scalar[j * dims.n + q] = activate(x, act);
+                c[j * dims.n + q] = activate(x, act);
             }
         }
     }

@@ -19,26 +19,13 @@
 // Row strides (in floats) are multiples of 4 in every case, so vec4 indices are exact.
 // Rows or columns past the edge of C are clamped for loading and skipped when storing.
 
-// Dims, its uniform, the bias binding and activate: matmul_common.wgsl.
+// Dims, its uniform, the bias and C bindings, activate and store: matmul_common.wgsl.
 
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 
 // Invocations per workgroup (one SIMD group of llvmpipe, 8 lanes, side by side along n).
 const LANES: u32 = 8u;
-
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-// Stores C[r, col] = act(v + bias) if (r, col) lies inside C.
-fn store(r: u32, col: u32, v: f32) {
-    if (r < dims.m && col < dims.n) {
-        var x = v;
-        if ((dims.epilogue & 1u) != 0u) {
-            x += bias[col];
-        }
-        c[r * dims.n + col] = activate(x, (dims.epilogue >> 8u) & 255u);
-    }
-}
 
 // Stores four consecutive columns col .. col + 3 of row r.
 fn store4(r: u32, col: u32, v: vec4<f32>) {
