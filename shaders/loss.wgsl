@@ -117,15 +117,22 @@ fn reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var r = lid.x; r < batch.rows; r += 256u) {
         acc += rows_in[r];
     }
-    partial[lid.x] = acc;
+    reduce_into_stats(lid.x, acc, 128u);
+}
+
+// partial[lane] = own, then a tree over the workgroup (halving from first_width), and
+// stats[step] = (mean loss, correct). Both reducing entry points end with it, which keeps
+// their sums in the same order.
+fn reduce_into_stats(lane: u32, own: vec2<f32>, first_width: u32) {
+    partial[lane] = own;
     workgroupBarrier();
-    for (var width = 128u; width > 0u; width >>= 1u) {
-        if (lid.x < width) {
-            partial[lid.x] += partial[lid.x + width];
+    for (var width = first_width; width > 0u; width >>= 1u) {
+        if (lane < width) {
+            partial[lane] += partial[lane + width];
         }
         workgroupBarrier();
     }
-    if (lid.x == 0u) {
+    if (lane == 0u) {
         let total = partial[0];
         stats[batch.step] = vec2<f32>(total.x / f32(batch.rows), total.y);
     }
@@ -156,18 +163,7 @@ fn loss_grad_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
     if (lid.x < dims.rows) {
         own = row_loss(lid.x);
     }
-    partial[lid.x] = own;
-    workgroupBarrier();
-    for (var width = FUSED_ROWS / 2u; width > 0u; width >>= 1u) {
-        if (lid.x < width) {
-            partial[lid.x] += partial[lid.x + width];
-        }
-        workgroupBarrier();
-    }
-    if (lid.x == 0u) {
-        let total = partial[0];
-        stats[batch.step] = vec2<f32>(total.x / f32(batch.rows), total.y);
-    }
+    reduce_into_stats(lid.x, own, FUSED_ROWS / 2u);
     // dZ = dA ⊙ act'(A) in place, and db = Σ_rows dZ: one invocation per column, rows in
     // order, reading the dA other invocations wrote above.
     storageBarrier();
