@@ -97,7 +97,7 @@ pub fn parse_args() -> Result<Args, String> {
     }
     if args.workload.is_empty() {
         return Err(
-            "usage: bench <m|w1|w0|w1-backup|s|mem|profile|all> [--json PATH] [--sizes 4096] [--reps N]"
+            "usage: bench <m|m-kernels|w1|w0|w1-backup|s|mem|profile|all> [--json PATH] [--sizes 4096] [--reps N]"
                 .into(),
         );
     }
@@ -153,6 +153,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         matmul::bench_m(&mut bench, &gpu, &args.sizes)?;
         ran = true;
     }
+    // Not part of `all`: every kernel on every M product, for choosing kernels per adapter.
+    if args.workload == "m-kernels" {
+        matmul::bench_m_kernels(&mut bench, &gpu, &args.sizes)?;
+        ran = true;
+    }
     if all || args.workload == "w1" {
         training::bench_w1(&mut bench, args.reps)?;
         ran = true;
@@ -175,7 +180,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !ran {
         return Err(format!(
-            "unknown workload {:?} (m, w1, w0, w1-backup, s, mem, profile, all)",
+            "unknown workload {:?} (m, m-kernels, w1, w0, w1-backup, s, mem, profile, all)",
             args.workload
         )
         .into());

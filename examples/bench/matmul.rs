@@ -1,27 +1,29 @@
 //! M: matmul GFLOP/s for square sizes and the W1 shapes, median of several runs.
 
 use super::{Bench, BenchResult, median};
-use serde_json::json;
+use serde_json::{Value, json};
+use std::error::Error;
 use wgfit::Gpu;
+use wgfit::gpu::MatmulVariant;
 use wgfit::gpu::ops::{self, Layout, MatmulShape};
 
 // M: matmul GFLOP/s
 
-pub fn bench_m(bench: &mut Bench, gpu: &Gpu, extra_sizes: &[usize]) -> BenchResult {
+/// The products M measures: squares of 256 to 2048 and `extra_sizes`, and the three products
+/// of W1's first layer as the training step launches them.
+fn shapes(extra_sizes: &[usize]) -> Vec<(String, MatmulShape)> {
     let mut shapes: Vec<(String, MatmulShape)> = Vec::new();
     for &s in [256, 512, 1024, 2048].iter().chain(extra_sizes) {
-        shapes.push((
-            format!("square {s}"),
-            MatmulShape {
-                m: s,
-                n: s,
-                k: s,
-                a: Layout::Normal,
-                b: Layout::Normal,
-            },
-        ));
+        let square = MatmulShape {
+            m: s,
+            n: s,
+            k: s,
+            a: Layout::Normal,
+            b: Layout::Normal,
+        };
+        shapes.push((format!("square {s}"), square));
     }
-    // The first layer of W1 (784 → 256, batch 128), as the training step launches it.
+    // (m, n, k, A, B) of W1's first layer (784 → 256, batch 128).
     let w1 = [
         // Z = X · Wᵀ: X [128, 784], W [256, 784]
         (
@@ -54,21 +56,54 @@ pub fn bench_m(bench: &mut Bench, gpu: &Gpu, extra_sizes: &[usize]) -> BenchResu
     for (name, m, n, k, a, b) in w1 {
         shapes.push((name.to_string(), MatmulShape { m, n, k, a, b }));
     }
-    for (name, shape) in shapes {
-        let flop = 2.0 * (shape.m * shape.n * shape.k) as f64;
-        // At least 5 runs, and enough of them to take about a second for small shapes.
-        let first = ops::time_matmul(gpu, shape, 1)?[0];
-        let reps = ((1.0 / first.max(1e-6)) as usize).clamp(5, 200);
-        let times = ops::time_matmul(gpu, shape, reps)?;
-        let t = median(&times);
-        bench.report(
-            "M",
-            name,
-            flop / t / 1e9,
-            "GFLOP/s",
-            json!({"m": shape.m, "n": shape.n, "k": shape.k, "a": format!("{:?}", shape.a),
-                   "b": format!("{:?}", shape.b), "median_s": t, "runs": times.len()}),
-        );
+    shapes
+}
+
+/// The median GFLOP/s of `variant` (`None`: the adapter's choice) on `shape`, and its figure's
+/// JSON details.
+fn gflops(
+    gpu: &Gpu,
+    variant: Option<MatmulVariant>,
+    shape: MatmulShape,
+) -> Result<(f64, Value), Box<dyn Error>> {
+    let flop = 2.0 * (shape.m * shape.n * shape.k) as f64;
+    // At least 5 runs, and enough of them to take about a second where a run is short (a run
+    // is at least one launch and about 20 ms of them).
+    let first = ops::time_matmul_on(gpu, variant, shape, 1)?[0];
+    let reps = ((1.0 / first.max(0.02)) as usize).clamp(5, 50);
+    let times = ops::time_matmul_on(gpu, variant, shape, reps)?;
+    let t = median(&times);
+    let extra = json!({"m": shape.m, "n": shape.n, "k": shape.k, "a": format!("{:?}", shape.a),
+                       "b": format!("{:?}", shape.b), "median_s": t, "runs": times.len()});
+    Ok((flop / t / 1e9, extra))
+}
+
+pub fn bench_m(bench: &mut Bench, gpu: &Gpu, extra_sizes: &[usize]) -> BenchResult {
+    for (name, shape) in shapes(extra_sizes) {
+        let (value, extra) = gflops(gpu, None, shape)?;
+        bench.report("M", name, value, "GFLOP/s", extra);
+    }
+    Ok(())
+}
+
+/// M on every kernel that applies, one figure per kernel and product: what the choice of
+/// kernel per adapter rests on.
+pub fn bench_m_kernels(bench: &mut Bench, gpu: &Gpu, extra_sizes: &[usize]) -> BenchResult {
+    for (name, shape) in shapes(extra_sizes) {
+        for variant in MatmulVariant::ALL {
+            if !ops::matmul_applies(gpu, variant, shape)? {
+                continue;
+            }
+            let (value, mut extra) = gflops(gpu, Some(variant), shape)?;
+            extra["kernel"] = json!(format!("{variant:?}"));
+            bench.report(
+                "M-kernels",
+                format!("{name} {variant:?}"),
+                value,
+                "GFLOP/s",
+                extra,
+            );
+        }
     }
     Ok(())
 }

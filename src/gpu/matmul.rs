@@ -3,7 +3,8 @@
 //! CPU adapters (lavapipe) run, in order of preference: the subgroup-broadcast kernels of
 //! `matmul_subgroup.wgsl` (where the adapter has 8-lane subgroups and the product is not
 //! tiny), the register-blocked vec4 kernels of `matmul_vec4.wgsl` when a product's layout
-//! and sizes allow, else the scalar 4×4 blocks of `matmul.wgsl` `blocked`. GPUs run the 16×16
+//! and sizes allow, else the scalar 4×4 blocks of `matmul.wgsl` `blocked`. GPUs run the register-blocked
+//! 128×128 or 64×64 tiles of `matmul_gpu.wgsl` where C has enough of them, else the 16×16
 //! tiles of `matmul.wgsl` `small`. The 64×64 tiles of `main` are kept as the plain reference
 //! the tests check every other kernel against. Every kernel sums each output over k in
 //! increasing order in one invocation with the same fma chain, so results on one device never
@@ -27,6 +28,11 @@ const SUBGROUP_ROWS: usize = 64;
 /// (llvmpipe compiles a kernel on its first launch: 1.3 to 2.5 s for each subgroup kernel,
 /// about 0.1 s from Mesa's shader cache).
 const SUBGROUP_MIN_PRODUCT: usize = 1 << 18;
+
+/// The fewest workgroups a GPU product runs on with `matmul_gpu.wgsl`'s tiles; with fewer,
+/// it runs on smaller tiles (16×16 in the end), since a GPU with 100-odd compute units idles
+/// most of them on fewer workgroups.
+const GPU_MIN_TILES: usize = 128;
 
 /// Whether `shaders/matmul_subgroup.wgsl` can run on `adapter`: a CPU adapter with subgroup
 /// operations whose subgroup is always one 8-lane workgroup (the kernels broadcast from
@@ -65,11 +71,18 @@ pub enum MatmulVariant {
     SubgroupTn,
     /// `matmul_subgroup.wgsl` `an`: A in any layout, B row-major.
     SubgroupAn,
+    /// `matmul_gpu.wgsl` with 64×64 tiles, 4×4 outputs per invocation in registers; any
+    /// strides. Used on GPUs for products with enough such tiles.
+    GpuTiles64,
+    /// `matmul_gpu.wgsl` with 128×128 tiles, 8×8 outputs per invocation; any strides. Used on
+    /// GPUs for large products.
+    GpuTiles128,
 }
 
 impl MatmulVariant {
-    /// Every variant, in order of preference on a CPU adapter.
-    pub const ALL: [MatmulVariant; 10] = [
+    /// Every variant, in order of preference on a CPU adapter (the last two never apply
+    /// there before `Blocked` does).
+    pub const ALL: [MatmulVariant; 12] = [
         MatmulVariant::SubgroupNn,
         MatmulVariant::SubgroupNt,
         MatmulVariant::SubgroupTn,
@@ -80,6 +93,8 @@ impl MatmulVariant {
         MatmulVariant::Blocked,
         MatmulVariant::Tiled,
         MatmulVariant::SmallTiles,
+        MatmulVariant::GpuTiles64,
+        MatmulVariant::GpuTiles128,
     ];
 
     /// Whether this variant computes `dims` correctly from these bindings (`ops`: A, B and
@@ -107,7 +122,11 @@ impl MatmulVariant {
             && four(d.a_col_stride)
             && four(d.b_row_stride);
         match self {
-            MatmulVariant::Tiled | MatmulVariant::Blocked | MatmulVariant::SmallTiles => true,
+            MatmulVariant::Tiled
+            | MatmulVariant::Blocked
+            | MatmulVariant::SmallTiles
+            | MatmulVariant::GpuTiles64
+            | MatmulVariant::GpuTiles128 => true,
             MatmulVariant::Nn => nn,
             MatmulVariant::Nt => nt,
             MatmulVariant::Tn => tn,
@@ -128,14 +147,20 @@ impl MatmulVariant {
         }
     }
 
-    /// The variant for `dims`: on a GPU the small tiles; on a CPU adapter the first of
-    /// [`MatmulVariant::ALL`] that applies, leaving out the subgroup kernels for tiny products
-    /// (m·n·k below [`SUBGROUP_MIN_PRODUCT`]).
+    /// The variant for `dims`: on a GPU the largest tiles of which C has at least
+    /// [`GPU_MIN_TILES`]; on a CPU adapter the first of [`MatmulVariant::ALL`] that applies,
+    /// leaving out the subgroup kernels for tiny products (m·n·k below
+    /// [`SUBGROUP_MIN_PRODUCT`]).
     fn choose(cpu: bool, subgroups: bool, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> Self {
         if !cpu {
-            // Measured on an H100: 16×16 tiles reach 1.6 TFLOP/s at 512³ where 64×64 tiles
-            // reach 0.34 (too few workgroups for small products, too few threads per SM).
-            return MatmulVariant::SmallTiles;
+            let tiles = |edge: u32| d.m.div_ceil(edge) as usize * d.n.div_ceil(edge) as usize;
+            return if tiles(128) >= GPU_MIN_TILES {
+                MatmulVariant::GpuTiles128
+            } else if tiles(64) >= GPU_MIN_TILES {
+                MatmulVariant::GpuTiles64
+            } else {
+                MatmulVariant::SmallTiles
+            };
         }
         let big = d.m as usize * d.n as usize * d.k as usize >= SUBGROUP_MIN_PRODUCT;
         *Self::ALL
@@ -161,8 +186,8 @@ impl Kernels {
     /// B, bias and C. `cpu` selects the kernels for CPU adapters (see `matmul_vec4.wgsl` for
     /// why llvmpipe needs them). `force` picks a kernel; it must apply to these operands
     /// ([`Kernels::matmul_applies`]).
-    pub fn matmul_dispatch(
-        &self,
+    pub fn matmul_dispatch<'a>(
+        &'a self,
         device: &wgpu::Device,
         cpu: bool,
         dims: &MatmulDims,
@@ -172,6 +197,7 @@ impl Kernels {
         let (m, n) = (dims.m as usize, dims.n as usize);
         let lanes = VEC4_LANES;
         let subgroups = self.matmul_sub.is_some();
+        let gpu = |k: &'a LazyMatmul| k.kernel(device, "main");
         let ops = [&buffers[1], &buffers[2], &buffers[4]];
         let variant = match force {
             Some(v) => {
@@ -211,6 +237,12 @@ impl Kernels {
             MatmulVariant::SubgroupNt => (sub("nt"), sub_groups),
             MatmulVariant::SubgroupTn => (sub("tn"), sub_groups),
             MatmulVariant::SubgroupAn => (sub("an"), sub_groups),
+            MatmulVariant::GpuTiles64 => {
+                (gpu(&self.matmul_gpu64), (n.div_ceil(64), m.div_ceil(64)))
+            }
+            MatmulVariant::GpuTiles128 => {
+                (gpu(&self.matmul_gpu128), (n.div_ceil(128), m.div_ceil(128)))
+            }
         };
         kernel.dispatch(device, buffers, (groups.0 as u32, groups.1 as u32))
     }
@@ -226,36 +258,69 @@ impl Kernels {
     }
 }
 
-/// The entry points of `shaders/matmul_subgroup.wgsl`, one per operand layout, each compiled
-/// on first use: they are large (the expanded template is about 2 000 lines; parsing it takes
-/// 30 ms on lavapipe and each pipeline another 35), and a model with small layers never
-/// launches them. The module is parsed once, for the first of them.
-pub(crate) struct SubgroupMatmul {
+/// Kernels of one matmul module that are compiled on first use, from one parsed module: a
+/// model with small layers never launches them, and compiling them is not free (the expanded
+/// subgroup template is about 2 000 lines: parsing it takes 30 ms on lavapipe and each
+/// pipeline another 35).
+pub(crate) struct LazyMatmul {
+    label: &'static str,
+    source: fn() -> String,
     module: OnceLock<wgpu::ShaderModule>,
-    entries: [(&'static str, OnceLock<Kernel>); 4],
+    entries: Vec<(&'static str, OnceLock<Kernel>)>,
 }
 
-impl SubgroupMatmul {
-    pub(super) fn new() -> Self {
-        SubgroupMatmul {
+impl LazyMatmul {
+    fn new(label: &'static str, source: fn() -> String, entries: &[&'static str]) -> Self {
+        LazyMatmul {
+            label,
+            source,
             module: OnceLock::new(),
-            entries: ["nn", "nt", "tn", "an"].map(|e| (e, OnceLock::new())),
+            entries: entries.iter().map(|e| (*e, OnceLock::new())).collect(),
         }
     }
 
-    /// The kernel of entry point `entry` (`"nn"`, `"nt"`, `"tn"` or `"an"`).
+    /// `shaders/matmul_subgroup.wgsl`: entry points `nn`, `nt`, `tn` and `an`.
+    pub(super) fn subgroup() -> Self {
+        fn source() -> String {
+            super::unroll::unroll(matmul_source!("matmul_subgroup.wgsl"))
+        }
+        Self::new("matmul_sub", source, &["nn", "nt", "tn", "an"])
+    }
+
+    /// `shaders/matmul_gpu.wgsl` with 4×4 blocks per invocation (64×64 tiles).
+    pub(super) fn gpu_tiles_64() -> Self {
+        fn source() -> String {
+            format!(
+                "const THREAD: u32 = 4u;\n{}",
+                matmul_source!("matmul_gpu.wgsl")
+            )
+        }
+        Self::new("matmul_gpu64", source, &["main"])
+    }
+
+    /// `shaders/matmul_gpu.wgsl` with 8×8 blocks per invocation (128×128 tiles).
+    pub(super) fn gpu_tiles_128() -> Self {
+        fn source() -> String {
+            format!(
+                "const THREAD: u32 = 8u;\n{}",
+                matmul_source!("matmul_gpu.wgsl")
+            )
+        }
+        Self::new("matmul_gpu128", source, &["main"])
+    }
+
+    /// The kernel of entry point `entry`.
     pub fn kernel(&self, device: &wgpu::Device, entry: &str) -> &Kernel {
         let Some((name, cell)) = self.entries.iter().find(|(e, _)| *e == entry) else {
-            panic!("matmul_subgroup.wgsl has no entry point {entry}");
+            panic!("{} has no entry point {entry}", self.label);
         };
         cell.get_or_init(|| {
-            let module = self.module.get_or_init(|| {
-                let source = super::unroll::unroll(matmul_source!("matmul_subgroup.wgsl"));
-                module(device, "matmul_subgroup", &source)
-            });
+            let module = self
+                .module
+                .get_or_init(|| module(device, self.label, &(self.source)()));
             Kernel::from_module(
                 device,
-                &format!("matmul_sub_{name}"),
+                &format!("{}_{name}", self.label),
                 module,
                 name,
                 &MATMUL_SLOTS,

@@ -123,7 +123,9 @@ pub fn try_matmul_on(
 }
 
 /// Times `reps` runs of one matmul on random-free data after one warm-up; returns the
-/// seconds of each run (each run is one submission waited for).
+/// seconds per launch of each run. A run is one submission waited for, of as many launches
+/// as take about 20 ms (at most 256), so that the submission's fixed cost does not hide a
+/// fast kernel's time.
 pub fn time_matmul(gpu: &Gpu, shape: MatmulShape, reps: usize) -> Result<Vec<f64>> {
     time_matmul_on(gpu, None, shape, reps)
 }
@@ -147,12 +149,27 @@ pub fn time_matmul_on(
         Slice::all(&c),
         variant,
     );
+    let started = Instant::now();
     run(gpu, &[&launch])?;
+    let first = started.elapsed().as_secs_f64();
+    let batch = ((0.02 / first.max(1e-6)) as usize).clamp(1, 256);
+    let launches = vec![&launch; batch];
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps {
         let started = Instant::now();
-        run(gpu, &[&launch])?;
-        times.push(started.elapsed().as_secs_f64());
+        run(gpu, &launches)?;
+        times.push(started.elapsed().as_secs_f64() / batch as f64);
     }
     Ok(times)
+}
+
+/// Whether `variant` can compute `shape` (with no bias, as [`time_matmul_on`] runs it) on
+/// this adapter.
+pub fn matmul_applies(gpu: &Gpu, variant: MatmulVariant, shape: MatmulShape) -> Result<bool> {
+    let a = gpu.storage("a", (shape.m * shape.k).max(1) as u64 * 4)?;
+    let b = gpu.storage("b", (shape.k * shape.n).max(1) as u64 * 4)?;
+    let c = gpu.storage("c", (shape.m * shape.n).max(1) as u64 * 4)?;
+    let dims = shape.dims(false, Activation::Linear);
+    let ops = [&Slice::all(&a), &Slice::all(&b), &Slice::all(&c)];
+    Ok(gpu.kernels.matmul_applies(variant, &dims, ops))
 }
