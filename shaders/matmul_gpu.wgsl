@@ -1,36 +1,44 @@
-// Register-blocked matrix product for GPUs, in two sizes.
+// Register-blocked matrix product for GPUs (a template: src/gpu/unroll.rs expands its
+// `//@repeat` blocks).
 //
-// A 16×16 workgroup computes a TILE×TILE tile of C; each invocation a THREAD×THREAD block of
-// it, kept in registers. Both operand tiles go through workgroup memory DEPTH values of k at
-// a time, so each value loaded from A or B feeds THREAD multiply-adds instead of one (the
-// `small` kernel of matmul.wgsl, one output per invocation, is bound by workgroup-memory
-// reads on large products).
+// A 16×16 workgroup computes a 128×128 tile of C; each invocation an 8×8 block of it, in 16
+// vec4 registers. Both operand tiles go through workgroup memory DEPTH values of k at a time,
+// so each value read from workgroup memory feeds 8 multiply-adds (the `small` kernel of
+// matmul.wgsl, one output per invocation, reads two values per multiply-add).
 //
-// src/gpu/matmul.rs puts `const THREAD: u32 = 4u;` (64×64 tiles, for products with few
-// tiles) or `8u` (128×128 tiles) in front of this file, and matmul_common.wgsl (Dims, the
-// bias and C bindings, `store`) in front of that.
+// Measured on an H100 (`bench m-kernels`): 7.7, 18.9 and 20.3 TFLOP/s at 1024³, 2048³ and
+// 4096³, where `small` reaches 2.5–2.6. The same kernel with 64×64 tiles (8×8 invocations)
+// reached 6.5, 7.7 and 8.8; written with loops over an accumulator array instead of this
+// template, 1.0–1.9 (the driver did not unroll naga's loops, so the array did not stay in
+// registers).
 //
 // Exactness: each output is still summed by one invocation over k in increasing order with
 // the fma chain of matmul.wgsl `main` (zeros past k, like `main`), so it gives the same bits.
+//
+// Dims, its uniform, the bias and C bindings and `store`: matmul_common.wgsl.
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 
 const SIDE: u32 = 16u;
-const TILE: u32 = SIDE * THREAD;
+const TILE: u32 = 128u;
 const DEPTH: u32 = 16u;
-// vec4s per invocation along each side of its block.
-const V: u32 = THREAD / 4u;
-// Floats per k-row of a workgroup tile: 4 more than TILE, so that invocations storing
+// vec4s per k-row of a workgroup tile: one more than TILE / 4, so that invocations storing
 // neighbouring k of one row hit different banks.
-const PITCH: u32 = TILE + 4u;
-// Elements of each operand tile that one invocation loads.
-const LOADS: u32 = TILE * DEPTH / (SIDE * SIDE);
+const PITCH: u32 = TILE / 4u + 1u;
 
-// [k][row] and [k][col]. An invocation's block is V groups of 4 neighbouring rows (columns),
+// [k][row] and [k][col]. An invocation's block is 2 groups of 4 neighbouring rows (columns),
 // SIDE groups apart, so that neighbouring invocations read neighbouring vec4s.
-var<workgroup> a_tile: array<vec4<f32>, DEPTH * PITCH / 4u>;
-var<workgroup> b_tile: array<vec4<f32>, DEPTH * PITCH / 4u>;
+var<workgroup> a_tile: array<vec4<f32>, DEPTH * PITCH>;
+var<workgroup> b_tile: array<vec4<f32>, DEPTH * PITCH>;
+
+// C[r, col..col + 3] from the raw sums `v`.
+fn store4(r: u32, col: u32, v: vec4<f32>) {
+    store(r, col, v.x);
+    store(r, col + 1u, v.y);
+    store(r, col + 2u, v.z);
+    store(r, col + 3u, v.w);
+}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -42,11 +50,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let a_along_k = dims.a_col_stride == 1u;
     let b_along_n = dims.b_col_stride == 1u;
 
-    // acc[i][v]: row i of this invocation's block, its v-th group of 4 columns.
-    var acc: array<array<vec4<f32>, V>, THREAD>;
+    // acc{j}: row j/2 of this invocation's block, its (j%2)-th group of 4 columns.
+//@repeat j 0..16
+    var acc{j} = vec4<f32>(0.0);
+//@end
 
     for (var k0 = 0u; k0 < dims.k; k0 += DEPTH) {
-        for (var l = 0u; l < LOADS; l++) {
+        for (var l = 0u; l < TILE * DEPTH / (SIDE * SIDE); l++) {
             let e = tid + l * SIDE * SIDE;
             var r = e % TILE;
             var ka = e / TILE;
@@ -58,7 +68,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             if (row0 + r < dims.m && k0 + ka < dims.k) {
                 av = a[(row0 + r) * dims.a_row_stride + (k0 + ka) * dims.a_col_stride];
             }
-            a_tile[(ka * PITCH + r) / 4u][r % 4u] = av;
+            a_tile[ka * PITCH + r / 4u][r % 4u] = av;
 
             var col = e / DEPTH;
             var kb = e % DEPTH;
@@ -70,34 +80,23 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             if (k0 + kb < dims.k && col0 + col < dims.n) {
                 bv = b[(k0 + kb) * dims.b_row_stride + (col0 + col) * dims.b_col_stride];
             }
-            b_tile[(kb * PITCH + col) / 4u][col % 4u] = bv;
+            b_tile[kb * PITCH + col / 4u][col % 4u] = bv;
         }
         workgroupBarrier();
 
         for (var kk = 0u; kk < DEPTH; kk++) {
-            var ar: array<vec4<f32>, V>;
-            var bc: array<vec4<f32>, V>;
-            for (var v = 0u; v < V; v++) {
-                ar[v] = a_tile[kk * PITCH / 4u + lid.y + SIDE * v];
-                bc[v] = b_tile[kk * PITCH / 4u + lid.x + SIDE * v];
-            }
-            for (var i = 0u; i < THREAD; i++) {
-                let x = vec4<f32>(ar[i / 4u][i % 4u]);
-                for (var v = 0u; v < V; v++) {
-                    acc[i][v] = fma(x, bc[v], acc[i][v]);
-                }
-            }
+            let ar0 = a_tile[kk * PITCH + lid.y];
+            let ar1 = a_tile[kk * PITCH + lid.y + SIDE];
+            let bc0 = b_tile[kk * PITCH + lid.x];
+            let bc1 = b_tile[kk * PITCH + lid.x + SIDE];
+//@repeat j 0..16
+            acc{j} = fma(vec4<f32>(ar{j/8}[{j/2%4}]), bc{j%2}, acc{j});
+//@end
         }
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < THREAD; i++) {
-        let r = row0 + 4u * (lid.y + SIDE * (i / 4u)) + i % 4u;
-        for (var v = 0u; v < V; v++) {
-            let col = col0 + 4u * (lid.x + SIDE * v);
-            for (var j = 0u; j < 4u; j++) {
-                store(r, col + j, acc[i][v][j]);
-            }
-        }
-    }
+//@repeat j 0..16
+    store4(row0 + 4u * (lid.y + SIDE * {j/8}) + {j/2%4}, col0 + 4u * (lid.x + SIDE * {j%2}), acc{j});
+//@end
 }

@@ -13,8 +13,7 @@
 //! | matmul_sub_nt | `shaders/matmul_subgroup.wgsl` | `nt`   |
 //! | matmul_sub_tn | `shaders/matmul_subgroup.wgsl` | `tn`   |
 //! | matmul_sub_an | `shaders/matmul_subgroup.wgsl` | `an`   |
-//! | matmul_gpu64  | `shaders/matmul_gpu.wgsl` (4×4 per invocation) | `main` |
-//! | matmul_gpu128 | `shaders/matmul_gpu.wgsl` (8×8 per invocation) | `main` |
+//! | matmul_gpu    | `shaders/matmul_gpu.wgsl` | `main`      |
 //! | act_backward  | `shaders/activation.wgsl` | `backward`  |
 //! | act_backward4 | `shaders/activation.wgsl` | `backward4` |
 //! | loss_grad     | `shaders/loss.wgsl`       | `loss_grad` |
@@ -268,8 +267,7 @@ pub(crate) struct Kernels {
     /// workgroup (see `matmul_subgroup.wgsl`); `None` elsewhere.
     pub matmul_sub: Option<LazyMatmul>,
     /// The register-blocked kernels for GPUs (see `matmul_gpu.wgsl`), compiled on first use.
-    pub matmul_gpu64: LazyMatmul,
-    pub matmul_gpu128: LazyMatmul,
+    pub matmul_gpu: LazyMatmul,
     pub act_backward: Kernel,
     /// `act_backward` four columns at a time (see [`Kernels::act_backward_dispatch`]).
     pub act_backward4: Kernel,
@@ -313,8 +311,7 @@ impl Kernels {
             matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", &MATMUL_SLOTS),
             matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", &MATMUL_SLOTS),
             matmul_sub: subgroup_matmul.then(LazyMatmul::subgroup),
-            matmul_gpu64: LazyMatmul::gpu_tiles_64(),
-            matmul_gpu128: LazyMatmul::gpu_tiles_128(),
+            matmul_gpu: LazyMatmul::gpu_tiles(),
             act_backward: Kernel::new(device, "act_backward", activation, "backward", &act_slots),
             act_backward4: Kernel::new(
                 device,

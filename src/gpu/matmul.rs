@@ -3,12 +3,12 @@
 //! CPU adapters (lavapipe) run, in order of preference: the subgroup-broadcast kernels of
 //! `matmul_subgroup.wgsl` (where the adapter has 8-lane subgroups and the product is not
 //! tiny), the register-blocked vec4 kernels of `matmul_vec4.wgsl` when a product's layout
-//! and sizes allow, else the scalar 4×4 blocks of `matmul.wgsl` `blocked`. GPUs run the register-blocked
-//! 128×128 or 64×64 tiles of `matmul_gpu.wgsl` where C has enough of them, else the 16×16
-//! tiles of `matmul.wgsl` `small`. The 64×64 tiles of `main` are kept as the plain reference
-//! the tests check every other kernel against. Every kernel sums each output over k in
-//! increasing order in one invocation with the same fma chain, so results on one device never
-//! depend on batching, timing or the kernel chosen.
+//! and sizes allow, else the scalar 4×4 blocks of `matmul.wgsl` `blocked`. GPUs run the
+//! register-blocked 128×128 tiles of `matmul_gpu.wgsl` where C has enough of them, else the
+//! 16×16 tiles of `matmul.wgsl` `small`. The 64×64 tiles of `main` are kept as the plain
+//! reference the tests check every other kernel against. Every kernel sums each output over k
+//! in increasing order in one invocation with the same fma chain, so results on one device
+//! never depend on batching, timing or the kernel chosen.
 
 use super::kernels::{Dispatch, Kernel, Kernels, MATMUL_SLOTS, MATMUL_TILE, Slice, module};
 use super::params::MatmulDims;
@@ -29,10 +29,12 @@ const SUBGROUP_ROWS: usize = 64;
 /// about 0.1 s from Mesa's shader cache).
 const SUBGROUP_MIN_PRODUCT: usize = 1 << 18;
 
-/// The fewest workgroups a GPU product runs on with `matmul_gpu.wgsl`'s tiles; with fewer,
-/// it runs on smaller tiles (16×16 in the end), since a GPU with 100-odd compute units idles
-/// most of them on fewer workgroups.
-const GPU_MIN_TILES: usize = 128;
+/// The fewest 128×128 tiles of C for which a GPU runs a product on `matmul_gpu.wgsl`; with
+/// fewer it runs on the 16×16 tiles of `matmul.wgsl` `small`. Measured on an H100 (`bench
+/// m-kernels`): with few tiles `matmul_gpu.wgsl` reaches about 120 GFLOP/s per tile (512², 16
+/// tiles: 1.9 TFLOP/s; 1024², 64 tiles: 7.7), while `small` reaches 2.2–2.6 TFLOP/s from 512²
+/// up, and 1.0–2.0 on W1's products (2 to 14 tiles): they cross near 20 tiles.
+const GPU_MIN_TILES: usize = 24;
 
 /// Whether `shaders/matmul_subgroup.wgsl` can run on `adapter`: a CPU adapter with subgroup
 /// operations whose subgroup is always one 8-lane workgroup (the kernels broadcast from
@@ -71,18 +73,16 @@ pub enum MatmulVariant {
     SubgroupTn,
     /// `matmul_subgroup.wgsl` `an`: A in any layout, B row-major.
     SubgroupAn,
-    /// `matmul_gpu.wgsl` with 64×64 tiles, 4×4 outputs per invocation in registers; any
-    /// strides. Used on GPUs for products with enough such tiles.
-    GpuTiles64,
-    /// `matmul_gpu.wgsl` with 128×128 tiles, 8×8 outputs per invocation; any strides. Used on
-    /// GPUs for large products.
-    GpuTiles128,
+    /// `matmul_gpu.wgsl`: 128×128 tiles through workgroup memory, 8×8 outputs per
+    /// invocation in registers; any strides. Used on GPUs for products with enough such
+    /// tiles.
+    GpuTiles,
 }
 
 impl MatmulVariant {
-    /// Every variant, in order of preference on a CPU adapter (the last two never apply
-    /// there before `Blocked` does).
-    pub const ALL: [MatmulVariant; 12] = [
+    /// Every variant, in order of preference on a CPU adapter (the last never applies there
+    /// before `Blocked` does).
+    pub const ALL: [MatmulVariant; 11] = [
         MatmulVariant::SubgroupNn,
         MatmulVariant::SubgroupNt,
         MatmulVariant::SubgroupTn,
@@ -93,8 +93,7 @@ impl MatmulVariant {
         MatmulVariant::Blocked,
         MatmulVariant::Tiled,
         MatmulVariant::SmallTiles,
-        MatmulVariant::GpuTiles64,
-        MatmulVariant::GpuTiles128,
+        MatmulVariant::GpuTiles,
     ];
 
     /// Whether this variant computes `dims` correctly from these bindings (`ops`: A, B and
@@ -125,8 +124,7 @@ impl MatmulVariant {
             MatmulVariant::Tiled
             | MatmulVariant::Blocked
             | MatmulVariant::SmallTiles
-            | MatmulVariant::GpuTiles64
-            | MatmulVariant::GpuTiles128 => true,
+            | MatmulVariant::GpuTiles => true,
             MatmulVariant::Nn => nn,
             MatmulVariant::Nt => nt,
             MatmulVariant::Tn => tn,
@@ -147,17 +145,15 @@ impl MatmulVariant {
         }
     }
 
-    /// The variant for `dims`: on a GPU the largest tiles of which C has at least
-    /// [`GPU_MIN_TILES`]; on a CPU adapter the first of [`MatmulVariant::ALL`] that applies,
+    /// The variant for `dims`: on a GPU the 128×128 tiles if C has at least
+    /// [`GPU_MIN_TILES`] of them, else 16×16; on a CPU adapter the first of [`MatmulVariant::ALL`] that applies,
     /// leaving out the subgroup kernels for tiny products (m·n·k below
     /// [`SUBGROUP_MIN_PRODUCT`]).
     fn choose(cpu: bool, subgroups: bool, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> Self {
         if !cpu {
-            let tiles = |edge: u32| d.m.div_ceil(edge) as usize * d.n.div_ceil(edge) as usize;
-            return if tiles(128) >= GPU_MIN_TILES {
-                MatmulVariant::GpuTiles128
-            } else if tiles(64) >= GPU_MIN_TILES {
-                MatmulVariant::GpuTiles64
+            let tiles = d.m.div_ceil(128) as usize * d.n.div_ceil(128) as usize;
+            return if tiles >= GPU_MIN_TILES {
+                MatmulVariant::GpuTiles
             } else {
                 MatmulVariant::SmallTiles
             };
@@ -186,8 +182,8 @@ impl Kernels {
     /// B, bias and C. `cpu` selects the kernels for CPU adapters (see `matmul_vec4.wgsl` for
     /// why llvmpipe needs them). `force` picks a kernel; it must apply to these operands
     /// ([`Kernels::matmul_applies`]).
-    pub fn matmul_dispatch<'a>(
-        &'a self,
+    pub fn matmul_dispatch(
+        &self,
         device: &wgpu::Device,
         cpu: bool,
         dims: &MatmulDims,
@@ -197,7 +193,6 @@ impl Kernels {
         let (m, n) = (dims.m as usize, dims.n as usize);
         let lanes = VEC4_LANES;
         let subgroups = self.matmul_sub.is_some();
-        let gpu = |k: &'a LazyMatmul| k.kernel(device, "main");
         let ops = [&buffers[1], &buffers[2], &buffers[4]];
         let variant = match force {
             Some(v) => {
@@ -237,12 +232,10 @@ impl Kernels {
             MatmulVariant::SubgroupNt => (sub("nt"), sub_groups),
             MatmulVariant::SubgroupTn => (sub("tn"), sub_groups),
             MatmulVariant::SubgroupAn => (sub("an"), sub_groups),
-            MatmulVariant::GpuTiles64 => {
-                (gpu(&self.matmul_gpu64), (n.div_ceil(64), m.div_ceil(64)))
-            }
-            MatmulVariant::GpuTiles128 => {
-                (gpu(&self.matmul_gpu128), (n.div_ceil(128), m.div_ceil(128)))
-            }
+            MatmulVariant::GpuTiles => (
+                self.matmul_gpu.kernel(device, "main"),
+                (n.div_ceil(128), m.div_ceil(128)),
+            ),
         };
         kernel.dispatch(device, buffers, (groups.0 as u32, groups.1 as u32))
     }
@@ -287,26 +280,12 @@ impl LazyMatmul {
         Self::new("matmul_sub", source, &["nn", "nt", "tn", "an"])
     }
 
-    /// `shaders/matmul_gpu.wgsl` with 4×4 blocks per invocation (64×64 tiles).
-    pub(super) fn gpu_tiles_64() -> Self {
+    /// `shaders/matmul_gpu.wgsl`: entry point `main`.
+    pub(super) fn gpu_tiles() -> Self {
         fn source() -> String {
-            format!(
-                "const THREAD: u32 = 4u;\n{}",
-                matmul_source!("matmul_gpu.wgsl")
-            )
+            super::unroll::unroll(matmul_source!("matmul_gpu.wgsl"))
         }
-        Self::new("matmul_gpu64", source, &["main"])
-    }
-
-    /// `shaders/matmul_gpu.wgsl` with 8×8 blocks per invocation (128×128 tiles).
-    pub(super) fn gpu_tiles_128() -> Self {
-        fn source() -> String {
-            format!(
-                "const THREAD: u32 = 8u;\n{}",
-                matmul_source!("matmul_gpu.wgsl")
-            )
-        }
-        Self::new("matmul_gpu128", source, &["main"])
+        Self::new("matmul_gpu", source, &["main"])
     }
 
     /// The kernel of entry point `entry`.
