@@ -3,12 +3,12 @@
 //! CPU adapters (lavapipe) run, in order of preference: the subgroup-broadcast kernels of
 //! `matmul_subgroup.wgsl` (where the adapter has 8-lane subgroups and the product is not
 //! tiny), the register-blocked vec4 kernels of `matmul_vec4.wgsl` when a product's layout
-//! and sizes allow, else the scalar 4×4 blocks of `matmul.wgsl` `blocked`. GPUs run the
-//! register-blocked 128×128 tiles of `matmul_gpu.wgsl` where C has enough of them, else the
-//! 16×16 tiles of `matmul.wgsl` `small`. The 64×64 tiles of `main` are kept as the plain
-//! reference the tests check every other kernel against. Every kernel sums each output over k
-//! in increasing order in one invocation with the same fma chain, so results on one device
-//! never depend on batching, timing or the kernel chosen.
+//! and sizes allow, else the 128×128 tiles of `matmul_gpu.wgsl` for products with enough of
+//! them, else the scalar 4×4 blocks of `matmul.wgsl` `blocked`. GPUs run `matmul_gpu.wgsl`
+//! where C has enough tiles, else the 16×16 tiles of `matmul.wgsl` `small`. The 64×64 tiles
+//! of `main` are kept as the plain reference the tests check every other kernel against.
+//! Every kernel sums each output over k in increasing order in one invocation with the same
+//! fma chain, so results on one device never depend on batching, timing or the kernel chosen.
 
 use super::kernels::{Dispatch, Kernel, Kernels, MATMUL_SLOTS, MATMUL_TILE, Slice, module};
 use super::params::MatmulDims;
@@ -35,6 +35,13 @@ const SUBGROUP_MIN_PRODUCT: usize = 1 << 18;
 /// tiles: 1.9 TFLOP/s; 1024², 64 tiles: 7.7), while `small` reaches 2.2–2.6 TFLOP/s from 512²
 /// up, and 1.0–2.0 on W1's products (2 to 14 tiles): they cross near 20 tiles.
 const GPU_MIN_TILES: usize = 24;
+
+/// The fewest 128×128 tiles of C for which a CPU adapter runs a product that no vec4 kernel
+/// can compute on `matmul_gpu.wgsl` rather than `matmul.wgsl` `blocked`. Measured on lavapipe
+/// (2 cores, GFLOP/s, 128×128 tiles against `blocked`): 1023³ (64 tiles) 10.0 vs 4.5; 301×783,
+/// k 130 (21 tiles) 5.6 vs 4.7; 130×301, k 783 (6 tiles) 4.0 vs 4.4; 64×100, k 50 (1 tile)
+/// 1.2 vs 2.5.
+const CPU_MIN_TILES: usize = 16;
 
 /// Whether `shaders/matmul_subgroup.wgsl` can run on `adapter`: a CPU adapter with subgroup
 /// operations whose subgroup is always one 8-lane workgroup (the kernels broadcast from
@@ -74,14 +81,14 @@ pub enum MatmulVariant {
     /// `matmul_subgroup.wgsl` `an`: A in any layout, B row-major.
     SubgroupAn,
     /// `matmul_gpu.wgsl`: 128×128 tiles through workgroup memory, 8×8 outputs per
-    /// invocation in registers; any strides. Used on GPUs for products with enough such
-    /// tiles.
+    /// invocation in registers; any strides. Used for products with enough such tiles: on
+    /// GPUs, and on CPU adapters where no vec4 kernel applies.
     GpuTiles,
 }
 
 impl MatmulVariant {
-    /// Every variant, in order of preference on a CPU adapter (the last never applies there
-    /// before `Blocked` does).
+    /// Every variant, in order of preference on a CPU adapter (the last two are never chosen
+    /// there: `Blocked`, before them, always applies).
     pub const ALL: [MatmulVariant; 11] = [
         MatmulVariant::SubgroupNn,
         MatmulVariant::SubgroupNt,
@@ -90,10 +97,10 @@ impl MatmulVariant {
         MatmulVariant::Nn,
         MatmulVariant::Nt,
         MatmulVariant::Tn,
+        MatmulVariant::GpuTiles,
         MatmulVariant::Blocked,
         MatmulVariant::Tiled,
         MatmulVariant::SmallTiles,
-        MatmulVariant::GpuTiles,
     ];
 
     /// Whether this variant computes `dims` correctly from these bindings (`ops`: A, B and
@@ -146,12 +153,12 @@ impl MatmulVariant {
     }
 
     /// The variant for `dims`: on a GPU the 128×128 tiles if C has at least
-    /// [`GPU_MIN_TILES`] of them, else 16×16; on a CPU adapter the first of [`MatmulVariant::ALL`] that applies,
-    /// leaving out the subgroup kernels for tiny products (m·n·k below
-    /// [`SUBGROUP_MIN_PRODUCT`]).
+    /// [`GPU_MIN_TILES`] of them, else 16×16; on a CPU adapter the first of
+    /// [`MatmulVariant::ALL`] that applies, leaving out the subgroup kernels for tiny products
+    /// (m·n·k below [`SUBGROUP_MIN_PRODUCT`]) and the 128×128 tiles below [`CPU_MIN_TILES`].
     fn choose(cpu: bool, subgroups: bool, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> Self {
+        let tiles = d.m.div_ceil(128) as usize * d.n.div_ceil(128) as usize;
         if !cpu {
-            let tiles = d.m.div_ceil(128) as usize * d.n.div_ceil(128) as usize;
             return if tiles >= GPU_MIN_TILES {
                 MatmulVariant::GpuTiles
             } else {
@@ -161,7 +168,10 @@ impl MatmulVariant {
         let big = d.m as usize * d.n as usize * d.k as usize >= SUBGROUP_MIN_PRODUCT;
         *Self::ALL
             .iter()
-            .filter(|v| big || !v.is_subgroup())
+            .filter(|v| match v {
+                MatmulVariant::GpuTiles => tiles >= CPU_MIN_TILES,
+                v => big || !v.is_subgroup(),
+            })
             .find(|v| v.applies(subgroups, d, ops))
             .unwrap_or(&MatmulVariant::Blocked)
     }
