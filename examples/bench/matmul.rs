@@ -60,28 +60,33 @@ fn shapes(extra_sizes: &[usize]) -> Vec<(String, MatmulShape)> {
 }
 
 /// The median GFLOP/s of `variant` (`None`: the adapter's choice) on `shape`, and its figure's
-/// JSON details.
+/// JSON details; `None` where that kernel cannot compute this product.
 fn gflops(
     gpu: &Gpu,
     variant: Option<MatmulVariant>,
     shape: MatmulShape,
-) -> Result<(f64, Value), Box<dyn Error>> {
+) -> Result<Option<(f64, Value)>, Box<dyn Error>> {
     let flop = 2.0 * (shape.m * shape.n * shape.k) as f64;
     // At least 5 runs, and enough of them to take about a second where a run is short (a run
     // is at least one launch and about 20 ms of them).
-    let first = ops::time_matmul_on(gpu, variant, shape, 1)?[0];
-    let reps = ((1.0 / first.max(0.02)) as usize).clamp(5, 50);
-    let times = ops::time_matmul_on(gpu, variant, shape, reps)?;
+    let Some(first) = ops::time_matmul_on(gpu, variant, shape, 1)? else {
+        return Ok(None);
+    };
+    let reps = ((1.0 / first[0].max(0.02)) as usize).clamp(5, 50);
+    let Some(times) = ops::time_matmul_on(gpu, variant, shape, reps)? else {
+        return Ok(None);
+    };
     let t = median(&times);
     let extra = json!({"m": shape.m, "n": shape.n, "k": shape.k, "a": format!("{:?}", shape.a),
                        "b": format!("{:?}", shape.b), "median_s": t, "runs": times.len()});
-    Ok((flop / t / 1e9, extra))
+    Ok(Some((flop / t / 1e9, extra)))
 }
 
 pub fn bench_m(bench: &mut Bench, gpu: &Gpu, extra_sizes: &[usize]) -> BenchResult {
     for (name, shape) in shapes(extra_sizes) {
-        let (value, extra) = gflops(gpu, None, shape)?;
-        bench.report("M", name, value, "GFLOP/s", extra);
+        if let Some((value, extra)) = gflops(gpu, None, shape)? {
+            bench.report("M", name, value, "GFLOP/s", extra);
+        }
     }
     Ok(())
 }
@@ -91,10 +96,9 @@ pub fn bench_m(bench: &mut Bench, gpu: &Gpu, extra_sizes: &[usize]) -> BenchResu
 pub fn bench_m_kernels(bench: &mut Bench, gpu: &Gpu, extra_sizes: &[usize]) -> BenchResult {
     for (name, shape) in shapes(extra_sizes) {
         for variant in MatmulVariant::ALL {
-            if !ops::matmul_applies(gpu, variant, shape)? {
+            let Some((value, mut extra)) = gflops(gpu, Some(variant), shape)? else {
                 continue;
-            }
-            let (value, mut extra) = gflops(gpu, Some(variant), shape)?;
+            };
             extra["kernel"] = json!(format!("{variant:?}"));
             bench.report(
                 "M-kernels",

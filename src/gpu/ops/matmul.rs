@@ -102,11 +102,7 @@ pub fn try_matmul_on(
     let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
     let dims = shape.dims(bias.is_some(), act);
     let (a_slice, b_slice, c_slice) = (Slice::all(&a_buf), Slice::all(&b_buf), Slice::all(&c));
-    if let Some(v) = variant
-        && !gpu
-            .kernels
-            .matmul_applies(v, &dims, [&a_slice, &b_slice, &c_slice])
-    {
+    if !fits(gpu, variant, &dims, [&a_slice, &b_slice, &c_slice]) {
         return Ok(None);
     }
     let launch = gpu.matmul_variant(
@@ -122,33 +118,46 @@ pub fn try_matmul_on(
         .map(Some)
 }
 
+/// Whether `variant` (`None`: the adapter's choice, which always fits) can compute `dims`
+/// from these operands (A, B, C).
+fn fits(
+    gpu: &Gpu,
+    variant: Option<MatmulVariant>,
+    dims: &MatmulDims,
+    ops: [&Slice<'_>; 3],
+) -> bool {
+    variant.is_none_or(|v| gpu.kernels.matmul_applies(v, dims, ops))
+}
+
 /// Times `reps` runs of one matmul on random-free data after one warm-up; returns the
 /// seconds per launch of each run. A run is one submission waited for, of as many launches
 /// as take about 20 ms (at most 256), so that the submission's fixed cost does not hide a
 /// fast kernel's time.
 pub fn time_matmul(gpu: &Gpu, shape: MatmulShape, reps: usize) -> Result<Vec<f64>> {
-    time_matmul_on(gpu, None, shape, reps)
+    match time_matmul_on(gpu, None, shape, reps)? {
+        Some(times) => Ok(times),
+        None => panic!("the adapter's own matmul kernel cannot compute {shape:?}"),
+    }
 }
 
-/// [`time_matmul`] on a chosen kernel (`None`: the one this adapter prefers); the variant
-/// must apply to the product (see [`try_matmul_on`]).
+/// [`time_matmul`] on a chosen kernel (`None`: the one this adapter prefers), or `None` when
+/// that kernel cannot compute this product on this adapter (see [`try_matmul_on`]).
 pub fn time_matmul_on(
     gpu: &Gpu,
     variant: Option<MatmulVariant>,
     shape: MatmulShape,
     reps: usize,
-) -> Result<Vec<f64>> {
+) -> Result<Option<Vec<f64>>> {
     let a = gpu.upload("a", &vec![0.5f32; shape.m * shape.k])?;
     let b = gpu.upload("b", &vec![0.25f32; shape.k * shape.n])?;
     let c = gpu.storage("c", (shape.m * shape.n) as u64 * 4)?;
-    let launch = gpu.matmul_variant(
-        shape.dims(false, Activation::Linear),
-        Slice::all(&a),
-        Slice::all(&b),
-        Slice::all(&a),
-        Slice::all(&c),
-        variant,
-    );
+    let dims = shape.dims(false, Activation::Linear);
+    let (a, b, c) = (Slice::all(&a), Slice::all(&b), Slice::all(&c));
+    if !fits(gpu, variant, &dims, [&a, &b, &c]) {
+        return Ok(None);
+    }
+    // The bias binding is not read (no bias in `dims`); A stands in for it.
+    let launch = gpu.matmul_variant(dims, a, b, a, c, variant);
     let started = Instant::now();
     run(gpu, &[&launch])?;
     let first = started.elapsed().as_secs_f64();
@@ -160,16 +169,5 @@ pub fn time_matmul_on(
         run(gpu, &launches)?;
         times.push(started.elapsed().as_secs_f64() / batch as f64);
     }
-    Ok(times)
-}
-
-/// Whether `variant` can compute `shape` (with no bias, as [`time_matmul_on`] runs it) on
-/// this adapter.
-pub fn matmul_applies(gpu: &Gpu, variant: MatmulVariant, shape: MatmulShape) -> Result<bool> {
-    let a = gpu.storage("a", (shape.m * shape.k).max(1) as u64 * 4)?;
-    let b = gpu.storage("b", (shape.k * shape.n).max(1) as u64 * 4)?;
-    let c = gpu.storage("c", (shape.m * shape.n).max(1) as u64 * 4)?;
-    let dims = shape.dims(false, Activation::Linear);
-    let ops = [&Slice::all(&a), &Slice::all(&b), &Slice::all(&c)];
-    Ok(gpu.kernels.matmul_applies(variant, &dims, ops))
+    Ok(Some(times))
 }

@@ -5,8 +5,7 @@
 mod matmul;
 
 pub use matmul::{
-    Layout, MatmulShape, matmul, matmul_applies, matmul_on, time_matmul, time_matmul_on,
-    try_matmul_on,
+    Layout, MatmulShape, matmul, matmul_on, time_matmul, time_matmul_on, try_matmul_on,
 };
 
 use crate::error::Result;
