@@ -266,7 +266,7 @@ pub(crate) struct Kernels {
     /// The subgroup-broadcast variants for CPU adapters whose subgroup is one 8-lane
     /// workgroup (see `matmul_subgroup.wgsl`); `None` elsewhere.
     pub matmul_sub: Option<LazyMatmul>,
-    /// The register-blocked kernels for GPUs (see `matmul_gpu.wgsl`), compiled on first use.
+    /// The register-blocked 128×128 tiles (see `matmul_gpu.wgsl`), compiled on first use.
     pub matmul_gpu: LazyMatmul,
     pub act_backward: Kernel,
     /// `act_backward` four columns at a time (see [`Kernels::act_backward_dispatch`]).

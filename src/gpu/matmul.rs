@@ -29,6 +29,9 @@ const SUBGROUP_ROWS: usize = 64;
 /// about 0.1 s from Mesa's shader cache).
 const SUBGROUP_MIN_PRODUCT: usize = 1 << 18;
 
+/// Edge of the square tile of C one `matmul_gpu.wgsl` workgroup computes (its `TILE`).
+const GPU_TILE: u32 = 128;
+
 /// The fewest 128×128 tiles of C for which a GPU runs a product on `matmul_gpu.wgsl`; with
 /// fewer it runs on the 16×16 tiles of `matmul.wgsl` `small`. Measured on an H100 (`bench
 /// m-kernels`): with few tiles `matmul_gpu.wgsl` reaches about 120 GFLOP/s per tile (512², 16
@@ -157,7 +160,7 @@ impl MatmulVariant {
     /// [`MatmulVariant::ALL`] that applies, leaving out the subgroup kernels for tiny products
     /// (m·n·k below [`SUBGROUP_MIN_PRODUCT`]) and the 128×128 tiles below [`CPU_MIN_TILES`].
     fn choose(cpu: bool, subgroups: bool, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> Self {
-        let tiles = d.m.div_ceil(128) as usize * d.n.div_ceil(128) as usize;
+        let tiles = d.m.div_ceil(GPU_TILE) as usize * d.n.div_ceil(GPU_TILE) as usize;
         if !cpu {
             return if tiles >= GPU_MIN_TILES {
                 MatmulVariant::GpuTiles
@@ -244,7 +247,7 @@ impl Kernels {
             MatmulVariant::SubgroupAn => (sub("an"), sub_groups),
             MatmulVariant::GpuTiles => (
                 self.matmul_gpu.kernel(device, "main"),
-                (n.div_ceil(128), m.div_ceil(128)),
+                (n.div_ceil(GPU_TILE as usize), m.div_ceil(GPU_TILE as usize)),
             ),
         };
         kernel.dispatch(device, buffers, (groups.0 as u32, groups.1 as u32))
