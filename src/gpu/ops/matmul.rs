@@ -158,6 +158,9 @@ pub fn time_matmul_on(
     }
     // The bias binding is not read (no bias in `dims`); A stands in for it.
     let launch = gpu.matmul_variant(dims, a, b, a, c, variant);
+    // A warm-up launch first: drivers may compile a kernel on its first launch (llvmpipe
+    // does), and that time must not size the batch.
+    run(gpu, &[&launch])?;
     let started = Instant::now();
     run(gpu, &[&launch])?;
     let first = started.elapsed().as_secs_f64();
