@@ -1,4 +1,5 @@
-//! Expands the `//@repeat` blocks of a WGSL template (`shaders/matmul_subgroup.wgsl`).
+//! Expands the `//@repeat` blocks of a WGSL template (`shaders/matmul_subgroup.wgsl`,
+//! `shaders/matmul_gpu.wgsl`).
 //!
 //! WGSL has no way to unroll a loop, and the kernels that need it keep more accumulators than
 //! a loop over an array would leave in registers. A block
