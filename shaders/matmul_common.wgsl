@@ -1,7 +1,7 @@
 // What every matmul kernel file shares (WGSL has no includes: the `matmul_source!` macro of
 // src/gpu/mod.rs puts this file in front of matmul.wgsl, matmul_vec4.wgsl, matmul_subgroup.wgsl
-// and matmul_gpu.wgsl): the product's
-// dimensions and strides, the bias binding, C as floats and the epilogue (bias, activation).
+// and matmul_gpu.wgsl): the product's dimensions and strides, the bias binding, C as floats
+// and the epilogue (bias, activation).
 // Each kernel file declares A and B (bindings 1, 2) with the element type it reads them as.
 
 struct Dims {
