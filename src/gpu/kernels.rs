@@ -266,8 +266,9 @@ pub(crate) struct Kernels {
     /// The subgroup-broadcast variants for CPU adapters whose subgroup is one 8-lane
     /// workgroup (see `matmul_subgroup.wgsl`); `None` elsewhere.
     pub matmul_sub: Option<LazyMatmul>,
-    /// The register-blocked 128×128 tiles (see `matmul_gpu.wgsl`), compiled on first use.
-    pub matmul_gpu: LazyMatmul,
+    /// The register-blocked 128×128 tiles (see `matmul_gpu.wgsl`), compiled on first use;
+    /// `None` on devices whose limits it does not fit.
+    pub matmul_gpu: Option<LazyMatmul>,
     pub act_backward: Kernel,
     /// `act_backward` four columns at a time (see [`Kernels::act_backward_dispatch`]).
     pub act_backward4: Kernel,
@@ -283,9 +284,11 @@ pub(crate) struct Kernels {
 }
 
 impl Kernels {
-    /// Compiles every kernel; `subgroup_matmul` adds those of `matmul_subgroup.wgsl` (compiled
-    /// on first use), which need the `SUBGROUP` feature and 8-lane subgroups.
-    pub fn new(device: &wgpu::Device, subgroup_matmul: bool) -> Self {
+    /// Compiles every kernel; `subgroup_matmul` adds those of `matmul_subgroup.wgsl`, which
+    /// need the `SUBGROUP` feature and 8-lane subgroups, and `gpu_tiles` that of
+    /// `matmul_gpu.wgsl`, which needs more workgroup memory than some devices have (both
+    /// compiled on first use).
+    pub fn new(device: &wgpu::Device, subgroup_matmul: bool, gpu_tiles: bool) -> Self {
         use Slot::*;
         let matmul = matmul_source!("matmul.wgsl");
         let matmul_vec4 = matmul_source!("matmul_vec4.wgsl");
@@ -311,7 +314,7 @@ impl Kernels {
             matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", &MATMUL_SLOTS),
             matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", &MATMUL_SLOTS),
             matmul_sub: subgroup_matmul.then(LazyMatmul::subgroup),
-            matmul_gpu: LazyMatmul::gpu_tiles(),
+            matmul_gpu: gpu_tiles.then(LazyMatmul::gpu_tiles),
             act_backward: Kernel::new(device, "act_backward", activation, "backward", &act_slots),
             act_backward4: Kernel::new(
                 device,

@@ -46,6 +46,19 @@ const GPU_MIN_TILES: usize = 24;
 /// 1.2 vs 2.5.
 const CPU_MIN_TILES: usize = 16;
 
+/// Bytes of workgroup memory one `matmul_gpu.wgsl` workgroup takes: its two tiles of DEPTH
+/// (16) k-rows × PITCH (33) vec4s.
+const GPU_TILES_WORKGROUP_BYTES: u32 = 2 * 16 * 33 * 16;
+
+/// Whether `shaders/matmul_gpu.wgsl` fits a device with these limits: 16×16 invocations and
+/// 16.5 KiB of workgroup memory, above WebGPU's default 16 KiB, which some adapters keep.
+pub(crate) fn gpu_tiles_fit(limits: &wgpu::Limits) -> bool {
+    limits.max_compute_workgroup_storage_size >= GPU_TILES_WORKGROUP_BYTES
+        && limits.max_compute_invocations_per_workgroup >= 256
+        && limits.max_compute_workgroup_size_x >= 16
+        && limits.max_compute_workgroup_size_y >= 16
+}
+
 /// Whether `shaders/matmul_subgroup.wgsl` can run on `adapter`: a CPU adapter with subgroup
 /// operations whose subgroup is always one 8-lane workgroup (the kernels broadcast from
 /// lanes 0..7 and assume all eight are one subgroup).
@@ -107,8 +120,9 @@ impl MatmulVariant {
     ];
 
     /// Whether this variant computes `dims` correctly from these bindings (`ops`: A, B and
-    /// C); `subgroups` says whether the subgroup kernels were compiled.
-    fn applies(self, subgroups: bool, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> bool {
+    /// C) with the kernels this device has (`have`).
+    fn applies(self, have: &Kernels, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> bool {
+        let subgroups = have.matmul_sub.is_some();
         let [a, b, c] = ops;
         let four = |x: u32| x.is_multiple_of(4);
         let vec4 = a.vec4_bindable() && b.vec4_bindable();
@@ -131,10 +145,8 @@ impl MatmulVariant {
             && four(d.a_col_stride)
             && four(d.b_row_stride);
         match self {
-            MatmulVariant::Tiled
-            | MatmulVariant::Blocked
-            | MatmulVariant::SmallTiles
-            | MatmulVariant::GpuTiles => true,
+            MatmulVariant::Tiled | MatmulVariant::Blocked | MatmulVariant::SmallTiles => true,
+            MatmulVariant::GpuTiles => have.matmul_gpu.is_some(),
             MatmulVariant::Nn => nn,
             MatmulVariant::Nt => nt,
             MatmulVariant::Tn => tn,
@@ -159,10 +171,10 @@ impl MatmulVariant {
     /// [`GPU_MIN_TILES`] of them, else 16×16; on a CPU adapter the first of
     /// [`MatmulVariant::ALL`] that applies, leaving out the subgroup kernels for tiny products
     /// (m·n·k below [`SUBGROUP_MIN_PRODUCT`]) and the 128×128 tiles below [`CPU_MIN_TILES`].
-    fn choose(cpu: bool, subgroups: bool, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> Self {
+    fn choose(cpu: bool, have: &Kernels, d: &MatmulDims, ops: [&Slice<'_>; 3]) -> Self {
         let tiles = d.m.div_ceil(GPU_TILE) as usize * d.n.div_ceil(GPU_TILE) as usize;
         if !cpu {
-            return if tiles >= GPU_MIN_TILES {
+            return if tiles >= GPU_MIN_TILES && have.matmul_gpu.is_some() {
                 MatmulVariant::GpuTiles
             } else {
                 MatmulVariant::SmallTiles
@@ -175,7 +187,7 @@ impl MatmulVariant {
                 MatmulVariant::GpuTiles => tiles >= CPU_MIN_TILES,
                 v => big || !v.is_subgroup(),
             })
-            .find(|v| v.applies(subgroups, d, ops))
+            .find(|v| v.applies(have, d, ops))
             .unwrap_or(&MatmulVariant::Blocked)
     }
 
@@ -205,17 +217,16 @@ impl Kernels {
     ) -> Dispatch {
         let (m, n) = (dims.m as usize, dims.n as usize);
         let lanes = VEC4_LANES;
-        let subgroups = self.matmul_sub.is_some();
         let ops = [&buffers[1], &buffers[2], &buffers[4]];
         let variant = match force {
             Some(v) => {
                 assert!(
-                    v.applies(subgroups, dims, ops),
+                    v.applies(self, dims, ops),
                     "{v:?} forced on a product it cannot compute"
                 );
                 v
             }
-            None => MatmulVariant::choose(cpu, subgroups, dims, ops),
+            None => MatmulVariant::choose(cpu, self, dims, ops),
         };
         let sub = |entry: &str| match &self.matmul_sub {
             Some(kernels) => kernels.kernel(device, entry),
@@ -246,7 +257,10 @@ impl Kernels {
             MatmulVariant::SubgroupTn => (sub("tn"), sub_groups),
             MatmulVariant::SubgroupAn => (sub("an"), sub_groups),
             MatmulVariant::GpuTiles => (
-                self.matmul_gpu.kernel(device, "main"),
+                match &self.matmul_gpu {
+                    Some(kernels) => kernels.kernel(device, "main"),
+                    None => panic!("matmul_gpu.wgsl chosen on a device it does not fit"),
+                },
                 (n.div_ceil(GPU_TILE as usize), m.div_ceil(GPU_TILE as usize)),
             ),
         };
@@ -260,7 +274,7 @@ impl Kernels {
         dims: &MatmulDims,
         ops: [&Slice<'_>; 3],
     ) -> bool {
-        variant.applies(self.matmul_sub.is_some(), dims, ops)
+        variant.applies(self, dims, ops)
     }
 }
 
@@ -318,5 +332,36 @@ impl LazyMatmul {
                 &MATMUL_SLOTS,
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wgpu::naga;
+
+    /// wgpu does not check a kernel's workgroup memory against the device's limit, so
+    /// `gpu_tiles_fit` must ask for what the shader really declares.
+    #[test]
+    fn gpu_tiles_check_asks_for_the_workgroup_memory_the_shader_declares() {
+        let source = super::super::unroll::unroll(matmul_source!("matmul_gpu.wgsl"));
+        let module = naga::front::wgsl::parse_str(&source).expect("matmul_gpu.wgsl parses");
+        let mut layouter = naga::proc::Layouter::default();
+        layouter
+            .update(module.to_ctx())
+            .expect("its types have a layout");
+        let bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(_, v)| v.space == naga::AddressSpace::WorkGroup)
+            .map(|(_, v)| layouter[v.ty].size)
+            .sum();
+        assert_eq!(bytes, GPU_TILES_WORKGROUP_BYTES);
+        // WebGPU's default limits (16 KiB) do not fit it: such devices use other kernels.
+        assert!(!gpu_tiles_fit(&wgpu::Limits::default()));
+        assert!(gpu_tiles_fit(&wgpu::Limits {
+            max_compute_workgroup_storage_size: bytes,
+            ..wgpu::Limits::default()
+        }));
     }
 }

@@ -141,7 +141,7 @@ impl Gpu {
                 });
             }
         });
-        let kernels = Kernels::new(&device, subgroup_matmul);
+        let kernels = Kernels::new(&device, subgroup_matmul, matmul::gpu_tiles_fit(&limits));
         Ok(Gpu {
             device,
             queue,
