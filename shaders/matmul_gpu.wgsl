@@ -1,5 +1,5 @@
-// Register-blocked matrix product for GPUs (a template: src/gpu/unroll.rs expands its
-// `//@repeat` blocks).
+// Register-blocked matrix product for large products on GPUs, and on CPU adapters where no
+// vec4 kernel applies (a template: src/gpu/unroll.rs expands its `//@repeat` blocks).
 //
 // A 16×16 workgroup computes a 128×128 tile of C; each invocation an 8×8 block of it, in 16
 // vec4 registers. Both operand tiles go through workgroup memory DEPTH values of k at a time,
@@ -9,7 +9,7 @@
 // Measured on an H100 (`bench m-kernels`): 7.7, 18.9 and 20.3 TFLOP/s at 1024³, 2048³ and
 // 4096³, where `small` reaches 2.5–2.6. The same kernel with 64×64 tiles (8×8 invocations)
 // reached 6.5, 7.7 and 8.8; written with loops over an accumulator array instead of this
-// template, 1.0–1.9 (the driver did not unroll naga's loops, so the array did not stay in
+// template, 1.0–2.1 (the driver did not unroll naga's loops, so the array did not stay in
 // registers).
 //
 // Exactness: each output is still summed by one invocation over k in increasing order with
@@ -28,7 +28,9 @@ const DEPTH: u32 = 16u;
 const PITCH: u32 = TILE / 4u + 1u;
 
 // [k][row] and [k][col]. An invocation's block is 2 groups of 4 neighbouring rows (columns),
-// SIDE groups apart, so that neighbouring invocations read neighbouring vec4s.
+// SIDE groups apart, so that neighbouring invocations read neighbouring vec4s. Together
+// 16.5 KiB, more than some devices allow: src/gpu/matmul.rs (GPU_TILES_WORKGROUP_BYTES)
+// checks the device's limit, and a test checks that constant against this declaration.
 var<workgroup> a_tile: array<vec4<f32>, DEPTH * PITCH>;
 var<workgroup> b_tile: array<vec4<f32>, DEPTH * PITCH>;
 
