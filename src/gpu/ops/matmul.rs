@@ -129,8 +129,8 @@ fn fits(
     variant.is_none_or(|v| gpu.kernels.matmul_applies(v, dims, ops))
 }
 
-/// Times `reps` runs of one matmul on random-free data after one warm-up; returns the
-/// seconds per launch of each run. A run is one submission waited for, of as many launches
+/// Times `reps` runs of one matmul on random-free data after one warm-up (all that `reps` 0
+/// does); returns the seconds per launch of each run. A run is one submission waited for, of as many launches
 /// as take about 20 ms (at most 256), so that the submission's fixed cost does not hide a
 /// fast kernel's time.
 pub fn time_matmul(gpu: &Gpu, shape: MatmulShape, reps: usize) -> Result<Vec<f64>> {
@@ -161,6 +161,9 @@ pub fn time_matmul_on(
     // A warm-up launch first: drivers may compile a kernel on its first launch (llvmpipe
     // does), and that time must not size the batch.
     run(gpu, &[&launch])?;
+    if reps == 0 {
+        return Ok(Some(Vec::new()));
+    }
     let started = Instant::now();
     run(gpu, &[&launch])?;
     let first = started.elapsed().as_secs_f64();
