@@ -204,6 +204,54 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The backup directory exists, is not empty, and is not a wgfit backup: wgfit changes
+    /// nothing in it.
+    #[error(
+        "{} is not a wgfit backup directory: it holds {} (e.g. {}) and no {} marker; wgfit changes nothing in it. Pass an empty or new directory as the backup directory",
+        dir.display(),
+        if *entries == 1 { "1 entry".to_string() } else { format!("{entries} entries") },
+        examples.join(", "),
+        crate::checkpoint::MARKER
+    )]
+    NotABackupDir {
+        /// The directory.
+        dir: PathBuf,
+        /// How many entries it holds.
+        entries: usize,
+        /// A few of their names.
+        examples: Vec<String>,
+    },
+    /// A name in the backup directory is not a regular file (a link, a FIFO, a device, a
+    /// directory): it is neither followed, nor read, nor waited on.
+    #[error("{} is {kind}, not a regular file; wgfit neither follows nor reads it (remove it, or use another backup directory)", path.display())]
+    NotRegularFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        kind: String,
+    },
+    /// A sidecar about to be committed did not parse back: it is not committed.
+    #[error("the sidecar for global step {global_step} would not restore ({reason}); it was not committed, the last committed state stays")]
+    UnrestorableSidecar {
+        /// The state's global step.
+        global_step: u64,
+        /// Why it did not parse.
+        reason: String,
+    },
+    /// Encoding a file failed.
+    #[error("cannot encode {what}: {reason}")]
+    Encoding {
+        /// What was being encoded.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// An internal worker thread panicked (a bug in wgfit).
+    #[error("internal error: {what} panicked")]
+    Internal {
+        /// The thread or task.
+        what: String,
+    },
     /// The backup directory is used by another run.
     #[error("backup directory {} is in use by another run (lock file {} is held)", dir.display(), dir.join(".lock").display())]
     BackupLocked {
@@ -238,6 +286,19 @@ impl Error {
             what: what.into(),
             reason: reason.to_string(),
         }
+    }
+
+    /// An [`Error::Encoding`].
+    pub fn encoding(what: impl Into<String>, reason: impl ToString) -> Self {
+        Error::Encoding {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// An [`Error::Internal`] for a panicked thread.
+    pub fn internal(what: impl Into<String>) -> Self {
+        Error::Internal { what: what.into() }
     }
 
     /// Shorthand for a [`Error::CheckpointIo`].

@@ -224,6 +224,7 @@ impl Snapshot {
     /// refused with [`Error::Diverged`] before `write` runs.
     pub(crate) fn write_file<R>(
         self,
+        backup_id: &str,
         write: impl FnOnce(&[&[u8]], &StateMeta) -> Result<R>,
     ) -> Result<R> {
         self.with_mapped(|snapshot, all| {
@@ -248,7 +249,7 @@ impl Snapshot {
                 shape: vec![l.steps, 2],
                 data: &all[l.stats_at()..l.stats_at() + 2 * l.steps],
             });
-            let file = EncodedFile::new(&tensors, p)?;
+            let file = EncodedFile::new(&tensors, p, backup_id)?;
             write(&file.pieces(), &snapshot.meta)
         })
     }

@@ -41,8 +41,71 @@ pub struct History {
 pub struct EpochLogs {
     /// 0-based epoch number.
     pub epoch: usize,
-    /// Its metrics.
+    /// Its metrics (in JSON, non-finite values as strings: see [`log_values`]).
+    #[serde(with = "log_values")]
     pub logs: Logs,
+}
+
+/// Log values in JSON. Finite values are numbers; NaN and the infinities, which JSON has no
+/// numbers for, are the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (docs/FORMAT.md), so
+/// that every value a run logs survives a save and a restore.
+pub mod log_values {
+    use super::Logs;
+    use serde::de::Error as _;
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    struct Value(f64);
+
+    impl Serialize for Value {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                v if v.is_finite() => s.serialize_f64(v),
+                v if v.is_nan() => s.serialize_str("NaN"),
+                v if v > 0.0 => s.serialize_str("Infinity"),
+                _ => s.serialize_str("-Infinity"),
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(f64),
+        Name(String),
+    }
+
+    impl<'de> Deserialize<'de> for Value {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            match Raw::deserialize(d)? {
+                Raw::Number(v) => Ok(Value(v)),
+                Raw::Name(name) => match name.as_str() {
+                    "NaN" => Ok(Value(f64::NAN)),
+                    "Infinity" => Ok(Value(f64::INFINITY)),
+                    "-Infinity" => Ok(Value(f64::NEG_INFINITY)),
+                    _ => Err(D::Error::custom(format!(
+                        "{name:?} is not a number, \"NaN\", \"Infinity\" or \"-Infinity\""
+                    ))),
+                },
+            }
+        }
+    }
+
+    /// Serializes logs with non-finite values as strings.
+    pub fn serialize<S: Serializer>(logs: &Logs, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(logs.len()))?;
+        for (k, v) in logs {
+            map.serialize_entry(k, &Value(*v))?;
+        }
+        map.end()
+    }
+
+    /// Reads logs written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Logs, D::Error> {
+        let raw = BTreeMap::<String, Value>::deserialize(d)?;
+        Ok(raw.into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
 }
 
 impl History {
@@ -92,6 +155,8 @@ pub struct Fingerprint {
     pub data_len: usize,
     /// SHA-256 of the training data, hex.
     pub data_sha256: String,
+    /// Seed of the data order: a rerun with another seed is another run.
+    pub seed: u64,
 }
 
 impl Fingerprint {
@@ -129,7 +194,26 @@ impl Fingerprint {
             self.data_sha256.clone(),
             now.data_sha256.clone(),
         );
+        check("seed", self.seed.to_string(), now.seed.to_string());
         out
+    }
+
+    /// The most bytes a weights file of a state of this run can have: every parameter with
+    /// up to [`MAX_SLOTS`] optimizer slots, a pair of statistics per batch, and a header. A
+    /// sidecar claiming more is refused before anything is read or allocated.
+    pub fn max_state_bytes(&self) -> u64 {
+        let params: u64 = self
+            .layers
+            .iter()
+            .map(|&(i, o, _)| (i as u64).saturating_mul(o as u64).saturating_add(o as u64))
+            .fold(0, u64::saturating_add);
+        let steps = (self.data_len as u64).div_ceil(self.batch_size.max(1) as u64);
+        let tensors = (self.layers.len() as u64).saturating_mul(2 * (1 + MAX_SLOTS)) + 1;
+        params
+            .saturating_mul(1 + MAX_SLOTS)
+            .saturating_add(2 * steps)
+            .saturating_mul(4)
+            .saturating_add(4096 + 512 * tensors)
     }
 }
 
@@ -146,6 +230,9 @@ pub struct TrainState {
     /// `[step, 2]`: the epoch's logs after a mid-epoch resume cover the whole epoch.
     pub batch_stats: Tensor,
 }
+
+/// The most optimizer slots one parameter may have (Adam with amsgrad keeps three).
+pub const MAX_SLOTS: u64 = 3;
 
 /// Name of the batch statistics tensor in a [`TrainState`] and in checkpoints.
 pub const BATCH_STATS: &str = "fit.batch_stats";

@@ -8,7 +8,7 @@
 use super::backup_writer::Writer;
 use super::preempt::PreemptGuard;
 use super::{Callback, Context, FitOutcome};
-use crate::checkpoint::{BackupDir, LATEST, Loaded, PREVIOUS};
+use crate::checkpoint::{BackupDir, Decision, decide};
 use crate::error::{Error, Result};
 use crate::snapshot::Snapshot;
 use crate::state::{Logs, Position};
@@ -37,6 +37,10 @@ pub struct BackupAndRestore {
     save_before_preemption: bool,
     discard_mismatched: bool,
     run: Option<Run>,
+    /// The directory, still locked, after a `fit` that kept its backup.
+    held: Option<BackupDir>,
+    /// Save points superseded before they reached the disk, over the whole run.
+    superseded: u64,
 }
 
 /// What exists while a `fit` uses the callback.
@@ -74,6 +78,8 @@ impl BackupAndRestore {
             save_before_preemption: false,
             discard_mismatched: false,
             run: None,
+            held: None,
+            superseded: 0,
         })
     }
 
@@ -131,51 +137,45 @@ impl BackupAndRestore {
         }
     }
 
+    /// Ends a run's writer once it committed or failed all it was given, and takes the
+    /// directory back from it.
+    fn finish(&mut self, mut run: Run) -> Result<BackupDir> {
+        let stopped = run.writer.stop();
+        self.superseded += run.writer.superseded();
+        stopped?;
+        let Run { dir, .. } = run;
+        let dir = Arc::try_unwrap(dir).map_err(|_| Error::internal("the backup writer"))?;
+        dir.into_inner().map_err(|_| Error::internal("the backup writer"))
+    }
+
     fn run(&mut self) -> Result<&mut Run> {
         self.run
             .as_mut()
             .ok_or_else(|| Error::config("BackupAndRestore", "used outside fit"))
     }
 
-    /// Restores the last committed state into `ctx`, falling back to `previous.json` with
-    /// double_checkpoint. Leaves the directory untouched when it fails.
+    /// Restores the last committed state into `ctx` by the decision `inspect` reports
+    /// (`checkpoint::decide`). Changes nothing in the directory when it fails.
     fn restore(&self, dir: &mut BackupDir, ctx: &mut Context<'_>) -> Result<()> {
-        let fallback = self.double_checkpoint && dir.has_sidecar(PREVIOUS);
-        if !dir.has_sidecar(LATEST) && !fallback {
-            return dir.remove_strays();
-        }
-        let latest = if dir.has_sidecar(LATEST) {
-            self.try_restore(dir, ctx, LATEST)
-        } else {
-            Err(Error::corrupt(dir.path().join(LATEST), "it is missing"))
-        };
-        match latest {
-            Ok(()) => {}
-            Err(e @ Error::FingerprintMismatch { .. }) => return Err(e),
-            Err(e) if fallback => {
-                if let Err(second) = self.try_restore(dir, ctx, PREVIOUS) {
-                    return Err(both_unusable(e, second));
+        match decide(dir.handle(), self.double_checkpoint, Some(ctx.fingerprint()))? {
+            Decision::Fresh => {}
+            Decision::Resume {
+                loaded,
+                fallback_from,
+            } => {
+                if let Some(e) = fallback_from {
+                    eprintln!(
+                        "wgfit: {e}\nwgfit: restored the previous checkpoint ({}) instead",
+                        loaded.sidecar_path.display()
+                    );
                 }
-                eprintln!(
-                    "wgfit: {e}\nwgfit: restored the previous checkpoint ({}) instead",
-                    dir.path().join(PREVIOUS).display()
-                );
+                // A state that matches the fingerprint but not the model is damaged or crafted.
+                let path = loaded.sidecar_path.clone();
+                ctx.set_state(loaded.state.clone())
+                    .map_err(|e| Error::corrupt(&path, e.to_string()))?;
+                dir.adopt(&loaded);
             }
-            Err(e) => return Err(e),
-        }
-        dir.remove_strays()
-    }
-
-    fn try_restore(&self, dir: &mut BackupDir, ctx: &mut Context<'_>, name: &str) -> Result<()> {
-        let Loaded {
-            sidecar,
-            sidecar_path,
-            state,
-            ..
-        } = dir.load(name)?;
-        let differences = sidecar.fingerprint.differences(ctx.fingerprint());
-        if !differences.is_empty() {
-            if self.discard_mismatched {
+            Decision::Mismatch { differences, .. } if self.discard_mismatched => {
                 eprintln!(
                     "wgfit: discarding the backup in {} of a different run ({})",
                     dir.path().display(),
@@ -183,24 +183,33 @@ impl BackupAndRestore {
                 );
                 return dir.discard();
             }
-            return Err(Error::FingerprintMismatch {
-                dir: dir.path().to_path_buf(),
-                differences,
-            });
+            Decision::Mismatch { differences, .. } => {
+                return Err(Error::FingerprintMismatch {
+                    dir: dir.path().to_path_buf(),
+                    differences,
+                });
+            }
+            Decision::Refuse(e) => return Err(e),
         }
-        // A state that matches the fingerprint but not the model is damaged or crafted.
-        ctx.set_state(state)
-            .map_err(|e| Error::corrupt(&sidecar_path, e.to_string()))
+        dir.remove_strays()
     }
-}
 
-fn both_unusable(latest: Error, previous: Error) -> Error {
-    match latest {
-        Error::CorruptCheckpoint { path, reason } => Error::CorruptCheckpoint {
-            path,
-            reason: format!("{reason}; the fallback is unusable too: {previous}"),
-        },
-        other => other,
+    /// Removes the backup this callback kept (after a `fit` with `delete_checkpoint(false)`,
+    /// once the caller has what it needs), under the lock `fit` held throughout: no other run
+    /// can slip in between. Removes only wgfit's own files, and the directory if wgfit created
+    /// it and nothing else is in it.
+    pub fn remove_backup(&mut self) -> Result<()> {
+        let dir = match self.held.take() {
+            Some(dir) => dir,
+            None => BackupDir::take(&self.dir)?,
+        };
+        dir.remove()
+    }
+
+    /// Save points of the run superseded by a newer one before they reached the disk (the
+    /// writer keeps only the newest waiting snapshot so that training never waits for it).
+    pub fn superseded_saves(&self) -> u64 {
+        self.superseded
     }
 }
 
@@ -211,22 +220,21 @@ impl Callback for BackupAndRestore {
 
     fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         self.validate()?;
-        let mut dir = BackupDir::open(&self.dir)?;
-        if let Err(e) = self.restore(&mut dir, ctx) {
-            dir.abandon();
-            return Err(e);
-        }
+        let mut dir = match self.held.take() {
+            Some(dir) => dir,
+            None => BackupDir::take(&self.dir)?,
+        };
+        // On failure the directory is dropped: unlocked, as it was found (but for the marker
+        // of a directory that was empty).
+        self.restore(&mut dir, ctx)?;
+        self.superseded = dir.superseded_before();
         let preempt = if self.save_before_preemption {
             Some(PreemptGuard::new()?)
         } else {
             None
         };
         let dir = Arc::new(Mutex::new(dir));
-        let writer = Writer::start(
-            dir.clone(),
-            ctx.fingerprint().clone(),
-            self.double_checkpoint,
-        )?;
+        let writer = Writer::start(dir.clone(), ctx.fingerprint().clone(), self.double_checkpoint)?;
         self.run = Some(Run {
             dir,
             writer,
@@ -280,16 +288,11 @@ impl Callback for BackupAndRestore {
     }
 
     fn on_train_end(&mut self, ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
-        let delete = self.delete_checkpoint;
-        let run = self.run()?;
-        if delete {
-            run.writer.drain()?;
-            let mut dir = run
-                .dir
-                .lock()
-                .map_err(|_| Error::config("backup", "the writer thread panicked"))?;
-            return dir.remove_all();
+        if self.delete_checkpoint {
+            let run = self.run.take().ok_or_else(|| Error::internal("BackupAndRestore outside fit"))?;
+            return self.finish(run)?.remove();
         }
+        let run = self.run()?;
         // Keep the final state, not only the last save point.
         if run.last_saved != Some(ctx.position()) {
             ctx.request_snapshot();
@@ -299,9 +302,12 @@ impl Callback for BackupAndRestore {
 
     fn on_fit_exit(&mut self, _ctx: &mut Context<'_>, _outcome: FitOutcome) -> Result<()> {
         match self.run.take() {
-            // Dropping the run releases the lock and the signal handlers, after the writer
-            // committed or failed everything it was given.
-            Some(mut run) => run.writer.stop(),
+            // The directory stays locked (held) until `remove_backup` or the callback is
+            // dropped; the signal handlers go with the run.
+            Some(run) => {
+                self.held = Some(self.finish(run)?);
+                Ok(())
+            }
             None => Ok(()),
         }
     }

@@ -35,10 +35,12 @@ struct WriterState {
     closed: bool,
     /// The first failure; after it nothing more is committed, so the last good state stays.
     error: Option<Error>,
+    /// Snapshots replaced by a newer one before they were written.
+    superseded: u64,
 }
 
 fn poisoned<T>(_: T) -> Error {
-    Error::config("backup", "the writer thread panicked")
+    Error::internal("the backup writer thread")
 }
 
 impl Writer {
@@ -63,12 +65,19 @@ impl Writer {
     pub fn send(&self, snapshot: Snapshot) -> Result<()> {
         let superseded = {
             let mut s = self.shared.state.lock().map_err(poisoned)?;
-            s.waiting.replace(snapshot)
+            let old = s.waiting.replace(snapshot);
+            s.superseded += u64::from(old.is_some());
+            old
         };
         // Dropped outside the lock: this returns its staging buffer to the pool.
         drop(superseded);
         self.shared.changed.notify_all();
         Ok(())
+    }
+
+    /// Snapshots superseded so far.
+    pub fn superseded(&self) -> u64 {
+        self.shared.state.lock().map_or(0, |s| s.superseded)
     }
 
     /// Returns the first save error, if one happened.
@@ -124,11 +133,14 @@ impl Shared {
                     };
                 }
             };
-            let failed_before = self.state.lock().map(|s| s.error.is_some()).unwrap_or(true);
+            let (failed_before, superseded) = self
+                .state
+                .lock()
+                .map_or((true, 0), |s| (s.error.is_some(), s.superseded));
             let result = if failed_before {
                 Ok(())
             } else {
-                commit(dir, fingerprint, double, snapshot)
+                commit(dir, fingerprint, double, superseded, snapshot)
             };
             if let Ok(mut s) = self.state.lock() {
                 s.busy = false;
@@ -146,13 +158,14 @@ fn commit(
     dir: &Mutex<BackupDir>,
     fingerprint: &Fingerprint,
     double: bool,
+    superseded: u64,
     snapshot: Snapshot,
 ) -> Result<()> {
+    let mut dir = dir.lock().map_err(poisoned)?;
+    let id = dir.id().to_string();
     // The file streams from the mapped snapshot to the disk. A diverged state is refused
     // before anything is written: the backup keeps the last finite one.
-    snapshot.write_file(|weights, meta| {
-        dir.lock()
-            .map_err(poisoned)?
-            .commit(weights, meta, fingerprint, double)
+    snapshot.write_file(&id, |weights, meta| {
+        dir.commit(weights, meta, fingerprint, double, superseded)
     })
 }

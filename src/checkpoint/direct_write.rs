@@ -2,10 +2,10 @@
 //! bytes go from an aligned bounce buffer to the device, with no second copy in the kernel
 //! and no dirty pages for `fsync` to chase.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use rustix::fs::{self as rfs, OFlags};
+use rustix::io::Errno;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 
 /// The alignment `O_DIRECT` needs for addresses, lengths and file offsets.
 const BLOCK: usize = 4096;
@@ -21,21 +21,21 @@ struct Block([u8; BLOCK]);
 /// Files smaller than this are written the ordinary way.
 pub const MIN_BYTES: u64 = 16 << 20;
 
-/// Writes `pieces` end to end into the empty file at `path`, past the page cache. Returns
-/// `Ok(false)`, leaving the file empty, where the file system refuses `O_DIRECT` (ramfs,
-/// tmpfs before Linux 6.6, some network file systems), at open or at a write: the caller
-/// then writes the ordinary way.
-pub fn write(path: &Path, pieces: &[&[u8]]) -> std::io::Result<bool> {
-    let mut file = match OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    match stream(&mut file, pieces) {
+/// Writes `pieces` end to end into `file` (new and empty, opened for writing), past the page
+/// cache: `O_DIRECT` is switched on for this very descriptor, so the bytes go nowhere but
+/// the file the caller created. Returns `Ok(false)`, leaving the file empty, where the file
+/// system refuses `O_DIRECT` (ramfs, tmpfs before Linux 6.6, some network file systems), at
+/// the switch or at a write: the caller then writes the ordinary way.
+pub fn write(file: &mut File, pieces: &[&[u8]]) -> std::io::Result<bool> {
+    let flags = rfs::fcntl_getfl(&*file)?;
+    match rfs::fcntl_setfl(&*file, flags | OFlags::DIRECT) {
+        Ok(()) => {}
+        Err(Errno::INVAL) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    let streamed = stream(file, pieces);
+    rfs::fcntl_setfl(&*file, flags)?;
+    match streamed {
         Ok(()) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             file.set_len(0)?;
@@ -45,8 +45,9 @@ pub fn write(path: &Path, pieces: &[&[u8]]) -> std::io::Result<bool> {
     }
 }
 
-/// Copies the pieces through an aligned bounce buffer into `file` (opened with `O_DIRECT`).
-fn stream(file: &mut std::fs::File, pieces: &[&[u8]]) -> std::io::Result<()> {
+/// Copies the pieces through an aligned bounce buffer into `file` at aligned offsets
+/// (positioned writes: the descriptor's own offset stays 0 for a fallback).
+fn stream(file: &mut File, pieces: &[&[u8]]) -> std::io::Result<()> {
     let mut blocks = vec![Block([0; BLOCK]); BLOCKS];
     let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut blocks);
     let mut used = 0;
@@ -59,7 +60,7 @@ fn stream(file: &mut std::fs::File, pieces: &[&[u8]]) -> std::io::Result<()> {
             used += n;
             rest = &rest[n..];
             if used == buf.len() {
-                file.write_all(buf)?;
+                file.write_all_at(buf, total)?;
                 total += used as u64;
                 used = 0;
             }
@@ -69,7 +70,7 @@ fn stream(file: &mut std::fs::File, pieces: &[&[u8]]) -> std::io::Result<()> {
         // The tail goes out padded to a whole block and is cut back to its length after.
         let padded = used.next_multiple_of(BLOCK);
         buf[used..padded].fill(0);
-        file.write_all(&buf[..padded])?;
+        file.write_all_at(&buf[..padded], total)?;
         total += used as u64;
         file.set_len(total)?;
     }
@@ -84,13 +85,13 @@ mod tests {
     fn pieces_straddling_blocks_and_the_buffer_come_back_exactly() {
         let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let path = dir.path().join("f");
-        std::fs::File::create(&path).unwrap();
+        let mut file = std::fs::File::create(&path).unwrap();
         let a: Vec<u8> = (0..4097u32).map(|i| i as u8).collect();
         let b: Vec<u8> = (0..(BLOCK * BLOCKS + 13) as u32)
             .map(|i| (i * 7) as u8)
             .collect();
         let c = [0xEEu8; 1];
-        let direct = write(&path, &[&a, &b, &[], &c]).unwrap();
+        let direct = write(&mut file, &[&a, &b, &[], &c]).unwrap();
         let back = std::fs::read(&path).unwrap();
         if direct {
             assert_eq!(back, [a, b, c.to_vec()].concat());

@@ -10,18 +10,41 @@ use std::path::Path;
 
 /// The `format` field of every sidecar.
 pub const FORMAT: &str = "wgfit-backup";
-/// The sidecar format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The sidecar format version this build writes and reads (docs/FORMAT.md, "Versions").
+pub const VERSION: u32 = 2;
 /// A sidecar larger than this is not read (histories of millions of epochs excepted).
 pub const MAX_SIDECAR_BYTES: u64 = 64 << 20;
+/// The `__metadata__` key of a weights file that names the directory it was written in.
+pub const BACKUP_ID_KEY: &str = "backup_id";
+/// A weights file header larger than this is not read when looking for its backup id.
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// The backup id a weights file's header records, if it is a safetensors file that records
+/// one. Reads the header only.
+pub(crate) fn weights_backup_id(file: &std::fs::File) -> Option<String> {
+    use std::io::Read;
+    let mut file = file.take(8 + MAX_HEADER_BYTES);
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).ok()?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER_BYTES {
+        return None;
+    }
+    let mut header = vec![0; len as usize];
+    file.read_exact(&mut header).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    Some(header.get("__metadata__")?.get(BACKUP_ID_KEY)?.as_str()?.to_string())
+}
 
 /// `latest.json` / `previous.json`: the commit record of one saved state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sidecar {
     /// Always `wgfit-backup`.
     pub format: String,
-    /// Format version, 1.
+    /// Format version, 2.
     pub version: u32,
+    /// The id of the backup directory's marker: the directory this state was written in.
+    pub backup_id: String,
     /// The epoch in progress or next to start, 0-based.
     pub epoch: usize,
     /// Batches of that epoch done.
@@ -42,8 +65,9 @@ pub struct Sidecar {
     pub history: History,
     /// States of stateful callbacks by name.
     pub callbacks: BTreeMap<String, serde_json::Value>,
-    /// True when BackupAndRestore created the directory (it then removes it at the end).
-    pub created_backup_dir: bool,
+    /// Save points of this run that were superseded by a newer one before they reached the
+    /// disk (the writer keeps only the newest waiting snapshot), up to this commit.
+    pub superseded_saves: u64,
     /// Wall-clock time of the save, milliseconds since the Unix epoch.
     pub saved_at_unix_ms: u64,
 }
@@ -111,6 +135,10 @@ impl Sidecar {
             ));
         }
         check_file_name(&sidecar.weights.file).map_err(|reason| Error::corrupt(path, reason))?;
+        if sidecar.backup_id.len() != 32 || !sidecar.backup_id.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Error::corrupt(path, "the backup id is not 32 hex digits"));
+        }
         if sidecar.weights.sha256.len() != 64
             || !sidecar
                 .weights
@@ -133,10 +161,11 @@ impl Sidecar {
     }
 
     /// The sidecar as pretty JSON.
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        let mut out =
+            serde_json::to_vec_pretty(self).map_err(|e| Error::encoding("a sidecar", e))?;
         out.push(b'\n');
-        out
+        Ok(out)
     }
 }
 
@@ -189,8 +218,8 @@ pub(crate) struct EncodedFile<'a> {
 
 impl<'a> EncodedFile<'a> {
     /// The header and the tensors of `tensors`, laid out in the order given.
-    pub fn new(tensors: &[RawTensor<'a>], position: Position) -> Result<Self> {
-        let fail = |e: safetensors::SafeTensorError| Error::gpu("encoding a checkpoint", e);
+    pub fn new(tensors: &[RawTensor<'a>], position: Position, backup_id: &str) -> Result<Self> {
+        let fail = |e: safetensors::SafeTensorError| Error::encoding("a checkpoint", e);
         let mut infos = Vec::with_capacity(tensors.len());
         let mut offset = 0;
         for t in tensors {
@@ -208,12 +237,13 @@ impl<'a> EncodedFile<'a> {
             ("epoch".to_string(), position.epoch.to_string()),
             ("step".to_string(), position.step.to_string()),
             ("global_step".to_string(), position.global_step.to_string()),
+            (BACKUP_ID_KEY.to_string(), backup_id.to_string()),
         ]
         .into();
         // The crate's own header type checks shapes against lengths and serialises the JSON.
         let metadata = safetensors::tensor::Metadata::new(Some(metadata), infos).map_err(fail)?;
         let mut json =
-            serde_json::to_vec(&metadata).map_err(|e| Error::gpu("encoding a checkpoint", e))?;
+            serde_json::to_vec(&metadata).map_err(|e| Error::encoding("a checkpoint", e))?;
         // safetensors pads the header with spaces to a multiple of 8 bytes.
         json.resize(json.len().next_multiple_of(8), b' ');
         let mut header = (json.len() as u64).to_le_bytes().to_vec();

@@ -1,22 +1,56 @@
-//! A read-only report on a backup directory, for `wgfit inspect`.
+//! A read-only report on a backup directory, for `wgfit inspect`: what each file is, whether
+//! each sidecar verifies, and what a rerun will do, by the same decision `fit` makes.
 
-use super::dir::{LATEST, PREVIOUS, load_sidecar};
+use super::dir::{LATEST, LOCK, MARKER, PREVIOUS, TMP_PREFIX};
+use super::format::check_file_name;
+use super::handle::DirHandle;
+use super::restore::{Decision, Loaded, decide, verify};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::path::Path;
 
-/// What a backup directory holds.
+/// What a backup directory holds and what a rerun will do with it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
     /// The directory.
     pub dir: String,
+    /// Whether it exists and carries wgfit's marker.
+    pub marked: bool,
     /// `latest.json` then `previous.json`.
     pub sidecars: Vec<SidecarReport>,
-    /// The sidecar a restore would use (`latest.json`, or `previous.json` as the fallback
-    /// with double_checkpoint), or `None` when nothing verifies.
-    pub usable: Option<String>,
-    /// Every file in the directory, sorted.
-    pub files: Vec<String>,
+    /// What a rerun without `--double-checkpoint` does.
+    pub rerun: Outlook,
+    /// What a rerun with `--double-checkpoint` does.
+    pub rerun_with_double_checkpoint: Outlook,
+    /// Every file in the directory, sorted, with what it is.
+    pub files: Vec<FileReport>,
+}
+
+/// What a rerun of the same training does with the directory (assuming the same model, data
+/// and options: only `fit` knows those, and refuses a backup of another run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Outlook {
+    /// It resumes from `sidecar` at this position.
+    Resume {
+        /// `latest.json` or `previous.json`.
+        sidecar: String,
+        /// Epoch in progress or next.
+        epoch: usize,
+        /// Batches of it done.
+        step: usize,
+        /// Batches done in the run.
+        global_step: u64,
+        /// Why `latest.json` is passed over, when `sidecar` is `previous.json`.
+        fallback_reason: Option<String>,
+    },
+    /// It stops with this error and changes nothing.
+    Refuse {
+        /// The error it stops with.
+        reason: String,
+    },
+    /// Nothing is committed: it starts from the beginning.
+    Fresh,
 }
 
 /// One sidecar and whether its state verifies.
@@ -55,61 +89,172 @@ pub struct StateSummary {
     pub saved_at_unix_ms: u64,
     /// Model layers as `in->out activation`.
     pub layers: Vec<String>,
+    /// Save points superseded before they reached the disk, up to this state.
+    pub superseded_saves: u64,
+}
+
+/// One file of the directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// Its name.
+    pub name: String,
+    /// What it is, in words.
+    pub role: String,
 }
 
 /// Reports on `dir` without changing anything in it.
 pub fn inspect(dir: &Path) -> Result<Inspection> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::ckpt_io(dir, e))?;
-    let mut files: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
+    let handle = match DirHandle::open(dir) {
+        Ok(h) => h,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Inspection {
+                dir: dir.display().to_string(),
+                marked: false,
+                sidecars: Vec::new(),
+                rerun: Outlook::Fresh,
+                rerun_with_double_checkpoint: Outlook::Fresh,
+                files: Vec::new(),
+            });
+        }
+        Err(e) => return Err(Error::ckpt_io(dir, e)),
+    };
+    let names = handle.names()?;
+    let marked = names.iter().any(|n| n == MARKER);
     let sidecars: Vec<SidecarReport> = [LATEST, PREVIOUS]
         .iter()
-        .map(|&name| {
-            let present = dir.join(name).exists();
-            let (state, error) = match present.then(|| load_sidecar(dir, name)) {
-                None => (None, None),
-                Some(Ok(l)) => (
-                    Some(StateSummary {
-                        epoch: l.sidecar.epoch,
-                        step: l.sidecar.step,
-                        global_step: l.sidecar.global_step,
-                        weights_file: l.sidecar.weights.file.clone(),
-                        weights_bytes: l.sidecar.weights.bytes,
-                        weights_sha256: l.sidecar.weights.sha256.clone(),
-                        epochs_done: l.sidecar.history.len(),
-                        last_logs: l.sidecar.history.last().cloned(),
-                        saved_at_unix_ms: l.sidecar.saved_at_unix_ms,
-                        layers: l
-                            .sidecar
-                            .fingerprint
-                            .layers
-                            .iter()
-                            .map(|(i, o, a)| format!("{i}->{o} {a}"))
-                            .collect(),
-                    }),
-                    None,
-                ),
-                Some(Err(e)) => (None, Some(e.to_string())),
-            };
-            SidecarReport {
-                name: name.to_string(),
-                present,
-                state,
-                error,
+        .map(|&name| report(&handle, name))
+        .collect::<Result<_>>()?;
+    let (rerun, rerun_with_double_checkpoint) = if !marked && !names.is_empty() {
+        let refuse = Outlook::Refuse {
+            reason: Error::NotABackupDir {
+                dir: dir.to_path_buf(),
+                entries: names.len(),
+                examples: names.iter().take(3).cloned().collect(),
             }
+            .to_string(),
+        };
+        (refuse.clone(), refuse)
+    } else {
+        (
+            outlook(decide(&handle, false, None)?),
+            outlook(decide(&handle, true, None)?),
+        )
+    };
+    let files = names
+        .iter()
+        .map(|name| FileReport {
+            name: name.clone(),
+            role: role(name, marked, &sidecars),
         })
         .collect();
-    let usable = sidecars
-        .iter()
-        .find(|s| s.state.is_some())
-        .map(|s| s.name.clone());
     Ok(Inspection {
         dir: dir.display().to_string(),
+        marked,
         sidecars,
-        usable,
+        rerun,
+        rerun_with_double_checkpoint,
         files,
     })
+}
+
+fn report(handle: &DirHandle, name: &str) -> Result<SidecarReport> {
+    let present = handle.exists(name)?;
+    let (state, error) = match present.then(|| verify(handle, name)) {
+        None => (None, None),
+        Some(Ok(l)) => (Some(summary(&l)), None),
+        Some(Err(e)) => (None, Some(e.to_string())),
+    };
+    Ok(SidecarReport {
+        name: name.to_string(),
+        present,
+        state,
+        error,
+    })
+}
+
+fn summary(l: &Loaded) -> StateSummary {
+    let s = &l.sidecar;
+    StateSummary {
+        epoch: s.epoch,
+        step: s.step,
+        global_step: s.global_step,
+        weights_file: s.weights.file.clone(),
+        weights_bytes: s.weights.bytes,
+        weights_sha256: s.weights.sha256.clone(),
+        epochs_done: s.history.len(),
+        last_logs: s.history.last().cloned(),
+        saved_at_unix_ms: s.saved_at_unix_ms,
+        layers: s
+            .fingerprint
+            .layers
+            .iter()
+            .map(|(i, o, a)| format!("{i}->{o} {a}"))
+            .collect(),
+        superseded_saves: s.superseded_saves,
+    }
+}
+
+fn outlook(decision: Decision) -> Outlook {
+    match decision {
+        Decision::Fresh => Outlook::Fresh,
+        Decision::Resume {
+            loaded,
+            fallback_from,
+        } => Outlook::Resume {
+            sidecar: loaded
+                .sidecar_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            epoch: loaded.sidecar.epoch,
+            step: loaded.sidecar.step,
+            global_step: loaded.sidecar.global_step,
+            fallback_reason: fallback_from.map(|e| e.to_string()),
+        },
+        // Not reached without a fingerprint to compare; said plainly all the same.
+        Decision::Mismatch { differences, .. } => Outlook::Refuse {
+            reason: format!("a backup of another run: {}", differences.join("; ")),
+        },
+        Decision::Refuse(e) => Outlook::Refuse {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// What one file of the directory is, and whether it verifies.
+fn role(name: &str, marked: bool, sidecars: &[SidecarReport]) -> String {
+    if !marked {
+        return "not a wgfit file (the directory has no wgfit marker)".into();
+    }
+    if let Some(s) = sidecars.iter().find(|s| s.name == name) {
+        return match &s.state {
+            Some(_) => "sidecar, verified".into(),
+            None => "sidecar, UNUSABLE (see above)".into(),
+        };
+    }
+    let users: Vec<&str> = sidecars
+        .iter()
+        .filter(|s| s.state.as_ref().is_some_and(|st| st.weights_file == name))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !users.is_empty() {
+        return format!("weights, verified (sha256 matches {})", users.join(", "));
+    }
+    match name {
+        MARKER => return "marker (this is a wgfit backup directory)".into(),
+        LOCK => return "lock file".into(),
+        _ => {}
+    }
+    if name.starts_with(TMP_PREFIX) {
+        return "unfinished write (removed by the next run)".into();
+    }
+    if check_file_name(name).is_ok() {
+        let failed = sidecars.iter().any(|s| s.present && s.state.is_none());
+        return if failed {
+            "weights, NOT verified (see the unusable sidecar above)".into()
+        } else {
+            "weights, unreferenced (removed by the next run if wgfit wrote it)".into()
+        };
+    }
+    "not a wgfit file".into()
 }

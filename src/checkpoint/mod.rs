@@ -1,16 +1,25 @@
-//! The on-disk format of backups: safetensors weights plus a JSON sidecar, committed
-//! crash-safely; verified restore; a read-only inspection; and plain parameter files.
+//! The on-disk format of backups (docs/FORMAT.md): safetensors weights plus a JSON sidecar,
+//! committed crash-safely in a directory wgfit marks as its own; one decision of what a run
+//! does with it; a read-only inspection; and plain parameter files.
 
 mod dir;
 mod direct_write;
 mod format;
+mod handle;
 mod inspect;
+mod record;
+mod restore;
 
-pub use dir::{BackupDir, LATEST, LOCK, Loaded, PREVIOUS, TMP_PREFIX, load_sidecar, sha256_hex};
+#[cfg(test)]
+mod crash_states;
+
+pub use dir::{BackupDir, LATEST, MARKER, PREVIOUS};
 pub(crate) use format::{EncodedFile, RawTensor};
 pub use format::{FORMAT, Sidecar, VERSION, WeightsRef, check_file_name};
-pub use inspect::{Inspection, SidecarReport, StateSummary, inspect};
-
+pub(crate) use handle::DirHandle;
+pub use inspect::{FileReport, Inspection, Outlook, SidecarReport, StateSummary, inspect};
+pub use restore::{Decision, Loaded, load_sidecar};
+pub(crate) use restore::decide;
 use crate::error::{Error, Result};
 use crate::state::Tensor;
 use std::collections::HashMap;
@@ -28,16 +37,38 @@ pub fn write_tensors_with_metadata(
     metadata: Option<HashMap<String, String>>,
 ) -> Result<()> {
     let data = encode_tensors(tensors, metadata)?;
-    write_atomically(path, &data)
+    write_atomically(path, &data).map(|_| ())
 }
 
-/// Writes a file atomically: a temporary file beside it, fsync, rename. A crash leaves either
-/// the old file or the new one, never a torn one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    dir::write_atomic_as(path, bytes, ".wgfit-out-").map_err(|source| Error::WriteFile {
+/// How [`write_atomically`] wrote a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Whether the bytes went past the page cache (`O_DIRECT`; files of 16 MiB and more, on
+    /// file systems that accept it).
+    pub direct_io: bool,
+}
+
+/// Writes a file atomically: a new temporary file beside it, fsync, rename, fsync of the
+/// directory. A crash leaves either the old file or the new one, never a torn one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<Written> {
+    let fail = |source| Error::WriteFile {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| fail(std::io::Error::other("not a file name wgfit can write")))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = DirHandle::open(parent).map_err(fail)?;
+    let tmp = format!(".wgfit-out-{}-{name}", std::process::id());
+    let _ = dir.remove(&tmp);
+    let direct_io = dir.write_atomic(name, &tmp, &[bytes]).map_err(fail)?;
+    dir.sync()?;
+    Ok(Written { direct_io })
 }
 
 /// Encodes tensors as the bytes of a safetensors file (f32) with optional header metadata.
@@ -54,10 +85,10 @@ pub fn encode_tensors(
     for (t, b) in tensors.iter().zip(&bytes) {
         let view =
             safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), b)
-                .map_err(|e| Error::config("tensor", format!("`{}`: {e}", t.name)))?;
+                .map_err(|e| Error::encoding(format!("tensor `{}`", t.name), e))?;
         views.push((t.name.clone(), view));
     }
-    safetensors::serialize(views, metadata).map_err(|e| Error::config("tensors", e.to_string()))
+    safetensors::serialize(views, metadata).map_err(|e| Error::encoding("tensors", e))
 }
 
 /// Reads every tensor of a safetensors file of f32 tensors.

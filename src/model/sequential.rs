@@ -226,6 +226,7 @@ impl Sequential {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),
+            seed: options.seed,
         })
     }
 

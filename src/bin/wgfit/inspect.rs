@@ -1,21 +1,29 @@
-//! `wgfit inspect DIR`: a read-only report on a backup directory.
+//! `wgfit inspect DIR`: a read-only report on a backup directory, and what a rerun will do.
 
 use crate::{CliResult, Failure};
 use clap::Args;
 use std::path::PathBuf;
-use wgfit::checkpoint::{Inspection, LOCK, TMP_PREFIX, inspect};
+use wgfit::checkpoint::{Inspection, Outlook, inspect};
+
+/// Exit status when a rerun starts from the beginning.
+const EXIT_FRESH: u8 = 3;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
   wgfit inspect wgfit-model.backup
-  wgfit inspect --json wgfit-model.backup | jq .usable
+  wgfit inspect --double-checkpoint --json wgfit-model.backup | jq .rerun
 
-Exit status: 0 when a usable checkpoint exists (a rerun of the same `wgfit train` resumes from
-it), 1 otherwise. The directory is never changed.")]
+Exit status, for a rerun of the same `wgfit train` with the flags given here: 0 it resumes
+(from latest.json, or from previous.json with --double-checkpoint), 1 it refuses (the report
+says why), 3 it starts from the beginning (nothing is committed). The directory is never
+changed.")]
 pub struct InspectArgs {
     /// The backup directory (by default `wgfit train` uses <output stem>.backup)
     #[arg(value_name = "DIR")]
     dir: PathBuf,
+    /// Report for a rerun with --double-checkpoint (which may fall back to previous.json)
+    #[arg(long)]
+    double_checkpoint: bool,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -28,38 +36,66 @@ pub fn run(args: InspectArgs) -> CliResult {
             .map_err(|e| Failure::new(format!("cannot encode the report: {e}")))?;
         println!("{text}");
     } else {
-        print_report(&report);
+        print_report(&report, args.double_checkpoint);
     }
-    match report.usable {
-        Some(_) => Ok(()),
-        // The report says why; no extra error line.
-        None => Err(Failure {
-            message: String::new(),
-            code: 1,
-        }),
+    let code = match outlook(&report, args.double_checkpoint) {
+        Outlook::Resume { .. } => return Ok(()),
+        Outlook::Refuse { .. } => 1,
+        Outlook::Fresh => EXIT_FRESH,
+    };
+    // The report says why; no extra error line.
+    Err(Failure {
+        message: String::new(),
+        code,
+    })
+}
+
+fn outlook(r: &Inspection, double: bool) -> &Outlook {
+    if double {
+        &r.rerun_with_double_checkpoint
+    } else {
+        &r.rerun
     }
 }
 
-fn print_report(r: &Inspection) {
-    println!("backup directory: {}", r.dir);
-    match &r.usable {
-        Some(name) => {
-            let state = r
-                .sidecars
-                .iter()
-                .find(|s| &s.name == name)
-                .and_then(|s| s.state.as_ref());
-            match state {
-                Some(s) => println!(
-                    "committed: {name} (epoch {}, step {}, global step {}); a rerun resumes from it",
-                    s.epoch, s.step, s.global_step
+fn flags(double: bool) -> &'static str {
+    if double {
+        "with --double-checkpoint"
+    } else {
+        "without --double-checkpoint"
+    }
+}
+
+/// One sentence on what a rerun does.
+fn sentence(o: &Outlook) -> String {
+    match o {
+        Outlook::Resume {
+            sidecar,
+            epoch,
+            step,
+            global_step,
+            fallback_reason,
+        } => {
+            let at = format!("epoch {epoch}, step {step}, global step {global_step}");
+            match fallback_reason {
+                None => format!("resumes from {sidecar} ({at})"),
+                Some(why) => format!(
+                    "falls back to {sidecar} ({at}), because latest.json is unusable: {why}"
                 ),
-                None => println!("committed: {name}"),
             }
         }
-        None => {
-            println!("committed: none (no usable checkpoint; a rerun starts from the beginning)")
-        }
+        Outlook::Refuse { reason } => format!("refuses to start: {reason}"),
+        Outlook::Fresh => "starts from the beginning (nothing is committed)".into(),
+    }
+}
+
+fn print_report(r: &Inspection, double: bool) {
+    println!("backup directory: {}", r.dir);
+    let asked = outlook(r, double);
+    println!("a rerun {} {}", flags(double), sentence(asked));
+    let other = outlook(r, !double);
+    if other != asked {
+        println!("a rerun {} {}", flags(!double), sentence(other));
     }
     for s in &r.sidecars {
         println!();
@@ -85,6 +121,10 @@ fn print_report(r: &Inspection) {
                 }
                 println!("  model:        {}", st.layers.join(", "));
                 println!("  saved:        {}", saved_at(st.saved_at_unix_ms));
+                println!(
+                    "  skipped:      {} save points superseded before reaching the disk",
+                    st.superseded_saves
+                );
             }
             (None, Some(e)) => println!("{}: UNUSABLE: {e}", s.name),
             (None, None) => println!("{}: UNUSABLE", s.name),
@@ -96,44 +136,9 @@ fn print_report(r: &Inspection) {
         println!("  (none)");
     }
     for f in &r.files {
-        println!("  {f:<32} {}", file_status(r, f));
+        println!("  {:<32} {}", f.name, f.role);
     }
 }
-
-/// What one file of the directory is, and whether it verifies.
-fn file_status(r: &Inspection, file: &str) -> String {
-    if let Some(s) = r.sidecars.iter().find(|s| s.name == file) {
-        return match &s.state {
-            Some(_) => "sidecar, verified".into(),
-            None => "sidecar, UNUSABLE (see above)".into(),
-        };
-    }
-    let users: Vec<&str> = r
-        .sidecars
-        .iter()
-        .filter(|s| s.state.as_ref().is_some_and(|st| st.weights_file == file))
-        .map(|s| s.name.as_str())
-        .collect();
-    if !users.is_empty() {
-        return format!("weights, verified (sha256 matches {})", users.join(", "));
-    }
-    if file == LOCK {
-        return "lock file".into();
-    }
-    if file.starts_with(TMP_PREFIX) {
-        return "unfinished write (removed by the next run)".into();
-    }
-    if wgfit::checkpoint::check_file_name(file).is_ok() {
-        let failed = r.sidecars.iter().any(|s| s.present && s.state.is_none());
-        return if failed {
-            "weights, NOT verified (see the unusable sidecar above)".into()
-        } else {
-            "weights, unreferenced (removed by the next run)".into()
-        };
-    }
-    "not a wgfit file".into()
-}
-
 fn saved_at(unix_ms: u64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -78,9 +78,6 @@ pub fn run(args: TrainArgs) -> CliResult {
     }
 
     let backup_dir = args.backup_dir();
-    // A directory the user named and made is left in place; the default one is removed with
-    // the backup once training ends.
-    let backup_existed = args.backup_dir.as_ref().is_some_and(|d| d.exists());
     let mut backup = match &backup_dir {
         None => None,
         Some(dir) => Some(
@@ -88,7 +85,7 @@ pub fn run(args: TrainArgs) -> CliResult {
                 .save_before_preemption(!args.no_save_before_preemption)?
                 .save_freq(args.save_freq)?
                 .double_checkpoint(args.double_checkpoint)
-                // The CLI removes the backup itself, after the output is safely written.
+                // Removed below, under the same lock, once the output is safely written.
                 .delete_checkpoint(false)
                 .discard_mismatched(args.discard_mismatched_backup),
         ),
@@ -123,10 +120,11 @@ pub fn run(args: TrainArgs) -> CliResult {
     if let (Some(path), Some(format)) = (&args.history, history_format) {
         write_history(path, &history, format)?;
     }
-    if let Some(dir) = &backup_dir
+    let superseded = backup.as_ref().map_or(0, |b| b.superseded_saves());
+    if let Some(b) = backup.as_mut()
         && !args.keep_checkpoint
     {
-        remove_backup(dir, backup_existed)?;
+        b.remove_backup()?;
     }
 
     let adapter = model.adapter()?;
@@ -142,6 +140,9 @@ pub fn run(args: TrainArgs) -> CliResult {
     }
     if let Some(dir) = backup_dir.as_ref().filter(|_| args.keep_checkpoint) {
         println!("backup:        {}", dir.display());
+    }
+    if superseded > 0 {
+        println!("saves skipped: {superseded} (superseded by a newer save while the disk was busy)");
     }
     println!("adapter:       {adapter}");
     Ok(())
@@ -270,17 +271,6 @@ fn write_history(path: &Path, history: &History, format: HistoryFormat) -> CliRe
         }
     };
     wgfit::checkpoint::write_atomically(path, text.as_bytes())
+        .map(|_| ())
         .map_err(|e| Failure::new(format!("--history: {e}")))
-}
-
-/// Removes what the backup callback wrote, and the directory when this run created it.
-fn remove_backup(dir: &Path, existed_before: bool) -> CliResult {
-    let mut backup = wgfit::checkpoint::BackupDir::open(dir)?;
-    backup.remove_all()?;
-    drop(backup);
-    if !existed_before {
-        // Fails harmlessly when the user put other files there.
-        let _ = std::fs::remove_dir(dir);
-    }
-    Ok(())
 }

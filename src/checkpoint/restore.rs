@@ -1,0 +1,206 @@
+//! What a run finds in a backup directory, decided once for both `fit` and `wgfit inspect`:
+//! resume from `latest.json`, fall back to `previous.json` (only with double_checkpoint),
+//! refuse (a backup of another run, or damage with no fallback), or start fresh.
+//!
+//! Cheap checks come first: a sidecar is parsed and its fingerprint compared before its
+//! weights file is opened, so a backup of another run is reported as such even when it is
+//! damaged too, and a weights file is sized against the sidecar, and the sidecar against
+//! what a state of that run can hold, before anything is allocated.
+
+use super::dir::{LATEST, PREVIOUS};
+use super::format::{self, Sidecar};
+use super::handle::DirHandle;
+use crate::checksum;
+use crate::error::{Error, Result};
+use crate::state::{Fingerprint, TrainState};
+use std::path::PathBuf;
+
+/// A verified state read back from disk, with where it came from.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The sidecar it was read from (`latest.json` or `previous.json`).
+    pub sidecar_path: PathBuf,
+    /// Its sidecar.
+    pub sidecar: Sidecar,
+    /// Its sidecar's bytes.
+    pub sidecar_bytes: Vec<u8>,
+    /// The state.
+    pub state: TrainState,
+}
+
+/// What a run given these options does with the backup directory.
+#[derive(Debug)]
+pub enum Decision {
+    /// Nothing committed: it starts from the beginning.
+    Fresh,
+    /// It resumes from this state. `fallback_from` says why `latest.json` was not used when
+    /// the state is `previous.json`'s.
+    Resume {
+        /// The state.
+        loaded: Box<Loaded>,
+        /// Why `latest.json` was passed over.
+        fallback_from: Option<Error>,
+    },
+    /// The backup belongs to another run (model, data, options or seed differ).
+    Mismatch {
+        /// The sidecar that showed it.
+        sidecar: &'static str,
+        /// One line per difference.
+        differences: Vec<String>,
+    },
+    /// Nothing committed can be restored, and nothing is changed: the error says why.
+    Refuse(Error),
+}
+
+/// Why one sidecar's state cannot be used.
+enum Unusable {
+    Mismatch(Vec<String>),
+    Damaged(Error),
+}
+
+/// Decides what a run does with the directory. `double_checkpoint` allows the fallback to
+/// `previous.json`; `now` is the fingerprint of the run asking (None: not known, as for
+/// `inspect`, which then cannot tell a backup of another run). Reads, never changes.
+pub(crate) fn decide(
+    dir: &DirHandle,
+    double_checkpoint: bool,
+    now: Option<&Fingerprint>,
+) -> Result<Decision> {
+    let previous = double_checkpoint && dir.exists(PREVIOUS)?;
+    let latest = if dir.exists(LATEST)? {
+        load(dir, LATEST, now)
+    } else if previous {
+        Err(Unusable::Damaged(Error::corrupt(
+            dir.join(LATEST),
+            "it is missing",
+        )))
+    } else {
+        return Ok(Decision::Fresh);
+    };
+    let latest_error = match latest {
+        Ok(loaded) => return Ok(resume(loaded, None)),
+        Err(Unusable::Mismatch(differences)) => {
+            return Ok(Decision::Mismatch {
+                sidecar: LATEST,
+                differences,
+            });
+        }
+        Err(Unusable::Damaged(e)) => e,
+    };
+    if !previous {
+        return Ok(Decision::Refuse(latest_error));
+    }
+    Ok(match load(dir, PREVIOUS, now) {
+        Ok(loaded) => resume(loaded, Some(latest_error)),
+        Err(Unusable::Mismatch(differences)) => Decision::Mismatch {
+            sidecar: PREVIOUS,
+            differences,
+        },
+        Err(Unusable::Damaged(e)) => Decision::Refuse(both_unusable(latest_error, e)),
+    })
+}
+
+fn resume(loaded: Loaded, fallback_from: Option<Error>) -> Decision {
+    Decision::Resume {
+        loaded: Box::new(loaded),
+        fallback_from,
+    }
+}
+
+fn both_unusable(latest: Error, previous: Error) -> Error {
+    match latest {
+        Error::CorruptCheckpoint { path, reason } => Error::CorruptCheckpoint {
+            path,
+            reason: format!("{reason}; the fallback is unusable too: {previous}"),
+        },
+        other => other,
+    }
+}
+
+/// Reads and verifies one sidecar's state: parse, fingerprint, sizes, weights, checksum.
+fn load(dir: &DirHandle, name: &str, now: Option<&Fingerprint>) -> Result<Loaded, Unusable> {
+    let damaged = Unusable::Damaged;
+    let path = dir.join(name);
+    let bytes = dir
+        .read(name, format::MAX_SIDECAR_BYTES)
+        .map_err(damaged)?
+        .ok_or_else(|| Unusable::Damaged(Error::corrupt(&path, "it vanished")))?;
+    let sidecar = Sidecar::parse(&bytes, &path).map_err(damaged)?;
+    if let Some(now) = now {
+        let differences = sidecar.fingerprint.differences(now);
+        if !differences.is_empty() {
+            return Err(Unusable::Mismatch(differences));
+        }
+    }
+    let state = read_state(dir, &sidecar).map_err(damaged)?;
+    Ok(Loaded {
+        sidecar_path: path,
+        sidecar,
+        sidecar_bytes: bytes,
+        state,
+    })
+}
+
+/// Reads a sidecar's weights file, checked against the sidecar before it is read.
+fn read_state(dir: &DirHandle, sidecar: &Sidecar) -> Result<TrainState> {
+    let expected = &sidecar.weights;
+    let path = dir.join(&expected.file);
+    let limit = sidecar.fingerprint.max_state_bytes();
+    if expected.bytes > limit {
+        return Err(Error::corrupt(
+            &path,
+            format!(
+                "the sidecar records {} bytes, more than the {limit} a state of its model can have",
+                expected.bytes
+            ),
+        ));
+    }
+    let file = dir
+        .open_regular(&expected.file)?
+        .ok_or_else(|| Error::corrupt(&path, "it is missing"))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::ckpt_io(&path, e))?
+        .len();
+    if len != expected.bytes {
+        return Err(Error::corrupt(
+            &path,
+            format!("it is {len} bytes, the sidecar recorded {}", expected.bytes),
+        ));
+    }
+    let weights = dir.read_len(&expected.file, file, len)?;
+    // Hash and decode side by side; the checksum's verdict comes first. Decoding unverified
+    // bytes is safe: the decoder treats its input as hostile (and is fuzzed as such).
+    let (sha, state) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| checksum::hex(&weights));
+        let state = format::state_of(sidecar, &weights, &path);
+        (hashing.join(), state)
+    });
+    let sha = sha.map_err(|_| Error::internal("the checksum thread"))?;
+    if sha != expected.sha256 {
+        return Err(Error::corrupt(
+            &path,
+            format!(
+                "SHA-256 {sha} does not match the recorded {}",
+                expected.sha256
+            ),
+        ));
+    }
+    state
+}
+
+/// Verifies `name` in `dir` and reads its state, whatever the fingerprint. Never modifies
+/// anything.
+pub fn load_sidecar(dir: &std::path::Path, name: &str) -> Result<Loaded> {
+    let handle = DirHandle::open(dir).map_err(|e| Error::ckpt_io(dir, e))?;
+    verify(&handle, name)
+}
+
+/// [`load_sidecar`] in an open directory.
+pub(crate) fn verify(dir: &DirHandle, name: &str) -> Result<Loaded> {
+    match load(dir, name, None) {
+        Ok(loaded) => Ok(loaded),
+        Err(Unusable::Damaged(e)) => Err(e),
+        Err(Unusable::Mismatch(_)) => panic!("a mismatch without a fingerprint to compare"),
+    }
+}
