@@ -231,7 +231,9 @@ pub enum Error {
         kind: String,
     },
     /// A sidecar about to be committed did not parse back: it is not committed.
-    #[error("the sidecar for global step {global_step} would not restore ({reason}); it was not committed, the last committed state stays")]
+    #[error(
+        "the sidecar for global step {global_step} would not restore ({reason}); it was not committed, the last committed state stays"
+    )]
     UnrestorableSidecar {
         /// The state's global step.
         global_step: u64,

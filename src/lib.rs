@@ -27,7 +27,7 @@
 
 pub mod callbacks;
 pub mod checkpoint;
-mod checksum;
+pub mod checksum;
 pub mod data;
 mod error;
 mod fit;

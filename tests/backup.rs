@@ -6,7 +6,7 @@ mod common;
 use common::{
     Counter, Interrupt, bits, data, dir_contents, kept_backup, model, options, uninterrupted,
 };
-use wgfit::checkpoint::{self, LATEST};
+use wgfit::checkpoint;
 use wgfit::{BackupAndRestore, Error, SaveFreq};
 
 #[path = "../examples/backup_keras_doc.rs"]
@@ -221,13 +221,19 @@ fn clean_run_leaves_no_backup_directory_and_keep_leaves_the_final_state() {
     let s = info.sidecars[0].state.as_ref().unwrap();
     assert_eq!((s.epoch, s.step, s.global_step), (2, 0, 24));
     assert_eq!(s.epochs_done, 2);
-    // A directory the user made is kept; only the callback's files go.
-    let mut backup = BackupAndRestore::new(tmp.path()).unwrap();
+    // An empty directory the user made is kept; only the callback's files go.
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    let mut backup = BackupAndRestore::new(&mine).unwrap();
     model()
         .fit(&data(), options(1), &mut [&mut backup])
         .unwrap();
-    assert!(tmp.path().exists());
-    assert!(!tmp.path().join(LATEST).exists());
+    assert!(mine.exists());
+    assert_eq!(
+        std::fs::read_dir(&mine).unwrap().count(),
+        0,
+        "nothing is left"
+    );
 }
 
 #[test]
@@ -279,9 +285,7 @@ fn a_backup_of_another_run_is_refused_with_the_differences_or_discarded() {
 fn a_locked_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    std::fs::create_dir_all(&dir).unwrap();
-    let held = std::fs::File::create(dir.join(".lock")).unwrap();
-    held.try_lock().unwrap();
+    let held = checkpoint::BackupDir::take(&dir).unwrap();
     let mut backup = BackupAndRestore::new(&dir).unwrap();
     let err = model()
         .fit(&data(), options(1), &mut [&mut backup])

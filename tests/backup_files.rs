@@ -62,7 +62,7 @@ fn damages() -> Vec<Damage> {
                 let side = d.join(LATEST);
                 let text = std::fs::read_to_string(&side).unwrap();
                 let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-                v["weights"]["sha256"] = checkpoint::sha256_hex(&b).into();
+                v["weights"]["sha256"] = wgfit::checksum::hex(&b).into();
                 std::fs::write(&side, serde_json::to_vec(&v).unwrap()).unwrap();
             }),
         ),
@@ -221,7 +221,7 @@ fn the_history_survives_the_sidecar_bit_for_bit() {
     for (i, v) in tricky.iter().enumerate() {
         sidecar.history.epochs[0].logs.insert(format!("v{i}"), *v);
     }
-    let back = checkpoint::Sidecar::parse(&sidecar.to_json(), &dir.join(LATEST)).unwrap();
+    let back = checkpoint::Sidecar::parse(&sidecar.to_json().unwrap(), &dir.join(LATEST)).unwrap();
     for (i, v) in tricky.iter().enumerate() {
         let got = back.history.epochs[0].logs[&format!("v{i}")];
         assert_eq!(got.to_bits(), v.to_bits(), "{v} came back as {got}");

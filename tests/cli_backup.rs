@@ -63,7 +63,7 @@ fn sigterm_saves_exits_143_and_the_rerun_finishes() {
     let i = wgfit(dir.path(), &["inspect", "wgfit-model.backup"]);
     assert_eq!(i.status.code(), Some(0), "{}", stdout(&i));
     assert!(
-        stdout(&i).contains("committed: latest.json"),
+        stdout(&i).contains("a rerun without --double-checkpoint resumes from latest.json"),
         "{}",
         stdout(&i)
     );
@@ -119,7 +119,7 @@ fn inspect_healthy_damaged_and_empty_directories() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let text = stdout(&o);
     for key in [
-        "committed: latest.json (epoch 2, step 0, global step 114)",
+        "a rerun without --double-checkpoint resumes from latest.json (epoch 2, step 0, global step 114)",
         "latest.json: verified",
         "global step:  114",
         "previous.json: absent",
@@ -132,7 +132,8 @@ fn inspect_healthy_damaged_and_empty_directories() {
     let o = wgfit(dir.path(), &["inspect", "--json", "bk"]);
     assert_eq!(o.status.code(), Some(0));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(json["usable"], "latest.json");
+    assert_eq!(json["rerun"]["action"], "resume");
+    assert_eq!(json["rerun"]["sidecar"], "latest.json");
     assert_eq!(json["sidecars"][0]["state"]["global_step"], 114);
     assert_eq!(snapshot_dir(&bk), before, "inspect changed the directory");
 
@@ -146,25 +147,30 @@ fn inspect_healthy_damaged_and_empty_directories() {
     let o = wgfit(dir.path(), &["inspect", "bk"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let text = stdout(&o);
-    assert!(text.contains("committed: none"), "{text}");
+    assert!(
+        text.contains("a rerun without --double-checkpoint refuses to start: checkpoint"),
+        "{text}"
+    );
     assert!(text.contains("latest.json: UNUSABLE"), "{text}");
     assert!(text.contains("NOT verified"), "{text}");
     let o = wgfit(dir.path(), &["inspect", "--json", "bk"]);
     assert_eq!(o.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(json["usable"].is_null());
+    assert_eq!(json["rerun"]["action"], "refuse");
     assert!(json["sidecars"][0]["error"].is_string());
     assert_eq!(snapshot_dir(&bk), before, "inspect changed the directory");
 
     // Empty, and missing.
     std::fs::create_dir(dir.path().join("empty")).unwrap();
-    let o = wgfit(dir.path(), &["inspect", "empty"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("committed: none"), "{}", stdout(&o));
-    assert!(stdout(&o).contains("latest.json: absent"), "{}", stdout(&o));
-    let o = wgfit(dir.path(), &["inspect", "missing"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("wgfit: error:"), "{}", stderr(&o));
+    for name in ["empty", "missing"] {
+        let o = wgfit(dir.path(), &["inspect", name]);
+        assert_eq!(o.status.code(), Some(3), "{name}: a rerun starts fresh");
+        assert!(
+            stdout(&o).contains("starts from the beginning"),
+            "{}",
+            stdout(&o)
+        );
+    }
 }
 
 #[test]

@@ -161,7 +161,7 @@ fn a_failing_save_names_the_path_and_keeps_the_last_committed_state() {
     let leftovers: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(wgfit::checkpoint::TMP_PREFIX))
+        .filter(|n| n.starts_with(".wgfit-tmp-"))
         .collect();
     assert!(
         leftovers.is_empty(),
@@ -218,7 +218,10 @@ fn a_gpu_wait_that_times_out_is_an_error_and_the_backup_stays_valid() {
         "{err}"
     );
     let info = wgfit::checkpoint::inspect(&dir).unwrap();
-    assert!(info.usable.is_some(), "the backup still verifies: {info:?}");
+    assert!(
+        matches!(info.rerun, wgfit::checkpoint::Outlook::Resume { .. }),
+        "the backup still verifies: {info:?}"
+    );
 
     let (code, err) = run_to_end(&dir, &out, &[], None);
     assert_eq!(code, 0, "{err}");

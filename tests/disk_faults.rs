@@ -108,17 +108,20 @@ fn check_after_failed_save(dir: &Path, code: i32, err: &str, reason: &str) -> u6
         err.contains(dir.to_str().unwrap()),
         "the error names the path: {err}"
     );
-    assert!(err.contains(reason), "the error says '{reason}': {err}");
+    assert!(
+        err.to_lowercase().contains(&reason.to_lowercase()),
+        "the error says '{reason}': {err}"
+    );
     let info = wgfit::checkpoint::inspect(dir).unwrap();
-    let usable = info
-        .usable
-        .expect("the last committed state still verifies");
-    let sidecar = info.sidecars.iter().find(|s| s.name == usable).unwrap();
+    let wgfit::checkpoint::Outlook::Resume { sidecar, .. } = &info.rerun else {
+        panic!("the last committed state still verifies: {:?}", info.rerun);
+    };
+    let sidecar = info.sidecars.iter().find(|s| &s.name == sidecar).unwrap();
     let state = sidecar.state.as_ref().unwrap();
     let partial: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(wgfit::checkpoint::TMP_PREFIX))
+        .filter(|n| n.starts_with(".wgfit-tmp-"))
         .collect();
     assert!(partial.is_empty(), "no partial file is left: {partial:?}");
     state.global_step

@@ -9,7 +9,8 @@ use common::{bits, data, dir_contents, kept_backup, model, options};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use wgfit::checkpoint::{self, LATEST, load_sidecar, sha256_hex};
+use wgfit::checkpoint::{self, LATEST, load_sidecar};
+use wgfit::checksum::hex as sha256_hex;
 use wgfit::{BackupAndRestore, Error};
 
 fn sidecar(dir: &Path) -> Value {
@@ -87,7 +88,7 @@ fn crafted_sidecars_are_refused() {
         (
             "huge length",
             Box::new(|v| v["weights"]["bytes"] = json!(u64::MAX)),
-            "the sidecar recorded",
+            "the sidecar records 18446744073709551615 bytes, more than",
         ),
         (
             "absurd step",

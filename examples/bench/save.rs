@@ -181,7 +181,7 @@ fn save_run(
     // The resume target: 1.5 × the raw read plus hashing (timed here on the weights file).
     let weights = largest_file(&dir)?;
     let hashing = Instant::now();
-    wgfit::checkpoint::sha256_hex(&weights);
+    wgfit::checksum::hex(&weights);
     let hash_s = hashing.elapsed().as_secs_f64();
     drop(weights);
 

@@ -145,7 +145,8 @@ impl BackupAndRestore {
         stopped?;
         let Run { dir, .. } = run;
         let dir = Arc::try_unwrap(dir).map_err(|_| Error::internal("the backup writer"))?;
-        dir.into_inner().map_err(|_| Error::internal("the backup writer"))
+        dir.into_inner()
+            .map_err(|_| Error::internal("the backup writer"))
     }
 
     fn run(&mut self) -> Result<&mut Run> {
@@ -157,7 +158,11 @@ impl BackupAndRestore {
     /// Restores the last committed state into `ctx` by the decision `inspect` reports
     /// (`checkpoint::decide`). Changes nothing in the directory when it fails.
     fn restore(&self, dir: &mut BackupDir, ctx: &mut Context<'_>) -> Result<()> {
-        match decide(dir.handle(), self.double_checkpoint, Some(ctx.fingerprint()))? {
+        match decide(
+            dir.handle(),
+            self.double_checkpoint,
+            Some(ctx.fingerprint()),
+        )? {
             Decision::Fresh => {}
             Decision::Resume {
                 loaded,
@@ -234,7 +239,11 @@ impl Callback for BackupAndRestore {
             None
         };
         let dir = Arc::new(Mutex::new(dir));
-        let writer = Writer::start(dir.clone(), ctx.fingerprint().clone(), self.double_checkpoint)?;
+        let writer = Writer::start(
+            dir.clone(),
+            ctx.fingerprint().clone(),
+            self.double_checkpoint,
+        )?;
         self.run = Some(Run {
             dir,
             writer,
@@ -289,7 +298,10 @@ impl Callback for BackupAndRestore {
 
     fn on_train_end(&mut self, ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
         if self.delete_checkpoint {
-            let run = self.run.take().ok_or_else(|| Error::internal("BackupAndRestore outside fit"))?;
+            let run = self
+                .run
+                .take()
+                .ok_or_else(|| Error::internal("BackupAndRestore outside fit"))?;
             return self.finish(run)?.remove();
         }
         let run = self.run()?;
@@ -300,15 +312,17 @@ impl Callback for BackupAndRestore {
         Ok(())
     }
 
-    fn on_fit_exit(&mut self, _ctx: &mut Context<'_>, _outcome: FitOutcome) -> Result<()> {
-        match self.run.take() {
-            // The directory stays locked (held) until `remove_backup` or the callback is
-            // dropped; the signal handlers go with the run.
-            Some(run) => {
-                self.held = Some(self.finish(run)?);
-                Ok(())
-            }
-            None => Ok(()),
+    fn on_fit_exit(&mut self, _ctx: &mut Context<'_>, outcome: FitOutcome) -> Result<()> {
+        let Some(run) = self.run.take() else {
+            return Ok(());
+        };
+        let dir = self.finish(run)?;
+        // After a completed fit that kept its backup the caller may still remove it
+        // (`remove_backup`): the directory stays locked until then or until the callback is
+        // dropped. After a failure or a preemption nothing is removed, and the lock goes.
+        if outcome == FitOutcome::Completed {
+            self.held = Some(dir);
         }
+        Ok(())
     }
 }

@@ -9,7 +9,7 @@
 //! SIGKILL never drops the page cache, so only this kind of test fails when an fsync is
 //! missing or two renames are swapped: the mutation tests below prove that it does.
 
-use super::dir::{BackupDir, LATEST, PREVIOUS};
+use super::dir::BackupDir;
 use super::format::{EncodedFile, RawTensor};
 use super::handle::DirHandle;
 use super::record::{self, Op};
@@ -126,7 +126,10 @@ impl Fs {
 }
 
 fn is_dir_op(op: &Op) -> bool {
-    matches!(op, Op::Create { .. } | Op::Rename { .. } | Op::Unlink { .. })
+    matches!(
+        op,
+        Op::Create { .. } | Op::Rename { .. } | Op::Unlink { .. }
+    )
 }
 
 /// Every crash state of `ops` run on `start`: for each prefix, each subset of the
@@ -138,12 +141,13 @@ fn crash_states(start: &Fs, ops: &[Op]) -> Vec<(Fs, bool)> {
     for k in 0..=ops.len() {
         let prefix = &ops[..k];
         let synced = prefix.iter().rposition(|op| *op == Op::SyncDir);
-        let (durable, pending): (Vec<(usize, &Op)>, Vec<(usize, &Op)>) = prefix
-            .iter()
-            .enumerate()
-            .filter(|(_, op)| is_dir_op(op))
-            .partition(|(i, _)| synced.is_some_and(|s| *i < s));
-        assert!(pending.len() <= 12, "too many unsynced operations to enumerate");
+        let dir_ops = prefix.iter().enumerate().filter(|(_, op)| is_dir_op(op));
+        let (durable, pending): (Vec<_>, Vec<_>) =
+            dir_ops.partition(|(i, _)| synced.is_some_and(|s| *i < s));
+        assert!(
+            pending.len() <= 12,
+            "too many unsynced operations to enumerate"
+        );
         // Inodes whose last write is not followed by an fsync of them.
         let mut writes: Vec<(u64, Vec<u8>, bool)> = Vec::new();
         for (i, op) in prefix.iter().enumerate() {
@@ -288,7 +292,11 @@ fn the_checker_finds_each_missing_fsync_and_swapped_renames() {
     let check = |ops: &[Op]| violations(&start, ops, false, &[Some(1), Some(2)], Some(2));
     assert!(check(&ops).is_empty());
     let syncs = positions(&ops, |op| matches!(op, Op::SyncFile { .. } | Op::SyncDir));
-    assert_eq!(syncs.len(), 4, "two file fsyncs and two directory fsyncs: {ops:#?}");
+    assert_eq!(
+        syncs.len(),
+        4,
+        "two file fsyncs and two directory fsyncs: {ops:#?}"
+    );
     for i in syncs {
         let mut mutated = ops.clone();
         let dropped = mutated.remove(i);

@@ -123,7 +123,11 @@ impl BackupDir {
                 dir: dir.to_path_buf(),
             });
         };
-        let marker = match handle.read(MARKER, 4096)?.as_deref().and_then(Marker::parse) {
+        let marker = match handle
+            .read(MARKER, 4096)?
+            .as_deref()
+            .and_then(Marker::parse)
+        {
             Some(marker) => marker,
             None => {
                 // A first run killed while writing the marker: the name is wgfit's own, and
@@ -193,7 +197,9 @@ impl BackupDir {
 
     fn write(&self, name: &str, pieces: &[&[u8]]) -> Result<bool> {
         let tmp = self.tmp_name(name);
-        self.handle.remove(&tmp)?;
+        if self.handle.exists(&tmp)? {
+            self.handle.remove(&tmp)?;
+        }
         self.handle
             .write_atomic(name, &tmp, pieces)
             .map_err(|e| Error::ckpt_io(self.handle.join(name), e))

@@ -33,7 +33,13 @@ pub(crate) fn weights_backup_id(file: &std::fs::File) -> Option<String> {
     let mut header = vec![0; len as usize];
     file.read_exact(&mut header).ok()?;
     let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
-    Some(header.get("__metadata__")?.get(BACKUP_ID_KEY)?.as_str()?.to_string())
+    Some(
+        header
+            .get("__metadata__")?
+            .get(BACKUP_ID_KEY)?
+            .as_str()?
+            .to_string(),
+    )
 }
 
 /// `latest.json` / `previous.json`: the commit record of one saved state.
@@ -135,7 +141,8 @@ impl Sidecar {
             ));
         }
         check_file_name(&sidecar.weights.file).map_err(|reason| Error::corrupt(path, reason))?;
-        if sidecar.backup_id.len() != 32 || !sidecar.backup_id.bytes().all(|b| b.is_ascii_hexdigit())
+        if sidecar.backup_id.len() != 32
+            || !sidecar.backup_id.bytes().all(|b| b.is_ascii_hexdigit())
         {
             return Err(Error::corrupt(path, "the backup id is not 32 hex digits"));
         }

@@ -13,15 +13,15 @@ mod restore;
 #[cfg(test)]
 mod crash_states;
 
+use crate::error::{Error, Result};
+use crate::state::Tensor;
 pub use dir::{BackupDir, LATEST, MARKER, PREVIOUS};
 pub(crate) use format::{EncodedFile, RawTensor};
 pub use format::{FORMAT, Sidecar, VERSION, WeightsRef, check_file_name};
 pub(crate) use handle::DirHandle;
 pub use inspect::{FileReport, Inspection, Outlook, SidecarReport, StateSummary, inspect};
-pub use restore::{Decision, Loaded, load_sidecar};
 pub(crate) use restore::decide;
-use crate::error::{Error, Result};
-use crate::state::Tensor;
+pub use restore::{Decision, Loaded, load_sidecar};
 use std::collections::HashMap;
 use std::path::Path;
 

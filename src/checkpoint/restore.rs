@@ -158,10 +158,7 @@ fn read_state(dir: &DirHandle, sidecar: &Sidecar) -> Result<TrainState> {
     let file = dir
         .open_regular(&expected.file)?
         .ok_or_else(|| Error::corrupt(&path, "it is missing"))?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::ckpt_io(&path, e))?
-        .len();
+    let len = file.metadata().map_err(|e| Error::ckpt_io(&path, e))?.len();
     if len != expected.bytes {
         return Err(Error::corrupt(
             &path,
@@ -186,7 +183,69 @@ fn read_state(dir: &DirHandle, sidecar: &Sidecar) -> Result<TrainState> {
             ),
         ));
     }
-    state
+    let state = state?;
+    check_shapes(sidecar, &state).map_err(|reason| Error::corrupt(&path, reason))?;
+    Ok(state)
+}
+
+/// A state must be the one its sidecar describes: the parameters of its fingerprint's
+/// layers, slots shaped as their parameters, and a pair of statistics per batch done.
+fn check_shapes(sidecar: &Sidecar, state: &TrainState) -> std::result::Result<(), String> {
+    let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, &(inputs, outputs, _)) in sidecar.fingerprint.layers.iter().enumerate() {
+        expected.push((format!("model.layers.{i}.weight"), vec![outputs, inputs]));
+        expected.push((format!("model.layers.{i}.bias"), vec![outputs]));
+    }
+    expected.sort();
+    let mut got: Vec<(String, Vec<usize>)> = state
+        .params
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    got.sort();
+    if got != expected {
+        let show = |v: &[(String, Vec<usize>)]| {
+            v.iter()
+                .map(|(n, s)| format!("{n} {s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(format!(
+            "its parameter shapes {} do not match its model's {}",
+            show(&got),
+            show(&expected)
+        ));
+    }
+    for slot in &state.slots {
+        let param = slot
+            .name
+            .strip_prefix("optimizer.")
+            .and_then(|rest| rest.rsplit_once('.'))
+            .map(|(param, _)| param);
+        match param.and_then(|p| expected.iter().find(|(n, _)| n == p)) {
+            Some((_, shape)) if *shape == slot.shape => {}
+            Some((_, shape)) => {
+                return Err(format!(
+                    "optimizer slot `{}` has shape {:?}, its parameter {shape:?}",
+                    slot.name, slot.shape
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "optimizer slot `{}` names no parameter of the model",
+                    slot.name
+                ));
+            }
+        }
+    }
+    let stats = &state.batch_stats;
+    if stats.shape != [sidecar.step, 2] {
+        return Err(format!(
+            "`{}` has shape {:?}, but step {} needs [{}, 2]",
+            stats.name, stats.shape, sidecar.step, sidecar.step
+        ));
+    }
+    Ok(())
 }
 
 /// Verifies `name` in `dir` and reads its state, whatever the fingerprint. Never modifies

@@ -142,7 +142,9 @@ pub fn run(args: TrainArgs) -> CliResult {
         println!("backup:        {}", dir.display());
     }
     if superseded > 0 {
-        println!("saves skipped: {superseded} (superseded by a newer save while the disk was busy)");
+        println!(
+            "saves skipped: {superseded} (superseded by a newer save while the disk was busy)"
+        );
     }
     println!("adapter:       {adapter}");
     Ok(())
