@@ -8,7 +8,7 @@
 mod common;
 
 use common::worker::{
-    self, EPOCHS, env, file_bytes, reference, run_to_end, spawn, wait_for_training,
+    self, EPOCHS, env, file_bytes, reference, run_to_end, spawn, training_from, wait_for_training,
 };
 use std::process::Command;
 use std::time::Duration;
@@ -33,19 +33,30 @@ fn kill_storm(what: &str, settings: &[(&'static str, &'static str)], default_kil
     let out = tmp.path().join("out.bin");
     let mut rng = 0x9E3779B97F4A7C15u64;
     let mut landed = 0;
+    // The global steps restarts resumed at (where a state was committed before them), one
+    // list per run: a run that finishes removes its backup, and the next starts afresh.
+    let mut resumes = vec![Vec::new()];
     for _ in 0..kills {
         rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
         // A random moment of the training phase, where the saves are (a restarted run resumes,
         // so it has less left to do: kill within the first half).
         let at = duration.mul_f64(0.5 * (rng >> 11) as f64 / (1u64 << 53) as f64);
+        let committed = committed_step(&dir);
         let mut child = spawn(&dir, &out, &vars, None);
-        let started = wait_for_training(&mut child);
+        let from = training_from(&mut child);
+        let started = from.is_some();
+        if let (Some(committed), Some(from)) = (committed, from) {
+            // A restart resumes from what was committed, not from the beginning.
+            assert_eq!(from, committed, "the restart resumed from the commit");
+            resumes.last_mut().unwrap().push(from);
+        }
         std::thread::sleep(at);
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
         if status.success() {
             // It finished before the kill: a fresh run starts next; nothing to count.
             std::fs::remove_file(&out).unwrap();
+            resumes.push(Vec::new());
         } else if started {
             landed += 1;
         }
@@ -58,11 +69,28 @@ fn kill_storm(what: &str, settings: &[(&'static str, &'static str)], default_kil
         "final parameters equal the uninterrupted run's"
     );
     assert!(!dir.exists(), "the finished run removed its backup");
-    eprintln!("survived {landed} SIGKILLs ({what}), run of {duration:?}");
+    for run in &resumes {
+        assert!(
+            run.windows(2).all(|w| w[0] <= w[1]),
+            "within a run, the resumed position never goes back: {resumes:?}"
+        );
+    }
+    assert!(
+        resumes.iter().any(|run| run.last() > run.first()),
+        "the resumed position advances over the storm: {resumes:?}"
+    );
+    eprintln!("survived {landed} SIGKILLs ({what}), run of {duration:?}, resumed at {resumes:?}");
     assert!(
         landed >= kills / 2,
         "most kills landed while the worker ran ({landed}/{kills})"
     );
+}
+
+/// The global step of the state committed in `dir`, if there is one.
+fn committed_step(dir: &std::path::Path) -> Option<u64> {
+    let bytes = std::fs::read(dir.join(wgfit::checkpoint::LATEST)).ok()?;
+    let sidecar: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    sidecar["global_step"].as_u64()
 }
 
 #[test]

@@ -12,12 +12,16 @@ use wgfit::{BackupAndRestore, Callback, Context, SaveFreq};
 /// Epochs every worker trains.
 pub const EPOCHS: usize = 6;
 
-/// Prints "training" once training starts, so a test knows signals are being caught.
+/// Prints "training from global step <n>" once training starts (after the backup's restore,
+/// which runs before it), so a test knows signals are being caught and where the run
+/// resumed.
 struct Announce;
 
+const ANNOUNCED: &str = "training from global step ";
+
 impl Callback for Announce {
-    fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> wgfit::Result<()> {
-        println!("training");
+    fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> wgfit::Result<()> {
+        println!("{ANNOUNCED}{}", ctx.position().global_step);
         Ok(())
     }
 }
@@ -158,13 +162,19 @@ pub fn run_to_end(
 
 /// Reads the child's stdout until the worker says training began; false if it never does.
 pub fn wait_for_training(child: &mut Child) -> bool {
-    let Some(stdout) = child.stdout.take() else {
-        return false;
-    };
+    training_from(child).is_some()
+}
+
+/// Reads the child's stdout until the worker says training began, and returns the global
+/// step it began at (after restoring its backup); None if it never does.
+pub fn training_from(child: &mut Child) -> Option<u64> {
+    let stdout = child.stdout.take()?;
     // (libtest prints "test worker ... " without a newline first.)
-    BufReader::new(stdout)
-        .lines()
-        .any(|l| l.map(|l| l.ends_with("training")).unwrap_or(false))
+    BufReader::new(stdout).lines().find_map(|l| {
+        let l = l.ok()?;
+        let (_, step) = l.split_once(ANNOUNCED)?;
+        step.trim().parse().ok()
+    })
 }
 
 /// The final bits of an uninterrupted run in a fresh process, and how long its training
