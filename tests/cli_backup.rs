@@ -41,21 +41,27 @@ fn sigkill_then_rerun_matches_an_uninterrupted_run_byte_for_byte() {
     assert!(!resumed.path().join("wgfit-model.backup").exists());
 }
 
-#[test]
-fn sigterm_saves_exits_143_and_the_rerun_finishes() {
+/// Sends `signal` to a training `wgfit train`: it saves, exits 128 + the signal's number,
+/// and a rerun resumes and finishes.
+fn preempted_cli_saves_and_the_rerun_finishes(signal: &str, number: i32) {
     let dir = tempfile::tempdir().unwrap();
     let backup = dir.path().join("wgfit-model.backup");
     let mut child = spawn(dir.path(), LONG);
     wait_for(&backup.join("latest.json"), &mut child);
     let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(143), "stderr:\n{}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(128 + number),
+        "stderr:\n{}",
+        stderr(&o)
+    );
     assert!(
-        stderr(&o).contains("wgfit: error: preempted by signal 15"),
+        stderr(&o).contains(&format!("wgfit: error: preempted by signal {number}")),
         "{}",
         stderr(&o)
     );
@@ -78,6 +84,16 @@ fn sigterm_saves_exits_143_and_the_rerun_finishes() {
     assert_eq!(summary_value(&stdout(&o), "epochs"), 40.0);
     assert!(dir.path().join("wgfit-model.safetensors").is_file());
     assert!(!backup.exists());
+}
+
+#[test]
+fn sigterm_saves_exits_143_and_the_rerun_finishes() {
+    preempted_cli_saves_and_the_rerun_finishes("-TERM", 15);
+}
+
+#[test]
+fn sigint_saves_exits_130_and_the_rerun_finishes() {
+    preempted_cli_saves_and_the_rerun_finishes("-INT", 2);
 }
 
 /// Every file of a directory with its bytes.
@@ -230,4 +246,39 @@ fn backup_of_another_model_and_locked_backup_are_refused() {
     assert!(err.contains("--backup-dir"), "{err}");
     drop(lock);
     assert_ok(&wgfit(dir.path(), &other));
+}
+
+#[test]
+fn skipped_saves_are_reported_in_the_summary_and_by_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    // 34 MB saves after every batch of a model that trains faster than they are written.
+    let o = wgfit(
+        dir.path(),
+        &[
+            "train",
+            "--layers",
+            "2048,2048,10",
+            "--save-freq",
+            "1",
+            "--epochs",
+            "1",
+            "--verbose",
+            "0",
+            "--keep-checkpoint",
+            "--backup-dir",
+            "bk",
+        ],
+    );
+    assert_ok(&o);
+    let text = stdout(&o);
+    let skipped: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("saves skipped:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of skipped saves in\n{text}"));
+    assert!(skipped > 0);
+    let i = wgfit(dir.path(), &["inspect", "bk"]);
+    let line = format!("skipped:      {skipped} save points superseded");
+    assert!(stdout(&i).contains(&line), "{}", stdout(&i));
 }

@@ -258,8 +258,9 @@ impl BackupDir {
         };
         let json = sidecar.to_json()?;
         // What is committed must restore: parsed back by the code restore uses.
+        // (Compared as JSON: a NaN in the logs is not equal to itself.)
         match Sidecar::parse(&json, &self.handle.join(LATEST)) {
-            Ok(back) if back == sidecar => {}
+            Ok(back) if back.to_json()? == json => {}
             Ok(_) => {
                 return Err(Error::UnrestorableSidecar {
                     global_step: p.global_step,

@@ -13,7 +13,11 @@ use super::handle::DirHandle;
 use crate::checksum;
 use crate::error::{Error, Result};
 use crate::state::{Fingerprint, TrainState};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+
+/// Files up to this size are read without looking at how much of them is on disk.
+const SPARSE_CHECK_FROM: u64 = 1 << 20;
 
 /// A verified state read back from disk, with where it came from.
 #[derive(Debug)]
@@ -158,11 +162,23 @@ fn read_state(dir: &DirHandle, sidecar: &Sidecar) -> Result<TrainState> {
     let file = dir
         .open_regular(&expected.file)?
         .ok_or_else(|| Error::corrupt(&path, "it is missing"))?;
-    let len = file.metadata().map_err(|e| Error::ckpt_io(&path, e))?.len();
+    let meta = file.metadata().map_err(|e| Error::ckpt_io(&path, e))?;
+    let len = meta.len();
     if len != expected.bytes {
         return Err(Error::corrupt(
             &path,
             format!("it is {len} bytes, the sidecar recorded {}", expected.bytes),
+        ));
+    }
+    // wgfit writes every byte of its files; a file with most of its length in holes claims
+    // a size that is not on disk (compressing file systems stay well above an eighth).
+    let allocated = meta.blocks().saturating_mul(512);
+    if len > SPARSE_CHECK_FROM && allocated.saturating_mul(8) < len {
+        return Err(Error::corrupt(
+            &path,
+            format!(
+                "it is sparse: {allocated} of its {len} bytes are on disk, and wgfit never writes such files"
+            ),
         ));
     }
     let weights = dir.read_len(&expected.file, file, len)?;
