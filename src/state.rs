@@ -1,4 +1,4 @@
-//! The training state: everything needed to continue a run exactly (DESIGN.md, "Training state").
+//! The training state: everything needed to continue a run exactly (docs/FORMAT.md describes how it is saved).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
