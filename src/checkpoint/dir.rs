@@ -49,10 +49,11 @@ impl Marker {
         }
     }
 
-    fn json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+    fn json(&self) -> Result<Vec<u8>> {
+        let mut out =
+            serde_json::to_vec_pretty(self).map_err(|e| Error::encoding("the marker", e))?;
         out.push(b'\n');
-        out
+        Ok(out)
     }
 
     fn parse(bytes: &[u8]) -> Option<Marker> {
@@ -114,7 +115,7 @@ impl BackupDir {
             // Created with O_EXCL: of two first runs racing, one marks and both then lock.
             let marker = Marker::new(created);
             handle
-                .create_new(MARKER, &marker.json())
+                .create_new(MARKER, &marker.json()?)
                 .map_err(|e| Error::ckpt_io(handle.join(MARKER), e))?;
             handle.sync()?;
         }
@@ -136,7 +137,7 @@ impl BackupDir {
                 let tmp = format!("{TMP_PREFIX}marker");
                 let _ = handle.remove(&tmp);
                 handle
-                    .write_atomic(MARKER, &tmp, &[&marker.json()])
+                    .write_atomic(MARKER, &tmp, &[&marker.json()?])
                     .map_err(|e| Error::ckpt_io(handle.join(MARKER), e))?;
                 handle.sync()?;
                 marker
