@@ -5,7 +5,7 @@
 mod common;
 
 use common::cli::{stderr, wgfit};
-use common::{data, dir_contents, kept_backup, model, options};
+use common::{data, dir_contents, kept_backup, model, options, resume_error};
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::Duration;
@@ -106,10 +106,7 @@ fn a_dangling_lock_link_is_refused_and_its_target_never_created() {
     let outside = tmp.path().join("outside");
     std::fs::remove_file(dir.join(".lock")).unwrap();
     symlink(&outside, dir.join(".lock")).unwrap();
-    let mut backup = BackupAndRestore::new(&dir).unwrap();
-    let err = model()
-        .fit(&data(), options(4), &mut [&mut backup])
-        .unwrap_err();
+    let err = resume_error(&dir);
     assert!(matches!(err, Error::NotRegularFile { .. }), "{err}");
     assert!(err.to_string().contains("a symbolic link"), "{err}");
     assert!(
@@ -127,10 +124,7 @@ fn a_sidecar_or_weights_file_that_is_a_link_is_not_followed() {
     let elsewhere = tmp.path().join("latest.json");
     std::fs::rename(dir.join(LATEST), &elsewhere).unwrap();
     symlink(&elsewhere, dir.join(LATEST)).unwrap();
-    let mut backup = BackupAndRestore::new(&dir).unwrap();
-    let err = model()
-        .fit(&data(), options(4), &mut [&mut backup])
-        .unwrap_err();
+    let err = resume_error(&dir);
     assert!(matches!(err, Error::NotRegularFile { .. }), "{err}");
     let report = checkpoint::inspect(&dir).unwrap();
     assert!(

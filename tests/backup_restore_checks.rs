@@ -5,7 +5,7 @@
 mod common;
 
 use common::cli::{stdout, wgfit};
-use common::{Interrupt, data, kept_backup, model, options, wide_model};
+use common::{Interrupt, data, kept_backup, model, options, resume_error, wide_model};
 use std::path::Path;
 use wgfit::checkpoint::{self, LATEST, Outlook, PREVIOUS};
 use wgfit::{
@@ -214,10 +214,7 @@ fn a_claimed_size_is_checked_against_the_model_and_the_file_before_reading() {
         .unwrap()
         .set_len(huge)
         .unwrap();
-    let mut backup = BackupAndRestore::new(&dir).unwrap();
-    let err = model()
-        .fit(&data(), options(4), &mut [&mut backup])
-        .unwrap_err();
+    let err = resume_error(&dir);
     assert!(
         err.to_string()
             .contains("more than the 14224 a state of its model can have"),
