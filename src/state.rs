@@ -41,7 +41,7 @@ pub struct History {
 pub struct EpochLogs {
     /// 0-based epoch number.
     pub epoch: usize,
-    /// Its metrics (in JSON, non-finite values as strings: see [`log_values`]).
+    /// Its metrics (in JSON, non-finite values are strings: docs/FORMAT.md).
     #[serde(with = "log_values")]
     pub logs: Logs,
 }
@@ -199,7 +199,7 @@ impl Fingerprint {
     }
 
     /// The most bytes a weights file of a state of this run can have: every parameter with
-    /// up to [`MAX_SLOTS`] optimizer slots, a pair of statistics per batch, and a header. A
+    /// up to `MAX_SLOTS` (3) optimizer slots, a pair of statistics per batch, and a header. A
     /// sidecar claiming more is refused before anything is read or allocated.
     pub fn max_state_bytes(&self) -> u64 {
         let params: u64 = self
