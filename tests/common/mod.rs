@@ -160,3 +160,11 @@ pub fn kept_backup(dir: &Path) {
             .is_err()
     );
 }
+
+/// What `fit` of [`model`] for 4 epochs with a backup in `dir` fails with.
+pub fn resume_error(dir: &Path) -> Error {
+    let mut backup = BackupAndRestore::new(dir).expect("a backup directory path");
+    model()
+        .fit(&data(), options(4), &mut [&mut backup])
+        .expect_err("the restore is refused")
+}
