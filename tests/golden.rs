@@ -17,9 +17,19 @@ use wgfit::{
 };
 
 /// The directory of this adapter's golden files: its name with anything but letters and
-/// digits folded to `-` (the name carries the driver's version, e.g. llvmpipe's LLVM).
+/// digits folded to `-` (the name carries the driver's version, e.g. llvmpipe's LLVM). On a
+/// CPU adapter the host's fused multiply-add decides how a product and a sum round, so
+/// whether the CPU has one is part of the device type.
 fn golden_dir(model: &Sequential) -> PathBuf {
-    let name = model.adapter().expect("an adapter").name;
+    let adapter = model.adapter().expect("an adapter");
+    let mut name = adapter.name;
+    if adapter.device_type == "Cpu" {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let fma = cpuinfo
+            .lines()
+            .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "fma"));
+        name.push_str(if fma { " fma" } else { " no fma" });
+    }
     let key: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
