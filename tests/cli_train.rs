@@ -191,3 +191,20 @@ fn devices_version_and_help() {
         );
     }
 }
+
+#[test]
+fn a_headless_run_prints_no_errors_that_are_not_wgfits() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(common::cli::BIN)
+        .args(["train", "--epochs", "1", "--verbose", "0", "--no-backup"])
+        .current_dir(dir.path())
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("DISPLAY")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("error"), "stderr:\n{err}");
+}
