@@ -2,11 +2,12 @@
 
 use crate::callbacks::{Callback, Context, FitOutcome};
 use crate::data::{Dataset, epoch_permutation};
+use crate::engine::Workspace;
+use crate::engine::step::record_eval_step;
+use crate::engine::{GpuParams, Run};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
-use crate::model::GpuParams;
-use crate::model::step::{Workspace, record_eval_step};
-use crate::state::{EpochLogs, Fingerprint, History, Logs, StateMeta};
+use crate::state::{Fingerprint, History, Logs, StateMeta};
 
 /// Options of [`crate::Sequential::fit`], as Keras's `fit` arguments.
 #[derive(Debug, Clone)]
@@ -132,7 +133,7 @@ fn each(
 ) -> Result<()> {
     let mut result = Ok(());
     for (i, cb) in callbacks.iter_mut().enumerate() {
-        ctx.current_callback = i;
+        ctx.set_current_callback(i);
         result = hook(&mut **cb, ctx);
         if result.is_err() {
             break;
@@ -144,23 +145,26 @@ fn each(
 
 /// After a round of hooks: hand restored callback states over, then deliver snapshots.
 fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Result<()> {
-    if let Some(states) = ctx.pending_callback_states.take() {
+    if let Some(states) = ctx.take_pending_callback_states() {
         for cb in callbacks.iter_mut() {
             if let Some(state) = states.get(cb.name()) {
                 cb.load_state(state.clone())?;
             }
         }
     }
-    if ctx.snapshot_requests.is_empty() {
+    let requests = ctx.take_snapshot_requests();
+    if requests.is_empty() {
         return Ok(());
     }
-    ctx.meta.callbacks = callbacks
-        .iter()
-        .filter_map(|cb| cb.state().map(|s| (cb.name().to_string(), s)))
-        .collect();
-    for i in std::mem::take(&mut ctx.snapshot_requests) {
+    ctx.set_callback_states(
+        callbacks
+            .iter()
+            .filter_map(|cb| cb.state().map(|s| (cb.name().to_string(), s)))
+            .collect(),
+    );
+    for i in requests {
         let snapshot = ctx.take_snapshot()?;
-        ctx.current_callback = i;
+        ctx.set_current_callback(i);
         callbacks[i].on_snapshot(ctx, snapshot)?;
     }
     Ok(())
@@ -206,8 +210,7 @@ pub(crate) fn fit(
         eprintln!("wgfit: training on {}", params.gpu.adapter());
     }
     let mut ctx = Context::new(
-        params,
-        work,
+        Run::new(params, work),
         meta,
         setup.fingerprint.clone(),
         options.epochs,
@@ -221,12 +224,12 @@ pub(crate) fn fit(
     // Every callback gets its exit hook, whatever happened; the first error wins.
     let mut exit_error = None;
     for (i, cb) in callbacks.iter_mut().enumerate() {
-        ctx.current_callback = i;
+        ctx.set_current_callback(i);
         if let Err(e) = cb.on_fit_exit(&mut ctx, outcome) {
             exit_error.get_or_insert(e);
         }
     }
-    let finished = ctx.recorder.finish(&ctx.params.gpu, "training batches");
+    let finished = ctx.engine().finish("training batches");
     match (result, exit_error) {
         (Err(e), _) => Err(e),
         (Ok(_), Some(e)) => Err(e),
@@ -241,14 +244,14 @@ fn train(
     validation: Option<&Workspace>,
 ) -> Result<History> {
     each(callbacks, ctx, |cb, ctx| cb.on_train_begin(ctx))?;
-    ctx.position_locked = true;
-    while ctx.meta.position.epoch < setup.options.epochs && !ctx.stop_requested {
+    ctx.lock_position();
+    while ctx.position().epoch < setup.options.epochs && !ctx.stop_requested() {
         train_epoch(ctx, callbacks, setup, validation)?;
     }
-    ctx.recorder.finish(&ctx.params.gpu, "training batches")?;
-    let logs = ctx.meta.history.last().cloned().unwrap_or_default();
+    ctx.engine().finish("training batches")?;
+    let logs = ctx.history().last().cloned().unwrap_or_default();
     each(callbacks, ctx, |cb, ctx| cb.on_train_end(ctx, &logs))?;
-    Ok(ctx.meta.history.clone())
+    Ok(ctx.history().clone())
 }
 
 fn train_epoch(
@@ -257,40 +260,32 @@ fn train_epoch(
     setup: &FitSetup,
     validation: Option<&Workspace>,
 ) -> Result<()> {
-    let epoch = ctx.meta.position.epoch;
-    let order = epoch_order(
-        ctx.meta.seed,
-        epoch,
-        ctx.work.samples,
-        setup.options.shuffle,
-    );
-    ctx.work.set_order(&ctx.params.gpu, &order);
+    let (seed, epoch) = (ctx.seed(), ctx.position().epoch);
+    let engine = ctx.engine();
+    let order = epoch_order(seed, epoch, engine.samples(), setup.options.shuffle);
+    engine.set_order(&order);
     each(callbacks, ctx, |cb, ctx| cb.on_epoch_begin(ctx, epoch))?;
 
     let progress = crate::progress::EpochProgress::new(
         setup.options.verbose,
         epoch,
         setup.options.epochs,
-        ctx.work.steps,
+        ctx.steps_per_epoch(),
     );
-    while ctx.meta.position.step < ctx.work.steps && !ctx.stop_requested {
-        let batch = ctx.meta.position.step;
+    while ctx.position().step < ctx.steps_per_epoch() && !ctx.stop_requested() {
+        let batch = ctx.position().step;
         each(callbacks, ctx, |cb, ctx| {
             cb.on_train_batch_begin(ctx, batch)
         })?;
-        ctx.record_step()?;
-        let p = &mut ctx.meta.position;
-        p.step += 1;
-        p.global_step += 1;
-        ctx.meta.optimizer_steps += 1;
+        ctx.train_batch()?;
         each(callbacks, ctx, |cb, ctx| cb.on_train_batch_end(ctx, batch))?;
         progress.batch_done(batch + 1);
     }
 
     // The epoch's logs: one readback of every batch's statistics.
-    let done = ctx.meta.position.step;
-    let stats = ctx.epoch_stats(done)?;
-    let rows: Vec<usize> = (0..done).map(|s| ctx.work.rows(s)).collect();
+    let done = ctx.position().step;
+    let stats = ctx.engine().epoch_stats(done)?;
+    let rows: Vec<usize> = (0..done).map(|s| ctx.engine().rows(s)).collect();
     let mut logs = logs_of(&stats, &rows, setup.loss.reports_accuracy(), "");
     if let Some(&loss) = logs.get("loss")
         && !loss.is_finite()
@@ -298,26 +293,20 @@ fn train_epoch(
         return Err(Error::Diverged {
             what: "the loss".into(),
             epoch,
-            global_step: ctx.meta.position.global_step,
+            global_step: ctx.position().global_step,
             value: loss as f32,
         });
     }
     if let Some(v) = validation {
         logs.extend(evaluate_on(
-            ctx.params,
+            ctx.engine().params(),
             v,
             setup.loss.reports_accuracy(),
             "val_",
         )?);
     }
     progress.epoch_done(&logs);
-    ctx.meta.history.epochs.push(EpochLogs {
-        epoch,
-        logs: logs.clone(),
-    });
-    let p = &mut ctx.meta.position;
-    p.epoch += 1;
-    p.step = 0;
+    ctx.end_epoch(logs.clone());
     each(callbacks, ctx, |cb, ctx| cb.on_epoch_end(ctx, epoch, &logs))
 }
 

@@ -29,25 +29,28 @@ pub mod callbacks;
 pub mod checkpoint;
 pub mod checksum;
 pub mod data;
+mod engine;
 mod error;
 mod fit;
 pub mod gpu;
+mod layer;
 mod loss;
 mod model;
 mod optim;
 mod progress;
-mod snapshot;
 mod state;
 
 pub use callbacks::{BackupAndRestore, Callback, Context, FitOutcome, SaveFreq};
 pub use data::{CsvOptions, CsvTargets, Dataset, Header, Targets};
+pub use engine::StepProfile;
+pub use engine::snapshot::Snapshot;
 pub use error::{Error, Result};
 pub use fit::FitOptions;
 pub use gpu::{AdapterSummary, Gpu, GpuMemory};
+pub use layer::{Activation, LayerKind, LayerSpec};
 pub use loss::Loss;
-pub use model::{Activation, Dense, Sequential, StepProfile};
+pub use model::{Dense, Sequential};
 pub use optim::Sgd;
-pub use snapshot::Snapshot;
 pub use state::{EpochLogs, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState};
 
 /// The README's code blocks, compiled and run as doctests.

@@ -6,8 +6,8 @@
 //! first: the newest snapshot handed over is committed before `fit` returns.
 
 use crate::checkpoint::BackupDir;
+use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
-use crate::snapshot::Snapshot;
 use crate::state::Fingerprint;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;

@@ -1,106 +1,39 @@
-//! The training loop's state, as callbacks see it.
+//! The training loop's state, as callbacks see it: a view of the engine of the run and of
+//! the loop's position, with methods only.
 
+use crate::engine::Run;
+use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
 use crate::gpu::AdapterSummary;
-use crate::model::GpuParams;
-use crate::model::step::{Workspace, record_train_step};
-use crate::snapshot::{self, Snapshot, StagingPool};
-use crate::state::{
-    BATCH_STATS, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState,
-};
+use crate::state::{BATCH_STATS, Fingerprint, History, Logs, Position, StateMeta, TrainState};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-/// Queued batches are submitted in groups of this many, so the GPU has work while the host
-/// records the next group, and the host is never more than two groups ahead.
-const BATCHES_PER_SUBMIT: usize = 16;
-
-/// Commands being recorded for the GPU.
-#[derive(Default)]
-pub(crate) struct Recorder {
-    encoder: Option<wgpu::CommandEncoder>,
-    pass: Option<wgpu::ComputePass<'static>>,
-    pub batches: usize,
-    in_flight: Option<wgpu::SubmissionIndex>,
-}
-
-impl Recorder {
-    pub fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
-        if self.pass.is_none() {
-            let encoder = self
-                .encoder
-                .get_or_insert_with(|| device.create_command_encoder(&Default::default()));
-            self.pass = Some(
-                encoder
-                    .begin_compute_pass(&Default::default())
-                    .forget_lifetime(),
-            );
-        }
-        match self.pass.as_mut() {
-            Some(p) => p,
-            None => unreachable!("pass was just created"),
-        }
-    }
-
-    pub fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
-        self.pass = None;
-        self.encoder
-            .get_or_insert_with(|| device.create_command_encoder(&Default::default()))
-    }
-
-    /// Submits what was recorded, after the previous submission finished (bounded queue).
-    pub fn submit(&mut self, gpu: &crate::gpu::Gpu) -> Result<Option<wgpu::SubmissionIndex>> {
-        self.pass = None;
-        self.batches = 0;
-        let Some(encoder) = self.encoder.take() else {
-            return Ok(self.in_flight.clone());
-        };
-        let index = gpu.queue.submit([encoder.finish()]);
-        if let Some(previous) = self.in_flight.replace(index.clone()) {
-            gpu.wait(Some(previous), "training batches")?;
-        }
-        Ok(Some(index))
-    }
-
-    /// Submits and waits for everything.
-    pub fn finish(&mut self, gpu: &crate::gpu::Gpu, what: &str) -> Result<()> {
-        self.submit(gpu)?;
-        self.in_flight = None;
-        gpu.wait(None, what)
-    }
-}
 
 /// The training loop's state. Callbacks receive it in every hook; through it they read and
 /// replace the full training state, read batch logs, ask for a snapshot, or stop training.
 pub struct Context<'a> {
-    pub(crate) params: &'a mut GpuParams,
-    pub(crate) work: &'a Workspace,
-    pub(crate) meta: StateMeta,
-    pub(crate) fingerprint: Fingerprint,
-    pub(crate) epochs: usize,
-    pub(crate) stop_requested: bool,
-    pub(crate) snapshot_requests: Vec<usize>,
-    pub(crate) current_callback: usize,
+    engine: Run<'a>,
+    meta: StateMeta,
+    fingerprint: Fingerprint,
+    epochs: usize,
+    stop_requested: bool,
+    /// Callbacks (by index) that asked for a snapshot in the current round of hooks.
+    snapshot_requests: Vec<usize>,
+    current_callback: usize,
     /// After `on_train_begin` the position belongs to the loop.
-    pub(crate) position_locked: bool,
+    position_locked: bool,
     /// Callback states from a replaced state, handed to the callbacks after the current round.
-    pub(crate) pending_callback_states: Option<BTreeMap<String, serde_json::Value>>,
-    pub(crate) recorder: Recorder,
-    pool: Arc<StagingPool>,
+    pending_callback_states: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 impl<'a> Context<'a> {
     pub(crate) fn new(
-        params: &'a mut GpuParams,
-        work: &'a Workspace,
+        engine: Run<'a>,
         meta: StateMeta,
         fingerprint: Fingerprint,
         epochs: usize,
     ) -> Self {
-        let pool = StagingPool::new(snapshot::staging_bytes(params, work.steps));
         Context {
-            params,
-            work,
+            engine,
             meta,
             fingerprint,
             epochs,
@@ -109,8 +42,6 @@ impl<'a> Context<'a> {
             current_callback: 0,
             position_locked: false,
             pending_callback_states: None,
-            recorder: Recorder::default(),
-            pool,
         }
     }
 
@@ -126,7 +57,7 @@ impl<'a> Context<'a> {
 
     /// Batches per epoch.
     pub fn steps_per_epoch(&self) -> usize {
-        self.work.steps
+        self.engine.steps()
     }
 
     /// Finished epochs so far (a resumed run's history includes the epochs before the stop).
@@ -146,7 +77,7 @@ impl<'a> Context<'a> {
 
     /// The adapter training runs on.
     pub fn adapter(&self) -> &AdapterSummary {
-        self.params.gpu.adapter()
+        self.engine.gpu().adapter()
     }
 
     /// The current learning rate.
@@ -157,9 +88,7 @@ impl<'a> Context<'a> {
     /// Changes the learning rate for the batches queued from now on.
     pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
         crate::optim::Sgd::new(lr).validate()?;
-        // Batches already queued keep the old rate: submit them before the uniform changes.
-        self.recorder.submit(&self.params.gpu)?;
-        self.params.set_learning_rate(lr);
+        self.engine.set_learning_rate(lr)?;
         self.meta.learning_rate = lr;
         Ok(())
     }
@@ -189,14 +118,8 @@ impl<'a> Context<'a> {
         if step == 0 {
             return Ok(Logs::new());
         }
-        self.recorder.finish(&self.params.gpu, "training batches")?;
-        let stats = self.params.gpu.read_f32(
-            &self.work.stats,
-            2 * (step - 1),
-            2,
-            "reading a batch loss",
-        )?;
-        let rows = self.work.rows(step - 1);
+        let stats = self.engine.batch_stats(step - 1)?;
+        let rows = self.engine.rows(step - 1);
         Ok(crate::fit::logs_of(
             &stats,
             &[rows],
@@ -207,21 +130,12 @@ impl<'a> Context<'a> {
 
     /// Reads the whole training state (waits for the GPU).
     pub fn read_state(&mut self) -> Result<TrainState> {
-        self.recorder.finish(&self.params.gpu, "training batches")?;
-        let step = self.meta.position.step;
-        let stats =
-            self.params
-                .gpu
-                .read_f32(&self.work.stats, 0, 2 * step, "reading batch statistics")?;
+        let (params, slots, batch_stats) = self.engine.read_state(self.meta.position.step)?;
         Ok(TrainState {
-            params: self.params.read_params()?,
-            slots: self.params.read_slots()?,
+            params,
+            slots,
             meta: self.meta.clone(),
-            batch_stats: Tensor {
-                name: BATCH_STATS.into(),
-                shape: vec![step, 2],
-                data: stats,
-            },
+            batch_stats,
         })
     }
 
@@ -238,12 +152,13 @@ impl<'a> Context<'a> {
                 ),
             ));
         }
-        if position.step > self.work.steps {
+        if position.step > self.engine.steps() {
             return Err(Error::config(
                 "training state",
                 format!(
                     "step {} is past the {} batches of an epoch",
-                    position.step, self.work.steps
+                    position.step,
+                    self.engine.steps()
                 ),
             ));
         }
@@ -257,77 +172,74 @@ impl<'a> Context<'a> {
             });
         }
         crate::optim::Sgd::new(state.meta.learning_rate).validate()?;
-        self.recorder.finish(&self.params.gpu, "training batches")?;
-        self.params.write_params(&state.params, "")?;
-        self.params.write_slots(&state.slots, "")?;
-        let gpu = &self.params.gpu;
-        gpu.write(
-            &self.work.stats,
-            0,
-            bytemuck::cast_slice(&state.batch_stats.data),
-        );
-        self.params.set_learning_rate(state.meta.learning_rate);
+        self.engine.write_state(
+            &state.params,
+            &state.slots,
+            &state.batch_stats,
+            state.meta.learning_rate,
+        )?;
         self.pending_callback_states = Some(state.meta.callbacks.clone());
         self.meta = state.meta;
         Ok(())
     }
 
-    /// The `(mean loss, correct)` pairs of the first `steps` batches of the epoch: the copy
-    /// rides in the same submission as the last batches, so reading costs one GPU round trip.
-    pub(crate) fn epoch_stats(&mut self, steps: usize) -> Result<Vec<f32>> {
-        if steps == 0 {
-            return Ok(Vec::new());
-        }
-        let bytes = steps as u64 * 8;
-        let device = self.params.gpu.device.clone();
-        let encoder = self.recorder.encoder(&device);
-        encoder.copy_buffer_to_buffer(&self.work.stats, 0, &self.work.stats_staging, 0, bytes);
-        self.recorder.finish(&self.params.gpu, "training batches")?;
-        let raw = self.params.gpu.map_read(
-            &self.work.stats_staging,
-            bytes,
-            "reading the epoch's losses",
-        )?;
-        Ok(bytemuck::pod_collect_to_vec(&raw))
+    // What the loop (fit.rs) does with the context between hooks.
+
+    /// The engine of the run.
+    pub(crate) fn engine(&mut self) -> &mut Run<'a> {
+        &mut self.engine
     }
 
-    /// Records one training step for the batch at the current position.
-    pub(crate) fn record_step(&mut self) -> Result<()> {
-        let step = self.meta.position.step;
-        self.params.ensure_initialized();
-        let device = self.params.gpu.device.clone();
-        let pass = self.recorder.pass(&device);
-        record_train_step(pass, self.work.plan(step), &self.params.sgd, step as u32);
-        self.recorder.batches += 1;
-        if self.recorder.batches >= BATCHES_PER_SUBMIT {
-            self.recorder.submit(&self.params.gpu)?;
-        }
+    /// The hooks that follow are this callback's.
+    pub(crate) fn set_current_callback(&mut self, index: usize) {
+        self.current_callback = index;
+    }
+
+    /// From now on only the loop moves the position.
+    pub(crate) fn lock_position(&mut self) {
+        self.position_locked = true;
+    }
+
+    /// Callback states a `set_state` brought, not handed to the callbacks yet.
+    pub(crate) fn take_pending_callback_states(
+        &mut self,
+    ) -> Option<BTreeMap<String, serde_json::Value>> {
+        self.pending_callback_states.take()
+    }
+
+    /// The callbacks that asked for a snapshot since the last call.
+    pub(crate) fn take_snapshot_requests(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.snapshot_requests)
+    }
+
+    /// Records the callbacks' states, to go with the next snapshots.
+    pub(crate) fn set_callback_states(&mut self, states: BTreeMap<String, serde_json::Value>) {
+        self.meta.callbacks = states;
+    }
+
+    /// Records the training step of the batch at the current position and moves past it.
+    pub(crate) fn train_batch(&mut self) -> Result<()> {
+        self.engine.record_step(self.meta.position.step)?;
+        let p = &mut self.meta.position;
+        p.step += 1;
+        p.global_step += 1;
+        self.meta.optimizer_steps += 1;
         Ok(())
     }
 
-    /// Queues a snapshot of the current state and submits it.
+    /// Closes the epoch in progress with its logs: the position moves to the next epoch.
+    pub(crate) fn end_epoch(&mut self, logs: Logs) {
+        let p = &mut self.meta.position;
+        self.meta.history.epochs.push(crate::state::EpochLogs {
+            epoch: p.epoch,
+            logs,
+        });
+        p.epoch += 1;
+        p.step = 0;
+    }
+
+    /// A snapshot of the state at this moment.
     pub(crate) fn take_snapshot(&mut self) -> Result<Snapshot> {
-        self.params.ensure_initialized();
-        let device = self.params.gpu.device.clone();
-        let encoder = self.recorder.encoder(&device);
-        let (staging, layout) = snapshot::record_copy(
-            self.params,
-            &self.work.stats,
-            self.meta.position.step,
-            &self.pool,
-            encoder,
-        )?;
-        let submission = self
-            .recorder
-            .submit(&self.params.gpu)?
-            .ok_or_else(|| Error::gpu("snapshot", "nothing was submitted"))?;
-        Ok(Snapshot::new(
-            self.params.gpu.clone(),
-            self.pool.clone(),
-            staging,
-            submission,
-            layout,
-            self.meta.clone(),
-        ))
+        self.engine.snapshot(self.meta.clone())
     }
 }

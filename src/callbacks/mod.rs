@@ -9,8 +9,8 @@ mod preempt;
 pub use backup::{BackupAndRestore, SaveFreq};
 pub use context::Context;
 
+use crate::engine::snapshot::Snapshot;
 use crate::error::Result;
-use crate::snapshot::Snapshot;
 use crate::state::Logs;
 
 /// How a `fit` call ended, as told to [`Callback::on_fit_exit`].

@@ -1,13 +1,8 @@
-//! `Sequential` models of `Dense` layers, and their parameters on the GPU.
+//! The model as the user describes it: `Sequential` models of `Dense` layers, with Keras's
+//! `compile` / `fit` / `evaluate` / `predict`. What runs on the GPU is `engine/`.
 
 mod dense;
-mod params;
-mod plan;
-mod profile;
 mod sequential;
-pub(crate) mod step;
 
-pub use dense::{Activation, Dense};
-pub(crate) use params::GpuParams;
-pub use profile::StepProfile;
+pub use dense::Dense;
 pub use sequential::Sequential;

@@ -3,13 +3,16 @@
 
 use crate::callbacks::Callback;
 use crate::data::{Dataset, Targets};
+use crate::engine::GpuParams;
+use crate::engine::InitialWeights;
+use crate::engine::StepProfile;
+use crate::engine::Workspace;
 use crate::error::{Error, Result};
 use crate::fit::{FitOptions, FitSetup};
 use crate::gpu::Gpu;
+use crate::layer::LayerSpec;
 use crate::loss::Loss;
-use crate::model::params::InitialWeights;
-use crate::model::step::Workspace;
-use crate::model::{Dense, GpuParams};
+use crate::model::Dense;
 use crate::optim::Sgd;
 use crate::state::{Fingerprint, History, Logs, Tensor};
 use std::sync::Arc;
@@ -81,15 +84,15 @@ impl Sequential {
         &self.layers
     }
 
-    /// `(inputs, outputs)` of each layer.
-    fn shapes(&self) -> Vec<(usize, usize, crate::model::Activation)> {
+    /// Each layer with its input width, as the engine runs it.
+    fn specs(&self) -> Vec<LayerSpec> {
         let mut inputs = self.inputs;
         self.layers
             .iter()
             .map(|l| {
-                let s = (inputs, l.units, l.activation);
+                let spec = l.spec(inputs);
                 inputs = l.units;
-                s
+                spec
             })
             .collect()
     }
@@ -143,10 +146,10 @@ impl Sequential {
             ));
         }
         // Refuse a model the adapter cannot hold before allocating anything on the host.
-        let bytes = self.shapes().iter().fold(0u64, |sum, &(i, o, _)| {
-            let elems = (i as u64)
-                .saturating_mul(o as u64)
-                .saturating_add(o as u64 + 128);
+        let bytes = self.specs().iter().fold(0u64, |sum, l| {
+            let elems = (l.inputs as u64)
+                .saturating_mul(l.outputs as u64)
+                .saturating_add(l.outputs as u64 + 128);
             sum.saturating_add(elems.saturating_mul(4))
         });
         gpu.check_size("the model's parameters", bytes)?;
@@ -161,7 +164,7 @@ impl Sequential {
             // Drawn on first use: a fit that restores a backup never needs them.
             None => InitialWeights::Glorot { seed: self.seed },
         };
-        let params = GpuParams::new(gpu, &self.shapes(), weights, optimizer)?;
+        let params = GpuParams::new(gpu, &self.specs(), weights, optimizer)?;
         self.compiled = Some(Compiled {
             loss,
             params,
@@ -208,11 +211,7 @@ impl Sequential {
         let c = self.compiled()?;
         let o = &c.params.optimizer;
         Ok(Fingerprint {
-            layers: self
-                .shapes()
-                .iter()
-                .map(|&(i, o, a)| (i, o, a.name().to_string()))
-                .collect(),
+            layers: self.specs().iter().map(LayerSpec::fingerprint).collect(),
             loss: c.loss.name().to_string(),
             optimizer: format!(
                 "sgd(lr={}, momentum={}, nesterov={}, weight_decay={})",
@@ -278,7 +277,7 @@ impl Sequential {
         data: &Dataset,
         batch_size: usize,
         reps: usize,
-    ) -> Result<super::StepProfile> {
+    ) -> Result<StepProfile> {
         self.check_data(data)?;
         FitOptions {
             batch_size,
@@ -289,7 +288,7 @@ impl Sequential {
         // The profiled steps really train: parameters and optimizer slots are put back.
         let (params, slots) = (c.params.read_params()?, c.params.read_slots()?);
         let work = Workspace::new(&c.params, data, batch_size, c.loss)?;
-        let profile = super::profile::profile(&c.params.gpu, work.plan(0), &c.params.sgd, reps);
+        let profile = crate::engine::profile(&c.params.gpu, work.plan(0), &c.params.sgd, reps);
         c.params.write_params(&params, "")?;
         c.params.write_slots(&slots, "")?;
         profile

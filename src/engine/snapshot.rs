@@ -9,9 +9,9 @@
 //! supersede a waiting one, so taking a snapshot does not wait for the disk.
 
 use crate::checkpoint::{EncodedFile, RawTensor};
+use crate::engine::GpuParams;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::GpuParams;
 use crate::state::{StateMeta, Tensor, TrainState};
 use std::sync::{Arc, Condvar, Mutex};
 

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::{Kernels, Slice};
-use crate::model::Activation;
+use crate::layer::{Activation, LayerSpec};
 use crate::optim::Sgd;
 use crate::state::Tensor;
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,8 @@ pub(crate) struct LayerLayout {
 /// A model's trainable state on the GPU.
 pub(crate) struct GpuParams {
     pub gpu: Arc<Gpu>,
+    /// The model's layers, as given.
+    pub specs: Vec<LayerSpec>,
     pub layers: Vec<LayerLayout>,
     /// Elements in each flat buffer.
     pub len: usize,
@@ -58,13 +60,19 @@ impl GpuParams {
     /// Lays out the buffers and uploads given weights; Glorot weights wait for first use.
     pub fn new(
         gpu: Arc<Gpu>,
-        shapes: &[(usize, usize, Activation)],
+        specs: &[LayerSpec],
         weights: InitialWeights,
         optimizer: Sgd,
     ) -> Result<Self> {
         let mut layers = Vec::new();
         let mut len = 0usize;
-        for &(inputs, outputs, activation) in shapes {
+        for &LayerSpec {
+            inputs,
+            outputs,
+            activation,
+            ..
+        } in specs
+        {
             let weight = len;
             len += (inputs * outputs).next_multiple_of(ALIGN);
             let bias = len;
@@ -103,6 +111,7 @@ impl GpuParams {
         );
         Ok(GpuParams {
             gpu,
+            specs: specs.to_vec(),
             layers,
             len,
             params,
@@ -125,12 +134,7 @@ impl GpuParams {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(seed) = pending.take() {
-            let shapes: Vec<_> = self
-                .layers
-                .iter()
-                .map(|l| (l.inputs, l.outputs, l.activation))
-                .collect();
-            let weights = crate::model::dense::glorot_layers(seed, &shapes);
+            let weights = super::init::glorot_layers(seed, &self.specs);
             write_layers(&self.gpu, &self.params, &self.layers, &weights);
         }
     }
@@ -203,6 +207,27 @@ impl GpuParams {
         Ok(Self::split(&flat, &self.slot_layout()))
     }
 
+    /// Checks that `tensors` would replace every parameter (see [`GpuParams::write_params`]).
+    pub fn check_params(&self, tensors: &[Tensor], context: &str) -> Result<()> {
+        place(&self.param_layout(), tensors, context).map(|_| ())
+    }
+
+    /// Checks that `tensors` would replace every optimizer slot (see
+    /// [`GpuParams::write_slots`]).
+    pub fn check_slots(&self, tensors: &[Tensor], context: &str) -> Result<()> {
+        match (self.slot_layout().is_empty(), tensors.first()) {
+            (true, Some(t)) => Err(Error::config(
+                "optimizer state",
+                format!(
+                    "`{}`{context} is a slot, but this optimizer keeps none",
+                    t.name
+                ),
+            )),
+            (true, None) => Ok(()),
+            (false, _) => place(&self.slot_layout(), tensors, context).map(|_| ()),
+        }
+    }
+
     /// Replaces every parameter; `tensors` must hold each name once with the right shape.
     pub fn write_params(&self, tensors: &[Tensor], context: &str) -> Result<()> {
         let placed = place(&self.param_layout(), tensors, context)?;
@@ -223,17 +248,9 @@ impl GpuParams {
 
     /// Replaces every optimizer slot (an empty list when the optimizer keeps none).
     pub fn write_slots(&self, tensors: &[Tensor], context: &str) -> Result<()> {
+        self.check_slots(tensors, context)?;
         let layout = self.slot_layout();
         if layout.is_empty() {
-            if let Some(t) = tensors.first() {
-                return Err(Error::config(
-                    "optimizer state",
-                    format!(
-                        "`{}`{context} is a momentum slot, but this optimizer has no momentum",
-                        t.name
-                    ),
-                ));
-            }
             return Ok(());
         }
         for (t, first) in place(&layout, tensors, context)? {

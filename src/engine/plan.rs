@@ -2,11 +2,11 @@
 //! kernel each launch runs on (small batches fold the loss, its reduction and the last
 //! layer's activation backward into one launch).
 
+use super::params::LayerLayout;
 use super::step::{LayerBackward, Plan};
+use crate::engine::GpuParams;
 use crate::gpu::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, Slice, grid};
 use crate::loss::Loss;
-use crate::model::GpuParams;
-use crate::model::params::LayerLayout;
 
 /// The buffers a plan binds.
 pub(super) struct PlanBuffers<'a> {

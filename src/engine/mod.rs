@@ -1,0 +1,19 @@
+//! The engine: everything a run keeps on the GPU (parameters, optimizer slots, the data set
+//! and a batch's buffers, the launches of a step, the commands being recorded, snapshots) and
+//! the few verbs the training loop calls on it. It knows nothing of the model's user-facing
+//! types, the loop or the callbacks.
+
+mod init;
+mod params;
+mod plan;
+mod profile;
+mod run;
+pub(crate) mod snapshot;
+pub(crate) mod step;
+mod workspace;
+
+pub(crate) use params::{GpuParams, InitialWeights};
+pub use profile::StepProfile;
+pub(crate) use profile::profile;
+pub(crate) use run::Run;
+pub(crate) use workspace::Workspace;

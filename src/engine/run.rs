@@ -1,0 +1,231 @@
+//! The engine during one `fit`: the model's parameters and slots, the workspace of the data
+//! set, the commands being recorded and the staging buffers of snapshots, with the verbs the
+//! training loop calls: record a step, read the epoch's statistics, read and write the state,
+//! take a snapshot, set the learning rate.
+
+use super::snapshot::{self, Snapshot, StagingPool};
+use super::step::record_train_step;
+use super::{GpuParams, Workspace};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::state::{BATCH_STATS, StateMeta, Tensor};
+use std::sync::Arc;
+
+/// Queued batches are submitted in groups of this many, so the GPU has work while the host
+/// records the next group, and the host is never more than two groups ahead.
+const BATCHES_PER_SUBMIT: usize = 16;
+
+/// Commands being recorded for the GPU.
+#[derive(Default)]
+struct Recorder {
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    batches: usize,
+    in_flight: Option<wgpu::SubmissionIndex>,
+}
+
+impl Recorder {
+    fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
+        let encoder = &mut self.encoder;
+        self.pass.get_or_insert_with(|| {
+            encoder
+                .get_or_insert_with(|| device.create_command_encoder(&Default::default()))
+                .begin_compute_pass(&Default::default())
+                .forget_lifetime()
+        })
+    }
+
+    fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
+        self.encoder
+            .get_or_insert_with(|| device.create_command_encoder(&Default::default()))
+    }
+
+    /// Submits what was recorded, after the previous submission finished (bounded queue).
+    fn submit(&mut self, gpu: &Gpu) -> Result<Option<wgpu::SubmissionIndex>> {
+        self.pass = None;
+        self.batches = 0;
+        let Some(encoder) = self.encoder.take() else {
+            return Ok(self.in_flight.clone());
+        };
+        let index = gpu.queue.submit([encoder.finish()]);
+        if let Some(previous) = self.in_flight.replace(index.clone()) {
+            gpu.wait(Some(previous), "training batches")?;
+        }
+        Ok(Some(index))
+    }
+
+    /// Submits and waits for everything.
+    fn finish(&mut self, gpu: &Gpu, what: &str) -> Result<()> {
+        self.submit(gpu)?;
+        self.in_flight = None;
+        gpu.wait(None, what)
+    }
+}
+
+/// The engine of one `fit`.
+pub(crate) struct Run<'a> {
+    params: &'a mut GpuParams,
+    work: &'a Workspace,
+    recorder: Recorder,
+    pool: Arc<StagingPool>,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(params: &'a mut GpuParams, work: &'a Workspace) -> Self {
+        let pool = StagingPool::new(snapshot::staging_bytes(params, work.steps));
+        Run {
+            params,
+            work,
+            recorder: Recorder::default(),
+            pool,
+        }
+    }
+
+    /// The GPU context.
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.params.gpu
+    }
+
+    /// The model's parameters (for evaluation between epochs).
+    pub fn params(&self) -> &GpuParams {
+        self.params
+    }
+
+    /// Batches per epoch.
+    pub fn steps(&self) -> usize {
+        self.work.steps
+    }
+
+    /// Samples in the data set.
+    pub fn samples(&self) -> usize {
+        self.work.samples
+    }
+
+    /// Rows in batch `step`.
+    pub fn rows(&self, step: usize) -> usize {
+        self.work.rows(step)
+    }
+
+    /// Sets the order of samples for the batches recorded from now on.
+    pub fn set_order(&self, order: &[u32]) {
+        self.work.set_order(&self.params.gpu, order);
+    }
+
+    /// Records one training step for batch `step` of the epoch.
+    pub fn record_step(&mut self, step: usize) -> Result<()> {
+        self.params.ensure_initialized();
+        let device = self.params.gpu.device.clone();
+        let pass = self.recorder.pass(&device);
+        record_train_step(pass, self.work.plan(step), &self.params.sgd, step as u32);
+        self.recorder.batches += 1;
+        if self.recorder.batches >= BATCHES_PER_SUBMIT {
+            self.recorder.submit(&self.params.gpu)?;
+        }
+        Ok(())
+    }
+
+    /// Submits everything recorded and waits for the GPU.
+    pub fn finish(&mut self, what: &str) -> Result<()> {
+        self.recorder.finish(&self.params.gpu, what)
+    }
+
+    /// The `(mean loss, correct)` pairs of the first `steps` batches of the epoch: the copy
+    /// rides in the same submission as the last batches, so reading costs one GPU round trip.
+    pub fn epoch_stats(&mut self, steps: usize) -> Result<Vec<f32>> {
+        if steps == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = steps as u64 * 8;
+        let device = self.params.gpu.device.clone();
+        let encoder = self.recorder.encoder(&device);
+        encoder.copy_buffer_to_buffer(&self.work.stats, 0, &self.work.stats_staging, 0, bytes);
+        self.recorder.finish(&self.params.gpu, "training batches")?;
+        let raw = self.params.gpu.map_read(
+            &self.work.stats_staging,
+            bytes,
+            "reading the epoch's losses",
+        )?;
+        Ok(bytemuck::pod_collect_to_vec(&raw))
+    }
+
+    /// The `(mean loss, correct)` pair of batch `step` (waits for the GPU).
+    pub fn batch_stats(&mut self, step: usize) -> Result<Vec<f32>> {
+        self.recorder.finish(&self.params.gpu, "training batches")?;
+        self.params
+            .gpu
+            .read_f32(&self.work.stats, 2 * step, 2, "reading a batch loss")
+    }
+
+    /// The parameters, the optimizer slots and the statistics of the first `steps` batches
+    /// of the epoch (waits for the GPU).
+    pub fn read_state(&mut self, steps: usize) -> Result<(Vec<Tensor>, Vec<Tensor>, Tensor)> {
+        self.recorder.finish(&self.params.gpu, "training batches")?;
+        let stats =
+            self.params
+                .gpu
+                .read_f32(&self.work.stats, 0, 2 * steps, "reading batch statistics")?;
+        let stats = Tensor {
+            name: BATCH_STATS.into(),
+            shape: vec![steps, 2],
+            data: stats,
+        };
+        Ok((self.params.read_params()?, self.params.read_slots()?, stats))
+    }
+
+    /// Replaces the parameters, the optimizer slots, the batch statistics and the learning
+    /// rate. Nothing is written unless every tensor fits.
+    pub fn write_state(
+        &mut self,
+        params: &[Tensor],
+        slots: &[Tensor],
+        batch_stats: &Tensor,
+        learning_rate: f32,
+    ) -> Result<()> {
+        self.recorder.finish(&self.params.gpu, "training batches")?;
+        self.params.check_params(params, "")?;
+        self.params.check_slots(slots, "")?;
+        self.params.write_params(params, "")?;
+        self.params.write_slots(slots, "")?;
+        self.params
+            .gpu
+            .write(&self.work.stats, 0, bytemuck::cast_slice(&batch_stats.data));
+        self.params.set_learning_rate(learning_rate);
+        Ok(())
+    }
+
+    /// Changes the learning rate for the batches recorded from now on (those already
+    /// recorded are submitted first, with the old rate).
+    pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        self.recorder.submit(&self.params.gpu)?;
+        self.params.set_learning_rate(lr);
+        Ok(())
+    }
+
+    /// Queues a copy of the state after the recorded batches and submits it: the snapshot
+    /// of the state `meta` describes.
+    pub fn snapshot(&mut self, meta: StateMeta) -> Result<Snapshot> {
+        self.params.ensure_initialized();
+        let device = self.params.gpu.device.clone();
+        let encoder = self.recorder.encoder(&device);
+        let (staging, layout) = snapshot::record_copy(
+            self.params,
+            &self.work.stats,
+            meta.position.step,
+            &self.pool,
+            encoder,
+        )?;
+        let submission = self
+            .recorder
+            .submit(&self.params.gpu)?
+            .ok_or_else(|| Error::internal("a snapshot with nothing submitted"))?;
+        Ok(Snapshot::new(
+            self.params.gpu.clone(),
+            self.pool.clone(),
+            staging,
+            submission,
+            layout,
+            meta,
+        ))
+    }
+}

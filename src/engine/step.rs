@@ -1,0 +1,112 @@
+//! One training step on the GPU: [`record_train_step`] is the whole step, top to bottom,
+//! over a [`Plan`] (every kernel launch of a step with its buffers bound, built in
+//! `plan.rs` for a `Workspace`).
+
+use crate::gpu::Dispatch;
+
+/// Every launch of one step for batches of `rows` rows.
+pub(crate) struct Plan {
+    pub(super) gather: Dispatch,
+    pub(super) forward: Vec<Dispatch>,
+    /// The loss and its gradient; with small batches also the batch statistics and the last
+    /// layer's activation backward.
+    pub(super) loss: Dispatch,
+    /// The batch statistics, unless `loss` computes them (batches of at most
+    /// [`FUSED_LOSS_ROWS`] rows).
+    pub(super) reduce: Option<Dispatch>,
+    pub(super) backward: Vec<LayerBackward>,
+}
+
+/// The backward launches of one layer.
+pub(super) struct LayerBackward {
+    /// `dZ = dA ⊙ act'(A)`, `db = Σ_rows dZ` (for the last layer of a small batch, done by
+    /// the loss launch).
+    pub(super) activation: Option<Dispatch>,
+    /// `dW = dZᵀ · A_prev`.
+    pub(super) weight: Dispatch,
+    /// `dA_prev = dZ · W` (absent for the first layer: nothing needs the input's gradient).
+    pub(super) input: Option<Dispatch>,
+}
+
+/// Records one training step for batch `step` of the epoch: gather the batch, forward,
+/// loss and its gradient, backward, optimizer update. No host work, no readback.
+pub(crate) fn record_train_step(
+    pass: &mut wgpu::ComputePass<'_>,
+    plan: &Plan,
+    sgd: &Dispatch,
+    step: u32,
+) {
+    // x_b, t_b ← rows perm[start .. start + rows] of the data set
+    plan.gather.record(pass, step);
+    // A_i = act_i(A_{i-1} · W_iᵀ + b_i)
+    for layer in &plan.forward {
+        layer.record(pass, step);
+    }
+    // dA_L = ∂loss/∂A_L; per-row losses
+    plan.loss.record(pass, step);
+    // stats[step] = (mean loss, correct) of this batch (small batches: done by the loss launch)
+    if let Some(reduce) = &plan.reduce {
+        reduce.record(pass, step);
+    }
+    for layer in plan.backward.iter().rev() {
+        // dZ_i = dA_i ⊙ act_i'(A_i);  grad b_i = Σ_rows dZ_i (small batches: the last layer's
+        // was done by the loss launch)
+        if let Some(activation) = &layer.activation {
+            activation.record(pass, step);
+        }
+        // grad W_i = dZ_iᵀ · A_{i-1}
+        layer.weight.record(pass, step);
+        // dA_{i-1} = dZ_i · W_i
+        if let Some(input) = &layer.input {
+            input.record(pass, step);
+        }
+    }
+    // W ← W - lr · grad W (and momentum, weight decay), all parameters at once
+    sgd.record(pass, step);
+}
+
+impl Plan {
+    /// Every launch of a training step, named, in the order [`record_train_step`] records them.
+    pub(crate) fn named_launches<'a>(&'a self, sgd: &'a Dispatch) -> Vec<(String, &'a Dispatch)> {
+        let mut out = vec![("gather".to_string(), &self.gather)];
+        for (i, f) in self.forward.iter().enumerate() {
+            out.push((format!("dense{i} forward"), f));
+        }
+        match &self.reduce {
+            Some(reduce) => {
+                out.push(("loss".into(), &self.loss));
+                out.push(("loss reduce".into(), reduce));
+            }
+            None => out.push((
+                format!(
+                    "loss, reduce, dense{} activation backward",
+                    self.backward.len() - 1
+                ),
+                &self.loss,
+            )),
+        }
+        for (i, b) in self.backward.iter().enumerate().rev() {
+            if let Some(activation) = &b.activation {
+                out.push((format!("dense{i} activation backward"), activation));
+            }
+            out.push((format!("dense{i} weight gradient"), &b.weight));
+            if let Some(input) = &b.input {
+                out.push((format!("dense{i} input gradient"), input));
+            }
+        }
+        out.push(("sgd update".into(), sgd));
+        out
+    }
+}
+
+/// Records the forward pass and the loss of batch `step`, for `evaluate` and `predict`.
+pub(crate) fn record_eval_step(pass: &mut wgpu::ComputePass<'_>, plan: &Plan, step: u32) {
+    plan.gather.record(pass, step);
+    for layer in &plan.forward {
+        layer.record(pass, step);
+    }
+    plan.loss.record(pass, step);
+    if let Some(reduce) = &plan.reduce {
+        reduce.record(pass, step);
+    }
+}

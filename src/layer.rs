@@ -1,0 +1,88 @@
+//! What the model is made of, as both the model description (`model/`) and the engine
+//! (`engine/`) see it: the activations and one specification per layer. A new layer kind is a
+//! new [`LayerKind`] and its kernels.
+
+use serde::{Deserialize, Serialize};
+
+/// Element-wise activation applied after the bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Activation {
+    /// Identity.
+    #[default]
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+    /// `tanh(x)`.
+    Tanh,
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+}
+
+impl Activation {
+    /// The kernels' code for this activation (`shaders/matmul.wgsl`, `shaders/activation.wgsl`).
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            Activation::Linear => 0,
+            Activation::Relu => 1,
+            Activation::Tanh => 2,
+            Activation::Sigmoid => 3,
+        }
+    }
+
+    /// The name the CLI and checkpoints use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Linear => "linear",
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "linear" => Ok(Activation::Linear),
+            "relu" => Ok(Activation::Relu),
+            "tanh" => Ok(Activation::Tanh),
+            "sigmoid" => Ok(Activation::Sigmoid),
+            other => Err(crate::Error::config(
+                "activation",
+                format!("unknown activation `{other}`; use relu, tanh, sigmoid or linear"),
+            )),
+        }
+    }
+}
+
+/// The kinds of layers the engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// Fully connected: `y = act(x · Wᵀ + b)`, `W` of shape `[outputs, inputs]`.
+    Dense,
+}
+
+/// One layer of a model, with its input width: what the engine lays out and records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerSpec {
+    /// What the layer computes.
+    pub kind: LayerKind,
+    /// Input features.
+    pub inputs: usize,
+    /// Output features.
+    pub outputs: usize,
+    /// Activation after the bias.
+    pub activation: Activation,
+}
+
+impl LayerSpec {
+    /// The layer as the fingerprint records it: `(inputs, outputs, activation)`.
+    pub fn fingerprint(&self) -> (usize, usize, String) {
+        (
+            self.inputs,
+            self.outputs,
+            self.activation.name().to_string(),
+        )
+    }
+}
