@@ -128,7 +128,10 @@ fn the_same_run_killed_mid_epoch_with_saves_every_batch() {
 #[test]
 fn mean_squared_error_relu_sigmoid_nesterov_weight_decay() {
     let x = data().x().to_vec();
-    let y: Vec<f32> = x.chunks(6).flat_map(|r| [r[0] - r[3], r[1] * r[2]]).collect();
+    let y: Vec<f32> = x
+        .chunks(6)
+        .flat_map(|r| [r[0] - r[3], r[1] * r[2]])
+        .collect();
     let regression = Dataset::regression(x, 6, y, 2).unwrap();
     let mut m = Sequential::new(6)
         .add(Dense::new(7).activation(Activation::Relu))
