@@ -202,7 +202,7 @@ pub(crate) fn fit(
         },
         seed: options.seed,
         optimizer_steps: 0,
-        learning_rate: params.optimizer.learning_rate,
+        learning_rate: params.optimizer.learning_rate(),
         history: History::default(),
         callbacks: Default::default(),
     };

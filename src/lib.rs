@@ -36,7 +36,7 @@ pub mod gpu;
 mod layer;
 mod loss;
 mod model;
-mod optim;
+pub mod optim;
 mod progress;
 mod state;
 
@@ -50,7 +50,7 @@ pub use gpu::{AdapterSummary, Gpu, GpuMemory};
 pub use layer::{Activation, LayerKind, LayerSpec};
 pub use loss::Loss;
 pub use model::{Dense, Sequential};
-pub use optim::Sgd;
+pub use optim::{Optimizer, Sgd, UpdateKernel};
 pub use state::{EpochLogs, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState};
 
 /// The README's code blocks, compiled and run as doctests.

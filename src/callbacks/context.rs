@@ -87,7 +87,7 @@ impl<'a> Context<'a> {
 
     /// Changes the learning rate for the batches queued from now on.
     pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
-        crate::optim::Sgd::new(lr).validate()?;
+        crate::optim::check_learning_rate(lr)?;
         self.engine.set_learning_rate(lr)?;
         self.meta.learning_rate = lr;
         Ok(())
@@ -171,7 +171,7 @@ impl<'a> Context<'a> {
                 got: state.batch_stats.shape.clone(),
             });
         }
-        crate::optim::Sgd::new(state.meta.learning_rate).validate()?;
+        crate::optim::check_learning_rate(state.meta.learning_rate)?;
         self.engine.write_state(
             &state.params,
             &state.slots,

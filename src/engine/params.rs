@@ -2,14 +2,14 @@
 //!
 //! All parameters of a model live in one flat buffer, each tensor starting at a multiple of 64
 //! floats (256 bytes, the strictest storage-binding alignment), so that a kernel can bind one
-//! tensor as a sub-range and the SGD update can treat the whole model as one array. Gradients
-//! and momentum use the same layout.
+//! tensor as a sub-range and the optimizer's update can treat the whole model as one array.
+//! Gradients and each optimizer slot use buffers of the same layout.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::gpu::{Kernels, Slice};
+use crate::gpu::Slice;
 use crate::layer::{Activation, LayerSpec};
-use crate::optim::Sgd;
+use crate::optim::Optimizer;
 use crate::state::Tensor;
 use std::sync::{Arc, Mutex};
 
@@ -47,11 +47,13 @@ pub(crate) struct GpuParams {
     pub len: usize,
     pub params: wgpu::Buffer,
     pub grads: wgpu::Buffer,
-    /// Momentum slot; a 16-byte placeholder when the optimizer keeps none.
-    pub momentum: wgpu::Buffer,
-    pub optimizer: Sgd,
-    sgd_params: wgpu::Buffer,
-    pub sgd: crate::gpu::Dispatch,
+    /// The update kernel's slots in binding order, with whether each holds state (a slot
+    /// that does not is a 16-byte placeholder).
+    pub slots: Vec<Slot>,
+    pub optimizer: Box<dyn Optimizer>,
+    update_uniform: wgpu::Buffer,
+    /// The optimizer's update of every parameter.
+    pub update: crate::gpu::Dispatch,
     /// The seed of Glorot weights not drawn yet (see [`GpuParams::ensure_initialized`]).
     pending_glorot: Mutex<Option<u64>>,
 }
@@ -62,7 +64,7 @@ impl GpuParams {
         gpu: Arc<Gpu>,
         specs: &[LayerSpec],
         weights: InitialWeights,
-        optimizer: Sgd,
+        optimizer: Box<dyn Optimizer>,
     ) -> Result<Self> {
         let mut layers = Vec::new();
         let mut len = 0usize;
@@ -94,19 +96,20 @@ impl GpuParams {
             InitialWeights::Glorot { seed } => Some(seed),
         };
         let grads = gpu.storage("gradients", len as u64 * 4)?;
-        let momentum_len = if optimizer.momentum > 0.0 { len } else { 4 };
-        let momentum = gpu.upload("momentum", &vec![0f32; momentum_len])?;
-        let sgd_params = gpu.uniform(
-            "sgd parameters",
-            &crate::gpu::SgdParams::of(&optimizer, len),
-        );
-        let sgd = sgd_dispatch(
-            &gpu.device,
-            &gpu.kernels,
-            &sgd_params,
+        let mut slots = Vec::new();
+        for name in optimizer.kernel().slots {
+            let kept = optimizer.keeps(name);
+            let buffer = gpu.upload(name, &vec![0f32; if kept { len } else { 4 }])?;
+            slots.push(Slot { name, kept, buffer });
+        }
+        let update_uniform = gpu.uniform_bytes("optimizer", &optimizer.uniform(len));
+        let update = update_dispatch(
+            &gpu,
+            optimizer.as_ref(),
+            &update_uniform,
             &params,
             &grads,
-            &momentum,
+            &slots,
             len,
         );
         Ok(GpuParams {
@@ -116,10 +119,10 @@ impl GpuParams {
             len,
             params,
             grads,
-            momentum,
+            slots,
             optimizer,
-            sgd_params,
-            sgd,
+            update_uniform,
+            update,
             pending_glorot: Mutex::new(pending_glorot),
         })
     }
@@ -141,10 +144,9 @@ impl GpuParams {
 
     /// Changes the learning rate used by the following updates.
     pub fn set_learning_rate(&mut self, lr: f32) {
-        self.optimizer.learning_rate = lr;
-        let value = crate::gpu::SgdParams::of(&self.optimizer, self.len);
-        self.gpu
-            .write(&self.sgd_params, 0, bytemuck::bytes_of(&value));
+        self.optimizer.set_learning_rate(lr);
+        let bytes = self.optimizer.uniform(self.len);
+        self.gpu.write(&self.update_uniform, 0, &bytes);
     }
 
     /// The names and element ranges of every parameter tensor, in order.
@@ -161,12 +163,19 @@ impl GpuParams {
         out
     }
 
-    /// The optimizer slots: `(name, shape, first element)` into the slot buffer.
+    /// The slots that hold state, in binding order.
+    pub fn kept_slots(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().filter(|s| s.kept)
+    }
+
+    /// The optimizer slots: `(name, shape, first element)`, the first element counted in the
+    /// kept slots' buffers laid end to end (slot `k` starts at `k * len`).
     pub fn slot_layout(&self) -> Vec<(String, Vec<usize>, usize)> {
         let mut out = Vec::new();
-        for slot in self.optimizer.slot_names() {
+        for (k, slot) in self.kept_slots().enumerate() {
             for (name, shape, first) in self.param_layout() {
-                out.push((format!("optimizer.{name}.{slot}"), shape, first));
+                let name = format!("optimizer.{name}.{}", slot.name);
+                out.push((name, shape, k * self.len + first));
             }
         }
         out
@@ -198,12 +207,11 @@ impl GpuParams {
 
     /// Reads the optimizer slots as named tensors (blocking).
     pub fn read_slots(&self) -> Result<Vec<Tensor>> {
-        if self.optimizer.slot_names().is_empty() {
-            return Ok(Vec::new());
+        let mut flat = Vec::new();
+        for slot in self.kept_slots() {
+            let what = "reading optimizer slots";
+            flat.extend(self.gpu.read_f32(&slot.buffer, 0, self.len, what)?);
         }
-        let flat = self
-            .gpu
-            .read_f32(&self.momentum, 0, self.len, "reading optimizer slots")?;
         Ok(Self::split(&flat, &self.slot_layout()))
     }
 
@@ -253,10 +261,12 @@ impl GpuParams {
         if layout.is_empty() {
             return Ok(());
         }
+        let kept: Vec<&Slot> = self.kept_slots().collect();
         for (t, first) in place(&layout, tensors, context)? {
+            let (slot, at) = (first / self.len, first % self.len);
             self.gpu.write(
-                &self.momentum,
-                first as u64 * 4,
+                &kept[slot].buffer,
+                at as u64 * 4,
                 bytemuck::cast_slice(&t.data),
             );
         }
@@ -319,24 +329,29 @@ fn place<'t>(
     Ok(placed)
 }
 
-fn sgd_dispatch(
-    device: &wgpu::Device,
-    kernels: &Kernels,
+/// One buffer of an optimizer slot.
+pub(crate) struct Slot {
+    /// The slot's name, e.g. `momentum`.
+    pub name: &'static str,
+    /// Whether it holds state (else it is a placeholder the kernel binds but never reads).
+    pub kept: bool,
+    pub buffer: wgpu::Buffer,
+}
+
+fn update_dispatch(
+    gpu: &Gpu,
+    optimizer: &dyn Optimizer,
     uniform: &wgpu::Buffer,
     params: &wgpu::Buffer,
     grads: &wgpu::Buffer,
-    momentum: &wgpu::Buffer,
+    slots: &[Slot],
     len: usize,
 ) -> crate::gpu::Dispatch {
-    kernels.sgd.dispatch(
-        device,
-        &[
-            Slice::all(uniform),
-            Slice::all(params),
-            Slice::all(grads),
-            Slice::all(momentum),
-        ],
-        // One invocation per four parameters (see sgd.wgsl).
-        crate::gpu::grid(len / 4, 256),
+    let mut bound = vec![Slice::all(uniform), Slice::all(params), Slice::all(grads)];
+    bound.extend(slots.iter().map(|s| Slice::all(&s.buffer)));
+    gpu.kernels.update(&gpu.device, optimizer).dispatch(
+        &gpu.device,
+        &bound,
+        crate::optim::update_grid(len),
     )
 }

@@ -80,21 +80,20 @@ impl StagingPool {
 /// Where each part of a snapshot lies in its staging buffer.
 struct Layout {
     params: Vec<(String, Vec<usize>, usize)>,
+    /// Counted from the start of the first slot section.
     slots: Vec<(String, Vec<usize>, usize)>,
-    /// Elements of the parameter (and, when present, slot) section.
+    /// Elements of the parameter section, and of each slot's.
     section: usize,
+    /// The parameter section and one per kept slot.
+    sections: usize,
     /// Batches of the current epoch whose statistics follow the sections.
     steps: usize,
 }
 
 impl Layout {
-    fn sections(&self) -> usize {
-        if self.slots.is_empty() { 1 } else { 2 }
-    }
-
     /// First element of the batch statistics.
     fn stats_at(&self) -> usize {
-        self.section * self.sections()
+        self.section * self.sections
     }
 
     /// Bytes of the snapshot in its staging buffer.
@@ -102,13 +101,9 @@ impl Layout {
         (self.stats_at() + 2 * self.steps) as u64 * 4
     }
 
-    /// The slot section (empty without slots).
+    /// The slot sections laid end to end (empty without slots).
     fn slot_section<'a>(&self, all: &'a [f32]) -> &'a [f32] {
-        if self.slots.is_empty() {
-            &[]
-        } else {
-            &all[self.section..2 * self.section]
-        }
+        &all[self.section..self.stats_at()]
     }
 }
 
@@ -143,11 +138,12 @@ pub(crate) fn record_copy(
     let section = params.len;
     let bytes = section as u64 * 4;
     encoder.copy_buffer_to_buffer(&params.params, 0, &staging, 0, bytes);
-    let slots = params.slot_layout();
     let mut end = bytes;
-    if !slots.is_empty() {
-        encoder.copy_buffer_to_buffer(&params.momentum, 0, &staging, end, bytes);
+    let mut sections = 1;
+    for slot in params.kept_slots() {
+        encoder.copy_buffer_to_buffer(&slot.buffer, 0, &staging, end, bytes);
         end += bytes;
+        sections += 1;
     }
     if steps > 0 {
         encoder.copy_buffer_to_buffer(stats, 0, &staging, end, steps as u64 * 8);
@@ -156,8 +152,9 @@ pub(crate) fn record_copy(
         staging,
         SnapshotLayout(Layout {
             params: params.param_layout(),
-            slots,
+            slots: params.slot_layout(),
             section,
+            sections,
             steps,
         }),
     ))
@@ -168,11 +165,7 @@ pub(crate) struct SnapshotLayout(Layout);
 
 /// Bytes of staging a model needs for a snapshot with up to `steps` batch statistics.
 pub(crate) fn staging_bytes(params: &GpuParams, steps: usize) -> u64 {
-    let sections = if params.slot_layout().is_empty() {
-        1
-    } else {
-        2
-    };
+    let sections = 1 + params.kept_slots().count();
     (params.len * sections) as u64 * 4 + steps as u64 * 8
 }
 

@@ -21,7 +21,7 @@
 //! | loss_fused    | `shaders/loss.wgsl`       | `loss_grad_reduce` |
 //! | gather        | `shaders/gather.wgsl`     | `main`      |
 //! | gather4       | `shaders/gather.wgsl`     | `main4`     |
-//! | sgd           | `shaders/sgd.wgsl`        | `main`      |
+//! | an optimizer's update | its `UpdateKernel` (`shaders/sgd.wgsl`, …) | `main` |
 
 use super::matmul::LazyMatmul;
 use super::params::Batch;
@@ -280,7 +280,8 @@ pub(crate) struct Kernels {
     pub gather: Kernel,
     /// `gather` four floats at a time (see [`Kernels::gather_dispatch`]).
     pub gather4: Kernel,
-    pub sgd: Kernel,
+    /// Optimizers' update kernels by name, compiled on first use.
+    update: std::sync::Mutex<Vec<(&'static str, std::sync::Arc<Kernel>)>>,
 }
 
 impl Kernels {
@@ -305,7 +306,6 @@ impl Kernels {
             (5, ReadWrite),
             (6, ReadWrite),
         ];
-        let sgd = include_str!("../../shaders/sgd.wgsl");
         Kernels {
             matmul: Kernel::new(device, "matmul", matmul, "main", &MATMUL_SLOTS),
             matmul_small: Kernel::new(device, "matmul_small", matmul, "small", &MATMUL_SLOTS),
@@ -360,13 +360,30 @@ impl Kernels {
             ),
             gather: Kernel::new(device, "gather", gather, "main", &gather_slots),
             gather4: Kernel::new(device, "gather4", gather, "main4", &gather_slots),
-            sgd: Kernel::new(
-                device,
-                "sgd",
-                sgd,
-                "main",
-                &[(0, Uniform), (1, ReadWrite), (2, Read), (3, ReadWrite)],
-            ),
+            update: Default::default(),
         }
+    }
+
+    /// The update kernel of `optimizer` (see [`crate::optim::UpdateKernel`] for its
+    /// bindings), compiled once per device.
+    pub fn update(
+        &self,
+        device: &wgpu::Device,
+        optimizer: &dyn crate::optim::Optimizer,
+    ) -> std::sync::Arc<Kernel> {
+        let mut compiled = self
+            .update
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let name = optimizer.name();
+        if let Some((_, kernel)) = compiled.iter().find(|(n, _)| *n == name) {
+            return kernel.clone();
+        }
+        let source = optimizer.kernel();
+        let mut slots = vec![(0, Slot::Uniform), (1, Slot::ReadWrite), (2, Slot::Read)];
+        slots.extend((0..source.slots.len() as u32).map(|i| (3 + i, Slot::ReadWrite)));
+        let kernel = std::sync::Arc::new(Kernel::new(device, name, source.source, "main", &slots));
+        compiled.push((name, kernel.clone()));
+        kernel
     }
 }

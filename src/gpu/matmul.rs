@@ -23,27 +23,24 @@ const NN_COLS: usize = 2;
 /// Rows of C one `matmul_subgroup.wgsl` workgroup computes (its `ROWS`); every variant there
 /// covers 8 columns per lane.
 const SUBGROUP_ROWS: usize = 64;
-/// The smallest product (m·n·k) given to the subgroup kernels. Below it a product costs about
-/// one launch on any kernel, and the smaller kernels compile in a fraction of the time
-/// (llvmpipe compiles a kernel on its first launch: 1.3 to 2.5 s for each subgroup kernel,
-/// about 0.1 s from Mesa's shader cache).
+/// The smallest product (m·n·k) given to the subgroup kernels: below it a product costs about
+/// one launch on any kernel, and the smaller kernels compile far faster on llvmpipe (figures:
+/// bench/NOTES.md "Matmul on lavapipe").
 const SUBGROUP_MIN_PRODUCT: usize = 1 << 18;
 
 /// Edge of the square tile of C one `matmul_gpu.wgsl` workgroup computes (its `TILE`).
 const GPU_TILE: u32 = 128;
 
 /// The fewest 128×128 tiles of C for which a GPU runs a product on `matmul_gpu.wgsl`; with
-/// fewer it runs on the 16×16 tiles of `matmul.wgsl` `small`. Measured on an H100 (`bench
-/// m-kernels`): with few tiles `matmul_gpu.wgsl` reaches about 120 GFLOP/s per tile (512², 16
-/// tiles: 1.9 TFLOP/s; 1024², 64 tiles: 7.7), while `small` reaches 2.2–2.6 TFLOP/s from 512²
-/// up, and 1.0–2.0 on W1's products (2 to 14 tiles): they cross near 20 tiles.
+/// fewer it runs on the 16×16 tiles of `matmul.wgsl` `small`, which is the faster of the two
+/// below about 20 tiles on an H100 (figures: bench/h100-m-kernels.json, bench/NOTES.md "Matmul
+/// on the H100").
 const GPU_MIN_TILES: usize = 24;
 
 /// The fewest 128×128 tiles of C for which a CPU adapter runs a product that no vec4 kernel
-/// can compute on `matmul_gpu.wgsl` rather than `matmul.wgsl` `blocked`. Measured on lavapipe
-/// (2 cores, GFLOP/s, 128×128 tiles against `blocked`): 1023³ (64 tiles) 10.0 vs 4.5; 301×783,
-/// k 130 (21 tiles) 5.6 vs 4.7; 130×301, k 783 (6 tiles) 4.0 vs 4.4; 64×100, k 50 (1 tile)
-/// 1.2 vs 2.5.
+/// can compute on `matmul_gpu.wgsl` rather than `matmul.wgsl` `blocked`: on lavapipe the
+/// former is faster at 21 tiles and more, slower at 6 and fewer (figures:
+/// bench/lavapipe-m-kernels.json, bench/NOTES.md "Matmul on lavapipe").
 const CPU_MIN_TILES: usize = 16;
 
 /// Bytes of workgroup memory one `matmul_gpu.wgsl` workgroup takes: its two tiles of DEPTH
@@ -280,8 +277,7 @@ impl Kernels {
 
 /// Kernels of one matmul module that are compiled on first use, from one parsed module: a
 /// model with small layers never launches them, and compiling them is not free (the expanded
-/// subgroup template is about 2 000 lines: parsing it takes 30 ms on lavapipe and each
-/// pipeline another 35).
+/// subgroup template is about 2 000 lines; figures: bench/NOTES.md "Matmul on lavapipe").
 pub(crate) struct LazyMatmul {
     label: &'static str,
     source: fn() -> String,

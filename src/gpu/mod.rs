@@ -26,9 +26,7 @@ pub use adapter::{AdapterSummary, list_adapters};
 use adapter::{choose, instance};
 pub(crate) use kernels::{Dispatch, Kernels, Slice, grid};
 pub use matmul::MatmulVariant;
-pub(crate) use params::{
-    ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, SgdParams,
-};
+pub(crate) use params::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims};
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -283,14 +281,18 @@ impl Gpu {
 
     /// A uniform buffer holding `value`.
     pub(crate) fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        self.uniform_bytes(label, bytemuck::bytes_of(value))
+    }
+
+    /// A uniform buffer holding `bytes`.
+    pub(crate) fn uniform_bytes(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: std::mem::size_of::<T>() as u64,
+            size: bytes.len() as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.queue
-            .write_buffer(&buffer, 0, bytemuck::bytes_of(value));
+        self.queue.write_buffer(&buffer, 0, bytes);
         buffer
     }
 

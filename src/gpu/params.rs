@@ -82,36 +82,3 @@ impl GatherDims {
         (rows.clamp(1, 65_535) as u32, 1)
     }
 }
-
-/// Parameters of `sgd.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct SgdParams {
-    /// Parameters / 4 (the kernel updates four per invocation).
-    pub n4: u32,
-    pub nesterov: u32,
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-    pub _pad: [u32; 3],
-}
-
-impl SgdParams {
-    /// The update `o` makes to `len` parameters; `len` must be a multiple of 4.
-    pub fn of(o: &crate::Sgd, len: usize) -> Self {
-        assert!(len.is_multiple_of(4), "sgd.wgsl updates whole vec4s");
-        SgdParams {
-            n4: (len / 4) as u32,
-            nesterov: u32::from(o.nesterov),
-            lr: o.learning_rate,
-            momentum: o.momentum,
-            weight_decay: o.weight_decay,
-            _pad: [0; 3],
-        }
-    }
-
-    /// The launch grid: one invocation per four parameters.
-    pub fn grid(&self) -> (u32, u32) {
-        super::grid(self.n4 as usize, 256)
-    }
-}

@@ -7,8 +7,8 @@ use super::kernels::{Dispatch, Kernels, Slice, grid};
 impl Kernels {
     /// The activation backward launch for `dims`; `buffers` are the uniform holding `dims`,
     /// A, dA (dZ on exit) and db. On CPU adapters `backward4` where rows are whole vec4s, else
-    /// `backward`: the two give the same bits. (GPUs keep `backward`: its wider workgroups
-    /// suit them, and no GPU was at hand to measure the other.)
+    /// `backward`: the two give the same bits. GPUs keep `backward`, whose wider workgroups
+    /// suit them (`backward4` has not been timed on a GPU).
     pub fn act_backward_dispatch(
         &self,
         device: &wgpu::Device,

@@ -13,7 +13,7 @@ use crate::gpu::Gpu;
 use crate::layer::LayerSpec;
 use crate::loss::Loss;
 use crate::model::Dense;
-use crate::optim::Sgd;
+use crate::optim::Optimizer;
 use crate::state::{Fingerprint, History, Logs, Tensor};
 use std::sync::Arc;
 
@@ -101,12 +101,17 @@ impl Sequential {
     /// optimizer, and allocates the parameters. The first time they are Glorot-uniform weights
     /// from the seed and zero biases, drawn on first use (so a `fit` that restores every
     /// parameter from a backup never draws them); when compiled again, the current parameters.
-    pub fn compile(&mut self, loss: Loss, optimizer: Sgd) -> Result<()> {
+    pub fn compile(&mut self, loss: Loss, optimizer: impl Optimizer + 'static) -> Result<()> {
         self.compile_on(Gpu::shared()?, loss, optimizer)
     }
 
     /// Like [`Sequential::compile`] on a given GPU context.
-    pub fn compile_on(&mut self, gpu: Arc<Gpu>, loss: Loss, optimizer: Sgd) -> Result<()> {
+    pub fn compile_on(
+        &mut self,
+        gpu: Arc<Gpu>,
+        loss: Loss,
+        optimizer: impl Optimizer + 'static,
+    ) -> Result<()> {
         optimizer.validate()?;
         if self.inputs == 0 {
             return Err(Error::config(
@@ -164,7 +169,7 @@ impl Sequential {
             // Drawn on first use: a fit that restores a backup never needs them.
             None => InitialWeights::Glorot { seed: self.seed },
         };
-        let params = GpuParams::new(gpu, &self.specs(), weights, optimizer)?;
+        let params = GpuParams::new(gpu, &self.specs(), weights, Box::new(optimizer))?;
         self.compiled = Some(Compiled {
             loss,
             params,
@@ -183,8 +188,8 @@ impl Sequential {
     }
 
     /// The optimizer and its current hyper-parameters.
-    pub fn optimizer(&self) -> Result<Sgd> {
-        Ok(self.compiled()?.params.optimizer)
+    pub fn optimizer(&self) -> Result<&dyn Optimizer> {
+        Ok(self.compiled()?.params.optimizer.as_ref())
     }
 
     /// The adapter the model runs on.
@@ -213,10 +218,7 @@ impl Sequential {
         Ok(Fingerprint {
             layers: self.specs().iter().map(LayerSpec::fingerprint).collect(),
             loss: c.loss.name().to_string(),
-            optimizer: format!(
-                "sgd(lr={}, momentum={}, nesterov={}, weight_decay={})",
-                o.learning_rate, o.momentum, o.nesterov, o.weight_decay
-            ),
+            optimizer: o.fingerprint(),
             batch_size: options.batch_size,
             shuffle: options.shuffle,
             data_len: data.len(),
@@ -288,7 +290,7 @@ impl Sequential {
         // The profiled steps really train: parameters and optimizer slots are put back.
         let (params, slots) = (c.params.read_params()?, c.params.read_slots()?);
         let work = Workspace::new(&c.params, data, batch_size, c.loss)?;
-        let profile = crate::engine::profile(&c.params.gpu, work.plan(0), &c.params.sgd, reps);
+        let profile = crate::engine::profile(&c.params.gpu, work.plan(0), &c.params.update, reps);
         c.params.write_params(&params, "")?;
         c.params.write_slots(&slots, "")?;
         profile
@@ -326,8 +328,8 @@ impl Sequential {
         self.compiled()?.params.write_params(tensors, "")
     }
 
-    /// The optimizer's slots as named tensors (`optimizer.<param>.momentum`; empty without
-    /// momentum).
+    /// The optimizer's slots as named tensors (`optimizer.<param>.<slot>`, e.g. `momentum`;
+    /// empty for an optimizer that keeps none).
     pub fn optimizer_slots(&self) -> Result<Vec<Tensor>> {
         self.compiled()?.params.read_slots()
     }

@@ -130,9 +130,9 @@ fn fits(
 }
 
 /// Times `reps` runs of one matmul on random-free data after one warm-up (all that `reps` 0
-/// does); returns the seconds per launch of each run. A run is one submission waited for, of as many launches
-/// as take about 20 ms (at most 256), so that the submission's fixed cost does not hide a
-/// fast kernel's time.
+/// does); returns the seconds per launch of each run. A run is one submission waited for, of
+/// as many launches as take about 20 ms (at most 256), so that the submission's fixed cost
+/// does not hide a fast kernel's time.
 pub fn time_matmul(gpu: &Gpu, shape: MatmulShape, reps: usize) -> Result<Vec<f64>> {
     match time_matmul_on(gpu, None, shape, reps)? {
         Some(times) => Ok(times),

@@ -9,9 +9,7 @@ pub use matmul::{
 };
 
 use crate::error::Result;
-use crate::gpu::{
-    ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, SgdParams, Slice, grid,
-};
+use crate::gpu::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, Slice, grid};
 use crate::{Activation, Loss, Sgd};
 
 /// Runs `activation.wgsl`'s backward once: given the layer output `a` and its gradient `d`
@@ -271,9 +269,9 @@ pub fn sgd(gpu: &Gpu, opt: &Sgd, w: &[f32], g: &[f32], v: &[f32]) -> Result<(Vec
     let w_buf = gpu.upload("w", &padded(w))?;
     let g_buf = gpu.upload("g", &padded(g))?;
     let v_buf = gpu.upload("v", &padded(v))?;
-    let sgd = SgdParams::of(opt, w.len().next_multiple_of(4));
-    let params = gpu.uniform("sgd", &sgd);
-    let launch = gpu.kernels.sgd.dispatch(
+    let len = w.len().next_multiple_of(4);
+    let params = gpu.uniform_bytes("sgd", &crate::optim::Optimizer::uniform(opt, len));
+    let launch = gpu.kernels.update(&gpu.device, opt).dispatch(
         &gpu.device,
         &[
             Slice::all(&params),
@@ -281,7 +279,7 @@ pub fn sgd(gpu: &Gpu, opt: &Sgd, w: &[f32], g: &[f32], v: &[f32]) -> Result<(Vec
             Slice::all(&g_buf),
             Slice::all(&v_buf),
         ],
-        sgd.grid(),
+        crate::optim::update_grid(len),
     );
     run(gpu, &[&launch])?;
     Ok((

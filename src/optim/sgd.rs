@@ -1,7 +1,21 @@
-//! Optimizers and their state. The update kernel is `shaders/sgd.wgsl`.
+//! SGD: Keras 3's `SGD` optimizer. Its kernel is `shaders/sgd.wgsl`.
 
+use super::{Optimizer, UpdateKernel};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+
+/// The uniform `shaders/sgd.wgsl` reads, laid out as the shader declares it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct SgdUniform {
+    /// Parameters / 4 (the kernel updates four per invocation).
+    n4: u32,
+    nesterov: u32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    _pad: [u32; 3],
+}
 
 /// Stochastic gradient descent with optional momentum, Nesterov momentum and decoupled weight
 /// decay, with Keras 3's update rules (see `shaders/sgd.wgsl`).
@@ -78,13 +92,57 @@ impl Sgd {
         }
         Ok(())
     }
+}
 
-    /// Names of the per-parameter slots this optimizer keeps.
-    pub fn slot_names(&self) -> &'static [&'static str] {
-        if self.momentum > 0.0 {
-            &["momentum"]
-        } else {
-            &[]
+impl Optimizer for Sgd {
+    fn name(&self) -> &'static str {
+        "sgd"
+    }
+
+    fn kernel(&self) -> UpdateKernel {
+        UpdateKernel {
+            source: include_str!("../../shaders/sgd.wgsl"),
+            slots: &["momentum"],
         }
+    }
+
+    fn keeps(&self, _slot: &str) -> bool {
+        self.momentum > 0.0
+    }
+
+    fn uniform(&self, len: usize) -> Vec<u8> {
+        assert!(len.is_multiple_of(4), "sgd.wgsl updates whole vec4s");
+        let u = SgdUniform {
+            n4: (len / 4) as u32,
+            nesterov: u32::from(self.nesterov),
+            lr: self.learning_rate,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            _pad: [0; 3],
+        };
+        bytemuck::bytes_of(&u).to_vec()
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.learning_rate
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.learning_rate = lr;
+    }
+
+    fn validate(&self) -> Result<()> {
+        Sgd::validate(self)
+    }
+
+    fn fingerprint(&self) -> String {
+        format!(
+            "sgd(lr={}, momentum={}, nesterov={}, weight_decay={})",
+            self.learning_rate, self.momentum, self.nesterov, self.weight_decay
+        )
+    }
+
+    fn boxed(&self) -> Box<dyn Optimizer> {
+        Box::new(*self)
     }
 }

@@ -1,0 +1,70 @@
+//! Optimizers, as the engine runs them: each declares the slots it keeps per parameter, the
+//! uniform its update kernel reads and the kernel itself; the engine allocates one buffer per
+//! slot, and snapshots, backups and the fingerprint go over the slots by name.
+//!
+//! A new optimizer is a type implementing [`Optimizer`], its kernel in `shaders/`, and its
+//! tests: nothing else in the crate names optimizers.
+
+mod sgd;
+
+pub use sgd::Sgd;
+
+use crate::error::Result;
+
+/// An update kernel: a WGSL source whose entry point `main` updates every parameter of the
+/// model, four per invocation, with the bindings 0 = the optimizer's uniform, 1 = parameters
+/// (read-write), 2 = gradients (read), then one read-write binding per slot, in order.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateKernel {
+    /// The WGSL source.
+    pub source: &'static str,
+    /// The slots the kernel binds, in binding order (from binding 3).
+    pub slots: &'static [&'static str],
+}
+
+/// An optimizer: its update rule (a kernel) and the state it keeps (named slots, each shaped
+/// as the parameters), with the hyper-parameters that identify a run.
+pub trait Optimizer: std::fmt::Debug + Send + Sync {
+    /// Keras's name, e.g. `sgd`.
+    fn name(&self) -> &'static str;
+    /// The update kernel.
+    fn kernel(&self) -> UpdateKernel;
+    /// Whether the slot named `slot` of the kernel holds state with these hyper-parameters
+    /// (SGD without momentum keeps none: the kernel's slot is then a placeholder, not saved).
+    fn keeps(&self, slot: &str) -> bool;
+    /// The bytes of the kernel's uniform for a model of `len` parameters (a multiple of 4).
+    fn uniform(&self, len: usize) -> Vec<u8>;
+    /// The current learning rate.
+    fn learning_rate(&self) -> f32;
+    /// Changes the learning rate.
+    fn set_learning_rate(&mut self, lr: f32);
+    /// Checks the hyper-parameters.
+    fn validate(&self) -> Result<()>;
+    /// The kind and hyper-parameters, as a backup's fingerprint records them.
+    fn fingerprint(&self) -> String;
+    /// A boxed copy.
+    fn boxed(&self) -> Box<dyn Optimizer>;
+
+    /// The slots kept, in kernel order: `optimizer.<param>.<slot>` in backups.
+    fn kept_slots(&self) -> Vec<&'static str> {
+        let slots = self.kernel().slots;
+        slots.iter().copied().filter(|s| self.keeps(s)).collect()
+    }
+}
+
+/// The launch grid of an update kernel for `len` parameters: one invocation per four.
+pub(crate) fn update_grid(len: usize) -> (u32, u32) {
+    crate::gpu::grid(len / 4, 256)
+}
+
+/// Checks a learning rate given on its own (a callback changing it).
+pub(crate) fn check_learning_rate(lr: f32) -> Result<()> {
+    if lr.is_finite() && lr > 0.0 {
+        Ok(())
+    } else {
+        Err(crate::Error::config(
+            "learning rate",
+            format!("{lr} must be a positive finite number, e.g. 0.01"),
+        ))
+    }
+}
