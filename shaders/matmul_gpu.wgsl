@@ -6,11 +6,10 @@
 // so each value read from workgroup memory feeds 8 multiply-adds (the `small` kernel of
 // matmul.wgsl, one output per invocation, reads two values per multiply-add).
 //
-// Measured on an H100 (`bench m-kernels`): 7.7, 18.9 and 20.3 TFLOP/s at 1024³, 2048³ and
-// 4096³, where `small` reaches 2.5–2.6. The same kernel with 64×64 tiles (8×8 invocations)
-// reached 6.5, 7.7 and 8.8; written with loops over an accumulator array instead of this
-// template, 1.0–2.1 (the driver did not unroll naga's loops, so the array did not stay in
-// registers).
+// The 128×128 tiles and the unrolled accumulators are what make it fast: with 64×64 tiles, or
+// with a loop over an accumulator array (which the driver left in memory), it ran several
+// times slower on an H100 (figures: bench/h100-m-kernels.json, bench/NOTES.md "Matmul on the
+// H100").
 //
 // Exactness: each output is still summed by one invocation over k in increasing order with
 // the fma chain of matmul.wgsl `main` (zeros past k, like `main`), so it gives the same bits.

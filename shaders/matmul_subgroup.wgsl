@@ -7,9 +7,8 @@
 // and in matmul_vec4.wgsl all 8 lanes of a workgroup load the same rows of A, eight times
 // over. Here each lane loads different rows of A and subgroupBroadcast hands every row to all
 // lanes, which costs an extract and a broadcast instead of a load: the loads of A fall
-// eightfold, so a workgroup can afford ROWS = 64 rows of C per pass over B
-// (measured at 1024³, 8 columns per lane: 18 GFLOP/s with 8 rows, 43–45 with 32, 53 with 64,
-// 43 with 128).
+// eightfold, so a workgroup can afford ROWS = 64 rows of C per pass over B, the fastest of 8,
+// 32, 64 and 128 on lavapipe (figures: bench/NOTES.md "Matmul on lavapipe").
 //
 // Every output is still summed over k in increasing order by one invocation with the same fma
 // chain as matmul.wgsl, so results are bit-identical to the reference kernel (tested).
@@ -286,7 +285,7 @@ fn tn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
 
     // Four values of k per pass, so that each accumulator takes four fmas in a row: the 128
     // accumulators live in memory, not registers, and this loads and stores each a quarter as
-    // often (measured at 1024³: 31 → 40 GFLOP/s). Then what is left of k one at a time.
+    // often (figures: bench/NOTES.md "Matmul on lavapipe"). Then what is left of k one at a time.
     let k4 = dims.k / 4u * 4u;
     for (var k = 0u; k < k4; k += 4u) {
         //@repeat h 0..2
@@ -330,8 +329,8 @@ fn tn(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
 // ---- an: A in any layout, read one float at a time; B [k, n] rows as in nn ----------------
 // For the products whose A the vec4 loads cannot read: A [m, k] with k % 4 != 0, or A stored
 // as [k, m] with m % 4 != 0 (the input and weight gradients of a 10-wide output layer).
-// Scalar loads cost llvmpipe more per float than vec4 loads (40-45 GFLOP/s at 1024³ where nn
-// reaches 50-55), so this is the fallback, not the rule.
+// Scalar loads cost llvmpipe more per float than vec4 loads (`SubgroupAn` against `SubgroupNn`
+// in bench/lavapipe-m-kernels.json), so this is the fallback, not the rule.
 // Grid: x = strips of LANES × 8 columns, y = blocks of ROWS rows.
 @group(0) @binding(1) var<storage, read> a_scalar: array<f32>;
 

@@ -12,7 +12,7 @@
 // Each output element is still summed over k in increasing order by a single invocation, so
 // results are bit-identical from run to run (no atomics, no split-k).
 //
-// Entry points and what src/gpu/kernels.rs checks before choosing one:
+// Entry points and what src/gpu/matmul.rs checks before choosing one:
 //   nn  A [m, k] rows, B [k, n] rows        (dX = dZ · W, square benchmarks)  k % 4 == 0, n % 4 == 0
 //   nt  A [m, k] rows, B stored as [n, k]   (Z = X · Wᵀ)                       k % 4 == 0
 //   tn  A stored as [k, m], B [k, n] rows   (dW = dZᵀ · X)                     m % 4 == 0, n % 4 == 0

@@ -1,8 +1,8 @@
-//! The benchmark workloads of `/work/shared/bench/WORKLOADS.md`.
+//! The benchmark workloads of `bench/WORKLOADS.md`.
 //!
 //! ```text
-//! cargo run --release --example bench -- <m|w1|w0|w1-backup|s|mem|profile|all> [--json PATH]
-//!     [--sizes 4096,8192] [--reps N]
+//! cargo run --release --example bench -- <m|m-kernels|w1|w0|w1-backup|s|mem|profile|all>
+//!     [--json PATH] [--sizes 4096,8192] [--reps N]
 //! ```
 //!
 //! Every figure is printed as one line with the adapter's name and written, all together, as
@@ -142,9 +142,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("adapter: {}", bench.adapter);
     let all = args.workload == "all";
     let mut ran = false;
-    // W0 first: on the shared 2-core machines this was measured on, small launches run up to
-    // twice as slow for about a second after both cores were busy (a W0 fit right after a W1
-    // epoch: 0.40 ms per step; two seconds later 0.17), and W0 measures launch latency.
+    // W0 first: it measures launch latency, which on a 2-core CPU adapter stays high for about
+    // a second after both cores were busy (figures: bench/NOTES.md "Training step").
     if all || args.workload == "w0" {
         training::bench_w0(&mut bench)?;
         ran = true;
@@ -209,5 +208,3 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("wrote {}", args.json);
     Ok(())
 }
-
-// ---------------------------------------------------------------------------------------------

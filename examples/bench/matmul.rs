@@ -111,6 +111,3 @@ pub fn bench_m_kernels(bench: &mut Bench, gpu: &Gpu, extra_sizes: &[usize]) -> B
     }
     Ok(())
 }
-
-// ---------------------------------------------------------------------------------------------
-// W1: small MLP, plain SGD

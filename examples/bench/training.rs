@@ -267,6 +267,3 @@ impl Callback for SnapshotOnly {
         Ok(())
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// S: save and restore of a ~100 M parameter model (10 layers of 3162 × 3162)
