@@ -3,14 +3,14 @@
 //   dZ[r, j] = dA[r, j] * act'(A[r, j])      (in place: d holds dA on entry, dZ on exit)
 //   db[j]    = sum_r dZ[r, j]
 //
-// The derivative is taken from the layer's output A, which the forward pass kept:
-// relu' = A > 0, tanh' = 1 - A², sigmoid' = A (1 - A).
+// The derivative is taken from the layer's output A, which the forward pass kept
+// (`derivative`, activation_fns.wgsl).
 // One invocation owns one column and sums its rows in order: a fixed reduction order.
 
 struct ActDims {
     rows: u32,
     cols: u32,
-    act: u32, // 0 linear, 1 relu, 2 tanh, 3 sigmoid
+    act: u32, // an ACT_* code (activation_fns.wgsl)
     _pad: u32,
 }
 
@@ -21,15 +21,6 @@ struct ActDims {
 // The same buffers as vec4s, for `backward4`.
 @group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> d4: array<vec4<f32>>;
-
-fn derivative(y: f32, kind: u32) -> f32 {
-    switch kind {
-        case 1u: { return select(0.0, 1.0, y > 0.0); }
-        case 2u: { return 1.0 - y * y; }
-        case 3u: { return y * (1.0 - y); }
-        default: { return 1.0; }
-    }
-}
 
 @compute @workgroup_size(64)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {

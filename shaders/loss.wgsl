@@ -147,16 +147,6 @@ const FUSED_ROWS: u32 = 64u;
 
 @group(0) @binding(8) var<storage, read_write> db: array<f32>; // the last layer's bias gradient
 
-// activation.wgsl's derivative, from the layer's output (keep the two identical).
-fn derivative(out: f32, kind: u32) -> f32 {
-    switch kind {
-        case 1u: { return select(0.0, 1.0, out > 0.0); }
-        case 2u: { return 1.0 - out * out; }
-        case 3u: { return out * (1.0 - out); }
-        default: { return 1.0; }
-    }
-}
-
 @compute @workgroup_size(64)
 fn loss_grad_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
     var own = vec2<f32>(0.0, 0.0);

@@ -12,22 +12,13 @@ struct Dims {
     a_col_stride: u32,
     b_row_stride: u32,
     b_col_stride: u32,
-    // bit 0: add bias; bits 8..15: activation (0 linear, 1 relu, 2 tanh, 3 sigmoid)
+    // bit 0: add bias; bits 8..15: activation (an ACT_* code, activation_fns.wgsl)
     epilogue: u32,
 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-fn activate(x: f32, kind: u32) -> f32 {
-    switch kind {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return tanh(x); }
-        case 3u: { return 1.0 / (1.0 + exp(-x)); }
-        default: { return x; }
-    }
-}
 
 // C[r, col] = act(v + bias[col]) (the bias if the epilogue asks for it), if (r, col) lies
 // inside C.

@@ -56,16 +56,6 @@ fn put4(r: u32, col: u32, v: vec4<f32>) {
     }
 }
 
-// `activate` on each component.
-fn activate4(x: vec4<f32>, kind: u32) -> vec4<f32> {
-    switch kind {
-        case 1u: { return max(x, vec4<f32>(0.0)); }
-        case 2u: { return tanh(x); }
-        case 3u: { return 1.0 / (1.0 + exp(-x)); }
-        default: { return x; }
-    }
-}
-
 // bias[col .. col + 3] where the epilogue adds a bias and the columns lie inside C, else 0
 // (then unused).
 fn bias4(col: u32) -> vec4<f32> {

@@ -19,14 +19,30 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// The kernels' code for this activation (`shaders/matmul.wgsl`, `shaders/activation.wgsl`).
+    /// Every activation.
+    pub const ALL: [Activation; 4] = [
+        Activation::Linear,
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+    ];
+
+    /// The kernels' code for this activation: the WGSL constant `ACT_<NAME>` has this value
+    /// (see [`Activation::wgsl_codes`]).
     pub(crate) fn code(self) -> u32 {
-        match self {
-            Activation::Linear => 0,
-            Activation::Relu => 1,
-            Activation::Tanh => 2,
-            Activation::Sigmoid => 3,
-        }
+        self as u32
+    }
+
+    /// The WGSL declarations of the codes, `const ACT_RELU: u32 = 1u;` and so on, which
+    /// `shaders/activation_fns.wgsl` switches on: the kernels and Rust agree by construction.
+    pub(crate) fn wgsl_codes() -> String {
+        Activation::ALL
+            .iter()
+            .map(|a| {
+                let name = a.name().to_uppercase();
+                format!("const ACT_{name}: u32 = {}u;\n", a.code())
+            })
+            .collect()
     }
 
     /// The name the CLI and checkpoints use.

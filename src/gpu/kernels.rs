@@ -291,11 +291,11 @@ impl Kernels {
     /// compiled on first use).
     pub fn new(device: &wgpu::Device, subgroup_matmul: bool, gpu_tiles: bool) -> Self {
         use Slot::*;
-        let matmul = matmul_source!("matmul.wgsl");
-        let matmul_vec4 = matmul_source!("matmul_vec4.wgsl");
-        let activation = include_str!("../../shaders/activation.wgsl");
+        let matmul = &matmul_source!("matmul.wgsl");
+        let matmul_vec4 = &matmul_source!("matmul_vec4.wgsl");
+        let activation = &super::with_activations(include_str!("../../shaders/activation.wgsl"));
         let act_slots = [(0, Uniform), (1, Read), (2, ReadWrite), (3, ReadWrite)];
-        let loss = include_str!("../../shaders/loss.wgsl");
+        let loss = &super::with_activations(include_str!("../../shaders/loss.wgsl"));
         let gather = include_str!("../../shaders/gather.wgsl");
         let gather_slots = [
             (0, UniformDynamic),

@@ -298,7 +298,7 @@ impl LazyMatmul {
     /// `shaders/matmul_subgroup.wgsl`: entry points `nn`, `nt`, `tn` and `an`.
     pub(super) fn subgroup() -> Self {
         fn source() -> String {
-            super::unroll::unroll(matmul_source!("matmul_subgroup.wgsl"))
+            super::unroll::unroll(&matmul_source!("matmul_subgroup.wgsl"))
         }
         Self::new("matmul_sub", source, &["nn", "nt", "tn", "an"])
     }
@@ -306,7 +306,7 @@ impl LazyMatmul {
     /// `shaders/matmul_gpu.wgsl`: entry point `main`.
     pub(super) fn gpu_tiles() -> Self {
         fn source() -> String {
-            super::unroll::unroll(matmul_source!("matmul_gpu.wgsl"))
+            super::unroll::unroll(&matmul_source!("matmul_gpu.wgsl"))
         }
         Self::new("matmul_gpu", source, &["main"])
     }
@@ -340,7 +340,7 @@ mod tests {
     /// `gpu_tiles_fit` must ask for what the shader really declares.
     #[test]
     fn gpu_tiles_check_asks_for_the_workgroup_memory_the_shader_declares() {
-        let source = super::super::unroll::unroll(matmul_source!("matmul_gpu.wgsl"));
+        let source = super::super::unroll::unroll(&matmul_source!("matmul_gpu.wgsl"));
         let module = naga::front::wgsl::parse_str(&source).expect("matmul_gpu.wgsl parses");
         let mut layouter = naga::proc::Layouter::default();
         layouter

@@ -7,11 +7,20 @@
 /// `shaders/matmul_common.wgsl` in front of a matmul kernel file.
 macro_rules! matmul_source {
     ($file:literal) => {
-        concat!(
+        $crate::gpu::with_activations(concat!(
             include_str!("../../shaders/matmul_common.wgsl"),
             include_str!(concat!("../../shaders/", $file))
-        )
+        ))
     };
+}
+
+/// `source` after the activations it applies or differentiates: their codes, generated from
+/// [`crate::Activation`], and `shaders/activation_fns.wgsl`.
+pub(crate) fn with_activations(source: &str) -> String {
+    let mut out = crate::layer::Activation::wgsl_codes();
+    out.push_str(include_str!("../../shaders/activation_fns.wgsl"));
+    out.push_str(source);
+    out
 }
 
 mod adapter;
