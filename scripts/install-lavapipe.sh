@@ -3,9 +3,12 @@
 # wgfit runs on machines without a GPU. Does nothing where a Vulkan driver is installed.
 set -eu
 
-if ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1; then
-    exit 0
-fi
+for icd in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; do
+    # A glob that matches nothing stays as written: only an existing file counts.
+    if [ -e "$icd" ]; then
+        exit 0
+    fi
+done
 echo "wgfit: no Vulkan driver found; installing lavapipe (apt-get install mesa-vulkan-drivers)" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

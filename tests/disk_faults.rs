@@ -1,10 +1,14 @@
-//! A backup directory on a real, small file system (a tmpfs this test mounts, so it runs as
-//! root) that fills up or turns read-only while a worker process trains with a save every
-//! batch: the save fails with an error naming the path, the last committed state stays
-//! valid, no partial file is left, and the next run resumes from it and ends exactly.
+//! A backup directory on a real, small file system (a tmpfs this test mounts) that fills up
+//! or turns read-only while a worker process trains with a save every batch: the save fails
+//! with an error naming the path, the last committed state stays valid, no partial file is
+//! left, and the next run resumes from it and ends exactly.
+//!
+//! Mounting needs root: an ordinary user's run repeats each test in a user and mount
+//! namespace where it may mount, or says loudly that it could not (see `common::mount_ns`).
 
 mod common;
 
+use common::mount_ns::mount_here;
 use common::worker::{self, reference, run_to_end, spawn, wait_for_training};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,19 +44,25 @@ impl Tmpfs {
             .unwrap();
         assert!(
             status.success(),
-            "mounting a {kind} at {} failed: these tests need root (CI runs as root)",
+            "mounting a {kind} at {} failed (as root, or inside the namespace of mount_here)",
             at.display()
         );
         Tmpfs(at.to_path_buf())
     }
 
-    /// Remounts read-only or read-write. A remount to read-only fails (EBUSY) while a file is
-    /// open for writing, so it is retried until it lands between two writes of the worker.
+    /// Remounts a tmpfs read-only or read-write. A remount to read-only fails (EBUSY) while a
+    /// file is open for writing, so it is retried until it lands between two writes of the
+    /// worker.
+    ///
+    /// The source ("tmpfs") is named so that mount(8) passes only `options` to the kernel:
+    /// given the mount point alone it adds the options /proc/self/mountinfo shows, which in a
+    /// user namespace include `uid=<the user outside>`, an id the namespace does not map, and
+    /// the kernel refuses the remount (EINVAL).
     fn remount(&self, options: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = Command::new("mount")
-                .args(["-o", &format!("remount,{options}")])
+                .args(["-o", &format!("remount,{options}"), "tmpfs"])
                 .arg(&self.0)
                 .stderr(std::process::Stdio::null())
                 .status()
@@ -164,6 +174,9 @@ impl MidRun {
 
 #[test]
 fn a_file_system_that_fills_up_mid_run_fails_the_save_and_loses_nothing() {
+    if !mount_here("a_file_system_that_fills_up_mid_run_fails_the_save_and_loses_nothing") {
+        return;
+    }
     let run = MidRun::start();
     let (dir, out) = (&run.dir, &run.out);
     let filler = run.fs.0.join("filler");
@@ -203,6 +216,9 @@ fn a_file_system_that_fills_up_mid_run_fails_the_save_and_loses_nothing() {
 
 #[test]
 fn a_file_system_turning_read_only_mid_run_fails_the_save_and_loses_nothing() {
+    if !mount_here("a_file_system_turning_read_only_mid_run_fails_the_save_and_loses_nothing") {
+        return;
+    }
     let run = MidRun::start();
     let (dir, out) = (&run.dir, &run.out);
     run.fs.remount("ro");
@@ -224,6 +240,9 @@ fn a_file_system_turning_read_only_mid_run_fails_the_save_and_loses_nothing() {
 /// allows it, and the ordinary way where it does not (ramfs): the bytes are the same.
 #[test]
 fn large_files_are_written_exactly_with_and_without_direct_io() {
+    if !mount_here("large_files_are_written_exactly_with_and_without_direct_io") {
+        return;
+    }
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let fs = Tmpfs::mount_ramfs(&tmp.path().join("mnt"));
     // Not a multiple of the 4 KiB block, nor of the 1 MiB bounce buffer.

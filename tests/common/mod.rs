@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cpu_reference;
 pub mod data_files;
 pub mod gpu;
+pub mod mount_ns;
 pub mod rng;
 pub mod training;
 pub mod worker;
