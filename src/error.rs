@@ -262,7 +262,7 @@ pub enum Error {
     },
     /// The backup was written by a different model or different options.
     #[error(
-        "the backup in {} belongs to a different run; differences:\n  {}\nuse a fresh backup directory, or ask to discard the old backup (BackupAndRestore::discard_mismatched(true), CLI --discard-mismatched-backup)",
+        "the backup in {} belongs to a different run; differences:\n  {}\nuse a fresh backup directory (CLI --backup-dir), or discard the old backup (BackupAndRestore::discard_mismatched(true), CLI --discard-mismatched-backup)",
         dir.display(), differences.join("\n  ")
     )]
     FingerprintMismatch {

@@ -1,6 +1,6 @@
 //! The training loop: epochs of batches, callbacks at Keras's hooks, logs read once per epoch.
 
-use crate::callbacks::{Callback, Context, FitOutcome};
+use crate::callbacks::{Callback, Context, FitOutcome, Progress};
 use crate::data::{Dataset, epoch_permutation};
 use crate::engine::Workspace;
 use crate::engine::step::record_eval_step;
@@ -22,7 +22,8 @@ pub struct FitOptions {
     pub seed: u64,
     /// The epoch to start at when no state is restored.
     pub initial_epoch: usize,
-    /// 0 silent, 1 a progress line per epoch, 2 one line per epoch (Keras's meaning, on stderr).
+    /// 0 silent, 1 a progress bar per epoch, 2 one line per epoch (Keras's meaning, on
+    /// stderr): `fit` then runs a [`crate::Progress`] after the given callbacks.
     pub verbose: u8,
     /// Data to evaluate at the end of each epoch (`val_loss`, `val_accuracy`).
     pub validation_data: Option<Dataset>,
@@ -184,6 +185,17 @@ pub(crate) fn fit(
     setup: FitSetup,
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<History> {
+    // `verbose` is a progress callback after the caller's (after a restore, so it sees where
+    // the run resumes).
+    let mut progress = (setup.options.verbose > 0).then(|| Progress::new(setup.options.verbose));
+    let mut all: Vec<&mut dyn Callback> = Vec::with_capacity(callbacks.len() + 1);
+    for cb in callbacks.iter_mut() {
+        all.push(&mut **cb);
+    }
+    if let Some(p) = progress.as_mut() {
+        all.push(p);
+    }
+    let callbacks = &mut all[..];
     let options = &setup.options;
     let validation = match &options.validation_data {
         Some(v) => Some(Workspace::new(
@@ -265,13 +277,6 @@ fn train_epoch(
     let order = epoch_order(seed, epoch, engine.samples(), setup.options.shuffle);
     engine.set_order(&order);
     each(callbacks, ctx, |cb, ctx| cb.on_epoch_begin(ctx, epoch))?;
-
-    let progress = crate::progress::EpochProgress::new(
-        setup.options.verbose,
-        epoch,
-        setup.options.epochs,
-        ctx.steps_per_epoch(),
-    );
     while ctx.position().step < ctx.steps_per_epoch() && !ctx.stop_requested() {
         let batch = ctx.position().step;
         each(callbacks, ctx, |cb, ctx| {
@@ -279,7 +284,6 @@ fn train_epoch(
         })?;
         ctx.train_batch()?;
         each(callbacks, ctx, |cb, ctx| cb.on_train_batch_end(ctx, batch))?;
-        progress.batch_done(batch + 1);
     }
 
     // The epoch's logs: one readback of every batch's statistics.
@@ -305,7 +309,6 @@ fn train_epoch(
             "val_",
         )?);
     }
-    progress.epoch_done(&logs);
     ctx.end_epoch(logs.clone());
     each(callbacks, ctx, |cb, ctx| cb.on_epoch_end(ctx, epoch, &logs))
 }

@@ -72,6 +72,22 @@ impl std::str::FromStr for Activation {
     }
 }
 
+/// The CLI's `--activation` values, in the order its help lists them.
+impl clap::ValueEnum for Activation {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Linear,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
 /// The kinds of layers the engine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayerKind {

@@ -37,10 +37,9 @@ mod layer;
 mod loss;
 mod model;
 pub mod optim;
-mod progress;
 mod state;
 
-pub use callbacks::{BackupAndRestore, Callback, Context, FitOutcome, SaveFreq};
+pub use callbacks::{BackupAndRestore, Callback, Context, FitOutcome, Progress, SaveFreq};
 pub use data::{CsvOptions, CsvTargets, Dataset, Header, Targets};
 pub use engine::StepProfile;
 pub use engine::snapshot::Snapshot;

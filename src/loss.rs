@@ -53,3 +53,14 @@ impl std::str::FromStr for Loss {
         }
     }
 }
+
+/// The CLI's `--loss` values ([`Loss::name`]), in the order its help lists them.
+impl clap::ValueEnum for Loss {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Loss::CrossEntropy, Loss::MeanSquaredError]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}

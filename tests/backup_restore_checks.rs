@@ -275,8 +275,16 @@ fn superseded_save_points_are_counted_and_reported() {
         .fit(&data(), options(2), &mut [&mut backup])
         .unwrap();
     let skipped = backup.superseded_saves();
-    assert!(skipped > 0, "some of the 24 save points were superseded");
-    assert!(skipped < 24);
+    // How many are superseded depends on the machine; that none goes unreported does not.
+    // 24 batch ends, and the final state, kept at the end (one epoch later than the last
+    // batch end's position).
+    eprintln!("{skipped} of 25 save points superseded");
+    assert_eq!(
+        backup.committed_saves() + skipped,
+        25,
+        "every save point is committed or counted as superseded"
+    );
+    assert!(backup.committed_saves() >= 1, "the last one is committed");
     assert_eq!(sidecar(&dir, LATEST)["superseded_saves"], skipped);
     let report = checkpoint::inspect(&dir).unwrap();
     assert_eq!(

@@ -41,6 +41,8 @@ pub struct BackupAndRestore {
     held: Option<BackupDir>,
     /// Save points superseded before they reached the disk, over the whole run.
     superseded: u64,
+    /// States committed by the last `fit`.
+    committed: u64,
 }
 
 /// What exists while a `fit` uses the callback.
@@ -80,6 +82,7 @@ impl BackupAndRestore {
             run: None,
             held: None,
             superseded: 0,
+            committed: 0,
         })
     }
 
@@ -142,6 +145,7 @@ impl BackupAndRestore {
     fn finish(&mut self, mut run: Run) -> Result<BackupDir> {
         let stopped = run.writer.stop();
         self.superseded += run.writer.superseded();
+        self.committed = run.writer.committed();
         stopped?;
         let Run { dir, .. } = run;
         let dir = Arc::try_unwrap(dir).map_err(|_| Error::internal("the backup writer"))?;
@@ -215,6 +219,12 @@ impl BackupAndRestore {
     /// writer keeps only the newest waiting snapshot so that training never waits for it).
     pub fn superseded_saves(&self) -> u64 {
         self.superseded
+    }
+
+    /// States the last `fit` committed. Every save point of a fit is either committed or
+    /// superseded (`superseded_saves`), none is dropped unreported.
+    pub fn committed_saves(&self) -> u64 {
+        self.committed
     }
 }
 

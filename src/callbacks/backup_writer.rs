@@ -12,23 +12,24 @@ use crate::state::Fingerprint;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-/// The writer as the callback sees it.
+/// The writer as the callback sees it: items (snapshots) go in, and a thread commits the
+/// newest waiting one at a time.
 #[derive(Debug)]
-pub(super) struct Writer {
-    shared: Arc<Shared>,
+pub(super) struct Writer<T = Snapshot> {
+    shared: Arc<Shared<T>>,
     thread: Option<JoinHandle<()>>,
 }
 
-#[derive(Debug, Default)]
-struct Shared {
-    state: Mutex<WriterState>,
+#[derive(Debug)]
+struct Shared<T> {
+    state: Mutex<WriterState<T>>,
     changed: Condvar,
 }
 
-#[derive(Debug, Default)]
-struct WriterState {
+#[derive(Debug)]
+struct WriterState<T> {
     /// The snapshot waiting to be written.
-    waiting: Option<Snapshot>,
+    waiting: Option<T>,
     /// A snapshot is being written.
     busy: bool,
     /// No more snapshots will come.
@@ -37,23 +38,45 @@ struct WriterState {
     error: Option<Error>,
     /// Snapshots replaced by a newer one before they were written.
     superseded: u64,
+    /// Snapshots committed.
+    committed: u64,
 }
 
 fn poisoned<T>(_: T) -> Error {
     Error::internal("the backup writer thread")
 }
 
-impl Writer {
+impl Writer<Snapshot> {
+    /// A writer committing snapshots to `dir`.
     pub fn start(
         dir: Arc<Mutex<BackupDir>>,
         fingerprint: Fingerprint,
         double: bool,
     ) -> Result<Self> {
-        let shared = Arc::new(Shared::default());
+        Writer::with(move |snapshot, superseded| {
+            commit(&dir, &fingerprint, double, superseded, snapshot)
+        })
+    }
+}
+
+impl<T: Send + 'static> Writer<T> {
+    /// A writer whose thread commits each item with `commit(item, superseded so far)`.
+    fn with(mut commit: impl FnMut(T, u64) -> Result<()> + Send + 'static) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(WriterState {
+                waiting: None,
+                busy: false,
+                closed: false,
+                error: None,
+                superseded: 0,
+                committed: 0,
+            }),
+            changed: Condvar::new(),
+        });
         let own = shared.clone();
         let thread = std::thread::Builder::new()
             .name("wgfit-backup-writer".into())
-            .spawn(move || own.run(&dir, &fingerprint, double))
+            .spawn(move || own.run(&mut commit))
             .map_err(|e| Error::config("backup", format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             shared,
@@ -62,7 +85,7 @@ impl Writer {
     }
 
     /// Hands a snapshot over; one still waiting is superseded by it.
-    pub fn send(&self, snapshot: Snapshot) -> Result<()> {
+    pub fn send(&self, snapshot: T) -> Result<()> {
         let superseded = {
             let mut s = self.shared.state.lock().map_err(poisoned)?;
             let old = s.waiting.replace(snapshot);
@@ -78,6 +101,11 @@ impl Writer {
     /// Snapshots superseded so far.
     pub fn superseded(&self) -> u64 {
         self.shared.state.lock().map_or(0, |s| s.superseded)
+    }
+
+    /// Snapshots committed so far.
+    pub fn committed(&self) -> u64 {
+        self.shared.state.lock().map_or(0, |s| s.committed)
     }
 
     /// Returns the first save error, if one happened.
@@ -114,8 +142,8 @@ impl Writer {
     }
 }
 
-impl Shared {
-    fn run(&self, dir: &Mutex<BackupDir>, fingerprint: &Fingerprint, double: bool) {
+impl<T> Shared<T> {
+    fn run(&self, commit: &mut impl FnMut(T, u64) -> Result<()>) {
         loop {
             let snapshot = {
                 let Ok(mut s) = self.state.lock() else { return };
@@ -140,12 +168,16 @@ impl Shared {
             let result = if failed_before {
                 Ok(())
             } else {
-                commit(dir, fingerprint, double, superseded, snapshot)
+                commit(snapshot, superseded)
             };
             if let Ok(mut s) = self.state.lock() {
                 s.busy = false;
-                if let Err(e) = result {
-                    s.error.get_or_insert(e);
+                match result {
+                    Ok(()) if !failed_before => s.committed += 1,
+                    Ok(()) => {}
+                    Err(e) => {
+                        s.error.get_or_insert(e);
+                    }
                 }
             }
             self.changed.notify_all();
@@ -168,4 +200,37 @@ fn commit(
     snapshot.write_file(&id, |weights, meta| {
         dir.commit(weights, meta, fingerprint, double, superseded)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// The writer busy with item 1 while 2 and 3 arrive: 3 supersedes 2, which is counted,
+    /// and every item is committed or counted.
+    #[test]
+    fn a_waiting_item_is_superseded_by_a_newer_one_and_counted() {
+        let (started, on_start) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let committed = Arc::new(Mutex::new(Vec::new()));
+        let log = committed.clone();
+        let mut writer = Writer::with(move |item: u32, superseded| {
+            started.send(item).unwrap();
+            released.recv().unwrap();
+            log.lock().unwrap().push((item, superseded));
+            Ok(())
+        })
+        .unwrap();
+        writer.send(1).unwrap();
+        assert_eq!(on_start.recv().unwrap(), 1, "the writer is busy with 1");
+        writer.send(2).unwrap();
+        writer.send(3).unwrap();
+        release.send(()).unwrap();
+        assert_eq!(on_start.recv().unwrap(), 3, "3 took 2's place");
+        release.send(()).unwrap();
+        writer.stop().unwrap();
+        assert_eq!(*committed.lock().unwrap(), [(1, 0), (3, 1)]);
+        assert_eq!((writer.committed(), writer.superseded()), (2, 1));
+    }
 }

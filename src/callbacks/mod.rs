@@ -5,9 +5,11 @@ mod backup;
 mod backup_writer;
 mod context;
 mod preempt;
+mod progress;
 
 pub use backup::{BackupAndRestore, SaveFreq};
 pub use context::Context;
+pub use progress::{Progress, format_logs, metric_order};
 
 use crate::engine::snapshot::Snapshot;
 use crate::error::Result;

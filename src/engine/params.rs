@@ -347,11 +347,15 @@ fn update_dispatch(
     slots: &[Slot],
     len: usize,
 ) -> crate::gpu::Dispatch {
-    let mut bound = vec![Slice::all(uniform), Slice::all(params), Slice::all(grads)];
-    bound.extend(slots.iter().map(|s| Slice::all(&s.buffer)));
+    let bindings = crate::gpu::bindings::UpdateBindings {
+        uniform: Slice::all(uniform),
+        params: Slice::all(params),
+        grads: Slice::all(grads),
+        slots: slots.iter().map(|s| Slice::all(&s.buffer)).collect(),
+    };
     gpu.kernels.update(&gpu.device, optimizer).dispatch(
         &gpu.device,
-        &bound,
+        &bindings.slices(),
         crate::optim::update_grid(len),
     )
 }

@@ -5,6 +5,9 @@
 use super::params::LayerLayout;
 use super::step::{LayerBackward, Plan};
 use crate::engine::GpuParams;
+use crate::gpu::bindings::{
+    ActBackwardBindings, GatherBindings, LossFusedBindings, LossGradBindings, LossReduceBindings,
+};
 use crate::gpu::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, Slice, grid};
 use crate::loss::Loss;
 
@@ -46,15 +49,15 @@ impl PlanBuffers<'_> {
             dev,
             &gather_dims,
             rows,
-            &[
-                table,
-                Slice::all(&gather_uniform),
-                Slice::all(self.perm),
-                Slice::all(self.x),
-                Slice::all(self.t),
-                Slice::all(&self.acts[0]),
-                Slice::all(self.tb),
-            ],
+            &GatherBindings {
+                batch: table,
+                dims: Slice::all(&gather_uniform),
+                perm: Slice::all(self.perm),
+                x: Slice::all(self.x),
+                t: Slice::all(self.t),
+                xb: Slice::all(&self.acts[0]),
+                tb: Slice::all(self.tb),
+            },
         );
 
         let forward = params
@@ -100,37 +103,38 @@ impl PlanBuffers<'_> {
         let y = Slice::all(&self.acts[last + 1]);
         let dy = Slice::all(&self.grads[last]);
         let (loss, reduce) = if fused {
-            let launch = k.loss_fused.dispatch_per_batch(
-                dev,
-                &[
-                    Slice::all(&loss_dims),
-                    y,
-                    Slice::all(self.tb),
-                    dy,
-                    table,
-                    Slice::all(self.stats),
-                    Slice::f32s(&params.grads, params.layers[last].bias, outputs),
-                ],
-                (1, 1),
-            );
+            let bindings = LossFusedBindings {
+                dims: Slice::all(&loss_dims),
+                y,
+                t: Slice::all(self.tb),
+                dy,
+                batch: table,
+                stats: Slice::all(self.stats),
+                db: Slice::f32s(&params.grads, params.layers[last].bias, outputs),
+            };
+            let launch = k
+                .loss_fused
+                .dispatch_per_batch(dev, &bindings.slices(), (1, 1));
             (launch, None)
         } else {
-            let loss = k.loss_grad.dispatch(
-                dev,
-                &[
-                    Slice::all(&loss_dims),
-                    y,
-                    Slice::all(self.tb),
-                    dy,
-                    Slice::all(self.row_stats),
-                ],
-                grid(rows, 64),
-            );
-            let reduce = k.loss_reduce.dispatch_per_batch(
-                dev,
-                &[table, Slice::all(self.row_stats), Slice::all(self.stats)],
-                (1, 1),
-            );
+            let bindings = LossGradBindings {
+                dims: Slice::all(&loss_dims),
+                y,
+                t: Slice::all(self.tb),
+                dy,
+                row_stats: Slice::all(self.row_stats),
+            };
+            let loss = k
+                .loss_grad
+                .dispatch(dev, &bindings.slices(), grid(rows, 64));
+            let bindings = LossReduceBindings {
+                batch: table,
+                rows_in: Slice::all(self.row_stats),
+                stats: Slice::all(self.stats),
+            };
+            let reduce = k
+                .loss_reduce
+                .dispatch_per_batch(dev, &bindings.slices(), (1, 1));
             (loss, Some(reduce))
         };
 
@@ -171,12 +175,12 @@ impl PlanBuffers<'_> {
                 &gpu.device,
                 gpu.is_cpu(),
                 &act_dims,
-                &[
-                    Slice::all(&act_uniform),
-                    Slice::all(&self.acts[i + 1]),
-                    Slice::all(&self.grads[i]),
-                    Slice::f32s(&params.grads, l.bias, l.outputs),
-                ],
+                &ActBackwardBindings {
+                    dims: Slice::all(&act_uniform),
+                    a: Slice::all(&self.acts[i + 1]),
+                    d: Slice::all(&self.grads[i]),
+                    db: Slice::f32s(&params.grads, l.bias, l.outputs),
+                },
             )
         });
         // grad W [out, in] = dZᵀ [out, rows] · A_prev [rows, in]

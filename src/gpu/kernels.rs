@@ -23,6 +23,10 @@
 //! | gather4       | `shaders/gather.wgsl`     | `main4`     |
 //! | an optimizer's update | its `UpdateKernel` (`shaders/sgd.wgsl`, …) | `main` |
 
+use super::bindings::{
+    ActBackwardBindings, GatherBindings, LossFusedBindings, LossGradBindings, LossReduceBindings,
+    MatmulBindings, UpdateBindings,
+};
 use super::matmul::LazyMatmul;
 use super::params::Batch;
 use std::num::NonZeroU64;
@@ -38,18 +42,9 @@ pub(super) fn module(device: &wgpu::Device, name: &str, source: &str) -> wgpu::S
     })
 }
 
-/// The bindings of every matmul kernel: the dims uniform, A, B, bias, C.
-pub(super) const MATMUL_SLOTS: [(u32, Slot); 5] = [
-    (0, Slot::Uniform),
-    (1, Slot::Read),
-    (2, Slot::Read),
-    (3, Slot::Read),
-    (4, Slot::ReadWrite),
-];
-
 /// How a kernel sees one binding.
 #[derive(Clone, Copy)]
-pub(super) enum Slot {
+pub(crate) enum Slot {
     Uniform,
     /// A uniform read at a per-dispatch offset (the batch table).
     UniformDynamic,
@@ -290,76 +285,48 @@ impl Kernels {
     /// `matmul_gpu.wgsl`, which needs more workgroup memory than some devices have (both
     /// compiled on first use).
     pub fn new(device: &wgpu::Device, subgroup_matmul: bool, gpu_tiles: bool) -> Self {
-        use Slot::*;
         let matmul = &matmul_source!("matmul.wgsl");
         let matmul_vec4 = &matmul_source!("matmul_vec4.wgsl");
         let activation = &super::with_activations(include_str!("../../shaders/activation.wgsl"));
-        let act_slots = [(0, Uniform), (1, Read), (2, ReadWrite), (3, ReadWrite)];
+        let act_slots = ActBackwardBindings::LAYOUT;
         let loss = &super::with_activations(include_str!("../../shaders/loss.wgsl"));
         let gather = include_str!("../../shaders/gather.wgsl");
-        let gather_slots = [
-            (0, UniformDynamic),
-            (1, Uniform),
-            (2, Read),
-            (3, Read),
-            (4, Read),
-            (5, ReadWrite),
-            (6, ReadWrite),
-        ];
+        let gather_slots = GatherBindings::LAYOUT;
+        let matmul_slots = MatmulBindings::LAYOUT;
         Kernels {
-            matmul: Kernel::new(device, "matmul", matmul, "main", &MATMUL_SLOTS),
-            matmul_small: Kernel::new(device, "matmul_small", matmul, "small", &MATMUL_SLOTS),
-            matmul_blocked: Kernel::new(device, "matmul_blocked", matmul, "blocked", &MATMUL_SLOTS),
-            matmul_nn: Kernel::new(device, "matmul_nn", matmul_vec4, "nn", &MATMUL_SLOTS),
-            matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", &MATMUL_SLOTS),
-            matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", &MATMUL_SLOTS),
+            matmul: Kernel::new(device, "matmul", matmul, "main", matmul_slots),
+            matmul_small: Kernel::new(device, "matmul_small", matmul, "small", matmul_slots),
+            matmul_blocked: Kernel::new(device, "matmul_blocked", matmul, "blocked", matmul_slots),
+            matmul_nn: Kernel::new(device, "matmul_nn", matmul_vec4, "nn", matmul_slots),
+            matmul_nt: Kernel::new(device, "matmul_nt", matmul_vec4, "nt", matmul_slots),
+            matmul_tn: Kernel::new(device, "matmul_tn", matmul_vec4, "tn", matmul_slots),
             matmul_sub: subgroup_matmul.then(LazyMatmul::subgroup),
             matmul_gpu: gpu_tiles.then(LazyMatmul::gpu_tiles),
-            act_backward: Kernel::new(device, "act_backward", activation, "backward", &act_slots),
-            act_backward4: Kernel::new(
-                device,
-                "act_backward4",
-                activation,
-                "backward4",
-                &act_slots,
-            ),
+            act_backward: Kernel::new(device, "act_backward", activation, "backward", act_slots),
+            act_backward4: Kernel::new(device, "act_backward4", activation, "backward4", act_slots),
             loss_grad: Kernel::new(
                 device,
                 "loss_grad",
                 loss,
                 "loss_grad",
-                &[
-                    (0, Uniform),
-                    (1, Read),
-                    (2, Read),
-                    (3, ReadWrite),
-                    (4, ReadWrite),
-                ],
+                LossGradBindings::LAYOUT,
             ),
             loss_reduce: Kernel::new(
                 device,
                 "loss_reduce",
                 loss,
                 "reduce",
-                &[(5, UniformDynamic), (6, Read), (7, ReadWrite)],
+                LossReduceBindings::LAYOUT,
             ),
             loss_fused: Kernel::new(
                 device,
                 "loss_fused",
                 loss,
                 "loss_grad_reduce",
-                &[
-                    (0, Uniform),
-                    (1, Read),
-                    (2, Read),
-                    (3, ReadWrite),
-                    (5, UniformDynamic),
-                    (7, ReadWrite),
-                    (8, ReadWrite),
-                ],
+                LossFusedBindings::LAYOUT,
             ),
-            gather: Kernel::new(device, "gather", gather, "main", &gather_slots),
-            gather4: Kernel::new(device, "gather4", gather, "main4", &gather_slots),
+            gather: Kernel::new(device, "gather", gather, "main", gather_slots),
+            gather4: Kernel::new(device, "gather4", gather, "main4", gather_slots),
             update: Default::default(),
         }
     }
@@ -380,8 +347,7 @@ impl Kernels {
             return kernel.clone();
         }
         let source = optimizer.kernel();
-        let mut slots = vec![(0, Slot::Uniform), (1, Slot::ReadWrite), (2, Slot::Read)];
-        slots.extend((0..source.slots.len() as u32).map(|i| (3 + i, Slot::ReadWrite)));
+        let slots = UpdateBindings::layout(source.slots.len());
         let kernel = std::sync::Arc::new(Kernel::new(device, name, source.source, "main", &slots));
         compiled.push((name, kernel.clone()));
         kernel

@@ -10,7 +10,8 @@
 //! Every kernel sums each output over k in increasing order in one invocation with the same
 //! fma chain, so results on one device never depend on batching, timing or the kernel chosen.
 
-use super::kernels::{Dispatch, Kernel, Kernels, MATMUL_SLOTS, MATMUL_TILE, Slice, module};
+use super::bindings::MatmulBindings;
+use super::kernels::{Dispatch, Kernel, Kernels, MATMUL_TILE, Slice, module};
 use super::params::MatmulDims;
 use std::sync::OnceLock;
 
@@ -209,12 +210,12 @@ impl Kernels {
         device: &wgpu::Device,
         cpu: bool,
         dims: &MatmulDims,
-        buffers: &[Slice<'_>; 5],
+        buffers: &MatmulBindings<'_>,
         force: Option<MatmulVariant>,
     ) -> Dispatch {
         let (m, n) = (dims.m as usize, dims.n as usize);
         let lanes = VEC4_LANES;
-        let ops = [&buffers[1], &buffers[2], &buffers[4]];
+        let ops = [&buffers.a, &buffers.b, &buffers.c];
         let variant = match force {
             Some(v) => {
                 assert!(
@@ -261,7 +262,11 @@ impl Kernels {
                 (n.div_ceil(GPU_TILE as usize), m.div_ceil(GPU_TILE as usize)),
             ),
         };
-        kernel.dispatch(device, buffers, (groups.0 as u32, groups.1 as u32))
+        kernel.dispatch(
+            device,
+            &buffers.slices(),
+            (groups.0 as u32, groups.1 as u32),
+        )
     }
 
     /// Whether `variant` can compute `dims` from these operands (A, B, C) on this device.
@@ -325,9 +330,46 @@ impl LazyMatmul {
                 &format!("{}_{name}", self.label),
                 module,
                 name,
-                &MATMUL_SLOTS,
+                MatmulBindings::LAYOUT,
             )
         })
+    }
+}
+
+impl super::Gpu {
+    /// A matmul launch covering `C [m, n]` (see `shaders/matmul.wgsl`).
+    pub(crate) fn matmul(
+        &self,
+        dims: MatmulDims,
+        a: Slice<'_>,
+        b: Slice<'_>,
+        bias: Slice<'_>,
+        c: Slice<'_>,
+    ) -> Dispatch {
+        self.matmul_variant(dims, a, b, bias, c, None)
+    }
+
+    /// [`Gpu::matmul`] on a chosen kernel (`None`: the one this adapter prefers).
+    pub(crate) fn matmul_variant(
+        &self,
+        dims: MatmulDims,
+        a: Slice<'_>,
+        b: Slice<'_>,
+        bias: Slice<'_>,
+        c: Slice<'_>,
+        force: Option<MatmulVariant>,
+    ) -> Dispatch {
+        let uniform = self.uniform("matmul", &dims);
+        let dims_slice = Slice::all(&uniform);
+        let buffers = MatmulBindings {
+            dims: dims_slice,
+            a,
+            b,
+            bias,
+            c,
+        };
+        self.kernels
+            .matmul_dispatch(&self.device, self.is_cpu(), &dims, &buffers, force)
     }
 }
 

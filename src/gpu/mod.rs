@@ -24,6 +24,7 @@ pub(crate) fn with_activations(source: &str) -> String {
 }
 
 mod adapter;
+pub(crate) mod bindings;
 mod kernels;
 mod matmul;
 pub mod ops;
@@ -380,33 +381,5 @@ impl Gpu {
     ) -> Result<Vec<f32>> {
         let bytes = self.read(buffer, first as u64 * 4, len as u64 * 4, what)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
-    }
-
-    /// A matmul launch covering `C [m, n]` (see `shaders/matmul.wgsl`).
-    pub(crate) fn matmul(
-        &self,
-        dims: MatmulDims,
-        a: Slice<'_>,
-        b: Slice<'_>,
-        bias: Slice<'_>,
-        c: Slice<'_>,
-    ) -> Dispatch {
-        self.matmul_variant(dims, a, b, bias, c, None)
-    }
-
-    /// [`Gpu::matmul`] on a chosen kernel (`None`: the one this adapter prefers).
-    pub(crate) fn matmul_variant(
-        &self,
-        dims: MatmulDims,
-        a: Slice<'_>,
-        b: Slice<'_>,
-        bias: Slice<'_>,
-        c: Slice<'_>,
-        force: Option<MatmulVariant>,
-    ) -> Dispatch {
-        let uniform = self.uniform("matmul", &dims);
-        let buffers = [Slice::all(&uniform), a, b, bias, c];
-        self.kernels
-            .matmul_dispatch(&self.device, self.is_cpu(), &dims, &buffers, force)
     }
 }

@@ -2,11 +2,11 @@
 //! scalar and a vec4 entry point that give the same bits; the vec4 one needs rows of whole
 //! vec4s.
 
-use super::kernels::{Dispatch, Kernels, Slice, grid};
+use super::bindings::{ActBackwardBindings, GatherBindings};
+use super::kernels::{Dispatch, Kernels, grid};
 
 impl Kernels {
-    /// The activation backward launch for `dims`; `buffers` are the uniform holding `dims`,
-    /// A, dA (dZ on exit) and db. On CPU adapters `backward4` where rows are whole vec4s, else
+    /// The activation backward launch for `dims` (held by `buffers.dims`). On CPU adapters `backward4` where rows are whole vec4s, else
     /// `backward`: the two give the same bits. GPUs keep `backward`, whose wider workgroups
     /// suit them (`backward4` has not been timed on a GPU).
     pub fn act_backward_dispatch(
@@ -14,32 +14,31 @@ impl Kernels {
         device: &wgpu::Device,
         cpu: bool,
         dims: &super::ActDims,
-        buffers: &[Slice<'_>; 4],
+        buffers: &ActBackwardBindings<'_>,
     ) -> Dispatch {
         let cols = dims.cols as usize;
-        if cpu && cols.is_multiple_of(4) && buffers[1].vec4_bindable() && buffers[2].vec4_bindable()
-        {
+        let slices = buffers.slices();
+        if cpu && cols.is_multiple_of(4) && buffers.a.vec4_bindable() && buffers.d.vec4_bindable() {
             self.act_backward4
-                .dispatch(device, buffers, grid(cols / 4, 8))
+                .dispatch(device, &slices, grid(cols / 4, 8))
         } else {
-            self.act_backward.dispatch(device, buffers, grid(cols, 64))
+            self.act_backward.dispatch(device, &slices, grid(cols, 64))
         }
     }
 
-    /// The gather launch for batches of up to `rows` rows; `buffers` are the batch table, the
-    /// uniform holding `dims`, perm, x, t, xb and tb. `main4` where rows of x are whole vec4s
+    /// The gather launch for batches of up to `rows` rows (`dims` held by `buffers.dims`). `main4` where rows of x are whole vec4s
     /// (same copies, a quarter of the loads), else `main`.
     pub fn gather_dispatch(
         &self,
         device: &wgpu::Device,
         dims: &super::GatherDims,
         rows: usize,
-        buffers: &[Slice<'_>; 7],
+        buffers: &GatherBindings<'_>,
     ) -> Dispatch {
         let vec4 = dims.features.is_multiple_of(4)
-            && buffers[3].vec4_bindable()
-            && buffers[5].vec4_bindable();
+            && buffers.x.vec4_bindable()
+            && buffers.xb.vec4_bindable();
         let kernel = if vec4 { &self.gather4 } else { &self.gather };
-        kernel.dispatch_per_batch(device, buffers, super::GatherDims::grid(rows))
+        kernel.dispatch_per_batch(device, &buffers.slices(), super::GatherDims::grid(rows))
     }
 }

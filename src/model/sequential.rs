@@ -10,7 +10,7 @@ use crate::engine::Workspace;
 use crate::error::{Error, Result};
 use crate::fit::{FitOptions, FitSetup};
 use crate::gpu::Gpu;
-use crate::layer::LayerSpec;
+use crate::layer::{Activation, LayerSpec};
 use crate::loss::Loss;
 use crate::model::Dense;
 use crate::optim::Optimizer;
@@ -54,6 +54,27 @@ impl Sequential {
             seed: 0,
             compiled: None,
         }
+    }
+
+    /// A multilayer perceptron: `inputs` features through one [`Dense`] layer per entry of
+    /// `widths`, the hidden layers with activation `hidden`, the last one linear (its outputs
+    /// are the logits or values the loss takes).
+    ///
+    /// `Sequential::dense_stack(64, &[32, 10], Activation::Relu)` is
+    /// `Sequential::new(64).add(Dense::new(32).activation(Activation::Relu)).add(Dense::new(10))`.
+    pub fn dense_stack(inputs: usize, widths: &[usize], hidden: Activation) -> Self {
+        let last = widths.len().saturating_sub(1);
+        widths
+            .iter()
+            .enumerate()
+            .fold(Sequential::new(inputs), |model, (i, &units)| {
+                let layer = Dense::new(units);
+                model.add(if i < last {
+                    layer.activation(hidden)
+                } else {
+                    layer
+                })
+            })
     }
 
     /// Appends a layer (Keras's `model.add`).

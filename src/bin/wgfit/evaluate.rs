@@ -1,10 +1,10 @@
 //! `wgfit evaluate` and `wgfit predict`: a model rebuilt from a weights file.
 
 use crate::train::{META_KEY, ModelMeta};
-use crate::{ActivationArg, CliResult, Failure, LossArg, load_data};
+use crate::{CliResult, Failure, load_data};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use wgfit::{Activation, CsvOptions, CsvTargets, Dense, Loss, Sequential, Sgd, Tensor};
+use wgfit::{Activation, CsvOptions, CsvTargets, Loss, Sequential, Sgd, Tensor};
 
 /// The model flags evaluate and predict share.
 #[derive(Args, Debug)]
@@ -26,10 +26,10 @@ pub struct ModelArgs {
     /// Hidden-layer activation [default: as recorded by `wgfit train` in the weights file, else
     /// relu]
     #[arg(long, value_enum)]
-    activation: Option<ActivationArg>,
+    activation: Option<Activation>,
     /// Loss [default: as recorded in the weights file, else crossentropy]
     #[arg(long, value_enum)]
-    loss: Option<LossArg>,
+    loss: Option<Loss>,
     /// Rows per forward pass
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
@@ -89,25 +89,16 @@ fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
         )));
     }
     let activation = match (args.activation, &meta) {
-        (Some(a), _) => a.to_lib(),
+        (Some(a), _) => a,
         (None, Some(m)) => m.activation.parse()?,
         (None, None) => Activation::Relu,
     };
     let loss = match (args.loss, &meta) {
-        (Some(l), _) => l.to_lib(),
+        (Some(l), _) => l,
         (None, Some(m)) => m.loss.parse()?,
         (None, None) => Loss::CrossEntropy,
     };
-    let mut model = Sequential::new(inputs);
-    let last = widths.len() - 1;
-    for (i, &w) in widths.iter().enumerate() {
-        let layer = Dense::new(w);
-        model = model.add(if i < last {
-            layer.activation(activation)
-        } else {
-            layer
-        });
-    }
+    let mut model = Sequential::dense_stack(inputs, &widths, activation);
     model.compile(loss, Sgd::new(0.1))?;
     model.set_parameters(&tensors)?;
     Ok(Loaded { model, loss })
@@ -194,7 +185,7 @@ pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
     }
     let logs = model.evaluate(&data, args.batch_size.max(1))?;
     println!("samples:       {}", data.len());
-    for k in crate::metric_order(logs.keys()) {
+    for k in wgfit::callbacks::metric_order(logs.keys()) {
         println!("{:<14} {:.4}", format!("{k}:"), logs[k]);
     }
     println!("loss fn:       {}", loss.name());

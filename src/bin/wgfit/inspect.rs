@@ -117,7 +117,7 @@ fn print_report(r: &Inspection, double: bool) {
                     st.weights_file, st.weights_bytes, st.weights_sha256
                 );
                 if let Some(logs) = &st.last_logs {
-                    println!("  last epoch:   {}", crate::format_logs(logs));
+                    println!("  last epoch:   {}", wgfit::callbacks::format_logs(logs));
                 }
                 println!("  model:        {}", st.layers.join(", "));
                 println!("  saved:        {}", saved_at(st.saved_at_unix_ms));

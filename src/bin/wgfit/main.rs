@@ -6,15 +6,14 @@
 mod devices;
 mod evaluate;
 mod inspect;
-mod progress;
 mod train;
 mod train_args;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use wgfit::{Activation, CsvOptions, Dataset, Loss};
+use wgfit::{CsvOptions, Dataset};
 
 /// The bundled data set: 1797 handwritten digits, 8x8 pixels of 0..16, label in the last column.
 const DIGITS_GZ: &[u8] = include_bytes!("../../../data/digits.csv.gz");
@@ -84,42 +83,6 @@ impl From<wgfit::Error> for Failure {
 
 pub type CliResult<T = ()> = Result<T, Failure>;
 
-/// `--activation` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ActivationArg {
-    Relu,
-    Tanh,
-    Sigmoid,
-    Linear,
-}
-
-impl ActivationArg {
-    pub fn to_lib(self) -> Activation {
-        match self {
-            ActivationArg::Relu => Activation::Relu,
-            ActivationArg::Tanh => Activation::Tanh,
-            ActivationArg::Sigmoid => Activation::Sigmoid,
-            ActivationArg::Linear => Activation::Linear,
-        }
-    }
-}
-
-/// `--loss` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LossArg {
-    Crossentropy,
-    Mse,
-}
-
-impl LossArg {
-    pub fn to_lib(self) -> Loss {
-        match self {
-            LossArg::Crossentropy => Loss::CrossEntropy,
-            LossArg::Mse => Loss::MeanSquaredError,
-        }
-    }
-}
-
 /// Loads `--data` (CSV, optionally gzip, or safetensors with `x` and `y`), or the bundled digits
 /// scaled to 0..1 when no path is given; `scale` multiplies the inputs (default: 1/16 for the
 /// bundled digits, 1 for a file).
@@ -170,27 +133,6 @@ pub fn classes_needed(data: &Dataset) -> Option<usize> {
         wgfit::Targets::Classes(labels) => labels.iter().max().map(|&m| m as usize + 1),
         wgfit::Targets::Values { .. } => None,
     }
-}
-
-/// Metric names in Keras's order: loss first, then the other metrics, then their `val_` twins.
-pub fn metric_order<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<&'a String> {
-    let mut v: Vec<&String> = names.into_iter().collect();
-    v.sort_by_key(|n| {
-        let val = n.starts_with("val_");
-        let base = n.trim_start_matches("val_");
-        (val, base != "loss", base.to_string())
-    });
-    v.dedup();
-    v
-}
-
-/// `name value` pairs of a logs map in [`metric_order`], 4 decimals.
-pub fn format_logs(logs: &wgfit::Logs) -> String {
-    metric_order(logs.keys())
-        .into_iter()
-        .map(|k| format!("{k} {:.4}", logs[k]))
-        .collect::<Vec<_>>()
-        .join("  ")
 }
 
 /// Mesa's Vulkan device-selection layer connects to a Wayland display to rank GPUs; with no

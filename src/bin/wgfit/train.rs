@@ -1,14 +1,14 @@
 //! `wgfit train`: build a Sequential of dense layers, fit it with backups, write the result.
 
-use crate::progress::Progress;
 use crate::train_args::HistoryFormat;
 use crate::train_args::TrainArgs;
 use crate::{CliResult, Failure, classes_needed, load_data};
 use std::collections::HashMap;
 use std::path::Path;
+use wgfit::callbacks::metric_order;
 use wgfit::{
-    BackupAndRestore, Callback, CsvOptions, Dataset, Dense, Error, FitOptions, History, Sequential,
-    Sgd, Targets, Tensor,
+    BackupAndRestore, Callback, CsvOptions, Dataset, Error, FitOptions, History, Progress,
+    Sequential, Sgd, Targets, Tensor,
 };
 
 /// The safetensors metadata key under which the output file records how the model was built.
@@ -40,18 +40,8 @@ pub fn run(args: TrainArgs) -> CliResult {
         Some(w) => w.clone(),
         None => vec![32, default_outputs(&train)],
     };
-    let activation = args.activation.to_lib();
-    let loss = args.loss.to_lib();
-    let mut model = Sequential::new(train.features()).seed(args.seed);
-    let last = widths.len().saturating_sub(1);
-    for (i, &w) in widths.iter().enumerate() {
-        let layer = Dense::new(w);
-        model = model.add(if i < last {
-            layer.activation(activation)
-        } else {
-            layer
-        });
-    }
+    let (activation, loss) = (args.activation, args.loss);
+    let mut model = Sequential::dense_stack(train.features(), &widths, activation).seed(args.seed);
     let optimizer = Sgd::new(args.lr)
         .momentum(args.momentum)
         .nesterov(args.nesterov)
@@ -90,7 +80,7 @@ pub fn run(args: TrainArgs) -> CliResult {
                 .discard_mismatched(args.discard_mismatched_backup),
         ),
     };
-    let mut progress = Progress::new(verbose);
+    let mut progress = Progress::new(verbose).on_stdout(true);
     let options = FitOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -130,7 +120,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     let adapter = model.adapter()?;
     println!("epochs:        {}", history.len());
     if let Some(logs) = history.last() {
-        for k in crate::metric_order(logs.keys()) {
+        for k in metric_order(logs.keys()) {
             println!("{:<14} {:.4}", format!("{k}:"), logs[k]);
         }
     }
@@ -200,11 +190,6 @@ fn data_mismatch(e: Error, data: &Dataset, widths: &[usize], data_name: &str) ->
 /// Adds the CLI's hints to the errors `fit` can end with.
 fn fit_error(e: Error, data: &Dataset, widths: &[usize], data_name: &str) -> Failure {
     match e {
-        Error::FingerprintMismatch { dir, differences } => Failure::new(format!(
-            "the backup in {} belongs to a different run; differences:\n  {}\nrerun with --discard-mismatched-backup to discard it and start over, or pass another --backup-dir",
-            dir.display(),
-            differences.join("\n  ")
-        )),
         e @ Error::BackupLocked { .. } => Failure::new(format!(
             "{e}; wait for that run to finish, or pass another --backup-dir"
         )),
@@ -232,7 +217,7 @@ fn write_history(path: &Path, history: &History, format: HistoryFormat) -> CliRe
     let mut all: Vec<&String> = history.epochs.iter().flat_map(|e| e.logs.keys()).collect();
     all.sort();
     all.dedup();
-    let names = crate::metric_order(all);
+    let names = metric_order(all);
     let text = match format {
         HistoryFormat::Csv => {
             let mut s = String::from("epoch");

@@ -1,10 +1,10 @@
 //! The arguments of `wgfit train` and the checks that need nothing but the arguments.
 
-use crate::{ActivationArg, CliResult, Failure, LossArg};
+use crate::{CliResult, Failure};
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use wgfit::SaveFreq;
+use wgfit::{Activation, Loss, SaveFreq};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
@@ -40,7 +40,7 @@ pub struct TrainArgs {
     pub layers: Option<Vec<usize>>,
     /// Activation of the hidden layers (the output layer is linear)
     #[arg(long, value_enum, default_value = "relu", help_heading = "Model")]
-    pub activation: ActivationArg,
+    pub activation: Activation,
     /// Loss: softmax cross-entropy on class labels, or mean squared error
     #[arg(
         long,
@@ -48,7 +48,7 @@ pub struct TrainArgs {
         default_value = "crossentropy",
         help_heading = "Model"
     )]
-    pub loss: LossArg,
+    pub loss: Loss,
     /// Start from the parameters in this safetensors file (same names and shapes as --output)
     #[arg(long, value_name = "PATH", help_heading = "Model")]
     pub init: Option<PathBuf>,

@@ -1,6 +1,6 @@
 //! Each kernel run once on host data, for tests against CPU references and for benchmarks.
 //! Training does not use these: it records the same kernels into one submission per group of
-//! batches (see `model/step.rs`).
+//! batches (see `src/engine/step.rs`).
 
 mod matmul;
 
@@ -9,6 +9,10 @@ pub use matmul::{
 };
 
 use crate::error::Result;
+use crate::gpu::bindings::{
+    ActBackwardBindings, GatherBindings, LossFusedBindings, LossGradBindings, LossReduceBindings,
+    UpdateBindings,
+};
 use crate::gpu::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, Slice, grid};
 use crate::{Activation, Loss, Sgd};
 
@@ -36,12 +40,12 @@ pub fn activation_backward(
         &gpu.device,
         gpu.is_cpu(),
         &dims,
-        &[
-            Slice::all(&uniform),
-            Slice::all(&a_buf),
-            Slice::all(&d_buf),
-            Slice::all(&db),
-        ],
+        &ActBackwardBindings {
+            dims: Slice::all(&uniform),
+            a: Slice::all(&a_buf),
+            d: Slice::all(&d_buf),
+            db: Slice::all(&db),
+        },
     );
     run(gpu, &[&launch])?;
     Ok((
@@ -159,20 +163,26 @@ impl LossRun {
 pub fn loss(gpu: &Gpu, case: &LossCase<'_>) -> Result<LossOutput> {
     let b = LossRun::new(gpu, case, Activation::Linear)?;
     let [dims, y, t, dy] = b.inputs();
-    let grad_launch = gpu.kernels.loss_grad.dispatch(
-        &gpu.device,
-        &[dims, y, t, dy, Slice::all(&b.row_stats)],
-        grid(case.rows, 64),
-    );
-    let reduce = gpu.kernels.loss_reduce.dispatch_per_batch(
-        &gpu.device,
-        &[
-            Slice::all(&b.table),
-            Slice::all(&b.row_stats),
-            Slice::all(&b.stats),
-        ],
-        (1, 1),
-    );
+    let bindings = LossGradBindings {
+        dims,
+        y,
+        t,
+        dy,
+        row_stats: Slice::all(&b.row_stats),
+    };
+    let grad_launch =
+        gpu.kernels
+            .loss_grad
+            .dispatch(&gpu.device, &bindings.slices(), grid(case.rows, 64));
+    let bindings = LossReduceBindings {
+        batch: Slice::all(&b.table),
+        rows_in: Slice::all(&b.row_stats),
+        stats: Slice::all(&b.stats),
+    };
+    let reduce =
+        gpu.kernels
+            .loss_reduce
+            .dispatch_per_batch(&gpu.device, &bindings.slices(), (1, 1));
     run(gpu, &[&grad_launch, &reduce])?;
     b.output(gpu, true)
 }
@@ -193,19 +203,19 @@ pub fn loss_fused(
     }
     let b = LossRun::new(gpu, case, act)?;
     let [dims, y, t, dy] = b.inputs();
-    let launch = gpu.kernels.loss_fused.dispatch_per_batch(
-        &gpu.device,
-        &[
-            dims,
-            y,
-            t,
-            dy,
-            Slice::all(&b.table),
-            Slice::all(&b.stats),
-            Slice::all(&b.db),
-        ],
-        (1, 1),
-    );
+    let bindings = LossFusedBindings {
+        dims,
+        y,
+        t,
+        dy,
+        batch: Slice::all(&b.table),
+        stats: Slice::all(&b.stats),
+        db: Slice::all(&b.db),
+    };
+    let launch = gpu
+        .kernels
+        .loss_fused
+        .dispatch_per_batch(&gpu.device, &bindings.slices(), (1, 1));
     run(gpu, &[&launch])?;
     let db = gpu.read_f32(&b.db, 0, case.cols, "reading db")?;
     Ok((b.output(gpu, false)?, db))
@@ -240,15 +250,15 @@ pub fn gather(
         &gpu.device,
         &dims,
         rows,
-        &[
-            Slice::all(&table),
-            Slice::all(&uniform),
-            Slice::all(&perm_buf),
-            Slice::all(&x_buf),
-            Slice::all(&t_buf),
-            Slice::all(&xb),
-            Slice::all(&tb),
-        ],
+        &GatherBindings {
+            batch: Slice::all(&table),
+            dims: Slice::all(&uniform),
+            perm: Slice::all(&perm_buf),
+            x: Slice::all(&x_buf),
+            t: Slice::all(&t_buf),
+            xb: Slice::all(&xb),
+            tb: Slice::all(&tb),
+        },
     );
     run(gpu, &[&launch])?;
     Ok((
@@ -271,14 +281,15 @@ pub fn sgd(gpu: &Gpu, opt: &Sgd, w: &[f32], g: &[f32], v: &[f32]) -> Result<(Vec
     let v_buf = gpu.upload("v", &padded(v))?;
     let len = w.len().next_multiple_of(4);
     let params = gpu.uniform_bytes("sgd", &crate::optim::Optimizer::uniform(opt, len));
+    let bindings = UpdateBindings {
+        uniform: Slice::all(&params),
+        params: Slice::all(&w_buf),
+        grads: Slice::all(&g_buf),
+        slots: vec![Slice::all(&v_buf)],
+    };
     let launch = gpu.kernels.update(&gpu.device, opt).dispatch(
         &gpu.device,
-        &[
-            Slice::all(&params),
-            Slice::all(&w_buf),
-            Slice::all(&g_buf),
-            Slice::all(&v_buf),
-        ],
+        &bindings.slices(),
         crate::optim::update_grid(len),
     );
     run(gpu, &[&launch])?;

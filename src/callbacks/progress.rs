@@ -1,17 +1,35 @@
-//! What `wgfit train` shows while it runs, by Keras's `verbose`: 0 nothing, 1 a progress bar per
-//! epoch (on a terminal; a line per epoch otherwise), 2 one line per epoch. On stdout.
+//! [`Progress`]: what a run shows while it trains, by Keras's `verbose`. `fit` installs it for
+//! [`crate::FitOptions::verbose`]; the `wgfit` CLI passes it as a callback.
 
+use super::{Callback, Context};
+use crate::error::Result;
+use crate::state::Logs;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
-use wgfit::{Callback, Context, Logs, Result};
 
 /// How often the bar shows a fresh batch loss. Reading it waits for the GPU, so not every batch.
 const LOSS_EVERY: Duration = Duration::from_millis(300);
 
+/// Shows training progress, as Keras's `verbose` (the callback `fit` installs for
+/// [`crate::FitOptions::verbose`]):
+///
+/// - 0: nothing;
+/// - 1: a progress bar per epoch with the batch loss and rate when the stream is a terminal,
+///   otherwise (a pipe, a log file) the epoch's line only;
+/// - 2: one line per epoch.
+///
+/// The epoch's line reads `Epoch 3/30  57 batches  0.41s (139 batches/s)  loss 0.1234
+/// accuracy 0.9650`, the logs in [`metric_order`]. Bar and lines go to stderr, or to stdout
+/// with [`Progress::on_stdout`].
+///
+/// At every level, a run that starts from a restored state (e.g. by [`super::BackupAndRestore`],
+/// which must then come before this callback) says so on stderr: `wgfit: resuming from the
+/// backup: epoch 4/30, batch 12/57 (183 batches done)`.
+#[derive(Debug)]
 pub struct Progress {
     verbose: u8,
-    terminal: bool,
+    stdout: bool,
     bar: Option<ProgressBar>,
     epochs: usize,
     steps: usize,
@@ -22,10 +40,11 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Progress at Keras's `verbose` level (0, 1 or 2; above 2 is 2), on stderr.
     pub fn new(verbose: u8) -> Self {
         Progress {
             verbose,
-            terminal: std::io::stdout().is_terminal(),
+            stdout: false,
             bar: None,
             epochs: 0,
             steps: 0,
@@ -34,6 +53,31 @@ impl Progress {
             last_loss_read: Instant::now(),
             loss: None,
         }
+    }
+
+    /// Draws the bar and writes the epoch lines on stdout (`true`) instead of stderr. The
+    /// resume notice stays on stderr.
+    pub fn on_stdout(mut self, stdout: bool) -> Self {
+        self.stdout = stdout;
+        self
+    }
+
+    /// Whether the chosen stream is a terminal (a bar can be drawn on it).
+    fn terminal(&self) -> bool {
+        if self.stdout {
+            std::io::stdout().is_terminal()
+        } else {
+            std::io::stderr().is_terminal()
+        }
+    }
+
+    /// Writes a line on the chosen stream; a closed stream is not the run's failure.
+    fn line(&self, text: &str) {
+        let _ = if self.stdout {
+            writeln!(std::io::stdout().lock(), "{text}")
+        } else {
+            writeln!(std::io::stderr().lock(), "{text}")
+        };
     }
 
     fn message(&self, done: usize) -> String {
@@ -55,7 +99,8 @@ impl Callback for Progress {
         self.epochs = ctx.epochs();
         self.steps = ctx.steps_per_epoch();
         let p = ctx.position();
-        if p.global_step > 0 || p.epoch > 0 {
+        // A fresh run starts at global step 0, whatever its initial epoch.
+        if p.global_step > 0 {
             eprintln!(
                 "wgfit: resuming from the backup: epoch {}/{}, batch {}/{} ({} batches done)",
                 (p.epoch + 1).min(self.epochs),
@@ -73,11 +118,13 @@ impl Callback for Progress {
         self.first_step = ctx.position().step;
         self.last_loss_read = Instant::now();
         self.loss = None;
-        if self.verbose == 1 && self.terminal {
-            let bar = ProgressBar::with_draw_target(
-                Some(self.steps as u64),
-                ProgressDrawTarget::stdout(),
-            );
+        if self.verbose == 1 && self.terminal() {
+            let target = if self.stdout {
+                ProgressDrawTarget::stdout()
+            } else {
+                ProgressDrawTarget::stderr()
+            };
+            let bar = ProgressBar::with_draw_target(Some(self.steps as u64), target);
             if let Ok(style) = ProgressStyle::with_template(
                 "Epoch {prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg}",
             ) {
@@ -121,14 +168,37 @@ impl Callback for Progress {
         }
         let secs = self.epoch_started.elapsed().as_secs_f64();
         let done = ctx.steps_per_epoch().saturating_sub(self.first_step);
-        println!(
+        self.line(&format!(
             "Epoch {}/{}  {} batches  {secs:.2}s ({:.0} batches/s)  {}",
             epoch + 1,
             self.epochs,
             self.steps,
             done as f64 / secs.max(1e-9),
-            crate::format_logs(logs)
-        );
+            format_logs(logs)
+        ));
         Ok(())
     }
+}
+
+/// Metric names in Keras's order: `loss` first, then the other metrics by name, then their
+/// `val_` twins in the same order; each name once.
+pub fn metric_order<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<&'a String> {
+    let mut v: Vec<&String> = names.into_iter().collect();
+    v.sort_by_key(|n| {
+        let val = n.starts_with("val_");
+        let base = n.trim_start_matches("val_");
+        (val, base != "loss", base.to_string())
+    });
+    v.dedup();
+    v
+}
+
+/// Logs as `name value` pairs in [`metric_order`], 4 decimals, two spaces apart:
+/// `loss 0.1234  accuracy 0.9650  val_loss 0.2000  val_accuracy 0.9400`.
+pub fn format_logs(logs: &Logs) -> String {
+    metric_order(logs.keys())
+        .into_iter()
+        .map(|k| format!("{k} {:.4}", logs[k]))
+        .collect::<Vec<_>>()
+        .join("  ")
 }
