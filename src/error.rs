@@ -248,8 +248,8 @@ pub enum Error {
         /// Why it failed.
         reason: String,
     },
-    /// An internal worker thread panicked (a bug in wgfit).
-    #[error("internal error: {what} panicked")]
+    /// A broken internal invariant, e.g. a worker thread that panicked (a bug in wgfit).
+    #[error("internal error (a bug in wgfit, please report it): {what}")]
     Internal {
         /// The thread or task.
         what: String,
@@ -298,7 +298,7 @@ impl Error {
         }
     }
 
-    /// An [`Error::Internal`] for a panicked thread.
+    /// An [`Error::Internal`].
     pub fn internal(what: impl Into<String>) -> Self {
         Error::Internal { what: what.into() }
     }

@@ -164,6 +164,8 @@ fn save_run(
     let save_s = (returned - clock.epoch_end[1]).as_secs_f64();
     let bytes = dir_bytes(&dir);
     drop(model);
+    // A completed fit that keeps its backup holds the directory until the callback goes.
+    drop(backup);
 
     let raw = work.path().join("raw.bin");
     let mib = bytes.div_ceil(1 << 20).max(1);

@@ -148,9 +148,10 @@ impl BackupAndRestore {
         self.committed = run.writer.committed();
         stopped?;
         let Run { dir, .. } = run;
-        let dir = Arc::try_unwrap(dir).map_err(|_| Error::internal("the backup writer"))?;
+        let dir = Arc::try_unwrap(dir)
+            .map_err(|_| Error::internal("the backup writer still held the directory"))?;
         dir.into_inner()
-            .map_err(|_| Error::internal("the backup writer"))
+            .map_err(|_| Error::internal("the backup writer thread panicked"))
     }
 
     fn run(&mut self) -> Result<&mut Run> {
@@ -311,7 +312,7 @@ impl Callback for BackupAndRestore {
             let run = self
                 .run
                 .take()
-                .ok_or_else(|| Error::internal("BackupAndRestore outside fit"))?;
+                .ok_or_else(|| Error::internal("BackupAndRestore was ended outside fit"))?;
             return self.finish(run)?.remove();
         }
         let run = self.run()?;

@@ -43,7 +43,7 @@ struct WriterState<T> {
 }
 
 fn poisoned<T>(_: T) -> Error {
-    Error::internal("the backup writer thread")
+    Error::internal("the backup writer thread panicked")
 }
 
 impl Writer<Snapshot> {

@@ -230,7 +230,7 @@ impl BackupDir {
             (self.write(&file, weights), hashing.join())
         });
         written?;
-        let sha256 = sha256.map_err(|_| Error::internal("the checksum thread"))?;
+        let sha256 = sha256.map_err(|_| Error::internal("the checksum thread panicked"))?;
         // The weights' name must be durable before a sidecar can point to it.
         self.handle.sync()?;
 

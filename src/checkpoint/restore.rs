@@ -189,7 +189,7 @@ fn read_state(dir: &DirHandle, sidecar: &Sidecar) -> Result<TrainState> {
         let state = format::state_of(sidecar, &weights, &path);
         (hashing.join(), state)
     });
-    let sha = sha.map_err(|_| Error::internal("the checksum thread"))?;
+    let sha = sha.map_err(|_| Error::internal("the checksum thread panicked"))?;
     if sha != expected.sha256 {
         return Err(Error::corrupt(
             &path,

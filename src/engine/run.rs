@@ -218,7 +218,7 @@ impl<'a> Run<'a> {
         let submission = self
             .recorder
             .submit(&self.params.gpu)?
-            .ok_or_else(|| Error::internal("a snapshot with nothing submitted"))?;
+            .ok_or_else(|| Error::internal("a snapshot was taken with nothing submitted"))?;
         Ok(Snapshot::new(
             self.params.gpu.clone(),
             self.pool.clone(),

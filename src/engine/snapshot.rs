@@ -19,6 +19,10 @@ use std::sync::{Arc, Condvar, Mutex};
 /// supersedes the waiting one), so taking a snapshot never waits for the disk.
 const STAGING_BUFFERS: usize = 3;
 
+fn poisoned<T>(_: T) -> Error {
+    Error::internal("a snapshot writer thread panicked")
+}
+
 /// Reusable staging buffers for snapshots.
 pub(crate) struct StagingPool {
     inner: Mutex<PoolState>,
@@ -45,7 +49,6 @@ impl StagingPool {
 
     /// A free buffer; creates one while fewer than [`STAGING_BUFFERS`] exist, else waits.
     fn take(&self, gpu: &Gpu) -> Result<wgpu::Buffer> {
-        let poisoned = |_| Error::gpu("staging pool", "a snapshot writer thread panicked");
         let mut state = self.inner.lock().map_err(poisoned)?;
         loop {
             if let Some(b) = state.free.pop() {
@@ -59,7 +62,7 @@ impl StagingPool {
             let (s, timeout) = self
                 .returned
                 .wait_timeout(state, gpu.timeout())
-                .map_err(|_| Error::gpu("staging pool", "a snapshot writer thread panicked"))?;
+                .map_err(poisoned)?;
             if timeout.timed_out() {
                 return Err(
                     gpu.timed_out("waiting for an earlier save to release its staging buffer")
@@ -253,7 +256,7 @@ impl Snapshot {
         let staging = self
             .staging
             .take()
-            .ok_or_else(|| Error::gpu("snapshot", "already taken"))?;
+            .ok_or_else(|| Error::internal("a snapshot was read twice"))?;
         let result = self.map(&staging).and_then(|()| {
             let view = staging
                 .get_mapped_range(0..self.layout.bytes())
