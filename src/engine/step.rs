@@ -33,21 +33,11 @@ pub(super) struct LayerBackward {
 pub(crate) fn record_train_step(
     pass: &mut wgpu::ComputePass<'_>,
     plan: &Plan,
-    sgd: &Dispatch,
+    update: &Dispatch,
     step: u32,
 ) {
-    // x_b, t_b ← rows perm[start .. start + rows] of the data set
-    plan.gather.record(pass, step);
-    // A_i = act_i(A_{i-1} · W_iᵀ + b_i)
-    for layer in &plan.forward {
-        layer.record(pass, step);
-    }
-    // dA_L = ∂loss/∂A_L; per-row losses
-    plan.loss.record(pass, step);
-    // stats[step] = (mean loss, correct) of this batch (small batches: done by the loss launch)
-    if let Some(reduce) = &plan.reduce {
-        reduce.record(pass, step);
-    }
+    // The batch, forward, the loss and its gradient dA_L, the batch's statistics.
+    record_eval_step(pass, plan, step);
     for layer in plan.backward.iter().rev() {
         // dZ_i = dA_i ⊙ act_i'(A_i);  grad b_i = Σ_rows dZ_i (small batches: the last layer's
         // was done by the loss launch)
@@ -61,8 +51,8 @@ pub(crate) fn record_train_step(
             input.record(pass, step);
         }
     }
-    // W ← W - lr · grad W (and momentum, weight decay), all parameters at once
-    sgd.record(pass, step);
+    // W ← the optimizer's update of W from grad W (and its slots), all parameters at once
+    update.record(pass, step);
 }
 
 impl Plan {
@@ -99,13 +89,18 @@ impl Plan {
     }
 }
 
-/// Records the forward pass and the loss of batch `step`, for `evaluate` and `predict`.
+/// Records the forward pass and the loss of batch `step`: the first half of a training step,
+/// and all of `evaluate` and `predict`.
 pub(crate) fn record_eval_step(pass: &mut wgpu::ComputePass<'_>, plan: &Plan, step: u32) {
+    // x_b, t_b ← rows perm[start .. start + rows] of the data set
     plan.gather.record(pass, step);
+    // A_i = act_i(A_{i-1} · W_iᵀ + b_i)
     for layer in &plan.forward {
         layer.record(pass, step);
     }
+    // dA_L = ∂loss/∂A_L; per-row losses
     plan.loss.record(pass, step);
+    // stats[step] = (mean loss, correct) of this batch (small batches: done by the loss launch)
     if let Some(reduce) = &plan.reduce {
         reduce.record(pass, step);
     }
