@@ -76,6 +76,8 @@ fn only_a_directory_wgfit_created_is_removed_and_only_its_own_files_go() {
     kept_backup(&dir);
     assert!(dir.join(MARKER).is_file());
     std::fs::write(dir.join("ckpt-999.safetensors"), b"the user's").unwrap();
+    // Where the next save (the end of epoch 4, global step 48) would write: never replaced.
+    std::fs::write(dir.join("ckpt-48.safetensors"), b"the user's").unwrap();
     std::fs::write(dir.join(".wgfit-tmp-not-ours"), b"the user's").unwrap();
     std::fs::write(dir.join("notes.txt"), b"the user's").unwrap();
     let mut backup = BackupAndRestore::new(&dir).unwrap().double_checkpoint(true);
@@ -85,8 +87,17 @@ fn only_a_directory_wgfit_created_is_removed_and_only_its_own_files_go() {
     let left: Vec<String> = dir_contents(&dir).into_keys().collect();
     assert_eq!(
         left,
-        [".wgfit-tmp-not-ours", "ckpt-999.safetensors", "notes.txt"],
+        [
+            ".wgfit-tmp-not-ours",
+            "ckpt-48.safetensors",
+            "ckpt-999.safetensors",
+            "notes.txt"
+        ],
         "only wgfit's files went"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("ckpt-48.safetensors")).unwrap(),
+        b"the user's"
     );
 
     // A directory wgfit made and nothing else is in: removed.
@@ -186,6 +197,13 @@ fn the_lock_is_held_from_restore_until_the_backup_is_removed() {
     // Between the end of fit and the removal, no other run can take the directory.
     let err = BackupDir::take(&dir).unwrap_err();
     assert!(matches!(err, Error::BackupLocked { .. }), "{err}");
+    // And inspect says so, as a rerun would find it.
+    let report = checkpoint::inspect(&dir).unwrap();
+    assert!(
+        matches!(&report.rerun, checkpoint::Outlook::Refuse { reason } if reason.contains("in use")),
+        "{:?}",
+        report.rerun
+    );
     let mut other = BackupAndRestore::new(&dir).unwrap();
     let err = model()
         .fit(&data(), options(1), &mut [&mut other])
@@ -203,4 +221,27 @@ fn the_lock_is_held_from_restore_until_the_backup_is_removed() {
     let fresh = BackupDir::take(&dir).unwrap();
     assert!(dir.join(".lock").is_file());
     drop(fresh);
+}
+
+#[test]
+fn nothing_is_removed_while_a_sidecar_cannot_be_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    kept_backup(&dir); // latest at global step 36, previous at 24
+    let latest_weights = dir.join("ckpt-36.safetensors");
+    assert!(latest_weights.is_file());
+    std::fs::write(dir.join(LATEST), b"{").unwrap();
+    // Falls back to previous.json and stops before its next save.
+    let mut backup = BackupAndRestore::new(&dir).unwrap().double_checkpoint(true);
+    let mut stop = common::Interrupt {
+        at_global_step: Some(25),
+        at_epoch_begin: None,
+    };
+    model()
+        .fit(&data(), options(4), &mut [&mut backup, &mut stop])
+        .unwrap_err();
+    assert!(
+        latest_weights.is_file(),
+        "the weights of the unreadable latest.json are kept"
+    );
 }

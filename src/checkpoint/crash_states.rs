@@ -192,7 +192,10 @@ fn restored(fs: &Fs, double: bool) -> Result<Option<u64>, String> {
     let dir = tempfile::tempdir().unwrap();
     fs.write_to(dir.path());
     let handle = DirHandle::open(dir.path()).unwrap();
-    match decide(&handle, double, Some(&fingerprint())).map_err(|e| e.to_string())? {
+    let decision = decide(&handle, double, Some(&fingerprint())).map_err(|e| e.to_string())?;
+    // The next run can take the directory (a removal never strands it unmarked).
+    drop(BackupDir::take(dir.path()).map_err(|e| e.to_string())?);
+    match decision {
         Decision::Fresh => Ok(None),
         Decision::Resume { loaded, .. } => {
             let step = loaded.sidecar.global_step;

@@ -104,7 +104,9 @@ impl BackupDir {
         };
         let names = handle.names()?;
         let marked = names.iter().any(|n| n == MARKER);
-        if !marked && !names.is_empty() {
+        // A lock file alone is what a removal interrupted after its marker went leaves.
+        let empty = names.iter().all(|n| n == LOCK);
+        if !marked && !empty {
             return Err(Error::NotABackupDir {
                 dir: dir.to_path_buf(),
                 entries: names.len(),
@@ -137,7 +139,7 @@ impl BackupDir {
                 let tmp = format!("{TMP_PREFIX}marker");
                 let _ = handle.remove(&tmp);
                 handle
-                    .write_atomic(MARKER, &tmp, &[&marker.json()?])
+                    .write_atomic(MARKER, &tmp, &[&marker.json()?], true)
                     .map_err(|e| Error::ckpt_io(handle.join(MARKER), e))?;
                 handle.sync()?;
                 marker
@@ -177,32 +179,43 @@ impl BackupDir {
         self.superseded_before = loaded.sidecar.superseded_saves;
     }
 
-    /// Weights files the committed sidecars reference (unreadable sidecars reference nothing).
-    fn referenced(&self) -> Vec<String> {
-        [LATEST, PREVIOUS]
-            .iter()
-            .filter_map(|s| {
-                self.handle
-                    .read(s, format::MAX_SIDECAR_BYTES)
-                    .ok()
-                    .flatten()
-            })
-            .filter_map(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-            .map(|s| s.weights.file)
-            .collect()
+    /// Weights files the committed sidecars reference; `None` when a sidecar exists that
+    /// cannot be read or parsed (then what it references is unknown, and nothing may go).
+    fn referenced(&self) -> Option<Vec<String>> {
+        let mut names = Vec::new();
+        for sidecar in [LATEST, PREVIOUS] {
+            match self.handle.read(sidecar, format::MAX_SIDECAR_BYTES) {
+                Ok(None) => {}
+                Ok(Some(bytes)) => {
+                    names.push(serde_json::from_slice::<Sidecar>(&bytes).ok()?.weights.file)
+                }
+                Err(_) => return None,
+            }
+        }
+        Some(names)
     }
 
     fn tmp_name(&self, name: &str) -> String {
         format!("{TMP_PREFIX}{}-{name}", self.marker.id)
     }
 
+    /// Writes `name` atomically, replacing it (the sidecars).
     fn write(&self, name: &str, pieces: &[&[u8]]) -> Result<bool> {
+        self.write_as(name, pieces, true)
+    }
+
+    /// Writes `name` atomically where no file of that name exists (a weights file).
+    fn write_new(&self, name: &str, pieces: &[&[u8]]) -> Result<bool> {
+        self.write_as(name, pieces, false)
+    }
+
+    fn write_as(&self, name: &str, pieces: &[&[u8]], replace: bool) -> Result<bool> {
         let tmp = self.tmp_name(name);
         if self.handle.exists(&tmp)? {
             self.handle.remove(&tmp)?;
         }
         self.handle
-            .write_atomic(name, &tmp, pieces)
+            .write_atomic(name, &tmp, pieces, replace)
             .map_err(|e| Error::ckpt_io(self.handle.join(name), e))
     }
 
@@ -218,16 +231,21 @@ impl BackupDir {
         superseded: u64,
     ) -> Result<()> {
         let p = meta.position;
-        let referenced = self.referenced();
-        // Never overwrite a file a committed sidecar points to: a crash would leave it torn.
-        let file = std::iter::once(format!("ckpt-{}.safetensors", p.global_step))
+        // A name nothing has: never a file a sidecar points to (a crash would leave it torn),
+        // nor one wgfit did not write.
+        let mut file = String::new();
+        for name in std::iter::once(format!("ckpt-{}.safetensors", p.global_step))
             .chain((1..).map(|k| format!("ckpt-{}-{k}.safetensors", p.global_step)))
-            .find(|name| !referenced.contains(name))
-            .unwrap_or_default();
+        {
+            if !self.handle.exists(&name)? {
+                file = name;
+                break;
+            }
+        }
         // Hashing and writing each take a pass over the bytes; they run side by side.
         let (written, sha256) = std::thread::scope(|scope| {
             let hashing = scope.spawn(|| checksum::hex_of(weights));
-            (self.write(&file, weights), hashing.join())
+            (self.write_new(&file, weights), hashing.join())
         });
         written?;
         let sha256 = sha256.map_err(|_| Error::internal("the checksum thread panicked"))?;
@@ -290,13 +308,15 @@ impl BackupDir {
     /// Removes wgfit's unfinished writes and the weights files of this directory that no
     /// committed sidecar references. A file is wgfit's only if it carries this directory's
     /// id (in its temporary name, or in its safetensors header): anything else is left alone.
+    /// While a sidecar exists that cannot be read, no weights file is removed.
     pub fn remove_strays(&self) -> Result<()> {
         let referenced = self.referenced();
         let own_tmp = format!("{TMP_PREFIX}{}-", self.marker.id);
         for name in self.handle.names()? {
+            let unreferenced = referenced.as_ref().is_some_and(|r| !r.contains(&name));
             let stray = if name.starts_with(&own_tmp) {
                 true
-            } else if format::check_file_name(&name).is_ok() && !referenced.contains(&name) {
+            } else if format::check_file_name(&name).is_ok() && unreferenced {
                 // Not a regular file, or not readable: not provably ours.
                 matches!(self.handle.open_regular(&name), Ok(Some(f))
                     if format::weights_backup_id(&f).as_deref() == Some(self.id()))
@@ -332,10 +352,15 @@ impl BackupDir {
         self.handle.sync()?;
         self.last_committed = None;
         self.remove_strays()?;
-        // A process waiting for the lock sees the name gone and retries (DirHandle::lock).
-        self.handle.remove(LOCK)?;
+        self.handle.sync()?;
+        // The marker goes once nothing else of wgfit's is left (a crash after this leaves at
+        // most the lock file, which `take` accepts as empty), and before the lock file, so a
+        // run that takes the lock after it sees no marker of a directory being removed.
         self.handle.remove(MARKER)?;
         self.handle.sync()?;
+        // A process that opened the lock file before this sees the name gone and retries
+        // (DirHandle::lock).
+        self.handle.remove(LOCK)?;
         if self.marker.created_dir && self.handle.names()?.is_empty() {
             match std::fs::remove_dir(self.handle.path()) {
                 Ok(()) => {}

@@ -141,6 +141,15 @@ impl Sidecar {
             ));
         }
         check_file_name(&sidecar.weights.file).map_err(|reason| Error::corrupt(path, reason))?;
+        if sidecar.seed != sidecar.fingerprint.seed {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "its seed {} differs from its fingerprint's {}",
+                    sidecar.seed, sidecar.fingerprint.seed
+                ),
+            ));
+        }
         if sidecar.backup_id.len() != 32
             || !sidecar.backup_id.bytes().all(|b| b.is_ascii_hexdigit())
         {
@@ -151,11 +160,11 @@ impl Sidecar {
                 .weights
                 .sha256
                 .bytes()
-                .all(|b| b.is_ascii_hexdigit())
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(Error::corrupt(
                 path,
-                "the weights SHA-256 is not 64 hex digits",
+                "the weights SHA-256 is not 64 lower-case hex digits",
             ));
         }
         if !(sidecar.learning_rate.is_finite() && sidecar.learning_rate > 0.0) {

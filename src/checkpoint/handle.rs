@@ -5,7 +5,7 @@
 use super::direct_write;
 use super::record::{self, Op};
 use crate::error::{Error, Result};
-use rustix::fs::{self as rfs, AtFlags, FileType, FlockOperation, Mode, OFlags};
+use rustix::fs::{self as rfs, AtFlags, FileType, FlockOperation, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -56,7 +56,15 @@ impl DirHandle {
             std::fs::create_dir_all(parent)?;
         }
         match rfs::mkdir(path, Mode::from_raw_mode(0o777)) {
-            Ok(()) => DirHandle::open(path).map(Some),
+            Ok(()) => {
+                // The new entry must be durable before anything committed inside it is.
+                let parent = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                DirHandle::open(parent)?.sync_io()?;
+                DirHandle::open(path).map(Some)
+            }
             Err(Errno::EXIST) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -170,7 +178,13 @@ impl DirHandle {
     /// `direct_write`), fsync, rename over `name`. Returns whether `O_DIRECT` carried the
     /// bytes. On error the temporary file is removed and `name` is untouched. The caller
     /// fsyncs the directory when the rename must be durable.
-    pub fn write_atomic(&self, name: &str, tmp: &str, pieces: &[&[u8]]) -> std::io::Result<bool> {
+    pub fn write_atomic(
+        &self,
+        name: &str,
+        tmp: &str,
+        pieces: &[&[u8]],
+        replace: bool,
+    ) -> std::io::Result<bool> {
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         // 0666 less the umask: what File::create gives.
@@ -181,7 +195,7 @@ impl DirHandle {
             name: tmp.into(),
             ino,
         });
-        let written = self.fill_and_rename(&mut file, ino, name, tmp, pieces);
+        let written = self.fill_and_rename(&mut file, ino, name, tmp, pieces, replace);
         if written.is_err() {
             let _ = rfs::unlinkat(&self.fd, tmp, AtFlags::empty());
         }
@@ -195,6 +209,7 @@ impl DirHandle {
         name: &str,
         tmp: &str,
         pieces: &[&[u8]],
+        replace: bool,
     ) -> std::io::Result<bool> {
         let total: u64 = pieces.iter().map(|p| p.len() as u64).sum();
         let direct = total >= direct_write::MIN_BYTES && direct_write::write(file, pieces)?;
@@ -211,7 +226,12 @@ impl DirHandle {
         });
         file.sync_all()?;
         record::push(|| Op::SyncFile { ino });
-        rfs::renameat(&self.fd, tmp, &self.fd, name)?;
+        let flags = if replace {
+            RenameFlags::empty()
+        } else {
+            RenameFlags::NOREPLACE
+        };
+        rfs::renameat_with(&self.fd, tmp, &self.fd, name, flags)?;
         record::push(|| Op::Rename {
             from: tmp.into(),
             to: name.into(),
@@ -246,11 +266,27 @@ impl DirHandle {
         }
     }
 
+    fn sync_io(&self) -> std::io::Result<()> {
+        Ok(rfs::fsync(&self.fd)?)
+    }
+
     /// Makes the directory's entries (creations, renames, removals) durable.
     pub fn sync(&self) -> Result<()> {
         rfs::fsync(&self.fd).map_err(|e| Error::ckpt_io(&self.path, e.into()))?;
         record::push(|| Op::SyncDir);
         Ok(())
+    }
+
+    /// Whether another process holds the lock on `name` (which is only read, never created).
+    pub fn is_locked(&self, name: &str) -> Result<bool> {
+        let Some(file) = self.open_regular(name)? else {
+            return Ok(false);
+        };
+        match rfs::flock(&file, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => Ok(false),
+            Err(Errno::WOULDBLOCK) => Ok(true),
+            Err(e) => Err(Error::ckpt_io(self.join(name), e.into())),
+        }
     }
 
     /// Takes the exclusive lock on the regular file `name` (created if missing), without

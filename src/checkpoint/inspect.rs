@@ -124,7 +124,22 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
         .iter()
         .map(|&name| report(&handle, name))
         .collect::<Result<_>>()?;
-    let (rerun, rerun_with_double_checkpoint) = if !marked && !names.is_empty() {
+    // What `take` would refuse before any restore: a marker or lock file that is not a regular
+    // file, or a lock another run holds.
+    let refusal = match (handle.open_regular(MARKER), handle.is_locked(LOCK)) {
+        (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+        (_, Ok(true)) => Some(
+            Error::BackupLocked {
+                dir: dir.to_path_buf(),
+            }
+            .to_string(),
+        ),
+        _ => None,
+    };
+    let (rerun, rerun_with_double_checkpoint) = if let Some(reason) = refusal {
+        let refuse = Outlook::Refuse { reason };
+        (refuse.clone(), refuse)
+    } else if !marked && !names.iter().all(|n| n == LOCK) {
         let refuse = Outlook::Refuse {
             reason: Error::NotABackupDir {
                 dir: dir.to_path_buf(),

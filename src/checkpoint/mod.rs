@@ -66,7 +66,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<Written> {
     let dir = DirHandle::open(parent).map_err(fail)?;
     let tmp = format!(".wgfit-out-{}-{name}", std::process::id());
     let _ = dir.remove(&tmp);
-    let direct_io = dir.write_atomic(name, &tmp, &[bytes]).map_err(fail)?;
+    let direct_io = dir.write_atomic(name, &tmp, &[bytes], true).map_err(fail)?;
     dir.sync()?;
     Ok(Written { direct_io })
 }

@@ -117,7 +117,10 @@ fn both_unusable(latest: Error, previous: Error) -> Error {
             path,
             reason: format!("{reason}; the fallback is unusable too: {previous}"),
         },
-        other => other,
+        other => Error::CorruptCheckpoint {
+            path: PathBuf::from(PREVIOUS),
+            reason: format!("{previous}, and latest.json is unusable too: {other}"),
+        },
     }
 }
 
