@@ -273,9 +273,11 @@ fn train_epoch(
     validation: Option<&Workspace>,
 ) -> Result<()> {
     let (seed, epoch) = (ctx.seed(), ctx.position().epoch);
+    // A resumed epoch began `step` updates before the state it resumes from.
+    let epoch_iteration = ctx.optimizer_steps() - ctx.position().step as u64;
     let engine = ctx.engine();
     let order = epoch_order(seed, epoch, engine.samples(), setup.options.shuffle);
-    engine.set_order(&order);
+    engine.begin_epoch(&order, epoch_iteration)?;
     each(callbacks, ctx, |cb, ctx| cb.on_epoch_begin(ctx, epoch))?;
     while ctx.position().step < ctx.steps_per_epoch() && !ctx.stop_requested() {
         let batch = ctx.position().step;

@@ -88,7 +88,7 @@ impl<'a> Context<'a> {
     /// Changes the learning rate for the batches queued from now on.
     pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
         crate::optim::check_learning_rate(lr)?;
-        self.engine.set_learning_rate(lr)?;
+        self.engine.set_learning_rate(lr, self.meta.position.step)?;
         self.meta.learning_rate = lr;
         Ok(())
     }
@@ -184,6 +184,11 @@ impl<'a> Context<'a> {
     }
 
     // What the loop (fit.rs) does with the context between hooks.
+
+    /// Optimizer updates applied so far (Keras's `iterations`).
+    pub fn optimizer_steps(&self) -> u64 {
+        self.meta.optimizer_steps
+    }
 
     /// The engine of the run.
     pub(crate) fn engine(&mut self) -> &mut Run<'a> {

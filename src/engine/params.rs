@@ -52,8 +52,6 @@ pub(crate) struct GpuParams {
     pub slots: Vec<Slot>,
     pub optimizer: Box<dyn Optimizer>,
     update_uniform: wgpu::Buffer,
-    /// The optimizer's update of every parameter.
-    pub update: crate::gpu::Dispatch,
     /// The seed of Glorot weights not drawn yet (see [`GpuParams::ensure_initialized`]).
     pending_glorot: Mutex<Option<u64>>,
 }
@@ -103,15 +101,6 @@ impl GpuParams {
             slots.push(Slot { name, kept, buffer });
         }
         let update_uniform = gpu.uniform_bytes("optimizer", &optimizer.uniform(len));
-        let update = update_dispatch(
-            &gpu,
-            optimizer.as_ref(),
-            &update_uniform,
-            &params,
-            &grads,
-            &slots,
-            len,
-        );
         Ok(GpuParams {
             gpu,
             specs: specs.to_vec(),
@@ -122,7 +111,6 @@ impl GpuParams {
             slots,
             optimizer,
             update_uniform,
-            update,
             pending_glorot: Mutex::new(pending_glorot),
         })
     }
@@ -338,24 +326,52 @@ pub(crate) struct Slot {
     pub buffer: wgpu::Buffer,
 }
 
-fn update_dispatch(
-    gpu: &Gpu,
-    optimizer: &dyn Optimizer,
-    uniform: &wgpu::Buffer,
-    params: &wgpu::Buffer,
-    grads: &wgpu::Buffer,
-    slots: &[Slot],
-    len: usize,
-) -> crate::gpu::Dispatch {
-    let bindings = crate::gpu::bindings::UpdateBindings {
-        uniform: Slice::all(uniform),
-        params: Slice::all(params),
-        grads: Slice::all(grads),
-        slots: slots.iter().map(|s| Slice::all(&s.buffer)).collect(),
-    };
-    gpu.kernels.update(&gpu.device, optimizer).dispatch(
-        &gpu.device,
-        &bindings.slices(),
-        crate::optim::update_grid(len),
-    )
+impl GpuParams {
+    /// The optimizer's update of every parameter, reading the per-step values of the step
+    /// at the launch's offset in `steps` (one entry per 256 bytes, see `StepTable`).
+    pub fn update_dispatch(&self, steps: &wgpu::Buffer) -> crate::gpu::Dispatch {
+        let bindings = crate::gpu::bindings::UpdateBindings {
+            uniform: Slice::all(&self.update_uniform),
+            params: Slice::all(&self.params),
+            grads: Slice::all(&self.grads),
+            slots: self.slots.iter().map(|s| Slice::all(&s.buffer)).collect(),
+            step: Slice {
+                buffer: steps,
+                offset: 0,
+                size: Some(16),
+            },
+        };
+        self.gpu
+            .kernels
+            .update(&self.gpu.device, self.optimizer.as_ref())
+            .dispatch_per_batch(
+                &self.gpu.device,
+                &bindings.slices(),
+                crate::optim::update_grid(self.len),
+            )
+    }
+
+    /// Writes the per-step values of steps `first..` of an epoch whose first update makes
+    /// iteration `epoch_iteration + 1` into `steps`.
+    pub fn write_step_values(
+        &self,
+        steps: &wgpu::Buffer,
+        epoch_iteration: u64,
+        first: usize,
+        count: usize,
+    ) {
+        let stride = crate::gpu::Batch::STRIDE as usize;
+        if first >= count {
+            return;
+        }
+        let lr = self.optimizer.learning_rate();
+        let mut bytes = vec![0u8; (count - first) * stride];
+        for (k, step) in (first..count).enumerate() {
+            let values = self
+                .optimizer
+                .step_values(epoch_iteration + step as u64 + 1, lr);
+            bytes[k * stride..k * stride + 16].copy_from_slice(bytemuck::bytes_of(&values));
+        }
+        self.gpu.write(steps, (first * stride) as u64, &bytes);
+    }
 }

@@ -69,6 +69,8 @@ pub(crate) struct Run<'a> {
     work: &'a Workspace,
     recorder: Recorder,
     pool: Arc<StagingPool>,
+    /// The optimizer's iteration count at the start of the epoch in progress.
+    epoch_iteration: u64,
 }
 
 impl<'a> Run<'a> {
@@ -79,6 +81,7 @@ impl<'a> Run<'a> {
             work,
             recorder: Recorder::default(),
             pool,
+            epoch_iteration: 0,
         }
     }
 
@@ -107,9 +110,18 @@ impl<'a> Run<'a> {
         self.work.rows(step)
     }
 
-    /// Sets the order of samples for the batches recorded from now on.
-    pub fn set_order(&self, order: &[u32]) {
+    /// Prepares an epoch: the order of its samples, and the optimizer's per-step values for
+    /// an epoch whose first update makes iteration `epoch_iteration + 1`. Lands before the
+    /// next submission, so it must follow the previous epoch's last submission.
+    pub fn begin_epoch(&mut self, order: &[u32], epoch_iteration: u64) -> Result<()> {
+        self.recorder.submit(&self.params.gpu)?;
         self.work.set_order(&self.params.gpu, order);
+        self.epoch_iteration = epoch_iteration;
+        let steps = self.work.steps;
+        let table = &self.work.step_values;
+        self.params
+            .write_step_values(table, epoch_iteration, 0, steps);
+        Ok(())
     }
 
     /// Records one training step for batch `step` of the epoch.
@@ -117,7 +129,7 @@ impl<'a> Run<'a> {
         self.params.ensure_initialized();
         let device = self.params.gpu.device.clone();
         let pass = self.recorder.pass(&device);
-        record_train_step(pass, self.work.plan(step), &self.params.update, step as u32);
+        record_train_step(pass, self.work.plan(step), &self.work.update, step as u32);
         self.recorder.batches += 1;
         if self.recorder.batches >= BATCHES_PER_SUBMIT {
             self.recorder.submit(&self.params.gpu)?;
@@ -194,11 +206,14 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Changes the learning rate for the batches recorded from now on (those already
-    /// recorded are submitted first, with the old rate).
-    pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+    /// Changes the learning rate for the batches recorded from now on, from step `step` of
+    /// the epoch (those already recorded are submitted first, with the old rate).
+    pub fn set_learning_rate(&mut self, lr: f32, step: usize) -> Result<()> {
         self.recorder.submit(&self.params.gpu)?;
         self.params.set_learning_rate(lr);
+        let (table, steps) = (&self.work.step_values, self.work.steps);
+        self.params
+            .write_step_values(table, self.epoch_iteration, step, steps);
         Ok(())
     }
 

@@ -21,6 +21,10 @@ pub(crate) struct Workspace {
     pub stats: wgpu::Buffer,
     /// Host-readable copy of `stats`, reused every epoch.
     pub stats_staging: wgpu::Buffer,
+    /// The optimizer's per-step values of the epoch (one 256-byte entry per step).
+    pub step_values: wgpu::Buffer,
+    /// The optimizer's update, reading `step_values` at the step's offset.
+    pub update: crate::gpu::Dispatch,
     /// Layer outputs of the batch; `acts[0]` is the gathered input.
     acts: Vec<wgpu::Buffer>,
     full: Plan,
@@ -44,6 +48,14 @@ impl Workspace {
         let table = batch_table(gpu, samples, batch_size, steps);
         let stats = gpu.storage("batch statistics", steps as u64 * 8)?;
         let stats_staging = gpu.staging("batch statistics readback", steps as u64 * 8)?;
+        let step_values = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("optimizer step values"),
+            size: (steps.max(1) as u64) * Batch::STRIDE,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        params.write_step_values(&step_values, 0, 0, steps);
+        let update = params.update_dispatch(&step_values);
 
         let mut acts = vec![gpu.storage("batch x", (batch_size * data.features()) as u64 * 4)?];
         let mut grads = Vec::new();
@@ -84,6 +96,8 @@ impl Workspace {
             perm,
             stats,
             stats_staging,
+            step_values,
+            update,
             acts,
             full,
             tail,

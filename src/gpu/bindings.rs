@@ -80,12 +80,14 @@ bindings!(
 );
 
 /// An optimizer's update kernel (see [`crate::optim::UpdateKernel`]): its uniform, the
-/// parameters, the gradients, then one binding per slot.
+/// parameters, the gradients, one binding per slot, and the per-step values.
 pub(crate) struct UpdateBindings<'a> {
     pub uniform: Slice<'a>,
     pub params: Slice<'a>,
     pub grads: Slice<'a>,
     pub slots: Vec<Slice<'a>>,
+    /// One 256-byte entry per step of the epoch, read at the step's dynamic offset.
+    pub step: Slice<'a>,
 }
 
 impl<'a> UpdateBindings<'a> {
@@ -93,6 +95,7 @@ impl<'a> UpdateBindings<'a> {
     pub fn layout(slots: usize) -> Vec<(u32, Slot)> {
         let mut layout = vec![(0, Slot::Uniform), (1, Slot::ReadWrite), (2, Slot::Read)];
         layout.extend((0..slots as u32).map(|i| (3 + i, Slot::ReadWrite)));
+        layout.push((crate::optim::STEP_BINDING, Slot::UniformDynamic));
         layout
     }
 
@@ -100,6 +103,7 @@ impl<'a> UpdateBindings<'a> {
     pub fn slices(&self) -> Vec<Slice<'a>> {
         let mut all = vec![self.uniform, self.params, self.grads];
         all.extend(self.slots.iter().copied());
+        all.push(self.step);
         all
     }
 }

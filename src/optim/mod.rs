@@ -13,7 +13,9 @@ use crate::error::Result;
 
 /// An update kernel: a WGSL source whose entry point `main` updates every parameter of the
 /// model, four per invocation, with the bindings 0 = the optimizer's uniform, 1 = parameters
-/// (read-write), 2 = gradients (read), then one read-write binding per slot, in order.
+/// (read-write), 2 = gradients (read), then one read-write binding per slot, in order, and
+/// [`STEP_BINDING`] = the step's values (`Optimizer::step_values`, a `vec4<f32>` uniform read
+/// at the step's offset; a kernel that needs none leaves it undeclared).
 #[derive(Debug, Clone, Copy)]
 pub struct UpdateKernel {
     /// The WGSL source.
@@ -21,6 +23,9 @@ pub struct UpdateKernel {
     /// The slots the kernel binds, in binding order (from binding 3).
     pub slots: &'static [&'static str],
 }
+
+/// The binding of the per-step values in an update kernel.
+pub const STEP_BINDING: u32 = 16;
 
 /// An optimizer: its update rule (a kernel) and the state it keeps (named slots, each shaped
 /// as the parameters), with the hyper-parameters that identify a run.
@@ -34,6 +39,14 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     fn keeps(&self, slot: &str) -> bool;
     /// The bytes of the kernel's uniform for a model of `len` parameters (a multiple of 4).
     fn uniform(&self, len: usize) -> Vec<u8>;
+    /// What the kernel needs that changes from step to step, for the update that makes the
+    /// optimizer's iteration count `iteration` (1 for the first update) at learning rate `lr`
+    /// (e.g. Adam's bias-corrected step size). Computed on the host, exactly the same on a
+    /// resumed run. Default: nothing.
+    fn step_values(&self, iteration: u64, lr: f32) -> [f32; 4] {
+        let _ = iteration;
+        [lr, 0.0, 0.0, 0.0]
+    }
     /// The current learning rate.
     fn learning_rate(&self) -> f32;
     /// Changes the learning rate.

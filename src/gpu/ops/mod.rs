@@ -281,13 +281,22 @@ pub fn sgd(gpu: &Gpu, opt: &Sgd, w: &[f32], g: &[f32], v: &[f32]) -> Result<(Vec
     let v_buf = gpu.upload("v", &padded(v))?;
     let len = w.len().next_multiple_of(4);
     let params = gpu.uniform_bytes("sgd", &crate::optim::Optimizer::uniform(opt, len));
+    let step = gpu.uniform_bytes(
+        "step",
+        bytemuck::cast_slice(&crate::optim::Optimizer::step_values(
+            opt,
+            1,
+            opt.learning_rate,
+        )),
+    );
     let bindings = UpdateBindings {
         uniform: Slice::all(&params),
         params: Slice::all(&w_buf),
         grads: Slice::all(&g_buf),
         slots: vec![Slice::all(&v_buf)],
+        step: Slice::all(&step),
     };
-    let launch = gpu.kernels.update(&gpu.device, opt).dispatch(
+    let launch = gpu.kernels.update(&gpu.device, opt).dispatch_per_batch(
         &gpu.device,
         &bindings.slices(),
         crate::optim::update_grid(len),
