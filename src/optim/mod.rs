@@ -5,8 +5,12 @@
 //! A new optimizer is a type implementing [`Optimizer`], its kernel in `shaders/`, and its
 //! tests: nothing else in the crate names optimizers.
 
+mod adam;
+mod rmsprop;
 mod sgd;
 
+pub use adam::Adam;
+pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 
 use crate::error::Result;

@@ -14,7 +14,7 @@ use crate::gpu::bindings::{
     UpdateBindings,
 };
 use crate::gpu::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, Slice, grid};
-use crate::{Activation, Loss, Sgd};
+use crate::{Activation, Loss, Optimizer, Sgd};
 
 /// Runs `activation.wgsl`'s backward once: given the layer output `a` and its gradient `d`
 /// (both `[rows, cols]`), returns `(dZ, db)`.
@@ -270,42 +270,59 @@ pub fn gather(
 /// Runs `sgd.wgsl` once on weights `w`, gradients `g` and momentum `v` (all the same length);
 /// returns the new `(w, v)`.
 pub fn sgd(gpu: &Gpu, opt: &Sgd, w: &[f32], g: &[f32], v: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (w, mut slots) = update(gpu, opt, 1, w, g, &[v.to_vec()])?;
+    Ok((w, slots.remove(0)))
+}
+
+/// Runs `optimizer`'s update kernel once, as the update that makes iteration `iteration`, on
+/// weights `w`, gradients `g` and one vector per slot of its kernel (all the same length);
+/// returns the new weights and slots.
+pub fn update(
+    gpu: &Gpu,
+    optimizer: &dyn Optimizer,
+    iteration: u64,
+    w: &[f32],
+    g: &[f32],
+    slots: &[Vec<f32>],
+) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
     // The kernel updates whole vec4s: pad with zeros, which stay zero.
     let padded = |x: &[f32]| {
         let mut p = x.to_vec();
         p.resize(x.len().next_multiple_of(4).max(4), 0.0);
         p
     };
+    let len = w.len().next_multiple_of(4);
     let w_buf = gpu.upload("w", &padded(w))?;
     let g_buf = gpu.upload("g", &padded(g))?;
-    let v_buf = gpu.upload("v", &padded(v))?;
-    let len = w.len().next_multiple_of(4);
-    let params = gpu.uniform_bytes("sgd", &crate::optim::Optimizer::uniform(opt, len));
-    let step = gpu.uniform_bytes(
-        "step",
-        bytemuck::cast_slice(&crate::optim::Optimizer::step_values(
-            opt,
-            1,
-            opt.learning_rate,
-        )),
-    );
+    let slot_bufs: Vec<wgpu::Buffer> = slots
+        .iter()
+        .map(|v| gpu.upload("slot", &padded(v)))
+        .collect::<Result<_>>()?;
+    let uniform = gpu.uniform_bytes("optimizer", &optimizer.uniform(len));
+    let values = optimizer.step_values(iteration, optimizer.learning_rate());
+    let step = gpu.uniform_bytes("step", bytemuck::cast_slice(&values));
     let bindings = UpdateBindings {
-        uniform: Slice::all(&params),
+        uniform: Slice::all(&uniform),
         params: Slice::all(&w_buf),
         grads: Slice::all(&g_buf),
-        slots: vec![Slice::all(&v_buf)],
+        slots: slot_bufs.iter().map(Slice::all).collect(),
         step: Slice::all(&step),
     };
-    let launch = gpu.kernels.update(&gpu.device, opt).dispatch_per_batch(
-        &gpu.device,
-        &bindings.slices(),
-        crate::optim::update_grid(len),
-    );
+    let launch = gpu
+        .kernels
+        .update(&gpu.device, optimizer)
+        .dispatch_per_batch(
+            &gpu.device,
+            &bindings.slices(),
+            crate::optim::update_grid(len),
+        );
     run(gpu, &[&launch])?;
-    Ok((
-        gpu.read_f32(&w_buf, 0, w.len(), "reading w")?,
-        gpu.read_f32(&v_buf, 0, v.len(), "reading v")?,
-    ))
+    let slots = slot_bufs
+        .iter()
+        .zip(slots)
+        .map(|(b, v)| gpu.read_f32(b, 0, v.len(), "reading a slot"))
+        .collect::<Result<_>>()?;
+    Ok((gpu.read_f32(&w_buf, 0, w.len(), "reading w")?, slots))
 }
 
 /// A one-entry batch table.

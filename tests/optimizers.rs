@@ -1,0 +1,132 @@
+//! Training with Adam, AdamW and RMSprop: their slots are saved by name, a run killed mid-epoch
+//! resumes to the uninterrupted run's bits (the per-step values of the update, Adam's bias
+//! correction among them, continue exactly), and the optimizer is part of the fingerprint.
+
+mod common;
+
+use common::{Interrupt, bits, data, options};
+use wgfit::{
+    Activation, Adam, BackupAndRestore, Dense, Error, Loss, Optimizer, RmsProp, SaveFreq,
+    Sequential, Sgd,
+};
+
+fn model(optimizer: impl Optimizer + 'static) -> Sequential {
+    let mut m = Sequential::new(6)
+        .add(Dense::new(8).activation(Activation::Tanh))
+        .add(Dense::new(3))
+        .seed(3);
+    m.compile(Loss::CrossEntropy, optimizer).unwrap();
+    m
+}
+
+/// Trains 3 epochs uninterrupted, and again killed at global step 17 (mid-epoch) with saves
+/// every batch and resumed; the two end with the same bits.
+fn resumes_exactly(optimizer: impl Optimizer + Copy + 'static) {
+    let mut reference = model(optimizer);
+    reference.fit(&data(), options(3), &mut []).unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    let backup = || {
+        BackupAndRestore::new(&dir)
+            .unwrap()
+            .save_freq(SaveFreq::Batches(1))
+            .unwrap()
+    };
+    let mut stop = Interrupt {
+        at_global_step: Some(17),
+        at_epoch_begin: None,
+    };
+    model(optimizer)
+        .fit(&data(), options(3), &mut [&mut backup(), &mut stop])
+        .unwrap_err();
+    let mut resumed = model(optimizer);
+    resumed
+        .fit(&data(), options(3), &mut [&mut backup()])
+        .unwrap();
+    assert_eq!(bits(&resumed), bits(&reference), "{}", optimizer.name());
+}
+
+#[test]
+fn adam_resumes_exactly_mid_epoch() {
+    resumes_exactly(Adam::new(0.01));
+}
+
+#[test]
+fn adamw_with_amsgrad_resumes_exactly_mid_epoch() {
+    resumes_exactly(Adam::adamw(0.01).amsgrad(true));
+}
+
+#[test]
+fn centered_rmsprop_with_momentum_resumes_exactly_mid_epoch() {
+    resumes_exactly(RmsProp::new(0.01).centered(true).momentum(0.5));
+}
+
+/// The slot names of the first weight after one epoch with `optimizer`.
+fn slot_names(optimizer: impl Optimizer + 'static) -> Vec<String> {
+    let mut m = model(optimizer);
+    m.fit(&data(), options(1), &mut []).unwrap();
+    let mut names: Vec<String> = m
+        .optimizer_slots()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.name.starts_with("optimizer.model.layers.0.weight."))
+        .map(|t| t.name)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn slots_are_named_and_only_kept_ones_saved() {
+    let w = "optimizer.model.layers.0.weight";
+    assert_eq!(
+        slot_names(Adam::new(0.01)),
+        [format!("{w}.momentum"), format!("{w}.velocity")]
+    );
+    assert_eq!(
+        slot_names(Adam::new(0.01).amsgrad(true)),
+        [
+            format!("{w}.momentum"),
+            format!("{w}.velocity"),
+            format!("{w}.velocity_hat")
+        ]
+    );
+    assert_eq!(slot_names(RmsProp::new(0.01)), [format!("{w}.velocity")]);
+}
+
+#[test]
+fn a_backup_of_another_optimizer_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    let mut stop = Interrupt {
+        at_global_step: None,
+        at_epoch_begin: Some(1),
+    };
+    let mut backup = BackupAndRestore::new(&dir).unwrap();
+    model(Sgd::new(0.05))
+        .fit(&data(), options(2), &mut [&mut backup, &mut stop])
+        .unwrap_err();
+    let mut backup = BackupAndRestore::new(&dir).unwrap();
+    let err = model(Adam::new(0.01))
+        .fit(&data(), options(2), &mut [&mut backup])
+        .unwrap_err();
+    assert!(matches!(err, Error::FingerprintMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("now adam(lr=0.01"), "{err}");
+}
+
+/// The error `compile` gives for `optimizer`.
+fn refused(optimizer: impl Optimizer + 'static) -> String {
+    let mut m = Sequential::new(6).add(Dense::new(3));
+    m.compile(Loss::CrossEntropy, optimizer)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_hyper_parameters_are_refused_at_compile() {
+    assert!(refused(Adam::new(0.01).beta_1(1.0)).contains("beta_1"));
+    assert!(refused(Adam::new(0.01).epsilon(0.0)).contains("epsilon"));
+    assert!(refused(Adam::new(f32::NAN)).contains("learning rate"));
+    assert!(refused(RmsProp::new(0.01).rho(-0.1)).contains("rho"));
+}
