@@ -12,6 +12,7 @@ struct Sgd {
     // Parameters / 4.
     n4: u32,
     nesterov: u32,
+    // The learning rate at compile time (the kernel reads the step's, below).
     lr: f32,
     momentum: f32,
     weight_decay: f32,
@@ -24,6 +25,8 @@ struct Sgd {
 @group(0) @binding(1) var<storage, read_write> w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> v: array<vec4<f32>>;
+// (lr, unused, unused, unused) of this step: the learning rate may follow a schedule.
+@group(0) @binding(16) var<uniform> step: vec4<f32>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -31,18 +34,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= s.n4) {
         return;
     }
+    let lr = step.x;
     var wi = w[i];
     let gi = g[i];
     if (s.weight_decay != 0.0) {
-        wi -= s.lr * s.weight_decay * wi;
+        wi -= lr * s.weight_decay * wi;
     }
     if (s.momentum == 0.0) {
-        wi -= s.lr * gi;
+        wi -= lr * gi;
     } else {
-        let vi = s.momentum * v[i] - s.lr * gi;
+        let vi = s.momentum * v[i] - lr * gi;
         v[i] = vi;
         if (s.nesterov == 1u) {
-            wi += s.momentum * vi - s.lr * gi;
+            wi += s.momentum * vi - lr * gi;
         } else {
             wi += vi;
         }

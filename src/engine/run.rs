@@ -207,8 +207,15 @@ impl<'a> Run<'a> {
     }
 
     /// Changes the learning rate for the batches recorded from now on, from step `step` of
-    /// the epoch (those already recorded are submitted first, with the old rate).
+    /// the epoch (those already recorded are submitted first, with the old rate). Refused
+    /// when the rate follows a schedule.
     pub fn set_learning_rate(&mut self, lr: f32, step: usize) -> Result<()> {
+        if self.params.optimizer.schedule().is_some() {
+            return Err(Error::config(
+                "learning rate",
+                "it follows a schedule (Scheduled), which sets it at every step; compile without the schedule to set it by hand",
+            ));
+        }
         self.recorder.submit(&self.params.gpu)?;
         self.params.set_learning_rate(lr);
         let (table, steps) = (&self.work.step_values, self.work.steps);

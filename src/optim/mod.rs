@@ -7,10 +7,12 @@
 
 mod adam;
 mod rmsprop;
+mod schedule;
 mod sgd;
 
 pub use adam::Adam;
 pub use rmsprop::RmsProp;
+pub use schedule::{LearningRateSchedule, Scheduled};
 pub use sgd::Sgd;
 
 use crate::error::Result;
@@ -51,8 +53,12 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
         let _ = iteration;
         [lr, 0.0, 0.0, 0.0]
     }
-    /// The current learning rate.
+    /// The current learning rate (with a schedule, see [`Scheduled`]).
     fn learning_rate(&self) -> f32;
+    /// The schedule the learning rate follows, if any (it cannot be set then).
+    fn schedule(&self) -> Option<&LearningRateSchedule> {
+        None
+    }
     /// Changes the learning rate.
     fn set_learning_rate(&mut self, lr: f32);
     /// Checks the hyper-parameters.
