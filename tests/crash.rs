@@ -99,6 +99,15 @@ fn sigkill_storm_with_saves_every_batch() {
 }
 
 #[test]
+fn sigkill_storm_with_adam_and_a_cosine_schedule_after_warmup() {
+    kill_storm(
+        "Adam, cosine schedule after warmup",
+        &[("SLOW_MS", "3"), ("ADAM_COSINE", "1")],
+        12,
+    );
+}
+
+#[test]
 fn sigkill_storm_with_double_checkpoint() {
     kill_storm(
         "double_checkpoint",

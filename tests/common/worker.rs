@@ -83,9 +83,12 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         env("WGFIT_WORKER_STOP_EPOCH").map_or(usize::MAX, |s| s.parse().unwrap_or(usize::MAX)),
     );
     let mut slow = Slow(env("WGFIT_WORKER_SLOW_MS").map_or(0, |s| s.parse().unwrap_or(0)));
-    // WIDE: 4.2 M parameters plus momentum, so each save is a 34 MB file.
+    // WIDE: 4.2 M parameters plus momentum, so each save is a 34 MB file. ADAM_COSINE: Adam
+    // with a cosine schedule after a warmup, whose rate and bias correction change every step.
     let mut model = if env("WGFIT_WORKER_WIDE").is_some() {
         super::wide_model()
+    } else if env("WGFIT_WORKER_ADAM_COSINE").is_some() {
+        adam_cosine_model()
     } else {
         model()
     };
@@ -102,6 +105,25 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         std::fs::write(out, bits).map_err(|e| wgfit::Error::ckpt_io("worker output", e))?;
     }
     Ok(())
+}
+
+/// [`model`]'s layers trained with Adam on a cosine schedule after a 10-step warmup.
+fn adam_cosine_model() -> wgfit::Sequential {
+    let mut m = wgfit::Sequential::new(6)
+        .add(wgfit::Dense::new(8).activation(wgfit::Activation::Tanh))
+        .add(wgfit::Dense::new(3))
+        .seed(3);
+    let schedule = wgfit::LearningRateSchedule::CosineDecay {
+        initial_learning_rate: 0.0,
+        decay_steps: 50,
+        alpha: 0.1,
+        warmup_target: Some(0.02),
+        warmup_steps: 10,
+    };
+    let optimizer = wgfit::Scheduled::new(wgfit::Adam::new(0.01), schedule);
+    m.compile(wgfit::Loss::CrossEntropy, optimizer)
+        .expect("compile");
+    m
 }
 
 /// A worker process with the given settings (WGFIT_WORKER_* variables without the prefix,
