@@ -208,3 +208,70 @@ fn a_headless_run_prints_no_errors_that_are_not_wgfits() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("error"), "stderr:\n{err}");
 }
+
+#[test]
+fn optimizers_and_schedules_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wgfit(
+        dir.path(),
+        &[
+            "train",
+            "--epochs",
+            "3",
+            "--verbose",
+            "0",
+            "--optimizer",
+            "adamw",
+            "--lr",
+            "0.01",
+            "--lr-schedule",
+            "cosine",
+            "--decay-steps",
+            "150",
+            "--warmup-steps",
+            "20",
+            "--warmup-target",
+            "0.02",
+        ],
+    );
+    assert_ok(&o);
+    assert!(
+        summary_value(&stdout(&o), "accuracy") > 0.8,
+        "{}",
+        stdout(&o)
+    );
+
+    // A flag of another optimizer or schedule is a usage error naming the flags that apply.
+    for (args, says) in [
+        (
+            &["--optimizer", "adam", "--momentum", "0.9"][..],
+            "--momentum does not apply to --optimizer adam; its flags are --beta1, --beta2, --epsilon, --amsgrad",
+        ),
+        (
+            &["--optimizer", "sgd", "--rho", "0.8"][..],
+            "--rho does not apply to --optimizer sgd; its flags are --momentum, --nesterov",
+        ),
+        (
+            &["--lr-schedule", "exponential", "--decay-steps", "10"][..],
+            "--lr-schedule exponential needs --decay-rate",
+        ),
+        (
+            &[
+                "--lr-schedule",
+                "piecewise",
+                "--boundaries",
+                "10",
+                "--values",
+                "0.1",
+            ][..],
+            "one more value than boundaries",
+        ),
+    ] {
+        let mut all = vec!["train", "--no-backup", "--epochs", "1"];
+        all.extend(args);
+        let o = wgfit(dir.path(), &all);
+        let code = if says.contains("boundaries") { 1 } else { 2 };
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+}

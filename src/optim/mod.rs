@@ -91,3 +91,46 @@ pub(crate) fn check_learning_rate(lr: f32) -> Result<()> {
         ))
     }
 }
+
+/// A boxed optimizer is one (an optimizer chosen at run time, e.g. from the command line).
+impl Optimizer for Box<dyn Optimizer> {
+    fn name(&self) -> &'static str {
+        self.as_ref().name()
+    }
+    fn kernel(&self) -> UpdateKernel {
+        self.as_ref().kernel()
+    }
+    fn keeps(&self, slot: &str) -> bool {
+        self.as_ref().keeps(slot)
+    }
+    fn uniform(&self, len: usize) -> Vec<u8> {
+        self.as_ref().uniform(len)
+    }
+    fn step_values(&self, iteration: u64, lr: f32) -> [f32; 4] {
+        self.as_ref().step_values(iteration, lr)
+    }
+    fn learning_rate(&self) -> f32 {
+        self.as_ref().learning_rate()
+    }
+    fn schedule(&self) -> Option<&LearningRateSchedule> {
+        self.as_ref().schedule()
+    }
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.as_mut().set_learning_rate(lr)
+    }
+    fn validate(&self) -> Result<()> {
+        self.as_ref().validate()
+    }
+    fn fingerprint(&self) -> String {
+        self.as_ref().fingerprint()
+    }
+    fn boxed(&self) -> Box<dyn Optimizer> {
+        self.as_ref().boxed()
+    }
+}
+
+impl Clone for Box<dyn Optimizer> {
+    fn clone(&self) -> Self {
+        self.as_ref().boxed()
+    }
+}

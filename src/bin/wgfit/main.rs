@@ -6,6 +6,7 @@
 mod devices;
 mod evaluate;
 mod inspect;
+mod optimizer_args;
 mod train;
 mod train_args;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use wgfit::callbacks::metric_order;
 use wgfit::{
     BackupAndRestore, Callback, CsvOptions, Dataset, Error, FitOptions, History, Progress,
-    Sequential, Sgd, Targets, Tensor,
+    Sequential, Targets, Tensor,
 };
 
 /// The safetensors metadata key under which the output file records how the model was built.
@@ -42,10 +42,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     };
     let (activation, loss) = (args.activation, args.loss);
     let mut model = Sequential::dense_stack(train.features(), &widths, activation).seed(args.seed);
-    let optimizer = Sgd::new(args.lr)
-        .momentum(args.momentum)
-        .nesterov(args.nesterov)
-        .weight_decay(args.weight_decay);
+    let optimizer = args.optimizer.build()?;
     model.compile(loss, optimizer)?;
     let data_name = args.data.as_ref().map_or_else(
         || "the bundled digits".to_string(),

@@ -53,18 +53,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PATH", help_heading = "Model")]
     pub init: Option<PathBuf>,
 
-    /// Learning rate
-    #[arg(long, default_value_t = 0.1, help_heading = "Optimizer (SGD)")]
-    pub lr: f32,
-    /// Momentum
-    #[arg(long, default_value_t = 0.9, help_heading = "Optimizer (SGD)")]
-    pub momentum: f32,
-    /// Nesterov momentum
-    #[arg(long, help_heading = "Optimizer (SGD)")]
-    pub nesterov: bool,
-    /// Decoupled weight decay
-    #[arg(long, default_value_t = 0.0, help_heading = "Optimizer (SGD)")]
-    pub weight_decay: f32,
+    #[command(flatten)]
+    pub optimizer: crate::optimizer_args::OptimizerArgs,
 
     /// Epochs to train
     #[arg(long, default_value_t = 30, help_heading = "Loop")]
