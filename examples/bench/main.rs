@@ -91,13 +91,22 @@ pub fn parse_args() -> Result<Args, String> {
                 let r = it.next().ok_or("--reps needs a number")?;
                 args.reps = r.parse().map_err(|_| format!("bad --reps {r:?}"))?;
             }
+            "--optimizer" => {
+                let o = it.next().ok_or("--optimizer needs sgd or adam")?;
+                if o != "sgd" && o != "adam" {
+                    return Err(format!("bad --optimizer {o:?} (sgd or adam)"));
+                }
+                // Read where the W1 model is built (training.rs); set before any thread.
+                // SAFETY: argument parsing runs first in main, on the only thread.
+                unsafe { std::env::set_var("WGFIT_BENCH_OPTIMIZER", o) };
+            }
             w if !w.starts_with('-') && args.workload.is_empty() => args.workload = w.to_string(),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if args.workload.is_empty() {
         return Err(
-            "usage: bench <m|m-kernels|w1|w0|w1-backup|s|mem|profile|all> [--json PATH] [--sizes 4096] [--reps N]"
+            "usage: bench <m|m-kernels|w1|w0|w1-backup|s|mem|profile|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam]"
                 .into(),
         );
     }

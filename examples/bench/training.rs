@@ -53,7 +53,12 @@ pub fn w1_model() -> Result<Sequential, Box<dyn std::error::Error>> {
         .add(Dense::new(256).activation(Activation::Relu))
         .add(Dense::new(10))
         .seed(42);
-    model.compile(Loss::MeanSquaredError, Sgd::new(0.01))?;
+    // `bench w1 --optimizer adam` times W1 with Adam (Keras's defaults) in place of SGD.
+    if std::env::var("WGFIT_BENCH_OPTIMIZER").as_deref() == Ok("adam") {
+        model.compile(Loss::MeanSquaredError, wgfit::Adam::new(0.001))?;
+    } else {
+        model.compile(Loss::MeanSquaredError, Sgd::new(0.01))?;
+    }
     Ok(model)
 }
 
