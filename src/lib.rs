@@ -49,7 +49,9 @@ pub use gpu::{AdapterSummary, Gpu, GpuMemory};
 pub use layer::{Activation, LayerKind, LayerSpec};
 pub use loss::Loss;
 pub use model::{Dense, Sequential};
-pub use optim::{Adam, LearningRateSchedule, Optimizer, RmsProp, Scheduled, Sgd, UpdateKernel};
+pub use optim::{
+    Adam, Clipped, Clipping, LearningRateSchedule, Optimizer, RmsProp, Scheduled, Sgd, UpdateKernel,
+};
 pub use state::{EpochLogs, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState};
 
 /// The README's code blocks, compiled and run as doctests.

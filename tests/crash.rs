@@ -42,6 +42,11 @@ fn kill_storm(what: &str, settings: &[(&'static str, &'static str)], default_kil
         // so it has less left to do: kill within the first half).
         let at = duration.mul_f64(0.5 * (rng >> 11) as f64 / (1u64 << 53) as f64);
         let committed = committed_step(&dir);
+        if committed.is_none() && !resumes.last().is_none_or(Vec::is_empty) {
+            // Nothing committed any more (a kill landed while the finished run removed its
+            // backup): this restart begins a new run.
+            resumes.push(Vec::new());
+        }
         let mut child = spawn(&dir, &out, &vars, None);
         let from = training_from(&mut child);
         let started = from.is_some();

@@ -52,6 +52,10 @@ pub(crate) struct GpuParams {
     pub slots: Vec<Slot>,
     pub optimizer: Box<dyn Optimizer>,
     update_uniform: wgpu::Buffer,
+    /// The gradient clipping launches before the update (none without clipping).
+    pub clip: Vec<crate::gpu::Dispatch>,
+    /// Kept alive for the clipping launches' bind groups.
+    _clip_buffers: Vec<wgpu::Buffer>,
     /// The seed of Glorot weights not drawn yet (see [`GpuParams::ensure_initialized`]).
     pending_glorot: Mutex<Option<u64>>,
 }
@@ -101,6 +105,7 @@ impl GpuParams {
             slots.push(Slot { name, kept, buffer });
         }
         let update_uniform = gpu.uniform_bytes("optimizer", &optimizer.uniform(len));
+        let (clip, clip_buffers) = clip_launches(&gpu, optimizer.as_ref(), &layers, &grads, len)?;
         Ok(GpuParams {
             gpu,
             specs: specs.to_vec(),
@@ -111,6 +116,8 @@ impl GpuParams {
             slots,
             optimizer,
             update_uniform,
+            clip,
+            _clip_buffers: clip_buffers,
             pending_glorot: Mutex::new(pending_glorot),
         })
     }
@@ -315,6 +322,26 @@ fn place<'t>(
         placed.push((t, *first));
     }
     Ok(placed)
+}
+
+/// The launches that clip the gradients as `optimizer` asks, and the buffers they bind.
+fn clip_launches(
+    gpu: &Gpu,
+    optimizer: &dyn Optimizer,
+    layers: &[LayerLayout],
+    grads: &wgpu::Buffer,
+    len: usize,
+) -> Result<(Vec<crate::gpu::Dispatch>, Vec<wgpu::Buffer>)> {
+    let tensors: Vec<[u32; 2]> = layers
+        .iter()
+        .flat_map(|l| {
+            [
+                [l.weight as u32, (l.inputs * l.outputs) as u32],
+                [l.bias as u32, l.outputs as u32],
+            ]
+        })
+        .collect();
+    crate::gpu::clip_launches(gpu, optimizer.clipping(), &tensors, grads, len)
 }
 
 /// One buffer of an optimizer slot.

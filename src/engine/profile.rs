@@ -48,12 +48,20 @@ fn time_pass(gpu: &Gpu, reps: usize, record: impl Fn(&mut wgpu::ComputePass<'_>)
 }
 
 /// Times every launch of batch 0's step apart, then whole steps.
-pub(crate) fn profile(gpu: &Gpu, plan: &Plan, sgd: &Dispatch, reps: usize) -> Result<StepProfile> {
+pub(crate) fn profile(
+    gpu: &Gpu,
+    plan: &Plan,
+    clip: &[Dispatch],
+    sgd: &Dispatch,
+    reps: usize,
+) -> Result<StepProfile> {
     let mut launches = Vec::new();
-    for (name, launch) in plan.named_launches(sgd) {
+    for (name, launch) in plan.named_launches(clip, sgd) {
         let ms = time_pass(gpu, reps, |pass| launch.record(pass, 0))?;
         launches.push((name, ms));
     }
-    let step_ms = time_pass(gpu, reps, |pass| record_train_step(pass, plan, sgd, 0))?;
+    let step_ms = time_pass(gpu, reps, |pass| {
+        record_train_step(pass, plan, clip, sgd, 0)
+    })?;
     Ok(StepProfile { launches, step_ms })
 }

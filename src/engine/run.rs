@@ -129,7 +129,8 @@ impl<'a> Run<'a> {
         self.params.ensure_initialized();
         let device = self.params.gpu.device.clone();
         let pass = self.recorder.pass(&device);
-        record_train_step(pass, self.work.plan(step), &self.work.update, step as u32);
+        let (plan, clip) = (self.work.plan(step), &self.params.clip);
+        record_train_step(pass, plan, clip, &self.work.update, step as u32);
         self.recorder.batches += 1;
         if self.recorder.batches >= BATCHES_PER_SUBMIT {
             self.recorder.submit(&self.params.gpu)?;

@@ -33,6 +33,7 @@ pub(super) struct LayerBackward {
 pub(crate) fn record_train_step(
     pass: &mut wgpu::ComputePass<'_>,
     plan: &Plan,
+    clip: &[Dispatch],
     update: &Dispatch,
     step: u32,
 ) {
@@ -51,13 +52,21 @@ pub(crate) fn record_train_step(
             input.record(pass, step);
         }
     }
+    // grad W ← grad W clipped (by tensor norm, global norm or value), if the optimizer asks
+    for launch in clip {
+        launch.record(pass, step);
+    }
     // W ← the optimizer's update of W from grad W (and its slots), all parameters at once
     update.record(pass, step);
 }
 
 impl Plan {
     /// Every launch of a training step, named, in the order [`record_train_step`] records them.
-    pub(crate) fn named_launches<'a>(&'a self, sgd: &'a Dispatch) -> Vec<(String, &'a Dispatch)> {
+    pub(crate) fn named_launches<'a>(
+        &'a self,
+        clip: &'a [Dispatch],
+        sgd: &'a Dispatch,
+    ) -> Vec<(String, &'a Dispatch)> {
         let mut out = vec![("gather".to_string(), &self.gather)];
         for (i, f) in self.forward.iter().enumerate() {
             out.push((format!("dense{i} forward"), f));
@@ -83,6 +92,9 @@ impl Plan {
             if let Some(input) = &b.input {
                 out.push((format!("dense{i} input gradient"), input));
             }
+        }
+        for (i, launch) in clip.iter().enumerate() {
+            out.push((format!("gradient clipping {i}"), launch));
         }
         out.push(("sgd update".into(), sgd));
         out

@@ -79,6 +79,11 @@ bindings!(
     }
 );
 
+bindings!(
+    /// `clip.wgsl`: the flat gradients `g`, each tensor's `(first, len)`, their squared norms.
+    ClipBindings { dims: 0 Uniform, g: 1 ReadWrite, tensors: 2 Read, sums: 3 ReadWrite }
+);
+
 /// An optimizer's update kernel (see [`crate::optim::UpdateKernel`]): its uniform, the
 /// parameters, the gradients, one binding per slot, and the per-step values.
 pub(crate) struct UpdateBindings<'a> {

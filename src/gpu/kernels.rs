@@ -24,8 +24,8 @@
 //! | an optimizer's update | its `UpdateKernel` (`shaders/sgd.wgsl`, …) | `main` |
 
 use super::bindings::{
-    ActBackwardBindings, GatherBindings, LossFusedBindings, LossGradBindings, LossReduceBindings,
-    MatmulBindings, UpdateBindings,
+    ActBackwardBindings, ClipBindings, GatherBindings, LossFusedBindings, LossGradBindings,
+    LossReduceBindings, MatmulBindings, UpdateBindings,
 };
 use super::matmul::LazyMatmul;
 use super::params::Batch;
@@ -275,6 +275,9 @@ pub(crate) struct Kernels {
     pub gather: Kernel,
     /// `gather` four floats at a time (see [`Kernels::gather_dispatch`]).
     pub gather4: Kernel,
+    /// `clip.wgsl`'s squared norm per tensor and its scaling of the gradients.
+    pub clip_norms: Kernel,
+    pub clip_scale: Kernel,
     /// Optimizers' update kernels by name, compiled on first use.
     update: std::sync::Mutex<Vec<(&'static str, std::sync::Arc<Kernel>)>>,
 }
@@ -292,6 +295,7 @@ impl Kernels {
         let loss = &super::with_activations(include_str!("../../shaders/loss.wgsl"));
         let gather = include_str!("../../shaders/gather.wgsl");
         let gather_slots = GatherBindings::LAYOUT;
+        let clip = include_str!("../../shaders/clip.wgsl");
         let matmul_slots = MatmulBindings::LAYOUT;
         Kernels {
             matmul: Kernel::new(device, "matmul", matmul, "main", matmul_slots),
@@ -327,6 +331,8 @@ impl Kernels {
             ),
             gather: Kernel::new(device, "gather", gather, "main", gather_slots),
             gather4: Kernel::new(device, "gather4", gather, "main4", gather_slots),
+            clip_norms: Kernel::new(device, "clip_norms", clip, "norms", ClipBindings::LAYOUT),
+            clip_scale: Kernel::new(device, "clip_scale", clip, "scale", ClipBindings::LAYOUT),
             update: Default::default(),
         }
     }

@@ -25,6 +25,7 @@ pub(crate) fn with_activations(source: &str) -> String {
 
 mod adapter;
 pub(crate) mod bindings;
+mod clip;
 mod kernels;
 mod matmul;
 pub mod ops;
@@ -34,6 +35,7 @@ mod unroll;
 
 pub use adapter::{AdapterSummary, list_adapters};
 use adapter::{choose, instance};
+pub(crate) use clip::clip_launches;
 pub(crate) use kernels::{Dispatch, Kernels, Slice, grid};
 pub use matmul::MatmulVariant;
 pub(crate) use params::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims};

@@ -311,7 +311,13 @@ impl Sequential {
         // The profiled steps really train: parameters and optimizer slots are put back.
         let (params, slots) = (c.params.read_params()?, c.params.read_slots()?);
         let work = Workspace::new(&c.params, data, batch_size, c.loss)?;
-        let profile = crate::engine::profile(&c.params.gpu, work.plan(0), &work.update, reps);
+        let profile = crate::engine::profile(
+            &c.params.gpu,
+            work.plan(0),
+            &c.params.clip,
+            &work.update,
+            reps,
+        );
         c.params.write_params(&params, "")?;
         c.params.write_slots(&slots, "")?;
         profile

@@ -6,11 +6,13 @@
 //! tests: nothing else in the crate names optimizers.
 
 mod adam;
+mod clip;
 mod rmsprop;
 mod schedule;
 mod sgd;
 
 pub use adam::Adam;
+pub use clip::{Clipped, Clipping};
 pub use rmsprop::RmsProp;
 pub use schedule::{LearningRateSchedule, Scheduled};
 pub use sgd::Sgd;
@@ -58,6 +60,10 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     /// The schedule the learning rate follows, if any (it cannot be set then).
     fn schedule(&self) -> Option<&LearningRateSchedule> {
         None
+    }
+    /// How gradients are clipped before the update (see [`Clipped`]).
+    fn clipping(&self) -> Clipping {
+        Clipping::None
     }
     /// Changes the learning rate.
     fn set_learning_rate(&mut self, lr: f32);
@@ -114,6 +120,9 @@ impl Optimizer for Box<dyn Optimizer> {
     }
     fn schedule(&self) -> Option<&LearningRateSchedule> {
         self.as_ref().schedule()
+    }
+    fn clipping(&self) -> Clipping {
+        self.as_ref().clipping()
     }
     fn set_learning_rate(&mut self, lr: f32) {
         self.as_mut().set_learning_rate(lr)

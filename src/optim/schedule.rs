@@ -262,6 +262,10 @@ impl<O: Optimizer + Clone + 'static> Optimizer for Scheduled<O> {
         Some(&self.schedule)
     }
 
+    fn clipping(&self) -> super::Clipping {
+        self.optimizer.clipping()
+    }
+
     fn validate(&self) -> Result<()> {
         self.optimizer.validate()?;
         self.schedule.validate()

@@ -325,6 +325,27 @@ pub fn update(
     Ok((gpu.read_f32(&w_buf, 0, w.len(), "reading w")?, slots))
 }
 
+/// Clips the gradient tensors `tensors` as `clipping` asks, with `clip.wgsl` on the GPU (each
+/// tensor at a 64-float boundary of one flat buffer, as a model's are); returns them clipped.
+pub fn clip(gpu: &Gpu, clipping: crate::Clipping, tensors: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+    let mut flat = Vec::new();
+    let mut table = Vec::new();
+    for t in tensors {
+        table.push([flat.len() as u32, t.len() as u32]);
+        flat.extend_from_slice(t);
+        flat.resize(flat.len().next_multiple_of(64), 0.0);
+    }
+    let g = gpu.upload("gradients", &flat)?;
+    let (launches, _buffers) = crate::gpu::clip_launches(gpu, clipping, &table, &g, flat.len())?;
+    let launches: Vec<&crate::gpu::Dispatch> = launches.iter().collect();
+    run(gpu, &launches)?;
+    let back = gpu.read_f32(&g, 0, flat.len(), "reading gradients")?;
+    Ok(table
+        .iter()
+        .map(|&[first, len]| back[first as usize..(first + len) as usize].to_vec())
+        .collect())
+}
+
 /// A one-entry batch table.
 fn batch_entry(gpu: &Gpu, start: usize, rows: usize) -> wgpu::Buffer {
     gpu.uniform(

@@ -1,0 +1,135 @@
+//! Gradient clipping (`clip.wgsl`) against Keras 3's formulas in f64, on tensors of awkward
+//! sizes (1, primes, more than one workgroup of 256), and its effect in training.
+
+mod common;
+
+use common::gpu::gpu;
+use common::rng::Rng;
+use common::{Interrupt, bits, data, options};
+use wgfit::gpu::ops;
+use wgfit::{
+    Activation, Adam, BackupAndRestore, Clipped, Clipping, Dense, Loss, SaveFreq, Sequential, Sgd,
+};
+
+fn tensors(scale: f32) -> Vec<Vec<f32>> {
+    let mut rng = Rng(5);
+    [1usize, 7, 257, 1031]
+        .iter()
+        .map(|&n| (0..n).map(|_| scale * rng.uniform(-1.0, 1.0)).collect())
+        .collect()
+}
+
+fn reference(clipping: Clipping, tensors: &[Vec<f32>]) -> Vec<Vec<f64>> {
+    let t64: Vec<Vec<f64>> = tensors
+        .iter()
+        .map(|t| t.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let norm = |t: &[f64]| t.iter().map(|x| x * x).sum::<f64>().sqrt();
+    match clipping {
+        Clipping::None => t64,
+        Clipping::Value(c) => {
+            let c = f64::from(c);
+            t64.iter()
+                .map(|t| t.iter().map(|x| x.clamp(-c, c)).collect())
+                .collect()
+        }
+        Clipping::Norm(c) => {
+            let c = f64::from(c);
+            t64.iter()
+                .map(|t| {
+                    let n = norm(t);
+                    t.iter().map(|x| x * c / n.max(c)).collect()
+                })
+                .collect()
+        }
+        Clipping::GlobalNorm(c) => {
+            let c = f64::from(c);
+            let total = t64.iter().map(|t| norm(t).powi(2)).sum::<f64>().sqrt();
+            let scale = c * (1.0 / total).min(1.0 / c);
+            t64.iter()
+                .map(|t| t.iter().map(|x| x * scale).collect())
+                .collect()
+        }
+    }
+}
+
+#[test]
+fn clipping_matches_kerass_formulas() {
+    let gpu = gpu();
+    for clipping in [
+        Clipping::Value(0.3),
+        Clipping::Norm(2.0),
+        Clipping::Norm(100.0),
+        Clipping::GlobalNorm(3.0),
+        Clipping::GlobalNorm(1000.0),
+    ] {
+        let input = tensors(1.5);
+        let got = ops::clip(&gpu, clipping, &input).unwrap();
+        let want = reference(clipping, &input);
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            for (i, (a, b)) in g.iter().zip(w).enumerate() {
+                assert!(
+                    (f64::from(*a) - b).abs() <= 1e-6 * b.abs().max(1e-3),
+                    "{clipping:?}: tensor {k}[{i}] = {a}, reference {b}"
+                );
+            }
+        }
+    }
+}
+
+fn model(clipping: Clipping) -> Sequential {
+    let mut m = Sequential::new(6)
+        .add(Dense::new(8).activation(Activation::Tanh))
+        .add(Dense::new(3))
+        .seed(3);
+    m.compile(Loss::CrossEntropy, Clipped::new(Adam::new(0.05), clipping))
+        .unwrap();
+    m
+}
+
+#[test]
+fn clipped_training_differs_and_resumes_exactly() {
+    let run = |clipping| {
+        let mut m = model(clipping);
+        m.fit(&data(), options(2), &mut []).unwrap();
+        bits(&m)
+    };
+    let unclipped = run(Clipping::None);
+    let reference = run(Clipping::GlobalNorm(0.05));
+    assert_ne!(unclipped, reference, "clipping changed the training");
+    assert_ne!(run(Clipping::Norm(0.05)), unclipped);
+    assert_ne!(run(Clipping::Value(0.001)), unclipped);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    let backup = || {
+        BackupAndRestore::new(&dir)
+            .unwrap()
+            .save_freq(SaveFreq::Batches(1))
+            .unwrap()
+    };
+    let mut stop = Interrupt {
+        at_global_step: Some(13),
+        at_epoch_begin: None,
+    };
+    model(Clipping::GlobalNorm(0.05))
+        .fit(&data(), options(2), &mut [&mut backup(), &mut stop])
+        .unwrap_err();
+    let mut resumed = model(Clipping::GlobalNorm(0.05));
+    resumed
+        .fit(&data(), options(2), &mut [&mut backup()])
+        .unwrap();
+    assert_eq!(bits(&resumed), reference);
+}
+
+#[test]
+fn a_bad_bound_is_refused() {
+    let mut m = Sequential::new(6).add(Dense::new(3));
+    let err = m
+        .compile(
+            Loss::CrossEntropy,
+            Clipped::new(Sgd::new(0.1), Clipping::Norm(0.0)),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("gradient clipping"), "{err}");
+}
