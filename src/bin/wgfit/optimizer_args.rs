@@ -4,7 +4,7 @@
 
 use crate::{CliResult, Failure};
 use clap::{Args, ValueEnum};
-use wgfit::{Adam, LearningRateSchedule, Optimizer, RmsProp, Scheduled, Sgd};
+use wgfit::{Adam, Clipped, Clipping, LearningRateSchedule, Optimizer, RmsProp, Scheduled, Sgd};
 
 /// `--optimizer` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,6 +61,20 @@ pub struct OptimizerArgs {
     /// Decoupled weight decay [default: 0.004 for adamw, 0 otherwise]
     #[arg(long, help_heading = "Optimizer")]
     pub weight_decay: Option<f32>,
+    /// Clip each tensor's gradient to this L2 norm (Keras clipnorm)
+    #[arg(long, value_name = "C", help_heading = "Optimizer", conflicts_with_all = ["global_clipnorm", "clipvalue"])]
+    pub clipnorm: Option<f32>,
+    /// Clip all gradients together to this L2 norm (Keras global_clipnorm)
+    #[arg(
+        long,
+        value_name = "C",
+        help_heading = "Optimizer",
+        conflicts_with = "clipvalue"
+    )]
+    pub global_clipnorm: Option<f32>,
+    /// Clip each gradient value to [-C, C] (Keras clipvalue)
+    #[arg(long, value_name = "C", help_heading = "Optimizer")]
+    pub clipvalue: Option<f32>,
 
     /// How the learning rate follows the optimizer's iteration count (Keras's schedules)
     #[arg(
@@ -209,6 +223,17 @@ impl OptimizerArgs {
                         .weight_decay(self.weight_decay.unwrap_or(0.0)),
                 )
             }
+        };
+        let clipping = match (self.clipnorm, self.global_clipnorm, self.clipvalue) {
+            (Some(c), _, _) => Clipping::Norm(c),
+            (_, Some(c), _) => Clipping::GlobalNorm(c),
+            (_, _, Some(c)) => Clipping::Value(c),
+            _ => Clipping::None,
+        };
+        let optimizer: Box<dyn Optimizer> = if clipping == Clipping::None {
+            optimizer
+        } else {
+            Box::new(Clipped::new(optimizer, clipping))
         };
         match self.schedule(f64::from(optimizer.learning_rate()))? {
             None => Ok(optimizer),
