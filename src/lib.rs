@@ -50,7 +50,8 @@ pub use layer::{Activation, LayerKind, LayerSpec};
 pub use loss::Loss;
 pub use model::{Dense, Sequential};
 pub use optim::{
-    Adam, Clipped, Clipping, LearningRateSchedule, Optimizer, RmsProp, Scheduled, Sgd, UpdateKernel,
+    Accumulated, Adam, Clipped, Clipping, LearningRateSchedule, Optimizer, RmsProp, Scheduled, Sgd,
+    UpdateKernel,
 };
 pub use state::{EpochLogs, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState};
 

@@ -54,6 +54,10 @@ pub(crate) struct GpuParams {
     update_uniform: wgpu::Buffer,
     /// The gradient clipping launches before the update (none without clipping).
     pub clip: Vec<crate::gpu::Dispatch>,
+    /// With gradient accumulation: the accumulator (saved with the slots), and the launches
+    /// that add a micro-batch's gradients to it and that take their mean.
+    pub accumulator: Option<Slot>,
+    pub accumulate: Option<Accumulate>,
     /// Kept alive for the clipping launches' bind groups.
     _clip_buffers: Vec<wgpu::Buffer>,
     /// The seed of Glorot weights not drawn yet (see [`GpuParams::ensure_initialized`]).
@@ -105,7 +109,22 @@ impl GpuParams {
             slots.push(Slot { name, kept, buffer });
         }
         let update_uniform = gpu.uniform_bytes("optimizer", &optimizer.uniform(len));
-        let (clip, clip_buffers) = clip_launches(&gpu, optimizer.as_ref(), &layers, &grads, len)?;
+        let (clip, mut clip_buffers) =
+            clip_launches(&gpu, optimizer.as_ref(), &layers, &grads, len)?;
+        let steps = optimizer.accumulation_steps();
+        let (accumulator, accumulate) = if steps > 1 {
+            let buffer = gpu.upload("gradient accumulator", &vec![0f32; len])?;
+            let (launches, uniform) = accumulate_launches(&gpu, &grads, &buffer, len, steps);
+            clip_buffers.push(uniform);
+            let slot = Slot {
+                name: "gradient_accumulator",
+                kept: true,
+                buffer,
+            };
+            (Some(slot), Some(launches))
+        } else {
+            (None, None)
+        };
         Ok(GpuParams {
             gpu,
             specs: specs.to_vec(),
@@ -117,6 +136,8 @@ impl GpuParams {
             optimizer,
             update_uniform,
             clip,
+            accumulator,
+            accumulate,
             _clip_buffers: clip_buffers,
             pending_glorot: Mutex::new(pending_glorot),
         })
@@ -160,7 +181,10 @@ impl GpuParams {
 
     /// The slots that hold state, in binding order.
     pub fn kept_slots(&self) -> impl Iterator<Item = &Slot> {
-        self.slots.iter().filter(|s| s.kept)
+        self.slots
+            .iter()
+            .filter(|s| s.kept)
+            .chain(&self.accumulator)
     }
 
     /// The optimizer slots: `(name, shape, first element)`, the first element counted in the
@@ -324,6 +348,62 @@ fn place<'t>(
     Ok(placed)
 }
 
+/// The launches of gradient accumulation.
+pub(crate) struct Accumulate {
+    /// `acc += g` (a micro-batch that does not update).
+    pub add: crate::gpu::Dispatch,
+    /// `g = (g + acc) / N; acc = 0` (before the update).
+    pub average: crate::gpu::Dispatch,
+    /// N.
+    pub steps: u32,
+}
+
+/// The uniform of `accumulate.wgsl`, laid out as the shader declares it.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AccumulateUniform {
+    n4: u32,
+    steps: f32,
+    _pad: [u32; 2],
+}
+
+fn accumulate_launches(
+    gpu: &Gpu,
+    grads: &wgpu::Buffer,
+    acc: &wgpu::Buffer,
+    len: usize,
+    steps: u32,
+) -> (Accumulate, wgpu::Buffer) {
+    let uniform = gpu.uniform(
+        "gradient accumulation",
+        &AccumulateUniform {
+            n4: (len / 4) as u32,
+            steps: steps as f32,
+            _pad: [0; 2],
+        },
+    );
+    let bindings = crate::gpu::bindings::AccumulateBindings {
+        dims: Slice::all(&uniform),
+        g: Slice::all(grads),
+        acc: Slice::all(acc),
+    };
+    let (k, grid) = (&gpu.kernels, crate::optim::update_grid(len));
+    let add = k
+        .accumulate_add
+        .dispatch(&gpu.device, &bindings.slices(), grid);
+    let average = k
+        .accumulate_average
+        .dispatch(&gpu.device, &bindings.slices(), grid);
+    (
+        Accumulate {
+            add,
+            average,
+            steps,
+        },
+        uniform,
+    )
+}
+
 /// The launches that clip the gradients as `optimizer` asks, and the buffers they bind.
 fn clip_launches(
     gpu: &Gpu,
@@ -391,12 +471,17 @@ impl GpuParams {
         if first >= count {
             return;
         }
-        let lr = self.optimizer.learning_rate();
+        let accumulation = u64::from(self.optimizer.accumulation_steps());
         let mut bytes = vec![0u8; (count - first) * stride];
         for (k, step) in (first..count).enumerate() {
-            let values = self
-                .optimizer
-                .step_values(epoch_iteration + step as u64 + 1, lr);
+            // As Keras: the micro-batch count before this one gives the scheduled rate, the
+            // number of updates so far the update's own count.
+            let micro = epoch_iteration + step as u64 + 1;
+            let lr = match self.optimizer.schedule() {
+                Some(schedule) => schedule.at(micro - 1),
+                None => self.optimizer.learning_rate(),
+            };
+            let values = self.optimizer.step_values(micro / accumulation, lr);
             bytes[k * stride..k * stride + 16].copy_from_slice(bytemuck::bytes_of(&values));
         }
         self.gpu.write(steps, (first * stride) as u64, &bytes);

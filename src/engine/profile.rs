@@ -1,6 +1,6 @@
 //! Where the time of one training step goes: every launch of the step timed on its own.
 
-use super::step::{Plan, record_train_step};
+use super::step::{Finish, Plan, record_train_step};
 use crate::error::Result;
 use crate::gpu::{Dispatch, Gpu};
 use std::time::Instant;
@@ -61,7 +61,16 @@ pub(crate) fn profile(
         launches.push((name, ms));
     }
     let step_ms = time_pass(gpu, reps, |pass| {
-        record_train_step(pass, plan, clip, sgd, 0)
+        record_train_step(
+            pass,
+            plan,
+            &Finish::Update {
+                average: None,
+                clip,
+                update: sgd,
+            },
+            0,
+        )
     })?;
     Ok(StepProfile { launches, step_ms })
 }

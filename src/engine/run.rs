@@ -4,7 +4,7 @@
 //! take a snapshot, set the learning rate.
 
 use super::snapshot::{self, Snapshot, StagingPool};
-use super::step::record_train_step;
+use super::step::{Finish, record_train_step};
 use super::{GpuParams, Workspace};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -129,8 +129,18 @@ impl<'a> Run<'a> {
         self.params.ensure_initialized();
         let device = self.params.gpu.device.clone();
         let pass = self.recorder.pass(&device);
-        let (plan, clip) = (self.work.plan(step), &self.params.clip);
-        record_train_step(pass, plan, clip, &self.work.update, step as u32);
+        let micro = self.epoch_iteration + step as u64 + 1;
+        let finish = match &self.params.accumulate {
+            Some(acc) if !micro.is_multiple_of(u64::from(acc.steps)) => {
+                Finish::Accumulate(&acc.add)
+            }
+            acc => Finish::Update {
+                average: acc.as_ref().map(|a| &a.average),
+                clip: &self.params.clip,
+                update: &self.work.update,
+            },
+        };
+        record_train_step(pass, self.work.plan(step), &finish, step as u32);
         self.recorder.batches += 1;
         if self.recorder.batches >= BATCHES_PER_SUBMIT {
             self.recorder.submit(&self.params.gpu)?;

@@ -28,13 +28,25 @@ pub(super) struct LayerBackward {
     pub(super) input: Option<Dispatch>,
 }
 
+/// How a training step ends, after the backward pass.
+pub(crate) enum Finish<'a> {
+    /// Gradient accumulation, not an update step: add the gradients to the accumulator.
+    Accumulate(&'a Dispatch),
+    /// The optimizer's update, after the mean of accumulated gradients (if accumulating) and
+    /// clipping (if any).
+    Update {
+        average: Option<&'a Dispatch>,
+        clip: &'a [Dispatch],
+        update: &'a Dispatch,
+    },
+}
+
 /// Records one training step for batch `step` of the epoch: gather the batch, forward,
 /// loss and its gradient, backward, optimizer update. No host work, no readback.
 pub(crate) fn record_train_step(
     pass: &mut wgpu::ComputePass<'_>,
     plan: &Plan,
-    clip: &[Dispatch],
-    update: &Dispatch,
+    finish: &Finish<'_>,
     step: u32,
 ) {
     // The batch, forward, the loss and its gradient dA_L, the batch's statistics.
@@ -52,12 +64,26 @@ pub(crate) fn record_train_step(
             input.record(pass, step);
         }
     }
-    // grad W ← grad W clipped (by tensor norm, global norm or value), if the optimizer asks
-    for launch in clip {
-        launch.record(pass, step);
+    match finish {
+        // acc ← acc + grad W: a micro-batch that does not update
+        Finish::Accumulate(add) => add.record(pass, step),
+        Finish::Update {
+            average,
+            clip,
+            update,
+        } => {
+            // grad W ← (grad W + acc) / N, acc ← 0, with gradient accumulation
+            if let Some(average) = average {
+                average.record(pass, step);
+            }
+            // grad W ← grad W clipped (by tensor norm, global norm or value), if asked
+            for launch in *clip {
+                launch.record(pass, step);
+            }
+            // W ← the optimizer's update of W from grad W (and its slots), all at once
+            update.record(pass, step);
+        }
     }
-    // W ← the optimizer's update of W from grad W (and its slots), all parameters at once
-    update.record(pass, step);
 }
 
 impl Plan {

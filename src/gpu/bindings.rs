@@ -84,6 +84,11 @@ bindings!(
     ClipBindings { dims: 0 Uniform, g: 1 ReadWrite, tensors: 2 Read, sums: 3 ReadWrite }
 );
 
+bindings!(
+    /// `accumulate.wgsl`: the gradients `g` and their accumulator `acc`.
+    AccumulateBindings { dims: 0 Uniform, g: 1 ReadWrite, acc: 2 ReadWrite }
+);
+
 /// An optimizer's update kernel (see [`crate::optim::UpdateKernel`]): its uniform, the
 /// parameters, the gradients, one binding per slot, and the per-step values.
 pub(crate) struct UpdateBindings<'a> {

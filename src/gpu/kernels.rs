@@ -24,8 +24,8 @@
 //! | an optimizer's update | its `UpdateKernel` (`shaders/sgd.wgsl`, …) | `main` |
 
 use super::bindings::{
-    ActBackwardBindings, ClipBindings, GatherBindings, LossFusedBindings, LossGradBindings,
-    LossReduceBindings, MatmulBindings, UpdateBindings,
+    AccumulateBindings, ActBackwardBindings, ClipBindings, GatherBindings, LossFusedBindings,
+    LossGradBindings, LossReduceBindings, MatmulBindings, UpdateBindings,
 };
 use super::matmul::LazyMatmul;
 use super::params::Batch;
@@ -275,6 +275,9 @@ pub(crate) struct Kernels {
     pub gather: Kernel,
     /// `gather` four floats at a time (see [`Kernels::gather_dispatch`]).
     pub gather4: Kernel,
+    /// `accumulate.wgsl`: a micro-batch's gradients into the accumulator, and their mean.
+    pub accumulate_add: Kernel,
+    pub accumulate_average: Kernel,
     /// `clip.wgsl`'s squared norm per tensor and its scaling of the gradients.
     pub clip_norms: Kernel,
     pub clip_scale: Kernel,
@@ -296,6 +299,8 @@ impl Kernels {
         let gather = include_str!("../../shaders/gather.wgsl");
         let gather_slots = GatherBindings::LAYOUT;
         let clip = include_str!("../../shaders/clip.wgsl");
+        let accumulate = include_str!("../../shaders/accumulate.wgsl");
+        let acc_slots = AccumulateBindings::LAYOUT;
         let matmul_slots = MatmulBindings::LAYOUT;
         Kernels {
             matmul: Kernel::new(device, "matmul", matmul, "main", matmul_slots),
@@ -331,6 +336,14 @@ impl Kernels {
             ),
             gather: Kernel::new(device, "gather", gather, "main", gather_slots),
             gather4: Kernel::new(device, "gather4", gather, "main4", gather_slots),
+            accumulate_add: Kernel::new(device, "accumulate_add", accumulate, "add", acc_slots),
+            accumulate_average: Kernel::new(
+                device,
+                "accumulate_average",
+                accumulate,
+                "average",
+                acc_slots,
+            ),
             clip_norms: Kernel::new(device, "clip_norms", clip, "norms", ClipBindings::LAYOUT),
             clip_scale: Kernel::new(device, "clip_scale", clip, "scale", ClipBindings::LAYOUT),
             update: Default::default(),

@@ -85,6 +85,9 @@ impl<O: Optimizer + Clone + 'static> Optimizer for Clipped<O> {
     fn clipping(&self) -> Clipping {
         self.clipping
     }
+    fn accumulation_steps(&self) -> u32 {
+        self.optimizer.accumulation_steps()
+    }
     fn set_learning_rate(&mut self, lr: f32) {
         self.optimizer.set_learning_rate(lr)
     }

@@ -5,12 +5,14 @@
 //! A new optimizer is a type implementing [`Optimizer`], its kernel in `shaders/`, and its
 //! tests: nothing else in the crate names optimizers.
 
+mod accumulate;
 mod adam;
 mod clip;
 mod rmsprop;
 mod schedule;
 mod sgd;
 
+pub use accumulate::Accumulated;
 pub use adam::Adam;
 pub use clip::{Clipped, Clipping};
 pub use rmsprop::RmsProp;
@@ -48,9 +50,9 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     /// The bytes of the kernel's uniform for a model of `len` parameters (a multiple of 4).
     fn uniform(&self, len: usize) -> Vec<u8>;
     /// What the kernel needs that changes from step to step, for the update that makes the
-    /// optimizer's iteration count `iteration` (1 for the first update) at learning rate `lr`
-    /// (e.g. Adam's bias-corrected step size). Computed on the host, exactly the same on a
-    /// resumed run. Default: nothing.
+    /// optimizer's update count `iteration` (1 for the first update) at learning rate `lr`
+    /// (e.g. Adam's bias-corrected step size; the engine computes `lr`, from the schedule if
+    /// there is one). Computed on the host, exactly the same on a resumed run. Default: `lr`.
     fn step_values(&self, iteration: u64, lr: f32) -> [f32; 4] {
         let _ = iteration;
         [lr, 0.0, 0.0, 0.0]
@@ -64,6 +66,10 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     /// How gradients are clipped before the update (see [`Clipped`]).
     fn clipping(&self) -> Clipping {
         Clipping::None
+    }
+    /// Micro-batches per update (see [`Accumulated`]); 1: every batch.
+    fn accumulation_steps(&self) -> u32 {
+        1
     }
     /// Changes the learning rate.
     fn set_learning_rate(&mut self, lr: f32);
@@ -123,6 +129,9 @@ impl Optimizer for Box<dyn Optimizer> {
     }
     fn clipping(&self) -> Clipping {
         self.as_ref().clipping()
+    }
+    fn accumulation_steps(&self) -> u32 {
+        self.as_ref().accumulation_steps()
     }
     fn set_learning_rate(&mut self, lr: f32) {
         self.as_mut().set_learning_rate(lr)

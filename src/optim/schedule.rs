@@ -244,9 +244,9 @@ impl<O: Optimizer + Clone + 'static> Optimizer for Scheduled<O> {
         self.optimizer.uniform(len)
     }
 
-    fn step_values(&self, iteration: u64, _lr: f32) -> [f32; 4] {
-        // Keras evaluates the schedule at the iterations done before this update.
-        let lr = self.schedule.at(iteration.saturating_sub(1));
+    /// `lr` comes from the schedule: the engine evaluates it (at the micro-batches done before
+    /// this update, as Keras does).
+    fn step_values(&self, iteration: u64, lr: f32) -> [f32; 4] {
         self.optimizer.step_values(iteration, lr)
     }
 
@@ -264,6 +264,10 @@ impl<O: Optimizer + Clone + 'static> Optimizer for Scheduled<O> {
 
     fn clipping(&self) -> super::Clipping {
         self.optimizer.clipping()
+    }
+
+    fn accumulation_steps(&self) -> u32 {
+        self.optimizer.accumulation_steps()
     }
 
     fn validate(&self) -> Result<()> {

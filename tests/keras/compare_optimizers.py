@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Trains the same model from the same initial weights on the same batches with wgfit and with
-Keras 3 (JAX backend, CPU), for each optimizer with its defaults, a cosine schedule with warmup
-and each kind of gradient clipping, and reports how far the final weights are apart, relative
+Keras 3 (JAX backend, CPU), for each optimizer with its defaults, a cosine schedule with warmup,
+each kind of gradient clipping and gradient accumulation, and reports how far the final weights are apart, relative
 to the largest weight. Fails when any is above 1e-4.
 
 Not run by CI (it needs Keras and JAX). Run it from the repository root:
@@ -93,6 +93,11 @@ def cases():
          lambda: o.Adam(clipnorm=0.1)),
         ("adam, global_clipnorm 0.1", ["--optimizer", "adam", "--global-clipnorm", "0.1"],
          lambda: o.Adam(global_clipnorm=0.1)),
+        ("adam, accumulating 3 batches", ["--optimizer", "adam", "--accumulate", "3"],
+         lambda: o.Adam(gradient_accumulation_steps=3)),
+        ("sgd momentum, cosine, accumulating 2", ["--optimizer", "sgd", "--momentum", "0.9",
+                                                  "--accumulate", "2"] + cosine_flags,
+         lambda: o.SGD(cosine, 0.9, gradient_accumulation_steps=2)),
         ("sgd, clipvalue 0.05", ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0",
                                  "--clipvalue", "0.05"], lambda: o.SGD(0.05, clipvalue=0.05)),
     ]

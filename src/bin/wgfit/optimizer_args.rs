@@ -4,7 +4,9 @@
 
 use crate::{CliResult, Failure};
 use clap::{Args, ValueEnum};
-use wgfit::{Adam, Clipped, Clipping, LearningRateSchedule, Optimizer, RmsProp, Scheduled, Sgd};
+use wgfit::{
+    Accumulated, Adam, Clipped, Clipping, LearningRateSchedule, Optimizer, RmsProp, Scheduled, Sgd,
+};
 
 /// `--optimizer` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,6 +77,15 @@ pub struct OptimizerArgs {
     /// Clip each gradient value to [-C, C] (Keras clipvalue)
     #[arg(long, value_name = "C", help_heading = "Optimizer")]
     pub clipvalue: Option<f32>,
+    /// Update every N batches from the mean of their gradients (Keras
+    /// gradient_accumulation_steps; --batch-size is then the micro-batch)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        help_heading = "Optimizer"
+    )]
+    pub accumulate: u32,
 
     /// How the learning rate follows the optimizer's iteration count (Keras's schedules)
     #[arg(
@@ -234,6 +245,11 @@ impl OptimizerArgs {
             optimizer
         } else {
             Box::new(Clipped::new(optimizer, clipping))
+        };
+        let optimizer: Box<dyn Optimizer> = if self.accumulate == 1 {
+            optimizer
+        } else {
+            Box::new(Accumulated::new(optimizer, self.accumulate))
         };
         match self.schedule(f64::from(optimizer.learning_rate()))? {
             None => Ok(optimizer),

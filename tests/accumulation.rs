@@ -1,0 +1,74 @@
+//! Gradient accumulation: the update every N micro-batches from the mean of their gradients,
+//! with the accumulator saved, so a run killed mid-accumulation resumes exactly.
+
+mod common;
+
+use common::{Interrupt, bits, data, options};
+use wgfit::{
+    Accumulated, Activation, Adam, BackupAndRestore, Dense, Loss, Optimizer, SaveFreq, Sequential,
+};
+
+fn model(optimizer: impl Optimizer + 'static) -> Sequential {
+    let mut m = Sequential::new(6)
+        .add(Dense::new(8).activation(Activation::Tanh))
+        .add(Dense::new(3))
+        .seed(3);
+    m.compile(Loss::CrossEntropy, optimizer).unwrap();
+    m
+}
+
+fn trained(optimizer: impl Optimizer + 'static) -> Vec<(String, Vec<u32>)> {
+    let mut m = model(optimizer);
+    m.fit(&data(), options(2), &mut []).unwrap();
+    bits(&m)
+}
+
+#[test]
+fn accumulation_changes_training_and_one_step_is_none() {
+    let plain = trained(Adam::new(0.01));
+    assert_eq!(trained(Accumulated::new(Adam::new(0.01), 1)), plain);
+    let accumulated = trained(Accumulated::new(Adam::new(0.01), 3));
+    assert_ne!(accumulated, plain);
+    assert!(
+        accumulated
+            .iter()
+            .any(|(name, _)| name == "optimizer.model.layers.0.weight.gradient_accumulator"),
+        "the accumulator is part of the state"
+    );
+}
+
+#[test]
+fn a_run_killed_mid_accumulation_resumes_exactly() {
+    let optimizer = || Accumulated::new(Adam::new(0.01), 3);
+    let reference = trained(optimizer());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    let backup = || {
+        BackupAndRestore::new(&dir)
+            .unwrap()
+            .save_freq(SaveFreq::Batches(1))
+            .unwrap()
+    };
+    // 17 micro-batches: two of the next update's three are in the accumulator.
+    let mut stop = Interrupt {
+        at_global_step: Some(17),
+        at_epoch_begin: None,
+    };
+    model(optimizer())
+        .fit(&data(), options(2), &mut [&mut backup(), &mut stop])
+        .unwrap_err();
+    let mut resumed = model(optimizer());
+    resumed
+        .fit(&data(), options(2), &mut [&mut backup()])
+        .unwrap();
+    assert_eq!(bits(&resumed), reference);
+}
+
+#[test]
+fn zero_steps_are_refused() {
+    let mut m = Sequential::new(6).add(Dense::new(3));
+    let err = m
+        .compile(Loss::CrossEntropy, Accumulated::new(Adam::new(0.01), 0))
+        .unwrap_err();
+    assert!(err.to_string().contains("accumulation"), "{err}");
+}
