@@ -293,6 +293,11 @@ fn train_epoch(
     let stats = ctx.engine().epoch_stats(done)?;
     let rows: Vec<usize> = (0..done).map(|s| ctx.engine().rows(s)).collect();
     let mut logs = logs_of(&stats, &rows, setup.loss.reports_accuracy(), "");
+    // The rate of the epoch's last update (as Keras's ReduceLROnPlateau names it).
+    if done > 0 {
+        let lr = ctx.engine().learning_rate_at(done);
+        logs.insert("learning_rate".into(), f64::from(lr));
+    }
     if let Some(&loss) = logs.get("loss")
         && !loss.is_finite()
     {

@@ -119,7 +119,10 @@ fn history_as_csv_and_json() {
     assert!(stdout(&o).contains("val_accuracy:"), "{}", stdout(&o));
     let csv = std::fs::read_to_string(dir.path().join("h.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "epoch,loss,accuracy,val_loss,val_accuracy");
+    assert_eq!(
+        lines[0],
+        "epoch,loss,accuracy,learning_rate,val_loss,val_accuracy"
+    );
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(
         lines[1].starts_with("0,") && lines[2].starts_with("1,"),
@@ -145,6 +148,12 @@ fn history_as_csv_and_json() {
         for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
             assert!(row[key].is_f64(), "{key} in {row}");
         }
+        // The learning rate of each epoch (the CLI's SGD default, no schedule).
+        assert_eq!(
+            row["learning_rate"].as_f64(),
+            Some(f64::from(0.1f32)),
+            "{row}"
+        );
     }
     // The same run gives the same metrics in both files.
     let csv_loss: f64 = lines[2].split(',').nth(1).unwrap().parse().unwrap();

@@ -185,3 +185,20 @@ fn a_scheduled_rate_cannot_be_set_by_hand() {
     let err = set.0.expect("refused");
     assert!(err.contains("follows a schedule"), "{err}");
 }
+
+#[test]
+fn the_history_records_each_epochs_learning_rate() {
+    let schedule = S::ExponentialDecay {
+        initial_learning_rate: 0.01,
+        decay_steps: 12,
+        decay_rate: 0.5,
+        staircase: true,
+    };
+    let history = model(&schedule).fit(&data(), options(3), &mut []).unwrap();
+    // 12 batches an epoch: the last update of epoch e follows 12e + 11 micro-batches.
+    let rates = history.metric("learning_rate");
+    assert_eq!(
+        rates,
+        [0.01, 0.005, 0.0025].map(|r: f32| f64::from(r)).to_vec()
+    );
+}

@@ -458,6 +458,15 @@ impl GpuParams {
             )
     }
 
+    /// The learning rate of the update on micro-batch `micro` (1-based): the schedule's at the
+    /// micro-batches done before it, as Keras evaluates it, or the optimizer's rate.
+    pub fn learning_rate_at(&self, micro: u64) -> f32 {
+        match self.optimizer.schedule() {
+            Some(schedule) => schedule.at(micro.saturating_sub(1)),
+            None => self.optimizer.learning_rate(),
+        }
+    }
+
     /// Writes the per-step values of steps `first..` of an epoch whose first update makes
     /// iteration `epoch_iteration + 1` into `steps`.
     pub fn write_step_values(
@@ -477,10 +486,7 @@ impl GpuParams {
             // As Keras: the micro-batch count before this one gives the scheduled rate, the
             // number of updates so far the update's own count.
             let micro = epoch_iteration + step as u64 + 1;
-            let lr = match self.optimizer.schedule() {
-                Some(schedule) => schedule.at(micro - 1),
-                None => self.optimizer.learning_rate(),
-            };
+            let lr = self.learning_rate_at(micro);
             let values = self.optimizer.step_values(micro / accumulation, lr);
             bytes[k * stride..k * stride + 16].copy_from_slice(bytemuck::bytes_of(&values));
         }

@@ -148,6 +148,13 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// The learning rate of the update on step `step` of the epoch (1-based within the run's
+    /// micro-batches: the epoch's `step`-th batch).
+    pub fn learning_rate_at(&self, step: usize) -> f32 {
+        self.params
+            .learning_rate_at(self.epoch_iteration + step as u64)
+    }
+
     /// Submits everything recorded and waits for the GPU.
     pub fn finish(&mut self, what: &str) -> Result<()> {
         self.recorder.finish(&self.params.gpu, what)
