@@ -50,8 +50,7 @@ pub use layer::{Activation, LayerKind, LayerSpec};
 pub use loss::Loss;
 pub use model::{Dense, Sequential};
 pub use optim::{
-    Accumulated, Adam, Clipped, Clipping, LearningRateSchedule, Optimizer, RmsProp, Scheduled, Sgd,
-    UpdateKernel,
+    Adam, Clipping, Configured, LearningRateSchedule, Optimizer, RmsProp, Sgd, UpdateKernel,
 };
 pub use state::{EpochLogs, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState};
 

@@ -5,7 +5,7 @@ mod common;
 
 use common::{Interrupt, bits, data, options};
 use wgfit::{
-    Accumulated, Activation, Adam, BackupAndRestore, Dense, Loss, Optimizer, SaveFreq, Sequential,
+    Activation, Adam, BackupAndRestore, Configured, Dense, Loss, Optimizer, SaveFreq, Sequential,
 };
 
 fn model(optimizer: impl Optimizer + 'static) -> Sequential {
@@ -26,8 +26,11 @@ fn trained(optimizer: impl Optimizer + 'static) -> Vec<(String, Vec<u32>)> {
 #[test]
 fn accumulation_changes_training_and_one_step_is_none() {
     let plain = trained(Adam::new(0.01));
-    assert_eq!(trained(Accumulated::new(Adam::new(0.01), 1)), plain);
-    let accumulated = trained(Accumulated::new(Adam::new(0.01), 3));
+    assert_eq!(
+        trained(Configured::new(Adam::new(0.01)).accumulate(1)),
+        plain
+    );
+    let accumulated = trained(Configured::new(Adam::new(0.01)).accumulate(3));
     assert_ne!(accumulated, plain);
     assert!(
         accumulated
@@ -39,7 +42,7 @@ fn accumulation_changes_training_and_one_step_is_none() {
 
 #[test]
 fn a_run_killed_mid_accumulation_resumes_exactly() {
-    let optimizer = || Accumulated::new(Adam::new(0.01), 3);
+    let optimizer = || Configured::new(Adam::new(0.01)).accumulate(3);
     let reference = trained(optimizer());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
@@ -68,7 +71,10 @@ fn a_run_killed_mid_accumulation_resumes_exactly() {
 fn zero_steps_are_refused() {
     let mut m = Sequential::new(6).add(Dense::new(3));
     let err = m
-        .compile(Loss::CrossEntropy, Accumulated::new(Adam::new(0.01), 0))
+        .compile(
+            Loss::CrossEntropy,
+            Configured::new(Adam::new(0.01)).accumulate(0),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("accumulation"), "{err}");
 }

@@ -8,7 +8,8 @@ use common::rng::Rng;
 use common::{Interrupt, bits, data, options};
 use wgfit::gpu::ops;
 use wgfit::{
-    Activation, Adam, BackupAndRestore, Clipped, Clipping, Dense, Loss, SaveFreq, Sequential, Sgd,
+    Activation, Adam, BackupAndRestore, Clipping, Configured, Dense, Loss, SaveFreq, Sequential,
+    Sgd,
 };
 
 fn tensors(scale: f32) -> Vec<Vec<f32>> {
@@ -82,8 +83,11 @@ fn model(clipping: Clipping) -> Sequential {
         .add(Dense::new(8).activation(Activation::Tanh))
         .add(Dense::new(3))
         .seed(3);
-    m.compile(Loss::CrossEntropy, Clipped::new(Adam::new(0.05), clipping))
-        .unwrap();
+    m.compile(
+        Loss::CrossEntropy,
+        Configured::new(Adam::new(0.05)).clipping(clipping),
+    )
+    .unwrap();
     m
 }
 
@@ -128,7 +132,7 @@ fn a_bad_bound_is_refused() {
     let err = m
         .compile(
             Loss::CrossEntropy,
-            Clipped::new(Sgd::new(0.1), Clipping::Norm(0.0)),
+            Configured::new(Sgd::new(0.1)).clipping(Clipping::Norm(0.0)),
         )
         .unwrap_err();
     assert!(err.to_string().contains("gradient clipping"), "{err}");

@@ -5,8 +5,8 @@ mod common;
 
 use common::{Interrupt, bits, data, options};
 use wgfit::{
-    Activation, Adam, BackupAndRestore, Callback, Context, Dense, LearningRateSchedule as S, Loss,
-    SaveFreq, Scheduled, Sequential, Sgd,
+    Activation, Adam, BackupAndRestore, Callback, Configured, Context, Dense,
+    LearningRateSchedule as S, Loss, SaveFreq, Sequential, Sgd,
 };
 
 fn close(a: f32, b: f64) -> bool {
@@ -86,7 +86,10 @@ fn bad_schedules_are_refused() {
     ];
     for s in bad {
         let err = m
-            .compile(Loss::CrossEntropy, Scheduled::new(Sgd::new(0.1), s))
+            .compile(
+                Loss::CrossEntropy,
+                Configured::new(Sgd::new(0.1)).schedule(s),
+            )
             .unwrap_err();
         assert!(err.to_string().contains("schedule"), "{err}");
     }
@@ -97,7 +100,7 @@ fn model(schedule: &S) -> Sequential {
         .add(Dense::new(8).activation(Activation::Tanh))
         .add(Dense::new(3))
         .seed(3);
-    let optimizer = Scheduled::new(Adam::new(0.01), schedule.clone());
+    let optimizer = Configured::new(Adam::new(0.01)).schedule(schedule.clone());
     m.compile(Loss::CrossEntropy, optimizer).unwrap();
     m
 }

@@ -231,7 +231,7 @@ impl<'a> Run<'a> {
         if self.params.optimizer.schedule().is_some() {
             return Err(Error::config(
                 "learning rate",
-                "it follows a schedule (Scheduled), which sets it at every step; compile without the schedule to set it by hand",
+                "it follows a schedule (Configured::schedule), which sets it at every step; compile without the schedule to set it by hand",
             ));
         }
         self.recorder.submit(&self.params.gpu)?;

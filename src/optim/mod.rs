@@ -5,18 +5,18 @@
 //! A new optimizer is a type implementing [`Optimizer`], its kernel in `shaders/`, and its
 //! tests: nothing else in the crate names optimizers.
 
-mod accumulate;
 mod adam;
 mod clip;
+mod configured;
 mod rmsprop;
 mod schedule;
 mod sgd;
 
-pub use accumulate::Accumulated;
 pub use adam::Adam;
-pub use clip::{Clipped, Clipping};
+pub use clip::Clipping;
+pub use configured::Configured;
 pub use rmsprop::RmsProp;
-pub use schedule::{LearningRateSchedule, Scheduled};
+pub use schedule::LearningRateSchedule;
 pub use sgd::Sgd;
 
 use crate::error::Result;
@@ -57,17 +57,17 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
         let _ = iteration;
         [lr, 0.0, 0.0, 0.0]
     }
-    /// The current learning rate (with a schedule, see [`Scheduled`]).
+    /// The current learning rate (with a schedule, see [`Configured`]).
     fn learning_rate(&self) -> f32;
     /// The schedule the learning rate follows, if any (it cannot be set then).
     fn schedule(&self) -> Option<&LearningRateSchedule> {
         None
     }
-    /// How gradients are clipped before the update (see [`Clipped`]).
+    /// How gradients are clipped before the update (see [`Configured`]).
     fn clipping(&self) -> Clipping {
         Clipping::None
     }
-    /// Micro-batches per update (see [`Accumulated`]); 1: every batch.
+    /// Micro-batches per update (see [`Configured`]); 1: every batch.
     fn accumulation_steps(&self) -> u32 {
         1
     }

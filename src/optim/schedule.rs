@@ -3,7 +3,6 @@
 //! function of the optimizer's iteration count alone, computed on the host for each step, so
 //! a run resumed at any batch continues the schedule exactly.
 
-use super::{Optimizer, UpdateKernel};
 use crate::error::{Error, Result};
 
 /// A learning rate as a function of the optimizer's iteration count (the updates done before
@@ -205,81 +204,5 @@ impl LearningRateSchedule {
             )),
             None => Ok(()),
         }
-    }
-}
-
-/// An optimizer whose learning rate follows a schedule (see
-/// [`LearningRateSchedule`]): `Adam::new(0.001).with_schedule(…)` and so on, through
-/// [`Scheduled::new`].
-#[derive(Debug, Clone)]
-pub struct Scheduled<O> {
-    optimizer: O,
-    schedule: LearningRateSchedule,
-}
-
-impl<O: Optimizer + Clone + 'static> Scheduled<O> {
-    /// `optimizer` with its learning rate given by `schedule` (its own rate is not used).
-    pub fn new(optimizer: O, schedule: LearningRateSchedule) -> Self {
-        Scheduled {
-            optimizer,
-            schedule,
-        }
-    }
-}
-
-impl<O: Optimizer + Clone + 'static> Optimizer for Scheduled<O> {
-    fn name(&self) -> &'static str {
-        self.optimizer.name()
-    }
-
-    fn kernel(&self) -> UpdateKernel {
-        self.optimizer.kernel()
-    }
-
-    fn keeps(&self, slot: &str) -> bool {
-        self.optimizer.keeps(slot)
-    }
-
-    fn uniform(&self, len: usize) -> Vec<u8> {
-        self.optimizer.uniform(len)
-    }
-
-    /// `lr` comes from the schedule: the engine evaluates it (at the micro-batches done before
-    /// this update, as Keras does).
-    fn step_values(&self, iteration: u64, lr: f32) -> [f32; 4] {
-        self.optimizer.step_values(iteration, lr)
-    }
-
-    /// The wrapped optimizer's own rate, which the steps do not use (the schedule gives
-    /// theirs); it is what a backup records as the rate, and stays positive.
-    fn learning_rate(&self) -> f32 {
-        self.optimizer.learning_rate()
-    }
-
-    fn set_learning_rate(&mut self, _lr: f32) {}
-
-    fn schedule(&self) -> Option<&LearningRateSchedule> {
-        Some(&self.schedule)
-    }
-
-    fn clipping(&self) -> super::Clipping {
-        self.optimizer.clipping()
-    }
-
-    fn accumulation_steps(&self) -> u32 {
-        self.optimizer.accumulation_steps()
-    }
-
-    fn validate(&self) -> Result<()> {
-        self.optimizer.validate()?;
-        self.schedule.validate()
-    }
-
-    fn fingerprint(&self) -> String {
-        format!("{} with {:?}", self.optimizer.fingerprint(), self.schedule)
-    }
-
-    fn boxed(&self) -> Box<dyn Optimizer> {
-        Box::new(self.clone())
     }
 }

@@ -120,7 +120,7 @@ fn adam_cosine_model() -> wgfit::Sequential {
         warmup_target: Some(0.02),
         warmup_steps: 10,
     };
-    let optimizer = wgfit::Scheduled::new(wgfit::Adam::new(0.01), schedule);
+    let optimizer = wgfit::Configured::new(wgfit::Adam::new(0.01)).schedule(schedule);
     m.compile(wgfit::Loss::CrossEntropy, optimizer)
         .expect("compile");
     m

@@ -4,9 +4,7 @@
 
 use crate::{CliResult, Failure};
 use clap::{Args, ValueEnum};
-use wgfit::{
-    Accumulated, Adam, Clipped, Clipping, LearningRateSchedule, Optimizer, RmsProp, Scheduled, Sgd,
-};
+use wgfit::{Adam, Clipping, Configured, LearningRateSchedule, Optimizer, RmsProp, Sgd};
 
 /// `--optimizer` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -241,20 +239,14 @@ impl OptimizerArgs {
             (_, _, Some(c)) => Clipping::Value(c),
             _ => Clipping::None,
         };
-        let optimizer: Box<dyn Optimizer> = if clipping == Clipping::None {
-            optimizer
-        } else {
-            Box::new(Clipped::new(optimizer, clipping))
-        };
-        let optimizer: Box<dyn Optimizer> = if self.accumulate == 1 {
-            optimizer
-        } else {
-            Box::new(Accumulated::new(optimizer, self.accumulate))
-        };
-        match self.schedule(f64::from(optimizer.learning_rate()))? {
-            None => Ok(optimizer),
-            Some(schedule) => Ok(Box::new(Scheduled::new(optimizer, schedule))),
+        let schedule = self.schedule(f64::from(optimizer.learning_rate()))?;
+        let mut configured = Configured::new(optimizer)
+            .clipping(clipping)
+            .accumulate(self.accumulate);
+        if let Some(schedule) = schedule {
+            configured = configured.schedule(schedule);
         }
+        Ok(Box::new(configured))
     }
 
     fn schedule(&self, initial: f64) -> CliResult<Option<LearningRateSchedule>> {
