@@ -3,10 +3,8 @@
 
 mod common;
 
-use common::{Interrupt, bits, data, options};
-use wgfit::{
-    Activation, Adam, BackupAndRestore, Configured, Dense, Loss, Optimizer, SaveFreq, Sequential,
-};
+use common::{bits, data, options, uninterrupted_and_resumed};
+use wgfit::{Activation, Adam, Configured, Dense, Loss, Optimizer, Sequential};
 
 fn model(optimizer: impl Optimizer + 'static) -> Sequential {
     let mut m = Sequential::new(6)
@@ -42,29 +40,10 @@ fn accumulation_changes_training_and_one_step_is_none() {
 
 #[test]
 fn a_run_killed_mid_accumulation_resumes_exactly() {
-    let optimizer = || Configured::new(Adam::new(0.01)).accumulate(3);
-    let reference = trained(optimizer());
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("b");
-    let backup = || {
-        BackupAndRestore::new(&dir)
-            .unwrap()
-            .save_freq(SaveFreq::Batches(1))
-            .unwrap()
-    };
     // 17 micro-batches: two of the next update's three are in the accumulator.
-    let mut stop = Interrupt {
-        at_global_step: Some(17),
-        at_epoch_begin: None,
-    };
-    model(optimizer())
-        .fit(&data(), options(2), &mut [&mut backup(), &mut stop])
-        .unwrap_err();
-    let mut resumed = model(optimizer());
-    resumed
-        .fit(&data(), options(2), &mut [&mut backup()])
-        .unwrap();
-    assert_eq!(bits(&resumed), reference);
+    let make = || model(Configured::new(Adam::new(0.01)).accumulate(3));
+    let (reference, resumed) = uninterrupted_and_resumed(make, 2, 17);
+    assert_eq!(resumed, reference);
 }
 
 #[test]

@@ -5,12 +5,9 @@ mod common;
 
 use common::gpu::gpu;
 use common::rng::Rng;
-use common::{Interrupt, bits, data, options};
+use common::{bits, data, options, uninterrupted_and_resumed};
 use wgfit::gpu::ops;
-use wgfit::{
-    Activation, Adam, BackupAndRestore, Clipping, Configured, Dense, Loss, SaveFreq, Sequential,
-    Sgd,
-};
+use wgfit::{Activation, Adam, Clipping, Configured, Dense, Loss, Sequential, Sgd};
 
 fn tensors(scale: f32) -> Vec<Vec<f32>> {
     let mut rng = Rng(5);
@@ -104,26 +101,10 @@ fn clipped_training_differs_and_resumes_exactly() {
     assert_ne!(run(Clipping::Norm(0.05)), unclipped);
     assert_ne!(run(Clipping::Value(0.001)), unclipped);
 
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("b");
-    let backup = || {
-        BackupAndRestore::new(&dir)
-            .unwrap()
-            .save_freq(SaveFreq::Batches(1))
-            .unwrap()
-    };
-    let mut stop = Interrupt {
-        at_global_step: Some(13),
-        at_epoch_begin: None,
-    };
-    model(Clipping::GlobalNorm(0.05))
-        .fit(&data(), options(2), &mut [&mut backup(), &mut stop])
-        .unwrap_err();
-    let mut resumed = model(Clipping::GlobalNorm(0.05));
-    resumed
-        .fit(&data(), options(2), &mut [&mut backup()])
-        .unwrap();
-    assert_eq!(bits(&resumed), reference);
+    let (uninterrupted, resumed) =
+        uninterrupted_and_resumed(|| model(Clipping::GlobalNorm(0.05)), 2, 13);
+    assert_eq!(uninterrupted, reference);
+    assert_eq!(resumed, reference);
 }
 
 #[test]

@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{Interrupt, bits, data, options};
+use common::{Interrupt, data, options, uninterrupted_and_resumed};
 use wgfit::{
-    Activation, Adam, BackupAndRestore, Dense, Error, Loss, Optimizer, RmsProp, SaveFreq,
-    Sequential, Sgd,
+    Activation, Adam, BackupAndRestore, Dense, Error, Loss, Optimizer, RmsProp, Sequential, Sgd,
 };
 
 fn model(optimizer: impl Optimizer + 'static) -> Sequential {
@@ -19,32 +18,11 @@ fn model(optimizer: impl Optimizer + 'static) -> Sequential {
     m
 }
 
-/// Trains 3 epochs uninterrupted, and again killed at global step 17 (mid-epoch) with saves
-/// every batch and resumed; the two end with the same bits.
+/// A run killed at global step 17 (mid-epoch, saves every batch) and resumed ends with the
+/// uninterrupted run's bits.
 fn resumes_exactly(optimizer: impl Optimizer + Copy + 'static) {
-    let mut reference = model(optimizer);
-    reference.fit(&data(), options(3), &mut []).unwrap();
-
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("b");
-    let backup = || {
-        BackupAndRestore::new(&dir)
-            .unwrap()
-            .save_freq(SaveFreq::Batches(1))
-            .unwrap()
-    };
-    let mut stop = Interrupt {
-        at_global_step: Some(17),
-        at_epoch_begin: None,
-    };
-    model(optimizer)
-        .fit(&data(), options(3), &mut [&mut backup(), &mut stop])
-        .unwrap_err();
-    let mut resumed = model(optimizer);
-    resumed
-        .fit(&data(), options(3), &mut [&mut backup()])
-        .unwrap();
-    assert_eq!(bits(&resumed), bits(&reference), "{}", optimizer.name());
+    let (reference, resumed) = uninterrupted_and_resumed(|| model(optimizer), 3, 17);
+    assert_eq!(resumed, reference, "{}", optimizer.name());
 }
 
 #[test]

@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{Interrupt, bits, data, options};
+use common::{bits, data, options, uninterrupted_and_resumed};
 use wgfit::{
-    Activation, Adam, BackupAndRestore, Callback, Configured, Context, Dense,
-    LearningRateSchedule as S, Loss, SaveFreq, Sequential, Sgd,
+    Activation, Adam, Callback, Configured, Context, Dense, LearningRateSchedule as S, Loss,
+    Sequential, Sgd,
 };
 
 fn close(a: f32, b: f64) -> bool {
@@ -108,28 +108,8 @@ fn model(schedule: &S) -> Sequential {
 /// Killed at the end of global step `at` with saves every batch, then resumed: the same
 /// bits as an uninterrupted run (and not those of a constant rate).
 fn resumes_exactly_at(schedule: S, at: u64) {
-    let mut reference = model(&schedule);
-    reference.fit(&data(), options(3), &mut []).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("b");
-    let backup = || {
-        BackupAndRestore::new(&dir)
-            .unwrap()
-            .save_freq(SaveFreq::Batches(1))
-            .unwrap()
-    };
-    let mut stop = Interrupt {
-        at_global_step: Some(at),
-        at_epoch_begin: None,
-    };
-    model(&schedule)
-        .fit(&data(), options(3), &mut [&mut backup(), &mut stop])
-        .unwrap_err();
-    let mut resumed = model(&schedule);
-    resumed
-        .fit(&data(), options(3), &mut [&mut backup()])
-        .unwrap();
-    assert_eq!(bits(&resumed), bits(&reference));
+    let (reference, resumed) = uninterrupted_and_resumed(|| model(&schedule), 3, at);
+    assert_eq!(resumed, reference);
     let mut constant = Sequential::new(6)
         .add(Dense::new(8).activation(Activation::Tanh))
         .add(Dense::new(3))
@@ -138,11 +118,7 @@ fn resumes_exactly_at(schedule: S, at: u64) {
         .compile(Loss::CrossEntropy, Adam::new(0.01))
         .unwrap();
     constant.fit(&data(), options(3), &mut []).unwrap();
-    assert_ne!(
-        bits(&constant),
-        bits(&reference),
-        "the schedule made a difference"
-    );
+    assert_ne!(bits(&constant), reference, "the schedule made a difference");
 }
 
 #[test]

@@ -73,8 +73,11 @@ pub fn options(epochs: usize) -> FitOptions {
     }
 }
 
+/// Every parameter and optimizer slot by name, as raw bits.
+pub type Bits = Vec<(String, Vec<u32>)>;
+
 /// Parameters and momentum as raw bits, for byte-for-byte comparison.
-pub fn bits(model: &Sequential) -> Vec<(String, Vec<u32>)> {
+pub fn bits(model: &Sequential) -> Bits {
     model
         .parameters()
         .expect("parameters")
@@ -168,4 +171,36 @@ pub fn resume_error(dir: &Path) -> Error {
     model()
         .fit(&data(), options(4), &mut [&mut backup])
         .expect_err("the restore is refused")
+}
+
+/// The bits of `make()` trained for `epochs` without interruption, and of the same run killed
+/// at the end of global step `at` (saves every batch) and resumed in a new model: a test of
+/// exact resume compares the two.
+pub fn uninterrupted_and_resumed(
+    make: impl Fn() -> Sequential,
+    epochs: usize,
+    at: u64,
+) -> (Bits, Bits) {
+    let mut reference = make();
+    reference.fit(&data(), options(epochs), &mut []).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    let backup = || {
+        BackupAndRestore::new(&dir)
+            .unwrap()
+            .save_freq(wgfit::SaveFreq::Batches(1))
+            .unwrap()
+    };
+    let mut stop = Interrupt {
+        at_global_step: Some(at),
+        at_epoch_begin: None,
+    };
+    make()
+        .fit(&data(), options(epochs), &mut [&mut backup(), &mut stop])
+        .expect_err("interrupted");
+    let mut resumed = make();
+    resumed
+        .fit(&data(), options(epochs), &mut [&mut backup()])
+        .unwrap();
+    (bits(&reference), bits(&resumed))
 }
