@@ -178,6 +178,19 @@ fn sidecar_records_the_documented_fields() {
     }
     assert_eq!(v["epoch"], 3);
     assert_eq!(v["global_step"], 36);
+    // Its header describes the state: position and the optimizer's iteration count.
+    let bytes = std::fs::read(latest_weights(&dir)).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let metadata = &header["__metadata__"];
+    for (key, value) in [
+        ("epoch", "3"),
+        ("step", "0"),
+        ("global_step", "36"),
+        ("optimizer_steps", "36"),
+    ] {
+        assert_eq!(metadata[key], value, "{metadata}");
+    }
     // The weights file is a plain safetensors file with the documented names.
     let tensors = checkpoint::read_tensors(&latest_weights(&dir)).unwrap();
     let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();

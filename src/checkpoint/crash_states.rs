@@ -66,7 +66,7 @@ fn commit(dir: &mut BackupDir, global_step: u64, double: bool) {
             data: &stats,
         },
     ];
-    let file = EncodedFile::new(&tensors, position, dir.id()).unwrap();
+    let file = EncodedFile::new(&tensors, position, global_step, dir.id()).unwrap();
     let meta = StateMeta {
         position,
         seed: 7,

@@ -234,7 +234,12 @@ pub(crate) struct EncodedFile<'a> {
 
 impl<'a> EncodedFile<'a> {
     /// The header and the tensors of `tensors`, laid out in the order given.
-    pub fn new(tensors: &[RawTensor<'a>], position: Position, backup_id: &str) -> Result<Self> {
+    pub fn new(
+        tensors: &[RawTensor<'a>],
+        position: Position,
+        optimizer_steps: u64,
+        backup_id: &str,
+    ) -> Result<Self> {
         let fail = |e: safetensors::SafeTensorError| Error::encoding("a checkpoint", e);
         let mut infos = Vec::with_capacity(tensors.len());
         let mut offset = 0;
@@ -253,6 +258,7 @@ impl<'a> EncodedFile<'a> {
             ("epoch".to_string(), position.epoch.to_string()),
             ("step".to_string(), position.step.to_string()),
             ("global_step".to_string(), position.global_step.to_string()),
+            ("optimizer_steps".to_string(), optimizer_steps.to_string()),
             (BACKUP_ID_KEY.to_string(), backup_id.to_string()),
         ]
         .into();

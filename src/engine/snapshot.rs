@@ -245,7 +245,8 @@ impl Snapshot {
                 shape: vec![l.steps, 2],
                 data: &all[l.stats_at()..l.stats_at() + 2 * l.steps],
             });
-            let file = EncodedFile::new(&tensors, p, backup_id)?;
+            let steps = snapshot.meta.optimizer_steps;
+            let file = EncodedFile::new(&tensors, p, steps, backup_id)?;
             write(&file.pieces(), &snapshot.meta)
         })
     }
