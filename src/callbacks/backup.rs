@@ -24,6 +24,9 @@ pub enum SaveFreq {
     Batches(usize),
     /// Only when preempted (needs `save_before_preemption(true)`).
     Never,
+    /// At the first batch end after this much time since the last save (or the start). What
+    /// is saved is as exact as ever; only when saves happen depends on the clock.
+    Every(std::time::Duration),
 }
 
 /// Backs the training state up to a directory and restores it when `fit` starts again.
@@ -53,6 +56,8 @@ struct Run {
     preempt: Option<PreemptGuard>,
     preempting: Option<i32>,
     last_saved: Option<Position>,
+    /// When the last snapshot was handed to the writer (or the run started).
+    last_saved_at: std::time::Instant,
 }
 
 impl std::fmt::Debug for PreemptGuard {
@@ -131,6 +136,10 @@ impl BackupAndRestore {
             SaveFreq::Batches(0) => Err(Error::config(
                 "save_freq",
                 "Batches(0) never saves; use Batches(n) with n >= 1, SaveFreq::Epoch, or SaveFreq::Never with save_before_preemption(true)",
+            )),
+            SaveFreq::Every(d) if d.is_zero() => Err(Error::config(
+                "save_freq",
+                "Every(0) would save at every batch; use Batches(1) for that, or a positive duration",
             )),
             SaveFreq::Never if !self.save_before_preemption => Err(Error::config(
                 "save_freq",
@@ -261,6 +270,7 @@ impl Callback for BackupAndRestore {
             preempt,
             preempting: None,
             last_saved: None,
+            last_saved_at: std::time::Instant::now(),
         });
         Ok(())
     }
@@ -274,9 +284,12 @@ impl Callback for BackupAndRestore {
             ctx.request_snapshot();
             return Ok(());
         }
-        if let SaveFreq::Batches(n) = save_freq
-            && ctx.position().global_step.is_multiple_of(n as u64)
-        {
+        let due = match save_freq {
+            SaveFreq::Batches(n) => ctx.position().global_step.is_multiple_of(n as u64),
+            SaveFreq::Every(d) => run.last_saved_at.elapsed() >= d,
+            SaveFreq::Epoch | SaveFreq::Never => false,
+        };
+        if due {
             ctx.request_snapshot();
         }
         Ok(())
@@ -296,6 +309,7 @@ impl Callback for BackupAndRestore {
         let position = snapshot.meta().position;
         run.writer.send(snapshot)?;
         run.last_saved = Some(position);
+        run.last_saved_at = std::time::Instant::now();
         if let Some(signal) = run.preempting {
             run.writer.drain()?;
             return Err(Error::Preempted {

@@ -84,8 +84,9 @@ pub struct TrainArgs {
     /// Train without backups (a killed run starts over)
     #[arg(long, help_heading = "Backup")]
     pub no_backup: bool,
-    /// When to back up: epoch, every N batches, or never (only on SIGTERM/SIGINT)
-    #[arg(long, value_name = "epoch|N|never", default_value = "epoch", value_parser = parse_save_freq, help_heading = "Backup")]
+    /// When to back up: epoch, every N batches, every so long (30s, 10m, 1h: at the first batch
+    /// end after that much time), or never (only on SIGTERM/SIGINT)
+    #[arg(long, value_name = "epoch|N|DURATION|never", default_value = "epoch", value_parser = parse_save_freq, help_heading = "Backup")]
     pub save_freq: SaveFreq,
     /// Keep the state before the latest as a fallback
     #[arg(long, help_heading = "Backup")]
@@ -183,6 +184,20 @@ pub enum HistoryFormat {
 }
 
 fn parse_save_freq(s: &str) -> Result<SaveFreq, String> {
+    // A duration: a whole number of seconds, minutes or hours (`90s`, `10m`, `1h`).
+    let unit = match s.chars().last() {
+        Some('s') => Some(1),
+        Some('m') => Some(60),
+        Some('h') => Some(3600),
+        _ => None,
+    };
+    if let (Some(unit), Ok(n)) = (unit, s[..s.len() - 1].parse::<u64>()) {
+        if n == 0 {
+            return Err("a duration of 0 would save at every batch; use 1 for that".into());
+        }
+        let secs = n.checked_mul(unit).ok_or("that duration is too long")?;
+        return Ok(SaveFreq::Every(std::time::Duration::from_secs(secs)));
+    }
     match s {
         "epoch" => Ok(SaveFreq::Epoch),
         "never" => Ok(SaveFreq::Never),
@@ -190,7 +205,7 @@ fn parse_save_freq(s: &str) -> Result<SaveFreq, String> {
             Ok(0) => Err("0 batches never saves; use 1 or more, `epoch` or `never`".into()),
             Ok(n) => Ok(SaveFreq::Batches(n)),
             Err(_) => Err(format!(
-                "`{n}` is not `epoch`, `never` or a number of batches"
+                "`{n}` is not `epoch`, `never`, a number of batches or a duration (30s, 10m, 1h)"
             )),
         },
     }
