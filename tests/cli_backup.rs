@@ -284,3 +284,36 @@ fn skipped_saves_are_reported_in_the_summary_and_by_inspect() {
     let line = format!("skipped:      {skipped} save points superseded");
     assert!(stdout(&i).contains(&line), "{text}\n{}", stdout(&i));
 }
+
+#[test]
+fn the_history_file_is_written_every_epoch_and_ends_as_an_uninterrupted_runs() {
+    let args: Vec<&str> = LONG.iter().copied().chain(["--history", "h.csv"]).collect();
+    let reference = tempfile::tempdir().unwrap();
+    assert_ok(&wgfit(reference.path(), &args));
+    let want = std::fs::read(reference.path().join("h.csv")).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn(dir.path(), &args);
+    let history = dir.path().join("h.csv");
+    // The file appears after the first epoch, while training goes on.
+    wait_for(&history, &mut child);
+    wait_for(
+        &dir.path().join("wgfit-model.backup/latest.json"),
+        &mut child,
+    );
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    let partial = std::fs::read_to_string(&history).unwrap();
+    assert!(partial.lines().count() >= 2, "{partial}");
+    assert_ok(&wgfit(dir.path(), &args));
+    assert_eq!(
+        std::fs::read(&history).unwrap(),
+        want,
+        "each epoch once, with the uninterrupted run's values"
+    );
+}

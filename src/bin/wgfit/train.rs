@@ -87,12 +87,22 @@ pub fn run(args: TrainArgs) -> CliResult {
         verbose: 0,
         validation_data: validation,
     };
+    let mut history_file = match (&args.history, history_format) {
+        (Some(path), Some(format)) => Some(HistoryFile {
+            path: path.clone(),
+            format,
+        }),
+        _ => None,
+    };
     let history = {
         let mut callbacks: Vec<&mut dyn Callback> = Vec::new();
         if let Some(b) = backup.as_mut() {
             callbacks.push(b);
         }
         callbacks.push(&mut progress);
+        if let Some(h) = history_file.as_mut() {
+            callbacks.push(h);
+        }
         model
             .fit(&train, options, &mut callbacks)
             .map_err(|e| fit_error(e, &train, &widths, &data_name))?
@@ -208,6 +218,31 @@ fn write_weights(path: &Path, params: &[Tensor], meta: &ModelMeta) -> CliResult 
     let info = HashMap::from([(META_KEY.to_string(), meta_json)]);
     wgfit::checkpoint::write_tensors_with_metadata(path, params, Some(info))
         .map_err(|e| Failure::new(format!("--output: {e}")))
+}
+
+/// Writes `--history` after every epoch (atomically), from the run's whole history: a run
+/// killed later leaves the epochs so far, and a resumed one holds each epoch exactly once.
+struct HistoryFile {
+    path: std::path::PathBuf,
+    format: HistoryFormat,
+}
+
+impl Callback for HistoryFile {
+    fn name(&self) -> &str {
+        "HistoryFile"
+    }
+
+    fn on_epoch_end(
+        &mut self,
+        ctx: &mut wgfit::Context<'_>,
+        _epoch: usize,
+        _logs: &wgfit::Logs,
+    ) -> wgfit::Result<()> {
+        write_history(&self.path, ctx.history(), self.format).map_err(|f| wgfit::Error::Callback {
+            callback: "--history".into(),
+            reason: f.message,
+        })
+    }
 }
 
 fn write_history(path: &Path, history: &History, format: HistoryFormat) -> CliResult {

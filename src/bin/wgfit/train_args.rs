@@ -178,6 +178,7 @@ impl TrainArgs {
 }
 
 /// How --history is written, chosen by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistoryFormat {
     Csv,
     Json,
