@@ -39,7 +39,9 @@ mod model;
 pub mod optim;
 mod state;
 
-pub use callbacks::{BackupAndRestore, Callback, Context, FitOutcome, Progress, SaveFreq};
+pub use callbacks::{
+    BackupAndRestore, Callback, Context, EarlyStopping, FitOutcome, Progress, SaveFreq,
+};
 pub use data::{CsvOptions, CsvTargets, Dataset, Header, Targets};
 pub use engine::StepProfile;
 pub use engine::snapshot::Snapshot;

@@ -4,11 +4,13 @@
 mod backup;
 mod backup_writer;
 mod context;
+mod early_stopping;
 mod preempt;
 mod progress;
 
 pub use backup::{BackupAndRestore, SaveFreq};
 pub use context::Context;
+pub use early_stopping::{EarlyStopping, Mode};
 pub use progress::{Progress, format_logs, metric_order};
 
 use crate::engine::snapshot::Snapshot;

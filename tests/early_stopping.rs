@@ -1,0 +1,76 @@
+//! EarlyStopping with Keras 3's rules, and its counters surviving a resume: a run killed before
+//! the epoch it stops at stops there all the same.
+
+mod common;
+
+use common::{Interrupt, bits, data, model, options};
+use wgfit::callbacks::Mode;
+use wgfit::{BackupAndRestore, EarlyStopping};
+
+/// Improvement needs the loss to drop by 1, which it never does after the first epoch: with
+/// patience 2 the run stops at epoch 2.
+fn stopper() -> EarlyStopping {
+    EarlyStopping::new("loss").patience(2).min_delta(1.0)
+}
+
+#[test]
+fn it_stops_when_the_metric_stops_improving() {
+    let mut stop = stopper();
+    let history = model().fit(&data(), options(10), &mut [&mut stop]).unwrap();
+    assert_eq!(stop.stopped_epoch(), Some(2));
+    assert_eq!(history.len(), 3);
+    assert_eq!(stop.best().map(|b| b.1), Some(0));
+
+    // Accuracy goes up: with mode auto a rising accuracy keeps training.
+    let mut keep = EarlyStopping::new("accuracy").patience(3);
+    model().fit(&data(), options(4), &mut [&mut keep]).unwrap();
+    assert_eq!(keep.stopped_epoch(), None);
+
+    // A metric whose direction is unknown needs a mode.
+    let mut unknown = EarlyStopping::new("something");
+    let err = model()
+        .fit(&data(), options(2), &mut [&mut unknown])
+        .unwrap_err();
+    assert!(err.to_string().contains("give mode Min or Max"), "{err}");
+    let mut known = EarlyStopping::new("loss").mode(Mode::Max).patience(1);
+    model().fit(&data(), options(3), &mut [&mut known]).unwrap();
+    assert_eq!(
+        known.stopped_epoch(),
+        Some(1),
+        "a falling loss never improves in max mode"
+    );
+}
+
+#[test]
+fn a_resumed_run_stops_at_the_same_epoch() {
+    let mut reference = model();
+    let mut stop = stopper();
+    let expected = reference
+        .fit(&data(), options(10), &mut [&mut stop])
+        .unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    // Killed at the start of epoch 2, after the save at the end of epoch 1 (wait = 1).
+    let mut kill = Interrupt {
+        at_global_step: None,
+        at_epoch_begin: Some(2),
+    };
+    let mut backup = BackupAndRestore::new(&dir).unwrap();
+    model()
+        .fit(
+            &data(),
+            options(10),
+            &mut [&mut backup, &mut stopper(), &mut kill],
+        )
+        .unwrap_err();
+    let mut backup = BackupAndRestore::new(&dir).unwrap();
+    let mut resumed_stop = stopper();
+    let mut resumed = model();
+    let history = resumed
+        .fit(&data(), options(10), &mut [&mut backup, &mut resumed_stop])
+        .unwrap();
+    assert_eq!(resumed_stop.stopped_epoch(), Some(2));
+    assert_eq!(history, expected);
+    assert_eq!(bits(&resumed), bits(&reference));
+}
