@@ -10,6 +10,7 @@ mod profile;
 mod run;
 pub(crate) mod snapshot;
 pub(crate) mod step;
+mod update;
 mod workspace;
 
 pub(crate) use params::{GpuParams, InitialWeights};

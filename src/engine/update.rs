@@ -1,0 +1,144 @@
+//! The optimizer's side of a step on the GPU: the update launch with its per-step values,
+//! gradient clipping and gradient accumulation, for a model's [`GpuParams`].
+
+use super::params::{GpuParams, LayerLayout};
+use crate::error::Result;
+use crate::gpu::{Gpu, Slice};
+use crate::optim::Optimizer;
+
+/// The launches of gradient accumulation.
+pub(crate) struct Accumulate {
+    /// `acc += g` (a micro-batch that does not update).
+    pub add: crate::gpu::Dispatch,
+    /// `g = (g + acc) / N; acc = 0` (before the update).
+    pub average: crate::gpu::Dispatch,
+    /// N.
+    pub steps: u32,
+}
+
+/// The uniform of `accumulate.wgsl`, laid out as the shader declares it.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AccumulateUniform {
+    n4: u32,
+    steps: f32,
+    _pad: [u32; 2],
+}
+
+pub(super) fn accumulate_launches(
+    gpu: &Gpu,
+    grads: &wgpu::Buffer,
+    acc: &wgpu::Buffer,
+    len: usize,
+    steps: u32,
+) -> (Accumulate, wgpu::Buffer) {
+    let uniform = gpu.uniform(
+        "gradient accumulation",
+        &AccumulateUniform {
+            n4: (len / 4) as u32,
+            steps: steps as f32,
+            _pad: [0; 2],
+        },
+    );
+    let bindings = crate::gpu::bindings::AccumulateBindings {
+        dims: Slice::all(&uniform),
+        g: Slice::all(grads),
+        acc: Slice::all(acc),
+    };
+    let (k, grid) = (&gpu.kernels, crate::optim::update_grid(len));
+    let add = k
+        .accumulate_add
+        .dispatch(&gpu.device, &bindings.slices(), grid);
+    let average = k
+        .accumulate_average
+        .dispatch(&gpu.device, &bindings.slices(), grid);
+    (
+        Accumulate {
+            add,
+            average,
+            steps,
+        },
+        uniform,
+    )
+}
+
+/// The launches that clip the gradients as `optimizer` asks, and the buffers they bind.
+pub(super) fn clip_launches(
+    gpu: &Gpu,
+    optimizer: &dyn Optimizer,
+    layers: &[LayerLayout],
+    grads: &wgpu::Buffer,
+    len: usize,
+) -> Result<(Vec<crate::gpu::Dispatch>, Vec<wgpu::Buffer>)> {
+    let tensors: Vec<[u32; 2]> = layers
+        .iter()
+        .flat_map(|l| {
+            [
+                [l.weight as u32, (l.inputs * l.outputs) as u32],
+                [l.bias as u32, l.outputs as u32],
+            ]
+        })
+        .collect();
+    crate::gpu::clip_launches(gpu, optimizer.clipping(), &tensors, grads, len)
+}
+
+impl GpuParams {
+    /// The optimizer's update of every parameter, reading the per-step values of the step
+    /// at the launch's offset in `steps` (one entry per 256 bytes, see `StepTable`).
+    pub fn update_dispatch(&self, steps: &wgpu::Buffer) -> crate::gpu::Dispatch {
+        let bindings = crate::gpu::bindings::UpdateBindings {
+            uniform: Slice::all(&self.update_uniform),
+            params: Slice::all(&self.params),
+            grads: Slice::all(&self.grads),
+            slots: self.slots.iter().map(|s| Slice::all(&s.buffer)).collect(),
+            step: Slice {
+                buffer: steps,
+                offset: 0,
+                size: Some(16),
+            },
+        };
+        self.gpu
+            .kernels
+            .update(&self.gpu.device, self.optimizer.as_ref())
+            .dispatch_per_batch(
+                &self.gpu.device,
+                &bindings.slices(),
+                crate::optim::update_grid(self.len),
+            )
+    }
+
+    /// The learning rate of the update on micro-batch `micro` (1-based): the schedule's at the
+    /// micro-batches done before it, as Keras evaluates it, or the optimizer's rate.
+    pub fn learning_rate_at(&self, micro: u64) -> f32 {
+        match self.optimizer.schedule() {
+            Some(schedule) => schedule.at(micro.saturating_sub(1)),
+            None => self.optimizer.learning_rate(),
+        }
+    }
+
+    /// Writes the per-step values of steps `first..` of an epoch whose first update makes
+    /// iteration `epoch_iteration + 1` into `steps`.
+    pub fn write_step_values(
+        &self,
+        steps: &wgpu::Buffer,
+        epoch_iteration: u64,
+        first: usize,
+        count: usize,
+    ) {
+        let stride = crate::gpu::Batch::STRIDE as usize;
+        if first >= count {
+            return;
+        }
+        let accumulation = u64::from(self.optimizer.accumulation_steps());
+        let mut bytes = vec![0u8; (count - first) * stride];
+        for (k, step) in (first..count).enumerate() {
+            // As Keras: the micro-batch count before this one gives the scheduled rate, the
+            // number of updates so far the update's own count.
+            let micro = epoch_iteration + step as u64 + 1;
+            let lr = self.learning_rate_at(micro);
+            let values = self.optimizer.step_values(micro / accumulation, lr);
+            bytes[k * stride..k * stride + 16].copy_from_slice(bytemuck::bytes_of(&values));
+        }
+        self.gpu.write(steps, (first * stride) as u64, &bytes);
+    }
+}
