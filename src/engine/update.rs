@@ -84,7 +84,7 @@ pub(super) fn clip_launches(
 
 impl GpuParams {
     /// The optimizer's update of every parameter, reading the per-step values of the step
-    /// at the launch's offset in `steps` (one entry per 256 bytes, see `StepTable`).
+    /// at the launch's offset in `steps` (one 256-byte entry per step: `Workspace::step_values`).
     pub fn update_dispatch(&self, steps: &wgpu::Buffer) -> crate::gpu::Dispatch {
         let bindings = crate::gpu::bindings::UpdateBindings {
             uniform: Slice::all(&self.update_uniform),
