@@ -7,7 +7,7 @@ use crate::engine::step::record_eval_step;
 use crate::engine::{GpuParams, Run};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
-use crate::state::{Fingerprint, History, Logs, StateMeta};
+use crate::state::{CALLBACK_TENSORS, Fingerprint, History, Logs, StateMeta, Tensor};
 
 /// Options of [`crate::Sequential::fit`], as Keras's `fit` arguments.
 #[derive(Debug, Clone)]
@@ -27,6 +27,14 @@ pub struct FitOptions {
     pub verbose: u8,
     /// Data to evaluate at the end of each epoch (`val_loss`, `val_accuracy`).
     pub validation_data: Option<Dataset>,
+    /// The fraction of the data (its last rows, before any shuffling, as Keras) to hold out
+    /// as validation data instead of `validation_data`.
+    pub validation_split: Option<f64>,
+    /// Validate at the end of every n-th epoch (epochs n-1, 2n-1, ...), as Keras.
+    pub validation_freq: usize,
+    /// Rows per validation batch (default: `batch_size`). The `val_` logs do not depend on
+    /// it beyond rounding.
+    pub validation_batch_size: Option<usize>,
 }
 
 impl Default for FitOptions {
@@ -39,6 +47,9 @@ impl Default for FitOptions {
             initial_epoch: 0,
             verbose: 0,
             validation_data: None,
+            validation_split: None,
+            validation_freq: 1,
+            validation_batch_size: None,
         }
     }
 }
@@ -86,6 +97,32 @@ impl FitOptions {
                     self.initial_epoch, self.epochs
                 ),
             ));
+        }
+        if self.validation_freq == 0 {
+            return Err(Error::config(
+                "validation frequency",
+                "0; use 1 (every epoch) or more",
+            ));
+        }
+        if self.validation_batch_size == Some(0) {
+            return Err(Error::config(
+                "validation batch size",
+                "0 is not a batch size; use 1 or more",
+            ));
+        }
+        if let Some(f) = self.validation_split {
+            if self.validation_data.is_some() {
+                return Err(Error::config(
+                    "validation",
+                    "give validation_data or validation_split, not both",
+                ));
+            }
+            if !(f > 0.0 && f < 1.0) {
+                return Err(Error::config(
+                    "validation split",
+                    format!("{f} must be above 0 and below 1"),
+                ));
+            }
         }
         if samples / self.batch_size + 1 > u32::MAX as usize {
             return Err(Error::config("batch size", "too many batches per epoch"));
@@ -146,8 +183,17 @@ fn each(
 
 /// After a round of hooks: hand restored callback states over, then deliver snapshots.
 fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Result<()> {
-    if let Some(states) = ctx.take_pending_callback_states() {
+    if let Some((states, mut tensors)) = ctx.take_pending_callback_states() {
         for cb in callbacks.iter_mut() {
+            let prefix = format!("{CALLBACK_TENSORS}{}.", cb.name());
+            let (own, rest) = tensors
+                .into_iter()
+                .partition(|t| t.name.starts_with(&prefix));
+            tensors = rest;
+            let own: Vec<Tensor> = own;
+            if !own.is_empty() {
+                cb.load_state_tensors(own)?;
+            }
             if let Some(state) = states.get(cb.name()) {
                 cb.load_state(state.clone())?;
             }
@@ -157,16 +203,55 @@ fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Re
     if requests.is_empty() {
         return Ok(());
     }
+    let mut tensors = Vec::new();
+    for cb in callbacks.iter() {
+        if let Some(t) = cb.state_tensors() {
+            check_callback_tensors(cb.name(), &t)?;
+            tensors.push(t);
+        }
+    }
     ctx.set_callback_states(
         callbacks
             .iter()
             .filter_map(|cb| cb.state().map(|s| (cb.name().to_string(), s)))
             .collect(),
+        tensors,
     );
     for i in requests {
         let snapshot = ctx.take_snapshot()?;
         ctx.set_current_callback(i);
         callbacks[i].on_snapshot(ctx, snapshot)?;
+    }
+    Ok(())
+}
+
+/// Callbacks that save state are told theirs back by name: two of one name would mix them up.
+fn check_callback_names(callbacks: &[&mut dyn Callback]) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for cb in callbacks {
+        let saves = cb.state().is_some() || cb.state_tensors().is_some();
+        if saves && !seen.insert(cb.name().to_string()) {
+            return Err(Error::Callback {
+                callback: cb.name().into(),
+                reason: "two callbacks of this name save state; a resume could not tell their states apart (give one another name)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A callback's tensors must carry its name, so that a restore hands them back to it.
+fn check_callback_tensors(callback: &str, tensors: &[Tensor]) -> Result<()> {
+    for t in tensors {
+        if crate::state::split_callback_tensor(&t.name).map(|(c, _)| c) != Some(callback) {
+            return Err(Error::Callback {
+                callback: callback.into(),
+                reason: format!(
+                    "its state tensor `{}` is not named `{CALLBACK_TENSORS}{callback}.<parameter name>`",
+                    t.name
+                ),
+            });
+        }
     }
     Ok(())
 }
@@ -201,11 +286,15 @@ pub(crate) fn fit(
         Some(v) => Some(Workspace::new(
             params,
             v,
-            options.batch_size.min(v.len()),
+            options
+                .validation_batch_size
+                .unwrap_or(options.batch_size)
+                .min(v.len()),
             setup.loss,
         )?),
         None => None,
     };
+    check_callback_names(callbacks)?;
     let meta = StateMeta {
         position: crate::state::Position {
             epoch: options.initial_epoch,
@@ -217,6 +306,8 @@ pub(crate) fn fit(
         learning_rate: params.optimizer.learning_rate(),
         history: History::default(),
         callbacks: Default::default(),
+        events: Vec::new(),
+        stop_training: false,
     };
     if options.verbose > 0 {
         eprintln!("wgfit: training on {}", params.gpu.adapter());
@@ -227,6 +318,7 @@ pub(crate) fn fit(
         setup.fingerprint.clone(),
         options.epochs,
     );
+    ctx.set_validates(validation.is_some());
     let result = train(&mut ctx, callbacks, &setup, validation.as_ref());
     let outcome = match &result {
         Ok(_) => FitOutcome::Completed,
@@ -308,7 +400,9 @@ fn train_epoch(
             value: loss as f32,
         });
     }
-    if let Some(v) = validation {
+    if let Some(v) = validation
+        && (epoch + 1).is_multiple_of(setup.options.validation_freq)
+    {
         logs.extend(evaluate_on(
             ctx.engine().params(),
             v,

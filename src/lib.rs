@@ -37,10 +37,13 @@ mod layer;
 mod loss;
 mod model;
 pub mod optim;
+pub mod plot;
 mod state;
 
 pub use callbacks::{
-    BackupAndRestore, Callback, Context, EarlyStopping, FitOutcome, Progress, SaveFreq,
+    BackupAndRestore, Callback, CheckpointFreq, Context, CsvLogger, EarlyStopping, FitOutcome,
+    LambdaCallback, LearningRateScheduler, ModelCheckpoint, Progress, ReduceLROnPlateau, SaveFreq,
+    TerminateOnNaN,
 };
 pub use data::{CsvOptions, CsvTargets, Dataset, Header, Targets};
 pub use engine::StepProfile;
@@ -54,7 +57,10 @@ pub use model::{Dense, Sequential};
 pub use optim::{
     Adam, Clipping, Configured, LearningRateSchedule, Optimizer, RmsProp, Sgd, UpdateKernel,
 };
-pub use state::{EpochLogs, Fingerprint, History, Logs, Position, StateMeta, Tensor, TrainState};
+pub use state::{
+    EpochLogs, EventKind, Fingerprint, History, Logs, MAX_EVENTS, Position, RunEvent, StateMeta,
+    Tensor, TrainState,
+};
 
 /// The README's code blocks, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

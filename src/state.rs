@@ -199,7 +199,8 @@ impl Fingerprint {
     }
 
     /// The most bytes a weights file of a state of this run can have: every parameter with
-    /// up to `MAX_SLOTS` (3) optimizer slots, a pair of statistics per batch, and a header. A
+    /// up to `MAX_SLOTS` (3) optimizer slots and `MAX_CALLBACK_COPIES` (2) callback copies, a
+    /// pair of statistics per batch, and a header. A
     /// sidecar claiming more is refused before anything is read or allocated.
     pub fn max_state_bytes(&self) -> u64 {
         let params: u64 = self
@@ -208,9 +209,11 @@ impl Fingerprint {
             .map(|&(i, o, _)| (i as u64).saturating_mul(o as u64).saturating_add(o as u64))
             .fold(0, u64::saturating_add);
         let steps = (self.data_len as u64).div_ceil(self.batch_size.max(1) as u64);
-        let tensors = (self.layers.len() as u64).saturating_mul(2 * (1 + MAX_SLOTS)) + 1;
+        let tensors = (self.layers.len() as u64)
+            .saturating_mul(2 * (1 + MAX_SLOTS + MAX_CALLBACK_COPIES))
+            + 1;
         params
-            .saturating_mul(1 + MAX_SLOTS)
+            .saturating_mul(1 + MAX_SLOTS + MAX_CALLBACK_COPIES)
             .saturating_add(2 * steps)
             .saturating_mul(4)
             .saturating_add(4096 + 512 * tensors)
@@ -229,6 +232,25 @@ pub struct TrainState {
     /// `(mean loss, correct)` of each batch already done in the current epoch, shape
     /// `[step, 2]`: the epoch's logs after a mid-epoch resume cover the whole epoch.
     pub batch_stats: Tensor,
+    /// Tensors of callbacks' states, `callbacks.<callback>.<parameter name>`, each shaped as
+    /// that parameter (e.g. `EarlyStopping`'s best weights).
+    pub callback_tensors: Vec<Tensor>,
+}
+
+/// The prefix of callback tensors in a [`TrainState`] and in checkpoints.
+pub const CALLBACK_TENSORS: &str = "callbacks.";
+
+/// The most parameter-sized copies all callback tensors of a state may add up to (one for
+/// `EarlyStopping`'s best weights, one spare for a user's callback).
+pub const MAX_CALLBACK_COPIES: u64 = 2;
+
+/// For a callback tensor name `callbacks.<callback>.<parameter name>`: the callback and the
+/// parameter name, if the name has that form.
+pub fn split_callback_tensor(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix(CALLBACK_TENSORS)?;
+    let at = rest.find(".model.")?;
+    let callback = &rest[..at];
+    (!callback.is_empty()).then(|| (callback, &rest[at + 1..]))
 }
 
 /// The most optimizer slots one parameter may have (Adam with amsgrad keeps three).
@@ -252,4 +274,66 @@ pub struct StateMeta {
     pub history: History,
     /// State of stateful callbacks, by callback name.
     pub callbacks: BTreeMap<String, serde_json::Value>,
+    /// What happened to the run so far (starts, resumes, preemptions), bounded.
+    pub events: Vec<RunEvent>,
+    /// A callback asked to stop (e.g. `EarlyStopping`): a state saved after that resumes to
+    /// no more training, only the end of training.
+    pub stop_training: bool,
+}
+
+/// What happened to a run at one moment, as the backup's bounded event list records it
+/// (docs/FORMAT.md): `wgfit inspect` prints the list and `wgfit plot` marks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A run began from its initial parameters.
+    Start,
+    /// A run resumed from `latest.json`.
+    Resume,
+    /// A run resumed from `previous.json` because `latest.json` could not be restored.
+    Fallback,
+    /// A preemption signal stopped the run and its state was saved.
+    Preempted,
+}
+
+/// One entry of a run's event list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// The position at that moment.
+    pub epoch: usize,
+    /// Batches of that epoch done.
+    pub step: usize,
+    /// Batches per epoch, so that a reader can place the event at `epoch + step / steps`.
+    pub steps: usize,
+    /// Batches done in the whole run.
+    pub global_step: u64,
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+}
+
+/// The most events a state keeps: the first (the start) and the newest others.
+pub const MAX_EVENTS: usize = 64;
+
+impl RunEvent {
+    /// The epoch count (fractional) at which the event happened: `epoch + step / steps`.
+    pub fn epoch_position(&self) -> f64 {
+        self.epoch as f64 + self.step as f64 / self.steps.max(1) as f64
+    }
+}
+
+/// Appends `event`, keeping the first event and the newest ones within [`MAX_EVENTS`].
+pub fn push_event(events: &mut Vec<RunEvent>, event: RunEvent) {
+    events.push(event);
+    if events.len() > MAX_EVENTS {
+        events.remove(1);
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -141,8 +141,10 @@ fn history_as_csv_and_json() {
     assert_ok(&wgfit(dir.path(), &json_args));
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("h.json")).unwrap()).unwrap();
-    let rows = json.as_array().unwrap();
+    let rows = json["epochs"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
+    // Events (starts, resumes) are the backup's: a run without one records none.
+    assert_eq!(json["events"], serde_json::json!([]), "{json}");
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(row["epoch"], i);
         for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {

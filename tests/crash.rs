@@ -113,6 +113,17 @@ fn sigkill_storm_with_adam_and_a_cosine_schedule_after_warmup() {
 }
 
 #[test]
+fn sigkill_storm_with_the_stateful_callbacks() {
+    // EarlyStopping (best weights), ReduceLROnPlateau, ModelCheckpoint (save_best_only) and
+    // CSVLogger: the same parameters, history, stopped epoch, checkpoint and CSV bytes.
+    kill_storm(
+        "EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, CSVLogger",
+        &[("CALLBACKS", "1"), ("SLOW_MS", "2")],
+        12,
+    );
+}
+
+#[test]
 fn sigkill_storm_with_double_checkpoint() {
     kill_storm(
         "double_checkpoint",

@@ -11,7 +11,7 @@ use super::{Callback, Context, FitOutcome};
 use crate::checkpoint::{BackupDir, Decision, decide};
 use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
-use crate::state::{Logs, Position};
+use crate::state::{EventKind, Logs, Position};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -177,11 +177,12 @@ impl BackupAndRestore {
             self.double_checkpoint,
             Some(ctx.fingerprint()),
         )? {
-            Decision::Fresh => {}
+            Decision::Fresh => ctx.record_event(EventKind::Start),
             Decision::Resume {
                 loaded,
                 fallback_from,
             } => {
+                let fell_back = fallback_from.is_some();
                 if let Some(e) = fallback_from {
                     eprintln!(
                         "wgfit: {e}\nwgfit: restored the previous checkpoint ({}) instead",
@@ -192,6 +193,11 @@ impl BackupAndRestore {
                 let path = loaded.sidecar_path.clone();
                 ctx.set_state(loaded.state.clone())
                     .map_err(|e| Error::corrupt(&path, e.to_string()))?;
+                ctx.record_event(if fell_back {
+                    EventKind::Fallback
+                } else {
+                    EventKind::Resume
+                });
                 dir.adopt(&loaded);
             }
             Decision::Mismatch { differences, .. } if self.discard_mismatched => {
@@ -281,6 +287,7 @@ impl Callback for BackupAndRestore {
         run.writer.check()?;
         if let Some(signal) = run.preempt.as_ref().and_then(|p| p.signal()) {
             run.preempting = Some(signal);
+            ctx.record_event(EventKind::Preempted);
             ctx.request_snapshot();
             return Ok(());
         }

@@ -5,8 +5,12 @@ use crate::engine::Run;
 use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
 use crate::gpu::AdapterSummary;
-use crate::state::{BATCH_STATS, Fingerprint, History, Logs, Position, StateMeta, TrainState};
+use crate::state::Tensor;
+use crate::state::{
+    BATCH_STATS, EventKind, Fingerprint, History, Logs, Position, RunEvent, StateMeta, TrainState,
+};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The training loop's state. Callbacks receive it in every hook; through it they read and
 /// replace the full training state, read batch logs, ask for a snapshot, or stop training.
@@ -15,15 +19,22 @@ pub struct Context<'a> {
     meta: StateMeta,
     fingerprint: Fingerprint,
     epochs: usize,
-    stop_requested: bool,
     /// Callbacks (by index) that asked for a snapshot in the current round of hooks.
     snapshot_requests: Vec<usize>,
     current_callback: usize,
     /// After `on_train_begin` the position belongs to the loop.
     position_locked: bool,
-    /// Callback states from a replaced state, handed to the callbacks after the current round.
-    pending_callback_states: Option<BTreeMap<String, serde_json::Value>>,
+    /// Whether `fit` has validation data.
+    validates: bool,
+    /// Callback states (JSON and tensors) from a replaced state, handed to the callbacks
+    /// after the current round.
+    pending_callback_states: Option<CallbackStates>,
+    /// The callbacks' tensors as of the last round that asked for a snapshot.
+    callback_tensors: Vec<Arc<[Tensor]>>,
 }
+
+/// Callbacks' saved states: JSON by callback name, and tensors.
+pub(crate) type CallbackStates = (BTreeMap<String, serde_json::Value>, Vec<Tensor>);
 
 impl<'a> Context<'a> {
     pub(crate) fn new(
@@ -37,11 +48,12 @@ impl<'a> Context<'a> {
             meta,
             fingerprint,
             epochs,
-            stop_requested: false,
             snapshot_requests: Vec::new(),
             current_callback: 0,
             position_locked: false,
+            validates: false,
             pending_callback_states: None,
+            callback_tensors: Vec::new(),
         }
     }
 
@@ -65,9 +77,35 @@ impl<'a> Context<'a> {
         &self.meta.history
     }
 
+    /// What happened to the run so far: its start, resumes and preemptions (bounded; saved
+    /// with every backup).
+    pub fn events(&self) -> &[RunEvent] {
+        &self.meta.events
+    }
+
+    /// Records that `kind` happened at the current position, with the time now.
+    pub fn record_event(&mut self, kind: EventKind) {
+        let p = self.meta.position;
+        let event = RunEvent {
+            kind,
+            epoch: p.epoch,
+            step: p.step,
+            steps: self.engine.steps(),
+            global_step: p.global_step,
+            unix_ms: crate::state::unix_ms_now(),
+        };
+        crate::state::push_event(&mut self.meta.events, event);
+    }
+
     /// What identifies this run (model, loss, optimizer, batch size, data).
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
+    }
+
+    /// Whether `fit` was given validation data (its epochs may still skip validation, by
+    /// `FitOptions::validation_freq`).
+    pub fn validates(&self) -> bool {
+        self.validates
     }
 
     /// The seed the data order derives from.
@@ -93,14 +131,15 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    /// Asks the loop to stop after the current batch (the epoch's end hooks still run).
+    /// Asks the loop to stop after the current batch (the epoch's end hooks still run). The
+    /// request is part of the state saved after it, so a resumed run stops too.
     pub fn stop_training(&mut self) {
-        self.stop_requested = true;
+        self.meta.stop_training = true;
     }
 
     /// Whether a stop was asked for.
     pub fn stop_requested(&self) -> bool {
-        self.stop_requested
+        self.meta.stop_training
     }
 
     /// Asks for a snapshot of the state at this moment; it is delivered to this callback's
@@ -128,6 +167,20 @@ impl<'a> Context<'a> {
         ))
     }
 
+    /// The logs over the batches of the current epoch done so far, as Keras's batch-end logs
+    /// (running means). Waits for the GPU.
+    pub fn epoch_logs_so_far(&mut self) -> Result<Logs> {
+        let step = self.meta.position.step;
+        let stats = self.engine.epoch_stats(step)?;
+        let rows: Vec<usize> = (0..step).map(|s| self.engine.rows(s)).collect();
+        Ok(crate::fit::logs_of(
+            &stats,
+            &rows,
+            self.fingerprint.loss == crate::loss::Loss::CrossEntropy.name(),
+            "",
+        ))
+    }
+
     /// Reads the whole training state (waits for the GPU).
     pub fn read_state(&mut self) -> Result<TrainState> {
         let (params, slots, batch_stats) = self.engine.read_state(self.meta.position.step)?;
@@ -136,7 +189,23 @@ impl<'a> Context<'a> {
             slots,
             meta: self.meta.clone(),
             batch_stats,
+            callback_tensors: self
+                .callback_tensors
+                .iter()
+                .flat_map(|t| t.iter().cloned())
+                .collect(),
         })
+    }
+
+    /// Reads the model's parameters (waits for the GPU), as Keras's `get_weights`.
+    pub fn read_params(&mut self) -> Result<Vec<crate::state::Tensor>> {
+        self.engine.read_params()
+    }
+
+    /// Replaces the model's parameters and nothing else (optimizer slots, position and
+    /// callback states stay), as Keras's `set_weights`. Every parameter must be given once.
+    pub fn set_params(&mut self, params: &[crate::state::Tensor]) -> Result<()> {
+        self.engine.write_params(params)
     }
 
     /// Replaces the whole training state. The position may change only in `on_train_begin`;
@@ -178,7 +247,7 @@ impl<'a> Context<'a> {
             &state.batch_stats,
             state.meta.learning_rate,
         )?;
-        self.pending_callback_states = Some(state.meta.callbacks.clone());
+        self.pending_callback_states = Some((state.meta.callbacks.clone(), state.callback_tensors));
         self.meta = state.meta;
         Ok(())
     }
@@ -200,15 +269,18 @@ impl<'a> Context<'a> {
         self.current_callback = index;
     }
 
+    /// Records whether `fit` has validation data.
+    pub(crate) fn set_validates(&mut self, validates: bool) {
+        self.validates = validates;
+    }
+
     /// From now on only the loop moves the position.
     pub(crate) fn lock_position(&mut self) {
         self.position_locked = true;
     }
 
     /// Callback states a `set_state` brought, not handed to the callbacks yet.
-    pub(crate) fn take_pending_callback_states(
-        &mut self,
-    ) -> Option<BTreeMap<String, serde_json::Value>> {
+    pub(crate) fn take_pending_callback_states(&mut self) -> Option<CallbackStates> {
         self.pending_callback_states.take()
     }
 
@@ -218,8 +290,13 @@ impl<'a> Context<'a> {
     }
 
     /// Records the callbacks' states, to go with the next snapshots.
-    pub(crate) fn set_callback_states(&mut self, states: BTreeMap<String, serde_json::Value>) {
+    pub(crate) fn set_callback_states(
+        &mut self,
+        states: BTreeMap<String, serde_json::Value>,
+        tensors: Vec<Arc<[Tensor]>>,
+    ) {
         self.meta.callbacks = states;
+        self.callback_tensors = tensors;
     }
 
     /// Records the training step of the batch at the current position and moves past it.
@@ -245,6 +322,7 @@ impl<'a> Context<'a> {
 
     /// A snapshot of the state at this moment.
     pub(crate) fn take_snapshot(&mut self) -> Result<Snapshot> {
-        self.engine.snapshot(self.meta.clone())
+        self.engine
+            .snapshot(self.meta.clone(), self.callback_tensors.clone())
     }
 }

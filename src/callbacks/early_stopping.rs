@@ -1,54 +1,49 @@
-//! `EarlyStopping`: Keras 3's callback of that name (without `restore_best_weights`), whose
-//! state survives a resume, so a resumed run stops at the epoch an uninterrupted one does.
+//! `EarlyStopping`: Keras 3's callback of that name, whose state survives a resume (its
+//! counters in JSON, its best weights as tensors of the backup's weights file), so a resumed
+//! run stops at the epoch an uninterrupted one does and ends with the same weights.
 
+use super::monitor::{
+    Mode, Monitor, StateReader, as_callback_tensors, from_callback_tensors, number,
+};
 use super::{Callback, Context};
-use crate::error::{Error, Result};
-use crate::state::Logs;
+use crate::error::Result;
+use crate::state::{Logs, Tensor};
 use serde_json::{Value, json};
-
-/// Whether the monitored value should go down or up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// `min` for losses, `max` for accuracies (from the monitored name, as Keras).
-    #[default]
-    Auto,
-    /// Lower is better.
-    Min,
-    /// Higher is better.
-    Max,
-}
+use std::sync::Arc;
 
 /// Stops training when a monitored metric has stopped improving, as Keras 3's `EarlyStopping`
-/// (`monitor`, `min_delta`, `patience`, `mode`, `baseline`, `start_from_epoch`). Its counters are
-/// part of every backup, so a resumed run stops at the same epoch as an uninterrupted one.
+/// (`monitor`, `min_delta`, `patience`, `mode`, `baseline`, `restore_best_weights`,
+/// `start_from_epoch`). Its counters and best weights are part of every backup.
 #[derive(Debug, Clone)]
 pub struct EarlyStopping {
-    monitor: String,
-    min_delta: f64,
+    monitor: Monitor,
     patience: usize,
-    mode: Mode,
     baseline: Option<f64>,
+    restore_best_weights: bool,
     start_from_epoch: usize,
     wait: usize,
     best: Option<f64>,
     best_epoch: usize,
     stopped_epoch: usize,
+    best_weights: Option<Arc<[Tensor]>>,
 }
+
+const NAME: &str = "EarlyStopping";
 
 impl EarlyStopping {
     /// Monitors `monitor` (e.g. `val_loss`) with Keras's defaults: patience 0, no min_delta.
     pub fn new(monitor: impl Into<String>) -> Self {
         EarlyStopping {
-            monitor: monitor.into(),
-            min_delta: 0.0,
+            monitor: Monitor::new(monitor),
             patience: 0,
-            mode: Mode::Auto,
             baseline: None,
+            restore_best_weights: false,
             start_from_epoch: 0,
             wait: 0,
             best: None,
             best_epoch: 0,
             stopped_epoch: 0,
+            best_weights: None,
         }
     }
 
@@ -60,19 +55,26 @@ impl EarlyStopping {
 
     /// The least change that counts as an improvement (its sign is ignored, as in Keras).
     pub fn min_delta(mut self, min_delta: f64) -> Self {
-        self.min_delta = min_delta.abs();
+        self.monitor.min_delta = min_delta.abs();
         self
     }
 
     /// Whether lower or higher is better.
     pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
+        self.monitor.mode = mode;
         self
     }
 
     /// A value the metric must beat for the patience to start over.
     pub fn baseline(mut self, baseline: f64) -> Self {
         self.baseline = Some(baseline);
+        self
+    }
+
+    /// At the end of training, put back the weights of the best epoch (as Keras: also when
+    /// training was not stopped early).
+    pub fn restore_best_weights(mut self, restore: bool) -> Self {
+        self.restore_best_weights = restore;
         self
     }
 
@@ -92,57 +94,16 @@ impl EarlyStopping {
         self.best.map(|b| (b, self.best_epoch))
     }
 
-    /// Whether lower is better for the monitored metric.
-    fn lower_is_better(&self) -> Result<bool> {
-        match self.mode {
-            Mode::Min => Ok(true),
-            Mode::Max => Ok(false),
-            Mode::Auto => match self.monitor.strip_prefix("val_").unwrap_or(&self.monitor) {
-                "loss" => Ok(true),
-                "accuracy" => Ok(false),
-                other => Err(Error::Callback {
-                    callback: "EarlyStopping".into(),
-                    reason: format!(
-                        "cannot tell whether `{other}` should go down or up; give mode Min or Max"
-                    ),
-                }),
-            },
-        }
-    }
-
-    /// Keras's `_is_improvement`.
-    fn improves(&self, value: f64, reference: Option<f64>, lower: bool) -> bool {
-        match reference {
-            None => true,
-            Some(r) if lower => value + self.min_delta < r,
-            Some(r) => value - self.min_delta > r,
-        }
-    }
-}
-
-/// A number in the callback's JSON state: non-finite ones as the log encoding's strings.
-fn number(v: Option<f64>) -> Value {
-    match v {
-        None => Value::Null,
-        Some(v) if v.is_finite() => json!(v),
-        Some(v) if v.is_nan() => json!("NaN"),
-        Some(v) if v > 0.0 => json!("Infinity"),
-        Some(_) => json!("-Infinity"),
-    }
-}
-
-fn parse_number(v: &Value) -> Option<f64> {
-    match v {
-        Value::String(s) if s == "NaN" => Some(f64::NAN),
-        Value::String(s) if s == "Infinity" => Some(f64::INFINITY),
-        Value::String(s) if s == "-Infinity" => Some(f64::NEG_INFINITY),
-        other => other.as_f64(),
+    fn keep_weights(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        let params = ctx.read_params()?;
+        self.best_weights = Some(as_callback_tensors(NAME, params).into());
+        Ok(())
     }
 }
 
 impl Callback for EarlyStopping {
     fn name(&self) -> &str {
-        "EarlyStopping"
+        NAME
     }
 
     fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
@@ -150,23 +111,32 @@ impl Callback for EarlyStopping {
         self.stopped_epoch = 0;
         self.best = None;
         self.best_epoch = 0;
+        self.best_weights = None;
         Ok(())
     }
 
     fn on_epoch_end(&mut self, ctx: &mut Context<'_>, epoch: usize, logs: &Logs) -> Result<()> {
-        let lower = self.lower_is_better()?;
-        let Some(&current) = logs.get(&self.monitor) else {
+        let lower = self.monitor.lower_is_better(NAME)?;
+        let Some(&current) = logs.get(&self.monitor.name) else {
             return Ok(());
         };
         if epoch < self.start_from_epoch {
             return Ok(());
         }
+        if self.restore_best_weights && self.best_weights.is_none() {
+            // Never set: the current weights are the best so far.
+            self.keep_weights(ctx)?;
+            self.best_epoch = epoch;
+        }
         self.wait += 1;
-        if self.improves(current, self.best, lower) {
+        if self.monitor.improves(current, self.best, lower) {
             self.best = Some(current);
             self.best_epoch = epoch;
+            if self.restore_best_weights {
+                self.keep_weights(ctx)?;
+            }
             // The patience starts over only past both the baseline and the previous best.
-            if self.baseline.is_none() || self.improves(current, self.baseline, lower) {
+            if self.baseline.is_none() || self.monitor.improves(current, self.baseline, lower) {
                 self.wait = 0;
             }
             return Ok(());
@@ -174,6 +144,15 @@ impl Callback for EarlyStopping {
         if self.wait >= self.patience && epoch > 0 {
             self.stopped_epoch = epoch;
             ctx.stop_training();
+        }
+        Ok(())
+    }
+
+    fn on_train_end(&mut self, ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
+        if self.restore_best_weights
+            && let Some(best) = &self.best_weights
+        {
+            ctx.set_params(&from_callback_tensors(best.to_vec()))?;
         }
         Ok(())
     }
@@ -188,20 +167,23 @@ impl Callback for EarlyStopping {
     }
 
     fn load_state(&mut self, state: Value) -> Result<()> {
-        let bad = || Error::Callback {
-            callback: "EarlyStopping".into(),
-            reason: format!("the backup holds an unreadable state: {state}"),
+        let r = StateReader {
+            callback: NAME,
+            state: &state,
         };
-        let count = |key: &str| -> Result<usize> {
-            state[key].as_u64().map(|v| v as usize).ok_or_else(bad)
-        };
-        self.wait = count("wait")?;
-        self.best_epoch = count("best_epoch")?;
-        self.stopped_epoch = count("stopped_epoch")?;
-        self.best = match &state["best"] {
-            Value::Null => None,
-            v => Some(parse_number(v).ok_or_else(bad)?),
-        };
+        self.wait = r.count("wait")?;
+        self.best_epoch = r.count("best_epoch")?;
+        self.stopped_epoch = r.count("stopped_epoch")?;
+        self.best = r.number("best")?;
+        Ok(())
+    }
+
+    fn state_tensors(&self) -> Option<Arc<[Tensor]>> {
+        self.best_weights.clone()
+    }
+
+    fn load_state_tensors(&mut self, tensors: Vec<Tensor>) -> Result<()> {
+        self.best_weights = Some(tensors.into());
         Ok(())
     }
 }

@@ -4,18 +4,34 @@
 mod backup;
 mod backup_writer;
 mod context;
+mod csv_logger;
 mod early_stopping;
+mod lambda;
+mod lr_scheduler;
+mod model_checkpoint;
+mod monitor;
 mod preempt;
 mod progress;
+mod python_format;
+mod reduce_lr;
+mod terminate_on_nan;
 
 pub use backup::{BackupAndRestore, SaveFreq};
 pub use context::Context;
-pub use early_stopping::{EarlyStopping, Mode};
+pub use csv_logger::CsvLogger;
+pub use early_stopping::EarlyStopping;
+pub use lambda::LambdaCallback;
+pub use lr_scheduler::LearningRateScheduler;
+pub use model_checkpoint::{CheckpointFreq, ModelCheckpoint};
+pub use monitor::Mode;
 pub use progress::{Progress, format_logs, metric_order};
+pub use reduce_lr::ReduceLROnPlateau;
+pub use terminate_on_nan::TerminateOnNaN;
 
 use crate::engine::snapshot::Snapshot;
 use crate::error::Result;
-use crate::state::Logs;
+use crate::state::{Logs, Tensor};
+use std::sync::Arc;
 
 /// How a `fit` call ended, as told to [`Callback::on_fit_exit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +104,19 @@ pub trait Callback {
 
     /// Restores a state returned by [`Callback::state`] when a run resumes.
     fn load_state(&mut self, _state: serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+
+    /// Tensors of the callback's state (e.g. best weights), saved with a checkpoint in its
+    /// weights file rather than in JSON. Each is named `callbacks.<name>.<parameter name>`
+    /// and shaped as that parameter. Shared, so that a save every batch copies nothing.
+    fn state_tensors(&self) -> Option<Arc<[Tensor]>> {
+        None
+    }
+
+    /// Restores the tensors [`Callback::state_tensors`] returned, when a run resumes (before
+    /// [`Callback::load_state`]). Called only when the restored state holds some.
+    fn load_state_tensors(&mut self, _tensors: Vec<Tensor>) -> Result<()> {
         Ok(())
     }
 }

@@ -74,6 +74,8 @@ fn commit(dir: &mut BackupDir, global_step: u64, double: bool) {
         learning_rate: 0.1,
         history: History::default(),
         callbacks: Default::default(),
+        events: Vec::new(),
+        stop_training: false,
     };
     dir.commit(&file.pieces(), &meta, &fingerprint(), double, 0)
         .unwrap();

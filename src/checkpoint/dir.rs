@@ -270,6 +270,8 @@ impl BackupDir {
             learning_rate: meta.learning_rate,
             history: meta.history.clone(),
             callbacks: meta.callbacks.clone(),
+            events: meta.events.clone(),
+            stop_training: meta.stop_training,
             superseded_saves: self.superseded_before + superseded,
             saved_at_unix_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -2,7 +2,10 @@
 //! Both parsers treat their input as hostile: bounded sizes, checked names, no panics.
 
 use crate::error::{Error, Result};
-use crate::state::{BATCH_STATS, Fingerprint, History, Position, StateMeta, Tensor, TrainState};
+use crate::state::{
+    BATCH_STATS, CALLBACK_TENSORS, Fingerprint, History, Position, RunEvent, StateMeta, Tensor,
+    TrainState,
+};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -76,6 +79,13 @@ pub struct Sidecar {
     pub superseded_saves: u64,
     /// Wall-clock time of the save, milliseconds since the Unix epoch.
     pub saved_at_unix_ms: u64,
+    /// The run's events up to this save (at most `MAX_EVENTS`); absent in sidecars written
+    /// before events were recorded.
+    #[serde(default)]
+    pub events: Vec<RunEvent>,
+    /// A callback asked to stop training before this save (absent: false).
+    #[serde(default)]
+    pub stop_training: bool,
 }
 
 /// The weights file of a sidecar, with what it must verify against.
@@ -113,6 +123,8 @@ impl Sidecar {
             learning_rate: self.learning_rate,
             history: self.history.clone(),
             callbacks: self.callbacks.clone(),
+            events: self.events.clone(),
+            stop_training: self.stop_training,
         }
     }
 
@@ -287,22 +299,27 @@ impl<'a> EncodedFile<'a> {
 
 /// The tensors of a weights file, split into parameters, slots and batch statistics, with
 /// dtype, names and values checked. `path` names the file in errors.
-pub fn decode(bytes: &[u8], path: &Path) -> Result<(Vec<Tensor>, Vec<Tensor>, Tensor)> {
+pub fn decode(bytes: &[u8], path: &Path) -> Result<Decoded> {
     let tensors = read_tensors_from(bytes, path)?;
     let mut params = Vec::new();
     let mut slots = Vec::new();
+    let mut callback_tensors = Vec::new();
     let mut stats = None;
     for t in tensors {
         if t.name == BATCH_STATS {
             stats = Some(t);
-        } else if t.name.starts_with("model.") {
+        } else if t.name.starts_with("model.") || t.name.starts_with(CALLBACK_TENSORS) {
             if let Some(bad) = t.data.iter().find(|v| !v.is_finite()) {
                 return Err(Error::corrupt(
                     path,
                     format!("tensor `{}` holds {bad}", t.name),
                 ));
             }
-            params.push(t);
+            if t.name.starts_with(CALLBACK_TENSORS) {
+                callback_tensors.push(t);
+            } else {
+                params.push(t);
+            }
         } else if t.name.starts_with("optimizer.") {
             slots.push(t);
         } else {
@@ -314,7 +331,24 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<(Vec<Tensor>, Vec<Tensor>, Te
     }
     let stats =
         stats.ok_or_else(|| Error::corrupt(path, format!("tensor `{BATCH_STATS}` is missing")))?;
-    Ok((params, slots, stats))
+    Ok(Decoded {
+        params,
+        slots,
+        stats,
+        callback_tensors,
+    })
+}
+
+/// The tensors of a weights file, by kind.
+pub struct Decoded {
+    /// `model.…`
+    pub params: Vec<Tensor>,
+    /// `optimizer.…`
+    pub slots: Vec<Tensor>,
+    /// The batch statistics.
+    pub stats: Tensor,
+    /// `callbacks.…`
+    pub callback_tensors: Vec<Tensor>,
 }
 
 /// Every tensor of a safetensors file as f32 host tensors (F32 only), in name order.
@@ -350,11 +384,12 @@ pub fn read_tensors_from(bytes: &[u8], path: &Path) -> Result<Vec<Tensor>> {
 
 /// Builds the full state from a verified sidecar and its decoded weights file.
 pub fn state_of(sidecar: &Sidecar, weights: &[u8], path: &Path) -> Result<TrainState> {
-    let (params, slots, batch_stats) = decode(weights, path)?;
+    let d = decode(weights, path)?;
     Ok(TrainState {
-        params,
-        slots,
+        params: d.params,
+        slots: d.slots,
         meta: sidecar.meta(),
-        batch_stats,
+        batch_stats: d.stats,
+        callback_tensors: d.callback_tensors,
     })
 }

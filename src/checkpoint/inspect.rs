@@ -91,6 +91,12 @@ pub struct StateSummary {
     pub layers: Vec<String>,
     /// Save points superseded before they reached the disk, up to this state.
     pub superseded_saves: u64,
+    /// The run's starts, resumes and preemptions up to this state.
+    pub events: Vec<crate::state::RunEvent>,
+    /// Whether a callback had asked to stop training (a rerun only ends it).
+    pub stop_training: bool,
+    /// The callbacks whose state this state holds.
+    pub callbacks: Vec<String>,
 }
 
 /// One file of the directory.
@@ -206,6 +212,9 @@ fn summary(l: &Loaded) -> StateSummary {
             .map(|(i, o, a)| format!("{i}->{o} {a}"))
             .collect(),
         superseded_saves: s.superseded_saves,
+        events: s.events.clone(),
+        stop_training: s.stop_training,
+        callbacks: s.callbacks.keys().cloned().collect(),
     }
 }
 

@@ -13,6 +13,7 @@ use super::handle::DirHandle;
 use crate::checksum;
 use crate::error::{Error, Result};
 use crate::state::{Fingerprint, TrainState};
+use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -256,6 +257,36 @@ fn check_shapes(sidecar: &Sidecar, state: &TrainState) -> std::result::Result<()
                 ));
             }
         }
+    }
+    let mut copies = BTreeMap::<&str, u64>::new();
+    for t in &state.callback_tensors {
+        let Some((callback, param)) = crate::state::split_callback_tensor(&t.name) else {
+            return Err(format!("callback tensor `{}` names no parameter", t.name));
+        };
+        match expected.iter().find(|(n, _)| n == param) {
+            Some((_, shape)) if *shape == t.shape => {}
+            Some((_, shape)) => {
+                return Err(format!(
+                    "callback tensor `{}` has shape {:?}, its parameter {shape:?}",
+                    t.name, t.shape
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "callback tensor `{}` names no parameter of the model",
+                    t.name
+                ));
+            }
+        }
+        *copies.entry(callback).or_default() += 1;
+    }
+    let per_copy = expected.len() as u64;
+    let total: u64 = copies.values().sum();
+    if total > per_copy * crate::state::MAX_CALLBACK_COPIES {
+        return Err(format!(
+            "its callback tensors hold {total} tensors, more than {} copies of the parameters",
+            crate::state::MAX_CALLBACK_COPIES
+        ));
     }
     let stats = &state.batch_stats;
     if stats.shape != [sidecar.step, 2] {

@@ -203,6 +203,18 @@ impl<'a> Run<'a> {
         Ok((self.params.read_params()?, self.params.read_slots()?, stats))
     }
 
+    /// The parameters only (waits for the batches queued so far).
+    pub fn read_params(&mut self) -> Result<Vec<Tensor>> {
+        self.recorder.finish(&self.params.gpu, "training batches")?;
+        self.params.read_params()
+    }
+
+    /// Replaces the parameters only (after the batches queued so far).
+    pub fn write_params(&mut self, params: &[Tensor]) -> Result<()> {
+        self.recorder.finish(&self.params.gpu, "training batches")?;
+        self.params.write_params(params, "")
+    }
+
     /// Replaces the parameters, the optimizer slots, the batch statistics and the learning
     /// rate. Nothing is written unless every tensor fits.
     pub fn write_state(
@@ -244,7 +256,11 @@ impl<'a> Run<'a> {
 
     /// Queues a copy of the state after the recorded batches and submits it: the snapshot
     /// of the state `meta` describes.
-    pub fn snapshot(&mut self, meta: StateMeta) -> Result<Snapshot> {
+    pub fn snapshot(
+        &mut self,
+        meta: StateMeta,
+        callback_tensors: Vec<Arc<[Tensor]>>,
+    ) -> Result<Snapshot> {
         self.params.ensure_initialized();
         let device = self.params.gpu.device.clone();
         let encoder = self.recorder.encoder(&device);
@@ -266,6 +282,7 @@ impl<'a> Run<'a> {
             submission,
             layout,
             meta,
+            callback_tensors,
         ))
     }
 }

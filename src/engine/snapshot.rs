@@ -118,6 +118,8 @@ pub struct Snapshot {
     submission: wgpu::SubmissionIndex,
     layout: Layout,
     meta: StateMeta,
+    /// Callbacks' tensors (host copies shared with the callbacks), written after the rest.
+    callback_tensors: Vec<Arc<[Tensor]>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -180,6 +182,7 @@ impl Snapshot {
         submission: wgpu::SubmissionIndex,
         layout: SnapshotLayout,
         meta: StateMeta,
+        callback_tensors: Vec<Arc<[Tensor]>>,
     ) -> Self {
         Snapshot {
             gpu,
@@ -188,6 +191,7 @@ impl Snapshot {
             submission,
             layout: layout.0,
             meta,
+            callback_tensors,
         }
     }
 
@@ -210,6 +214,11 @@ impl Snapshot {
                     shape: vec![l.steps, 2],
                     data: stats.to_vec(),
                 },
+                callback_tensors: snapshot
+                    .callback_tensors
+                    .iter()
+                    .flat_map(|t| t.iter().cloned())
+                    .collect(),
             })
         })
     }
@@ -245,6 +254,13 @@ impl Snapshot {
                 shape: vec![l.steps, 2],
                 data: &all[l.stats_at()..l.stats_at() + 2 * l.steps],
             });
+            tensors.extend(snapshot.callback_tensors.iter().flat_map(|set| {
+                set.iter().map(|t| RawTensor {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    data: &t.data,
+                })
+            }));
             let steps = snapshot.meta.optimizer_steps;
             let file = EncodedFile::new(&tensors, p, steps, backup_id)?;
             write(&file.pieces(), &snapshot.meta)

@@ -262,6 +262,15 @@ impl Sequential {
     ) -> Result<History> {
         self.check_data(data)?;
         options.validate(data.len())?;
+        if let Some(fraction) = options.validation_split {
+            let (train, validation) = data.split_tail(fraction)?;
+            let options = FitOptions {
+                validation_data: Some(validation),
+                validation_split: None,
+                ..options
+            };
+            return self.fit(&train, options, callbacks);
+        }
         if let Some(v) = &options.validation_data {
             self.check_data(v)?;
         }

@@ -4,6 +4,7 @@
 //! The submodules hold what several other test files share (inputs, references, fixtures).
 #![allow(dead_code)]
 
+pub mod callback_suite;
 pub mod cli;
 pub mod cpu_reference;
 pub mod data_files;

@@ -85,6 +85,20 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
     let mut slow = Slow(env("WGFIT_WORKER_SLOW_MS").map_or(0, |s| s.parse().unwrap_or(0)));
     // WIDE: 4.2 M parameters plus momentum, so each save is a 34 MB file. ADAM_COSINE: Adam
     // with a cosine schedule after a warmup, whose rate and bias correction change every step.
+    if env("WGFIT_WORKER_CALLBACKS").is_some() {
+        // The stateful callbacks, writing beside the backup directory.
+        let artifacts = PathBuf::from(format!("{}.artifacts", dir.display()));
+        let outcome = super::callback_suite::run(
+            &artifacts,
+            &mut [&mut backup, &mut Announce, &mut stop, &mut slow],
+            &mut [],
+        )?;
+        if let Some(out) = env("WGFIT_WORKER_OUT") {
+            std::fs::write(out, outcome.to_bytes())
+                .map_err(|e| wgfit::Error::ckpt_io("worker output", e))?;
+        }
+        return Ok(());
+    }
     let mut model = if env("WGFIT_WORKER_WIDE").is_some() {
         super::wide_model()
     } else if env("WGFIT_WORKER_ADAM_COSINE").is_some() {

@@ -125,6 +125,21 @@ fn print_report(r: &Inspection, double: bool) {
                     "  skipped:      {} save points superseded before reaching the disk",
                     st.superseded_saves
                 );
+                if !st.callbacks.is_empty() {
+                    println!(
+                        "  callbacks:    {} (their state is saved)",
+                        st.callbacks.join(", ")
+                    );
+                }
+                if st.stop_training {
+                    println!("  stopped:      a callback asked to stop; a rerun only ends the run");
+                }
+                if !st.events.is_empty() {
+                    println!("  events:");
+                    for e in &st.events {
+                        println!("    {}", event_line(e));
+                    }
+                }
             }
             (None, Some(e)) => println!("{}: UNUSABLE: {e}", s.name),
             (None, None) => println!("{}: UNUSABLE", s.name),
@@ -139,6 +154,24 @@ fn print_report(r: &Inspection, double: bool) {
         println!("  {:<32} {}", f.name, f.role);
     }
 }
+/// One event of the timeline: what, where, when.
+fn event_line(e: &wgfit::RunEvent) -> String {
+    let what = match e.kind {
+        wgfit::EventKind::Start => "start",
+        wgfit::EventKind::Resume => "resume",
+        wgfit::EventKind::Fallback => "fallback to previous.json",
+        wgfit::EventKind::Preempted => "preempted",
+    };
+    format!(
+        "{what:<26} epoch {} step {}/{} (global step {}), {}",
+        e.epoch,
+        e.step,
+        e.steps,
+        e.global_step,
+        saved_at(e.unix_ms)
+    )
+}
+
 fn saved_at(unix_ms: u64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

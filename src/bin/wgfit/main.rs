@@ -3,10 +3,12 @@
 //! Exit status: 0 done; 1 error; 2 usage error; 128 + the signal number after a preemption
 //! (SIGTERM/SIGINT) whose state was saved to the backup directory.
 
+mod callback_args;
 mod devices;
 mod evaluate;
 mod inspect;
 mod optimizer_args;
+mod plot;
 mod train;
 mod train_args;
 
@@ -44,6 +46,12 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Write the model's outputs for every row of a data set as CSV.
     Predict(evaluate::PredictArgs),
+    /// Draw a run's training curves (loss, accuracy, ...) as an SVG, marking resumes and
+    /// learning-rate changes.
+    #[command(
+        after_help = "Examples:\n  wgfit train --history run.json --backup-dir run.backup\n  wgfit plot run.json -o run.svg\n  wgfit plot keras_log.csv --backup-dir run.backup -o run.svg --width 1200"
+    )]
+    Plot(plot::PlotArgs),
     /// List the GPU adapters wgpu sees and mark the one wgfit would use.
     #[command(
         after_help = "Examples:\n  wgfit devices\n  WGPU_ADAPTER_NAME=llvmpipe wgfit train    use the adapter whose name contains `llvmpipe`"
@@ -170,6 +178,7 @@ fn main() -> ExitCode {
         Some(Command::Inspect(args)) => inspect::run(args),
         Some(Command::Evaluate(args)) => evaluate::run_evaluate(args),
         Some(Command::Predict(args)) => evaluate::run_predict(args),
+        Some(Command::Plot(args)) => plot::run(args),
         Some(Command::Devices) => devices::run(),
     };
     match result {

@@ -8,7 +8,7 @@ use std::path::Path;
 use wgfit::callbacks::metric_order;
 use wgfit::{
     BackupAndRestore, Callback, CsvOptions, Dataset, Error, FitOptions, History, Progress,
-    Sequential, Targets, Tensor,
+    RunEvent, Sequential, Targets, Tensor,
 };
 
 /// The safetensors metadata key under which the output file records how the model was built.
@@ -28,13 +28,25 @@ pub fn run(args: TrainArgs) -> CliResult {
     let verbose = args.verbose_level();
 
     let data = load_data(args.data.as_deref(), &CsvOptions::default(), args.scale)?;
-    let (train, validation) = match args.validation_split {
-        Some(f) => {
+    let (train, validation) = match (args.validation_split, &args.validation_data) {
+        (Some(f), _) => {
             let (t, v) = data.split_tail(f)?;
             (t, Some(v))
         }
-        None => (data, None),
+        (None, Some(path)) => {
+            let v = load_data(
+                Some(path),
+                &CsvOptions::default(),
+                args.scale.or(
+                    // The bundled digits are scaled; validation data for them is too.
+                    args.data.is_none().then_some(crate::DIGITS_SCALE),
+                ),
+            )?;
+            (data, Some(v))
+        }
+        (None, None) => (data, None),
     };
+    let mut callbacks = args.callbacks.build(validation.is_some())?;
 
     let widths = match &args.layers {
         Some(w) => w.clone(),
@@ -86,6 +98,9 @@ pub fn run(args: TrainArgs) -> CliResult {
         initial_epoch: 0,
         verbose: 0,
         validation_data: validation,
+        validation_split: None,
+        validation_freq: args.validation_freq as usize,
+        validation_batch_size: args.validation_batch_size.map(|n| n as usize),
     };
     let mut history_file = match (&args.history, history_format) {
         (Some(path), Some(format)) => Some(HistoryFile {
@@ -95,16 +110,17 @@ pub fn run(args: TrainArgs) -> CliResult {
         _ => None,
     };
     let history = {
-        let mut callbacks: Vec<&mut dyn Callback> = Vec::new();
+        let mut list: Vec<&mut dyn Callback> = Vec::new();
         if let Some(b) = backup.as_mut() {
-            callbacks.push(b);
+            list.push(b);
         }
-        callbacks.push(&mut progress);
+        list.push(&mut progress);
         if let Some(h) = history_file.as_mut() {
-            callbacks.push(h);
+            list.push(h);
         }
+        list.extend(callbacks.list());
         model
-            .fit(&train, options, &mut callbacks)
+            .fit(&train, options, &mut list)
             .map_err(|e| fit_error(e, &train, &widths, &data_name))?
     };
 
@@ -114,9 +130,6 @@ pub fn run(args: TrainArgs) -> CliResult {
         loss: loss.name().to_string(),
     };
     write_weights(&args.output, &params, &meta)?;
-    if let (Some(path), Some(format)) = (&args.history, history_format) {
-        write_history(path, &history, format)?;
-    }
     let superseded = backup.as_ref().map_or(0, |b| b.superseded_saves());
     if let Some(b) = backup.as_mut()
         && !args.keep_checkpoint
@@ -125,6 +138,9 @@ pub fn run(args: TrainArgs) -> CliResult {
     }
 
     let adapter = model.adapter()?;
+    if let Some(report) = callbacks.stop_report() {
+        println!("{report}");
+    }
     println!("epochs:        {}", history.len());
     if let Some(logs) = history.last() {
         for k in metric_order(logs.keys()) {
@@ -220,11 +236,24 @@ fn write_weights(path: &Path, params: &[Tensor], meta: &ModelMeta) -> CliResult 
         .map_err(|e| Failure::new(format!("--output: {e}")))
 }
 
-/// Writes `--history` after every epoch (atomically), from the run's whole history: a run
-/// killed later leaves the epochs so far, and a resumed one holds each epoch exactly once.
+/// Writes `--history` after every epoch and at the end of training (atomically), from the
+/// run's whole history: a run killed later leaves the epochs so far, and a resumed one holds
+/// each epoch exactly once. The JSON form carries the run's events (starts, resumes,
+/// preemptions) too, for `wgfit plot`.
 struct HistoryFile {
     path: std::path::PathBuf,
     format: HistoryFormat,
+}
+
+impl HistoryFile {
+    fn write(&self, ctx: &wgfit::Context<'_>) -> wgfit::Result<()> {
+        write_history(&self.path, ctx.history(), ctx.events(), self.format).map_err(|f| {
+            wgfit::Error::Callback {
+                callback: "--history".into(),
+                reason: f.message,
+            }
+        })
+    }
 }
 
 impl Callback for HistoryFile {
@@ -238,14 +267,34 @@ impl Callback for HistoryFile {
         _epoch: usize,
         _logs: &wgfit::Logs,
     ) -> wgfit::Result<()> {
-        write_history(&self.path, ctx.history(), self.format).map_err(|f| wgfit::Error::Callback {
-            callback: "--history".into(),
-            reason: f.message,
-        })
+        self.write(ctx)
+    }
+
+    fn on_train_end(
+        &mut self,
+        ctx: &mut wgfit::Context<'_>,
+        _logs: &wgfit::Logs,
+    ) -> wgfit::Result<()> {
+        self.write(ctx)
     }
 }
 
-fn write_history(path: &Path, history: &History, format: HistoryFormat) -> CliResult {
+/// A log value in JSON: non-finite ones as the strings the backup's sidecar uses.
+fn json_value(v: f64) -> serde_json::Value {
+    match v {
+        v if v.is_finite() => v.into(),
+        v if v.is_nan() => "NaN".into(),
+        v if v > 0.0 => "Infinity".into(),
+        _ => "-Infinity".into(),
+    }
+}
+
+fn write_history(
+    path: &Path,
+    history: &History,
+    events: &[RunEvent],
+    format: HistoryFormat,
+) -> CliResult {
     let mut all: Vec<&String> = history.epochs.iter().flat_map(|e| e.logs.keys()).collect();
     all.sort();
     all.dedup();
@@ -278,12 +327,13 @@ fn write_history(path: &Path, history: &History, format: HistoryFormat) -> CliRe
                     let mut row = serde_json::Map::new();
                     row.insert("epoch".into(), e.epoch.into());
                     for (k, v) in &e.logs {
-                        row.insert(k.clone(), (*v).into());
+                        row.insert(k.clone(), json_value(*v));
                     }
                     serde_json::Value::Object(row)
                 })
                 .collect();
-            let mut s = serde_json::to_string_pretty(&rows)
+            let doc = serde_json::json!({ "epochs": rows, "events": events });
+            let mut s = serde_json::to_string_pretty(&doc)
                 .map_err(|e| Failure::new(format!("cannot encode the history: {e}")))?;
             s.push('\n');
             s
@@ -292,4 +342,47 @@ fn write_history(path: &Path, history: &History, format: HistoryFormat) -> CliRe
     wgfit::checkpoint::write_atomically(path, text.as_bytes())
         .map(|_| ())
         .map_err(|e| Failure::new(format!("--history: {e}")))
+}
+
+/// Draws `--plot` after every epoch and at the end of training (atomically), with the run's
+/// resumes marked.
+pub struct PlotFile {
+    path: std::path::PathBuf,
+}
+
+impl PlotFile {
+    pub fn new(path: std::path::PathBuf) -> Self {
+        PlotFile { path }
+    }
+
+    fn draw(&self, ctx: &wgfit::Context<'_>) -> wgfit::Result<()> {
+        if ctx.history().is_empty() {
+            return Ok(());
+        }
+        let curves = wgfit::plot::Curves::from_history(ctx.history(), ctx.events());
+        wgfit::plot::write_svg(&self.path, &curves)
+    }
+}
+
+impl Callback for PlotFile {
+    fn name(&self) -> &str {
+        "PlotFile"
+    }
+
+    fn on_epoch_end(
+        &mut self,
+        ctx: &mut wgfit::Context<'_>,
+        _epoch: usize,
+        _logs: &wgfit::Logs,
+    ) -> wgfit::Result<()> {
+        self.draw(ctx)
+    }
+
+    fn on_train_end(
+        &mut self,
+        ctx: &mut wgfit::Context<'_>,
+        _logs: &wgfit::Logs,
+    ) -> wgfit::Result<()> {
+        self.draw(ctx)
+    }
 }

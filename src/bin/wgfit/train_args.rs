@@ -12,6 +12,9 @@ use wgfit::{Activation, Loss, SaveFreq};
       64-32-10 relu network on the bundled digits (scaled to 0..1), 30 epochs
   wgfit train --data iris.csv --layers 16,3 --epochs 100 --batch-size 16 --output iris.safetensors
   wgfit train --epochs 5 --save-freq 10 --history history.csv
+  wgfit train --validation-split 0.2 --early-stopping 5 --restore-best-weights --plot curves.svg
+  wgfit train --checkpoint 'ckpt/w-{epoch:02d}-{val_loss:.3f}.safetensors' --save-best-only \
+      --validation-split 0.2 --reduce-lr-on-plateau 0.5 --plateau-patience 3 --csv-log log.csv
 
 Backups go to <output stem>.backup beside --output (wgfit-model.backup by default) and are
 removed when training ends; a run killed or preempted (SIGTERM/SIGINT saves first) resumes
@@ -26,8 +29,22 @@ pub struct TrainArgs {
     #[arg(long, value_name = "F", help_heading = "Data")]
     pub scale: Option<f32>,
     /// Hold out the last fraction F of the data and report val_loss (and val_accuracy)
-    #[arg(long, value_name = "F", help_heading = "Data")]
+    #[arg(
+        long,
+        value_name = "F",
+        help_heading = "Data",
+        conflicts_with = "validation_data"
+    )]
     pub validation_split: Option<f64>,
+    /// Validation data, in the same forms as --data (and scaled by --scale)
+    #[arg(long, value_name = "PATH", help_heading = "Data")]
+    pub validation_data: Option<PathBuf>,
+    /// Validate at the end of every N-th epoch
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Data")]
+    pub validation_freq: u64,
+    /// Rows per validation batch [default: --batch-size]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Data")]
+    pub validation_batch_size: Option<u64>,
 
     /// Hidden widths then the output width, e.g. 64,32,10; the input width comes from the data
     /// [default: 32,<classes> (32,10 for the digits)]
@@ -116,9 +133,13 @@ pub struct TrainArgs {
         help_heading = "Output"
     )]
     pub output: PathBuf,
-    /// Write the per-epoch metrics here (.csv or .json)
+    /// Write the per-epoch metrics here after every epoch (.csv, or .json with the run's
+    /// starts, resumes and preemptions too)
     #[arg(long, value_name = "PATH", help_heading = "Output")]
     pub history: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub callbacks: crate::callback_args::CallbackArgs,
 }
 
 impl TrainArgs {
@@ -150,6 +171,9 @@ impl TrainArgs {
             if let Some(p) = path {
                 check_parent(flag, p)?;
             }
+        }
+        for (flag, p) in self.callbacks.outputs() {
+            check_parent(flag, p)?;
         }
         Ok(())
     }

@@ -1,0 +1,185 @@
+//! `CSVLogger`: Keras 3's callback of that name, written so that a killed and resumed run
+//! leaves the same bytes as an uninterrupted one.
+//!
+//! Keras appends a row per epoch to an open file, so a run killed after a row was written
+//! but before its state was saved writes that epoch twice when it resumes. Here the whole
+//! file is rewritten (atomically) at every epoch end from the run's history, which every
+//! saved state holds: it always has each finished epoch exactly once. With `append`, the
+//! bytes the file had before the run began are kept in front, and checked on resume.
+
+use super::python_format::float_repr;
+use super::{Callback, Context};
+use crate::error::{Error, Result};
+use crate::state::{History, Logs};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+const NAME: &str = "CSVLogger";
+
+/// Writes every epoch's logs to a CSV file, as Keras 3's `CSVLogger` (`filename`,
+/// `separator`, `append`): a header `epoch,<metric names sorted>`, one row per epoch (0-based
+/// epoch, values as Python writes floats, `NA` for a missing one), excel line ends (`\r\n`).
+#[derive(Debug, Clone)]
+pub struct CsvLogger {
+    path: PathBuf,
+    separator: char,
+    append: bool,
+    /// The file's bytes before the run began (with `append`), and whether a header follows.
+    prefix: Vec<u8>,
+    header: bool,
+}
+
+impl CsvLogger {
+    /// Logs to `path`, comma-separated, replacing what the file held.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        CsvLogger {
+            path: path.as_ref().to_path_buf(),
+            separator: ',',
+            append: false,
+            prefix: Vec::new(),
+            header: true,
+        }
+    }
+
+    /// The field separator.
+    pub fn separator(mut self, separator: char) -> Self {
+        self.separator = separator;
+        self
+    }
+
+    /// Keep what the file held before the run and add to it (a header only if it was empty).
+    pub fn append(mut self, append: bool) -> Self {
+        self.append = append;
+        self
+    }
+
+    /// The file's text for a run with this history.
+    pub fn render(&self, history: &History, validates: bool) -> Vec<u8> {
+        let mut out = self.prefix.clone();
+        let Some(first) = history.epochs.first() else {
+            return out;
+        };
+        let mut keys: Vec<String> = first.logs.keys().cloned().collect();
+        // As Keras: validation every n epochs leaves the first epoch without `val_` values,
+        // but they get their columns.
+        if validates && !keys.iter().any(|k| k.starts_with("val_")) {
+            let val: Vec<String> = keys.iter().map(|k| format!("val_{k}")).collect();
+            keys.extend(val);
+        }
+        let sep = self.separator.to_string();
+        let mut line = |fields: Vec<String>| {
+            let fields: Vec<String> = fields.into_iter().map(|f| self.quote(f)).collect();
+            out.extend_from_slice(fields.join(&sep).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        };
+        if self.header {
+            line(
+                std::iter::once("epoch".to_string())
+                    .chain(keys.iter().cloned())
+                    .collect(),
+            );
+        }
+        for e in &history.epochs {
+            line(row(e.epoch, &e.logs, &keys));
+        }
+        out
+    }
+
+    /// Quotes a field as Python's excel dialect does when it holds the separator, a quote or
+    /// a line end.
+    fn quote(&self, field: String) -> String {
+        if field.contains([self.separator, '"', '\r', '\n']) {
+            format!("\"{}\"", field.replace('"', "\"\""))
+        } else {
+            field
+        }
+    }
+
+    fn fail(&self, reason: String) -> Error {
+        Error::Callback {
+            callback: NAME.into(),
+            reason: format!("{}: {reason}", self.path.display()),
+        }
+    }
+}
+
+fn row(epoch: usize, logs: &Logs, keys: &[String]) -> Vec<String> {
+    std::iter::once(epoch.to_string())
+        .chain(keys.iter().map(|k| {
+            logs.get(k)
+                .map_or_else(|| "NA".to_string(), |v| float_repr(*v))
+        }))
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Callback for CsvLogger {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
+        self.prefix.clear();
+        self.header = true;
+        if self.append {
+            match std::fs::read(&self.path) {
+                Ok(bytes) => {
+                    // As Keras: a header only when the file is empty.
+                    self.header = bytes.is_empty();
+                    self.prefix = bytes;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.fail(format!("cannot read it: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_epoch_end(&mut self, ctx: &mut Context<'_>, _epoch: usize, _logs: &Logs) -> Result<()> {
+        let text = self.render(ctx.history(), ctx.validates());
+        crate::checkpoint::write_atomically(&self.path, &text)
+            .map(|_| ())
+            .map_err(|e| self.fail(e.to_string()))
+    }
+
+    fn state(&self) -> Option<Value> {
+        Some(json!({
+            "prefix_bytes": self.prefix.len(),
+            "prefix_sha256": sha256_hex(&self.prefix),
+            "header": self.header,
+        }))
+    }
+
+    fn load_state(&mut self, state: Value) -> Result<()> {
+        // `on_train_begin` read the whole file; the run's own rows follow its prefix.
+        let (Some(len), Some(sha), Some(header)) = (
+            state["prefix_bytes"].as_u64(),
+            state["prefix_sha256"].as_str(),
+            state["header"].as_bool(),
+        ) else {
+            return Err(self.fail(format!("the backup holds an unreadable state: {state}")));
+        };
+        let len = len as usize;
+        if !self.append && len > 0 {
+            return Err(self.fail(
+                "the run began appending to this file; resume it with append as well".into(),
+            ));
+        }
+        if self.prefix.len() < len || sha256_hex(&self.prefix[..len]) != sha {
+            return Err(self.fail(format!(
+                "its first {len} bytes, there before the run began, have changed since; \
+                 restore them or remove the file and the backup to start over"
+            )));
+        }
+        self.prefix.truncate(len);
+        self.header = header;
+        Ok(())
+    }
+}
