@@ -9,9 +9,9 @@ use common::{Interrupt, bits, data, interrupted, model, options};
 use std::cell::RefCell;
 use wgfit::callbacks::Mode;
 use wgfit::{
-    BackupAndRestore, Callback, CheckpointFreq, Context, CsvLogger, EarlyStopping, Error,
-    FitOptions, LambdaCallback, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
-    SaveFreq, TerminateOnNaN,
+    BackupAndRestore, CheckpointFreq, Context, CsvLogger, EarlyStopping, Error, FitOptions,
+    LambdaCallback, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, SaveFreq,
+    TerminateOnNaN,
 };
 
 fn rates(history: &wgfit::History) -> Vec<f32> {
