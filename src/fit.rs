@@ -203,10 +203,12 @@ fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Re
     if requests.is_empty() {
         return Ok(());
     }
+    let layout = ctx.engine().params().param_layout();
     let mut tensors = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
     for cb in callbacks.iter() {
         if let Some(t) = cb.state_tensors() {
-            check_callback_tensors(cb.name(), &t)?;
+            check_callback_tensors(cb.name(), &t, &layout, &mut names)?;
             tensors.push(t);
         }
     }
@@ -240,18 +242,59 @@ fn check_callback_names(callbacks: &[&mut dyn Callback]) -> Result<()> {
     Ok(())
 }
 
-/// A callback's tensors must carry its name, so that a restore hands them back to it.
-fn check_callback_tensors(callback: &str, tensors: &[Tensor]) -> Result<()> {
+/// A callback's tensors must be what a restore accepts (docs/FORMAT.md), or a state would be
+/// committed that cannot be restored: named `callbacks.<its name>.<parameter name>` (so that a
+/// restore hands them back to it), shaped as that parameter, each name once, and all
+/// callbacks' together at most `MAX_CALLBACK_COPIES` copies of the parameters.
+fn check_callback_tensors(
+    callback: &str,
+    tensors: &[Tensor],
+    layout: &[(String, Vec<usize>, usize)],
+    names: &mut std::collections::BTreeSet<String>,
+) -> Result<()> {
+    let fail = |reason: String| Error::Callback {
+        callback: callback.into(),
+        reason,
+    };
     for t in tensors {
-        if crate::state::split_callback_tensor(&t.name).map(|(c, _)| c) != Some(callback) {
-            return Err(Error::Callback {
-                callback: callback.into(),
-                reason: format!(
+        let param = match crate::state::split_callback_tensor(&t.name) {
+            Some((c, param)) if c == callback => param,
+            _ => {
+                return Err(fail(format!(
                     "its state tensor `{}` is not named `{CALLBACK_TENSORS}{callback}.<parameter name>`",
                     t.name
-                ),
-            });
+                )));
+            }
+        };
+        match layout.iter().find(|(name, _, _)| name == param) {
+            Some((_, shape, _))
+                if *shape == t.shape && t.data.len() == t.shape.iter().product::<usize>() => {}
+            Some((_, shape, _)) => {
+                return Err(fail(format!(
+                    "its state tensor `{}` has shape {:?} and {} values; its parameter has shape {shape:?}",
+                    t.name,
+                    t.shape,
+                    t.data.len()
+                )));
+            }
+            None => {
+                return Err(fail(format!(
+                    "its state tensor `{}` names no parameter of the model",
+                    t.name
+                )));
+            }
         }
+        if !names.insert(t.name.clone()) {
+            return Err(fail(format!("its state tensor `{}` appears twice", t.name)));
+        }
+    }
+    let most = layout.len() as u64 * crate::state::MAX_CALLBACK_COPIES;
+    if names.len() as u64 > most {
+        return Err(fail(format!(
+            "the callbacks' state tensors number {}, more than {} copies of the parameters ({most} tensors)",
+            names.len(),
+            crate::state::MAX_CALLBACK_COPIES
+        )));
     }
     Ok(())
 }

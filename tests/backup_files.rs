@@ -172,6 +172,8 @@ fn sidecar_records_the_documented_fields() {
         "learning_rate",
         "history",
         "callbacks",
+        "events",
+        "stop_training",
         "saved_at_unix_ms",
     ] {
         assert!(v.get(key).is_some(), "latest.json has `{key}`");
@@ -238,5 +240,37 @@ fn the_history_survives_the_sidecar_bit_for_bit() {
     for (i, v) in tricky.iter().enumerate() {
         let got = back.history.epochs[0].logs[&format!("v{i}")];
         assert_eq!(got.to_bits(), v.to_bits(), "{v} came back as {got}");
+    }
+}
+
+#[test]
+fn a_version_2_sidecar_still_restores() {
+    // Version 2 is version 3 without events and stop requests (and without callback tensors).
+    let (expected, _) = uninterrupted(4);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    kept_backup(&dir);
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(LATEST)).unwrap()).unwrap();
+    assert_eq!(v["version"], 3);
+    let object = v.as_object_mut().unwrap();
+    object.remove("events");
+    object.remove("stop_training");
+    object.insert("version".into(), 2.into());
+    std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
+    let mut backup = BackupAndRestore::new(&dir).unwrap();
+    let mut m = model();
+    m.fit(&data(), options(4), &mut [&mut backup]).unwrap();
+    assert_eq!(bits(&m), expected);
+    // Version 1 and versions after 3 are refused, naming the versions read.
+    for version in [1, 4] {
+        let dir = tmp.path().join(format!("v{version}"));
+        kept_backup(&dir);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(LATEST)).unwrap()).unwrap();
+        v["version"] = version.into();
+        std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
+        let err = common::resume_error(&dir);
+        assert!(err.to_string().contains("reads versions 2 to 3"), "{err}");
     }
 }

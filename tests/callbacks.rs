@@ -506,3 +506,57 @@ fn the_backup_records_starts_resumes_and_fallbacks() {
         (0, 7, 12)
     );
 }
+
+/// A callback whose state tensors a restore would not accept.
+struct BadTensors(Vec<wgfit::Tensor>);
+
+impl wgfit::Callback for BadTensors {
+    fn name(&self) -> &str {
+        "Bad"
+    }
+    fn state_tensors(&self) -> Option<std::sync::Arc<[wgfit::Tensor]>> {
+        Some(self.0.clone().into())
+    }
+}
+
+#[test]
+fn callback_tensors_a_restore_would_refuse_are_never_saved() {
+    let tensor = |name: &str, shape: Vec<usize>| wgfit::Tensor {
+        name: name.into(),
+        data: vec![0.0; shape.iter().product()],
+        shape,
+    };
+    let weight = |name: &str| tensor(name, vec![8, 6]);
+    for (tensors, why) in [
+        (
+            vec![weight("callbacks.Other.model.layers.0.weight")],
+            "is not named",
+        ),
+        (
+            vec![tensor("callbacks.Bad.model.layers.0.weight", vec![6, 8])],
+            "has shape",
+        ),
+        (
+            vec![weight("callbacks.Bad.model.layers.9.weight")],
+            "names no parameter",
+        ),
+        (
+            vec![
+                weight("callbacks.Bad.model.layers.0.weight"),
+                weight("callbacks.Bad.model.layers.0.weight"),
+            ],
+            "appears twice",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut backup = BackupAndRestore::new(tmp.path().join("b")).unwrap();
+        let err = model()
+            .fit(
+                &data(),
+                options(1),
+                &mut [&mut BadTensors(tensors), &mut backup],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains(why), "{why}: {err}");
+    }
+}

@@ -13,8 +13,11 @@ use std::path::Path;
 
 /// The `format` field of every sidecar.
 pub const FORMAT: &str = "wgfit-backup";
-/// The sidecar format version this build writes and reads (docs/FORMAT.md, "Versions").
-pub const VERSION: u32 = 2;
+/// The sidecar format version this build writes (docs/FORMAT.md, "Versions").
+pub const VERSION: u32 = 3;
+/// The oldest version this build reads: version 2 is version 3 without events, stop requests
+/// and callback tensors, which read as none.
+pub const OLDEST_READ_VERSION: u32 = 2;
 /// A sidecar larger than this is not read (histories of millions of epochs excepted).
 pub const MAX_SIDECAR_BYTES: u64 = 64 << 20;
 /// The `__metadata__` key of a weights file that names the directory it was written in.
@@ -50,7 +53,7 @@ pub(crate) fn weights_backup_id(file: &std::fs::File) -> Option<String> {
 pub struct Sidecar {
     /// Always `wgfit-backup`.
     pub format: String,
-    /// Format version, 2.
+    /// Format version, 3 (2 is read too).
     pub version: u32,
     /// The id of the backup directory's marker: the directory this state was written in.
     pub backup_id: String,
@@ -143,11 +146,11 @@ impl Sidecar {
                 format!("format is {:?}, expected {FORMAT:?}", sidecar.format),
             ));
         }
-        if sidecar.version != VERSION {
+        if !(OLDEST_READ_VERSION..=VERSION).contains(&sidecar.version) {
             return Err(Error::corrupt(
                 path,
                 format!(
-                    "format version {} is not supported by this wgfit (it reads version {VERSION})",
+                    "format version {} is not supported by this wgfit (it reads versions {OLDEST_READ_VERSION} to {VERSION})",
                     sidecar.version
                 ),
             ));
