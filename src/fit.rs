@@ -161,9 +161,9 @@ pub(crate) fn logs_of(stats: &[f32], rows: &[usize], accuracy: bool, prefix: &st
     logs
 }
 
-/// Runs `hook` on every callback in order; the first error ends the round. Snapshots asked
-/// for before the error are still delivered, as a Keras callback saves inside its own hook
-/// whatever the callbacks after it do.
+/// Runs `hook` on every callback in order; the first error ends the round, and then no
+/// snapshot of the round is delivered: the callbacks after the failing one never saw this
+/// moment, so a state saved now would resume as if they had (a rerun would skip their work).
 fn each(
     callbacks: &mut [&mut dyn Callback],
     ctx: &mut Context<'_>,
@@ -174,6 +174,7 @@ fn each(
         ctx.set_current_callback(i);
         result = hook(&mut **cb, ctx);
         if result.is_err() {
+            ctx.take_snapshot_requests();
             break;
         }
     }

@@ -100,3 +100,28 @@ fn an_interrupted_run_ends_as_the_uninterrupted_one() {
         assert!(resumed.bits == expected.bits, "{freq:?}: final parameters");
     }
 }
+
+#[test]
+fn a_failure_inside_a_round_of_hooks_saves_nothing_of_that_round() {
+    // The failure comes after the backup asked for its epoch-end save but before the plateau,
+    // the checkpoint, early stopping and the CSV log saw the end of epoch 5 (where the plateau
+    // halves the rate). Were that save committed, the rerun would go on from epoch 6 without
+    // the reduction and without epoch 5's checkpoint.
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = run(&tmp.path().join("reference"), &mut [], &mut []).unwrap();
+    let (dir, artifacts) = (tmp.path().join("b"), tmp.path().join("out"));
+    let backup = || BackupAndRestore::new(&dir).unwrap();
+    run(
+        &artifacts,
+        &mut [&mut backup(), &mut Kill::AtEpochEnd(5)],
+        &mut [],
+    )
+    .expect_err("the run fails at the end of epoch 5");
+    let resumed = run(&artifacts, &mut [&mut backup()], &mut []).unwrap();
+    assert_eq!(resumed.history, expected.history);
+    assert!(
+        resumed.files == expected.files,
+        "the checkpoint files and the CSV log"
+    );
+    assert!(resumed.bits == expected.bits, "final parameters");
+}

@@ -94,6 +94,38 @@ impl ModelCheckpoint {
         &self.saved
     }
 
+    /// Fails before training, not at the first save, on a file name pattern that cannot be
+    /// formatted or names a value no log of this run will have.
+    fn check_pattern(&self, ctx: &Context<'_>) -> Result<()> {
+        // Batch saves see the epoch's running means only (as Keras's batch logs).
+        let batch = matches!(self.save_freq, CheckpointFreq::Batches(_));
+        let mut logs = vec!["loss".to_string()];
+        if ctx.fingerprint().loss == crate::Loss::CrossEntropy.name() {
+            logs.push("accuracy".into());
+        }
+        if !batch {
+            logs.push("learning_rate".into());
+            if ctx.validates() {
+                let val: Vec<String> = logs.iter().map(|k| format!("val_{k}")).collect();
+                logs.extend(val);
+            }
+        }
+        let mut values: BTreeMap<String, Field> = logs
+            .iter()
+            .map(|k| (k.clone(), Field::Float(0.5)))
+            .collect();
+        values.insert("epoch".into(), Field::Int(1));
+        if batch {
+            values.insert("batch".into(), Field::Int(1));
+        }
+        format_fields(&self.filepath, &values)
+            .map(|_| ())
+            .map_err(|reason| Error::Callback {
+                callback: NAME.into(),
+                reason: format!("cannot format the file name `{}`: {reason}", self.filepath),
+            })
+    }
+
     /// Keras's `_should_save_on_batch`: counts batches across epoch boundaries.
     fn due_on_batch(&mut self, batch: usize) -> bool {
         let CheckpointFreq::Batches(n) = self.save_freq else {
@@ -170,7 +202,8 @@ impl Callback for ModelCheckpoint {
         NAME
     }
 
-    fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
+    fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.check_pattern(ctx)?;
         if self.save_freq == CheckpointFreq::Batches(0) {
             return Err(Error::config(
                 "ModelCheckpoint save_freq",

@@ -101,14 +101,17 @@ impl Callback for Counter {
     }
 }
 
-/// Fails when the run reaches a global step (at that batch's end) or an epoch's start.
+/// Fails when the run reaches a global step (at the start of the batch after it: the batch
+/// end's hooks, and any save they asked for, are done) or an epoch's start. (A failure inside a
+/// round of hooks saves nothing of that round: `fit` delivers a round's snapshots only when
+/// every hook of it succeeded.)
 pub struct Interrupt {
     pub at_global_step: Option<u64>,
     pub at_epoch_begin: Option<usize>,
 }
 
 impl Callback for Interrupt {
-    fn on_train_batch_end(&mut self, ctx: &mut Context<'_>, _batch: usize) -> wgfit::Result<()> {
+    fn on_train_batch_begin(&mut self, ctx: &mut Context<'_>, _batch: usize) -> wgfit::Result<()> {
         if Some(ctx.position().global_step) == self.at_global_step {
             return Err(interrupted());
         }
