@@ -66,7 +66,35 @@ fn kill_storm(what: &str, settings: &[(&'static str, &'static str)], default_kil
             landed += 1;
         }
     }
-    let (code, err) = run_to_end(&dir, &out, &vars, None);
+    // The final run must resume from what killed runs left: if the last restart finished
+    // (and removed its backup), kill fresh runs early until one has committed a state.
+    let mut extra = 0;
+    while committed_step(&dir).is_none() {
+        assert!(
+            extra < 20,
+            "no state committed after {extra} extra restarts"
+        );
+        extra += 1;
+        let mut child = spawn(&dir, &out, &vars, None);
+        training_from(&mut child);
+        std::thread::sleep(duration.mul_f64(0.25));
+        child.kill().unwrap();
+        if child.wait().unwrap().success() {
+            std::fs::remove_file(&out).unwrap();
+        }
+    }
+    let committed = committed_step(&dir);
+    let mut child = spawn(&dir, &out, &vars, None);
+    let from = training_from(&mut child);
+    assert_eq!(
+        from, committed,
+        "the final run resumes from the last commit"
+    );
+    let output = child.wait_with_output().unwrap();
+    let (code, err) = (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
     assert_eq!(code, 0, "the run completes after {landed} kills: {err}");
     assert_eq!(
         std::fs::read(&out).unwrap(),
@@ -84,7 +112,10 @@ fn kill_storm(what: &str, settings: &[(&'static str, &'static str)], default_kil
         resumes.iter().any(|run| !run.is_empty()),
         "some restart found a committed state and resumed from it: {resumes:?}"
     );
-    eprintln!("survived {landed} SIGKILLs ({what}), run of {duration:?}, resumed at {resumes:?}");
+    eprintln!(
+        "survived {landed} SIGKILLs ({what}), run of {duration:?}, resumed at {resumes:?}, \
+         the final run at {from:?} after {extra} extra restarts"
+    );
     assert!(
         landed >= kills / 2,
         "most kills landed while the worker ran ({landed}/{kills})"
