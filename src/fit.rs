@@ -2,8 +2,8 @@
 
 use crate::callbacks::{Callback, Context, FitOutcome, Progress};
 use crate::data::{Dataset, epoch_permutation};
-use crate::engine::Workspace;
 use crate::engine::step::record_eval_step;
+use crate::engine::{DataOn, Workspace};
 use crate::engine::{GpuParams, Run};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
@@ -35,6 +35,9 @@ pub struct FitOptions {
     /// Rows per validation batch (default: `batch_size`). The `val_` logs do not depend on
     /// it beyond rounding.
     pub validation_batch_size: Option<usize>,
+    /// Where the training and validation data live: on the GPU, or streamed a batch at a time
+    /// from host memory (`Auto`: streamed when it does not fit). Both give the same bits.
+    pub data_on: DataOn,
 }
 
 impl Default for FitOptions {
@@ -50,6 +53,7 @@ impl Default for FitOptions {
             validation_split: None,
             validation_freq: 1,
             validation_batch_size: None,
+            data_on: DataOn::Auto,
         }
     }
 }
@@ -335,6 +339,7 @@ pub(crate) fn fit(
                 .unwrap_or(options.batch_size)
                 .min(v.len()),
             setup.loss,
+            options.data_on,
         )?),
         None => None,
     };
@@ -458,6 +463,12 @@ fn train_epoch(
     each(callbacks, ctx, |cb, ctx| cb.on_epoch_end(ctx, epoch, &logs))
 }
 
+/// The steps of a pass over `work`, in the groups one submission may hold.
+fn submissions(work: &Workspace) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let per = work.steps_per_submission().min(work.steps.max(1));
+    (0..work.steps.div_ceil(per)).map(move |g| g * per..((g + 1) * per).min(work.steps))
+}
+
 /// Runs the forward pass and loss over a whole workspace in order and returns its logs.
 pub(crate) fn evaluate_on(
     params: &GpuParams,
@@ -469,14 +480,17 @@ pub(crate) fn evaluate_on(
     let gpu = &params.gpu;
     let order: Vec<u32> = (0..work.samples as u32).collect();
     work.set_order(gpu, &order);
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = encoder.begin_compute_pass(&Default::default());
-        for step in 0..work.steps {
-            record_eval_step(&mut pass, work.plan(step), step as u32);
+    for group in submissions(work) {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for step in group {
+                work.stage(gpu, step);
+                record_eval_step(&mut pass, work.plan(step), step as u32);
+            }
         }
+        gpu.queue.submit([encoder.finish()]);
     }
-    gpu.queue.submit([encoder.finish()]);
     let stats = gpu.read_f32(&work.stats, 0, 2 * work.steps, "reading evaluation losses")?;
     let rows: Vec<usize> = (0..work.steps).map(|s| work.rows(s)).collect();
     Ok(logs_of(&stats, &rows, accuracy, prefix))
@@ -489,21 +503,24 @@ pub(crate) fn predict_on(params: &GpuParams, work: &Workspace, outputs: usize) -
     let order: Vec<u32> = (0..work.samples as u32).collect();
     work.set_order(gpu, &order);
     let result = gpu.storage("predictions", (work.samples * outputs) as u64 * 4)?;
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    for step in 0..work.steps {
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            record_eval_step(&mut pass, work.plan(step), step as u32);
+    let row_bytes = outputs as u64 * 4;
+    for group in submissions(work) {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        for step in group {
+            work.stage(gpu, step);
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                record_eval_step(&mut pass, work.plan(step), step as u32);
+            }
+            encoder.copy_buffer_to_buffer(
+                work.output(),
+                0,
+                &result,
+                (step * work.batch_size) as u64 * row_bytes,
+                work.rows(step) as u64 * row_bytes,
+            );
         }
-        let row_bytes = outputs as u64 * 4;
-        encoder.copy_buffer_to_buffer(
-            work.output(),
-            0,
-            &result,
-            (step * work.batch_size) as u64 * row_bytes,
-            work.rows(step) as u64 * row_bytes,
-        );
+        gpu.queue.submit([encoder.finish()]);
     }
-    gpu.queue.submit([encoder.finish()]);
     gpu.read_f32(&result, 0, work.samples * outputs, "reading predictions")
 }

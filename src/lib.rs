@@ -46,8 +46,8 @@ pub use callbacks::{
     TerminateOnNaN,
 };
 pub use data::{CsvOptions, CsvTargets, Dataset, Header, Targets};
-pub use engine::StepProfile;
 pub use engine::snapshot::Snapshot;
+pub use engine::{DataOn, StepProfile};
 pub use error::{Error, Result};
 pub use fit::FitOptions;
 pub use gpu::{AdapterSummary, Gpu, GpuMemory};

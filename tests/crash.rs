@@ -155,6 +155,16 @@ fn sigkill_storm_with_the_stateful_callbacks() {
 }
 
 #[test]
+fn sigkill_storm_with_streamed_input() {
+    // The data set in host memory, a batch at a time: the same bits as resident data.
+    kill_storm(
+        "streamed input",
+        &[("DATA_ON", "host"), ("SLOW_MS", "3")],
+        10,
+    );
+}
+
+#[test]
 fn sigkill_storm_with_double_checkpoint() {
     kill_storm(
         "double_checkpoint",

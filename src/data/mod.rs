@@ -40,12 +40,18 @@ pub enum Targets {
 /// A `Dataset` is always valid: at least one sample, finite values, one target row per sample.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    x: Vec<f32>,
+    /// Shared, so that a streamed workspace keeps the rows without a copy.
+    x: std::sync::Arc<Vec<f32>>,
     features: usize,
     targets: Targets,
 }
 
 impl Dataset {
+    /// The inputs, shared (no copy).
+    pub(crate) fn shared_x(&self) -> std::sync::Arc<Vec<f32>> {
+        self.x.clone()
+    }
+
     /// Builds a data set from `x` (`samples × features`, row-major) and its targets.
     ///
     /// Fails with [`Error::InvalidData`] when `features` is 0, `x` is empty or not a multiple of
@@ -71,7 +77,7 @@ impl Dataset {
             check_finite_y(data, *cols)?;
         }
         Ok(Self {
-            x,
+            x: std::sync::Arc::new(x),
             features,
             targets,
         })
@@ -146,7 +152,7 @@ impl Dataset {
             Targets::Values { .. } => h.update([1u8]),
         }
         h.update((self.target_cols() as u64).to_le_bytes());
-        for v in &self.x {
+        for v in self.x.iter() {
             h.update(v.to_le_bytes());
         }
         match &self.targets {
@@ -246,7 +252,7 @@ impl Dataset {
             },
         };
         Dataset {
-            x: self.x[start * f..end * f].to_vec(),
+            x: std::sync::Arc::new(self.x[start * f..end * f].to_vec()),
             features: f,
             targets,
         }

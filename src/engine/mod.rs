@@ -10,6 +10,7 @@ mod profile;
 mod run;
 pub(crate) mod snapshot;
 pub(crate) mod step;
+mod stream;
 mod update;
 mod workspace;
 
@@ -17,4 +18,5 @@ pub(crate) use params::{GpuParams, InitialWeights};
 pub use profile::StepProfile;
 pub(crate) use profile::profile;
 pub(crate) use run::Run;
-pub(crate) use workspace::Workspace;
+pub use workspace::DataOn;
+pub(crate) use workspace::{Workspace, resident_limit, streams};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Queued batches are submitted in groups of this many, so the GPU has work while the host
 /// records the next group, and the host is never more than two groups ahead.
-const BATCHES_PER_SUBMIT: usize = 16;
+pub(crate) const BATCHES_PER_SUBMIT: usize = 16;
 
 /// Commands being recorded for the GPU.
 #[derive(Default)]
@@ -140,6 +140,7 @@ impl<'a> Run<'a> {
                 update: &self.work.update,
             },
         };
+        self.work.stage(&self.params.gpu, step);
         record_train_step(pass, self.work.plan(step), &finish, step as u32);
         self.recorder.batches += 1;
         if self.recorder.batches >= BATCHES_PER_SUBMIT {

@@ -1,11 +1,50 @@
-//! A data set on the GPU with the buffers of one batch and the plans that use them.
+//! A data set on the GPU (or streamed to it, `stream.rs`) with the buffers of one batch and the
+//! plans that use them.
 
 use super::GpuParams;
 use super::step::Plan;
+use super::stream::{RING, Stream};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::gpu::{Batch, Gpu};
 use crate::loss::Loss;
+
+/// Where a data set lives while a model trains on it (or evaluates, or predicts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataOn {
+    /// On the GPU when it fits the resident limit, else streamed from host memory.
+    #[default]
+    Auto,
+    /// Uploaded once and kept on the GPU (an error if the adapter cannot hold it).
+    Gpu,
+    /// Kept in host memory; each batch is gathered and uploaded as training reaches it.
+    Host,
+}
+
+/// The most bytes a data set's inputs (or targets) may have to stay on the GPU: the adapter's
+/// largest storage binding, or less with `WGFIT_RESIDENT_LIMIT_BYTES` (to stream smaller data).
+pub(crate) fn resident_limit(gpu: &Gpu) -> u64 {
+    let limits = gpu.device.limits();
+    let adapter = limits
+        .max_buffer_size
+        .min(limits.max_storage_buffer_binding_size);
+    std::env::var("WGFIT_RESIDENT_LIMIT_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(adapter, |limit| limit.min(adapter))
+}
+
+/// Whether a data set placed `on` is streamed from host memory.
+pub(crate) fn streams(gpu: &Gpu, data: &Dataset, on: DataOn) -> bool {
+    match on {
+        DataOn::Gpu => false,
+        DataOn::Host => true,
+        DataOn::Auto => {
+            let targets = (data.len() * data.target_cols()) as u64;
+            (data.x().len() as u64).max(targets) * 4 > resident_limit(gpu)
+        }
+    }
+}
 
 /// A data set on the GPU with the buffers of one batch and the plans that use them.
 pub(crate) struct Workspace {
@@ -15,8 +54,11 @@ pub(crate) struct Workspace {
     pub batch_size: usize,
     /// Batches per epoch.
     pub steps: usize,
-    /// The order of samples this epoch (`perm[i]` is the sample at position `i`).
+    /// The order of samples this epoch (`perm[i]` is the sample at position `i`); streamed, the
+    /// ring row of position `i`.
     perm: wgpu::Buffer,
+    /// The host side of streamed input.
+    stream: Option<Stream>,
     /// Per-step `(mean loss, correct)` of the current epoch.
     pub stats: wgpu::Buffer,
     /// Host-readable copy of `stats`, reused every epoch.
@@ -34,17 +76,39 @@ pub(crate) struct Workspace {
 }
 
 impl Workspace {
-    pub fn new(params: &GpuParams, data: &Dataset, batch_size: usize, loss: Loss) -> Result<Self> {
+    pub fn new(
+        params: &GpuParams,
+        data: &Dataset,
+        batch_size: usize,
+        loss: Loss,
+        on: DataOn,
+    ) -> Result<Self> {
         let gpu = &params.gpu;
         let samples = data.len();
         let steps = samples.div_ceil(batch_size);
         let t_cols = data.target_cols();
         let class_labels = matches!(data.targets(), crate::data::Targets::Classes(_));
 
-        let x = gpu.upload("data x", data.x())?;
-        let t = gpu.upload("data targets", &data.targets_f32())?;
-        let identity: Vec<u32> = (0..samples as u32).collect();
-        let perm = gpu.upload("epoch order", &identity)?;
+        let streamed = streams(gpu, data, on);
+        let (x, t, perm, stream) = if streamed {
+            let stream = Stream::new(gpu, data, batch_size)?;
+            let perm = gpu.upload("ring rows", &stream.ring_rows(samples))?;
+            // The first batch is in place for a caller that runs it without an epoch's order
+            // (`profile_step`).
+            stream.stage(gpu, 0);
+            (
+                stream.x_ring.clone(),
+                stream.t_ring.clone(),
+                perm,
+                Some(stream),
+            )
+        } else {
+            let x = gpu.upload("data x", data.x())?;
+            let t = gpu.upload("data targets", &data.targets_f32())?;
+            let identity: Vec<u32> = (0..samples as u32).collect();
+            let perm = gpu.upload("epoch order", &identity)?;
+            (x, t, perm, None)
+        };
         let table = batch_table(gpu, samples, batch_size, steps);
         let stats = gpu.storage("batch statistics", steps as u64 * 8)?;
         let stats_staging = gpu.staging("batch statistics readback", steps as u64 * 8)?;
@@ -94,6 +158,7 @@ impl Workspace {
             batch_size,
             steps,
             perm,
+            stream,
             stats,
             stats_staging,
             step_values,
@@ -110,7 +175,27 @@ impl Workspace {
 
     /// Sets the order of samples for the coming batches (lands before the next submission).
     pub fn set_order(&self, gpu: &Gpu, order: &[u32]) {
-        gpu.write(&self.perm, 0, bytemuck::cast_slice(order));
+        match &self.stream {
+            Some(stream) => stream.set_order(order),
+            None => gpu.write(&self.perm, 0, bytemuck::cast_slice(order)),
+        }
+    }
+
+    /// Puts batch `step`'s rows where its plan reads them (streamed input; resident data is
+    /// always in place). Call it before recording the step.
+    pub fn stage(&self, gpu: &Gpu, step: usize) {
+        if let Some(stream) = &self.stream {
+            stream.stage(gpu, step);
+        }
+    }
+
+    /// The most steps one submission may hold: streamed input has `RING` batch slots.
+    pub fn steps_per_submission(&self) -> usize {
+        if self.stream.is_some() {
+            RING
+        } else {
+            usize::MAX
+        }
     }
 
     /// The plan for batch `step`.

@@ -6,7 +6,7 @@ use crate::data::{Dataset, Targets};
 use crate::engine::GpuParams;
 use crate::engine::InitialWeights;
 use crate::engine::StepProfile;
-use crate::engine::Workspace;
+use crate::engine::{DataOn, Workspace};
 use crate::error::{Error, Result};
 use crate::fit::{FitOptions, FitSetup};
 use crate::gpu::Gpu;
@@ -31,7 +31,7 @@ struct Compiled {
     /// The training workspace of the last `fit`, kept for the next one on the same data and
     /// batch size (keyed by the data's SHA-256 and the batch size): a warm `fit` then uploads
     /// and binds nothing.
-    workspace: Option<((String, usize), Workspace)>,
+    workspace: Option<((String, usize, DataOn), Workspace)>,
 }
 
 impl std::fmt::Debug for Sequential {
@@ -276,10 +276,15 @@ impl Sequential {
         }
         let fingerprint = self.fingerprint(data, &options)?;
         let c = self.compiled.as_mut().ok_or(Error::NotCompiled)?;
-        let key = (fingerprint.data_sha256.clone(), options.batch_size);
+        let key = (
+            fingerprint.data_sha256.clone(),
+            options.batch_size,
+            options.data_on,
+        );
         if c.workspace.as_ref().map(|(k, _)| k) != Some(&key) {
             c.workspace = None;
-            let work = Workspace::new(&c.params, data, options.batch_size, c.loss)?;
+            let work =
+                Workspace::new(&c.params, data, options.batch_size, c.loss, options.data_on)?;
             c.workspace = Some((key, work));
         }
         let Some((_, work)) = c.workspace.as_ref() else {
@@ -319,7 +324,7 @@ impl Sequential {
         let c = self.compiled()?;
         // The profiled steps really train: parameters and optimizer slots are put back.
         let (params, slots) = (c.params.read_params()?, c.params.read_slots()?);
-        let work = Workspace::new(&c.params, data, batch_size, c.loss)?;
+        let work = Workspace::new(&c.params, data, batch_size, c.loss, DataOn::Auto)?;
         let profile = crate::engine::profile(
             &c.params.gpu,
             work.plan(0),
@@ -332,11 +337,24 @@ impl Sequential {
         profile
     }
 
+    /// Whether `fit` with `data_on: on` would stream `data` from host memory a batch at a time
+    /// rather than keep it on the GPU, and the resident limit that decides it for
+    /// [`DataOn::Auto`] (bytes of the inputs, or of the targets: the adapter's largest storage
+    /// binding, lowered by the environment variable `WGFIT_RESIDENT_LIMIT_BYTES`).
+    pub fn data_placement(&self, data: &Dataset, on: DataOn) -> Result<(bool, u64)> {
+        let gpu = &self.compiled()?.params.gpu;
+        Ok((
+            crate::engine::streams(gpu, data, on),
+            crate::engine::resident_limit(gpu),
+        ))
+    }
+
     /// The loss (and accuracy with cross-entropy) over `data`, in order, in batches.
     pub fn evaluate(&self, data: &Dataset, batch_size: usize) -> Result<Logs> {
         self.check_data(data)?;
         let c = self.compiled()?;
-        let work = Workspace::new(&c.params, data, batch_size.clamp(1, data.len()), c.loss)?;
+        let batch_size = batch_size.clamp(1, data.len());
+        let work = Workspace::new(&c.params, data, batch_size, c.loss, DataOn::Auto)?;
         crate::fit::evaluate_on(&c.params, &work, c.loss.reports_accuracy(), "")
     }
 
@@ -348,7 +366,13 @@ impl Sequential {
         // The forward pass runs with placeholder labels; their loss is not used.
         let data = Dataset::classification(x.to_vec(), self.inputs, vec![0; rows])?;
         data.check_model(self.inputs, self.outputs())?;
-        let work = Workspace::new(&c.params, &data, batch_size.clamp(1, rows), c.loss)?;
+        let work = Workspace::new(
+            &c.params,
+            &data,
+            batch_size.clamp(1, rows),
+            c.loss,
+            DataOn::Auto,
+        )?;
         crate::fit::predict_on(&c.params, &work, self.outputs())
     }
 

@@ -106,9 +106,16 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
     } else {
         model()
     };
+    let data_on = match env("WGFIT_WORKER_DATA_ON").as_deref() {
+        Some("host") => wgfit::DataOn::Host,
+        _ => wgfit::DataOn::Gpu,
+    };
     model.fit(
         &data(),
-        options(EPOCHS),
+        wgfit::FitOptions {
+            data_on,
+            ..options(EPOCHS)
+        },
         &mut [&mut backup, &mut Announce, &mut stop, &mut slow],
     )?;
     let bits: Vec<u8> = bits(&model)

@@ -89,6 +89,19 @@ pub fn run(args: TrainArgs) -> CliResult {
                 .discard_mismatched(args.discard_mismatched_backup),
         ),
     };
+    let (streamed, limit) = model.data_placement(&train, args.data_on.into())?;
+    if streamed && verbose > 0 {
+        println!(
+            "data: {:.1} MB streamed from host memory a batch at a time (resident limit {:.1} MB{})",
+            (train.x().len() * 4) as f64 / 1e6,
+            limit as f64 / 1e6,
+            if matches!(args.data_on, crate::train_args::DataOnArg::Host) {
+                ", --data-on host"
+            } else {
+                ""
+            }
+        );
+    }
     let mut progress = Progress::new(verbose).on_stdout(true);
     let options = FitOptions {
         epochs: args.epochs,
@@ -101,6 +114,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         validation_split: None,
         validation_freq: args.validation_freq as usize,
         validation_batch_size: args.validation_batch_size.map(|n| n as usize),
+        data_on: args.data_on.into(),
     };
     let mut history_file = match (&args.history, history_format) {
         (Some(path), Some(format)) => Some(HistoryFile {

@@ -36,6 +36,10 @@ pub struct TrainArgs {
         conflicts_with = "validation_data"
     )]
     pub validation_split: Option<f64>,
+    /// Where the data lives while training: auto (on the GPU when it fits, else streamed), gpu,
+    /// or host (a batch at a time from host memory); both give the same results
+    #[arg(long, value_enum, default_value = "auto", help_heading = "Data")]
+    pub data_on: DataOnArg,
     /// Validation data, in the same forms as --data (and scaled by --scale)
     #[arg(long, value_name = "PATH", help_heading = "Data")]
     pub validation_data: Option<PathBuf>,
@@ -197,6 +201,24 @@ impl TrainArgs {
                     .clone()
                     .unwrap_or_else(|| default_backup_dir(&self.output)),
             )
+        }
+    }
+}
+
+/// `--data-on`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum DataOnArg {
+    Auto,
+    Gpu,
+    Host,
+}
+
+impl From<DataOnArg> for wgfit::DataOn {
+    fn from(a: DataOnArg) -> Self {
+        match a {
+            DataOnArg::Auto => wgfit::DataOn::Auto,
+            DataOnArg::Gpu => wgfit::DataOn::Gpu,
+            DataOnArg::Host => wgfit::DataOn::Host,
         }
     }
 }
