@@ -1,7 +1,7 @@
 //! The benchmark workloads of `bench/WORKLOADS.md`.
 //!
 //! ```text
-//! cargo run --release --example bench -- <m|m-kernels|w1|w0|w1-backup|s|mem|profile|all>
+//! cargo run --release --example bench -- <m|m-kernels|w1|w0|w1-backup|w1-stream|s|mem|profile|all>
 //!     [--json PATH] [--sizes 4096,8192] [--reps N]
 //! ```
 //!
@@ -106,7 +106,7 @@ pub fn parse_args() -> Result<Args, String> {
     }
     if args.workload.is_empty() {
         return Err(
-            "usage: bench <m|m-kernels|w1|w0|w1-backup|s|mem|profile|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam]"
+            "usage: bench <m|m-kernels|w1|w0|w1-backup|w1-stream|s|mem|profile|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam]"
                 .into(),
         );
     }
@@ -174,6 +174,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         training::bench_w1_backup(&mut bench, args.reps)?;
         ran = true;
     }
+    if all || args.workload == "w1-stream" {
+        training::bench_w1_stream(&mut bench, args.reps)?;
+        ran = true;
+    }
     if all || args.workload == "s" {
         save::bench_s(&mut bench, args.reps)?;
         ran = true;
@@ -188,7 +192,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !ran {
         return Err(format!(
-            "unknown workload {:?} (m, m-kernels, w1, w0, w1-backup, s, mem, profile, all)",
+            "unknown workload {:?} (m, m-kernels, w1, w0, w1-backup, w1-stream, s, mem, profile, all)",
             args.workload
         )
         .into());

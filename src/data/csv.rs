@@ -50,23 +50,49 @@ impl Dataset {
     /// a trailing "\r" is tolerated. The last column(s) are the targets as `options` says.
     pub fn from_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Self> {
         let path = path.as_ref();
-        let target_cols = match options.targets {
-            CsvTargets::Class => 1,
-            CsvTargets::Values(0) => {
-                return Err(Error::config(
-                    "CSV targets",
-                    "Values(0): at least one target column is needed",
-                ));
-            }
-            CsvTargets::Values(n) => n,
-        };
         let mut lines = LineReader::new(open_maybe_gzip(path)?, path);
-        let mut parser = CsvParser::new(path, options, target_cols);
+        let mut parser = CsvParser::new(path, options, target_cols(options)?);
         while let Some((row, line)) = lines.next_line()? {
             parser.line(row, line)?;
         }
         parser.finish()
     }
+}
+
+fn target_cols(options: &CsvOptions) -> Result<usize> {
+    match options.targets {
+        CsvTargets::Class => Ok(1),
+        CsvTargets::Values(0) => Err(Error::config(
+            "CSV targets",
+            "Values(0): at least one target column is needed",
+        )),
+        CsvTargets::Values(n) => Ok(n),
+    }
+}
+
+/// Reads a CSV file as [`Dataset::from_csv`] does, with the same checks and errors, but hands
+/// the inputs of each row to `row` as it goes instead of keeping them: memory stays at one line
+/// and the targets. `progress` gets the bytes of the (decompressed) text read so far. Returns
+/// the feature count and the targets.
+pub(crate) fn stream_csv(
+    path: &Path,
+    options: &CsvOptions,
+    mut row: impl FnMut(&[f32]) -> Result<()>,
+    mut progress: impl FnMut(u64),
+) -> Result<(usize, Targets)> {
+    let mut lines = LineReader::new(open_maybe_gzip(path)?, path);
+    let mut parser = CsvParser::new(path, options, target_cols(options)?);
+    let mut read = 0u64;
+    while let Some((number, line)) = lines.next_line()? {
+        read += line.len() as u64 + 1;
+        parser.line(number, line)?;
+        if !parser.x.is_empty() {
+            row(&parser.x)?;
+            parser.x.clear();
+        }
+        progress(read);
+    }
+    parser.finish_streamed()
 }
 
 /// Opens `path` and, if it starts with the gzip magic bytes, wraps it in a decoder.
@@ -310,6 +336,24 @@ impl<'p> CsvParser<'p> {
             column,
             reason: reason.into(),
         }
+    }
+
+    /// The feature count and targets of a file whose inputs were handed on row by row.
+    fn finish_streamed(self) -> Result<(usize, Targets)> {
+        let Some(columns) = self.columns else {
+            return Err(Error::EmptyData {
+                path: self.path.to_path_buf(),
+            });
+        };
+        let targets = if self.class_targets {
+            Targets::Classes(self.labels)
+        } else {
+            Targets::Values {
+                data: self.values,
+                cols: self.target_cols,
+            }
+        };
+        Ok((columns - self.target_cols, targets))
     }
 
     fn finish(self) -> Result<Dataset> {

@@ -5,8 +5,12 @@
 //! (line number, counting a header line) and the 1-based column, so a user can open the file
 //! in an editor and go straight to the fault.
 
+mod cache;
+mod convert;
 mod csv;
 mod order;
+mod rows;
+pub(crate) use rows::Rows;
 mod tensors;
 
 use std::path::Path;
@@ -15,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
+pub use convert::{Converted, convert_csv};
 pub use csv::{CsvOptions, CsvTargets, Header, MAX_LINE_BYTES};
 pub use order::epoch_permutation;
 
@@ -41,14 +46,16 @@ pub enum Targets {
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// Shared, so that a streamed workspace keeps the rows without a copy.
-    x: std::sync::Arc<Vec<f32>>,
+    x: std::sync::Arc<rows::Rows>,
     features: usize,
     targets: Targets,
+    /// [`Dataset::content_hash`], once computed (or read from a file's cache).
+    hash: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl Dataset {
     /// The inputs, shared (no copy).
-    pub(crate) fn shared_x(&self) -> std::sync::Arc<Vec<f32>> {
+    pub(crate) fn shared_x(&self) -> std::sync::Arc<rows::Rows> {
         self.x.clone()
     }
 
@@ -58,6 +65,17 @@ impl Dataset {
     /// `features`, the number of target rows differs from the number of samples, `cols` is 0,
     /// or any value is NaN or infinite.
     pub fn new(x: Vec<f32>, features: usize, targets: Targets) -> Result<Self> {
+        Self::from_rows(rows::Rows::Owned(x), features, targets, false)
+    }
+
+    /// [`Dataset::new`] for inputs in memory or mapped; `x_known_finite` skips the scan of the
+    /// inputs for NaN and infinities (a cache recorded it for this very file).
+    pub(crate) fn from_rows(
+        x: rows::Rows,
+        features: usize,
+        targets: Targets,
+        x_known_finite: bool,
+    ) -> Result<Self> {
         if features == 0 {
             return Err(invalid("a data set needs at least one feature"));
         }
@@ -72,7 +90,9 @@ impl Dataset {
         }
         let samples = x.len() / features;
         check_target_rows(samples, &targets)?;
-        check_finite_x(&x, features)?;
+        if !x_known_finite {
+            check_finite_x(&x, features)?;
+        }
         if let Targets::Values { data, cols } = &targets {
             check_finite_y(data, *cols)?;
         }
@@ -80,7 +100,13 @@ impl Dataset {
             x: std::sync::Arc::new(x),
             features,
             targets,
+            hash: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Whether the inputs are read from a memory-mapped file (not held in memory).
+    pub fn is_mapped(&self) -> bool {
+        self.x.is_mapped()
     }
 
     /// A classification data set: one class label per sample.
@@ -142,6 +168,15 @@ impl Dataset {
     ///
     /// Identifies the exact training data, e.g. to refuse resuming a run on different data.
     pub fn content_hash(&self) -> [u8; 32] {
+        *self.hash.get_or_init(|| self.compute_hash())
+    }
+
+    /// Records the content hash a cache gave for this data set's file.
+    pub(crate) fn set_content_hash(&self, hash: [u8; 32]) {
+        let _ = self.hash.set(hash);
+    }
+
+    fn compute_hash(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(HASH_TAG);
         h.update((self.len() as u64).to_le_bytes());
@@ -152,8 +187,13 @@ impl Dataset {
             Targets::Values { .. } => h.update([1u8]),
         }
         h.update((self.target_cols() as u64).to_le_bytes());
-        for v in self.x.iter() {
-            h.update(v.to_le_bytes());
+        if cfg!(target_endian = "little") {
+            // The values' bytes, as below, in one call: hashing 4 bytes at a time is slow.
+            h.update(bytemuck::cast_slice::<f32, u8>(&self.x));
+        } else {
+            for v in self.x.iter() {
+                h.update(v.to_le_bytes());
+            }
         }
         match &self.targets {
             Targets::Classes(labels) => labels.iter().for_each(|l| h.update(l.to_le_bytes())),
@@ -252,7 +292,8 @@ impl Dataset {
             },
         };
         Dataset {
-            x: std::sync::Arc::new(self.x[start * f..end * f].to_vec()),
+            x: std::sync::Arc::new(rows::Rows::Owned(self.x[start * f..end * f].to_vec())),
+            hash: std::sync::OnceLock::new(),
             features: f,
             targets,
         }

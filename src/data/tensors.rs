@@ -4,7 +4,7 @@ use std::path::Path;
 
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
-use super::{Dataset, Targets, attach_path, invalid_in};
+use super::{Dataset, Rows, Targets, attach_path, cache, invalid_in};
 use crate::{Error, Result};
 
 impl Dataset {
@@ -16,22 +16,81 @@ impl Dataset {
     /// `[n]` gives one value per sample, `[n, k]` gives `k`. A missing tensor is
     /// [`Error::MissingTensor`]; a bad dtype or shape, or a damaged file, is
     /// [`Error::InvalidData`].
+    ///
+    /// An F32 `x` is not read into memory: the file is mapped and training reads its rows from
+    /// the map (so a data set may be larger than host memory; with
+    /// [`crate::DataOn::Host`] or when it exceeds the GPU, each batch is gathered from it). The
+    /// content hash and the check that every value is finite take one pass over the file; their
+    /// results are kept beside it in `<file>.wgfit-cache` (keyed by its size and modification
+    /// time), so a later load of the same file (a resume) does not read it all again.
     pub fn from_safetensors(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| Error::DataIo {
+        let io = |source| Error::DataIo {
             path: path.to_path_buf(),
             source,
-        })?;
-        let file = SafeTensors::deserialize(&bytes)
-            .map_err(|e| invalid_in(path, format!("not a readable safetensors file: {e}")))?;
-        let (x, features) = read_x(&file, path)?;
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let stamp = cache::Stamp::of(&file).map_err(io)?;
+        // SAFETY: the map is only read. Another process changing the file while it is mapped
+        // changes what is read (as with any reader); the cache notices a changed file by its
+        // size and modification time at the next load.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let (region, features, targets) = {
+            let st = SafeTensors::deserialize(&map)
+                .map_err(|e| invalid_in(path, format!("not a readable safetensors file: {e}")))?;
+            let (region, features) = x_region(&st, &map, path)?;
+            (region, features, read_y(&st, path)?)
+        };
+        let x = match region {
+            XRegion::Mapped { start, len } => match Rows::mapped(map, start, len) {
+                Ok(rows) => rows,
+                Err(map) => Rows::Owned(read_x(&map, path)?.0),
+            },
+            XRegion::Decode => Rows::Owned(read_x(&map, path)?.0),
+        };
         if x.is_empty() {
             return Err(Error::EmptyData {
                 path: path.to_path_buf(),
             });
         }
-        let targets = read_y(&file, path)?;
-        Self::new(x, features, targets).map_err(|e| attach_path(e, path))
+        let cached = cache::read(path, &stamp);
+        let data = Self::from_rows(x, features, targets, cached.is_some())
+            .map_err(|e| attach_path(e, path))?;
+        match cached {
+            Some(hash) => data.set_content_hash(hash),
+            None => cache::write(path, &stamp, data.content_hash()),
+        }
+        Ok(data)
+    }
+}
+
+/// Where `x` is: F32 values the map can serve as they are, or values to decode.
+enum XRegion {
+    Mapped { start: usize, len: usize },
+    Decode,
+}
+
+/// Finds `x` in the mapped file and its feature count.
+fn x_region(file: &SafeTensors<'_>, map: &[u8], path: &Path) -> Result<(XRegion, usize)> {
+    let t = tensor(file, "x", path)?;
+    let features = x_features(t.shape(), path)?;
+    if t.dtype() == Dtype::F32 {
+        check_byte_len(t.data(), t.shape(), 4, "x", path)?;
+        let start = t.data().as_ptr() as usize - map.as_ptr() as usize;
+        let len = t.data().len() / 4;
+        return Ok((XRegion::Mapped { start, len }, features));
+    }
+    Ok((XRegion::Decode, features))
+}
+
+fn x_features(shape: &[usize], path: &Path) -> Result<usize> {
+    match *shape {
+        [_] => Ok(1),
+        [_, f] => Ok(f),
+        ref s => Err(invalid_in(
+            path,
+            format!("tensor `x` must have shape [n, features] or [n], found {s:?}"),
+        )),
     }
 }
 
@@ -50,19 +109,12 @@ fn tensor<'a>(
     })
 }
 
-/// Reads `x` as f32 values and the feature count.
-fn read_x(file: &SafeTensors<'_>, path: &Path) -> Result<(Vec<f32>, usize)> {
-    let t = tensor(file, "x", path)?;
-    let features = match *t.shape() {
-        [_] => 1,
-        [_, f] => f,
-        ref s => {
-            return Err(invalid_in(
-                path,
-                format!("tensor `x` must have shape [n, features] or [n], found {s:?}"),
-            ));
-        }
-    };
+/// Reads `x` of a safetensors file's bytes as f32 values, and the feature count.
+fn read_x(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize)> {
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| invalid_in(path, format!("not a readable safetensors file: {e}")))?;
+    let t = tensor(&file, "x", path)?;
+    let features = x_features(t.shape(), path)?;
     let x = decode_floats(t.dtype(), t.data(), t.shape(), "x", path)?;
     Ok((x, features))
 }

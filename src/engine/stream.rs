@@ -23,7 +23,7 @@ pub(crate) const RING: usize = super::run::BATCHES_PER_SUBMIT;
 
 /// A data set kept in host memory and fed to the GPU a batch at a time.
 pub(crate) struct Stream {
-    x: Arc<Vec<f32>>,
+    x: Arc<crate::data::Rows>,
     targets: Vec<f32>,
     features: usize,
     t_cols: usize,

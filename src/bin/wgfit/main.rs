@@ -4,6 +4,7 @@
 //! (SIGTERM/SIGINT) whose state was saved to the backup directory.
 
 mod callback_args;
+mod convert;
 mod devices;
 mod evaluate;
 mod inspect;
@@ -52,6 +53,8 @@ enum Command {
         after_help = "Examples:\n  wgfit train --history run.json --backup-dir run.backup\n  wgfit plot run.json -o run.svg\n  wgfit plot keras_log.csv --backup-dir run.backup -o run.svg --width 1200"
     )]
     Plot(plot::PlotArgs),
+    /// Convert a CSV data set to safetensors, which training maps instead of parsing.
+    Convert(convert::ConvertArgs),
     /// List the GPU adapters wgpu sees and mark the one wgfit would use.
     #[command(
         after_help = "Examples:\n  wgfit devices\n  WGPU_ADAPTER_NAME=llvmpipe wgfit train    use the adapter whose name contains `llvmpipe`"
@@ -179,6 +182,7 @@ fn main() -> ExitCode {
         Some(Command::Evaluate(args)) => evaluate::run_evaluate(args),
         Some(Command::Predict(args)) => evaluate::run_predict(args),
         Some(Command::Plot(args)) => plot::run(args),
+        Some(Command::Convert(args)) => convert::run(args),
         Some(Command::Devices) => devices::run(),
     };
     match result {

@@ -1,0 +1,72 @@
+//! `wgfit convert`: a CSV data set to a safetensors file that training maps instead of parsing.
+
+use crate::{CliResult, Failure};
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use wgfit::{CsvOptions, CsvTargets};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  wgfit convert mnist.csv mnist.safetensors --scale 0.00392
+      784 pixel columns and a label per row; training then maps the file (no parsing, no copy)
+  wgfit train --data mnist.safetensors --layers 128,10
+
+The conversion streams: memory stays at one line plus the labels, whatever the file's size.
+Errors name the row and column, as `wgfit train --data file.csv` would.")]
+pub struct ConvertArgs {
+    /// The CSV file (plain or gzip; class label in the last column; a header line is detected)
+    pub input: PathBuf,
+    /// The safetensors file to write (tensors `x` F32 [n, features] and `y`)
+    pub output: PathBuf,
+    /// Multiply every input by F (e.g. 0.00392 for pixels of 0..255), once, here
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    pub scale: f32,
+    /// The last N columns are float targets (regression) instead of one class label
+    #[arg(long, value_name = "N")]
+    pub targets: Option<usize>,
+}
+
+pub fn run(args: ConvertArgs) -> CliResult {
+    if args.input == args.output {
+        return Err(Failure {
+            message: "the output would overwrite the input; give another file name".into(),
+            code: 2,
+        });
+    }
+    let options = CsvOptions {
+        targets: args.targets.map_or(CsvTargets::Class, CsvTargets::Values),
+        ..Default::default()
+    };
+    let size = std::fs::metadata(&args.input).map(|m| m.len()).unwrap_or(0);
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(size)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let converted =
+        wgfit::data::convert_csv(&args.input, &args.output, &options, args.scale, |read| {
+            bar.set_position(read.min(size))
+        });
+    bar.finish_and_clear();
+    let c = converted?;
+    println!(
+        "wrote {}: {} samples x {} features, {} ({} bytes)",
+        args.output.display(),
+        c.samples,
+        c.features,
+        if c.classes {
+            "class labels".to_string()
+        } else {
+            format!("{} target columns", c.target_cols)
+        },
+        c.bytes
+    );
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! `wgfit convert` and mapped data: a CSV converted once to safetensors, in one streaming
+//! pass, reads back (mapped, not copied) as the very data set the CSV gives, trains to the
+//! same bits, and records its content hash beside it so a resume does not read it again.
+
+mod common;
+
+use common::{bits, model, options};
+use std::path::Path;
+use wgfit::data::convert_csv;
+use wgfit::{CsvOptions, CsvTargets, Dataset, Error};
+
+/// A CSV of 6 features and a class label 0..2, with a header, from a fixed LCG.
+fn csv(path: &Path, rows: usize) {
+    let mut state = 99u64;
+    let mut text = String::from("a,b,c,d,e,f,label\n");
+    for r in 0..rows {
+        for _ in 0..6 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.push_str(&format!("{},", (state >> 40) as f32 / (1u64 << 24) as f32));
+        }
+        text.push_str(&format!("{}\n", r % 3));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_converted_file_is_the_csv_data_set_mapped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, output) = (tmp.path().join("d.csv"), tmp.path().join("d.safetensors"));
+    csv(&input, 90);
+    let c = convert_csv(&input, &output, &CsvOptions::default(), 1.0, |_| {}).unwrap();
+    assert_eq!((c.samples, c.features, c.classes), (90, 6, true));
+    assert_eq!(c.bytes, std::fs::metadata(&output).unwrap().len());
+    let from_csv = Dataset::from_csv(&input, &CsvOptions::default()).unwrap();
+    let mapped = Dataset::from_safetensors(&output).unwrap();
+    assert!(mapped.is_mapped() && !from_csv.is_mapped());
+    assert_eq!(mapped.x(), from_csv.x());
+    assert_eq!(mapped.targets(), from_csv.targets());
+    assert_eq!(mapped.content_hash(), from_csv.content_hash());
+
+    // Training on the mapped file gives the bits training on the CSV gives.
+    let (mut a, mut b) = (model(), model());
+    a.fit(&from_csv, options(2), &mut []).unwrap();
+    b.fit(&mapped, options(2), &mut []).unwrap();
+    assert_eq!(bits(&a), bits(&b));
+
+    // Float targets (the last two columns) and a scale.
+    let regression = CsvOptions {
+        targets: CsvTargets::Values(2),
+        ..Default::default()
+    };
+    let out2 = tmp.path().join("r.safetensors");
+    let c = convert_csv(&input, &out2, &regression, 0.5, |_| {}).unwrap();
+    assert_eq!((c.features, c.target_cols, c.classes), (5, 2, false));
+    let csv_data = Dataset::from_csv(&input, &regression).unwrap();
+    let r = Dataset::from_safetensors(&out2).unwrap();
+    let halved: Vec<f32> = csv_data.x().iter().map(|v| v * 0.5).collect();
+    assert_eq!(r.x(), &halved[..]);
+    assert_eq!(r.targets(), csv_data.targets());
+}
+
+#[test]
+fn a_bad_row_names_its_place_and_leaves_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, output) = (tmp.path().join("d.csv"), tmp.path().join("d.safetensors"));
+    std::fs::write(&input, "1,2,0\n3,4,1\n5,x,2\n").unwrap();
+    let err = convert_csv(&input, &output, &CsvOptions::default(), 1.0, |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::DataParse {
+                row: 3,
+                column: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "only the input remains: {left:?}");
+    // An empty file and a missing one are named too.
+    std::fs::write(&input, "a,b,label\n").unwrap();
+    let err = convert_csv(&input, &output, &CsvOptions::default(), 1.0, |_| {}).unwrap_err();
+    assert!(matches!(err, Error::EmptyData { .. }), "{err}");
+    let err = convert_csv(
+        &tmp.path().join("nope.csv"),
+        &output,
+        &CsvOptions::default(),
+        1.0,
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("nope.csv"), "{err}");
+}
+
+#[test]
+fn the_content_hash_is_read_once_and_kept_beside_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, output) = (tmp.path().join("d.csv"), tmp.path().join("d.safetensors"));
+    csv(&input, 30);
+    convert_csv(&input, &output, &CsvOptions::default(), 1.0, |_| {}).unwrap();
+    let cache = tmp.path().join("d.safetensors.wgfit-cache");
+    let right = Dataset::from_safetensors(&output).unwrap().content_hash();
+    // The cache is what a load believes for the same file: a recorded hash is used as it is.
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let hex: String = right.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(text.contains(&hex), "{text}");
+    std::fs::write(&cache, text.replace(&hex, &"ab".repeat(32))).unwrap();
+    assert_eq!(
+        Dataset::from_safetensors(&output).unwrap().content_hash(),
+        [0xab; 32]
+    );
+    // A file changed since (another modification time) is read again.
+    let file = std::fs::File::options().write(true).open(&output).unwrap();
+    file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(file);
+    assert_eq!(
+        Dataset::from_safetensors(&output).unwrap().content_hash(),
+        right
+    );
+}
