@@ -125,3 +125,71 @@ fn the_content_hash_is_read_once_and_kept_beside_the_file() {
         right
     );
 }
+
+#[test]
+fn wgfit_convert_then_train_on_the_mapped_file_streamed() {
+    let tmp = tempfile::tempdir().unwrap();
+    csv(&tmp.path().join("d.csv"), 300);
+    let wgfit = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wgfit"))
+            .current_dir(tmp.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = wgfit(&["convert", "d.csv", "d.safetensors", "--scale", "0.5"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.starts_with("wrote d.safetensors: 300 samples x 6 features, class labels ("),
+        "{stdout}"
+    );
+    let train = [
+        "train",
+        "--layers",
+        "8,3",
+        "--epochs",
+        "2",
+        "--no-backup",
+        "--verbose",
+        "2",
+    ];
+    let mapped = wgfit(
+        &[
+            &train[..],
+            &["--data", "d.safetensors", "--data-on", "host"],
+            &["--output", "a.safetensors"],
+        ]
+        .concat(),
+    );
+    assert!(
+        mapped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mapped.stderr)
+    );
+    assert!(String::from_utf8_lossy(&mapped.stdout).contains("streamed from host memory"));
+    let parsed = wgfit(
+        &[
+            &train[..],
+            &["--data", "d.csv", "--scale", "0.5", "--data-on", "gpu"],
+            &["--output", "b.safetensors"],
+        ]
+        .concat(),
+    );
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let read = |n: &str| std::fs::read(tmp.path().join(n)).unwrap();
+    assert!(
+        read("a.safetensors") == read("b.safetensors"),
+        "the same bits"
+    );
+
+    let same = wgfit(&["convert", "d.csv", "d.csv"]);
+    assert_eq!(same.status.code(), Some(2));
+    let missing = wgfit(&["convert", "nope.csv", "n.safetensors"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.csv"));
+}

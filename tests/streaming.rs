@@ -141,3 +141,33 @@ fn wgfit_train_streams_what_exceeds_the_resident_limit_with_the_same_result() {
     let read = |name: &str| std::fs::read(tmp.path().join(name)).unwrap();
     assert!(read("auto.safetensors") == read("gpu.safetensors"));
 }
+
+#[test]
+fn a_model_past_one_binding_trains_in_pieces_and_refuses_what_cannot_yet() {
+    // A 256-byte piece limit binds the 64-32-10 model's parameters in 10 pieces; training
+    // works (tests/crash.rs compares the bits), clipping (which needs every gradient in one
+    // binding) is refused before any training, naming the cause.
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wgfit"))
+            .current_dir(tmp.path())
+            .env("WGFIT_MAX_BINDING_BYTES", "256")
+            .args(["train", "--epochs", "1", "--no-backup", "--verbose", "0"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let clipped = run(&["--clipnorm", "1"]);
+    assert_eq!(clipped.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&clipped.stderr);
+    assert!(
+        err.contains("gradient clipping") && err.contains("not available yet"),
+        "{err}"
+    );
+}

@@ -37,6 +37,25 @@ pub(crate) struct LayerLayout {
     pub bias: usize,
 }
 
+/// The pieces `(first element, elements)` a flat buffer of `len` elements is bound in: whole
+/// when it fits one storage binding, else in pieces of a whole number of `ALIGN` elements (so
+/// every piece starts at an aligned offset).
+fn chunks(gpu: &Gpu, len: usize) -> Vec<(usize, usize)> {
+    let most = (gpu.parameter_piece_limit() / 4) as usize / ALIGN * ALIGN;
+    if len <= most || most == 0 {
+        return vec![(0, len)];
+    }
+    (0..len.div_ceil(most))
+        .map(|c| (c * most, most.min(len - c * most)))
+        .collect()
+}
+
+/// A zeroed buffer of `len` floats, bound in pieces.
+fn zeros(gpu: &Gpu, label: &str, len: usize) -> Result<wgpu::Buffer> {
+    // A new buffer is zeroed (WebGPU requires it), so nothing needs uploading.
+    gpu.storage_in_pieces(label, len as u64 * 4)
+}
+
 /// A model's trainable state on the GPU.
 pub(crate) struct GpuParams {
     pub gpu: Arc<Gpu>,
@@ -51,7 +70,12 @@ pub(crate) struct GpuParams {
     /// that does not is a 16-byte placeholder).
     pub slots: Vec<Slot>,
     pub optimizer: Box<dyn Optimizer>,
-    pub(super) update_uniform: wgpu::Buffer,
+    /// The pieces `(first element, elements)` the flat buffers are bound in by the
+    /// element-wise launches (update, accumulation): one unless a flat buffer exceeds a
+    /// storage binding.
+    pub chunks: Vec<(usize, usize)>,
+    /// The update's uniform, one per chunk.
+    pub(super) update_uniforms: Vec<wgpu::Buffer>,
     /// The gradient clipping launches before the update (none without clipping).
     pub clip: Vec<crate::gpu::Dispatch>,
     /// With gradient accumulation: the accumulator (saved with the slots), and the launches
@@ -93,7 +117,24 @@ impl GpuParams {
                 bias,
             });
         }
-        let params = gpu.storage("parameters", len as u64 * 4)?;
+        let chunks = chunks(&gpu, len);
+        for (i, l) in layers.iter().enumerate() {
+            gpu.check_size(
+                &format!("layer {i}'s weights"),
+                (l.inputs * l.outputs) as u64 * 4,
+            )?;
+        }
+        if chunks.len() > 1 && optimizer.clipping().kernel_params().is_some() {
+            return Err(Error::config(
+                "gradient clipping",
+                format!(
+                    "not available yet for a model whose {len} parameters exceed one storage binding of {} bytes on {}",
+                    gpu.parameter_piece_limit(),
+                    gpu.adapter()
+                ),
+            ));
+        }
+        let params = gpu.storage_in_pieces("parameters", len as u64 * 4)?;
         let pending_glorot = match weights {
             InitialWeights::Given(weights) => {
                 write_layers(&gpu, &params, &layers, &weights);
@@ -101,21 +142,24 @@ impl GpuParams {
             }
             InitialWeights::Glorot { seed } => Some(seed),
         };
-        let grads = gpu.storage("gradients", len as u64 * 4)?;
+        let grads = gpu.storage_in_pieces("gradients", len as u64 * 4)?;
         let mut slots = Vec::new();
         for name in optimizer.kernel().slots {
             let kept = optimizer.keeps(name);
-            let buffer = gpu.upload(name, &vec![0f32; if kept { len } else { 4 }])?;
+            let buffer = zeros(&gpu, name, if kept { len } else { 4 })?;
             slots.push(Slot { name, kept, buffer });
         }
-        let update_uniform = gpu.uniform_bytes("optimizer", &optimizer.uniform(len));
+        let update_uniforms = chunks
+            .iter()
+            .map(|&(_, n)| gpu.uniform_bytes("optimizer", &optimizer.uniform(n)))
+            .collect();
         let (clip, mut clip_buffers) =
             clip_launches(&gpu, optimizer.as_ref(), &layers, &grads, len)?;
         let steps = optimizer.accumulation_steps();
         let (accumulator, accumulate) = if steps > 1 {
-            let buffer = gpu.upload("gradient accumulator", &vec![0f32; len])?;
-            let (launches, uniform) = accumulate_launches(&gpu, &grads, &buffer, len, steps);
-            clip_buffers.push(uniform);
+            let buffer = zeros(&gpu, "gradient accumulator", len)?;
+            let (launches, uniforms) = accumulate_launches(&gpu, &grads, &buffer, &chunks, steps);
+            clip_buffers.extend(uniforms);
             let slot = Slot {
                 name: "gradient_accumulator",
                 kept: true,
@@ -134,7 +178,8 @@ impl GpuParams {
             grads,
             slots,
             optimizer,
-            update_uniform,
+            chunks,
+            update_uniforms,
             clip,
             accumulator,
             accumulate,
@@ -161,8 +206,10 @@ impl GpuParams {
     /// Changes the learning rate used by the following updates.
     pub fn set_learning_rate(&mut self, lr: f32) {
         self.optimizer.set_learning_rate(lr);
-        let bytes = self.optimizer.uniform(self.len);
-        self.gpu.write(&self.update_uniform, 0, &bytes);
+        for (uniform, &(_, n)) in self.update_uniforms.iter().zip(&self.chunks) {
+            let bytes = self.optimizer.uniform(n);
+            self.gpu.write(uniform, 0, &bytes);
+        }
     }
 
     /// The names and element ranges of every parameter tensor, in order.

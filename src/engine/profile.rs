@@ -52,7 +52,7 @@ pub(crate) fn profile(
     gpu: &Gpu,
     plan: &Plan,
     clip: &[Dispatch],
-    sgd: &Dispatch,
+    sgd: &[Dispatch],
     reps: usize,
 ) -> Result<StepProfile> {
     let mut launches = Vec::new();

@@ -135,7 +135,7 @@ impl<'a> Run<'a> {
                 Finish::Accumulate(&acc.add)
             }
             acc => Finish::Update {
-                average: acc.as_ref().map(|a| &a.average),
+                average: acc.as_ref().map(|a| &a.average[..]),
                 clip: &self.params.clip,
                 update: &self.work.update,
             },

@@ -31,13 +31,14 @@ pub(super) struct LayerBackward {
 /// How a training step ends, after the backward pass.
 pub(crate) enum Finish<'a> {
     /// Gradient accumulation, not an update step: add the gradients to the accumulator.
-    Accumulate(&'a Dispatch),
+    /// (Element-wise launches come one per piece the parameters are bound in.)
+    Accumulate(&'a [Dispatch]),
     /// The optimizer's update, after the mean of accumulated gradients (if accumulating) and
     /// clipping (if any).
     Update {
-        average: Option<&'a Dispatch>,
+        average: Option<&'a [Dispatch]>,
         clip: &'a [Dispatch],
-        update: &'a Dispatch,
+        update: &'a [Dispatch],
     },
 }
 
@@ -66,22 +67,24 @@ pub(crate) fn record_train_step(
     }
     match finish {
         // acc ← acc + grad W: a micro-batch that does not update
-        Finish::Accumulate(add) => add.record(pass, step),
+        Finish::Accumulate(add) => add.iter().for_each(|a| a.record(pass, step)),
         Finish::Update {
             average,
             clip,
             update,
         } => {
             // grad W ← (grad W + acc) / N, acc ← 0, with gradient accumulation
-            if let Some(average) = average {
-                average.record(pass, step);
+            for launch in average.unwrap_or_default() {
+                launch.record(pass, step);
             }
             // grad W ← grad W clipped (by tensor norm, global norm or value), if asked
             for launch in *clip {
                 launch.record(pass, step);
             }
             // W ← the optimizer's update of W from grad W (and its slots), all at once
-            update.record(pass, step);
+            for launch in *update {
+                launch.record(pass, step);
+            }
         }
     }
 }
@@ -91,7 +94,7 @@ impl Plan {
     pub(crate) fn named_launches<'a>(
         &'a self,
         clip: &'a [Dispatch],
-        sgd: &'a Dispatch,
+        sgd: &'a [Dispatch],
     ) -> Vec<(String, &'a Dispatch)> {
         let mut out = vec![("gather".to_string(), &self.gather)];
         for (i, f) in self.forward.iter().enumerate() {
@@ -122,7 +125,14 @@ impl Plan {
         for (i, launch) in clip.iter().enumerate() {
             out.push((format!("gradient clipping {i}"), launch));
         }
-        out.push(("sgd update".into(), sgd));
+        for (i, launch) in sgd.iter().enumerate() {
+            let piece = if sgd.len() > 1 {
+                format!(" {i}")
+            } else {
+                String::new()
+            };
+            out.push((format!("sgd update{piece}"), launch));
+        }
         out
     }
 }

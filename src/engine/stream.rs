@@ -73,20 +73,36 @@ impl Stream {
     }
 
     /// Writes the rows of batch `step` into its slot; they land before the next submission.
+    /// The input rows are gathered straight into wgpu's staging memory (no host copy first).
     pub fn stage(&self, gpu: &Gpu, step: usize) {
         let order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         let first = step * self.batch_size;
         let rows = &order[first..(first + self.batch_size).min(order.len())];
         let (f, c) = (self.features, self.t_cols);
-        let mut x = Vec::with_capacity(rows.len() * f);
+        let slot = (step % RING * self.batch_size) as u64;
+        let row_bytes = f * 4;
+        let size = std::num::NonZeroU64::new((rows.len() * row_bytes) as u64);
+        let view = size.and_then(|size| {
+            gpu.queue
+                .write_buffer_with(&self.x_ring, slot * row_bytes as u64, size)
+        });
+        match view {
+            Some(mut view) => {
+                for (k, &r) in rows.iter().enumerate() {
+                    let r = r as usize;
+                    view.slice(k * row_bytes..(k + 1) * row_bytes)
+                        .copy_from_slice(bytemuck::cast_slice(&self.x[r * f..(r + 1) * f]));
+                }
+            }
+            // wgpu refuses the write only for a broken invariant (bounds, alignment), which
+            // its validation reports as an error at the next submission.
+            None => panic!("streamed batch {step} does not fit its ring slot"),
+        }
         let mut t = Vec::with_capacity(rows.len() * c);
         for &r in rows {
             let r = r as usize;
-            x.extend_from_slice(&self.x[r * f..(r + 1) * f]);
             t.extend_from_slice(&self.targets[r * c..(r + 1) * c]);
         }
-        let slot = (step % RING * self.batch_size) as u64;
-        gpu.write(&self.x_ring, slot * f as u64 * 4, bytemuck::cast_slice(&x));
         gpu.write(&self.t_ring, slot * c as u64 * 4, bytemuck::cast_slice(&t));
     }
 }

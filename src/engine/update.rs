@@ -8,10 +8,10 @@ use crate::optim::Optimizer;
 
 /// The launches of gradient accumulation.
 pub(crate) struct Accumulate {
-    /// `acc += g` (a micro-batch that does not update).
-    pub add: crate::gpu::Dispatch,
-    /// `g = (g + acc) / N; acc = 0` (before the update).
-    pub average: crate::gpu::Dispatch,
+    /// `acc += g` (a micro-batch that does not update), one launch per chunk.
+    pub add: Vec<crate::gpu::Dispatch>,
+    /// `g = (g + acc) / N; acc = 0` (before the update), one launch per chunk.
+    pub average: Vec<crate::gpu::Dispatch>,
     /// N.
     pub steps: u32,
 }
@@ -29,37 +29,52 @@ pub(super) fn accumulate_launches(
     gpu: &Gpu,
     grads: &wgpu::Buffer,
     acc: &wgpu::Buffer,
-    len: usize,
+    chunks: &[(usize, usize)],
     steps: u32,
-) -> (Accumulate, wgpu::Buffer) {
-    let uniform = gpu.uniform(
-        "gradient accumulation",
-        &AccumulateUniform {
-            n4: (len / 4) as u32,
-            steps: steps as f32,
-            _pad: [0; 2],
-        },
-    );
-    let bindings = crate::gpu::bindings::AccumulateBindings {
-        dims: Slice::all(&uniform),
-        g: Slice::all(grads),
-        acc: Slice::all(acc),
-    };
-    let (k, grid) = (&gpu.kernels, crate::optim::update_grid(len));
-    let add = k
-        .accumulate_add
-        .dispatch(&gpu.device, &bindings.slices(), grid);
-    let average = k
-        .accumulate_average
-        .dispatch(&gpu.device, &bindings.slices(), grid);
+) -> (Accumulate, Vec<wgpu::Buffer>) {
+    let (mut add, mut average, mut uniforms) = (Vec::new(), Vec::new(), Vec::new());
+    for &(first, len) in chunks {
+        let uniform = gpu.uniform(
+            "gradient accumulation",
+            &AccumulateUniform {
+                n4: (len / 4) as u32,
+                steps: steps as f32,
+                _pad: [0; 2],
+            },
+        );
+        let bindings = crate::gpu::bindings::AccumulateBindings {
+            dims: Slice::all(&uniform),
+            g: piece(grads, first, len),
+            acc: piece(acc, first, len),
+        };
+        let (k, grid) = (&gpu.kernels, crate::optim::update_grid(len));
+        add.push(
+            k.accumulate_add
+                .dispatch(&gpu.device, &bindings.slices(), grid),
+        );
+        average.push(
+            k.accumulate_average
+                .dispatch(&gpu.device, &bindings.slices(), grid),
+        );
+        uniforms.push(uniform);
+    }
     (
         Accumulate {
             add,
             average,
             steps,
         },
-        uniform,
+        uniforms,
     )
+}
+
+/// Elements `first..first + len` of a flat f32 buffer, as a binding.
+fn piece(buffer: &wgpu::Buffer, first: usize, len: usize) -> Slice<'_> {
+    Slice {
+        buffer,
+        offset: first as u64 * 4,
+        size: Some(len as u64 * 4),
+    }
 }
 
 /// The launches that clip the gradients as `optimizer` asks, and the buffers they bind.
@@ -85,26 +100,41 @@ pub(super) fn clip_launches(
 impl GpuParams {
     /// The optimizer's update of every parameter, reading the per-step values of the step
     /// at the launch's offset in `steps` (one 256-byte entry per step: `Workspace::step_values`).
-    pub fn update_dispatch(&self, steps: &wgpu::Buffer) -> crate::gpu::Dispatch {
-        let bindings = crate::gpu::bindings::UpdateBindings {
-            uniform: Slice::all(&self.update_uniform),
-            params: Slice::all(&self.params),
-            grads: Slice::all(&self.grads),
-            slots: self.slots.iter().map(|s| Slice::all(&s.buffer)).collect(),
-            step: Slice {
-                buffer: steps,
-                offset: 0,
-                size: Some(16),
-            },
-        };
-        self.gpu
+    pub fn update_dispatch(&self, steps: &wgpu::Buffer) -> Vec<crate::gpu::Dispatch> {
+        let kernel = self
+            .gpu
             .kernels
-            .update(&self.gpu.device, self.optimizer.as_ref())
-            .dispatch_per_batch(
-                &self.gpu.device,
-                &bindings.slices(),
-                crate::optim::update_grid(self.len),
-            )
+            .update(&self.gpu.device, self.optimizer.as_ref());
+        self.chunks
+            .iter()
+            .zip(&self.update_uniforms)
+            .map(|(&(first, len), uniform)| {
+                let bindings = crate::gpu::bindings::UpdateBindings {
+                    uniform: Slice::all(uniform),
+                    params: piece(&self.params, first, len),
+                    grads: piece(&self.grads, first, len),
+                    // A slot the optimizer does not keep is a 16-byte placeholder.
+                    slots: self
+                        .slots
+                        .iter()
+                        .map(|s| match s.kept {
+                            true => piece(&s.buffer, first, len),
+                            false => Slice::all(&s.buffer),
+                        })
+                        .collect(),
+                    step: Slice {
+                        buffer: steps,
+                        offset: 0,
+                        size: Some(16),
+                    },
+                };
+                kernel.dispatch_per_batch(
+                    &self.gpu.device,
+                    &bindings.slices(),
+                    crate::optim::update_grid(len),
+                )
+            })
+            .collect()
     }
 
     /// The learning rate of the update on micro-batch `micro` (1-based): the schedule's at the

@@ -66,7 +66,7 @@ pub(crate) struct Workspace {
     /// The optimizer's per-step values of the epoch (one 256-byte entry per step).
     pub step_values: wgpu::Buffer,
     /// The optimizer's update, reading `step_values` at the step's offset.
-    pub update: crate::gpu::Dispatch,
+    pub update: Vec<crate::gpu::Dispatch>,
     /// Layer outputs of the batch; `acts[0]` is the gathered input.
     acts: Vec<wgpu::Buffer>,
     full: Plan,

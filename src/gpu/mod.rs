@@ -241,10 +241,41 @@ impl Gpu {
     /// # Errors
     /// [`Error::TooLargeForAdapter`] when `bytes` exceeds the largest buffer or binding.
     pub fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
-        let limit = self
-            .limits
-            .max_buffer_size
-            .min(self.limits.max_storage_buffer_binding_size);
+        self.check_limit(
+            what,
+            bytes,
+            self.max_buffer_bytes().min(self.binding_limit()),
+        )
+    }
+
+    /// The most bytes one storage binding may cover (the adapter's limit).
+    pub fn binding_limit(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size
+    }
+
+    /// The most bytes one piece of the parameters, gradients and optimizer slots may cover:
+    /// [`Gpu::binding_limit`], or less with the environment variable `WGFIT_MAX_BINDING_BYTES`
+    /// (so that tests bind a small model in pieces, as a model past one binding is).
+    pub(crate) fn parameter_piece_limit(&self) -> u64 {
+        std::env::var("WGFIT_MAX_BINDING_BYTES")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(self.binding_limit(), |limit| {
+                limit.clamp(256, self.binding_limit())
+            })
+    }
+
+    /// The largest buffer the adapter allows (buffers bound in pieces may be this large).
+    pub fn max_buffer_bytes(&self) -> u64 {
+        self.limits.max_buffer_size
+    }
+
+    /// [`Gpu::check_size`] for a buffer bound in pieces: only the largest buffer limits it.
+    pub(crate) fn check_size_in_pieces(&self, what: &str, bytes: u64) -> Result<()> {
+        self.check_limit(what, bytes, self.max_buffer_bytes())
+    }
+
+    fn check_limit(&self, what: &str, bytes: u64, limit: u64) -> Result<()> {
         if bytes > limit {
             return Err(Error::TooLargeForAdapter {
                 what: what.to_string(),
@@ -256,9 +287,21 @@ impl Gpu {
         Ok(())
     }
 
+    /// A storage buffer that is only ever bound in pieces of at most [`Gpu::binding_limit`]
+    /// bytes (the model's parameters, gradients and optimizer slots), so it may be as large as
+    /// the adapter's largest buffer.
+    pub(crate) fn storage_in_pieces(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.check_size_in_pieces(label, bytes)?;
+        self.create_storage(label, bytes)
+    }
+
     /// A storage buffer of `bytes` (at least 16) that can be copied from and to.
     pub(crate) fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
         self.check_size(label, bytes)?;
+        self.create_storage(label, bytes)
+    }
+
+    fn create_storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -310,7 +353,8 @@ impl Gpu {
 
     /// A host-visible buffer that GPU buffers can be copied into and then mapped for reading.
     pub(crate) fn staging(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
-        self.check_size(label, bytes)?;
+        // Mapped, never bound: only the buffer size limit applies.
+        self.check_limit(label, bytes, self.max_buffer_bytes())?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),

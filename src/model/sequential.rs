@@ -178,7 +178,8 @@ impl Sequential {
                 .saturating_add(l.outputs as u64 + 128);
             sum.saturating_add(elems.saturating_mul(4))
         });
-        gpu.check_size("the model's parameters", bytes)?;
+        // (Bound in pieces: the largest buffer limits them, each layer the largest binding.)
+        gpu.check_size_in_pieces("the model's parameters", bytes)?;
         let weights = match &self.compiled {
             Some(c) => InitialWeights::Given(
                 c.params

@@ -103,6 +103,8 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         super::wide_model()
     } else if env("WGFIT_WORKER_ADAM_COSINE").is_some() {
         adam_cosine_model()
+    } else if env("WGFIT_WORKER_ACCUMULATE").is_some() {
+        accumulating_model()
     } else {
         model()
     };
@@ -126,6 +128,18 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         std::fs::write(out, bits).map_err(|e| wgfit::Error::ckpt_io("worker output", e))?;
     }
     Ok(())
+}
+
+/// [`model`]'s layers with SGD and momentum, updating every 3 batches from their mean gradient.
+fn accumulating_model() -> wgfit::Sequential {
+    let mut m = wgfit::Sequential::new(6)
+        .add(wgfit::Dense::new(8).activation(wgfit::Activation::Tanh))
+        .add(wgfit::Dense::new(3))
+        .seed(3);
+    let optimizer = wgfit::Configured::new(wgfit::Sgd::new(0.05).momentum(0.9)).accumulate(3);
+    m.compile(wgfit::Loss::CrossEntropy, optimizer)
+        .expect("compile");
+    m
 }
 
 /// [`model`]'s layers trained with Adam on a cosine schedule after a 10-step warmup.
