@@ -193,3 +193,85 @@ fn wgfit_convert_then_train_on_the_mapped_file_streamed() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.csv"));
 }
+
+/// An `.npy` file (format 1.0) of `descr` and `shape` holding `data`.
+fn npy(path: &Path, descr: &str, shape: &str, fortran: bool, data: &[u8]) {
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    // NumPy pads the header with spaces and a newline so the data starts at a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn an_npy_pair_reads_as_the_same_data_set_mapped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = common::data();
+    let x: Vec<u8> = expected.x().iter().flat_map(|v| v.to_le_bytes()).collect();
+    let labels: Vec<u8> = (0..90i64).flat_map(|i| (i % 3).to_le_bytes()).collect();
+    npy(&tmp.path().join("train_x.npy"), "<f4", "(90, 6)", false, &x);
+    npy(
+        &tmp.path().join("train_y.npy"),
+        "<i8",
+        "(90,)",
+        false,
+        &labels,
+    );
+    let d = Dataset::load(tmp.path().join("train_x.npy"), &CsvOptions::default()).unwrap();
+    assert!(d.is_mapped());
+    assert_eq!(d.x(), expected.x());
+    assert_eq!(d.targets(), expected.targets());
+    assert_eq!(d.content_hash(), expected.content_hash());
+
+    // f64 inputs are decoded (not mapped) to the same values.
+    let x64: Vec<u8> = expected
+        .x()
+        .iter()
+        .flat_map(|v| f64::from(*v).to_le_bytes())
+        .collect();
+    npy(&tmp.path().join("x.npy"), "<f8", "(90, 6)", false, &x64);
+    npy(&tmp.path().join("y.npy"), "<i8", "(90,)", false, &labels);
+    let d = Dataset::from_npy(tmp.path().join("x.npy")).unwrap();
+    assert!(!d.is_mapped());
+    assert_eq!(d.x(), expected.x());
+
+    // What cannot be read is named.
+    let err = |f: &str| {
+        Dataset::from_npy(tmp.path().join(f))
+            .unwrap_err()
+            .to_string()
+    };
+    npy(&tmp.path().join("fx.npy"), "<f4", "(90, 6)", true, &x);
+    npy(&tmp.path().join("fy.npy"), "<i8", "(90,)", false, &labels);
+    assert!(err("fx.npy").contains("Fortran order"), "{}", err("fx.npy"));
+    npy(&tmp.path().join("sx.npy"), "<f4", "(91, 6)", false, &x);
+    npy(&tmp.path().join("sy.npy"), "<i8", "(90,)", false, &labels);
+    assert!(
+        err("sx.npy").contains("needs 2184 bytes"),
+        "{}",
+        err("sx.npy")
+    );
+    assert!(err("nx.npy").contains("nx.npy"), "{}", err("nx.npy"));
+    std::fs::write(tmp.path().join("data.npy"), b"\x93NUMPY").unwrap();
+    assert!(
+        err("data.npy").contains("`<name>x.npy`"),
+        "{}",
+        err("data.npy")
+    );
+    npy(&tmp.path().join("ux.npy"), "<f4", "(90, 6)", false, &x);
+    npy(&tmp.path().join("uy.npy"), "<c8", "(90,)", false, &labels);
+    assert!(
+        err("ux.npy").contains("\"<c8\" is not supported"),
+        "{}",
+        err("ux.npy")
+    );
+}

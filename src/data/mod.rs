@@ -8,6 +8,7 @@
 mod cache;
 mod convert;
 mod csv;
+mod npy;
 mod order;
 mod rows;
 pub(crate) use rows::Rows;
@@ -267,15 +268,15 @@ impl Dataset {
         Ok((self.slice(0, n_train), self.slice(n_train, n)))
     }
 
-    /// Dispatches on extension: `.safetensors` → [`Dataset::from_safetensors`], anything else →
-    /// [`Dataset::from_csv`].
+    /// Dispatches on extension: `.safetensors` → [`Dataset::from_safetensors`], `.npy` →
+    /// [`Dataset::from_npy`] (the `x` file of a pair), anything else → [`Dataset::from_csv`].
     pub fn load(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Self> {
         let path = path.as_ref();
-        let is_safetensors = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-        if is_safetensors {
+        let extension = |e: &str| path.extension().is_some_and(|x| x.eq_ignore_ascii_case(e));
+        if extension("safetensors") {
             Self::from_safetensors(path)
+        } else if extension("npy") {
+            Self::from_npy(path)
         } else {
             Self::from_csv(path, options)
         }

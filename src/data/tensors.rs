@@ -122,8 +122,18 @@ fn read_x(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize)> {
 /// Reads `y` as class labels (integer dtypes) or float targets.
 fn read_y(file: &SafeTensors<'_>, path: &Path) -> Result<Targets> {
     let t = tensor(file, "y", path)?;
-    let shape = t.shape();
-    if matches!(t.dtype(), Dtype::F32 | Dtype::F64) {
+    targets_from(t.dtype(), t.shape(), t.data(), path)
+}
+
+/// Targets from `y`'s dtype, shape and bytes: class labels from an integer `y` of shape `[n]`
+/// or `[n, 1]`, float targets from an F32/F64 `y` of shape `[n]` or `[n, k]`.
+pub(super) fn targets_from(
+    dtype: Dtype,
+    shape: &[usize],
+    data: &[u8],
+    path: &Path,
+) -> Result<Targets> {
+    if matches!(dtype, Dtype::F32 | Dtype::F64) {
         let cols = match *shape {
             [_] => 1,
             [_, k] => k,
@@ -134,7 +144,7 @@ fn read_y(file: &SafeTensors<'_>, path: &Path) -> Result<Targets> {
                 ));
             }
         };
-        let data = decode_floats(t.dtype(), t.data(), shape, "y", path)?;
+        let data = decode_floats(dtype, data, shape, "y", path)?;
         return Ok(Targets::Values { data, cols });
     }
     if !matches!(shape, [_] | [_, 1]) {
@@ -145,7 +155,7 @@ fn read_y(file: &SafeTensors<'_>, path: &Path) -> Result<Targets> {
             ),
         ));
     }
-    let wide = decode_ints(t.dtype(), t.data(), shape, path)?;
+    let wide = decode_ints(dtype, data, shape, path)?;
     let labels = wide
         .iter()
         .enumerate()
@@ -187,7 +197,7 @@ fn check_byte_len(
     Ok(())
 }
 
-fn decode_floats(
+pub(super) fn decode_floats(
     dtype: Dtype,
     data: &[u8],
     shape: &[usize],

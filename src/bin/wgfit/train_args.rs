@@ -20,9 +20,10 @@ Backups go to <output stem>.backup beside --output (wgfit-model.backup by defaul
 removed when training ends; a run killed or preempted (SIGTERM/SIGINT saves first) resumes
 exactly when the same command runs again.")]
 pub struct TrainArgs {
-    /// Training data: CSV (optionally gzip; class label in the last column) or safetensors with
-    /// tensors `x` and `y` [default: the bundled digits data set, 1797 8x8 images, pixel values
-    /// 0..16 scaled by 1/16]
+    /// Training data: CSV (optionally gzip; class label in the last column), safetensors with
+    /// tensors `x` and `y` (an F32 `x` is mapped, not read: see `wgfit convert`), or a NumPy pair
+    /// `<name>x.npy`/`<name>y.npy` (give the x file) [default: the bundled digits data set, 1797
+    /// 8x8 images, pixel values 0..16 scaled by 1/16]
     #[arg(long, value_name = "PATH", help_heading = "Data")]
     pub data: Option<PathBuf>,
     /// Multiply every input by F [default: 0.0625 (1/16) for the bundled digits, 1 for --data]
