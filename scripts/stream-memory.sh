@@ -3,12 +3,12 @@
 # batch at a time, and prints the file size against the peak memory the run used.
 #
 # Usage (as root, with the cgroup v1 or v2 memory controller mounted):
-#   scripts/stream-memory.sh [ROWS] [LIMIT_MB]      defaults: 200000 rows (627 MB), 300 MB
+#   scripts/stream-memory.sh [ROWS] [LIMIT_MB]      defaults: 200000 rows (627 MB), 256 MiB
 # Prints: file bytes, the cgroup's limit and peak charge, the process's peak anonymous and
 # file-backed resident memory (sampled from /proc every 50 ms), and the run's epoch line.
 set -euo pipefail
 rows=${1:-200000}
-limit_mb=${2:-300}
+limit_mb=${2:-256}
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 cargo build --bin wgfit >/dev/null 2>&1
@@ -38,6 +38,10 @@ with open(path, "wb") as f:
     f.write(array.array("I", (i % 10 for i in range(rows))).tobytes())
 PY
 size=$(stat -c %s "$work/big.safetensors")
+# The file's pages out of the page cache, so that the run reads them in and they are charged to
+# its cgroup (pages cached by the writer are charged to the writer's).
+sync
+echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || echo "(could not drop the page cache)"
 
 # A memory cgroup for the run (v2 if mounted, else v1).
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then

@@ -32,6 +32,16 @@ impl Rows {
         }
     }
 
+    /// Tells the OS that training reads the mapped rows in random order (shuffled batches), so
+    /// that a page fault reads the page it needs, not a readahead window: with less memory
+    /// than the file, readahead evicts the rows the next batches need.
+    pub fn expect_random_reads(&self) {
+        if let Rows::Mapped { map, .. } = self {
+            // Only advice: a kernel that ignores it still reads correctly.
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+    }
+
     /// Whether the values are a mapped file's.
     pub fn is_mapped(&self) -> bool {
         matches!(self, Rows::Mapped { .. })

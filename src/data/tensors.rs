@@ -60,6 +60,8 @@ impl Dataset {
             Some(hash) => data.set_content_hash(hash),
             None => cache::write(path, &stamp, data.content_hash()),
         }
+        // The one sequential pass (the hash) is done; training reads rows in batch order.
+        data.x.expect_random_reads();
         Ok(data)
     }
 }
