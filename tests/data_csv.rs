@@ -258,3 +258,24 @@ fn repo_iris_loads_with_auto_header() {
     assert_eq!(labels.iter().max(), Some(&2));
     assert!((0..3).all(|c| labels.contains(&c)));
 }
+
+#[test]
+fn loading_reports_its_progress_up_to_the_whole_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("p.csv");
+    let text: String = (0..10_000)
+        .map(|i| format!("{i},{},{}\n", i * 2, i % 3))
+        .collect();
+    std::fs::write(&path, &text).unwrap();
+    let mut seen = Vec::new();
+    let data =
+        wgfit::Dataset::from_csv_with_progress(&path, &Default::default(), |read| seen.push(read))
+            .unwrap();
+    assert_eq!(data.len(), 10_000);
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "it only moves forward"
+    );
+    assert!(seen.len() >= 3, "it reports along the way: {seen:?}");
+    assert_eq!(seen.last(), Some(&(text.len() as u64)));
+}

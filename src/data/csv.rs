@@ -49,12 +49,29 @@ impl Dataset {
     /// Fields are split on ',' and trimmed; empty lines are skipped but counted for row numbers;
     /// a trailing "\r" is tolerated. The last column(s) are the targets as `options` says.
     pub fn from_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Self> {
+        Self::from_csv_with_progress(path, options, |_| {})
+    }
+
+    /// [`Dataset::from_csv`], calling `progress` with the bytes of (decompressed) text read so
+    /// far as it goes (for a progress bar).
+    pub fn from_csv_with_progress(
+        path: impl AsRef<Path>,
+        options: &CsvOptions,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Self> {
         let path = path.as_ref();
         let mut lines = LineReader::new(open_maybe_gzip(path)?, path);
         let mut parser = CsvParser::new(path, options, target_cols(options)?);
+        let mut read = 0u64;
         while let Some((row, line)) = lines.next_line()? {
+            read += line.len() as u64 + 1;
             parser.line(row, line)?;
+            // Every 4096 lines: a closure call per line would cost more than the bar shows.
+            if row % 4096 == 0 {
+                progress(read);
+            }
         }
+        progress(read);
         parser.finish()
     }
 }
@@ -90,8 +107,11 @@ pub(crate) fn stream_csv(
             row(&parser.x)?;
             parser.x.clear();
         }
-        progress(read);
+        if number % 4096 == 0 {
+            progress(read);
+        }
     }
+    progress(read);
     parser.finish_streamed()
 }
 

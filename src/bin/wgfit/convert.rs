@@ -2,7 +2,6 @@
 
 use crate::{CliResult, Failure};
 use clap::Args;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use wgfit::{CsvOptions, CsvTargets};
 
@@ -39,17 +38,7 @@ pub fn run(args: ConvertArgs) -> CliResult {
         ..Default::default()
     };
     let size = std::fs::metadata(&args.input).map(|m| m.len()).unwrap_or(0);
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(size)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = crate::byte_progress(size, "converting");
     let converted =
         wgfit::data::convert_csv(&args.input, &args.output, &options, args.scale, |read| {
             bar.set_position(read.min(size))

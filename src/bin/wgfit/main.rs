@@ -14,7 +14,7 @@ mod train;
 mod train_args;
 
 use clap::{Parser, Subcommand};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use wgfit::{CsvOptions, Dataset};
@@ -104,11 +104,41 @@ pub fn load_data(
     scale: Option<f32>,
 ) -> CliResult<Dataset> {
     let data = match path {
-        Some(p) => Dataset::load(p, options)?,
+        Some(p) => load_file(p, options)?,
         None => load_bundled(options)?,
     };
     let scale = scale.unwrap_or(if path.is_none() { DIGITS_SCALE } else { 1.0 });
     scale_inputs(data, scale)
+}
+
+/// Loads a data file; a CSV of 16 MB or more shows a progress bar on a terminal (mapped
+/// formats are not read but mapped: nothing to wait for but one hashing pass).
+fn load_file(path: &Path, options: &CsvOptions) -> CliResult<Dataset> {
+    let is_csv = !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors") || e.eq_ignore_ascii_case("npy"));
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if !is_csv || size < 16 << 20 {
+        return Ok(Dataset::load(path, options)?);
+    }
+    let bar = byte_progress(size, "loading");
+    let data =
+        Dataset::from_csv_with_progress(path, options, |read| bar.set_position(read.min(size)));
+    bar.finish_and_clear();
+    Ok(data?)
+}
+
+/// A progress bar over `size` bytes on stderr when it is a terminal (hidden otherwise).
+pub fn byte_progress(size: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    indicatif::ProgressBar::new(size).with_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bytes}}/{{total_bytes}} {{wide_bar}} {{binary_bytes_per_sec}} {{eta}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    )
 }
 
 /// The bundled digits as the CSV loader reads them with `options` (unscaled).
