@@ -57,22 +57,20 @@ impl Dataset {
     pub fn from_csv_with_progress(
         path: impl AsRef<Path>,
         options: &CsvOptions,
-        mut progress: impl FnMut(u64),
+        progress: impl FnMut(u64),
     ) -> Result<Self> {
         let path = path.as_ref();
-        let mut lines = LineReader::new(open_maybe_gzip(path)?, path);
-        let mut parser = CsvParser::new(path, options, target_cols(options)?);
-        let mut read = 0u64;
-        while let Some((row, line)) = lines.next_line()? {
-            read += line.len() as u64 + 1;
-            parser.line(row, line)?;
-            // Every 4096 lines: a closure call per line would cost more than the bar shows.
-            if row % 4096 == 0 {
-                progress(read);
-            }
-        }
-        progress(read);
-        parser.finish()
+        let mut x = Vec::new();
+        let (features, targets) = stream_csv(
+            path,
+            options,
+            |row| {
+                x.extend_from_slice(row);
+                Ok(())
+            },
+            progress,
+        )?;
+        Dataset::new(x, features, targets).map_err(|e| attach_path(e, path))
     }
 }
 
@@ -107,12 +105,13 @@ pub(crate) fn stream_csv(
             row(&parser.x)?;
             parser.x.clear();
         }
+        // Every 4096 lines: a call per line would cost more than a progress bar shows.
         if number % 4096 == 0 {
             progress(read);
         }
     }
     progress(read);
-    parser.finish_streamed()
+    parser.finish()
 }
 
 /// Opens `path` and, if it starts with the gzip magic bytes, wraps it in a decoder.
@@ -358,8 +357,8 @@ impl<'p> CsvParser<'p> {
         }
     }
 
-    /// The feature count and targets of a file whose inputs were handed on row by row.
-    fn finish_streamed(self) -> Result<(usize, Targets)> {
+    /// The feature count and targets (the inputs were handed on row by row).
+    fn finish(self) -> Result<(usize, Targets)> {
         let Some(columns) = self.columns else {
             return Err(Error::EmptyData {
                 path: self.path.to_path_buf(),
@@ -374,24 +373,6 @@ impl<'p> CsvParser<'p> {
             }
         };
         Ok((columns - self.target_cols, targets))
-    }
-
-    fn finish(self) -> Result<Dataset> {
-        let Some(columns) = self.columns else {
-            return Err(Error::EmptyData {
-                path: self.path.to_path_buf(),
-            });
-        };
-        let features = columns - self.target_cols;
-        let targets = if self.class_targets {
-            Targets::Classes(self.labels)
-        } else {
-            Targets::Values {
-                data: self.values,
-                cols: self.target_cols,
-            }
-        };
-        Dataset::new(self.x, features, targets).map_err(|e| attach_path(e, self.path))
     }
 }
 

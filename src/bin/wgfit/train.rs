@@ -117,10 +117,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         data_on: args.data_on.into(),
     };
     let mut history_file = match (&args.history, history_format) {
-        (Some(path), Some(format)) => Some(HistoryFile {
-            path: path.clone(),
-            format,
-        }),
+        (Some(path), Some(format)) => Some(HistoryView::history(path.clone(), format)),
         _ => None,
     };
     let history = {
@@ -250,29 +247,52 @@ fn write_weights(path: &Path, params: &[Tensor], meta: &ModelMeta) -> CliResult 
         .map_err(|e| Failure::new(format!("--output: {e}")))
 }
 
-/// Writes `--history` after every epoch and at the end of training (atomically), from the
-/// run's whole history: a run killed later leaves the epochs so far, and a resumed one holds
-/// each epoch exactly once. The JSON form carries the run's events (starts, resumes,
-/// preemptions) too, for `wgfit plot`.
-struct HistoryFile {
-    path: std::path::PathBuf,
-    format: HistoryFormat,
+/// A file rewritten (atomically) from the run's whole history after every epoch and at the end
+/// of training: `--history` and `--plot`. A run killed later leaves the epochs so far, and a
+/// resumed one has each epoch exactly once. The history's JSON form and the plot carry the
+/// run's events (starts, resumes, preemptions) too.
+pub struct HistoryView {
+    name: &'static str,
+    write: Box<WriteFromHistory>,
 }
 
-impl HistoryFile {
-    fn write(&self, ctx: &wgfit::Context<'_>) -> wgfit::Result<()> {
-        write_history(&self.path, ctx.history(), ctx.events(), self.format).map_err(|f| {
-            wgfit::Error::Callback {
-                callback: "--history".into(),
-                reason: f.message,
-            }
-        })
+/// Writes a file from the run's history and events.
+type WriteFromHistory = dyn Fn(&wgfit::Context<'_>) -> wgfit::Result<()>;
+
+impl HistoryView {
+    /// `--history PATH`.
+    fn history(path: std::path::PathBuf, format: HistoryFormat) -> Self {
+        HistoryView {
+            name: "HistoryFile",
+            write: Box::new(move |ctx| {
+                write_history(&path, ctx.history(), ctx.events(), format).map_err(|f| {
+                    wgfit::Error::Callback {
+                        callback: "--history".into(),
+                        reason: f.message,
+                    }
+                })
+            }),
+        }
+    }
+
+    /// `--plot PATH`.
+    pub fn plot(path: std::path::PathBuf) -> Self {
+        HistoryView {
+            name: "PlotFile",
+            write: Box::new(move |ctx| {
+                if ctx.history().is_empty() {
+                    return Ok(());
+                }
+                let curves = wgfit::plot::Curves::from_history(ctx.history(), ctx.events());
+                wgfit::plot::write_svg(&path, &curves)
+            }),
+        }
     }
 }
 
-impl Callback for HistoryFile {
+impl Callback for HistoryView {
     fn name(&self) -> &str {
-        "HistoryFile"
+        self.name
     }
 
     fn on_epoch_end(
@@ -281,7 +301,7 @@ impl Callback for HistoryFile {
         _epoch: usize,
         _logs: &wgfit::Logs,
     ) -> wgfit::Result<()> {
-        self.write(ctx)
+        (self.write)(ctx)
     }
 
     fn on_train_end(
@@ -289,7 +309,7 @@ impl Callback for HistoryFile {
         ctx: &mut wgfit::Context<'_>,
         _logs: &wgfit::Logs,
     ) -> wgfit::Result<()> {
-        self.write(ctx)
+        (self.write)(ctx)
     }
 }
 
@@ -356,47 +376,4 @@ fn write_history(
     wgfit::checkpoint::write_atomically(path, text.as_bytes())
         .map(|_| ())
         .map_err(|e| Failure::new(format!("--history: {e}")))
-}
-
-/// Draws `--plot` after every epoch and at the end of training (atomically), with the run's
-/// resumes marked.
-pub struct PlotFile {
-    path: std::path::PathBuf,
-}
-
-impl PlotFile {
-    pub fn new(path: std::path::PathBuf) -> Self {
-        PlotFile { path }
-    }
-
-    fn draw(&self, ctx: &wgfit::Context<'_>) -> wgfit::Result<()> {
-        if ctx.history().is_empty() {
-            return Ok(());
-        }
-        let curves = wgfit::plot::Curves::from_history(ctx.history(), ctx.events());
-        wgfit::plot::write_svg(&self.path, &curves)
-    }
-}
-
-impl Callback for PlotFile {
-    fn name(&self) -> &str {
-        "PlotFile"
-    }
-
-    fn on_epoch_end(
-        &mut self,
-        ctx: &mut wgfit::Context<'_>,
-        _epoch: usize,
-        _logs: &wgfit::Logs,
-    ) -> wgfit::Result<()> {
-        self.draw(ctx)
-    }
-
-    fn on_train_end(
-        &mut self,
-        ctx: &mut wgfit::Context<'_>,
-        _logs: &wgfit::Logs,
-    ) -> wgfit::Result<()> {
-        self.draw(ctx)
-    }
 }
