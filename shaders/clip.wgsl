@@ -5,20 +5,29 @@
 //   clipvalue c:       g ← clamp(g, -c, c)
 // `norms` sums the squares of each tensor's gradient with one workgroup per tensor: a strided
 // pass, then a tree, the same order every run, so clipped runs stay bit-exact on resume.
-// The gradients live in one flat buffer; `tensors` gives each tensor's (first element, length).
+// The gradients live in one flat buffer, bound whole or (for a model past one binding) in
+// pieces of whole tensors, one launch of each kernel per piece: `g` is the piece, and `tensors`
+// gives each of its tensors' (first element in the piece, length, index among all tensors).
+// `sums` always holds every tensor's sum, so the scaling of a piece sees all of them.
 
 struct Clip {
     // 1 clipnorm, 2 global_clipnorm, 3 clipvalue.
     kind: u32,
+    // Tensors in this piece.
     tensors: u32,
-    // Elements of the flat buffer.
+    // Elements of this piece.
     len: u32,
     c: f32,
+    // Tensors in the model.
+    all_tensors: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> clip: Clip;
 @group(0) @binding(1) var<storage, read_write> g: array<f32>;
-@group(0) @binding(2) var<storage, read> tensors: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read> tensors: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> sums: array<f32>;
 
 var<workgroup> partial: array<f32, 256>;
@@ -42,7 +51,7 @@ fn norms(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
         workgroupBarrier();
     }
     if (lid.x == 0u) {
-        sums[t] = partial[0];
+        sums[tensors[t].z] = partial[0];
     }
 }
 
@@ -64,7 +73,7 @@ fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
     if (clip.kind == 2u) {
         var total = 0.0;
-        for (var t = 0u; t < clip.tensors; t++) {
+        for (var t = 0u; t < clip.all_tensors; t++) {
             total += sums[t];
         }
         let use_norm = sqrt(total);
@@ -75,7 +84,7 @@ fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     for (var t = 0u; t < clip.tensors; t++) {
         let first = tensors[t].x;
         if (i >= first && i < first + tensors[t].y) {
-            g[i] = g[i] * c / max(norm_of(sums[t]), c);
+            g[i] = g[i] * c / max(norm_of(sums[tensors[t].z]), c);
             return;
         }
     }

@@ -143,31 +143,41 @@ fn wgfit_train_streams_what_exceeds_the_resident_limit_with_the_same_result() {
 }
 
 #[test]
-fn a_model_past_one_binding_trains_in_pieces_and_refuses_what_cannot_yet() {
-    // A 256-byte piece limit binds the 64-32-10 model's parameters in 10 pieces; training
-    // works (tests/crash.rs compares the bits), clipping (which needs every gradient in one
-    // binding) is refused before any training, naming the cause.
+fn a_model_past_one_binding_trains_in_pieces_with_clipping_to_the_same_bits() {
+    // An 8 KiB piece limit binds the 64-32-10 model's parameters in two pieces (layer 0's
+    // weights; the rest): training with gradient clipping (a norm per tensor, or over all of
+    // them) writes the bytes the model bound whole writes. A 4 KiB limit is smaller than
+    // layer 0's weights: refused before training, naming the layer.
     let tmp = tempfile::tempdir().unwrap();
-    let run = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_wgfit"))
-            .current_dir(tmp.path())
-            .env("WGFIT_MAX_BINDING_BYTES", "256")
-            .args(["train", "--epochs", "1", "--no-backup", "--verbose", "0"])
-            .args(extra)
-            .output()
-            .unwrap()
+    let run = |limit: Option<&str>, out: &str, extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wgfit"));
+        cmd.current_dir(tmp.path())
+            .args(["train", "--epochs", "2", "--no-backup", "--verbose", "0"])
+            .args(["--output", out])
+            .args(extra);
+        if let Some(limit) = limit {
+            cmd.env("WGFIT_MAX_BINDING_BYTES", limit);
+        }
+        cmd.output().unwrap()
     };
-    let ok = run(&[]);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let clipped = run(&["--clipnorm", "1"]);
-    assert_eq!(clipped.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&clipped.stderr);
-    assert!(
-        err.contains("gradient clipping") && err.contains("not available yet"),
-        "{err}"
-    );
+    let read = |name: &str| std::fs::read(tmp.path().join(name)).unwrap();
+    for clip in [
+        &["--clipnorm", "0.5"][..],
+        &["--global-clipnorm", "0.5"],
+        &[],
+    ] {
+        let whole = run(None, "whole.safetensors", clip);
+        let pieces = run(Some("8192"), "pieces.safetensors", clip);
+        for o in [&whole, &pieces] {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        assert!(
+            read("whole.safetensors") == read("pieces.safetensors"),
+            "{clip:?}: the same bits in pieces"
+        );
+    }
+    let refused = run(Some("4096"), "x.safetensors", &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("layer 0's weights"), "{err}");
 }

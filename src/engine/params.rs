@@ -37,17 +37,36 @@ pub(crate) struct LayerLayout {
     pub bias: usize,
 }
 
-/// The pieces `(first element, elements)` a flat buffer of `len` elements is bound in: whole
-/// when it fits one storage binding, else in pieces of a whole number of `ALIGN` elements (so
-/// every piece starts at an aligned offset).
-fn chunks(gpu: &Gpu, len: usize) -> Vec<(usize, usize)> {
-    let most = (gpu.parameter_piece_limit() / 4) as usize / ALIGN * ALIGN;
-    if len <= most || most == 0 {
-        return vec![(0, len)];
+/// The pieces `(first element, elements)` the flat buffers are bound in: whole when they fit
+/// one storage binding, else runs of whole tensors (each with its padding) of at most one
+/// binding, so that a tensor's gradient norm never spans two pieces. Fails, naming the layer,
+/// if one tensor exceeds a binding.
+fn pieces(gpu: &Gpu, layers: &[LayerLayout], len: usize) -> Result<Vec<(usize, usize)>> {
+    let most = (gpu.parameter_piece_limit() / 4) as usize;
+    if len <= most {
+        return Ok(vec![(0, len)]);
     }
-    (0..len.div_ceil(most))
-        .map(|c| (c * most, most.min(len - c * most)))
-        .collect()
+    // Every tensor's span: from its first element to the next tensor's (or the end).
+    let starts: Vec<(usize, String)> = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| {
+            [
+                (l.weight, format!("layer {i}'s weights")),
+                (l.bias, format!("layer {i}'s biases")),
+            ]
+        })
+        .collect();
+    let mut pieces: Vec<(usize, usize)> = Vec::new();
+    for (k, (first, what)) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(len, |(next, _)| *next);
+        gpu.check_limit(what, (end - first) as u64 * 4, most as u64 * 4)?;
+        match pieces.last_mut() {
+            Some((start, n)) if end - *start <= most => *n = end - *start,
+            _ => pieces.push((*first, end - first)),
+        }
+    }
+    Ok(pieces)
 }
 
 /// A zeroed buffer of `len` floats, bound in pieces.
@@ -117,23 +136,7 @@ impl GpuParams {
                 bias,
             });
         }
-        let chunks = chunks(&gpu, len);
-        for (i, l) in layers.iter().enumerate() {
-            gpu.check_size(
-                &format!("layer {i}'s weights"),
-                (l.inputs * l.outputs) as u64 * 4,
-            )?;
-        }
-        if chunks.len() > 1 && optimizer.clipping().kernel_params().is_some() {
-            return Err(Error::config(
-                "gradient clipping",
-                format!(
-                    "not available yet for a model whose {len} parameters exceed one storage binding of {} bytes on {}",
-                    gpu.parameter_piece_limit(),
-                    gpu.adapter()
-                ),
-            ));
-        }
+        let chunks = pieces(&gpu, &layers, len)?;
         let params = gpu.storage_in_pieces("parameters", len as u64 * 4)?;
         let pending_glorot = match weights {
             InitialWeights::Given(weights) => {
@@ -154,7 +157,7 @@ impl GpuParams {
             .map(|&(_, n)| gpu.uniform_bytes("optimizer", &optimizer.uniform(n)))
             .collect();
         let (clip, mut clip_buffers) =
-            clip_launches(&gpu, optimizer.as_ref(), &layers, &grads, len)?;
+            clip_launches(&gpu, optimizer.as_ref(), &layers, &grads, &chunks)?;
         let steps = optimizer.accumulation_steps();
         let (accumulator, accumulate) = if steps > 1 {
             let buffer = zeros(&gpu, "gradient accumulator", len)?;

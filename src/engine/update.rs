@@ -83,7 +83,7 @@ pub(super) fn clip_launches(
     optimizer: &dyn Optimizer,
     layers: &[LayerLayout],
     grads: &wgpu::Buffer,
-    len: usize,
+    pieces: &[(usize, usize)],
 ) -> Result<(Vec<crate::gpu::Dispatch>, Vec<wgpu::Buffer>)> {
     let tensors: Vec<[u32; 2]> = layers
         .iter()
@@ -94,7 +94,7 @@ pub(super) fn clip_launches(
             ]
         })
         .collect();
-    crate::gpu::clip_launches(gpu, optimizer.clipping(), &tensors, grads, len)
+    crate::gpu::clip_launches(gpu, optimizer.clipping(), &tensors, grads, pieces)
 }
 
 impl GpuParams {

@@ -275,7 +275,8 @@ impl Gpu {
         self.check_limit(what, bytes, self.max_buffer_bytes())
     }
 
-    fn check_limit(&self, what: &str, bytes: u64, limit: u64) -> Result<()> {
+    /// [`Error::TooLargeForAdapter`] when `bytes` of `what` exceed `limit`.
+    pub(crate) fn check_limit(&self, what: &str, bytes: u64, limit: u64) -> Result<()> {
         if bytes > limit {
             return Err(Error::TooLargeForAdapter {
                 what: what.to_string(),

@@ -336,7 +336,8 @@ pub fn clip(gpu: &Gpu, clipping: crate::Clipping, tensors: &[Vec<f32>]) -> Resul
         flat.resize(flat.len().next_multiple_of(64), 0.0);
     }
     let g = gpu.upload("gradients", &flat)?;
-    let (launches, _buffers) = crate::gpu::clip_launches(gpu, clipping, &table, &g, flat.len())?;
+    let (launches, _buffers) =
+        crate::gpu::clip_launches(gpu, clipping, &table, &g, &[(0, flat.len())])?;
     let launches: Vec<&crate::gpu::Dispatch> = launches.iter().collect();
     run(gpu, &launches)?;
     let back = gpu.read_f32(&g, 0, flat.len(), "reading gradients")?;
