@@ -151,7 +151,7 @@ fn check_loss(
     let correct: f32 = want.row_correct.iter().sum();
     assert_eq!(got.batch_correct, correct, "{what}: batch_correct");
 
-    // Small batches take the one-launch form in training (loss, reduce and the last layer's
+    // Small batches take the one-launch form in training on a GPU (loss, reduce and the last layer's
     // activation backward): it must agree to the bit with the separate launches.
     if rows <= 64 {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

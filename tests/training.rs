@@ -242,20 +242,25 @@ fn profile_step_names_every_launch_and_leaves_the_state_as_it_was() {
 
     let profile = m.profile_step(&data, 4, 3).unwrap();
     let names: Vec<&str> = profile.launches.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "gather",
-            "dense0 forward",
-            "dense1 forward",
-            "loss, reduce, dense1 activation backward",
+    // A batch of 4 has its loss, reduction and last activation backward in one launch, but
+    // not on a CPU adapter (src/engine/plan.rs says why).
+    let loss: &[&str] = if m.adapter().unwrap().device_type == "Cpu" {
+        &["loss", "loss reduce", "dense1 activation backward"]
+    } else {
+        &["loss, reduce, dense1 activation backward"]
+    };
+    let expected: Vec<&str> = ["gather", "dense0 forward", "dense1 forward"]
+        .into_iter()
+        .chain(loss.iter().copied())
+        .chain([
             "dense1 weight gradient",
             "dense1 input gradient",
             "dense0 activation backward",
             "dense0 weight gradient",
             "sgd update",
-        ]
-    );
+        ])
+        .collect();
+    assert_eq!(names, expected);
     assert!(profile.launches.iter().all(|(_, ms)| *ms > 0.0));
     assert!(profile.step_ms > 0.0);
     assert_eq!(m.parameters().unwrap(), params, "parameters put back");

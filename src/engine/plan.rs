@@ -99,7 +99,10 @@ impl PlanBuffers<'_> {
                 _pad: [0; 2],
             },
         );
-        let fused = rows <= FUSED_LOSS_ROWS;
+        // Not on a CPU adapter: llvmpipe ran the fused kernel up to 30 times slower than the
+        // three launches for some batches (12 ms against 0.4 ms a step at 24 rows; figures:
+        // bench/NOTES.md "The fused loss kernel on lavapipe"). The results are the same bits.
+        let fused = rows <= FUSED_LOSS_ROWS && !params.gpu.is_cpu();
         let y = Slice::all(&self.acts[last + 1]);
         let dy = Slice::all(&self.grads[last]);
         let (loss, reduce) = if fused {

@@ -10,7 +10,7 @@ use std::time::Instant;
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepProfile {
     /// Each launch in step order with its milliseconds: `gather`, `dense<i> forward`,
-    /// `loss`, `loss reduce` (for batches of at most 64 rows one launch, `loss, reduce,
+    /// `loss`, `loss reduce` (for batches of at most 64 rows on a GPU one launch, `loss, reduce,
     /// dense<last> activation backward`), then per layer from the last `dense<i> activation
     /// backward`, `dense<i> weight gradient`, `dense<i> input gradient`, and `sgd update`.
     pub launches: Vec<(String, f64)>,
