@@ -1,6 +1,7 @@
 //! Large files go past the page cache (`O_DIRECT`), through the descriptor that created them,
 //! where the file system accepts it. (The fallback on a file system that refuses it, ramfs,
-//! is in `disk_faults.rs`, which mounts one.)
+//! is in `disk_faults.rs`, which mounts one.) And what a writer killed mid-write leaves behind
+//! goes at the next write.
 
 /// 16 MiB and an odd tail: more than the size from which files are written directly.
 fn bytes() -> Vec<u8> {
@@ -43,4 +44,35 @@ fn small_files_are_written_the_ordinary_way() {
     let written = wgfit::checkpoint::write_atomically(&path, b"small").unwrap();
     assert!(!written.direct_io);
     assert_eq!(std::fs::read(&path).unwrap(), b"small");
+}
+
+#[test]
+fn a_killed_writers_temporary_file_goes_at_the_next_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The pid of a process that has exited (a killed writer's).
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = format!(".wgfit-out-{dead}-log.csv");
+    // Pid 1 always runs: its write may be in progress.
+    let live = ".wgfit-out-1-log.csv";
+    let other = format!(".wgfit-out-{dead}-other.csv");
+    for name in [stale.as_str(), live, other.as_str(), ".wgfit-out-x-log.csv"] {
+        std::fs::write(tmp.path().join(name), b"partial").unwrap();
+    }
+    wgfit::checkpoint::write_atomically(&tmp.path().join("log.csv"), b"rows").unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut want = vec![
+        live.to_string(),
+        other.clone(),
+        ".wgfit-out-x-log.csv".to_string(),
+        "log.csv".to_string(),
+    ];
+    want.sort();
+    assert_eq!(left, want, "only the dead writer's file of this name went");
+    assert_eq!(std::fs::read(tmp.path().join("log.csv")).unwrap(), b"rows");
 }

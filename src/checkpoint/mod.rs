@@ -66,9 +66,37 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<Written> {
     let dir = DirHandle::open(parent).map_err(fail)?;
     let tmp = format!(".wgfit-out-{}-{name}", std::process::id());
     let _ = dir.remove(&tmp);
+    remove_stale_temporaries(&dir, name);
     let direct_io = dir.write_atomic(name, &tmp, &[bytes], true).map_err(fail)?;
     dir.sync()?;
     Ok(Written { direct_io })
+}
+
+/// Removes the temporary files of earlier writes of `name` by processes that no longer run
+/// (`.wgfit-out-<pid>-<name>`, left behind when a process was killed mid-write). A file whose
+/// process still runs is another write in progress and stays; failures are ignored (a stale
+/// temporary file costs only its space).
+fn remove_stale_temporaries(dir: &DirHandle, name: &str) {
+    let Ok(names) = dir.names() else {
+        return;
+    };
+    let suffix = format!("-{name}");
+    for entry in names {
+        let pid = entry
+            .strip_prefix(".wgfit-out-")
+            .and_then(|rest| rest.strip_suffix(&suffix))
+            .and_then(|pid| pid.parse::<i32>().ok());
+        let Some(pid) = pid.filter(|p| *p > 0) else {
+            continue;
+        };
+        // Signal 0 checks that the process exists; ESRCH says it does not.
+        let gone = rustix::process::Pid::from_raw(pid)
+            .map(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH))
+            .unwrap_or(false);
+        if gone {
+            let _ = dir.remove(&entry);
+        }
+    }
 }
 
 /// Encodes tensors as the bytes of a safetensors file (f32) with optional header metadata.
