@@ -1,5 +1,6 @@
 //! The training loop: epochs of batches, callbacks at Keras's hooks, logs read once per epoch.
 
+use crate::callbacks::rounds::{check_callback_names, each};
 use crate::callbacks::{Callback, Context, FitOutcome, Progress};
 use crate::data::{Dataset, epoch_permutation};
 use crate::engine::step::record_eval_step;
@@ -7,7 +8,7 @@ use crate::engine::{DataOn, Workspace};
 use crate::engine::{GpuParams, Run};
 use crate::error::{Error, Result};
 use crate::loss::Loss;
-use crate::state::{CALLBACK_TENSORS, Fingerprint, History, Logs, StateMeta, Tensor};
+use crate::state::{Fingerprint, History, Logs, StateMeta};
 
 /// Options of [`crate::Sequential::fit`], as Keras's `fit` arguments.
 #[derive(Debug, Clone)]
@@ -163,145 +164,6 @@ pub(crate) fn logs_of(stats: &[f32], rows: &[usize], accuracy: bool, prefix: &st
         }
     }
     logs
-}
-
-/// Runs `hook` on every callback in order; the first error ends the round, and then no
-/// snapshot of the round is delivered: the callbacks after the failing one never saw this
-/// moment, so a state saved now would resume as if they had (a rerun would skip their work).
-fn each(
-    callbacks: &mut [&mut dyn Callback],
-    ctx: &mut Context<'_>,
-    mut hook: impl FnMut(&mut dyn Callback, &mut Context<'_>) -> Result<()>,
-) -> Result<()> {
-    let mut result = Ok(());
-    for (i, cb) in callbacks.iter_mut().enumerate() {
-        ctx.set_current_callback(i);
-        result = hook(&mut **cb, ctx);
-        if result.is_err() {
-            ctx.take_snapshot_requests();
-            break;
-        }
-    }
-    let delivered = after_round(callbacks, ctx);
-    result.and(delivered)
-}
-
-/// After a round of hooks: hand restored callback states over, then deliver snapshots.
-fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Result<()> {
-    if let Some((states, mut tensors)) = ctx.take_pending_callback_states() {
-        for cb in callbacks.iter_mut() {
-            let prefix = format!("{CALLBACK_TENSORS}{}.", cb.name());
-            let (own, rest) = tensors
-                .into_iter()
-                .partition(|t| t.name.starts_with(&prefix));
-            tensors = rest;
-            let own: Vec<Tensor> = own;
-            if !own.is_empty() {
-                cb.load_state_tensors(own)?;
-            }
-            if let Some(state) = states.get(cb.name()) {
-                cb.load_state(state.clone())?;
-            }
-        }
-    }
-    let requests = ctx.take_snapshot_requests();
-    if requests.is_empty() {
-        return Ok(());
-    }
-    let layout = ctx.engine().params().param_layout();
-    let mut tensors = Vec::new();
-    let mut names = std::collections::BTreeSet::new();
-    for cb in callbacks.iter() {
-        if let Some(t) = cb.state_tensors() {
-            check_callback_tensors(cb.name(), &t, &layout, &mut names)?;
-            tensors.push(t);
-        }
-    }
-    ctx.set_callback_states(
-        callbacks
-            .iter()
-            .filter_map(|cb| cb.state().map(|s| (cb.name().to_string(), s)))
-            .collect(),
-        tensors,
-    );
-    for i in requests {
-        let snapshot = ctx.take_snapshot()?;
-        ctx.set_current_callback(i);
-        callbacks[i].on_snapshot(ctx, snapshot)?;
-    }
-    Ok(())
-}
-
-/// Callbacks that save state are told theirs back by name: two of one name would mix them up.
-fn check_callback_names(callbacks: &[&mut dyn Callback]) -> Result<()> {
-    let mut seen = std::collections::BTreeSet::new();
-    for cb in callbacks {
-        let saves = cb.state().is_some() || cb.state_tensors().is_some();
-        if saves && !seen.insert(cb.name().to_string()) {
-            return Err(Error::Callback {
-                callback: cb.name().into(),
-                reason: "two callbacks of this name save state; a resume could not tell their states apart (give one another name)".into(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// A callback's tensors must be what a restore accepts (docs/FORMAT.md), or a state would be
-/// committed that cannot be restored: named `callbacks.<its name>.<parameter name>` (so that a
-/// restore hands them back to it), shaped as that parameter, each name once, and all
-/// callbacks' together at most `MAX_CALLBACK_COPIES` copies of the parameters.
-fn check_callback_tensors(
-    callback: &str,
-    tensors: &[Tensor],
-    layout: &[(String, Vec<usize>, usize)],
-    names: &mut std::collections::BTreeSet<String>,
-) -> Result<()> {
-    let fail = |reason: String| Error::Callback {
-        callback: callback.into(),
-        reason,
-    };
-    for t in tensors {
-        let param = match crate::state::split_callback_tensor(&t.name) {
-            Some((c, param)) if c == callback => param,
-            _ => {
-                return Err(fail(format!(
-                    "its state tensor `{}` is not named `{CALLBACK_TENSORS}{callback}.<parameter name>`",
-                    t.name
-                )));
-            }
-        };
-        match layout.iter().find(|(name, _, _)| name == param) {
-            Some((_, shape, _))
-                if *shape == t.shape && t.data.len() == t.shape.iter().product::<usize>() => {}
-            Some((_, shape, _)) => {
-                return Err(fail(format!(
-                    "its state tensor `{}` has shape {:?} and {} values; its parameter has shape {shape:?}",
-                    t.name,
-                    t.shape,
-                    t.data.len()
-                )));
-            }
-            None => {
-                return Err(fail(format!(
-                    "its state tensor `{}` names no parameter of the model",
-                    t.name
-                )));
-            }
-        }
-        if !names.insert(t.name.clone()) {
-            return Err(fail(format!("its state tensor `{}` appears twice", t.name)));
-        }
-    }
-    let most = layout.len() as u64 * crate::state::MAX_CALLBACK_COPIES;
-    if names.len() as u64 > most {
-        return Err(fail(format!(
-            "the callbacks' state tensors number {}, more than {} copies of the parameters ({most} tensors)",
-            names.len(),
-            crate::state::MAX_CALLBACK_COPIES
-        )));
-    }
-    Ok(())
 }
 
 /// What `fit` needs besides the model's parameters.

@@ -260,12 +260,7 @@ fn learning_rate_scheduler_is_not_applied_twice_to_a_resumed_epoch() {
     // Interrupted in the middle of epoch 2 (saves every batch), then resumed.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    let backup = || {
-        BackupAndRestore::new(&dir)
-            .unwrap()
-            .save_freq(SaveFreq::Batches(1))
-            .unwrap()
-    };
+    let backup = || common::backup_every_batch(&dir);
     let mut kill = Interrupt {
         at_global_step: Some(2 * 12 + 5),
         at_epoch_begin: None,

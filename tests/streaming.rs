@@ -5,10 +5,7 @@
 mod common;
 
 use common::{Interrupt, bits, data, model, options};
-use wgfit::{
-    Activation, BackupAndRestore, DataOn, Dataset, Dense, FitOptions, Loss, SaveFreq, Sequential,
-    Sgd,
-};
+use wgfit::{Activation, DataOn, Dataset, Dense, FitOptions, Loss, Sequential, Sgd};
 
 /// Batches of 4: 23 an epoch, so the ring of 16 batch slots wraps inside every epoch, and the
 /// last batch is short.
@@ -67,12 +64,7 @@ fn a_streamed_run_resumed_in_the_middle_of_an_epoch_ends_as_the_resident_one() {
     reference.fit(&data(), on(DataOn::Gpu, 3), &mut []).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    let backup = || {
-        BackupAndRestore::new(&dir)
-            .unwrap()
-            .save_freq(SaveFreq::Batches(1))
-            .unwrap()
-    };
+    let backup = || common::backup_every_batch(&dir);
     for at in [5, 19, 40] {
         let mut stop = Interrupt {
             at_global_step: Some(at),

@@ -14,6 +14,7 @@ mod preempt;
 mod progress;
 mod python_format;
 mod reduce_lr;
+pub(crate) mod rounds;
 mod terminate_on_nan;
 
 pub use backup::{BackupAndRestore, SaveFreq};

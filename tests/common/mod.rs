@@ -177,6 +177,14 @@ pub fn resume_error(dir: &Path) -> Error {
         .expect_err("the restore is refused")
 }
 
+/// A backup in `dir` that saves after every batch.
+pub fn backup_every_batch(dir: &Path) -> BackupAndRestore {
+    BackupAndRestore::new(dir)
+        .unwrap()
+        .save_freq(wgfit::SaveFreq::Batches(1))
+        .unwrap()
+}
+
 /// The bits of `make()` trained for `epochs` without interruption, and of the same run killed
 /// at the end of global step `at` (saves every batch) and resumed in a new model: a test of
 /// exact resume compares the two.
@@ -189,12 +197,7 @@ pub fn uninterrupted_and_resumed(
     reference.fit(&data(), options(epochs), &mut []).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    let backup = || {
-        BackupAndRestore::new(&dir)
-            .unwrap()
-            .save_freq(wgfit::SaveFreq::Batches(1))
-            .unwrap()
-    };
+    let backup = || backup_every_batch(&dir);
     let mut stop = Interrupt {
         at_global_step: Some(at),
         at_epoch_begin: None,
