@@ -6,10 +6,12 @@
 
 pub mod callback_suite;
 pub mod cli;
+pub mod cli_run;
 pub mod cpu_reference;
 pub mod data_files;
 pub mod gpu;
 pub mod mount_ns;
+pub mod plot_run;
 pub mod rng;
 pub mod training;
 pub mod worker;
