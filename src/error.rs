@@ -254,6 +254,40 @@ pub enum Error {
         /// The thread or task.
         what: String,
     },
+    #[error("object store error on {url} while {what}: {reason}")]
+    /// A request to an object store failed after its retries (or was refused: credentials,
+    /// a missing bucket). The last committed state there stays valid.
+    ObjectStore {
+        /// The object or prefix.
+        url: String,
+        /// What wgfit was doing.
+        what: String,
+        /// The client's error.
+        reason: String,
+    },
+    #[error(
+        "backup {url} is leased by another run that keeps renewing it (run {owner} on host {host}, pid {pid}); wgfit takes a lease over only once its owner stops renewing it"
+    )]
+    /// Another live run holds the lease of a backup on object storage.
+    BackupLeased {
+        /// The backup's URL.
+        url: String,
+        /// The holder's run id.
+        owner: String,
+        /// The holder's host name.
+        host: String,
+        /// The holder's process id.
+        pid: u32,
+    },
+    #[error("this run lost its lease on backup {url}: {reason}; it stops without writing there")]
+    /// The lease was taken over (this run stopped renewing it for longer than it lasts) or
+    /// the pointer changed under it: another run writes the backup now.
+    LeaseLost {
+        /// The backup's URL.
+        url: String,
+        /// What showed it.
+        reason: String,
+    },
     /// The backup directory is used by another run.
     #[error("backup directory {} is in use by another run (lock file {} is held)", dir.display(), dir.join(".lock").display())]
     BackupLocked {

@@ -62,7 +62,8 @@ fn damages() -> Vec<Damage> {
                 let side = d.join(LATEST);
                 let text = std::fs::read_to_string(&side).unwrap();
                 let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-                v["weights"]["sha256"] = wgfit::checksum::hex(&b).into();
+                v["weights"]["parts"] =
+                    wgfit::checksum::parts_hex(&b, wgfit::checksum::PART_BYTES).into();
                 std::fs::write(&side, serde_json::to_vec(&v).unwrap()).unwrap();
             }),
         ),
@@ -244,26 +245,36 @@ fn the_history_survives_the_sidecar_bit_for_bit() {
 }
 
 #[test]
-fn a_version_2_sidecar_still_restores() {
-    // Version 2 is version 3 without events and stop requests (and without callback tensors).
+fn version_2_and_3_sidecars_still_restore() {
+    // Version 3 is version 4 with one SHA-256 over the whole weights file instead of one per
+    // part; version 2 is version 3 without events and stop requests (and callback tensors).
     let (expected, _) = uninterrupted(4);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("b");
-    kept_backup(&dir);
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join(LATEST)).unwrap()).unwrap();
-    assert_eq!(v["version"], 3);
-    let object = v.as_object_mut().unwrap();
-    object.remove("events");
-    object.remove("stop_training");
-    object.insert("version".into(), 2.into());
-    std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
-    let mut backup = BackupAndRestore::new(&dir).unwrap();
-    let mut m = model();
-    m.fit(&data(), options(4), &mut [&mut backup]).unwrap();
-    assert_eq!(bits(&m), expected);
-    // Version 1 and versions after 3 are refused, naming the versions read.
-    for version in [1, 4] {
+    for version in [3, 2] {
+        let dir = tmp.path().join(format!("b{version}"));
+        kept_backup(&dir);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(LATEST)).unwrap()).unwrap();
+        assert_eq!(v["version"], 4);
+        let weights = std::fs::read(dir.join(v["weights"]["file"].as_str().unwrap())).unwrap();
+        let object = v.as_object_mut().unwrap();
+        if version == 2 {
+            object.remove("events");
+            object.remove("stop_training");
+        }
+        object.insert("version".into(), version.into());
+        let w = object["weights"].as_object_mut().unwrap();
+        w.remove("parts");
+        w.remove("part_bytes");
+        w.insert("sha256".into(), wgfit::checksum::hex(&weights).into());
+        std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
+        let mut backup = BackupAndRestore::new(&dir).unwrap();
+        let mut m = model();
+        m.fit(&data(), options(4), &mut [&mut backup]).unwrap();
+        assert_eq!(bits(&m), expected, "version {version}");
+    }
+    // Version 1 and versions after 4 are refused, naming the versions read.
+    for version in [1, 5] {
         let dir = tmp.path().join(format!("v{version}"));
         kept_backup(&dir);
         let mut v: serde_json::Value =
@@ -271,6 +282,6 @@ fn a_version_2_sidecar_still_restores() {
         v["version"] = version.into();
         std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
         let err = common::resume_error(&dir);
-        assert!(err.to_string().contains("reads versions 2 to 3"), "{err}");
+        assert!(err.to_string().contains("reads versions 2 to 4"), "{err}");
     }
 }

@@ -207,6 +207,9 @@ fn a_claimed_size_is_checked_against_the_model_and_the_file_before_reading() {
     // A terabyte, claimed by the sidecar and (sparsely) by the file itself.
     let huge = 1u64 << 40;
     v["weights"]["bytes"] = huge.into();
+    // With as many (largest) part digests as that length needs: only the size is wrong.
+    v["weights"]["part_bytes"] = (1u64 << 30).into();
+    v["weights"]["parts"] = vec!["0".repeat(64); 1024].into();
     std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
     std::fs::OpenOptions::new()
         .write(true)

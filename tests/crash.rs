@@ -7,9 +7,8 @@
 
 mod common;
 
-use common::worker::{
-    self, EPOCHS, env, file_bytes, reference, run_to_end, spawn, training_from, wait_for_training,
-};
+use common::storm::{self, Backup};
+use common::worker::{self, EPOCHS, file_bytes, reference, run_to_end, spawn, wait_for_training};
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,107 +18,16 @@ fn worker() {
     worker::main();
 }
 
-/// SIGKILLs at random moments of a run saving every batch (`WGFIT_KILLS` of them, else
-/// `default_kills`), restarting after each; the run then completes exactly.
-fn kill_storm(what: &str, settings: &[(&'static str, &'static str)], default_kills: usize) {
+/// A storm on a local directory.
+fn kill_storm(what: &str, settings: &[(&str, &str)], default_kills: usize) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut vars = vec![("FREQ", "1")];
-    vars.extend_from_slice(settings);
-    let (expected, duration) = reference(tmp.path(), &vars);
-    let kills: usize = env("WGFIT_KILLS")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default_kills);
     let dir = tmp.path().join("backup");
-    let out = tmp.path().join("out.bin");
-    let mut rng = 0x9E3779B97F4A7C15u64;
-    let mut landed = 0;
-    // The global steps restarts resumed at (where a state was committed before them), one
-    // list per run: a run that finishes removes its backup, and the next starts afresh.
-    let mut resumes = vec![Vec::new()];
-    for _ in 0..kills {
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
-        // A random moment of the training phase, where the saves are (a restarted run resumes,
-        // so it has less left to do: kill within the first half).
-        let at = duration.mul_f64(0.5 * (rng >> 11) as f64 / (1u64 << 53) as f64);
-        let committed = committed_step(&dir);
-        if committed.is_none() && !resumes.last().is_none_or(Vec::is_empty) {
-            // Nothing committed any more (a kill landed while the finished run removed its
-            // backup): this restart begins a new run.
-            resumes.push(Vec::new());
-        }
-        let mut child = spawn(&dir, &out, &vars, None);
-        let from = training_from(&mut child);
-        let started = from.is_some();
-        if let (Some(committed), Some(from)) = (committed, from) {
-            // A restart resumes from what was committed, not from the beginning.
-            assert_eq!(from, committed, "the restart resumed from the commit");
-            resumes.last_mut().unwrap().push(from);
-        }
-        std::thread::sleep(at);
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        if status.success() {
-            // It finished before the kill: a fresh run starts next; nothing to count.
-            std::fs::remove_file(&out).unwrap();
-            resumes.push(Vec::new());
-        } else if started {
-            landed += 1;
-        }
-    }
-    // The final run must resume from what killed runs left: if the last restart finished
-    // (and removed its backup), kill fresh runs early until one has committed a state.
-    let mut extra = 0;
-    while committed_step(&dir).is_none() {
-        assert!(
-            extra < 20,
-            "no state committed after {extra} extra restarts"
-        );
-        extra += 1;
-        let mut child = spawn(&dir, &out, &vars, None);
-        training_from(&mut child);
-        std::thread::sleep(duration.mul_f64(0.25));
-        child.kill().unwrap();
-        if child.wait().unwrap().success() {
-            std::fs::remove_file(&out).unwrap();
-        }
-    }
-    let committed = committed_step(&dir);
-    let mut child = spawn(&dir, &out, &vars, None);
-    let from = training_from(&mut child);
-    assert_eq!(
-        from, committed,
-        "the final run resumes from the last commit"
-    );
-    let output = child.wait_with_output().unwrap();
-    let (code, err) = (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    );
-    assert_eq!(code, 0, "the run completes after {landed} kills: {err}");
-    assert_eq!(
-        std::fs::read(&out).unwrap(),
-        expected,
-        "final parameters equal the uninterrupted run's"
-    );
-    assert!(!dir.exists(), "the finished run removed its backup");
-    for run in &resumes {
-        assert!(
-            run.windows(2).all(|w| w[0] <= w[1]),
-            "within a run, the resumed position advances: {resumes:?}"
-        );
-    }
-    assert!(
-        resumes.iter().any(|run| !run.is_empty()),
-        "some restart found a committed state and resumed from it: {resumes:?}"
-    );
-    eprintln!(
-        "survived {landed} SIGKILLs ({what}), run of {duration:?}, resumed at {resumes:?}, \
-         the final run at {from:?} after {extra} extra restarts"
-    );
-    assert!(
-        landed >= kills / 2,
-        "most kills landed while the worker ran ({landed}/{kills})"
-    );
+    let backup = Backup {
+        location: dir.clone(),
+        committed_step: Box::new(|| committed_step(&dir)),
+        gone: Box::new(|| !dir.exists()),
+    };
+    storm::kill_storm(tmp.path(), &backup, what, settings, default_kills);
 }
 
 /// The global step of the state committed in `dir`, if there is one.

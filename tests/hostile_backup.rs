@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wgfit::checkpoint::{self, LATEST, load_sidecar};
-use wgfit::checksum::hex as sha256_hex;
+use wgfit::checksum::{PART_BYTES, parts_hex};
 use wgfit::{BackupAndRestore, Error};
 
 fn sidecar(dir: &Path) -> Value {
@@ -27,7 +27,7 @@ fn replace_weights(dir: &Path, bytes: &[u8]) {
     std::fs::write(weights_path(dir), bytes).unwrap();
     let mut v = sidecar(dir);
     v["weights"]["bytes"] = json!(bytes.len());
-    v["weights"]["sha256"] = json!(sha256_hex(bytes));
+    v["weights"]["parts"] = json!(parts_hex(bytes, PART_BYTES));
     std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
 }
 
@@ -119,8 +119,25 @@ fn crafted_sidecars_are_refused() {
         ),
         (
             "bad checksum text",
-            Box::new(|v| v["weights"]["sha256"] = json!("zz")),
-            "SHA-256",
+            Box::new(|v| v["weights"]["parts"][0] = json!("zz")),
+            "part 0's SHA-256 is not 64",
+        ),
+        (
+            "a whole-file checksum in a version 4 sidecar",
+            Box::new(|v| v["weights"]["sha256"] = json!("0".repeat(64))),
+            "digest per part",
+        ),
+        (
+            "a part size out of range",
+            Box::new(|v| v["weights"]["part_bytes"] = json!(1)),
+            "part size 1 is outside",
+        ),
+        (
+            "a digest missing for a part",
+            Box::new(|v| {
+                v["weights"]["parts"].as_array_mut().unwrap().pop();
+            }),
+            "weights part digests for",
         ),
         (
             "other format",
@@ -367,7 +384,7 @@ fn fuzz_sidecar_and_weights_parsers() {
             (0..rounds).for_each(|_| mutate(&mut rng, &mut weights));
             let mut v: Value = serde_json::from_slice(&side).unwrap();
             v["weights"]["bytes"] = json!(weights.len());
-            v["weights"]["sha256"] = json!(sha256_hex(&weights));
+            v["weights"]["parts"] = json!(parts_hex(&weights, PART_BYTES));
             side = serde_json::to_vec(&v).unwrap();
         }
         std::fs::write(dir.join(LATEST), &side).unwrap();

@@ -77,6 +77,7 @@ impl BackupAndRestore {
                 "it is empty; pass the directory to keep backups in, e.g. \"backups/run1\"",
             ));
         }
+        crate::checkpoint::Location::parse(&dir.to_string_lossy())?;
         Ok(BackupAndRestore {
             dir,
             save_freq: SaveFreq::Epoch,
@@ -173,7 +174,7 @@ impl BackupAndRestore {
     /// (`checkpoint::decide`). Changes nothing in the directory when it fails.
     fn restore(&self, dir: &mut BackupDir, ctx: &mut Context<'_>) -> Result<()> {
         match decide(
-            dir.handle(),
+            dir.place(),
             self.double_checkpoint,
             Some(ctx.fingerprint()),
         )? {

@@ -12,6 +12,7 @@
 use super::dir::BackupDir;
 use super::format::{EncodedFile, RawTensor};
 use super::handle::DirHandle;
+use super::place::Place;
 use super::record::{self, Op};
 use super::restore::{Decision, decide};
 use crate::state::{Fingerprint, History, Position, StateMeta};
@@ -193,7 +194,7 @@ fn crash_states(start: &Fs, ops: &[Op]) -> Vec<(Fs, bool)> {
 fn restored(fs: &Fs, double: bool) -> Result<Option<u64>, String> {
     let dir = tempfile::tempdir().unwrap();
     fs.write_to(dir.path());
-    let handle = DirHandle::open(dir.path()).unwrap();
+    let handle = Place::Local(DirHandle::open(dir.path()).unwrap());
     let decision = decide(&handle, double, Some(&fingerprint())).map_err(|e| e.to_string())?;
     // The next run can take the directory (a removal never strands it unmarked).
     drop(BackupDir::take(dir.path()).map_err(|e| e.to_string())?);

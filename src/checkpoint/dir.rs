@@ -1,20 +1,24 @@
-//! A backup directory held by one run: taking it (marker and lock), crash-safe commits, and
-//! removing only what wgfit provably wrote.
+//! A backup directory (or object-store prefix) held by one run: taking it (marker, and lock
+//! or lease), crash-safe commits, and removing only what wgfit provably wrote.
 //!
 //! Commit order (docs/FORMAT.md, "Commit protocol"): the weights to a temporary name, fsync,
 //! rename, fsync of the directory; the new sidecar is parsed back; with double_checkpoint
 //! the last committed sidecar to `previous.json` the same way; the new sidecar to
 //! `latest.json` the same way; an fsync of the directory. The rename of `latest.json` is the
-//! commit. Only then are files no committed sidecar references removed.
+//! commit. Only then are files no committed sidecar references removed. On object storage
+//! each write is one PUT and the commit a conditional PUT of `latest.json` (`place.rs`).
 
 use super::format::{self, Sidecar, WeightsRef};
-use super::handle::{DirHandle, Held};
+use super::handle::DirHandle;
+use super::place::{Hold, Place};
+use super::remote::{Lease, Location, Remote};
 use super::restore::Loaded;
 use crate::checksum;
 use crate::error::{Error, Result};
 use crate::state::{Fingerprint, StateMeta};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The commit point.
 pub const LATEST: &str = "latest.json";
@@ -26,6 +30,8 @@ pub const MARKER: &str = ".wgfit-backup";
 pub(crate) const LOCK: &str = ".lock";
 /// Prefix of files being written (followed by the directory's id).
 pub(crate) const TMP_PREFIX: &str = ".wgfit-tmp-";
+/// The lease object of a backup on object storage.
+pub(crate) use super::remote::LEASE;
 
 /// The contents of [`MARKER`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,13 +79,14 @@ fn random_id() -> String {
     format!("{:016x}{:016x}", half(1), half(2))
 }
 
-/// A backup directory taken by this process: marked as wgfit's, locked until dropped.
+/// A backup directory taken by this process: marked as wgfit's, locked (or leased, on an
+/// object store) until dropped.
 #[derive(Debug)]
 pub struct BackupDir {
-    handle: DirHandle,
+    place: Place,
     marker: Marker,
-    /// The lock; the OS releases it if the process dies.
-    _lock: Held,
+    /// The lock (the OS releases it if the process dies) or lease (it expires).
+    hold: Hold,
     /// The bytes of the last committed sidecar (becomes `previous.json` at the next commit).
     last_committed: Option<Vec<u8>>,
     /// Superseded save points counted by the state this run resumed from.
@@ -89,8 +96,49 @@ pub struct BackupDir {
 impl BackupDir {
     /// Takes `dir` for this process: creates it if missing, marks it as a wgfit backup if it
     /// is new or empty, refuses it if it is neither empty nor marked (changing nothing in
-    /// it), and locks it. [`Error::BackupLocked`] when another run holds it.
+    /// it), and locks it. [`Error::BackupLocked`] when another run holds it. An object-store
+    /// URL (`s3://bucket/prefix`, see [`Location`]) is taken the same way, with a lease.
     pub fn take(dir: &Path) -> Result<BackupDir> {
+        match Location::parse(&dir.to_string_lossy())? {
+            Location::Local(path) => BackupDir::take_local(&path),
+            Location::Remote(url) => BackupDir::take_remote(&url),
+        }
+    }
+
+    fn take_remote(url: &str) -> Result<BackupDir> {
+        let remote = Arc::new(Remote::open(url)?);
+        let place = Place::Remote(remote.clone());
+        let names = place.names()?;
+        let marked = names.iter().any(|n| n == MARKER);
+        // A lease alone is what a removal interrupted after its marker went leaves.
+        let empty = names.iter().all(|n| n == LEASE);
+        if !marked && !empty {
+            return Err(Error::NotABackupDir {
+                dir: place.path().to_path_buf(),
+                entries: names.len(),
+                examples: names.into_iter().take(3).collect(),
+            });
+        }
+        if !marked {
+            // A conditional create: of two first runs racing, one marks.
+            place.create_new(MARKER, &Marker::new(false).json()?)?;
+        }
+        let lease = Lease::take(remote, &random_id())?;
+        let marker = place
+            .read(MARKER, 4096)?
+            .as_deref()
+            .and_then(Marker::parse)
+            .ok_or_else(|| Error::corrupt(place.join(MARKER), "it is not a wgfit marker"))?;
+        Ok(BackupDir {
+            place,
+            marker,
+            hold: Hold::Lease(lease),
+            last_committed: None,
+            superseded_before: 0,
+        })
+    }
+
+    fn take_local(dir: &Path) -> Result<BackupDir> {
         let io = |e| Error::ckpt_io(dir, e);
         let (handle, created) = match DirHandle::create(dir).map_err(io)? {
             Some(handle) => (handle, true),
@@ -146,21 +194,21 @@ impl BackupDir {
             }
         };
         Ok(BackupDir {
-            handle,
+            place: Place::Local(handle),
             marker,
-            _lock: lock,
+            hold: Hold::Lock(lock),
             last_committed: None,
             superseded_before: 0,
         })
     }
 
-    /// The directory.
+    /// The directory (or the object-store URL).
     pub fn path(&self) -> &Path {
-        self.handle.path()
+        self.place.path()
     }
 
-    pub(crate) fn handle(&self) -> &DirHandle {
-        &self.handle
+    pub(crate) fn place(&self) -> &Place {
+        &self.place
     }
 
     /// The id wgfit's files in this directory carry.
@@ -184,7 +232,7 @@ impl BackupDir {
     fn referenced(&self) -> Option<Vec<String>> {
         let mut names = Vec::new();
         for sidecar in [LATEST, PREVIOUS] {
-            match self.handle.read(sidecar, format::MAX_SIDECAR_BYTES) {
+            match self.place.read(sidecar, format::MAX_SIDECAR_BYTES) {
                 Ok(None) => {}
                 Ok(Some(bytes)) => {
                     names.push(serde_json::from_slice::<Sidecar>(&bytes).ok()?.weights.file)
@@ -201,22 +249,12 @@ impl BackupDir {
 
     /// Writes `name` atomically, replacing it (the sidecars).
     fn write(&self, name: &str, pieces: &[&[u8]]) -> Result<bool> {
-        self.write_as(name, pieces, true)
+        self.place.write(name, &self.tmp_name(name), pieces, true)
     }
 
     /// Writes `name` atomically where no file of that name exists (a weights file).
     fn write_new(&self, name: &str, pieces: &[&[u8]]) -> Result<bool> {
-        self.write_as(name, pieces, false)
-    }
-
-    fn write_as(&self, name: &str, pieces: &[&[u8]], replace: bool) -> Result<bool> {
-        let tmp = self.tmp_name(name);
-        if self.handle.exists(&tmp)? {
-            self.handle.remove(&tmp)?;
-        }
-        self.handle
-            .write_atomic(name, &tmp, pieces, replace)
-            .map_err(|e| Error::ckpt_io(self.handle.join(name), e))
+        self.place.write(name, &self.tmp_name(name), pieces, false)
     }
 
     /// Commits a state: `weights` are its safetensors file as pieces laid end to end (see
@@ -237,20 +275,21 @@ impl BackupDir {
         for name in std::iter::once(format!("ckpt-{}.safetensors", p.global_step))
             .chain((1..).map(|k| format!("ckpt-{}-{k}.safetensors", p.global_step)))
         {
-            if !self.handle.exists(&name)? {
+            if !self.place.exists(&name)? {
                 file = name;
                 break;
             }
         }
-        // Hashing and writing each take a pass over the bytes; they run side by side.
-        let (written, sha256) = std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| checksum::hex_of(weights));
+        // Hashing (its parts on every core) and writing each take a pass over the bytes; they
+        // run side by side.
+        let (written, parts) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| checksum::parts_hex_of(weights, checksum::PART_BYTES));
             (self.write_new(&file, weights), hashing.join())
         });
         written?;
-        let sha256 = sha256.map_err(|_| Error::internal("the checksum thread panicked"))?;
+        let parts = parts.map_err(|_| Error::internal("the checksum thread panicked"))?;
         // The weights' name must be durable before a sidecar can point to it.
-        self.handle.sync()?;
+        self.place.sync()?;
 
         let sidecar = Sidecar {
             format: format::FORMAT.into(),
@@ -259,11 +298,12 @@ impl BackupDir {
             epoch: p.epoch,
             step: p.step,
             global_step: p.global_step,
-            weights: WeightsRef {
+            weights: WeightsRef::with_parts(
                 file,
-                bytes: weights.iter().map(|p| p.len() as u64).sum(),
-                sha256,
-            },
+                weights.iter().map(|p| p.len() as u64).sum(),
+                checksum::PART_BYTES,
+                parts,
+            ),
             fingerprint: fingerprint.clone(),
             seed: meta.seed,
             optimizer_steps: meta.optimizer_steps,
@@ -280,7 +320,7 @@ impl BackupDir {
         let json = sidecar.to_json()?;
         // What is committed must restore: parsed back by the code restore uses.
         // (Compared as JSON: a NaN in the logs is not equal to itself.)
-        match Sidecar::parse(&json, &self.handle.join(LATEST)) {
+        match Sidecar::parse(&json, &self.place.join(LATEST)) {
             Ok(back) if back.to_json()? == json => {}
             Ok(_) => {
                 return Err(Error::UnrestorableSidecar {
@@ -298,11 +338,12 @@ impl BackupDir {
         if double_checkpoint && let Some(last) = &self.last_committed {
             self.write(PREVIOUS, &[last])?;
         }
-        self.write(LATEST, &[&json])?;
-        self.handle.sync()?;
+        self.place
+            .commit_pointer(&self.hold, LATEST, &self.tmp_name(LATEST), &json)?;
+        self.place.sync()?;
         self.last_committed = Some(json);
         if !double_checkpoint {
-            self.handle.remove(PREVIOUS)?;
+            self.place.remove(PREVIOUS)?;
         }
         self.remove_strays()
     }
@@ -314,19 +355,18 @@ impl BackupDir {
     pub fn remove_strays(&self) -> Result<()> {
         let referenced = self.referenced();
         let own_tmp = format!("{TMP_PREFIX}{}-", self.marker.id);
-        for name in self.handle.names()? {
+        for name in self.place.names()? {
             let unreferenced = referenced.as_ref().is_some_and(|r| !r.contains(&name));
             let stray = if name.starts_with(&own_tmp) {
                 true
             } else if format::check_file_name(&name).is_ok() && unreferenced {
                 // Not a regular file, or not readable: not provably ours.
-                matches!(self.handle.open_regular(&name), Ok(Some(f))
-                    if format::weights_backup_id(&f).as_deref() == Some(self.id()))
+                self.place.weights_backup_id(&name).as_deref() == Some(self.id())
             } else {
                 false
             };
             if stray {
-                self.handle.remove(&name)?;
+                self.place.remove(&name)?;
             }
         }
         Ok(())
@@ -334,9 +374,9 @@ impl BackupDir {
 
     /// Forgets every committed state (a backup of another run the user asked to discard).
     pub fn discard(&mut self) -> Result<()> {
-        self.handle.remove(PREVIOUS)?;
-        self.handle.remove(LATEST)?;
-        self.handle.sync()?;
+        self.place.remove(PREVIOUS)?;
+        self.place.remove(LATEST)?;
+        self.place.sync()?;
         self.last_committed = None;
         self.superseded_before = 0;
         self.remove_strays()
@@ -347,31 +387,50 @@ impl BackupDir {
     /// the lock and the marker, and the directory itself if wgfit created it and nothing else
     /// is in it. The lock is held until the end. Anything that is not wgfit's stays.
     pub fn remove(mut self) -> Result<()> {
-        self.handle.remove(PREVIOUS)?;
+        self.place.remove(PREVIOUS)?;
         // previous.json must be gone for good before latest.json goes.
-        self.handle.sync()?;
-        self.handle.remove(LATEST)?;
-        self.handle.sync()?;
+        self.place.sync()?;
+        self.place.remove(LATEST)?;
+        self.place.sync()?;
         self.last_committed = None;
         self.remove_strays()?;
-        self.handle.sync()?;
+        self.place.sync()?;
         // The marker goes once nothing else of wgfit's is left (a crash after this leaves at
-        // most the lock file, which `take` accepts as empty), and before the lock file, so a
-        // run that takes the lock after it sees no marker of a directory being removed.
-        self.handle.remove(MARKER)?;
-        self.handle.sync()?;
-        // A process that opened the lock file before this sees the name gone and retries
-        // (DirHandle::lock).
-        self.handle.remove(LOCK)?;
-        if self.marker.created_dir && self.handle.names()?.is_empty() {
-            match std::fs::remove_dir(self.handle.path()) {
-                Ok(()) => {}
-                // Something appeared meanwhile: it stays, and so does the directory.
-                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::ckpt_io(self.handle.path(), e)),
+        // most the lock file or lease, which `take` accepts as empty), and before the lock
+        // file, so a run that takes the lock after it sees no marker of a directory being
+        // removed.
+        self.place.remove(MARKER)?;
+        self.place.sync()?;
+        let BackupDir {
+            place,
+            marker,
+            hold,
+            ..
+        } = self;
+        match (place, hold) {
+            (_, Hold::Lease(lease)) => lease.remove(),
+            (Place::Local(handle), _) => remove_lock_and_dir(&handle, marker.created_dir),
+            (Place::Remote(_), Hold::Lock(_)) => {
+                panic!("a backup on object storage held by a lock file")
             }
         }
-        Ok(())
     }
+}
+
+/// The last of [`BackupDir::remove`] for a directory: the lock file, and the directory if
+/// wgfit created it and nothing else is in it.
+fn remove_lock_and_dir(handle: &DirHandle, created_dir: bool) -> Result<()> {
+    // A process that opened the lock file before this sees the name gone and retries
+    // (DirHandle::lock).
+    handle.remove(LOCK)?;
+    if created_dir && handle.names()?.is_empty() {
+        match std::fs::remove_dir(handle.path()) {
+            Ok(()) => {}
+            // Something appeared meanwhile: it stays, and so does the directory.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::ckpt_io(handle.path(), e)),
+        }
+    }
+    Ok(())
 }

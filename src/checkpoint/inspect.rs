@@ -1,9 +1,9 @@
 //! A read-only report on a backup directory, for `wgfit inspect`: what each file is, whether
 //! each sidecar verifies, and what a rerun will do, by the same decision `fit` makes.
 
-use super::dir::{LATEST, LOCK, MARKER, PREVIOUS, TMP_PREFIX};
+use super::dir::{LATEST, LEASE, LOCK, MARKER, PREVIOUS, TMP_PREFIX};
 use super::format::check_file_name;
-use super::handle::DirHandle;
+use super::place::Place;
 use super::restore::{Decision, Loaded, decide, verify};
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -79,8 +79,8 @@ pub struct StateSummary {
     pub weights_file: String,
     /// Its length.
     pub weights_bytes: u64,
-    /// Its SHA-256.
-    pub weights_sha256: String,
+    /// Its digest, in words (one SHA-256, or one per part).
+    pub weights_digest: String,
     /// Finished epochs in the history.
     pub epochs_done: usize,
     /// Last epoch's logs.
@@ -110,9 +110,11 @@ pub struct FileReport {
 
 /// Reports on `dir` without changing anything in it.
 pub fn inspect(dir: &Path) -> Result<Inspection> {
-    let handle = match DirHandle::open(dir) {
+    let handle = match Place::open(dir) {
         Ok(h) => h,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(Error::CheckpointIo { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
             return Ok(Inspection {
                 dir: dir.display().to_string(),
                 marked: false,
@@ -122,7 +124,7 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
                 files: Vec::new(),
             });
         }
-        Err(e) => return Err(Error::ckpt_io(dir, e)),
+        Err(e) => return Err(e),
     };
     let names = handle.names()?;
     let marked = names.iter().any(|n| n == MARKER);
@@ -132,20 +134,32 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
         .collect::<Result<_>>()?;
     // What `take` would refuse before any restore: a marker or lock file that is not a regular
     // file, or a lock another run holds.
-    let refusal = match (handle.open_regular(MARKER), handle.is_locked(LOCK)) {
+    let marker = match &handle {
+        Place::Local(h) => h.open_regular(MARKER).map(|_| ()),
+        Place::Remote(_) => Ok(()),
+    };
+    let held = match &handle {
+        Place::Local(_) => handle.is_held(LOCK),
+        Place::Remote(_) => handle.is_held(LEASE),
+    };
+    let refusal = match (marker, held) {
         (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
-        (_, Ok(true)) => Some(
-            Error::BackupLocked {
+        (_, Ok(true)) => Some(match &handle {
+            Place::Local(_) => Error::BackupLocked {
                 dir: dir.to_path_buf(),
             }
             .to_string(),
-        ),
+            Place::Remote(_) => format!(
+                "{} is leased by a run that is still renewing it",
+                dir.display()
+            ),
+        }),
         _ => None,
     };
     let (rerun, rerun_with_double_checkpoint) = if let Some(reason) = refusal {
         let refuse = Outlook::Refuse { reason };
         (refuse.clone(), refuse)
-    } else if !marked && !names.iter().all(|n| n == LOCK) {
+    } else if !marked && !names.iter().all(|n| n == LOCK || n == LEASE) {
         let refuse = Outlook::Refuse {
             reason: Error::NotABackupDir {
                 dir: dir.to_path_buf(),
@@ -178,7 +192,7 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
     })
 }
 
-fn report(handle: &DirHandle, name: &str) -> Result<SidecarReport> {
+fn report(handle: &Place, name: &str) -> Result<SidecarReport> {
     let present = handle.exists(name)?;
     let (state, error) = match present.then(|| verify(handle, name)) {
         None => (None, None),
@@ -201,7 +215,7 @@ fn summary(l: &Loaded) -> StateSummary {
         global_step: s.global_step,
         weights_file: s.weights.file.clone(),
         weights_bytes: s.weights.bytes,
-        weights_sha256: s.weights.sha256.clone(),
+        weights_digest: s.weights.describe_digest(),
         epochs_done: s.history.len(),
         last_logs: s.history.last().cloned(),
         saved_at_unix_ms: s.saved_at_unix_ms,
@@ -262,11 +276,12 @@ fn role(name: &str, marked: bool, sidecars: &[SidecarReport]) -> String {
         .map(|s| s.name.as_str())
         .collect();
     if !users.is_empty() {
-        return format!("weights, verified (sha256 matches {})", users.join(", "));
+        return format!("weights, verified (SHA-256 matches {})", users.join(", "));
     }
     match name {
         MARKER => return "marker (this is a wgfit backup directory)".into(),
         LOCK => return "lock file".into(),
+        LEASE => return "lease (who writes this backup, until when)".into(),
         _ => {}
     }
     if name.starts_with(TMP_PREFIX) {

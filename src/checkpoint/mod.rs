@@ -7,7 +7,9 @@ mod direct_write;
 mod format;
 mod handle;
 mod inspect;
+mod place;
 mod record;
+mod remote;
 mod restore;
 
 #[cfg(test)]
@@ -20,6 +22,7 @@ pub(crate) use format::{EncodedFile, RawTensor};
 pub use format::{FORMAT, Sidecar, VERSION, WeightsRef, check_file_name};
 pub(crate) use handle::DirHandle;
 pub use inspect::{FileReport, Inspection, Outlook, SidecarReport, StateSummary, inspect};
+pub use remote::Location;
 pub(crate) use restore::decide;
 pub use restore::{Decision, Loaded, load_sidecar};
 use std::collections::HashMap;

@@ -9,16 +9,11 @@
 
 use super::dir::{LATEST, PREVIOUS};
 use super::format::{self, Sidecar};
-use super::handle::DirHandle;
-use crate::checksum;
+use super::place::Place;
 use crate::error::{Error, Result};
 use crate::state::{Fingerprint, TrainState};
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-
-/// Files up to this size are read without looking at how much of them is on disk.
-const SPARSE_CHECK_FROM: u64 = 1 << 20;
 
 /// A verified state read back from disk, with where it came from.
 #[derive(Debug)]
@@ -67,7 +62,7 @@ enum Unusable {
 /// `previous.json`; `now` is the fingerprint of the run asking (None: not known, as for
 /// `inspect`, which then cannot tell a backup of another run). Reads, never changes.
 pub(crate) fn decide(
-    dir: &DirHandle,
+    dir: &Place,
     double_checkpoint: bool,
     now: Option<&Fingerprint>,
 ) -> Result<Decision> {
@@ -126,7 +121,7 @@ fn both_unusable(latest: Error, previous: Error) -> Error {
 }
 
 /// Reads and verifies one sidecar's state: parse, fingerprint, sizes, weights, checksum.
-fn load(dir: &DirHandle, name: &str, now: Option<&Fingerprint>) -> Result<Loaded, Unusable> {
+fn load(dir: &Place, name: &str, now: Option<&Fingerprint>) -> Result<Loaded, Unusable> {
     let damaged = Unusable::Damaged;
     let path = dir.join(name);
     let bytes = dir
@@ -150,7 +145,7 @@ fn load(dir: &DirHandle, name: &str, now: Option<&Fingerprint>) -> Result<Loaded
 }
 
 /// Reads a sidecar's weights file, checked against the sidecar before it is read.
-fn read_state(dir: &DirHandle, sidecar: &Sidecar) -> Result<TrainState> {
+fn read_state(dir: &Place, sidecar: &Sidecar) -> Result<TrainState> {
     let expected = &sidecar.weights;
     let path = dir.join(&expected.file);
     let limit = sidecar.fingerprint.max_state_bytes();
@@ -163,46 +158,17 @@ fn read_state(dir: &DirHandle, sidecar: &Sidecar) -> Result<TrainState> {
             ),
         ));
     }
-    let file = dir
-        .open_regular(&expected.file)?
-        .ok_or_else(|| Error::corrupt(&path, "it is missing"))?;
-    let meta = file.metadata().map_err(|e| Error::ckpt_io(&path, e))?;
-    let len = meta.len();
-    if len != expected.bytes {
-        return Err(Error::corrupt(
-            &path,
-            format!("it is {len} bytes, the sidecar recorded {}", expected.bytes),
-        ));
-    }
-    // wgfit writes every byte of its files; a file with most of its length in holes claims
-    // a size that is not on disk (compressing file systems stay well above an eighth).
-    let allocated = meta.blocks().saturating_mul(512);
-    if len > SPARSE_CHECK_FROM && allocated.saturating_mul(8) < len {
-        return Err(Error::corrupt(
-            &path,
-            format!(
-                "it is sparse: {allocated} of its {len} bytes are on disk, and wgfit never writes such files"
-            ),
-        ));
-    }
-    let weights = dir.read_len(&expected.file, file, len)?;
-    // Hash and decode side by side; the checksum's verdict comes first. Decoding unverified
+    let weights = dir.read_weights(&expected.file, expected.bytes)?;
+    // Verify and decode side by side; the digests' verdict comes first. Decoding unverified
     // bytes is safe: the decoder treats its input as hostile (and is fuzzed as such).
-    let (sha, state) = std::thread::scope(|scope| {
-        let hashing = scope.spawn(|| checksum::hex(&weights));
+    let (verified, state) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| expected.verify(&weights));
         let state = format::state_of(sidecar, &weights, &path);
         (hashing.join(), state)
     });
-    let sha = sha.map_err(|_| Error::internal("the checksum thread panicked"))?;
-    if sha != expected.sha256 {
-        return Err(Error::corrupt(
-            &path,
-            format!(
-                "SHA-256 {sha} does not match the recorded {}",
-                expected.sha256
-            ),
-        ));
-    }
+    verified
+        .map_err(|_| Error::internal("the checksum thread panicked"))?
+        .map_err(|reason| Error::corrupt(&path, reason))?;
     let state = state?;
     check_shapes(sidecar, &state).map_err(|reason| Error::corrupt(&path, reason))?;
     Ok(state)
@@ -301,12 +267,11 @@ fn check_shapes(sidecar: &Sidecar, state: &TrainState) -> std::result::Result<()
 /// Verifies `name` in `dir` and reads its state, whatever the fingerprint. Never modifies
 /// anything.
 pub fn load_sidecar(dir: &std::path::Path, name: &str) -> Result<Loaded> {
-    let handle = DirHandle::open(dir).map_err(|e| Error::ckpt_io(dir, e))?;
-    verify(&handle, name)
+    verify(&Place::open(dir)?, name)
 }
 
 /// [`load_sidecar`] in an open directory.
-pub(crate) fn verify(dir: &DirHandle, name: &str) -> Result<Loaded> {
+pub(crate) fn verify(dir: &Place, name: &str) -> Result<Loaded> {
     match load(dir, name, None) {
         Ok(loaded) => Ok(loaded),
         Err(Unusable::Damaged(e)) => Err(e),

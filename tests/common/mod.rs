@@ -13,6 +13,8 @@ pub mod gpu;
 pub mod mount_ns;
 pub mod plot_run;
 pub mod rng;
+pub mod s3;
+pub mod storm;
 pub mod training;
 pub mod worker;
 

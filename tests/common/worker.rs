@@ -192,8 +192,9 @@ pub fn spawn(dir: &Path, out: &Path, vars: &[(&str, &str)], shell_prefix: Option
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in vars {
-        // wgfit's own variables pass as they are; the rest configure the worker.
-        if k.starts_with("WGFIT_") {
+        // wgfit's own and the object store's variables pass as they are; the rest configure
+        // the worker.
+        if k.starts_with("WGFIT_") || k.starts_with("AWS_") {
             cmd.env(k, v);
         } else {
             cmd.env(format!("WGFIT_WORKER_{k}"), v);

@@ -113,8 +113,8 @@ fn print_report(r: &Inspection, double: bool) {
                 println!("  step:         {} (batches done in this epoch)", st.step);
                 println!("  global step:  {}", st.global_step);
                 println!(
-                    "  weights:      {} ({} bytes, sha256 {})",
-                    st.weights_file, st.weights_bytes, st.weights_sha256
+                    "  weights:      {} ({} bytes, {})",
+                    st.weights_file, st.weights_bytes, st.weights_digest
                 );
                 if let Some(logs) = &st.last_logs {
                     println!("  last epoch:   {}", wgfit::callbacks::format_logs(logs));

@@ -1,0 +1,310 @@
+//! A backup prefix in an object store, reached through the `object_store` crate: the same
+//! names a backup directory has, written by single PUTs (atomic on every store), with the
+//! commit a conditional PUT of `latest.json` and a lease object instead of a lock
+//! (docs/FORMAT.md, "Object storage").
+//!
+//! Every call blocks on the client's own runtime; requests that fail transiently are retried
+//! by the client with backoff, up to a bound (`connect.rs`).
+
+mod connect;
+mod lease;
+
+pub use connect::Location;
+pub(crate) use lease::{LEASE, Lease, is_leased};
+
+use crate::checksum::{self, PART_BYTES};
+use crate::error::{Error, Result};
+use object_store::path::Path as Key;
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
+};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Files at least this large go up as a multipart upload of [`PART_BYTES`] parts, so that
+/// memory holds a few parts, not a second copy of the state.
+const MULTIPART_FROM: u64 = 2 * PART_BYTES;
+/// Parts of one upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// One backup prefix and the client that reaches it.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Key,
+    runtime: tokio::runtime::Runtime,
+    /// The version of `latest.json` this process last read or wrote: its next commit is
+    /// conditional on it (`None`: on there being no `latest.json`).
+    pointer: Mutex<Option<UpdateVersion>>,
+}
+
+/// What a failed request was doing, for its error.
+fn failed(url: &str, name: &str, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::ObjectStore {
+        url: format!("{url}/{name}"),
+        what: what.into(),
+        reason: e.to_string(),
+    }
+}
+
+impl Remote {
+    /// The prefix `url` names, checked to be reachable with the credentials the environment
+    /// gives (a missing bucket or wrong credentials fail here, before any training).
+    pub fn open(url: &str) -> Result<Remote> {
+        let (store, prefix) = connect::connect(url)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wgfit-object-store")
+            .enable_all()
+            .build()
+            .map_err(|e| failed(url, "", "starting the client's runtime", e))?;
+        let remote = Remote {
+            url: url.to_string(),
+            store,
+            prefix,
+            runtime,
+            pointer: Mutex::new(None),
+        };
+        remote.names()?;
+        Ok(remote)
+    }
+
+    /// The URL of the prefix.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `url/name`, for messages.
+    pub fn join(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("{}/{name}", self.url))
+    }
+
+    fn key(&self, name: &str) -> Key {
+        self.prefix.clone().join(name)
+    }
+
+    fn fail(&self, name: &str, what: &str, e: impl std::fmt::Display) -> Error {
+        failed(&self.url, name, what, e)
+    }
+
+    /// The names directly under the prefix (objects and "directories"), sorted.
+    pub fn names(&self) -> Result<Vec<String>> {
+        let listed = self
+            .runtime
+            .block_on(self.store.list_with_delimiter(Some(&self.prefix)))
+            .map_err(|e| self.fail("", "listing the prefix", e))?;
+        let mut names: Vec<String> = listed
+            .objects
+            .iter()
+            .map(|o| &o.location)
+            .chain(&listed.common_prefixes)
+            .filter_map(|k| k.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The size and version of `name`, if it exists.
+    pub fn head(&self, name: &str) -> Result<Option<(u64, UpdateVersion)>> {
+        match self.runtime.block_on(self.store.head(&self.key(name))) {
+            Ok(meta) => Ok(Some((
+                meta.size,
+                UpdateVersion {
+                    e_tag: meta.e_tag,
+                    version: meta.version,
+                },
+            ))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail(name, "reading the metadata of", e)),
+        }
+    }
+
+    /// Reads `name` whole, refusing one longer than `limit` bytes before its body is read;
+    /// `Ok(None)` when it does not exist. Also returns the version read.
+    pub fn read(&self, name: &str, limit: u64) -> Result<Option<(Vec<u8>, UpdateVersion)>> {
+        self.runtime.block_on(async {
+            let got = match self.store.get(&self.key(name)).await {
+                Ok(got) => got,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(self.fail(name, "reading", e)),
+            };
+            let len = got.meta.size;
+            if len > limit {
+                return Err(Error::corrupt(
+                    self.join(name),
+                    format!("it is {len} bytes, more than the {limit} it may have"),
+                ));
+            }
+            let version = UpdateVersion {
+                e_tag: got.meta.e_tag.clone(),
+                version: got.meta.version.clone(),
+            };
+            let mut bytes = Vec::new();
+            bytes
+                .try_reserve_exact(usize::try_from(len).unwrap_or(usize::MAX))
+                .map_err(|_| {
+                    Error::corrupt(
+                        self.join(name),
+                        format!("it is {len} bytes, more than this machine can hold in memory"),
+                    )
+                })?;
+            use futures_util::StreamExt;
+            let mut stream = got.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.fail(name, "reading", e))?;
+                if bytes.len() as u64 + chunk.len() as u64 > len {
+                    return Err(Error::corrupt(self.join(name), "it grew while being read"));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            if bytes.len() as u64 != len {
+                return Err(Error::corrupt(
+                    self.join(name),
+                    format!("it shrank to {} bytes while being read", bytes.len()),
+                ));
+            }
+            Ok(Some((bytes, version)))
+        })
+    }
+
+    /// Bytes `start..end` of `name` (fewer at its end); `None` when it does not exist.
+    pub fn read_range(&self, name: &str, start: u64, end: u64) -> Result<Option<Vec<u8>>> {
+        match self
+            .runtime
+            .block_on(self.store.get_range(&self.key(name), start..end))
+        {
+            Ok(bytes) => Ok(Some(bytes.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail(name, "reading part of", e)),
+        }
+    }
+
+    /// Writes `pieces` end to end as `name` in one atomic operation (a PUT, or a multipart
+    /// upload that becomes visible whole when completed), then checks the stored size.
+    /// `mode` makes the PUT conditional; a multipart upload is only made for names this run
+    /// alone writes (weights under a name it chose by checking it is free).
+    pub fn put(&self, name: &str, pieces: &[&[u8]], mode: PutMode) -> PutOutcome {
+        let total: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+        let key = self.key(name);
+        let result = self.runtime.block_on(async {
+            if total >= MULTIPART_FROM && matches!(mode, PutMode::Overwrite) {
+                let upload = self.store.put_multipart(&key).await?;
+                let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES as usize);
+                for start in (0..total).step_by(PART_BYTES as usize) {
+                    writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                    let end = (start + PART_BYTES).min(total);
+                    for piece in checksum::range_of(pieces, start, end) {
+                        writer.write(piece);
+                    }
+                }
+                writer.finish().await
+            } else {
+                let payload = PutPayload::from(pieces.concat());
+                self.store
+                    .put_opts(&key, payload, PutOptions::from(mode))
+                    .await
+            }
+        });
+        let put = match result {
+            Ok(put) => put,
+            Err(object_store::Error::AlreadyExists { .. }) => return PutOutcome::Exists,
+            Err(object_store::Error::Precondition { .. }) => return PutOutcome::Changed,
+            Err(e) => return PutOutcome::Failed(self.fail(name, "writing", e)),
+        };
+        match self.head(name) {
+            Ok(Some((size, _))) if size == total => PutOutcome::Written(put.into()),
+            Ok(Some((size, _))) => PutOutcome::Failed(self.fail(
+                name,
+                "checking",
+                format!("it is {size} bytes after writing {total}"),
+            )),
+            Ok(None) => PutOutcome::Failed(self.fail(name, "checking", "it is gone after writing")),
+            Err(e) => PutOutcome::Failed(e),
+        }
+    }
+
+    /// Writes `name`, replacing any object of that name.
+    pub fn put_replacing(&self, name: &str, pieces: &[&[u8]]) -> Result<UpdateVersion> {
+        self.put(name, pieces, PutMode::Overwrite)
+            .written(self, name)
+    }
+
+    /// Removes `name`; `Ok(false)` when it was not there.
+    pub fn remove(&self, name: &str) -> Result<bool> {
+        if self.head(name)?.is_none() {
+            return Ok(false);
+        }
+        match self.runtime.block_on(self.store.delete(&self.key(name))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(self.fail(name, "removing", e)),
+        }
+    }
+
+    /// Commits `bytes` as `name` (the pointer, `latest.json`) if it is still the version this
+    /// process last saw: of two writers, only one can commit over a given version.
+    pub fn commit_pointer(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let mut seen = self
+            .pointer
+            .lock()
+            .map_err(|_| Error::internal("the pointer version lock is poisoned"))?;
+        let mode = match seen.clone() {
+            Some(version) => PutMode::Update(version),
+            None => PutMode::Create,
+        };
+        match self.put(name, &[bytes], mode) {
+            PutOutcome::Written(version) => {
+                *seen = Some(version);
+                Ok(())
+            }
+            PutOutcome::Exists | PutOutcome::Changed => {
+                // A retried PUT whose first attempt landed reads back as our own bytes.
+                if let Some((now, version)) = self.read(name, bytes.len() as u64 + 1)?
+                    && now == bytes
+                {
+                    *seen = Some(version);
+                    return Ok(());
+                }
+                Err(Error::LeaseLost {
+                    url: self.url.clone(),
+                    reason: format!(
+                        "{name} was changed by another writer since this run last read it"
+                    ),
+                })
+            }
+            PutOutcome::Failed(e) => Err(e),
+        }
+    }
+
+    /// Remembers the version of the pointer a restore read, or that there is none.
+    pub fn saw_pointer(&self, version: Option<UpdateVersion>) {
+        if let Ok(mut seen) = self.pointer.lock() {
+            *seen = version;
+        }
+    }
+}
+
+/// How a [`Remote::put`] ended.
+#[derive(Debug)]
+pub(crate) enum PutOutcome {
+    /// Written; the new version.
+    Written(UpdateVersion),
+    /// `PutMode::Create`, and the name exists.
+    Exists,
+    /// `PutMode::Update`, and the object is no longer that version.
+    Changed,
+    /// Any other failure.
+    Failed(Error),
+}
+
+impl PutOutcome {
+    /// The new version; a condition that failed is an error naming the object.
+    pub fn written(self, remote: &Remote, name: &str) -> Result<UpdateVersion> {
+        match self {
+            PutOutcome::Written(version) => Ok(version),
+            PutOutcome::Exists => Err(remote.fail(name, "creating", "it exists already")),
+            PutOutcome::Changed => Err(remote.fail(name, "updating", "another writer changed it")),
+            PutOutcome::Failed(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! A real S3-compatible server for the object-storage tests: the server mode of the Python
+//! package `moto` (`moto_server`, installed by `.ci/run`), started on a free port of
+//! 127.0.0.1 and stopped with the test.
+//!
+//! wgfit reaches it through [`Proxy`], a TCP relay the test can cut (every connection closed,
+//! the port refusing) and restore: moto keeps its objects in memory, so killing moto itself
+//! would lose the bucket the test wants to resume from; cutting the relay looks the same to
+//! wgfit as a server that died.
+//!
+//! Without `moto_server` a test says so and returns, unless `WGFIT_REQUIRE_ALL_TESTS=1` (set
+//! by `.ci/run`) makes that a failure.
+
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `moto_server`, killed when dropped.
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_until_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Moto {
+    /// Starts the server; `None` (after saying why) when `moto_server` is not installed.
+    pub fn start() -> Option<Moto> {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) => {
+                let why = format!("moto_server cannot start ({e}); `pip install 'moto[server]'`");
+                if std::env::var(super::mount_ns::REQUIRE_ALL).is_ok_and(|v| v == "1") {
+                    panic!("{why}");
+                }
+                eprintln!("NOT RUN: {why}");
+                return None;
+            }
+        };
+        wait_until_listening(port);
+        Some(Moto { child, port })
+    }
+
+    /// Creates a bucket and returns a client of it (direct, not through a proxy).
+    pub fn bucket(&self, name: &str) -> Bucket {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        Bucket::new(self.port, name)
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The environment a wgfit process needs to reach the server at `port`.
+pub fn env(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+        // Short waits: a lease lasts 2 s, a failing request is retried for 3 s.
+        ("WGFIT_LEASE_SECONDS", "2".into()),
+        ("WGFIT_STORE_RETRY_SECONDS", "3".into()),
+    ]
+}
+
+/// A test's own client of one bucket, to look at and damage what wgfit wrote.
+pub struct Bucket {
+    store: AmazonS3,
+    runtime: tokio::runtime::Runtime,
+    pub name: String,
+}
+
+impl Bucket {
+    fn new(port: u16, name: &str) -> Bucket {
+        let store = AmazonS3Builder::new()
+            .with_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_allow_http(true)
+            .with_bucket_name(name)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Bucket {
+            store,
+            runtime,
+            name: name.into(),
+        }
+    }
+
+    /// `s3://bucket/prefix`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.name)
+    }
+
+    /// The names under `prefix`, sorted.
+    pub fn names(&self, prefix: &str) -> Vec<String> {
+        let listed = self
+            .runtime
+            .block_on(self.store.list_with_delimiter(Some(&Key::from(prefix))))
+            .unwrap();
+        let mut names: Vec<String> = listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        match self.runtime.block_on(self.store.get(&Key::from(key))) {
+            Ok(got) => Some(self.runtime.block_on(got.bytes()).unwrap().to_vec()),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    pub fn put(&self, key: &str, bytes: Vec<u8>) {
+        self.runtime
+            .block_on(self.store.put(&Key::from(key), PutPayload::from(bytes)))
+            .unwrap();
+    }
+
+    pub fn delete(&self, key: &str) {
+        self.runtime
+            .block_on(self.store.delete(&Key::from(key)))
+            .unwrap();
+    }
+
+    /// The global step `prefix/latest.json` records, if there is one.
+    pub fn committed_step(&self, prefix: &str) -> Option<u64> {
+        let bytes = self.get(&format!("{prefix}/latest.json"))?;
+        serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["global_step"].as_u64()
+    }
+}
+
+/// A TCP relay from a port of its own to the server, that a test can cut and restore.
+pub struct Proxy {
+    pub port: u16,
+    target: u16,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<TcpStream>>>,
+    /// Cut the relay when the n-th request whose first line contains `cut_on.1` begins.
+    cut_on: Arc<Mutex<Option<(usize, String)>>>,
+    seen: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    /// A relay to `target`, listening.
+    pub fn start(target: u16) -> Proxy {
+        let proxy = Proxy {
+            port: free_port(),
+            target,
+            up: Arc::new(AtomicBool::new(false)),
+            connections: Arc::new(Mutex::new(Vec::new())),
+            cut_on: Arc::new(Mutex::new(None)),
+            seen: Arc::new(AtomicUsize::new(0)),
+        };
+        proxy.restore();
+        proxy
+    }
+
+    /// Cuts the relay at the `n`-th request whose first line contains `text` (counted from
+    /// now): that request and all later ones find no server.
+    pub fn cut_at(&self, n: usize, text: &str) {
+        self.seen.store(0, Ordering::SeqCst);
+        *self.cut_on.lock().unwrap() = Some((n, text.into()));
+    }
+
+    /// Whether the relay is cut.
+    pub fn is_cut(&self) -> bool {
+        !self.up.load(Ordering::SeqCst)
+    }
+
+    /// Closes every connection and stops listening: the server is gone.
+    pub fn cut(&self) {
+        cut(&self.up, &self.connections);
+    }
+
+    /// Listens again on the same port.
+    pub fn restore(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        self.up.store(true, Ordering::SeqCst);
+        let (up, connections, target) = (self.up.clone(), self.connections.clone(), self.target);
+        let (cut_on, seen) = (self.cut_on.clone(), self.seen.clone());
+        std::thread::spawn(move || {
+            while up.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                connections
+                    .lock()
+                    .unwrap()
+                    .push(client.try_clone().unwrap());
+                connections
+                    .lock()
+                    .unwrap()
+                    .push(server.try_clone().unwrap());
+                let watch = (
+                    up.clone(),
+                    connections.clone(),
+                    cut_on.clone(),
+                    seen.clone(),
+                );
+                relay(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    Some(watch),
+                );
+                relay(server, client, None);
+            }
+        });
+    }
+}
+
+type Watch = (
+    Arc<AtomicBool>,
+    Arc<Mutex<Vec<TcpStream>>>,
+    Arc<Mutex<Option<(usize, String)>>>,
+    Arc<AtomicUsize>,
+);
+
+fn cut(up: &AtomicBool, connections: &Mutex<Vec<TcpStream>>) {
+    up.store(false, Ordering::SeqCst);
+    for c in connections.lock().unwrap().drain(..) {
+        let _ = c.shutdown(Shutdown::Both);
+    }
+}
+
+/// Copies `from` to `to` on a thread; requests from the client are watched for the cut.
+fn relay(mut from: TcpStream, mut to: TcpStream, watch: Option<Watch>) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if let Some((up, connections, cut_on, seen)) = &watch {
+                let line = String::from_utf8_lossy(&buf[..n.min(512)]);
+                let first = line.lines().next().unwrap_or("");
+                let cut_now = match &*cut_on.lock().unwrap() {
+                    Some((at, text)) if first.contains(text.as_str()) => {
+                        seen.fetch_add(1, Ordering::SeqCst) + 1 == *at
+                    }
+                    _ => false,
+                };
+                if cut_now {
+                    cut(up, connections);
+                    break;
+                }
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
