@@ -340,3 +340,159 @@ fn the_server_lost_in_the_middle_of_a_save_then_back() {
     );
     assert_eq!(std::fs::read(&out).unwrap(), expected);
 }
+
+/// A run killed while it held the lease leaves it unexpired: the rerun waits for it to
+/// expire (its owner no longer renews it), takes it over and resumes from the last commit.
+#[test]
+fn a_lease_left_by_a_killed_run_is_taken_over_once_it_expires() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-lease");
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[]);
+    let url = bucket.url("p");
+    let out = tmp.path().join("out.bin");
+    let slow = with_env(moto.port(), &[("SLOW_MS", "10"), ("FREQ", "1")]);
+    let mut a = start(&url, &out, &slow);
+    assert!(training_from(&mut a).is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let committed = bucket
+        .committed_step("p")
+        .expect("a commit before the kill");
+    let lease: serde_json::Value =
+        serde_json::from_slice(&bucket.get("p/.wgfit-lease").expect("the lease stays")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let left = lease["expires_unix_ms"]
+        .as_u64()
+        .unwrap()
+        .saturating_sub(now);
+    assert!(left > 0, "the killed run's lease is unexpired: {lease}");
+
+    let started = Instant::now();
+    let mut b = start(&url, &out, &with_env(moto.port(), &[]));
+    assert_eq!(
+        training_from(&mut b),
+        Some(committed),
+        "resumes from the commit"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(left),
+        "it waited {:?} for a lease {left} ms from expiring",
+        started.elapsed()
+    );
+    let output = b.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+}
+
+/// `wgfit train --backup-dir s3://…` preempted by SIGTERM saves there and exits 143;
+/// `wgfit inspect s3://…` reads the state; the rerun ends with an uninterrupted run's bytes.
+#[test]
+fn the_command_line_backs_up_to_a_bucket_and_inspects_it() {
+    use common::cli::{BIN, LONG};
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-cli");
+    let url = bucket.url("cli");
+    let tmp = tempfile::tempdir().unwrap();
+    let wgfit = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(args).current_dir(tmp.path());
+        for (k, v) in s3::env(moto.port()) {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let reference = tempfile::tempdir().unwrap();
+    let full = std::process::Command::new(BIN)
+        .args(LONG)
+        .current_dir(reference.path())
+        .output()
+        .unwrap();
+    assert!(full.status.success());
+
+    let mut args: Vec<&str> = LONG.to_vec();
+    args.extend(["--backup-dir", &url]);
+    let mut child = wgfit(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bucket.committed_step("cli").is_none() {
+        assert!(Instant::now() < deadline, "no commit in the bucket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let i = wgfit(&["inspect", &url]).output().unwrap();
+    let text = String::from_utf8_lossy(&i.stdout);
+    assert_eq!(
+        i.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&i.stderr)
+    );
+    assert!(
+        text.contains("preempted") && text.contains("SHA-256 parts"),
+        "{text}"
+    );
+    assert!(text.contains("resumes from latest.json"), "{text}");
+
+    let o = wgfit(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(tmp.path().join("wgfit-model.safetensors")).unwrap(),
+        std::fs::read(reference.path().join("wgfit-model.safetensors")).unwrap()
+    );
+    assert!(
+        bucket.names("cli").is_empty(),
+        "the finished run removed its backup"
+    );
+}
+
+/// A 34 MB state goes up as a multipart upload of 8 MiB parts and restores exactly.
+#[test]
+fn a_large_state_goes_up_in_parts_and_restores_exactly() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-large");
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[("WIDE", "1")]);
+    let url = bucket.url("wide");
+    let out = tmp.path().join("out.bin");
+    let vars = with_env(moto.port(), &[("WIDE", "1"), ("STOP_EPOCH", "2")]);
+    let (code, err) = run(&url, &out, &vars);
+    assert_eq!(code, 1, "{err}");
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&bucket.get("wide/latest.json").unwrap()).unwrap();
+    let bytes = sidecar["weights"]["bytes"].as_u64().unwrap();
+    assert!(bytes > 32 << 20, "{bytes} bytes: past the single-PUT size");
+    assert_eq!(
+        sidecar["weights"]["parts"].as_array().unwrap().len() as u64,
+        bytes.div_ceil(8 << 20)
+    );
+    let (code, err) = run(&url, &out, &with_env(moto.port(), &[("WIDE", "1")]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+}

@@ -106,11 +106,29 @@ pub fn parse_args() -> Result<Args, String> {
     }
     if args.workload.is_empty() {
         return Err(
-            "usage: bench <m|m-kernels|w1|w0|w1-backup|w1-stream|s|mem|profile|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam]"
+            "usage: bench <m|m-kernels|w1|w0|w1-backup|w1-stream|s|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam]"
                 .into(),
         );
     }
     Ok(args)
+}
+
+/// Where a workload's backups go: a new prefix under `WGFIT_BENCH_BACKUP_URL` when it is set
+/// (an object store, e.g. `s3://bench/runs` with the `AWS_*` variables of README "Backups on
+/// object storage"; `scripts/bench-object-store.sh` starts a local one), else `local`.
+pub fn backup_location(local: &std::path::Path, name: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    match std::env::var("WGFIT_BENCH_BACKUP_URL") {
+        Ok(url) => format!(
+            "{}/{name}-{}-{}",
+            url.trim_end_matches('/'),
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+        .into(),
+        Err(_) => local.to_path_buf(),
+    }
 }
 
 pub fn median(values: &[f64]) -> f64 {

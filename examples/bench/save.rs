@@ -66,20 +66,6 @@ fn timed_shell(cmd: &str) -> Result<f64, Box<dyn std::error::Error>> {
     Ok(started.elapsed().as_secs_f64())
 }
 
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 /// One measured save with its `dd` baseline and the resume that follows.
 struct SaveRun {
     /// Bytes in the backup directory.
@@ -146,7 +132,7 @@ fn save_run(
     // A backup at each epoch end, kept afterwards for the resume. The clock runs first, so its
     // epoch-end instant is before the backup's hook and the snapshot.
     let work = tempfile::tempdir_in(".")?;
-    let dir = work.path().join("backup");
+    let dir = super::backup_location(&work.path().join("backup"), "s");
     let mut model = s_model(width)?;
     let mut clock = HookClock::default();
     let mut memory = HostMemory::default();
@@ -162,7 +148,7 @@ fn save_run(
     let peak = proc_status_bytes("VmHWM");
     let blocked_s = (clock.after[1] - clock.epoch_end[0]).as_secs_f64() - base_gap;
     let save_s = (returned - clock.epoch_end[1]).as_secs_f64();
-    let bytes = dir_bytes(&dir);
+    let bytes = weights_bytes(&dir)?;
     drop(model);
     // A completed fit that keeps its backup holds the directory until the callback goes.
     drop(backup);
@@ -180,10 +166,11 @@ fn save_run(
     ))? * bytes as f64
         / (mib << 20) as f64;
 
-    // The resume target: 1.5 × the raw read plus hashing (timed here on the weights file).
-    let weights = largest_file(&dir)?;
+    // The resume target: 1.5 × the raw read plus hashing (timed here on as many bytes, as
+    // restore verifies them: a SHA-256 per part, on every core).
+    let weights = vec![0x5au8; bytes as usize];
     let hashing = Instant::now();
-    wgfit::checksum::hex(&weights);
+    wgfit::checksum::parts_hex(&weights, wgfit::checksum::PART_BYTES);
     let hash_s = hashing.elapsed().as_secs_f64();
     drop(weights);
 
@@ -223,18 +210,15 @@ fn save_run(
     })
 }
 
-/// The bytes of the largest file in `dir` (the weights file of a backup).
-fn largest_file(dir: &std::path::Path) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-    let mut best: Option<(u64, std::path::PathBuf)> = None;
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let len = e.metadata()?.len();
-        if best.as_ref().is_none_or(|(l, _)| len > *l) {
-            best = Some((len, e.path()));
-        }
-    }
-    let (_, path) = best.ok_or("the backup directory is empty")?;
-    Ok(std::fs::read(path)?)
+/// The length of the weights file `latest.json` in `dir` (a directory or a URL) references.
+fn weights_bytes(dir: &std::path::Path) -> Result<u64, Box<dyn std::error::Error>> {
+    let report = wgfit::checkpoint::inspect(dir)?;
+    let state = report
+        .sidecars
+        .iter()
+        .find_map(|s| s.state.as_ref())
+        .ok_or("the backup holds no verified state")?;
+    Ok(state.weights_bytes)
 }
 
 pub fn bench_s(bench: &mut Bench, reps: usize) -> BenchResult {

@@ -290,7 +290,8 @@ pub fn bench_w1_backup(bench: &mut Bench, reps: usize) -> BenchResult {
             (SaveFreq::Batches(1), &mut batch),
         ] {
             let dir = tempfile::tempdir()?;
-            let mut backup = BackupAndRestore::new(dir.path())?.save_freq(freq)?;
+            let location = super::backup_location(dir.path(), "w1-backup");
+            let mut backup = BackupAndRestore::new(location)?.save_freq(freq)?;
             out.push(w1_run(&data, Some(&mut backup))?.seconds);
         }
         copy_only.push(w1_run(&data, Some(&mut SnapshotOnly))?.seconds);

@@ -192,7 +192,12 @@ impl Remote {
                 let upload = self.store.put_multipart(&key).await?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES as usize);
                 for start in (0..total).step_by(PART_BYTES as usize) {
-                    writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                    if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                        // The parts already stored would otherwise stay (and cost) until the
+                        // bucket's lifecycle rule removes unfinished uploads.
+                        let _ = writer.abort().await;
+                        return Err(e);
+                    }
                     let end = (start + PART_BYTES).min(total);
                     for piece in checksum::range_of(pieces, start, end) {
                         writer.write(piece);
