@@ -496,3 +496,29 @@ fn a_large_state_goes_up_in_parts_and_restores_exactly() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), expected);
 }
+
+/// A brief outage in the middle of a save (the server gone for half a second) is retried
+/// with backoff: the run carries on and ends exactly.
+#[test]
+fn a_brief_outage_is_retried_and_the_run_ends_exactly() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-blip");
+    let proxy = Proxy::start(moto.port());
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[]);
+    let out = tmp.path().join("out.bin");
+    proxy.cut_at(3, "PUT /wgfit-blip/blip/ckpt-");
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !proxy.is_cut() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            proxy.restore();
+        });
+        let vars = with_env(proxy.port, &[("FREQ", "epoch")]);
+        let (code, err) = run(&bucket.url("blip"), &out, &vars);
+        assert_eq!(code, 0, "{err}");
+    });
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+}
