@@ -11,6 +11,7 @@ mod place;
 mod record;
 mod remote;
 mod restore;
+mod weights_ref;
 
 #[cfg(test)]
 mod crash_states;

@@ -10,11 +10,13 @@
 //! Without `moto_server` a test says so and returns, unless `WGFIT_REQUIRE_ALL_TESTS=1` (set
 //! by `.ci/run`) makes that a failure.
 
+use super::worker::{run_to_end, spawn};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -105,6 +107,25 @@ pub fn env(port: u16) -> Vec<(&'static str, String)> {
         ("WGFIT_LEASE_SECONDS", "2".into()),
         ("WGFIT_STORE_RETRY_SECONDS", "3".into()),
     ]
+}
+
+/// The worker's settings plus the environment that reaches the server at `port`.
+pub fn with_env<'a>(port: u16, vars: &[(&'a str, &'a str)]) -> Vec<(&'a str, String)> {
+    let mut all: Vec<(&str, String)> = env(port);
+    all.extend(vars.iter().map(|(k, v)| (*k, v.to_string())));
+    all
+}
+
+/// A worker on `url`, run to its end: exit code and stderr.
+pub fn run(url: &str, out: &Path, vars: &[(&str, String)]) -> (i32, String) {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_to_end(Path::new(url), out, &vars, None)
+}
+
+/// A worker on `url`, running.
+pub fn start(url: &str, out: &Path, vars: &[(&str, String)]) -> std::process::Child {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spawn(Path::new(url), out, &vars, None)
 }
 
 /// A test's own client of one bucket, to look at and damage what wgfit wrote.

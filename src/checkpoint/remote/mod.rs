@@ -181,7 +181,9 @@ impl Remote {
     }
 
     /// Writes `pieces` end to end as `name` in one atomic operation (a PUT, or a multipart
-    /// upload that becomes visible whole when completed), then checks the stored size.
+    /// upload that becomes visible whole when completed), then checks that the stored object
+    /// is this write (its version; `Changed` if another writer replaced it since) and has its
+    /// size.
     /// `mode` makes the PUT conditional; a multipart upload is only made for names this run
     /// alone writes (weights under a name it chose by checking it is free).
     pub fn put(&self, name: &str, pieces: &[&[u8]], mode: PutMode) -> PutOutcome {
@@ -217,22 +219,36 @@ impl Remote {
             Err(object_store::Error::Precondition { .. }) => return PutOutcome::Changed,
             Err(e) => return PutOutcome::Failed(self.fail(name, "writing", e)),
         };
+        let written = UpdateVersion::from(put);
         match self.head(name) {
-            Ok(Some((size, _))) if size == total => PutOutcome::Written(put.into()),
+            // Replaced since by another writer (this run was paused past its lease): not ours.
+            Ok(Some((_, now))) if written.e_tag.is_some() && now.e_tag != written.e_tag => {
+                PutOutcome::Changed
+            }
+            Ok(Some((size, _))) if size == total => PutOutcome::Written(written),
             Ok(Some((size, _))) => PutOutcome::Failed(self.fail(
                 name,
                 "checking",
                 format!("it is {size} bytes after writing {total}"),
             )),
-            Ok(None) => PutOutcome::Failed(self.fail(name, "checking", "it is gone after writing")),
+            // Removed since by another writer (as a stray of the backup it now writes).
+            Ok(None) => PutOutcome::Changed,
             Err(e) => PutOutcome::Failed(e),
         }
     }
 
-    /// Writes `name`, replacing any object of that name.
+    /// Writes `name`, replacing any object of that name. Only the lease holder writes, so an
+    /// object replaced or removed by another writer meanwhile means the lease was lost.
     pub fn put_replacing(&self, name: &str, pieces: &[&[u8]]) -> Result<UpdateVersion> {
-        self.put(name, pieces, PutMode::Overwrite)
-            .written(self, name)
+        match self.put(name, pieces, PutMode::Overwrite) {
+            PutOutcome::Changed => Err(Error::LeaseLost {
+                url: self.url.clone(),
+                reason: format!(
+                    "{name} was replaced or removed by another writer as this run wrote it"
+                ),
+            }),
+            other => other.written(self, name),
+        }
     }
 
     /// Removes `name`; `Ok(false)` when it was not there.
@@ -264,7 +280,7 @@ impl Remote {
             }
             PutOutcome::Exists | PutOutcome::Changed => {
                 // A retried PUT whose first attempt landed reads back as our own bytes.
-                if let Some((now, version)) = self.read(name, bytes.len() as u64 + 1)?
+                if let Some((now, version)) = self.read(name, super::format::MAX_SIDECAR_BYTES)?
                     && now == bytes
                 {
                     *seen = Some(version);
