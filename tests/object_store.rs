@@ -233,7 +233,7 @@ fn the_command_line_backs_up_to_a_bucket_and_inspects_it() {
     assert!(full.status.success());
 
     let mut args: Vec<&str> = LONG.to_vec();
-    args.extend(["--backup-dir", &url]);
+    args.extend(["--backup-dir", &url, "--history", "h.csv"]);
     let child = wgfit(&args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -273,6 +273,18 @@ fn the_command_line_backs_up_to_a_bucket_and_inspects_it() {
         "{text}"
     );
     assert!(text.contains("resumes from latest.json"), "{text}");
+
+    // A CSV history records no events: `wgfit plot` reads them from the bucket's sidecar.
+    let p = wgfit(&["plot", "h.csv", "-o", "c.svg", "--backup-dir", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&p.stdout);
+    assert!(
+        p.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&p.stderr)
+    );
+    assert!(text.contains("1 preemption"), "{text}");
 
     let o = wgfit(&args).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

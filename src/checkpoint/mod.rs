@@ -29,6 +29,12 @@ pub use restore::{Decision, Loaded, load_sidecar};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The bytes of `latest.json` in a backup directory or at an object-store URL, if there is
+/// one; a link or special file in its place is refused, not followed.
+pub fn read_latest_sidecar(dir: &Path) -> Result<Option<Vec<u8>>> {
+    place::Place::open(dir)?.read(LATEST, format::MAX_SIDECAR_BYTES)
+}
+
 /// Writes tensors as a safetensors file (f32), e.g. a model's final parameters, atomically.
 pub fn write_tensors(path: &Path, tensors: &[Tensor]) -> Result<()> {
     write_tensors_with_metadata(path, tensors, None)

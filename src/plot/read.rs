@@ -79,22 +79,14 @@ fn history_of(rows: Vec<EpochLogs>) -> History {
 /// Only that field is read, so any sidecar version with an `events` list will do.
 fn backup_events(dir: &Path) -> Result<Vec<RunEvent>> {
     let path = dir.join(LATEST);
-    // As everywhere in a backup directory, a link or special file is not followed or read.
-    let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::ckpt_io(&path, e))?;
-    if !meta.is_file() {
-        let kind = if meta.is_dir() {
-            "a directory"
-        } else if meta.file_type().is_symlink() {
-            "a symbolic link"
-        } else {
-            "a special file"
-        };
-        return Err(Error::NotRegularFile {
-            path,
-            kind: kind.into(),
-        });
-    }
-    let bytes = std::fs::read(&path).map_err(|e| Error::ckpt_io(&path, e))?;
+    // As everywhere in a backup, a link or special file is not followed or read.
+    let bytes = match crate::checkpoint::read_latest_sidecar(dir) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(Error::corrupt(&path, "it is missing")),
+        // A directory that cannot be opened: name the file wanted in it.
+        Err(Error::CheckpointIo { source, .. }) => return Err(Error::ckpt_io(&path, source)),
+        Err(e) => return Err(e),
+    };
     let sidecar: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::corrupt(&path, format!("not valid JSON: {e}")))?;
     let Value::Object(fields) = sidecar else {
