@@ -25,7 +25,14 @@ fn kill_storm(what: &str, settings: &[(&str, &str)], default_kills: usize) {
     let backup = Backup {
         location: dir.clone(),
         committed_step: Box::new(|| committed_step(&dir)),
-        gone: Box::new(|| !dir.exists()),
+        // The directory itself may stay, empty: when a kill interrupted an earlier removal
+        // after its marker went, the next run cannot know that wgfit created it.
+        left: Box::new(|| {
+            std::fs::read_dir(&dir).map_or(Vec::new(), |d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+        }),
     };
     storm::kill_storm(tmp.path(), &backup, what, settings, default_kills);
 }

@@ -71,7 +71,7 @@ fn sigkill_storm_on_object_storage() {
     let backup = Backup {
         location: bucket.url("storm").into(),
         committed_step: Box::new(|| bucket.committed_step("storm")),
-        gone: Box::new(|| bucket.names("storm").is_empty()),
+        left: Box::new(|| bucket.names("storm")),
     };
     let vars = with_env(moto.port(), &[("SLOW_MS", "3")]);
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -10,8 +10,8 @@ pub struct Backup<'a> {
     pub location: PathBuf,
     /// The global step committed now, if any.
     pub committed_step: Box<dyn Fn() -> Option<u64> + 'a>,
-    /// Whether the backup is gone (a finished run removed it).
-    pub gone: Box<dyn Fn() -> bool + 'a>,
+    /// What is left of the backup (nothing once a finished run removed it).
+    pub left: Box<dyn Fn() -> Vec<String> + 'a>,
 }
 
 /// SIGKILLs at random moments of a run saving every batch (`WGFIT_KILLS` of them, else
@@ -102,7 +102,11 @@ pub fn kill_storm(
         expected,
         "final parameters equal the uninterrupted run's"
     );
-    assert!((backup.gone)(), "the finished run removed its backup");
+    let left = (backup.left)();
+    assert!(
+        left.is_empty(),
+        "the finished run removed its backup: {left:?} left"
+    );
     for run in &resumes {
         assert!(
             run.windows(2).all(|w| w[0] <= w[1]),
