@@ -158,6 +158,9 @@ fn read_state(dir: &Place, sidecar: &Sidecar) -> Result<TrainState> {
             ),
         ));
     }
+    expected
+        .check_part_count()
+        .map_err(|reason| Error::corrupt(&path, reason))?;
     let weights = dir.read_weights(&expected.file, expected.bytes)?;
     // Verify and decode side by side; the digests' verdict comes first. Decoding unverified
     // bytes is safe: the decoder treats its input as hostile (and is fuzzed as such).

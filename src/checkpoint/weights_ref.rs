@@ -45,7 +45,7 @@ impl WeightsRef {
     }
 
     /// Whether the digests are well-formed for a sidecar of `version`: one SHA-256 (versions
-    /// 2 and 3), or one per part of a sane size, as many as the length needs (version 4).
+    /// 2 and 3), or SHA-256s of parts of a sane size (version 4).
     pub(super) fn check_digests(&self, version: u32) -> std::result::Result<(), String> {
         if version < FIRST_PARTS_VERSION {
             return match &self.sha256 {
@@ -66,6 +66,20 @@ impl WeightsRef {
                 PART_BYTES_RANGE.end()
             ));
         }
+        match self.parts.iter().position(|d| !is_sha256_hex(d)) {
+            Some(k) => Err(format!(
+                "weights part {k}'s SHA-256 is not 64 lower-case hex digits"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether there are as many part digests as the recorded length needs (checked once that
+    /// length is known to be one a state of the model can have).
+    pub(super) fn check_part_count(&self) -> std::result::Result<(), String> {
+        let Some(part) = self.part_bytes else {
+            return Ok(());
+        };
         let expected = self.bytes.div_ceil(part);
         if self.parts.len() as u64 != expected {
             return Err(format!(
@@ -74,12 +88,7 @@ impl WeightsRef {
                 self.bytes
             ));
         }
-        match self.parts.iter().position(|d| !is_sha256_hex(d)) {
-            Some(k) => Err(format!(
-                "weights part {k}'s SHA-256 is not 64 lower-case hex digits"
-            )),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Checks `bytes` (the file, of the recorded length) against the recorded digests,
@@ -128,4 +137,3 @@ impl WeightsRef {
         }
     }
 }
-
