@@ -305,6 +305,69 @@ pub enum Error {
         /// One line per differing item: "what: backup X, now Y".
         differences: Vec<String>,
     },
+    /// A binary built without the `mpi` feature was started by an MPI launcher with several
+    /// processes: each would train the whole model alone and all would race on one backup.
+    #[error(
+        "started as one of {size} processes ({variable}={size}) by an MPI launcher, but this wgfit was built without MPI: every process would train the whole model alone and all would race on one backup; build with `cargo build --release --features mpi` (docs/MPI.md), or start one process"
+    )]
+    LauncherWithoutMpi {
+        /// The launcher's variable that gave the process count.
+        variable: String,
+        /// The process count.
+        size: usize,
+    },
+    /// A rank of a distributed fit disagrees with rank 0 on the run.
+    #[error(
+        "rank {rank} disagrees with rank 0 on the run (every rank must train the same model on the same data with the same options):\n  {}",
+        differences.join("\n  ")
+    )]
+    RankDisagreement {
+        /// The rank.
+        rank: usize,
+        /// One line per differing item: "what: rank 0 X, rank r Y".
+        differences: Vec<String>,
+    },
+    /// Ranks of a distributed fit hold different parameters.
+    #[error(
+        "the parameters of rank(s) {ranks:?} differ from rank 0's {when}: the ranks no longer train one model (different device types or drivers?)"
+    )]
+    RanksDiverged {
+        /// The ranks whose parameters differ from rank 0's.
+        ranks: Vec<usize>,
+        /// When it was found, e.g. "at the end of epoch 3".
+        when: String,
+    },
+    /// The batch cannot be split over the ranks of a distributed fit.
+    #[error("a batch of {batch} rows cannot be split over {ranks} ranks: {reason}")]
+    BatchSplit {
+        /// The global batch size.
+        batch: usize,
+        /// The rank count.
+        ranks: usize,
+        /// Why, and what to use instead.
+        reason: String,
+    },
+    /// A distributed fit stopped on every rank at the same batch because a rank caught
+    /// SIGTERM or SIGINT; rank 0 saved the state if it backs up.
+    #[error(
+        "stopped by signal {signal} at epoch {epoch}, step {step}, together with every rank (rank 0 saves the state when it backs up); run again to resume"
+    )]
+    StoppedBySignal {
+        /// The signal number.
+        signal: i32,
+        /// Epoch of the stop.
+        epoch: usize,
+        /// Step of the stop.
+        step: usize,
+    },
+    /// An MPI operation failed.
+    #[error("MPI: {what}: {reason}")]
+    Mpi {
+        /// The operation.
+        what: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -39,6 +39,10 @@ pub struct FitOptions {
     /// Where the training and validation data live: on the GPU, or streamed a batch at a time
     /// from host memory (`Auto`: streamed when it does not fit). Both give the same bits.
     pub data_on: DataOn,
+    /// Train over the ranks of an MPI group, data-parallel (docs/MPI.md): `batch_size` is then
+    /// the global batch, split by sample index; every rank calls `fit` alike. `None`: this
+    /// process alone.
+    pub distributed: Option<crate::distributed::Group>,
 }
 
 impl Default for FitOptions {
@@ -55,6 +59,7 @@ impl Default for FitOptions {
             validation_freq: 1,
             validation_batch_size: None,
             data_on: DataOn::Auto,
+            distributed: None,
         }
     }
 }
@@ -223,12 +228,21 @@ pub(crate) fn fit(
     if options.verbose > 0 {
         eprintln!("wgfit: training on {}", params.gpu.adapter());
     }
-    let mut ctx = Context::new(
-        Run::new(params, work),
-        meta,
-        setup.fingerprint.clone(),
-        options.epochs,
-    );
+    // A distributed fit: the ranks' gradients are exchanged and summed at every step, and a
+    // signal is caught on every rank so that all stop together (`distributed::check_stop`).
+    params.schedule_ranks = 1;
+    let (_distributed, reducer) = match &options.distributed {
+        Some(group) => (
+            Some(crate::distributed::begin(group)?),
+            Some(crate::engine::Reducer::new(params, group.clone())?),
+        ),
+        None => (None, None),
+    };
+    let mut run = Run::new(params, work);
+    if let Some(reducer) = reducer {
+        run.set_reducer(reducer);
+    }
+    let mut ctx = Context::new(run, meta, setup.fingerprint.clone(), options.epochs);
     ctx.set_validates(validation.is_some());
     let result = train(&mut ctx, callbacks, &setup, validation.as_ref());
     let outcome = match &result {
@@ -259,11 +273,13 @@ fn train(
     validation: Option<&Workspace>,
 ) -> Result<History> {
     each(callbacks, ctx, |cb, ctx| cb.on_train_begin(ctx))?;
+    crate::distributed::check_agree(ctx, "at the start")?;
     ctx.lock_position();
     while ctx.position().epoch < setup.options.epochs && !ctx.stop_requested() {
         train_epoch(ctx, callbacks, setup, validation)?;
     }
     ctx.engine().finish("training batches")?;
+    crate::distributed::check_agree(ctx, "at the end of training")?;
     let logs = ctx.history().last().cloned().unwrap_or_default();
     each(callbacks, ctx, |cb, ctx| cb.on_train_end(ctx, &logs))?;
     Ok(ctx.history().clone())
@@ -289,6 +305,7 @@ fn train_epoch(
         })?;
         ctx.train_batch()?;
         each(callbacks, ctx, |cb, ctx| cb.on_train_batch_end(ctx, batch))?;
+        crate::distributed::check_stop(ctx)?;
     }
 
     // The epoch's logs: one readback of every batch's statistics.

@@ -29,6 +29,7 @@ pub mod callbacks;
 pub mod checkpoint;
 pub mod checksum;
 pub mod data;
+pub mod distributed;
 mod engine;
 mod error;
 mod fit;

@@ -9,6 +9,8 @@
 //! JSON to `bench.json` (or `--json PATH`).
 
 mod clock;
+#[cfg(feature = "mpi")]
+mod dp;
 mod matmul;
 mod memory;
 mod profile;
@@ -208,6 +210,20 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         memory::bench_memory(&mut bench)?;
         ran = true;
     }
+    // Not part of `all`: it needs the `mpi` feature, and is run alone and under mpirun.
+    if args.workload == "dp" {
+        #[cfg(feature = "mpi")]
+        dp::bench_dp(&mut bench, args.reps)?;
+        #[cfg(not(feature = "mpi"))]
+        return Err(
+            "dp needs the mpi feature: cargo run --release --features mpi --example bench -- dp"
+                .into(),
+        );
+        #[cfg(feature = "mpi")]
+        {
+            ran = true;
+        }
+    }
     if !ran {
         return Err(format!(
             "unknown workload {:?} (m, m-kernels, w1, w0, w1-backup, w1-stream, s, mem, profile, all)",
@@ -235,6 +251,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "workload": args.workload,
         "figures": figures,
     });
+    // Under mpirun (`bench dp`) rank 0 alone writes the file.
+    if !wgfit::distributed::is_writer() {
+        return Ok(());
+    }
     std::fs::write(&args.json, serde_json::to_string_pretty(&doc)? + "\n")?;
     println!("wrote {}", args.json);
     Ok(())

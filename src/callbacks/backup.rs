@@ -68,7 +68,9 @@ impl std::fmt::Debug for PreemptGuard {
 
 impl BackupAndRestore {
     /// A callback backing up to `backup_dir` at every epoch end, keeping no previous state,
-    /// deleting its files after a successful run, not catching signals.
+    /// deleting its files after a successful run, not catching signals. `backup_dir` is a
+    /// directory, or an object-store URL (`s3://bucket/prefix`, `gs://`, `az://`, `file://`;
+    /// see [`crate::checkpoint::Location`]) reached with the environment's credentials.
     pub fn new(backup_dir: impl AsRef<Path>) -> Result<Self> {
         let dir = backup_dir.as_ref().to_path_buf();
         if dir.as_os_str().is_empty() {
@@ -173,11 +175,7 @@ impl BackupAndRestore {
     /// Restores the last committed state into `ctx` by the decision `inspect` reports
     /// (`checkpoint::decide`). Changes nothing in the directory when it fails.
     fn restore(&self, dir: &mut BackupDir, ctx: &mut Context<'_>) -> Result<()> {
-        match decide(
-            dir.place(),
-            self.double_checkpoint,
-            Some(ctx.fingerprint()),
-        )? {
+        match decide(dir.place(), self.double_checkpoint, Some(ctx.fingerprint()))? {
             Decision::Fresh => ctx.record_event(EventKind::Start),
             Decision::Resume {
                 loaded,
@@ -252,6 +250,10 @@ impl Callback for BackupAndRestore {
 
     fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         self.validate()?;
+        // MPI ranks above 0 take the state rank 0 restored and write nothing (docs/MPI.md).
+        if !crate::distributed::is_writer() {
+            return crate::distributed::receive_state(ctx);
+        }
         let mut dir = match self.held.take() {
             Some(dir) => dir,
             None => BackupDir::take(&self.dir)?,
@@ -259,6 +261,7 @@ impl Callback for BackupAndRestore {
         // On failure the directory is dropped: unlocked, as it was found (but for the marker
         // of a directory that was empty).
         self.restore(&mut dir, ctx)?;
+        crate::distributed::send_state(ctx)?;
         self.superseded = dir.superseded_before();
         let preempt = if self.save_before_preemption {
             Some(PreemptGuard::new()?)
@@ -283,10 +286,15 @@ impl Callback for BackupAndRestore {
     }
 
     fn on_train_batch_end(&mut self, ctx: &mut Context<'_>, _batch: usize) -> Result<()> {
+        if !crate::distributed::is_writer() {
+            return Ok(());
+        }
         let save_freq = self.save_freq;
         let run = self.run()?;
         run.writer.check()?;
-        if let Some(signal) = run.preempt.as_ref().and_then(|p| p.signal()) {
+        // Under MPI the signal all ranks agreed on at this batch, so that all stop at it.
+        let signal = run.preempt.as_ref().and_then(|p| p.signal());
+        if let Some(signal) = crate::distributed::preempt_signal(signal) {
             run.preempting = Some(signal);
             ctx.record_event(EventKind::Preempted);
             ctx.request_snapshot();
@@ -304,6 +312,9 @@ impl Callback for BackupAndRestore {
     }
 
     fn on_epoch_end(&mut self, ctx: &mut Context<'_>, _epoch: usize, _logs: &Logs) -> Result<()> {
+        if !crate::distributed::is_writer() {
+            return Ok(());
+        }
         let save_freq = self.save_freq;
         self.run()?.writer.check()?;
         if save_freq == SaveFreq::Epoch {
@@ -330,6 +341,9 @@ impl Callback for BackupAndRestore {
     }
 
     fn on_train_end(&mut self, ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
+        if !crate::distributed::is_writer() {
+            return Ok(());
+        }
         if self.delete_checkpoint {
             let run = self
                 .run

@@ -208,6 +208,16 @@ impl<'a> Context<'a> {
         self.engine.write_params(params)
     }
 
+    /// The whole training state as other ranks must take it in `on_train_begin`: the callback
+    /// states a restore brought (not handed to the callbacks yet) rather than the current ones.
+    pub(crate) fn state_for_peers(&mut self) -> Result<TrainState> {
+        let mut state = self.read_state()?;
+        if let Some((_, tensors)) = &self.pending_callback_states {
+            state.callback_tensors = tensors.clone();
+        }
+        Ok(state)
+    }
+
     /// Replaces the whole training state. The position may change only in `on_train_begin`;
     /// later, `state.meta.position` must equal the current position.
     pub fn set_state(&mut self, state: TrainState) -> Result<()> {

@@ -45,6 +45,16 @@ fn handlers() -> Result<&'static Handlers> {
         })
 }
 
+/// The signal caught while a [`PreemptGuard`] lived, if any (a distributed step sends it to
+/// the other ranks so that all stop at the same batch).
+pub(crate) fn caught_signal() -> Option<i32> {
+    let handlers = HANDLERS.get()?.as_ref().ok()?;
+    match handlers.caught.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s as i32),
+    }
+}
+
 /// While alive, SIGTERM and SIGINT are caught instead of terminating the process.
 pub(crate) struct PreemptGuard {
     handlers: &'static Handlers,

@@ -103,6 +103,9 @@ pub(crate) struct GpuParams {
     pub accumulate: Option<Accumulate>,
     /// Kept alive for the clipping launches' bind groups.
     _clip_buffers: Vec<wgpu::Buffer>,
+    /// Micro-batches of the equivalent one-rank run per step: the rank count in a distributed
+    /// fit (the learning rate schedule counts them), else 1.
+    pub schedule_ranks: u64,
     /// The seed of Glorot weights not drawn yet (see [`GpuParams::ensure_initialized`]).
     pending_glorot: Mutex<Option<u64>>,
 }
@@ -187,6 +190,7 @@ impl GpuParams {
             accumulator,
             accumulate,
             _clip_buffers: clip_buffers,
+            schedule_ranks: 1,
             pending_glorot: Mutex::new(pending_glorot),
         })
     }

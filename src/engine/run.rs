@@ -3,6 +3,7 @@
 //! training loop calls: record a step, read the epoch's statistics, read and write the state,
 //! take a snapshot, set the learning rate.
 
+use super::reduce::Reducer;
 use super::snapshot::{self, Snapshot, StagingPool};
 use super::step::{Finish, record_train_step};
 use super::{GpuParams, Workspace};
@@ -71,6 +72,8 @@ pub(crate) struct Run<'a> {
     pool: Arc<StagingPool>,
     /// The optimizer's iteration count at the start of the epoch in progress.
     epoch_iteration: u64,
+    /// In a distributed fit: the exchange and ordered sum of the ranks' gradients.
+    reducer: Option<Reducer>,
 }
 
 impl<'a> Run<'a> {
@@ -82,7 +85,14 @@ impl<'a> Run<'a> {
             recorder: Recorder::default(),
             pool,
             epoch_iteration: 0,
+            reducer: None,
         }
+    }
+
+    /// Makes every step a distributed one (the workspace holds this rank's shares).
+    pub fn set_reducer(&mut self, reducer: Reducer) {
+        self.params.schedule_ranks = reducer.group.size() as u64;
+        self.reducer = Some(reducer);
     }
 
     /// The GPU context.
@@ -105,9 +115,9 @@ impl<'a> Run<'a> {
         self.work.samples
     }
 
-    /// Rows in batch `step`.
+    /// Rows in batch `step` (over every rank in a distributed fit).
     pub fn rows(&self, step: usize) -> usize {
-        self.work.rows(step)
+        self.work.batch_rows(step)
     }
 
     /// Prepares an epoch: the order of its samples, and the optimizer's per-step values for
@@ -126,6 +136,9 @@ impl<'a> Run<'a> {
 
     /// Records one training step for batch `step` of the epoch.
     pub fn record_step(&mut self, step: usize) -> Result<()> {
+        if self.reducer.is_some() {
+            return self.distributed_step(step);
+        }
         self.params.ensure_initialized();
         let device = self.params.gpu.device.clone();
         let pass = self.recorder.pass(&device);
@@ -146,6 +159,35 @@ impl<'a> Run<'a> {
         if self.recorder.batches >= BATCHES_PER_SUBMIT {
             self.recorder.submit(&self.params.gpu)?;
         }
+        Ok(())
+    }
+
+    /// One distributed step: this rank's share forward and backward, its gradients read back
+    /// and exchanged (the whole step waits for it: no overlap with the backward pass yet),
+    /// then every rank's summed in rank order and the update.
+    fn distributed_step(&mut self, step: usize) -> Result<()> {
+        let Some(reducer) = self.reducer.as_ref() else {
+            return Err(Error::internal("a distributed step without its reducer"));
+        };
+        let started = std::time::Instant::now();
+        self.params.ensure_initialized();
+        let device = self.params.gpu.device.clone();
+        self.work.stage(&self.params.gpu, step);
+        record_train_step(
+            self.recorder.pass(&device),
+            self.work.plan(step),
+            &Finish::Gradients,
+            step as u32,
+        );
+        reducer.record_readback(self.recorder.encoder(&device), self.params, self.work, step);
+        self.recorder.finish(&self.params.gpu, "training batches")?;
+        let message = reducer.message(&self.params.gpu, self.params, self.work.rows(step))?;
+        let computed = started.elapsed();
+        let all = reducer.group.all_gather(&message)?;
+        let reducing = std::time::Instant::now();
+        let done = self.epoch_iteration + step as u64;
+        reducer.reduce(self.params, self.work, step, done, &all)?;
+        crate::distributed::record_step_times(computed, reducing.elapsed());
         Ok(())
     }
 

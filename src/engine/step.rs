@@ -30,6 +30,8 @@ pub(super) struct LayerBackward {
 
 /// How a training step ends, after the backward pass.
 pub(crate) enum Finish<'a> {
+    /// Nothing after the backward pass: a distributed step exchanges the gradients first.
+    Gradients,
     /// Gradient accumulation, not an update step: add the gradients to the accumulator.
     /// (Element-wise launches come one per piece the parameters are bound in.)
     Accumulate(&'a [Dispatch]),
@@ -66,6 +68,7 @@ pub(crate) fn record_train_step(
         }
     }
     match finish {
+        Finish::Gradients => {}
         // acc ← acc + grad W: a micro-batch that does not update
         Finish::Accumulate(add) => add.iter().for_each(|a| a.record(pass, step)),
         Finish::Update {

@@ -141,7 +141,8 @@ impl GpuParams {
     /// micro-batches done before it, as Keras evaluates it, or the optimizer's rate.
     pub fn learning_rate_at(&self, micro: u64) -> f32 {
         match self.optimizer.schedule() {
-            Some(schedule) => schedule.at(micro.saturating_sub(1)),
+            // A distributed step is `schedule_ranks` micro-batches of the one-rank run.
+            Some(schedule) => schedule.at((micro * self.schedule_ranks).saturating_sub(1)),
             None => self.optimizer.learning_rate(),
         }
     }

@@ -46,12 +46,22 @@ pub(crate) fn streams(gpu: &Gpu, data: &Dataset, on: DataOn) -> bool {
     }
 }
 
+/// This rank's part of each batch in a distributed fit: positions
+/// `[rank·share, (rank+1)·share)` of every global batch of `share · ranks` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Split {
+    pub rank: usize,
+    pub ranks: usize,
+}
+
 /// A data set on the GPU with the buffers of one batch and the plans that use them.
 pub(crate) struct Workspace {
     /// Samples in the data set.
     pub samples: usize,
-    /// Rows per batch (the last batch may have fewer).
+    /// Rows per batch (the last batch may have fewer); split, rows of this rank's share.
     pub batch_size: usize,
+    /// This rank's share of each batch, in a distributed fit.
+    split: Option<Split>,
     /// Batches per epoch.
     pub steps: usize,
     /// The order of samples this epoch (`perm[i]` is the sample at position `i`); streamed, the
@@ -83,13 +93,33 @@ impl Workspace {
         loss: Loss,
         on: DataOn,
     ) -> Result<Self> {
+        Self::new_split(params, data, batch_size, loss, on, None)
+    }
+
+    /// A workspace for this rank's shares of batches of `global_batch` rows (`split`), or for
+    /// whole batches. The caller checked the split (`distributed::check_split`).
+    pub fn new_split(
+        params: &GpuParams,
+        data: &Dataset,
+        global_batch: usize,
+        loss: Loss,
+        on: DataOn,
+        split: Option<Split>,
+    ) -> Result<Self> {
         let gpu = &params.gpu;
         let samples = data.len();
-        let steps = samples.div_ceil(batch_size);
+        let steps = samples.div_ceil(global_batch);
+        let batch_size = global_batch / split.map_or(1, |s| s.ranks);
         let t_cols = data.target_cols();
         let class_labels = matches!(data.targets(), crate::data::Targets::Classes(_));
 
         let streamed = streams(gpu, data, on);
+        if streamed && split.is_some() {
+            return Err(crate::error::Error::config(
+                "data placement",
+                "a data set streamed from host memory cannot be split over MPI ranks yet; use data that fits the GPU (--data-on gpu)",
+            ));
+        }
         let (x, t, perm, stream) = if streamed {
             let stream = Stream::new(gpu, data, batch_size)?;
             let perm = gpu.upload("ring rows", &stream.ring_rows(samples))?;
@@ -109,7 +139,8 @@ impl Workspace {
             let perm = gpu.upload("epoch order", &identity)?;
             (x, t, perm, None)
         };
-        let table = batch_table(gpu, samples, batch_size, steps);
+        let rows = |step: usize| share_rows(samples, batch_size, step, split);
+        let table = batch_table(gpu, batch_size, steps, rows);
         let stats = gpu.storage("batch statistics", steps as u64 * 8)?;
         let stats_staging = gpu.staging("batch statistics readback", steps as u64 * 8)?;
         let step_values = gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -146,7 +177,7 @@ impl Workspace {
             loss,
         };
         let full = buffers.plan(params, batch_size);
-        let tail_rows = samples % batch_size;
+        let tail_rows = rows(steps.saturating_sub(1)) % batch_size;
         let tail = (tail_rows != 0 && steps > 1).then(|| buffers.plan(params, tail_rows));
         let tail = match (tail, samples < batch_size) {
             // A data set smaller than one batch: its only batch is the "tail".
@@ -156,6 +187,7 @@ impl Workspace {
         Ok(Workspace {
             samples,
             batch_size,
+            split,
             steps,
             perm,
             stream,
@@ -175,6 +207,17 @@ impl Workspace {
 
     /// Sets the order of samples for the coming batches (lands before the next submission).
     pub fn set_order(&self, gpu: &Gpu, order: &[u32]) {
+        if let Some(split) = self.split {
+            // This rank's shares of the global batches, one after the other.
+            let global = self.batch_size * split.ranks;
+            let mine: Vec<u32> = (0..self.steps)
+                .flat_map(|s| {
+                    let first = s * global + split.rank * self.batch_size;
+                    order[first..first + self.rows(s)].iter().copied()
+                })
+                .collect();
+            return gpu.write(&self.perm, 0, bytemuck::cast_slice(&mine));
+        }
         match &self.stream {
             Some(stream) => stream.set_order(order),
             None => gpu.write(&self.perm, 0, bytemuck::cast_slice(order)),
@@ -207,9 +250,15 @@ impl Workspace {
         }
     }
 
-    /// Rows in batch `step`.
+    /// Rows in batch `step` (split: in this rank's share of it).
     pub fn rows(&self, step: usize) -> usize {
-        (self.samples - step * self.batch_size).min(self.batch_size)
+        share_rows(self.samples, self.batch_size, step, self.split)
+    }
+
+    /// Rows in the whole batch `step` (split: over every rank).
+    pub fn batch_rows(&self, step: usize) -> usize {
+        let global = self.batch_size * self.split.map_or(1, |s| s.ranks);
+        (self.samples - step * global).min(global)
     }
 
     /// The buffer holding the model's outputs for the last recorded batch.
@@ -218,15 +267,30 @@ impl Workspace {
     }
 }
 
+/// Rows of batch `step` of `batch_size` rows, or with `split` of this rank's share of it.
+fn share_rows(samples: usize, batch_size: usize, step: usize, split: Option<Split>) -> usize {
+    let first = match split {
+        Some(s) => (step * s.ranks + s.rank) * batch_size,
+        None => step * batch_size,
+    };
+    samples.saturating_sub(first).min(batch_size)
+}
+
 /// The epoch's batch table: entry `s` = (first position, rows, s), one per 256 bytes so that a
-/// dynamic uniform offset selects it.
-fn batch_table(gpu: &Gpu, samples: usize, batch_size: usize, steps: usize) -> wgpu::Buffer {
+/// dynamic uniform offset selects it. (Split, positions are in this rank's order, where every
+/// share but the last is full.)
+fn batch_table(
+    gpu: &Gpu,
+    batch_size: usize,
+    steps: usize,
+    rows: impl Fn(usize) -> usize,
+) -> wgpu::Buffer {
     let stride = Batch::STRIDE as usize;
     let mut bytes = vec![0u8; steps.max(1) * stride];
     for s in 0..steps {
         let entry = Batch {
             start: (s * batch_size) as u32,
-            rows: (samples - s * batch_size).min(batch_size) as u32,
+            rows: rows(s) as u32,
             step: s as u32,
             _pad: 0,
         };

@@ -70,9 +70,33 @@ pub(super) fn choose(infos: &[wgpu::AdapterInfo]) -> Result<usize> {
         wgpu::DeviceType::VirtualGpu | wgpu::DeviceType::Other => 2,
         wgpu::DeviceType::Cpu => 3,
     };
-    (0..infos.len())
+    let best = (0..infos.len())
         .min_by_key(|&i| rank(infos[i].device_type))
         .ok_or_else(|| Error::NoAdapter {
             detail: String::new(),
-        })
+        })?;
+    match crate::distributed::local_adapter_index() {
+        Some(local) => adapter_of_local_rank(infos, best, local),
+        None => Ok(best),
+    }
+}
+
+/// Under MPI, the `local`-th adapter of the best type on this node, so that the ranks of a
+/// node each take their own GPU. A CPU adapter (lavapipe) is shared: it is the machine's cores.
+fn adapter_of_local_rank(infos: &[wgpu::AdapterInfo], best: usize, local: usize) -> Result<usize> {
+    let kind = infos[best].device_type;
+    let same: Vec<usize> = (0..infos.len())
+        .filter(|&i| infos[i].device_type == kind)
+        .collect();
+    match same.get(local) {
+        Some(&i) => Ok(i),
+        None if kind == wgpu::DeviceType::Cpu => Ok(best),
+        None => Err(Error::NoAdapter {
+            detail: format!(
+                " for local rank {local}: this node has {} {kind:?} adapter(s) and more ranks than that; start at most {} ranks per node, or set WGPU_ADAPTER_NAME to share one",
+                same.len(),
+                same.len()
+            ),
+        }),
+    }
 }

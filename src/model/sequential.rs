@@ -31,8 +31,12 @@ struct Compiled {
     /// The training workspace of the last `fit`, kept for the next one on the same data and
     /// batch size (keyed by the data's SHA-256 and the batch size): a warm `fit` then uploads
     /// and binds nothing.
-    workspace: Option<((String, usize, DataOn), Workspace)>,
+    workspace: Option<(WorkspaceKey, Workspace)>,
 }
+
+/// What a kept workspace was made for: the data's SHA-256, the batch size, where the data
+/// lives, and this rank's share of each batch in a distributed fit.
+type WorkspaceKey = (String, usize, DataOn, Option<crate::engine::Split>);
 
 impl std::fmt::Debug for Sequential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,6 +267,15 @@ impl Sequential {
     ) -> Result<History> {
         self.check_data(data)?;
         options.validate(data.len())?;
+        // Started as one of N copies by an MPI launcher, a build without MPI would train N
+        // independent models racing on one backup.
+        #[cfg(not(feature = "mpi"))]
+        if let Some(world) = crate::distributed::launcher_world() {
+            return Err(Error::LauncherWithoutMpi {
+                variable: world.variable.to_string(),
+                size: world.size,
+            });
+        }
         if let Some(fraction) = options.validation_split {
             let (train, validation) = data.split_tail(fraction)?;
             let options = FitOptions {
@@ -277,15 +290,36 @@ impl Sequential {
         }
         let fingerprint = self.fingerprint(data, &options)?;
         let c = self.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        // Distributed: the ranks agree on the run before anything else, then each takes its
+        // share of every batch.
+        let split = match &options.distributed {
+            Some(group) => {
+                let adapter = c.params.gpu.adapter().to_string();
+                crate::distributed::check_ranks_agree(group, &fingerprint, &adapter)?;
+                crate::distributed::check_split(options.batch_size, group.size(), data.len())?;
+                Some(crate::engine::Split {
+                    rank: group.rank(),
+                    ranks: group.size(),
+                })
+            }
+            None => None,
+        };
         let key = (
             fingerprint.data_sha256.clone(),
             options.batch_size,
             options.data_on,
+            split,
         );
         if c.workspace.as_ref().map(|(k, _)| k) != Some(&key) {
             c.workspace = None;
-            let work =
-                Workspace::new(&c.params, data, options.batch_size, c.loss, options.data_on)?;
+            let work = Workspace::new_split(
+                &c.params,
+                data,
+                options.batch_size,
+                c.loss,
+                options.data_on,
+                split,
+            )?;
             c.workspace = Some((key, work));
         }
         let Some((_, work)) = c.workspace.as_ref() else {

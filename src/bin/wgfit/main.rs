@@ -8,6 +8,7 @@ mod convert;
 mod devices;
 mod evaluate;
 mod inspect;
+mod mpi_launch;
 mod optimizer_args;
 mod plot;
 mod train;
@@ -81,7 +82,8 @@ impl Failure {
 impl From<wgfit::Error> for Failure {
     fn from(e: wgfit::Error) -> Self {
         let code = match &e {
-            wgfit::Error::Preempted { signal, .. } => {
+            wgfit::Error::Preempted { signal, .. }
+            | wgfit::Error::StoppedBySignal { signal, .. } => {
                 u8::try_from(128 + signal.clamp(&0, &127)).unwrap_or(1)
             }
             _ => 1,

@@ -22,6 +22,20 @@ pub struct ModelMeta {
 }
 
 pub fn run(args: TrainArgs) -> CliResult {
+    let launch = crate::mpi_launch::Launch::start()?;
+    train(args, &launch).map_err(|f| launch.fail(f))
+}
+
+fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
+    let rank = launch.rank();
+    if rank > 0 {
+        // Rank 0 alone writes files and reports progress (docs/MPI.md).
+        args.history = None;
+        args.callbacks.csv_log = None;
+        args.callbacks.checkpoint = None;
+        args.callbacks.plot = None;
+        args.verbose = Some(0);
+    }
     // Everything that can be checked before training is checked first.
     let history_format = args.history_format()?;
     args.check_output_dirs()?;
@@ -115,6 +129,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         validation_freq: args.validation_freq as usize,
         validation_batch_size: args.validation_batch_size.map(|n| n as usize),
         data_on: args.data_on.into(),
+        distributed: launch.group(),
     };
     let mut history_file = match (&args.history, history_format) {
         (Some(path), Some(format)) => Some(HistoryView::history(path.clone(), format)),
@@ -130,11 +145,18 @@ pub fn run(args: TrainArgs) -> CliResult {
             list.push(h);
         }
         list.extend(callbacks.list());
-        model
-            .fit(&train, options, &mut list)
-            .map_err(|e| fit_error(e, &train, &widths, &data_name))?
+        model.fit(&train, options, &mut list).map_err(|e| {
+            launch.note(&e);
+            fit_error(e, &train, &widths, &data_name)
+        })?
     };
 
+    if rank > 0 {
+        // Identical to rank 0's, checked at the end of `fit`: rank 0 writes them.
+        let sha = wgfit::distributed::parameters_sha256().unwrap_or_default();
+        println!("rank {rank} parameters sha256: {sha}");
+        return Ok(());
+    }
     let params = model.parameters()?;
     let meta = ModelMeta {
         activation: activation.name().to_string(),
@@ -171,6 +193,10 @@ pub fn run(args: TrainArgs) -> CliResult {
         );
     }
     println!("adapter:       {adapter}");
+    if let Some(sha) = wgfit::distributed::parameters_sha256().filter(|_| launch.ranks() > 1) {
+        println!("ranks:         {}", launch.ranks());
+        println!("rank 0 parameters sha256: {sha}");
+    }
     Ok(())
 }
 

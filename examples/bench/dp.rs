@@ -1,0 +1,78 @@
+//! DP: data-parallel training of W1 over MPI (`--features mpi`): per step, the compute time
+//! (this rank's share forward and backward, gradients read back), the communication time (the
+//! all-gather of every rank's gradients) and the ordered sum with the update, and the bytes
+//! each rank receives. Run it alone (1 rank, the same code path) and under
+//! `mpirun -np 2 ... bench dp`; rank 0 reports.
+
+use crate::{Bench, BenchResult, median};
+use serde_json::json;
+use wgfit::FitOptions;
+
+/// Timed epochs per repetition (64 steps each at W1's batch of 128).
+const EPOCHS: usize = 2;
+
+pub fn bench_dp(bench: &mut Bench, reps: usize) -> BenchResult {
+    let mpi = wgfit::distributed::Mpi::init()?;
+    let group = mpi.group();
+    let ranks = group.size();
+    let data = crate::training::w1_data()?;
+    let options = |epochs| FitOptions {
+        epochs,
+        batch_size: 128,
+        seed: 42,
+        distributed: Some(group.clone()),
+        ..Default::default()
+    };
+    let mut per_step = Vec::new();
+    for _ in 0..reps.max(1) {
+        let mut model = crate::training::w1_model()?;
+        // The warm-up epoch compiles the pipelines and fills the caches.
+        model.fit(&data, options(1), &mut [])?;
+        wgfit::distributed::reset_timings();
+        model.fit(&data, options(EPOCHS), &mut [])?;
+        per_step.push(wgfit::distributed::timings());
+    }
+    if group.rank() != 0 {
+        return Ok(());
+    }
+    let steps = |t: &wgfit::distributed::Timings| t.steps.max(1) as f64;
+    let ms = |f: fn(&wgfit::distributed::Timings) -> f64| -> Vec<f64> {
+        per_step.iter().map(|t| 1e3 * f(t) / steps(t)).collect()
+    };
+    let (compute, comm, reduce) = (ms(|t| t.compute_s), ms(|t| t.comm_s), ms(|t| t.reduce_s));
+    let bytes = per_step.first().map_or(0.0, |t| t.bytes as f64 / steps(t));
+    let total = median(&compute) + median(&comm) + median(&reduce);
+    let extra = json!({
+        "ranks": ranks,
+        "compute_ms_each": compute,
+        "comm_ms_each": comm,
+        "reduce_ms_each": reduce,
+        "steps_each": per_step.iter().map(|t| t.steps).collect::<Vec<_>>(),
+    });
+    let name = |what: &str| format!("{ranks} ranks {what}");
+    bench.report(
+        "DP",
+        name("compute/step"),
+        median(&compute),
+        "ms",
+        extra.clone(),
+    );
+    bench.report("DP", name("comm/step"), median(&comm), "ms", extra.clone());
+    bench.report(
+        "DP",
+        name("sum+update/step"),
+        median(&reduce),
+        "ms",
+        extra.clone(),
+    );
+    bench.report(
+        "DP",
+        name("comm share"),
+        median(&comm) / total,
+        "fraction",
+        extra.clone(),
+    );
+    bench.report("DP", name("bytes in/step"), bytes, "bytes", extra);
+    drop(mpi);
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Data-parallel training over MPI, exact by construction (docs/MPI.md).
+//!
+//! Under N ranks with global batch B every global batch is split by sample index: rank r
+//! trains on positions `[r·B/N, (r+1)·B/N)` of it, in the epoch order of the one-rank run.
+//! Each rank computes the gradient of its share; the shares are exchanged as raw bytes (an
+//! all-gather: MPI does no arithmetic on them) and every rank sums them in rank order with
+//! the gradient accumulation kernels of `--accumulate`. An N-rank run with batch B therefore
+//! performs, operation for operation, the one-rank run with batch B/N and `--accumulate N`.
+//!
+//! Without the `mpi` feature only [`launcher_world`] is useful: it lets a binary refuse to run
+//! as one of N independent copies.
+
+mod checks;
+mod hooks;
+mod launcher;
+#[cfg(feature = "mpi")]
+mod mpi_world;
+mod wire;
+
+pub(crate) use checks::check_split;
+pub use hooks::parameters_sha256;
+pub(crate) use hooks::{
+    begin, check_agree, check_ranks_agree, check_stop, receive_state, send_state,
+};
+pub use launcher::{LauncherWorld, launcher_world, launcher_world_in, local_rank};
+#[cfg(feature = "mpi")]
+pub use mpi_world::Mpi;
+pub(crate) use wire::{StepMessage, decode_steps};
+
+use crate::error::Result;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+
+/// The collective operations a distributed fit needs. Implemented over MPI ([`Mpi`]); every
+/// call is collective: each rank makes the same calls in the same order.
+pub trait Exchange: Send + Sync {
+    /// This process's rank, `0..size`.
+    fn rank(&self) -> usize;
+    /// The number of ranks.
+    fn size(&self) -> usize;
+    /// Every rank's `send` (all of the same length), concatenated in rank order.
+    fn all_gather(&self, send: &[u8]) -> Result<Vec<u8>>;
+    /// Rank 0's `bytes` on every rank (the others' `bytes` are ignored).
+    fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>>;
+}
+
+/// The ranks a [`crate::FitOptions::distributed`] fit trains over.
+#[derive(Clone)]
+pub struct Group {
+    exchange: Arc<dyn Exchange>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Group(rank {} of {})", self.rank(), self.size())
+    }
+}
+
+impl Group {
+    /// A group over `exchange`. This process becomes rank `exchange.rank()` for
+    /// [`is_writer`].
+    pub fn new(exchange: Arc<dyn Exchange>) -> Self {
+        PROCESS_RANK.store(exchange.rank(), Ordering::SeqCst);
+        Group { exchange }
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> usize {
+        self.exchange.rank()
+    }
+
+    /// The number of ranks.
+    pub fn size(&self) -> usize {
+        self.exchange.size()
+    }
+
+    pub(crate) fn all_gather(&self, send: &[u8]) -> Result<Vec<u8>> {
+        let started = std::time::Instant::now();
+        let out = self.exchange.all_gather(send);
+        COMM_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        COMM_BYTES.fetch_add(send.len() as u64 * self.size() as u64, Ordering::Relaxed);
+        out
+    }
+
+    pub(crate) fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
+        self.exchange.broadcast(bytes)
+    }
+}
+
+/// The rank of this process in its [`Group`] (0 when there is none).
+static PROCESS_RANK: AtomicUsize = AtomicUsize::new(0);
+/// This process's rank on its node when MPI started it among others (`usize::MAX`: not).
+pub(crate) static LOCAL_RANK: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// The group of the distributed fit in progress, for the hooks that have no other way to it.
+static ACTIVE: std::sync::Mutex<Option<Group>> = std::sync::Mutex::new(None);
+/// Whether a distributed fit is in progress (a cheap copy of `ACTIVE.is_some()`).
+static IN_FIT: AtomicBool = AtomicBool::new(false);
+/// The preemption signal the ranks agreed on at the last exchange (0: none).
+static AGREED_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// Time and bytes of the exchanges and of the steps, for `bench dp`.
+static COMM_NANOS: AtomicU64 = AtomicU64::new(0);
+static COMM_BYTES: AtomicU64 = AtomicU64::new(0);
+static COMPUTE_NANOS: AtomicU64 = AtomicU64::new(0);
+static REDUCE_NANOS: AtomicU64 = AtomicU64::new(0);
+static STEPS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this process writes files shared by the run (backups, the output): true unless
+/// it is a rank above 0 of an MPI group. [`crate::BackupAndRestore`] saves only where true.
+pub fn is_writer() -> bool {
+    PROCESS_RANK.load(Ordering::SeqCst) == 0
+}
+
+/// The adapter index among those of the best type that this process should take: its local
+/// rank, when MPI started it among several processes (see [`Mpi::init`]).
+pub fn local_adapter_index() -> Option<usize> {
+    match LOCAL_RANK.load(Ordering::SeqCst) {
+        usize::MAX => None,
+        r => Some(r),
+    }
+}
+
+/// The preemption signal a callback should act on: under a distributed fit the signal every
+/// rank agreed on at the last exchange (so that all stop at the same batch, whichever rank
+/// was signalled and whenever), otherwise `local` (the signal this process caught).
+pub fn preempt_signal(local: Option<i32>) -> Option<i32> {
+    if !IN_FIT.load(Ordering::SeqCst) {
+        return local;
+    }
+    match AGREED_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// Where a distributed fit's steps spent their time, summed since [`reset_timings`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Steps (global batches) done.
+    pub steps: u64,
+    /// Seconds of forward and backward on the rank's share, with the gradients' readback.
+    pub compute_s: f64,
+    /// Seconds inside the all-gather of gradients.
+    pub comm_s: f64,
+    /// Seconds of the upload and the ordered sum of the gathered gradients with the update.
+    pub reduce_s: f64,
+    /// Bytes the all-gathers delivered to this rank (every rank's message).
+    pub bytes: u64,
+}
+
+/// The step timings so far.
+pub fn timings() -> Timings {
+    let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
+    Timings {
+        steps: STEPS.load(Ordering::Relaxed),
+        compute_s: s(&COMPUTE_NANOS),
+        comm_s: s(&COMM_NANOS),
+        reduce_s: s(&REDUCE_NANOS),
+        bytes: COMM_BYTES.load(Ordering::Relaxed),
+    }
+}
+
+/// Sets the step timings to zero.
+pub fn reset_timings() {
+    for a in [
+        &COMM_NANOS,
+        &COMM_BYTES,
+        &COMPUTE_NANOS,
+        &REDUCE_NANOS,
+        &STEPS,
+    ] {
+        a.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Adds one step's compute and reduction time (called by the engine).
+pub(crate) fn record_step_times(compute: std::time::Duration, reduce: std::time::Duration) {
+    COMPUTE_NANOS.fetch_add(compute.as_nanos() as u64, Ordering::Relaxed);
+    REDUCE_NANOS.fetch_add(reduce.as_nanos() as u64, Ordering::Relaxed);
+    STEPS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Records the preemption signal the ranks agreed on (called by the engine after each
+/// exchange).
+pub(crate) fn set_agreed_signal(signal: i32) {
+    AGREED_SIGNAL.store(signal, Ordering::SeqCst);
+}
+
+/// The agreed signal, if any.
+pub(crate) fn agreed_signal() -> Option<i32> {
+    preempt_signal(None)
+}
+
+/// The group of the distributed fit in progress.
+pub(crate) fn active() -> Option<Group> {
+    ACTIVE.lock().ok().and_then(|g| g.clone())
+}

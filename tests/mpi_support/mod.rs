@@ -1,0 +1,189 @@
+//! Running `wgfit train` under `mpirun` on this machine: the data, the launcher command, the
+//! ranks' process ids (to signal one), and the summary a rank prints.
+#![allow(dead_code)]
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_wgfit");
+
+/// The first 1792 bundled digits (28 batches of 64: every rank has rows in every batch), as
+/// CSV in `dir`; pixels are scaled by `--scale 0.0625` in [`TRAIN`].
+pub fn digits_1792(dir: &Path) -> PathBuf {
+    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz"))
+        .expect("bundled digits");
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(&gz[..]));
+    let path = dir.join("digits1792.csv");
+    let mut out = std::fs::File::create(&path).expect("create data");
+    for line in reader.lines().take(1792) {
+        writeln!(out, "{}", line.expect("gzip line")).expect("write data");
+    }
+    path
+}
+
+/// `wgfit train` on the digits of [`digits_1792`] (add `--verbose`).
+pub const TRAIN: &[&str] = &["train", "--data", "digits1792.csv", "--scale", "0.0625"];
+
+/// Quiet: `mpirun` gives the ranks a terminal, where wgfit would draw progress bars.
+pub const QUIET: &[&str] = &["--verbose", "0"];
+
+/// `mpirun -np N wgfit <args>` in `dir` (as root with `--allow-run-as-root`; always
+/// `--oversubscribe`: 2 cores may host more ranks).
+pub fn mpirun(dir: &Path, ranks: usize, args: &[&str]) -> Command {
+    let mut c = Command::new("mpirun");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        c.arg("--allow-run-as-root");
+    }
+    c.args(["--oversubscribe", "-np", &ranks.to_string(), BIN])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// One `wgfit` process in `dir`, without a launcher.
+pub fn wgfit(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).current_dir(dir);
+    c
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[track_caller]
+pub fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "failed: {}", text(o));
+}
+
+/// The `rank r parameters sha256:` value every rank printed, in rank order.
+pub fn rank_hashes(o: &Output, ranks: usize) -> Vec<String> {
+    let out = String::from_utf8_lossy(&o.stdout);
+    (0..ranks)
+        .map(|r| {
+            let prefix = format!("rank {r} parameters sha256: ");
+            // mpirun interleaves the ranks' output, not always at line starts.
+            out.split(prefix.as_str())
+                .nth(1)
+                .and_then(|rest| rest.get(..64))
+                .unwrap_or_else(|| panic!("no `{prefix}` in\n{}", text(o)))
+                .to_string()
+        })
+        .collect()
+}
+
+/// The process id of each rank of the job `mpirun` (the child) started on this machine, by
+/// rank, once all `ranks` run.
+pub fn rank_pids(mpirun: &mut Child, ranks: usize) -> Vec<u32> {
+    let start = Instant::now();
+    loop {
+        let mut found = vec![None; ranks];
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // "pid (comm) state ppid ...": the parent is the field after the state.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if ppid != Some(mpirun.id()) {
+                continue;
+            }
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let rank = env
+                .split(|&b| b == 0)
+                .find_map(|v| v.strip_prefix(b"OMPI_COMM_WORLD_RANK="))
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok());
+            if let Some(r) = rank.filter(|&r| r < ranks) {
+                found[r] = Some(pid);
+            }
+        }
+        if found.iter().all(Option::is_some) {
+            return found.into_iter().flatten().collect();
+        }
+        if let Ok(Some(status)) = mpirun.try_wait() {
+            panic!("mpirun ended ({status}) before its {ranks} ranks were seen");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the ranks never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `path` exists while `child` runs.
+pub fn wait_for(path: &Path, child: &mut Child) {
+    let start = Instant::now();
+    while !path.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("mpirun ended ({status}) before {} appeared", path.display());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for `child` at most `limit`: a job whose rank died must end, never hang.
+pub fn wait_at_most(child: Child, limit: Duration) -> Output {
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait for mpirun"),
+        Err(_) => {
+            // mpirun passes SIGTERM to its ranks and ends them; SIGKILL if it does not.
+            // SAFETY: kill has no memory-safety preconditions; the job is ours.
+            unsafe { libc::kill(id as i32, libc::SIGTERM) };
+            if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+                // SAFETY: as above.
+                unsafe { libc::kill(id as i32, libc::SIGKILL) };
+            }
+            panic!("mpirun {id} still ran after {limit:?}: the job hung");
+        }
+    }
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions; the process is one of our job's ranks.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// Waits until rank 0's `--history` CSV at `path` lists `epochs` epochs (it is rewritten
+/// after every epoch): training is under way. (Neither the backup's first commit, which may
+/// land late while the ranks keep 2 cores busy, nor stdout, which `mpirun` forwards to a pipe
+/// late, tells it in time.)
+pub fn wait_for_epochs(path: &Path, epochs: usize, child: &mut Child) {
+    let start = Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(path).map_or(0, |t| t.lines().count());
+        if lines > epochs {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("mpirun ended ({status}) before epoch {epochs}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "epoch {epochs} never came"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
