@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::s3::{Moto, Proxy, run, start, with_env};
+use common::s3::{Moto, Proxy, ends_exactly, run, start, with_env};
 use common::worker::{self, EPOCHS, reference, training_from};
 use std::time::{Duration, Instant};
 
@@ -123,13 +123,7 @@ fn the_server_lost_in_the_middle_of_a_save_then_back() {
         Some(committed),
         "resumes from the last commit"
     );
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    ends_exactly(child, &out, &expected);
 }
 
 /// A run killed while it held the lease leaves it unexpired: the rerun waits for it to
@@ -175,13 +169,7 @@ fn a_lease_left_by_a_killed_run_is_taken_over_once_it_expires() {
         "it waited {:?} for a lease {left} ms from expiring",
         started.elapsed()
     );
-    let output = b.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    ends_exactly(b, &out, &expected);
 }
 
 /// A brief outage in the middle of a save (the server gone for half a second) is retried

@@ -128,6 +128,21 @@ pub fn start(url: &str, out: &Path, vars: &[(&str, String)]) -> std::process::Ch
     spawn(Path::new(url), out, &vars, None)
 }
 
+/// Waits for a worker to end successfully with `expected` as its final parameters.
+pub fn ends_exactly(child: std::process::Child, out: &Path, expected: &[u8]) {
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read(out).unwrap(),
+        expected,
+        "the uninterrupted run's bits"
+    );
+}
+
 /// A test's own client of one bucket, to look at and damage what wgfit wrote.
 pub struct Bucket {
     store: AmazonS3,
