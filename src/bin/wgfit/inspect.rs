@@ -18,7 +18,8 @@ Exit status, for a rerun of the same `wgfit train` with the flags given here: 0 
 says why), 3 it starts from the beginning (nothing is committed). The directory is never
 changed.")]
 pub struct InspectArgs {
-    /// The backup directory (by default `wgfit train` uses <output stem>.backup)
+    /// The backup directory (by default `wgfit train` uses <output stem>.backup), or an
+    /// object-store URL such as s3://bucket/prefix
     #[arg(value_name = "DIR")]
     dir: PathBuf,
     /// Report for a rerun with --double-checkpoint (which may fall back to previous.json)

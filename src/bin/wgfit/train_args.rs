@@ -95,7 +95,8 @@ pub struct TrainArgs {
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2), help_heading = "Loop")]
     pub verbose: Option<u8>,
 
-    /// Backup directory [default: <output stem>.backup beside --output]
+    /// Backup directory, or an object-store URL (s3://bucket/prefix, gs://…, az://…, with the
+    /// AWS_*, GOOGLE_* or AZURE_* environment) [default: <output stem>.backup beside --output]
     #[arg(
         long,
         value_name = "DIR",
