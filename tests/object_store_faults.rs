@@ -169,7 +169,14 @@ fn a_lease_left_by_a_killed_run_is_taken_over_once_it_expires() {
         "it waited {:?} for a lease {left} ms from expiring",
         started.elapsed()
     );
-    ends_exactly(b, &out, &expected);
+    let output = b.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("is leased by run") && err.contains("waiting for it to expire"),
+        "the rerun says what it waits for: {err}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
 }
 
 /// A brief outage in the middle of a save (the server gone for half a second) is retried

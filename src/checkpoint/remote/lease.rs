@@ -137,6 +137,20 @@ impl Lease {
                                 pid: r.pid,
                             });
                         }
+                        if watched.is_none()
+                            && let Some(r) = &record
+                        {
+                            // Up to a lease period of silence: say what the run waits for.
+                            let left = r.expires_unix_ms.saturating_sub(unix_ms(Duration::ZERO));
+                            eprintln!(
+                                "wgfit: {} is leased by run {} (host {}, pid {}) for {:.1} s more; waiting for it to expire, unless that run renews it",
+                                remote.url(),
+                                r.owner,
+                                r.host,
+                                r.pid,
+                                left as f64 / 1000.0
+                            );
+                        }
                         watched = Some(version);
                         std::thread::sleep(WATCH_EVERY);
                         continue;
