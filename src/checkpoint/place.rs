@@ -212,10 +212,10 @@ impl Place {
         }
     }
 
-    /// Removes `name`; `Ok(false)` when it was not there.
-    pub fn remove(&self, name: &str) -> Result<bool> {
+    /// Removes `name` if it is there.
+    pub fn remove(&self, name: &str) -> Result<()> {
         match self {
-            Place::Local(dir) => dir.remove(name),
+            Place::Local(dir) => dir.remove(name).map(|_| ()),
             Place::Remote(remote) => {
                 if name == super::LATEST {
                     // The next commit creates it anew.

@@ -212,7 +212,7 @@ impl Lease {
         let remote = &self.shared.remote;
         // Only a lease still ours goes: a changed one belongs to a later run.
         match read(remote)? {
-            Seen::Some(_, now) if now == version => remote.remove(LEASE).map(|_| ()),
+            Seen::Some(_, now) if now == version => remote.remove(LEASE),
             _ => Ok(()),
         }
     }

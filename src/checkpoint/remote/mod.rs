@@ -251,13 +251,11 @@ impl Remote {
         }
     }
 
-    /// Removes `name`; `Ok(false)` when it was not there.
-    pub fn remove(&self, name: &str) -> Result<bool> {
-        if self.head(name)?.is_none() {
-            return Ok(false);
-        }
+    /// Removes `name` if it is there.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        // One DELETE: it succeeds whether or not the object was there.
         match self.runtime.block_on(self.store.delete(&self.key(name))) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.fail(name, "removing", e)),
         }
     }
