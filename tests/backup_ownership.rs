@@ -245,3 +245,48 @@ fn nothing_is_removed_while_a_sidecar_cannot_be_read() {
         "the weights of the unreadable latest.json are kept"
     );
 }
+
+/// Forks a child that sleeps for two seconds, as a process started by another thread does
+/// between its fork and its exec: the child shares every open file description, the lock's
+/// too.
+struct ForkAtEpochBegin {
+    child: Option<libc::pid_t>,
+}
+
+impl wgfit::Callback for ForkAtEpochBegin {
+    fn on_epoch_begin(&mut self, _: &mut wgfit::Context<'_>, epoch: usize) -> wgfit::Result<()> {
+        if epoch == 1 {
+            // SAFETY: the child calls only async-signal-safe functions (sleep, _exit).
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe {
+                    libc::sleep(2);
+                    libc::_exit(0)
+                }
+            }
+            self.child = Some(pid);
+            return Err(common::interrupted());
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_fit_has_released_the_lock_when_it_returns_even_with_a_forked_child_alive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    let mut backup = BackupAndRestore::new(&dir).unwrap();
+    let mut fork = ForkAtEpochBegin { child: None };
+    model()
+        .fit(&data(), options(3), &mut [&mut backup, &mut fork])
+        .unwrap_err();
+    let report = checkpoint::inspect(&dir).unwrap();
+    let child = fork.child.expect("forked");
+    // SAFETY: reaps our own child.
+    unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+    assert!(
+        matches!(report.rerun, checkpoint::Outlook::Resume { .. }),
+        "{:?}",
+        report.rerun
+    );
+}

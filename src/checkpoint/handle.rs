@@ -22,7 +22,17 @@ pub(crate) struct DirHandle {
 /// A held lock: the lock file stays locked while this lives.
 #[derive(Debug)]
 pub(crate) struct Held {
-    _fd: OwnedFd,
+    fd: OwnedFd,
+}
+
+impl Drop for Held {
+    /// Unlocks before closing. A flock belongs to the open file description, which a child
+    /// process forked by any thread of this process shares until it execs (or for good, if it
+    /// never does): closing our descriptor alone would leave the directory locked after the
+    /// run ended, and a caller that inspects it at once would find it "in use by another run".
+    fn drop(&mut self) {
+        let _ = rfs::flock(&self.fd, FlockOperation::Unlock);
+    }
 }
 
 fn describe(kind: FileType) -> &'static str {
@@ -283,7 +293,11 @@ impl DirHandle {
             return Ok(false);
         };
         match rfs::flock(&file, FlockOperation::NonBlockingLockShared) {
-            Ok(()) => Ok(false),
+            // Unlocked at once, not at close: see `Held`'s drop.
+            Ok(()) => {
+                let _ = rfs::flock(&file, FlockOperation::Unlock);
+                Ok(false)
+            }
             Err(Errno::WOULDBLOCK) => Ok(true),
             Err(e) => Err(Error::ckpt_io(self.join(name), e.into())),
         }
@@ -320,7 +334,7 @@ impl DirHandle {
             }
             match rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(now) if now.st_ino == ours.st_ino && now.st_dev == ours.st_dev => {
-                    return Ok(Some(Held { _fd: fd }));
+                    return Ok(Some(Held { fd }));
                 }
                 Ok(_) | Err(Errno::NOENT) => continue,
                 Err(e) => return Err(io(e)),

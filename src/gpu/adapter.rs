@@ -30,7 +30,35 @@ impl AdapterSummary {
     }
 }
 
+/// Keeps a headless run's stderr wgfit's own. Mesa's Vulkan device-selection layer connects to
+/// a Wayland display to rank GPUs; with no display session (a server, CI, a container)
+/// libwayland prints two `error: XDG_RUNTIME_DIR is invalid…` lines per Vulkan instance that
+/// are not wgfit's. wgpu ranks the adapters itself, so a headless process turns the layer off
+/// (`NODEVICE_SELECT=1`, the layer's own switch) unless told otherwise. Done once per process,
+/// before its first Vulkan instance; `instance` calls it, and the `wgfit` program calls it
+/// first thing in `main`.
+pub fn quiet_headless_vulkan() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let headless = [
+            "WAYLAND_DISPLAY",
+            "DISPLAY",
+            "XDG_RUNTIME_DIR",
+            "NODEVICE_SELECT",
+        ]
+        .iter()
+        .all(|v| std::env::var_os(v).is_none());
+        if headless {
+            // SAFETY: the only reader of this variable is the Vulkan loader, inside
+            // `wgpu::Instance::new`, and every instance wgfit creates is created after this
+            // `Once` has completed; Rust's own environment access is locked by std.
+            unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+        }
+    });
+}
+
 pub(super) fn instance() -> wgpu::Instance {
+    quiet_headless_vulkan();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
     wgpu::Instance::new(desc)

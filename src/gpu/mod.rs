@@ -33,7 +33,7 @@ mod params;
 mod small_kernels;
 mod unroll;
 
-pub use adapter::{AdapterSummary, list_adapters};
+pub use adapter::{AdapterSummary, list_adapters, quiet_headless_vulkan};
 use adapter::{choose, instance};
 pub(crate) use clip::clip_launches;
 pub(crate) use kernels::{Dispatch, Kernels, Slice, grid};

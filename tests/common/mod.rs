@@ -198,7 +198,10 @@ pub fn uninterrupted_and_resumed(
     at: u64,
 ) -> (Bits, Bits) {
     let mut reference = make();
-    reference.fit(&data(), options(epochs), &mut []).unwrap();
+    let mut all = Counter::default();
+    reference
+        .fit(&data(), options(epochs), &mut [&mut all])
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
     let backup = || backup_every_batch(&dir);
@@ -210,8 +213,16 @@ pub fn uninterrupted_and_resumed(
         .fit(&data(), options(epochs), &mut [&mut backup(), &mut stop])
         .expect_err("interrupted");
     let mut resumed = make();
+    let mut rest = Counter::default();
     resumed
-        .fit(&data(), options(epochs), &mut [&mut backup()])
+        .fit(&data(), options(epochs), &mut [&mut backup(), &mut rest])
         .unwrap();
+    // A rerun that ignored the backup would end with the same bits: it must have run only
+    // the batches after the last save.
+    assert_eq!(
+        rest.batches[..],
+        all.batches[at as usize..],
+        "the rerun resumed from global step {at}"
+    );
     (bits(&reference), bits(&resumed))
 }

@@ -179,27 +179,9 @@ pub fn classes_needed(data: &Dataset) -> Option<usize> {
     }
 }
 
-/// Mesa's Vulkan device-selection layer connects to a Wayland display to rank GPUs; with no
-/// display session (a server, CI, a container) libwayland prints two `error: XDG_RUNTIME_DIR is
-/// invalid…` lines that are not wgfit's. wgpu ranks the adapters itself, so a headless run
-/// turns the layer off (`NODEVICE_SELECT=1`, the layer's own switch) unless told otherwise.
-fn quiet_headless_vulkan() {
-    let headless = [
-        "WAYLAND_DISPLAY",
-        "DISPLAY",
-        "XDG_RUNTIME_DIR",
-        "NODEVICE_SELECT",
-    ]
-    .iter()
-    .all(|v| std::env::var_os(v).is_none());
-    if headless {
-        // SAFETY: called first thing in main, before any other thread exists.
-        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
-    }
-}
-
 fn main() -> ExitCode {
-    quiet_headless_vulkan();
+    // First thing, before any other thread exists (see the function's docs).
+    wgfit::gpu::quiet_headless_vulkan();
     let cli = Cli::parse();
     let result = match cli.command {
         None => {
