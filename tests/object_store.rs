@@ -239,9 +239,13 @@ fn the_command_line_backs_up_to_a_bucket_and_inspects_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // A commit, and an epoch ended (its history written, which `plot` reads below).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while bucket.committed_step("cli").is_none() {
-        assert!(Instant::now() < deadline, "no commit in the bucket");
+    while bucket.committed_step("cli").is_none() || !tmp.path().join("h.csv").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no commit in the bucket and epoch ended"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let pid = child.id().to_string();

@@ -44,7 +44,8 @@ fn two_writers_racing_for_one_prefix_exactly_one_commits() {
 }
 
 /// A run frozen (SIGSTOP) for longer than its lease lasts loses it to a second run; woken
-/// up, it stops with a clear error instead of committing over the second run's state.
+/// up, it stops with a clear error and writes nothing more: no weights, no `previous.json`,
+/// no commit over the second run's state.
 #[test]
 fn a_writer_whose_lease_was_taken_over_stops_without_writing() {
     let Some(moto) = Moto::start() else { return };
@@ -53,11 +54,16 @@ fn a_writer_whose_lease_was_taken_over_stops_without_writing() {
     let url = bucket.url("p");
     let slow = with_env(
         moto.port(),
-        &[("SLOW_MS", "20"), ("KEEP", "1"), ("FREQ", "1")],
+        &[
+            ("SLOW_MS", "20"),
+            ("KEEP", "1"),
+            ("FREQ", "1"),
+            ("DOUBLE", "1"),
+        ],
     );
     let mut a = start(&url, &tmp.path().join("a.bin"), &slow);
     assert!(training_from(&mut a).is_some());
-    std::thread::sleep(Duration::from_millis(300));
+    first_commit(&bucket, "p");
     let pid = a.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -74,7 +80,7 @@ fn a_writer_whose_lease_was_taken_over_stops_without_writing() {
         &with_env(moto.port(), &[("KEEP", "1")]),
     );
     assert_eq!(code, 0, "{err}");
-    let final_state = bucket.get("p/latest.json").unwrap();
+    let final_state = objects(&bucket, "p");
     assert!(
         std::process::Command::new("kill")
             .args(["-CONT", &pid])
@@ -86,10 +92,20 @@ fn a_writer_whose_lease_was_taken_over_stops_without_writing() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(err.contains("lost its lease"), "{err}");
-    assert_eq!(
-        bucket.get("p/latest.json").unwrap(),
-        final_state,
-        "untouched"
+    // Nothing written or removed once it woke: no commit, no previous.json, no weights, but
+    // for the upload the freeze may have caught in flight (a request sent before the lease
+    // was lost; not referenced by any sidecar).
+    let now = objects(&bucket, "p");
+    let extra: Vec<&String> = now
+        .iter()
+        .filter(|o| !final_state.contains(o))
+        .map(|(name, _)| name)
+        .collect();
+    let gone = final_state.iter().filter(|o| !now.contains(o)).count();
+    assert_eq!(gone, 0, "removed or changed after the takeover");
+    assert!(
+        extra.len() <= 1 && extra.iter().all(|n| n.starts_with("ckpt-")),
+        "written after the takeover: {extra:?}"
     );
     assert!(frozen_at.is_some());
 }
@@ -126,20 +142,45 @@ fn the_server_lost_in_the_middle_of_a_save_then_back() {
     ends_exactly(child, &out, &expected);
 }
 
-/// A run killed while it held the lease leaves it unexpired: the rerun waits for it to
-/// expire (its owner no longer renews it), takes it over and resumes from the last commit.
-#[test]
-fn a_lease_left_by_a_killed_run_is_taken_over_once_it_expires() {
-    let Some(moto) = Moto::start() else { return };
-    let bucket = moto.bucket("wgfit-lease");
-    let tmp = tempfile::tempdir().unwrap();
-    let (expected, _) = reference(tmp.path(), &[]);
-    let url = bucket.url("p");
-    let out = tmp.path().join("out.bin");
+/// The global step of the first commit under `prefix`, waited for (at most a minute).
+fn first_commit(bucket: &common::s3::Bucket, prefix: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(step) = bucket.committed_step(prefix) {
+            return step;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no commit under {prefix} within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every object under `prefix` but the lease, with its bytes.
+fn objects(bucket: &common::s3::Bucket, prefix: &str) -> Vec<(String, Option<Vec<u8>>)> {
+    bucket
+        .names(prefix)
+        .into_iter()
+        .filter(|n| n != ".wgfit-lease")
+        .map(|n| {
+            let bytes = bucket.get(&format!("{prefix}/{n}"));
+            (n, bytes)
+        })
+        .collect()
+}
+
+/// A run killed while it holds the lease, with its last commit; the lease object it left.
+fn killed_holding_the_lease(
+    moto: &Moto,
+    bucket: &common::s3::Bucket,
+    url: &str,
+    out: &std::path::Path,
+) -> (u64, serde_json::Value) {
     let slow = with_env(moto.port(), &[("SLOW_MS", "10"), ("FREQ", "1")]);
-    let mut a = start(&url, &out, &slow);
+    let mut a = start(url, out, &slow);
     assert!(training_from(&mut a).is_some());
-    std::thread::sleep(Duration::from_millis(300));
+    first_commit(bucket, "p");
     a.kill().unwrap();
     a.wait().unwrap();
     let committed = bucket
@@ -147,14 +188,93 @@ fn a_lease_left_by_a_killed_run_is_taken_over_once_it_expires() {
         .expect("a commit before the kill");
     let lease: serde_json::Value =
         serde_json::from_slice(&bucket.get("p/.wgfit-lease").expect("the lease stays")).unwrap();
+    (committed, lease)
+}
+
+/// Milliseconds until a lease object expires.
+fn left_ms(lease: &serde_json::Value) -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let left = lease["expires_unix_ms"]
+    lease["expires_unix_ms"]
         .as_u64()
         .unwrap()
-        .saturating_sub(now);
+        .saturating_sub(now)
+}
+
+/// A run killed on this machine leaves its lease unexpired, but its process is certainly
+/// gone (same host, boot and pid namespace; no process of that pid and start time): the
+/// rerun takes the lease over at once, saying so, and resumes from the last commit.
+#[test]
+fn a_lease_left_by_a_run_killed_on_this_host_is_taken_over_at_once() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-lease-here");
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[]);
+    let url = bucket.url("p");
+    let out = tmp.path().join("out.bin");
+    // A lease of 30 s: waiting it out would be plain.
+    let vars = [("WGFIT_LEASE_SECONDS", "30")];
+    let mut slow = with_env(moto.port(), &[("SLOW_MS", "10"), ("FREQ", "1")]);
+    slow.extend(vars.iter().map(|(k, v)| (*k, v.to_string())));
+    let mut a = start(&url, &out, &slow);
+    assert!(training_from(&mut a).is_some());
+    first_commit(&bucket, "p");
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let committed = bucket
+        .committed_step("p")
+        .expect("a commit before the kill");
+    let started = Instant::now();
+    let mut rerun = with_env(moto.port(), &[]);
+    rerun.extend(vars.iter().map(|(k, v)| (*k, v.to_string())));
+    let mut b = start(&url, &out, &rerun);
+    assert_eq!(
+        training_from(&mut b),
+        Some(committed),
+        "resumes from the commit"
+    );
+    let output = b.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("which is no longer running; taking the lease over"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("waiting for it to expire"),
+        "it waited for the lease to expire: {err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "took {:?}: it waited for the lease to expire",
+        started.elapsed()
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+}
+
+/// A lease whose owner this machine cannot vouch for (another host's, here the killed run's
+/// lease with its host changed) is waited out: the rerun watches it expire, takes it over and
+/// resumes from the last commit.
+#[test]
+fn a_lease_of_another_host_is_taken_over_once_it_expires() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-lease");
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[]);
+    let url = bucket.url("p");
+    let out = tmp.path().join("out.bin");
+    let (committed, mut lease) = killed_holding_the_lease(&moto, &bucket, &url, &out);
+    // Five seconds more: longer than the rerun takes to start, even on a loaded machine.
+    lease["host"] = "another-host".into();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    lease["expires_unix_ms"] = (now + 5000).into();
+    bucket.put("p/.wgfit-lease", serde_json::to_vec(&lease).unwrap());
+    let left = left_ms(&lease);
     assert!(left > 0, "the killed run's lease is unexpired: {lease}");
 
     let started = Instant::now();
@@ -177,6 +297,47 @@ fn a_lease_left_by_a_killed_run_is_taken_over_once_it_expires() {
         "the rerun says what it waits for: {err}"
     );
     assert_eq!(std::fs::read(&out).unwrap(), expected);
+}
+
+/// The store unreachable for longer than the lease lasts (the relay cut): the renewals fail
+/// and are retried, and the run stops before its lease expires, saying why, without writing
+/// anything more; a rerun once the store is back resumes from the last commit and ends
+/// exactly.
+#[test]
+fn a_run_that_cannot_renew_its_lease_stops_before_it_expires() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-renew");
+    let proxy = Proxy::start(moto.port());
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[]);
+    let url = bucket.url("p");
+    let out = tmp.path().join("out.bin");
+    let vars = with_env(proxy.port, &[("SLOW_MS", "100"), ("FREQ", "epoch")]);
+    let mut a = start(&url, &out, &vars);
+    assert!(training_from(&mut a).is_some());
+    first_commit(&bucket, "p");
+    proxy.cut();
+    let before = objects(&bucket, "p");
+    let output = a.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("lost its lease") && err.contains("could not be renewed before it expired"),
+        "{err}"
+    );
+    assert!(
+        objects(&bucket, "p") == before,
+        "nothing written after the cut"
+    );
+    let committed = bucket.committed_step("p").expect("the last commit stays");
+    proxy.restore();
+    let mut b = start(&url, &out, &vars);
+    assert_eq!(
+        training_from(&mut b),
+        Some(committed),
+        "resumes from the commit"
+    );
+    ends_exactly(b, &out, &expected);
 }
 
 /// A brief outage in the middle of a save (the server gone for half a second) is retried

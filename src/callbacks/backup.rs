@@ -53,6 +53,8 @@ pub struct BackupAndRestore {
 struct Run {
     dir: Arc<Mutex<BackupDir>>,
     writer: Writer,
+    /// On object storage: whether the lease is still this run's.
+    lease: Option<crate::checkpoint::LeaseWatch>,
     preempt: Option<PreemptGuard>,
     preempting: Option<i32>,
     last_saved: Option<Position>,
@@ -268,6 +270,7 @@ impl Callback for BackupAndRestore {
         } else {
             None
         };
+        let lease = dir.lease_watch();
         let dir = Arc::new(Mutex::new(dir));
         let writer = Writer::start(
             dir.clone(),
@@ -277,6 +280,7 @@ impl Callback for BackupAndRestore {
         self.run = Some(Run {
             dir,
             writer,
+            lease,
             preempt,
             preempting: None,
             last_saved: None,
@@ -292,6 +296,10 @@ impl Callback for BackupAndRestore {
         let save_freq = self.save_freq;
         let run = self.run()?;
         run.writer.check()?;
+        // A run that lost its lease (not renewed in time) stops before another run writes.
+        if let Some(lease) = &run.lease {
+            lease.check()?;
+        }
         // Under MPI the signal all ranks agreed on at this batch, so that all stop at it.
         let signal = run.preempt.as_ref().and_then(|p| p.signal());
         if let Some(signal) = crate::distributed::preempt_signal(signal) {

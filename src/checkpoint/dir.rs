@@ -11,7 +11,7 @@
 use super::format::{self, Sidecar, WeightsRef};
 use super::handle::DirHandle;
 use super::place::{Hold, Place};
-use super::remote::{Lease, Location, Remote};
+use super::remote::{Lease, LeaseWatch, Location, Remote};
 use super::restore::Loaded;
 use crate::checksum;
 use crate::error::{Error, Result};
@@ -257,6 +257,11 @@ impl BackupDir {
         self.place.write(name, &self.tmp_name(name), pieces, false)
     }
 
+    /// On object storage, what tells the training loop that this run's lease was lost.
+    pub(crate) fn lease_watch(&self) -> Option<LeaseWatch> {
+        self.hold.watch()
+    }
+
     /// Commits a state: `weights` are its safetensors file as pieces laid end to end (see
     /// `EncodedFile`), `meta` its host-side part, `superseded` the save points this process
     /// skipped so far. After this returns, `latest.json` describes it.
@@ -269,6 +274,7 @@ impl BackupDir {
         superseded: u64,
     ) -> Result<()> {
         let p = meta.position;
+        self.hold.confirm()?;
         // A name nothing has: never a file a sidecar points to (a crash would leave it torn),
         // nor one wgfit did not write.
         let mut file = String::new();
@@ -336,6 +342,8 @@ impl BackupDir {
             }
         }
         if double_checkpoint && let Some(last) = &self.last_committed {
+            // The weights' upload may have outlasted the lease.
+            self.hold.confirm()?;
             self.write(PREVIOUS, &[last])?;
         }
         self.place
@@ -387,6 +395,8 @@ impl BackupDir {
     /// the lock and the marker, and the directory itself if wgfit created it and nothing else
     /// is in it. The lock is held until the end. Anything that is not wgfit's stays.
     pub fn remove(mut self) -> Result<()> {
+        // Only while still the backup's writer: after a takeover it is another run's.
+        self.hold.confirm()?;
         self.place.remove(PREVIOUS)?;
         // previous.json must be gone for good before latest.json goes.
         self.place.sync()?;

@@ -23,6 +23,7 @@ pub(crate) use format::{EncodedFile, RawTensor};
 pub use format::{FORMAT, Sidecar, VERSION, WeightsRef, check_file_name};
 pub(crate) use handle::DirHandle;
 pub use inspect::{FileReport, Inspection, Outlook, SidecarReport, StateSummary, inspect};
+pub(crate) use remote::LeaseWatch;
 pub use remote::Location;
 pub(crate) use restore::decide;
 pub use restore::{Decision, Loaded, load_sidecar};

@@ -4,7 +4,7 @@
 
 use super::format;
 use super::handle::{DirHandle, Held};
-use super::remote::{Lease, PutOutcome, Remote};
+use super::remote::{Lease, LeaseWatch, PutOutcome, Remote};
 use crate::error::{Error, Result};
 use object_store::PutMode;
 use std::io::{Read, Seek, SeekFrom};
@@ -29,6 +29,27 @@ pub(crate) enum Place {
 pub(crate) enum Hold {
     Lock(#[allow(dead_code)] Held),
     Lease(Lease),
+}
+
+impl Hold {
+    /// Called before anything is written into the backup: on object storage, renews the
+    /// lease (a conditional PUT), so that a run whose lease was taken over (paused, or cut
+    /// off from the store, for longer than it lasts) writes nothing more. A lock needs no
+    /// check: the OS holds it for the process.
+    pub fn confirm(&self) -> Result<()> {
+        match self {
+            Hold::Lease(lease) => lease.renew(),
+            Hold::Lock(_) => Ok(()),
+        }
+    }
+
+    /// On object storage, what tells the training loop that the lease was lost.
+    pub fn watch(&self) -> Option<LeaseWatch> {
+        match self {
+            Hold::Lease(lease) => Some(lease.watch()),
+            Hold::Lock(_) => None,
+        }
+    }
 }
 
 impl Place {

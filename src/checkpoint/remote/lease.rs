@@ -11,10 +11,11 @@ use super::{PutOutcome, Remote};
 use crate::error::{Error, Result};
 use object_store::{PutMode, UpdateVersion};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The lease object, beside `latest.json`.
 pub(crate) const LEASE: &str = ".wgfit-lease";
@@ -22,6 +23,9 @@ pub(crate) const LEASE: &str = ".wgfit-lease";
 /// holder renews every quarter of it. `WGFIT_LEASE_SECONDS` changes it.
 const LEASE_SECONDS: u64 = 30;
 const LEASE_FORMAT: &str = "wgfit-lease";
+/// The least a renewal is given to be answered, even with less of the lease left: the
+/// conditional PUT still fences a late one.
+const MIN_RENEWAL_WAIT: Duration = Duration::from_millis(200);
 /// How often a watched lease is read again.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
@@ -35,6 +39,70 @@ struct Record {
     pid: u32,
     /// Milliseconds since the Unix epoch, by the owner's clock; 0 once released.
     expires_unix_ms: u64,
+    /// Where the owner's pid means something (absent in leases of older wgfit versions, and
+    /// off Linux): a later run on the same machine and pid namespace can tell that the owner
+    /// is gone and take the lease at once instead of waiting for it to expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    process: Option<ProcessIdentity>,
+}
+
+/// What makes a pid name one process for certain: the kernel's boot (its random boot id), the
+/// pid namespace, and the process's start time (a pid is reused by a later process, which
+/// starts later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ProcessIdentity {
+    boot_id: String,
+    pid_namespace: u64,
+    /// Clock ticks after boot (`/proc/<pid>/stat`, field 22).
+    start_ticks: u64,
+}
+
+impl ProcessIdentity {
+    /// Process `pid`'s identity as this process sees it; `None` where /proc cannot say (not
+    /// Linux, or no such process).
+    fn of(pid: u32) -> Option<ProcessIdentity> {
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let ns = rustix::fs::stat("/proc/self/ns/pid").ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces: count from its end.
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        let start_ticks = after_name.split_whitespace().nth(19)?.parse().ok()?;
+        Some(ProcessIdentity {
+            boot_id: boot_id.trim().to_string(),
+            pid_namespace: ns.st_ino,
+            start_ticks,
+        })
+    }
+}
+
+/// Whether the lease's owner is certainly gone: it ran on this host, in this boot and pid
+/// namespace, and no process with its pid and start time runs now.
+fn owner_is_gone(r: &Record) -> bool {
+    let Some(theirs) = &r.process else {
+        return false;
+    };
+    let Some(mine) = ProcessIdentity::of(std::process::id()) else {
+        return false;
+    };
+    if r.host != host() || theirs.boot_id != mine.boot_id {
+        return false;
+    }
+    if theirs.pid_namespace != mine.pid_namespace {
+        return false;
+    }
+    // Signal 0 asks the kernel whether the pid exists, even where /proc hides other users'
+    // processes; only "no such process" is certain.
+    let Some(pid) = i32::try_from(r.pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Err(rustix::io::Errno::SRCH) => true,
+        // A process of that pid runs: the owner if it started when the owner did.
+        _ => ProcessIdentity::of(r.pid).is_some_and(|now| now.start_ticks != theirs.start_ticks),
+    }
 }
 
 fn ttl() -> Duration {
@@ -61,6 +129,7 @@ impl Record {
             host: host(),
             pid: std::process::id(),
             expires_unix_ms,
+            process: ProcessIdentity::of(std::process::id()),
         }
     }
 
@@ -102,6 +171,22 @@ struct Shared {
     owner: String,
     ttl: Duration,
     state: Mutex<Held>,
+    /// Set with `Held::lost`, read without the lock (which a renewal holds for its request).
+    lost: AtomicBool,
+}
+
+/// See [`Lease::watch`].
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseWatch(Arc<Shared>);
+
+impl LeaseWatch {
+    /// [`Error::LeaseLost`] once the lease is known lost.
+    pub fn check(&self) -> Result<()> {
+        if self.0.lost.load(Ordering::Acquire) {
+            return self.0.version().map(|_| ());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -109,6 +194,9 @@ struct Held {
     version: UpdateVersion,
     /// Why the lease is no longer ours, once that is known.
     lost: Option<String>,
+    /// When the lease as last written expires, by this process's clock (taken before the PUT
+    /// that wrote it went out, so never later than the expiry other runs read).
+    expires: Instant,
 }
 
 impl Lease {
@@ -118,15 +206,24 @@ impl Lease {
         let ttl = ttl();
         let mut watched: Option<UpdateVersion> = None;
         loop {
-            let expires = unix_ms(ttl);
-            let mine = Record::new(owner, expires).json()?;
+            let sent = Instant::now();
+            let mine = Record::new(owner, unix_ms(ttl)).json()?;
             let outcome = match read(&remote)? {
                 Seen::None => remote.put(LEASE, &[&mine], PutMode::Create),
                 Seen::Some(record, version) => {
                     let expired = record
                         .as_ref()
                         .is_none_or(|r| r.expires_unix_ms <= unix_ms(Duration::ZERO));
-                    if !expired {
+                    let gone = !expired && record.as_ref().is_some_and(owner_is_gone);
+                    if gone && let Some(r) = &record {
+                        eprintln!(
+                            "wgfit: {} was leased by run {} (pid {} on this host), which is no longer running; taking the lease over",
+                            remote.url(),
+                            r.owner,
+                            r.pid
+                        );
+                    }
+                    if !expired && !gone {
                         if watched.as_ref().is_some_and(|w| *w != version)
                             && let Some(r) = record
                         {
@@ -160,7 +257,7 @@ impl Lease {
             };
             match outcome {
                 PutOutcome::Written(version) => {
-                    return Ok(Lease::hold(remote, owner, ttl, version));
+                    return Ok(Lease::hold(remote, owner, ttl, version, sent + ttl));
                 }
                 // Another run took it first: watch what it wrote.
                 PutOutcome::Exists | PutOutcome::Changed => continue,
@@ -169,7 +266,13 @@ impl Lease {
         }
     }
 
-    fn hold(remote: Arc<Remote>, owner: &str, ttl: Duration, version: UpdateVersion) -> Lease {
+    fn hold(
+        remote: Arc<Remote>,
+        owner: &str,
+        ttl: Duration,
+        version: UpdateVersion,
+        expires: Instant,
+    ) -> Lease {
         let shared = Arc::new(Shared {
             remote,
             owner: owner.into(),
@@ -177,19 +280,15 @@ impl Lease {
             state: Mutex::new(Held {
                 version,
                 lost: None,
+                expires,
             }),
+            lost: AtomicBool::new(false),
         });
         let (stop, stopped) = mpsc::channel();
         let own = shared.clone();
         let renewer = std::thread::Builder::new()
             .name("wgfit-lease".into())
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(own.ttl / 4) {
-                    if own.renew().is_err() {
-                        return;
-                    }
-                }
-            })
+            .spawn(move || own.keep_renewing(&stopped))
             .ok();
         Lease {
             shared,
@@ -203,6 +302,12 @@ impl Lease {
     /// instead of writing.
     pub fn renew(&self) -> Result<()> {
         self.shared.renew()
+    }
+
+    /// A handle that tells, without waiting on a request in flight, whether the lease was
+    /// lost (taken over, or not renewed in time).
+    pub fn watch(&self) -> LeaseWatch {
+        LeaseWatch(self.shared.clone())
     }
 
     /// Releases the lease and removes its object (the backup is being removed).
@@ -264,6 +369,63 @@ impl Shared {
         }
     }
 
+    /// Marks the lease lost for `reason` and returns the error that says so.
+    fn mark_lost(&self, held: &mut Held, reason: String) -> Error {
+        held.lost = Some(reason.clone());
+        self.lost.store(true, Ordering::Release);
+        self.lost(&reason)
+    }
+
+    /// The renewer thread: renews every quarter of the lease until stopped. A renewal that
+    /// fails (the store unreachable) is retried until so little of the lease is left that
+    /// the run could no longer stop before another run may take it over; then the lease is
+    /// marked lost, so that the run stops at its next batch and writes nothing more.
+    /// How long before its lease expires a run that could not renew it stops: time for the
+    /// batch in progress to end and the run to see that it must stop.
+    fn margin(&self) -> Duration {
+        self.ttl / 4
+    }
+
+    fn keep_renewing(&self, stopped: &mpsc::Receiver<()>) {
+        let margin = self.margin();
+        let mut wait = self.ttl / 4;
+        let mut complained = false;
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+            match self.renew() {
+                Ok(()) => {
+                    wait = self.ttl / 4;
+                    if complained {
+                        eprintln!("wgfit: renewed the lease on {} again", self.remote.url());
+                        complained = false;
+                    }
+                }
+                // The run sees it at its next batch and stops, saying so.
+                Err(Error::LeaseLost { .. }) => return,
+                Err(e) => {
+                    let Ok(held) = self.state.lock() else {
+                        return;
+                    };
+                    let budget = held
+                        .expires
+                        .saturating_duration_since(Instant::now())
+                        .saturating_sub(margin);
+                    if !complained {
+                        eprintln!(
+                            "wgfit: cannot renew the lease on {} ({e}); retrying for {:.1} s, then the run stops",
+                            self.remote.url(),
+                            budget.as_secs_f64()
+                        );
+                        complained = true;
+                    }
+                    wait = (self.ttl / 32).min(budget);
+                }
+            }
+        }
+    }
+
+    /// Renews the lease (a PUT conditional on its last version; the client retries a failed
+    /// request with backoff), giving up once no more than the margin is left: a renewal never
+    /// outlasts the lease it renews.
     fn renew(&self) -> Result<()> {
         let mut held = self
             .state
@@ -272,27 +434,56 @@ impl Shared {
         if let Some(reason) = &held.lost {
             return Err(self.lost(reason));
         }
+        let sent = Instant::now();
+        let limit = held
+            .expires
+            .saturating_duration_since(sent)
+            .saturating_sub(self.margin())
+            .max(MIN_RENEWAL_WAIT);
         let bytes = Record::new(&self.owner, unix_ms(self.ttl)).json()?;
-        let outcome = self
-            .remote
-            .put(LEASE, &[&bytes], PutMode::Update(held.version.clone()));
+        let outcome =
+            self.remote
+                .put_within(LEASE, &bytes, PutMode::Update(held.version.clone()), limit);
         match outcome {
             PutOutcome::Written(version) => {
                 held.version = version;
+                held.expires = sent + self.ttl;
                 Ok(())
             }
-            PutOutcome::Exists | PutOutcome::Changed => {
-                let reason = match read(&self.remote) {
-                    Ok(Seen::Some(Some(r), _)) if r.owner != self.owner => format!(
+            PutOutcome::Exists | PutOutcome::Changed => match read(&self.remote) {
+                // A renewal given up on landed after all: still this run's lease.
+                Ok(Seen::Some(Some(r), version)) if r.owner == self.owner => {
+                    held.version = version;
+                    Err(self.remote_failure("a renewal answered late"))
+                }
+                Ok(Seen::Some(Some(r), _)) => {
+                    let reason = format!(
                         "run {} (host {}, pid {}) took it over after it expired",
                         r.owner, r.host, r.pid
-                    ),
-                    _ => "the lease object changed under this run".into(),
-                };
-                held.lost = Some(reason.clone());
-                Err(self.lost(&reason))
+                    );
+                    Err(self.mark_lost(&mut held, reason))
+                }
+                Ok(_) => {
+                    let reason = "the lease object changed under this run".to_string();
+                    Err(self.mark_lost(&mut held, reason))
+                }
+                Err(e) => Err(e),
+            },
+            // Too late to try again: another run may take the lease over from now on.
+            PutOutcome::Failed(e) if held.expires <= Instant::now() + self.margin() => {
+                let reason = format!("it could not be renewed before it expired (last error: {e})");
+                Err(self.mark_lost(&mut held, reason))
             }
             PutOutcome::Failed(e) => Err(e),
+        }
+    }
+
+    /// A renewal that did not go through, to be retried.
+    fn remote_failure(&self, what: &str) -> Error {
+        Error::ObjectStore {
+            url: format!("{}/{LEASE}", self.remote.url()),
+            what: "renewing".into(),
+            reason: what.into(),
         }
     }
 }

@@ -10,7 +10,7 @@ mod connect;
 mod lease;
 
 pub use connect::Location;
-pub(crate) use lease::{LEASE, Lease, is_leased};
+pub(crate) use lease::{LEASE, Lease, LeaseWatch, is_leased};
 
 use crate::checksum::{self, PART_BYTES};
 use crate::error::{Error, Result};
@@ -20,6 +20,7 @@ use object_store::{
 };
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Files at least this large go up as a multipart upload of [`PART_BYTES`] parts, so that
 /// memory holds a few parts, not a second copy of the state.
@@ -177,6 +178,38 @@ impl Remote {
             Ok(bytes) => Ok(Some(bytes.to_vec())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.fail(name, "reading part of", e)),
+        }
+    }
+
+    /// One small conditional PUT that must be answered within `limit` (retries included):
+    /// for a lease renewal, which is of no use once the lease has expired. A PUT given up on
+    /// may still land; its writer sees its own record under a version it did not get back.
+    pub fn put_within(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        mode: PutMode,
+        limit: Duration,
+    ) -> PutOutcome {
+        let key = self.key(name);
+        let payload = PutPayload::from(bytes.to_vec());
+        let result = self.runtime.block_on(async {
+            tokio::time::timeout(
+                limit,
+                self.store.put_opts(&key, payload, PutOptions::from(mode)),
+            )
+            .await
+        });
+        match result {
+            Ok(Ok(put)) => PutOutcome::Written(UpdateVersion::from(put)),
+            Ok(Err(object_store::Error::AlreadyExists { .. })) => PutOutcome::Exists,
+            Ok(Err(object_store::Error::Precondition { .. })) => PutOutcome::Changed,
+            Ok(Err(e)) => PutOutcome::Failed(self.fail(name, "writing", e)),
+            Err(_) => PutOutcome::Failed(self.fail(
+                name,
+                "writing",
+                format!("no answer within {:.1} s", limit.as_secs_f64()),
+            )),
         }
     }
 
