@@ -29,6 +29,7 @@ pub fn activation_backward(
     a: &[f32],
     d: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>)> {
+    crate::engine::loop_limit::check(gpu, || "the rows".into(), rows)?;
     let a_buf = gpu.upload("a", a)?;
     let d_buf = gpu.upload("d", d)?;
     let db = gpu.storage("db", cols as u64 * 4)?;
