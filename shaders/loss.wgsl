@@ -9,6 +9,7 @@
 // reduce: one workgroup sums row losses and correct counts in a fixed tree order and writes the
 // batch's mean loss into stats[step], so the host can read all losses of an epoch at once.
 // loss_grad_reduce: both in one launch, for batches of at most 64 rows.
+// loss_grad_wide: loss_grad for wide rows, one workgroup of WIDE lanes per row (see there).
 
 struct LossDims {
     rows: u32,
@@ -102,6 +103,111 @@ fn loss_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         return;
     }
     row_stats[r] = row_loss(r);
+}
+
+// ---- loss_grad_wide: loss_grad for rows wider than the host's WIDE_LOSS_COLS (params.rs).
+// llvmpipe (lavapipe) ends every loop of an invocation once the invocation has run 65 535
+// loop iterations in all (its LP_MAX_TGSI_LOOP_ITERATIONS), silently: row_loss loops about
+// four times over a row, so rows past about 16 000 columns came out truncated. Here WIDE lanes
+// share a row, each looping over every WIDE-th column, so a lane runs at most 3 · cols / WIDE
+// iterations plus its trees: 49 200 for the widest row the host allows (WIDE · 16 384).
+// The results are loss_grad's up to the order of the sums (trees here, not a chain), and the
+// first maximum wins ties as in argmax.
+const WIDE: u32 = 256u;
+
+var<workgroup> wide_max: array<f32, 256>;
+var<workgroup> wide_arg: array<u32, 256>;
+var<workgroup> wide_sum: array<f32, 256>;
+
+// Tree of wide_sum over the workgroup; every lane gets the total.
+fn wide_total(lane: u32, own: f32) -> f32 {
+    wide_sum[lane] = own;
+    workgroupBarrier();
+    for (var width = WIDE / 2u; width > 0u; width >>= 1u) {
+        if (lane < width) {
+            wide_sum[lane] += wide_sum[lane + width];
+        }
+        workgroupBarrier();
+    }
+    let total = wide_sum[0];
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(256)
+fn loss_grad_wide(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    // One workgroup per row; grids of more than 65 535 rows are folded into a second dimension.
+    let r = wid.x + wid.y * groups.x;
+    if (r >= dims.rows) {
+        return;
+    }
+    let lane = lid.x;
+    let base = r * dims.cols;
+
+    // The row's maximum and its first column: each lane over its columns (in increasing
+    // order, so a strict > keeps its first), then a tree that prefers the lower column on ties.
+    // A lane with no column starts from column 0, which the tree then treats as any other.
+    let first = select(0u, lane, lane < dims.cols);
+    var best_v = y[base + first];
+    var best = first;
+    for (var j = lane + WIDE; j < dims.cols; j += WIDE) {
+        if (y[base + j] > best_v) {
+            best_v = y[base + j];
+            best = j;
+        }
+    }
+    wide_max[lane] = best_v;
+    wide_arg[lane] = best;
+    workgroupBarrier();
+    for (var width = WIDE / 2u; width > 0u; width >>= 1u) {
+        if (lane < width) {
+            let v = wide_max[lane + width];
+            let i = wide_arg[lane + width];
+            if (v > wide_max[lane] || (v == wide_max[lane] && i < wide_arg[lane])) {
+                wide_max[lane] = v;
+                wide_arg[lane] = i;
+            }
+        }
+        workgroupBarrier();
+    }
+    let m = wide_max[0];
+    let argmax_r = wide_arg[0];
+
+    var loss = 0.0;
+    if (dims.kind == 0u) {
+        let scale = 2.0 / f32(dims.rows * dims.cols);
+        var own = 0.0;
+        for (var j = lane; j < dims.cols; j += WIDE) {
+            let diff = y[base + j] - target_value(r, j);
+            own += diff * diff;
+            dy[base + j] = scale * diff;
+        }
+        loss = wide_total(lane, own) / f32(dims.cols);
+    } else {
+        let label = u32(t[r]);
+        var own = 0.0;
+        for (var j = lane; j < dims.cols; j += WIDE) {
+            own += exp(y[base + j] - m);
+        }
+        let s = wide_total(lane, own);
+        loss = m + log(s) - y[base + label];
+        let inv_rows = 1.0 / f32(dims.rows);
+        for (var j = lane; j < dims.cols; j += WIDE) {
+            let p = exp(y[base + j] - m) / s;
+            dy[base + j] = (p - select(0.0, 1.0, j == label)) * inv_rows;
+        }
+    }
+    if (lane == 0u) {
+        var correct = 0.0;
+        if (dims.class_labels == 1u && argmax_r == u32(t[r])) {
+            correct = 1.0;
+        }
+        row_stats[r] = vec2<f32>(loss, correct);
+    }
 }
 
 // The reduce entry point uses its own binding numbers so the two entry points can share a file.

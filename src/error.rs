@@ -68,6 +68,25 @@ pub enum Error {
         adapter: String,
     },
 
+    /// A kernel would loop more often in one invocation than the adapter runs loops: llvmpipe
+    /// (lavapipe) silently ends an invocation's loops after 65 535 iterations in all, which
+    /// would make the result wrong, so wgfit refuses such a size there.
+    #[error(
+        "{what} is {size}, but on the adapter `{adapter}` (llvmpipe, which cuts a kernel's loops \
+         short after 65 535 iterations) at most {limit} can be computed exactly; use a GPU \
+         adapter or a smaller {what}"
+    )]
+    LoopLimit {
+        /// The size, as the user set it (e.g. "the batch size", "layer 0's input width").
+        what: String,
+        /// Its value.
+        size: usize,
+        /// The largest value computed exactly on this adapter.
+        limit: usize,
+        /// Adapter name.
+        adapter: String,
+    },
+
     /// A configuration value is invalid (model, fit options, callback options).
     #[error("invalid {what}: {reason}")]
     Config {

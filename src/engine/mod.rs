@@ -4,6 +4,7 @@
 //! types, the loop or the callbacks.
 
 mod init;
+pub(crate) mod loop_limit;
 mod params;
 mod plan;
 mod profile;

@@ -8,7 +8,9 @@ use crate::engine::GpuParams;
 use crate::gpu::bindings::{
     ActBackwardBindings, GatherBindings, LossFusedBindings, LossGradBindings, LossReduceBindings,
 };
-use crate::gpu::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, Slice, grid};
+use crate::gpu::{
+    ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, Slice, WIDE_LOSS_COLS,
+};
 use crate::loss::Loss;
 
 /// The buffers a plan binds.
@@ -102,7 +104,9 @@ impl PlanBuffers<'_> {
         // Not on a CPU adapter: llvmpipe ran the fused kernel up to 30 times slower than the
         // three launches for some batches (12 ms against 0.4 ms a step at 24 rows; figures:
         // bench/NOTES.md "The fused loss kernel on lavapipe"). The results are the same bits.
-        let fused = rows <= FUSED_LOSS_ROWS && !params.gpu.is_cpu();
+        // Nor for wide rows: they take `loss_grad_wide`, whose sums the fused kernel does not
+        // repeat.
+        let fused = rows <= FUSED_LOSS_ROWS && outputs <= WIDE_LOSS_COLS && !params.gpu.is_cpu();
         let y = Slice::all(&self.acts[last + 1]);
         let dy = Slice::all(&self.grads[last]);
         let (loss, reduce) = if fused {
@@ -127,9 +131,7 @@ impl PlanBuffers<'_> {
                 dy,
                 row_stats: Slice::all(self.row_stats),
             };
-            let loss = k
-                .loss_grad
-                .dispatch(dev, &bindings.slices(), grid(rows, 64));
+            let loss = k.loss_grad_dispatch(dev, rows, outputs, &bindings);
             let bindings = LossReduceBindings {
                 batch: table,
                 rows_in: Slice::all(self.row_stats),

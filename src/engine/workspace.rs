@@ -112,6 +112,12 @@ impl Workspace {
         let batch_size = global_batch / split.map_or(1, |s| s.ranks);
         let t_cols = data.target_cols();
         let class_labels = matches!(data.targets(), crate::data::Targets::Classes(_));
+        let widths: Vec<(usize, usize)> = params
+            .layers
+            .iter()
+            .map(|l| (l.inputs, l.outputs))
+            .collect();
+        super::loop_limit::check_model(gpu, &widths, batch_size.min(samples))?;
 
         let streamed = streams(gpu, data, on);
         if streamed && split.is_some() {

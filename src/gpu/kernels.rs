@@ -17,6 +17,7 @@
 //! | act_backward  | `shaders/activation.wgsl` | `backward`  |
 //! | act_backward4 | `shaders/activation.wgsl` | `backward4` |
 //! | loss_grad     | `shaders/loss.wgsl`       | `loss_grad` |
+//! | loss_grad_wide| `shaders/loss.wgsl`       | `loss_grad_wide` |
 //! | loss_reduce   | `shaders/loss.wgsl`       | `reduce`    |
 //! | loss_fused    | `shaders/loss.wgsl`       | `loss_grad_reduce` |
 //! | gather        | `shaders/gather.wgsl`     | `main`      |
@@ -268,6 +269,9 @@ pub(crate) struct Kernels {
     /// `act_backward` four columns at a time (see [`Kernels::act_backward_dispatch`]).
     pub act_backward4: Kernel,
     pub loss_grad: Kernel,
+    /// `loss_grad` with one workgroup per row, for rows wider than [`WIDE_LOSS_COLS`](super::params::WIDE_LOSS_COLS)
+    /// (see [`Kernels::loss_grad_dispatch`]).
+    pub loss_grad_wide: Kernel,
     pub loss_reduce: Kernel,
     /// `loss_grad`, `loss_reduce` and the last layer's `act_backward` in one launch, for
     /// batches of at most [`FUSED_LOSS_ROWS`].
@@ -318,6 +322,13 @@ impl Kernels {
                 "loss_grad",
                 loss,
                 "loss_grad",
+                LossGradBindings::LAYOUT,
+            ),
+            loss_grad_wide: Kernel::new(
+                device,
+                "loss_grad_wide",
+                loss,
+                "loss_grad_wide",
                 LossGradBindings::LAYOUT,
             ),
             loss_reduce: Kernel::new(

@@ -38,7 +38,10 @@ use adapter::{choose, instance};
 pub(crate) use clip::clip_launches;
 pub(crate) use kernels::{Dispatch, Kernels, Slice, grid};
 pub use matmul::MatmulVariant;
-pub(crate) use params::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims};
+pub use params::MAX_LOSS_COLS;
+pub(crate) use params::{
+    ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, WIDE_LOSS_COLS,
+};
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -37,6 +37,17 @@ pub(crate) struct ActDims {
 /// The largest batch `loss.wgsl`'s `loss_grad_reduce` takes (its `FUSED_ROWS`).
 pub(crate) const FUSED_LOSS_ROWS: usize = 64;
 
+/// The widest row `loss.wgsl`'s `loss_grad` takes; wider rows run on `loss_grad_wide`, one
+/// workgroup per row. One invocation per row loops about four times per column, and llvmpipe
+/// (lavapipe) silently ends the loops of an invocation after 65 535 iterations in all, so
+/// `loss_grad` must stay well below 16 000 columns; on GPUs the wide kernel is also the
+/// faster one for such rows.
+pub(crate) const WIDE_LOSS_COLS: usize = 4096;
+
+/// The widest row `loss_grad_wide` computes exactly on llvmpipe: its 256 lanes loop three
+/// times over every 256th column, 49 152 iterations each at this width (see `loss.wgsl`).
+pub const MAX_LOSS_COLS: usize = 256 * 16_384;
+
 /// Parameters of `loss.wgsl`'s `loss_grad`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]

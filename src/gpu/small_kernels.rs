@@ -2,8 +2,9 @@
 //! scalar and a vec4 entry point that give the same bits; the vec4 one needs rows of whole
 //! vec4s.
 
-use super::bindings::{ActBackwardBindings, GatherBindings};
+use super::bindings::{ActBackwardBindings, GatherBindings, LossGradBindings};
 use super::kernels::{Dispatch, Kernels, grid};
+use super::params::WIDE_LOSS_COLS;
 
 impl Kernels {
     /// The activation backward launch for `dims` (held by `buffers.dims`). On CPU adapters `backward4` where rows are whole vec4s, else
@@ -40,5 +41,23 @@ impl Kernels {
             && buffers.xb.vec4_bindable();
         let kernel = if vec4 { &self.gather4 } else { &self.gather };
         kernel.dispatch_per_batch(device, &buffers.slices(), super::GatherDims::grid(rows))
+    }
+
+    /// The loss-and-gradient launch for `rows` rows of `cols` outputs: `loss_grad`, one
+    /// invocation per row, up to [`WIDE_LOSS_COLS`] columns, else `loss_grad_wide`, one
+    /// workgroup per row (llvmpipe would cut `loss_grad`'s loops short on wider rows).
+    pub fn loss_grad_dispatch(
+        &self,
+        device: &wgpu::Device,
+        rows: usize,
+        cols: usize,
+        buffers: &LossGradBindings<'_>,
+    ) -> Dispatch {
+        let slices = buffers.slices();
+        if cols > WIDE_LOSS_COLS {
+            self.loss_grad_wide.dispatch(device, &slices, grid(rows, 1))
+        } else {
+            self.loss_grad.dispatch(device, &slices, grid(rows, 64))
+        }
     }
 }

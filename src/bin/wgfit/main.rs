@@ -8,6 +8,7 @@ mod convert;
 mod devices;
 mod evaluate;
 mod inspect;
+mod labels;
 mod mpi_launch;
 mod optimizer_args;
 mod plot;

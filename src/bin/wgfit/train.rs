@@ -66,6 +66,13 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         Some(w) => w.clone(),
         None => vec![32, default_outputs(&train)],
     };
+    let data_label = args.data.as_ref().map(|p| p.display().to_string());
+    crate::labels::check_output_layer(
+        &train,
+        args.layers.is_some(),
+        &widths,
+        data_label.as_deref().unwrap_or("the bundled digits"),
+    )?;
     let (activation, loss) = (args.activation, args.loss);
     let mut model = Sequential::dense_stack(train.features(), &widths, activation).seed(args.seed);
     let optimizer = args.optimizer.build()?;
@@ -115,6 +122,9 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
                 ""
             }
         );
+    }
+    if verbose > 0 {
+        println!("{}", crate::labels::model_line(train.features(), &widths));
     }
     let mut progress = Progress::new(verbose).on_stdout(true);
     let options = FitOptions {

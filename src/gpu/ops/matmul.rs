@@ -87,6 +87,9 @@ pub fn matmul_on(
 
 /// [`matmul_on`], or `None` when the variant cannot compute this product on this adapter
 /// (its layout or sizes do not fit, or its kernels need features the adapter lacks).
+///
+/// # Errors
+/// [`Error::LoopLimit`](crate::Error::LoopLimit) for a k that llvmpipe would cut short.
 pub fn try_matmul_on(
     gpu: &Gpu,
     variant: Option<MatmulVariant>,
@@ -96,6 +99,7 @@ pub fn try_matmul_on(
     bias: Option<&[f32]>,
     act: Activation,
 ) -> Result<Option<Vec<f32>>> {
+    crate::engine::loop_limit::check(gpu, || "the summed dimension k".into(), shape.k)?;
     let a_buf = gpu.upload("a", a)?;
     let b_buf = gpu.upload("b", b)?;
     let bias_buf = gpu.upload("bias", bias.unwrap_or(&[0.0]))?;

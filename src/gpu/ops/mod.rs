@@ -13,7 +13,10 @@ use crate::gpu::bindings::{
     ActBackwardBindings, GatherBindings, LossFusedBindings, LossGradBindings, LossReduceBindings,
     UpdateBindings,
 };
-use crate::gpu::{ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, Slice, grid};
+use crate::gpu::{
+    ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, Gpu, LossDims, MAX_LOSS_COLS, Slice,
+    WIDE_LOSS_COLS,
+};
 use crate::{Activation, Loss, Optimizer, Sgd};
 
 /// Runs `activation.wgsl`'s backward once: given the layer output `a` and its gradient `d`
@@ -26,6 +29,7 @@ pub fn activation_backward(
     a: &[f32],
     d: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>)> {
+    crate::engine::loop_limit::check(gpu, || "the rows".into(), rows)?;
     let a_buf = gpu.upload("a", a)?;
     let d_buf = gpu.upload("d", d)?;
     let db = gpu.storage("db", cols as u64 * 4)?;
@@ -159,8 +163,19 @@ impl LossRun {
     }
 }
 
-/// Runs `loss.wgsl` (`loss_grad`, then `reduce`) on one batch.
+/// Runs `loss.wgsl` (`loss_grad` or, for rows wider than 4 096 outputs, `loss_grad_wide`,
+/// then `reduce`) on one batch.
+///
+/// # Errors
+/// [`Error::Config`](crate::Error::Config) for rows wider than [`MAX_LOSS_COLS`], which no
+/// model has.
 pub fn loss(gpu: &Gpu, case: &LossCase<'_>) -> Result<LossOutput> {
+    if case.cols > MAX_LOSS_COLS {
+        return Err(crate::Error::config(
+            "loss",
+            format!("{} outputs; it takes at most {MAX_LOSS_COLS}", case.cols),
+        ));
+    }
     let b = LossRun::new(gpu, case, Activation::Linear)?;
     let [dims, y, t, dy] = b.inputs();
     let bindings = LossGradBindings {
@@ -170,10 +185,9 @@ pub fn loss(gpu: &Gpu, case: &LossCase<'_>) -> Result<LossOutput> {
         dy,
         row_stats: Slice::all(&b.row_stats),
     };
-    let grad_launch =
-        gpu.kernels
-            .loss_grad
-            .dispatch(&gpu.device, &bindings.slices(), grid(case.rows, 64));
+    let grad_launch = gpu
+        .kernels
+        .loss_grad_dispatch(&gpu.device, case.rows, case.cols, &bindings);
     let bindings = LossReduceBindings {
         batch: Slice::all(&b.table),
         rows_in: Slice::all(&b.row_stats),
@@ -187,7 +201,8 @@ pub fn loss(gpu: &Gpu, case: &LossCase<'_>) -> Result<LossOutput> {
     b.output(gpu, true)
 }
 
-/// Runs `loss.wgsl`'s `loss_grad_reduce`: for batches of at most 64 rows, [`loss`] followed
+/// Runs `loss.wgsl`'s `loss_grad_reduce`: for batches of at most 64 rows of at most 4 096
+/// outputs, [`loss`] followed
 /// by [`activation_backward`] of the outputs `y` under `act`, in one launch. Returns the
 /// loss output with `grad` = dZ and without per-row statistics, and the bias gradient.
 pub fn loss_fused(
@@ -199,6 +214,13 @@ pub fn loss_fused(
         return Err(crate::Error::config(
             "loss_fused",
             format!("{} rows; it takes at most {FUSED_LOSS_ROWS}", case.rows),
+        ));
+    }
+    if case.cols > WIDE_LOSS_COLS {
+        // Training never fuses wide rows (their loss sums in another order).
+        return Err(crate::Error::config(
+            "loss_fused",
+            format!("{} outputs; it takes at most {WIDE_LOSS_COLS}", case.cols),
         ));
     }
     let b = LossRun::new(gpu, case, act)?;
