@@ -23,8 +23,8 @@ pub enum CheckpointFreq {
     Batches(usize),
 }
 
-/// Saves the model's weights as a safetensors file (`model.layers.<i>.weight`/`bias`, the
-/// `--output` form), as Keras 3's `ModelCheckpoint` with `save_weights_only=True`
+/// Saves the model's weights as a safetensors file (`model.layers.<i>.weight`/`bias` and the
+/// record of each layer's activation and the loss: the `--output` form), as Keras 3's `ModelCheckpoint` with `save_weights_only=True`
 /// (`filepath`, `monitor`, `mode`, `save_best_only`, `save_freq`, `initial_value_threshold`).
 /// The file name is `filepath` formatted as Python's `str.format` with `epoch` (1-based), for
 /// batch saves `batch` (1-based), and the logs: `w-{epoch:02d}-{val_loss:.3f}.safetensors`.
@@ -191,7 +191,9 @@ impl ModelCheckpoint {
             });
         }
         let params = ctx.read_params()?;
-        crate::checkpoint::write_tensors(&path, &params)?;
+        // With the record of the model, so `wgfit evaluate` and `predict` rebuild it exactly.
+        crate::model::WeightsMeta::from_fingerprint(ctx.fingerprint())?
+            .write_with(&path, &params)?;
         self.saved.push(path);
         Ok(())
     }

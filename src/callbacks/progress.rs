@@ -99,11 +99,18 @@ impl Callback for Progress {
         self.epochs = ctx.epochs();
         self.steps = ctx.steps_per_epoch();
         let p = ctx.position();
-        // A fresh run starts at global step 0, whatever its initial epoch.
-        if p.global_step > 0 {
+        // A fresh run starts at global step 0, whatever its initial epoch. A state past the
+        // last epoch is refused by `fit` right after: it resumes nothing.
+        let beyond = p.epoch > self.epochs || (p.epoch == self.epochs && p.step > 0);
+        if p.global_step > 0 && p.epoch == self.epochs && !beyond {
+            eprintln!(
+                "wgfit: the backup holds all {} epochs: nothing left to train",
+                self.epochs
+            );
+        } else if p.global_step > 0 && !beyond {
             eprintln!(
                 "wgfit: resuming from the backup: epoch {}/{}, batch {}/{} ({} batches done)",
-                (p.epoch + 1).min(self.epochs),
+                p.epoch + 1,
                 self.epochs,
                 p.step,
                 self.steps,

@@ -1,15 +1,16 @@
 //! `wgfit evaluate` and `wgfit predict`: a model rebuilt from a weights file.
 
-use crate::train::{META_KEY, ModelMeta};
 use crate::{CliResult, Failure, load_data};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use wgfit::{Activation, CsvOptions, CsvTargets, Loss, Sequential, Sgd, Tensor};
+use wgfit::{
+    Activation, CsvOptions, CsvTargets, Dense, Loss, Sequential, Sgd, Tensor, WeightsMeta,
+};
 
 /// The model flags evaluate and predict share.
 #[derive(Args, Debug)]
 pub struct ModelArgs {
-    /// The parameters, as `wgfit train --output` writes them
+    /// The parameters, as `wgfit train --output` or `--checkpoint` writes them
     #[arg(long, value_name = "PATH")]
     weights: PathBuf,
     /// Data: CSV (optionally gzip) or safetensors with tensor `x` (and `y`) [default: the
@@ -23,11 +24,12 @@ pub struct ModelArgs {
     /// checked against them when given
     #[arg(long, value_name = "W,..", value_delimiter = ',')]
     layers: Option<Vec<usize>>,
-    /// Hidden-layer activation [default: as recorded by `wgfit train` in the weights file, else
-    /// relu]
+    /// Hidden-layer activation, for a weights file that does not record it [default: as
+    /// recorded in the weights file]
     #[arg(long, value_enum)]
     activation: Option<Activation>,
-    /// Loss [default: as recorded in the weights file, else crossentropy]
+    /// Loss, for a weights file that does not record it [default: as recorded in the weights
+    /// file]
     #[arg(long, value_enum)]
     loss: Option<Loss>,
     /// Rows per forward pass
@@ -66,16 +68,14 @@ struct Loaded {
     loss: Loss,
 }
 
-/// Rebuilds the model from `--weights`: layer widths from the tensor shapes, activation and loss
-/// from the flags or the file's metadata.
+/// Rebuilds the model from `--weights`: layer widths from the tensor shapes, activations and
+/// loss from the record wgfit writes in every weights file. Flags may stand in for a missing
+/// record, never contradict one, and a file with neither is refused: a guessed activation
+/// gives wrong numbers without any error.
 fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
     let path = &args.weights;
     let bytes = std::fs::read(path)
         .map_err(|e| Failure::new(format!("cannot read --weights {}: {e}", path.display())))?;
-    let meta: Option<ModelMeta> = safetensors::SafeTensors::read_metadata(&bytes)
-        .ok()
-        .and_then(|(_, m)| m.metadata().as_ref().and_then(|m| m.get(META_KEY).cloned()))
-        .and_then(|json| serde_json::from_str(&json).ok());
     let tensors = wgfit::checkpoint::read_tensors(path)?;
     let (inputs, widths) = shapes_of(&tensors, path)?;
     if let Some(given) = &args.layers
@@ -88,20 +88,81 @@ fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
             join(&widths)
         )));
     }
-    let activation = match (args.activation, &meta) {
-        (Some(a), _) => a,
-        (None, Some(m)) => m.activation.parse()?,
-        (None, None) => Activation::Relu,
-    };
-    let loss = match (args.loss, &meta) {
-        (Some(l), _) => l,
-        (None, Some(m)) => m.loss.parse()?,
-        (None, None) => Loss::CrossEntropy,
-    };
-    let mut model = Sequential::dense_stack(inputs, &widths, activation);
+    let recorded = WeightsMeta::from_file_bytes(&bytes, path, widths.len())?;
+    let (activations, loss) = model_of(args, recorded, widths.len())?;
+    let mut model = Sequential::new(inputs);
+    for (&units, &activation) in widths.iter().zip(&activations) {
+        model = model.add(Dense::new(units).activation(activation));
+    }
     model.compile(loss, Sgd::new(0.1))?;
     model.set_parameters(&tensors)?;
     Ok(Loaded { model, loss })
+}
+
+/// Each layer's activation and the loss: the file's record, checked against `--activation`
+/// and `--loss` when given; without a record, both flags.
+fn model_of(
+    args: &ModelArgs,
+    recorded: Option<WeightsMeta>,
+    layers: usize,
+) -> CliResult<(Vec<Activation>, Loss)> {
+    let path = args.weights.display();
+    let from_flag = |hidden: Activation| {
+        (0..layers)
+            .map(|i| {
+                if i + 1 == layers {
+                    Activation::Linear
+                } else {
+                    hidden
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let Some(meta) = recorded else {
+        return match (args.activation, args.loss) {
+            (Some(a), Some(l)) => Ok((from_flag(a), l)),
+            (a, l) => {
+                let missing: Vec<&str> = [(a.is_none(), "--activation"), (l.is_none(), "--loss")]
+                    .iter()
+                    .filter(|(m, _)| *m)
+                    .map(|(_, f)| *f)
+                    .collect();
+                Err(Failure {
+                    message: format!(
+                        "--weights {path} does not record the model's activation and loss (not written by wgfit, or by a wgfit before checkpoints recorded them); pass {} to say what the model is",
+                        missing.join(" and ")
+                    ),
+                    code: 2,
+                })
+            }
+        };
+    };
+    let contradiction = |flag: &str, given: &str, recorded: String| Failure {
+        message: format!(
+            "{flag} {given} contradicts --weights {path}, which records {recorded}; leave {flag} out to use the file's"
+        ),
+        code: 2,
+    };
+    if let Some(a) = args.activation
+        && meta.activations != from_flag(a)
+    {
+        let names: Vec<&str> = meta.activations.iter().map(|a| a.name()).collect();
+        return Err(contradiction(
+            "--activation",
+            a.name(),
+            format!("the layer activations {}", names.join(", ")),
+        ));
+    }
+    if let Some(l) = args.loss
+        && l != meta.loss
+    {
+        return Err(contradiction(
+            "--loss",
+            l.name(),
+            format!("the loss {}", meta.loss.name()),
+        ));
+    }
+    Ok((meta.activations, meta.loss))
 }
 
 /// `(inputs, widths)` from `model.layers.<i>.weight` `[out, in]`, checking the chain and biases.
