@@ -366,7 +366,7 @@ pub enum Error {
     /// A backup holds more training than `epochs` asks for: continuing would mean going back,
     /// and stopping there would leave weights of a later epoch than asked. Nothing is changed.
     #[error(
-        "the backup holds {}, more than the {epochs} epochs asked for; nothing was trained or changed. Ask for at least {} epochs (CLI --epochs {}) to continue it, or start over with another backup directory",
+        "the backup holds {}, past epoch {epochs}, the last one asked for; nothing was trained and the backup is unchanged. Ask for at least {} epochs (CLI --epochs {}) to continue it, or start over with another backup directory",
         progress_words(*epoch, *step),
         epoch + usize::from(*step > 0),
         epoch + usize::from(*step > 0)

@@ -77,11 +77,7 @@ fn sentence(o: &Outlook) -> String {
             global_step,
             fallback_reason,
         } => {
-            let at = format!(
-                "epoch {}, {}, global step {global_step}",
-                epoch + 1,
-                count(*step as u64, "batch", "batches") + " of it done"
-            );
+            let at = format!("{}, global step {global_step}", position(*epoch, *step));
             match fallback_reason {
                 None => format!("resumes from {sidecar} ({at})"),
                 Some(why) => format!(
@@ -111,11 +107,19 @@ fn print_report(r: &Inspection, double: bool) {
         match (&s.state, &s.error) {
             (Some(st), _) => {
                 println!("{}: verified", s.name);
-                println!(
-                    "  epoch:        {} ({} finished)",
-                    st.epoch + 1,
-                    st.epochs_done
-                );
+                if st.step == 0 {
+                    println!(
+                        "  epoch:        {} finished (the next is epoch {})",
+                        st.epoch,
+                        st.epoch + 1
+                    );
+                } else {
+                    println!(
+                        "  epoch:        {} in progress ({} finished)",
+                        st.epoch + 1,
+                        st.epoch
+                    );
+                }
                 println!(
                     "  step:         {} (batches done in epoch {})",
                     st.step,
@@ -180,6 +184,16 @@ fn event_line(e: &wgfit::RunEvent) -> String {
         e.global_step,
         saved_at(e.unix_ms)
     )
+}
+
+/// A position (0-based epoch, batches of it done) in words, epochs 1-based as the progress
+/// lines count them: "at the end of epoch 8", "in epoch 9 after batch 34".
+fn position(epoch: usize, step: usize) -> String {
+    match (epoch, step) {
+        (0, 0) => "before epoch 1".into(),
+        (e, 0) => format!("at the end of epoch {e}"),
+        (e, s) => format!("in epoch {} after batch {s}", e + 1),
+    }
 }
 
 /// `n` and the noun in the right number: "1 save point", "2 save points".
