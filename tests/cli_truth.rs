@@ -273,3 +273,34 @@ fn inspect_prints_dates_counts_and_1_based_epochs() {
     assert_eq!(json["sidecars"][0]["state"]["epoch"], 2);
     assert!(json["sidecars"][0]["state"]["saved_at_unix_ms"].is_u64());
 }
+
+#[test]
+fn a_divergence_names_the_epoch_and_batch_as_the_progress_lines_count_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let diverging = ["--epochs", "2", "--lr", "1e30", "--loss", "mse"];
+    let o = wgfit(d, &train(&diverging));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("became NaN in epoch 1 (by global step 57)"),
+        "{}",
+        stderr(&o)
+    );
+    let mut args = train(&diverging);
+    args.push("--terminate-on-nan");
+    let o = wgfit(d, &args);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    // In the first epoch the n-th batch (1-based) ends at global step n.
+    let numbers: Vec<u64> = err
+        .split("the loss of batch ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{err}"))
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .take(3)
+        .collect();
+    assert!(err.contains("became NaN in epoch 1 ("), "{err}");
+    assert_eq!(numbers[1], 1, "{err}");
+    assert_eq!(numbers[0], numbers[2], "batch and global step: {err}");
+}
