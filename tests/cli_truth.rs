@@ -232,6 +232,61 @@ fn a_preemption_is_reported_in_the_epochs_the_resume_counts_and_not_as_an_error(
     assert_ok(&o);
     let resumed = format!("resuming from the backup: epoch {epoch}/40, batch {batch}/57");
     assert!(stderr(&o).contains(&resumed), "{err}\n{}", stderr(&o));
+    // The resumed epoch's line says which of its batches it timed.
+    let first = if batch == 0 {
+        format!("Epoch {epoch}/40  57 batches  ")
+    } else {
+        format!("Epoch {epoch}/40  batches {}-57 of 57  ", batch + 1)
+    };
+    assert!(stdout(&o).contains(&first), "{first:?} in\n{}", stdout(&o));
+}
+
+#[test]
+fn counts_are_in_the_right_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The bundled digits are 1797 rows: one batch an epoch.
+    let o = wgfit(
+        d,
+        &[
+            "train",
+            "--layers",
+            "16,10",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "1797",
+            "--verbose",
+            "2",
+            "--no-backup",
+        ],
+    );
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("Epoch 1/1  1 batch  "),
+        "{}",
+        stdout(&o)
+    );
+    let row: Vec<String> = (0..64).map(|i| (i % 17).to_string()).collect();
+    std::fs::write(d.join("x.csv"), format!("{}\n", row.join(","))).unwrap();
+    let o = wgfit(
+        d,
+        &[
+            "predict",
+            "--weights",
+            "wgfit-model.safetensors",
+            "--data",
+            "x.csv",
+            "--output",
+            "p.csv",
+        ],
+    );
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("wrote 1 row of 10 outputs to p.csv"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

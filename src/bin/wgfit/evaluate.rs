@@ -367,8 +367,11 @@ pub fn run_predict(args: PredictArgs) -> CliResult {
     }
     wgfit::checkpoint::write_atomically(out, csv.as_bytes())
         .map_err(|e| Failure::new(format!("--output: {e}")))?;
+    let noun = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "wrote {rows} rows of {outputs} outputs to {}",
+        "wrote {} of {} to {}",
+        noun(rows, "row", "rows"),
+        noun(outputs, "output", "outputs"),
         out.display()
     );
     Ok(())
