@@ -13,7 +13,9 @@ use crate::state::{Fingerprint, History, Logs, StateMeta};
 /// Options of [`crate::Sequential::fit`], as Keras's `fit` arguments.
 #[derive(Debug, Clone)]
 pub struct FitOptions {
-    /// Train until this epoch count is reached (epochs `initial_epoch..epochs`).
+    /// Train until this epoch count is reached (epochs `initial_epoch..epochs`). A state
+    /// restored by a callback (a [`crate::BackupAndRestore`] backup) that is already past it
+    /// is refused with [`Error::BackupBeyondEpochs`], before anything is trained.
     pub epochs: usize,
     /// Rows per batch; the last batch of an epoch may be smaller.
     pub batch_size: usize,

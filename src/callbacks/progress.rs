@@ -172,7 +172,7 @@ impl Callback for Progress {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, ctx: &mut Context<'_>, epoch: usize, logs: &Logs) -> Result<()> {
+    fn on_epoch_end(&mut self, _ctx: &mut Context<'_>, epoch: usize, logs: &Logs) -> Result<()> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

@@ -129,7 +129,7 @@ fn model_of(
                     .collect();
                 Err(Failure {
                     message: format!(
-                        "--weights {path} does not record the model's activation and loss (not written by wgfit, or by a wgfit before checkpoints recorded them); pass {} to say what the model is",
+                        "--weights {path} does not record the model's activation and loss (it is not a file of `wgfit train --output` or `--checkpoint` or of `save_weights`, or is from a wgfit before checkpoints recorded them); pass {} to say what the model is",
                         missing.join(" and ")
                     ),
                     code: 2,
