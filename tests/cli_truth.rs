@@ -7,6 +7,7 @@ mod common;
 use common::cli::{LONG, assert_ok, spawn, stderr, stdout, summary_value, wait_for, wgfit};
 use common::cli_run::{epochs, metric, train};
 use std::process::Command;
+use wgfit::callbacks::format_value;
 
 /// `evaluate`'s loss on the bundled digits.
 fn evaluate(dir: &std::path::Path, extra: &[&str]) -> f64 {
@@ -176,14 +177,13 @@ fn after_restore_best_weights_the_summary_shows_the_restored_epoch() {
     for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
         let shown = summary_value(&out, key);
         assert_eq!(
-            format!("{shown:.4}"),
-            format!("{:.4}", metric(&rows[0], key)),
+            format_value(shown),
+            format_value(metric(&rows[0], key)),
             "{key}: {out}"
         );
     }
     assert!(
-        format!("{:.4}", metric(&rows[0], "val_loss"))
-            != format!("{:.4}", metric(&rows[1], "val_loss")),
+        format_value(metric(&rows[0], "val_loss")) != format_value(metric(&rows[1], "val_loss")),
         "epochs 1 and 2 cannot be told apart: {rows:?}"
     );
 }
@@ -358,4 +358,31 @@ fn a_divergence_names_the_epoch_and_batch_as_the_progress_lines_count_them() {
     assert!(err.contains("became NaN in epoch 1 ("), "{err}");
     assert_eq!(numbers[1], 1, "{err}");
     assert_eq!(numbers[0], numbers[2], "batch and global step: {err}");
+}
+
+#[test]
+fn a_small_learning_rate_is_not_printed_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wgfit(
+        dir.path(),
+        &[
+            "train",
+            "--layers",
+            "16,10",
+            "--epochs",
+            "1",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.00001",
+            "--verbose",
+            "2",
+            "--no-backup",
+        ],
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("  learning_rate 1.0000e-5\n"), "{out}");
+    assert!(out.contains("learning_rate: 1.0000e-5\n"), "{out}");
+    assert_eq!(summary_value(&out, "learning_rate"), 1e-5);
 }

@@ -216,12 +216,22 @@ pub fn metric_order<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<&'a 
     v
 }
 
-/// Logs as `name value` pairs in [`metric_order`], 4 decimals, two spaces apart:
-/// `loss 0.1234  accuracy 0.9650  val_loss 0.2000  val_accuracy 0.9400`.
+/// A log value as Keras's progress bar writes it: 4 decimals, or scientific notation with 4
+/// below 1e-3 in magnitude, so that a learning rate of 1e-5 reads `1.0000e-5`, not `0.0000`.
+pub fn format_value(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:.4e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// Logs as `name value` pairs in [`metric_order`], as [`format_value`] writes them, two spaces
+/// apart: `loss 0.1234  accuracy 0.9650  val_loss 0.2000  val_accuracy 0.9400`.
 pub fn format_logs(logs: &Logs) -> String {
     metric_order(logs.keys())
         .into_iter()
-        .map(|k| format!("{k} {:.4}", logs[k]))
+        .map(|k| format!("{k} {}", format_value(logs[k])))
         .collect::<Vec<_>>()
         .join("  ")
 }

@@ -247,7 +247,11 @@ pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
     let logs = model.evaluate(&data, args.batch_size.max(1))?;
     println!("samples:       {}", data.len());
     for k in wgfit::callbacks::metric_order(logs.keys()) {
-        println!("{:<14} {:.4}", format!("{k}:"), logs[k]);
+        println!(
+            "{:<14} {}",
+            format!("{k}:"),
+            wgfit::callbacks::format_value(logs[k])
+        );
     }
     println!("loss fn:       {}", loss.name());
     Ok(())

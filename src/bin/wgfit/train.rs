@@ -182,7 +182,11 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
     };
     if let Some(logs) = held {
         for k in metric_order(logs.keys()) {
-            println!("{:<14} {:.4}", format!("{k}:"), logs[k]);
+            println!(
+                "{:<14} {}",
+                format!("{k}:"),
+                wgfit::callbacks::format_value(logs[k])
+            );
         }
     }
     println!("output:        {}", args.output.display());
