@@ -153,7 +153,7 @@ pub enum Error {
     Diverged {
         /// `the loss` or `the parameters`.
         what: String,
-        /// 0-based epoch.
+        /// 0-based epoch (the message counts from 1).
         epoch: usize,
         /// Global step at which it was seen.
         global_step: u64,
@@ -176,9 +176,10 @@ pub enum Error {
     Preempted {
         /// The signal number (15 for SIGTERM, 2 for SIGINT).
         signal: i32,
-        /// Epoch of the saved state.
+        /// Epoch of the saved state (0-based: the finished epochs when `step` is 0; the
+        /// message counts from 1).
         epoch: usize,
-        /// Step of the saved state.
+        /// Batches of that epoch the saved state has done.
         step: usize,
     },
 

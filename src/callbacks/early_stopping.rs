@@ -91,7 +91,7 @@ impl EarlyStopping {
         (self.stopped_epoch > 0).then_some(self.stopped_epoch)
     }
 
-    /// The best value seen and its epoch.
+    /// The best value seen and its epoch (0-based).
     pub fn best(&self) -> Option<(f64, usize)> {
         self.best.map(|b| (b, self.best_epoch))
     }
