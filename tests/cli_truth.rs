@@ -386,3 +386,83 @@ fn a_small_learning_rate_is_not_printed_as_zero() {
     assert!(out.contains("learning_rate: 1.0000e-5\n"), "{out}");
     assert_eq!(summary_value(&out, "learning_rate"), 1e-5);
 }
+
+#[test]
+fn evaluate_and_predict_scale_inputs_as_training_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 120 rows of 4 features in 0..16 whose label is the largest of the first three.
+    let mut csv = String::new();
+    for i in 0..120u32 {
+        let f: Vec<u32> = (0..4).map(|j| (i * 7 + j * 5 + i * j) % 17).collect();
+        let label = (0..3).max_by_key(|&j| (f[j], j)).unwrap();
+        csv.push_str(&format!("{},{},{},{},{label}\n", f[0], f[1], f[2], f[3]));
+    }
+    std::fs::write(d.join("d.csv"), csv).unwrap();
+    let o = wgfit(
+        d,
+        &train(&[
+            "--data",
+            "d.csv",
+            "--scale",
+            "0.0625",
+            "--layers",
+            "8,3",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "16",
+            "--checkpoint",
+            "ck-{epoch}.safetensors",
+            "--output",
+            "m.safetensors",
+        ]),
+    );
+    assert_ok(&o);
+    let told = evaluate(
+        d,
+        &[
+            "--weights",
+            "m.safetensors",
+            "--data",
+            "d.csv",
+            "--scale",
+            "0.0625",
+        ],
+    );
+    let unscaled = evaluate(
+        d,
+        &[
+            "--weights",
+            "m.safetensors",
+            "--data",
+            "d.csv",
+            "--scale",
+            "1",
+        ],
+    );
+    assert!(told != unscaled, "the scale makes no difference: {told}");
+    for weights in ["m.safetensors", "ck-3.safetensors"] {
+        let recorded = evaluate(d, &["--weights", weights, "--data", "d.csv"]);
+        assert_eq!(recorded, told, "{weights}");
+    }
+    // predict: the same inputs, scaled as recorded or as told, give the same rows.
+    let predict = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "predict",
+            "--weights",
+            "m.safetensors",
+            "--data",
+            "d.csv",
+            "--output",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        assert_ok(&wgfit(d, &args));
+        std::fs::read_to_string(d.join(out)).unwrap()
+    };
+    assert_eq!(
+        predict(&[], "a.csv"),
+        predict(&["--scale", "0.0625"], "b.csv")
+    );
+}

@@ -24,10 +24,12 @@ fn recorded(path: &std::path::Path) -> Option<WeightsMeta> {
 }
 
 #[test]
-fn model_checkpoint_files_record_the_activations_and_the_loss() {
+fn model_checkpoint_files_record_the_activations_the_loss_and_the_input_scale() {
     let tmp = tempfile::tempdir().unwrap();
     let pattern = tmp.path().join("w-{epoch}.safetensors");
-    let mut checkpoint = ModelCheckpoint::new(pattern.to_str().unwrap()).monitor("loss");
+    let mut checkpoint = ModelCheckpoint::new(pattern.to_str().unwrap())
+        .monitor("loss")
+        .input_scale(0.5);
     let mut m = model(
         Activation::Tanh,
         Activation::Sigmoid,
@@ -42,6 +44,7 @@ fn model_checkpoint_files_record_the_activations_and_the_loss() {
             Some(WeightsMeta {
                 activations: vec![Activation::Tanh, Activation::Sigmoid],
                 loss: Loss::MeanSquaredError,
+                input_scale: Some(0.5),
             }),
             "{}",
             path.display()
@@ -71,6 +74,7 @@ fn save_weights_records_the_model_and_load_weights_refuses_another() {
     assert_eq!(meta.activations, [Activation::Tanh, Activation::Linear]);
     assert_eq!(meta.loss, Loss::CrossEntropy);
     assert_eq!(meta.hidden_activation(), Some(Activation::Tanh));
+    assert_eq!(meta.input_scale, None, "the library scales no inputs");
 
     let mut same = model(Activation::Tanh, Activation::Linear, Loss::CrossEntropy);
     same.load_weights(&path).unwrap();

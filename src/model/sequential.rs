@@ -431,6 +431,7 @@ impl Sequential {
         Ok(WeightsMeta {
             activations: self.layers.iter().map(|l| l.activation).collect(),
             loss: self.loss()?,
+            input_scale: None,
         })
     }
 

@@ -16,13 +16,17 @@ use std::path::Path;
 pub const WEIGHTS_META_KEY: &str = "wgfit";
 
 /// The model a weights file belongs to, beyond its tensors' shapes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WeightsMeta {
     /// Each layer's activation, first layer first.
     pub activations: Vec<Activation>,
     /// The loss the model was trained with (it decides how outputs are read: logits of classes
     /// or values).
     pub loss: Loss,
+    /// The factor the training inputs were multiplied by before they reached the model
+    /// (`wgfit train --scale`), which inputs must be scaled by alike; `None`: not recorded (the
+    /// library does not scale inputs).
+    pub input_scale: Option<f32>,
 }
 
 /// The JSON form. `activation` alone (the hidden layers', the last one linear) is what
@@ -34,6 +38,8 @@ struct Stored {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     activation: Option<String>,
     loss: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_scale: Option<f32>,
 }
 
 impl WeightsMeta {
@@ -47,6 +53,7 @@ impl WeightsMeta {
                 .map(|(_, _, a)| a.parse())
                 .collect::<Result<_>>()?,
             loss: fingerprint.loss.parse()?,
+            input_scale: None,
         })
     }
 
@@ -76,6 +83,7 @@ impl WeightsMeta {
             ),
             activation: None,
             loss: self.loss.name().to_string(),
+            input_scale: self.input_scale,
         };
         let json = serde_json::to_string(&stored)
             .map_err(|e| Error::encoding("the weights file's model record", e))?;
@@ -138,6 +146,7 @@ impl WeightsMeta {
         Ok(Some(WeightsMeta {
             activations,
             loss: stored.loss.parse()?,
+            input_scale: stored.input_scale,
         }))
     }
 }

@@ -17,7 +17,8 @@ pub struct ModelArgs {
     /// bundled digits, scaled by 1/16]
     #[arg(long, value_name = "PATH")]
     data: Option<PathBuf>,
-    /// Multiply every input by F [default: 0.0625 (1/16) for the bundled digits, 1 for --data]
+    /// Multiply every input by F [default: as `wgfit train --scale` recorded in the weights
+    /// file; else 0.0625 (1/16) for the bundled digits, 1 for --data]
     #[arg(long, value_name = "F")]
     scale: Option<f32>,
     /// Hidden widths then the output width; optional: read from the weights' shapes, and
@@ -66,6 +67,8 @@ pub struct PredictArgs {
 struct Loaded {
     model: Sequential,
     loss: Loss,
+    /// `--scale`, else the factor the training inputs were multiplied by, if recorded.
+    scale: Option<f32>,
 }
 
 /// Rebuilds the model from `--weights`: layer widths from the tensor shapes, activations and
@@ -89,6 +92,7 @@ fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
         )));
     }
     let recorded = WeightsMeta::from_file_bytes(&bytes, path, widths.len())?;
+    let scale = args.scale.or(recorded.as_ref().and_then(|m| m.input_scale));
     let (activations, loss) = model_of(args, recorded, widths.len())?;
     let mut model = Sequential::new(inputs);
     for (&units, &activation) in widths.iter().zip(&activations) {
@@ -96,7 +100,7 @@ fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
     }
     model.compile(loss, Sgd::new(0.1))?;
     model.set_parameters(&tensors)?;
-    Ok(Loaded { model, loss })
+    Ok(Loaded { model, loss, scale })
 }
 
 /// Each layer's activation and the loss: the file's record, checked against `--activation`
@@ -235,8 +239,8 @@ fn data_name(args: &ModelArgs) -> String {
 
 pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
     let args = args.model;
-    let Loaded { model, loss } = load_model(&args)?;
-    let data = load_data(args.data.as_deref(), &CsvOptions::default(), args.scale)?;
+    let Loaded { model, loss, scale } = load_model(&args)?;
+    let data = load_data(args.data.as_deref(), &CsvOptions::default(), scale)?;
     if data.features() != model.inputs() {
         return Err(width_error(
             &data_name(&args),
@@ -259,14 +263,14 @@ pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
 
 /// The inputs of every row, dropping a label column when the data has one more column than
 /// the model's inputs.
-fn load_inputs(args: &ModelArgs, inputs: usize) -> CliResult<Vec<f32>> {
+fn load_inputs(args: &ModelArgs, inputs: usize, scale: Option<f32>) -> CliResult<Vec<f32>> {
     let name = data_name(args);
     let is_safetensors = args
         .data
         .as_ref()
         .and_then(|p| p.extension())
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-    let scale = args.scale.unwrap_or(if args.data.is_none() {
+    let scale = scale.unwrap_or(if args.data.is_none() {
         crate::DIGITS_SCALE
     } else {
         1.0
@@ -331,9 +335,9 @@ pub fn run_predict(args: PredictArgs) -> CliResult {
             parent.display()
         )));
     }
-    let Loaded { model, loss } = load_model(&args.model)?;
+    let Loaded { model, loss, scale } = load_model(&args.model)?;
     let inputs = model.inputs();
-    let x = load_inputs(&args.model, inputs)?;
+    let x = load_inputs(&args.model, inputs, scale)?;
     let rows = x.len() / inputs;
     let outputs = model.outputs();
     let y = model.predict(&x, args.model.batch_size.max(1))?;

@@ -50,6 +50,16 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         (None, None) => (data, None),
     };
     let mut callbacks = args.callbacks.build(validation.is_some())?;
+    // What the inputs were multiplied by, recorded in every weights file for evaluate/predict.
+    let input_scale = args.scale.unwrap_or(if args.data.is_none() {
+        crate::DIGITS_SCALE
+    } else {
+        1.0
+    });
+    callbacks.checkpoint = callbacks
+        .checkpoint
+        .take()
+        .map(|c| c.input_scale(input_scale));
 
     let widths = match &args.layers {
         Some(w) => w.clone(),
@@ -147,7 +157,11 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         return Ok(());
     }
     let params = model.parameters()?;
-    write_weights(&args.output, &params, &model.weights_meta()?)?;
+    let meta = WeightsMeta {
+        input_scale: Some(input_scale),
+        ..model.weights_meta()?
+    };
+    write_weights(&args.output, &params, &meta)?;
     let superseded = backup.as_ref().map_or(0, |b| b.superseded_saves());
     if let Some(b) = backup.as_mut()
         && !args.keep_checkpoint
