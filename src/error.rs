@@ -166,12 +166,13 @@ pub enum Error {
 
     /// Training produced a non-finite loss or non-finite parameters.
     #[error(
-        "training diverged: {what} became {value} in epoch {epoch} (by global step {global_step}); lower the learning rate"
+        "training diverged: {what} became {value} in epoch {} (by global step {global_step}); lower the learning rate",
+        epoch + 1
     )]
     Diverged {
         /// `the loss` or `the parameters`.
         what: String,
-        /// 0-based epoch.
+        /// 0-based epoch (the message counts from 1).
         epoch: usize,
         /// Global step at which it was seen.
         global_step: u64,
@@ -188,14 +189,16 @@ pub enum Error {
     },
     /// Training stopped because SIGTERM or SIGINT arrived; the state was saved and committed.
     #[error(
-        "preempted by signal {signal}: state saved at epoch {epoch}, step {step}; run again to resume"
+        "preempted by signal {signal}: state saved {}; run again to resume",
+        position_words(*epoch, *step)
     )]
     Preempted {
         /// The signal number (15 for SIGTERM, 2 for SIGINT).
         signal: i32,
-        /// Epoch of the saved state.
+        /// Epoch of the saved state (0-based: the finished epochs when `step` is 0; the
+        /// message counts from 1).
         epoch: usize,
-        /// Step of the saved state.
+        /// Batches of that epoch the saved state has done.
         step: usize,
     },
 
@@ -369,7 +372,8 @@ pub enum Error {
     /// A distributed fit stopped on every rank at the same batch because a rank caught
     /// SIGTERM or SIGINT; rank 0 saved the state if it backs up.
     #[error(
-        "stopped by signal {signal} at epoch {epoch}, step {step}, together with every rank (rank 0 saves the state when it backs up); run again to resume"
+        "stopped by signal {signal} {}, together with every rank (rank 0 saves the state when it backs up); run again to resume",
+        position_words(*epoch, *step)
     )]
     StoppedBySignal {
         /// The signal number.
@@ -379,6 +383,38 @@ pub enum Error {
         /// Step of the stop.
         step: usize,
     },
+    /// A backup holds more training than `epochs` asks for: continuing would mean going back,
+    /// and stopping there would leave weights of a later epoch than asked. Nothing is changed.
+    #[error(
+        "the backup holds {}, past epoch {epochs}, the last one asked for; nothing was trained and the backup is unchanged. Ask for at least {} epochs (CLI --epochs {}) to continue it, or start over with another backup directory",
+        progress_words(*epoch, *step),
+        epoch + usize::from(*step > 0),
+        epoch + usize::from(*step > 0)
+    )]
+    BackupBeyondEpochs {
+        /// The epochs asked for.
+        epochs: usize,
+        /// The backup's epoch (0-based: finished epochs when `step` is 0).
+        epoch: usize,
+        /// Batches of that epoch the backup has done.
+        step: usize,
+    },
+    /// A weights file records another model (activations, loss) than the one it is loaded
+    /// into: its weights would compute something else there.
+    #[error(
+        "{} holds weights of another model: it records {what} {recorded}, but the model has {given}",
+        path.display()
+    )]
+    ModelRecordMismatch {
+        /// The weights file.
+        path: PathBuf,
+        /// `activations` or `loss`.
+        what: String,
+        /// What the file records.
+        recorded: String,
+        /// What the model has.
+        given: String,
+    },
     /// An MPI operation failed.
     #[error("MPI: {what}: {reason}")]
     Mpi {
@@ -387,6 +423,32 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+}
+
+/// A training position in words, epochs 1-based as the progress lines count them:
+/// "at the end of epoch 3", "in epoch 4 after batch 12".
+fn position_words(epoch: usize, step: usize) -> String {
+    match (epoch, step) {
+        (0, 0) => "before epoch 1".into(),
+        (e, 0) => format!("at the end of epoch {e}"),
+        (e, s) => format!("in epoch {} after batch {s}", e + 1),
+    }
+}
+
+/// How much training a state holds: "20 finished epochs and 1 batch of epoch 21".
+fn progress_words(epoch: usize, step: usize) -> String {
+    let epochs = if epoch == 1 { "epoch" } else { "epochs" };
+    match step {
+        0 => format!("{epoch} finished {epochs}"),
+        1 => format!(
+            "{epoch} finished {epochs} and 1 batch of epoch {}",
+            epoch + 1
+        ),
+        s => format!(
+            "{epoch} finished {epochs} and {s} batches of epoch {}",
+            epoch + 1
+        ),
+    }
 }
 
 impl Error {

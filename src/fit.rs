@@ -13,7 +13,9 @@ use crate::state::{Fingerprint, History, Logs, StateMeta};
 /// Options of [`crate::Sequential::fit`], as Keras's `fit` arguments.
 #[derive(Debug, Clone)]
 pub struct FitOptions {
-    /// Train until this epoch count is reached (epochs `initial_epoch..epochs`).
+    /// Train until this epoch count is reached (epochs `initial_epoch..epochs`). A state
+    /// restored by a callback (a [`crate::BackupAndRestore`] backup) that is already past it
+    /// is refused with [`Error::BackupBeyondEpochs`], before anything is trained.
     pub epochs: usize,
     /// Rows per batch; the last batch of an epoch may be smaller.
     pub batch_size: usize,
@@ -274,6 +276,7 @@ fn train(
 ) -> Result<History> {
     each(callbacks, ctx, |cb, ctx| cb.on_train_begin(ctx))?;
     crate::distributed::check_agree(ctx, "at the start")?;
+    check_within_epochs(ctx.position(), setup.options.epochs)?;
     ctx.lock_position();
     while ctx.position().epoch < setup.options.epochs && !ctx.stop_requested() {
         train_epoch(ctx, callbacks, setup, validation)?;
@@ -283,6 +286,20 @@ fn train(
     let logs = ctx.history().last().cloned().unwrap_or_default();
     each(callbacks, ctx, |cb, ctx| cb.on_train_end(ctx, &logs))?;
     Ok(ctx.history().clone())
+}
+
+/// Refuses a restored state past the last epoch asked for: training nothing would return (and
+/// a caller would write) weights of a later epoch than asked, and a history longer than
+/// `epochs`, as if they were the result of `epochs` epochs.
+fn check_within_epochs(p: crate::state::Position, epochs: usize) -> Result<()> {
+    if p.epoch > epochs || (p.epoch == epochs && p.step > 0) {
+        return Err(Error::BackupBeyondEpochs {
+            epochs,
+            epoch: p.epoch,
+            step: p.step,
+        });
+    }
+    Ok(())
 }
 
 fn train_epoch(

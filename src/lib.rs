@@ -54,7 +54,7 @@ pub use fit::FitOptions;
 pub use gpu::{AdapterSummary, Gpu, GpuMemory};
 pub use layer::{Activation, LayerKind, LayerSpec};
 pub use loss::Loss;
-pub use model::{Dense, Sequential};
+pub use model::{Dense, Sequential, WEIGHTS_META_KEY, WeightsMeta};
 pub use optim::{
     Adam, Clipping, Configured, LearningRateSchedule, Optimizer, RmsProp, Sgd, UpdateKernel,
 };

@@ -61,7 +61,9 @@ fn preempted_cli_saves_and_the_rerun_finishes(signal: &str, number: i32) {
         stderr(&o)
     );
     assert!(
-        stderr(&o).contains(&format!("wgfit: error: preempted by signal {number}")),
+        stderr(&o).contains(&format!(
+            "wgfit: preempted by signal {number}: state saved "
+        )) && !stderr(&o).contains("wgfit: error"),
         "{}",
         stderr(&o)
     );
@@ -135,7 +137,7 @@ fn inspect_healthy_damaged_and_empty_directories() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let text = stdout(&o);
     for key in [
-        "a rerun without --double-checkpoint resumes from latest.json (epoch 2, step 0, global step 114)",
+        "a rerun without --double-checkpoint resumes from latest.json (at the end of epoch 2, global step 114)",
         "latest.json: verified",
         "global step:  114",
         "previous.json: absent",
@@ -281,7 +283,12 @@ fn skipped_saves_are_reported_in_the_summary_and_by_inspect() {
             n.parse().unwrap_or_else(|_| panic!("a count in {rest:?}"))
         });
     let i = wgfit(dir.path(), &["inspect", "bk"]);
-    let line = format!("skipped:      {skipped} save points superseded");
+    let points = if skipped == 1 {
+        "save point"
+    } else {
+        "save points"
+    };
+    let line = format!("skipped:      {skipped} {points} superseded");
     assert!(stdout(&i).contains(&line), "{text}\n{}", stdout(&i));
 }
 

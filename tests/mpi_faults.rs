@@ -113,13 +113,13 @@ fn sigterm_to(rank: usize) {
     let err = String::from_utf8_lossy(&out.stderr);
     // Rank 0 saved and says where; rank 1 stopped at the same batch.
     let saved = err
-        .split("preempted by signal 15: state saved at ")
+        .split("preempted by signal 15: state saved ")
         .nth(1)
         .and_then(|s| s.split(';').next())
         .unwrap_or_else(|| panic!("rank 0 did not save: {}", text(&out)));
     assert!(
         err.contains(&format!(
-            "stopped by signal 15 at {saved}, together with every rank"
+            "stopped by signal 15 {saved}, together with every rank"
         )),
         "the ranks did not stop at the same batch ({saved}): {}",
         text(&out)

@@ -26,6 +26,7 @@ pub struct EarlyStopping {
     best_epoch: usize,
     stopped_epoch: usize,
     best_weights: Option<Arc<[Tensor]>>,
+    restored_epoch: Option<usize>,
 }
 
 const NAME: &str = "EarlyStopping";
@@ -44,6 +45,7 @@ impl EarlyStopping {
             best_epoch: 0,
             stopped_epoch: 0,
             best_weights: None,
+            restored_epoch: None,
         }
     }
 
@@ -89,9 +91,15 @@ impl EarlyStopping {
         (self.stopped_epoch > 0).then_some(self.stopped_epoch)
     }
 
-    /// The best value seen and its epoch.
+    /// The best value seen and its epoch (0-based).
     pub fn best(&self) -> Option<(f64, usize)> {
         self.best.map(|b| (b, self.best_epoch))
+    }
+
+    /// The epoch (0-based) whose weights `restore_best_weights` put back at the end of the
+    /// last `fit`, if it did: the model then holds that epoch's weights, not the last one's.
+    pub fn restored_epoch(&self) -> Option<usize> {
+        self.restored_epoch
     }
 
     fn keep_weights(&mut self, ctx: &mut Context<'_>) -> Result<()> {
@@ -112,6 +120,7 @@ impl Callback for EarlyStopping {
         self.best = None;
         self.best_epoch = 0;
         self.best_weights = None;
+        self.restored_epoch = None;
         Ok(())
     }
 
@@ -153,6 +162,7 @@ impl Callback for EarlyStopping {
             && let Some(best) = &self.best_weights
         {
             ctx.set_params(&from_callback_tensors(best.to_vec()))?;
+            self.restored_epoch = Some(self.best_epoch);
         }
         Ok(())
     }

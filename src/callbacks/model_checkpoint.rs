@@ -23,8 +23,8 @@ pub enum CheckpointFreq {
     Batches(usize),
 }
 
-/// Saves the model's weights as a safetensors file (`model.layers.<i>.weight`/`bias`, the
-/// `--output` form), as Keras 3's `ModelCheckpoint` with `save_weights_only=True`
+/// Saves the model's weights as a safetensors file (`model.layers.<i>.weight`/`bias` and the
+/// record of each layer's activation and the loss: the `--output` form), as Keras 3's `ModelCheckpoint` with `save_weights_only=True`
 /// (`filepath`, `monitor`, `mode`, `save_best_only`, `save_freq`, `initial_value_threshold`).
 /// The file name is `filepath` formatted as Python's `str.format` with `epoch` (1-based), for
 /// batch saves `batch` (1-based), and the logs: `w-{epoch:02d}-{val_loss:.3f}.safetensors`.
@@ -35,6 +35,7 @@ pub struct ModelCheckpoint {
     save_best_only: bool,
     save_freq: CheckpointFreq,
     initial_value_threshold: Option<f64>,
+    input_scale: Option<f32>,
     best: Option<f64>,
     batches_since_saving: usize,
     last_batch_seen: usize,
@@ -51,6 +52,7 @@ impl ModelCheckpoint {
             save_best_only: false,
             save_freq: CheckpointFreq::Epoch,
             initial_value_threshold: None,
+            input_scale: None,
             best: None,
             batches_since_saving: 0,
             last_batch_seen: 0,
@@ -86,6 +88,14 @@ impl ModelCheckpoint {
     /// The value the first save must beat (with `save_best_only`).
     pub fn initial_value_threshold(mut self, value: f64) -> Self {
         self.initial_value_threshold = Some(value);
+        self
+    }
+
+    /// Records in every file that the training inputs were multiplied by `scale` before they
+    /// reached the model (as `wgfit train --scale` does), so that `wgfit evaluate` and
+    /// `predict` scale theirs alike.
+    pub fn input_scale(mut self, scale: f32) -> Self {
+        self.input_scale = Some(scale);
         self
     }
 
@@ -191,7 +201,12 @@ impl ModelCheckpoint {
             });
         }
         let params = ctx.read_params()?;
-        crate::checkpoint::write_tensors(&path, &params)?;
+        // With the record of the model, so `wgfit evaluate` and `predict` rebuild it exactly.
+        let meta = crate::model::WeightsMeta {
+            input_scale: self.input_scale,
+            ..crate::model::WeightsMeta::from_fingerprint(ctx.fingerprint())?
+        };
+        meta.write_with(&path, &params)?;
         self.saved.push(path);
         Ok(())
     }

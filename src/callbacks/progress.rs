@@ -35,6 +35,9 @@ pub struct Progress {
     steps: usize,
     epoch_started: Instant,
     first_step: usize,
+    /// Batches of the epoch done by its last batch end (fewer than `steps` when a callback
+    /// stopped the run within the epoch).
+    end_step: usize,
     last_loss_read: Instant,
     loss: Option<f64>,
 }
@@ -50,6 +53,7 @@ impl Progress {
             steps: 0,
             epoch_started: Instant::now(),
             first_step: 0,
+            end_step: 0,
             last_loss_read: Instant::now(),
             loss: None,
         }
@@ -99,15 +103,22 @@ impl Callback for Progress {
         self.epochs = ctx.epochs();
         self.steps = ctx.steps_per_epoch();
         let p = ctx.position();
-        // A fresh run starts at global step 0, whatever its initial epoch.
-        if p.global_step > 0 {
+        // A fresh run starts at global step 0, whatever its initial epoch. A state past the
+        // last epoch is refused by `fit` right after: it resumes nothing.
+        let beyond = p.epoch > self.epochs || (p.epoch == self.epochs && p.step > 0);
+        if p.global_step > 0 && p.epoch == self.epochs && !beyond {
             eprintln!(
-                "wgfit: resuming from the backup: epoch {}/{}, batch {}/{} ({} batches done)",
-                (p.epoch + 1).min(self.epochs),
+                "wgfit: the backup holds all {}: nothing left to train",
+                count(self.epochs, "epoch", "epochs")
+            );
+        } else if p.global_step > 0 && !beyond {
+            eprintln!(
+                "wgfit: resuming from the backup: epoch {}/{}, batch {}/{} ({} done)",
+                p.epoch + 1,
                 self.epochs,
                 p.step,
                 self.steps,
-                p.global_step
+                count(p.global_step as usize, "batch", "batches")
             );
         }
         Ok(())
@@ -116,6 +127,7 @@ impl Callback for Progress {
     fn on_epoch_begin(&mut self, ctx: &mut Context<'_>, epoch: usize) -> Result<()> {
         self.epoch_started = Instant::now();
         self.first_step = ctx.position().step;
+        self.end_step = self.first_step;
         self.last_loss_read = Instant::now();
         self.loss = None;
         if self.verbose == 1 && self.terminal() {
@@ -138,6 +150,7 @@ impl Callback for Progress {
     }
 
     fn on_train_batch_end(&mut self, ctx: &mut Context<'_>, batch: usize) -> Result<()> {
+        self.end_step = batch + 1;
         if self.bar.is_none() {
             return Ok(());
         }
@@ -159,7 +172,7 @@ impl Callback for Progress {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, ctx: &mut Context<'_>, epoch: usize, logs: &Logs) -> Result<()> {
+    fn on_epoch_end(&mut self, _ctx: &mut Context<'_>, epoch: usize, logs: &Logs) -> Result<()> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -167,17 +180,27 @@ impl Callback for Progress {
             return Ok(());
         }
         let secs = self.epoch_started.elapsed().as_secs_f64();
-        let done = ctx.steps_per_epoch().saturating_sub(self.first_step);
+        let done = self.end_step.saturating_sub(self.first_step);
+        // The batches this line's time and rate cover: not the whole epoch after a mid-epoch
+        // resume, or when a callback stopped the run within it.
+        let batches = match (self.first_step, self.end_step) {
+            (0, end) if end == self.steps => count(end, "batch", "batches"),
+            (first, end) => format!("batches {}-{end} of {}", first + 1, self.steps),
+        };
         self.line(&format!(
-            "Epoch {}/{}  {} batches  {secs:.2}s ({:.0} batches/s)  {}",
+            "Epoch {}/{}  {batches}  {secs:.2}s ({:.0} batches/s)  {}",
             epoch + 1,
             self.epochs,
-            self.steps,
             done as f64 / secs.max(1e-9),
             format_logs(logs)
         ));
         Ok(())
     }
+}
+
+/// `n` and the noun in the right number: "1 batch", "57 batches".
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Metric names in Keras's order: `loss` first, then the other metrics by name, then their
@@ -193,12 +216,22 @@ pub fn metric_order<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<&'a 
     v
 }
 
-/// Logs as `name value` pairs in [`metric_order`], 4 decimals, two spaces apart:
-/// `loss 0.1234  accuracy 0.9650  val_loss 0.2000  val_accuracy 0.9400`.
+/// A log value as Keras's progress bar writes it: 4 decimals, or scientific notation with 4
+/// below 1e-3 in magnitude, so that a learning rate of 1e-5 reads `1.0000e-5`, not `0.0000`.
+pub fn format_value(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:.4e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// Logs as `name value` pairs in [`metric_order`], as [`format_value`] writes them, two spaces
+/// apart: `loss 0.1234  accuracy 0.9650  val_loss 0.2000  val_accuracy 0.9400`.
 pub fn format_logs(logs: &Logs) -> String {
     metric_order(logs.keys())
         .into_iter()
-        .map(|k| format!("{k} {:.4}", logs[k]))
+        .map(|k| format!("{k} {}", format_value(logs[k])))
         .collect::<Vec<_>>()
         .join("  ")
 }

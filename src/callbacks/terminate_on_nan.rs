@@ -22,7 +22,7 @@ impl Callback for TerminateOnNaN {
             Some(&loss) if !loss.is_finite() => {
                 ctx.stop_training();
                 Err(Error::Diverged {
-                    what: format!("the loss of batch {batch}"),
+                    what: format!("the loss of batch {}", batch + 1),
                     epoch: ctx.position().epoch,
                     global_step: ctx.position().global_step,
                     value: loss as f32,

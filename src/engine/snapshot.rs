@@ -240,7 +240,12 @@ impl Snapshot {
                 if let Some(bad) = t.data.iter().find(|v| !v.is_finite()) {
                     return Err(Error::Diverged {
                         what: format!("the parameters (`{}`)", t.name),
-                        epoch: p.epoch,
+                        // A state taken at an epoch's end is past it: that epoch diverged.
+                        epoch: if p.step == 0 {
+                            p.epoch.saturating_sub(1)
+                        } else {
+                            p.epoch
+                        },
                         global_step: p.global_step,
                         value: *bad,
                     });

@@ -3,6 +3,8 @@
 
 mod dense;
 mod sequential;
+mod weights_meta;
 
 pub use dense::Dense;
 pub use sequential::Sequential;
+pub use weights_meta::{WEIGHTS_META_KEY, WeightsMeta};

@@ -13,8 +13,10 @@ use crate::gpu::Gpu;
 use crate::layer::{Activation, LayerSpec};
 use crate::loss::Loss;
 use crate::model::Dense;
+use crate::model::WeightsMeta;
 use crate::optim::Optimizer;
 use crate::state::{Fingerprint, History, Logs, Tensor};
+use std::path::Path;
 use std::sync::Arc;
 
 /// A model: `inputs` features through a stack of [`Dense`] layers.
@@ -421,6 +423,59 @@ impl Sequential {
     /// with its shape.
     pub fn set_parameters(&mut self, tensors: &[Tensor]) -> Result<()> {
         self.compiled()?.params.write_params(tensors, "")
+    }
+
+    /// What a weights file of this model records besides the tensors: each layer's activation
+    /// and the loss.
+    pub fn weights_meta(&self) -> Result<WeightsMeta> {
+        Ok(WeightsMeta {
+            activations: self.layers.iter().map(|l| l.activation).collect(),
+            loss: self.loss()?,
+            input_scale: None,
+        })
+    }
+
+    /// Writes the parameters as a safetensors file (atomically), the form `wgfit train
+    /// --output` writes: the tensors of [`Sequential::parameters`] and a record of each
+    /// layer's activation and the loss, so that `wgfit evaluate` and `wgfit predict` rebuild
+    /// the same model from it.
+    pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.weights_meta()?
+            .write_with(path.as_ref(), &self.parameters()?)
+    }
+
+    /// Replaces all parameters with those of a weights file (as [`Sequential::save_weights`]
+    /// or a [`crate::ModelCheckpoint`] writes them). A file that records other activations or
+    /// another loss than this model's is refused ([`Error::ModelRecordMismatch`]): its weights
+    /// would compute something else here. A file without a record is taken as it is; the
+    /// model says what it is.
+    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::ckpt_io(path, e))?;
+        let tensors = crate::checkpoint::read_tensors(path)?;
+        if let Some(recorded) = WeightsMeta::from_file_bytes(&bytes, path, self.layers.len())? {
+            let ours = self.weights_meta()?;
+            let names = |a: &[crate::layer::Activation]| {
+                a.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+            };
+            if recorded.activations != ours.activations {
+                return Err(Error::ModelRecordMismatch {
+                    path: path.to_path_buf(),
+                    what: "activations".into(),
+                    recorded: names(&recorded.activations),
+                    given: names(&ours.activations),
+                });
+            }
+            if recorded.loss != ours.loss {
+                return Err(Error::ModelRecordMismatch {
+                    path: path.to_path_buf(),
+                    what: "loss".into(),
+                    recorded: recorded.loss.name().into(),
+                    given: ours.loss.name().into(),
+                });
+            }
+        }
+        self.set_parameters(&tensors)
     }
 
     /// The optimizer's slots as named tensors (`optimizer.<param>.<slot>`, e.g. `momentum`;

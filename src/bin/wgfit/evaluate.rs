@@ -1,33 +1,36 @@
 //! `wgfit evaluate` and `wgfit predict`: a model rebuilt from a weights file.
 
-use crate::train::{META_KEY, ModelMeta};
 use crate::{CliResult, Failure, load_data};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use wgfit::{Activation, CsvOptions, CsvTargets, Loss, Sequential, Sgd, Tensor};
+use wgfit::{
+    Activation, CsvOptions, CsvTargets, Dense, Loss, Sequential, Sgd, Tensor, WeightsMeta,
+};
 
 /// The model flags evaluate and predict share.
 #[derive(Args, Debug)]
 pub struct ModelArgs {
-    /// The parameters, as `wgfit train --output` writes them
+    /// The parameters, as `wgfit train --output` or `--checkpoint` writes them
     #[arg(long, value_name = "PATH")]
     weights: PathBuf,
     /// Data: CSV (optionally gzip) or safetensors with tensor `x` (and `y`) [default: the
     /// bundled digits, scaled by 1/16]
     #[arg(long, value_name = "PATH")]
     data: Option<PathBuf>,
-    /// Multiply every input by F [default: 0.0625 (1/16) for the bundled digits, 1 for --data]
+    /// Multiply every input by F [default: as `wgfit train --scale` recorded in the weights
+    /// file; else 0.0625 (1/16) for the bundled digits, 1 for --data]
     #[arg(long, value_name = "F")]
     scale: Option<f32>,
     /// Hidden widths then the output width; optional: read from the weights' shapes, and
     /// checked against them when given
     #[arg(long, value_name = "W,..", value_delimiter = ',')]
     layers: Option<Vec<usize>>,
-    /// Hidden-layer activation [default: as recorded by `wgfit train` in the weights file, else
-    /// relu]
+    /// Hidden-layer activation, for a weights file that does not record it [default: as
+    /// recorded in the weights file]
     #[arg(long, value_enum)]
     activation: Option<Activation>,
-    /// Loss [default: as recorded in the weights file, else crossentropy]
+    /// Loss, for a weights file that does not record it [default: as recorded in the weights
+    /// file]
     #[arg(long, value_enum)]
     loss: Option<Loss>,
     /// Rows per forward pass
@@ -64,18 +67,18 @@ pub struct PredictArgs {
 struct Loaded {
     model: Sequential,
     loss: Loss,
+    /// `--scale`, else the factor the training inputs were multiplied by, if recorded.
+    scale: Option<f32>,
 }
 
-/// Rebuilds the model from `--weights`: layer widths from the tensor shapes, activation and loss
-/// from the flags or the file's metadata.
+/// Rebuilds the model from `--weights`: layer widths from the tensor shapes, activations and
+/// loss from the record wgfit writes in every weights file. Flags may stand in for a missing
+/// record, never contradict one, and a file with neither is refused: a guessed activation
+/// gives wrong numbers without any error.
 fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
     let path = &args.weights;
     let bytes = std::fs::read(path)
         .map_err(|e| Failure::new(format!("cannot read --weights {}: {e}", path.display())))?;
-    let meta: Option<ModelMeta> = safetensors::SafeTensors::read_metadata(&bytes)
-        .ok()
-        .and_then(|(_, m)| m.metadata().as_ref().and_then(|m| m.get(META_KEY).cloned()))
-        .and_then(|json| serde_json::from_str(&json).ok());
     let tensors = wgfit::checkpoint::read_tensors(path)?;
     let (inputs, widths) = shapes_of(&tensors, path)?;
     if let Some(given) = &args.layers
@@ -88,20 +91,82 @@ fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
             join(&widths)
         )));
     }
-    let activation = match (args.activation, &meta) {
-        (Some(a), _) => a,
-        (None, Some(m)) => m.activation.parse()?,
-        (None, None) => Activation::Relu,
-    };
-    let loss = match (args.loss, &meta) {
-        (Some(l), _) => l,
-        (None, Some(m)) => m.loss.parse()?,
-        (None, None) => Loss::CrossEntropy,
-    };
-    let mut model = Sequential::dense_stack(inputs, &widths, activation);
+    let recorded = WeightsMeta::from_file_bytes(&bytes, path, widths.len())?;
+    let scale = args.scale.or(recorded.as_ref().and_then(|m| m.input_scale));
+    let (activations, loss) = model_of(args, recorded, widths.len())?;
+    let mut model = Sequential::new(inputs);
+    for (&units, &activation) in widths.iter().zip(&activations) {
+        model = model.add(Dense::new(units).activation(activation));
+    }
     model.compile(loss, Sgd::new(0.1))?;
     model.set_parameters(&tensors)?;
-    Ok(Loaded { model, loss })
+    Ok(Loaded { model, loss, scale })
+}
+
+/// Each layer's activation and the loss: the file's record, checked against `--activation`
+/// and `--loss` when given; without a record, both flags.
+fn model_of(
+    args: &ModelArgs,
+    recorded: Option<WeightsMeta>,
+    layers: usize,
+) -> CliResult<(Vec<Activation>, Loss)> {
+    let path = args.weights.display();
+    let from_flag = |hidden: Activation| {
+        (0..layers)
+            .map(|i| {
+                if i + 1 == layers {
+                    Activation::Linear
+                } else {
+                    hidden
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let Some(meta) = recorded else {
+        return match (args.activation, args.loss) {
+            (Some(a), Some(l)) => Ok((from_flag(a), l)),
+            (a, l) => {
+                let missing: Vec<&str> = [(a.is_none(), "--activation"), (l.is_none(), "--loss")]
+                    .iter()
+                    .filter(|(m, _)| *m)
+                    .map(|(_, f)| *f)
+                    .collect();
+                Err(Failure {
+                    message: format!(
+                        "--weights {path} does not record the model's activation and loss (it is not a file of `wgfit train --output` or `--checkpoint` or of `save_weights`, or is from a wgfit before checkpoints recorded them); pass {} to say what the model is",
+                        missing.join(" and ")
+                    ),
+                    code: 2,
+                })
+            }
+        };
+    };
+    let contradiction = |flag: &str, given: &str, recorded: String| Failure {
+        message: format!(
+            "{flag} {given} contradicts --weights {path}, which records {recorded}; leave {flag} out to use the file's"
+        ),
+        code: 2,
+    };
+    if let Some(a) = args.activation
+        && meta.activations != from_flag(a)
+    {
+        let names: Vec<&str> = meta.activations.iter().map(|a| a.name()).collect();
+        return Err(contradiction(
+            "--activation",
+            a.name(),
+            format!("the layer activations {}", names.join(", ")),
+        ));
+    }
+    if let Some(l) = args.loss
+        && l != meta.loss
+    {
+        return Err(contradiction(
+            "--loss",
+            l.name(),
+            format!("the loss {}", meta.loss.name()),
+        ));
+    }
+    Ok((meta.activations, meta.loss))
 }
 
 /// `(inputs, widths)` from `model.layers.<i>.weight` `[out, in]`, checking the chain and biases.
@@ -174,8 +239,8 @@ fn data_name(args: &ModelArgs) -> String {
 
 pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
     let args = args.model;
-    let Loaded { model, loss } = load_model(&args)?;
-    let data = load_data(args.data.as_deref(), &CsvOptions::default(), args.scale)?;
+    let Loaded { model, loss, scale } = load_model(&args)?;
+    let data = load_data(args.data.as_deref(), &CsvOptions::default(), scale)?;
     if data.features() != model.inputs() {
         return Err(width_error(
             &data_name(&args),
@@ -186,7 +251,11 @@ pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
     let logs = model.evaluate(&data, args.batch_size.max(1))?;
     println!("samples:       {}", data.len());
     for k in wgfit::callbacks::metric_order(logs.keys()) {
-        println!("{:<14} {:.4}", format!("{k}:"), logs[k]);
+        println!(
+            "{:<14} {}",
+            format!("{k}:"),
+            wgfit::callbacks::format_value(logs[k])
+        );
     }
     println!("loss fn:       {}", loss.name());
     Ok(())
@@ -194,14 +263,14 @@ pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
 
 /// The inputs of every row, dropping a label column when the data has one more column than
 /// the model's inputs.
-fn load_inputs(args: &ModelArgs, inputs: usize) -> CliResult<Vec<f32>> {
+fn load_inputs(args: &ModelArgs, inputs: usize, scale: Option<f32>) -> CliResult<Vec<f32>> {
     let name = data_name(args);
     let is_safetensors = args
         .data
         .as_ref()
         .and_then(|p| p.extension())
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-    let scale = args.scale.unwrap_or(if args.data.is_none() {
+    let scale = scale.unwrap_or(if args.data.is_none() {
         crate::DIGITS_SCALE
     } else {
         1.0
@@ -266,9 +335,9 @@ pub fn run_predict(args: PredictArgs) -> CliResult {
             parent.display()
         )));
     }
-    let Loaded { model, loss } = load_model(&args.model)?;
+    let Loaded { model, loss, scale } = load_model(&args.model)?;
     let inputs = model.inputs();
-    let x = load_inputs(&args.model, inputs)?;
+    let x = load_inputs(&args.model, inputs, scale)?;
     let rows = x.len() / inputs;
     let outputs = model.outputs();
     let y = model.predict(&x, args.model.batch_size.max(1))?;
@@ -306,8 +375,11 @@ pub fn run_predict(args: PredictArgs) -> CliResult {
     }
     wgfit::checkpoint::write_atomically(out, csv.as_bytes())
         .map_err(|e| Failure::new(format!("--output: {e}")))?;
+    let noun = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "wrote {rows} rows of {outputs} outputs to {}",
+        "wrote {} of {} to {}",
+        noun(rows, "row", "rows"),
+        noun(outputs, "output", "outputs"),
         out.display()
     );
     Ok(())

@@ -3,23 +3,12 @@
 use crate::train_args::HistoryFormat;
 use crate::train_args::TrainArgs;
 use crate::{CliResult, Failure, classes_needed, load_data};
-use std::collections::HashMap;
 use std::path::Path;
 use wgfit::callbacks::metric_order;
 use wgfit::{
     BackupAndRestore, Callback, CsvOptions, Dataset, Error, FitOptions, History, Progress,
-    RunEvent, Sequential, Targets, Tensor,
+    RunEvent, Sequential, Targets, Tensor, WeightsMeta,
 };
-
-/// The safetensors metadata key under which the output file records how the model was built.
-pub const META_KEY: &str = "wgfit";
-
-/// What the output file's metadata records (so evaluate/predict need no --activation/--loss).
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct ModelMeta {
-    pub activation: String,
-    pub loss: String,
-}
 
 pub fn run(args: TrainArgs) -> CliResult {
     let launch = crate::mpi_launch::Launch::start()?;
@@ -61,6 +50,16 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         (None, None) => (data, None),
     };
     let mut callbacks = args.callbacks.build(validation.is_some())?;
+    // What the inputs were multiplied by, recorded in every weights file for evaluate/predict.
+    let input_scale = args.scale.unwrap_or(if args.data.is_none() {
+        crate::DIGITS_SCALE
+    } else {
+        1.0
+    });
+    callbacks.checkpoint = callbacks
+        .checkpoint
+        .take()
+        .map(|c| c.input_scale(input_scale));
 
     let widths = match &args.layers {
         Some(w) => w.clone(),
@@ -168,9 +167,9 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         return Ok(());
     }
     let params = model.parameters()?;
-    let meta = ModelMeta {
-        activation: activation.name().to_string(),
-        loss: loss.name().to_string(),
+    let meta = WeightsMeta {
+        input_scale: Some(input_scale),
+        ..model.weights_meta()?
     };
     write_weights(&args.output, &params, &meta)?;
     let superseded = backup.as_ref().map_or(0, |b| b.superseded_saves());
@@ -185,9 +184,33 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         println!("{report}");
     }
     println!("epochs:        {}", history.len());
-    if let Some(logs) = history.last() {
+    // The metrics of the epoch whose weights the output holds.
+    let restored = callbacks
+        .early_stopping
+        .as_ref()
+        .and_then(|es| es.restored_epoch());
+    let held = match restored {
+        Some(epoch) => {
+            println!(
+                "weights:       epoch {} (the best {}, put back by --restore-best-weights); its metrics:",
+                epoch + 1,
+                callbacks.monitor
+            );
+            history
+                .epochs
+                .iter()
+                .find(|e| e.epoch == epoch)
+                .map(|e| &e.logs)
+        }
+        None => history.last(),
+    };
+    if let Some(logs) = held {
         for k in metric_order(logs.keys()) {
-            println!("{:<14} {:.4}", format!("{k}:"), logs[k]);
+            println!(
+                "{:<14} {}",
+                format!("{k}:"),
+                wgfit::callbacks::format_value(logs[k])
+            );
         }
     }
     println!("output:        {}", args.output.display());
@@ -263,7 +286,7 @@ fn fit_error(e: Error, data: &Dataset, widths: &[usize], data_name: &str) -> Fai
         e @ Error::BackupLocked { .. } => Failure::new(format!(
             "{e}; wait for that run to finish, or pass another --backup-dir"
         )),
-        e @ Error::Preempted { .. } => e.into(),
+        e @ (Error::Preempted { .. } | Error::StoppedBySignal { .. }) => preempted(e),
         e @ (Error::LabelOutOfRange { .. } | Error::Shape { .. }) => {
             data_mismatch(e, data, widths, data_name)
         }
@@ -271,15 +294,20 @@ fn fit_error(e: Error, data: &Dataset, widths: &[usize], data_name: &str) -> Fai
     }
 }
 
-/// Writes the parameters as safetensors, atomically (a temporary file renamed into place).
-fn write_weights(path: &Path, params: &[Tensor], meta: &ModelMeta) -> CliResult {
-    let fail = |e: &dyn std::fmt::Display| {
-        Failure::new(format!("cannot write --output {}: {e}", path.display()))
-    };
-    let meta_json = serde_json::to_string(meta).map_err(|e| fail(&e))?;
-    // One metadata key only, so the file's bytes are the same from run to run.
-    let info = HashMap::from([(META_KEY.to_string(), meta_json)]);
-    wgfit::checkpoint::write_tensors_with_metadata(path, params, Some(info))
+/// A preemption is not an error: the state is saved and a rerun continues. It is said on
+/// stderr without `error:`, and the exit status is still 128 + the signal.
+fn preempted(e: Error) -> Failure {
+    eprintln!("wgfit: {e}");
+    Failure {
+        message: String::new(),
+        ..Failure::from(e)
+    }
+}
+
+/// Writes the parameters as safetensors, atomically (a temporary file renamed into place),
+/// with the record of the model `evaluate` and `predict` rebuild it from.
+fn write_weights(path: &Path, params: &[Tensor], meta: &WeightsMeta) -> CliResult {
+    meta.write_with(path, params)
         .map_err(|e| Failure::new(format!("--output: {e}")))
 }
 
