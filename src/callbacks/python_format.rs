@@ -98,6 +98,18 @@ pub(crate) fn format_fields(
     Ok(out)
 }
 
+/// Formats a file name `pattern` as a save will, with `epoch` and the logs `names` (all
+/// holding sample values), so that a program can refuse a pattern no save could format before
+/// training starts: an unknown field, a bad spec, an unclosed brace. Returns the sample name.
+pub fn check_file_pattern(pattern: &str, names: &[&str]) -> Result<String, String> {
+    let mut values: BTreeMap<String, Value> = names
+        .iter()
+        .map(|n| (n.to_string(), Value::Float(0.5)))
+        .collect();
+    values.insert("epoch".into(), Value::Int(1));
+    format_fields(pattern, &values)
+}
+
 /// The widest field and the most digits a spec may ask for. A file name component has at most
 /// 255 bytes on the usual file systems, so nothing larger can name a file; the bound keeps a
 /// spec like `{epoch:99999999999999}` from asking for terabytes (and Rust's formatter from

@@ -81,6 +81,7 @@ pub struct OptimizerArgs {
         long,
         value_name = "N",
         default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..),
         help_heading = "Optimizer"
     )]
     pub accumulate: u32,

@@ -38,7 +38,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
     }
     // Everything that can be checked before training is checked first.
     let history_format = args.history_format()?;
-    args.check_output_dirs()?;
+    crate::preflight::check(&args)?;
     let verbose = args.verbose_level();
 
     let data = load_data(args.data.as_deref(), &CsvOptions::default(), args.scale)?;
@@ -60,6 +60,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         }
         (None, None) => (data, None),
     };
+    crate::preflight::check_accumulation(&args, train.len())?;
     let mut callbacks = args.callbacks.build(validation.is_some())?;
 
     let widths = match &args.layers {

@@ -1,0 +1,324 @@
+//! Everything `wgfit train` can refuse from its flags alone, checked before any data is read or
+//! the GPU is opened: a mistake costs a second, never a trained run. Every refusal here is a
+//! usage error (exit 2) whose message starts with the flag.
+
+use crate::optimizer_args::ScheduleKind;
+use crate::train_args::TrainArgs;
+use crate::{CliResult, Failure};
+use std::path::{Path, PathBuf};
+use wgfit::Loss;
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        code: 2,
+    }
+}
+
+/// Checks the flags of a run (on a rank past 0 of a distributed run, whose file flags are
+/// cleared, only the others).
+pub fn check(args: &TrainArgs) -> CliResult {
+    check_numbers(args)?;
+    check_optimizer(args)?;
+    check_monitor(args)?;
+    check_checkpoint_pattern(args)?;
+    check_inputs_exist(args)?;
+    check_outputs(args)?;
+    Ok(())
+}
+
+/// The number flags whose every value clap accepts but training cannot use.
+fn check_numbers(args: &TrainArgs) -> CliResult {
+    if args.epochs == 0 {
+        return Err(usage("--epochs 0: train at least 1 epoch"));
+    }
+    if args.batch_size == 0 {
+        return Err(usage("--batch-size 0: a batch has at least 1 row, e.g. 32"));
+    }
+    if let Some(s) = args.scale
+        && !(s.is_finite() && s != 0.0)
+    {
+        return Err(usage(format!(
+            "--scale {s}: pass a finite, non-zero factor"
+        )));
+    }
+    if let Some(f) = args.validation_split
+        && !(f > 0.0 && f < 1.0)
+    {
+        return Err(usage(format!(
+            "--validation-split {f}: the fraction must be above 0 and below 1, e.g. 0.2"
+        )));
+    }
+    if let Some(w) = &args.layers
+        && w.contains(&0)
+    {
+        return Err(usage(format!(
+            "--layers {}: every layer needs a width of at least 1",
+            join(w)
+        )));
+    }
+    let c = &args.callbacks;
+    if !c.min_delta.is_finite() {
+        return Err(usage(format!(
+            "--min-delta {}: give a finite number",
+            c.min_delta
+        )));
+    }
+    if !(c.min_lr.is_finite() && c.min_lr >= 0.0) {
+        return Err(usage(format!(
+            "--min-lr {}: give a finite number >= 0",
+            c.min_lr
+        )));
+    }
+    if let Some(f) = c.reduce_lr_on_plateau
+        && !(f > 0.0 && f < 1.0)
+    {
+        return Err(usage(format!(
+            "--reduce-lr-on-plateau {f}: the factor must be above 0 and below 1"
+        )));
+    }
+    Ok(())
+}
+
+/// The optimizer, clipping and schedule flags, by the library's own checks, with the flag
+/// named; and the schedule against --reduce-lr-on-plateau, which both set the rate.
+fn check_optimizer(args: &TrainArgs) -> CliResult {
+    let o = &args.optimizer;
+    if o.lr_schedule != ScheduleKind::Constant && args.callbacks.reduce_lr_on_plateau.is_some() {
+        return Err(usage(
+            "--reduce-lr-on-plateau cannot change a rate that --lr-schedule sets at every step; \
+             use one of them",
+        ));
+    }
+    let optimizer = o.build()?;
+    optimizer.validate().map_err(|e| match e {
+        wgfit::Error::Config { what, reason } => {
+            usage(format!("{}: {reason}", flag_of(&what, args)))
+        }
+        other => other.into(),
+    })
+}
+
+/// The flag behind a name the library's optimizer checks use.
+fn flag_of(what: &str, args: &TrainArgs) -> String {
+    let o = &args.optimizer;
+    match what {
+        "learning rate" => "--lr",
+        "momentum" => "--momentum",
+        "nesterov" => "--nesterov",
+        "weight decay" => "--weight-decay",
+        "beta_1" => "--beta1",
+        "beta_2" => "--beta2",
+        "epsilon" => "--epsilon",
+        "rho" => "--rho",
+        "gradient accumulation" => "--accumulate",
+        "gradient clipping" if o.clipnorm.is_some() => "--clipnorm",
+        "gradient clipping" if o.global_clipnorm.is_some() => "--global-clipnorm",
+        "gradient clipping" => "--clipvalue",
+        "learning-rate schedule" => "--lr-schedule",
+        other => return format!("--optimizer ({other})"),
+    }
+    .to_string()
+}
+
+/// The metrics `wgfit train` logs whose direction (down for losses, up for accuracies) is
+/// known, so that --monitor can watch them.
+fn monitorable(args: &TrainArgs) -> Vec<String> {
+    let mut names = vec!["loss".to_string()];
+    if args.loss == Loss::CrossEntropy {
+        names.push("accuracy".into());
+    }
+    if validates(args) {
+        let val: Vec<String> = names.iter().map(|n| format!("val_{n}")).collect();
+        names.extend(val);
+    }
+    names
+}
+
+fn validates(args: &TrainArgs) -> bool {
+    args.validation_split.is_some() || args.validation_data.is_some()
+}
+
+fn check_monitor(args: &TrainArgs) -> CliResult {
+    let Some(m) = &args.callbacks.monitor else {
+        return Ok(());
+    };
+    if m.starts_with("val_") && !validates(args) {
+        return Err(usage(format!(
+            "--monitor {m} needs validation data: add --validation-split or --validation-data"
+        )));
+    }
+    let known = monitorable(args);
+    if !known.contains(m) {
+        return Err(usage(format!(
+            "--monitor {m}: this run logs no such metric with a known direction; monitor one of {}",
+            known.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Formats the --checkpoint pattern with this run's fields, as every save will.
+fn check_checkpoint_pattern(args: &TrainArgs) -> CliResult {
+    let Some(pattern) = &args.callbacks.checkpoint else {
+        return Ok(());
+    };
+    let mut names = monitorable(args);
+    names.push("learning_rate".into());
+    if validates(args) {
+        names.push("val_learning_rate".into());
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let sample = wgfit::callbacks::check_file_pattern(pattern, &names)
+        .map_err(|reason| usage(format!("--checkpoint {pattern}: {reason}")))?;
+    if Path::new(&sample).is_dir() {
+        return Err(usage(format!(
+            "--checkpoint {pattern}: names the directory {sample}; give a file name pattern"
+        )));
+    }
+    Ok(())
+}
+
+/// The files the run reads: --data (both files of a NumPy pair), --validation-data, --init.
+fn inputs(args: &TrainArgs) -> Vec<(&'static str, PathBuf)> {
+    let mut out = Vec::new();
+    for (flag, path) in [
+        ("--data", &args.data),
+        ("--validation-data", &args.validation_data),
+    ] {
+        if let Some(p) = path {
+            out.push((flag, p.clone()));
+            if let Some(y) = npy_y_path(p) {
+                out.push((flag, y));
+            }
+        }
+    }
+    if let Some(p) = &args.init {
+        out.push(("--init", p.clone()));
+    }
+    out
+}
+
+/// The `<name>y.npy` beside a `<name>x.npy`.
+fn npy_y_path(x: &Path) -> Option<PathBuf> {
+    let name = x.file_name()?.to_str()?;
+    let stem = name.strip_suffix("x.npy")?;
+    Some(x.with_file_name(format!("{stem}y.npy")))
+}
+
+fn check_inputs_exist(args: &TrainArgs) -> CliResult {
+    for (flag, path) in inputs(args) {
+        if !path.is_file() {
+            let what = if path.is_dir() {
+                "is a directory"
+            } else {
+                "does not exist"
+            };
+            return Err(usage(format!("{flag} {}: {what}", path.display())));
+        }
+    }
+    Ok(())
+}
+
+/// The files the run writes: each can be created where it is asked for, none is a file the
+/// run reads, and no two are the same file.
+fn check_outputs(args: &TrainArgs) -> CliResult {
+    let mut outputs: Vec<(&'static str, &Path)> = vec![("--output", &args.output)];
+    if let Some(h) = &args.history {
+        outputs.push(("--history", h));
+    }
+    for (flag, p) in args.callbacks.outputs() {
+        outputs.push((flag, p));
+    }
+    for (flag, path) in &outputs {
+        check_writable(flag, path)?;
+    }
+    let inputs = inputs(args);
+    for (i, (flag, path)) in outputs.iter().enumerate() {
+        for (input_flag, input) in &inputs {
+            if same_file(path, input) {
+                return Err(usage(format!(
+                    "{flag} {} is the file {input_flag} reads; writing it would destroy the \
+                     input: give another path",
+                    path.display()
+                )));
+            }
+        }
+        for (other_flag, other) in &outputs[..i] {
+            if same_file(path, other) || path == other {
+                return Err(usage(format!(
+                    "{flag} {} is also {other_flag}: give each output its own file",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name one existing file (by device and inode, so that `./d.csv`, a link
+/// and `d.csv` are the same file).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Whether `path` can be written as training will write it: a file (not a directory) in an
+/// existing directory where a new file can be made (outputs are written to a temporary file
+/// there, then renamed into place).
+fn check_writable(flag: &str, path: &Path) -> CliResult {
+    if path.is_dir() {
+        return Err(usage(format!(
+            "{flag} {} is a directory; give a file path",
+            path.display()
+        )));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(usage(format!(
+            "{flag} {}: the directory {} does not exist",
+            path.display(),
+            parent.display()
+        )));
+    }
+    tempfile::Builder::new()
+        .prefix(".wgfit-write-check-")
+        .tempfile_in(parent)
+        .map(drop)
+        .map_err(|e| {
+            usage(format!(
+                "{flag} {}: cannot write in {}: {e}",
+                path.display(),
+                parent.display()
+            ))
+        })
+}
+
+/// Refuses an --accumulate that never reaches an update in the whole run (the weights would
+/// come back as they started).
+pub fn check_accumulation(args: &TrainArgs, train_rows: usize) -> CliResult {
+    let n = args.optimizer.accumulate as usize;
+    let batches = train_rows.div_ceil(args.batch_size.max(1)).max(1);
+    let total = batches.saturating_mul(args.epochs);
+    if n > total {
+        return Err(usage(format!(
+            "--accumulate {n}: the run has {total} batches ({} epochs of {batches}), so the \
+             weights would never be updated; use at most {total}",
+            args.epochs
+        )));
+    }
+    Ok(())
+}
+
+fn join(w: &[usize]) -> String {
+    w.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
