@@ -62,11 +62,12 @@ fn usage_and_data_errors() {
     let o = wgfit(dir.path(), &["train", "--save-freq", "often"]);
     assert_eq!(o.status.code(), Some(2));
 
+    // A --data that is not there is a bad value of the flag.
     let o = wgfit(dir.path(), &["train", "--data", "nope.csv"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
-        err.contains("wgfit: error: cannot read data file nope.csv"),
+        err.contains("wgfit: error: --data nope.csv: does not exist"),
         "{err}"
     );
 

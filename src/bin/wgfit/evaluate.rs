@@ -257,6 +257,14 @@ fn load_inputs(args: &ModelArgs, inputs: usize) -> CliResult<Vec<f32>> {
 
 pub fn run_predict(args: PredictArgs) -> CliResult {
     let out = &args.output;
+    for (flag, input) in [
+        ("--data", &args.model.data),
+        ("--weights", &Some(args.model.weights.clone())),
+    ] {
+        if let Some(input) = input {
+            crate::preflight::refuse_overwriting_input("--output", out, flag, input)?;
+        }
+    }
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {

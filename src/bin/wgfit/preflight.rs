@@ -24,6 +24,23 @@ pub fn check(args: &TrainArgs) -> CliResult {
     check_checkpoint_pattern(args)?;
     check_inputs_exist(args)?;
     check_outputs(args)?;
+    check_backup_dir(args)
+}
+
+/// A local --backup-dir must be a directory or not exist yet (it is made).
+fn check_backup_dir(args: &TrainArgs) -> CliResult {
+    let Some(dir) = &args.backup_dir else {
+        return Ok(());
+    };
+    if dir.to_string_lossy().contains("://") {
+        return Ok(());
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(usage(format!(
+            "--backup-dir {} is a file, not a directory",
+            dir.display()
+        )));
+    }
     Ok(())
 }
 
@@ -90,6 +107,7 @@ fn check_optimizer(args: &TrainArgs) -> CliResult {
              use one of them",
         ));
     }
+    check_schedule_numbers(o)?;
     let optimizer = o.build()?;
     optimizer.validate().map_err(|e| match e {
         wgfit::Error::Config { what, reason } => {
@@ -97,6 +115,61 @@ fn check_optimizer(args: &TrainArgs) -> CliResult {
         }
         other => other.into(),
     })
+}
+
+/// The schedule flags one by one, so that a bad one is named (the library's check speaks of
+/// the schedule as a whole).
+fn check_schedule_numbers(o: &crate::optimizer_args::OptimizerArgs) -> CliResult {
+    let finite_non_negative = [
+        ("--decay-rate", o.decay_rate),
+        ("--end-lr", o.end_lr),
+        ("--warmup-target", o.warmup_target),
+        ("--alpha", o.alpha),
+    ];
+    for (flag, value) in finite_non_negative {
+        if let Some(v) = value
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(usage(format!("{flag} {v}: give a finite number >= 0")));
+        }
+    }
+    if let Some(p) = o.power
+        && !p.is_finite()
+    {
+        return Err(usage(format!("--power {p}: give a finite number")));
+    }
+    if o.warmup_steps == Some(0) && o.warmup_target.is_some() {
+        return Err(usage(
+            "--warmup-steps 0: a warmup to --warmup-target takes at least 1 step",
+        ));
+    }
+    if let Some(values) = &o.values
+        && let Some(v) = values.iter().find(|v| !(v.is_finite() && **v >= 0.0))
+    {
+        return Err(usage(format!(
+            "--values {}: {v} is not a learning rate; give finite numbers >= 0",
+            join(values)
+        )));
+    }
+    if let Some(b) = &o.boundaries {
+        if b.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(usage(format!(
+                "--boundaries {}: the steps must increase",
+                join(b)
+            )));
+        }
+        if let Some(values) = &o.values
+            && values.len() != b.len() + 1
+        {
+            return Err(usage(format!(
+                "--values {}: {} rates for {} --boundaries; give one more rate than boundaries",
+                join(values),
+                values.len(),
+                b.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The flag behind a name the library's optimizer checks use.
@@ -236,13 +309,7 @@ fn check_outputs(args: &TrainArgs) -> CliResult {
     let inputs = inputs(args);
     for (i, (flag, path)) in outputs.iter().enumerate() {
         for (input_flag, input) in &inputs {
-            if same_file(path, input) {
-                return Err(usage(format!(
-                    "{flag} {} is the file {input_flag} reads; writing it would destroy the \
-                     input: give another path",
-                    path.display()
-                )));
-            }
+            refuse_overwriting_input(flag, path, input_flag, input)?;
         }
         for (other_flag, other) in &outputs[..i] {
             if same_file(path, other) || path == other {
@@ -252,6 +319,24 @@ fn check_outputs(args: &TrainArgs) -> CliResult {
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// Refuses an output that is the very file an input flag reads (compared by identity, not
+/// by name), for every command that writes a file.
+pub fn refuse_overwriting_input(
+    flag: &str,
+    output: &Path,
+    input_flag: &str,
+    input: &Path,
+) -> CliResult {
+    if same_file(output, input) {
+        return Err(usage(format!(
+            "{flag} {} is the file {input_flag} reads; writing it would destroy the input: \
+             give another path",
+            output.display()
+        )));
     }
     Ok(())
 }
@@ -316,7 +401,7 @@ pub fn check_accumulation(args: &TrainArgs, train_rows: usize) -> CliResult {
     Ok(())
 }
 
-fn join(w: &[usize]) -> String {
+fn join<T: ToString>(w: &[T]) -> String {
     w.iter()
         .map(|x| x.to_string())
         .collect::<Vec<_>>()
