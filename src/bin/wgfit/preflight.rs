@@ -281,14 +281,15 @@ fn npy_y_path(x: &Path) -> Option<PathBuf> {
 
 fn check_inputs_exist(args: &TrainArgs) -> CliResult {
     for (flag, path) in inputs(args) {
-        if !path.is_file() {
-            let what = if path.is_dir() {
-                "is a directory"
-            } else {
-                "does not exist"
-            };
-            return Err(usage(format!("{flag} {}: {what}", path.display())));
-        }
+        // Not `is_file`: a named pipe (`--data <(zcat d.csv.gz)`) is read as well.
+        let what = if !path.exists() {
+            "does not exist"
+        } else if path.is_dir() {
+            "is a directory"
+        } else {
+            continue;
+        };
+        return Err(usage(format!("{flag} {}: {what}", path.display())));
     }
     Ok(())
 }
