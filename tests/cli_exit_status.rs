@@ -280,6 +280,12 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ("inspect", "--json", &["--json=yes"]),
     // evaluate and predict
     ("evaluate", "--weights", &["--weights", ""]),
+    ("evaluate", "--weights", &["--weights", "nope.safetensors"]),
+    (
+        "evaluate",
+        "--data",
+        &["--weights", "file.txt", "--data", "nope.csv"],
+    ),
     ("evaluate", "--data", &["--data", ""]),
     ("evaluate", "--scale", &["--scale", "abc"]),
     ("evaluate", "--layers", &["--layers", "a"]),
@@ -294,8 +300,29 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ("predict", "--loss", &["--loss", "hinge"]),
     ("predict", "--batch-size", &["--batch-size", "-"]),
     ("predict", "--output", &["--output", ""]),
+    (
+        "predict",
+        "--output",
+        &["--weights", "file.txt", "--output", "dir"],
+    ),
+    (
+        "predict",
+        "--weights",
+        &["--weights", "nope.safetensors", "--output", "p.csv"],
+    ),
     // plot and convert
     ("plot", "--output", &["--output", ""]),
+    ("plot", "--output", &["file.txt", "--output", "dir"]),
+    (
+        "plot",
+        "--width",
+        &["h.csv", "--output", "p.svg", "--width", "0"],
+    ),
+    (
+        "plot",
+        "--height-per-panel",
+        &["h.csv", "--output", "p.svg", "--height-per-panel", "0"],
+    ),
     ("plot", "--backup-dir", &["--backup-dir", ""]),
     ("plot", "--width", &["--width", "wide"]),
     (
@@ -351,6 +378,7 @@ fn every_flag_with_a_bad_value_is_a_usage_error_naming_it() {
     let d = dir.path();
     std::fs::create_dir(d.join("dir")).unwrap();
     std::fs::write(d.join("file.txt"), "").unwrap();
+    std::fs::write(d.join("h.csv"), "epoch,loss\n0,1.0\n").unwrap();
     let subs = subcommands();
     assert!(subs.len() >= 7, "{subs:?}");
     let mut missing = Vec::new();

@@ -27,6 +27,8 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: ConvertArgs) -> CliResult {
+    crate::preflight::check_input("INPUT", &args.input)?;
+    crate::preflight::check_output("OUTPUT", &args.output)?;
     crate::preflight::refuse_overwriting_input("OUTPUT", &args.output, "INPUT", &args.input)?;
     let options = CsvOptions {
         targets: args.targets.map_or(CsvTargets::Class, CsvTargets::Values),

@@ -35,6 +35,17 @@ pub struct ModelArgs {
     batch_size: usize,
 }
 
+impl ModelArgs {
+    /// Refuses a --weights or --data that is not there (a usage error).
+    fn check_inputs(&self) -> CliResult {
+        crate::preflight::check_input("--weights", &self.weights)?;
+        match &self.data {
+            Some(d) => crate::preflight::check_input("--data", d),
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
   wgfit evaluate --weights wgfit-model.safetensors
@@ -174,6 +185,7 @@ fn data_name(args: &ModelArgs) -> String {
 
 pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
     let args = args.model;
+    args.check_inputs()?;
     let Loaded { model, loss } = load_model(&args)?;
     let data = load_data(args.data.as_deref(), &CsvOptions::default(), args.scale)?;
     if data.features() != model.inputs() {
@@ -265,6 +277,8 @@ pub fn run_predict(args: PredictArgs) -> CliResult {
             crate::preflight::refuse_overwriting_input("--output", out, flag, input)?;
         }
     }
+    args.model.check_inputs()?;
+    crate::preflight::check_output("--output", out)?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {

@@ -281,17 +281,23 @@ fn npy_y_path(x: &Path) -> Option<PathBuf> {
 
 fn check_inputs_exist(args: &TrainArgs) -> CliResult {
     for (flag, path) in inputs(args) {
-        // Not `is_file`: a named pipe (`--data <(zcat d.csv.gz)`) is read as well.
-        let what = if !path.exists() {
-            "does not exist"
-        } else if path.is_dir() {
-            "is a directory"
-        } else {
-            continue;
-        };
-        return Err(usage(format!("{flag} {}: {what}", path.display())));
+        check_input(flag, &path)?;
     }
     Ok(())
+}
+
+/// Refuses an input file that is not there or is a directory, for every command that reads
+/// one (a usage error, as any bad value of a flag).
+pub fn check_input(flag: &str, path: &Path) -> CliResult {
+    // Not `is_file`: a named pipe (`--data <(zcat d.csv.gz)`) is read as well.
+    let what = if !path.exists() {
+        "does not exist"
+    } else if path.is_dir() {
+        "is a directory"
+    } else {
+        return Ok(());
+    };
+    Err(usage(format!("{flag} {}: {what}", path.display())))
 }
 
 /// The files the run writes: each can be created where it is asked for, none is a file the
@@ -305,7 +311,7 @@ fn check_outputs(args: &TrainArgs) -> CliResult {
         outputs.push((flag, p));
     }
     for (flag, path) in &outputs {
-        check_writable(flag, path)?;
+        check_output(flag, path)?;
     }
     let inputs = inputs(args);
     for (i, (flag, path)) in outputs.iter().enumerate() {
@@ -352,10 +358,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Whether `path` can be written as training will write it: a file (not a directory) in an
-/// existing directory where a new file can be made (outputs are written to a temporary file
-/// there, then renamed into place).
-fn check_writable(flag: &str, path: &Path) -> CliResult {
+/// Refuses an output `path` that cannot be written as wgfit writes files: it must be a file
+/// (not a directory) in an existing directory where a new file can be made (outputs are
+/// written to a temporary file there, then renamed into place). For every command that writes.
+pub fn check_output(flag: &str, path: &Path) -> CliResult {
     if path.is_dir() {
         return Err(usage(format!(
             "{flag} {} is a directory; give a file path",
