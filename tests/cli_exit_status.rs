@@ -292,6 +292,16 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ("evaluate", "--activation", &["--activation", "swish"]),
     ("evaluate", "--loss", &["--loss", "hinge"]),
     ("evaluate", "--batch-size", &["--batch-size", "-"]),
+    (
+        "evaluate",
+        "--batch-size",
+        &["--weights", "file.txt", "--batch-size", "0"],
+    ),
+    (
+        "evaluate",
+        "--scale",
+        &["--weights", "file.txt", "--scale", "NaN"],
+    ),
     ("predict", "--weights", &["--weights", ""]),
     ("predict", "--data", &["--data", ""]),
     ("predict", "--scale", &["--scale", "abc"]),
@@ -299,6 +309,18 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ("predict", "--activation", &["--activation", "swish"]),
     ("predict", "--loss", &["--loss", "hinge"]),
     ("predict", "--batch-size", &["--batch-size", "-"]),
+    (
+        "predict",
+        "--batch-size",
+        &[
+            "--weights",
+            "file.txt",
+            "--output",
+            "p.csv",
+            "--batch-size",
+            "0",
+        ],
+    ),
     ("predict", "--output", &["--output", ""]),
     (
         "predict",
@@ -331,7 +353,17 @@ const BAD: &[(&str, &str, &[&str])] = &[
         &["--height-per-panel", "tall"],
     ),
     ("convert", "--scale", &["--scale", "abc"]),
+    (
+        "convert",
+        "--scale",
+        &["h.csv", "o.safetensors", "--scale", "NaN"],
+    ),
     ("convert", "--targets", &["--targets", "-"]),
+    (
+        "convert",
+        "--targets",
+        &["h.csv", "o.safetensors", "--targets", "0"],
+    ),
 ];
 
 /// The long flags `wgfit SUBCOMMAND --help` lists, but --help and --version.

@@ -36,8 +36,10 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Refuses a --weights or --data that is not there (a usage error).
+    /// Refuses a --weights or --data that is not there, and bad numbers (usage errors).
     fn check_inputs(&self) -> CliResult {
+        crate::preflight::check_at_least_one("--batch-size", self.batch_size)?;
+        crate::preflight::check_scale(self.scale)?;
         crate::preflight::check_input("--weights", &self.weights)?;
         match &self.data {
             Some(d) => crate::preflight::check_input("--data", d),

@@ -52,13 +52,7 @@ fn check_numbers(args: &TrainArgs) -> CliResult {
     if args.batch_size == 0 {
         return Err(usage("--batch-size 0: a batch has at least 1 row, e.g. 32"));
     }
-    if let Some(s) = args.scale
-        && !(s.is_finite() && s != 0.0)
-    {
-        return Err(usage(format!(
-            "--scale {s}: pass a finite, non-zero factor"
-        )));
-    }
+    check_scale(args.scale)?;
     if let Some(f) = args.validation_split
         && !(f > 0.0 && f < 1.0)
     {
@@ -282,6 +276,24 @@ fn npy_y_path(x: &Path) -> Option<PathBuf> {
 fn check_inputs_exist(args: &TrainArgs) -> CliResult {
     for (flag, path) in inputs(args) {
         check_input(flag, &path)?;
+    }
+    Ok(())
+}
+
+/// Refuses a --scale that is not a finite, non-zero factor (every command that takes one).
+pub fn check_scale(scale: Option<f32>) -> CliResult {
+    match scale {
+        Some(s) if !(s.is_finite() && s != 0.0) => Err(usage(format!(
+            "--scale {s}: pass a finite, non-zero factor"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a count flag of 0 where at least 1 is needed.
+pub fn check_at_least_one(flag: &str, n: usize) -> CliResult {
+    if n == 0 {
+        return Err(usage(format!("{flag} 0: give 1 or more")));
     }
     Ok(())
 }
