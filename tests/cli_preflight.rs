@@ -97,6 +97,7 @@ fn checkpoint_patterns_are_formatted_before_training() {
 fn monitor_and_rate_flags_that_cannot_work_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    data(d);
     for (args, names) in [
         (
             &["--monitor", "bogus"][..],
@@ -126,6 +127,10 @@ fn monitor_and_rate_flags_that_cannot_work_are_refused() {
         (
             &["--accumulate", "100000"],
             &["--accumulate 100000", "never"],
+        ),
+        (
+            &["--data", "d.csv", "--batch-size", "3"],
+            &["--batch-size 3", "at most 2"],
         ),
     ] {
         refused(&wgfit(d, &train(args)), d, names);
@@ -178,6 +183,18 @@ fn outputs_never_overwrite_inputs() {
         ]),
     );
     refused(&o, d, &["--csv-log", "reads"]);
+    let o = wgfit(
+        d,
+        &train(&[
+            "--data",
+            "d.csv",
+            "--batch-size",
+            "1",
+            "--checkpoint",
+            "./d.csv",
+        ]),
+    );
+    refused(&o, d, &["--checkpoint ./d.csv", "--data reads"]);
     let o = wgfit(
         d,
         &[

@@ -243,6 +243,10 @@ fn check_checkpoint_pattern(args: &TrainArgs) -> CliResult {
             "--checkpoint {pattern}: names the directory {sample}; give a file name pattern"
         )));
     }
+    // A name with fields changes from save to save; the first one is what can be checked.
+    for (input_flag, input) in inputs(args) {
+        refuse_overwriting_input("--checkpoint", Path::new(&sample), input_flag, &input)?;
+    }
     Ok(())
 }
 
@@ -404,9 +408,16 @@ pub fn check_output(flag: &str, path: &Path) -> CliResult {
         })
 }
 
-/// Refuses an --accumulate that never reaches an update in the whole run (the weights would
-/// come back as they started).
-pub fn check_accumulation(args: &TrainArgs, train_rows: usize) -> CliResult {
+/// The checks that need the training data's row count: a --batch-size larger than the data,
+/// and an --accumulate that never reaches an update in the whole run (the weights would come
+/// back as they started).
+pub fn check_against_data(args: &TrainArgs, train_rows: usize) -> CliResult {
+    if args.batch_size > train_rows {
+        return Err(usage(format!(
+            "--batch-size {}: larger than the {train_rows} training rows; use at most {train_rows}",
+            args.batch_size
+        )));
+    }
     let n = args.optimizer.accumulate as usize;
     let batches = train_rows.div_ceil(args.batch_size.max(1)).max(1);
     let total = batches.saturating_mul(args.epochs);

@@ -60,7 +60,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         }
         (None, None) => (data, None),
     };
-    crate::preflight::check_accumulation(&args, train.len())?;
+    crate::preflight::check_against_data(&args, train.len())?;
     let mut callbacks = args.callbacks.build(validation.is_some())?;
 
     let widths = match &args.layers {
