@@ -27,13 +27,13 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: ConvertArgs) -> CliResult {
-    crate::preflight::check_scale(Some(args.scale))?;
+    crate::arg_checks::check_scale(Some(args.scale))?;
     if let Some(n) = args.targets {
-        crate::preflight::check_at_least_one("--targets", n)?;
+        crate::arg_checks::check_at_least_one("--targets", n)?;
     }
-    crate::preflight::check_input("INPUT", &args.input)?;
-    crate::preflight::check_output("OUTPUT", &args.output)?;
-    crate::preflight::refuse_overwriting_input("OUTPUT", &args.output, "INPUT", &args.input)?;
+    crate::arg_checks::check_input("INPUT", &args.input)?;
+    crate::arg_checks::check_output("OUTPUT", &args.output)?;
+    crate::arg_checks::refuse_overwriting_input("OUTPUT", &args.output, "INPUT", &args.input)?;
     let options = CsvOptions {
         targets: args.targets.map_or(CsvTargets::Class, CsvTargets::Values),
         ..Default::default()

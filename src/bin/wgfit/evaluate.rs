@@ -38,11 +38,11 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Refuses a --weights or --data that is not there, and bad numbers (usage errors).
     fn check_inputs(&self) -> CliResult {
-        crate::preflight::check_at_least_one("--batch-size", self.batch_size)?;
-        crate::preflight::check_scale(self.scale)?;
-        crate::preflight::check_input("--weights", &self.weights)?;
+        crate::arg_checks::check_at_least_one("--batch-size", self.batch_size)?;
+        crate::arg_checks::check_scale(self.scale)?;
+        crate::arg_checks::check_input("--weights", &self.weights)?;
         match &self.data {
-            Some(d) => crate::preflight::check_input("--data", d),
+            Some(d) => crate::arg_checks::check_input("--data", d),
             None => Ok(()),
         }
     }
@@ -276,11 +276,11 @@ pub fn run_predict(args: PredictArgs) -> CliResult {
         ("--weights", &Some(args.model.weights.clone())),
     ] {
         if let Some(input) = input {
-            crate::preflight::refuse_overwriting_input("--output", out, flag, input)?;
+            crate::arg_checks::refuse_overwriting_input("--output", out, flag, input)?;
         }
     }
     args.model.check_inputs()?;
-    crate::preflight::check_output("--output", out)?;
+    crate::arg_checks::check_output("--output", out)?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {

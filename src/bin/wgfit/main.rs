@@ -5,6 +5,7 @@
 //! after a preemption (SIGTERM/SIGINT) whose state was saved to the backup directory; killed
 //! by SIGPIPE (141 in a shell) when the reader of stdout or stderr went away.
 
+mod arg_checks;
 mod callback_args;
 mod convert;
 mod devices;
