@@ -149,6 +149,15 @@ impl Callback for CsvLogger {
             .map_err(|e| self.fail(e.to_string()))
     }
 
+    /// Writes the file once more at the end, so that a resumed run with no epoch left to
+    /// train (whose log was moved aside) still leaves the run's whole log.
+    fn on_train_end(&mut self, ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
+        let text = self.render(ctx.history(), ctx.validates());
+        crate::checkpoint::write_atomically(&self.path, &text)
+            .map(|_| ())
+            .map_err(|e| self.fail(e.to_string()))
+    }
+
     fn state(&self) -> Option<Value> {
         Some(json!({
             "prefix_bytes": self.prefix.len(),
