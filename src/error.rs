@@ -423,6 +423,17 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// An environment variable that tunes wgfit (`WGFIT_*`, see [`crate::env_knobs`]) holds a
+    /// value wgfit cannot use; it is refused rather than ignored.
+    #[error("environment variable {variable}={value:?}: {reason}; unset it for the default")]
+    Environment {
+        /// The variable's name.
+        variable: String,
+        /// The value it holds (lossily decoded when it is not UTF-8).
+        value: String,
+        /// What a usable value looks like.
+        reason: String,
+    },
 }
 
 /// A training position in words, epochs 1-based as the progress lines count them:

@@ -31,6 +31,7 @@ pub mod checksum;
 pub mod data;
 pub mod distributed;
 mod engine;
+pub mod env_knobs;
 mod error;
 mod fit;
 pub mod gpu;

@@ -250,9 +250,10 @@ fn bad_checkpoint_pattern_and_monitor_without_validation_are_refused() {
             "ck/{nope}.safetensors",
         ]),
     );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // A bad value of a flag: a usage error, before any training.
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("wgfit: error:"), "{err}");
+    assert!(err.contains("wgfit: error: --checkpoint"), "{err}");
     assert!(err.contains("`nope`"), "{err}");
     assert!(!d.join("wgfit-model.safetensors").exists());
 

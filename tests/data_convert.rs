@@ -203,7 +203,7 @@ fn wgfit_convert_then_train_on_the_mapped_file_streamed() {
     let same = wgfit(&["convert", "d.csv", "d.csv"]);
     assert_eq!(same.status.code(), Some(2));
     let missing = wgfit(&["convert", "nope.csv", "n.safetensors"]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.csv"));
 }
 

@@ -149,6 +149,15 @@ impl Callback for CsvLogger {
             .map_err(|e| self.fail(e.to_string()))
     }
 
+    /// Writes the file once more at the end, so that a resumed run with no epoch left to
+    /// train (whose log was moved aside) still leaves the run's whole log.
+    fn on_train_end(&mut self, ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
+        let text = self.render(ctx.history(), ctx.validates());
+        crate::checkpoint::write_atomically(&self.path, &text)
+            .map(|_| ())
+            .map_err(|e| self.fail(e.to_string()))
+    }
+
     fn state(&self) -> Option<Value> {
         Some(json!({
             "prefix_bytes": self.prefix.len(),
@@ -169,17 +178,83 @@ impl Callback for CsvLogger {
         let len = len as usize;
         if !self.append && len > 0 {
             return Err(self.fail(
-                "the run began appending to this file; resume it with append as well".into(),
+                "the run began appending to this file (append, `wgfit train --csv-append`); \
+                 resume it with append on"
+                    .into(),
             ));
+        }
+        if self.append && len > 0 && self.prefix.is_empty() {
+            // The file was removed (or emptied) since: the way out of a changed prefix. The
+            // log starts over with this run's epochs, all of which the history holds.
+            self.header = true;
+            return Ok(());
         }
         if self.prefix.len() < len || sha256_hex(&self.prefix[..len]) != sha {
             return Err(self.fail(format!(
                 "its first {len} bytes, there before the run began, have changed since; \
-                 restore them or remove the file and the backup to start over"
+                 restore them, or move the file aside (to keep it) and rerun: the log then \
+                 starts over with this run's epochs, and the backup's training is kept"
             )));
         }
         self.prefix.truncate(len);
         self.header = header;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A logger resuming with `append` as `on_train_begin` leaves it, the file now holding
+    /// `now` (empty: removed).
+    fn resuming(now: &[u8], append: bool) -> CsvLogger {
+        let mut logger = CsvLogger::new("log.csv").append(append);
+        logger.prefix = now.to_vec();
+        logger.header = now.is_empty();
+        logger
+    }
+
+    fn saved_state(prefix: &[u8]) -> Value {
+        json!({
+            "prefix_bytes": prefix.len(),
+            "prefix_sha256": sha256_hex(prefix),
+            "header": prefix.is_empty(),
+        })
+    }
+
+    #[test]
+    fn a_removed_file_resumes_with_this_runs_epochs() {
+        let mut logger = resuming(b"", true);
+        logger.load_state(saved_state(b"old,rows\r\n")).unwrap();
+        assert!(logger.prefix.is_empty());
+        assert!(logger.header);
+    }
+
+    #[test]
+    fn a_changed_prefix_says_how_to_go_on_without_losing_anything() {
+        let mut logger = resuming(b"edited\r\n", true);
+        let e = logger
+            .load_state(saved_state(b"old,rows\r\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("move the file aside") && e.contains("log.csv"),
+            "{e}"
+        );
+        // The same bytes resume as before.
+        let mut logger = resuming(b"old,rows\r\nepoch,loss\r\n", true);
+        logger.load_state(saved_state(b"old,rows\r\n")).unwrap();
+        assert_eq!(logger.prefix, b"old,rows\r\n");
+    }
+
+    #[test]
+    fn resuming_without_append_names_the_flag() {
+        let mut logger = resuming(b"old,rows\r\n", false);
+        let e = logger
+            .load_state(saved_state(b"old,rows\r\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--csv-append"), "{e}");
     }
 }

@@ -27,6 +27,7 @@ pub use model_checkpoint::{CheckpointFreq, ModelCheckpoint};
 pub use monitor::Mode;
 pub(crate) use preempt::{PreemptGuard, caught_signal};
 pub use progress::{Progress, format_logs, format_value, metric_order};
+pub use python_format::check_file_pattern;
 pub use reduce_lr::ReduceLROnPlateau;
 pub use terminate_on_nan::TerminateOnNaN;
 

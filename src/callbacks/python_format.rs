@@ -98,6 +98,24 @@ pub(crate) fn format_fields(
     Ok(out)
 }
 
+/// Formats a file name `pattern` as a save will, with `epoch` and the logs `names` (all
+/// holding sample values), so that a program can refuse a pattern no save could format before
+/// training starts: an unknown field, a bad spec, an unclosed brace. Returns the sample name.
+pub fn check_file_pattern(pattern: &str, names: &[&str]) -> Result<String, String> {
+    let mut values: BTreeMap<String, Value> = names
+        .iter()
+        .map(|n| (n.to_string(), Value::Float(0.5)))
+        .collect();
+    values.insert("epoch".into(), Value::Int(1));
+    format_fields(pattern, &values)
+}
+
+/// The widest field and the most digits a spec may ask for. A file name component has at most
+/// 255 bytes on the usual file systems, so nothing larger can name a file; the bound keeps a
+/// spec like `{epoch:99999999999999}` from asking for terabytes (and Rust's formatter from
+/// panicking on a precision past `u16::MAX`).
+pub(crate) const MAX_WIDTH: usize = 255;
+
 /// One field with a spec `[0][width][.precision][type]`.
 fn format_one(value: Value, spec: &str) -> Result<String, String> {
     let (zero, rest) = match spec.strip_prefix('0') {
@@ -124,6 +142,11 @@ fn format_one(value: Value, spec: &str) -> Result<String, String> {
                 .map_err(|_| format!("unsupported format spec `{spec}`"))?,
         ),
     };
+    if width > MAX_WIDTH || precision.is_some_and(|p| p > MAX_WIDTH) {
+        return Err(format!(
+            "`{spec}` asks for more than {MAX_WIDTH} characters, more than a file name can hold"
+        ));
+    }
     let text = match (value, kind) {
         (Value::Int(i), None | Some('d')) if precision.is_none() => i.to_string(),
         (Value::Int(i), Some('f')) => format!("{:.*}", precision.unwrap_or(6), i as f64),
@@ -215,5 +238,29 @@ mod tests {
         assert!(f("{epoch:x}").unwrap_err().contains("unsupported"));
         assert!(f("{loss:d}").unwrap_err().contains("integers"));
         assert!(f("{epoch").unwrap_err().contains("not closed"));
+    }
+
+    #[test]
+    fn widths_and_precisions_are_bounded() {
+        let values: BTreeMap<String, Value> = [
+            ("epoch".to_string(), Value::Int(3)),
+            ("loss".to_string(), Value::Float(0.5)),
+        ]
+        .into();
+        let f = |p: &str| format_fields(p, &values);
+        for huge in [
+            "w-{epoch:99999999999999}.st",
+            "{loss:.99999999999999f}",
+            "{loss:.70000e}",
+            "{epoch:0256d}",
+            "{loss:256.1f}",
+        ] {
+            let e = f(huge).unwrap_err();
+            assert!(e.contains("more than 255 characters"), "{huge}: {e}");
+        }
+        // A width past usize is refused, not wrapped.
+        assert!(f("{epoch:99999999999999999999999}").is_err());
+        assert_eq!(f("{epoch:0255d}").unwrap().len(), 255);
+        assert_eq!(f("{loss:.255f}").unwrap().len(), 257);
     }
 }

@@ -28,9 +28,7 @@ pub(crate) fn resident_limit(gpu: &Gpu) -> u64 {
     let adapter = limits
         .max_buffer_size
         .min(limits.max_storage_buffer_binding_size);
-    std::env::var("WGFIT_RESIDENT_LIMIT_BYTES")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
+    gpu.resident_limit_override()
         .map_or(adapter, |limit| limit.min(adapter))
 }
 

@@ -52,12 +52,12 @@ use std::time::Duration;
 /// Large enough for the biggest benchmark batch on lavapipe, small enough that CI notices.
 pub const GPU_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The wait limit: `WGFIT_GPU_TIMEOUT_MS` when set to a number, else [`GPU_TIMEOUT`].
-fn timeout_from_env() -> Duration {
-    std::env::var("WGFIT_GPU_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(GPU_TIMEOUT, Duration::from_millis)
+/// The wait limit: `WGFIT_GPU_TIMEOUT_MS` when set, else [`GPU_TIMEOUT`]; a value that is not
+/// a number of milliseconds is an error.
+fn timeout_from_env() -> Result<Duration> {
+    Ok(crate::env_knobs::GPU_TIMEOUT_MS
+        .read()?
+        .map_or(GPU_TIMEOUT, Duration::from_millis))
 }
 
 /// A device and queue with wgfit's kernels compiled for them.
@@ -69,6 +69,10 @@ pub struct Gpu {
     limits: wgpu::Limits,
     /// How long a wait may take (see [`GPU_TIMEOUT`]).
     timeout: Duration,
+    /// `WGFIT_MAX_BINDING_BYTES` and `WGFIT_RESIDENT_LIMIT_BYTES`, read (and checked) with the
+    /// timeout when the context is made, so that a bad value fails there.
+    max_binding_bytes: Option<u64>,
+    resident_limit_bytes: Option<u64>,
     /// The first error wgpu reported outside an error scope (validation, out of memory, lost
     /// device); checked after every wait so that it surfaces as an [`Error`], never a panic.
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -112,6 +116,9 @@ impl Gpu {
 
     /// Opens the adapter [`list_adapters`] marks and compiles the kernels.
     pub fn new() -> Result<Gpu> {
+        let timeout = timeout_from_env()?;
+        let max_binding_bytes = crate::env_knobs::MAX_BINDING_BYTES.read()?;
+        let resident_limit_bytes = crate::env_knobs::RESIDENT_LIMIT_BYTES.read()?;
         let instance = instance();
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
         let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
@@ -161,7 +168,9 @@ impl Gpu {
             kernels,
             adapter: summary,
             limits,
-            timeout: timeout_from_env(),
+            timeout,
+            max_binding_bytes,
+            resident_limit_bytes,
             uncaptured,
             lost,
         })
@@ -260,12 +269,16 @@ impl Gpu {
     /// [`Gpu::binding_limit`], or less with the environment variable `WGFIT_MAX_BINDING_BYTES`
     /// (so that tests bind a small model in pieces, as a model past one binding is).
     pub(crate) fn parameter_piece_limit(&self) -> u64 {
-        std::env::var("WGFIT_MAX_BINDING_BYTES")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
+        self.max_binding_bytes
             .map_or(self.binding_limit(), |limit| {
-                limit.clamp(256, self.binding_limit())
+                limit.min(self.binding_limit())
             })
+    }
+
+    /// `WGFIT_RESIDENT_LIMIT_BYTES`, if set: the most bytes a data set may have to stay on
+    /// the GPU (read when the context was made).
+    pub(crate) fn resident_limit_override(&self) -> Option<u64> {
+        self.resident_limit_bytes
     }
 
     /// The largest buffer the adapter allows (buffers bound in pieces may be this large).

@@ -1,7 +1,7 @@
 //! The callback flags of `wgfit train` (early stopping, checkpoints, learning-rate plateaus,
 //! CSV log, plot) and the callbacks they build.
 
-use crate::{CliResult, Failure};
+use crate::CliResult;
 use clap::Args;
 use std::path::PathBuf;
 use wgfit::{
@@ -88,7 +88,7 @@ pub struct Callbacks {
 }
 
 impl CallbackArgs {
-    /// The files the flags write (checked for a directory before training).
+    /// The files the flags write (checked by `preflight` before training).
     pub fn outputs(&self) -> Vec<(&'static str, &PathBuf)> {
         let mut out = Vec::new();
         if let Some(p) = &self.csv_log {
@@ -100,30 +100,13 @@ impl CallbackArgs {
         out
     }
 
-    /// Builds the callbacks; `validates` says whether there is validation data.
+    /// Builds the callbacks; `validates` says whether there is validation data (the values
+    /// were checked by `preflight`).
     pub fn build(&self, validates: bool) -> CliResult<Callbacks> {
         let monitor = self
             .monitor
             .clone()
             .unwrap_or_else(|| if validates { "val_loss" } else { "loss" }.to_string());
-        if monitor.starts_with("val_") && !validates {
-            return Err(Failure {
-                message: format!(
-                    "--monitor {monitor} needs validation data: add --validation-split or --validation-data"
-                ),
-                code: 2,
-            });
-        }
-        if let Some(f) = self.reduce_lr_on_plateau
-            && !(f > 0.0 && f < 1.0)
-        {
-            return Err(Failure {
-                message: format!(
-                    "--reduce-lr-on-plateau {f}: the factor must be above 0 and below 1"
-                ),
-                code: 2,
-            });
-        }
         Ok(Callbacks {
             early_stopping: self.early_stopping.map(|patience| {
                 EarlyStopping::new(&monitor)

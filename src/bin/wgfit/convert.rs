@@ -1,6 +1,6 @@
 //! `wgfit convert`: a CSV data set to a safetensors file that training maps instead of parsing.
 
-use crate::{CliResult, Failure};
+use crate::CliResult;
 use clap::Args;
 use std::path::PathBuf;
 use wgfit::{CsvOptions, CsvTargets};
@@ -27,12 +27,13 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: ConvertArgs) -> CliResult {
-    if args.input == args.output {
-        return Err(Failure {
-            message: "the output would overwrite the input; give another file name".into(),
-            code: 2,
-        });
+    crate::arg_checks::check_scale(Some(args.scale))?;
+    if let Some(n) = args.targets {
+        crate::arg_checks::check_at_least_one("--targets", n)?;
     }
+    crate::arg_checks::check_input("INPUT", &args.input)?;
+    crate::arg_checks::check_output("OUTPUT", &args.output)?;
+    crate::arg_checks::refuse_overwriting_input("OUTPUT", &args.output, "INPUT", &args.input)?;
     let options = CsvOptions {
         targets: args.targets.map_or(CsvTargets::Class, CsvTargets::Values),
         ..Default::default()

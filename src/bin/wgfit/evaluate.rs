@@ -38,6 +38,19 @@ pub struct ModelArgs {
     batch_size: usize,
 }
 
+impl ModelArgs {
+    /// Refuses a --weights or --data that is not there, and bad numbers (usage errors).
+    fn check_inputs(&self) -> CliResult {
+        crate::arg_checks::check_at_least_one("--batch-size", self.batch_size)?;
+        crate::arg_checks::check_scale(self.scale)?;
+        crate::arg_checks::check_input("--weights", &self.weights)?;
+        match &self.data {
+            Some(d) => crate::arg_checks::check_input("--data", d),
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
   wgfit evaluate --weights wgfit-model.safetensors
@@ -239,6 +252,7 @@ fn data_name(args: &ModelArgs) -> String {
 
 pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
     let args = args.model;
+    args.check_inputs()?;
     let Loaded { model, loss, scale } = load_model(&args)?;
     let data = load_data(args.data.as_deref(), &CsvOptions::default(), scale)?;
     if data.features() != model.inputs() {
@@ -326,6 +340,16 @@ fn load_inputs(args: &ModelArgs, inputs: usize, scale: Option<f32>) -> CliResult
 
 pub fn run_predict(args: PredictArgs) -> CliResult {
     let out = &args.output;
+    for (flag, input) in [
+        ("--data", &args.model.data),
+        ("--weights", &Some(args.model.weights.clone())),
+    ] {
+        if let Some(input) = input {
+            crate::arg_checks::refuse_overwriting_input("--output", out, flag, input)?;
+        }
+    }
+    args.model.check_inputs()?;
+    crate::arg_checks::check_output("--output", out)?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {

@@ -16,7 +16,7 @@ const EXIT_FRESH: u8 = 3;
 Exit status, for a rerun of the same `wgfit train` with the flags given here: 0 it resumes
 (from latest.json, or from previous.json with --double-checkpoint), 1 it refuses (the report
 says why), 3 it starts from the beginning (nothing is committed). The directory is never
-changed.")]
+changed. A reader that stops early (`| head`) ends wgfit by SIGPIPE (141 in a shell).")]
 pub struct InspectArgs {
     /// The backup directory (by default `wgfit train` uses <output stem>.backup), or an
     /// object-store URL such as s3://bucket/prefix

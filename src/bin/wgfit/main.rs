@@ -1,8 +1,11 @@
 //! `wgfit`: train, inspect, evaluate and predict with wgfit models from the command line.
 //!
-//! Exit status: 0 done; 1 error; 2 usage error; 128 + the signal number after a preemption
-//! (SIGTERM/SIGINT) whose state was saved to the backup directory.
+//! Exit status: 0 done; 1 error; 2 usage error (an unknown flag, a bad value of a flag or of a
+//! `WGFIT_*` environment variable, flags that do not go together); 128 + the signal number
+//! after a preemption (SIGTERM/SIGINT) whose state was saved to the backup directory; killed
+//! by SIGPIPE (141 in a shell) when the reader of stdout or stderr went away.
 
+mod arg_checks;
 mod callback_args;
 mod convert;
 mod devices;
@@ -12,6 +15,7 @@ mod labels;
 mod mpi_launch;
 mod optimizer_args;
 mod plot;
+mod preflight;
 mod train;
 mod train_args;
 
@@ -87,6 +91,8 @@ impl From<wgfit::Error> for Failure {
             | wgfit::Error::StoppedBySignal { signal, .. } => {
                 u8::try_from(128 + signal.clamp(&0, &127)).unwrap_or(1)
             }
+            // A bad value, like a bad flag value: the run never started.
+            wgfit::Error::Environment { .. } => 2,
             _ => 1,
         };
         Failure {
@@ -180,11 +186,39 @@ pub fn classes_needed(data: &Dataset) -> Option<usize> {
     }
 }
 
+/// A reader that closes its end of stdout or stderr (`wgfit inspect DIR | head`) ends wgfit
+/// as it ends other Unix tools: by SIGPIPE, exit status 141 in a shell, with nothing more to
+/// say. Rust ignores SIGPIPE, which turns every later print into a panic (exit 101, which
+/// `inspect`'s statuses would read as something else); a killed `train` leaves its last
+/// backup, and the same command resumes from it.
+fn die_on_closed_pipe() {
+    // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 fn main() -> ExitCode {
-    // First thing, before any other thread exists (see the function's docs).
+    die_on_closed_pipe();
+    // Before any other thread exists (see the function's docs).
     wgfit::gpu::quiet_headless_vulkan();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match wgfit::env_knobs::check() {
+        Err(e) => Err(e.into()),
+        Ok(()) => run(cli),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("wgfit: error: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> CliResult {
+    match cli.command {
         None => {
             println!("wgfit {}", env!("CARGO_PKG_VERSION"));
             println!(
@@ -199,14 +233,5 @@ fn main() -> ExitCode {
         Some(Command::Plot(args)) => plot::run(args),
         Some(Command::Convert(args)) => convert::run(args),
         Some(Command::Devices) => devices::run(),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            if !f.message.is_empty() {
-                eprintln!("wgfit: error: {}", f.message);
-            }
-            ExitCode::from(f.code)
-        }
     }
 }

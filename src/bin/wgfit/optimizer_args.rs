@@ -81,6 +81,7 @@ pub struct OptimizerArgs {
         long,
         value_name = "N",
         default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..),
         help_heading = "Optimizer"
     )]
     pub accumulate: u32,
@@ -94,7 +95,7 @@ pub struct OptimizerArgs {
     )]
     pub lr_schedule: ScheduleKind,
     /// Steps of the decay (exponential, polynomial, inverse-time, cosine)
-    #[arg(long, value_name = "N", help_heading = "Learning-rate schedule")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Learning-rate schedule")]
     pub decay_steps: Option<u64>,
     /// Decay rate (exponential, inverse-time)
     #[arg(long, help_heading = "Learning-rate schedule")]

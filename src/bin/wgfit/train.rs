@@ -27,7 +27,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
     }
     // Everything that can be checked before training is checked first.
     let history_format = args.history_format()?;
-    args.check_output_dirs()?;
+    crate::preflight::check(&args)?;
     let verbose = args.verbose_level();
 
     let data = load_data(args.data.as_deref(), &CsvOptions::default(), args.scale)?;
@@ -49,6 +49,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         }
         (None, None) => (data, None),
     };
+    crate::preflight::check_against_data(&args, train.len())?;
     let mut callbacks = args.callbacks.build(validation.is_some())?;
     // What the inputs were multiplied by, recorded in every weights file for evaluate/predict.
     let input_scale = args.scale.unwrap_or(if args.data.is_none() {

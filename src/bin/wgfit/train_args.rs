@@ -1,6 +1,6 @@
 //! The arguments of `wgfit train` and the checks that need nothing but the arguments.
 
-use crate::{CliResult, Failure};
+use crate::Failure;
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -109,26 +109,27 @@ pub struct TrainArgs {
     pub no_backup: bool,
     /// When to back up: epoch, every N batches, every so long (30s, 10m, 1h: at the first batch
     /// end after that much time), or never (only on SIGTERM/SIGINT)
-    #[arg(long, value_name = "epoch|N|DURATION|never", default_value = "epoch", value_parser = parse_save_freq, help_heading = "Backup")]
+    #[arg(long, value_name = "epoch|N|DURATION|never", default_value = "epoch", value_parser = parse_save_freq, help_heading = "Backup", conflicts_with = "no_backup")]
     pub save_freq: SaveFreq,
     /// Keep the state before the latest as a fallback
-    #[arg(long, help_heading = "Backup")]
+    #[arg(long, help_heading = "Backup", conflicts_with = "no_backup")]
     pub double_checkpoint: bool,
     /// Keep the backup after training ends (default: remove it once the output is written)
-    #[arg(long, help_heading = "Backup")]
+    #[arg(long, help_heading = "Backup", conflicts_with = "no_backup")]
     pub keep_checkpoint: bool,
     /// On SIGTERM or SIGINT, save a backup and exit with 128 + the signal number [default: on]
     #[arg(
         long,
         overrides_with = "no_save_before_preemption",
-        help_heading = "Backup"
+        help_heading = "Backup",
+        conflicts_with = "no_backup"
     )]
     pub save_before_preemption: bool,
     /// Let SIGTERM and SIGINT end the run at once (the last regular backup stays)
-    #[arg(long, help_heading = "Backup")]
+    #[arg(long, help_heading = "Backup", conflicts_with = "no_backup")]
     pub no_save_before_preemption: bool,
     /// Discard a backup of a different run (model, data, options) instead of refusing to start
-    #[arg(long, help_heading = "Backup")]
+    #[arg(long, help_heading = "Backup", conflicts_with = "no_backup")]
     pub discard_mismatched_backup: bool,
 
     /// Where to write the final parameters (model.layers.<i>.weight [out,in] and .bias)
@@ -166,22 +167,6 @@ impl TrainArgs {
                 ))),
             },
         }
-    }
-
-    /// Fails early, before any training, when an output file's directory does not exist.
-    pub fn check_output_dirs(&self) -> CliResult {
-        for (flag, path) in [
-            ("--output", Some(&self.output)),
-            ("--history", self.history.as_ref()),
-        ] {
-            if let Some(p) = path {
-                check_parent(flag, p)?;
-            }
-        }
-        for (flag, p) in self.callbacks.outputs() {
-            check_parent(flag, p)?;
-        }
-        Ok(())
     }
 
     /// --verbose, defaulting to a progress bar on a terminal and one line per epoch otherwise.
@@ -274,19 +259,4 @@ fn default_backup_dir(output: &Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "wgfit-model".into());
     output.with_file_name(format!("{stem}.backup"))
-}
-
-fn check_parent(flag: &str, path: &Path) -> CliResult {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => return Ok(()),
-    };
-    if !parent.is_dir() {
-        return Err(Failure::new(format!(
-            "{flag} {}: the directory {} does not exist",
-            path.display(),
-            parent.display()
-        )));
-    }
-    Ok(())
 }

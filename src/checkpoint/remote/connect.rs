@@ -58,9 +58,8 @@ pub(super) fn connect(url: &str) -> Result<(Arc<dyn ObjectStore>, object_store::
     let parsed = url::Url::parse(url).map_err(|e| fail(e.to_string()))?;
     let prefix = object_store::path::Path::parse(parsed.path().trim_start_matches('/'))
         .map_err(|e| fail(e.to_string()))?;
-    let retry_seconds = std::env::var("WGFIT_STORE_RETRY_SECONDS")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
+    let retry_seconds = crate::env_knobs::STORE_RETRY_SECONDS
+        .read()?
         .unwrap_or(RETRY_SECONDS);
     let retry = RetryConfig {
         backoff: BackoffConfig {

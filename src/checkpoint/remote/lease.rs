@@ -105,13 +105,11 @@ fn owner_is_gone(r: &Record) -> bool {
     }
 }
 
-fn ttl() -> Duration {
-    let seconds = std::env::var("WGFIT_LEASE_SECONDS")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .filter(|s| *s > 0)
+fn ttl() -> Result<Duration> {
+    let seconds = crate::env_knobs::LEASE_SECONDS
+        .read()?
         .unwrap_or(LEASE_SECONDS);
-    Duration::from_secs(seconds)
+    Ok(Duration::from_secs(seconds))
 }
 
 fn host() -> String {
@@ -203,7 +201,7 @@ impl Lease {
     /// Takes the lease of `remote` for `owner`, waiting (at most one lease period) for one
     /// whose owner stopped renewing it to expire.
     pub fn take(remote: Arc<Remote>, owner: &str) -> Result<Lease> {
-        let ttl = ttl();
+        let ttl = ttl()?;
         let mut watched: Option<UpdateVersion> = None;
         loop {
             let sent = Instant::now();
