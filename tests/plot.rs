@@ -215,7 +215,13 @@ fn check_picture(svg: &str) {
             .map(|s| (s.name.as_str(), s.role.as_str()))
             .collect();
         assert_eq!(series, [(names[0], "training"), (names[1], "validation")]);
-        assert_eq!(p.legend, names, "legend of panel {}", p.metric);
+        // The legend says how many values have a marker instead of a point.
+        let legend = if names[1] == "val_loss" {
+            [names[0].to_string(), "val_loss (1 NaN)".to_string()]
+        } else {
+            names.map(str::to_string)
+        };
+        assert_eq!(p.legend, legend, "legend of panel {}", p.metric);
 
         // Epoch e's value at x = e + 1; the NaN of val_loss's epoch 2 has no point.
         let expected: Vec<f64> = if names[1] == "val_loss" {
@@ -284,10 +290,15 @@ fn a_single_epoch_and_a_metric_without_values() {
     };
     let c = Curves::from_history(&h, &[event(EventKind::Start, 0, 0)]);
     assert_eq!(c.marks(), [], "a start is not marked");
-    let svg = render_svg(&c, 500, 200).unwrap();
+    let svg = render_svg(&c, 500, 400).unwrap();
     let panels = panels(&svg);
-    assert_eq!(panels.len(), 1, "mae has no finite value, so no panel");
+    assert_eq!(
+        panels.iter().map(|p| p.metric.as_str()).collect::<Vec<_>>(),
+        ["loss", "mae"],
+        "mae has no finite value, but its NaN and inf are marked"
+    );
     assert_eq!(panels[0].series.len(), 1);
+    assert_eq!(panels[1].legend, ["mae (1 NaN)", "val_mae (1 inf)"]);
     let point = panels[0].series[0].points[0];
     assert!((point.0 - panels[0].pixel(1.0)).abs() <= 1.5);
 }
@@ -350,7 +361,8 @@ fn wgfit_plot_writes_the_picture_of_a_csv_history() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert_eq!(
         stdout,
-        "wrote curves.svg: 2 panels, 4 series, 2 resumes, 1 preemption\n"
+        "wrote curves.svg: 2 panels, 4 series, 2 resumes, 1 preemption, \
+         1 value not finite marked\n"
     );
     let svg = std::fs::read_to_string(dir.path().join("curves.svg")).unwrap();
     assert!(svg.contains(r#"width="900" height="600""#), "default size");

@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use super::curves::MAX_EPOCH;
 use crate::{EpochLogs, Logs, RunEvent};
 
 /// A parsed JSON history: its epochs and, when the file has them, its events.
@@ -81,7 +82,10 @@ fn row_of(row: &Value, at: &str) -> Result<EpochLogs, String> {
         Some(v) => v
             .as_u64()
             .and_then(|e| usize::try_from(e).ok())
-            .ok_or_else(|| format!("{at}.epoch is {v}, not a whole number 0 or more"))?,
+            .filter(|e| *e <= MAX_EPOCH)
+            .ok_or_else(|| {
+                format!("{at}.epoch is {v}, not a whole number from 0 to {MAX_EPOCH} (2^53)")
+            })?,
         None => return Err(format!("{at} has no `epoch`")),
     };
     let mut logs = Logs::new();

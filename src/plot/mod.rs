@@ -18,14 +18,18 @@
 //! `plotters` drew for it; the axes and caption are in `wgfit-frame`, the legend in
 //! `wgfit-legend`.
 
+mod axis;
 mod curves;
 mod json;
 mod layout;
 mod markup;
 mod read;
 mod render;
+mod shapes;
 mod table;
 
-pub use curves::{Curves, Mark, MarkKind, Panel, Series};
-pub use render::{DEFAULT_PANEL_HEIGHT, DEFAULT_WIDTH, MAX_SIZE, MIN_PANEL_HEIGHT, MIN_WIDTH};
+pub use curves::{Curves, MAX_EPOCH, MAX_RATE_MARKS, Mark, MarkKind, NotFinite, Panel, Series};
+pub use render::{
+    DEFAULT_PANEL_HEIGHT, DEFAULT_WIDTH, MAX_PANELS, MAX_SIZE, MIN_PANEL_HEIGHT, MIN_WIDTH,
+};
 pub use render::{render_svg, write_svg};

@@ -58,7 +58,7 @@ impl Curves {
             _ => Vec::new(),
         };
         let curves = Curves::from_history(&history_of(epochs), &events);
-        if curves.panels().is_empty() {
+        if !curves.has_finite_values() {
             return Err(invalid(
                 "no metric has a single finite value, so there is nothing to plot".into(),
             ));

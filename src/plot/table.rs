@@ -6,8 +6,10 @@
 //! field that holds the separator. Blank lines, and a repeated header line (two logs put one
 //! after the other), are skipped.
 
+use std::collections::HashSet;
 use std::path::Path;
 
+use super::curves::MAX_EPOCH;
 use crate::{EpochLogs, Error, Logs, Result};
 
 /// The separators a header line is checked for, the default first.
@@ -49,8 +51,10 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Vec<EpochLogs>> {
             ),
         )
     })?;
+    // A set, not a scan of the names before each: a header may have many thousands.
+    let mut seen = HashSet::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        if !name.is_empty() && names[..i].contains(name) {
+        if !name.is_empty() && !seen.insert(name.as_str()) {
             let reason = format!("the header names `{name}` twice");
             return Err(parse_error(path, header_row, i + 1, reason));
         }
@@ -77,10 +81,16 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Vec<EpochLogs>> {
             return Err(parse_error(path, row, 0, reason));
         }
         let epoch_cell = cells[epoch_column].trim();
-        let epoch = epoch_cell.parse::<usize>().map_err(|_| {
-            let reason = format!("epoch `{epoch_cell}` is not a whole number 0 or more");
-            parse_error(path, row, epoch_column + 1, reason)
-        })?;
+        let epoch = epoch_cell
+            .parse::<usize>()
+            .ok()
+            .filter(|e| *e <= MAX_EPOCH)
+            .ok_or_else(|| {
+                let reason = format!(
+                    "epoch `{epoch_cell}` is not a whole number from 0 to {MAX_EPOCH} (2^53)"
+                );
+                parse_error(path, row, epoch_column + 1, reason)
+            })?;
         let mut logs = Logs::new();
         for (column, (name, cell)) in names.iter().zip(&cells).enumerate() {
             // An unnamed column is an index a data-frame library added, not a metric.
