@@ -2,21 +2,24 @@
 //! tell neighbouring ticks apart.
 //!
 //! plotters divides by an axis's span and searches for round tick values by shrinking a step
-//! until enough ticks fit: an infinite span (values of ±1e308) never ends that search, and a
-//! zero span maps every value to NaN. So every axis here has a finite span, neither zero nor
-//! below what an f64 can resolve at the size of its values; values too large for that are
-//! drawn divided by a power of ten ([`Axis::scale`]) and labelled with their true size.
+//! until enough ticks fit: an infinite span (values of ±1e308) never ends that search, a zero
+//! span maps every value to NaN, and a span below 2.2e-16 (it compares with `f64::EPSILON`)
+//! gets a single tick. So every axis here has a finite span, neither zero nor below what an
+//! f64 can resolve at the size of its values, and values whose spread is very large or very
+//! small are drawn divided by a power of ten ([`Axis::scale`]) and labelled with their true
+//! size.
 
 /// The smallest span of an axis, relative to the largest magnitude on it: a finer difference
 /// is rounding, so a series that varies less is drawn flat.
 const MIN_RELATIVE_SPAN: f64 = 1e-12;
-/// The smallest span of an axis: well above the subnormal numbers, where plotters' arithmetic
-/// on the span loses all precision.
-const MIN_SPAN: f64 = 1e-290;
-/// Values larger than this are drawn divided by [`LARGE_SCALE`], so that the padded span of
-/// an axis from −1.8e308 to 1.8e308 stays finite.
-const LARGE: f64 = 1e290;
-const LARGE_SCALE: f64 = 1e20;
+/// The smallest span of an axis in drawn units: far above plotters' `f64::EPSILON`.
+const MIN_SPAN: f64 = 1e-9;
+/// Values spread over less than the first or more than the second are drawn divided by a
+/// power of ten near their spread: plotters could not tick the first, nor hold the padded
+/// span of values near ±1.8e308 in an f64.
+const UNSCALED: (f64, f64) = (1e-5, 1e10);
+/// The powers of ten a scale is chosen from: 1e-300 and below lose digits to subnormals.
+const SCALE_EXPONENTS: (i32, i32) = (-290, 300);
 /// Room above and below a series, as a share of its span.
 const PAD: f64 = 0.08;
 /// Roughly how many ticks plotters draws on an axis: a label needs the digits that tell one
@@ -50,10 +53,22 @@ impl Axis {
                 scale: 1.0,
             };
         }
-        let scale = if lo.abs().max(hi.abs()) > LARGE {
-            LARGE_SCALE
+        // Halves, so that the spread of -1e308 and 1e308 does not overflow.
+        let half_spread = hi / 2.0 - lo / 2.0;
+        let spread = if half_spread > 0.0 {
+            half_spread
+        } else if lo != 0.0 {
+            lo.abs()
         } else {
             1.0
+        };
+        let scale = if (UNSCALED.0..=UNSCALED.1).contains(&spread) {
+            1.0
+        } else {
+            let exponent = spread.log10().floor() as i32;
+            let exponent = exponent.clamp(SCALE_EXPONENTS.0, SCALE_EXPONENTS.1);
+            // Parsed, as `powi` is a few ulps off: the labels multiply back by it.
+            format!("1e{exponent}").parse().unwrap_or(1.0)
         };
         let (lo, hi) = (lo / scale, hi / scale);
         let pad = if hi > lo {
@@ -70,14 +85,14 @@ impl Axis {
     }
 
     /// The axis of a span of epochs, unpadded and at least one epoch wide. Epoch counts are
-    /// whole numbers below 2^53, exact in an f64, so no wider span is needed.
+    /// whole numbers up to 2^53, exact in an f64, so no wider span is needed.
     pub fn of_range(lo: f64, hi: f64) -> Axis {
-        let (lo, hi) = if hi - lo >= 1.0 {
-            (lo, hi)
-        } else {
-            (lo, lo + 1.0)
-        };
-        let (lo, hi) = widened(lo, hi);
+        let lo = lo.clamp(-f64::MAX / 4.0, f64::MAX / 4.0);
+        let mut hi = hi.max(lo + 1.0).min(f64::MAX / 2.0);
+        if hi <= lo {
+            // Far beyond 2^53 (a hand-built History), lo + 1 is lo.
+            hi = lo + lo.abs() * MIN_RELATIVE_SPAN;
+        }
         Axis { lo, hi, scale: 1.0 }
     }
 
@@ -208,9 +223,11 @@ mod tests {
         let a = axis(&[0.0, 1.0]);
         assert_eq!(a.label(0.30000000000000004), "0.3");
         let a = axis(&[1e308, -1e308]);
-        assert_eq!(a.scale, LARGE_SCALE);
-        assert_eq!(a.label(1e288), "1e308");
-        assert_eq!(a.label(1.352e272), "0", "zero as plotters rounds it");
+        assert_eq!(a.scale, 1e300);
+        assert_eq!(a.label(1e8), "1e308");
+        assert_eq!(a.label(1.352e-15), "0", "zero as plotters rounds it");
+        let a = axis(&[5e-324, 1e-323]);
+        assert!(a.scale <= 1e-290 && a.hi - a.lo >= MIN_SPAN, "{a:?}");
         let a = axis(&[f64::MAX, f64::MAX]);
         assert_eq!(a.label(a.hi), "1.798e308", "{a:?}");
         let epochs = Axis::of_range(1234567.0, 1234570.0);

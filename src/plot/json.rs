@@ -53,7 +53,9 @@ pub(super) fn parse(text: &str) -> Result<JsonHistory, String> {
     }
 }
 
-/// The run events of an `events` array (a history's or a sidecar's).
+/// The run events of an `events` array (a history's or a sidecar's). An event must fall
+/// where a history's epochs can: at an epoch up to [`MAX_EPOCH`], at a step within it (one
+/// far outside would stretch the x axis until the curves are a dot).
 pub(super) fn events_of(list: &Value) -> Result<Vec<RunEvent>, String> {
     let Value::Array(items) = list else {
         return Err(format!("`events` is {}, not an array", kind(list)));
@@ -62,7 +64,21 @@ pub(super) fn events_of(list: &Value) -> Result<Vec<RunEvent>, String> {
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            serde_json::from_value(item.clone()).map_err(|e| format!("events[{i}]: {e}"))
+            let event: RunEvent =
+                serde_json::from_value(item.clone()).map_err(|e| format!("events[{i}]: {e}"))?;
+            if event.epoch > MAX_EPOCH {
+                return Err(format!(
+                    "events[{i}].epoch is {}, more than {MAX_EPOCH} (2^53)",
+                    event.epoch
+                ));
+            }
+            if event.step > event.steps.max(1) {
+                return Err(format!(
+                    "events[{i}].step is {}, past the {} steps of its epoch",
+                    event.step, event.steps
+                ));
+            }
+            Ok(event)
         })
         .collect()
 }
@@ -155,6 +171,16 @@ mod tests {
         );
         assert!(e(r#"{"epochs": [{"epoch": -1}]}"#).contains("epochs[0].epoch is -1"));
         assert!(e(r#"{"epochs": [], "events": [{"kind": "x"}]}"#).contains("events[0]"));
+        let event = |epoch: &str, step| {
+            format!(
+                r#"{{"epochs": [], "events": [{{"kind": "resume", "epoch": {epoch}, "step": {step},
+                    "steps": 4, "global_step": 0, "unix_ms": 0}}]}}"#
+            )
+        };
+        let error = |t: String| parse(&t).err().unwrap();
+        assert!(error(event("18446744073709551615", 0)).contains("events[0].epoch"));
+        assert!(error(event("1", 5)).contains("events[0].step is 5, past the 4 steps"));
+        assert!(parse(&event("1", 4)).is_ok());
         assert!(e(r#"{"loss": [1]}"#).contains("without an `epochs` array"));
         assert!(e("3").contains("a number"));
     }

@@ -29,6 +29,7 @@ mod shapes;
 mod table;
 
 pub use curves::{Curves, MAX_EPOCH, MAX_RATE_MARKS, Mark, MarkKind, NotFinite, Panel, Series};
+pub use read::MAX_HISTORY_BYTES;
 pub use render::{
     DEFAULT_PANEL_HEIGHT, DEFAULT_WIDTH, MAX_PANELS, MAX_SIZE, MIN_PANEL_HEIGHT, MIN_WIDTH,
 };

@@ -15,6 +15,10 @@ use crate::{EpochLogs, Error, Logs, Result};
 /// The separators a header line is checked for, the default first.
 const SEPARATORS: [char; 3] = [',', ';', '\t'];
 
+/// How many column names, and how many characters of each, an error quotes.
+const NAMES_QUOTED: usize = 8;
+const NAME_CHARS_QUOTED: usize = 40;
+
 /// Cells that mean "no value this epoch" besides an empty one (Keras's `CSVLogger`).
 const MISSING: [&str; 1] = ["NA"];
 
@@ -36,11 +40,19 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Vec<EpochLogs>> {
         .map(|n| n.trim().to_string())
         .collect();
     let epoch_column = names.iter().position(|n| n == "epoch").ok_or_else(|| {
-        let found = names
+        // A file that is no table may have a "name" of megabytes: quote a few, cut short.
+        let mut found = names
             .iter()
-            .map(|n| format!("`{n}`"))
+            .take(NAMES_QUOTED)
+            .map(|n| match n.char_indices().nth(NAME_CHARS_QUOTED) {
+                Some((cut, _)) => format!("`{}…`", &n[..cut]),
+                None => format!("`{n}`"),
+            })
             .collect::<Vec<_>>()
             .join(", ");
+        if names.len() > NAMES_QUOTED {
+            found += &format!(" and {} more", names.len() - NAMES_QUOTED);
+        }
         parse_error(
             path,
             header_row,
