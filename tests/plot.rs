@@ -592,6 +592,11 @@ fn values_that_are_not_finite_get_a_marker_and_break_the_line() {
     let svg = render_svg(&Curves::from_history(&h, &[]), 900, 300).unwrap();
     let view = &panels(&svg)[0];
     assert_eq!(view.legend, ["loss (1 NaN, 1 inf)", "val_loss (1 -inf)"]);
+    // Drawn after the legend, which cannot hide them.
+    assert!(
+        svg.find("class=\"wgfit-legend\"") < svg.find("class=\"wgfit-non-finite\""),
+        "{svg}"
+    );
 
     let markers: Vec<(String, f64, String, Vec<f64>)> = groups(&svg, "wgfit-non-finite")
         .into_iter()
