@@ -260,6 +260,9 @@ fn draw_panel(
     })?;
     wrap(svg, "wgfit-frame", &[], &body);
 
+    // Markers of non-finite values go on top of everything, the legend too: a marker it hid
+    // would be a value gone without a trace.
+    let mut markers = String::new();
     for series in &panel.series {
         let body = frame.layer(|area| shapes::series(&mut frame.chart(area)?, frame, series))?;
         let role = if series.validation {
@@ -281,7 +284,7 @@ fn draw_panel(
                 ("data-x", x.to_string()),
                 ("data-value", value.name().to_string()),
             ];
-            wrap(svg, "wgfit-non-finite", &attrs, &body);
+            wrap(&mut markers, "wgfit-non-finite", &attrs, &body);
         }
     }
 
@@ -296,7 +299,7 @@ fn draw_panel(
         wrap(svg, "wgfit-mark", &attrs, &body);
     }
 
-    // The legend last, so that no line crosses it.
+    // The legend after the lines and marks, so that none crosses it.
     let body = frame.layer(|area| {
         let mut chart = frame.chart(area)?;
         for series in &panel.series {
@@ -315,6 +318,7 @@ fn draw_panel(
             .draw()
     })?;
     wrap(svg, "wgfit-legend", &[], &body);
+    svg.push_str(&markers);
     Ok(())
 }
 
