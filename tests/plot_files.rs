@@ -160,3 +160,191 @@ fn unreadable_inputs_name_the_file() {
     assert!(matches!(e, Error::CorruptCheckpoint { .. }), "{e}");
     assert!(e.to_string().contains("events[0]"), "{e}");
 }
+
+// ---- hostile inputs: no hang, no panic, nothing drawn silently wrong ----
+
+/// The numbers of attribute `name` (`points="x,y x,y"`, `cx="3"`) everywhere in `svg`.
+fn attr_numbers(svg: &str, name: &str) -> Vec<f64> {
+    let key = format!(" {name}=\"");
+    svg.match_indices(&key)
+        .flat_map(|(i, _)| {
+            let rest = &svg[i + key.len()..];
+            rest[..rest.find('"').unwrap()]
+                .split([' ', ','])
+                .filter(|t| !t.is_empty())
+                .map(|t| t.parse::<f64>().unwrap_or(f64::NAN))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The texts of the `<text>` elements with `text-anchor="ANCHOR"` in the frames of `svg`:
+/// the value labels (`end`) or the epoch labels and axis title (`middle`).
+fn frame_labels(svg: &str, anchor: &str) -> Vec<String> {
+    svg.split("<g class=\"wgfit-frame\"")
+        .skip(1)
+        .flat_map(|frame| {
+            let frame = &frame[..frame.find("</g>").unwrap()];
+            frame
+                .split("<text")
+                .skip(1)
+                .filter(|t| t.contains(&format!("text-anchor=\"{anchor}\"")))
+                .map(|t| {
+                    t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()]
+                        .trim()
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Reads and draws `text` as a history, bounded in time; returns the SVG.
+fn draw_file(name: &'static str, text: String) -> String {
+    bounded(name, 60, move || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), name, &text);
+        let curves = Curves::read(&path, None).unwrap();
+        let panels = curves.panels().len() as u32;
+        wgfit::plot::render_svg(&curves, 900, 300 * panels).unwrap()
+    })
+}
+
+#[test]
+fn extreme_values_and_epochs_are_drawn_in_bounded_time_with_labels_that_differ() {
+    let late = wgfit::plot::MAX_EPOCH - 3;
+    let cases: [(&'static str, usize, Vec<f64>); 9] = [
+        ("huge.csv", 0, vec![1e308, -1e308]),
+        ("max.csv", 0, vec![f64::MAX, f64::MAX]),
+        ("min_max.csv", 0, vec![f64::MIN, f64::MAX]),
+        ("subnormal.csv", 0, vec![5e-324, 1e-323]),
+        ("near.csv", 0, vec![1.0, 1.0000000000000002]),
+        ("constant.csv", 0, vec![0.5; 5]),
+        ("single.csv", 0, vec![0.5]),
+        ("late.csv", late, vec![1.0, 2.0, 3.0]),
+        (
+            "many.csv",
+            0,
+            (0..20_000).map(|i| 1.0 / (1.0 + i as f64)).collect(),
+        ),
+    ];
+    for (name, first, values) in cases {
+        let svg = draw_file(name, loss_csv(first, &values));
+        // Everything drawn lies in the picture.
+        for n in attr_numbers(&svg, "points")
+            .into_iter()
+            .chain(attr_numbers(&svg, "cx"))
+            .chain(attr_numbers(&svg, "cy"))
+        {
+            assert!((0.0..=900.0).contains(&n), "{name}: a point drawn at {n}");
+        }
+        // The value and epoch labels (besides the caption and axis title) are numbers, no two
+        // alike.
+        for (anchor, what) in [("end", "value"), ("middle", "epoch")] {
+            let labels: Vec<String> = frame_labels(&svg, anchor)
+                .into_iter()
+                .filter(|l| l != "epochs" && l != "loss")
+                .collect();
+            assert!(labels.len() >= 2, "{name}: {what} labels {labels:?}");
+            for (i, l) in labels.iter().enumerate() {
+                let v: f64 = l.parse().unwrap_or(f64::NAN);
+                assert!(v.is_finite(), "{name}: {what} label {l}");
+                assert!(!labels[..i].contains(l), "{name}: {what} labels {labels:?}");
+            }
+        }
+        if name == "huge.csv" {
+            // The axis holds the values: not cut at some smaller bound, the points pinned to
+            // its edges.
+            let values = frame_labels(&svg, "end");
+            assert!(values.contains(&"1e308".to_string()), "{values:?}");
+            assert!(values.contains(&"-1e308".to_string()), "{values:?}");
+        }
+        if name == "late.csv" {
+            let epochs = frame_labels(&svg, "middle");
+            assert!(epochs.contains(&late.to_string()), "{epochs:?}");
+        }
+    }
+}
+
+#[test]
+fn a_header_of_many_columns_is_read_in_bounded_time_and_refused_by_the_picture() {
+    const COLUMNS: usize = 300_000;
+    let curves = bounded("a header of 300 000 columns", 60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("epoch");
+        for i in 0..COLUMNS {
+            text += &format!(",m{i}");
+        }
+        text += "\n0";
+        text += &",1".repeat(COLUMNS);
+        text += "\n";
+        Curves::read(&write(dir.path(), "wide.csv", &text), None).unwrap()
+    });
+    assert_eq!(curves.panels().len(), COLUMNS);
+    let e = wgfit::plot::render_svg(&curves, 900, 100_000).unwrap_err();
+    assert!(matches!(e, Error::InvalidData { .. }), "{e}");
+    assert!(e.to_string().contains("300000 metrics"), "{e}");
+    assert!(e.to_string().contains("at most 666 panels"), "{e}");
+}
+
+#[test]
+fn files_too_large_for_a_history_are_refused_without_reading_them_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("data.bin");
+    let file = std::fs::File::create(&big).unwrap();
+    // Sparse: no disk space is used.
+    file.set_len(wgfit::plot::MAX_HISTORY_BYTES + 1).unwrap();
+    let e = Curves::read(&big, None).unwrap_err();
+    assert!(matches!(e, Error::InvalidData { .. }), "{e}");
+    assert!(e.to_string().contains("larger than 256 MiB"), "{e}");
+
+    // A device without a length: read up to the limit, not forever.
+    let e = bounded("/dev/zero", 60, || {
+        Curves::read(std::path::Path::new("/dev/zero"), None)
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(
+        e.contains("/dev/zero") && e.contains("larger than 256 MiB"),
+        "{e}"
+    );
+
+    let e = Curves::read(dir.path(), None).unwrap_err();
+    assert!(matches!(e, Error::DataIo { .. }), "{e}");
+}
+
+#[test]
+fn missing_cells_are_gaps_not_non_finite_values_and_epochs_past_2_53_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "epoch,loss,val_loss\n0,1.0,NA\n1,,0.9\n2,0.8,\n3,nan,0.7\n";
+    let c = Curves::read(&write(dir.path(), "gaps.csv", text), None).unwrap();
+    let series = &c.panels()[0].series;
+    assert_eq!(series[0].points, [(1.0, 1.0), (3.0, 0.8)]);
+    assert_eq!(series[0].non_finite, [(4.0, wgfit::plot::NotFinite::NaN)]);
+    assert_eq!(series[1].points, [(2.0, 0.9), (4.0, 0.7)]);
+    assert_eq!(series[1].non_finite, []);
+
+    let (e, m) = read_error("short.csv", "epoch,loss,val_loss\n0,1.0,0.9\n1,0.8\n");
+    assert!(matches!(e, Error::DataParse { row: 3, .. }), "{m}");
+    assert!(m.contains("2 fields, but the header has 3"), "{m}");
+
+    let past = wgfit::plot::MAX_EPOCH + 1;
+    let (e, m) = read_error("past.csv", &format!("epoch,loss\n{past},1\n"));
+    assert!(
+        matches!(
+            e,
+            Error::DataParse {
+                row: 2,
+                column: 1,
+                ..
+            }
+        ),
+        "{m}"
+    );
+    assert!(m.contains(&past.to_string()) && m.contains("2^53"), "{m}");
+    let (_, m) = read_error("past.json", &format!(r#"[{{"epoch": {past}, "loss": 1}}]"#));
+    assert!(m.contains("[0].epoch") && m.contains("2^53"), "{m}");
+
+    let (_, m) = read_error("noise.csv", &format!("{}\n0\n", "x".repeat(100_000)));
+    assert!(m.len() < 400, "the error quotes the header cut short: {m}");
+}

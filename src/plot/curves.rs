@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::axis::number;
 use crate::{EventKind, History, RunEvent};
 
 /// Log names that hold the learning rate: Keras 3 and wgfit write `learning_rate`, Keras 2's
@@ -14,6 +15,15 @@ const VALIDATION_PREFIX: &str = "val_";
 /// Panels drawn first, in this order; every other metric follows alphabetically.
 const FIRST_PANELS: [&str; 2] = ["loss", "accuracy"];
 
+/// The largest epoch number a history may hold: 2^53, the last up to which every whole number
+/// is an exact f64, so that each epoch keeps a place of its own on the x axis.
+pub const MAX_EPOCH: usize = 1 << 53;
+
+/// The most learning-rate changes drawn as marks. A rate that changes more often (a
+/// schedule, which changes it every epoch) gets a panel of its own instead: a mark and a
+/// label at every epoch would hide the curves behind a wall of grey.
+pub const MAX_RATE_MARKS: usize = 4;
+
 /// The training curves of one run: what [`render_svg`](super::render_svg) draws.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curves {
@@ -22,25 +32,90 @@ pub struct Curves {
     epochs: Option<(usize, usize)>,
 }
 
-/// One metric's panel: its training series and its validation series, whichever have values.
+/// One metric's panel: its training series and its validation series, whichever have values;
+/// or the learning rate's panel, when it changes more than [`MAX_RATE_MARKS`] times.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Panel {
-    /// The metric, e.g. `loss`; the panel's caption.
+    /// The metric, e.g. `loss`, or the learning rate's log name (`learning_rate`, `lr`);
+    /// the panel's caption.
     pub metric: String,
     /// The training series first, then the validation one; never empty.
     pub series: Vec<Series>,
 }
 
-/// The finite values of one logged name.
+/// The values of one logged name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     /// The name as logged (`loss`, `val_loss`): the legend entry.
     pub name: String,
     /// True for a `val_` metric.
     pub validation: bool,
-    /// `(x, value)` with `x = epoch + 1`, in epoch order; epochs whose value is missing or not
-    /// finite have no point.
+    /// The finite values: `(x, value)` with `x = epoch + 1`, in epoch order; epochs whose value
+    /// is missing or not finite have no point.
     pub points: Vec<(f64, f64)>,
+    /// The values that are NaN or infinite, `(x, which)` with `x` as in `points`: the line
+    /// breaks there and a marker shows each.
+    pub non_finite: Vec<(f64, NotFinite)>,
+}
+
+/// A logged value that has no place on a value axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotFinite {
+    /// NaN: marked with a cross at the bottom of the plot.
+    NaN,
+    /// +inf: marked with a triangle pointing out of the top.
+    Infinity,
+    /// -inf: marked with a triangle pointing out of the bottom.
+    NegInfinity,
+}
+
+impl NotFinite {
+    /// Which one `v` is, or `None` for a finite value.
+    pub fn of(v: f64) -> Option<NotFinite> {
+        if v.is_nan() {
+            Some(NotFinite::NaN)
+        } else if v == f64::INFINITY {
+            Some(NotFinite::Infinity)
+        } else if v == f64::NEG_INFINITY {
+            Some(NotFinite::NegInfinity)
+        } else {
+            None
+        }
+    }
+
+    /// The name the SVG (`data-value`) and the legend give it: `NaN`, `inf`, `-inf`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NotFinite::NaN => "NaN",
+            NotFinite::Infinity => "inf",
+            NotFinite::NegInfinity => "-inf",
+        }
+    }
+}
+
+impl Series {
+    /// A series without values yet.
+    pub fn new(name: &str, validation: bool) -> Series {
+        Series {
+            name: name.to_string(),
+            validation,
+            points: Vec::new(),
+            non_finite: Vec::new(),
+        }
+    }
+
+    /// Adds the value of the epoch drawn at `x`, to the points or to the non-finite values.
+    pub fn push(&mut self, x: f64, value: f64) {
+        match NotFinite::of(value) {
+            None => self.points.push((x, value)),
+            Some(which) => self.non_finite.push((x, which)),
+        }
+    }
+
+    /// True when the series holds no value at all.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.non_finite.is_empty()
+    }
 }
 
 /// A vertical line across every panel.
@@ -102,14 +177,8 @@ impl Curves {
                 }
                 let (metric, validation) = split_name(name);
                 let slot = &mut metrics.entry(metric).or_default()[usize::from(validation)];
-                let series = slot.get_or_insert_with(|| Series {
-                    name: name.clone(),
-                    validation,
-                    points: Vec::new(),
-                });
-                if value.is_finite() {
-                    series.points.push((x, value));
-                }
+                slot.get_or_insert_with(|| Series::new(name, validation))
+                    .push(x, value);
             }
         }
         let mut panels: Vec<Panel> = metrics
@@ -119,7 +188,7 @@ impl Curves {
                 series: pair
                     .into_iter()
                     .flatten()
-                    .filter(|s| !s.points.is_empty())
+                    .filter(|s| !s.is_empty())
                     .collect(),
             })
             .filter(|p| !p.series.is_empty())
@@ -128,10 +197,23 @@ impl Curves {
 
         let mut marks: Vec<Mark> = events.iter().filter_map(event_mark).collect();
         if let Some(key) = lr_key {
-            marks.extend(learning_rate_marks(
-                rows.iter()
-                    .filter_map(|e| e.logs.get(key).map(|&v| (e.epoch, v))),
-            ));
+            let rates: Vec<(usize, f64)> = rows
+                .iter()
+                .filter_map(|e| e.logs.get(key).map(|&v| (e.epoch, v)))
+                .collect();
+            let changes = learning_rate_marks(&rates);
+            if changes.len() <= MAX_RATE_MARKS {
+                marks.extend(changes);
+            } else {
+                let mut series = Series::new(key, false);
+                for &(epoch, rate) in &rates {
+                    series.push(epoch as f64 + 1.0, rate);
+                }
+                panels.push(Panel {
+                    metric: key.to_string(),
+                    series: vec![series],
+                });
+            }
         }
         marks.sort_by(|a, b| a.x.total_cmp(&b.x));
 
@@ -147,7 +229,8 @@ impl Curves {
     }
 
     /// The panels, in drawing order (top to bottom): `loss`, `accuracy`, then the other
-    /// metrics alphabetically. A metric without a single finite value has none.
+    /// metrics alphabetically, then the learning rate's when it changes more than
+    /// [`MAX_RATE_MARKS`] times. A metric never logged with a value has none.
     pub fn panels(&self) -> &[Panel] {
         &self.panels
     }
@@ -165,6 +248,23 @@ impl Curves {
     /// The number of series over all panels.
     pub fn series_count(&self) -> usize {
         self.panels.iter().map(|p| p.series.len()).sum()
+    }
+
+    /// True when some series has a finite value: without one there is nothing to draw.
+    pub fn has_finite_values(&self) -> bool {
+        self.panels
+            .iter()
+            .flat_map(|p| &p.series)
+            .any(|s| !s.points.is_empty())
+    }
+
+    /// The number of values over all series that are NaN or infinite, each drawn as a marker.
+    pub fn non_finite_count(&self) -> usize {
+        self.panels
+            .iter()
+            .flat_map(|p| &p.series)
+            .map(|s| s.non_finite.len())
+            .sum()
     }
 
     /// The number of marks of one kind.
@@ -220,46 +320,20 @@ fn event_mark(e: &RunEvent) -> Option<Mark> {
 /// A mark at every epoch whose learning rate differs from the last finite one before it. The
 /// rate logged for epoch `e` is the one its updates used, so the change took effect at the
 /// start of epoch `e`: `x = e`, left of that epoch's point at `e + 1`.
-fn learning_rate_marks(rates: impl Iterator<Item = (usize, f64)>) -> Vec<Mark> {
+fn learning_rate_marks(rates: &[(usize, f64)]) -> Vec<Mark> {
     let mut marks = Vec::new();
     let mut previous: Option<f64> = None;
-    for (epoch, rate) in rates.filter(|(_, r)| r.is_finite()) {
+    for &(epoch, rate) in rates.iter().filter(|(_, r)| r.is_finite()) {
         if previous.is_some_and(|p| p != rate) {
             marks.push(Mark {
                 kind: MarkKind::LearningRate,
                 x: epoch as f64,
-                label: format!("lr {}", short_number(rate)),
+                label: format!("lr {}", number(rate, 4)),
             });
         }
         previous = Some(rate);
     }
     marks
-}
-
-/// A number in at most four significant digits, without trailing zeros: the learning rate
-/// 0.001 logged through an f32 reads `0.001`, not `0.0010000000474974513`.
-pub(crate) fn short_number(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return format!("{v}");
-    }
-    let magnitude = v.abs().log10().floor();
-    if !(-4.0..6.0).contains(&magnitude) {
-        let s = format!("{v:.3e}");
-        return match s.split_once('e') {
-            Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
-            None => s,
-        };
-    }
-    let decimals = (3.0 - magnitude).max(0.0) as usize;
-    trim_zeros(&format!("{v:.decimals$}")).to_string()
-}
-
-fn trim_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
 }
 
 #[cfg(test)]
@@ -302,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn panels_are_ordered_and_empty_ones_dropped() {
+    fn panels_are_ordered_and_metrics_without_finite_values_kept() {
         let h = history(&[&[
             ("zeta", 1.0),
             ("accuracy", 0.5),
@@ -314,7 +388,12 @@ mod tests {
         ]]);
         let c = Curves::from_history(&h, &[]);
         let names: Vec<_> = c.panels().iter().map(|p| p.metric.as_str()).collect();
-        assert_eq!(names, ["loss", "accuracy", "val_", "zeta"]);
+        assert_eq!(names, ["loss", "accuracy", "mae", "val_", "zeta"]);
+        let mae = &c.panels()[2].series;
+        assert!(mae[0].points.is_empty());
+        assert_eq!(mae[0].non_finite, [(1.0, NotFinite::NaN)]);
+        assert_eq!(mae[1].non_finite, [(1.0, NotFinite::Infinity)]);
+        assert_eq!(c.non_finite_count(), 2);
     }
 
     #[test]
@@ -365,17 +444,5 @@ mod tests {
         );
         assert_eq!(c.marks()[1].label, "fallback to previous");
         assert_eq!(c.x_range(), (0.0, 7.0), "marks widen the axis");
-    }
-
-    #[test]
-    fn short_numbers() {
-        assert_eq!(short_number(0.001_f32 as f64), "0.001");
-        assert_eq!(short_number(1e-5), "1e-5");
-        assert_eq!(short_number(0.00025), "0.00025");
-        assert_eq!(short_number(2.5), "2.5");
-        assert_eq!(short_number(-3.0), "-3");
-        assert_eq!(short_number(123456.0), "123456");
-        assert_eq!(short_number(1.5e7), "1.5e7");
-        assert_eq!(short_number(0.0), "0");
     }
 }

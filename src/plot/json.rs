@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use super::curves::MAX_EPOCH;
 use crate::{EpochLogs, Logs, RunEvent};
 
 /// A parsed JSON history: its epochs and, when the file has them, its events.
@@ -52,7 +53,9 @@ pub(super) fn parse(text: &str) -> Result<JsonHistory, String> {
     }
 }
 
-/// The run events of an `events` array (a history's or a sidecar's).
+/// The run events of an `events` array (a history's or a sidecar's). An event must fall
+/// where a history's epochs can: at an epoch up to [`MAX_EPOCH`], at a step within it (one
+/// far outside would stretch the x axis until the curves are a dot).
 pub(super) fn events_of(list: &Value) -> Result<Vec<RunEvent>, String> {
     let Value::Array(items) = list else {
         return Err(format!("`events` is {}, not an array", kind(list)));
@@ -61,7 +64,21 @@ pub(super) fn events_of(list: &Value) -> Result<Vec<RunEvent>, String> {
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            serde_json::from_value(item.clone()).map_err(|e| format!("events[{i}]: {e}"))
+            let event: RunEvent =
+                serde_json::from_value(item.clone()).map_err(|e| format!("events[{i}]: {e}"))?;
+            if event.epoch > MAX_EPOCH {
+                return Err(format!(
+                    "events[{i}].epoch is {}, more than {MAX_EPOCH} (2^53)",
+                    event.epoch
+                ));
+            }
+            if event.step > event.steps.max(1) {
+                return Err(format!(
+                    "events[{i}].step is {}, past the {} steps of its epoch",
+                    event.step, event.steps
+                ));
+            }
+            Ok(event)
         })
         .collect()
 }
@@ -81,7 +98,10 @@ fn row_of(row: &Value, at: &str) -> Result<EpochLogs, String> {
         Some(v) => v
             .as_u64()
             .and_then(|e| usize::try_from(e).ok())
-            .ok_or_else(|| format!("{at}.epoch is {v}, not a whole number 0 or more"))?,
+            .filter(|e| *e <= MAX_EPOCH)
+            .ok_or_else(|| {
+                format!("{at}.epoch is {v}, not a whole number from 0 to {MAX_EPOCH} (2^53)")
+            })?,
         None => return Err(format!("{at} has no `epoch`")),
     };
     let mut logs = Logs::new();
@@ -151,6 +171,16 @@ mod tests {
         );
         assert!(e(r#"{"epochs": [{"epoch": -1}]}"#).contains("epochs[0].epoch is -1"));
         assert!(e(r#"{"epochs": [], "events": [{"kind": "x"}]}"#).contains("events[0]"));
+        let event = |epoch: &str, step| {
+            format!(
+                r#"{{"epochs": [], "events": [{{"kind": "resume", "epoch": {epoch}, "step": {step},
+                    "steps": 4, "global_step": 0, "unix_ms": 0}}]}}"#
+            )
+        };
+        let error = |t: String| parse(&t).err().unwrap();
+        assert!(error(event("18446744073709551615", 0)).contains("events[0].epoch"));
+        assert!(error(event("1", 5)).contains("events[0].step is 5, past the 4 steps"));
+        assert!(parse(&event("1", 4)).is_ok());
         assert!(e(r#"{"loss": [1]}"#).contains("without an `epochs` array"));
         assert!(e("3").contains("a number"));
     }

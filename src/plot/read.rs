@@ -1,6 +1,7 @@
 //! Reading [`Curves`] from a history file, with the events of a backup directory.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
@@ -8,6 +9,11 @@ use serde_json::Value;
 use super::{Curves, json, table};
 use crate::checkpoint::LATEST;
 use crate::{EpochLogs, Error, History, Result, RunEvent};
+
+/// The largest history file read: some ten million epoch rows. A larger file is not a
+/// history (a data set, a disk image, `/dev/zero` named by mistake), and reading it whole
+/// would exhaust memory.
+pub const MAX_HISTORY_BYTES: u64 = 256 << 20;
 
 impl Curves {
     /// Reads a history file: the JSON (an object with `epochs` and `events`, or an array of
@@ -22,16 +28,19 @@ impl Curves {
     /// [`Error::EmptyData`] when it holds no epochs, [`Error::DataParse`] with the line and
     /// column of a bad CSV cell, [`Error::InvalidData`] for bad JSON or a history without a
     /// single finite metric value, and [`Error::CheckpointIo`], [`Error::NotRegularFile`] or
-    /// [`Error::CorruptCheckpoint`] for an unreadable `latest.json`.
+    /// [`Error::CorruptCheckpoint`] for an unreadable `latest.json`; [`Error::InvalidData`]
+    /// too for a file larger than [`MAX_HISTORY_BYTES`].
     pub fn read(path: &Path, backup_dir: Option<&Path>) -> Result<Curves> {
-        let bytes = std::fs::read(path).map_err(|source| Error::DataIo {
-            path: path.to_path_buf(),
-            source,
-        })?;
         let invalid = |reason: String| Error::InvalidData {
             path: Some(path.to_path_buf()),
             reason,
         };
+        let bytes = read_bounded(path)?.ok_or_else(|| {
+            invalid(format!(
+                "larger than {} MiB, too large for a training history",
+                MAX_HISTORY_BYTES >> 20
+            ))
+        })?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|e| invalid(format!("not UTF-8 text, so neither JSON nor CSV ({e})")))?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -58,13 +67,32 @@ impl Curves {
             _ => Vec::new(),
         };
         let curves = Curves::from_history(&history_of(epochs), &events);
-        if curves.panels().is_empty() {
+        if !curves.has_finite_values() {
             return Err(invalid(
                 "no metric has a single finite value, so there is nothing to plot".into(),
             ));
         }
         Ok(curves)
     }
+}
+
+/// The bytes of `path`, or `None` when it holds more than [`MAX_HISTORY_BYTES`]. A regular
+/// file is judged by its length first; a device or pipe by reading one byte past the limit.
+fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>> {
+    let io = |source| Error::DataIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_file() && meta.len() > MAX_HISTORY_BYTES {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_HISTORY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    Ok((bytes.len() as u64 <= MAX_HISTORY_BYTES).then_some(bytes))
 }
 
 /// The history of rows in any order; a repeated epoch keeps its last row.

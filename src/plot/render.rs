@@ -13,10 +13,11 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::curves::short_number;
-use super::layout::{label_lines, y_range};
+use super::axis::Axis;
+use super::layout::{Label, place_labels, text_width};
 use super::markup::{escape, open_group, wrap};
-use super::{Curves, Mark, MarkKind, Panel, Series};
+use super::shapes;
+use super::{Curves, Mark, NotFinite, Panel, Series};
 use crate::{Error, Result};
 
 /// Width of [`write_svg`]'s pictures, in pixels.
@@ -29,6 +30,8 @@ pub const MIN_WIDTH: u32 = 300;
 pub const MIN_PANEL_HEIGHT: u32 = 150;
 /// The largest width or height [`render_svg`] accepts (a typo guard; SVG has no real limit).
 pub const MAX_SIZE: u32 = 100_000;
+/// The most panels one picture holds: [`MAX_SIZE`] / [`MIN_PANEL_HEIGHT`].
+pub const MAX_PANELS: usize = (MAX_SIZE / MIN_PANEL_HEIGHT) as usize;
 
 /// Room above each panel's plot for its caption.
 const CAPTION_HEIGHT: u32 = 32;
@@ -39,35 +42,44 @@ const X_LABEL_AREA: u32 = 42;
 /// Room left of the plot for the metric's values.
 const Y_LABEL_AREA: u32 = 72;
 /// Height of one line of mark labels; labels that would overlap go on the next line.
-const LABEL_LINE: i32 = 15;
-/// Series with more points than this are drawn as lines alone: dots would merge into a band.
-const MAX_DOTS: usize = 60;
+pub(super) const LABEL_LINE: u32 = 16;
+/// Room between the band of mark labels and the plot.
+const BAND_PAD: u32 = 4;
 /// Room right of the last epoch, as a share of the epochs shown, so its dots are not cut.
 const RIGHT_PAD: f64 = 0.02;
-const FONT: &str = "sans-serif";
-const FONT_SIZE: u32 = 15;
+pub(super) const FONT: &str = "sans-serif";
+pub(super) const FONT_SIZE: u32 = 15;
 const CAPTION_SIZE: u32 = 20;
 
-const TRAINING: RGBColor = RGBColor(31, 119, 180);
-const VALIDATION: RGBColor = RGBColor(255, 127, 14);
 const GRID: RGBColor = RGBColor(232, 232, 232);
 
-type DrawResult<T = ()> = std::result::Result<T, DrawingAreaErrorKind<std::io::Error>>;
+pub(super) type DrawResult<T = ()> = std::result::Result<T, DrawingAreaErrorKind<std::io::Error>>;
 type Area<'b> = DrawingArea<SVGBackend<'b>, Shift>;
-type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+pub(super) type Chart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Draws `curves` as an SVG document of `width` × `height` pixels, its panels stacked top to
 /// bottom, each `height / panels` high.
 ///
-/// Fails with [`Error::InvalidData`] when there is no panel to draw, and with
-/// [`Error::Config`] when the size is outside [`MIN_WIDTH`]..=[`MAX_SIZE`] or leaves a panel
-/// lower than [`MIN_PANEL_HEIGHT`].
+/// Fails with [`Error::InvalidData`] when no series has a finite value or there are more
+/// panels than [`MAX_PANELS`], and with [`Error::Config`] when the size is outside
+/// [`MIN_WIDTH`]..=[`MAX_SIZE`] or leaves a panel lower than [`MIN_PANEL_HEIGHT`].
 pub fn render_svg(curves: &Curves, width: u32, height: u32) -> Result<String> {
     let panels = curves.panels();
-    if panels.is_empty() {
+    if !curves.has_finite_values() {
         return Err(Error::InvalidData {
             path: None,
             reason: "nothing to plot: no metric has a finite value".into(),
+        });
+    }
+    if panels.len() > MAX_PANELS {
+        return Err(Error::InvalidData {
+            path: None,
+            reason: format!(
+                "{} metrics to plot, one panel each, but at most {MAX_PANELS} panels fit in \
+                 one picture ({MAX_SIZE} px high, {MIN_PANEL_HEIGHT} px a panel)",
+                panels.len()
+            ),
         });
     }
     if !(MIN_WIDTH..=MAX_SIZE).contains(&width) {
@@ -89,12 +101,25 @@ pub fn render_svg(curves: &Curves, width: u32, height: u32) -> Result<String> {
     }
 
     let (lo, hi) = curves.x_range();
-    let x = (lo, hi + (hi - lo) * RIGHT_PAD);
+    let x = Axis::of_range(lo, hi + (hi - lo) * RIGHT_PAD);
+    let y_axes: Vec<Axis> = panels.iter().map(value_axis).collect();
+    // One width of value labels for all panels, so that an epoch is one pixel in all.
+    let y_area = y_axes
+        .iter()
+        .flat_map(|a| [a.label(a.lo), a.label(a.hi)])
+        .map(|l| (text_width(&l) + 12.0) as u32)
+        .fold(Y_LABEL_AREA, u32::max)
+        .min(width / 3);
     let plot_pixels = (
-        f64::from(MARGIN + Y_LABEL_AREA),
+        f64::from(MARGIN + y_area),
         f64::from(width.saturating_sub(MARGIN)),
     );
-    let lines = label_lines(curves.marks(), x, plot_pixels);
+    let labels = place_labels(curves.marks(), (x.lo, x.hi), plot_pixels, f64::from(width));
+    let band = if labels.lines == 0 {
+        0
+    } else {
+        labels.lines as u32 * LABEL_LINE + BAND_PAD
+    };
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -110,13 +135,15 @@ pub fn render_svg(curves: &Curves, width: u32, height: u32) -> Result<String> {
         svg,
         r##"<rect x="0" y="0" width="{width}" height="{height}" fill="#FFFFFF"/>"##
     );
-    for (i, panel) in panels.iter().enumerate() {
+    for (i, (panel, y)) in panels.iter().zip(y_axes).enumerate() {
         let top = i as u32 * panel_height;
         let frame = Frame {
             x,
-            y: y_range(panel),
+            y,
             width,
             height: panel_height,
+            band,
+            y_area,
         };
         open_group(
             &mut svg,
@@ -126,39 +153,59 @@ pub fn render_svg(curves: &Curves, width: u32, height: u32) -> Result<String> {
                 ("transform", format!("translate(0,{top})")),
             ],
         );
-        draw_panel(&mut svg, panel, curves.marks(), &lines, &frame)?;
+        draw_panel(&mut svg, panel, curves.marks(), &labels.of_mark, &frame)?;
         svg.push_str("</g>\n");
     }
     svg.push_str("</svg>\n");
     Ok(svg)
 }
 
-/// Draws `curves` at [`DEFAULT_WIDTH`] × [`DEFAULT_PANEL_HEIGHT`] per panel and writes the SVG
-/// to `path` atomically (a reader sees the old file or the whole new one).
+/// Draws `curves` at [`DEFAULT_WIDTH`] × [`DEFAULT_PANEL_HEIGHT`] per panel (lower when that
+/// would pass [`MAX_SIZE`]) and writes the SVG to `path` atomically (a reader sees the old
+/// file or the whole new one).
 pub fn write_svg(path: &Path, curves: &Curves) -> Result<()> {
-    let panels = u32::try_from(curves.panels().len()).unwrap_or(u32::MAX);
-    let height = DEFAULT_PANEL_HEIGHT.saturating_mul(panels.max(1));
-    let svg = render_svg(curves, DEFAULT_WIDTH, height)?;
+    let panels = u32::try_from(curves.panels().len().max(1)).unwrap_or(u32::MAX);
+    let panel_height = DEFAULT_PANEL_HEIGHT.min(MAX_SIZE / panels);
+    let svg = render_svg(curves, DEFAULT_WIDTH, panel_height.saturating_mul(panels))?;
     crate::checkpoint::write_atomically(path, svg.as_bytes())?;
     Ok(())
 }
 
+/// The value axis of a panel, over all its series.
+fn value_axis(panel: &Panel) -> Axis {
+    Axis::of_values(
+        panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1)),
+    )
+}
+
 /// What every layer of one panel shares, so that all map values to the same pixels.
-struct Frame {
-    x: (f64, f64),
-    y: (f64, f64),
-    width: u32,
-    height: u32,
+pub(super) struct Frame {
+    pub x: Axis,
+    pub y: Axis,
+    pub width: u32,
+    pub height: u32,
+    /// Height of the band of mark labels above the plot.
+    pub band: u32,
+    /// Width of the value labels left of the plot.
+    pub y_area: u32,
 }
 
 impl Frame {
-    fn chart<'a, 'b>(&self, area: &'a Area<'b>) -> DrawResult<Chart<'a, 'b>> {
+    pub fn chart<'a, 'b>(&self, area: &'a Area<'b>) -> DrawResult<Chart<'a, 'b>> {
         ChartBuilder::on(area)
             .margin(MARGIN)
-            .margin_top(CAPTION_HEIGHT)
+            .margin_top(CAPTION_HEIGHT + self.band)
             .x_label_area_size(X_LABEL_AREA)
-            .y_label_area_size(Y_LABEL_AREA)
-            .build_cartesian_2d(self.x.0..self.x.1, self.y.0..self.y.1)
+            .y_label_area_size(self.y_area)
+            .build_cartesian_2d(self.x.lo..self.x.hi, self.y.lo..self.y.hi)
+    }
+
+    /// Where `value` is drawn on the value axis.
+    pub fn y_of(&self, value: f64) -> f64 {
+        value / self.y.scale
     }
 
     /// Draws one layer into an SVG of the panel's size and returns its elements, without the
@@ -184,7 +231,7 @@ fn draw_panel(
     svg: &mut String,
     panel: &Panel,
     marks: &[Mark],
-    lines: &[Option<usize>],
+    labels: &[Option<Label>],
     frame: &Frame,
 ) -> Result<()> {
     let body = frame.layer(|area| {
@@ -192,15 +239,20 @@ fn draw_panel(
             .pos(Pos::new(HPos::Center, VPos::Center));
         let at = ((frame.width / 2) as i32, (CAPTION_HEIGHT / 2) as i32);
         area.draw(&Text::new(panel.metric.as_str(), at, caption))?;
-        let span = (frame.x.1 - frame.x.0).ceil() as usize;
+        let span = (frame.x.hi - frame.x.lo).ceil();
+        let x_labels = if span.is_finite() && span < 11.0 {
+            span as usize + 1
+        } else {
+            12
+        };
         frame
             .chart(area)?
             .configure_mesh()
             .x_desc("epochs")
-            .x_labels((span + 1).clamp(2, 12))
+            .x_labels(x_labels.max(2))
             .y_labels(6)
-            .x_label_formatter(&|v| short_number(*v))
-            .y_label_formatter(&|v| short_number(*v))
+            .x_label_formatter(&|v| frame.x.epoch_label(*v))
+            .y_label_formatter(&|v| frame.y.label(*v))
             .light_line_style(GRID)
             .max_light_lines(1)
             .label_style((FONT, FONT_SIZE))
@@ -208,8 +260,11 @@ fn draw_panel(
     })?;
     wrap(svg, "wgfit-frame", &[], &body);
 
+    // Markers of non-finite values go on top of everything, the legend too: a marker it hid
+    // would be a value gone without a trace.
+    let mut markers = String::new();
     for series in &panel.series {
-        let body = frame.layer(|area| draw_series(&mut frame.chart(area)?, series))?;
+        let body = frame.layer(|area| shapes::series(&mut frame.chart(area)?, frame, series))?;
         let role = if series.validation {
             "validation"
         } else {
@@ -220,10 +275,22 @@ fn draw_panel(
             ("data-role", role.to_string()),
         ];
         wrap(svg, "wgfit-series", &attrs, &body);
+        for &(x, value) in &series.non_finite {
+            let body = frame.layer(|area| {
+                shapes::non_finite(&mut frame.chart(area)?, frame, series, x, value)
+            })?;
+            let attrs = [
+                ("data-name", series.name.clone()),
+                ("data-x", x.to_string()),
+                ("data-value", value.name().to_string()),
+            ];
+            wrap(&mut markers, "wgfit-non-finite", &attrs, &body);
+        }
     }
 
-    for (mark, &line) in marks.iter().zip(lines) {
-        let body = frame.layer(|area| draw_mark(&mut frame.chart(area)?, frame, mark, line))?;
+    for (mark, label) in marks.iter().zip(labels) {
+        let body = frame
+            .layer(|area| shapes::mark(&mut frame.chart(area)?, frame, mark, label.as_ref()))?;
         let attrs = [
             ("data-kind", mark.kind.name().to_string()),
             ("data-x", mark.x.to_string()),
@@ -232,14 +299,14 @@ fn draw_panel(
         wrap(svg, "wgfit-mark", &attrs, &body);
     }
 
-    // The legend last, so that no line crosses it.
+    // The legend after the lines and marks, so that none crosses it.
     let body = frame.layer(|area| {
         let mut chart = frame.chart(area)?;
         for series in &panel.series {
-            let style = series_color(series).stroke_width(2);
+            let style = shapes::color(series).stroke_width(2);
             chart
                 .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
-                .label(series.name.as_str())
+                .label(legend_text(series))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }
         chart
@@ -251,91 +318,70 @@ fn draw_panel(
             .draw()
     })?;
     wrap(svg, "wgfit-legend", &[], &body);
+    svg.push_str(&markers);
     Ok(())
 }
 
-/// The upper right corner, unless the curves end high (accuracy does): then the lower right.
+/// The series' name, with how many of its values are not finite, `val_loss (2 NaN, 1 inf)`:
+/// they have markers but no point, and the legend says what the markers are.
+fn legend_text(series: &Series) -> String {
+    let parts: Vec<String> = [NotFinite::NaN, NotFinite::Infinity, NotFinite::NegInfinity]
+        .into_iter()
+        .map(|which| {
+            let n = series.non_finite.iter().filter(|p| p.1 == which).count();
+            (n, which.name())
+        })
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if parts.is_empty() {
+        series.name.clone()
+    } else {
+        format!("{} ({})", series.name, parts.join(", "))
+    }
+}
+
+/// The corner of the plot whose area holds the fewest points and markers, the upper right
+/// on a tie, so that the legend hides as little as it can.
 fn legend_position(panel: &Panel, frame: &Frame) -> SeriesLabelPosition {
-    let right = frame.x.0 + (frame.x.1 - frame.x.0) * 0.6;
-    let middle = (frame.y.0 + frame.y.1) / 2.0;
-    let (high, low) = panel
+    let share = |v: f64, (lo, hi): (f64, f64)| (v - lo) / (hi - lo);
+    let (x, y) = ((frame.x.lo, frame.x.hi), (frame.y.lo, frame.y.hi));
+    let places: Vec<(f64, f64)> = panel
         .series
         .iter()
-        .flat_map(|s| &s.points)
-        .filter(|p| p.0 >= right)
-        .fold((0, 0), |(high, low), p| {
-            if p.1 > middle {
-                (high + 1, low)
-            } else {
-                (high, low + 1)
-            }
-        });
-    if high > low {
-        SeriesLabelPosition::LowerRight
-    } else {
-        SeriesLabelPosition::UpperRight
-    }
-}
-
-fn series_color(series: &Series) -> RGBColor {
-    if series.validation {
-        VALIDATION
-    } else {
-        TRAINING
-    }
-}
-
-fn draw_series(chart: &mut Chart<'_, '_>, series: &Series) -> DrawResult {
-    let color = series_color(series);
-    // Points are finite by construction; a hand-built Series may not be.
-    let points: Vec<(f64, f64)> = series
-        .points
-        .iter()
-        .copied()
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .flat_map(|s| {
+            let drawn = s.points.iter().map(|&(px, v)| (px, frame.y_of(v)));
+            let markers = s
+                .non_finite
+                .iter()
+                .map(|&(px, v)| (px, if v == NotFinite::Infinity { y.1 } else { y.0 }));
+            drawn.chain(markers).collect::<Vec<_>>()
+        })
+        .map(|(px, py)| (share(px, x), share(py, y)))
         .collect();
-    chart.draw_series(LineSeries::new(
-        points.iter().copied(),
-        color.stroke_width(2),
-    ))?;
-    // Dots too: a lone value (one epoch, or validation every n epochs) has no line to show it.
-    if points.len() <= MAX_DOTS {
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let covered = |right: bool, upper: bool| {
+        places
+            .iter()
+            .filter(|&&(px, py)| {
+                (if right { px >= 0.6 } else { px <= 0.4 })
+                    && (if upper { py >= 0.65 } else { py <= 0.35 })
+            })
+            .count()
+    };
+    let mut best = (SeriesLabelPosition::UpperRight, usize::MAX);
+    for (corner, right, upper) in corners {
+        let n = covered(right, upper);
+        if n < best.1 {
+            best = (corner, n);
+        }
     }
-    Ok(())
-}
-
-fn draw_mark(
-    chart: &mut Chart<'_, '_>,
-    frame: &Frame,
-    mark: &Mark,
-    line: Option<usize>,
-) -> DrawResult {
-    let color = mark_color(mark.kind);
-    let (bottom, top) = (frame.y.0, frame.y.1);
-    let ends = [(mark.x, bottom), (mark.x, top)];
-    if mark.kind == MarkKind::LearningRate {
-        chart.draw_series(DashedLineSeries::new(ends, 6, 4, color.stroke_width(1)))?;
-    } else {
-        chart.draw_series(LineSeries::new(ends, color.stroke_width(2)))?;
-    }
-    if let Some(line) = line {
-        let font = TextStyle::from((FONT, FONT_SIZE).into_font()).color(&color);
-        let offset = (4, 3 + LABEL_LINE * line as i32);
-        chart.draw_series(std::iter::once(
-            EmptyElement::at((mark.x, top)) + Text::new(mark.label.clone(), offset, font),
-        ))?;
-    }
-    Ok(())
-}
-
-fn mark_color(kind: MarkKind) -> RGBColor {
-    match kind {
-        MarkKind::Resumed => RGBColor(44, 160, 44),
-        MarkKind::Fallback => RGBColor(148, 103, 189),
-        MarkKind::Preempted => RGBColor(214, 39, 40),
-        MarkKind::LearningRate => RGBColor(110, 110, 110),
-    }
+    best.0
 }
 
 #[cfg(test)]

@@ -6,12 +6,18 @@
 //! field that holds the separator. Blank lines, and a repeated header line (two logs put one
 //! after the other), are skipped.
 
+use std::collections::HashSet;
 use std::path::Path;
 
+use super::curves::MAX_EPOCH;
 use crate::{EpochLogs, Error, Logs, Result};
 
 /// The separators a header line is checked for, the default first.
 const SEPARATORS: [char; 3] = [',', ';', '\t'];
+
+/// How many column names, and how many characters of each, an error quotes.
+const NAMES_QUOTED: usize = 8;
+const NAME_CHARS_QUOTED: usize = 40;
 
 /// Cells that mean "no value this epoch" besides an empty one (Keras's `CSVLogger`).
 const MISSING: [&str; 1] = ["NA"];
@@ -34,11 +40,19 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Vec<EpochLogs>> {
         .map(|n| n.trim().to_string())
         .collect();
     let epoch_column = names.iter().position(|n| n == "epoch").ok_or_else(|| {
-        let found = names
+        // A file that is no table may have a "name" of megabytes: quote a few, cut short.
+        let mut found = names
             .iter()
-            .map(|n| format!("`{n}`"))
+            .take(NAMES_QUOTED)
+            .map(|n| match n.char_indices().nth(NAME_CHARS_QUOTED) {
+                Some((cut, _)) => format!("`{}…`", &n[..cut]),
+                None => format!("`{n}`"),
+            })
             .collect::<Vec<_>>()
             .join(", ");
+        if names.len() > NAMES_QUOTED {
+            found += &format!(" and {} more", names.len() - NAMES_QUOTED);
+        }
         parse_error(
             path,
             header_row,
@@ -49,8 +63,10 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Vec<EpochLogs>> {
             ),
         )
     })?;
+    // A set, not a scan of the names before each: a header may have many thousands.
+    let mut seen = HashSet::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        if !name.is_empty() && names[..i].contains(name) {
+        if !name.is_empty() && !seen.insert(name.as_str()) {
             let reason = format!("the header names `{name}` twice");
             return Err(parse_error(path, header_row, i + 1, reason));
         }
@@ -77,10 +93,16 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Vec<EpochLogs>> {
             return Err(parse_error(path, row, 0, reason));
         }
         let epoch_cell = cells[epoch_column].trim();
-        let epoch = epoch_cell.parse::<usize>().map_err(|_| {
-            let reason = format!("epoch `{epoch_cell}` is not a whole number 0 or more");
-            parse_error(path, row, epoch_column + 1, reason)
-        })?;
+        let epoch = epoch_cell
+            .parse::<usize>()
+            .ok()
+            .filter(|e| *e <= MAX_EPOCH)
+            .ok_or_else(|| {
+                let reason = format!(
+                    "epoch `{epoch_cell}` is not a whole number from 0 to {MAX_EPOCH} (2^53)"
+                );
+                parse_error(path, row, epoch_column + 1, reason)
+            })?;
         let mut logs = Logs::new();
         for (column, (name, cell)) in names.iter().zip(&cells).enumerate() {
             // An unnamed column is an index a data-frame library added, not a metric.

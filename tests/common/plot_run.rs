@@ -110,12 +110,13 @@ pub fn wgfit_csv() -> String {
     s
 }
 
-/// Keras's CSVLogger with `separator=';'`: Python's float text, a missing value as `NA`.
+/// Keras's CSVLogger with `separator=';'`: Python's float text (`nan`). (Keras writes `NA`
+/// for a value missing from the logs, which is not a NaN: the table tests cover it.)
 pub fn keras_csv() -> String {
     let mut s = String::from("epoch;accuracy;learning_rate;loss;val_accuracy;val_loss\r\n");
     for e in 0..6 {
         let val_loss = if VAL_LOSS[e].is_nan() {
-            "NA".to_string()
+            "nan".to_string()
         } else {
             format!("{}", VAL_LOSS[e])
         };
@@ -148,4 +149,36 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Runs `f` on a thread of its own and returns its result, or fails the test when it takes
+/// longer than `seconds`: a regression that hangs (plotters' tick search on an infinite span)
+/// then fails instead of stalling the suite. The stuck thread is left behind; the test
+/// process ends with the run.
+pub fn bounded<T: Send + 'static>(
+    what: &str,
+    seconds: u64,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    match result.recv_timeout(std::time::Duration::from_secs(seconds)) {
+        Ok(value) => value,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: not done after {seconds} s, so it hangs")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
+    }
+}
+
+/// A history of one metric, `loss`, with the given values at epochs `first..`, as the CSV of
+/// `wgfit train --history` writes it.
+pub fn loss_csv(first: usize, values: &[f64]) -> String {
+    let mut s = String::from("epoch,loss\n");
+    for (i, v) in values.iter().enumerate() {
+        s += &format!("{},{v:e}\n", first + i);
+    }
+    s
 }

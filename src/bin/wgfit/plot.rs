@@ -72,6 +72,13 @@ pub fn run(args: PlotArgs) -> CliResult {
             plural(preemptions, "preemption", "preemptions")
         ));
     }
+    let non_finite = curves.non_finite_count();
+    if non_finite > 0 {
+        line.push_str(&format!(
+            ", {} marked",
+            plural(non_finite, "value not finite", "values not finite")
+        ));
+    }
     println!("{line}");
     Ok(())
 }
