@@ -23,7 +23,15 @@ fn one_stray_label_with_the_default_layers_is_refused_before_training() {
     write_csv(dir.path(), "stray.csv", &[0, 1, 2, 1, 0, 1_000_000]);
     let o = wgfit(
         dir.path(),
-        &["train", "--data", "stray.csv", "--epochs", "1"],
+        &[
+            "train",
+            "--data",
+            "stray.csv",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+        ],
     );
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
