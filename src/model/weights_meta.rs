@@ -43,6 +43,20 @@ struct Stored {
 }
 
 impl WeightsMeta {
+    /// The activations of `layers` dense layers as `wgfit train --activation` builds them:
+    /// `hidden` on every layer but the last, which is linear.
+    pub fn hidden_then_linear(hidden: Activation, layers: usize) -> Vec<Activation> {
+        (0..layers)
+            .map(|i| {
+                if i + 1 == layers {
+                    Activation::Linear
+                } else {
+                    hidden
+                }
+            })
+            .collect()
+    }
+
     /// The record of a run with this fingerprint (what [`crate::Context::fingerprint`] gives a
     /// callback).
     pub fn from_fingerprint(fingerprint: &Fingerprint) -> Result<Self> {
@@ -119,18 +133,7 @@ impl WeightsMeta {
                 .iter()
                 .map(|a| a.parse())
                 .collect::<Result<Vec<Activation>>>()?,
-            (None, Some(hidden)) => {
-                let hidden: Activation = hidden.parse()?;
-                (0..layers)
-                    .map(|i| {
-                        if i + 1 == layers {
-                            Activation::Linear
-                        } else {
-                            hidden
-                        }
-                    })
-                    .collect()
-            }
+            (None, Some(hidden)) => WeightsMeta::hidden_then_linear(hidden.parse()?, layers),
             (None, None) => {
                 return Err(bad(format!(
                     "its `{WEIGHTS_META_KEY}` metadata names no activation"

@@ -124,17 +124,7 @@ fn model_of(
     layers: usize,
 ) -> CliResult<(Vec<Activation>, Loss)> {
     let path = args.weights.display();
-    let from_flag = |hidden: Activation| {
-        (0..layers)
-            .map(|i| {
-                if i + 1 == layers {
-                    Activation::Linear
-                } else {
-                    hidden
-                }
-            })
-            .collect::<Vec<_>>()
-    };
+    let from_flag = |hidden: Activation| WeightsMeta::hidden_then_linear(hidden, layers);
     let Some(meta) = recorded else {
         return match (args.activation, args.loss) {
             (Some(a), Some(l)) => Ok((from_flag(a), l)),
