@@ -109,6 +109,63 @@ fn a_writer_whose_lease_was_taken_over_stops_without_writing() {
     assert!(frozen_at.is_some());
 }
 
+/// A commit held in the network past its run's lease: run A's `PUT latest.json` (and every
+/// request after it) reaches the store 8 s late; meanwhile A's lease expires, run B takes it
+/// over and sweeps A's uploaded but uncommitted weights. When A's commit lands it must fail:
+/// B fenced it by rewriting `latest.json` when it took over. `latest.json` never names
+/// weights that are gone, and a later run resumes to the uninterrupted bits.
+#[test]
+fn a_commit_delivered_after_a_takeover_is_fenced_off() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-fence");
+    let proxy = Proxy::start(moto.port());
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[]);
+    let url = bucket.url("p");
+    let out = tmp.path().join("out.bin");
+    let mut a = start(
+        &url,
+        &tmp.path().join("a.bin"),
+        &with_env(proxy.port, &[("SLOW_MS", "100"), ("FREQ", "epoch")]),
+    );
+    assert!(training_from(&mut a).is_some());
+    first_commit(&bucket, "p");
+    proxy.hold_at(1, "PUT /wgfit-fence/p/latest.json", Duration::from_secs(8));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !proxy.is_holding() {
+        assert!(Instant::now() < deadline, "A's second commit never came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // B, straight to the store, slow enough not to commit before A's commit lands.
+    let mut b = start(
+        &url,
+        &out,
+        &with_env(moto.port(), &[("SLOW_MS", "1000"), ("FREQ", "epoch")]),
+    );
+    let from = training_from(&mut b).expect("B trains");
+    let output = a.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("lost its lease"), "{err}");
+    let latest: serde_json::Value =
+        serde_json::from_slice(&bucket.get("p/latest.json").unwrap()).unwrap();
+    let weights = latest["weights"]["file"].as_str().unwrap().to_string();
+    assert!(
+        bucket.get(&format!("p/{weights}")).is_some(),
+        "latest.json names {weights}, which is gone"
+    );
+    assert_eq!(
+        latest["global_step"].as_u64(),
+        Some(from),
+        "B's state, not A's"
+    );
+    b.kill().unwrap();
+    b.wait().unwrap();
+    let mut c = start(&url, &out, &with_env(moto.port(), &[("FREQ", "epoch")]));
+    assert_eq!(training_from(&mut c), Some(from), "resumes from the commit");
+    ends_exactly(c, &out, &expected);
+}
+
 /// The server lost in the middle of a save (the connection cut as the weights go up): the
 /// run ends with an error naming the URL, the last commit stays, and a rerun once the server
 /// is back resumes from it and ends exactly.

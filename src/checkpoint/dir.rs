@@ -91,6 +91,14 @@ pub struct BackupDir {
     last_committed: Option<Vec<u8>>,
     /// Superseded save points counted by the state this run resumed from.
     superseded_before: u64,
+    /// On object storage, until this run has fenced off the commits of earlier writers still
+    /// on their way (before its first write or removal; a run that only reads, or refuses,
+    /// changes nothing): the token it fences with, its lease owner id.
+    fence_token: Option<String>,
+    /// On object storage with no `latest.json` when this run fenced: an earlier writer's first
+    /// commit may still land, naming its weights, so none is swept until this run's own first
+    /// commit has made that impossible.
+    sweep_deferred: bool,
 }
 
 impl BackupDir {
@@ -123,7 +131,8 @@ impl BackupDir {
             // A conditional create: of two first runs racing, one marks.
             place.create_new(MARKER, &Marker::new(false).json()?)?;
         }
-        let lease = Lease::take(remote, &random_id())?;
+        let owner = random_id();
+        let lease = Lease::take(remote.clone(), &owner)?;
         let marker = place
             .read(MARKER, 4096)?
             .as_deref()
@@ -135,6 +144,8 @@ impl BackupDir {
             hold: Hold::Lease(lease),
             last_committed: None,
             superseded_before: 0,
+            fence_token: Some(owner),
+            sweep_deferred: false,
         })
     }
 
@@ -199,6 +210,8 @@ impl BackupDir {
             hold: Hold::Lock(lock),
             last_committed: None,
             superseded_before: 0,
+            fence_token: None,
+            sweep_deferred: false,
         })
     }
 
@@ -257,6 +270,16 @@ impl BackupDir {
         self.place.write(name, &self.tmp_name(name), pieces, false)
     }
 
+    /// Fences off earlier writers' delayed commits, once, before this run first writes or
+    /// removes anything (docs/FORMAT.md, "Fencing").
+    fn fence(&mut self) -> Result<()> {
+        if let (Some(token), Place::Remote(remote)) = (&self.fence_token, &self.place) {
+            self.sweep_deferred = !remote.fence_pointer(LATEST, token)?;
+            self.fence_token = None;
+        }
+        Ok(())
+    }
+
     /// On object storage, what tells the training loop that this run's lease was lost.
     pub(crate) fn lease_watch(&self) -> Option<LeaseWatch> {
         self.hold.watch()
@@ -275,6 +298,7 @@ impl BackupDir {
     ) -> Result<()> {
         let p = meta.position;
         self.hold.confirm()?;
+        self.fence()?;
         // A name nothing has: never a file a sidecar points to (a crash would leave it torn),
         // nor one wgfit did not write.
         let mut file = String::new();
@@ -350,6 +374,7 @@ impl BackupDir {
             .commit_pointer(&self.hold, LATEST, &self.tmp_name(LATEST), &json)?;
         self.place.sync()?;
         self.last_committed = Some(json);
+        self.sweep_deferred = false;
         if !double_checkpoint {
             self.place.remove(PREVIOUS)?;
         }
@@ -360,7 +385,11 @@ impl BackupDir {
     /// committed sidecar references. A file is wgfit's only if it carries this directory's
     /// id (in its temporary name, or in its safetensors header): anything else is left alone.
     /// While a sidecar exists that cannot be read, no weights file is removed.
-    pub fn remove_strays(&self) -> Result<()> {
+    pub fn remove_strays(&mut self) -> Result<()> {
+        self.fence()?;
+        if self.sweep_deferred {
+            return Ok(());
+        }
         let referenced = self.referenced();
         let own_tmp = format!("{TMP_PREFIX}{}-", self.marker.id);
         for name in self.place.names()? {
@@ -382,6 +411,7 @@ impl BackupDir {
 
     /// Forgets every committed state (a backup of another run the user asked to discard).
     pub fn discard(&mut self) -> Result<()> {
+        self.fence()?;
         self.place.remove(PREVIOUS)?;
         self.place.remove(LATEST)?;
         self.place.sync()?;
@@ -397,12 +427,15 @@ impl BackupDir {
     pub fn remove(mut self) -> Result<()> {
         // Only while still the backup's writer: after a takeover it is another run's.
         self.hold.confirm()?;
+        self.fence()?;
         self.place.remove(PREVIOUS)?;
         // previous.json must be gone for good before latest.json goes.
         self.place.sync()?;
         self.place.remove(LATEST)?;
         self.place.sync()?;
         self.last_committed = None;
+        // Everything of wgfit's goes, whatever an earlier writer may still send.
+        self.sweep_deferred = false;
         self.remove_strays()?;
         self.place.sync()?;
         // The marker goes once nothing else of wgfit's is left (a crash after this leaves at

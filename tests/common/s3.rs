@@ -228,6 +228,37 @@ pub struct Proxy {
     /// Cut the relay when the n-th request whose first line contains `cut_on.1` begins.
     cut_on: Arc<Mutex<Option<(usize, String)>>>,
     seen: Arc<AtomicUsize>,
+    hold: Arc<Hold>,
+}
+
+/// A partition that delays rather than drops: from the n-th request whose first line contains
+/// a text, every request through the relay waits until a moment, then goes on.
+#[derive(Default)]
+struct Hold {
+    /// (n, text, how long).
+    on: Mutex<Option<(usize, String, Duration)>>,
+    seen: AtomicUsize,
+    until: Mutex<Option<Instant>>,
+}
+
+impl Hold {
+    /// Starts the hold if `first` (a request's first line) is the one it waits for.
+    fn watch(&self, first: &str) {
+        if let Some((at, text, how_long)) = &*self.on.lock().unwrap()
+            && first.contains(text.as_str())
+            && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == *at
+        {
+            *self.until.lock().unwrap() = Some(Instant::now() + *how_long);
+        }
+    }
+
+    /// Waits out a hold in progress.
+    fn wait(&self) {
+        let until = *self.until.lock().unwrap();
+        if let Some(until) = until {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        }
+    }
 }
 
 impl Proxy {
@@ -240,6 +271,7 @@ impl Proxy {
             connections: Arc::new(Mutex::new(Vec::new())),
             cut_on: Arc::new(Mutex::new(None)),
             seen: Arc::new(AtomicUsize::new(0)),
+            hold: Arc::new(Hold::default()),
         };
         proxy.restore();
         proxy
@@ -250,6 +282,18 @@ impl Proxy {
     pub fn cut_at(&self, n: usize, text: &str) {
         self.seen.store(0, Ordering::SeqCst);
         *self.cut_on.lock().unwrap() = Some((n, text.into()));
+    }
+
+    /// Holds every request for `how_long` from the `n`-th request whose first line contains
+    /// `text` (counted from now), that one included: they reach the server late, in order.
+    pub fn hold_at(&self, n: usize, text: &str, how_long: Duration) {
+        self.hold.seen.store(0, Ordering::SeqCst);
+        *self.hold.on.lock().unwrap() = Some((n, text.into(), how_long));
+    }
+
+    /// Whether a hold has begun.
+    pub fn is_holding(&self) -> bool {
+        self.hold.until.lock().unwrap().is_some()
     }
 
     /// Whether the relay is cut.
@@ -268,7 +312,7 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap();
         self.up.store(true, Ordering::SeqCst);
         let (up, connections, target) = (self.up.clone(), self.connections.clone(), self.target);
-        let (cut_on, seen) = (self.cut_on.clone(), self.seen.clone());
+        let (cut_on, seen, hold) = (self.cut_on.clone(), self.seen.clone(), self.hold.clone());
         std::thread::spawn(move || {
             while up.load(Ordering::SeqCst) {
                 let Ok((client, _)) = listener.accept() else {
@@ -292,6 +336,7 @@ impl Proxy {
                     connections.clone(),
                     cut_on.clone(),
                     seen.clone(),
+                    hold.clone(),
                 );
                 relay(
                     client.try_clone().unwrap(),
@@ -309,6 +354,7 @@ type Watch = (
     Arc<Mutex<Vec<TcpStream>>>,
     Arc<Mutex<Option<(usize, String)>>>,
     Arc<AtomicUsize>,
+    Arc<Hold>,
 );
 
 fn cut(up: &AtomicBool, connections: &Mutex<Vec<TcpStream>>) {
@@ -327,9 +373,11 @@ fn relay(mut from: TcpStream, mut to: TcpStream, watch: Option<Watch>) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if let Some((up, connections, cut_on, seen)) = &watch {
+            if let Some((up, connections, cut_on, seen, hold)) = &watch {
                 let line = String::from_utf8_lossy(&buf[..n.min(512)]);
                 let first = line.lines().next().unwrap_or("");
+                hold.watch(first);
+                hold.wait();
                 let cut_now = match &*cut_on.lock().unwrap() {
                     Some((at, text)) if first.contains(text.as_str()) => {
                         seen.fetch_add(1, Ordering::SeqCst) + 1 == *at

@@ -329,6 +329,45 @@ impl Remote {
     }
 
     /// Remembers the version of the pointer a restore read, or that there is none.
+    /// Fences off the commits of earlier writers still on their way (a run paused, or its
+    /// request held in the network, while its lease expired and this run took over): rewrites
+    /// the pointer `name` with `"fence": token` added (so that its ETag, a digest of the
+    /// bytes, changes; readers ignore the field), conditionally on the version read, so that
+    /// a delayed commit, conditional on an older version, fails when it lands. Called once
+    /// the lease is taken, before anything else is read or removed. `Ok(false)` where there
+    /// is no pointer yet: a delayed first commit (`If-None-Match: *`) cannot be fenced, so
+    /// the caller sweeps nothing until its own first commit has made one impossible.
+    pub fn fence_pointer(&self, name: &str, token: &str) -> Result<bool> {
+        for _ in 0..16 {
+            let Some((bytes, version)) = self.read(name, super::format::MAX_SIDECAR_BYTES)? else {
+                return Ok(false);
+            };
+            let fenced = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(serde_json::Value::Object(mut fields)) => {
+                    fields.insert("fence".into(), token.into());
+                    serde_json::to_vec_pretty(&fields)
+                        .map_err(|e| Error::encoding("the fenced pointer", e))?
+                }
+                // Damaged: it stays damaged (restore refuses it or falls back), but changed.
+                _ => [&bytes[..], b"\n", token.as_bytes()].concat(),
+            };
+            match self.put(name, &[&fenced], PutMode::Update(version)) {
+                PutOutcome::Written(version) => {
+                    self.saw_pointer(Some(version));
+                    return Ok(true);
+                }
+                // A delayed commit landed between the read and the write: fence that one.
+                PutOutcome::Exists | PutOutcome::Changed => continue,
+                PutOutcome::Failed(e) => return Err(e),
+            }
+        }
+        Err(self.fail(
+            name,
+            "fencing",
+            "it keeps changing: another writer commits under this run's lease",
+        ))
+    }
+
     pub fn saw_pointer(&self, version: Option<UpdateVersion>) {
         if let Ok(mut seen) = self.pointer.lock() {
             *seen = version;
