@@ -166,6 +166,41 @@ fn a_commit_delivered_after_a_takeover_is_fenced_off() {
     ends_exactly(c, &out, &expected);
 }
 
+/// A store that accepts connections and never answers: the run gives up once its retry
+/// budget is spent (here 12 s, attempts of 6 s), with an error naming the URL, and says on
+/// stderr meanwhile what it waits for (after 5 s); it never hangs.
+#[test]
+fn a_store_that_never_answers_ends_the_run_within_its_budget() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let url = "s3://wgfit-silent/p";
+    let vars = with_env(port, &[("WGFIT_STORE_RETRY_SECONDS", "12")]);
+    let mut child = start(url, &tmp.path().join("out.bin"), &vars);
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("still waiting on a silent store after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("waiting for the object store") && err.contains(url),
+        "it says what it waits for: {err}"
+    );
+    assert!(err.contains("giving up after 18 s"), "{err}");
+}
+
 /// The server lost in the middle of a save (the connection cut as the weights go up): the
 /// run ends with an error naming the URL, the last commit stays, and a rerun once the server
 /// is back resumes from it and ends exactly.

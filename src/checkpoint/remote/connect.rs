@@ -48,8 +48,19 @@ impl Location {
     }
 }
 
-/// The client and the key prefix for an object-store URL.
-pub(super) fn connect(url: &str) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path)> {
+/// The longest one attempt of a request may take before it is retried: part of the retry
+/// budget, so that a server that accepts connections and never answers is retried, not waited
+/// on (an 8 MiB part at 1 MB/s takes 8 s).
+fn request_timeout(retry: Duration) -> Duration {
+    (retry / 2).clamp(Duration::from_secs(5), Duration::from_secs(30))
+}
+
+/// The client, the key prefix for an object-store URL, and how long one operation may take
+/// in all (its attempts, their backoff, and the last attempt begun just before the retry
+/// budget ran out).
+pub(super) fn connect(
+    url: &str,
+) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path, Duration)> {
     let fail = |reason: String| Error::ObjectStore {
         url: url.to_string(),
         what: "configuring the client".into(),
@@ -61,6 +72,7 @@ pub(super) fn connect(url: &str) -> Result<(Arc<dyn ObjectStore>, object_store::
     let retry_seconds = crate::env_knobs::STORE_RETRY_SECONDS
         .read()?
         .unwrap_or(RETRY_SECONDS);
+    let retry_timeout = Duration::from_secs(retry_seconds);
     let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(100),
@@ -68,11 +80,12 @@ pub(super) fn connect(url: &str) -> Result<(Arc<dyn ObjectStore>, object_store::
             base: 2.0,
         },
         max_retries: 16,
-        retry_timeout: Duration::from_secs(retry_seconds),
+        retry_timeout,
     };
+    let attempt = request_timeout(retry_timeout);
     let client = ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(120));
+        .with_timeout(attempt);
     let store: Arc<dyn ObjectStore> = match parsed.scheme() {
         "s3" | "s3a" => {
             let mut builder = AmazonS3Builder::from_env()
@@ -104,7 +117,7 @@ pub(super) fn connect(url: &str) -> Result<(Arc<dyn ObjectStore>, object_store::
                 .map_err(|e| fail(e.to_string()))?,
         ),
     };
-    Ok((store, prefix))
+    Ok((store, prefix, retry_timeout + attempt))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use object_store::path::Path as Key;
 use object_store::{
     ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
 };
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,10 +36,15 @@ pub(crate) struct Remote {
     store: Arc<dyn ObjectStore>,
     prefix: Key,
     runtime: tokio::runtime::Runtime,
+    /// The longest one operation may take, retries included (`connect`).
+    budget: Duration,
     /// The version of `latest.json` this process last read or wrote: its next commit is
     /// conditional on it (`None`: on there being no `latest.json`).
     pointer: Mutex<Option<UpdateVersion>>,
 }
+
+/// How long an operation on the store runs before wgfit says on stderr what it waits for.
+const WAIT_NOTICE: Duration = Duration::from_secs(5);
 
 /// What a failed request was doing, for its error.
 fn failed(url: &str, name: &str, what: &str, e: impl std::fmt::Display) -> Error {
@@ -53,7 +59,7 @@ impl Remote {
     /// The prefix `url` names, checked to be reachable with the credentials the environment
     /// gives (a missing bucket or wrong credentials fail here, before any training).
     pub fn open(url: &str) -> Result<Remote> {
-        let (store, prefix) = connect::connect(url)?;
+        let (store, prefix, budget) = connect::connect(url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("wgfit-object-store")
@@ -65,6 +71,7 @@ impl Remote {
             store,
             prefix,
             runtime,
+            budget,
             pointer: Mutex::new(None),
         };
         remote.names()?;
@@ -89,11 +96,42 @@ impl Remote {
         failed(&self.url, name, what, e)
     }
 
+    /// Runs one operation on the store (the client retries it) to its end, or to the budget:
+    /// a store that stops answering fails the operation (an error naming it) instead of
+    /// hanging it. Past [`WAIT_NOTICE`] it says on stderr, once, what it waits for.
+    fn wait<R>(&self, what: &str, name: &str, operation: impl Future<Output = R>) -> Result<R> {
+        let budget = self.budget;
+        self.runtime.block_on(async {
+            let mut operation = std::pin::pin!(operation);
+            if let Ok(done) = tokio::time::timeout(WAIT_NOTICE, &mut operation).await {
+                return Ok(done);
+            }
+            eprintln!(
+                "wgfit: waiting for the object store ({what} {}): no answer for {} s; giving up after {} s",
+                self.join(name).display(),
+                WAIT_NOTICE.as_secs(),
+                budget.as_secs()
+            );
+            tokio::time::timeout(budget.saturating_sub(WAIT_NOTICE), operation)
+                .await
+                .map_err(|_| {
+                    self.fail(
+                        name,
+                        what,
+                        format!("no answer within {} s", budget.as_secs()),
+                    )
+                })
+        })
+    }
+
     /// The names directly under the prefix (objects and "directories"), sorted.
     pub fn names(&self) -> Result<Vec<String>> {
         let listed = self
-            .runtime
-            .block_on(self.store.list_with_delimiter(Some(&self.prefix)))
+            .wait(
+                "listing",
+                "",
+                self.store.list_with_delimiter(Some(&self.prefix)),
+            )?
             .map_err(|e| self.fail("", "listing the prefix", e))?;
         let mut names: Vec<String> = listed
             .objects
@@ -108,7 +146,7 @@ impl Remote {
 
     /// The size and version of `name`, if it exists.
     pub fn head(&self, name: &str) -> Result<Option<(u64, UpdateVersion)>> {
-        match self.runtime.block_on(self.store.head(&self.key(name))) {
+        match self.wait("HEAD", name, self.store.head(&self.key(name)))? {
             Ok(meta) => Ok(Some((
                 meta.size,
                 UpdateVersion {
@@ -124,7 +162,7 @@ impl Remote {
     /// Reads `name` whole, refusing one longer than `limit` bytes before its body is read;
     /// `Ok(None)` when it does not exist. Also returns the version read.
     pub fn read(&self, name: &str, limit: u64) -> Result<Option<(Vec<u8>, UpdateVersion)>> {
-        self.runtime.block_on(async {
+        self.wait("GET", name, async {
             let got = match self.store.get(&self.key(name)).await {
                 Ok(got) => got,
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -166,15 +204,16 @@ impl Remote {
                 ));
             }
             Ok(Some((bytes, version)))
-        })
+        })?
     }
 
     /// Bytes `start..end` of `name` (fewer at its end); `None` when it does not exist.
     pub fn read_range(&self, name: &str, start: u64, end: u64) -> Result<Option<Vec<u8>>> {
-        match self
-            .runtime
-            .block_on(self.store.get_range(&self.key(name), start..end))
-        {
+        match self.wait(
+            "GET",
+            name,
+            self.store.get_range(&self.key(name), start..end),
+        )? {
             Ok(bytes) => Ok(Some(bytes.to_vec())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.fail(name, "reading part of", e)),
@@ -222,8 +261,10 @@ impl Remote {
     pub fn put(&self, name: &str, pieces: &[&[u8]], mode: PutMode) -> PutOutcome {
         let total: u64 = pieces.iter().map(|p| p.len() as u64).sum();
         let key = self.key(name);
-        let result = self.runtime.block_on(async {
-            if total >= MULTIPART_FROM && matches!(mode, PutMode::Overwrite) {
+        let result = if total >= MULTIPART_FROM && matches!(mode, PutMode::Overwrite) {
+            // Many requests, as long as the state is large: each part's attempts are bounded
+            // by the client's timeout and retry budget, not the upload as a whole.
+            self.runtime.block_on(async {
                 let upload = self.store.put_multipart(&key).await?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES as usize);
                 for start in (0..total).step_by(PART_BYTES as usize) {
@@ -239,13 +280,15 @@ impl Remote {
                     }
                 }
                 writer.finish().await
-            } else {
-                let payload = PutPayload::from(pieces.concat());
-                self.store
-                    .put_opts(&key, payload, PutOptions::from(mode))
-                    .await
+            })
+        } else {
+            let payload = PutPayload::from(pieces.concat());
+            let put = self.store.put_opts(&key, payload, PutOptions::from(mode));
+            match self.wait("PUT", name, put) {
+                Ok(result) => result,
+                Err(e) => return PutOutcome::Failed(e),
             }
-        });
+        };
         let put = match result {
             Ok(put) => put,
             Err(object_store::Error::AlreadyExists { .. }) => return PutOutcome::Exists,
@@ -287,7 +330,7 @@ impl Remote {
     /// Removes `name` if it is there.
     pub fn remove(&self, name: &str) -> Result<()> {
         // One DELETE: it succeeds whether or not the object was there.
-        match self.runtime.block_on(self.store.delete(&self.key(name))) {
+        match self.wait("DELETE", name, self.store.delete(&self.key(name)))? {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.fail(name, "removing", e)),
         }
