@@ -27,6 +27,8 @@ pub use model_checkpoint::{CheckpointFreq, ModelCheckpoint};
 pub use monitor::Mode;
 pub(crate) use preempt::{PreemptGuard, caught_signal};
 pub use progress::{Progress, format_logs, metric_order};
+#[doc(hidden)]
+pub use python_format::format_file_name;
 pub use reduce_lr::ReduceLROnPlateau;
 pub use terminate_on_nan::TerminateOnNaN;
 
