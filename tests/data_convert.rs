@@ -384,3 +384,23 @@ fn a_conversion_killed_mid_write_leaves_nothing_once_the_next_one_ran() {
         200_000
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_conversion_stopped_by_sigterm_removes_its_temporary() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (mut stopped, mut pipe) = convert_from_pipe(dir);
+    pipe.write_all("0.5,0.25,1\n".repeat(200_000).as_bytes())
+        .unwrap();
+    wait_for_temporary(dir, &[], 1 << 20);
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &stopped.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(stopped.wait().unwrap().code(), Some(128 + 15));
+    drop(pipe);
+    assert_eq!(names_in(dir), ["in.csv"]);
+}

@@ -57,14 +57,8 @@ pub fn convert_csv(
         path: output.to_path_buf(),
         source,
     };
-    let name = output
-        .file_name()
-        .and_then(|n| n.to_str())
+    let (dir, name) = dir_and_name(output)
         .ok_or_else(|| write_err(std::io::Error::other("not a file name wgfit can write")))?;
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     let (tmp, lock) = create_temporary(dir, name).map_err(write_err)?;
     let result = lock
         .try_clone()
@@ -107,6 +101,23 @@ impl From<std::io::Error> for WriteError {
     fn from(e: std::io::Error) -> Self {
         WriteError::Io(e)
     }
+}
+
+/// The directory and the name of `output`, if it names a file.
+fn dir_and_name(output: &Path) -> Option<(&Path, &str)> {
+    let name = output.file_name().and_then(|n| n.to_str())?;
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some((dir, name))
+}
+
+/// The temporary file a [`convert_csv`] to `output` by this process writes before renaming it
+/// into place (`None` if `output` names no file), for a signal handler to remove.
+pub fn temporary_of(output: &Path) -> Option<PathBuf> {
+    let (dir, name) = dir_and_name(output)?;
+    Some(dir.join(temporary_name(std::process::id(), name)))
 }
 
 /// The name of the temporary a conversion by process `pid` to `name` writes.

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
-pub use convert::{Converted, convert_csv};
+pub use convert::{Converted, convert_csv, temporary_of};
 pub use csv::{CsvOptions, CsvTargets, Header, MAX_LINE_BYTES};
 pub use format::DataFormat;
 pub use order::epoch_permutation;
