@@ -1,6 +1,7 @@
 //! `wgfit convert` and mapped data: a CSV converted once to safetensors, in one streaming
 //! pass, reads back (mapped, not copied) as the very data set the CSV gives, trains to the
 //! same bits, and records its content hash beside it so a resume does not read it again.
+//! A conversion killed mid-write leaves nothing once the next one ran.
 
 mod common;
 
@@ -105,6 +106,8 @@ fn the_content_hash_is_read_once_and_kept_beside_the_file() {
     csv(&input, 30);
     convert_csv(&input, &output, &CsvOptions::default(), 1.0, |_| {}).unwrap();
     let cache = tmp.path().join("d.safetensors.wgfit-cache");
+    // A stamp is recorded once the file's last change is 2 s old (tests/data_cache.rs).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let right = Dataset::from_safetensors(&output).unwrap().content_hash();
     // The cache is what a load believes for the same file: a recorded hash is used as it is.
     let text = std::fs::read_to_string(&cache).unwrap();
@@ -287,4 +290,138 @@ fn an_npy_pair_reads_as_the_same_data_set_mapped() {
         "{}",
         err("ux.npy")
     );
+}
+
+/// The names in `dir`, sorted, but for hash caches (recorded or not, as the clock has it).
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".wgfit-cache"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `wgfit convert in.csv out.st` in `dir`, reading its input from the named pipe `in.csv`:
+/// it converts what the pipe gives and waits for more. Returns it with the pipe's write end.
+fn convert_from_pipe(dir: &Path) -> (std::process::Child, std::fs::File) {
+    let fifo = dir.join("in.csv");
+    if !fifo.exists() {
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_wgfit"))
+        .current_dir(dir)
+        .args(["convert", "in.csv", "out.st"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening the write end waits for the conversion to open the read end.
+    let pipe = std::fs::File::options().write(true).open(&fifo).unwrap();
+    (child, pipe)
+}
+
+/// Waits until a conversion's temporary in `dir` other than `known` holds at least `bytes`.
+fn wait_for_temporary(dir: &Path, known: &[String], bytes: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let found = names_in(dir).into_iter().find(|n| {
+            n.starts_with(".wgfit-convert-")
+                && !known.contains(n)
+                && std::fs::metadata(dir.join(n)).is_ok_and(|m| m.len() >= bytes)
+        });
+        if let Some(name) = found {
+            return name;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no temporary appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_conversion_killed_mid_write_leaves_nothing_once_the_next_one_ran() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // 2 MiB of rows: more than the writer buffers, so the temporary has data on disk.
+    let rows = "0.5,0.25,1\n".repeat(200_000);
+
+    let (mut killed, mut pipe) = convert_from_pipe(dir);
+    pipe.write_all(rows.as_bytes()).unwrap();
+    let left = wait_for_temporary(dir, &[], 1 << 20);
+    killed.kill().unwrap(); // SIGKILL: no handler runs, nothing is cleaned up.
+    killed.wait().unwrap();
+    drop(pipe);
+    assert!(dir.join(&left).exists(), "the kill left {left}");
+
+    // A live conversion to the same name (waiting on its pipe) keeps its temporary.
+    let (mut live, mut live_pipe) = convert_from_pipe(dir);
+    if let Err(e) = live_pipe.write_all(rows.as_bytes()) {
+        let out = live.wait_with_output().unwrap();
+        panic!(
+            "{e}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let live_temporary = wait_for_temporary(dir, std::slice::from_ref(&left), 1 << 20);
+
+    std::fs::write(dir.join("other.csv"), "1,2,0\n3,4,1\n").unwrap();
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_wgfit"))
+        .current_dir(dir)
+        .args(["convert", "other.csv", "out.st"])
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let names = names_in(dir);
+    assert!(
+        !names.contains(&left),
+        "the killed one's is gone: {names:?}"
+    );
+    assert!(
+        names.contains(&live_temporary),
+        "the live one's stays: {names:?}"
+    );
+
+    // The live one finishes as if nothing happened.
+    drop(live_pipe);
+    assert!(live.wait().unwrap().success());
+    assert_eq!(names_in(dir), ["in.csv", "other.csv", "out.st"]);
+    assert_eq!(
+        Dataset::from_safetensors(dir.join("out.st")).unwrap().len(),
+        200_000
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_conversion_stopped_by_sigterm_removes_its_temporary() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (mut stopped, mut pipe) = convert_from_pipe(dir);
+    pipe.write_all("0.5,0.25,1\n".repeat(200_000).as_bytes())
+        .unwrap();
+    wait_for_temporary(dir, &[], 1 << 20);
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &stopped.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(stopped.wait().unwrap().code(), Some(128 + 15));
+    drop(pipe);
+    assert_eq!(names_in(dir), ["in.csv"]);
 }

@@ -28,6 +28,8 @@ pub use monitor::Mode;
 pub(crate) use preempt::{PreemptGuard, caught_signal};
 pub use progress::{Progress, format_logs, format_value, metric_order};
 pub use python_format::check_file_pattern;
+#[doc(hidden)]
+pub use python_format::format_file_name;
 pub use reduce_lr::ReduceLROnPlateau;
 pub use terminate_on_nan::TerminateOnNaN;
 

@@ -191,6 +191,20 @@ fn pad(text: String, width: usize, zero: bool) -> String {
     }
 }
 
+/// Entry point for the fuzzer (`fuzz/`): `pattern` formatted as a file name the way
+/// `ModelCheckpoint` formats one, with `epoch`, `batch` and a few float logs. Not part of the
+/// supported API.
+#[doc(hidden)]
+pub fn format_file_name(pattern: &str, epoch: u64, value: f64) -> Result<String, String> {
+    let mut values: BTreeMap<String, Value> = ["loss", "accuracy", "val_loss", "learning_rate"]
+        .iter()
+        .map(|k| (k.to_string(), Value::Float(value)))
+        .collect();
+    values.insert("epoch".into(), Value::Int(epoch));
+    values.insert("batch".into(), Value::Int(epoch / 2));
+    format_fields(pattern, &values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,8 @@ mod crash_states;
 use crate::error::{Error, Result};
 use crate::state::Tensor;
 pub use dir::{BackupDir, LATEST, MARKER, PREVIOUS};
+#[doc(hidden)]
+pub use format::read_tensors_from;
 pub(crate) use format::{EncodedFile, RawTensor};
 pub use format::{FORMAT, Sidecar, VERSION, WeightsRef, check_file_name};
 pub(crate) use handle::DirHandle;

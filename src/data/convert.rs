@@ -4,13 +4,15 @@
 //! The file is written as the rows are read: a header of fixed size first (safetensors lets a
 //! header end in spaces), the inputs row by row, the targets, and then the real header over
 //! the reserved one. It goes to a temporary name beside the output and is renamed into place
-//! once complete and synced, so a failure or a kill leaves no partial file under that name.
+//! once complete and synced, so a failure or a kill leaves no partial file under that name;
+//! the temporary a killed conversion leaves is removed by the next conversion to that name.
 
 use super::csv::stream_csv;
 use super::{CsvOptions, Dataset, Targets};
 use crate::{Error, Result};
+use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Bytes reserved for the safetensors header (a multiple of 8, so the inputs are aligned).
 const HEADER_BYTES: usize = 1024;
@@ -35,8 +37,9 @@ pub struct Converted {
 /// features]`) and `y` (U32 class labels `[n]`, or F32 `[n, k]` targets). Memory stays at one
 /// line plus the targets however large the file; `progress` gets the bytes of text read so far.
 /// Every input is multiplied by `scale` (1 keeps them), so that training on the mapped file
-/// needs no scaled copy. The output is written atomically, then loaded once as a check (which
-/// also records its content hash beside it, for the first training run).
+/// needs no scaled copy. The output is written atomically, then loaded once as a check. A
+/// temporary file (`.wgfit-convert-<pid>-<output name>`) left beside the output by a killed
+/// conversion is removed first.
 pub fn convert_csv(
     input: &Path,
     output: &Path,
@@ -54,19 +57,17 @@ pub fn convert_csv(
         path: output.to_path_buf(),
         source,
     };
-    let name = output
-        .file_name()
-        .and_then(|n| n.to_str())
+    let (dir, name) = dir_and_name(output)
         .ok_or_else(|| write_err(std::io::Error::other("not a file name wgfit can write")))?;
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = dir.join(format!(".wgfit-convert-{}-{name}", std::process::id()));
-    let result = write_file(input, &tmp, options, scale, progress).map_err(|e| match e {
-        WriteError::Io(source) => write_err(source),
-        WriteError::Data(e) => e,
-    });
+    let (tmp, lock) = create_temporary(dir, name).map_err(write_err)?;
+    let result = lock
+        .try_clone()
+        .map_err(WriteError::Io)
+        .and_then(|file| write_file(input, file, options, scale, progress))
+        .map_err(|e| match e {
+            WriteError::Io(source) => write_err(source),
+            WriteError::Data(e) => e,
+        });
     let converted = match result.and_then(|c| {
         std::fs::rename(&tmp, output).map_err(write_err)?;
         std::fs::File::open(dir)
@@ -80,6 +81,8 @@ pub fn convert_csv(
             return Err(e);
         }
     };
+    // Held until the rename: while it is, no other conversion takes the file for a leftover.
+    drop(lock);
     let check = Dataset::from_safetensors(output)?;
     if check.len() != converted.samples || check.features() != converted.features {
         return Err(Error::internal(
@@ -100,17 +103,109 @@ impl From<std::io::Error> for WriteError {
     }
 }
 
+/// The directory and the name of `output`, if it names a file.
+fn dir_and_name(output: &Path) -> Option<(&Path, &str)> {
+    let name = output.file_name().and_then(|n| n.to_str())?;
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some((dir, name))
+}
+
+/// The temporary file a [`convert_csv`] to `output` by this process writes before renaming it
+/// into place (`None` if `output` names no file), for a signal handler to remove.
+pub fn temporary_of(output: &Path) -> Option<PathBuf> {
+    let (dir, name) = dir_and_name(output)?;
+    Some(dir.join(temporary_name(std::process::id(), name)))
+}
+
+/// The name of the temporary a conversion by process `pid` to `name` writes.
+fn temporary_name(pid: u32, name: &str) -> String {
+    format!("{TEMPORARY_PREFIX}{pid}-{name}")
+}
+
+const TEMPORARY_PREFIX: &str = ".wgfit-convert-";
+
+/// Whether `file_name` is [`temporary_name`] of some process for `name`.
+fn is_temporary_of(file_name: &str, name: &str) -> bool {
+    file_name
+        .strip_prefix(TEMPORARY_PREFIX)
+        .and_then(|rest| rest.strip_suffix(name))
+        .and_then(|rest| rest.strip_suffix('-'))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Creates this process's temporary for `name` in `dir`, locked (`flock`) for as long as the
+/// returned handle or a clone of it lives, after removing what killed conversions to the
+/// same name left: a temporary nobody holds a lock on. A conversion killed by SIGKILL or a
+/// power cut cannot remove its own; the next one does.
+fn create_temporary(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
+    remove_stale_temporaries(dir, name);
+    let path = dir.join(temporary_name(std::process::id(), name));
+    // Another conversion's cleanup may remove the file between its creation and the lock
+    // (then it has no name any more): create it again.
+    for _ in 0..3 {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.lock()?;
+        if names_file(&path, &file)? {
+            return Ok((path, file));
+        }
+    }
+    Err(std::io::Error::other(
+        "another conversion keeps removing this conversion's temporary file",
+    ))
+}
+
+/// Removes every temporary of a conversion to `name` in `dir` whose writer is gone (its lock
+/// went with its process). Only a cleanup: what cannot be listed, opened or removed stays.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        if !file_name.to_str().is_some_and(|n| is_temporary_of(n, name)) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Whether `path` still names the open `file` (and not nothing, or a newer file).
+#[cfg(unix)]
+fn names_file(path: &Path, file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    Ok(match std::fs::symlink_metadata(path) {
+        Ok(named) => named.dev() == open.dev() && named.ino() == open.ino(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    })
+}
+
+#[cfg(not(unix))]
+fn names_file(path: &Path, _file: &File) -> std::io::Result<bool> {
+    Ok(path.exists())
+}
+
 fn write_file(
     input: &Path,
-    tmp: &Path,
+    file: File,
     options: &CsvOptions,
     scale: f32,
     progress: impl FnMut(u64),
 ) -> std::result::Result<Converted, WriteError> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     out.write_all(&[0u8; 8 + HEADER_BYTES])?;
     let mut x_values = 0u64;

@@ -92,10 +92,43 @@ fn target_cols(options: &CsvOptions) -> Result<usize> {
 pub(crate) fn stream_csv(
     path: &Path,
     options: &CsvOptions,
+    row: impl FnMut(&[f32]) -> Result<()>,
+    progress: impl FnMut(u64),
+) -> Result<(usize, Targets)> {
+    let file = File::open(path).map_err(|source| Error::DataIo {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    stream_from(file, path, options, row, progress)
+}
+
+/// Reads CSV text (plain or gzip) as [`Dataset::from_csv`] reads a file, with the same checks
+/// and errors; `path` names it in them.
+pub(super) fn from_bytes(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result<Dataset> {
+    let mut x = Vec::new();
+    let reader = std::io::Cursor::new(bytes.to_vec());
+    let (features, targets) = stream_from(
+        reader,
+        path,
+        options,
+        |row| {
+            x.extend_from_slice(row);
+            Ok(())
+        },
+        |_| {},
+    )?;
+    Dataset::new(x, features, targets).map_err(|e| attach_path(e, path))
+}
+
+/// [`stream_csv`] over any reader of the file's bytes.
+fn stream_from(
+    reader: impl Read + 'static,
+    path: &Path,
+    options: &CsvOptions,
     mut row: impl FnMut(&[f32]) -> Result<()>,
     mut progress: impl FnMut(u64),
 ) -> Result<(usize, Targets)> {
-    let mut lines = LineReader::new(open_maybe_gzip(path)?, path);
+    let mut lines = LineReader::new(maybe_gunzip(reader, path)?, path);
     let mut parser = CsvParser::new(path, options, target_cols(options)?);
     let mut read = 0u64;
     while let Some((number, line)) = lines.next_line()? {
@@ -114,13 +147,12 @@ pub(crate) fn stream_csv(
     parser.finish()
 }
 
-/// Opens `path` and, if it starts with the gzip magic bytes, wraps it in a decoder.
-fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
+/// The file's bytes, through a decoder if they start with the gzip magic bytes.
+fn maybe_gunzip(mut file: impl Read + 'static, path: &Path) -> Result<Box<dyn Read>> {
     let io_err = |source| Error::DataIo {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(io_err)?;
     // Read the first two bytes by hand (a single read may return fewer), then put them back in
     // front of the rest of the file.
     let mut magic = [0u8; 2];

@@ -8,6 +8,8 @@
 mod cache;
 mod convert;
 mod csv;
+mod format;
+mod fuzz;
 mod npy;
 mod order;
 mod rows;
@@ -20,8 +22,9 @@ use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
-pub use convert::{Converted, convert_csv};
+pub use convert::{Converted, convert_csv, temporary_of};
 pub use csv::{CsvOptions, CsvTargets, Header, MAX_LINE_BYTES};
+pub use format::DataFormat;
 pub use order::epoch_permutation;
 
 /// Domain tag mixed into [`Dataset::content_hash`]; bump the version if the layout changes.
@@ -268,17 +271,15 @@ impl Dataset {
         Ok((self.slice(0, n_train), self.slice(n_train, n)))
     }
 
-    /// Dispatches on extension: `.safetensors` → [`Dataset::from_safetensors`], `.npy` →
+    /// Loads a data file of any form wgfit reads, told by its content ([`DataFormat::of`]),
+    /// not its name: safetensors → [`Dataset::from_safetensors`], `.npy` →
     /// [`Dataset::from_npy`] (the `x` file of a pair), anything else → [`Dataset::from_csv`].
     pub fn load(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Self> {
         let path = path.as_ref();
-        let extension = |e: &str| path.extension().is_some_and(|x| x.eq_ignore_ascii_case(e));
-        if extension("safetensors") {
-            Self::from_safetensors(path)
-        } else if extension("npy") {
-            Self::from_npy(path)
-        } else {
-            Self::from_csv(path, options)
+        match DataFormat::of(path)? {
+            DataFormat::Safetensors => Self::from_safetensors(path),
+            DataFormat::Npy => Self::from_npy(path),
+            DataFormat::Csv => Self::from_csv(path, options),
         }
     }
 

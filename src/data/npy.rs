@@ -28,20 +28,12 @@ impl Dataset {
             move |source| Error::DataIo { path, source }
         };
         let file = std::fs::File::open(x_path).map_err(io(x_path))?;
-        let stamp = cache::Stamp::of(&file).map_err(io(x_path))?;
+        let mut y_file = std::fs::File::open(&y_path).map_err(io(&y_path))?;
+        // Both files enter the hash, so both key the cache; stamped before they are read.
+        let stamp = cache::Stamp::of(&[&file, &y_file]).map_err(io(x_path))?;
         // SAFETY: as in `from_safetensors`: the map is only read.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(x_path))?;
-        let x = header(&map, x_path)?;
-        let features = match x.shape[..] {
-            [_] => 1,
-            [_, f] => f,
-            ref s => {
-                return Err(invalid_in(
-                    x_path,
-                    format!("x must have shape (n, features) or (n,), found {s:?}"),
-                ));
-            }
-        };
+        let (x, features) = x_header(&map, x_path)?;
         let values: usize = x.shape.iter().product();
         let rows = match x.dtype {
             Dtype::F32 => match Rows::mapped(map, x.data_start, values) {
@@ -55,20 +47,57 @@ impl Dataset {
                 path: x_path.to_path_buf(),
             });
         }
-        let y_bytes = std::fs::read(&y_path).map_err(io(&y_path))?;
-        let y = header(&y_bytes, &y_path)?;
-        let targets = targets_from(y.dtype, &y.shape, &y_bytes[y.data_start..], &y_path)?;
-        let cached = cache::read(x_path, &stamp);
+        let mut y_bytes = Vec::new();
+        std::io::Read::read_to_end(&mut y_file, &mut y_bytes).map_err(io(&y_path))?;
+        let targets = y_targets(&y_bytes, &y_path)?;
+        let cached = cache::read(x_path, stamp.as_ref());
         let data = Self::from_rows(rows, features, targets, cached.is_some())
             .map_err(|e| super::attach_path(e, x_path))?;
         match cached {
             Some(hash) => data.set_content_hash(hash),
-            None => cache::write(x_path, &stamp, data.content_hash()),
+            None => cache::write(x_path, stamp.as_ref(), data.content_hash()),
         }
         // The one sequential pass (the hash) is done; training reads rows in batch order.
         data.x.expect_random_reads();
         Ok(data)
     }
+}
+
+/// Reads an `.npy` pair's bytes as [`Dataset::from_npy`] reads the files, with the same checks
+/// and errors, into memory (no map, no cache).
+pub(super) fn from_bytes(x_bytes: &[u8], y_bytes: &[u8], x_path: &Path) -> Result<Dataset> {
+    let y_path = x_path.with_file_name("y.npy");
+    let (x, features) = x_header(x_bytes, x_path)?;
+    let values = decode_x(x_bytes, &x, x_path)?;
+    if values.is_empty() {
+        return Err(Error::EmptyData {
+            path: x_path.to_path_buf(),
+        });
+    }
+    let targets = y_targets(y_bytes, &y_path)?;
+    Dataset::from_rows(Rows::Owned(values), features, targets, false)
+        .map_err(|e| super::attach_path(e, x_path))
+}
+
+/// The header of an `x` array and its feature count.
+fn x_header(bytes: &[u8], x_path: &Path) -> Result<(Header, usize)> {
+    let x = header(bytes, x_path)?;
+    let features = match x.shape[..] {
+        [_] => 1,
+        [_, f] => f,
+        ref s => {
+            return Err(invalid_in(
+                x_path,
+                format!("x must have shape (n, features) or (n,), found {s:?}"),
+            ));
+        }
+    };
+    Ok((x, features))
+}
+
+fn y_targets(y_bytes: &[u8], y_path: &Path) -> Result<super::Targets> {
+    let y = header(y_bytes, y_path)?;
+    targets_from(y.dtype, &y.shape, &y_bytes[y.data_start..], y_path)
 }
 
 /// `…x.npy` → `…y.npy`.

@@ -21,7 +21,7 @@ impl Dataset {
     /// the map (so a data set may be larger than host memory; with
     /// [`crate::DataOn::Host`] or when it exceeds the GPU, each batch is gathered from it). The
     /// content hash and the check that every value is finite take one pass over the file; their
-    /// results are kept beside it in `<file>.wgfit-cache` (keyed by its size and modification
+    /// results are kept beside it in `<file>.wgfit-cache` (keyed by its inode and change
     /// time), so a later load of the same file (a resume) does not read it all again.
     pub fn from_safetensors(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
@@ -30,17 +30,12 @@ impl Dataset {
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
-        let stamp = cache::Stamp::of(&file).map_err(io)?;
+        let stamp = cache::Stamp::of(&[&file]).map_err(io)?;
         // SAFETY: the map is only read. Another process changing the file while it is mapped
         // changes what is read (as with any reader); the cache notices a changed file by its
-        // size and modification time at the next load.
+        // inode and change time at the next load.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        let (region, features, targets) = {
-            let st = SafeTensors::deserialize(&map)
-                .map_err(|e| invalid_in(path, format!("not a readable safetensors file: {e}")))?;
-            let (region, features) = x_region(&st, &map, path)?;
-            (region, features, read_y(&st, path)?)
-        };
+        let (region, features, targets) = parse(&map, path)?;
         let x = match region {
             XRegion::Mapped { start, len } => match Rows::mapped(map, start, len) {
                 Ok(rows) => rows,
@@ -53,17 +48,38 @@ impl Dataset {
                 path: path.to_path_buf(),
             });
         }
-        let cached = cache::read(path, &stamp);
+        let cached = cache::read(path, stamp.as_ref());
         let data = Self::from_rows(x, features, targets, cached.is_some())
             .map_err(|e| attach_path(e, path))?;
         match cached {
             Some(hash) => data.set_content_hash(hash),
-            None => cache::write(path, &stamp, data.content_hash()),
+            None => cache::write(path, stamp.as_ref(), data.content_hash()),
         }
         // The one sequential pass (the hash) is done; training reads rows in batch order.
         data.x.expect_random_reads();
         Ok(data)
     }
+}
+
+/// Reads a safetensors file's bytes as [`Dataset::from_safetensors`] reads the mapped file,
+/// with the same checks and errors, into memory (no map, no cache).
+pub(super) fn from_bytes(bytes: &[u8], path: &Path) -> Result<Dataset> {
+    let (_, features, targets) = parse(bytes, path)?;
+    let x = read_x(bytes, path)?.0;
+    if x.is_empty() {
+        return Err(Error::EmptyData {
+            path: path.to_path_buf(),
+        });
+    }
+    Dataset::from_rows(Rows::Owned(x), features, targets, false).map_err(|e| attach_path(e, path))
+}
+
+/// The header's checks: where `x` is, the feature count, and the targets.
+fn parse(bytes: &[u8], path: &Path) -> Result<(XRegion, usize, Targets)> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| invalid_in(path, format!("not a readable safetensors file: {e}")))?;
+    let (region, features) = x_region(&st, bytes, path)?;
+    Ok((region, features, read_y(&st, path)?))
 }
 
 /// Where `x` is: F32 values the map can serve as they are, or values to decode.

@@ -1,6 +1,6 @@
 //! `wgfit convert`: a CSV data set to a safetensors file that training maps instead of parsing.
 
-use crate::CliResult;
+use crate::{CliResult, Failure};
 use clap::Args;
 use std::path::PathBuf;
 use wgfit::{CsvOptions, CsvTargets};
@@ -38,6 +38,7 @@ pub fn run(args: ConvertArgs) -> CliResult {
         targets: args.targets.map_or(CsvTargets::Class, CsvTargets::Values),
         ..Default::default()
     };
+    remove_temporary_on_signal(&args.output)?;
     let size = std::fs::metadata(&args.input).map(|m| m.len()).unwrap_or(0);
     let bar = crate::byte_progress(size, "converting");
     let converted =
@@ -58,5 +59,31 @@ pub fn run(args: ConvertArgs) -> CliResult {
         },
         c.bytes
     );
+    Ok(())
+}
+
+/// On SIGINT or SIGTERM, removes the temporary the conversion writes (a partial file of use to
+/// nobody) and exits with 128 + the signal number. A SIGKILL cannot be caught: the next
+/// conversion to the same name removes what it left.
+fn remove_temporary_on_signal(output: &std::path::Path) -> CliResult {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(temporary) = wgfit::data::temporary_of(output) else {
+        return Ok(());
+    };
+    let Ok(temporary) = std::ffi::CString::new(temporary.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let temporary = temporary.clone();
+        // SAFETY: the action calls only unlink(2) and _exit(2), both async-signal-safe, on a
+        // string made beforehand.
+        let registered = unsafe {
+            signal_hook::low_level::register(signal, move || {
+                libc::unlink(temporary.as_ptr());
+                libc::_exit(128 + signal);
+            })
+        };
+        registered.map_err(|e| Failure::new(format!("cannot install a signal handler: {e}")))?;
+    }
     Ok(())
 }

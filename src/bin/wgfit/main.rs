@@ -120,21 +120,40 @@ pub fn load_data(
     scale_inputs(data, scale)
 }
 
-/// Loads a data file; a CSV of 16 MB or more shows a progress bar on a terminal (mapped
-/// formats are not read but mapped: nothing to wait for but one hashing pass).
+/// Loads a data file, its form told by its content, not its name; a CSV of 16 MB or more
+/// shows a progress bar on a terminal (mapped formats are not read but mapped: nothing to wait
+/// for but one hashing pass).
 fn load_file(path: &Path, options: &CsvOptions) -> CliResult<Dataset> {
-    let is_csv = !path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors") || e.eq_ignore_ascii_case("npy"));
+    let format = wgfit::data::DataFormat::of(path)?;
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if !is_csv || size < 16 << 20 {
-        return Ok(Dataset::load(path, options)?);
+    if format != wgfit::data::DataFormat::Csv || size < 16 << 20 {
+        return Dataset::load(path, options).map_err(|e| float_targets_hint(e, path, options));
     }
     let bar = byte_progress(size, "loading");
     let data =
         Dataset::from_csv_with_progress(path, options, |read| bar.set_position(read.min(size)));
     bar.finish_and_clear();
-    Ok(data?)
+    data.map_err(|e| float_targets_hint(e, path, options))
+}
+
+/// A CSV whose last column is not a class label is most often a regression data set: the
+/// error says how to train on float targets.
+fn float_targets_hint(e: wgfit::Error, path: &Path, options: &CsvOptions) -> Failure {
+    let label_error = matches!(&e, wgfit::Error::DataParse { reason, .. }
+        if reason.starts_with("class label"));
+    if !(label_error && options.targets == wgfit::CsvTargets::Class) {
+        return e.into();
+    }
+    let stem = path
+        .file_stem()
+        .map_or("data".into(), |s| s.to_string_lossy());
+    Failure::new(format!(
+        "{e}\n  the last column is read as a class label; for float targets (regression, \
+         --loss mse) convert the file with the number N of target columns, then train on the \
+         result:\n    wgfit convert {} {stem}.safetensors --targets N\n    \
+         wgfit train --data {stem}.safetensors --loss mse ...",
+        path.display()
+    ))
 }
 
 /// A progress bar over `size` bytes on stderr when it is a terminal (hidden otherwise).

@@ -1,0 +1,6 @@
+//! libFuzzer target: [`wgfit_fuzz::sidecar`] on every input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = wgfit_fuzz::sidecar(data);
+});
