@@ -246,6 +246,9 @@ fn backup_of_another_model_and_locked_backup_are_refused() {
         "{err}"
     );
     assert!(err.contains("--backup-dir"), "{err}");
+    // Unlocked, not only closed: a child another test thread forked may share the descriptor
+    // until it execs.
+    lock.unlock().unwrap();
     drop(lock);
     assert_ok(&wgfit(dir.path(), &other));
 }

@@ -3,6 +3,9 @@
 //! data other than what the file holds now. A changed label file, an in-place edit with the
 //! modification time set back, and a file changed a moment ago are all read again.
 
+mod common;
+
+use common::data_files::npy;
 use std::path::Path;
 use std::time::Duration;
 use wgfit::data::convert_csv;
@@ -11,20 +14,6 @@ use wgfit::{CsvOptions, Dataset, Error};
 /// Longer than the age a file must reach before its stamp is trusted (a change within the
 /// filesystem's timestamp granularity of the stamp would go unseen).
 const SETTLE: Duration = Duration::from_millis(2100);
-
-/// An `.npy` file (format 1.0) of `descr` and `shape` holding `data`.
-fn npy(path: &Path, descr: &str, shape: &str, data: &[u8]) {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    std::fs::write(path, bytes).unwrap();
-}
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -52,8 +41,14 @@ fn a_changed_label_file_is_read_again() {
     let tmp = tempfile::tempdir().unwrap();
     let x: Vec<f32> = (0..12).map(|i| i as f32 / 4.0).collect();
     let (x_path, y_path) = (tmp.path().join("trainx.npy"), tmp.path().join("trainy.npy"));
-    npy(&x_path, "<f4", "(6, 2)", &f32_bytes(&x));
-    npy(&y_path, "<i8", "(6,)", &i64_bytes(&[0, 1, 2, 0, 1, 2]));
+    npy(&x_path, "<f4", "(6, 2)", false, &f32_bytes(&x));
+    npy(
+        &y_path,
+        "<i8",
+        "(6,)",
+        false,
+        &i64_bytes(&[0, 1, 2, 0, 1, 2]),
+    );
     std::thread::sleep(SETTLE);
     let first = Dataset::from_npy(&x_path).unwrap();
     let first_hash = first.content_hash();

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::data_files::npy;
 use common::{bits, model, options};
 use std::path::Path;
 use wgfit::data::convert_csv;
@@ -208,24 +209,6 @@ fn wgfit_convert_then_train_on_the_mapped_file_streamed() {
     let missing = wgfit(&["convert", "nope.csv", "n.safetensors"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.csv"));
-}
-
-/// An `.npy` file (format 1.0) of `descr` and `shape` holding `data`.
-fn npy(path: &Path, descr: &str, shape: &str, fortran: bool, data: &[u8]) {
-    let mut header = format!(
-        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
-        if fortran { "True" } else { "False" }
-    );
-    // NumPy pads the header with spaces and a newline so the data starts at a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]

@@ -6,6 +6,9 @@
 #[path = "../fuzz/src/lib.rs"]
 mod readers;
 
+mod common;
+
+use common::rng::Rng;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,22 +44,6 @@ fn seeds(reader: &str) -> Vec<(String, Vec<u8>)> {
     }
     seeds.sort();
     seeds
-}
-
-/// A fixed-seed xorshift: the same mutations on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// Bytes that matter to the formats read: separators, digits, signs, brackets, quotes.

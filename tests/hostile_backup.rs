@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::rng::Rng;
 use common::{bits, data, dir_contents, kept_backup, model, options};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -294,22 +295,6 @@ fn crafted_weights_files_are_refused() {
     }
 }
 
-/// A small xorshift generator for the mutation fuzzer.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// One random mutation: flip a bit, overwrite a byte, cut, duplicate a span, or insert
 /// interesting bytes.
 fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
@@ -349,7 +334,7 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
         _ => {
             let i = rng.below(n.saturating_sub(8).max(1));
             if bytes.len() >= i + 8 {
-                bytes[i..i + 8].copy_from_slice(&rng.next().to_le_bytes());
+                bytes[i..i + 8].copy_from_slice(&rng.next_u64().to_le_bytes());
             }
         }
     }

@@ -49,13 +49,32 @@ fn next(state: &mut u64) -> u64 {
     *state >> 33
 }
 
-/// Reruns the job in `dir` to completion and checks it ends with `expected`'s bytes.
+/// The global step of the state committed in `dir`'s backup.
+fn committed_step(dir: &Path) -> u64 {
+    let latest = std::fs::read(dir.join("out.backup/latest.json")).expect("a committed state");
+    let sidecar: serde_json::Value = serde_json::from_slice(&latest).expect("a sidecar");
+    sidecar["global_step"].as_u64().expect("global_step")
+}
+
+/// Reruns the job in `dir` to completion and checks it resumed from the committed state (a
+/// rerun that ignored the backup would end with the same bytes) and ends with `expected`'s.
 fn rerun_matches(dir: &Path, expected: &[u8]) {
+    let step = committed_step(dir);
     let out = wait_at_most(
         mpirun(dir, 2, &args()).spawn().expect("mpirun"),
         Duration::from_secs(300),
     );
     assert_ok(&out);
+    let done = if step == 1 {
+        "(1 batch done)".to_string()
+    } else {
+        format!("({step} batches done)")
+    };
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&done),
+        "the rerun did not resume from global step {step}: {}",
+        text(&out)
+    );
     let hashes = rank_hashes(&out, 2);
     assert_eq!(hashes[0], hashes[1]);
     let got = std::fs::read(dir.join("out.safetensors")).expect("output");

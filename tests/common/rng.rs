@@ -26,7 +26,8 @@ impl Rng {
         (0..n).map(|_| self.uniform(lo, hi)).collect()
     }
 
+    /// Uniform in `[0, n)`; 0 when `n` is 0.
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }

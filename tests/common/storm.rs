@@ -52,8 +52,13 @@ pub fn kill_storm(
         let from = training_from(&mut child);
         let started = from.is_some();
         if let (Some(committed), Some(from)) = (committed, from) {
-            // A restart resumes from what was committed, not from the beginning.
-            assert_eq!(from, committed, "the restart resumed from the commit");
+            // A restart resumes from what was committed, not from the beginning. (At least
+            // that: on object storage the killed run's last commit, already sent, may land
+            // after `committed` was read and before the restart restores.)
+            assert!(
+                from >= committed,
+                "the restart resumed from {from}, before the commit at {committed}"
+            );
             resumes.last_mut().unwrap().push(from);
         }
         std::thread::sleep(at);
@@ -87,9 +92,9 @@ pub fn kill_storm(
     let committed = committed_step(dir);
     let mut child = spawn(dir, &out, &vars, None);
     let from = training_from(&mut child);
-    assert_eq!(
-        from, committed,
-        "the final run resumes from the last commit"
+    assert!(
+        from.is_some() && from >= committed,
+        "the final run resumes from the last commit ({committed:?}), not {from:?}"
     );
     let output = child.wait_with_output().unwrap();
     let (code, err) = (
