@@ -359,6 +359,28 @@ pub enum Error {
         /// When it was found, e.g. "at the end of epoch 3".
         when: String,
     },
+    /// Another rank of a distributed fit failed; every rank's `fit` ends with it (the failing
+    /// rank's with its own error), at the next exchange.
+    #[error("rank {rank} failed, which ends the distributed fit on every rank: {reason}")]
+    RankFailed {
+        /// The rank that failed.
+        rank: usize,
+        /// Its error.
+        reason: String,
+    },
+    /// The ranks of a distributed fit reached different exchanges (one ended its fit while
+    /// another trained on, or they exchanged different things): they no longer run one fit.
+    #[error(
+        "the ranks are out of step: rank {rank} {theirs} while this rank {mine} (do all ranks run the same epochs and callbacks?)"
+    )]
+    RanksOutOfStep {
+        /// The first rank found elsewhere.
+        rank: usize,
+        /// What that rank was doing.
+        theirs: String,
+        /// What this rank was doing.
+        mine: String,
+    },
     /// The batch cannot be split over the ranks of a distributed fit.
     #[error("a batch of {batch} rows cannot be split over {ranks} ranks: {reason}")]
     BatchSplit {

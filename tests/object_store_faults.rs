@@ -407,6 +407,9 @@ fn a_run_that_cannot_renew_its_lease_stops_before_it_expires() {
     let mut a = start(&url, &out, &vars);
     assert!(training_from(&mut a).is_some());
     first_commit(&bucket, "p");
+    // Past the commit's clean-up (its DELETE), well before the next save: the cut then hits
+    // the renewals alone (a cut save fails with its own error first).
+    std::thread::sleep(Duration::from_millis(300));
     proxy.cut();
     let before = objects(&bucket, "p");
     let output = a.wait_with_output().unwrap();
@@ -455,4 +458,48 @@ fn a_brief_outage_is_retried_and_the_run_ends_exactly() {
         assert_eq!(code, 0, "{err}");
     });
     assert_eq!(std::fs::read(&out).unwrap(), expected);
+}
+
+/// The store lost for good in the middle of `wgfit train`: the run stops (exit 4) with what
+/// it trained written to `--output` before it reports the backup's failure, and the bucket
+/// keeps its last commit. Nothing trained is lost with the store.
+#[test]
+fn a_run_whose_store_goes_away_keeps_what_it_trained_in_its_output() {
+    use common::cli::{BIN, LONG};
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-gone");
+    let proxy = Proxy::start(moto.port());
+    let tmp = tempfile::tempdir().unwrap();
+    let url = bucket.url("gone");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(LONG)
+        .args(["--backup-dir", &url, "--output", "out.safetensors"])
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in common::s3::env(proxy.port) {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let committed = first_commit(&bucket, "gone");
+    proxy.cut();
+    let started = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+    let out = tmp.path().join("out.safetensors");
+    assert!(
+        err.contains(&url) && err.contains(&out.file_name().unwrap().to_string_lossy()[..]),
+        "{err}"
+    );
+    assert!(err.contains("the same command resumes"), "{err}");
+    // A weights file evaluate takes (it carries what it needs: the activation, the scale).
+    let e = std::process::Command::new(BIN)
+        .args(["evaluate", "--weights", "out.safetensors"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    assert!(bucket.committed_step("gone").unwrap() >= committed);
 }

@@ -46,6 +46,9 @@ pub struct BackupAndRestore {
     superseded: u64,
     /// States committed by the last `fit`.
     committed: u64,
+    /// Whether the last `fit` stopped because a save, a commit or the lease failed once
+    /// training had begun.
+    failed_in_training: bool,
 }
 
 /// What exists while a `fit` uses the callback.
@@ -93,6 +96,7 @@ impl BackupAndRestore {
             held: None,
             superseded: 0,
             committed: 0,
+            failed_in_training: false,
         })
     }
 
@@ -238,6 +242,26 @@ impl BackupAndRestore {
         self.superseded
     }
 
+    /// Whether the last `fit` ended with this callback's error after training had begun: a
+    /// save, a commit or the lease failed (the store went away, the disk filled up, another
+    /// run took the backup over). The model then holds what was trained up to that point, which
+    /// the caller can still keep (`wgfit train` writes it to its output); the backup holds its
+    /// last commit.
+    pub fn failed_in_training(&self) -> bool {
+        self.failed_in_training
+    }
+
+    /// Records a failure of the backup once training has begun (not a preemption, which
+    /// saved).
+    fn noted<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result
+            && !matches!(e, Error::Preempted { .. })
+        {
+            self.failed_in_training = true;
+        }
+        result
+    }
+
     /// States the last `fit` committed. Every save point of a fit is either committed or
     /// superseded (`superseded_saves`), none is dropped unreported.
     pub fn committed_saves(&self) -> u64 {
@@ -250,7 +274,13 @@ impl Callback for BackupAndRestore {
         "BackupAndRestore"
     }
 
+    // Every rank takes the state rank 0 restores: all must have the callback.
+    fn settings(&self) -> Option<String> {
+        Some("restores rank 0's backup".into())
+    }
+
     fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.failed_in_training = false;
         self.validate()?;
         // MPI ranks above 0 take the state rank 0 restored and write nothing (docs/MPI.md).
         if !crate::distributed::is_writer() {
@@ -290,6 +320,35 @@ impl Callback for BackupAndRestore {
     }
 
     fn on_train_batch_end(&mut self, ctx: &mut Context<'_>, _batch: usize) -> Result<()> {
+        let result = self.batch_end(ctx);
+        self.noted(result)
+    }
+
+    fn on_epoch_end(&mut self, ctx: &mut Context<'_>, _epoch: usize, _logs: &Logs) -> Result<()> {
+        let result = self.epoch_end(ctx);
+        self.noted(result)
+    }
+
+    fn on_snapshot(&mut self, _ctx: &mut Context<'_>, snapshot: Snapshot) -> Result<()> {
+        let result = self.snapshot(snapshot);
+        self.noted(result)
+    }
+
+    fn on_train_end(&mut self, ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
+        let result = self.train_end(ctx);
+        self.noted(result)
+    }
+
+    fn on_fit_exit(&mut self, _ctx: &mut Context<'_>, outcome: FitOutcome) -> Result<()> {
+        let result = self.fit_exit(outcome);
+        self.noted(result)
+    }
+}
+
+/// The callback's work after the start of training; its failures are noted
+/// ([`BackupAndRestore::failed_in_training`]).
+impl BackupAndRestore {
+    fn batch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         if !crate::distributed::is_writer() {
             return Ok(());
         }
@@ -319,7 +378,7 @@ impl Callback for BackupAndRestore {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, ctx: &mut Context<'_>, _epoch: usize, _logs: &Logs) -> Result<()> {
+    fn epoch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         if !crate::distributed::is_writer() {
             return Ok(());
         }
@@ -331,7 +390,7 @@ impl Callback for BackupAndRestore {
         Ok(())
     }
 
-    fn on_snapshot(&mut self, _ctx: &mut Context<'_>, snapshot: Snapshot) -> Result<()> {
+    fn snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
         let run = self.run()?;
         let position = snapshot.meta().position;
         run.writer.send(snapshot)?;
@@ -348,7 +407,7 @@ impl Callback for BackupAndRestore {
         Ok(())
     }
 
-    fn on_train_end(&mut self, ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
+    fn train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         if !crate::distributed::is_writer() {
             return Ok(());
         }
@@ -367,7 +426,7 @@ impl Callback for BackupAndRestore {
         Ok(())
     }
 
-    fn on_fit_exit(&mut self, _ctx: &mut Context<'_>, outcome: FitOutcome) -> Result<()> {
+    fn fit_exit(&mut self, outcome: FitOutcome) -> Result<()> {
         let Some(run) = self.run.take() else {
             return Ok(());
         };

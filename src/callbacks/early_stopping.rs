@@ -114,6 +114,17 @@ impl Callback for EarlyStopping {
         NAME
     }
 
+    fn settings(&self) -> Option<String> {
+        Some(format!(
+            "{}, patience {}, baseline {:?}, restore_best_weights {}, start_from_epoch {}",
+            self.monitor.words(),
+            self.patience,
+            self.baseline,
+            self.restore_best_weights,
+            self.start_from_epoch
+        ))
+    }
+
     fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
         self.wait = 0;
         self.stopped_epoch = 0;

@@ -24,6 +24,11 @@ impl Callback for LearningRateScheduler<'_> {
         "LearningRateScheduler"
     }
 
+    // A function cannot be compared: its presence can.
+    fn settings(&self) -> Option<String> {
+        Some("a schedule".into())
+    }
+
     fn on_epoch_begin(&mut self, ctx: &mut Context<'_>, epoch: usize) -> Result<()> {
         if ctx.position().step > 0 {
             // Resumed in the middle of the epoch: its start already set the rate.

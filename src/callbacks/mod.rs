@@ -102,6 +102,14 @@ pub trait Callback {
         Ok(())
     }
 
+    /// What every rank of a distributed fit must run alike for this callback: the settings
+    /// that change what is trained or when it stops (a monitor and its patience, a schedule),
+    /// compared across ranks before training. `None` (the default) for a callback that only
+    /// observes, or writes what rank 0 alone writes.
+    fn settings(&self) -> Option<String> {
+        None
+    }
+
     /// The callback's state to save with a checkpoint (best value, patience counter, ...).
     fn state(&self) -> Option<serde_json::Value> {
         None

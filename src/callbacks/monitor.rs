@@ -35,6 +35,14 @@ impl Monitor {
         }
     }
 
+    /// "monitor val_loss (Auto, min_delta 0)", for the ranks' agreement.
+    pub fn words(&self) -> String {
+        format!(
+            "monitor {} ({:?}, min_delta {})",
+            self.name, self.mode, self.min_delta
+        )
+    }
+
     /// Whether lower is better, by Keras's `MonitorCallback` rule: `loss` and `val_loss` go
     /// down, `accuracy` and `val_accuracy` up; another name needs an explicit mode.
     pub fn lower_is_better(&self, callback: &str) -> Result<bool> {

@@ -101,6 +101,17 @@ impl Callback for ReduceLROnPlateau {
         NAME
     }
 
+    fn settings(&self) -> Option<String> {
+        Some(format!(
+            "{}, factor {}, patience {}, cooldown {}, min_lr {}",
+            self.monitor.words(),
+            self.factor,
+            self.patience,
+            self.cooldown,
+            self.min_lr
+        ))
+    }
+
     fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
         if !(self.factor < 1.0 && self.factor > 0.0) {
             return Err(Error::config(

@@ -16,6 +16,10 @@ impl Callback for TerminateOnNaN {
         "TerminateOnNaN"
     }
 
+    fn settings(&self) -> Option<String> {
+        Some("on".into())
+    }
+
     fn on_train_batch_end(&mut self, ctx: &mut Context<'_>, batch: usize) -> Result<()> {
         let logs = ctx.batch_logs()?;
         match logs.get("loss") {

@@ -39,12 +39,14 @@ pub(crate) fn check_split(batch: usize, ranks: usize, samples: usize) -> Result<
 pub(crate) fn check_ranks_agree(
     group: &Group,
     fingerprint: &Fingerprint,
-    adapter: &str,
+    run: &[(&str, String)],
 ) -> Result<()> {
     let mut mine = serde_json::to_value(fingerprint)
         .map_err(|e| Error::encoding("the run's fingerprint", e))?;
     if let Some(map) = mine.as_object_mut() {
-        map.insert("adapter".into(), adapter.into());
+        for (what, value) in run {
+            map.insert((*what).into(), value.clone().into());
+        }
         map.insert("ranks".into(), group.size().into());
     }
     let bytes =

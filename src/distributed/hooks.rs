@@ -40,9 +40,9 @@ pub(crate) fn begin(group: &Group) -> Result<DistributedFit> {
 pub(crate) fn check_ranks_agree(
     group: &Group,
     fingerprint: &Fingerprint,
-    adapter: &str,
+    run: &[(&str, String)],
 ) -> Result<()> {
-    checks::check_ranks_agree(group, fingerprint, adapter)
+    checks::check_ranks_agree(group, fingerprint, run)
 }
 
 /// In a distributed fit, checks that every rank holds the same parameters `when`, and keeps

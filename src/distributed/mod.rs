@@ -13,6 +13,7 @@
 mod checks;
 mod hooks;
 mod launcher;
+mod lockstep;
 #[cfg(feature = "mpi")]
 mod mpi_world;
 mod wire;
@@ -74,16 +75,27 @@ impl Group {
         self.exchange.size()
     }
 
+    /// Every rank's `send`, in rank order (after the ranks said they all do this: see
+    /// `lockstep`).
     pub(crate) fn all_gather(&self, send: &[u8]) -> Result<Vec<u8>> {
         let started = std::time::Instant::now();
+        lockstep::announce(self, &lockstep::Announce::Gather(send.len() as u64))?;
         let out = self.exchange.all_gather(send);
         COMM_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         COMM_BYTES.fetch_add(send.len() as u64 * self.size() as u64, Ordering::Relaxed);
         out
     }
 
+    /// Rank 0's `bytes` on every rank (after the ranks said they all do this).
     pub(crate) fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
+        lockstep::announce(self, &lockstep::Announce::Broadcast)?;
         self.exchange.broadcast(bytes)
+    }
+
+    /// Ends a distributed `fit` on this rank with `result`: every rank's `fit` ends with an
+    /// error when any rank's does (see `lockstep`). Collective.
+    pub(crate) fn finish<T>(&self, result: Result<T>) -> Result<T> {
+        lockstep::finish(self, result)
     }
 }
 

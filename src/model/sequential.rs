@@ -261,7 +261,26 @@ impl Sequential {
 
     /// Trains the model on `data` (Keras's `fit(x, y, ...)`; a [`Dataset`] holds `x` and `y`).
     /// Returns the History of the whole run, including epochs restored from a backup.
+    ///
+    /// In a distributed fit ([`FitOptions::distributed`]) an error on any rank ends every
+    /// rank's `fit`: the failing rank's with its error, the others' with
+    /// [`Error::RankFailed`] naming it.
     pub fn fit(
+        &mut self,
+        data: &Dataset,
+        options: FitOptions,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
+        let group = options.distributed.clone();
+        let result = self.fit_this_rank(data, options, callbacks);
+        match group {
+            Some(group) => group.finish(result),
+            None => result,
+        }
+    }
+
+    /// [`Sequential::fit`] on this rank.
+    fn fit_this_rank(
         &mut self,
         data: &Dataset,
         options: FitOptions,
@@ -285,7 +304,7 @@ impl Sequential {
                 validation_split: None,
                 ..options
             };
-            return self.fit(&train, options, callbacks);
+            return self.fit_this_rank(&train, options, callbacks);
         }
         if let Some(v) = &options.validation_data {
             self.check_data(v)?;
@@ -297,7 +316,8 @@ impl Sequential {
         let split = match &options.distributed {
             Some(group) => {
                 let adapter = c.params.gpu.adapter().to_string();
-                crate::distributed::check_ranks_agree(group, &fingerprint, &adapter)?;
+                let run = ranks_must_share(&options, callbacks, &adapter);
+                crate::distributed::check_ranks_agree(group, &fingerprint, &run)?;
                 crate::distributed::check_split(options.batch_size, group.size(), data.len())?;
                 Some(crate::engine::Split {
                     rank: group.rank(),
@@ -483,4 +503,43 @@ impl Sequential {
     pub fn optimizer_slots(&self) -> Result<Vec<Tensor>> {
         self.compiled()?.params.read_slots()
     }
+}
+
+/// What every rank of a distributed fit must run alike besides the fingerprint: the device
+/// type (whose kernels make the bits), the epochs, the validation (its data decides plateaus
+/// and early stops), and the settings of the callbacks that change the training or its end.
+fn ranks_must_share(
+    options: &FitOptions,
+    callbacks: &[&mut dyn Callback],
+    adapter: &str,
+) -> Vec<(&'static str, String)> {
+    let validation = match &options.validation_data {
+        Some(v) => format!(
+            "{} rows, sha256 {}",
+            v.len(),
+            v.content_hash()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
+        None => "none".into(),
+    };
+    let settings: Vec<String> = callbacks
+        .iter()
+        .filter_map(|cb| cb.settings().map(|s| format!("{} ({s})", cb.name())))
+        .collect();
+    vec![
+        ("adapter", adapter.to_string()),
+        ("epochs", options.epochs.to_string()),
+        ("initial epoch", options.initial_epoch.to_string()),
+        ("validation data", validation),
+        (
+            "validation frequency and batch size",
+            format!(
+                "{} {:?}",
+                options.validation_freq, options.validation_batch_size
+            ),
+        ),
+        ("callbacks", settings.join("; ")),
+    ]
 }

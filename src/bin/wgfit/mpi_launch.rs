@@ -52,6 +52,8 @@ impl Launch {
             E::RankDisagreement { .. }
                 | E::BatchSplit { .. }
                 | E::RanksDiverged { .. }
+                | E::RankFailed { .. }
+                | E::RanksOutOfStep { .. }
                 | E::Preempted { .. }
                 | E::StoppedBySignal { .. }
         ));

@@ -145,7 +145,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         (Some(path), Some(format)) => Some(HistoryView::history(path.clone(), format)),
         _ => None,
     };
-    let history = {
+    let fitted = {
         let mut list: Vec<&mut dyn Callback> = Vec::new();
         if let Some(b) = backup.as_mut() {
             list.push(b);
@@ -155,10 +155,26 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
             list.push(h);
         }
         list.extend(callbacks.list());
-        model.fit(&train, options, &mut list).map_err(|e| {
+        model.fit(&train, options, &mut list)
+    };
+    let history = match fitted {
+        Ok(history) => history,
+        Err(e) => {
             launch.note(&e);
-            fit_error(e, &train, &widths, &data_name)
-        })?
+            // The backup's own failure (not a later one of its after another error stopped
+            // the run: diverged weights are not kept).
+            let storage = matches!(
+                e,
+                Error::ObjectStore { .. }
+                    | Error::LeaseLost { .. }
+                    | Error::CheckpointIo { .. }
+                    | Error::WriteFile { .. }
+            );
+            if rank == 0 && storage && backup.as_ref().is_some_and(|b| b.failed_in_training()) {
+                return Err(keep_trained(&model, &args.output, input_scale, e));
+            }
+            return Err(fit_error(e, &train, &widths, &data_name));
+        }
     };
 
     if rank > 0 {
@@ -307,6 +323,41 @@ fn preempted(e: Error) -> Failure {
 
 /// Writes the parameters as safetensors, atomically (a temporary file renamed into place),
 /// with the record of the model `evaluate` and `predict` rebuild it from.
+/// Exit status of a run whose backup failed after training began, once what was trained is
+/// in the output (README, "Exit status").
+const BACKUP_FAILED: u8 = 4;
+
+/// After the backup failed in training (its store went away, its disk filled up, its lease
+/// was lost), writes what was trained to `output` before reporting the failure: nothing
+/// trained is lost with the backup's store. The backup keeps its last commit, from which a
+/// rerun of the same command resumes.
+fn keep_trained(model: &Sequential, output: &Path, input_scale: f32, e: Error) -> Failure {
+    let written = model.parameters().and_then(|params| {
+        let meta = WeightsMeta {
+            input_scale: Some(input_scale),
+            ..model.weights_meta()?
+        };
+        Ok((params, meta))
+    });
+    let kept = match written {
+        Ok((params, meta)) => write_weights(output, &params, &meta).map_err(|f| f.message),
+        Err(e) => Err(e.to_string()),
+    };
+    let message = match kept {
+        Ok(()) => format!(
+            "{e}\nwgfit: the backup failed, so training stopped; the weights trained until then \
+             are in {} (not a finished run: the same command resumes from the backup's last \
+             commit once its store works again)",
+            output.display()
+        ),
+        Err(why) => format!("{e}\nwgfit: the weights trained could not be kept either: {why}"),
+    };
+    Failure {
+        message,
+        code: BACKUP_FAILED,
+    }
+}
+
 fn write_weights(path: &Path, params: &[Tensor], meta: &WeightsMeta) -> CliResult {
     meta.write_with(path, params)
         .map_err(|e| Failure::new(format!("--output: {e}")))

@@ -329,10 +329,20 @@ impl Remote {
 
     /// Removes `name` if it is there.
     pub fn remove(&self, name: &str) -> Result<()> {
-        // One DELETE: it succeeds whether or not the object was there.
-        match self.wait("DELETE", name, self.store.delete(&self.key(name)))? {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.fail(name, "removing", e)),
+        // A delete succeeds whether or not the object was there, so it can be repeated; and it
+        // must be here: the client sends S3's as a bulk-delete POST, which it does not retry
+        // (one dropped connection failed a run). Retried with backoff within the budget.
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            match self.wait("DELETE", name, self.store.delete(&self.key(name)))? {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => return Ok(()),
+                Err(_) if started.elapsed() + pause < self.budget => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                Err(e) => return Err(self.fail(name, "removing", e)),
+            }
         }
     }
 

@@ -1,0 +1,129 @@
+//! The ranks kept in lock step. Before every collective each rank all-gathers a small header
+//! saying what it is about to do: this exchange (its kind and length), the end of its fit, or
+//! its failure. A rank that fails alone (a callback's error, a full disk on rank 0) says so at
+//! its next collective, which is the one every other rank is waiting in, so every `fit` ends
+//! with an error naming it instead of waiting for ever; ranks that reach different exchanges
+//! (one ran out of epochs, one stopped early) are told so instead of mismatching.
+//!
+//! Every path through a distributed `fit` ends with exactly one more header: [`finish`] at its
+//! end, except where the error came from a header, which every rank has seen.
+
+use super::Group;
+use crate::error::{Error, Result};
+
+/// Bytes of a header: a tag, the exchange's length, and the failure's message (truncated).
+const HEADER_BYTES: usize = 256;
+const MESSAGE_AT: usize = 16;
+
+/// What a rank is about to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Announce {
+    /// An all-gather of `len` bytes.
+    Gather(u64),
+    /// A broadcast from rank 0.
+    Broadcast,
+    /// The end of its `fit`, which succeeded.
+    Done,
+    /// The end of its `fit`, which failed with this message.
+    Failed(String),
+}
+
+impl Announce {
+    fn encode(&self) -> [u8; HEADER_BYTES] {
+        let mut out = [0u8; HEADER_BYTES];
+        let (tag, len) = match self {
+            Announce::Gather(len) => (1u8, *len),
+            Announce::Broadcast => (2, 0),
+            Announce::Done => (3, 0),
+            Announce::Failed(_) => (4, 0),
+        };
+        out[0] = tag;
+        out[8..16].copy_from_slice(&len.to_le_bytes());
+        if let Announce::Failed(message) = self {
+            let mut end = message.len().min(HEADER_BYTES - MESSAGE_AT);
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            out[MESSAGE_AT..MESSAGE_AT + end].copy_from_slice(&message.as_bytes()[..end]);
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Announce> {
+        let len = bytes
+            .get(8..16)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes);
+        match (bytes.first(), len) {
+            (Some(1), Some(len)) => Ok(Announce::Gather(len)),
+            (Some(2), Some(_)) => Ok(Announce::Broadcast),
+            (Some(3), Some(_)) => Ok(Announce::Done),
+            (Some(4), Some(_)) => {
+                let text = &bytes[MESSAGE_AT..];
+                let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+                Ok(Announce::Failed(
+                    String::from_utf8_lossy(&text[..end]).into_owned(),
+                ))
+            }
+            _ => Err(Error::internal("a rank sent a header wgfit does not know")),
+        }
+    }
+
+    /// For messages: "ended its fit", "exchanges 120 bytes", ...
+    fn words(&self) -> String {
+        match self {
+            Announce::Gather(len) => format!("exchanges {len} bytes"),
+            Announce::Broadcast => "takes rank 0's state".into(),
+            Announce::Done => "ended its fit".into(),
+            Announce::Failed(_) => "failed".into(),
+        }
+    }
+}
+
+/// Tells every rank what this one is about to do, and learns what they are. `Err` when
+/// another rank failed ([`Error::RankFailed`], the lowest such rank) or is doing something
+/// else ([`Error::RanksOutOfStep`]); the caller then leaves `fit` without another collective.
+pub(crate) fn announce(group: &Group, mine: &Announce) -> Result<()> {
+    let all = group.exchange.all_gather(&mine.encode())?;
+    let me = group.rank();
+    let theirs: Vec<Announce> = all
+        .chunks_exact(HEADER_BYTES)
+        .map(Announce::decode)
+        .collect::<Result<_>>()?;
+    for (rank, other) in theirs.iter().enumerate() {
+        if let Announce::Failed(reason) = other
+            && rank != me
+        {
+            return Err(Error::RankFailed {
+                rank,
+                reason: reason.clone(),
+            });
+        }
+    }
+    if matches!(mine, Announce::Failed(_)) {
+        return Ok(());
+    }
+    match theirs.iter().enumerate().find(|(_, other)| *other != mine) {
+        Some((rank, other)) => Err(Error::RanksOutOfStep {
+            rank,
+            theirs: other.words(),
+            mine: mine.words(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Ends a distributed `fit` with `result` on this rank: announces its end (or its failure) and
+/// returns `result`, or the error of another rank that failed.
+pub(crate) fn finish<T>(group: &Group, result: Result<T>) -> Result<T> {
+    match result {
+        // Learned from a header every rank took part in: nothing more to say.
+        Err(e @ (Error::RankFailed { .. } | Error::RanksOutOfStep { .. })) => Err(e),
+        Ok(value) => announce(group, &Announce::Done).map(|_| value),
+        Err(e) => {
+            // The others' failures, if any, are theirs to report: this rank reports its own.
+            let _ = announce(group, &Announce::Failed(e.to_string()));
+            Err(e)
+        }
+    }
+}

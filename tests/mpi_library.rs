@@ -1,0 +1,181 @@
+//! A library caller's distributed `fit` on 2 ranks (`--features mpi`; needs `mpirun`): an error
+//! on one rank alone ends every rank's `fit` within seconds, naming the rank, wherever it
+//! happens (in the middle of training, or after the last exchange); ranks that differ in what
+//! they must run alike (the epochs, the validation data, a callback) are refused before
+//! training, naming the difference. Each case runs this test binary's `rank` test under
+//! `mpirun`.
+#![cfg(feature = "mpi")]
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wgfit::callbacks::LambdaCallback;
+use wgfit::{
+    Activation, Callback, Dataset, Dense, EarlyStopping, Error, FitOptions, Loss, Sequential, Sgd,
+    Targets,
+};
+
+/// 256 rows of 8 features in 3 classes, the same on every rank (`shift` moves the inputs).
+fn data(rows: usize, shift: f32) -> Dataset {
+    let x = (0..rows * 8)
+        .map(|i| ((i * 37 % 101) as f32 / 101.0) + shift)
+        .collect();
+    let labels = (0..rows).map(|i| (i % 3) as u32).collect();
+    Dataset::new(x, 8, Targets::Classes(labels)).unwrap()
+}
+
+/// One rank of a case (`CASE`), under `mpirun`: prints `rank R: ok` or `rank R: error: …`.
+#[test]
+#[ignore = "run under mpirun by the other tests in this file"]
+fn rank() {
+    let mpi = wgfit::distributed::Mpi::init().unwrap();
+    let rank = mpi.rank();
+    let case = std::env::var("CASE").unwrap_or_default();
+    let mut model = Sequential::new(8)
+        .add(Dense::new(16).activation(Activation::Relu))
+        .add(Dense::new(3))
+        .seed(3);
+    model.compile(Loss::CrossEntropy, Sgd::new(0.05)).unwrap();
+    let fails_here = |r: usize| rank == r;
+    let mut fail_at_batch = LambdaCallback::new().on_train_batch_end(move |ctx, _| {
+        if case_is("batch") && fails_here(1) && ctx.position().global_step == 5 {
+            return Err(Error::Callback {
+                callback: "test".into(),
+                reason: "rank 1 fails alone at step 5".into(),
+            });
+        }
+        Ok(())
+    });
+    let mut fail_at_end = LambdaCallback::new().on_train_end(move |_, _| {
+        if case_is("end") && fails_here(0) {
+            return Err(Error::Callback {
+                callback: "test".into(),
+                reason: "rank 0 fails alone after training".into(),
+            });
+        }
+        Ok(())
+    });
+    let mut early = EarlyStopping::new("val_loss").patience(2);
+    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut fail_at_batch, &mut fail_at_end];
+    if case == "callback" && rank == 1 {
+        callbacks.push(&mut early);
+    }
+    let options = FitOptions {
+        epochs: if case == "epochs" && rank == 1 { 7 } else { 6 },
+        batch_size: 32,
+        validation_data: Some(data(
+            64,
+            if case == "validation" && rank == 1 {
+                0.5
+            } else {
+                0.0
+            },
+        )),
+        distributed: Some(mpi.group()),
+        ..Default::default()
+    };
+    match model.fit(&data(256, 0.0), options, &mut callbacks) {
+        Ok(_) => println!("rank {rank}: ok"),
+        Err(e) => println!("rank {rank}: error: {e}"),
+    }
+}
+
+fn case_is(name: &str) -> bool {
+    std::env::var("CASE").is_ok_and(|c| c == name)
+}
+
+/// Runs `case` on 2 ranks; the ranks' lines, or a failure if the job does not end in 60 s.
+fn run(case: &str) -> (String, Duration) {
+    let mut c = Command::new("mpirun");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        c.arg("--allow-run-as-root");
+    }
+    let started = Instant::now();
+    let mut child = c
+        .args(["--oversubscribe", "-np", "2"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "rank",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CASE", case)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let mut out = String::new();
+            let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+            panic!("case {case}: the job still runs after 60 s (a rank waits for ever):\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "case {case}: {:?}\n{out}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (out, started.elapsed())
+}
+
+/// The line rank `r` printed.
+fn line(out: &str, r: usize) -> String {
+    let prefix = format!("rank {r}: ");
+    out.lines()
+        .find_map(|l| l.find(&prefix).map(|at| l[at + prefix.len()..].to_string()))
+        .unwrap_or_else(|| panic!("no line of rank {r} in\n{out}"))
+}
+
+#[test]
+fn the_ranks_train_alike_and_both_succeed() {
+    let (out, _) = run("none");
+    assert_eq!(line(&out, 0), "ok", "{out}");
+    assert_eq!(line(&out, 1), "ok", "{out}");
+}
+
+#[test]
+fn an_error_on_one_rank_in_training_ends_every_ranks_fit() {
+    let (out, took) = run("batch");
+    assert!(line(&out, 1).contains("rank 1 fails alone"), "{out}");
+    let other = line(&out, 0);
+    assert!(
+        other.contains("rank 1 failed") && other.contains("rank 1 fails alone"),
+        "{out}"
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
+
+#[test]
+fn an_error_on_rank_0_after_the_last_exchange_ends_every_ranks_fit() {
+    let (out, _) = run("end");
+    assert!(line(&out, 0).contains("rank 0 fails alone"), "{out}");
+    assert!(line(&out, 1).contains("rank 0 failed"), "{out}");
+}
+
+#[test]
+fn ranks_that_run_different_epochs_validation_or_callbacks_are_refused_before_training() {
+    for (case, what) in [
+        ("epochs", "epochs: rank 0 \"6\", rank 1 \"7\""),
+        ("validation", "validation data"),
+        ("callback", "EarlyStopping"),
+    ] {
+        let (out, _) = run(case);
+        for r in 0..2 {
+            assert!(
+                out.contains(&format!("rank {r}: error: rank 1 disagrees with rank 0")),
+                "case {case}: {out}"
+            );
+        }
+        // Each rank names the difference (on the lines after its first).
+        assert_eq!(out.matches(what).count(), 2, "case {case}: {out}");
+    }
+}
