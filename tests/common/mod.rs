@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cli_run;
 pub mod cpu_reference;
 pub mod data_files;
+pub mod fault_proxy;
 pub mod gpu;
 pub mod mount_ns;
 pub mod plot_run;

@@ -429,51 +429,65 @@ impl Shared {
             .state
             .lock()
             .map_err(|_| Error::internal("the lease state lock is poisoned"))?;
-        if let Some(reason) = &held.lost {
-            return Err(self.lost(reason));
-        }
-        let sent = Instant::now();
-        let limit = held
-            .expires
-            .saturating_duration_since(sent)
-            .saturating_sub(self.margin())
-            .max(MIN_RENEWAL_WAIT);
-        let bytes = Record::new(&self.owner, unix_ms(self.ttl)).json()?;
-        let outcome =
-            self.remote
-                .put_within(LEASE, &bytes, PutMode::Update(held.version.clone()), limit);
-        match outcome {
-            PutOutcome::Written(version) => {
-                held.version = version;
-                held.expires = sent + self.ttl;
-                Ok(())
+        // A second try only after an earlier renewal of this run, given up on, landed late
+        // and moved the version: then the lease is still this run's, at the new version.
+        for _ in 0..2 {
+            if let Some(reason) = &held.lost {
+                return Err(self.lost(reason));
             }
-            PutOutcome::Exists | PutOutcome::Changed => match read(&self.remote) {
-                // A renewal given up on landed after all: still this run's lease.
-                Ok(Seen::Some(Some(r), version)) if r.owner == self.owner => {
+            let sent = Instant::now();
+            let limit = held
+                .expires
+                .saturating_duration_since(sent)
+                .saturating_sub(self.margin())
+                .max(MIN_RENEWAL_WAIT);
+            let record = Record::new(&self.owner, unix_ms(self.ttl));
+            let bytes = record.json()?;
+            let outcome =
+                self.remote
+                    .put_within(LEASE, &bytes, PutMode::Update(held.version.clone()), limit);
+            match outcome {
+                PutOutcome::Written(version) => {
                     held.version = version;
-                    Err(self.remote_failure("a renewal answered late"))
+                    held.expires = sent + self.ttl;
+                    return Ok(());
                 }
-                Ok(Seen::Some(Some(r), _)) => {
-                    let reason = format!(
-                        "run {} (host {}, pid {}) took it over after it expired",
-                        r.owner, r.host, r.pid
-                    );
-                    Err(self.mark_lost(&mut held, reason))
+                PutOutcome::Exists | PutOutcome::Changed => match read(&self.remote)? {
+                    // This very renewal landed and its answer was lost (the client's retry
+                    // then found the version moved): renewed.
+                    Seen::Some(Some(r), version)
+                        if r.owner == self.owner && r.expires_unix_ms == record.expires_unix_ms =>
+                    {
+                        held.version = version;
+                        held.expires = sent + self.ttl;
+                        return Ok(());
+                    }
+                    // An earlier renewal given up on landed after all: still this run's lease.
+                    Seen::Some(Some(r), version) if r.owner == self.owner => {
+                        held.version = version;
+                    }
+                    Seen::Some(Some(r), _) => {
+                        let reason = format!(
+                            "run {} (host {}, pid {}) took it over after it expired",
+                            r.owner, r.host, r.pid
+                        );
+                        return Err(self.mark_lost(&mut held, reason));
+                    }
+                    _ => {
+                        let reason = "the lease object changed under this run".to_string();
+                        return Err(self.mark_lost(&mut held, reason));
+                    }
+                },
+                // Too late to try again: another run may take the lease over from now on.
+                PutOutcome::Failed(e) if held.expires <= Instant::now() + self.margin() => {
+                    let reason =
+                        format!("it could not be renewed before it expired (last error: {e})");
+                    return Err(self.mark_lost(&mut held, reason));
                 }
-                Ok(_) => {
-                    let reason = "the lease object changed under this run".to_string();
-                    Err(self.mark_lost(&mut held, reason))
-                }
-                Err(e) => Err(e),
-            },
-            // Too late to try again: another run may take the lease over from now on.
-            PutOutcome::Failed(e) if held.expires <= Instant::now() + self.margin() => {
-                let reason = format!("it could not be renewed before it expired (last error: {e})");
-                Err(self.mark_lost(&mut held, reason))
+                PutOutcome::Failed(e) => return Err(e),
             }
-            PutOutcome::Failed(e) => Err(e),
         }
+        Err(self.remote_failure("renewals of this run kept landing late"))
     }
 
     /// A renewal that did not go through, to be retried.

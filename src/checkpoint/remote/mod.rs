@@ -21,7 +21,7 @@ use object_store::{
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Files at least this large go up as a multipart upload of [`PART_BYTES`] parts, so that
 /// memory holds a few parts, not a second copy of the state.
@@ -232,23 +232,52 @@ impl Remote {
     ) -> PutOutcome {
         let key = self.key(name);
         let payload = PutPayload::from(bytes.to_vec());
-        let result = self.runtime.block_on(async {
-            tokio::time::timeout(
-                limit,
-                self.store.put_opts(&key, payload, PutOptions::from(mode)),
-            )
-            .await
+        let deadline = Instant::now() + limit;
+        let result = self.repeat(deadline, || {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let put = self
+                .store
+                .put_opts(&key, payload.clone(), PutOptions::from(mode.clone()));
+            self.runtime
+                .block_on(async { tokio::time::timeout(left, put).await })
+                .map_err(|_| {
+                    self.fail(
+                        name,
+                        "writing",
+                        format!("no answer within {:.1} s", limit.as_secs_f64()),
+                    )
+                })
         });
         match result {
             Ok(Ok(put)) => PutOutcome::Written(UpdateVersion::from(put)),
             Ok(Err(object_store::Error::AlreadyExists { .. })) => PutOutcome::Exists,
             Ok(Err(object_store::Error::Precondition { .. })) => PutOutcome::Changed,
             Ok(Err(e)) => PutOutcome::Failed(self.fail(name, "writing", e)),
-            Err(_) => PutOutcome::Failed(self.fail(
-                name,
-                "writing",
-                format!("no answer within {:.1} s", limit.as_secs_f64()),
-            )),
+            Err(e) => PutOutcome::Failed(e),
+        }
+    }
+
+    /// Repeats `attempt` while it fails in transport (a connection reset or refused: the
+    /// request may not have reached the store, or its answer was lost) and `deadline` leaves
+    /// time for another try after a pause. The client retries most requests itself, but not
+    /// conditional PUTs nor S3's bulk-delete POST: a reset ended those at once (the fault
+    /// matrix, `tests/object_store_matrix.rs`). Repeating them is safe: a conditional PUT that
+    /// landed comes back `Precondition` or `AlreadyExists`, which the callers resolve by
+    /// reading back, and deleting a removed object succeeds.
+    fn repeat<T>(
+        &self,
+        deadline: Instant,
+        mut attempt: impl FnMut() -> Result<std::result::Result<T, object_store::Error>>,
+    ) -> Result<std::result::Result<T, object_store::Error>> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match attempt()? {
+                Err(object_store::Error::Generic { .. }) if Instant::now() + pause < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return Ok(other),
+            }
         }
     }
 
@@ -283,8 +312,14 @@ impl Remote {
             })
         } else {
             let payload = PutPayload::from(pieces.concat());
-            let put = self.store.put_opts(&key, payload, PutOptions::from(mode));
-            match self.wait("PUT", name, put) {
+            let deadline = Instant::now() + self.budget;
+            let put = || {
+                let put =
+                    self.store
+                        .put_opts(&key, payload.clone(), PutOptions::from(mode.clone()));
+                self.wait("PUT", name, put)
+            };
+            match self.repeat(deadline, put) {
                 Ok(result) => result,
                 Err(e) => return PutOutcome::Failed(e),
             }
@@ -329,20 +364,12 @@ impl Remote {
 
     /// Removes `name` if it is there.
     pub fn remove(&self, name: &str) -> Result<()> {
-        // A delete succeeds whether or not the object was there, so it can be repeated; and it
-        // must be here: the client sends S3's as a bulk-delete POST, which it does not retry
-        // (one dropped connection failed a run). Retried with backoff within the budget.
-        let started = std::time::Instant::now();
-        let mut pause = std::time::Duration::from_millis(100);
-        loop {
-            match self.wait("DELETE", name, self.store.delete(&self.key(name)))? {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => return Ok(()),
-                Err(_) if started.elapsed() + pause < self.budget => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
-                }
-                Err(e) => return Err(self.fail(name, "removing", e)),
-            }
+        // A delete succeeds whether or not the object was there, so it can be repeated.
+        let deadline = Instant::now() + self.budget;
+        let delete = || self.wait("DELETE", name, self.store.delete(&self.key(name)));
+        match self.repeat(deadline, delete)? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.fail(name, "removing", e)),
         }
     }
 
