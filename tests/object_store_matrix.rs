@@ -179,3 +179,74 @@ fn faults_on_the_removal_after_a_finished_run() {
     };
     matrix("removal", delete, false, false, false);
 }
+
+/// A second writer racing where it matters: run A is cut off from the store (every request it
+/// makes waits, then lands) from one request of `target` on, for longer than its lease; run
+/// B, straight to the store, takes the backup over, fences it and trains on. Then A's held
+/// requests land: A stops with an error naming the backup, `latest.json` still names weights
+/// that exist, and B ends with the uninterrupted bits (it resumed from A's last commit).
+fn takeover(slug: &str, name: &str, target: Target, double: bool) {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket(&format!("wgfit-take-{slug}"));
+    let proxy = FaultProxy::start(moto.port());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut vars = settings(true, double);
+    let (expected, _) = reference(tmp.path(), &vars);
+    let case = format!("takeover during {name}");
+    let url = bucket.url("p");
+    // A: slow (300 ms a batch), so that the partition falls in the middle of its run.
+    vars.retain(|(k, _)| *k != "SLOW_MS");
+    let mut slow = vars.clone();
+    slow.push(("SLOW_MS", "300"));
+    proxy.inject(target, Fault::Partition(Duration::from_secs(8)));
+    let a = start(
+        &url,
+        &tmp.path().join("a.bin"),
+        &with_env(proxy.port, &slow),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !proxy.fired() {
+        assert!(std::time::Instant::now() < deadline, "{case}: never came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = tmp.path().join("b.bin");
+    let mut b = start(&url, &out, &with_env(moto.port(), &slow));
+    let from = training_from(&mut b).expect("B trains");
+    let a = a.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&a.stderr);
+    assert_eq!(a.status.code(), Some(1), "{case}: A: {err}");
+    assert!(err.contains(&url), "{case}: A: {err}");
+    check_commit(&bucket, "p", &case);
+    let b = b.wait_with_output().unwrap();
+    assert!(
+        b.status.success(),
+        "{case}: B: {}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), expected, "{case}: B");
+    let last = check_commit(&bucket, "p", &case);
+    eprintln!("{case}: B resumed from {from}, committed {last:?}: ok; A: {err}");
+}
+
+#[test]
+fn a_takeover_while_a_save_is_held_in_the_network() {
+    takeover("weights", "the weights PUT", put("/ckpt-", 2), false);
+    takeover("previous", "previous.json", put("/previous.json", 1), true);
+}
+
+#[test]
+fn a_takeover_while_a_commit_is_held_in_the_network() {
+    takeover("commit", "the commit", put("/latest.json", 2), false);
+}
+
+#[test]
+fn a_takeover_while_a_renewal_or_a_clean_up_is_held_in_the_network() {
+    takeover("lease", "a renewal", put("/.wgfit-lease", 3), false);
+    let clean_up = Target {
+        method: "POST",
+        path: "?delete",
+        body: "previous.json",
+        nth: 2,
+    };
+    takeover("clean-up", "the clean-up", clean_up, false);
+}

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What happens to the chosen request.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,6 +30,9 @@ pub enum Fault {
     /// Never reaches the server; the client's connection is reset (RST), as by a network
     /// that went away.
     Reset,
+    /// A partition: this request and every later one through the proxy wait until this long
+    /// after it came, then go on (their answers too).
+    Partition(Duration),
 }
 
 /// Which request: the `nth` (from 1) whose method is `method`, whose path contains `path` and
@@ -55,6 +58,8 @@ pub struct FaultProxy {
     rule: Arc<Mutex<Option<(Target, Fault)>>>,
     seen: Arc<AtomicUsize>,
     fired: Arc<AtomicBool>,
+    /// The end of a partition in progress.
+    healed: Arc<Mutex<Option<Instant>>>,
 }
 
 impl FaultProxy {
@@ -67,12 +72,18 @@ impl FaultProxy {
             rule: Arc::new(Mutex::new(None)),
             seen: Arc::new(AtomicUsize::new(0)),
             fired: Arc::new(AtomicBool::new(false)),
+            healed: Arc::new(Mutex::new(None)),
         };
-        let (rule, seen, fired) = (proxy.rule.clone(), proxy.seen.clone(), proxy.fired.clone());
+        let faults = Faults {
+            rule: proxy.rule.clone(),
+            seen: proxy.seen.clone(),
+            fired: proxy.fired.clone(),
+            healed: proxy.healed.clone(),
+        };
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (rule, seen, fired) = (rule.clone(), seen.clone(), fired.clone());
-                std::thread::spawn(move || serve(client, target, &rule, &seen, &fired));
+                let faults = faults.clone();
+                std::thread::spawn(move || serve(client, target, &faults));
             }
         });
         proxy
@@ -94,6 +105,15 @@ impl FaultProxy {
     pub fn fired(&self) -> bool {
         self.fired.load(Ordering::SeqCst)
     }
+}
+
+/// What the connections' threads share.
+#[derive(Clone)]
+struct Faults {
+    rule: Arc<Mutex<Option<(Target, Fault)>>>,
+    seen: Arc<AtomicUsize>,
+    fired: Arc<AtomicBool>,
+    healed: Arc<Mutex<Option<Instant>>>,
 }
 
 /// One request as it came: its head (request line and headers) and body.
@@ -185,26 +205,27 @@ fn closing(response: &[u8]) -> Vec<u8> {
     out
 }
 
-fn serve(
-    client: TcpStream,
-    target: u16,
-    rule: &Mutex<Option<(Target, Fault)>>,
-    seen: &AtomicUsize,
-    fired: &AtomicBool,
-) {
+fn serve(client: TcpStream, target: u16, faults: &Faults) {
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let mut client = client;
     let Some(request) = Request::read(&mut reader) else {
         return;
     };
-    let fault = match &*rule.lock().unwrap() {
+    let fault = match &*faults.rule.lock().unwrap() {
         Some((t, fault)) if t.matches(&request) => {
-            (seen.fetch_add(1, Ordering::SeqCst) + 1 == t.nth).then_some(*fault)
+            (faults.seen.fetch_add(1, Ordering::SeqCst) + 1 == t.nth).then_some(*fault)
         }
         _ => None,
     };
     if fault.is_some() {
-        fired.store(true, Ordering::SeqCst);
+        faults.fired.store(true, Ordering::SeqCst);
+    }
+    if let Some(Fault::Partition(d)) = fault {
+        *faults.healed.lock().unwrap() = Some(Instant::now() + d);
+    }
+    let healed = *faults.healed.lock().unwrap();
+    if let Some(healed) = healed {
+        std::thread::sleep(healed.saturating_duration_since(Instant::now()));
     }
     let bytes = request.bytes();
     let response = match fault {
@@ -233,7 +254,7 @@ fn serve(
             });
             response
         }
-        None => deliver(target, &bytes),
+        Some(Fault::Partition(_)) | None => deliver(target, &bytes),
     };
     if let Some(response) = response {
         let _ = client.write_all(&closing(&response));
