@@ -303,12 +303,16 @@ pub enum Error {
     },
     #[error("this run lost its lease on backup {url}: {reason}; it stops without writing there")]
     /// The lease was taken over (this run stopped renewing it for longer than it lasts) or
-    /// the pointer changed under it: another run writes the backup now.
+    /// the pointer changed under it: another run writes the backup now; or this run could not
+    /// renew it in time (the store unreachable) and stopped before another run could.
     LeaseLost {
         /// The backup's URL.
         url: String,
         /// What showed it.
         reason: String,
+        /// Whether another run took the backup over (it writes there now), rather than this
+        /// run having been unable to renew the lease in time.
+        taken_over: bool,
     },
     /// The backup directory is used by another run.
     #[error("backup directory {} is in use by another run (lock file {} is held)", dir.display(), dir.join(".lock").display())]

@@ -1,8 +1,8 @@
 //! The object-store protocol under injected faults, systematically: for each request of a run
 //! on a bucket (the weights PUT of a save, the commit of `latest.json`, `previous.json` with
-//! double_checkpoint, a lease renewal, the restore's GET, the removal's delete), each fault
-//! of `common::fault_proxy` (delayed, dropped, landed with its response dropped, replayed
-//! later, answered 503, reset) hits one request of that kind. After every case:
+//! double_checkpoint, taking the lease, a lease renewal, the restore's GET, the removal's
+//! delete), each fault of `common::fault_proxy` (delayed, dropped, landed with its response
+//! dropped, replayed later, answered 503, reset) hits one request of that kind. After every case:
 //!
 //! - the run ended with its uninterrupted bits: one transient fault is within what the
 //!   retries absorb (the lease lasts 6 s here, so a renewal delayed 1.5 s is transient);
@@ -82,6 +82,8 @@ fn matrix(name: &str, target: Target, keep: bool, double: bool, before: bool) {
         // One transient fault is within what the retries absorb: the run ends as if there
         // had been none.
         assert_eq!(code, 0, "{case}: {err}");
+        // Nor does it take its own lease, whose answer was lost, for another run's.
+        assert!(!err.contains("is leased by run"), "{case}: {err}");
         assert_eq!(std::fs::read(&out).unwrap(), expected, "{case}");
         proxy.clear();
         if !keep {
@@ -150,6 +152,11 @@ fn faults_on_a_commit() {
 #[test]
 fn faults_on_previous_json_with_double_checkpoint() {
     matrix("previous", put("/previous.json", 1), true, true, false);
+}
+
+#[test]
+fn faults_on_taking_the_lease() {
+    matrix("take", put("/.wgfit-lease", 1), true, false, false);
 }
 
 #[test]

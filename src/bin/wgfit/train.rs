@@ -163,10 +163,15 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
             launch.note(&e);
             // The backup's own failure (not a later one of its after another error stopped
             // the run: diverged weights are not kept).
+            // A lease taken over by another run is not kept: that run writes the backup, and
+            // perhaps this output, now.
             let storage = matches!(
                 e,
                 Error::ObjectStore { .. }
-                    | Error::LeaseLost { .. }
+                    | Error::LeaseLost {
+                        taken_over: false,
+                        ..
+                    }
                     | Error::CheckpointIo { .. }
                     | Error::WriteFile { .. }
             );
@@ -321,8 +326,6 @@ fn preempted(e: Error) -> Failure {
     }
 }
 
-/// Writes the parameters as safetensors, atomically (a temporary file renamed into place),
-/// with the record of the model `evaluate` and `predict` rebuild it from.
 /// Exit status of a run whose backup failed after training began, once what was trained is
 /// in the output (README, "Exit status").
 const BACKUP_FAILED: u8 = 4;
@@ -340,17 +343,21 @@ fn keep_trained(model: &Sequential, output: &Path, input_scale: f32, e: Error) -
         Ok((params, meta))
     });
     let kept = match written {
+        // Weights that went non-finite meanwhile are no result to keep.
+        Ok((params, _)) if params.iter().any(|t| t.data.iter().any(|v| !v.is_finite())) => {
+            Err("they are not finite (the training diverged)".to_string())
+        }
         Ok((params, meta)) => write_weights(output, &params, &meta).map_err(|f| f.message),
         Err(e) => Err(e.to_string()),
     };
     let message = match kept {
         Ok(()) => format!(
-            "{e}\nwgfit: the backup failed, so training stopped; the weights trained until then \
-             are in {} (not a finished run: the same command resumes from the backup's last \
-             commit once its store works again)",
+            "{e}\nwgfit: the backup failed; the weights trained until then are in {} (the \
+             backup keeps its last commit, and the same command resumes from it once the \
+             backup works again)",
             output.display()
         ),
-        Err(why) => format!("{e}\nwgfit: the weights trained could not be kept either: {why}"),
+        Err(why) => format!("{e}\nwgfit: the weights trained could not be kept: {why}"),
     };
     Failure {
         message,
@@ -358,6 +365,8 @@ fn keep_trained(model: &Sequential, output: &Path, input_scale: f32, e: Error) -
     }
 }
 
+/// Writes the parameters as safetensors, atomically (a temporary file renamed into place),
+/// with the record of the model `evaluate` and `predict` rebuild it from.
 fn write_weights(path: &Path, params: &[Tensor], meta: &WeightsMeta) -> CliResult {
     meta.write_with(path, params)
         .map_err(|e| Failure::new(format!("--output: {e}")))

@@ -190,8 +190,8 @@ impl LeaseWatch {
 #[derive(Debug)]
 struct Held {
     version: UpdateVersion,
-    /// Why the lease is no longer ours, once that is known.
-    lost: Option<String>,
+    /// Why the lease is no longer ours, once that is known, and whether another run took it.
+    lost: Option<(String, bool)>,
     /// When the lease as last written expires, by this process's clock (taken before the PUT
     /// that wrote it went out, so never later than the expiry other runs read).
     expires: Instant,
@@ -203,11 +203,20 @@ impl Lease {
     pub fn take(remote: Arc<Remote>, owner: &str) -> Result<Lease> {
         let ttl = ttl()?;
         let mut watched: Option<UpdateVersion> = None;
+        // When this run's last PUT of the lease went out.
+        let mut last_sent = Instant::now();
         loop {
             let sent = Instant::now();
             let mine = Record::new(owner, unix_ms(ttl)).json()?;
             let outcome = match read(&remote)? {
-                Seen::None => remote.put(LEASE, &[&mine], PutMode::Create),
+                // This run's own PUT landed, though its answer was lost: the lease is ours.
+                Seen::Some(Some(r), version) if r.owner == owner => {
+                    return Ok(Lease::hold(remote, owner, ttl, version, last_sent + ttl));
+                }
+                Seen::None => {
+                    last_sent = sent;
+                    remote.put(LEASE, &[&mine], PutMode::Create)
+                }
                 Seen::Some(record, version) => {
                     let expired = record
                         .as_ref()
@@ -250,6 +259,7 @@ impl Lease {
                         std::thread::sleep(WATCH_EVERY);
                         continue;
                     }
+                    last_sent = sent;
                     remote.put(LEASE, &[&mine], PutMode::Update(version))
                 }
             };
@@ -355,23 +365,25 @@ impl Shared {
             .lock()
             .map_err(|_| Error::internal("the lease state lock is poisoned"))?;
         match &held.lost {
-            Some(reason) => Err(self.lost(reason)),
+            Some((reason, taken_over)) => Err(self.lost(reason, *taken_over)),
             None => Ok(held.version.clone()),
         }
     }
 
-    fn lost(&self, reason: &str) -> Error {
+    fn lost(&self, reason: &str, taken_over: bool) -> Error {
         Error::LeaseLost {
             url: self.remote.url().to_string(),
             reason: reason.into(),
+            taken_over,
         }
     }
 
-    /// Marks the lease lost for `reason` and returns the error that says so.
-    fn mark_lost(&self, held: &mut Held, reason: String) -> Error {
-        held.lost = Some(reason.clone());
+    /// Marks the lease lost for `reason` (`taken_over`: by another run, rather than not
+    /// renewed in time) and returns the error that says so.
+    fn mark_lost(&self, held: &mut Held, reason: String, taken_over: bool) -> Error {
+        held.lost = Some((reason.clone(), taken_over));
         self.lost.store(true, Ordering::Release);
-        self.lost(&reason)
+        self.lost(&reason, taken_over)
     }
 
     /// The renewer thread: renews every quarter of the lease until stopped. A renewal that
@@ -432,8 +444,8 @@ impl Shared {
         // A second try only after an earlier renewal of this run, given up on, landed late
         // and moved the version: then the lease is still this run's, at the new version.
         for _ in 0..2 {
-            if let Some(reason) = &held.lost {
-                return Err(self.lost(reason));
+            if let Some((reason, taken_over)) = &held.lost {
+                return Err(self.lost(reason, *taken_over));
             }
             let sent = Instant::now();
             let limit = held
@@ -471,18 +483,18 @@ impl Shared {
                             "run {} (host {}, pid {}) took it over after it expired",
                             r.owner, r.host, r.pid
                         );
-                        return Err(self.mark_lost(&mut held, reason));
+                        return Err(self.mark_lost(&mut held, reason, true));
                     }
                     _ => {
                         let reason = "the lease object changed under this run".to_string();
-                        return Err(self.mark_lost(&mut held, reason));
+                        return Err(self.mark_lost(&mut held, reason, true));
                     }
                 },
                 // Too late to try again: another run may take the lease over from now on.
                 PutOutcome::Failed(e) if held.expires <= Instant::now() + self.margin() => {
                     let reason =
                         format!("it could not be renewed before it expired (last error: {e})");
-                    return Err(self.mark_lost(&mut held, reason));
+                    return Err(self.mark_lost(&mut held, reason, false));
                 }
                 PutOutcome::Failed(e) => return Err(e),
             }

@@ -357,6 +357,7 @@ impl Remote {
                 reason: format!(
                     "{name} was replaced or removed by another writer as this run wrote it"
                 ),
+                taken_over: true,
             }),
             other => other.written(self, name),
         }
@@ -402,6 +403,7 @@ impl Remote {
                     reason: format!(
                         "{name} was changed by another writer since this run last read it"
                     ),
+                    taken_over: true,
                 })
             }
             PutOutcome::Failed(e) => Err(e),
