@@ -1,6 +1,7 @@
 //! A library caller's distributed `fit` on 2 ranks (`--features mpi`; needs `mpirun`): an error
 //! on one rank alone ends every rank's `fit` within seconds, naming the rank, wherever it
-//! happens (in the middle of training, or after the last exchange); ranks that differ in what
+//! happens (in the middle of training, or after the last exchange), or when one rank stops
+//! alone (the ranks are told they are out of step); ranks that differ in what
 //! they must run alike (the epochs, the validation data, a callback) are refused before
 //! training, naming the difference. Each case runs this test binary's `rank` test under
 //! `mpirun`.
@@ -55,8 +56,17 @@ fn rank() {
         }
         Ok(())
     });
+    // A caller's own callback that stops one rank alone (the ranks then reach different
+    // exchanges).
+    let mut stop_one = LambdaCallback::new().on_epoch_end(move |ctx, epoch, _| {
+        if case_is("stop") && fails_here(0) && epoch == 1 {
+            ctx.stop_training();
+        }
+        Ok(())
+    });
     let mut early = EarlyStopping::new("val_loss").patience(2);
-    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut fail_at_batch, &mut fail_at_end];
+    let mut callbacks: Vec<&mut dyn Callback> =
+        vec![&mut fail_at_batch, &mut fail_at_end, &mut stop_one];
     if case == "callback" && rank == 1 {
         callbacks.push(&mut early);
     }
@@ -159,6 +169,14 @@ fn an_error_on_rank_0_after_the_last_exchange_ends_every_ranks_fit() {
     let (out, _) = run("end");
     assert!(line(&out, 0).contains("rank 0 fails alone"), "{out}");
     assert!(line(&out, 1).contains("rank 0 failed"), "{out}");
+}
+
+#[test]
+fn a_rank_that_stops_alone_ends_every_ranks_fit_out_of_step() {
+    let (out, _) = run("stop");
+    for r in 0..2 {
+        assert!(line(&out, r).contains("the ranks are out of step"), "{out}");
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The checks that make a distributed fit refuse rather than train something else: the ranks
 //! agree on the run, the batch splits into equal shares, and the parameters stay identical.
 
-use super::Group;
+use super::{Gathered, Group};
 use crate::error::{Error, Result};
 use crate::state::{Fingerprint, Tensor};
 use sha2::{Digest, Sha256};
@@ -52,7 +52,7 @@ pub(crate) fn check_ranks_agree(
     let bytes =
         serde_json::to_vec(&mine).map_err(|e| Error::encoding("the run's fingerprint", e))?;
     // All-gather needs equal lengths: first the lengths, then each padded to the longest.
-    let lengths = group.all_gather(&(bytes.len() as u64).to_le_bytes())?;
+    let lengths = group.all_gather(Gathered::Agreement, &(bytes.len() as u64).to_le_bytes())?;
     let longest = lengths
         .chunks_exact(8)
         .filter_map(|c| c.try_into().ok().map(u64::from_le_bytes))
@@ -60,7 +60,7 @@ pub(crate) fn check_ranks_agree(
         .unwrap_or(0) as usize;
     let mut padded = bytes.clone();
     padded.resize(longest, b' ');
-    let all = group.all_gather(&padded)?;
+    let all = group.all_gather(Gathered::Agreement, &padded)?;
     let parse = |b: &[u8]| -> Result<serde_json::Value> {
         serde_json::from_slice(b).map_err(|e| Error::encoding("a rank's fingerprint", e))
     };
@@ -104,7 +104,7 @@ pub(crate) fn check_parameters_agree(
     when: &str,
 ) -> Result<String> {
     let mine = parameters_sha256(params);
-    let all = group.all_gather(&mine)?;
+    let all = group.all_gather(Gathered::Parameters, &mine)?;
     let ranks: Vec<usize> = all
         .chunks_exact(32)
         .enumerate()

@@ -15,11 +15,38 @@ use crate::error::{Error, Result};
 const HEADER_BYTES: usize = 256;
 const MESSAGE_AT: usize = 16;
 
+/// What an all-gather carries: ranks at different exchanges of equal length are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gathered {
+    /// A step's gradient shares.
+    Step = 1,
+    /// The run every rank must share, before training.
+    Agreement = 2,
+    /// The parameters' digests, at the start and the end of training.
+    Parameters = 3,
+}
+
+impl Gathered {
+    fn from_code(code: u8) -> Option<Gathered> {
+        [Gathered::Step, Gathered::Agreement, Gathered::Parameters]
+            .into_iter()
+            .find(|g| *g as u8 == code)
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Gathered::Step => "a step's gradients",
+            Gathered::Agreement => "what the ranks must share",
+            Gathered::Parameters => "the parameters' digests",
+        }
+    }
+}
+
 /// What a rank is about to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Announce {
-    /// An all-gather of `len` bytes.
-    Gather(u64),
+    /// An all-gather of `len` bytes of this.
+    Gather(Gathered, u64),
     /// A broadcast from rank 0.
     Broadcast,
     /// The end of its `fit`, which succeeded.
@@ -31,13 +58,14 @@ pub(crate) enum Announce {
 impl Announce {
     fn encode(&self) -> [u8; HEADER_BYTES] {
         let mut out = [0u8; HEADER_BYTES];
-        let (tag, len) = match self {
-            Announce::Gather(len) => (1u8, *len),
-            Announce::Broadcast => (2, 0),
-            Announce::Done => (3, 0),
-            Announce::Failed(_) => (4, 0),
+        let (tag, what, len) = match self {
+            Announce::Gather(what, len) => (1u8, *what as u8, *len),
+            Announce::Broadcast => (2, 0, 0),
+            Announce::Done => (3, 0, 0),
+            Announce::Failed(_) => (4, 0, 0),
         };
         out[0] = tag;
+        out[1] = what;
         out[8..16].copy_from_slice(&len.to_le_bytes());
         if let Announce::Failed(message) = self {
             let mut end = message.len().min(HEADER_BYTES - MESSAGE_AT);
@@ -54,8 +82,12 @@ impl Announce {
             .get(8..16)
             .and_then(|b| b.try_into().ok())
             .map(u64::from_le_bytes);
+        let what = bytes.get(1).copied().and_then(Gathered::from_code);
         match (bytes.first(), len) {
-            (Some(1), Some(len)) => Ok(Announce::Gather(len)),
+            (Some(1), Some(len)) => match what {
+                Some(what) => Ok(Announce::Gather(what, len)),
+                None => Err(Error::internal("a rank sent a header wgfit does not know")),
+            },
             (Some(2), Some(_)) => Ok(Announce::Broadcast),
             (Some(3), Some(_)) => Ok(Announce::Done),
             (Some(4), Some(_)) => {
@@ -72,7 +104,7 @@ impl Announce {
     /// For messages: "ended its fit", "exchanges 120 bytes", ...
     fn words(&self) -> String {
         match self {
-            Announce::Gather(len) => format!("exchanges {len} bytes"),
+            Announce::Gather(what, len) => format!("exchanges {} ({len} bytes)", what.words()),
             Announce::Broadcast => "takes rank 0's state".into(),
             Announce::Done => "ended its fit".into(),
             Announce::Failed(_) => "failed".into(),

@@ -24,6 +24,7 @@ pub(crate) use hooks::{
     begin, check_agree, check_ranks_agree, check_stop, receive_state, send_state,
 };
 pub use launcher::{LauncherWorld, launcher_world, launcher_world_in, local_rank};
+pub(crate) use lockstep::Gathered;
 #[cfg(feature = "mpi")]
 pub use mpi_world::Mpi;
 pub(crate) use wire::{StepMessage, decode_steps};
@@ -77,9 +78,9 @@ impl Group {
 
     /// Every rank's `send`, in rank order (after the ranks said they all do this: see
     /// `lockstep`).
-    pub(crate) fn all_gather(&self, send: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn all_gather(&self, what: Gathered, send: &[u8]) -> Result<Vec<u8>> {
         let started = std::time::Instant::now();
-        lockstep::announce(self, &lockstep::Announce::Gather(send.len() as u64))?;
+        lockstep::announce(self, &lockstep::Announce::Gather(what, send.len() as u64))?;
         let out = self.exchange.all_gather(send);
         COMM_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         COMM_BYTES.fetch_add(send.len() as u64 * self.size() as u64, Ordering::Relaxed);

@@ -183,7 +183,9 @@ impl<'a> Run<'a> {
         self.recorder.finish(&self.params.gpu, "training batches")?;
         let message = reducer.message(&self.params.gpu, self.params, self.work.rows(step))?;
         let computed = started.elapsed();
-        let all = reducer.group.all_gather(&message)?;
+        let all = reducer
+            .group
+            .all_gather(crate::distributed::Gathered::Step, &message)?;
         let reducing = std::time::Instant::now();
         let done = self.epoch_iteration + step as u64;
         reducer.reduce(self.params, self.work, step, done, &all)?;
