@@ -441,6 +441,20 @@ impl Shared {
             .state
             .lock()
             .map_err(|_| Error::internal("the lease state lock is poisoned"))?;
+        match self.try_renew(&mut held) {
+            Err(e @ Error::LeaseLost { .. }) => Err(e),
+            // Whatever failed (the PUT, the read-back), too late to try again: another run may
+            // take the lease over from now on.
+            Err(e) if held.expires <= Instant::now() + self.margin() => {
+                let reason = format!("it could not be renewed before it expired (last error: {e})");
+                Err(self.mark_lost(&mut held, reason, false))
+            }
+            other => other,
+        }
+    }
+
+    /// One renewal (see [`Shared::renew`]).
+    fn try_renew(&self, held: &mut Held) -> Result<()> {
         // A second try only after an earlier renewal of this run, given up on, landed late
         // and moved the version: then the lease is still this run's, at the new version.
         for _ in 0..2 {
@@ -483,19 +497,13 @@ impl Shared {
                             "run {} (host {}, pid {}) took it over after it expired",
                             r.owner, r.host, r.pid
                         );
-                        return Err(self.mark_lost(&mut held, reason, true));
+                        return Err(self.mark_lost(held, reason, true));
                     }
                     _ => {
                         let reason = "the lease object changed under this run".to_string();
-                        return Err(self.mark_lost(&mut held, reason, true));
+                        return Err(self.mark_lost(held, reason, true));
                     }
                 },
-                // Too late to try again: another run may take the lease over from now on.
-                PutOutcome::Failed(e) if held.expires <= Instant::now() + self.margin() => {
-                    let reason =
-                        format!("it could not be renewed before it expired (last error: {e})");
-                    return Err(self.mark_lost(&mut held, reason, false));
-                }
                 PutOutcome::Failed(e) => return Err(e),
             }
         }
