@@ -76,6 +76,45 @@ pub(crate) fn check_ranks_agree(
     Ok(())
 }
 
+/// What every rank of a distributed fit must run alike besides the fingerprint: the device
+/// type (whose kernels make the bits), the epochs, the validation (its data decides plateaus
+/// and early stops), and the settings of the callbacks that change the training or its end.
+pub(crate) fn ranks_must_share(
+    options: &crate::FitOptions,
+    callbacks: &[&mut dyn crate::Callback],
+    adapter: &str,
+) -> Vec<(&'static str, String)> {
+    let validation = match &options.validation_data {
+        Some(v) => format!(
+            "{} rows, sha256 {}",
+            v.len(),
+            v.content_hash()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
+        None => "none".into(),
+    };
+    let settings: Vec<String> = callbacks
+        .iter()
+        .filter_map(|cb| cb.settings().map(|s| format!("{} ({s})", cb.name())))
+        .collect();
+    vec![
+        ("adapter", adapter.to_string()),
+        ("epochs", options.epochs.to_string()),
+        ("initial epoch", options.initial_epoch.to_string()),
+        ("validation data", validation),
+        (
+            "validation frequency and batch size",
+            format!(
+                "{} {:?}",
+                options.validation_freq, options.validation_batch_size
+            ),
+        ),
+        ("callbacks", settings.join("; ")),
+    ]
+}
+
 /// "field: rank 0 X, rank r Y" for each top-level field that differs.
 fn differences(first: &serde_json::Value, other: &serde_json::Value, rank: usize) -> Vec<String> {
     let (Some(a), Some(b)) = (first.as_object(), other.as_object()) else {

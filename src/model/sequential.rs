@@ -316,7 +316,7 @@ impl Sequential {
         let split = match &options.distributed {
             Some(group) => {
                 let adapter = c.params.gpu.adapter().to_string();
-                let run = ranks_must_share(&options, callbacks, &adapter);
+                let run = crate::distributed::ranks_must_share(&options, callbacks, &adapter);
                 crate::distributed::check_ranks_agree(group, &fingerprint, &run)?;
                 crate::distributed::check_split(options.batch_size, group.size(), data.len())?;
                 Some(crate::engine::Split {
@@ -503,43 +503,4 @@ impl Sequential {
     pub fn optimizer_slots(&self) -> Result<Vec<Tensor>> {
         self.compiled()?.params.read_slots()
     }
-}
-
-/// What every rank of a distributed fit must run alike besides the fingerprint: the device
-/// type (whose kernels make the bits), the epochs, the validation (its data decides plateaus
-/// and early stops), and the settings of the callbacks that change the training or its end.
-fn ranks_must_share(
-    options: &FitOptions,
-    callbacks: &[&mut dyn Callback],
-    adapter: &str,
-) -> Vec<(&'static str, String)> {
-    let validation = match &options.validation_data {
-        Some(v) => format!(
-            "{} rows, sha256 {}",
-            v.len(),
-            v.content_hash()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        ),
-        None => "none".into(),
-    };
-    let settings: Vec<String> = callbacks
-        .iter()
-        .filter_map(|cb| cb.settings().map(|s| format!("{} ({s})", cb.name())))
-        .collect();
-    vec![
-        ("adapter", adapter.to_string()),
-        ("epochs", options.epochs.to_string()),
-        ("initial epoch", options.initial_epoch.to_string()),
-        ("validation data", validation),
-        (
-            "validation frequency and batch size",
-            format!(
-                "{} {:?}",
-                options.validation_freq, options.validation_batch_size
-            ),
-        ),
-        ("callbacks", settings.join("; ")),
-    ]
 }

@@ -11,6 +11,7 @@ mod convert;
 mod devices;
 mod evaluate;
 mod inspect;
+mod keep_trained;
 mod labels;
 mod mpi_launch;
 mod optimizer_args;

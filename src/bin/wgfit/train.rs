@@ -161,22 +161,13 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         Ok(history) => history,
         Err(e) => {
             launch.note(&e);
-            // The backup's own failure (not a later one of its after another error stopped
-            // the run: diverged weights are not kept).
-            // A lease taken over by another run is not kept: that run writes the backup, and
-            // perhaps this output, now.
-            let storage = matches!(
-                e,
-                Error::ObjectStore { .. }
-                    | Error::LeaseLost {
-                        taken_over: false,
-                        ..
-                    }
-                    | Error::CheckpointIo { .. }
-                    | Error::WriteFile { .. }
-            );
-            if rank == 0 && storage && backup.as_ref().is_some_and(|b| b.failed_in_training()) {
-                return Err(keep_trained(&model, &args.output, input_scale, e));
+            if rank == 0 && crate::keep_trained::applies(&e, backup.as_ref()) {
+                return Err(crate::keep_trained::keep_trained(
+                    &model,
+                    &args.output,
+                    input_scale,
+                    e,
+                ));
             }
             return Err(fit_error(e, &train, &widths, &data_name));
         }
@@ -188,11 +179,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         println!("rank {rank} parameters sha256: {sha}");
         return Ok(());
     }
-    let params = model.parameters()?;
-    let meta = WeightsMeta {
-        input_scale: Some(input_scale),
-        ..model.weights_meta()?
-    };
+    let (params, meta) = trained_weights(&model, input_scale)?;
     write_weights(&args.output, &params, &meta)?;
     let superseded = backup.as_ref().map_or(0, |b| b.superseded_saves());
     if let Some(b) = backup.as_mut()
@@ -326,48 +313,22 @@ fn preempted(e: Error) -> Failure {
     }
 }
 
-/// Exit status of a run whose backup failed after training began, once what was trained is
-/// in the output (README, "Exit status").
-const BACKUP_FAILED: u8 = 4;
-
-/// After the backup failed in training (its store went away, its disk filled up, its lease
-/// was lost), writes what was trained to `output` before reporting the failure: nothing
-/// trained is lost with the backup's store. The backup keeps its last commit, from which a
-/// rerun of the same command resumes.
-fn keep_trained(model: &Sequential, output: &Path, input_scale: f32, e: Error) -> Failure {
-    let written = model.parameters().and_then(|params| {
-        let meta = WeightsMeta {
-            input_scale: Some(input_scale),
-            ..model.weights_meta()?
-        };
-        Ok((params, meta))
-    });
-    let kept = match written {
-        // Weights that went non-finite meanwhile are no result to keep.
-        Ok((params, _)) if params.iter().any(|t| t.data.iter().any(|v| !v.is_finite())) => {
-            Err("they are not finite (the training diverged)".to_string())
-        }
-        Ok((params, meta)) => write_weights(output, &params, &meta).map_err(|f| f.message),
-        Err(e) => Err(e.to_string()),
+/// The model's parameters and the record of what `evaluate`/`predict` need to use them,
+/// with the factor this run multiplied the inputs by.
+pub(crate) fn trained_weights(
+    model: &Sequential,
+    input_scale: f32,
+) -> wgfit::Result<(Vec<Tensor>, WeightsMeta)> {
+    let meta = WeightsMeta {
+        input_scale: Some(input_scale),
+        ..model.weights_meta()?
     };
-    let message = match kept {
-        Ok(()) => format!(
-            "{e}\nwgfit: the backup failed; the weights trained until then are in {} (the \
-             backup keeps its last commit, and the same command resumes from it once the \
-             backup works again)",
-            output.display()
-        ),
-        Err(why) => format!("{e}\nwgfit: the weights trained could not be kept: {why}"),
-    };
-    Failure {
-        message,
-        code: BACKUP_FAILED,
-    }
+    Ok((model.parameters()?, meta))
 }
 
 /// Writes the parameters as safetensors, atomically (a temporary file renamed into place),
 /// with the record of the model `evaluate` and `predict` rebuild it from.
-fn write_weights(path: &Path, params: &[Tensor], meta: &WeightsMeta) -> CliResult {
+pub(crate) fn write_weights(path: &Path, params: &[Tensor], meta: &WeightsMeta) -> CliResult {
     meta.write_with(path, params)
         .map_err(|e| Failure::new(format!("--output: {e}")))
 }

@@ -7,6 +7,7 @@
 //! with [`Error::BackupLeased`]; left to expire, the run takes it over, conditionally on the
 //! version it watched, so that of two runs taking over, one wins.
 
+use super::owner::{self, ProcessIdentity, host};
 use super::{PutOutcome, Remote};
 use crate::error::{Error, Result};
 use object_store::{PutMode, UpdateVersion};
@@ -46,77 +47,11 @@ struct Record {
     process: Option<ProcessIdentity>,
 }
 
-/// What makes a pid name one process for certain: the kernel's boot (its random boot id), the
-/// pid namespace, and the process's start time (a pid is reused by a later process, which
-/// starts later).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct ProcessIdentity {
-    boot_id: String,
-    pid_namespace: u64,
-    /// Clock ticks after boot (`/proc/<pid>/stat`, field 22).
-    start_ticks: u64,
-}
-
-impl ProcessIdentity {
-    /// Process `pid`'s identity as this process sees it; `None` where /proc cannot say (not
-    /// Linux, or no such process).
-    fn of(pid: u32) -> Option<ProcessIdentity> {
-        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-        let ns = rustix::fs::stat("/proc/self/ns/pid").ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name (field 2) is in parentheses and may hold spaces: count from its end.
-        let after_name = &stat[stat.rfind(')')? + 1..];
-        let start_ticks = after_name.split_whitespace().nth(19)?.parse().ok()?;
-        Some(ProcessIdentity {
-            boot_id: boot_id.trim().to_string(),
-            pid_namespace: ns.st_ino,
-            start_ticks,
-        })
-    }
-}
-
-/// Whether the lease's owner is certainly gone: it ran on this host, in this boot and pid
-/// namespace, and no process with its pid and start time runs now.
-fn owner_is_gone(r: &Record) -> bool {
-    let Some(theirs) = &r.process else {
-        return false;
-    };
-    let Some(mine) = ProcessIdentity::of(std::process::id()) else {
-        return false;
-    };
-    if r.host != host() || theirs.boot_id != mine.boot_id {
-        return false;
-    }
-    if theirs.pid_namespace != mine.pid_namespace {
-        return false;
-    }
-    // Signal 0 asks the kernel whether the pid exists, even where /proc hides other users'
-    // processes; only "no such process" is certain.
-    let Some(pid) = i32::try_from(r.pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return false;
-    };
-    match rustix::process::test_kill_process(pid) {
-        Err(rustix::io::Errno::SRCH) => true,
-        // A process of that pid runs: the owner if it started when the owner did.
-        _ => ProcessIdentity::of(r.pid).is_some_and(|now| now.start_ticks != theirs.start_ticks),
-    }
-}
-
 fn ttl() -> Result<Duration> {
     let seconds = crate::env_knobs::LEASE_SECONDS
         .read()?
         .unwrap_or(LEASE_SECONDS);
     Ok(Duration::from_secs(seconds))
-}
-
-fn host() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
 }
 
 impl Record {
@@ -221,7 +156,10 @@ impl Lease {
                     let expired = record
                         .as_ref()
                         .is_none_or(|r| r.expires_unix_ms <= unix_ms(Duration::ZERO));
-                    let gone = !expired && record.as_ref().is_some_and(owner_is_gone);
+                    let gone = !expired
+                        && record
+                            .as_ref()
+                            .is_some_and(|r| owner::is_gone(&r.host, r.pid, r.process.as_ref()));
                     if gone && let Some(r) = &record {
                         eprintln!(
                             "wgfit: {} was leased by run {} (pid {} on this host), which is no longer running; taking the lease over",

@@ -8,6 +8,7 @@
 
 mod connect;
 mod lease;
+mod owner;
 
 pub use connect::Location;
 pub(crate) use lease::{LEASE, Lease, LeaseWatch, is_leased};
