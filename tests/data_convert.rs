@@ -286,10 +286,12 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
-/// `wgfit convert in.csv out.st` in `dir`, reading its input from the named pipe `in.csv`:
-/// it converts what the pipe gives and waits for more. Returns it with the pipe's write end.
-fn convert_from_pipe(dir: &Path) -> (std::process::Child, std::fs::File) {
-    let fifo = dir.join("in.csv");
+/// `wgfit convert INPUT out.st` in `dir`, reading its input from the named pipe `input`: it
+/// converts what the pipe gives and waits for more. Returns it with the pipe's write end.
+/// Each conversion gets a pipe of its own: what one left unread in a pipe could otherwise
+/// reach the next reader (while a child another test forks holds a copy of the write end).
+fn convert_from_pipe(dir: &Path, input: &str) -> (std::process::Child, std::fs::File) {
+    let fifo = dir.join(input);
     if !fifo.exists() {
         let made = std::process::Command::new("mkfifo")
             .arg(&fifo)
@@ -299,7 +301,7 @@ fn convert_from_pipe(dir: &Path) -> (std::process::Child, std::fs::File) {
     }
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_wgfit"))
         .current_dir(dir)
-        .args(["convert", "in.csv", "out.st"])
+        .args(["convert", input, "out.st"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -338,7 +340,7 @@ fn a_conversion_killed_mid_write_leaves_nothing_once_the_next_one_ran() {
     // 2 MiB of rows: more than the writer buffers, so the temporary has data on disk.
     let rows = "0.5,0.25,1\n".repeat(200_000);
 
-    let (mut killed, mut pipe) = convert_from_pipe(dir);
+    let (mut killed, mut pipe) = convert_from_pipe(dir, "in.csv");
     pipe.write_all(rows.as_bytes()).unwrap();
     let left = wait_for_temporary(dir, &[], 1 << 20);
     killed.kill().unwrap(); // SIGKILL: no handler runs, nothing is cleaned up.
@@ -347,7 +349,7 @@ fn a_conversion_killed_mid_write_leaves_nothing_once_the_next_one_ran() {
     assert!(dir.join(&left).exists(), "the kill left {left}");
 
     // A live conversion to the same name (waiting on its pipe) keeps its temporary.
-    let (mut live, mut live_pipe) = convert_from_pipe(dir);
+    let (mut live, mut live_pipe) = convert_from_pipe(dir, "live.csv");
     if let Err(e) = live_pipe.write_all(rows.as_bytes()) {
         let out = live.wait_with_output().unwrap();
         panic!(
@@ -382,7 +384,7 @@ fn a_conversion_killed_mid_write_leaves_nothing_once_the_next_one_ran() {
     // The live one finishes as if nothing happened.
     drop(live_pipe);
     assert!(live.wait().unwrap().success());
-    assert_eq!(names_in(dir), ["in.csv", "other.csv", "out.st"]);
+    assert_eq!(names_in(dir), ["in.csv", "live.csv", "other.csv", "out.st"]);
     assert_eq!(
         Dataset::from_safetensors(dir.join("out.st")).unwrap().len(),
         200_000
@@ -395,7 +397,7 @@ fn a_conversion_stopped_by_sigterm_removes_its_temporary() {
     use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (mut stopped, mut pipe) = convert_from_pipe(dir);
+    let (mut stopped, mut pipe) = convert_from_pipe(dir, "in.csv");
     pipe.write_all("0.5,0.25,1\n".repeat(200_000).as_bytes())
         .unwrap();
     wait_for_temporary(dir, &[], 1 << 20);
