@@ -313,7 +313,7 @@ fn train_epoch(
     let epoch_iteration = ctx.optimizer_steps() - ctx.position().step as u64;
     let engine = ctx.engine();
     let order = epoch_order(seed, epoch, engine.samples(), setup.options.shuffle);
-    engine.begin_epoch(&order, epoch_iteration)?;
+    engine.begin_epoch(&order, epoch_iteration, (seed, epoch as u64))?;
     each(callbacks, ctx, |cb, ctx| cb.on_epoch_begin(ctx, epoch))?;
     while ctx.position().step < ctx.steps_per_epoch() && !ctx.stop_requested() {
         let batch = ctx.position().step;

@@ -88,33 +88,359 @@ impl clap::ValueEnum for Activation {
     }
 }
 
-/// The kinds of layers the engine runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayerKind {
-    /// Fully connected: `y = act(x · Wᵀ + b)`, `W` of shape `[outputs, inputs]`.
-    Dense,
+/// How a convolution or pooling window treats the border (Keras's `padding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Padding {
+    /// Only windows that lie wholly inside the input.
+    Valid,
+    /// `ceil(size / stride)` outputs; the input is padded with zeros (convolution) or the
+    /// padding ignored (pooling), the odd pad at the bottom/right as TensorFlow does.
+    Same,
 }
 
-/// One layer of a model, with its input width: what the engine lays out and records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Padding {
+    /// Keras's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Padding::Valid => "valid",
+            Padding::Same => "same",
+        }
+    }
+
+    /// Output size and leading pad of a window of `window` (dilated) elements moved by
+    /// `stride` over `size` elements; `None` if no window fits.
+    pub fn output(self, size: usize, window: usize, stride: usize) -> Option<(usize, usize)> {
+        match self {
+            Padding::Valid => (size >= window).then(|| ((size - window) / stride + 1, 0)),
+            Padding::Same => {
+                let out = size.div_ceil(stride);
+                let total = ((out - 1) * stride + window).saturating_sub(size);
+                (out > 0).then_some((out, total / 2))
+            }
+        }
+    }
+}
+
+/// The kinds of layers the engine runs, with their arguments (Keras 3's, `channels_last`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum LayerKind {
+    /// Fully connected on the last axis: `y = act(x · Wᵀ + b)`, `W` of shape `[outputs,
+    /// inputs]`.
+    Dense,
+    /// 2-D convolution of an `[H, W, C]` input: `y = act(conv(x, K) + b)`, `K` of shape
+    /// `[kh, kw, C, filters]` (Keras's layout).
+    Conv2D {
+        /// Output channels.
+        filters: usize,
+        /// `[kh, kw]`.
+        kernel: [usize; 2],
+        /// `[sh, sw]`.
+        strides: [usize; 2],
+        /// Border handling.
+        padding: Padding,
+        /// `[dh, dw]`.
+        dilation: [usize; 2],
+        /// Whether a bias is added.
+        use_bias: bool,
+    },
+    /// The largest value of each window, per channel.
+    MaxPooling2D {
+        /// `[ph, pw]`.
+        pool: [usize; 2],
+        /// `[sh, sw]`.
+        strides: [usize; 2],
+        /// Border handling (`same` ignores the padding).
+        padding: Padding,
+    },
+    /// The mean of each window, per channel (`same`: of the window's elements inside the
+    /// input, as Keras).
+    AveragePooling2D {
+        /// `[ph, pw]`.
+        pool: [usize; 2],
+        /// `[sh, sw]`.
+        strides: [usize; 2],
+        /// Border handling.
+        padding: Padding,
+    },
+    /// The mean over height and width, per channel: `[H, W, C]` to `[C]`.
+    GlobalAveragePooling2D,
+    /// `[H, W, C]` to `[H·W·C]`: the data does not move (rows are stored `channels_last`).
+    Flatten,
+    /// Any shape of as many elements: the data does not move.
+    Reshape,
+    /// In training, each element is kept with probability `1 - rate` and scaled by
+    /// `1 / (1 - rate)`; the identity in evaluation and prediction. The mask is a function of
+    /// (seed, epoch, position in the epoch's order, layer, element) (Philox4x32-10,
+    /// `shaders/dropout.wgsl`), so a resumed run draws the masks an uninterrupted one draws.
+    Dropout {
+        /// The fraction dropped, in `[0, 1)`.
+        rate: f32,
+    },
+    /// An element-wise activation on its own.
+    Activation,
+}
+
+impl LayerKind {
+    /// Keras's class name.
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            LayerKind::Dense => "Dense",
+            LayerKind::Conv2D { .. } => "Conv2D",
+            LayerKind::MaxPooling2D { .. } => "MaxPooling2D",
+            LayerKind::AveragePooling2D { .. } => "AveragePooling2D",
+            LayerKind::GlobalAveragePooling2D => "GlobalAveragePooling2D",
+            LayerKind::Flatten => "Flatten",
+            LayerKind::Reshape => "Reshape",
+            LayerKind::Dropout { .. } => "Dropout",
+            LayerKind::Activation => "Activation",
+        }
+    }
+
+    /// Whether the layer's output is its input's memory unchanged (no launch at all).
+    pub(crate) fn moves_nothing(&self) -> bool {
+        matches!(self, LayerKind::Flatten | LayerKind::Reshape)
+    }
+}
+
+/// One layer of a model with its input and output shapes (per sample, without the batch
+/// axis): what the engine lays out and records.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LayerSpec {
     /// What the layer computes.
     pub kind: LayerKind,
-    /// Input features.
+    /// Input shape, e.g. `[28, 28, 1]` or `[64]`.
+    pub in_shape: Vec<usize>,
+    /// Output shape.
+    pub out_shape: Vec<usize>,
+    /// Input elements per sample (the product of `in_shape`).
     pub inputs: usize,
-    /// Output features.
+    /// Output elements per sample.
     pub outputs: usize,
-    /// Activation after the bias.
+    /// Activation after the bias (Dense, Conv2D, Activation; linear elsewhere).
     pub activation: Activation,
 }
 
 impl LayerSpec {
-    /// The layer as the fingerprint records it: `(inputs, outputs, activation)`.
+    /// A layer of `kind` on inputs of `in_shape`, or why it cannot take them.
+    pub fn new(
+        kind: LayerKind,
+        in_shape: &[usize],
+        activation: Activation,
+        units: usize,
+    ) -> std::result::Result<Self, String> {
+        let out_shape = out_shape(&kind, in_shape, units)?;
+        Ok(LayerSpec {
+            inputs: in_shape.iter().product(),
+            outputs: out_shape.iter().product(),
+            kind,
+            in_shape: in_shape.to_vec(),
+            out_shape,
+            activation,
+        })
+    }
+
+    /// The parameter tensors' name suffixes and shapes: Dense `weight [out, in]`, `bias
+    /// [out]`; Conv2D `weight [kh, kw, C, filters]` and `bias [filters]` (with `use_bias`);
+    /// none for the other kinds.
+    pub fn tensors(&self) -> Vec<(&'static str, Vec<usize>)> {
+        match &self.kind {
+            LayerKind::Dense => {
+                let last = *self.in_shape.last().unwrap_or(&0);
+                let units = *self.out_shape.last().unwrap_or(&0);
+                vec![("weight", vec![units, last]), ("bias", vec![units])]
+            }
+            LayerKind::Conv2D {
+                filters,
+                kernel,
+                use_bias,
+                ..
+            } => {
+                let c = self.in_shape[2];
+                let mut t = vec![("weight", vec![kernel[0], kernel[1], c, *filters])];
+                if *use_bias {
+                    t.push(("bias", vec![*filters]));
+                }
+                t
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The layer as the fingerprint records it: `(inputs, outputs, description)`. A Dense
+    /// layer on a flat input is described by its activation alone (as before other kinds
+    /// existed); any other layer by its class, arguments and shapes, so that a backup of
+    /// another model is named by the layer that differs.
     pub fn fingerprint(&self) -> (usize, usize, String) {
-        (
-            self.inputs,
-            self.outputs,
-            self.activation.name().to_string(),
+        let description = if self.kind == LayerKind::Dense && self.in_shape.len() == 1 {
+            self.activation.name().to_string()
+        } else {
+            self.describe()
+        };
+        (self.inputs, self.outputs, description)
+    }
+
+    /// One line: the class, its arguments and the shapes, e.g. `Conv2D(filters=32,
+    /// kernel_size=3x3, strides=1x1, padding=valid, dilation_rate=1x1, use_bias=true,
+    /// activation=relu) 28x28x1 -> 26x26x32`.
+    pub fn describe(&self) -> String {
+        let xy = |v: &[usize; 2]| format!("{}x{}", v[0], v[1]);
+        let args = match &self.kind {
+            LayerKind::Dense => format!(
+                "units={}, activation={}",
+                self.out_shape.last().unwrap_or(&0),
+                self.activation.name()
+            ),
+            LayerKind::Conv2D {
+                filters,
+                kernel,
+                strides,
+                padding,
+                dilation,
+                use_bias,
+            } => format!(
+                "filters={filters}, kernel_size={}, strides={}, padding={}, dilation_rate={}, use_bias={use_bias}, activation={}",
+                xy(kernel),
+                xy(strides),
+                padding.name(),
+                xy(dilation),
+                self.activation.name()
+            ),
+            LayerKind::MaxPooling2D {
+                pool,
+                strides,
+                padding,
+            }
+            | LayerKind::AveragePooling2D {
+                pool,
+                strides,
+                padding,
+            } => format!(
+                "pool_size={}, strides={}, padding={}",
+                xy(pool),
+                xy(strides),
+                padding.name()
+            ),
+            LayerKind::Dropout { rate } => format!("rate={rate}"),
+            LayerKind::Activation => format!("activation={}", self.activation.name()),
+            LayerKind::GlobalAveragePooling2D | LayerKind::Flatten | LayerKind::Reshape => {
+                String::new()
+            }
+        };
+        let shape = |s: &[usize]| {
+            s.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("x")
+        };
+        format!(
+            "{}({args}) {} -> {}",
+            self.kind.class_name(),
+            shape(&self.in_shape),
+            shape(&self.out_shape)
         )
+    }
+}
+
+/// The output shape of `kind` on `in_shape` (`units`: Dense's width, or Reshape's element
+/// count check), or why the input does not fit.
+fn out_shape(
+    kind: &LayerKind,
+    in_shape: &[usize],
+    units: usize,
+) -> std::result::Result<Vec<usize>, String> {
+    let image = |what: &str| match in_shape {
+        &[h, w, c] if h > 0 && w > 0 && c > 0 => Ok((h, w, c)),
+        _ => Err(format!(
+            "{what} takes an [height, width, channels] input, not {in_shape:?}"
+        )),
+    };
+    let window = |size: usize, k: usize, d: usize, s: usize, p: Padding, axis: &str| {
+        if k == 0 || s == 0 || d == 0 {
+            return Err(format!("a {axis} window, stride or dilation of 0"));
+        }
+        p.output(size, (k - 1) * d + 1, s)
+            .map(|(o, _)| o)
+            .ok_or_else(|| {
+                format!(
+                    "its {axis} window of {} does not fit the input's {size} with padding valid",
+                    (k - 1) * d + 1
+                )
+            })
+    };
+    match kind {
+        LayerKind::Dense => match in_shape.split_last() {
+            Some((_, lead)) if units > 0 => Ok(lead.iter().copied().chain([units]).collect()),
+            _ => Err("a Dense layer needs an input and at least one unit".into()),
+        },
+        LayerKind::Conv2D {
+            filters,
+            kernel,
+            strides,
+            padding,
+            dilation,
+            ..
+        } => {
+            let (h, w, _) = image("Conv2D")?;
+            if *filters == 0 {
+                return Err("Conv2D has 0 filters".into());
+            }
+            Ok(vec![
+                window(h, kernel[0], dilation[0], strides[0], *padding, "height")?,
+                window(w, kernel[1], dilation[1], strides[1], *padding, "width")?,
+                *filters,
+            ])
+        }
+        LayerKind::MaxPooling2D {
+            pool,
+            strides,
+            padding,
+        }
+        | LayerKind::AveragePooling2D {
+            pool,
+            strides,
+            padding,
+        } => {
+            let (h, w, c) = image(kind.class_name())?;
+            Ok(vec![
+                window(h, pool[0], 1, strides[0], *padding, "height")?,
+                window(w, pool[1], 1, strides[1], *padding, "width")?,
+                c,
+            ])
+        }
+        LayerKind::GlobalAveragePooling2D => {
+            image("GlobalAveragePooling2D").map(|(_, _, c)| vec![c])
+        }
+        LayerKind::Flatten => Ok(vec![in_shape.iter().product()]),
+        LayerKind::Reshape => Err("Reshape needs its target shape (LayerSpec::reshape)".into()),
+        LayerKind::Dropout { rate } => {
+            if !(0.0..1.0).contains(rate) {
+                return Err(format!("a Dropout rate of {rate}; it must be in [0, 1)"));
+            }
+            Ok(in_shape.to_vec())
+        }
+        LayerKind::Activation => Ok(in_shape.to_vec()),
+    }
+}
+
+impl LayerSpec {
+    /// A Reshape of `in_shape` to `target`, which must hold as many elements.
+    pub fn reshape(in_shape: &[usize], target: &[usize]) -> std::result::Result<Self, String> {
+        let (n, m) = (
+            in_shape.iter().product::<usize>(),
+            target.iter().product::<usize>(),
+        );
+        if n != m || target.is_empty() {
+            return Err(format!(
+                "Reshape to {target:?} ({m} elements) of an input {in_shape:?} ({n} elements)"
+            ));
+        }
+        Ok(LayerSpec {
+            kind: LayerKind::Reshape,
+            in_shape: in_shape.to_vec(),
+            out_shape: target.to_vec(),
+            inputs: n,
+            outputs: m,
+            activation: Activation::Linear,
+        })
     }
 }

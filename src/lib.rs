@@ -53,9 +53,13 @@ pub use engine::{DataOn, StepProfile};
 pub use error::{Error, Result};
 pub use fit::FitOptions;
 pub use gpu::{AdapterSummary, Gpu, GpuMemory};
-pub use layer::{Activation, LayerKind, LayerSpec};
+pub use layer::{Activation, LayerKind, LayerSpec, Padding};
 pub use loss::Loss;
-pub use model::{Dense, Sequential, WEIGHTS_META_KEY, WeightsMeta};
+pub use model::{
+    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
+    KerasModel, Layer, MaxPooling2D, ModelRecord, Reshape, SUPPORTED_LAYERS, Sequential,
+    WEIGHTS_META_KEY, WeightsMeta, from_keras_json,
+};
 pub use optim::{
     Adam, Clipping, Configured, LearningRateSchedule, Optimizer, RmsProp, Sgd, UpdateKernel,
 };

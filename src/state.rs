@@ -141,8 +141,17 @@ impl History {
 /// What must not change between a run and its resumption.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
-    /// Per layer: `(inputs, outputs, activation)`.
+    /// Per layer: `(inputs, outputs, description)`: a Dense layer on flat inputs is described
+    /// by its activation, any other layer by its class, arguments and shapes
+    /// ([`crate::LayerSpec::fingerprint`]).
     pub layers: Vec<(usize, usize, String)>,
+    /// The parameter tensors' names and shapes when the model has layers other than Dense
+    /// layers on flat inputs (empty otherwise: a Dense stack's follow from `layers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tensors: Vec<(String, Vec<usize>)>,
+    /// The whole architecture, for the same models (`None` for a Dense stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::model::ModelRecord>,
     /// Loss name.
     pub loss: String,
     /// Optimizer kind and hyper-parameters, e.g. `sgd(lr=0.01, momentum=0.9, nesterov=false, weight_decay=0)`.
@@ -198,19 +207,37 @@ impl Fingerprint {
         out
     }
 
+    /// Every parameter tensor's name and shape: [`Fingerprint::tensors`], or for a Dense
+    /// stack `model.layers.<i>.weight [out, in]` and `.bias [out]` per layer.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        if !self.tensors.is_empty() {
+            return self.tensors.clone();
+        }
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &(inputs, outputs, _))| {
+                [
+                    (format!("model.layers.{i}.weight"), vec![outputs, inputs]),
+                    (format!("model.layers.{i}.bias"), vec![outputs]),
+                ]
+            })
+            .collect()
+    }
+
     /// The most bytes a weights file of a state of this run can have: every parameter with
     /// up to `MAX_SLOTS` (3) optimizer slots and `MAX_CALLBACK_COPIES` (2) callback copies, a
     /// pair of statistics per batch, and a header. A
     /// sidecar claiming more is refused before anything is read or allocated.
     pub fn max_state_bytes(&self) -> u64 {
         let params: u64 = self
-            .layers
+            .parameter_shapes()
             .iter()
-            .map(|&(i, o, _)| (i as u64).saturating_mul(o as u64).saturating_add(o as u64))
+            .map(|(_, shape)| shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64)))
             .fold(0, u64::saturating_add);
         let steps = (self.data_len as u64).div_ceil(self.batch_size.max(1) as u64);
-        let tensors = (self.layers.len() as u64)
-            .saturating_mul(2 * (1 + MAX_SLOTS + MAX_CALLBACK_COPIES))
+        let tensors = (self.parameter_shapes().len() as u64)
+            .saturating_mul(1 + MAX_SLOTS + MAX_CALLBACK_COPIES)
             + 1;
         params
             .saturating_mul(1 + MAX_SLOTS + MAX_CALLBACK_COPIES)

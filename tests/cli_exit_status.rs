@@ -17,6 +17,9 @@ use std::process::{Command, Stdio};
 const BAD: &[(&str, &str, &[&str])] = &[
     // train: data
     ("train", "--data", &["--data", "nope.csv"]),
+    ("train", "--model", &["--model", "nope.json"]),
+    ("train", "--model", &["--model", "dir"]),
+    ("train", "--model", &["--model", "file.txt"]),
     ("train", "--data", &["--data", ""]),
     ("train", "--scale", &["--scale", "abc"]),
     ("train", "--scale", &["--scale", "NaN"]),

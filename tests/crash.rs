@@ -70,6 +70,17 @@ fn sigkill_storm_with_the_stateful_callbacks() {
 }
 
 #[test]
+fn sigkill_storm_with_a_convnet_with_dropout() {
+    // Conv2D, MaxPooling2D, Dropout 0.5, Adam on a cosine schedule, validation: the masks are
+    // drawn again, not restored, and must be the uninterrupted run's.
+    kill_storm(
+        "a convnet with dropout, Adam, a schedule and validation",
+        &[("CONVNET", "1"), ("SLOW_MS", "5")],
+        24,
+    );
+}
+
+#[test]
 fn sigkill_storm_with_streamed_input() {
     // The data set in host memory, a batch at a time: the same bits as resident data.
     kill_storm(

@@ -45,6 +45,7 @@ fn model_checkpoint_files_record_the_activations_the_loss_and_the_input_scale() 
                 activations: vec![Activation::Tanh, Activation::Sigmoid],
                 loss: Loss::MeanSquaredError,
                 input_scale: Some(0.5),
+                model: None,
             }),
             "{}",
             path.display()

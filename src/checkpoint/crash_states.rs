@@ -22,6 +22,8 @@ use std::path::Path;
 fn fingerprint() -> Fingerprint {
     Fingerprint {
         layers: vec![(3, 2, "relu".into())],
+        tensors: Vec::new(),
+        model: None,
         loss: "mse".into(),
         optimizer: "sgd(lr=0.1)".into(),
         batch_size: 5,

@@ -180,11 +180,7 @@ fn read_state(dir: &Place, sidecar: &Sidecar) -> Result<TrainState> {
 /// A state must be the one its sidecar describes: the parameters of its fingerprint's
 /// layers, slots shaped as their parameters, and a pair of statistics per batch done.
 fn check_shapes(sidecar: &Sidecar, state: &TrainState) -> std::result::Result<(), String> {
-    let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
-    for (i, &(inputs, outputs, _)) in sidecar.fingerprint.layers.iter().enumerate() {
-        expected.push((format!("model.layers.{i}.weight"), vec![outputs, inputs]));
-        expected.push((format!("model.layers.{i}.bias"), vec![outputs]));
-    }
+    let mut expected = sidecar.fingerprint.parameter_shapes();
     expected.sort();
     let mut got: Vec<(String, Vec<usize>)> = state
         .params

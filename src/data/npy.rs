@@ -84,11 +84,12 @@ fn x_header(bytes: &[u8], x_path: &Path) -> Result<(Header, usize)> {
     let x = header(bytes, x_path)?;
     let features = match x.shape[..] {
         [_] => 1,
-        [_, f] => f,
+        // Images `(n, H, W, C)` (channels_last) are rows of H·W·C features.
+        [_, ref sample @ ..] if !sample.is_empty() => sample.iter().product(),
         ref s => {
             return Err(invalid_in(
                 x_path,
-                format!("x must have shape (n, features) or (n,), found {s:?}"),
+                format!("x must have shape (n, features), (n, H, W, C) or (n,), found {s:?}"),
             ));
         }
     };

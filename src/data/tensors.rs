@@ -8,7 +8,8 @@ use super::{Dataset, Rows, Targets, attach_path, cache, invalid_in};
 use crate::{Error, Result};
 
 impl Dataset {
-    /// Loads a safetensors file with tensors `x` (F32 or F64, shape `[n, features]`, or `[n]`
+    /// Loads a safetensors file with tensors `x` (F32 or F64, shape `[n, features]`, `[n, H, W,
+    /// C]` (images, `channels_last`, read as rows of `H·W·C` features) or `[n]`
     /// for one feature) and `y`.
     ///
     /// An integer `y` (U8/I8/U16/I16/U32/I32/U64/I64, shape `[n]` or `[n, 1]`) gives class labels;
@@ -104,10 +105,11 @@ fn x_region(file: &SafeTensors<'_>, map: &[u8], path: &Path) -> Result<(XRegion,
 fn x_features(shape: &[usize], path: &Path) -> Result<usize> {
     match *shape {
         [_] => Ok(1),
-        [_, f] => Ok(f),
+        // Images `[n, H, W, C]` (channels_last) are rows of H·W·C features.
+        [_, ref sample @ ..] if !sample.is_empty() => Ok(sample.iter().product()),
         ref s => Err(invalid_in(
             path,
-            format!("tensor `x` must have shape [n, features] or [n], found {s:?}"),
+            format!("tensor `x` must have shape [n, features], [n, H, W, C] or [n], found {s:?}"),
         )),
     }
 }

@@ -28,14 +28,26 @@ pub(crate) fn check(gpu: &Gpu, what: impl FnOnce() -> String, size: usize) -> Re
     Ok(())
 }
 
-/// Checks every size the step of a model with layers `(inputs, outputs)` loops over, for
-/// batches of `rows` rows.
-pub(crate) fn check_model(gpu: &Gpu, layers: &[(usize, usize)], rows: usize) -> Result<()> {
+/// Checks every size the step of a model with Dense layers `(index, input width, output
+/// width, positions per sample)` loops over, for batches of `rows` rows (every position of a
+/// sample is one more row of the layer's matmuls).
+pub(crate) fn check_model(
+    gpu: &Gpu,
+    layers: &[(usize, usize, usize, usize)],
+    rows: usize,
+) -> Result<()> {
     check(gpu, || "the batch size (rows per step)".into(), rows)?;
-    for (i, &(inputs, outputs)) in layers.iter().enumerate() {
+    for &(i, inputs, outputs, positions) in layers {
         check(gpu, || format!("layer {i}'s input width"), inputs)?;
         if i > 0 {
             check(gpu, || format!("layer {i}'s output width"), outputs)?;
+        }
+        if positions > 1 {
+            check(
+                gpu,
+                || format!("layer {i}'s rows (batch × positions)"),
+                rows * positions,
+            )?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! types, the loop or the callbacks.
 
 mod init;
+mod layers;
 pub(crate) mod loop_limit;
 mod params;
 mod plan;

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 
 /// A model's first parameters.
 pub(crate) enum InitialWeights {
-    /// Given (per layer: weight, bias).
-    Given(Vec<(Vec<f32>, Vec<f32>)>),
+    /// Given (every parameter tensor, in [`GpuParams::param_layout`]'s order).
+    Given(Vec<Vec<f32>>),
     /// Glorot-uniform weights from this seed and zero biases, drawn on first use (see
     /// [`GpuParams::ensure_initialized`]).
     Glorot { seed: u64 },
@@ -26,15 +26,31 @@ pub(crate) enum InitialWeights {
 const ALIGN: usize = 64;
 
 /// Where one layer's tensors live in the flat buffers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct LayerLayout {
+    /// The layer with its shapes.
+    pub spec: LayerSpec,
+    /// Input and output elements per sample.
     pub inputs: usize,
     pub outputs: usize,
     pub activation: Activation,
-    /// First element of the weight `[outputs, inputs]`.
-    pub weight: usize,
-    /// First element of the bias `[outputs]`.
-    pub bias: usize,
+    /// Its parameter tensors (none for layers without): name suffix, shape, first element.
+    pub tensors: Vec<(&'static str, Vec<usize>, usize)>,
+}
+
+impl LayerLayout {
+    /// First element and length of the tensor named `suffix`, if the layer has one.
+    pub fn tensor(&self, suffix: &str) -> Option<(usize, usize)> {
+        self.tensors
+            .iter()
+            .find(|(name, _, _)| *name == suffix)
+            .map(|(_, shape, first)| (*first, shape.iter().product()))
+    }
+
+    /// First element of the bias, if the layer has one.
+    pub fn bias(&self) -> Option<usize> {
+        self.tensor("bias").map(|(first, _)| first)
+    }
 }
 
 /// The pieces `(first element, elements)` the flat buffers are bound in: whole when they fit
@@ -51,10 +67,9 @@ fn pieces(gpu: &Gpu, layers: &[LayerLayout], len: usize) -> Result<Vec<(usize, u
         .iter()
         .enumerate()
         .flat_map(|(i, l)| {
-            [
-                (l.weight, format!("layer {i}'s weights")),
-                (l.bias, format!("layer {i}'s biases")),
-            ]
+            l.tensors
+                .iter()
+                .map(move |(name, _, first)| (*first, format!("layer {i}'s {}", plural(name))))
         })
         .collect();
     let mut pieces: Vec<(usize, usize)> = Vec::new();
@@ -67,6 +82,14 @@ fn pieces(gpu: &Gpu, layers: &[LayerLayout], len: usize) -> Result<Vec<(usize, u
         }
     }
     Ok(pieces)
+}
+
+/// `weights`, `biases`: how errors name a layer's tensors.
+fn plural(suffix: &str) -> String {
+    match suffix {
+        "bias" => "biases".into(),
+        other => format!("{other}s"),
+    }
 }
 
 /// A zeroed buffer of `len` floats, bound in pieces.
@@ -108,6 +131,9 @@ pub(crate) struct GpuParams {
     pub schedule_ranks: u64,
     /// The seed of Glorot weights not drawn yet (see [`GpuParams::ensure_initialized`]).
     pending_glorot: Mutex<Option<u64>>,
+    /// Dropout's `(seed, epoch)` for the epoch being trained: the run's seed (which orders
+    /// its data, recorded in its fingerprint) and the epoch, set as each epoch begins.
+    pub masks: (u64, u64),
 }
 
 impl GpuParams {
@@ -120,24 +146,26 @@ impl GpuParams {
     ) -> Result<Self> {
         let mut layers = Vec::new();
         let mut len = 0usize;
-        for &LayerSpec {
-            inputs,
-            outputs,
-            activation,
-            ..
-        } in specs
-        {
-            let weight = len;
-            len += (inputs * outputs).next_multiple_of(ALIGN);
-            let bias = len;
-            len += outputs.next_multiple_of(ALIGN);
+        for spec in specs {
+            let mut tensors = Vec::new();
+            for (name, shape) in spec.tensors() {
+                let first = len;
+                len += shape.iter().product::<usize>().next_multiple_of(ALIGN);
+                tensors.push((name, shape, first));
+            }
             layers.push(LayerLayout {
-                inputs,
-                outputs,
-                activation,
-                weight,
-                bias,
+                spec: spec.clone(),
+                inputs: spec.inputs,
+                outputs: spec.outputs,
+                activation: spec.activation,
+                tensors,
             });
+        }
+        if len == 0 {
+            return Err(Error::config(
+                "model",
+                "it has no parameters; add a Dense or Conv2D layer",
+            ));
         }
         let chunks = pieces(&gpu, &layers, len)?;
         let params = gpu.storage_in_pieces("parameters", len as u64 * 4)?;
@@ -192,6 +220,7 @@ impl GpuParams {
             _clip_buffers: clip_buffers,
             schedule_ranks: 1,
             pending_glorot: Mutex::new(pending_glorot),
+            masks: (0, 0),
         })
     }
 
@@ -223,12 +252,9 @@ impl GpuParams {
     pub fn param_layout(&self) -> Vec<(String, Vec<usize>, usize)> {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
-            out.push((
-                format!("model.layers.{i}.weight"),
-                vec![l.outputs, l.inputs],
-                l.weight,
-            ));
-            out.push((format!("model.layers.{i}.bias"), vec![l.outputs], l.bias));
+            for (name, shape, first) in &l.tensors {
+                out.push((format!("model.layers.{i}.{name}"), shape.clone(), *first));
+            }
         }
         out
     }
@@ -347,17 +373,12 @@ impl GpuParams {
     }
 }
 
-/// Writes each layer's weight and bias straight to its place (one host copy, in wgpu's
-/// staging); the alignment padding stays zero.
-fn write_layers(
-    gpu: &Gpu,
-    params: &wgpu::Buffer,
-    layers: &[LayerLayout],
-    weights: &[(Vec<f32>, Vec<f32>)],
-) {
-    for (layer, (w, b)) in layers.iter().zip(weights) {
-        gpu.write(params, layer.weight as u64 * 4, bytemuck::cast_slice(w));
-        gpu.write(params, layer.bias as u64 * 4, bytemuck::cast_slice(b));
+/// Writes each parameter tensor straight to its place (one host copy, in wgpu's staging);
+/// the alignment padding stays zero. `weights` are in the layers' tensor order.
+fn write_layers(gpu: &Gpu, params: &wgpu::Buffer, layers: &[LayerLayout], weights: &[Vec<f32>]) {
+    let places = layers.iter().flat_map(|l| l.tensors.iter().map(|t| t.2));
+    for (first, w) in places.zip(weights) {
+        gpu.write(params, first as u64 * 4, bytemuck::cast_slice(w));
     }
 }
 

@@ -2,15 +2,14 @@
 //! kernel each launch runs on (small batches fold the loss, its reduction and the last
 //! layer's activation backward into one launch).
 
-use super::params::LayerLayout;
-use super::step::{LayerBackward, Plan};
+use super::layers::LayerLaunch;
+use super::step::{ForwardLaunch, LayerBackward, Plan};
 use crate::engine::GpuParams;
 use crate::gpu::bindings::{
-    ActBackwardBindings, GatherBindings, LossFusedBindings, LossGradBindings, LossReduceBindings,
+    GatherBindings, LossFusedBindings, LossGradBindings, LossReduceBindings,
 };
-use crate::gpu::{
-    ActDims, Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, MatmulDims, Slice, WIDE_LOSS_COLS,
-};
+use crate::gpu::{Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, Slice, WIDE_LOSS_COLS};
+use crate::layer::LayerKind;
 use crate::loss::Loss;
 
 /// The buffers a plan binds.
@@ -20,8 +19,15 @@ pub(super) struct PlanBuffers<'a> {
     pub perm: &'a wgpu::Buffer,
     pub table: &'a wgpu::Buffer,
     pub stats: &'a wgpu::Buffer,
+    pub step_values: &'a wgpu::Buffer,
+    /// Layer outputs, `acts[0]` the batch's inputs (a layer that moves nothing shares its
+    /// input's buffer).
     pub acts: &'a [wgpu::Buffer],
+    /// Gradients by each layer's output (shared likewise).
     pub grads: &'a [wgpu::Buffer],
+    /// Each layer's scratch memory, if it needs any.
+    pub scratch: &'a [Option<wgpu::Buffer>],
+    pub unused: &'a wgpu::Buffer,
     pub tb: &'a wgpu::Buffer,
     pub row_stats: &'a wgpu::Buffer,
     pub features: usize,
@@ -62,31 +68,22 @@ impl PlanBuffers<'_> {
             },
         );
 
-        let forward = params
-            .layers
+        let launches: Vec<LayerLaunch> = (0..params.layers.len())
+            .map(|i| self.layer_launch(params, i, rows))
+            .collect();
+        let forward = launches
             .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let dims = MatmulDims {
-                    m: rows as u32,
-                    n: l.outputs as u32,
-                    k: l.inputs as u32,
-                    a_row_stride: l.inputs as u32,
-                    a_col_stride: 1,
-                    b_row_stride: 1,
-                    b_col_stride: l.inputs as u32,
-                    epilogue: MatmulDims::epilogue(true, l.activation.code()),
-                };
-                params.gpu.matmul(
-                    dims,
-                    Slice::all(&self.acts[i]),
-                    weight(params, l),
-                    bias(params, l),
-                    Slice::all(&self.acts[i + 1]),
-                )
+            .flat_map(|l| {
+                let name = layer_name(l);
+                l.forward()
+                    .into_iter()
+                    .map(move |(phase, launch)| ForwardLaunch {
+                        name: format!("{name} forward"),
+                        phase,
+                        launch,
+                    })
             })
             .collect();
-
         let last = params.layers.len() - 1;
         let outputs = params.layers[last].outputs;
         let loss_dims = gpu.uniform(
@@ -106,7 +103,12 @@ impl PlanBuffers<'_> {
         // bench/NOTES.md "The fused loss kernel on lavapipe"). The results are the same bits.
         // Nor for wide rows: they take `loss_grad_wide`, whose sums the fused kernel does not
         // repeat.
-        let fused = rows <= FUSED_LOSS_ROWS && outputs <= WIDE_LOSS_COLS && !params.gpu.is_cpu();
+        let last_layer = &params.layers[last];
+        let fused = rows <= FUSED_LOSS_ROWS
+            && outputs <= WIDE_LOSS_COLS
+            && !params.gpu.is_cpu()
+            && last_layer.spec.kind == LayerKind::Dense
+            && last_layer.spec.in_shape.len() == 1;
         let y = Slice::all(&self.acts[last + 1]);
         let dy = Slice::all(&self.grads[last]);
         let (loss, reduce) = if fused {
@@ -117,7 +119,7 @@ impl PlanBuffers<'_> {
                 dy,
                 batch: table,
                 stats: Slice::all(self.stats),
-                db: Slice::f32s(&params.grads, params.layers[last].bias, outputs),
+                db: Slice::f32s(&params.grads, last_layer.bias().unwrap_or(0), outputs),
             };
             let launch = k
                 .loss_fused
@@ -143,11 +145,12 @@ impl PlanBuffers<'_> {
             (loss, Some(reduce))
         };
 
-        let backward = params
-            .layers
+        let backward = launches
             .iter()
-            .enumerate()
-            .map(|(i, l)| self.layer_backward(params, i, l, rows, fused && i == last))
+            .map(|l| LayerBackward {
+                layer: layer_name(l),
+                launches: l.backward(fused && l.index == last),
+            })
             .collect();
 
         Plan {
@@ -159,83 +162,32 @@ impl PlanBuffers<'_> {
         }
     }
 
-    fn layer_backward(
-        &self,
-        params: &GpuParams,
-        i: usize,
-        l: &LayerLayout,
-        rows: usize,
-        activation_in_loss: bool,
-    ) -> LayerBackward {
-        let gpu = &params.gpu;
-        let act_dims = ActDims {
-            rows: rows as u32,
-            cols: l.outputs as u32,
-            act: l.activation.code(),
-            _pad: 0,
-        };
-        let act_uniform = gpu.uniform("activation backward", &act_dims);
-        let activation = (!activation_in_loss).then(|| {
-            gpu.kernels.act_backward_dispatch(
-                &gpu.device,
-                gpu.is_cpu(),
-                &act_dims,
-                &ActBackwardBindings {
-                    dims: Slice::all(&act_uniform),
-                    a: Slice::all(&self.acts[i + 1]),
-                    d: Slice::all(&self.grads[i]),
-                    db: Slice::f32s(&params.grads, l.bias, l.outputs),
-                },
-            )
-        });
-        // grad W [out, in] = dZᵀ [out, rows] · A_prev [rows, in]
-        let weight_grad = params.gpu.matmul(
-            MatmulDims {
-                m: l.outputs as u32,
-                n: l.inputs as u32,
-                k: rows as u32,
-                a_row_stride: 1,
-                a_col_stride: l.outputs as u32,
-                b_row_stride: l.inputs as u32,
-                b_col_stride: 1,
-                epilogue: 0,
-            },
-            Slice::all(&self.grads[i]),
-            Slice::all(&self.acts[i]),
-            Slice::all(&self.acts[i]),
-            Slice::f32s(&params.grads, l.weight, l.inputs * l.outputs),
-        );
-        // dA_prev [rows, in] = dZ [rows, out] · W [out, in]
-        let input = (i > 0).then(|| {
-            params.gpu.matmul(
-                MatmulDims {
-                    m: rows as u32,
-                    n: l.inputs as u32,
-                    k: l.outputs as u32,
-                    a_row_stride: l.outputs as u32,
-                    a_col_stride: 1,
-                    b_row_stride: l.inputs as u32,
-                    b_col_stride: 1,
-                    epilogue: 0,
-                },
-                Slice::all(&self.grads[i]),
-                weight(params, l),
-                weight(params, l),
-                Slice::all(&self.grads[i - 1]),
-            )
-        });
-        LayerBackward {
-            activation,
-            weight: weight_grad,
-            input,
+    /// Layer `i`'s buffers for batches of `rows` rows.
+    fn layer_launch<'b>(&'b self, params: &'b GpuParams, i: usize, rows: usize) -> LayerLaunch<'b> {
+        // The input's gradient is needed when a layer before this one has parameters.
+        let needs_input_grad = params.layers[..i].iter().any(|l| !l.tensors.is_empty());
+        LayerLaunch {
+            params,
+            index: i,
+            layer: &params.layers[i],
+            rows,
+            input: &self.acts[i],
+            output: &self.acts[i + 1],
+            d_output: &self.grads[i],
+            d_input: needs_input_grad.then(|| &self.grads[i - 1]),
+            scratch: self.scratch[i].as_ref(),
+            unused: self.unused,
+            table: self.table,
+            step_values: self.step_values,
         }
     }
 }
 
-fn weight<'a>(params: &'a GpuParams, l: &LayerLayout) -> Slice<'a> {
-    Slice::f32s(&params.params, l.weight, l.inputs * l.outputs)
-}
-
-fn bias<'a>(params: &'a GpuParams, l: &LayerLayout) -> Slice<'a> {
-    Slice::f32s(&params.params, l.bias, l.outputs)
+/// A layer's name in profiles: its class in lower case and its index, e.g. `conv2d0`.
+fn layer_name(l: &LayerLaunch<'_>) -> String {
+    format!(
+        "{}{}",
+        l.layer.spec.kind.class_name().to_lowercase(),
+        l.index
+    )
 }

@@ -121,12 +121,19 @@ impl<'a> Run<'a> {
     }
 
     /// Prepares an epoch: the order of its samples, and the optimizer's per-step values for
-    /// an epoch whose first update makes iteration `epoch_iteration + 1`. Lands before the
-    /// next submission, so it must follow the previous epoch's last submission.
-    pub fn begin_epoch(&mut self, order: &[u32], epoch_iteration: u64) -> Result<()> {
+    /// an epoch whose first update makes iteration `epoch_iteration + 1`, with dropout's
+    /// `(seed, epoch)`. Lands before the next submission, so it must follow the previous
+    /// epoch's last submission.
+    pub fn begin_epoch(
+        &mut self,
+        order: &[u32],
+        epoch_iteration: u64,
+        masks: (u64, u64),
+    ) -> Result<()> {
         self.recorder.submit(&self.params.gpu)?;
         self.work.set_order(&self.params.gpu, order);
         self.epoch_iteration = epoch_iteration;
+        self.params.masks = masks;
         let steps = self.work.steps;
         let table = &self.work.step_values;
         self.params

@@ -2,30 +2,40 @@
 //! over a [`Plan`] (every kernel launch of a step with its buffers bound, built in
 //! `plan.rs` for a `Workspace`).
 
+use super::layers::Phase;
 use crate::gpu::Dispatch;
 
 /// Every launch of one step for batches of `rows` rows.
 pub(crate) struct Plan {
     pub(super) gather: Dispatch,
-    pub(super) forward: Vec<Dispatch>,
+    /// Every layer's forward launches in order, each named and with when it runs.
+    pub(super) forward: Vec<ForwardLaunch>,
     /// The loss and its gradient; with small batches also the batch statistics and the last
     /// layer's activation backward.
     pub(super) loss: Dispatch,
     /// The batch statistics, unless `loss` computes them (batches of at most
     /// [`FUSED_LOSS_ROWS`] rows).
     pub(super) reduce: Option<Dispatch>,
+    /// Per layer, first layer first.
     pub(super) backward: Vec<LayerBackward>,
 }
 
-/// The backward launches of one layer.
+/// One forward launch of a layer.
+pub(super) struct ForwardLaunch {
+    /// E.g. `dense1 forward`.
+    pub(super) name: String,
+    pub(super) phase: Phase,
+    pub(super) launch: Dispatch,
+}
+
+/// The backward launches of one layer, in order (see each kind's file in `layers/`): for
+/// Dense `dZ = dA ⊙ act'(A)` with `db = Σ_rows dZ` (for the last layer of a small batch done
+/// by the loss launch), `dW = dZᵀ · A_prev`, `dA_prev = dZ · W` (absent for the first layer
+/// with parameters: nothing needs the input's gradient).
 pub(super) struct LayerBackward {
-    /// `dZ = dA ⊙ act'(A)`, `db = Σ_rows dZ` (for the last layer of a small batch, done by
-    /// the loss launch).
-    pub(super) activation: Option<Dispatch>,
-    /// `dW = dZᵀ · A_prev`.
-    pub(super) weight: Dispatch,
-    /// `dA_prev = dZ · W` (absent for the first layer: nothing needs the input's gradient).
-    pub(super) input: Option<Dispatch>,
+    /// E.g. `conv2d0`.
+    pub(super) layer: String,
+    pub(super) launches: Vec<(&'static str, Dispatch)>,
 }
 
 /// How a training step ends, after the backward pass.
@@ -52,19 +62,15 @@ pub(crate) fn record_train_step(
     finish: &Finish<'_>,
     step: u32,
 ) {
-    // The batch, forward, the loss and its gradient dA_L, the batch's statistics.
-    record_eval_step(pass, plan, step);
+    // The batch, forward (dropout masked), the loss and its gradient dA_L, the statistics.
+    record_forward(pass, plan, step, Phase::Training);
     for layer in plan.backward.iter().rev() {
-        // dZ_i = dA_i ⊙ act_i'(A_i);  grad b_i = Σ_rows dZ_i (small batches: the last layer's
-        // was done by the loss launch)
-        if let Some(activation) = &layer.activation {
-            activation.record(pass, step);
-        }
-        // grad W_i = dZ_iᵀ · A_{i-1}
-        layer.weight.record(pass, step);
-        // dA_{i-1} = dZ_i · W_i
-        if let Some(input) = &layer.input {
-            input.record(pass, step);
+        // Dense: dZ_i = dA_i ⊙ act_i'(A_i), grad b_i = Σ_rows dZ_i (small batches: the last
+        // layer's was done by the loss launch); grad W_i = dZ_iᵀ · A_{i-1};
+        // dA_{i-1} = dZ_i · W_i. Other kinds likewise: their parameters' gradients, then
+        // their input's.
+        for (_, launch) in &layer.launches {
+            launch.record(pass, step);
         }
     }
     match finish {
@@ -100,29 +106,25 @@ impl Plan {
         sgd: &'a [Dispatch],
     ) -> Vec<(String, &'a Dispatch)> {
         let mut out = vec![("gather".to_string(), &self.gather)];
-        for (i, f) in self.forward.iter().enumerate() {
-            out.push((format!("dense{i} forward"), f));
+        for f in &self.forward {
+            if f.phase != Phase::Evaluation {
+                out.push((f.name.clone(), &f.launch));
+            }
         }
+        let last = self.backward.last().map_or("", |b| b.layer.as_str());
         match &self.reduce {
             Some(reduce) => {
                 out.push(("loss".into(), &self.loss));
                 out.push(("loss reduce".into(), reduce));
             }
             None => out.push((
-                format!(
-                    "loss, reduce, dense{} activation backward",
-                    self.backward.len() - 1
-                ),
+                format!("loss, reduce, {last} activation backward"),
                 &self.loss,
             )),
         }
-        for (i, b) in self.backward.iter().enumerate().rev() {
-            if let Some(activation) = &b.activation {
-                out.push((format!("dense{i} activation backward"), activation));
-            }
-            out.push((format!("dense{i} weight gradient"), &b.weight));
-            if let Some(input) = &b.input {
-                out.push((format!("dense{i} input gradient"), input));
+        for b in self.backward.iter().rev() {
+            for (what, launch) in &b.launches {
+                out.push((format!("{} {what}", b.layer), launch));
             }
         }
         for (i, launch) in clip.iter().enumerate() {
@@ -140,14 +142,22 @@ impl Plan {
     }
 }
 
-/// Records the forward pass and the loss of batch `step`: the first half of a training step,
-/// and all of `evaluate` and `predict`.
+/// Records the forward pass and the loss of batch `step` as evaluation and prediction run
+/// them (no dropout).
 pub(crate) fn record_eval_step(pass: &mut wgpu::ComputePass<'_>, plan: &Plan, step: u32) {
+    record_forward(pass, plan, step, Phase::Evaluation);
+}
+
+/// Records the forward pass and the loss of batch `step` in `phase`: the first half of a
+/// training step, and all of `evaluate` and `predict`.
+fn record_forward(pass: &mut wgpu::ComputePass<'_>, plan: &Plan, step: u32, phase: Phase) {
     // x_b, t_b ← rows perm[start .. start + rows] of the data set
     plan.gather.record(pass, step);
-    // A_i = act_i(A_{i-1} · W_iᵀ + b_i)
-    for layer in &plan.forward {
-        layer.record(pass, step);
+    // A_i = layer_i(A_{i-1}), e.g. act_i(A_{i-1} · W_iᵀ + b_i)
+    for f in &plan.forward {
+        if f.phase == Phase::Always || f.phase == phase {
+            f.launch.record(pass, step);
+        }
     }
     // dA_L = ∂loss/∂A_L; per-row losses
     plan.loss.record(pass, step);

@@ -88,10 +88,9 @@ pub(super) fn clip_launches(
     let tensors: Vec<[u32; 2]> = layers
         .iter()
         .flat_map(|l| {
-            [
-                [l.weight as u32, (l.inputs * l.outputs) as u32],
-                [l.bias as u32, l.outputs as u32],
-            ]
+            l.tensors
+                .iter()
+                .map(|(_, shape, first)| [*first as u32, shape.iter().product::<usize>() as u32])
         })
         .collect();
     crate::gpu::clip_launches(gpu, optimizer.clipping(), &tensors, grads, pieces)
@@ -169,6 +168,9 @@ impl GpuParams {
             let lr = self.learning_rate_at(micro);
             let values = self.optimizer.step_values(micro / accumulation, lr);
             bytes[k * stride..k * stride + 16].copy_from_slice(bytemuck::bytes_of(&values));
+            // Dropout's mask coordinates (`shaders/dropout.wgsl`): the epoch and the seed.
+            let masks = [self.masks.1, self.masks.0];
+            bytes[k * stride + 16..k * stride + 32].copy_from_slice(bytemuck::cast_slice(&masks));
         }
         self.gpu.write(steps, (first * stride) as u64, &bytes);
     }

@@ -110,10 +110,16 @@ impl Workspace {
         let batch_size = global_batch / split.map_or(1, |s| s.ranks);
         let t_cols = data.target_cols();
         let class_labels = matches!(data.targets(), crate::data::Targets::Classes(_));
-        let widths: Vec<(usize, usize)> = params
+        let widths: Vec<(usize, usize, usize, usize)> = params
             .layers
             .iter()
-            .map(|l| (l.inputs, l.outputs))
+            .enumerate()
+            .filter(|(_, l)| l.spec.kind == crate::layer::LayerKind::Dense)
+            .map(|(i, l)| {
+                let width = *l.spec.in_shape.last().unwrap_or(&1);
+                let units = *l.spec.out_shape.last().unwrap_or(&1);
+                (i, width, units, l.inputs / width.max(1))
+            })
             .collect();
         super::loop_limit::check_model(gpu, &widths, batch_size.min(samples))?;
 
@@ -144,7 +150,9 @@ impl Workspace {
             (x, t, perm, None)
         };
         let rows = |step: usize| share_rows(samples, batch_size, step, split);
-        let table = batch_table(gpu, batch_size, steps, rows);
+        let table = batch_table(gpu, batch_size, steps, rows, |step| {
+            first_position(batch_size, step, split)
+        });
         let stats = gpu.storage("batch statistics", steps as u64 * 8)?;
         let stats_staging = gpu.staging("batch statistics readback", steps as u64 * 8)?;
         let step_values = gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -157,11 +165,29 @@ impl Workspace {
         let update = params.update_dispatch(&step_values);
 
         let mut acts = vec![gpu.storage("batch x", (batch_size * data.features()) as u64 * 4)?];
-        let mut grads = Vec::new();
-        for l in &params.layers {
-            acts.push(gpu.storage("activations", (batch_size * l.outputs) as u64 * 4)?);
-            grads.push(gpu.storage("activation gradients", (batch_size * l.outputs) as u64 * 4)?);
+        let mut grads: Vec<wgpu::Buffer> = Vec::new();
+        let mut scratch = Vec::new();
+        for (i, l) in params.layers.iter().enumerate() {
+            super::layers::check(gpu, i, &l.spec, batch_size)?;
+            let bytes = (batch_size * l.outputs) as u64 * 4;
+            if l.spec.kind.moves_nothing() {
+                // Flatten and Reshape: the output is the input's memory, and so is its gradient.
+                acts.push(acts[i].clone());
+                grads.push(match grads.last() {
+                    Some(g) => g.clone(),
+                    None => gpu.storage("activation gradients", bytes)?,
+                });
+            } else {
+                acts.push(gpu.storage("activations", bytes)?);
+                grads.push(gpu.storage("activation gradients", bytes)?);
+            }
+            let floats = super::layers::scratch_floats(&l.spec, batch_size);
+            scratch.push(match floats {
+                0 => None,
+                n => Some(gpu.storage("layer scratch", n as u64 * 4)?),
+            });
         }
+        let unused = gpu.storage("unused binding", 256)?;
         let tb = gpu.storage("batch targets", (batch_size * t_cols) as u64 * 4)?;
         let row_stats = gpu.storage("row statistics", batch_size as u64 * 8)?;
 
@@ -171,8 +197,11 @@ impl Workspace {
             perm: &perm,
             table: &table,
             stats: &stats,
+            step_values: &step_values,
             acts: &acts,
             grads: &grads,
+            scratch: &scratch,
+            unused: &unused,
             tb: &tb,
             row_stats: &row_stats,
             features: data.features(),
@@ -202,9 +231,10 @@ impl Workspace {
             acts,
             full,
             tail,
-            _buffers: vec![x, t, table, tb, row_stats]
+            _buffers: vec![x, t, table, tb, row_stats, unused]
                 .into_iter()
                 .chain(grads)
+                .chain(scratch.into_iter().flatten())
                 .collect(),
         })
     }
@@ -273,11 +303,17 @@ impl Workspace {
 
 /// Rows of batch `step` of `batch_size` rows, or with `split` of this rank's share of it.
 fn share_rows(samples: usize, batch_size: usize, step: usize, split: Option<Split>) -> usize {
-    let first = match split {
+    samples
+        .saturating_sub(first_position(batch_size, step, split))
+        .min(batch_size)
+}
+
+/// The epoch position of the first row of batch `step` (split: of this rank's share of it).
+fn first_position(batch_size: usize, step: usize, split: Option<Split>) -> usize {
+    match split {
         Some(s) => (step * s.ranks + s.rank) * batch_size,
         None => step * batch_size,
-    };
-    samples.saturating_sub(first).min(batch_size)
+    }
 }
 
 /// The epoch's batch table: entry `s` = (first position, rows, s), one per 256 bytes so that a
@@ -288,6 +324,7 @@ fn batch_table(
     batch_size: usize,
     steps: usize,
     rows: impl Fn(usize) -> usize,
+    first_position: impl Fn(usize) -> usize,
 ) -> wgpu::Buffer {
     let stride = Batch::STRIDE as usize;
     let mut bytes = vec![0u8; steps.max(1) * stride];
@@ -296,7 +333,7 @@ fn batch_table(
             start: (s * batch_size) as u32,
             rows: rows(s) as u32,
             step: s as u32,
-            _pad: 0,
+            first_position: first_position(s) as u32,
         };
         bytes[s * stride..s * stride + 16].copy_from_slice(bytemuck::bytes_of(&entry));
     }

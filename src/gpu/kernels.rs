@@ -49,6 +49,9 @@ pub(crate) enum Slot {
     Uniform,
     /// A uniform read at a per-dispatch offset (the batch table).
     UniformDynamic,
+    /// A uniform of at least this many bytes read at the same per-dispatch offset as the
+    /// batch table (the step values).
+    UniformDynamicOf(u64),
     Read,
     ReadWrite,
 }
@@ -58,6 +61,8 @@ pub(crate) struct Kernel {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
     bindings: Vec<u32>,
+    /// Bindings read at a per-dispatch offset (at most two).
+    dynamic: usize,
 }
 
 /// A buffer range bound to a kernel: `offset` and `size` in bytes (`None` = to the end).
@@ -100,16 +105,17 @@ pub(crate) struct Dispatch {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     groups: (u32, u32),
-    dynamic: bool,
+    /// Bindings read at the batch's offset.
+    dynamic: usize,
 }
 
 impl Dispatch {
     /// Records the launch; `batch` selects the batch-table entry for kernels that read one.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, batch: u32) {
         pass.set_pipeline(&self.pipeline);
-        if self.dynamic {
+        if self.dynamic > 0 {
             let offset = (batch as u64 * Batch::STRIDE) as u32;
-            pass.set_bind_group(0, &self.bind_group, &[offset]);
+            pass.set_bind_group(0, &self.bind_group, &[offset; 2][..self.dynamic]);
         } else {
             pass.set_bind_group(0, &self.bind_group, &[]);
         }
@@ -163,6 +169,11 @@ impl Kernel {
                         has_dynamic_offset: true,
                         min_binding_size: NonZeroU64::new(std::mem::size_of::<Batch>() as u64),
                     },
+                    Slot::UniformDynamicOf(bytes) => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: NonZeroU64::new(bytes),
+                    },
                     Slot::Read | Slot::ReadWrite => wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Storage {
                             read_only: matches!(slot, Slot::Read),
@@ -178,6 +189,10 @@ impl Kernel {
             label: Some(name),
             entries: &entries,
         });
+        let dynamic = slots
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::UniformDynamic | Slot::UniformDynamicOf(_)))
+            .count();
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(name),
             bind_group_layouts: &[Some(&layout)],
@@ -195,6 +210,7 @@ impl Kernel {
             pipeline,
             layout,
             bindings: slots.iter().map(|s| s.0).collect(),
+            dynamic,
         }
     }
 
@@ -232,7 +248,7 @@ impl Kernel {
             pipeline: self.pipeline.clone(),
             bind_group,
             groups,
-            dynamic: false,
+            dynamic: 0,
         }
     }
 
@@ -244,7 +260,7 @@ impl Kernel {
         groups: (u32, u32),
     ) -> Dispatch {
         Dispatch {
-            dynamic: true,
+            dynamic: self.dynamic,
             ..self.dispatch(device, buffers, groups)
         }
     }
@@ -287,6 +303,9 @@ pub(crate) struct Kernels {
     pub clip_scale: Kernel,
     /// Optimizers' update kernels by name, compiled on first use.
     update: std::sync::Mutex<Vec<(&'static str, std::sync::Arc<Kernel>)>>,
+    /// The layer kernels (`layer_kernels.rs`), compiled on first use.
+    pub(super) layer_kernels:
+        std::sync::Mutex<Vec<(super::layer_kernels::LayerKernel, std::sync::Arc<Kernel>)>>,
 }
 
 impl Kernels {
@@ -358,6 +377,7 @@ impl Kernels {
             clip_norms: Kernel::new(device, "clip_norms", clip, "norms", ClipBindings::LAYOUT),
             clip_scale: Kernel::new(device, "clip_scale", clip, "scale", ClipBindings::LAYOUT),
             update: Default::default(),
+            layer_kernels: Default::default(),
         }
     }
 

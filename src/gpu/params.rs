@@ -69,7 +69,9 @@ pub(crate) struct Batch {
     pub start: u32,
     pub rows: u32,
     pub step: u32,
-    pub _pad: u32,
+    /// The epoch position of the batch's first row (split: of this rank's first row), which
+    /// keys dropout's masks whatever the rank count.
+    pub first_position: u32,
 }
 
 impl Batch {

@@ -1,6 +1,7 @@
-//! The `Dense` layer: `y = act(x · Wᵀ + b)` with `W` of shape `[out, in]` (PyTorch's layout).
+//! The `Dense` layer: `y = act(x · Wᵀ + b)` on the last axis, `W` of shape `[out, in]`
+//! (PyTorch's layout).
 
-use crate::layer::{Activation, LayerKind, LayerSpec};
+use crate::layer::Activation;
 
 /// A fully connected layer with `units` outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,15 +25,5 @@ impl Dense {
     pub fn activation(mut self, activation: Activation) -> Self {
         self.activation = activation;
         self
-    }
-
-    /// The layer with `inputs` input features, as the engine runs it.
-    pub fn spec(&self, inputs: usize) -> LayerSpec {
-        LayerSpec {
-            kind: LayerKind::Dense,
-            inputs,
-            outputs: self.units,
-            activation: self.activation,
-        }
     }
 }

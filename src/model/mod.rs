@@ -1,10 +1,19 @@
-//! The model as the user describes it: `Sequential` models of `Dense` layers, with Keras's
+//! The model as the user describes it: `Sequential` models of layers, with Keras's
 //! `compile` / `fit` / `evaluate` / `predict`. What runs on the GPU is `engine/`.
 
 mod dense;
+mod keras_json;
+mod layers;
+mod record;
 mod sequential;
 mod weights_meta;
 
 pub use dense::Dense;
+pub use keras_json::{KerasModel, SUPPORTED_LAYERS, from_keras_json};
+pub use layers::{
+    ActivationLayer, AveragePooling2D, Conv2D, Dropout, Flatten, GlobalAveragePooling2D, Layer,
+    MaxPooling2D, Reshape,
+};
+pub use record::ModelRecord;
 pub use sequential::Sequential;
 pub use weights_meta::{WEIGHTS_META_KEY, WeightsMeta};

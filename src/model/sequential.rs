@@ -1,5 +1,5 @@
-//! `Sequential`: a stack of `Dense` layers with Keras's `compile` / `fit` / `evaluate` /
-//! `predict`.
+//! `Sequential`: a stack of layers ([`Dense`], [`crate::Conv2D`], pooling, [`crate::Dropout`],
+//! …) with Keras's `compile` / `fit` / `evaluate` / `predict`.
 
 use crate::callbacks::Callback;
 use crate::data::{Dataset, Targets};
@@ -12,17 +12,18 @@ use crate::fit::{FitOptions, FitSetup};
 use crate::gpu::Gpu;
 use crate::layer::{Activation, LayerSpec};
 use crate::loss::Loss;
-use crate::model::Dense;
 use crate::model::WeightsMeta;
+use crate::model::{Dense, Layer};
 use crate::optim::Optimizer;
 use crate::state::{Fingerprint, History, Logs, Tensor};
 use std::path::Path;
 use std::sync::Arc;
 
-/// A model: `inputs` features through a stack of [`Dense`] layers.
+/// A model: inputs of one shape through a stack of layers.
 pub struct Sequential {
     inputs: usize,
-    layers: Vec<Dense>,
+    input_shape: Vec<usize>,
+    layers: Vec<Layer>,
     seed: u64,
     compiled: Option<Compiled>,
 }
@@ -43,7 +44,7 @@ type WorkspaceKey = (String, usize, DataOn, Option<crate::engine::Split>);
 impl std::fmt::Debug for Sequential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sequential")
-            .field("inputs", &self.inputs)
+            .field("input_shape", &self.input_shape)
             .field("layers", &self.layers)
             .field("seed", &self.seed)
             .field("compiled", &self.compiled.is_some())
@@ -54,8 +55,16 @@ impl std::fmt::Debug for Sequential {
 impl Sequential {
     /// An empty model taking `inputs` features per sample (Keras `Input(shape=(inputs,))`).
     pub fn new(inputs: usize) -> Self {
+        Self::with_input_shape(&[inputs])
+    }
+
+    /// An empty model taking samples of `shape` (Keras `Input(shape=…)`), e.g. `[28, 28, 1]`
+    /// for images (`channels_last`); a data set's rows hold the samples flattened in that
+    /// order.
+    pub fn with_input_shape(shape: &[usize]) -> Self {
         Sequential {
-            inputs,
+            inputs: shape.iter().product(),
+            input_shape: shape.to_vec(),
             layers: Vec::new(),
             seed: 0,
             compiled: None,
@@ -83,10 +92,10 @@ impl Sequential {
             })
     }
 
-    /// Appends a layer (Keras's `model.add`).
+    /// Appends a layer (Keras's `model.add`): a [`Dense`], [`crate::Conv2D`], … .
     #[allow(clippy::should_implement_trait)]
-    pub fn add(mut self, layer: Dense) -> Self {
-        self.layers.push(layer);
+    pub fn add(mut self, layer: impl Into<Layer>) -> Self {
+        self.layers.push(layer.into());
         self
     }
 
@@ -101,27 +110,41 @@ impl Sequential {
         self.inputs
     }
 
-    /// Outputs per sample (the last layer's units; 0 for an empty model).
+    /// The shape of one input sample.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// Outputs per sample (the last layer's; 0 for an empty model or one whose layers do not
+    /// fit their inputs).
     pub fn outputs(&self) -> usize {
-        self.layers.last().map_or(0, |l| l.units)
+        self.specs()
+            .ok()
+            .and_then(|s| s.last().map(|l| l.outputs))
+            .unwrap_or(0)
     }
 
     /// The layers.
-    pub fn layers(&self) -> &[Dense] {
+    pub fn layers(&self) -> &[Layer] {
         &self.layers
     }
 
-    /// Each layer with its input width, as the engine runs it.
-    fn specs(&self) -> Vec<LayerSpec> {
-        let mut inputs = self.inputs;
-        self.layers
-            .iter()
-            .map(|l| {
-                let spec = l.spec(inputs);
-                inputs = l.units;
-                spec
-            })
-            .collect()
+    /// Each layer with its input and output shapes, as the engine runs it; an error names
+    /// the first layer that cannot take its input.
+    pub fn specs(&self) -> Result<Vec<LayerSpec>> {
+        let mut shape = self.input_shape.clone();
+        let mut specs = Vec::with_capacity(self.layers.len());
+        for (i, l) in self.layers.iter().enumerate() {
+            let spec = l.spec(&shape).map_err(|reason| {
+                Error::config(
+                    "model",
+                    format!("layer {i} ({}): {reason}", l.kind().class_name()),
+                )
+            })?;
+            shape = spec.out_shape.clone();
+            specs.push(spec);
+        }
+        Ok(specs)
     }
 
     /// Prepares the model for training on the process's shared GPU context: sets the loss and
@@ -140,7 +163,7 @@ impl Sequential {
         optimizer: impl Optimizer + 'static,
     ) -> Result<()> {
         optimizer.validate()?;
-        if self.inputs == 0 {
+        if self.inputs == 0 || self.input_shape.is_empty() {
             return Err(Error::config(
                 "model",
                 "the input width is 0; pass the number of features to Sequential::new",
@@ -152,22 +175,27 @@ impl Sequential {
                 "it has no layers; add at least one Dense layer",
             ));
         }
-        if let Some((i, _)) = self.layers.iter().enumerate().find(|(_, l)| l.units == 0) {
-            return Err(Error::config("model", format!("layer {i} has 0 units")));
-        }
-        // Kernel grids cover at most 65 535 workgroups of 64 in one dimension.
-        const MAX_WIDTH: usize = 65_535 * 64;
-        if let Some((i, l)) = self
+        if let Some((i, _)) = self
             .layers
             .iter()
             .enumerate()
-            .find(|(_, l)| l.units > MAX_WIDTH)
+            .find(|(_, l)| *l.kind() == crate::LayerKind::Dense && l.spec(&[1]).is_err())
+        {
+            return Err(Error::config("model", format!("layer {i} has 0 units")));
+        }
+        let specs = self.specs()?;
+        // Kernel grids cover at most 65 535 workgroups of 64 in one dimension.
+        const MAX_WIDTH: usize = 65_535 * 64;
+        if let Some((i, l)) = specs
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.out_shape.last().is_some_and(|&u| u > MAX_WIDTH))
         {
             return Err(Error::config(
                 "model",
                 format!(
                     "layer {i} has {} units; at most {MAX_WIDTH} are supported",
-                    l.units
+                    l.out_shape.last().unwrap_or(&0)
                 ),
             ));
         }
@@ -178,10 +206,12 @@ impl Sequential {
             ));
         }
         // Refuse a model the adapter cannot hold before allocating anything on the host.
-        let bytes = self.specs().iter().fold(0u64, |sum, l| {
-            let elems = (l.inputs as u64)
-                .saturating_mul(l.outputs as u64)
-                .saturating_add(l.outputs as u64 + 128);
+        let bytes = specs.iter().fold(0u64, |sum, l| {
+            let elems = l
+                .tensors()
+                .iter()
+                .map(|(_, shape)| shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64)) + 64)
+                .fold(0u64, u64::saturating_add);
             sum.saturating_add(elems.saturating_mul(4))
         });
         // (Bound in pieces: the largest buffer limits them, each layer the largest binding.)
@@ -190,14 +220,14 @@ impl Sequential {
             Some(c) => InitialWeights::Given(
                 c.params
                     .read_params()?
-                    .chunks_exact(2)
-                    .map(|wb| (wb[0].data.clone(), wb[1].data.clone()))
+                    .into_iter()
+                    .map(|t| t.data)
                     .collect(),
             ),
             // Drawn on first use: a fit that restores a backup never needs them.
             None => InitialWeights::Glorot { seed: self.seed },
         };
-        let params = GpuParams::new(gpu, &self.specs(), weights, Box::new(optimizer))?;
+        let params = GpuParams::new(gpu, &specs, weights, Box::new(optimizer))?;
         self.compiled = Some(Compiled {
             loss,
             params,
@@ -225,6 +255,19 @@ impl Sequential {
         Ok(self.compiled()?.params.gpu.adapter().clone())
     }
 
+    /// The record of the architecture that weights files and backups carry, unless the model
+    /// is a stack of Dense layers on flat inputs (whose tensors and activations say it all).
+    pub fn record(&self) -> Result<Option<crate::model::ModelRecord>> {
+        let dense_stack = self
+            .specs()?
+            .iter()
+            .all(|l| l.kind == crate::LayerKind::Dense && l.in_shape.len() == 1);
+        Ok((!dense_stack).then(|| crate::model::ModelRecord {
+            input_shape: self.input_shape.clone(),
+            layers: self.layers.clone(),
+        }))
+    }
+
     /// Checks a data set against the model and loss before any GPU work.
     pub fn check_data(&self, data: &Dataset) -> Result<()> {
         let loss = self.compiled()?.loss;
@@ -243,8 +286,21 @@ impl Sequential {
     pub fn fingerprint(&self, data: &Dataset, options: &FitOptions) -> Result<Fingerprint> {
         let c = self.compiled()?;
         let o = &c.params.optimizer;
+        let specs = self.specs()?;
+        let record = self.record()?;
+        let tensors = match record {
+            None => Vec::new(),
+            Some(_) => c
+                .params
+                .param_layout()
+                .into_iter()
+                .map(|(name, shape, _)| (name, shape))
+                .collect(),
+        };
         Ok(Fingerprint {
-            layers: self.specs().iter().map(LayerSpec::fingerprint).collect(),
+            layers: specs.iter().map(LayerSpec::fingerprint).collect(),
+            tensors,
+            model: record,
             loss: c.loss.name().to_string(),
             optimizer: o.fingerprint(),
             batch_size: options.batch_size,
@@ -449,7 +505,8 @@ impl Sequential {
     /// and the loss.
     pub fn weights_meta(&self) -> Result<WeightsMeta> {
         Ok(WeightsMeta {
-            activations: self.layers.iter().map(|l| l.activation).collect(),
+            model: self.record()?,
+            activations: self.layers.iter().map(|l| l.activation()).collect(),
             loss: self.loss()?,
             input_scale: None,
         })

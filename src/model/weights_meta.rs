@@ -27,6 +27,8 @@ pub struct WeightsMeta {
     /// (`wgfit train --scale`), which inputs must be scaled by alike; `None`: not recorded (the
     /// library does not scale inputs).
     pub input_scale: Option<f32>,
+    /// The architecture, for models that are not a stack of Dense layers on flat inputs.
+    pub model: Option<crate::model::ModelRecord>,
 }
 
 /// The JSON form. `activation` alone (the hidden layers', the last one linear) is what
@@ -40,6 +42,8 @@ struct Stored {
     loss: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     input_scale: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model: Option<crate::model::ModelRecord>,
 }
 
 impl WeightsMeta {
@@ -60,14 +64,19 @@ impl WeightsMeta {
     /// The record of a run with this fingerprint (what [`crate::Context::fingerprint`] gives a
     /// callback).
     pub fn from_fingerprint(fingerprint: &Fingerprint) -> Result<Self> {
-        Ok(WeightsMeta {
-            activations: fingerprint
+        let activations = match &fingerprint.model {
+            Some(record) => record.layers.iter().map(|l| l.activation()).collect(),
+            None => fingerprint
                 .layers
                 .iter()
                 .map(|(_, _, a)| a.parse())
                 .collect::<Result<_>>()?,
+        };
+        Ok(WeightsMeta {
+            activations,
             loss: fingerprint.loss.parse()?,
             input_scale: None,
+            model: fingerprint.model.clone(),
         })
     }
 
@@ -98,6 +107,7 @@ impl WeightsMeta {
             activation: None,
             loss: self.loss.name().to_string(),
             input_scale: self.input_scale,
+            model: self.model.clone(),
         };
         let json = serde_json::to_string(&stored)
             .map_err(|e| Error::encoding("the weights file's model record", e))?;
@@ -109,10 +119,13 @@ impl WeightsMeta {
         crate::checkpoint::write_tensors_with_metadata(path, tensors, Some(self.to_metadata()?))
     }
 
-    /// The record in the bytes of a safetensors file: `None` when it has none (a file not
-    /// written by wgfit, or by a wgfit before checkpoints carried it). A record that is there
-    /// but unreadable is an error, never a guess. `layers` is the file's layer count.
-    pub fn from_file_bytes(bytes: &[u8], path: &Path, layers: usize) -> Result<Option<Self>> {
+    /// The architecture a safetensors file records, if it records one (see
+    /// [`WeightsMeta::model`]).
+    pub fn architecture(bytes: &[u8], path: &Path) -> Result<Option<crate::model::ModelRecord>> {
+        Ok(Self::stored(bytes, path)?.and_then(|s| s.model))
+    }
+
+    fn stored(bytes: &[u8], path: &Path) -> Result<Option<Stored>> {
         let bad = |reason: String| Error::corrupt(path, reason);
         let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
@@ -123,11 +136,23 @@ impl WeightsMeta {
         else {
             return Ok(None);
         };
-        let stored: Stored = serde_json::from_str(json).map_err(|e| {
+        serde_json::from_str(json).map(Some).map_err(|e| {
             bad(format!(
                 "its `{WEIGHTS_META_KEY}` metadata is not a model record: {e}"
             ))
-        })?;
+        })
+    }
+
+    /// The record in the bytes of a safetensors file: `None` when it has none (a file not
+    /// written by wgfit, or by a wgfit before checkpoints carried it). A record that is there
+    /// but unreadable is an error, never a guess. `layers` is the file's layer count (for a
+    /// file that records its architecture, the record's).
+    pub fn from_file_bytes(bytes: &[u8], path: &Path, layers: usize) -> Result<Option<Self>> {
+        let bad = |reason: String| Error::corrupt(path, reason);
+        let Some(stored) = Self::stored(bytes, path)? else {
+            return Ok(None);
+        };
+        let layers = stored.model.as_ref().map_or(layers, |m| m.layers.len());
         let activations = match (stored.activations, stored.activation) {
             (Some(names), _) => names
                 .iter()
@@ -150,6 +175,7 @@ impl WeightsMeta {
             activations,
             loss: stored.loss.parse()?,
             input_scale: stored.input_scale,
+            model: stored.model,
         }))
     }
 }

@@ -11,6 +11,7 @@ pub mod cpu_reference;
 pub mod data_files;
 pub mod fault_proxy;
 pub mod gpu;
+pub mod layers_reference;
 pub mod mount_ns;
 pub mod plot_run;
 pub mod rng;

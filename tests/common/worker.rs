@@ -105,9 +105,13 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         adam_cosine_model()
     } else if env("WGFIT_WORKER_ACCUMULATE").is_some() {
         accumulating_model()
+    } else if env("WGFIT_WORKER_CONVNET").is_some() {
+        convnet_model()
     } else {
         model()
     };
+    // CONVNET: validation on the last fifth of the data too.
+    let validation_split = env("WGFIT_WORKER_CONVNET").map(|_| 0.2);
     let data_on = match env("WGFIT_WORKER_DATA_ON").as_deref() {
         Some("host") => wgfit::DataOn::Host,
         _ => wgfit::DataOn::Gpu,
@@ -116,6 +120,7 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         &data(),
         wgfit::FitOptions {
             data_on,
+            validation_split,
             ..options(EPOCHS)
         },
         &mut [&mut backup, &mut Announce, &mut stop, &mut slow],
@@ -137,6 +142,33 @@ fn accumulating_model() -> wgfit::Sequential {
         .add(wgfit::Dense::new(3))
         .seed(3);
     let optimizer = wgfit::Configured::new(wgfit::Sgd::new(0.05).momentum(0.9)).accumulate(3);
+    m.compile(wgfit::Loss::CrossEntropy, optimizer)
+        .expect("compile");
+    m
+}
+
+/// A convnet on the 6 features as 2×3×1 images: Conv2D (same padding) → MaxPooling2D (same)
+/// → Flatten → Dropout 0.5 → Dense, with Adam on a cosine schedule after a warmup.
+fn convnet_model() -> wgfit::Sequential {
+    let mut m = wgfit::Sequential::with_input_shape(&[2, 3, 1])
+        .add(
+            wgfit::Conv2D::new(4, 2)
+                .padding(wgfit::Padding::Same)
+                .activation(wgfit::Activation::Relu),
+        )
+        .add(wgfit::MaxPooling2D::new([2, 2]).padding(wgfit::Padding::Same))
+        .add(wgfit::Flatten)
+        .add(wgfit::Dropout::new(0.5))
+        .add(wgfit::Dense::new(3))
+        .seed(3);
+    let schedule = wgfit::LearningRateSchedule::CosineDecay {
+        initial_learning_rate: 0.0,
+        decay_steps: 50,
+        alpha: 0.1,
+        warmup_target: Some(0.02),
+        warmup_steps: 10,
+    };
+    let optimizer = wgfit::Configured::new(wgfit::Adam::new(0.01)).schedule(schedule);
     m.compile(wgfit::Loss::CrossEntropy, optimizer)
         .expect("compile");
     m

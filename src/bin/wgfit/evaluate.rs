@@ -93,6 +93,9 @@ fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
     let bytes = std::fs::read(path)
         .map_err(|e| Failure::new(format!("cannot read --weights {}: {e}", path.display())))?;
     let tensors = wgfit::checkpoint::read_tensors(path)?;
+    if let Some(record) = WeightsMeta::architecture(&bytes, path)? {
+        return load_recorded(args, record, &bytes, tensors);
+    }
     let (inputs, widths) = shapes_of(&tensors, path)?;
     if let Some(given) = &args.layers
         && given != &widths
@@ -114,6 +117,55 @@ fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
     model.compile(loss, Sgd::new(0.1))?;
     model.set_parameters(&tensors)?;
     Ok(Loaded { model, loss, scale })
+}
+
+/// The model a weights file records whole (a convnet, say): `--layers` and `--activation`
+/// cannot describe it, and `--loss` may only repeat the recorded one.
+fn load_recorded(
+    args: &ModelArgs,
+    record: wgfit::ModelRecord,
+    bytes: &[u8],
+    tensors: Vec<wgfit::Tensor>,
+) -> CliResult<Loaded> {
+    let path = &args.weights;
+    if args.layers.is_some() || args.activation.is_some() {
+        return Err(Failure {
+            message: format!(
+                "--weights {} records its whole model ({} layers from input {:?}); leave --layers and --activation out",
+                path.display(),
+                record.layers.len(),
+                record.input_shape
+            ),
+            code: 2,
+        });
+    }
+    let Some(meta) = WeightsMeta::from_file_bytes(bytes, path, record.layers.len())? else {
+        return Err(Failure::new(format!(
+            "--weights {}: its model record disappeared while it was read",
+            path.display()
+        )));
+    };
+    if let Some(l) = args.loss
+        && l != meta.loss
+    {
+        return Err(Failure {
+            message: format!(
+                "--loss {} contradicts --weights {}, which records the loss {}; leave --loss out to use the file's",
+                l.name(),
+                path.display(),
+                meta.loss.name()
+            ),
+            code: 2,
+        });
+    }
+    let mut model = record.model();
+    model.compile(meta.loss, Sgd::new(0.1))?;
+    model.set_parameters(&tensors)?;
+    Ok(Loaded {
+        model,
+        loss: meta.loss,
+        scale: args.scale.or(meta.input_scale),
+    })
 }
 
 /// Each layer's activation and the loss: the file's record, checked against `--activation`

@@ -14,6 +14,21 @@ const SPARSE_CLASSES_PER_LABEL: usize = 16;
 
 /// `model:` and the layer widths from the inputs to the outputs, with the parameter count:
 /// `model:         4 -> 32 -> 10 (490 parameters)`.
+/// The model of `--model`, one layer a line, with its parameter count.
+pub fn model_summary(model: &wgfit::Sequential) -> wgfit::Result<String> {
+    let specs = model.specs()?;
+    let parameters: usize = specs
+        .iter()
+        .flat_map(|s| s.tensors())
+        .map(|(_, shape)| shape.iter().product::<usize>())
+        .sum();
+    let mut out = format!("{:<14} {parameters} parameters", "model:");
+    for s in &specs {
+        out.push_str(&format!("\n  {}", s.describe()));
+    }
+    Ok(out)
+}
+
 pub fn model_line(inputs: usize, widths: &[usize]) -> String {
     let mut shape = inputs.to_string();
     let mut parameters = 0u128;

@@ -66,15 +66,23 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         Some(w) => w.clone(),
         None => vec![32, default_outputs(&train)],
     };
-    let data_label = args.data.as_ref().map(|p| p.display().to_string());
-    crate::labels::check_output_layer(
-        &train,
-        args.layers.is_some(),
-        &widths,
-        data_label.as_deref().unwrap_or("the bundled digits"),
-    )?;
     let (activation, loss) = (args.activation, args.loss);
-    let mut model = Sequential::dense_stack(train.features(), &widths, activation).seed(args.seed);
+    let mut model = match &args.model {
+        Some(path) => keras_model(path, loss)?,
+        None => {
+            let data_label = args.data.as_ref().map(|p| p.display().to_string());
+            crate::labels::check_output_layer(
+                &train,
+                args.layers.is_some(),
+                &widths,
+                data_label.as_deref().unwrap_or("the bundled digits"),
+            )?;
+            Sequential::dense_stack(train.features(), &widths, activation)
+        }
+    }
+    .seed(args.seed);
+    // The flags' hints (`--layers ending in …`) speak of --layers models only.
+    let from_file = args.model.is_some();
     let optimizer = args.optimizer.build()?;
     model.compile(loss, optimizer)?;
     let data_name = args.data.as_ref().map_or_else(
@@ -82,9 +90,10 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         |p| p.display().to_string(),
     );
     for d in std::iter::once(&train).chain(validation.as_ref()) {
-        model
-            .check_data(d)
-            .map_err(|e| data_mismatch(e, d, &widths, &data_name))?;
+        model.check_data(d).map_err(|e| match from_file {
+            true => model_file_mismatch(e, &model, &data_name),
+            false => data_mismatch(e, d, &widths, &data_name),
+        })?;
     }
     if let Some(init) = &args.init {
         let tensors = wgfit::checkpoint::read_tensors(init)?;
@@ -92,7 +101,10 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
             Failure::new(format!(
                 "--init {}: {e} (the file must hold model.layers.<i>.weight/bias for layers {})",
                 init.display(),
-                describe_layers(train.features(), &widths)
+                match from_file {
+                    true => format!("{:?}", model.specs().map(|s| s.len()).unwrap_or(0)),
+                    false => describe_layers(train.features(), &widths),
+                }
             ))
         })?;
     }
@@ -124,7 +136,10 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         );
     }
     if verbose > 0 {
-        println!("{}", crate::labels::model_line(train.features(), &widths));
+        match from_file {
+            true => println!("{}", crate::labels::model_summary(&model)?),
+            false => println!("{}", crate::labels::model_line(train.features(), &widths)),
+        }
     }
     let mut progress = Progress::new(verbose).on_stdout(true);
     let options = FitOptions {
@@ -169,7 +184,10 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
                     e,
                 ));
             }
-            return Err(fit_error(e, &train, &widths, &data_name));
+            return Err(match from_file {
+                true => model_file_mismatch(e, &model, &data_name),
+                false => fit_error(e, &train, &widths, &data_name),
+            });
         }
     };
 
@@ -247,6 +265,38 @@ fn default_outputs(data: &Dataset) -> usize {
     match data.targets() {
         Targets::Classes(_) => classes_needed(data).unwrap_or(2).max(2),
         Targets::Values { cols, .. } => *cols,
+    }
+}
+
+/// The model of `--model`: Keras's `model.to_json()` of a Sequential model. A softmax output
+/// layer is taken as the logits of cross-entropy (the same loss and gradients), so it needs
+/// `--loss crossentropy`.
+fn keras_model(path: &Path, loss: wgfit::Loss) -> CliResult<Sequential> {
+    crate::arg_checks::check_input("--model", path)?;
+    let usage = crate::arg_checks::usage;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read --model {}: {e}", path.display())))?;
+    let keras = wgfit::from_keras_json(&text)
+        .map_err(|e| usage(format!("--model {}: {e}", path.display())))?;
+    if keras.softmax_output && loss != wgfit::Loss::CrossEntropy {
+        return Err(usage(format!(
+            "--model {}: its last layer's softmax outputs class probabilities, which --loss {} does not take; use --loss crossentropy",
+            path.display(),
+            loss.name()
+        )));
+    }
+    Ok(keras.model)
+}
+
+/// A data set that does not fit a `--model` model, said in the model's terms.
+fn model_file_mismatch(e: Error, model: &Sequential, data_name: &str) -> Failure {
+    match e {
+        e @ (Error::LabelOutOfRange { .. } | Error::Shape { .. }) => Failure::new(format!(
+            "{e}; {data_name} does not fit the --model model (input {:?}, {} outputs)",
+            model.input_shape(),
+            model.outputs()
+        )),
+        other => other.into(),
     }
 }
 

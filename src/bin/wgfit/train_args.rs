@@ -60,6 +60,16 @@ pub struct TrainArgs {
         help_heading = "Model"
     )]
     pub layers: Option<Vec<usize>>,
+    /// A Keras 3 model instead of --layers: the JSON `model.to_json()` writes for a Sequential
+    /// model of Dense, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten,
+    /// Reshape, Dropout and Activation layers; rows of the data are its input, flattened
+    #[arg(
+        long,
+        value_name = "PATH.json",
+        conflicts_with_all = ["layers", "activation"],
+        help_heading = "Model"
+    )]
+    pub model: Option<std::path::PathBuf>,
     /// Activation of the hidden layers (the output layer is linear)
     #[arg(long, value_enum, default_value = "relu", help_heading = "Model")]
     pub activation: Activation,

@@ -377,7 +377,7 @@ fn batch_entry(gpu: &Gpu, start: usize, rows: usize) -> wgpu::Buffer {
             start: start as u32,
             rows: rows as u32,
             step: 0,
-            _pad: 0,
+            first_position: 0,
         },
     )
 }
@@ -393,4 +393,31 @@ fn run(gpu: &Gpu, launches: &[&crate::gpu::Dispatch]) -> Result<()> {
     }
     let index = gpu.queue.submit([encoder.finish()]);
     gpu.wait(Some(index), "a kernel")
+}
+
+/// Runs `dropout.wgsl`'s Philox4x32-10 on each `(counter, key)`: the four words per pair,
+/// for the generator's known-answer tests.
+pub fn philox(gpu: &Gpu, inputs: &[([u32; 4], [u32; 2])]) -> Result<Vec<[u32; 4]>> {
+    let packed: Vec<u32> = inputs
+        .iter()
+        .flat_map(|(c, k)| c.iter().chain(k).copied().chain([0, 0]))
+        .collect();
+    let counters = gpu.upload("philox counters", &packed)?;
+    let words = gpu.storage("philox words", (inputs.len().max(1) * 16) as u64)?;
+    let kernel = gpu.kernels.layer(
+        &gpu.device,
+        crate::gpu::layer_kernels::LayerKernel::PhiloxWords,
+    );
+    let launch = kernel.dispatch(
+        &gpu.device,
+        &[Slice::all(&counters), Slice::all(&words)],
+        crate::gpu::grid(inputs.len(), 64),
+    );
+    run(gpu, &[&launch])?;
+    let bytes = gpu.read(&words, 0, inputs.len() as u64 * 16, "reading philox words")?;
+    let flat: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+    Ok(flat
+        .chunks_exact(4)
+        .map(|w| [w[0], w[1], w[2], w[3]])
+        .collect())
 }

@@ -1,0 +1,204 @@
+// MaxPooling2D and AveragePooling2D (channels_last), forward and backward; also
+// GlobalAveragePooling2D, an average over one window of the whole input.
+//
+//   window of output (n, oy, ox): input rows oy·sh − pad_top + [0, ph), columns likewise;
+//   elements outside the input are ignored (padding `same`), as Keras does.
+//   max_forward   y = the largest element of the window
+//   max_backward  dx[e] = Σ dy over the windows whose first largest element is e
+//   avg_forward   y = the mean of the window's elements inside the input
+//   avg_backward  dx[e] = Σ dy / (elements of that window) over the windows holding e
+//
+// The backward kernels gather (one invocation per input element, the windows in order), so
+// nothing is added concurrently and the sums have one fixed order.
+
+struct PoolDims {
+    rows: u32, in_h: u32, in_w: u32, c: u32,
+    out_h: u32, out_w: u32, ph: u32, pw: u32,
+    sh: u32, sw: u32, pad_top: u32, pad_left: u32,
+}
+
+@group(0) @binding(0) var<uniform> d: PoolDims;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+// The backward kernels also read the layer's input.
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+
+fn flat(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * 64u;
+}
+
+// The window's first row and column (may be negative) of output (oy, ox).
+fn origin(oy: u32, ox: u32) -> vec2<i32> {
+    return vec2<i32>(i32(oy * d.sh) - i32(d.pad_top), i32(ox * d.sw) - i32(d.pad_left));
+}
+
+fn at(n: u32, iy: u32, ix: u32, ch: u32) -> u32 {
+    return ((n * d.in_h + iy) * d.in_w + ix) * d.c + ch;
+}
+
+// The input index of the first largest element of window (n, oy, ox, ch), reading `v`.
+fn argmax(n: u32, oy: u32, ox: u32, ch: u32) -> u32 {
+    let o = origin(oy, ox);
+    var best = -3.4028235e38;
+    var found = 0xffffffffu;
+    for (var ky = 0u; ky < d.ph; ky++) {
+        let iy = o.x + i32(ky);
+        if (iy < 0 || iy >= i32(d.in_h)) {
+            continue;
+        }
+        for (var kx = 0u; kx < d.pw; kx++) {
+            let ix = o.y + i32(kx);
+            if (ix < 0 || ix >= i32(d.in_w)) {
+                continue;
+            }
+            let e = at(n, u32(iy), u32(ix), ch);
+            if (found == 0xffffffffu || x[e] > best) {
+                best = x[e];
+                found = e;
+            }
+        }
+    }
+    return found;
+}
+
+// Elements of window (oy, ox) inside the input.
+fn count(oy: u32, ox: u32) -> f32 {
+    let o = origin(oy, ox);
+    let y0 = max(o.x, 0);
+    let y1 = min(o.x + i32(d.ph), i32(d.in_h));
+    let x0 = max(o.y, 0);
+    let x1 = min(o.y + i32(d.pw), i32(d.in_w));
+    return f32((y1 - y0) * (x1 - x0));
+}
+
+// The output rows (or columns) whose window holds input row `i`: [first, last].
+fn covering(i: u32, pad: u32, size: u32, stride: u32, outs: u32) -> vec2<i32> {
+    let hi = i32(i + pad);
+    let first = max((hi - i32(size) + i32(stride)) / i32(stride), 0);
+    let last = min(hi / i32(stride), i32(outs) - 1);
+    return vec2<i32>(first, last);
+}
+
+@compute @workgroup_size(64)
+fn max_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i >= d.rows * d.out_h * d.out_w * d.c) {
+        return;
+    }
+    let ch = i % d.c;
+    let t = i / d.c;
+    let ox = t % d.out_w;
+    let t2 = t / d.out_w;
+    let oy = t2 % d.out_h;
+    let n = t2 / d.out_h;
+    let o = origin(oy, ox);
+    var best = -3.4028235e38;
+    var any = false;
+    for (var ky = 0u; ky < d.ph; ky++) {
+        let iy = o.x + i32(ky);
+        if (iy < 0 || iy >= i32(d.in_h)) {
+            continue;
+        }
+        for (var kx = 0u; kx < d.pw; kx++) {
+            let ix = o.y + i32(kx);
+            if (ix < 0 || ix >= i32(d.in_w)) {
+                continue;
+            }
+            let v = src[at(n, u32(iy), u32(ix), ch)];
+            if (!any || v > best) {
+                best = v;
+                any = true;
+            }
+        }
+    }
+    dst[i] = best;
+}
+
+@compute @workgroup_size(64)
+fn avg_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i >= d.rows * d.out_h * d.out_w * d.c) {
+        return;
+    }
+    let ch = i % d.c;
+    let t = i / d.c;
+    let ox = t % d.out_w;
+    let t2 = t / d.out_w;
+    let oy = t2 % d.out_h;
+    let n = t2 / d.out_h;
+    let o = origin(oy, ox);
+    var sum = 0.0;
+    for (var ky = 0u; ky < d.ph; ky++) {
+        let iy = o.x + i32(ky);
+        if (iy < 0 || iy >= i32(d.in_h)) {
+            continue;
+        }
+        for (var kx = 0u; kx < d.pw; kx++) {
+            let ix = o.y + i32(kx);
+            if (ix < 0 || ix >= i32(d.in_w)) {
+                continue;
+            }
+            sum += src[at(n, u32(iy), u32(ix), ch)];
+        }
+    }
+    dst[i] = sum / count(oy, ox);
+}
+
+// Backward: `src` is dy, `dst` dx, `x` the forward input (max only). Input element i lies in
+// the windows of the outputs in `rows_of(i)` × `cols_of(i)`.
+struct Covering {
+    n: u32,
+    ch: u32,
+    ys: vec2<i32>,
+    xs: vec2<i32>,
+}
+
+fn covering_of(i: u32) -> Covering {
+    let ch = i % d.c;
+    let t = i / d.c;
+    let ix = t % d.in_w;
+    let t2 = t / d.in_w;
+    let iy = t2 % d.in_h;
+    let n = t2 / d.in_h;
+    let ys = covering(iy, d.pad_top, d.ph, d.sh, d.out_h);
+    let xs = covering(ix, d.pad_left, d.pw, d.sw, d.out_w);
+    return Covering(n, ch, ys, xs);
+}
+
+fn dy_at(n: u32, oy: i32, ox: i32, ch: u32) -> f32 {
+    return src[((n * d.out_h + u32(oy)) * d.out_w + u32(ox)) * d.c + ch];
+}
+
+@compute @workgroup_size(64)
+fn max_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i >= d.rows * d.in_h * d.in_w * d.c) {
+        return;
+    }
+    let w = covering_of(i);
+    var sum = 0.0;
+    for (var oy = w.ys.x; oy <= w.ys.y; oy++) {
+        for (var ox = w.xs.x; ox <= w.xs.y; ox++) {
+            if (argmax(w.n, u32(oy), u32(ox), w.ch) == i) {
+                sum += dy_at(w.n, oy, ox, w.ch);
+            }
+        }
+    }
+    dst[i] = sum;
+}
+
+@compute @workgroup_size(64)
+fn avg_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i >= d.rows * d.in_h * d.in_w * d.c) {
+        return;
+    }
+    let w = covering_of(i);
+    var sum = 0.0;
+    for (var oy = w.ys.x; oy <= w.ys.y; oy++) {
+        for (var ox = w.xs.x; ox <= w.xs.y; ox++) {
+            sum += dy_at(w.n, oy, ox, w.ch) / count(u32(oy), u32(ox));
+        }
+    }
+    dst[i] = sum;
+}

@@ -1,0 +1,126 @@
+//! Each layer kind's launches: what its forward pass and its backward pass record, one file
+//! per kind (`dense.rs`, `conv2d.rs`, `pool2d.rs`, `dropout.rs`, `activation.rs`; Flatten
+//! and Reshape move no data and record nothing). The plan (`plan.rs`) strings them together.
+
+mod activation;
+mod conv2d;
+mod dense;
+mod dropout;
+mod pool2d;
+
+use super::GpuParams;
+use super::params::LayerLayout;
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, Slice};
+use crate::layer::{LayerKind, LayerSpec};
+
+/// When a forward launch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// In training and in evaluation.
+    Always,
+    /// Only in training steps (dropout's masks).
+    Training,
+    /// Only in evaluation and prediction.
+    Evaluation,
+}
+
+/// One layer's buffers in a plan for batches of `rows` rows.
+pub(super) struct LayerLaunch<'a> {
+    pub params: &'a GpuParams,
+    /// The layer's index in the model (dropout's mask coordinate).
+    pub index: usize,
+    pub layer: &'a LayerLayout,
+    pub rows: usize,
+    pub input: &'a wgpu::Buffer,
+    pub output: &'a wgpu::Buffer,
+    /// The gradient of the loss by the output (on entry to the backward pass).
+    pub d_output: &'a wgpu::Buffer,
+    /// Where the gradient by the input goes, if an earlier layer needs it.
+    pub d_input: Option<&'a wgpu::Buffer>,
+    /// The layer's own scratch memory (see [`scratch_floats`]).
+    pub scratch: Option<&'a wgpu::Buffer>,
+    /// A small buffer bound where a kernel wants a binding the layer does not have.
+    pub unused: &'a wgpu::Buffer,
+    pub table: &'a wgpu::Buffer,
+    pub step_values: &'a wgpu::Buffer,
+}
+
+impl LayerLaunch<'_> {
+    /// The forward launches.
+    pub fn forward(&self) -> Vec<(Phase, Dispatch)> {
+        match &self.layer.spec.kind {
+            LayerKind::Dense => vec![(Phase::Always, dense::forward(self))],
+            LayerKind::Conv2D { .. } => vec![(Phase::Always, conv2d::forward(self))],
+            LayerKind::MaxPooling2D { .. }
+            | LayerKind::AveragePooling2D { .. }
+            | LayerKind::GlobalAveragePooling2D => vec![(Phase::Always, pool2d::forward(self))],
+            LayerKind::Dropout { .. } => dropout::forward(self),
+            LayerKind::Activation => vec![(Phase::Always, activation::forward(self))],
+            LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
+        }
+    }
+
+    /// The backward launches, named, in order. `activation_in_loss`: the loss launch already
+    /// took the activation's derivative and the bias gradient (Dense last layers of small
+    /// batches).
+    pub fn backward(&self, activation_in_loss: bool) -> Vec<(&'static str, Dispatch)> {
+        match &self.layer.spec.kind {
+            LayerKind::Dense => dense::backward(self, activation_in_loss),
+            LayerKind::Conv2D { .. } => conv2d::backward(self),
+            LayerKind::MaxPooling2D { .. }
+            | LayerKind::AveragePooling2D { .. }
+            | LayerKind::GlobalAveragePooling2D => pool2d::backward(self),
+            LayerKind::Dropout { .. } => dropout::backward(self),
+            LayerKind::Activation => activation::backward(self),
+            LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
+        }
+    }
+
+    fn gpu(&self) -> &Gpu {
+        &self.params.gpu
+    }
+
+    /// The parameter tensor `suffix` of this layer in `buffer` (parameters or gradients).
+    fn tensor<'b>(&self, buffer: &'b wgpu::Buffer, suffix: &str) -> Option<Slice<'b>> {
+        self.layer
+            .tensor(suffix)
+            .map(|(first, len)| Slice::f32s(buffer, first, len))
+    }
+}
+
+/// Floats of scratch memory a layer's launches need for batches of `rows` rows.
+pub(super) fn scratch_floats(spec: &LayerSpec, rows: usize) -> usize {
+    match spec.kind {
+        LayerKind::Conv2D { .. } => conv2d::scratch_floats(spec, rows),
+        _ => 0,
+    }
+}
+
+/// Refuses a layer whose launches for batches of `rows` rows would exceed what one launch
+/// grid or one invocation's loops may do, naming the layer and the size.
+pub(super) fn check(gpu: &Gpu, index: usize, spec: &LayerSpec, rows: usize) -> Result<()> {
+    let too_big = |what: String| {
+        Err(Error::config(
+            "model",
+            format!(
+                "layer {index} ({}): {what} on {}; use smaller batches",
+                spec.kind.class_name(),
+                gpu.adapter()
+            ),
+        ))
+    };
+    if let LayerKind::Conv2D { .. } = spec.kind {
+        let positions = rows * spec.out_shape[0] * spec.out_shape[1];
+        if positions.div_ceil(16) > 65_535 {
+            return too_big(format!(
+                "{positions} output positions per batch exceed one grid"
+            ));
+        }
+        let tiles = conv2d::weight_grad_groups(spec, rows);
+        if tiles > 65_535 {
+            return too_big(format!("{tiles} weight-gradient tiles exceed one grid"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Host side of the layer kernels beyond Dense's matmuls: `shaders/conv2d.wgsl`,
+//! `shaders/pool2d.wgsl`, `shaders/dropout.wgsl` and `shaders/elementwise.wgsl` — their
+//! parameter structs, bindings, and pipelines compiled on first use (a Dense-only model never
+//! compiles them).
+//!
+//! | kernel            | shader                    | entry point    |
+//! |-------------------|---------------------------|----------------|
+//! | ConvForward       | `shaders/conv2d.wgsl`     | `forward`      |
+//! | ConvWeightGrad    | `shaders/conv2d.wgsl`     | `weight_grad`  |
+//! | ConvReduce        | `shaders/conv2d.wgsl`     | `reduce`       |
+//! | ConvInputGrad     | `shaders/conv2d.wgsl`     | `input_grad`   |
+//! | MaxForward        | `shaders/pool2d.wgsl`     | `max_forward`  |
+//! | MaxBackward       | `shaders/pool2d.wgsl`     | `max_backward` |
+//! | AvgForward        | `shaders/pool2d.wgsl`     | `avg_forward`  |
+//! | AvgBackward       | `shaders/pool2d.wgsl`     | `avg_backward` |
+//! | Dropout           | `shaders/dropout.wgsl`    | `main`         |
+//! | PhiloxWords       | `shaders/dropout.wgsl`    | `philox_words` |
+//! | ActForward        | `shaders/elementwise.wgsl`| `forward`      |
+//! | ActBackward       | `shaders/elementwise.wgsl`| `backward`     |
+//! | ActInPlace        | `shaders/elementwise.wgsl`| `in_place`     |
+
+use super::kernels::{Kernel, Kernels, Slot};
+use bytemuck::{Pod, Zeroable};
+use std::sync::Arc;
+
+/// Parameters of `conv2d.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct ConvDims {
+    pub rows: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub in_c: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub filters: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub sh: u32,
+    pub sw: u32,
+    pub dh: u32,
+    pub dw: u32,
+    pub pad_top: u32,
+    pub pad_left: u32,
+    pub act: u32,
+    pub use_bias: u32,
+    /// Output positions per partial sum of `weight_grad`.
+    pub chunk: u32,
+    pub chunks: u32,
+    pub _pad: u32,
+}
+
+/// Output positions each `weight_grad` invocation sums: its loops stay far below the 65 535
+/// iterations llvmpipe allows an invocation, and a batch of 128 MNIST images (86 528
+/// positions of the first convolution) still gives 169 partial sums to spread over a GPU.
+pub(crate) const CONV_CHUNK: usize = 512;
+
+/// Parameters of `pool2d.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct PoolDims {
+    pub rows: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub c: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub ph: u32,
+    pub pw: u32,
+    pub sh: u32,
+    pub sw: u32,
+    pub pad_top: u32,
+    pub pad_left: u32,
+}
+
+/// Parameters of `dropout.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct DropoutDims {
+    pub features: u32,
+    /// An element is kept when its word `>> 8` is at least this: `round(rate · 2²⁴)`.
+    pub threshold: u32,
+    pub scale: f32,
+    pub layer: u32,
+    pub training: u32,
+    pub rows: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Parameters of `elementwise.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct ElementDims {
+    pub n: u32,
+    pub act: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Bytes of the step values entry `dropout.wgsl` reads: the optimizer's 16, then the
+/// epoch and the run's seed (see `GpuParams::write_step_values`).
+const STEP_VALUES_READ: u64 = 32;
+
+/// A layer kernel: which entry point of which shader, with its bindings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LayerKernel {
+    ConvForward,
+    ConvWeightGrad,
+    ConvReduce,
+    ConvInputGrad,
+    MaxForward,
+    MaxBackward,
+    AvgForward,
+    AvgBackward,
+    Dropout,
+    PhiloxWords,
+    ActForward,
+    ActBackward,
+    ActInPlace,
+}
+
+impl LayerKernel {
+    fn source(self) -> String {
+        use LayerKernel::*;
+        match self {
+            ConvForward | ConvWeightGrad | ConvReduce | ConvInputGrad => {
+                super::with_activations(include_str!("../../shaders/conv2d.wgsl"))
+            }
+            MaxForward | MaxBackward | AvgForward | AvgBackward => {
+                include_str!("../../shaders/pool2d.wgsl").to_string()
+            }
+            Dropout | PhiloxWords => include_str!("../../shaders/dropout.wgsl").to_string(),
+            ActForward | ActBackward | ActInPlace => {
+                super::with_activations(include_str!("../../shaders/elementwise.wgsl"))
+            }
+        }
+    }
+
+    fn entry(self) -> &'static str {
+        use LayerKernel::*;
+        match self {
+            ConvForward | ActForward => "forward",
+            ConvWeightGrad => "weight_grad",
+            ConvReduce => "reduce",
+            ConvInputGrad => "input_grad",
+            MaxForward => "max_forward",
+            MaxBackward => "max_backward",
+            AvgForward => "avg_forward",
+            AvgBackward => "avg_backward",
+            Dropout => "main",
+            PhiloxWords => "philox_words",
+            ActBackward => "backward",
+            ActInPlace => "in_place",
+        }
+    }
+
+    /// The bindings, in the order a launch gives its buffers.
+    fn slots(self) -> Vec<(u32, Slot)> {
+        use LayerKernel::*;
+        use Slot::*;
+        match self {
+            ConvForward => vec![
+                (0, Uniform),
+                (1, Read),
+                (2, Read),
+                (3, Read),
+                (4, ReadWrite),
+            ],
+            ConvWeightGrad => vec![(0, Uniform), (1, Read), (5, Read), (6, ReadWrite)],
+            ConvReduce => vec![(0, Uniform), (7, Read), (8, ReadWrite), (9, ReadWrite)],
+            ConvInputGrad => vec![(0, Uniform), (10, Read), (11, Read), (12, ReadWrite)],
+            MaxForward | AvgForward | AvgBackward => {
+                vec![(0, Uniform), (1, Read), (2, ReadWrite)]
+            }
+            MaxBackward => vec![(0, Uniform), (1, Read), (2, ReadWrite), (3, Read)],
+            Dropout => vec![
+                (0, UniformDynamic),
+                (1, UniformDynamicOf(STEP_VALUES_READ)),
+                (2, Uniform),
+                (3, Read),
+                (4, ReadWrite),
+            ],
+            PhiloxWords => vec![(5, Read), (6, ReadWrite)],
+            ActForward => vec![(0, Uniform), (1, Read), (3, ReadWrite)],
+            ActBackward => vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)],
+            ActInPlace => vec![(0, Uniform), (2, Read), (3, ReadWrite)],
+        }
+    }
+}
+
+impl Kernels {
+    /// The pipeline of `which`, compiled once per device on first use.
+    pub(crate) fn layer(&self, device: &wgpu::Device, which: LayerKernel) -> Arc<Kernel> {
+        let mut compiled = self
+            .layer_kernels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, kernel)) = compiled.iter().find(|(k, _)| *k == which) {
+            return kernel.clone();
+        }
+        let name = format!("{which:?}");
+        let module = super::kernels::module(device, &name, &which.source());
+        let kernel = Arc::new(Kernel::from_module(
+            device,
+            &name,
+            &module,
+            which.entry(),
+            &which.slots(),
+        ));
+        compiled.push((which, kernel.clone()));
+        kernel
+    }
+}

@@ -1,0 +1,447 @@
+//! A [`Sequential`] model from what Keras 3's `model.to_json()` writes for a `Sequential`
+//! model: its `InputLayer`'s `batch_shape` gives the input shape, each layer's `config` its
+//! arguments. Every argument is read or checked: an unsupported layer, argument or value is
+//! an error that names it (and the layers wgfit has), never silently ignored.
+
+use super::layers::{
+    ActivationLayer, AveragePooling2D, Conv2D, Dropout, Flatten, GlobalAveragePooling2D,
+    MaxPooling2D, Reshape,
+};
+use super::{Dense, Layer, Sequential};
+use crate::error::{Error, Result};
+use crate::layer::{Activation, Padding};
+use serde_json::{Map, Value};
+
+/// The Keras classes wgfit builds, for error messages.
+pub const SUPPORTED_LAYERS: &str = "InputLayer, Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
+     GlobalAveragePooling2D, Flatten, Reshape, Dropout, Activation";
+
+/// A model read from Keras JSON, with what wgfit does differently from the file's letter.
+#[derive(Debug)]
+pub struct KerasModel {
+    /// The model.
+    pub model: Sequential,
+    /// Whether the last layer's activation was `softmax`: wgfit's model outputs its logits,
+    /// and cross-entropy applies the softmax (the same loss and gradients).
+    pub softmax_output: bool,
+}
+
+fn bad(what: impl Into<String>) -> Error {
+    Error::config("Keras model", what.into())
+}
+
+/// Reads a `Sequential` model from Keras 3's `model.to_json()` text.
+pub fn from_keras_json(text: &str) -> Result<KerasModel> {
+    let root: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let class = root.get("class_name").and_then(Value::as_str).unwrap_or("");
+    if class != "Sequential" {
+        return Err(bad(format!(
+            "a `{class}` model; wgfit reads Sequential models (model.to_json() of keras.Sequential)"
+        )));
+    }
+    let layers = root
+        .pointer("/config/layers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no config.layers list"))?;
+    let mut input_shape: Option<Vec<usize>> = root
+        .pointer("/config/build_input_shape")
+        .and_then(|v| batch_shape(v).ok());
+    let mut built: Vec<Layer> = Vec::new();
+    let mut softmax_at: Option<usize> = None;
+    for (i, layer) in layers.iter().enumerate() {
+        let class = layer
+            .get("class_name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("layer {i} has no class_name")))?;
+        let empty = Map::new();
+        let config = layer
+            .get("config")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let mut c = Config {
+            class,
+            index: i,
+            config,
+            read: vec!["name", "trainable", "dtype"],
+            softmax: false,
+        };
+        c.check_common()?;
+        if class == "InputLayer" {
+            let shape = c
+                .get("batch_shape")
+                .or_else(|| c.get("batch_input_shape"))
+                .ok_or_else(|| c.error("has no batch_shape"))?;
+            input_shape = Some(batch_shape(shape).map_err(|e| c.error(e))?);
+            c.read.extend(["batch_shape", "batch_input_shape"]);
+            c.default("dtype", &["float32"])?;
+            c.default("sparse", &[Value::Bool(false)])?;
+            c.default("ragged", &[Value::Bool(false)])?;
+            c.default("optional", &[Value::Bool(false)])?;
+            c.finish()?;
+            continue;
+        }
+        let layer = match class {
+            "Dense" => {
+                let units = c.usize("units")?;
+                let activation = c.activation()?;
+                c.must(
+                    "use_bias",
+                    Value::Bool(true),
+                    "wgfit's Dense layers have a bias",
+                )?;
+                c.weights_defaults()?;
+                c.default("lora_rank", &[Value::Null])?;
+                c.default("lora_alpha", &[Value::Null])?;
+                c.default("quantization_config", &[Value::Null])?;
+                Layer::from(Dense::new(units).activation(activation))
+            }
+            "Conv2D" => {
+                let filters = c.usize("filters")?;
+                let kernel = c.pair("kernel_size")?;
+                let strides = c.pair_or("strides", [1, 1])?;
+                let padding = c.padding()?;
+                let dilation = c.pair_or("dilation_rate", [1, 1])?;
+                c.channels_last()?;
+                c.must(
+                    "groups",
+                    Value::from(1),
+                    "grouped convolutions are not supported",
+                )?;
+                let activation = c.activation()?;
+                let use_bias = c.bool_or("use_bias", true)?;
+                c.weights_defaults()?;
+                c.default("lora_rank", &[Value::Null])?;
+                c.default("lora_alpha", &[Value::Null])?;
+                Layer::from(
+                    Conv2D::new(filters, 1)
+                        .kernel_size(kernel)
+                        .strides(strides)
+                        .padding(padding)
+                        .dilation_rate(dilation)
+                        .use_bias(use_bias)
+                        .activation(activation),
+                )
+            }
+            "MaxPooling2D" | "AveragePooling2D" => {
+                let pool = c.pair_or("pool_size", [2, 2])?;
+                let strides = match c.get("strides") {
+                    None | Some(Value::Null) => {
+                        c.read.push("strides");
+                        pool
+                    }
+                    Some(_) => c.pair("strides")?,
+                };
+                let padding = c.padding()?;
+                c.channels_last()?;
+                if class == "MaxPooling2D" {
+                    Layer::from(MaxPooling2D::new(pool).strides(strides).padding(padding))
+                } else {
+                    Layer::from(
+                        AveragePooling2D::new(pool)
+                            .strides(strides)
+                            .padding(padding),
+                    )
+                }
+            }
+            "GlobalAveragePooling2D" => {
+                c.channels_last()?;
+                c.must("keepdims", Value::Bool(false), "keepdims is not supported")?;
+                Layer::from(GlobalAveragePooling2D)
+            }
+            "Flatten" => {
+                c.channels_last()?;
+                Layer::from(Flatten)
+            }
+            "Reshape" => {
+                let target = c
+                    .get("target_shape")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| c.error("has no target_shape list"))?
+                    .iter()
+                    .map(|d| d.as_u64().map(|d| d as usize))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| c.error("target_shape must be positive sizes (no -1)"))?;
+                c.read.push("target_shape");
+                Layer::from(Reshape::new(&target))
+            }
+            "Dropout" => {
+                let rate = c
+                    .get("rate")
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| c.error("has no numeric rate"))?;
+                c.read.push("rate");
+                c.must(
+                    "seed",
+                    Value::Null,
+                    "wgfit draws every mask from the run's seed (--seed); remove the layer's seed",
+                )?;
+                c.must("noise_shape", Value::Null, "noise_shape is not supported")?;
+                Layer::from(Dropout::new(rate as f32))
+            }
+            "Activation" => Layer::from(ActivationLayer(c.activation()?)),
+            other => {
+                return Err(bad(format!(
+                    "layer {i} is a `{other}`, which wgfit does not have; it has {SUPPORTED_LAYERS}"
+                )));
+            }
+        };
+        c.finish()?;
+        if c.softmax && softmax_at.is_none() {
+            softmax_at = Some(built.len());
+        }
+        built.push(layer);
+    }
+    if let Some(at) = softmax_at
+        && at + 1 != built.len()
+    {
+        return Err(bad(format!(
+            "the {} layer after the input has activation softmax; wgfit takes softmax only on the last layer, as the output of a classifier",
+            ordinal(at + 1)
+        )));
+    }
+    let shape = input_shape.ok_or_else(|| {
+        bad("no input shape: the model needs an InputLayer (keras.Input(shape=...)) or to be built")
+    })?;
+    let mut model = Sequential::with_input_shape(&shape);
+    for layer in built {
+        model = model.add(layer);
+    }
+    model.specs()?;
+    Ok(KerasModel {
+        model,
+        softmax_output: softmax_at.is_some(),
+    })
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, ...
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// `[null, d1, d2, ...]` to `[d1, d2, ...]`.
+fn batch_shape(v: &Value) -> std::result::Result<Vec<usize>, String> {
+    let dims = v.as_array().ok_or("batch_shape is not a list")?;
+    match dims.split_first() {
+        Some((_, rest)) if !rest.is_empty() => rest
+            .iter()
+            .map(|d| d.as_u64().filter(|&d| d > 0).map(|d| d as usize))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| format!("batch_shape {v} has a size that is not a positive number")),
+        _ => Err(format!("batch_shape {v} has no sample dimensions")),
+    }
+}
+
+/// One layer's `config`, with the keys read so far (the rest must be absent or defaults).
+struct Config<'a> {
+    class: &'a str,
+    index: usize,
+    config: &'a Map<String, Value>,
+    read: Vec<&'static str>,
+    /// The activation was `softmax`.
+    softmax: bool,
+}
+
+impl Config<'_> {
+    fn error(&self, what: impl std::fmt::Display) -> Error {
+        let name = self.get("name").and_then(Value::as_str).unwrap_or("?");
+        bad(format!(
+            "layer {} `{name}` ({}) {what}",
+            self.index, self.class
+        ))
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.config.get(key)
+    }
+
+    /// `trainable` must be true; `dtype` float32 (a string or a DTypePolicy).
+    fn check_common(&self) -> Result<()> {
+        if let Some(t) = self.get("trainable")
+            && t != &Value::Bool(true)
+        {
+            return Err(self.error("is not trainable; wgfit trains every layer"));
+        }
+        let dtype = match self.get("dtype") {
+            None | Some(Value::Null) => return Ok(()),
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v
+                .pointer("/config/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string(),
+        };
+        if dtype != "float32" {
+            return Err(self.error(format!("has dtype {dtype}; wgfit computes in float32")));
+        }
+        Ok(())
+    }
+
+    /// `key` must be absent or one of `allowed`.
+    fn default<V: Clone + Into<Value>>(&mut self, key: &'static str, allowed: &[V]) -> Result<()> {
+        self.read.push(key);
+        match self.get(key) {
+            None => Ok(()),
+            Some(v) if allowed.iter().any(|a| &a.clone().into() == v) => Ok(()),
+            Some(v) => Err(self.error(format!("has {key} = {v}, which wgfit does not support"))),
+        }
+    }
+
+    /// `key` must be absent or `value`; `why` says what wgfit does instead.
+    fn must(&mut self, key: &'static str, value: Value, why: &str) -> Result<()> {
+        self.read.push(key);
+        match self.get(key) {
+            None => Ok(()),
+            Some(v) if *v == value => Ok(()),
+            Some(v) => Err(self.error(format!("has {key} = {v}: {why}"))),
+        }
+    }
+
+    fn usize(&mut self, key: &'static str) -> Result<usize> {
+        self.read.push(key);
+        self.get(key)
+            .and_then(Value::as_u64)
+            .map(|v| v as usize)
+            .ok_or_else(|| self.error(format!("has no whole number {key}")))
+    }
+
+    fn bool_or(&mut self, key: &'static str, default: bool) -> Result<bool> {
+        self.read.push(key);
+        match self.get(key) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(self.error(format!("has {key} = {v}, not true or false"))),
+        }
+    }
+
+    /// A `[a, b]` pair or one number for both.
+    fn pair(&mut self, key: &'static str) -> Result<[usize; 2]> {
+        self.read.push(key);
+        let v = self
+            .get(key)
+            .ok_or_else(|| self.error(format!("has no {key}")))?;
+        let one = |v: &Value| v.as_u64().map(|v| v as usize);
+        let pair = match v {
+            Value::Array(a) if a.len() == 2 => one(&a[0]).zip(one(&a[1])).map(|(a, b)| [a, b]),
+            v => one(v).map(|a| [a, a]),
+        };
+        pair.ok_or_else(|| self.error(format!("has {key} = {v}, not two whole numbers")))
+    }
+
+    fn pair_or(&mut self, key: &'static str, default: [usize; 2]) -> Result<[usize; 2]> {
+        match self.get(key) {
+            None => {
+                self.read.push(key);
+                Ok(default)
+            }
+            Some(_) => self.pair(key),
+        }
+    }
+
+    fn padding(&mut self) -> Result<Padding> {
+        self.read.push("padding");
+        match self.get("padding").and_then(Value::as_str) {
+            None | Some("valid") => Ok(Padding::Valid),
+            Some("same") => Ok(Padding::Same),
+            Some(other) => Err(self.error(format!(
+                "has padding {other:?}; wgfit has \"valid\" and \"same\""
+            ))),
+        }
+    }
+
+    fn channels_last(&mut self) -> Result<()> {
+        self.read.push("data_format");
+        match self.get("data_format") {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::String(s)) if s == "channels_last" => Ok(()),
+            Some(v) => Err(self.error(format!(
+                "has data_format {v}; wgfit's images are channels_last"
+            ))),
+        }
+    }
+
+    /// `activation`: a name wgfit has; `softmax` is noted (it must be the last layer's).
+    fn activation(&mut self) -> Result<Activation> {
+        self.read.push("activation");
+        let name = match self.get("activation") {
+            None | Some(Value::Null) => "linear",
+            Some(Value::String(s)) => s.as_str(),
+            Some(v) => return Err(self.error(format!("has activation {v}; give it by name"))),
+        };
+        if name == "softmax" {
+            self.softmax = true;
+            return Ok(Activation::Linear);
+        }
+        name.parse().map_err(|_| {
+            self.error(format!(
+                "has activation {name:?}; wgfit has linear, relu, tanh, sigmoid and softmax (on the last layer)"
+            ))
+        })
+    }
+
+    /// Keras's default initializers, and no regularizers or constraints.
+    fn weights_defaults(&mut self) -> Result<()> {
+        for (key, class) in [
+            ("kernel_initializer", "GlorotUniform"),
+            ("bias_initializer", "Zeros"),
+        ] {
+            self.read.push(key);
+            if let Some(v) = self.get(key) {
+                let got = v.get("class_name").and_then(Value::as_str).or(v.as_str());
+                let seeded = v.pointer("/config/seed").is_some_and(|s| !s.is_null());
+                if !got.is_some_and(|g| g == class || g.eq_ignore_ascii_case(&snake(class)))
+                    || seeded
+                {
+                    return Err(self.error(format!(
+                        "has {key} {v}; wgfit draws {class} from the run's seed (its initial weights can also be given with --init)"
+                    )));
+                }
+            }
+        }
+        for key in [
+            "kernel_regularizer",
+            "bias_regularizer",
+            "activity_regularizer",
+            "kernel_constraint",
+            "bias_constraint",
+        ] {
+            self.must(
+                key,
+                Value::Null,
+                "regularizers and constraints are not supported",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every key of the config was read.
+    fn finish(&self) -> Result<()> {
+        for key in self.config.keys() {
+            if !self.read.contains(&key.as_str()) {
+                return Err(self.error(format!(
+                    "has the argument {key} = {}, which wgfit does not support",
+                    self.config[key]
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `GlorotUniform` as `glorot_uniform`.
+fn snake(class: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in class.chars().enumerate() {
+        if ch.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.extend(ch.to_lowercase());
+    }
+    out
+}

@@ -1,0 +1,180 @@
+//! A plain f64 forward pass of any wgfit layer stack (NHWC), written from Keras's definitions,
+//! for the layer tests' references and finite differences.
+
+use super::cpu_reference::act_f64;
+use wgfit::{LayerKind, LayerSpec, Padding};
+
+/// The leading pad of a window of `window` elements moved by `stride` over `size` elements.
+fn pad(p: Padding, size: usize, window: usize, stride: usize) -> usize {
+    match p {
+        Padding::Valid => 0,
+        Padding::Same => {
+            let out = size.div_ceil(stride);
+            ((out - 1) * stride + window).saturating_sub(size) / 2
+        }
+    }
+}
+
+/// The outputs of `specs` for `rows` samples `x` with parameters `params` (every tensor in
+/// the layers' order, as `Sequential::parameters` gives them). Dropout is the identity (as in
+/// evaluation).
+pub fn forward(specs: &[LayerSpec], params: &[Vec<f64>], x: &[f64], rows: usize) -> Vec<f64> {
+    let mut a = x.to_vec();
+    let mut next = 0;
+    for spec in specs {
+        let mut take = || {
+            let t = &params[next];
+            next += 1;
+            t.clone()
+        };
+        a = match &spec.kind {
+            LayerKind::Dense => {
+                let (w, b) = (take(), take());
+                let width = *spec.in_shape.last().unwrap();
+                let units = *spec.out_shape.last().unwrap();
+                let m = rows * spec.inputs / width;
+                let mut y = vec![0.0; m * units];
+                for r in 0..m {
+                    for u in 0..units {
+                        let z: f64 = (0..width)
+                            .map(|i| a[r * width + i] * w[u * width + i])
+                            .sum();
+                        y[r * units + u] = act_f64(z + b[u], spec.activation);
+                    }
+                }
+                y
+            }
+            LayerKind::Conv2D {
+                filters,
+                kernel,
+                strides,
+                padding,
+                dilation,
+                use_bias,
+            } => {
+                let k = take();
+                let b = if *use_bias {
+                    take()
+                } else {
+                    vec![0.0; *filters]
+                };
+                let [h, w, c] = [spec.in_shape[0], spec.in_shape[1], spec.in_shape[2]];
+                let [oh, ow] = [spec.out_shape[0], spec.out_shape[1]];
+                let pt = pad(*padding, h, (kernel[0] - 1) * dilation[0] + 1, strides[0]);
+                let pl = pad(*padding, w, (kernel[1] - 1) * dilation[1] + 1, strides[1]);
+                let mut y = vec![0.0; rows * oh * ow * filters];
+                for n in 0..rows {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            for f in 0..*filters {
+                                let mut z = b[f];
+                                for ky in 0..kernel[0] {
+                                    for kx in 0..kernel[1] {
+                                        let iy = (oy * strides[0] + ky * dilation[0]) as isize
+                                            - pt as isize;
+                                        let ix = (ox * strides[1] + kx * dilation[1]) as isize
+                                            - pl as isize;
+                                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize
+                                        {
+                                            continue;
+                                        }
+                                        for ch in 0..c {
+                                            let xv = a[((n * h + iy as usize) * w + ix as usize)
+                                                * c
+                                                + ch];
+                                            z += xv
+                                                * k[((ky * kernel[1] + kx) * c + ch) * filters + f];
+                                        }
+                                    }
+                                }
+                                y[((n * oh + oy) * ow + ox) * filters + f] =
+                                    act_f64(z, spec.activation);
+                            }
+                        }
+                    }
+                }
+                y
+            }
+            LayerKind::MaxPooling2D {
+                pool,
+                strides,
+                padding,
+            }
+            | LayerKind::AveragePooling2D {
+                pool,
+                strides,
+                padding,
+            } => {
+                let max = matches!(spec.kind, LayerKind::MaxPooling2D { .. });
+                pool2d(
+                    &a,
+                    rows,
+                    &spec.in_shape,
+                    &spec.out_shape,
+                    *pool,
+                    *strides,
+                    *padding,
+                    max,
+                )
+            }
+            LayerKind::GlobalAveragePooling2D => {
+                let [h, w] = [spec.in_shape[0], spec.in_shape[1]];
+                pool2d(
+                    &a,
+                    rows,
+                    &spec.in_shape,
+                    &[1, 1, spec.in_shape[2]],
+                    [h, w],
+                    [h, w],
+                    Padding::Valid,
+                    false,
+                )
+            }
+            LayerKind::Flatten | LayerKind::Reshape | LayerKind::Dropout { .. } => a,
+            LayerKind::Activation => a.iter().map(|&v| act_f64(v, spec.activation)).collect(),
+        };
+    }
+    a
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pool2d(
+    a: &[f64],
+    rows: usize,
+    in_shape: &[usize],
+    out_shape: &[usize],
+    pool: [usize; 2],
+    strides: [usize; 2],
+    padding: Padding,
+    max: bool,
+) -> Vec<f64> {
+    let [h, w, c] = [in_shape[0], in_shape[1], in_shape[2]];
+    let [oh, ow] = [out_shape[0], out_shape[1]];
+    let pt = pad(padding, h, pool[0], strides[0]);
+    let pl = pad(padding, w, pool[1], strides[1]);
+    let mut y = vec![0.0; rows * oh * ow * c];
+    for n in 0..rows {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ch in 0..c {
+                    let mut values = Vec::new();
+                    for ky in 0..pool[0] {
+                        for kx in 0..pool[1] {
+                            let iy = (oy * strides[0] + ky) as isize - pt as isize;
+                            let ix = (ox * strides[1] + kx) as isize - pl as isize;
+                            if iy >= 0 && ix >= 0 && iy < h as isize && ix < w as isize {
+                                values.push(a[((n * h + iy as usize) * w + ix as usize) * c + ch]);
+                            }
+                        }
+                    }
+                    y[((n * oh + oy) * ow + ox) * c + ch] = if max {
+                        values.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+                    } else {
+                        values.iter().sum::<f64>() / values.len() as f64
+                    };
+                }
+            }
+        }
+    }
+    y
+}

@@ -1,0 +1,138 @@
+//! `from_keras_json` on what Keras 3.15's `model.to_json()` wrote (`tests/data/keras/`,
+//! written by the Keras calls in each file's test): the shapes and parameter counts Keras's
+//! `model.summary()` printed, and a clear refusal of what wgfit does not have.
+
+use wgfit::{Loss, Sgd, from_keras_json};
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(format!("tests/data/keras/{name}")).unwrap()
+}
+
+fn shapes_and_parameters(json: &str) -> (Vec<Vec<usize>>, usize, bool) {
+    let mut keras = from_keras_json(json).unwrap();
+    let shapes = keras
+        .model
+        .specs()
+        .unwrap()
+        .iter()
+        .map(|s| s.out_shape.clone())
+        .collect();
+    keras
+        .model
+        .compile(Loss::CrossEntropy, Sgd::new(0.01))
+        .unwrap();
+    let count = keras
+        .model
+        .parameters()
+        .unwrap()
+        .iter()
+        .map(|t| t.data.len())
+        .sum();
+    (shapes, count, keras.softmax_output)
+}
+
+/// The Keras example "Simple MNIST convnet": Conv2D 32 → MaxPool → Conv2D 64 → MaxPool →
+/// Flatten → Dropout 0.5 → Dense 10 softmax; Keras counts 34 826 parameters.
+#[test]
+fn the_simple_mnist_convnet_reads_with_keras_shapes() {
+    let (shapes, parameters, softmax) = shapes_and_parameters(&read("mnist_convnet.json"));
+    assert_eq!(
+        shapes,
+        [
+            vec![26, 26, 32],
+            vec![13, 13, 32],
+            vec![11, 11, 64],
+            vec![5, 5, 64],
+            vec![1600],
+            vec![1600],
+            vec![10]
+        ]
+    );
+    assert_eq!(parameters, 34_826);
+    assert!(softmax, "the softmax output is noted");
+}
+
+/// Every layer wgfit reads (same and valid padding, strides, no bias, an Activation layer,
+/// Reshape, Dense on the last axis of an image, global pooling); Keras counts 588 parameters.
+#[test]
+fn every_layer_kind_reads_with_keras_shapes() {
+    let (shapes, parameters, softmax) = shapes_and_parameters(&read("every_layer.json"));
+    assert_eq!(
+        shapes,
+        [
+            vec![8, 8, 8],
+            vec![4, 3, 8],
+            vec![4, 3, 8],
+            vec![4, 3, 8],
+            vec![3, 4, 8],
+            vec![2, 2, 8],
+            vec![2, 2, 6],
+            vec![6],
+            vec![6],
+            vec![10]
+        ]
+    );
+    assert_eq!(parameters, 588);
+    assert!(!softmax);
+}
+
+fn refusal(json: &str) -> String {
+    from_keras_json(json).unwrap_err().to_string()
+}
+
+#[test]
+fn an_unsupported_layer_is_named_with_the_supported_ones() {
+    let e = refusal(&read("with_batchnorm.json"));
+    assert!(e.contains("BatchNormalization"), "{e}");
+    assert!(e.contains("Conv2D, MaxPooling2D"), "{e}");
+}
+
+#[test]
+fn an_unsupported_argument_or_value_is_named() {
+    let e = refusal(&read("with_regularizer.json"));
+    assert!(
+        e.contains("layer 1 `conv2d") && e.contains("(Conv2D)") && e.contains("kernel_regularizer"),
+        "{e}"
+    );
+
+    let base = read("mnist_convnet.json");
+    for (from, to, named) in [
+        (
+            "\"padding\": \"valid\"",
+            "\"padding\": \"causal\"",
+            "padding",
+        ),
+        (
+            "\"rate\": 0.5, \"seed\": null",
+            "\"rate\": 0.5, \"seed\": 3",
+            "seed",
+        ),
+        ("\"groups\": 1", "\"groups\": 2", "groups"),
+        ("\"filters\": 32", "\"filters\": 32, \"flip\": true", "flip"),
+        (
+            "\"activation\": \"relu\"",
+            "\"activation\": \"selu\"",
+            "selu",
+        ),
+        (
+            "\"data_format\": \"channels_last\"",
+            "\"data_format\": \"channels_first\"",
+            "channels_first",
+        ),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let e = refusal(&base.replacen(from, to, 1));
+        assert!(e.contains(named), "{named}: {e}");
+    }
+    let e = refusal("{\"class_name\": \"Functional\"}");
+    assert!(e.contains("Sequential"), "{e}");
+    let e = refusal("not json");
+    assert!(e.contains("not JSON"), "{e}");
+}
+
+#[test]
+fn softmax_is_taken_on_the_last_layer_only() {
+    let base = read("mnist_convnet.json");
+    let e = refusal(&base.replacen("\"activation\": \"relu\"", "\"activation\": \"softmax\"", 1));
+    assert!(e.contains("softmax only on the last layer"), "{e}");
+}

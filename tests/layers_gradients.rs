@@ -1,0 +1,226 @@
+//! Every layer kind's forward pass against a CPU reference in f64, and its backward pass
+//! against central finite differences of that reference, on small awkward shapes (odd sizes,
+//! stride 2, `same` and `valid`, dilation, no bias).
+//!
+//! Each case is `Conv2D(2, 1) → the layer(s) under test → Flatten → Dense(3)` with MSE against
+//! float targets, 3 samples in one batch: the 1×1 convolution in front needs the tested
+//! layer's input gradient, so that is checked too. The GPU's gradient is read through one
+//! SGD step with learning rate 1 (g = before − after).
+
+mod common;
+
+use common::layers_reference::forward;
+use common::rng::Rng;
+use wgfit::{
+    Activation, ActivationLayer, AveragePooling2D, Conv2D, Dataset, Dense, Dropout, FitOptions,
+    Flatten, GlobalAveragePooling2D, Loss, MaxPooling2D, Padding, Reshape, Sequential, Sgd,
+};
+
+const ROWS: usize = 3;
+const OUTPUTS: usize = 3;
+
+fn model(input: &[usize], middle: impl FnOnce(Sequential) -> Sequential) -> Sequential {
+    let m = Sequential::with_input_shape(input).add(Conv2D::new(2, 1));
+    middle(m).add(Flatten).add(Dense::new(OUTPUTS))
+}
+
+/// The MSE of the CPU forward pass.
+fn cpu_loss(specs: &[wgfit::LayerSpec], p: &[Vec<f64>], x: &[f64], t: &[f64]) -> f64 {
+    let y = forward(specs, p, x, ROWS);
+    y.iter().zip(t).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / (ROWS * OUTPUTS) as f64
+}
+
+fn check(name: &str, mut model: Sequential, seed: u64) {
+    let mut rng = Rng(seed);
+    let inputs = model.inputs();
+    let x = rng.vec(ROWS * inputs, -1.0, 1.0);
+    let t = rng.vec(ROWS * OUTPUTS, -1.0, 1.0);
+    let data = Dataset::regression(x.clone(), inputs, t.clone(), OUTPUTS).unwrap();
+    model
+        .compile(Loss::MeanSquaredError, Sgd::new(1.0))
+        .unwrap();
+    let specs = model.specs().unwrap();
+    let mut before = model.parameters().unwrap();
+    for p in &mut before {
+        p.data = rng.vec(p.data.len(), -1.0, 1.0);
+    }
+    model.set_parameters(&before).unwrap();
+    let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
+    let base: Vec<Vec<f64>> = before.iter().map(|p| f64s(&p.data)).collect();
+    let (x64, t64) = (f64s(&x), f64s(&t));
+
+    // Forward: predict against the CPU.
+    let y = model.predict(&x, ROWS).unwrap();
+    let reference = forward(&specs, &base, &x64, ROWS);
+    for (i, (&g, &r)) in y.iter().zip(&reference).enumerate() {
+        assert!(
+            (g as f64 - r).abs() <= 1e-5 * r.abs() + 1e-5,
+            "{name}: output {i} is {g}, the CPU's {r}"
+        );
+    }
+
+    // Backward: one SGD step with lr = 1 against central differences of the CPU loss.
+    let options = FitOptions {
+        epochs: 1,
+        batch_size: ROWS,
+        shuffle: false,
+        ..Default::default()
+    };
+    model.fit(&data, options, &mut []).unwrap();
+    let after = model.parameters().unwrap();
+    let mut failures = Vec::new();
+    let h = 1e-6;
+    for (ti, tensor) in before.iter().enumerate() {
+        for e in 0..tensor.data.len() {
+            let g = tensor.data[e] as f64 - after[ti].data[e] as f64;
+            let mut p = base.clone();
+            p[ti][e] += h;
+            let lp = cpu_loss(&specs, &p, &x64, &t64);
+            p[ti][e] -= 2.0 * h;
+            let lm = cpu_loss(&specs, &p, &x64, &t64);
+            let fd = (lp - lm) / (2.0 * h);
+            if (g - fd).abs() > 1e-4 * fd.abs() + 1e-5 {
+                failures.push(format!("{}[{e}]: GPU {g:.6e}, CPU {fd:.6e}", tensor.name));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{name}: {} gradient entries wrong:\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    );
+}
+
+#[test]
+fn conv2d_valid_3x3_relu() {
+    let m = model(&[5, 7, 2], |m| {
+        m.add(Conv2D::new(3, 3).activation(Activation::Relu))
+    });
+    check("conv2d valid 3x3 relu", m, 1);
+}
+
+#[test]
+fn conv2d_same_stride_2_tanh() {
+    let m = model(&[6, 5, 3], |m| {
+        m.add(
+            Conv2D::new(4, 1)
+                .kernel_size([2, 3])
+                .strides([2, 2])
+                .padding(Padding::Same)
+                .activation(Activation::Tanh),
+        )
+    });
+    check("conv2d same 2x3 stride 2 tanh", m, 2);
+}
+
+#[test]
+fn conv2d_dilated_without_bias() {
+    let m = model(&[7, 6, 1], |m| {
+        m.add(
+            Conv2D::new(2, 1)
+                .kernel_size([3, 2])
+                .dilation_rate([2, 1])
+                .use_bias(false)
+                .activation(Activation::Sigmoid),
+        )
+    });
+    check("conv2d dilated 3x2 without bias", m, 3);
+}
+
+#[test]
+fn conv2d_same_stride_2_on_odd_sizes() {
+    let m = model(&[5, 5, 1], |m| {
+        m.add(Conv2D::new(3, 3).strides([2, 2]).padding(Padding::Same))
+    });
+    check("conv2d same 3x3 stride 2 on 5x5", m, 4);
+}
+
+#[test]
+fn max_pooling_2x2_valid_on_odd_sizes() {
+    let m = model(&[5, 7, 2], |m| m.add(MaxPooling2D::new([2, 2])));
+    check("max pooling 2x2 valid", m, 5);
+}
+
+#[test]
+fn max_pooling_3x3_stride_2_same() {
+    let m = model(&[7, 6, 2], |m| {
+        m.add(
+            MaxPooling2D::new([3, 3])
+                .strides([2, 2])
+                .padding(Padding::Same),
+        )
+    });
+    check("max pooling 3x3 stride 2 same", m, 6);
+}
+
+#[test]
+fn average_pooling_same_uneven_strides() {
+    let m = model(&[5, 7, 2], |m| {
+        m.add(
+            AveragePooling2D::new([2, 3])
+                .strides([1, 2])
+                .padding(Padding::Same),
+        )
+    });
+    check("average pooling 2x3 same", m, 7);
+}
+
+#[test]
+fn global_average_pooling() {
+    let m = model(&[4, 5, 3], |m| m.add(GlobalAveragePooling2D));
+    check("global average pooling", m, 8);
+}
+
+#[test]
+fn dense_on_the_last_axis_and_an_activation_layer() {
+    let m = model(&[3, 4, 2], |m| {
+        m.add(Dense::new(3).activation(Activation::Tanh))
+            .add(ActivationLayer(Activation::Sigmoid))
+    });
+    check("dense on the last axis, activation layer", m, 9);
+}
+
+#[test]
+fn reshape_then_convolution() {
+    let m = model(&[4, 6, 1], |m| {
+        m.add(Reshape::new(&[6, 4, 2])).add(Conv2D::new(2, 3))
+    });
+    check("reshape then conv2d", m, 10);
+}
+
+#[test]
+fn dropout_is_the_identity_in_prediction() {
+    let m = model(&[4, 4, 1], |m| m.add(Dropout::new(0.5)));
+    let mut m = m;
+    m.compile(Loss::MeanSquaredError, Sgd::new(0.1)).unwrap();
+    let specs = m.specs().unwrap();
+    let x = Rng(11).vec(ROWS * 16, -1.0, 1.0);
+    let params: Vec<Vec<f64>> = m
+        .parameters()
+        .unwrap()
+        .iter()
+        .map(|p| p.data.iter().map(|&v| v as f64).collect())
+        .collect();
+    let y = m.predict(&x, ROWS).unwrap();
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let reference = forward(&specs, &params, &x64, ROWS);
+    for (&g, &r) in y.iter().zip(&reference) {
+        assert!((g as f64 - r).abs() <= 1e-5 * r.abs() + 1e-6, "{g} vs {r}");
+    }
+}
+
+#[test]
+fn a_layer_that_does_not_fit_its_input_is_named() {
+    let mut m = Sequential::with_input_shape(&[4, 4, 1])
+        .add(Conv2D::new(2, 3))
+        .add(Conv2D::new(2, 3))
+        .add(Flatten)
+        .add(Dense::new(2));
+    let err = m
+        .compile(Loss::MeanSquaredError, Sgd::new(0.1))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("layer 1 (Conv2D)"), "{err}");
+    assert!(err.contains("does not fit"), "{err}");
+}
