@@ -178,6 +178,20 @@ pub enum LayerKind {
     },
     /// An element-wise activation on its own.
     Activation,
+    /// Normalizes each channel (the last axis): in training by the batch's mean and
+    /// (biased) variance over every other axis, updating the moving statistics
+    /// (`moving = moving · momentum + batch · (1 − momentum)`); in evaluation and prediction
+    /// by the moving statistics. Then `gamma ·` (with `scale`) `+ beta` (with `center`).
+    BatchNormalization {
+        /// Weight of the old moving statistics (Keras: 0.99).
+        momentum: f32,
+        /// Added to the variance (Keras: 0.001).
+        epsilon: f32,
+        /// Whether `beta` is added.
+        center: bool,
+        /// Whether `gamma` multiplies.
+        scale: bool,
+    },
 }
 
 impl LayerKind {
@@ -193,6 +207,7 @@ impl LayerKind {
             LayerKind::Reshape => "Reshape",
             LayerKind::Dropout { .. } => "Dropout",
             LayerKind::Activation => "Activation",
+            LayerKind::BatchNormalization { .. } => "BatchNormalization",
         }
     }
 
@@ -262,6 +277,30 @@ impl LayerSpec {
                 }
                 t
             }
+            LayerKind::BatchNormalization { center, scale, .. } => {
+                let c = *self.in_shape.last().unwrap_or(&0);
+                let mut t = Vec::new();
+                if *scale {
+                    t.push(("gamma", vec![c]));
+                }
+                if *center {
+                    t.push(("beta", vec![c]));
+                }
+                t
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The non-trainable state tensors (name suffix, shape), which the layer updates itself
+    /// and the optimizer never touches: BatchNormalization's `moving_mean` and
+    /// `moving_variance` `[channels]`; none for the other kinds.
+    pub fn state_tensors(&self) -> Vec<(&'static str, Vec<usize>)> {
+        match self.kind {
+            LayerKind::BatchNormalization { .. } => {
+                let c = *self.in_shape.last().unwrap_or(&0);
+                vec![("moving_mean", vec![c]), ("moving_variance", vec![c])]
+            }
             _ => Vec::new(),
         }
     }
@@ -321,6 +360,12 @@ impl LayerSpec {
                 padding.name()
             ),
             LayerKind::Dropout { rate } => format!("rate={rate}"),
+            LayerKind::BatchNormalization {
+                momentum,
+                epsilon,
+                center,
+                scale,
+            } => format!("momentum={momentum}, epsilon={epsilon}, center={center}, scale={scale}"),
             LayerKind::Activation => format!("activation={}", self.activation.name()),
             LayerKind::GlobalAveragePooling2D | LayerKind::Flatten | LayerKind::Reshape => {
                 String::new()
@@ -419,6 +464,19 @@ fn out_shape(
             Ok(in_shape.to_vec())
         }
         LayerKind::Activation => Ok(in_shape.to_vec()),
+        LayerKind::BatchNormalization {
+            momentum, epsilon, ..
+        } => {
+            if !((0.0..=1.0).contains(momentum) && epsilon.is_finite() && *epsilon > 0.0) {
+                return Err(format!(
+                    "momentum {momentum} (in [0, 1]) or epsilon {epsilon} (positive) out of range"
+                ));
+            }
+            match in_shape.last() {
+                Some(&c) if c > 0 => Ok(in_shape.to_vec()),
+                _ => Err("BatchNormalization needs an input with channels".into()),
+            }
+        }
     }
 }
 

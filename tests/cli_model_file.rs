@@ -117,13 +117,13 @@ fn a_model_file_wgfit_cannot_build_is_refused_by_name() {
         &[
             "train",
             "--model",
-            &format!("{data}/with_batchnorm.json"),
+            &format!("{data}/with_layernorm.json"),
             "--epochs",
             "1",
         ],
     );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("BatchNormalization"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("LayerNormalization"), "{}", stderr(&o));
 
     let o = wgfit(
         dir.path(),

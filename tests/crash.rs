@@ -70,11 +70,12 @@ fn sigkill_storm_with_the_stateful_callbacks() {
 }
 
 #[test]
-fn sigkill_storm_with_a_convnet_with_dropout() {
-    // Conv2D, MaxPooling2D, Dropout 0.5, Adam on a cosine schedule, validation: the masks are
-    // drawn again, not restored, and must be the uninterrupted run's.
+fn sigkill_storm_with_a_convnet_with_batch_normalization_and_dropout() {
+    // Conv2D, BatchNormalization, MaxPooling2D, Dropout 0.5, Adam on a cosine schedule,
+    // validation: the masks are drawn again, not restored, and must be the uninterrupted
+    // run's; the moving statistics are compared with the weights.
     kill_storm(
-        "a convnet with dropout, Adam, a schedule and validation",
+        "a convnet with batch normalization and dropout, Adam, a schedule and validation",
         &[("CONVNET", "1"), ("SLOW_MS", "5")],
         24,
     );

@@ -82,9 +82,35 @@ fn refusal(json: &str) -> String {
 
 #[test]
 fn an_unsupported_layer_is_named_with_the_supported_ones() {
-    let e = refusal(&read("with_batchnorm.json"));
-    assert!(e.contains("BatchNormalization"), "{e}");
+    let e = refusal(&read("with_layernorm.json"));
+    assert!(e.contains("LayerNormalization"), "{e}");
     assert!(e.contains("Conv2D, MaxPooling2D"), "{e}");
+}
+
+/// Conv2D without bias → BatchNormalization → Activation → …: Keras counts 834 parameters,
+/// 16 of them its non-trainable moving statistics.
+#[test]
+fn batch_normalization_reads_with_its_moving_statistics() {
+    let (shapes, parameters, softmax) = shapes_and_parameters(&read("digits_convnet_bn.json"));
+    assert_eq!(shapes[1], [6, 6, 8]);
+    assert_eq!(parameters, 834);
+    assert!(softmax);
+    let (_, parameters, _) = shapes_and_parameters(&read("with_batchnorm.json"));
+    assert_eq!(parameters, 4 * 10 + 4 * 4 + 144 * 10 + 10);
+    let base = read("with_batchnorm.json");
+    for (from, to, named) in [
+        ("\"axis\": -1", "\"axis\": 1", "axis"),
+        ("\"renorm\": false", "\"renorm\": true", "renorm"),
+        (
+            "\"synchronized\": false",
+            "\"synchronized\": true",
+            "synchronized",
+        ),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let e = refusal(&base.replacen(from, to, 1));
+        assert!(e.contains(named), "{named}: {e}");
+    }
 }
 
 #[test]

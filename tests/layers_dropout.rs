@@ -1,7 +1,7 @@
 //! Dropout's masks: the generator against Philox4x32-10's published known answers, the drop
 //! rate and scale, a new mask at every step, and a run interrupted mid-epoch that resumes from
-//! its backup with the masks of the uninterrupted run (bit-identical weights, a convnet with
-//! Adam).
+//! its backup with the masks of the uninterrupted run (bit-identical weights and moving
+//! statistics, a convnet with BatchNormalization and Adam).
 
 mod common;
 
@@ -133,6 +133,7 @@ fn images() -> Dataset {
 fn convnet() -> Sequential {
     let mut m = Sequential::with_input_shape(&[6, 6, 1])
         .add(Conv2D::new(4, 3).activation(wgfit::Activation::Relu))
+        .add(wgfit::BatchNormalization::new())
         .add(MaxPooling2D::new([2, 2]))
         .add(Flatten)
         .add(Dropout::new(0.5))
@@ -187,6 +188,7 @@ fn a_convnet_with_dropout_resumed_mid_epoch_ends_bit_identical() {
     // And the masks matter: the same run without dropout ends elsewhere.
     let mut plain = Sequential::with_input_shape(&[6, 6, 1])
         .add(Conv2D::new(4, 3).activation(wgfit::Activation::Relu))
+        .add(wgfit::BatchNormalization::new())
         .add(MaxPooling2D::new([2, 2]))
         .add(Flatten)
         .add(Dropout::new(0.0))

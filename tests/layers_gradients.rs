@@ -9,11 +9,12 @@
 
 mod common;
 
-use common::layers_reference::forward;
+use common::layers_reference::{forward, forward_in};
 use common::rng::Rng;
 use wgfit::{
-    Activation, ActivationLayer, AveragePooling2D, Conv2D, Dataset, Dense, Dropout, FitOptions,
-    Flatten, GlobalAveragePooling2D, Loss, MaxPooling2D, Padding, Reshape, Sequential, Sgd,
+    Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dataset, Dense,
+    Dropout, FitOptions, Flatten, GlobalAveragePooling2D, Loss, MaxPooling2D, Padding, Reshape,
+    Sequential, Sgd,
 };
 
 const ROWS: usize = 3;
@@ -24,9 +25,9 @@ fn model(input: &[usize], middle: impl FnOnce(Sequential) -> Sequential) -> Sequ
     middle(m).add(Flatten).add(Dense::new(OUTPUTS))
 }
 
-/// The MSE of the CPU forward pass.
+/// The MSE of the CPU forward pass of a training step.
 fn cpu_loss(specs: &[wgfit::LayerSpec], p: &[Vec<f64>], x: &[f64], t: &[f64]) -> f64 {
-    let y = forward(specs, p, x, ROWS);
+    let y = forward_in(specs, p, x, ROWS, true);
     y.iter().zip(t).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / (ROWS * OUTPUTS) as f64
 }
 
@@ -42,7 +43,13 @@ fn check(name: &str, mut model: Sequential, seed: u64) {
     let specs = model.specs().unwrap();
     let mut before = model.parameters().unwrap();
     for p in &mut before {
-        p.data = rng.vec(p.data.len(), -1.0, 1.0);
+        // A variance must be positive.
+        let lo = if p.name.ends_with("moving_variance") {
+            0.5
+        } else {
+            -1.0
+        };
+        p.data = rng.vec(p.data.len(), lo, 1.0);
     }
     model.set_parameters(&before).unwrap();
     let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
@@ -71,6 +78,10 @@ fn check(name: &str, mut model: Sequential, seed: u64) {
     let mut failures = Vec::new();
     let h = 1e-6;
     for (ti, tensor) in before.iter().enumerate() {
+        if tensor.name.contains(".moving_") {
+            // State, not a parameter: see batch_normalization_updates_its_moving_statistics.
+            continue;
+        }
         for e in 0..tensor.data.len() {
             let g = tensor.data[e] as f64 - after[ti].data[e] as f64;
             let mut p = base.clone();
@@ -187,6 +198,86 @@ fn reshape_then_convolution() {
         m.add(Reshape::new(&[6, 4, 2])).add(Conv2D::new(2, 3))
     });
     check("reshape then conv2d", m, 10);
+}
+
+#[test]
+fn batch_normalization_after_a_convolution() {
+    let m = model(&[5, 4, 2], |m| {
+        m.add(Conv2D::new(3, 2).activation(Activation::Tanh))
+            .add(BatchNormalization::new())
+    });
+    check("batch normalization of a conv2d", m, 12);
+}
+
+#[test]
+fn batch_normalization_without_center_or_scale_on_flat_inputs() {
+    let m = model(&[3, 3, 1], |m| {
+        m.add(Flatten)
+            .add(Dense::new(5).activation(Activation::Sigmoid))
+            .add(BatchNormalization::new().center(false))
+            .add(BatchNormalization::new().scale(false).epsilon(0.01))
+    });
+    check("batch normalization without center, without scale", m, 13);
+}
+
+/// One training step moves the moving statistics toward the batch's: `moving · momentum +
+/// batch · (1 − momentum)`, with the biased variance over rows and positions.
+#[test]
+fn batch_normalization_updates_its_moving_statistics() {
+    let mut m = Sequential::with_input_shape(&[3, 4, 2])
+        .add(BatchNormalization::new().momentum(0.9))
+        .add(Flatten)
+        .add(Dense::new(OUTPUTS));
+    m.compile(Loss::MeanSquaredError, Sgd::new(0.1)).unwrap();
+    let mut rng = Rng(14);
+    let x = rng.vec(ROWS * 24, -2.0, 3.0);
+    let t = rng.vec(ROWS * OUTPUTS, -1.0, 1.0);
+    let data = Dataset::regression(x.clone(), 24, t, OUTPUTS).unwrap();
+    let before = m.parameters().unwrap();
+    let moving = |p: &[wgfit::Tensor], name: &str| {
+        p.iter()
+            .find(|t| t.name == format!("model.layers.0.{name}"))
+            .unwrap()
+            .data
+            .clone()
+    };
+    assert_eq!(moving(&before, "moving_mean"), [0.0, 0.0]);
+    assert_eq!(moving(&before, "moving_variance"), [1.0, 1.0]);
+    let options = FitOptions {
+        epochs: 1,
+        batch_size: ROWS,
+        shuffle: false,
+        ..Default::default()
+    };
+    m.fit(&data, options, &mut []).unwrap();
+    let after = m.parameters().unwrap();
+    for ch in 0..2 {
+        let values: Vec<f64> = x.iter().skip(ch).step_by(2).map(|&v| v as f64).collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+        let (m_new, v_new) = (
+            moving(&after, "moving_mean")[ch] as f64,
+            moving(&after, "moving_variance")[ch] as f64,
+        );
+        assert!(
+            (m_new - 0.1 * mean).abs() < 1e-6,
+            "mean {m_new} vs {}",
+            0.1 * mean
+        );
+        assert!(
+            (v_new - (0.9 + 0.1 * var)).abs() < 1e-5,
+            "variance {v_new} vs {}",
+            0.9 + 0.1 * var
+        );
+    }
+    // The optimizer keeps no slot for them.
+    m.compile(Loss::MeanSquaredError, Sgd::new(0.1).momentum(0.9))
+        .unwrap();
+    let slots = m.optimizer_slots().unwrap();
+    assert!(
+        slots.iter().all(|s| !s.name.contains("moving")),
+        "{slots:?}"
+    );
 }
 
 #[test]

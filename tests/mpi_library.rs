@@ -3,7 +3,7 @@
 //! happens (in the middle of training, or after the last exchange), or when one rank stops
 //! alone (the ranks are told they are out of step); ranks that differ in what
 //! they must run alike (the epochs, the validation data, a callback) are refused before
-//! training, naming the difference. Each case runs this test binary's `rank` test under
+//! training, naming the difference; a model with BatchNormalization is refused. Each case runs this test binary's `rank` test under
 //! `mpirun`.
 #![cfg(feature = "mpi")]
 
@@ -32,10 +32,11 @@ fn rank() {
     let mpi = wgfit::distributed::Mpi::init().unwrap();
     let rank = mpi.rank();
     let case = std::env::var("CASE").unwrap_or_default();
-    let mut model = Sequential::new(8)
-        .add(Dense::new(16).activation(Activation::Relu))
-        .add(Dense::new(3))
-        .seed(3);
+    let mut model = Sequential::new(8).add(Dense::new(16).activation(Activation::Relu));
+    if case == "batchnorm" {
+        model = model.add(wgfit::BatchNormalization::new());
+    }
+    let mut model = model.add(Dense::new(3)).seed(3);
     model.compile(Loss::CrossEntropy, Sgd::new(0.05)).unwrap();
     let fails_here = |r: usize| rank == r;
     let mut fail_at_batch = LambdaCallback::new().on_train_batch_end(move |ctx, _| {
@@ -143,6 +144,20 @@ fn line(out: &str, r: usize) -> String {
     out.lines()
         .find_map(|l| l.find(&prefix).map(|at| l[at + prefix.len()..].to_string()))
         .unwrap_or_else(|| panic!("no line of rank {r} in\n{out}"))
+}
+
+/// BatchNormalization's statistics over each rank's share would make N ranks train otherwise
+/// than one: refused on every rank, before training.
+#[test]
+fn a_model_with_batch_normalization_is_refused_on_every_rank() {
+    let (out, _) = run("batchnorm");
+    for r in 0..2 {
+        let l = line(&out, r);
+        assert!(
+            l.contains("error") && l.contains("BatchNormalization"),
+            "{l}"
+        );
+    }
 }
 
 #[test]

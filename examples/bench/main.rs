@@ -9,6 +9,7 @@
 //! JSON to `bench.json` (or `--json PATH`).
 
 mod clock;
+mod convnet;
 #[cfg(feature = "mpi")]
 mod dp;
 mod matmul;
@@ -190,6 +191,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         training::bench_w1(&mut bench, args.reps)?;
         ran = true;
     }
+    if all || args.workload == "c1" {
+        convnet::bench_c1(&mut bench, args.reps)?;
+        ran = true;
+    }
     if all || args.workload == "w1-backup" {
         training::bench_w1_backup(&mut bench, args.reps)?;
         ran = true;
@@ -226,7 +231,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !ran {
         return Err(format!(
-            "unknown workload {:?} (m, m-kernels, w1, w0, w1-backup, w1-stream, s, mem, profile, all)",
+            "unknown workload {:?} (m, m-kernels, w1, w0, c1, w1-backup, w1-stream, s, mem, profile, all)",
             args.workload
         )
         .into());

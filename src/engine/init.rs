@@ -32,15 +32,20 @@ pub(crate) fn glorot_layers(seed: u64, specs: &[LayerSpec]) -> Vec<Vec<f32>> {
     out.into_iter().flatten().collect()
 }
 
-/// One layer's tensors: the weight from [`glorot_uniform`] with Keras's fans (Dense: its
-/// input and output widths; Conv2D `[kh, kw, C, F]`: `kh·kw·C` and `kh·kw·F`), biases zero.
+/// One layer's tensors, trainable then state: the weight from [`glorot_uniform`] with
+/// Keras's fans (Dense: its input and output widths; Conv2D `[kh, kw, C, F]`: `kh·kw·C` and
+/// `kh·kw·F`), biases, `beta` and `moving_mean` zero, `gamma` and `moving_variance` one.
 fn layer_init(seed: u64, layer: usize, spec: &LayerSpec) -> LayerInit {
     spec.tensors()
         .into_iter()
+        .chain(spec.state_tensors())
         .map(|(name, shape)| {
             let count: usize = shape.iter().product();
-            if name != "weight" {
-                return vec![0.0; count];
+            match name {
+                "weight" => {}
+                // BatchNormalization's scale and variance start at one (Keras's Ones).
+                "gamma" | "moving_variance" => return vec![1.0; count],
+                _ => return vec![0.0; count],
             }
             let (fan_in, fan_out) = match spec.kind {
                 LayerKind::Conv2D { .. } => {

@@ -34,8 +34,11 @@ pub(crate) struct LayerLayout {
     pub inputs: usize,
     pub outputs: usize,
     pub activation: Activation,
-    /// Its parameter tensors (none for layers without): name suffix, shape, first element.
+    /// Its trainable tensors (none for layers without): name suffix, shape, first element.
     pub tensors: Vec<(&'static str, Vec<usize>, usize)>,
+    /// Its non-trainable state (BatchNormalization's moving statistics), laid out after every
+    /// layer's trainable tensors: the optimizer's update never reaches it.
+    pub state: Vec<(&'static str, Vec<usize>, usize)>,
 }
 
 impl LayerLayout {
@@ -43,6 +46,7 @@ impl LayerLayout {
     pub fn tensor(&self, suffix: &str) -> Option<(usize, usize)> {
         self.tensors
             .iter()
+            .chain(&self.state)
             .find(|(name, _, _)| *name == suffix)
             .map(|(_, shape, first)| (*first, shape.iter().product()))
     }
@@ -106,6 +110,10 @@ pub(crate) struct GpuParams {
     pub layers: Vec<LayerLayout>,
     /// Elements in each flat buffer.
     pub len: usize,
+    /// Elements of the trainable tensors, which come first (the rest is state, see
+    /// [`LayerLayout::state`]): what the optimizer's update, clipping, accumulation and the
+    /// ranks' exchange cover.
+    pub trainable_len: usize,
     pub params: wgpu::Buffer,
     pub grads: wgpu::Buffer,
     /// The update kernel's slots in binding order, with whether each holds state (a slot
@@ -159,15 +167,24 @@ impl GpuParams {
                 outputs: spec.outputs,
                 activation: spec.activation,
                 tensors,
+                state: Vec::new(),
             });
         }
-        if len == 0 {
+        let trainable_len = len;
+        for (layer, spec) in layers.iter_mut().zip(specs) {
+            for (name, shape) in spec.state_tensors() {
+                let first = len;
+                len += shape.iter().product::<usize>().next_multiple_of(ALIGN);
+                layer.state.push((name, shape, first));
+            }
+        }
+        if trainable_len == 0 {
             return Err(Error::config(
                 "model",
                 "it has no parameters; add a Dense or Conv2D layer",
             ));
         }
-        let chunks = pieces(&gpu, &layers, len)?;
+        let chunks = pieces(&gpu, &layers, trainable_len)?;
         let params = gpu.storage_in_pieces("parameters", len as u64 * 4)?;
         let pending_glorot = match weights {
             InitialWeights::Given(weights) => {
@@ -208,6 +225,7 @@ impl GpuParams {
             specs: specs.to_vec(),
             layers,
             len,
+            trainable_len,
             params,
             grads,
             slots,
@@ -252,7 +270,7 @@ impl GpuParams {
     pub fn param_layout(&self) -> Vec<(String, Vec<usize>, usize)> {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
-            for (name, shape, first) in &l.tensors {
+            for (name, shape, first) in l.tensors.iter().chain(&l.state) {
                 out.push((format!("model.layers.{i}.{name}"), shape.clone(), *first));
             }
         }
@@ -272,7 +290,9 @@ impl GpuParams {
     pub fn slot_layout(&self) -> Vec<(String, Vec<usize>, usize)> {
         let mut out = Vec::new();
         for (k, slot) in self.kept_slots().enumerate() {
-            for (name, shape, first) in self.param_layout() {
+            // The state has no optimizer slots.
+            let trainable = self.param_layout().into_iter();
+            for (name, shape, first) in trainable.filter(|t| t.2 < self.trainable_len) {
                 let name = format!("optimizer.{name}.{}", slot.name);
                 out.push((name, shape, k * self.len + first));
             }
@@ -374,9 +394,11 @@ impl GpuParams {
 }
 
 /// Writes each parameter tensor straight to its place (one host copy, in wgpu's staging);
-/// the alignment padding stays zero. `weights` are in the layers' tensor order.
+/// the alignment padding stays zero. `weights` are in [`GpuParams::param_layout`]'s order.
 fn write_layers(gpu: &Gpu, params: &wgpu::Buffer, layers: &[LayerLayout], weights: &[Vec<f32>]) {
-    let places = layers.iter().flat_map(|l| l.tensors.iter().map(|t| t.2));
+    let places = layers
+        .iter()
+        .flat_map(|l| l.tensors.iter().chain(&l.state).map(|t| t.2));
     for (first, w) in places.zip(weights) {
         gpu.write(params, first as u64 * 4, bytemuck::cast_slice(w));
     }

@@ -25,8 +25,8 @@ pub(super) struct PlanBuffers<'a> {
     pub acts: &'a [wgpu::Buffer],
     /// Gradients by each layer's output (shared likewise).
     pub grads: &'a [wgpu::Buffer],
-    /// Each layer's scratch memory, if it needs any.
-    pub scratch: &'a [Option<wgpu::Buffer>],
+    /// Each layer's scratch buffers.
+    pub scratch: &'a [Vec<wgpu::Buffer>],
     pub unused: &'a wgpu::Buffer,
     pub tb: &'a wgpu::Buffer,
     pub row_stats: &'a wgpu::Buffer,
@@ -175,7 +175,7 @@ impl PlanBuffers<'_> {
             output: &self.acts[i + 1],
             d_output: &self.grads[i],
             d_input: needs_input_grad.then(|| &self.grads[i - 1]),
-            scratch: self.scratch[i].as_ref(),
+            scratch: &self.scratch[i],
             unused: self.unused,
             table: self.table,
             step_values: self.step_values,

@@ -9,10 +9,12 @@ use std::time::Instant;
 /// [`crate::Sequential::profile_step`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepProfile {
-    /// Each launch in step order with its milliseconds: `gather`, `dense<i> forward`,
-    /// `loss`, `loss reduce` (for batches of at most 64 rows on a GPU one launch, `loss, reduce,
-    /// dense<last> activation backward`), then per layer from the last `dense<i> activation
-    /// backward`, `dense<i> weight gradient`, `dense<i> input gradient`, and `sgd update`.
+    /// Each launch in step order with its milliseconds: `gather`, each layer's forward
+    /// launches (`dense<i> forward`, `conv2d<i> forward`, …, named by the layer's class in
+    /// lower case and its index), `loss`, `loss reduce` (for batches of at most 64 rows on a GPU
+    /// one launch, `loss, reduce, dense<last> activation backward`), then per layer from the
+    /// last its backward launches (`dense<i> activation backward`, `dense<i> weight gradient`,
+    /// `dense<i> input gradient`, …), and `sgd update`.
     pub launches: Vec<(String, f64)>,
     /// Milliseconds of a whole step recorded as `fit` records it.
     pub step_ms: f64,

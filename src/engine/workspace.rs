@@ -181,11 +181,11 @@ impl Workspace {
                 acts.push(gpu.storage("activations", bytes)?);
                 grads.push(gpu.storage("activation gradients", bytes)?);
             }
-            let floats = super::layers::scratch_floats(&l.spec, batch_size);
-            scratch.push(match floats {
-                0 => None,
-                n => Some(gpu.storage("layer scratch", n as u64 * 4)?),
-            });
+            let mut buffers = Vec::new();
+            for floats in super::layers::scratch_floats(&l.spec, batch_size) {
+                buffers.push(gpu.storage("layer scratch", floats.max(1) as u64 * 4)?);
+            }
+            scratch.push(buffers);
         }
         let unused = gpu.storage("unused binding", 256)?;
         let tb = gpu.storage("batch targets", (batch_size * t_cols) as u64 * 4)?;

@@ -18,6 +18,15 @@
 //! | ActForward        | `shaders/elementwise.wgsl`| `forward`      |
 //! | ActBackward       | `shaders/elementwise.wgsl`| `backward`     |
 //! | ActInPlace        | `shaders/elementwise.wgsl`| `in_place`     |
+//! | NormSumPartials   | `shaders/batchnorm.wgsl`  | `sum_partials` |
+//! | NormMean          | `shaders/batchnorm.wgsl`  | `mean`         |
+//! | NormSquarePartials| `shaders/batchnorm.wgsl`  | `square_partials` |
+//! | NormVariance      | `shaders/batchnorm.wgsl`  | `variance`     |
+//! | Normalize         | `shaders/batchnorm.wgsl`  | `normalize`    |
+//! | NormalizeMoving   | `shaders/batchnorm.wgsl`  | `normalize_moving` |
+//! | NormGradPartials  | `shaders/batchnorm.wgsl`  | `grad_partials` |
+//! | NormGradSums      | `shaders/batchnorm.wgsl`  | `grad_sums`    |
+//! | NormInputGrad     | `shaders/batchnorm.wgsl`  | `input_grad`   |
 
 use super::kernels::{Kernel, Kernels, Slot};
 use bytemuck::{Pod, Zeroable};
@@ -87,6 +96,24 @@ pub(crate) struct DropoutDims {
     pub _pad: [u32; 2],
 }
 
+/// Parameters of `batchnorm.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct NormDims {
+    pub rows: u32,
+    pub positions: u32,
+    pub channels: u32,
+    pub chunk: u32,
+    pub chunks: u32,
+    pub epsilon: f32,
+    pub momentum: f32,
+    pub center: u32,
+    pub scale: u32,
+    /// Elements from `moving_mean` to `moving_variance` in the parameters.
+    pub variance_at: u32,
+    pub _pad: [u32; 2],
+}
+
 /// Parameters of `elementwise.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -116,6 +143,15 @@ pub(crate) enum LayerKernel {
     ActForward,
     ActBackward,
     ActInPlace,
+    NormSumPartials,
+    NormMean,
+    NormSquarePartials,
+    NormVariance,
+    Normalize,
+    NormalizeMoving,
+    NormGradPartials,
+    NormGradSums,
+    NormInputGrad,
 }
 
 impl LayerKernel {
@@ -131,6 +167,10 @@ impl LayerKernel {
             Dropout | PhiloxWords => include_str!("../../shaders/dropout.wgsl").to_string(),
             ActForward | ActBackward | ActInPlace => {
                 super::with_activations(include_str!("../../shaders/elementwise.wgsl"))
+            }
+            NormSumPartials | NormMean | NormSquarePartials | NormVariance | Normalize
+            | NormalizeMoving | NormGradPartials | NormGradSums | NormInputGrad => {
+                include_str!("../../shaders/batchnorm.wgsl").to_string()
             }
         }
     }
@@ -150,6 +190,15 @@ impl LayerKernel {
             PhiloxWords => "philox_words",
             ActBackward => "backward",
             ActInPlace => "in_place",
+            NormSumPartials => "sum_partials",
+            NormMean => "mean",
+            NormSquarePartials => "square_partials",
+            NormVariance => "variance",
+            Normalize => "normalize",
+            NormalizeMoving => "normalize_moving",
+            NormGradPartials => "grad_partials",
+            NormGradSums => "grad_sums",
+            NormInputGrad => "input_grad",
         }
     }
 
@@ -183,6 +232,49 @@ impl LayerKernel {
             ActForward => vec![(0, Uniform), (1, Read), (3, ReadWrite)],
             ActBackward => vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)],
             ActInPlace => vec![(0, Uniform), (2, Read), (3, ReadWrite)],
+            // batchnorm.wgsl: see each entry point for what it binds.
+            NormSumPartials => vec![(0, Uniform), (1, Read), (3, ReadWrite)],
+            NormMean => vec![(0, Uniform), (4, Read), (2, ReadWrite)],
+            NormSquarePartials => vec![(0, Uniform), (1, Read), (6, Read), (3, ReadWrite)],
+            NormVariance => vec![(0, Uniform), (4, Read), (2, ReadWrite), (5, ReadWrite)],
+            Normalize => vec![
+                (0, Uniform),
+                (1, Read),
+                (6, Read),
+                (7, Read),
+                (8, Read),
+                (9, ReadWrite),
+            ],
+            NormalizeMoving => vec![
+                (0, Uniform),
+                (1, Read),
+                (10, Read),
+                (7, Read),
+                (8, Read),
+                (9, ReadWrite),
+            ],
+            NormGradPartials => vec![
+                (0, Uniform),
+                (1, Read),
+                (6, Read),
+                (11, Read),
+                (3, ReadWrite),
+            ],
+            NormGradSums => vec![
+                (0, Uniform),
+                (4, Read),
+                (2, ReadWrite),
+                (12, ReadWrite),
+                (13, ReadWrite),
+            ],
+            NormInputGrad => vec![
+                (0, Uniform),
+                (1, Read),
+                (6, Read),
+                (7, Read),
+                (11, Read),
+                (14, ReadWrite),
+            ],
         }
     }
 }

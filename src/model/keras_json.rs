@@ -4,8 +4,8 @@
 //! an error that names it (and the layers wgfit has), never silently ignored.
 
 use super::layers::{
-    ActivationLayer, AveragePooling2D, Conv2D, Dropout, Flatten, GlobalAveragePooling2D,
-    MaxPooling2D, Reshape,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dropout, Flatten,
+    GlobalAveragePooling2D, MaxPooling2D, Reshape,
 };
 use super::{Dense, Layer, Sequential};
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 /// The Keras classes wgfit builds, for error messages.
 pub const SUPPORTED_LAYERS: &str = "InputLayer, Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
-     GlobalAveragePooling2D, Flatten, Reshape, Dropout, Activation";
+     GlobalAveragePooling2D, Flatten, Reshape, Dropout, Activation, BatchNormalization";
 
 /// A model read from Keras JSON, with what wgfit does differently from the file's letter.
 #[derive(Debug)]
@@ -179,6 +179,48 @@ pub fn from_keras_json(text: &str) -> Result<KerasModel> {
                 Layer::from(Dropout::new(rate as f32))
             }
             "Activation" => Layer::from(ActivationLayer(c.activation()?)),
+            "BatchNormalization" => {
+                c.must(
+                    "axis",
+                    Value::from(-1),
+                    "wgfit normalizes the last axis (channels)",
+                )?;
+                let momentum = c.number_or("momentum", 0.99)?;
+                let epsilon = c.number_or("epsilon", 0.001)?;
+                let center = c.bool_or("center", true)?;
+                let scale = c.bool_or("scale", true)?;
+                for (key, class) in [
+                    ("beta_initializer", "Zeros"),
+                    ("gamma_initializer", "Ones"),
+                    ("moving_mean_initializer", "Zeros"),
+                    ("moving_variance_initializer", "Ones"),
+                ] {
+                    c.initializer(key, class)?;
+                }
+                for key in [
+                    "beta_regularizer",
+                    "gamma_regularizer",
+                    "beta_constraint",
+                    "gamma_constraint",
+                    "renorm_clipping",
+                ] {
+                    c.must(key, Value::Null, "not supported")?;
+                }
+                c.must("synchronized", Value::Bool(false), "not supported")?;
+                c.must(
+                    "renorm",
+                    Value::Bool(false),
+                    "batch renormalization is not supported",
+                )?;
+                c.read.push("renorm_momentum");
+                Layer::from(
+                    BatchNormalization::new()
+                        .momentum(momentum as f32)
+                        .epsilon(epsilon as f32)
+                        .center(center)
+                        .scale(scale),
+                )
+            }
             other => {
                 return Err(bad(format!(
                     "layer {i} is a `{other}`, which wgfit does not have; it has {SUPPORTED_LAYERS}"
@@ -385,25 +427,35 @@ impl Config<'_> {
         })
     }
 
-    /// Keras's default initializers, and no regularizers or constraints.
-    fn weights_defaults(&mut self) -> Result<()> {
-        for (key, class) in [
-            ("kernel_initializer", "GlorotUniform"),
-            ("bias_initializer", "Zeros"),
-        ] {
-            self.read.push(key);
-            if let Some(v) = self.get(key) {
-                let got = v.get("class_name").and_then(Value::as_str).or(v.as_str());
-                let seeded = v.pointer("/config/seed").is_some_and(|s| !s.is_null());
-                if !got.is_some_and(|g| g == class || g.eq_ignore_ascii_case(&snake(class)))
-                    || seeded
-                {
-                    return Err(self.error(format!(
-                        "has {key} {v}; wgfit draws {class} from the run's seed (its initial weights can also be given with --init)"
-                    )));
-                }
+    fn number_or(&mut self, key: &'static str, default: f64) -> Result<f64> {
+        self.read.push(key);
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| self.error(format!("has {key} = {v}, not a number"))),
+        }
+    }
+
+    /// `key` must be absent or the initializer `class` (unseeded).
+    fn initializer(&mut self, key: &'static str, class: &str) -> Result<()> {
+        self.read.push(key);
+        if let Some(v) = self.get(key) {
+            let got = v.get("class_name").and_then(Value::as_str).or(v.as_str());
+            let seeded = v.pointer("/config/seed").is_some_and(|s| !s.is_null());
+            if !got.is_some_and(|g| g == class || g.eq_ignore_ascii_case(&snake(class))) || seeded {
+                return Err(self.error(format!(
+                    "has {key} {v}; wgfit draws {class} from the run's seed (its initial weights can also be given with --init)"
+                )));
             }
         }
+        Ok(())
+    }
+
+    /// Keras's default initializers, and no regularizers or constraints.
+    fn weights_defaults(&mut self) -> Result<()> {
+        self.initializer("kernel_initializer", "GlorotUniform")?;
+        self.initializer("bias_initializer", "Zeros")?;
         for key in [
             "kernel_regularizer",
             "bias_regularizer",

@@ -269,6 +269,69 @@ impl From<Dropout> for Layer {
     }
 }
 
+/// Keras's `BatchNormalization()` on the last axis: momentum 0.99, epsilon 0.001, `beta` and
+/// `gamma`; `moving_mean` and `moving_variance` are state saved with the weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNormalization {
+    momentum: f32,
+    epsilon: f32,
+    center: bool,
+    scale: bool,
+}
+
+impl Default for BatchNormalization {
+    fn default() -> Self {
+        BatchNormalization {
+            momentum: 0.99,
+            epsilon: 0.001,
+            center: true,
+            scale: true,
+        }
+    }
+}
+
+impl BatchNormalization {
+    /// Keras's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Weight of the old moving statistics.
+    pub fn momentum(mut self, momentum: f32) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// Added to the variance.
+    pub fn epsilon(mut self, epsilon: f32) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+
+    /// Whether `beta` is added.
+    pub fn center(mut self, center: bool) -> Self {
+        self.center = center;
+        self
+    }
+
+    /// Whether `gamma` multiplies.
+    pub fn scale(mut self, scale: bool) -> Self {
+        self.scale = scale;
+        self
+    }
+}
+
+impl From<BatchNormalization> for Layer {
+    fn from(b: BatchNormalization) -> Self {
+        Layer::of(LayerKind::BatchNormalization {
+            momentum: b.momentum,
+            epsilon: b.epsilon,
+            center: b.center,
+            scale: b.scale,
+        })
+    }
+}
+
 /// Keras's `Activation(name)` layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ActivationLayer(pub Activation);

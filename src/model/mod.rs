@@ -11,8 +11,8 @@ mod weights_meta;
 pub use dense::Dense;
 pub use keras_json::{KerasModel, SUPPORTED_LAYERS, from_keras_json};
 pub use layers::{
-    ActivationLayer, AveragePooling2D, Conv2D, Dropout, Flatten, GlobalAveragePooling2D, Layer,
-    MaxPooling2D, Reshape,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dropout, Flatten,
+    GlobalAveragePooling2D, Layer, MaxPooling2D, Reshape,
 };
 pub use record::ModelRecord;
 pub use sequential::Sequential;

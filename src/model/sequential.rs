@@ -370,6 +370,16 @@ impl Sequential {
         // Distributed: the ranks agree on the run before anything else, then each takes its
         // share of every batch.
         let split = match &options.distributed {
+            Some(_)
+                if c.params.layers.iter().any(|l| {
+                    matches!(l.spec.kind, crate::LayerKind::BatchNormalization { .. })
+                }) =>
+            {
+                return Err(Error::config(
+                    "distributed fit",
+                    "BatchNormalization would compute its statistics over each rank's share of a batch, so N ranks would not train as one rank does; train this model on one rank",
+                ));
+            }
             Some(group) => {
                 let adapter = c.params.gpu.adapter().to_string();
                 let run = crate::distributed::ranks_must_share(&options, callbacks, &adapter);

@@ -16,9 +16,21 @@ fn pad(p: Padding, size: usize, window: usize, stride: usize) -> usize {
 }
 
 /// The outputs of `specs` for `rows` samples `x` with parameters `params` (every tensor in
-/// the layers' order, as `Sequential::parameters` gives them). Dropout is the identity (as in
-/// evaluation).
+/// the layers' order, as `Sequential::parameters` gives them), as evaluation computes them:
+/// Dropout is the identity, BatchNormalization uses its moving statistics.
 pub fn forward(specs: &[LayerSpec], params: &[Vec<f64>], x: &[f64], rows: usize) -> Vec<f64> {
+    forward_in(specs, params, x, rows, false)
+}
+
+/// [`forward`], or with `training` as a training step computes it (BatchNormalization by the
+/// batch's statistics; Dropout still the identity).
+pub fn forward_in(
+    specs: &[LayerSpec],
+    params: &[Vec<f64>],
+    x: &[f64],
+    rows: usize,
+    training: bool,
+) -> Vec<f64> {
     let mut a = x.to_vec();
     let mut next = 0;
     for spec in specs {
@@ -132,6 +144,41 @@ pub fn forward(specs: &[LayerSpec], params: &[Vec<f64>], x: &[f64], rows: usize)
             }
             LayerKind::Flatten | LayerKind::Reshape | LayerKind::Dropout { .. } => a,
             LayerKind::Activation => a.iter().map(|&v| act_f64(v, spec.activation)).collect(),
+            LayerKind::BatchNormalization {
+                epsilon,
+                center,
+                scale,
+                ..
+            } => {
+                let gamma = if *scale { Some(take()) } else { None };
+                let beta = if *center { Some(take()) } else { None };
+                let (moving_mean, moving_variance) = (take(), take());
+                let c = *spec.in_shape.last().unwrap();
+                let n = a.len() / c;
+                let mut y = vec![0.0; a.len()];
+                for ch in 0..c {
+                    let (mean, var) = if training {
+                        let mean = (0..n).map(|s| a[s * c + ch]).sum::<f64>() / n as f64;
+                        let var =
+                            (0..n).map(|s| (a[s * c + ch] - mean).powi(2)).sum::<f64>() / n as f64;
+                        (mean, var)
+                    } else {
+                        (moving_mean[ch], moving_variance[ch])
+                    };
+                    let inv = 1.0 / (var + *epsilon as f64).sqrt();
+                    for s in 0..n {
+                        let mut v = (a[s * c + ch] - mean) * inv;
+                        if let Some(g) = &gamma {
+                            v *= g[ch];
+                        }
+                        if let Some(b) = &beta {
+                            v += b[ch];
+                        }
+                        y[s * c + ch] = v;
+                    }
+                }
+                y
+            }
         };
     }
     a

@@ -127,7 +127,7 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
             ),
         ));
     }
-    let Some(scratch) = l.scratch else {
+    let Some(scratch) = l.scratch.first() else {
         panic!("a Conv2D layer without its scratch buffer");
     };
     let (Some(d_kernel), Some(kernel)) = (

@@ -1,8 +1,10 @@
 //! Each layer kind's launches: what its forward pass and its backward pass record, one file
-//! per kind (`dense.rs`, `conv2d.rs`, `pool2d.rs`, `dropout.rs`, `activation.rs`; Flatten
+//! per kind (`dense.rs`, `conv2d.rs`, `pool2d.rs`, `dropout.rs`, `activation.rs`,
+//! `batchnorm.rs`; Flatten
 //! and Reshape move no data and record nothing). The plan (`plan.rs`) strings them together.
 
 mod activation;
+mod batchnorm;
 mod conv2d;
 mod dense;
 mod dropout;
@@ -38,8 +40,8 @@ pub(super) struct LayerLaunch<'a> {
     pub d_output: &'a wgpu::Buffer,
     /// Where the gradient by the input goes, if an earlier layer needs it.
     pub d_input: Option<&'a wgpu::Buffer>,
-    /// The layer's own scratch memory (see [`scratch_floats`]).
-    pub scratch: Option<&'a wgpu::Buffer>,
+    /// The layer's own scratch buffers (see [`scratch_floats`]).
+    pub scratch: &'a [wgpu::Buffer],
     /// A small buffer bound where a kernel wants a binding the layer does not have.
     pub unused: &'a wgpu::Buffer,
     pub table: &'a wgpu::Buffer,
@@ -57,6 +59,7 @@ impl LayerLaunch<'_> {
             | LayerKind::GlobalAveragePooling2D => vec![(Phase::Always, pool2d::forward(self))],
             LayerKind::Dropout { .. } => dropout::forward(self),
             LayerKind::Activation => vec![(Phase::Always, activation::forward(self))],
+            LayerKind::BatchNormalization { .. } => batchnorm::forward(self),
             LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
         }
     }
@@ -73,6 +76,7 @@ impl LayerLaunch<'_> {
             | LayerKind::GlobalAveragePooling2D => pool2d::backward(self),
             LayerKind::Dropout { .. } => dropout::backward(self),
             LayerKind::Activation => activation::backward(self),
+            LayerKind::BatchNormalization { .. } => batchnorm::backward(self),
             LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
         }
     }
@@ -89,11 +93,12 @@ impl LayerLaunch<'_> {
     }
 }
 
-/// Floats of scratch memory a layer's launches need for batches of `rows` rows.
-pub(super) fn scratch_floats(spec: &LayerSpec, rows: usize) -> usize {
+/// Floats of each scratch buffer a layer's launches need for batches of `rows` rows.
+pub(super) fn scratch_floats(spec: &LayerSpec, rows: usize) -> Vec<usize> {
     match spec.kind {
-        LayerKind::Conv2D { .. } => conv2d::scratch_floats(spec, rows),
-        _ => 0,
+        LayerKind::Conv2D { .. } => vec![conv2d::scratch_floats(spec, rows)],
+        LayerKind::BatchNormalization { .. } => batchnorm::scratch_floats(spec, rows),
+        _ => Vec::new(),
     }
 }
 
