@@ -147,6 +147,17 @@ fn conv2d_same_stride_2_on_odd_sizes() {
     check("conv2d same 3x3 stride 2 on 5x5", m, 4);
 }
 
+/// 3 × 38 × 38 = 4 332 output positions: the kernel gradient is summed over two chunks of
+/// positions (4 096 and 236).
+#[test]
+fn conv2d_over_two_chunks_of_positions() {
+    let m = model(&[40, 40, 1], |m| {
+        m.add(Conv2D::new(2, 3).activation(Activation::Tanh))
+            .add(MaxPooling2D::new([4, 4]))
+    });
+    check("conv2d over two chunks of positions", m, 15);
+}
+
 #[test]
 fn max_pooling_2x2_valid_on_odd_sizes() {
     let m = model(&[5, 7, 2], |m| m.add(MaxPooling2D::new([2, 2])));

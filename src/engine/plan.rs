@@ -77,8 +77,8 @@ impl PlanBuffers<'_> {
                 let name = layer_name(l);
                 l.forward()
                     .into_iter()
-                    .map(move |(phase, launch)| ForwardLaunch {
-                        name: format!("{name} forward"),
+                    .map(move |(what, phase, launch)| ForwardLaunch {
+                        name: format!("{name} {what}"),
                         phase,
                         launch,
                     })

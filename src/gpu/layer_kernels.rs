@@ -5,10 +5,9 @@
 //!
 //! | kernel            | shader                    | entry point    |
 //! |-------------------|---------------------------|----------------|
-//! | ConvForward       | `shaders/conv2d.wgsl`     | `forward`      |
-//! | ConvWeightGrad    | `shaders/conv2d.wgsl`     | `weight_grad`  |
+//! | ConvIm2col        | `shaders/conv2d.wgsl`     | `im2col`       |
 //! | ConvReduce        | `shaders/conv2d.wgsl`     | `reduce`       |
-//! | ConvInputGrad     | `shaders/conv2d.wgsl`     | `input_grad`   |
+//! | ConvCol2im        | `shaders/conv2d.wgsl`     | `col2im`       |
 //! | MaxForward        | `shaders/pool2d.wgsl`     | `max_forward`  |
 //! | MaxBackward       | `shaders/pool2d.wgsl`     | `max_backward` |
 //! | AvgForward        | `shaders/pool2d.wgsl`     | `avg_forward`  |
@@ -53,16 +52,18 @@ pub(crate) struct ConvDims {
     pub pad_left: u32,
     pub act: u32,
     pub use_bias: u32,
-    /// Output positions per partial sum of `weight_grad`.
-    pub chunk: u32,
+    /// Floats per row of the im2col matrix: the taps, the bias's column of ones, and zeros
+    /// up to a multiple of 4 (so that the vec4 matmul kernels apply).
+    pub col_stride: u32,
+    /// Partial sums of the kernel gradient, and the floats between two of them.
     pub chunks: u32,
-    pub _pad: u32,
+    pub chunk_stride: u32,
 }
 
-/// Output positions each `weight_grad` invocation sums: its loops stay far below the 65 535
-/// iterations llvmpipe allows an invocation, and a batch of 128 MNIST images (86 528
-/// positions of the first convolution) still gives 169 partial sums to spread over a GPU.
-pub(crate) const CONV_CHUNK: usize = 512;
+/// Output positions each partial product of the kernel gradient sums: far below the 32 768
+/// a matmul may sum on llvmpipe, and a batch of 128 MNIST images (86 528 positions of the
+/// first convolution) still makes 22 products.
+pub(crate) const CONV_CHUNK: usize = 4096;
 
 /// Parameters of `pool2d.wgsl`.
 #[repr(C)]
@@ -130,10 +131,9 @@ const STEP_VALUES_READ: u64 = 32;
 /// A layer kernel: which entry point of which shader, with its bindings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LayerKernel {
-    ConvForward,
-    ConvWeightGrad,
+    ConvIm2col,
     ConvReduce,
-    ConvInputGrad,
+    ConvCol2im,
     MaxForward,
     MaxBackward,
     AvgForward,
@@ -158,8 +158,8 @@ impl LayerKernel {
     fn source(self) -> String {
         use LayerKernel::*;
         match self {
-            ConvForward | ConvWeightGrad | ConvReduce | ConvInputGrad => {
-                super::with_activations(include_str!("../../shaders/conv2d.wgsl"))
+            ConvIm2col | ConvReduce | ConvCol2im => {
+                include_str!("../../shaders/conv2d.wgsl").to_string()
             }
             MaxForward | MaxBackward | AvgForward | AvgBackward => {
                 include_str!("../../shaders/pool2d.wgsl").to_string()
@@ -178,10 +178,10 @@ impl LayerKernel {
     fn entry(self) -> &'static str {
         use LayerKernel::*;
         match self {
-            ConvForward | ActForward => "forward",
-            ConvWeightGrad => "weight_grad",
+            ActForward => "forward",
+            ConvIm2col => "im2col",
             ConvReduce => "reduce",
-            ConvInputGrad => "input_grad",
+            ConvCol2im => "col2im",
             MaxForward => "max_forward",
             MaxBackward => "max_backward",
             AvgForward => "avg_forward",
@@ -207,16 +207,9 @@ impl LayerKernel {
         use LayerKernel::*;
         use Slot::*;
         match self {
-            ConvForward => vec![
-                (0, Uniform),
-                (1, Read),
-                (2, Read),
-                (3, Read),
-                (4, ReadWrite),
-            ],
-            ConvWeightGrad => vec![(0, Uniform), (1, Read), (5, Read), (6, ReadWrite)],
+            ConvIm2col => vec![(0, Uniform), (1, Read), (2, ReadWrite)],
             ConvReduce => vec![(0, Uniform), (7, Read), (8, ReadWrite), (9, ReadWrite)],
-            ConvInputGrad => vec![(0, Uniform), (10, Read), (11, Read), (12, ReadWrite)],
+            ConvCol2im => vec![(0, Uniform), (10, Read), (12, ReadWrite)],
             MaxForward | AvgForward | AvgBackward => {
                 vec![(0, Uniform), (1, Read), (2, ReadWrite)]
             }

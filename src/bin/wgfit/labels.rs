@@ -17,12 +17,18 @@ const SPARSE_CLASSES_PER_LABEL: usize = 16;
 /// The model of `--model`, one layer a line, with its parameter count.
 pub fn model_summary(model: &wgfit::Sequential) -> wgfit::Result<String> {
     let specs = model.specs()?;
-    let parameters: usize = specs
-        .iter()
-        .flat_map(|s| s.tensors())
-        .map(|(_, shape)| shape.iter().product::<usize>())
-        .sum();
+    let count = |tensors: Vec<(&str, Vec<usize>)>| -> usize {
+        tensors
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    };
+    let parameters: usize = specs.iter().map(|s| count(s.tensors())).sum();
+    let state: usize = specs.iter().map(|s| count(s.state_tensors())).sum();
     let mut out = format!("{:<14} {parameters} parameters", "model:");
+    if state > 0 {
+        out.push_str(&format!(" (and {state} non-trainable)"));
+    }
     for s in &specs {
         out.push_str(&format!("\n  {}", s.describe()));
     }

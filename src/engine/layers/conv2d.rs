@@ -1,15 +1,14 @@
-//! Conv2D on `shaders/conv2d.wgsl`: the forward pass as an implicit GEMM with the bias and
-//! activation in its epilogue; backward the activation's derivative in place
-//! (`elementwise.wgsl`), the kernel's and the bias's gradients as partial sums over chunks of
-//! output positions reduced in order, and the input's gradient gathered per input element.
+//! Conv2D as GEMMs on the tuned matmul kernels (`src/gpu/matmul.rs`) over the im2col matrix,
+//! which `shaders/conv2d.wgsl` builds (`im2col`) and folds back (`col2im`): the forward pass
+//! one product with the bias and activation in its epilogue; backward the activation's
+//! derivative in place (`elementwise.wgsl`), the kernel's and bias's gradients as partial
+//! products over chunks of output positions reduced in order, and the input's gradient as one
+//! product folded back per input element.
 
 use super::LayerLaunch;
 use crate::gpu::layer_kernels::{CONV_CHUNK, ConvDims, ElementDims, LayerKernel};
-use crate::gpu::{Dispatch, Slice, grid};
+use crate::gpu::{Dispatch, MatmulDims, Slice, grid};
 use crate::layer::{Activation, LayerKind, LayerSpec};
-
-/// Edge of the square tiles of `conv2d.wgsl`.
-const TILE: usize = 16;
 
 fn dims(spec: &LayerSpec, rows: usize) -> ConvDims {
     let LayerKind::Conv2D {
@@ -30,6 +29,7 @@ fn dims(spec: &LayerSpec, rows: usize) -> ConvDims {
             .map_or(0, |(_, pad)| pad)
     };
     let positions = rows * spec.out_shape[0] * spec.out_shape[1];
+    let col_stride = (kernel[0] * kernel[1] * c + 1).next_multiple_of(4);
     ConvDims {
         rows: rows as u32,
         in_h: h as u32,
@@ -48,56 +48,78 @@ fn dims(spec: &LayerSpec, rows: usize) -> ConvDims {
         pad_left: pad(w, kernel[1], dilation[1], strides[1]) as u32,
         act: spec.activation.code(),
         use_bias: u32::from(use_bias),
-        chunk: CONV_CHUNK as u32,
+        col_stride: col_stride as u32,
         chunks: positions.div_ceil(CONV_CHUNK).max(1) as u32,
-        _pad: 0,
+        // A whole number of 256-byte binding offsets apart.
+        chunk_stride: (col_stride * filters).next_multiple_of(64) as u32,
     }
 }
 
-/// Rows of the weight-gradient GEMM: every tap of the kernel, and one for the bias.
-fn taps_and_bias(d: &ConvDims) -> usize {
-    (d.kh * d.kw * d.in_c) as usize + 1
+fn positions(d: &ConvDims) -> usize {
+    (d.rows * d.out_h * d.out_w) as usize
 }
 
-/// Floats of the partial sums of the weight gradient.
-pub(super) fn scratch_floats(spec: &LayerSpec, rows: usize) -> usize {
+fn taps(d: &ConvDims) -> usize {
+    (d.kh * d.kw * d.in_c) as usize
+}
+
+/// Floats of the two scratch buffers: the im2col matrix (also the input gradient's dcol) and
+/// the partial kernel gradients.
+pub(super) fn scratch_floats(spec: &LayerSpec, rows: usize) -> Vec<usize> {
     let d = dims(spec, rows);
-    d.chunks as usize * taps_and_bias(&d) * d.filters as usize
+    vec![
+        positions(&d) * d.col_stride as usize,
+        (d.chunks * d.chunk_stride) as usize,
+    ]
 }
 
-/// Workgroups along the second grid axis of `weight_grad`.
-pub(super) fn weight_grad_groups(spec: &LayerSpec, rows: usize) -> usize {
-    let d = dims(spec, rows);
-    taps_and_bias(&d).div_ceil(TILE) * d.chunks as usize
+/// Bytes of the largest scratch buffer, which one binding must hold.
+pub(super) fn largest_scratch_bytes(spec: &LayerSpec, rows: usize) -> u64 {
+    scratch_floats(spec, rows).into_iter().max().unwrap_or(0) as u64 * 4
 }
 
-pub(super) fn forward(l: &LayerLaunch<'_>) -> Dispatch {
+fn scratch<'a>(l: &'a LayerLaunch<'a>) -> (&'a wgpu::Buffer, &'a wgpu::Buffer) {
+    match l.scratch {
+        [col, partial] => (col, partial),
+        _ => panic!("a Conv2D layer without its two scratch buffers"),
+    }
+}
+
+pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<(&'static str, super::Phase, Dispatch)> {
     let gpu = l.gpu();
+    let dev = &gpu.device;
     let d = dims(&l.layer.spec, l.rows);
     let uniform = gpu.uniform("conv2d", &d);
+    let (col, _) = scratch(l);
     let Some(kernel) = l.tensor(&l.params.params, "weight") else {
         panic!("a Conv2D layer without a kernel");
     };
-    // Without a bias the kernel reads none: any binding will do.
-    let bias = l.tensor(&l.params.params, "bias").unwrap_or(kernel);
-    let positions = l.rows * l.layer.spec.out_shape[0] * l.layer.spec.out_shape[1];
-    let groups = (
-        (d.filters as usize).div_ceil(TILE) as u32,
-        positions.div_ceil(TILE) as u32,
+    let bias = l.tensor(&l.params.params, "bias");
+    let im2col = gpu.kernels.layer(dev, LayerKernel::ConvIm2col).dispatch(
+        dev,
+        &[Slice::all(&uniform), Slice::all(l.input), Slice::all(col)],
+        grid(positions(&d) * d.col_stride as usize, 64),
     );
-    gpu.kernels
-        .layer(&gpu.device, LayerKernel::ConvForward)
-        .dispatch(
-            &gpu.device,
-            &[
-                Slice::all(&uniform),
-                Slice::all(l.input),
-                kernel,
-                bias,
-                Slice::all(l.output),
-            ],
-            groups,
-        )
+    // y [P, F] = col [P, R] · K [R, F] (+ b, act)
+    let product = gpu.matmul(
+        MatmulDims {
+            m: positions(&d) as u32,
+            n: d.filters,
+            k: taps(&d) as u32,
+            a_row_stride: d.col_stride,
+            a_col_stride: 1,
+            b_row_stride: d.filters,
+            b_col_stride: 1,
+            epilogue: MatmulDims::epilogue(bias.is_some(), d.act),
+        },
+        Slice::all(col),
+        kernel,
+        // Without a bias the epilogue reads none: any binding will do.
+        bias.unwrap_or(kernel),
+        Slice::all(l.output),
+    );
+    let always = super::Phase::Always;
+    vec![("im2col", always, im2col), ("forward", always, product)]
 }
 
 pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
@@ -105,6 +127,8 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
     let dev = &gpu.device;
     let d = dims(&l.layer.spec, l.rows);
     let uniform = gpu.uniform("conv2d backward", &d);
+    let (col, partial) = scratch(l);
+    let (filters, stride) = (d.filters as usize, d.col_stride as usize);
     let mut out = Vec::new();
     if l.layer.activation != Activation::Linear {
         let n = l.rows * l.layer.outputs;
@@ -127,34 +151,37 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
             ),
         ));
     }
-    let Some(scratch) = l.scratch.first() else {
-        panic!("a Conv2D layer without its scratch buffer");
-    };
     let (Some(d_kernel), Some(kernel)) = (
         l.tensor(&l.params.grads, "weight"),
         l.tensor(&l.params.params, "weight"),
     ) else {
         panic!("a Conv2D layer without a kernel");
     };
-    let groups = (
-        (d.filters as usize).div_ceil(TILE) as u32,
-        weight_grad_groups(&l.layer.spec, l.rows) as u32,
-    );
-    out.push((
-        "weight gradient partial sums",
-        gpu.kernels
-            .layer(dev, LayerKernel::ConvWeightGrad)
-            .dispatch(
-                dev,
-                &[
-                    Slice::all(&uniform),
-                    Slice::all(l.input),
-                    Slice::all(l.d_output),
-                    Slice::all(scratch),
-                ],
-                groups,
+    // partial[chunk] [R + 1 (padded), F] = col[chunk]ᵀ · dz[chunk]; the last row sums dz (db)
+    for chunk in 0..d.chunks as usize {
+        let first = chunk * CONV_CHUNK;
+        let rows = CONV_CHUNK.min(positions(&d) - first);
+        let col_chunk = Slice::f32s(col, first * stride, rows * stride);
+        out.push((
+            "weight gradient partial product",
+            gpu.matmul(
+                MatmulDims {
+                    m: stride as u32,
+                    n: d.filters,
+                    k: rows as u32,
+                    a_row_stride: 1,
+                    a_col_stride: d.col_stride,
+                    b_row_stride: d.filters,
+                    b_col_stride: 1,
+                    epilogue: 0,
+                },
+                col_chunk,
+                Slice::f32s(l.d_output, first * filters, rows * filters),
+                col_chunk,
+                Slice::f32s(partial, chunk * d.chunk_stride as usize, stride * filters),
             ),
-    ));
+        ));
+    }
     let d_bias = l
         .tensor(&l.params.grads, "bias")
         .unwrap_or(Slice::all(l.unused));
@@ -162,21 +189,37 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
         "weight gradient",
         gpu.kernels.layer(dev, LayerKernel::ConvReduce).dispatch(
             dev,
-            &[Slice::all(&uniform), Slice::all(scratch), d_kernel, d_bias],
-            grid(taps_and_bias(&d) * d.filters as usize, 64),
+            &[Slice::all(&uniform), Slice::all(partial), d_kernel, d_bias],
+            grid((taps(&d) + 1) * filters, 64),
         ),
     ));
     if let Some(d_input) = l.d_input {
+        // dcol [P, R] = dz [P, F] · Kᵀ, into the im2col matrix's memory (read above)
+        let dcol = Slice::f32s(col, 0, positions(&d) * taps(&d));
+        out.push((
+            "input gradient product",
+            gpu.matmul(
+                MatmulDims {
+                    m: positions(&d) as u32,
+                    n: taps(&d) as u32,
+                    k: d.filters,
+                    a_row_stride: d.filters,
+                    a_col_stride: 1,
+                    b_row_stride: 1,
+                    b_col_stride: d.filters,
+                    epilogue: 0,
+                },
+                Slice::all(l.d_output),
+                kernel,
+                kernel,
+                dcol,
+            ),
+        ));
         out.push((
             "input gradient",
-            gpu.kernels.layer(dev, LayerKernel::ConvInputGrad).dispatch(
+            gpu.kernels.layer(dev, LayerKernel::ConvCol2im).dispatch(
                 dev,
-                &[
-                    Slice::all(&uniform),
-                    Slice::all(l.d_output),
-                    kernel,
-                    Slice::all(d_input),
-                ],
+                &[Slice::all(&uniform), dcol, Slice::all(d_input)],
                 grid(l.rows * l.layer.inputs, 64),
             ),
         ));

@@ -49,17 +49,24 @@ pub(super) struct LayerLaunch<'a> {
 }
 
 impl LayerLaunch<'_> {
-    /// The forward launches.
-    pub fn forward(&self) -> Vec<(Phase, Dispatch)> {
+    /// The forward launches, each with a name for profiles (`forward` where there is one).
+    pub fn forward(&self) -> Vec<(&'static str, Phase, Dispatch)> {
+        let one = |phase, launch| vec![("forward", phase, launch)];
+        let named = |launches: Vec<(Phase, Dispatch)>| {
+            launches
+                .into_iter()
+                .map(|(phase, launch)| ("forward", phase, launch))
+                .collect()
+        };
         match &self.layer.spec.kind {
-            LayerKind::Dense => vec![(Phase::Always, dense::forward(self))],
-            LayerKind::Conv2D { .. } => vec![(Phase::Always, conv2d::forward(self))],
+            LayerKind::Dense => one(Phase::Always, dense::forward(self)),
+            LayerKind::Conv2D { .. } => conv2d::forward(self),
             LayerKind::MaxPooling2D { .. }
             | LayerKind::AveragePooling2D { .. }
-            | LayerKind::GlobalAveragePooling2D => vec![(Phase::Always, pool2d::forward(self))],
-            LayerKind::Dropout { .. } => dropout::forward(self),
-            LayerKind::Activation => vec![(Phase::Always, activation::forward(self))],
-            LayerKind::BatchNormalization { .. } => batchnorm::forward(self),
+            | LayerKind::GlobalAveragePooling2D => one(Phase::Always, pool2d::forward(self)),
+            LayerKind::Dropout { .. } => named(dropout::forward(self)),
+            LayerKind::Activation => one(Phase::Always, activation::forward(self)),
+            LayerKind::BatchNormalization { .. } => named(batchnorm::forward(self)),
             LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
         }
     }
@@ -96,7 +103,7 @@ impl LayerLaunch<'_> {
 /// Floats of each scratch buffer a layer's launches need for batches of `rows` rows.
 pub(super) fn scratch_floats(spec: &LayerSpec, rows: usize) -> Vec<usize> {
     match spec.kind {
-        LayerKind::Conv2D { .. } => vec![conv2d::scratch_floats(spec, rows)],
+        LayerKind::Conv2D { .. } => conv2d::scratch_floats(spec, rows),
         LayerKind::BatchNormalization { .. } => batchnorm::scratch_floats(spec, rows),
         _ => Vec::new(),
     }
@@ -116,15 +123,12 @@ pub(super) fn check(gpu: &Gpu, index: usize, spec: &LayerSpec, rows: usize) -> R
         ))
     };
     if let LayerKind::Conv2D { .. } = spec.kind {
-        let positions = rows * spec.out_shape[0] * spec.out_shape[1];
-        if positions.div_ceil(16) > 65_535 {
+        let bytes = conv2d::largest_scratch_bytes(spec, rows);
+        let most = gpu.parameter_piece_limit();
+        if bytes > most {
             return too_big(format!(
-                "{positions} output positions per batch exceed one grid"
+                "its im2col matrix of {bytes} bytes exceeds one binding ({most} bytes)"
             ));
-        }
-        let tiles = conv2d::weight_grad_groups(spec, rows);
-        if tiles > 65_535 {
-            return too_big(format!("{tiles} weight-gradient tiles exceed one grid"));
         }
     }
     Ok(())
