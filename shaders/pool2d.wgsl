@@ -79,12 +79,9 @@ fn covering(i: u32, pad: u32, size: u32, stride: u32, outs: u32) -> vec2<i32> {
     return vec2<i32>(first, last);
 }
 
-@compute @workgroup_size(64)
-fn max_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat(gid, groups);
-    if (i >= d.rows * d.out_h * d.out_w * d.c) {
-        return;
-    }
+// The largest element (`is_max`) or the mean of the elements inside the input of output i's
+// window, reading `src`.
+fn pool(i: u32, is_max: bool) -> f32 {
     let ch = i % d.c;
     let t = i / d.c;
     let ox = t % d.out_w;
@@ -94,39 +91,6 @@ fn max_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let o = origin(oy, ox);
     var best = -3.4028235e38;
     var any = false;
-    for (var ky = 0u; ky < d.ph; ky++) {
-        let iy = o.x + i32(ky);
-        if (iy < 0 || iy >= i32(d.in_h)) {
-            continue;
-        }
-        for (var kx = 0u; kx < d.pw; kx++) {
-            let ix = o.y + i32(kx);
-            if (ix < 0 || ix >= i32(d.in_w)) {
-                continue;
-            }
-            let v = src[at(n, u32(iy), u32(ix), ch)];
-            if (!any || v > best) {
-                best = v;
-                any = true;
-            }
-        }
-    }
-    dst[i] = best;
-}
-
-@compute @workgroup_size(64)
-fn avg_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat(gid, groups);
-    if (i >= d.rows * d.out_h * d.out_w * d.c) {
-        return;
-    }
-    let ch = i % d.c;
-    let t = i / d.c;
-    let ox = t % d.out_w;
-    let t2 = t / d.out_w;
-    let oy = t2 % d.out_h;
-    let n = t2 / d.out_h;
-    let o = origin(oy, ox);
     var sum = 0.0;
     for (var ky = 0u; ky < d.ph; ky++) {
         let iy = o.x + i32(ky);
@@ -138,10 +102,34 @@ fn avg_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
             if (ix < 0 || ix >= i32(d.in_w)) {
                 continue;
             }
-            sum += src[at(n, u32(iy), u32(ix), ch)];
+            let v = src[at(n, u32(iy), u32(ix), ch)];
+            sum += v;
+            if (!any || v > best) {
+                best = v;
+                any = true;
+            }
         }
     }
-    dst[i] = sum / count(oy, ox);
+    if (is_max) {
+        return best;
+    }
+    return sum / count(oy, ox);
+}
+
+@compute @workgroup_size(64)
+fn max_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i < d.rows * d.out_h * d.out_w * d.c) {
+        dst[i] = pool(i, true);
+    }
+}
+
+@compute @workgroup_size(64)
+fn avg_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i < d.rows * d.out_h * d.out_w * d.c) {
+        dst[i] = pool(i, false);
+    }
 }
 
 // Backward: `src` is dy, `dst` dx, `x` the forward input (max only). Input element i lies in

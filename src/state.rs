@@ -177,14 +177,18 @@ impl Fingerprint {
                 out.push(format!("{what}: backup {then}, now {now}"));
             }
         };
-        let layers = |f: &Fingerprint| {
-            f.layers
-                .iter()
-                .map(|(i, o, a)| format!("{i}->{o} {a}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        check("layers", layers(self), layers(now));
+        check(
+            "layers",
+            self.layer_lines().join(", "),
+            now.layer_lines().join(", "),
+        );
+        // Each layer that differs, by its index, when the stacks are as deep.
+        let (then_layers, now_layers) = (self.layer_lines(), now.layer_lines());
+        if then_layers.len() == now_layers.len() {
+            for (i, (a, b)) in then_layers.iter().zip(&now_layers).enumerate() {
+                check(&format!("layer {i}"), a.clone(), b.clone());
+            }
+        }
         check("loss", self.loss.clone(), now.loss.clone());
         check("optimizer", self.optimizer.clone(), now.optimizer.clone());
         check(
@@ -205,6 +209,18 @@ impl Fingerprint {
         );
         check("seed", self.seed.to_string(), now.seed.to_string());
         out
+    }
+
+    /// Each layer as people read it: `64->32 relu` for a Dense layer on flat inputs, else its
+    /// description (class, arguments and shapes).
+    pub fn layer_lines(&self) -> Vec<String> {
+        self.layers
+            .iter()
+            .map(|(i, o, d)| match d.contains('(') {
+                true => d.clone(),
+                false => format!("{i}->{o} {d}"),
+            })
+            .collect()
     }
 
     /// Every parameter tensor's name and shape: [`Fingerprint::tensors`], or for a Dense

@@ -131,12 +131,18 @@ fn images() -> Dataset {
 }
 
 fn convnet() -> Sequential {
+    convnet_of(4, 0.5)
+}
+
+/// Conv2D (`filters`) → BatchNormalization → MaxPooling2D → Flatten → Dropout (`rate`) →
+/// Dense, with Adam.
+fn convnet_of(filters: usize, rate: f32) -> Sequential {
     let mut m = Sequential::with_input_shape(&[6, 6, 1])
-        .add(Conv2D::new(4, 3).activation(wgfit::Activation::Relu))
+        .add(Conv2D::new(filters, 3).activation(wgfit::Activation::Relu))
         .add(wgfit::BatchNormalization::new())
         .add(MaxPooling2D::new([2, 2]))
         .add(Flatten)
-        .add(Dropout::new(0.5))
+        .add(Dropout::new(rate))
         .add(Dense::new(3))
         .seed(5);
     m.compile(Loss::CrossEntropy, Adam::new(0.01)).unwrap();
@@ -186,15 +192,44 @@ fn a_convnet_with_dropout_resumed_mid_epoch_ends_bit_identical() {
     );
 
     // And the masks matter: the same run without dropout ends elsewhere.
-    let mut plain = Sequential::with_input_shape(&[6, 6, 1])
-        .add(Conv2D::new(4, 3).activation(wgfit::Activation::Relu))
-        .add(wgfit::BatchNormalization::new())
-        .add(MaxPooling2D::new([2, 2]))
-        .add(Flatten)
-        .add(Dropout::new(0.0))
-        .add(Dense::new(3))
-        .seed(5);
-    plain.compile(Loss::CrossEntropy, Adam::new(0.01)).unwrap();
+    let mut plain = convnet_of(4, 0.0);
     plain.fit(&data, options(), &mut []).unwrap();
     assert!(bits(&plain) != bits(&whole));
+}
+
+/// A backup of another convnet (one Conv2D with 5 filters instead of 4) is refused, naming the
+/// layer that differs with its arguments and shapes.
+#[test]
+fn a_backup_of_another_convnet_is_refused_naming_the_layer() {
+    let data = images();
+    let dir = tempfile::tempdir().unwrap();
+    let backup = || {
+        BackupAndRestore::new(dir.path())
+            .unwrap()
+            .save_freq(SaveFreq::Batches(1))
+            .unwrap()
+    };
+    let mut first = convnet();
+    let mut stop = Interrupt {
+        at_global_step: Some(3),
+        at_epoch_begin: None,
+    };
+    let mut b = backup();
+    assert!(
+        first
+            .fit(&data, options(), &mut [&mut b, &mut stop])
+            .is_err()
+    );
+    let mut other = convnet_of(5, 0.5);
+    let mut b = backup();
+    let e = other
+        .fit(&data, options(), &mut [&mut b])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layer 0: backup Conv2D(filters=4, kernel_size=3x3")
+            && e.contains("now Conv2D(filters=5, kernel_size=3x3"),
+        "{e}"
+    );
+    assert!(e.contains("6x6x1 -> 4x4x5"), "{e}");
 }

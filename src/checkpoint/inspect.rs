@@ -219,12 +219,7 @@ fn summary(l: &Loaded) -> StateSummary {
         epochs_done: s.history.len(),
         last_logs: s.history.last().cloned(),
         saved_at_unix_ms: s.saved_at_unix_ms,
-        layers: s
-            .fingerprint
-            .layers
-            .iter()
-            .map(|(i, o, a)| format!("{i}->{o} {a}"))
-            .collect(),
+        layers: s.fingerprint.layer_lines(),
         superseded_saves: s.superseded_saves,
         events: s.events.clone(),
         stop_training: s.stop_training,

@@ -160,6 +160,13 @@ fn convnet_model() -> wgfit::Sequential {
         .add(wgfit::Dropout::new(0.5))
         .add(wgfit::Dense::new(3))
         .seed(3);
+    m.compile(wgfit::Loss::CrossEntropy, adam_cosine())
+        .expect("compile");
+    m
+}
+
+/// Adam on a cosine schedule after a 10-step warmup.
+fn adam_cosine() -> wgfit::Configured<wgfit::Adam> {
     let schedule = wgfit::LearningRateSchedule::CosineDecay {
         initial_learning_rate: 0.0,
         decay_steps: 50,
@@ -167,10 +174,7 @@ fn convnet_model() -> wgfit::Sequential {
         warmup_target: Some(0.02),
         warmup_steps: 10,
     };
-    let optimizer = wgfit::Configured::new(wgfit::Adam::new(0.01)).schedule(schedule);
-    m.compile(wgfit::Loss::CrossEntropy, optimizer)
-        .expect("compile");
-    m
+    wgfit::Configured::new(wgfit::Adam::new(0.01)).schedule(schedule)
 }
 
 /// [`model`]'s layers trained with Adam on a cosine schedule after a 10-step warmup.
@@ -179,15 +183,7 @@ fn adam_cosine_model() -> wgfit::Sequential {
         .add(wgfit::Dense::new(8).activation(wgfit::Activation::Tanh))
         .add(wgfit::Dense::new(3))
         .seed(3);
-    let schedule = wgfit::LearningRateSchedule::CosineDecay {
-        initial_learning_rate: 0.0,
-        decay_steps: 50,
-        alpha: 0.1,
-        warmup_target: Some(0.02),
-        warmup_steps: 10,
-    };
-    let optimizer = wgfit::Configured::new(wgfit::Adam::new(0.01)).schedule(schedule);
-    m.compile(wgfit::Loss::CrossEntropy, optimizer)
+    m.compile(wgfit::Loss::CrossEntropy, adam_cosine())
         .expect("compile");
     m
 }

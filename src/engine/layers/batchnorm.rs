@@ -84,15 +84,18 @@ fn buffers<'a>(l: &'a LayerLaunch<'a>) -> Buffers<'a> {
     }
 }
 
+/// One launch of `which` over `items` invocations.
+fn run(l: &LayerLaunch<'_>, which: LayerKernel, bindings: &[Slice<'_>], items: usize) -> Dispatch {
+    let dev = &l.gpu().device;
+    l.gpu()
+        .kernels
+        .layer(dev, which)
+        .dispatch(dev, bindings, grid(items, 64))
+}
+
 pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<(Phase, Dispatch)> {
-    let gpu = l.gpu();
-    let dev = &gpu.device;
     let b = buffers(l);
-    let run = |which, bindings: &[Slice<'_>], items| {
-        gpu.kernels
-            .layer(dev, which)
-            .dispatch(dev, bindings, grid(items, 64))
-    };
+    let run = |which, bindings: &[Slice<'_>], items| run(l, which, bindings, items);
     let u = Slice::all(&b.uniform);
     let (x, y) = (Slice::all(l.input), Slice::all(l.output));
     let (partials, stats) = (Slice::all(b.partials), Slice::all(b.stats));
@@ -146,14 +149,8 @@ pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<(Phase, Dispatch)> {
 }
 
 pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
-    let gpu = l.gpu();
-    let dev = &gpu.device;
     let b = buffers(l);
-    let run = |which, bindings: &[Slice<'_>], items| {
-        gpu.kernels
-            .layer(dev, which)
-            .dispatch(dev, bindings, grid(items, 64))
-    };
+    let run = |which, bindings: &[Slice<'_>], items| run(l, which, bindings, items);
     let u = Slice::all(&b.uniform);
     let (x, dy) = (Slice::all(l.input), Slice::all(l.d_output));
     let (partials, stats) = (Slice::all(b.partials), Slice::all(b.stats));
