@@ -39,33 +39,44 @@ fn flat(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 64u;
 }
 
+// One invocation per (output position, kernel row and column): it copies that tap's in_c
+// channels (contiguous in x and in col); the (p, 0, 0) invocation also writes the row's tail
+// (the bias's 1, then zeros).
 @compute @workgroup_size(64)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat(gid, groups);
-    if (i >= positions() * d.col_stride) {
+    let window = d.kh * d.kw;
+    if (i >= positions() * window) {
         return;
     }
-    let p = i / d.col_stride;
-    let r = i % d.col_stride;
-    if (r >= taps()) {
-        col[i] = select(0.0, 1.0, r == taps());
-        return;
-    }
+    let p = i / window;
+    let k = i % window;
+    let ky = k / d.kw;
+    let kx = k % d.kw;
     let ox = p % d.out_w;
     let t = p / d.out_w;
     let oy = t % d.out_h;
     let n = t / d.out_h;
-    let c = r % d.in_c;
-    let t2 = r / d.in_c;
-    let kx = t2 % d.kw;
-    let ky = t2 / d.kw;
     let iy = i32(oy * d.sh + ky * d.dh) - i32(d.pad_top);
     let ix = i32(ox * d.sw + kx * d.dw) - i32(d.pad_left);
-    var v = 0.0;
+    let out = p * d.col_stride + k * d.in_c;
     if (iy >= 0 && ix >= 0 && iy < i32(d.in_h) && ix < i32(d.in_w)) {
-        v = x[((n * d.in_h + u32(iy)) * d.in_w + u32(ix)) * d.in_c + c];
+        let src_at = ((n * d.in_h + u32(iy)) * d.in_w + u32(ix)) * d.in_c;
+        for (var c = 0u; c < d.in_c; c++) {
+            col[out + c] = x[src_at + c];
+        }
+    } else {
+        for (var c = 0u; c < d.in_c; c++) {
+            col[out + c] = 0.0;
+        }
     }
-    col[i] = v;
+    if (k == 0u) {
+        let row = p * d.col_stride;
+        col[row + taps()] = 1.0;
+        for (var r = taps() + 1u; r < d.col_stride; r++) {
+            col[row + r] = 0.0;
+        }
+    }
 }
 
 // reduce's bindings: the partial sums in, the kernel's and the bias's gradients out.
@@ -97,20 +108,22 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @group(0) @binding(10) var<storage, read> dcol: array<f32>;
 @group(0) @binding(12) var<storage, read_write> dx: array<f32>;
 
+// One invocation per input pixel (n, y, x): for each channel, the sum over the taps that read
+// the pixel, in tap order.
 @compute @workgroup_size(64)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat(gid, groups);
-    if (i >= d.rows * d.in_h * d.in_w * d.in_c) {
+    if (i >= d.rows * d.in_h * d.in_w) {
         return;
     }
-    let c = i % d.in_c;
-    let t = i / d.in_c;
-    let ix = t % d.in_w;
-    let t2 = t / d.in_w;
-    let iy = t2 % d.in_h;
-    let n = t2 / d.in_h;
+    let ix = i % d.in_w;
+    let t = i / d.in_w;
+    let iy = t % d.in_h;
+    let n = t / d.in_h;
     let rn = taps();
-    var sum = 0.0;
+    for (var c = 0u; c < d.in_c; c++) {
+        dx[i * d.in_c + c] = 0.0;
+    }
     for (var ky = 0u; ky < d.kh; ky++) {
         // oy · sh = iy + pad_top − ky · dh
         let ty = i32(iy + d.pad_top) - i32(ky * d.dh);
@@ -124,9 +137,10 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 continue;
             }
             let ox = u32(tx) / d.sw;
-            let p = (n * d.out_h + oy) * d.out_w + ox;
-            sum += dcol[p * rn + (ky * d.kw + kx) * d.in_c + c];
+            let src_at = ((n * d.out_h + oy) * d.out_w + ox) * rn + (ky * d.kw + kx) * d.in_c;
+            for (var c = 0u; c < d.in_c; c++) {
+                dx[i * d.in_c + c] += dcol[src_at + c];
+            }
         }
     }
-    dx[i] = sum;
 }

@@ -4,7 +4,11 @@
 //   window of output (n, oy, ox): input rows oy·sh − pad_top + [0, ph), columns likewise;
 //   elements outside the input are ignored (padding `same`), as Keras does.
 //   max_forward   y = the largest element of the window
-//   max_backward  dx[e] = Σ dy over the windows whose first largest element is e
+//   max_backward  dx[e] = Σ dy over the windows whose first largest element is e (the forward
+//                 pass records each window's, `arg`)
+//   max_scatter   the same for windows that do not overlap (strides ≥ pool size): each input
+//                 element is in one window at most, so each output writes its dy to its
+//                 argmax, after `zero` cleared dx
 //   avg_forward   y = the mean of the window's elements inside the input
 //   avg_backward  dx[e] = Σ dy / (elements of that window) over the windows holding e
 //
@@ -20,8 +24,10 @@ struct PoolDims {
 @group(0) @binding(0) var<uniform> d: PoolDims;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-// The backward kernels also read the layer's input.
-@group(0) @binding(3) var<storage, read> x: array<f32>;
+// The input index of each window's first largest element: max_forward writes it,
+// max_backward reads it.
+@group(0) @binding(4) var<storage, read_write> arg: array<u32>;
+@group(0) @binding(3) var<storage, read> arg_in: array<u32>;
 
 fn flat(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 64u;
@@ -34,31 +40,6 @@ fn origin(oy: u32, ox: u32) -> vec2<i32> {
 
 fn at(n: u32, iy: u32, ix: u32, ch: u32) -> u32 {
     return ((n * d.in_h + iy) * d.in_w + ix) * d.c + ch;
-}
-
-// The input index of the first largest element of window (n, oy, ox, ch), reading `v`.
-fn argmax(n: u32, oy: u32, ox: u32, ch: u32) -> u32 {
-    let o = origin(oy, ox);
-    var best = -3.4028235e38;
-    var found = 0xffffffffu;
-    for (var ky = 0u; ky < d.ph; ky++) {
-        let iy = o.x + i32(ky);
-        if (iy < 0 || iy >= i32(d.in_h)) {
-            continue;
-        }
-        for (var kx = 0u; kx < d.pw; kx++) {
-            let ix = o.y + i32(kx);
-            if (ix < 0 || ix >= i32(d.in_w)) {
-                continue;
-            }
-            let e = at(n, u32(iy), u32(ix), ch);
-            if (found == 0xffffffffu || x[e] > best) {
-                best = x[e];
-                found = e;
-            }
-        }
-    }
-    return found;
 }
 
 // Elements of window (oy, ox) inside the input.
@@ -79,9 +60,15 @@ fn covering(i: u32, pad: u32, size: u32, stride: u32, outs: u32) -> vec2<i32> {
     return vec2<i32>(first, last);
 }
 
+struct Pooled {
+    value: f32,
+    // The input index of the first largest element (with `is_max`).
+    at: u32,
+}
+
 // The largest element (`is_max`) or the mean of the elements inside the input of output i's
 // window, reading `src`.
-fn pool(i: u32, is_max: bool) -> f32 {
+fn pool(i: u32, is_max: bool) -> Pooled {
     let ch = i % d.c;
     let t = i / d.c;
     let ox = t % d.out_w;
@@ -90,6 +77,7 @@ fn pool(i: u32, is_max: bool) -> f32 {
     let n = t2 / d.out_h;
     let o = origin(oy, ox);
     var best = -3.4028235e38;
+    var best_at = 0u;
     var any = false;
     var sum = 0.0;
     for (var ky = 0u; ky < d.ph; ky++) {
@@ -102,25 +90,29 @@ fn pool(i: u32, is_max: bool) -> f32 {
             if (ix < 0 || ix >= i32(d.in_w)) {
                 continue;
             }
-            let v = src[at(n, u32(iy), u32(ix), ch)];
+            let e = at(n, u32(iy), u32(ix), ch);
+            let v = src[e];
             sum += v;
             if (!any || v > best) {
                 best = v;
+                best_at = e;
                 any = true;
             }
         }
     }
     if (is_max) {
-        return best;
+        return Pooled(best, best_at);
     }
-    return sum / count(oy, ox);
+    return Pooled(sum / count(oy, ox), 0u);
 }
 
 @compute @workgroup_size(64)
 fn max_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat(gid, groups);
     if (i < d.rows * d.out_h * d.out_w * d.c) {
-        dst[i] = pool(i, true);
+        let pooled = pool(i, true);
+        dst[i] = pooled.value;
+        arg[i] = pooled.at;
     }
 }
 
@@ -128,11 +120,11 @@ fn max_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 fn avg_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat(gid, groups);
     if (i < d.rows * d.out_h * d.out_w * d.c) {
-        dst[i] = pool(i, false);
+        dst[i] = pool(i, false).value;
     }
 }
 
-// Backward: `src` is dy, `dst` dx, `x` the forward input (max only). Input element i lies in
+// Backward: `src` is dy, `dst` dx. Input element i lies in
 // the windows of the outputs in `rows_of(i)` × `cols_of(i)`.
 struct Covering {
     n: u32,
@@ -167,8 +159,9 @@ fn max_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     var sum = 0.0;
     for (var oy = w.ys.x; oy <= w.ys.y; oy++) {
         for (var ox = w.xs.x; ox <= w.xs.y; ox++) {
-            if (argmax(w.n, u32(oy), u32(ox), w.ch) == i) {
-                sum += dy_at(w.n, oy, ox, w.ch);
+            let o = ((w.n * d.out_h + u32(oy)) * d.out_w + u32(ox)) * d.c + w.ch;
+            if (arg_in[o] == i) {
+                sum += src[o];
             }
         }
     }
@@ -189,4 +182,20 @@ fn avg_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         }
     }
     dst[i] = sum;
+}
+
+@compute @workgroup_size(64)
+fn zero(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i < d.rows * d.in_h * d.in_w * d.c) {
+        dst[i] = 0.0;
+    }
+}
+
+@compute @workgroup_size(64)
+fn max_scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let o = flat(gid, groups);
+    if (o < d.rows * d.out_h * d.out_w * d.c) {
+        dst[arg_in[o]] = src[o];
+    }
 }

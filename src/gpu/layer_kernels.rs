@@ -12,6 +12,8 @@
 //! | MaxBackward       | `shaders/pool2d.wgsl`     | `max_backward` |
 //! | AvgForward        | `shaders/pool2d.wgsl`     | `avg_forward`  |
 //! | AvgBackward       | `shaders/pool2d.wgsl`     | `avg_backward` |
+//! | PoolZero          | `shaders/pool2d.wgsl`     | `zero`         |
+//! | MaxScatter        | `shaders/pool2d.wgsl`     | `max_scatter`  |
 //! | Dropout           | `shaders/dropout.wgsl`    | `main`         |
 //! | PhiloxWords       | `shaders/dropout.wgsl`    | `philox_words` |
 //! | ActForward        | `shaders/elementwise.wgsl`| `forward`      |
@@ -138,6 +140,8 @@ pub(crate) enum LayerKernel {
     MaxBackward,
     AvgForward,
     AvgBackward,
+    PoolZero,
+    MaxScatter,
     Dropout,
     PhiloxWords,
     ActForward,
@@ -161,7 +165,7 @@ impl LayerKernel {
             ConvIm2col | ConvReduce | ConvCol2im => {
                 include_str!("../../shaders/conv2d.wgsl").to_string()
             }
-            MaxForward | MaxBackward | AvgForward | AvgBackward => {
+            MaxForward | MaxBackward | AvgForward | AvgBackward | PoolZero | MaxScatter => {
                 include_str!("../../shaders/pool2d.wgsl").to_string()
             }
             Dropout | PhiloxWords => include_str!("../../shaders/dropout.wgsl").to_string(),
@@ -186,6 +190,8 @@ impl LayerKernel {
             MaxBackward => "max_backward",
             AvgForward => "avg_forward",
             AvgBackward => "avg_backward",
+            PoolZero => "zero",
+            MaxScatter => "max_scatter",
             Dropout => "main",
             PhiloxWords => "philox_words",
             ActBackward => "backward",
@@ -210,10 +216,10 @@ impl LayerKernel {
             ConvIm2col => vec![(0, Uniform), (1, Read), (2, ReadWrite)],
             ConvReduce => vec![(0, Uniform), (7, Read), (8, ReadWrite), (9, ReadWrite)],
             ConvCol2im => vec![(0, Uniform), (10, Read), (12, ReadWrite)],
-            MaxForward | AvgForward | AvgBackward => {
-                vec![(0, Uniform), (1, Read), (2, ReadWrite)]
-            }
-            MaxBackward => vec![(0, Uniform), (1, Read), (2, ReadWrite), (3, Read)],
+            AvgForward | AvgBackward => vec![(0, Uniform), (1, Read), (2, ReadWrite)],
+            MaxForward => vec![(0, Uniform), (1, Read), (2, ReadWrite), (4, ReadWrite)],
+            MaxBackward | MaxScatter => vec![(0, Uniform), (1, Read), (2, ReadWrite), (3, Read)],
+            PoolZero => vec![(0, Uniform), (2, ReadWrite)],
             Dropout => vec![
                 (0, UniformDynamic),
                 (1, UniformDynamicOf(STEP_VALUES_READ)),

@@ -98,7 +98,7 @@ pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<(&'static str, super::Phase, D
     let im2col = gpu.kernels.layer(dev, LayerKernel::ConvIm2col).dispatch(
         dev,
         &[Slice::all(&uniform), Slice::all(l.input), Slice::all(col)],
-        grid(positions(&d) * d.col_stride as usize, 64),
+        grid(positions(&d) * (d.kh * d.kw) as usize, 64),
     );
     // y [P, F] = col [P, R] · K [R, F] (+ b, act)
     let product = gpu.matmul(
@@ -220,7 +220,7 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
             gpu.kernels.layer(dev, LayerKernel::ConvCol2im).dispatch(
                 dev,
                 &[Slice::all(&uniform), dcol, Slice::all(d_input)],
-                grid(l.rows * l.layer.inputs, 64),
+                grid(l.rows * (d.in_h * d.in_w) as usize, 64),
             ),
         ));
     }

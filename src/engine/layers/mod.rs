@@ -105,6 +105,8 @@ pub(super) fn scratch_floats(spec: &LayerSpec, rows: usize) -> Vec<usize> {
     match spec.kind {
         LayerKind::Conv2D { .. } => conv2d::scratch_floats(spec, rows),
         LayerKind::BatchNormalization { .. } => batchnorm::scratch_floats(spec, rows),
+        // Each window's argmax (u32s).
+        LayerKind::MaxPooling2D { .. } => vec![rows * spec.outputs],
         _ => Vec::new(),
     }
 }

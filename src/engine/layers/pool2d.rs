@@ -46,22 +46,32 @@ fn dims(l: &LayerLaunch<'_>) -> (PoolDims, bool) {
     (d, max)
 }
 
+/// Where max pooling keeps each window's argmax from the forward pass to the backward.
+fn argmax<'a>(l: &'a LayerLaunch<'a>) -> &'a wgpu::Buffer {
+    match l.scratch {
+        [argmax] => argmax,
+        _ => panic!("a MaxPooling2D layer without its argmax buffer"),
+    }
+}
+
 pub(super) fn forward(l: &LayerLaunch<'_>) -> Dispatch {
     let gpu = l.gpu();
     let (d, max) = dims(l);
     let uniform = gpu.uniform("pooling", &d);
+    let mut bindings = vec![
+        Slice::all(&uniform),
+        Slice::all(l.input),
+        Slice::all(l.output),
+    ];
     let which = if max {
+        bindings.push(Slice::all(argmax(l)));
         LayerKernel::MaxForward
     } else {
         LayerKernel::AvgForward
     };
     gpu.kernels.layer(&gpu.device, which).dispatch(
         &gpu.device,
-        &[
-            Slice::all(&uniform),
-            Slice::all(l.input),
-            Slice::all(l.output),
-        ],
+        &bindings,
         grid(l.rows * l.layer.outputs, 64),
     )
 }
@@ -78,16 +88,29 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
         Slice::all(l.d_output),
         Slice::all(d_input),
     ];
-    let which = if max {
-        bindings.push(Slice::all(l.input));
-        LayerKernel::MaxBackward
-    } else {
-        LayerKernel::AvgBackward
+    let dev = &gpu.device;
+    let run = |which, bindings: &[Slice<'_>], items| {
+        gpu.kernels
+            .layer(dev, which)
+            .dispatch(dev, bindings, grid(items, 64))
     };
-    let launch = gpu.kernels.layer(&gpu.device, which).dispatch(
-        &gpu.device,
-        &bindings,
-        grid(l.rows * l.layer.inputs, 64),
-    );
-    vec![("input gradient", launch)]
+    if !max {
+        let launch = run(LayerKernel::AvgBackward, &bindings, l.rows * l.layer.inputs);
+        return vec![("input gradient", launch)];
+    }
+    bindings.push(Slice::all(argmax(l)));
+    if d.sh >= d.ph && d.sw >= d.pw {
+        // Windows that do not overlap: each output's gradient goes to its argmax alone.
+        let zero = run(
+            LayerKernel::PoolZero,
+            &[bindings[0], bindings[2]],
+            l.rows * l.layer.inputs,
+        );
+        let scatter = run(LayerKernel::MaxScatter, &bindings, l.rows * l.layer.outputs);
+        return vec![("input gradient zero", zero), ("input gradient", scatter)];
+    }
+    vec![(
+        "input gradient",
+        run(LayerKernel::MaxBackward, &bindings, l.rows * l.layer.inputs),
+    )]
 }
