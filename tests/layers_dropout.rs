@@ -233,3 +233,36 @@ fn a_backup_of_another_convnet_is_refused_naming_the_layer() {
     );
     assert!(e.contains("6x6x1 -> 4x4x5"), "{e}");
 }
+
+/// The convnet (BatchNormalization, Dropout) on data streamed from host memory a batch at a
+/// time, with validation, gradient clipping and accumulation: the same bits as resident data
+/// (dropout's masks are keyed by epoch positions, which streaming keeps).
+#[test]
+fn a_convnet_streamed_from_host_memory_ends_as_the_resident_one() {
+    let data = images();
+    let run = |on: wgfit::DataOn| {
+        let mut m = Sequential::with_input_shape(&[6, 6, 1])
+            .add(Conv2D::new(4, 3).activation(wgfit::Activation::Relu))
+            .add(wgfit::BatchNormalization::new())
+            .add(MaxPooling2D::new([2, 2]))
+            .add(Flatten)
+            .add(Dropout::new(0.5))
+            .add(Dense::new(3))
+            .seed(5);
+        let optimizer = wgfit::Configured::new(Adam::new(0.01))
+            .clipping(wgfit::Clipping::GlobalNorm(0.5))
+            .accumulate(2);
+        m.compile(Loss::CrossEntropy, optimizer).unwrap();
+        let options = FitOptions {
+            data_on: on,
+            validation_split: Some(0.2),
+            ..options()
+        };
+        let history = m.fit(&data, options, &mut []).unwrap();
+        (bits(&m), history)
+    };
+    let (resident, h1) = run(wgfit::DataOn::Gpu);
+    let (streamed, h2) = run(wgfit::DataOn::Host);
+    assert!(resident == streamed, "streamed weights differ");
+    assert_eq!(h1, h2);
+}
