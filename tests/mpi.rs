@@ -65,6 +65,27 @@ fn two_ranks_batch_64_equal_one_rank_batch_32_accumulate_2() {
     );
 }
 
+/// A convnet from a Keras model file (Conv2D, MaxPooling2D, Dropout 0.25, Dense softmax) over 2
+/// ranks: the bits of one rank accumulating 2 micro-batches, dropout masks included (they are
+/// keyed by each sample's epoch position, the same in both runs).
+#[test]
+fn a_convnet_with_dropout_over_two_ranks_equals_one_rank_accumulating_two() {
+    let model = format!(
+        "{}/tests/data/keras/digits_convnet.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (one, many) = one_and_many(
+        &["--model", &model, "--epochs", "2"],
+        &["--batch-size", "32", "--accumulate", "2"],
+        2,
+        &["--batch-size", "64"],
+    );
+    assert!(
+        one == many,
+        "the convnet on 2 ranks differs from 1 rank accumulating 2"
+    );
+}
+
 /// With `--accumulate K` the batch is the micro-batch: 2 ranks, batch 64, K 2 = 1 rank,
 /// batch 32, accumulating 4; through Adam, a learning-rate schedule (counted in the one-rank
 /// run's micro-batches) and global clipping.
