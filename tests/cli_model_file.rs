@@ -46,6 +46,14 @@ fn a_keras_convnet_killed_and_resumed_ends_byte_identical_and_evaluates_from_its
     );
     child.kill().unwrap(); // SIGKILL
     assert!(!child.wait().unwrap().success(), "finished before the kill");
+    // inspect describes the backup's model, layer by layer.
+    let inspect = wgfit(resumed.path(), &["inspect", "wgfit-model.backup"]);
+    assert_ok(&inspect);
+    let text = stdout(&inspect);
+    assert!(
+        text.contains("Conv2D(filters=16, kernel_size=3x3") && text.contains("Dropout(rate=0.25)"),
+        "{text}"
+    );
 
     let full = wgfit(reference.path(), &args);
     assert_ok(&full);
