@@ -25,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+mod activation;
 pub mod callbacks;
 pub mod checkpoint;
 pub mod checksum;

@@ -13,6 +13,7 @@ mod evaluate;
 mod inspect;
 mod keep_trained;
 mod labels;
+mod model_file;
 mod mpi_launch;
 mod optimizer_args;
 mod plot;

@@ -68,7 +68,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
     };
     let (activation, loss) = (args.activation, args.loss);
     let mut model = match &args.model {
-        Some(path) => keras_model(path, loss)?,
+        Some(path) => crate::model_file::keras_model(path, loss)?,
         None => {
             let data_label = args.data.as_ref().map(|p| p.display().to_string());
             crate::labels::check_output_layer(
@@ -91,7 +91,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
     );
     for d in std::iter::once(&train).chain(validation.as_ref()) {
         model.check_data(d).map_err(|e| match from_file {
-            true => model_file_mismatch(e, &model, &data_name),
+            true => crate::model_file::model_file_mismatch(e, &model, &data_name),
             false => data_mismatch(e, d, &widths, &data_name),
         })?;
     }
@@ -185,7 +185,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
                 ));
             }
             return Err(match from_file {
-                true => model_file_mismatch(e, &model, &data_name),
+                true => crate::model_file::model_file_mismatch(e, &model, &data_name),
                 false => fit_error(e, &train, &widths, &data_name),
             });
         }
@@ -265,38 +265,6 @@ fn default_outputs(data: &Dataset) -> usize {
     match data.targets() {
         Targets::Classes(_) => classes_needed(data).unwrap_or(2).max(2),
         Targets::Values { cols, .. } => *cols,
-    }
-}
-
-/// The model of `--model`: Keras's `model.to_json()` of a Sequential model. A softmax output
-/// layer is taken as the logits of cross-entropy (the same loss and gradients), so it needs
-/// `--loss crossentropy`.
-fn keras_model(path: &Path, loss: wgfit::Loss) -> CliResult<Sequential> {
-    crate::arg_checks::check_input("--model", path)?;
-    let usage = crate::arg_checks::usage;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| usage(format!("cannot read --model {}: {e}", path.display())))?;
-    let keras = wgfit::from_keras_json(&text)
-        .map_err(|e| usage(format!("--model {}: {e}", path.display())))?;
-    if keras.softmax_output && loss != wgfit::Loss::CrossEntropy {
-        return Err(usage(format!(
-            "--model {}: its last layer's softmax outputs class probabilities, which --loss {} does not take; use --loss crossentropy",
-            path.display(),
-            loss.name()
-        )));
-    }
-    Ok(keras.model)
-}
-
-/// A data set that does not fit a `--model` model, said in the model's terms.
-fn model_file_mismatch(e: Error, model: &Sequential, data_name: &str) -> Failure {
-    match e {
-        e @ (Error::LabelOutOfRange { .. } | Error::Shape { .. }) => Failure::new(format!(
-            "{e}; {data_name} does not fit the --model model (input {:?}, {} outputs)",
-            model.input_shape(),
-            model.outputs()
-        )),
-        other => other.into(),
     }
 }
 
