@@ -30,6 +30,10 @@ pub struct Converted {
     pub classes: bool,
     /// Bytes of the output file.
     pub bytes: u64,
+    /// The shape of one sample's inputs (`[features]`, or `[H, W, C]` for images).
+    pub input_shape: Vec<usize>,
+    /// The class names, label 0 first (images: the sub-folders' names; empty for CSV).
+    pub class_names: Vec<String>,
 }
 
 /// Converts the CSV file `input` (plain or gzip, read as [`Dataset::from_csv`] reads it, with
@@ -53,6 +57,18 @@ pub fn convert_csv(
             format!("{scale} is not usable; give a finite, non-zero factor"),
         ));
     }
+    write_atomically(output, |file| {
+        write_file(input, file, options, scale, progress)
+    })
+}
+
+/// Writes `output` through `write` to a temporary beside it, renames it into place once
+/// complete and synced, and loads it once as a check: what every conversion shares. A
+/// temporary left by a killed conversion to the same name is removed first.
+pub(super) fn write_atomically(
+    output: &Path,
+    write: impl FnOnce(File) -> std::result::Result<Converted, WriteError>,
+) -> Result<Converted> {
     let write_err = |source| Error::WriteFile {
         path: output.to_path_buf(),
         source,
@@ -63,7 +79,7 @@ pub fn convert_csv(
     let result = lock
         .try_clone()
         .map_err(WriteError::Io)
-        .and_then(|file| write_file(input, file, options, scale, progress))
+        .and_then(write)
         .map_err(|e| match e {
             WriteError::Io(source) => write_err(source),
             WriteError::Data(e) => e,
@@ -92,7 +108,8 @@ pub fn convert_csv(
     Ok(converted)
 }
 
-enum WriteError {
+/// Why writing a converted file failed: the disk, or the data read.
+pub(super) enum WriteError {
     Io(std::io::Error),
     Data(Error),
 }
@@ -283,5 +300,7 @@ fn write_file(
         target_cols,
         classes,
         bytes: 8 + HEADER_BYTES as u64 + x_bytes + y_bytes.len() as u64,
+        input_shape: vec![features],
+        class_names: Vec::new(),
     })
 }

@@ -10,6 +10,7 @@ mod convert;
 mod csv;
 mod format;
 mod fuzz;
+mod images;
 mod npy;
 mod order;
 mod rows;
@@ -25,6 +26,7 @@ use crate::{Error, Result};
 pub use convert::{Converted, convert_csv, temporary_of};
 pub use csv::{CsvOptions, CsvTargets, Header, MAX_LINE_BYTES};
 pub use format::DataFormat;
+pub use images::{ColorMode, ImageOptions, convert_images};
 pub use order::epoch_permutation;
 
 /// Domain tag mixed into [`Dataset::content_hash`]; bump the version if the layout changes.

@@ -1,8 +1,10 @@
-//! `wgfit convert`: a CSV data set to a safetensors file that training maps instead of parsing.
+//! `wgfit convert`: a CSV data set, or a folder of class sub-folders of images, to a
+//! safetensors file that training maps instead of parsing.
 
 use crate::{CliResult, Failure};
 use clap::Args;
 use std::path::PathBuf;
+use wgfit::data::{ColorMode, ImageOptions};
 use wgfit::{CsvOptions, CsvTargets};
 
 #[derive(Args, Debug)]
@@ -12,11 +14,18 @@ use wgfit::{CsvOptions, CsvTargets};
   wgfit train --data mnist.safetensors --layers 128,10
 
 The conversion streams: memory stays at one line plus the labels, whatever the file's size.
-Errors name the row and column, as `wgfit train --data file.csv` would.")]
+  wgfit convert photos/ photos.safetensors --image-size 64,64 --scale 0.00392
+      photos/<class>/<image>: PNG, JPEG, GIF or BMP images resized to 64x64, RGB, x of shape
+      [n, 64, 64, 3]; the classes are the sub-folders' names, sorted (label 0 first)
+
+The conversion streams: memory stays at one line (or one image) plus the labels, whatever the
+input's size. Errors name the row and column, as `wgfit train --data file.csv` would, or the
+image file.")]
 pub struct ConvertArgs {
-    /// The CSV file (plain or gzip; class label in the last column; a header line is detected)
+    /// The CSV file (plain or gzip; class label in the last column; a header line is detected),
+    /// or a folder of class sub-folders of images (with --image-size)
     pub input: PathBuf,
-    /// The safetensors file to write (tensors `x` F32 [n, features] and `y`)
+    /// The safetensors file to write (tensors `x` F32 [n, features] or [n, H, W, C], and `y`)
     pub output: PathBuf,
     /// Multiply every input by F (e.g. 0.00392 for pixels of 0..255), once, here
     #[arg(long, value_name = "F", default_value_t = 1.0)]
@@ -24,12 +33,57 @@ pub struct ConvertArgs {
     /// The last N columns are float targets (regression) instead of one class label
     #[arg(long, value_name = "N")]
     pub targets: Option<usize>,
+    /// Resize every image of the folder INPUT to H rows by W columns
+    #[arg(long, value_name = "H,W", value_parser = parse_image_size)]
+    pub image_size: Option<(u32, u32)>,
+    /// Channels of each image: grayscale (1), rgb (3) or rgba (4), as Keras's color_mode
+    #[arg(long, value_name = "MODE", default_value = "rgb", value_parser = parse_color_mode)]
+    pub color_mode: ColorMode,
+    /// The seed of the order the images are written in (shuffled as Keras does by default, so
+    /// that --validation-split, which takes the last samples, holds every class)
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Write the images sorted by class and file name instead
+    #[arg(long)]
+    pub no_shuffle: bool,
+}
+
+fn parse_image_size(text: &str) -> Result<(u32, u32), String> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [h, w] = parts[..] else {
+        return Err(format!(
+            "{text:?}: give the height and width as H,W (e.g. 28,28)"
+        ));
+    };
+    let number = |s: &str| match s.parse::<u32>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(format!("{text:?}: {s:?} is not a size of 1 or more")),
+    };
+    Ok((number(h)?, number(w)?))
+}
+
+fn parse_color_mode(text: &str) -> Result<ColorMode, String> {
+    match text {
+        "grayscale" => Ok(ColorMode::Grayscale),
+        "rgb" => Ok(ColorMode::Rgb),
+        "rgba" => Ok(ColorMode::Rgba),
+        _ => Err(format!("{text:?}: give grayscale, rgb or rgba")),
+    }
 }
 
 pub fn run(args: ConvertArgs) -> CliResult {
     crate::arg_checks::check_scale(Some(args.scale))?;
     if let Some(n) = args.targets {
         crate::arg_checks::check_at_least_one("--targets", n)?;
+    }
+    if args.input.is_dir() {
+        return convert_images(args);
+    }
+    if let Some((h, w)) = args.image_size {
+        return Err(crate::arg_checks::usage(format!(
+            "--image-size {h},{w}: INPUT {} is not a folder of class sub-folders of images",
+            args.input.display()
+        )));
     }
     crate::arg_checks::check_input("INPUT", &args.input)?;
     crate::arg_checks::check_output("OUTPUT", &args.output)?;
@@ -60,6 +114,69 @@ pub fn run(args: ConvertArgs) -> CliResult {
         c.bytes
     );
     Ok(())
+}
+
+/// `wgfit convert DIR`: the images of DIR's class sub-folders.
+fn convert_images(args: ConvertArgs) -> CliResult {
+    let usage = crate::arg_checks::usage;
+    let Some((height, width)) = args.image_size else {
+        return Err(usage(format!(
+            "INPUT {} is a folder: give --image-size H,W to convert its images",
+            args.input.display()
+        )));
+    };
+    if args.targets.is_some() {
+        return Err(usage(
+            "--targets: the labels of images are their folders' classes; drop the flag".into(),
+        ));
+    }
+    crate::arg_checks::check_output("OUTPUT", &args.output)?;
+    let options = ImageOptions {
+        height,
+        width,
+        color_mode: args.color_mode,
+        shuffle: (!args.no_shuffle).then_some(args.seed),
+    };
+    remove_temporary_on_signal(&args.output)?;
+    let bar = image_progress();
+    let converted = wgfit::data::convert_images(
+        &args.input,
+        &args.output,
+        &options,
+        args.scale,
+        |done, n| {
+            bar.set_length(n as u64);
+            bar.set_position(done as u64)
+        },
+    );
+    bar.finish_and_clear();
+    let c = converted?;
+    println!(
+        "wrote {}: {} images of {} ({} classes: {}), {} bytes",
+        args.output.display(),
+        c.samples,
+        c.input_shape
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("x"),
+        c.class_names.len(),
+        c.class_names.join(", "),
+        c.bytes
+    );
+    Ok(())
+}
+
+/// A bar of the images converted, on a terminal only.
+fn image_progress() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("converting {pos}/{len} images {wide_bar} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    )
 }
 
 /// On SIGINT or SIGTERM, removes the temporary the conversion writes (a partial file of use to
