@@ -15,13 +15,7 @@
 // Chunks keep each matmul's sum over positions within what llvmpipe loops (65 535), and every
 // sum has one fixed order, so results do not depend on the launch or the device.
 
-struct ConvDims {
-    rows: u32, in_h: u32, in_w: u32, in_c: u32,
-    out_h: u32, out_w: u32, filters: u32, kh: u32,
-    kw: u32, sh: u32, sw: u32, dh: u32,
-    dw: u32, pad_top: u32, pad_left: u32, act: u32,
-    use_bias: u32, col_stride: u32, chunks: u32, chunk_stride: u32,
-}
+// ConvDims: conv2d_dims.wgsl, put before this file.
 
 @group(0) @binding(0) var<uniform> d: ConvDims;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

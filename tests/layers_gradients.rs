@@ -158,6 +158,108 @@ fn conv2d_over_two_chunks_of_positions() {
     check("conv2d over two chunks of positions", m, 15);
 }
 
+/// `model` with a front convolution of `front` filters: with channels and filters multiples
+/// of 4, the tested convolution runs as implicit GEMMs where the adapter has the subgroup
+/// matmul kernels (lavapipe), which the step's launches show (no `im2col`).
+fn implicit_case(
+    name: &str,
+    input: &[usize],
+    front: usize,
+    tested: impl FnOnce(Sequential) -> Sequential,
+    seed: u64,
+) {
+    let m = Sequential::with_input_shape(input).add(Conv2D::new(front, 1));
+    let mut m = tested(m).add(Flatten).add(Dense::new(OUTPUTS));
+    m.compile(Loss::MeanSquaredError, Sgd::new(1.0)).unwrap();
+    let inputs = m.inputs();
+    let data = Dataset::regression(
+        vec![0.5; ROWS * inputs],
+        inputs,
+        vec![0.0; ROWS * OUTPUTS],
+        OUTPUTS,
+    )
+    .unwrap();
+    let profile = m.profile_step(&data, ROWS, 1).unwrap();
+    let names: Vec<&str> = profile.launches.iter().map(|(n, _)| n.as_str()).collect();
+    if m.adapter().unwrap().device_type == "Cpu" {
+        assert!(
+            !names.iter().any(|n| n.starts_with("conv2d1 im2col")),
+            "{name}: the tested convolution built an im2col matrix: {names:?}"
+        );
+    }
+    check(name, m, seed);
+}
+
+#[test]
+fn implicit_conv2d_valid_3x3_relu() {
+    implicit_case(
+        "implicit conv2d valid 3x3 relu",
+        &[5, 7, 2],
+        4,
+        |m| m.add(Conv2D::new(8, 3).activation(Activation::Relu)),
+        21,
+    );
+}
+
+#[test]
+fn implicit_conv2d_same_2x3_stride_2_tanh_on_odd_sizes() {
+    implicit_case(
+        "implicit conv2d same 2x3 stride 2 tanh",
+        &[7, 5, 3],
+        12,
+        |m| {
+            m.add(
+                Conv2D::new(4, 1)
+                    .kernel_size([2, 3])
+                    .strides([2, 2])
+                    .padding(Padding::Same)
+                    .activation(Activation::Tanh),
+            )
+        },
+        22,
+    );
+}
+
+#[test]
+fn implicit_conv2d_dilated_same_without_bias() {
+    implicit_case(
+        "implicit conv2d dilated 3x2 same without bias",
+        &[7, 6, 1],
+        4,
+        |m| {
+            m.add(
+                Conv2D::new(4, 1)
+                    .kernel_size([3, 2])
+                    .dilation_rate([2, 1])
+                    .padding(Padding::Same)
+                    .use_bias(false)
+                    .activation(Activation::Sigmoid),
+            )
+        },
+        23,
+    );
+}
+
+/// 3 × 40 × 40 = 4 800 output positions over several 64-row blocks, the kernel gradient in
+/// two chunks (4 096 and 704), channels 12: blocks of 64 rows and columns end inside.
+#[test]
+fn implicit_conv2d_over_two_chunks_of_positions() {
+    implicit_case(
+        "implicit conv2d over two chunks of positions",
+        &[40, 40, 1],
+        12,
+        |m| {
+            m.add(
+                Conv2D::new(4, 3)
+                    .padding(Padding::Same)
+                    .activation(Activation::Tanh),
+            )
+            .add(MaxPooling2D::new([5, 5]))
+        },
+        24,
+    );
+}
+
 #[test]
 fn max_pooling_2x2_valid_on_odd_sizes() {
     let m = model(&[5, 7, 2], |m| m.add(MaxPooling2D::new([2, 2])));

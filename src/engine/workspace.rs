@@ -182,7 +182,7 @@ impl Workspace {
                 grads.push(gpu.storage("activation gradients", bytes)?);
             }
             let mut buffers = Vec::new();
-            for floats in super::layers::scratch_floats(&l.spec, batch_size) {
+            for floats in super::layers::scratch_floats(gpu, &l.spec, batch_size) {
                 buffers.push(gpu.storage("layer scratch", floats.max(1) as u64 * 4)?);
             }
             scratch.push(buffers);

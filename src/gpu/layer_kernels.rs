@@ -8,6 +8,9 @@
 //! | ConvIm2col        | `shaders/conv2d.wgsl`     | `im2col`       |
 //! | ConvReduce        | `shaders/conv2d.wgsl`     | `reduce`       |
 //! | ConvCol2im        | `shaders/conv2d.wgsl`     | `col2im`       |
+//! | ConvGemmForward   | `shaders/conv2d_gemm.wgsl`| `conv_forward` |
+//! | ConvGemmKernelGrad| `shaders/conv2d_gemm.wgsl`| `conv_kernel_grad` |
+//! | ConvGemmInputGrad | `shaders/conv2d_gemm.wgsl`| `conv_input_grad` |
 //! | MaxForward        | `shaders/pool2d.wgsl`     | `max_forward`  |
 //! | MaxBackward       | `shaders/pool2d.wgsl`     | `max_backward` |
 //! | AvgForward        | `shaders/pool2d.wgsl`     | `avg_forward`  |
@@ -60,6 +63,10 @@ pub(crate) struct ConvDims {
     /// Partial sums of the kernel gradient, and the floats between two of them.
     pub chunks: u32,
     pub chunk_stride: u32,
+    /// The first output position a partial product of the kernel gradient sums
+    /// (`conv2d_gemm.wgsl`).
+    pub first: u32,
+    pub _pad: [u32; 3],
 }
 
 /// Output positions each partial product of the kernel gradient sums: far below the 32 768
@@ -136,6 +143,9 @@ pub(crate) enum LayerKernel {
     ConvIm2col,
     ConvReduce,
     ConvCol2im,
+    ConvGemmForward,
+    ConvGemmKernelGrad,
+    ConvGemmInputGrad,
     MaxForward,
     MaxBackward,
     AvgForward,
@@ -162,8 +172,19 @@ impl LayerKernel {
     fn source(self) -> String {
         use LayerKernel::*;
         match self {
-            ConvIm2col | ConvReduce | ConvCol2im => {
-                include_str!("../../shaders/conv2d.wgsl").to_string()
+            ConvIm2col | ConvReduce | ConvCol2im => concat!(
+                include_str!("../../shaders/conv2d_dims.wgsl"),
+                include_str!("../../shaders/conv2d.wgsl")
+            )
+            .to_string(),
+            // The block helpers of the subgroup matmul kernels, then the conv's own loads.
+            ConvGemmForward | ConvGemmKernelGrad | ConvGemmInputGrad => {
+                super::unroll::unroll(&super::with_activations(concat!(
+                    include_str!("../../shaders/matmul_common.wgsl"),
+                    include_str!("../../shaders/matmul_subgroup.wgsl"),
+                    include_str!("../../shaders/conv2d_dims.wgsl"),
+                    include_str!("../../shaders/conv2d_gemm.wgsl")
+                )))
             }
             MaxForward | MaxBackward | AvgForward | AvgBackward | PoolZero | MaxScatter => {
                 include_str!("../../shaders/pool2d.wgsl").to_string()
@@ -186,6 +207,9 @@ impl LayerKernel {
             ConvIm2col => "im2col",
             ConvReduce => "reduce",
             ConvCol2im => "col2im",
+            ConvGemmForward => "conv_forward",
+            ConvGemmKernelGrad => "conv_kernel_grad",
+            ConvGemmInputGrad => "conv_input_grad",
             MaxForward => "max_forward",
             MaxBackward => "max_backward",
             AvgForward => "avg_forward",
@@ -216,6 +240,22 @@ impl LayerKernel {
             ConvIm2col => vec![(0, Uniform), (1, Read), (2, ReadWrite)],
             ConvReduce => vec![(0, Uniform), (7, Read), (8, ReadWrite), (9, ReadWrite)],
             ConvCol2im => vec![(0, Uniform), (10, Read), (12, ReadWrite)],
+            // matmul_subgroup.wgsl's dims, A, B, bias and C, and the conv's dims.
+            ConvGemmForward => vec![
+                (0, Uniform),
+                (1, Read),
+                (2, Read),
+                (3, Read),
+                (4, ReadWrite),
+                (5, Uniform),
+            ],
+            ConvGemmKernelGrad | ConvGemmInputGrad => vec![
+                (0, Uniform),
+                (1, Read),
+                (2, Read),
+                (4, ReadWrite),
+                (5, Uniform),
+            ],
             AvgForward | AvgBackward => vec![(0, Uniform), (1, Read), (2, ReadWrite)],
             MaxForward => vec![(0, Uniform), (1, Read), (2, ReadWrite), (4, ReadWrite)],
             MaxBackward | MaxScatter => vec![(0, Uniform), (1, Read), (2, ReadWrite), (3, Read)],

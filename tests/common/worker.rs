@@ -148,13 +148,14 @@ fn accumulating_model() -> wgfit::Sequential {
 }
 
 /// A convnet on the 6 features as 2×3×1 images: Conv2D (same padding) → BatchNormalization
-/// → ReLU → MaxPooling2D (same) → Flatten → Dropout 0.5 → Dense, with Adam on a cosine
-/// schedule after a warmup.
+/// → ReLU → Conv2D (4 channels in, 4 filters: implicit GEMMs on lavapipe) → MaxPooling2D
+/// (same) → Flatten → Dropout 0.5 → Dense, with Adam on a cosine schedule after a warmup.
 fn convnet_model() -> wgfit::Sequential {
     let mut m = wgfit::Sequential::with_input_shape(&[2, 3, 1])
         .add(wgfit::Conv2D::new(4, 2).padding(wgfit::Padding::Same))
         .add(wgfit::BatchNormalization::new())
         .add(wgfit::ActivationLayer(wgfit::Activation::Relu))
+        .add(wgfit::Conv2D::new(4, 2).padding(wgfit::Padding::Same))
         .add(wgfit::MaxPooling2D::new([2, 2]).padding(wgfit::Padding::Same))
         .add(wgfit::Flatten)
         .add(wgfit::Dropout::new(0.5))

@@ -1,13 +1,18 @@
-//! Conv2D as GEMMs on the tuned matmul kernels (`src/gpu/matmul.rs`) over the im2col matrix,
-//! which `shaders/conv2d.wgsl` builds (`im2col`) and folds back (`col2im`): the forward pass
-//! one product with the bias and activation in its epilogue; backward the activation's
-//! derivative in place (`elementwise.wgsl`), the kernel's and bias's gradients as partial
-//! products over chunks of output positions reduced in order, and the input's gradient as one
-//! product folded back per input element.
+//! Conv2D as GEMMs: the forward pass one product with the bias and activation in its
+//! epilogue; backward the activation's derivative in place (`elementwise.wgsl`), the kernel's
+//! and bias's gradients as partial products over chunks of output positions reduced in order,
+//! and the input's gradient as one product.
+//!
+//! Where the adapter has the subgroup matmul kernels (lavapipe) and the input's channels and
+//! the filters are multiples of 4, the products are implicit GEMMs (`shaders/conv2d_gemm.wgsl`):
+//! their loads read the input or the output gradient where the im2col matrix would hold it, and
+//! no matrix is written. Elsewhere `shaders/conv2d.wgsl` builds the im2col matrix (`im2col`),
+//! the tuned matmul kernels (`src/gpu/matmul.rs`) multiply it, and `col2im` folds the input's
+//! gradient back.
 
 use super::LayerLaunch;
 use crate::gpu::layer_kernels::{CONV_CHUNK, ConvDims, ElementDims, LayerKernel};
-use crate::gpu::{Dispatch, MatmulDims, Slice, grid};
+use crate::gpu::{Dispatch, Gpu, MatmulDims, Slice, grid};
 use crate::layer::{Activation, LayerKind, LayerSpec};
 
 fn dims(spec: &LayerSpec, rows: usize) -> ConvDims {
@@ -52,7 +57,22 @@ fn dims(spec: &LayerSpec, rows: usize) -> ConvDims {
         chunks: positions.div_ceil(CONV_CHUNK).max(1) as u32,
         // A whole number of 256-byte binding offsets apart.
         chunk_stride: (col_stride * filters).next_multiple_of(64) as u32,
+        first: 0,
+        _pad: [0; 3],
     }
+}
+
+/// Whether the layer's products run as implicit GEMMs (`shaders/conv2d_gemm.wgsl`, no im2col
+/// matrix): with the subgroup matmul kernels, whose vec4 loads need four consecutive taps to be
+/// one vec4 of the input (channels a multiple of 4) and whose columns come in vec4s (filters a
+/// multiple of 4).
+fn implicit(gpu: &Gpu, spec: &LayerSpec) -> bool {
+    let LayerKind::Conv2D { filters, .. } = spec.kind else {
+        return false;
+    };
+    gpu.kernels.matmul_sub.is_some()
+        && spec.in_shape[2].is_multiple_of(4)
+        && filters.is_multiple_of(4)
 }
 
 fn positions(d: &ConvDims) -> usize {
@@ -63,19 +83,31 @@ fn taps(d: &ConvDims) -> usize {
     (d.kh * d.kw * d.in_c) as usize
 }
 
-/// Floats of the two scratch buffers: the im2col matrix (also the input gradient's dcol) and
-/// the partial kernel gradients.
-pub(super) fn scratch_floats(spec: &LayerSpec, rows: usize) -> Vec<usize> {
+/// Floats of the two scratch buffers: the im2col matrix (also the input gradient's dcol;
+/// none for implicit GEMMs) and the partial kernel gradients.
+pub(super) fn scratch_floats(gpu: &Gpu, spec: &LayerSpec, rows: usize) -> Vec<usize> {
     let d = dims(spec, rows);
-    vec![
-        positions(&d) * d.col_stride as usize,
-        (d.chunks * d.chunk_stride) as usize,
-    ]
+    let col = if implicit(gpu, spec) {
+        0
+    } else {
+        positions(&d) * d.col_stride as usize
+    };
+    vec![col, (d.chunks * d.chunk_stride) as usize]
 }
 
 /// Bytes of the largest scratch buffer, which one binding must hold.
-pub(super) fn largest_scratch_bytes(spec: &LayerSpec, rows: usize) -> u64 {
-    scratch_floats(spec, rows).into_iter().max().unwrap_or(0) as u64 * 4
+pub(super) fn largest_scratch_bytes(gpu: &Gpu, spec: &LayerSpec, rows: usize) -> u64 {
+    scratch_floats(gpu, spec, rows)
+        .into_iter()
+        .max()
+        .unwrap_or(0) as u64
+        * 4
+}
+
+/// The grid of a `conv2d_gemm.wgsl` launch covering C [m, n]: 64 rows × 64 columns a
+/// workgroup, as the subgroup matmul kernels.
+fn gemm_grid(m: usize, n: usize) -> (u32, u32) {
+    (n.div_ceil(64) as u32, m.div_ceil(64) as u32)
 }
 
 fn scratch<'a>(l: &'a LayerLaunch<'a>) -> (&'a wgpu::Buffer, &'a wgpu::Buffer) {
@@ -95,6 +127,32 @@ pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<(&'static str, super::Phase, D
         panic!("a Conv2D layer without a kernel");
     };
     let bias = l.tensor(&l.params.params, "bias");
+    let always = super::Phase::Always;
+    if implicit(gpu, &l.layer.spec) {
+        let product = MatmulDims {
+            m: positions(&d) as u32,
+            n: d.filters,
+            k: taps(&d) as u32,
+            a_row_stride: 0,
+            a_col_stride: 0,
+            b_row_stride: d.filters,
+            b_col_stride: 1,
+            epilogue: MatmulDims::epilogue(bias.is_some(), d.act),
+        };
+        let launch = gemm(
+            l,
+            LayerKernel::ConvGemmForward,
+            &product,
+            &d,
+            &[
+                Slice::all(l.input),
+                kernel,
+                bias.unwrap_or(kernel),
+                Slice::all(l.output),
+            ],
+        );
+        return vec![("forward", always, launch)];
+    }
     let im2col = gpu.kernels.layer(dev, LayerKernel::ConvIm2col).dispatch(
         dev,
         &[Slice::all(&uniform), Slice::all(l.input), Slice::all(col)],
@@ -118,7 +176,6 @@ pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<(&'static str, super::Phase, D
         bias.unwrap_or(kernel),
         Slice::all(l.output),
     );
-    let always = super::Phase::Always;
     vec![("im2col", always, im2col), ("forward", always, product)]
 }
 
@@ -157,30 +214,40 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
     ) else {
         panic!("a Conv2D layer without a kernel");
     };
+    let implicit = implicit(gpu, &l.layer.spec);
     // partial[chunk] [R + 1 (padded), F] = col[chunk]ᵀ · dz[chunk]; the last row sums dz (db)
     for chunk in 0..d.chunks as usize {
         let first = chunk * CONV_CHUNK;
         let rows = CONV_CHUNK.min(positions(&d) - first);
-        let col_chunk = Slice::f32s(col, first * stride, rows * stride);
-        out.push((
-            "weight gradient partial product",
-            gpu.matmul(
-                MatmulDims {
-                    m: stride as u32,
-                    n: d.filters,
-                    k: rows as u32,
-                    a_row_stride: 1,
-                    a_col_stride: d.col_stride,
-                    b_row_stride: d.filters,
-                    b_col_stride: 1,
-                    epilogue: 0,
-                },
-                col_chunk,
-                Slice::f32s(l.d_output, first * filters, rows * filters),
-                col_chunk,
-                Slice::f32s(partial, chunk * d.chunk_stride as usize, stride * filters),
-            ),
-        ));
+        let product = MatmulDims {
+            m: stride as u32,
+            n: d.filters,
+            k: rows as u32,
+            a_row_stride: 1,
+            a_col_stride: d.col_stride,
+            b_row_stride: d.filters,
+            b_col_stride: 1,
+            epilogue: 0,
+        };
+        let dz = Slice::f32s(l.d_output, first * filters, rows * filters);
+        let part = Slice::f32s(partial, chunk * d.chunk_stride as usize, stride * filters);
+        let launch = if implicit {
+            let chunk_dims = ConvDims {
+                first: first as u32,
+                ..d
+            };
+            gemm(
+                l,
+                LayerKernel::ConvGemmKernelGrad,
+                &product,
+                &chunk_dims,
+                &[Slice::all(l.input), dz, part],
+            )
+        } else {
+            let col_chunk = Slice::f32s(col, first * stride, rows * stride);
+            gpu.matmul(product, col_chunk, dz, col_chunk, part)
+        };
+        out.push(("weight gradient partial product", launch));
     }
     let d_bias = l
         .tensor(&l.params.grads, "bias")
@@ -193,15 +260,58 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
             grid((taps(&d) + 1) * filters, 64),
         ),
     ));
-    if let Some(d_input) = l.d_input {
+    match l.d_input {
+        Some(d_input) if implicit => {
+            // dx [pixels, C] = Σ over (tap, f) of dz gathered per tap · K
+            let product = MatmulDims {
+                m: l.rows as u32 * d.in_h * d.in_w,
+                n: d.in_c,
+                k: taps(&d) as u32 * d.filters,
+                a_row_stride: 0,
+                a_col_stride: 0,
+                b_row_stride: 0,
+                b_col_stride: 0,
+                epilogue: 0,
+            };
+            out.push((
+                "input gradient",
+                gemm(
+                    l,
+                    LayerKernel::ConvGemmInputGrad,
+                    &product,
+                    &d,
+                    &[Slice::all(l.d_output), kernel, Slice::all(d_input)],
+                ),
+            ));
+        }
+        Some(d_input) => input_gradient_by_col2im(l, &d, &uniform, kernel, d_input, &mut out),
+        None => {}
+    }
+    out
+}
+
+/// The input's gradient on the im2col path: dcol = dz · Kᵀ into the im2col matrix's memory
+/// (read by the kernel gradient before), folded back by `col2im`.
+fn input_gradient_by_col2im<'a>(
+    l: &LayerLaunch<'a>,
+    d: &ConvDims,
+    uniform: &wgpu::Buffer,
+    kernel: Slice<'_>,
+    d_input: &wgpu::Buffer,
+    out: &mut Vec<(&'static str, Dispatch)>,
+) {
+    let gpu = l.gpu();
+    let dev = &gpu.device;
+    let (col, _) = scratch(l);
+    {
         // dcol [P, R] = dz [P, F] · Kᵀ, into the im2col matrix's memory (read above)
-        let dcol = Slice::f32s(col, 0, positions(&d) * taps(&d));
+        let dcol = Slice::f32s(col, 0, positions(d) * taps(d));
         out.push((
             "input gradient product",
             gpu.matmul(
                 MatmulDims {
-                    m: positions(&d) as u32,
-                    n: taps(&d) as u32,
+                    m: positions(d) as u32,
+                    n: taps(d) as u32,
                     k: d.filters,
                     a_row_stride: d.filters,
                     a_col_stride: 1,
@@ -219,10 +329,36 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
             "input gradient",
             gpu.kernels.layer(dev, LayerKernel::ConvCol2im).dispatch(
                 dev,
-                &[Slice::all(&uniform), dcol, Slice::all(d_input)],
+                &[Slice::all(uniform), dcol, Slice::all(d_input)],
                 grid(l.rows * (d.in_h * d.in_w) as usize, 64),
             ),
         ));
     }
-    out
+}
+
+/// A launch of `which` (`conv2d_gemm.wgsl`) for the product `product` of the convolution `conv`;
+/// `operands` are A, B (the forward pass's bias after them) and C.
+fn gemm(
+    l: &LayerLaunch<'_>,
+    which: LayerKernel,
+    product: &MatmulDims,
+    conv: &ConvDims,
+    operands: &[Slice<'_>],
+) -> Dispatch {
+    let gpu = l.gpu();
+    let product_uniform = gpu.uniform("conv2d product", product);
+    let conv_uniform = gpu.uniform("conv2d", conv);
+    for operand in operands {
+        if !operand.vec4_bindable() {
+            panic!("a conv2d_gemm.wgsl operand that is not whole vec4s");
+        }
+    }
+    let mut slices = vec![Slice::all(&product_uniform)];
+    slices.extend_from_slice(operands);
+    slices.push(Slice::all(&conv_uniform));
+    gpu.kernels.layer(&gpu.device, which).dispatch(
+        &gpu.device,
+        &slices,
+        gemm_grid(product.m as usize, product.n as usize),
+    )
 }

@@ -101,9 +101,9 @@ impl LayerLaunch<'_> {
 }
 
 /// Floats of each scratch buffer a layer's launches need for batches of `rows` rows.
-pub(super) fn scratch_floats(spec: &LayerSpec, rows: usize) -> Vec<usize> {
+pub(super) fn scratch_floats(gpu: &Gpu, spec: &LayerSpec, rows: usize) -> Vec<usize> {
     match spec.kind {
-        LayerKind::Conv2D { .. } => conv2d::scratch_floats(spec, rows),
+        LayerKind::Conv2D { .. } => conv2d::scratch_floats(gpu, spec, rows),
         LayerKind::BatchNormalization { .. } => batchnorm::scratch_floats(spec, rows),
         // Each window's argmax (u32s).
         LayerKind::MaxPooling2D { .. } => vec![rows * spec.outputs],
@@ -125,11 +125,12 @@ pub(super) fn check(gpu: &Gpu, index: usize, spec: &LayerSpec, rows: usize) -> R
         ))
     };
     if let LayerKind::Conv2D { .. } = spec.kind {
-        let bytes = conv2d::largest_scratch_bytes(spec, rows);
+        let bytes = conv2d::largest_scratch_bytes(gpu, spec, rows);
         let most = gpu.parameter_piece_limit();
         if bytes > most {
             return too_big(format!(
-                "its im2col matrix of {bytes} bytes exceeds one binding ({most} bytes)"
+                "its scratch (im2col matrix or kernel-gradient partial sums) of {bytes} bytes \
+                 exceeds one binding ({most} bytes)"
             ));
         }
     }
