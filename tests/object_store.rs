@@ -1,5 +1,5 @@
 //! Backups on object storage, against a real S3-compatible server (`moto_server`, see
-//! `common/s3.rs`): the Keras example, a SIGKILL storm, damaged and foreign objects, a missing
+//! `common/s3.rs`): the Keras example, SIGKILL storms (an MLP and a convnet), damaged and foreign objects, a missing
 //! bucket, a multipart state and the command line. Every run is a real process reaching the
 //! server over HTTP; `object_store_faults.rs` has the runs that race, freeze or lose the server.
 
@@ -80,6 +80,29 @@ fn sigkill_storm_on_object_storage() {
 
 /// A bucket with a committed state of epochs 0-1 (and, with double_checkpoint, the state
 /// before it in previous.json): the prefix, the sidecar's weights key, the expected bits.
+/// The convnet with batch normalization and dropout (`common/worker.rs`): its moving
+/// statistics and its masks come back from the bucket as from a local directory.
+#[test]
+fn sigkill_storm_with_a_convnet_on_object_storage() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-convnet");
+    let tmp = tempfile::tempdir().unwrap();
+    let backup = Backup {
+        location: bucket.url("convnet").into(),
+        committed_step: Box::new(|| bucket.committed_step("convnet")),
+        left: Box::new(|| bucket.names("convnet")),
+    };
+    let vars = with_env(moto.port(), &[("CONVNET", "1"), ("SLOW_MS", "5")]);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    storm::kill_storm(
+        tmp.path(),
+        &backup,
+        "a convnet saving every batch to S3",
+        &vars,
+        6,
+    );
+}
+
 fn committed(moto: &Moto, bucket: &Bucket, prefix: &str, tmp: &Path) -> (String, Vec<u8>) {
     let (expected, _) = reference(tmp, &[("DOUBLE", "1")]);
     let vars = with_env(moto.port(), &[("STOP_EPOCH", "2"), ("DOUBLE", "1")]);
