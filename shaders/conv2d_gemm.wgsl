@@ -296,16 +296,7 @@ fn conv_input_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgr
             //@repeat i 0..8
             let z{i} = b[k_at + f4 + bc{i}];
             //@end
-            let y = BRows4(
-                vec4<f32>(z0.x, z1.x, z2.x, z3.x),
-                vec4<f32>(z4.x, z5.x, z6.x, z7.x),
-                vec4<f32>(z0.y, z1.y, z2.y, z3.y),
-                vec4<f32>(z4.y, z5.y, z6.y, z7.y),
-                vec4<f32>(z0.z, z1.z, z2.z, z3.z),
-                vec4<f32>(z4.z, z5.z, z6.z, z7.z),
-                vec4<f32>(z0.w, z1.w, z2.w, z3.w),
-                vec4<f32>(z4.w, z5.w, z6.w, z7.w),
-            );
+            let y = b_cols8(z0, z1, z2, z3, z4, z5, z6, z7);
             //@repeat j 0..64
             let x{j} = subgroupBroadcast(a{j/8}, {j%8}u);
             add_row4(&s{j}_0, &s{j}_1, x{j}, y);

@@ -147,6 +147,24 @@ fn b_rows4(k: u32, brs: u32, lc0: u32, lc1: u32) -> BRows4 {
     );
 }
 
+// Four values of k of eight columns of a B stored as [n, k] (z_i: column i as a vec4 along
+// k), turned into the rows `add_row4` takes.
+fn b_cols8(
+    z0: vec4<f32>, z1: vec4<f32>, z2: vec4<f32>, z3: vec4<f32>,
+    z4: vec4<f32>, z5: vec4<f32>, z6: vec4<f32>, z7: vec4<f32>,
+) -> BRows4 {
+    return BRows4(
+        vec4<f32>(z0.x, z1.x, z2.x, z3.x),
+        vec4<f32>(z4.x, z5.x, z6.x, z7.x),
+        vec4<f32>(z0.y, z1.y, z2.y, z3.y),
+        vec4<f32>(z4.y, z5.y, z6.y, z7.y),
+        vec4<f32>(z0.z, z1.z, z2.z, z3.z),
+        vec4<f32>(z4.z, z5.z, z6.z, z7.z),
+        vec4<f32>(z0.w, z1.w, z2.w, z3.w),
+        vec4<f32>(z4.w, z5.w, z6.w, z7.w),
+    );
+}
+
 // One row of C's block: s0, s1 (its two vec4 column groups) += x[kk] · B row kk, for
 // kk = 0..3 in increasing order, one fma at a time (as matmul.wgsl sums).
 fn add_row4(s0: ptr<function, vec4<f32>>, s1: ptr<function, vec4<f32>>, x: vec4<f32>, y: BRows4) {
@@ -228,16 +246,7 @@ fn nt(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: 
         //@repeat i 0..8
         let z{i} = b[bc{i} + q];
         //@end
-        let y = BRows4(
-            vec4<f32>(z0.x, z1.x, z2.x, z3.x),
-            vec4<f32>(z4.x, z5.x, z6.x, z7.x),
-            vec4<f32>(z0.y, z1.y, z2.y, z3.y),
-            vec4<f32>(z4.y, z5.y, z6.y, z7.y),
-            vec4<f32>(z0.z, z1.z, z2.z, z3.z),
-            vec4<f32>(z4.z, z5.z, z6.z, z7.z),
-            vec4<f32>(z0.w, z1.w, z2.w, z3.w),
-            vec4<f32>(z4.w, z5.w, z6.w, z7.w),
-        );
+        let y = b_cols8(z0, z1, z2, z3, z4, z5, z6, z7);
         //@repeat j 0..64
         let x{j} = subgroupBroadcast(a{j/8}, {j%8}u);
         add_row4(&s{j}_0, &s{j}_1, x{j}, y);

@@ -63,19 +63,29 @@ fn an_interrupted_run_resumes_from_the_bucket_exactly() {
     );
 }
 
-#[test]
-fn sigkill_storm_on_object_storage() {
+/// A storm of `kills` SIGKILLs on workers saving every batch to a fresh bucket.
+fn storm_on_a_bucket(bucket_name: &str, description: &str, vars: &[(&str, &str)], kills: usize) {
     let Some(moto) = Moto::start() else { return };
-    let bucket = moto.bucket("wgfit-storm");
+    let bucket = moto.bucket(bucket_name);
     let tmp = tempfile::tempdir().unwrap();
     let backup = Backup {
         location: bucket.url("storm").into(),
         committed_step: Box::new(|| bucket.committed_step("storm")),
         left: Box::new(|| bucket.names("storm")),
     };
-    let vars = with_env(moto.port(), &[("SLOW_MS", "3")]);
+    let vars = with_env(moto.port(), vars);
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    storm::kill_storm(tmp.path(), &backup, "saves every batch to S3", &vars, 8);
+    storm::kill_storm(tmp.path(), &backup, description, &vars, kills);
+}
+
+#[test]
+fn sigkill_storm_on_object_storage() {
+    storm_on_a_bucket(
+        "wgfit-storm",
+        "saves every batch to S3",
+        &[("SLOW_MS", "3")],
+        8,
+    );
 }
 
 /// A bucket with a committed state of epochs 0-1 (and, with double_checkpoint, the state
@@ -84,21 +94,10 @@ fn sigkill_storm_on_object_storage() {
 /// statistics and its masks come back from the bucket as from a local directory.
 #[test]
 fn sigkill_storm_with_a_convnet_on_object_storage() {
-    let Some(moto) = Moto::start() else { return };
-    let bucket = moto.bucket("wgfit-convnet");
-    let tmp = tempfile::tempdir().unwrap();
-    let backup = Backup {
-        location: bucket.url("convnet").into(),
-        committed_step: Box::new(|| bucket.committed_step("convnet")),
-        left: Box::new(|| bucket.names("convnet")),
-    };
-    let vars = with_env(moto.port(), &[("CONVNET", "1"), ("SLOW_MS", "5")]);
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    storm::kill_storm(
-        tmp.path(),
-        &backup,
+    storm_on_a_bucket(
+        "wgfit-convnet",
         "a convnet saving every batch to S3",
-        &vars,
+        &[("CONVNET", "1"), ("SLOW_MS", "5")],
         6,
     );
 }
