@@ -367,6 +367,43 @@ const BAD: &[(&str, &str, &[&str])] = &[
         "--targets",
         &["h.csv", "o.safetensors", "--targets", "0"],
     ),
+    (
+        "convert",
+        "--targets",
+        &[
+            "dir",
+            "o.safetensors",
+            "--image-size",
+            "4,4",
+            "--targets",
+            "1",
+        ],
+    ),
+    ("convert", "--image-size", &["--image-size", "4"]),
+    ("convert", "--image-size", &["--image-size", "0,4"]),
+    (
+        "convert",
+        "--image-size",
+        &["h.csv", "o.safetensors", "--image-size", "4,4"],
+    ),
+    ("convert", "--color-mode", &["--color-mode", "cmyk"]),
+    (
+        "convert",
+        "--color-mode",
+        &["h.csv", "o.safetensors", "--color-mode", "rgb"],
+    ),
+    ("convert", "--seed", &["--seed", "abc"]),
+    (
+        "convert",
+        "--seed",
+        &["h.csv", "o.safetensors", "--seed", "3"],
+    ),
+    ("convert", "--no-shuffle", &["--no-shuffle=yes"]),
+    (
+        "convert",
+        "--no-shuffle",
+        &["h.csv", "o.safetensors", "--no-shuffle"],
+    ),
 ];
 
 /// The long flags `wgfit SUBCOMMAND --help` lists, but --help and --version.

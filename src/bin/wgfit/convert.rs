@@ -36,13 +36,14 @@ pub struct ConvertArgs {
     /// Resize every image of the folder INPUT to H rows by W columns
     #[arg(long, value_name = "H,W", value_parser = parse_image_size)]
     pub image_size: Option<(u32, u32)>,
-    /// Channels of each image: grayscale (1), rgb (3) or rgba (4), as Keras's color_mode
-    #[arg(long, value_name = "MODE", default_value = "rgb", value_parser = parse_color_mode)]
-    pub color_mode: ColorMode,
-    /// The seed of the order the images are written in (shuffled as Keras does by default, so
-    /// that --validation-split, which takes the last samples, holds every class)
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    pub seed: u64,
+    /// Channels of each image: grayscale (1), rgb (3, the default) or rgba (4), as Keras's
+    /// color_mode
+    #[arg(long, value_name = "MODE", value_parser = parse_color_mode)]
+    pub color_mode: Option<ColorMode>,
+    /// The seed of the order the images are written in (0 by default; shuffled as Keras does,
+    /// so that --validation-split, which takes the last samples, holds every class)
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
     /// Write the images sorted by class and file name instead
     #[arg(long)]
     pub no_shuffle: bool,
@@ -79,9 +80,18 @@ pub fn run(args: ConvertArgs) -> CliResult {
     if args.input.is_dir() {
         return convert_images(args);
     }
-    if let Some((h, w)) = args.image_size {
+    let image_flag = [
+        args.image_size
+            .map(|(h, w)| format!("--image-size {h},{w}")),
+        args.color_mode
+            .map(|m| format!("--color-mode {}", m.name())),
+        args.seed.map(|s| format!("--seed {s}")),
+        args.no_shuffle.then(|| "--no-shuffle".to_string()),
+    ];
+    if let Some(flag) = image_flag.into_iter().flatten().next() {
         return Err(crate::arg_checks::usage(format!(
-            "--image-size {h},{w}: INPUT {} is not a folder of class sub-folders of images",
+            "{flag}: INPUT {} is not a folder of class sub-folders of images (the flag is for \
+             those only)",
             args.input.display()
         )));
     }
@@ -134,8 +144,8 @@ fn convert_images(args: ConvertArgs) -> CliResult {
     let options = ImageOptions {
         height,
         width,
-        color_mode: args.color_mode,
-        shuffle: (!args.no_shuffle).then_some(args.seed),
+        color_mode: args.color_mode.unwrap_or_default(),
+        shuffle: (!args.no_shuffle).then_some(args.seed.unwrap_or(0)),
     };
     remove_temporary_on_signal(&args.output)?;
     let bar = image_progress();
