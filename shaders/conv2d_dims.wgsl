@@ -6,6 +6,7 @@ struct ConvDims {
     kw: u32, sh: u32, sw: u32, dh: u32,
     dw: u32, pad_top: u32, pad_left: u32, act: u32,
     use_bias: u32, col_stride: u32, chunks: u32, chunk_stride: u32,
-    // The first output position a kernel-gradient product sums (conv2d_gemm.wgsl).
-    first: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    // The first output position a kernel-gradient product sums, and which product
+    // conv2d_gemm_tiles.wgsl computes.
+    first: u32, product: u32, _pad1: u32, _pad2: u32,
 }

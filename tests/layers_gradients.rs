@@ -11,10 +11,11 @@ mod common;
 
 use common::layers_reference::{forward, forward_in};
 use common::rng::Rng;
+use std::sync::{Arc, OnceLock};
 use wgfit::{
     Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dataset, Dense,
-    Dropout, FitOptions, Flatten, GlobalAveragePooling2D, Loss, MaxPooling2D, Padding, Reshape,
-    Sequential, Sgd,
+    Dropout, FitOptions, Flatten, GlobalAveragePooling2D, Gpu, Loss, MaxPooling2D, Padding,
+    Reshape, Sequential, Sgd,
 };
 
 const ROWS: usize = 3;
@@ -31,14 +32,19 @@ fn cpu_loss(specs: &[wgfit::LayerSpec], p: &[Vec<f64>], x: &[f64], t: &[f64]) ->
     y.iter().zip(t).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / (ROWS * OUTPUTS) as f64
 }
 
-fn check(name: &str, mut model: Sequential, seed: u64) {
+fn check(name: &str, model: Sequential, seed: u64) {
+    check_on(Gpu::shared().unwrap(), name, model, seed);
+}
+
+/// `check` on the GPU context `gpu`.
+fn check_on(gpu: Arc<Gpu>, name: &str, mut model: Sequential, seed: u64) {
     let mut rng = Rng(seed);
     let inputs = model.inputs();
     let x = rng.vec(ROWS * inputs, -1.0, 1.0);
     let t = rng.vec(ROWS * OUTPUTS, -1.0, 1.0);
     let data = Dataset::regression(x.clone(), inputs, t.clone(), OUTPUTS).unwrap();
     model
-        .compile(Loss::MeanSquaredError, Sgd::new(1.0))
+        .compile_on(gpu, Loss::MeanSquaredError, Sgd::new(1.0))
         .unwrap();
     let specs = model.specs().unwrap();
     let mut before = model.parameters().unwrap();
@@ -258,6 +264,84 @@ fn implicit_conv2d_over_two_chunks_of_positions() {
         },
         24,
     );
+}
+
+/// A context that chooses every kernel as on a GPU, on whatever adapter this is: the
+/// convolutions run as implicit GEMMs on 16×16 tiles (`conv2d_gemm_tiles.wgsl`).
+fn gpu_kernels() -> Arc<Gpu> {
+    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| Arc::new(Gpu::with_gpu_kernels().unwrap()))
+        .clone()
+}
+
+/// `model`'s checks with the GPU kernels, after checking that no convolution builds an
+/// im2col matrix there.
+fn tiles_case(name: &str, mut model: Sequential, seed: u64) {
+    model
+        .compile_on(gpu_kernels(), Loss::MeanSquaredError, Sgd::new(1.0))
+        .unwrap();
+    let inputs = model.inputs();
+    let data = Dataset::regression(
+        vec![0.5; ROWS * inputs],
+        inputs,
+        vec![0.0; ROWS * OUTPUTS],
+        OUTPUTS,
+    )
+    .unwrap();
+    let profile = model.profile_step(&data, ROWS, 1).unwrap();
+    assert!(
+        !profile.launches.iter().any(|(n, _)| n.contains("im2col")),
+        "{name}: a convolution built an im2col matrix: {:?}",
+        profile.launches
+    );
+    check_on(gpu_kernels(), name, model, seed);
+}
+
+#[test]
+fn tiles_conv2d_valid_3x3_relu_on_two_channels() {
+    let m = model(&[5, 7, 2], |m| {
+        m.add(Conv2D::new(3, 3).activation(Activation::Relu))
+    });
+    tiles_case("tiles conv2d valid 3x3 relu", m, 31);
+}
+
+#[test]
+fn tiles_conv2d_same_2x3_stride_2_tanh() {
+    let m = model(&[6, 5, 3], |m| {
+        m.add(
+            Conv2D::new(4, 1)
+                .kernel_size([2, 3])
+                .strides([2, 2])
+                .padding(Padding::Same)
+                .activation(Activation::Tanh),
+        )
+    });
+    tiles_case("tiles conv2d same 2x3 stride 2 tanh", m, 32);
+}
+
+#[test]
+fn tiles_conv2d_dilated_same_without_bias() {
+    let m = model(&[7, 6, 1], |m| {
+        m.add(
+            Conv2D::new(2, 1)
+                .kernel_size([3, 2])
+                .dilation_rate([2, 1])
+                .padding(Padding::Same)
+                .use_bias(false)
+                .activation(Activation::Sigmoid),
+        )
+    });
+    tiles_case("tiles conv2d dilated 3x2 same without bias", m, 33);
+}
+
+/// 4 332 output positions: the kernel gradient over two chunks, many 16-row tiles.
+#[test]
+fn tiles_conv2d_over_two_chunks_of_positions() {
+    let m = model(&[40, 40, 1], |m| {
+        m.add(Conv2D::new(2, 3).activation(Activation::Tanh))
+            .add(MaxPooling2D::new([4, 4]))
+    });
+    tiles_case("tiles conv2d over two chunks of positions", m, 34);
 }
 
 #[test]

@@ -106,7 +106,7 @@ impl PlanBuffers<'_> {
         let last_layer = &params.layers[last];
         let fused = rows <= FUSED_LOSS_ROWS
             && outputs <= WIDE_LOSS_COLS
-            && !params.gpu.is_cpu()
+            && !params.gpu.uses_cpu_kernels()
             && last_layer.spec.kind == LayerKind::Dense
             && last_layer.spec.in_shape.len() == 1;
         let y = Slice::all(&self.acts[last + 1]);

@@ -11,6 +11,7 @@
 //! | ConvGemmForward   | `shaders/conv2d_gemm.wgsl`| `conv_forward` |
 //! | ConvGemmKernelGrad| `shaders/conv2d_gemm.wgsl`| `conv_kernel_grad` |
 //! | ConvGemmInputGrad | `shaders/conv2d_gemm.wgsl`| `conv_input_grad` |
+//! | ConvTiles         | `shaders/conv2d_gemm_tiles.wgsl` | `conv_tiles` |
 //! | MaxForward        | `shaders/pool2d.wgsl`     | `max_forward`  |
 //! | MaxBackward       | `shaders/pool2d.wgsl`     | `max_backward` |
 //! | AvgForward        | `shaders/pool2d.wgsl`     | `avg_forward`  |
@@ -64,9 +65,12 @@ pub(crate) struct ConvDims {
     pub chunks: u32,
     pub chunk_stride: u32,
     /// The first output position a partial product of the kernel gradient sums
-    /// (`conv2d_gemm.wgsl`).
+    /// (`conv2d_gemm.wgsl`, `conv2d_gemm_tiles.wgsl`).
     pub first: u32,
-    pub _pad: [u32; 3],
+    /// Which product `conv2d_gemm_tiles.wgsl` computes: 0 forward, 1 kernel gradient, 2
+    /// input gradient.
+    pub product: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Output positions each partial product of the kernel gradient sums: far below the 32 768
@@ -146,6 +150,7 @@ pub(crate) enum LayerKernel {
     ConvGemmForward,
     ConvGemmKernelGrad,
     ConvGemmInputGrad,
+    ConvTiles,
     MaxForward,
     MaxBackward,
     AvgForward,
@@ -186,6 +191,11 @@ impl LayerKernel {
                     include_str!("../../shaders/conv2d_gemm.wgsl")
                 )))
             }
+            ConvTiles => super::with_activations(concat!(
+                include_str!("../../shaders/matmul_common.wgsl"),
+                include_str!("../../shaders/conv2d_dims.wgsl"),
+                include_str!("../../shaders/conv2d_gemm_tiles.wgsl")
+            )),
             MaxForward | MaxBackward | AvgForward | AvgBackward | PoolZero | MaxScatter => {
                 include_str!("../../shaders/pool2d.wgsl").to_string()
             }
@@ -210,6 +220,7 @@ impl LayerKernel {
             ConvGemmForward => "conv_forward",
             ConvGemmKernelGrad => "conv_kernel_grad",
             ConvGemmInputGrad => "conv_input_grad",
+            ConvTiles => "conv_tiles",
             MaxForward => "max_forward",
             MaxBackward => "max_backward",
             AvgForward => "avg_forward",
@@ -241,7 +252,7 @@ impl LayerKernel {
             ConvReduce => vec![(0, Uniform), (7, Read), (8, ReadWrite), (9, ReadWrite)],
             ConvCol2im => vec![(0, Uniform), (10, Read), (12, ReadWrite)],
             // matmul_subgroup.wgsl's dims, A, B, bias and C, and the conv's dims.
-            ConvGemmForward => vec![
+            ConvGemmForward | ConvTiles => vec![
                 (0, Uniform),
                 (1, Read),
                 (2, Read),

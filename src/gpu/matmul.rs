@@ -368,8 +368,13 @@ impl super::Gpu {
             bias,
             c,
         };
-        self.kernels
-            .matmul_dispatch(&self.device, self.is_cpu(), &dims, &buffers, force)
+        self.kernels.matmul_dispatch(
+            &self.device,
+            self.uses_cpu_kernels(),
+            &dims,
+            &buffers,
+            force,
+        )
     }
 }
 

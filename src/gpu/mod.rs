@@ -80,6 +80,8 @@ pub struct Gpu {
     /// Why the device was lost, once it is; every later check fails with
     /// [`Error::DeviceLost`].
     lost: Arc<Mutex<Option<String>>>,
+    /// Whether kernels are chosen as for a CPU adapter (see [`Gpu::uses_cpu_kernels`]).
+    cpu_kernels: bool,
 }
 
 /// Device objects a [`Gpu`] context holds at one moment (see [`Gpu::memory`]).
@@ -117,6 +119,19 @@ impl Gpu {
 
     /// Opens the adapter [`list_adapters`] marks and compiles the kernels.
     pub fn new() -> Result<Gpu> {
+        Self::open(true)
+    }
+
+    /// [`Gpu::new`], but choosing every kernel as on a GPU even on a CPU adapter (no subgroup
+    /// or vec4 matmul kernels, implicit convolutions on tiles, the fused loss): for testing
+    /// the GPU paths on lavapipe. Slower there, never different in what it computes.
+    #[doc(hidden)]
+    pub fn with_gpu_kernels() -> Result<Gpu> {
+        Self::open(false)
+    }
+
+    /// Opens the adapter; `cpu_kernels`: choose kernels for a CPU adapter where it is one.
+    fn open(cpu_kernels: bool) -> Result<Gpu> {
         let timeout = timeout_from_env()?;
         let max_binding_bytes = crate::env_knobs::MAX_BINDING_BYTES.read()?;
         let resident_limit_bytes = crate::env_knobs::RESIDENT_LIMIT_BYTES.read()?;
@@ -127,7 +142,8 @@ impl Gpu {
         let summary = AdapterSummary::of(&adapter.get_info());
         // Take everything the adapter offers: data sets and big layers need large bindings.
         let limits = adapter.limits();
-        let subgroup_matmul = matmul::subgroup_kernels_apply(adapter);
+        let cpu_kernels = cpu_kernels && summary.device_type == "Cpu";
+        let subgroup_matmul = cpu_kernels && matmul::subgroup_kernels_apply(adapter);
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgfit"),
             required_features: if subgroup_matmul {
@@ -174,6 +190,7 @@ impl Gpu {
             resident_limit_bytes,
             uncaptured,
             lost,
+            cpu_kernels,
         })
     }
 
@@ -197,6 +214,12 @@ impl Gpu {
     /// True for a CPU adapter (lavapipe), where kernels run as loops on the host's cores.
     pub fn is_cpu(&self) -> bool {
         self.adapter.device_type == "Cpu"
+    }
+
+    /// Whether kernels are chosen for a CPU adapter: on one, unless the context was made by
+    /// [`Gpu::with_gpu_kernels`].
+    pub(crate) fn uses_cpu_kernels(&self) -> bool {
+        self.cpu_kernels
     }
 
     /// Destroys the device now (wgpu's `Device::destroy`): its memory is released at once

@@ -83,7 +83,16 @@ pub fn kill_storm(
         extra += 1;
         let mut child = spawn(dir, &out, &vars, None);
         training_from(&mut child);
-        std::thread::sleep(duration.mul_f64(0.25));
+        // Killed once it has committed a state (or ended), not after a share of the reference
+        // run: a fresh process compiles its kernels on its first step, which under the load of
+        // the other tests may take longer than the whole reference run took.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while committed_step(dir).is_none()
+            && child.try_wait().unwrap().is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         child.kill().unwrap();
         if child.wait().unwrap().success() {
             std::fs::remove_file(&out).unwrap();

@@ -58,21 +58,39 @@ fn dims(spec: &LayerSpec, rows: usize) -> ConvDims {
         // A whole number of 256-byte binding offsets apart.
         chunk_stride: (col_stride * filters).next_multiple_of(64) as u32,
         first: 0,
-        _pad: [0; 3],
+        product: 0,
+        _pad: [0; 2],
     }
 }
 
-/// Whether the layer's products run as implicit GEMMs (`shaders/conv2d_gemm.wgsl`, no im2col
-/// matrix): with the subgroup matmul kernels, whose vec4 loads need four consecutive taps to be
-/// one vec4 of the input (channels a multiple of 4) and whose columns come in vec4s (filters a
-/// multiple of 4).
-fn implicit(gpu: &Gpu, spec: &LayerSpec) -> bool {
+/// How a layer's three products run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Implicit GEMMs on the subgroup matmul kernels (`conv2d_gemm.wgsl`), where the adapter
+    /// has them (lavapipe) and the channels and filters are multiples of 4: their vec4 loads
+    /// need four consecutive taps to be one vec4 of the input, and their columns come in vec4s.
+    Subgroup,
+    /// Implicit GEMMs on 16×16 tiles (`conv2d_gemm_tiles.wgsl`): on GPUs, any shape.
+    Tiles,
+    /// The im2col matrix (`conv2d.wgsl`) on the tuned matmul kernels: on CPU adapters where
+    /// the subgroup kernels do not apply (llvmpipe runs the tiles' barriers slowly).
+    Im2col,
+}
+
+fn path(gpu: &Gpu, spec: &LayerSpec) -> Path {
     let LayerKind::Conv2D { filters, .. } = spec.kind else {
-        return false;
+        panic!("conv2d paths for a {} layer", spec.kind.class_name());
     };
-    gpu.kernels.matmul_sub.is_some()
+    if !gpu.uses_cpu_kernels() {
+        Path::Tiles
+    } else if gpu.kernels.matmul_sub.is_some()
         && spec.in_shape[2].is_multiple_of(4)
         && filters.is_multiple_of(4)
+    {
+        Path::Subgroup
+    } else {
+        Path::Im2col
+    }
 }
 
 fn positions(d: &ConvDims) -> usize {
@@ -87,10 +105,9 @@ fn taps(d: &ConvDims) -> usize {
 /// none for implicit GEMMs) and the partial kernel gradients.
 pub(super) fn scratch_floats(gpu: &Gpu, spec: &LayerSpec, rows: usize) -> Vec<usize> {
     let d = dims(spec, rows);
-    let col = if implicit(gpu, spec) {
-        0
-    } else {
-        positions(&d) * d.col_stride as usize
+    let col = match path(gpu, spec) {
+        Path::Im2col => positions(&d) * d.col_stride as usize,
+        Path::Subgroup | Path::Tiles => 0,
     };
     vec![col, (d.chunks * d.chunk_stride) as usize]
 }
@@ -104,10 +121,27 @@ pub(super) fn largest_scratch_bytes(gpu: &Gpu, spec: &LayerSpec, rows: usize) ->
         * 4
 }
 
-/// The grid of a `conv2d_gemm.wgsl` launch covering C [m, n]: 64 rows × 64 columns a
-/// workgroup, as the subgroup matmul kernels.
-fn gemm_grid(m: usize, n: usize) -> (u32, u32) {
-    (n.div_ceil(64) as u32, m.div_ceil(64) as u32)
+/// Output rows (and columns) one workgroup of a path's implicit GEMMs covers.
+fn block(path: Path) -> usize {
+    match path {
+        Path::Subgroup => 64,
+        _ => 16,
+    }
+}
+
+/// Refuses a layer whose implicit GEMMs for batches of `rows` rows need more workgroups in
+/// one dimension than a launch may have (65 535), naming the count.
+pub(super) fn check_grid(gpu: &Gpu, spec: &LayerSpec, rows: usize) -> Option<String> {
+    let p = path(gpu, spec);
+    if p == Path::Im2col {
+        return None;
+    }
+    let d = dims(spec, rows);
+    let most_rows = positions(&d).max(rows * (d.in_h * d.in_w) as usize);
+    let groups = most_rows.div_ceil(block(p));
+    (groups > 65_535).then(|| {
+        format!("its {most_rows} output rows take {groups} workgroups, above one launch's 65 535")
+    })
 }
 
 fn scratch<'a>(l: &'a LayerLaunch<'a>) -> (&'a wgpu::Buffer, &'a wgpu::Buffer) {
@@ -128,7 +162,8 @@ pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<(&'static str, super::Phase, D
     };
     let bias = l.tensor(&l.params.params, "bias");
     let always = super::Phase::Always;
-    if implicit(gpu, &l.layer.spec) {
+    let p = path(gpu, &l.layer.spec);
+    if p != Path::Im2col {
         let product = MatmulDims {
             m: positions(&d) as u32,
             n: d.filters,
@@ -141,10 +176,11 @@ pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<(&'static str, super::Phase, D
         };
         let launch = gemm(
             l,
+            p,
             LayerKernel::ConvGemmForward,
             &product,
-            &d,
-            &[
+            &ConvDims { product: 0, ..d },
+            [
                 Slice::all(l.input),
                 kernel,
                 bias.unwrap_or(kernel),
@@ -214,7 +250,7 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
     ) else {
         panic!("a Conv2D layer without a kernel");
     };
-    let implicit = implicit(gpu, &l.layer.spec);
+    let p = path(gpu, &l.layer.spec);
     // partial[chunk] [R + 1 (padded), F] = col[chunk]ᵀ · dz[chunk]; the last row sums dz (db)
     for chunk in 0..d.chunks as usize {
         let first = chunk * CONV_CHUNK;
@@ -231,17 +267,19 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
         };
         let dz = Slice::f32s(l.d_output, first * filters, rows * filters);
         let part = Slice::f32s(partial, chunk * d.chunk_stride as usize, stride * filters);
-        let launch = if implicit {
+        let launch = if p != Path::Im2col {
             let chunk_dims = ConvDims {
                 first: first as u32,
+                product: 1,
                 ..d
             };
             gemm(
                 l,
+                p,
                 LayerKernel::ConvGemmKernelGrad,
                 &product,
                 &chunk_dims,
-                &[Slice::all(l.input), dz, part],
+                [Slice::all(l.input), dz, kernel, part],
             )
         } else {
             let col_chunk = Slice::f32s(col, first * stride, rows * stride);
@@ -261,7 +299,7 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
         ),
     ));
     match l.d_input {
-        Some(d_input) if implicit => {
+        Some(d_input) if p != Path::Im2col => {
             // dx [pixels, C] = Σ over (tap, f) of dz gathered per tap · K
             let product = MatmulDims {
                 m: l.rows as u32 * d.in_h * d.in_w,
@@ -277,10 +315,11 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
                 "input gradient",
                 gemm(
                     l,
+                    p,
                     LayerKernel::ConvGemmInputGrad,
                     &product,
-                    &d,
-                    &[Slice::all(l.d_output), kernel, Slice::all(d_input)],
+                    &ConvDims { product: 2, ..d },
+                    [Slice::all(l.d_output), kernel, kernel, Slice::all(d_input)],
                 ),
             ));
         }
@@ -336,29 +375,48 @@ fn input_gradient_by_col2im<'a>(
     }
 }
 
-/// A launch of `which` (`conv2d_gemm.wgsl`) for the product `product` of the convolution `conv`;
-/// `operands` are A, B (the forward pass's bias after them) and C.
+/// A launch of the product `product` of the convolution `conv` on path `p`: `subgroup` (a
+/// `conv2d_gemm.wgsl` entry point) or the tiles of `conv2d_gemm_tiles.wgsl`, which
+/// `conv.product` steers. `operands` are A, B, the bias (read by the forward pass only) and C.
 fn gemm(
     l: &LayerLaunch<'_>,
-    which: LayerKernel,
+    p: Path,
+    subgroup: LayerKernel,
     product: &MatmulDims,
     conv: &ConvDims,
-    operands: &[Slice<'_>],
+    operands: [Slice<'_>; 4],
 ) -> Dispatch {
     let gpu = l.gpu();
     let product_uniform = gpu.uniform("conv2d product", product);
     let conv_uniform = gpu.uniform("conv2d", conv);
-    for operand in operands {
-        if !operand.vec4_bindable() {
-            panic!("a conv2d_gemm.wgsl operand that is not whole vec4s");
+    let [a, b, bias, c] = operands;
+    let (which, slices) = match p {
+        Path::Subgroup => {
+            if ![a, b, c].iter().all(Slice::vec4_bindable) {
+                panic!("a conv2d_gemm.wgsl operand that is not whole vec4s");
+            }
+            let mut slices = vec![Slice::all(&product_uniform), a, b];
+            if subgroup == LayerKernel::ConvGemmForward {
+                slices.push(bias);
+            }
+            (subgroup, slices)
         }
-    }
-    let mut slices = vec![Slice::all(&product_uniform)];
-    slices.extend_from_slice(operands);
+        Path::Tiles => (
+            LayerKernel::ConvTiles,
+            vec![Slice::all(&product_uniform), a, b, bias],
+        ),
+        Path::Im2col => panic!("an implicit GEMM launched on the im2col path"),
+    };
+    let mut slices = slices;
+    slices.push(c);
     slices.push(Slice::all(&conv_uniform));
+    let edge = block(p);
     gpu.kernels.layer(&gpu.device, which).dispatch(
         &gpu.device,
         &slices,
-        gemm_grid(product.m as usize, product.n as usize),
+        (
+            (product.n as usize).div_ceil(edge) as u32,
+            (product.m as usize).div_ceil(edge) as u32,
+        ),
     )
 }

@@ -66,7 +66,7 @@ pub(super) fn backward(
             "activation backward",
             gpu.kernels.act_backward_dispatch(
                 &gpu.device,
-                gpu.is_cpu(),
+                gpu.uses_cpu_kernels(),
                 &act_dims,
                 &ActBackwardBindings {
                     dims: Slice::all(&act_uniform),

@@ -133,6 +133,9 @@ pub(super) fn check(gpu: &Gpu, index: usize, spec: &LayerSpec, rows: usize) -> R
                  exceeds one binding ({most} bytes)"
             ));
         }
+        if let Some(what) = conv2d::check_grid(gpu, spec, rows) {
+            return too_big(what);
+        }
     }
     Ok(())
 }

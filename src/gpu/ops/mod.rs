@@ -42,7 +42,7 @@ pub fn activation_backward(
     let uniform = gpu.uniform("activation", &dims);
     let launch = gpu.kernels.act_backward_dispatch(
         &gpu.device,
-        gpu.is_cpu(),
+        gpu.uses_cpu_kernels(),
         &dims,
         &ActBackwardBindings {
             dims: Slice::all(&uniform),
