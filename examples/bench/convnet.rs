@@ -50,7 +50,10 @@ fn flops(name: &str) -> Option<f64> {
         "conv2d0 forward" | "conv2d0 weight gradient partial product" => conv0,
         "conv2d2 forward"
         | "conv2d2 weight gradient partial product"
-        | "conv2d2 input gradient product" => conv2,
+        // The im2col path's product, or the implicit GEMM's one launch (which also multiplies
+        // the zeros of the taps that fall outside: counted as the useful work only).
+        | "conv2d2 input gradient product"
+        | "conv2d2 input gradient" => conv2,
         "dense6 forward" | "dense6 weight gradient" | "dense6 input gradient" => dense,
         _ => return None,
     })
