@@ -309,3 +309,56 @@ fn conv_input_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgr
     put4_scalar(r0 + {j}u, col0 + 4u, s{j}_1);
     //@end
 }
+
+// ---- conv_input_grad_narrow: conv_input_grad for at most 32 channels -----------------------
+// conv_input_grad gives each lane 8 channels, so a layer of 32 channels or fewer leaves half a
+// workgroup or more without columns. Here each lane computes 4 channels (col0 = 4 (LANES wid.x
+// + l)) of 128 rows, as many fmas a load as there: no lane idles at 32 channels.
+@compute @workgroup_size(8)
+fn conv_input_grad_narrow(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let col0 = (wid.x * LANES + lid.x) * 4u;
+    let r0 = wid.y * 2u * ROWS;
+    let f4n = conv.filters / 4u;
+    //@repeat i 0..4
+    let bc{i} = min(col0 + {i}u, dims.n - 1u) * f4n;
+    //@end
+    //@repeat g 0..16
+    let p{g} = pixel_of(min(r0 + {g}u * LANES + lid.x, dims.m - 1u));
+    //@end
+    //@repeat j 0..128
+    var s{j} = vec4<f32>(0.0);
+    //@end
+
+    for (var tap = 0u; tap < conv.kh * conv.kw; tap++) {
+        let dy = i32((tap / conv.kw) * conv.dh);
+        let dx = i32((tap % conv.kw) * conv.dw);
+        //@repeat g 0..16
+        let src{g} = dz4_of(p{g}, dy, dx);
+        //@end
+        let k_at = tap * conv.in_c * f4n;
+        for (var f4 = 0u; f4 < f4n; f4++) {
+            //@repeat g 0..16
+            let a{g} = select(vec4<f32>(0.0), a[src{g}.at + f4], src{g}.inside);
+            //@end
+            //@repeat i 0..4
+            let z{i} = b[k_at + f4 + bc{i}];
+            //@end
+            // Row kk of the four: filter 4 f4 + kk of the lane's four channels.
+            let y0 = vec4<f32>(z0.x, z1.x, z2.x, z3.x);
+            let y1 = vec4<f32>(z0.y, z1.y, z2.y, z3.y);
+            let y2 = vec4<f32>(z0.z, z1.z, z2.z, z3.z);
+            let y3 = vec4<f32>(z0.w, z1.w, z2.w, z3.w);
+            //@repeat j 0..128
+            let x{j} = subgroupBroadcast(a{j/8}, {j%8}u);
+            s{j} = fma(vec4<f32>(x{j}.x), y0, s{j});
+            s{j} = fma(vec4<f32>(x{j}.y), y1, s{j});
+            s{j} = fma(vec4<f32>(x{j}.z), y2, s{j});
+            s{j} = fma(vec4<f32>(x{j}.w), y3, s{j});
+            //@end
+        }
+    }
+
+    //@repeat j 0..128
+    put4_scalar(r0 + {j}u, col0, s{j});
+    //@end
+}

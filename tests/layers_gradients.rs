@@ -246,6 +246,19 @@ fn implicit_conv2d_dilated_same_without_bias() {
     );
 }
 
+/// 36 channels in: the input gradient on `conv_input_grad`, whose lanes take 8 channels
+/// each (32 or fewer take `conv_input_grad_narrow`, as the other cases do).
+#[test]
+fn implicit_conv2d_on_36_channels() {
+    implicit_case(
+        "implicit conv2d on 36 channels",
+        &[4, 5, 1],
+        36,
+        |m| m.add(Conv2D::new(4, 2).activation(Activation::Tanh)),
+        25,
+    );
+}
+
 /// 3 × 40 × 40 = 4 800 output positions over several 64-row blocks, the kernel gradient in
 /// two chunks (4 096 and 704), channels 12: blocks of 64 rows and columns end inside.
 #[test]

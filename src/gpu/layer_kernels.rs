@@ -11,6 +11,7 @@
 //! | ConvGemmForward   | `shaders/conv2d_gemm.wgsl`| `conv_forward` |
 //! | ConvGemmKernelGrad| `shaders/conv2d_gemm.wgsl`| `conv_kernel_grad` |
 //! | ConvGemmInputGrad | `shaders/conv2d_gemm.wgsl`| `conv_input_grad` |
+//! | ConvGemmInputGradNarrow | `shaders/conv2d_gemm.wgsl` | `conv_input_grad_narrow` |
 //! | ConvTiles         | `shaders/conv2d_gemm_tiles.wgsl` | `conv_tiles` |
 //! | MaxForward        | `shaders/pool2d.wgsl`     | `max_forward`  |
 //! | MaxBackward       | `shaders/pool2d.wgsl`     | `max_backward` |
@@ -150,6 +151,7 @@ pub(crate) enum LayerKernel {
     ConvGemmForward,
     ConvGemmKernelGrad,
     ConvGemmInputGrad,
+    ConvGemmInputGradNarrow,
     ConvTiles,
     MaxForward,
     MaxBackward,
@@ -183,7 +185,7 @@ impl LayerKernel {
             )
             .to_string(),
             // The block helpers of the subgroup matmul kernels, then the conv's own loads.
-            ConvGemmForward | ConvGemmKernelGrad | ConvGemmInputGrad => {
+            ConvGemmForward | ConvGemmKernelGrad | ConvGemmInputGrad | ConvGemmInputGradNarrow => {
                 super::unroll::unroll(&super::with_activations(concat!(
                     include_str!("../../shaders/matmul_common.wgsl"),
                     include_str!("../../shaders/matmul_subgroup.wgsl"),
@@ -220,6 +222,7 @@ impl LayerKernel {
             ConvGemmForward => "conv_forward",
             ConvGemmKernelGrad => "conv_kernel_grad",
             ConvGemmInputGrad => "conv_input_grad",
+            ConvGemmInputGradNarrow => "conv_input_grad_narrow",
             ConvTiles => "conv_tiles",
             MaxForward => "max_forward",
             MaxBackward => "max_backward",
@@ -260,7 +263,7 @@ impl LayerKernel {
                 (4, ReadWrite),
                 (5, Uniform),
             ],
-            ConvGemmKernelGrad | ConvGemmInputGrad => vec![
+            ConvGemmKernelGrad | ConvGemmInputGrad | ConvGemmInputGradNarrow => vec![
                 (0, Uniform),
                 (1, Read),
                 (2, Read),

@@ -121,11 +121,25 @@ pub(super) fn largest_scratch_bytes(gpu: &Gpu, spec: &LayerSpec, rows: usize) ->
         * 4
 }
 
-/// Output rows (and columns) one workgroup of a path's implicit GEMMs covers.
-fn block(path: Path) -> usize {
-    match path {
-        Path::Subgroup => 64,
-        _ => 16,
+/// The subgroup entry point of the input gradient: with 32 channels or fewer, the one that
+/// gives each lane 4 of them rather than 8, so that no lane idles at 32.
+fn input_grad_kernel(d: &ConvDims) -> LayerKernel {
+    if d.in_c <= NARROW_CHANNELS {
+        LayerKernel::ConvGemmInputGradNarrow
+    } else {
+        LayerKernel::ConvGemmInputGrad
+    }
+}
+
+/// The most channels `conv_input_grad_narrow` covers in one workgroup column (8 lanes × 4).
+const NARROW_CHANNELS: u32 = 32;
+
+/// Output rows and columns one workgroup of a launch covers.
+fn block(path: Path, which: LayerKernel) -> (usize, usize) {
+    match (path, which) {
+        (Path::Subgroup, LayerKernel::ConvGemmInputGradNarrow) => (128, 32),
+        (Path::Subgroup, _) => (64, 64),
+        _ => (16, 16),
     }
 }
 
@@ -138,7 +152,8 @@ pub(super) fn check_grid(gpu: &Gpu, spec: &LayerSpec, rows: usize) -> Option<Str
     }
     let d = dims(spec, rows);
     let most_rows = positions(&d).max(rows * (d.in_h * d.in_w) as usize);
-    let groups = most_rows.div_ceil(block(p));
+    // The forward pass's blocks are the shortest a path has.
+    let groups = most_rows.div_ceil(block(p, LayerKernel::ConvGemmForward).0);
     (groups > 65_535).then(|| {
         format!("its {most_rows} output rows take {groups} workgroups, above one launch's 65 535")
     })
@@ -316,7 +331,7 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
                 gemm(
                     l,
                     p,
-                    LayerKernel::ConvGemmInputGrad,
+                    input_grad_kernel(&d),
                     &product,
                     &ConvDims { product: 2, ..d },
                     [Slice::all(l.d_output), kernel, kernel, Slice::all(d_input)],
@@ -410,13 +425,13 @@ fn gemm(
     let mut slices = slices;
     slices.push(c);
     slices.push(Slice::all(&conv_uniform));
-    let edge = block(p);
+    let (rows, cols) = block(p, which);
     gpu.kernels.layer(&gpu.device, which).dispatch(
         &gpu.device,
         &slices,
         (
-            (product.n as usize).div_ceil(edge) as u32,
-            (product.m as usize).div_ceil(edge) as u32,
+            (product.n as usize).div_ceil(cols) as u32,
+            (product.m as usize).div_ceil(rows) as u32,
         ),
     )
 }
