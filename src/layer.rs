@@ -109,6 +109,17 @@ pub enum LayerKind {
         /// Whether `gamma` multiplies.
         scale: bool,
     },
+    /// Normalizes each sample at each position over the last axis, by its own mean and
+    /// (biased) variance, in training and evaluation alike; then `gamma ·` (with `scale`)
+    /// `+ beta` (with `center`), per channel.
+    LayerNormalization {
+        /// Added to the variance (Keras: 0.001).
+        epsilon: f32,
+        /// Whether `beta` is added.
+        center: bool,
+        /// Whether `gamma` multiplies.
+        scale: bool,
+    },
 }
 
 impl LayerKind {
@@ -125,6 +136,7 @@ impl LayerKind {
             LayerKind::Dropout { .. } => "Dropout",
             LayerKind::Activation => "Activation",
             LayerKind::BatchNormalization { .. } => "BatchNormalization",
+            LayerKind::LayerNormalization { .. } => "LayerNormalization",
         }
     }
 
@@ -194,7 +206,8 @@ impl LayerSpec {
                 }
                 t
             }
-            LayerKind::BatchNormalization { center, scale, .. } => {
+            LayerKind::BatchNormalization { center, scale, .. }
+            | LayerKind::LayerNormalization { center, scale, .. } => {
                 let c = *self.in_shape.last().unwrap_or(&0);
                 let mut t = Vec::new();
                 if *scale {
@@ -283,6 +296,11 @@ impl LayerSpec {
                 center,
                 scale,
             } => format!("momentum={momentum}, epsilon={epsilon}, center={center}, scale={scale}"),
+            LayerKind::LayerNormalization {
+                epsilon,
+                center,
+                scale,
+            } => format!("epsilon={epsilon}, center={center}, scale={scale}"),
             LayerKind::Activation => format!("activation={}", self.activation.name()),
             LayerKind::GlobalAveragePooling2D | LayerKind::Flatten | LayerKind::Reshape => {
                 String::new()
@@ -392,6 +410,15 @@ fn out_shape(
             match in_shape.last() {
                 Some(&c) if c > 0 => Ok(in_shape.to_vec()),
                 _ => Err("BatchNormalization needs an input with channels".into()),
+            }
+        }
+        LayerKind::LayerNormalization { epsilon, .. } => {
+            if !(epsilon.is_finite() && *epsilon > 0.0) {
+                return Err(format!("epsilon {epsilon} out of range (positive)"));
+            }
+            match in_shape.last() {
+                Some(&c) if c > 0 => Ok(in_shape.to_vec()),
+                _ => Err("LayerNormalization needs an input with a last axis".into()),
             }
         }
     }

@@ -58,8 +58,8 @@ pub use layer::{Activation, LayerKind, LayerSpec, Padding};
 pub use loss::Loss;
 pub use model::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, KerasModel, Layer, MaxPooling2D, ModelRecord, Reshape,
-    SUPPORTED_LAYERS, Sequential, WEIGHTS_META_KEY, WeightsMeta, from_keras_json,
+    GlobalAveragePooling2D, KerasModel, Layer, LayerNormalization, MaxPooling2D, ModelRecord,
+    Reshape, SUPPORTED_LAYERS, Sequential, WEIGHTS_META_KEY, WeightsMeta, from_keras_json,
 };
 pub use optim::{
     Adam, Clipping, Configured, LearningRateSchedule, Optimizer, RmsProp, Sgd, UpdateKernel,

@@ -82,9 +82,32 @@ fn refusal(json: &str) -> String {
 
 #[test]
 fn an_unsupported_layer_is_named_with_the_supported_ones() {
-    let e = refusal(&read("with_layernorm.json"));
-    assert!(e.contains("LayerNormalization"), "{e}");
+    let e = refusal(&read("with_upsampling.json"));
+    assert!(e.contains("UpSampling2D"), "{e}");
     assert!(e.contains("Conv2D, MaxPooling2D"), "{e}");
+}
+
+/// Conv2D 4 → LayerNormalization → Flatten → Dense 10: Keras counts 40 + 8 + 1 450
+/// parameters; an axis other than the last, or RMS scaling, is refused by name.
+#[test]
+fn layer_normalization_reads_and_its_unsupported_arguments_are_named() {
+    let (shapes, parameters, _) = shapes_and_parameters(&read("with_layernorm.json"));
+    assert_eq!(shapes[1], [6, 6, 4]);
+    assert_eq!(parameters, 40 + 8 + 1450);
+    let base = read("with_layernorm.json");
+    for (from, to, named) in [
+        ("\"axis\": [-1]", "\"axis\": [1]", "axis"),
+        (
+            "\"rms_scaling\": false",
+            "\"rms_scaling\": true",
+            "rms_scaling",
+        ),
+        ("\"epsilon\": 0.001", "\"epsilon\": -1", "epsilon"),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let e = refusal(&base.replace(from, to));
+        assert!(e.contains(named) && e.contains("LayerNormalization"), "{e}");
+    }
 }
 
 /// Conv2D without bias → BatchNormalization → Activation → …: Keras counts 834 parameters,

@@ -14,8 +14,8 @@ use common::rng::Rng;
 use std::sync::{Arc, OnceLock};
 use wgfit::{
     Activation, ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dataset, Dense,
-    Dropout, FitOptions, Flatten, GlobalAveragePooling2D, Gpu, Loss, MaxPooling2D, Padding,
-    Reshape, Sequential, Sgd,
+    Dropout, FitOptions, Flatten, GlobalAveragePooling2D, Gpu, LayerNormalization, Loss,
+    MaxPooling2D, Padding, Reshape, Sequential, Sgd,
 };
 
 const ROWS: usize = 3;
@@ -432,6 +432,47 @@ fn batch_normalization_without_center_or_scale_on_flat_inputs() {
 
 /// One training step moves the moving statistics toward the batch's: `moving · momentum +
 /// batch · (1 − momentum)`, with the biased variance over rows and positions.
+#[test]
+fn layer_normalization_after_a_convolution() {
+    let m = model(&[3, 4, 2], |m| {
+        m.add(Conv2D::new(5, 2).activation(Activation::Tanh))
+            .add(LayerNormalization::new())
+    });
+    check("layer normalization after a convolution", m, 41);
+}
+
+#[test]
+fn layer_normalization_without_center_or_scale_and_with_each() {
+    for (i, (center, scale)) in [(false, false), (true, false), (false, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let m = model(&[2, 3, 1], |m| {
+            m.add(Flatten).add(Dense::new(7)).add(
+                LayerNormalization::new()
+                    .center(center)
+                    .scale(scale)
+                    .epsilon(0.01),
+            )
+        });
+        check(
+            &format!("layer normalization, center {center}, scale {scale}"),
+            m,
+            42 + i as u64,
+        );
+    }
+}
+
+/// One channel: every sample normalizes to 0 (its variance is 0), so only beta reaches the
+/// output and the input gradient is 0.
+#[test]
+fn layer_normalization_of_one_channel() {
+    let m = model(&[3, 2, 1], |m| {
+        m.add(Conv2D::new(1, 1)).add(LayerNormalization::new())
+    });
+    check("layer normalization of one channel", m, 45);
+}
+
 #[test]
 fn batch_normalization_updates_its_moving_statistics() {
     let mut m = Sequential::with_input_shape(&[3, 4, 2])

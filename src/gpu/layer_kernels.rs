@@ -33,6 +33,10 @@
 //! | NormGradPartials  | `shaders/batchnorm.wgsl`  | `grad_partials` |
 //! | NormGradSums      | `shaders/batchnorm.wgsl`  | `grad_sums`    |
 //! | NormInputGrad     | `shaders/batchnorm.wgsl`  | `input_grad`   |
+//! | LayerNormForward  | `shaders/layernorm.wgsl`  | `forward`      |
+//! | LayerNormGradPartials | `shaders/layernorm.wgsl` | `grad_partials` |
+//! | LayerNormGradSums | `shaders/layernorm.wgsl`  | `grad_sums`    |
+//! | LayerNormInputGrad| `shaders/layernorm.wgsl`  | `input_grad`   |
 
 use super::kernels::{Kernel, Kernels, Slot};
 use bytemuck::{Pod, Zeroable};
@@ -129,6 +133,21 @@ pub(crate) struct NormDims {
     pub _pad: [u32; 2],
 }
 
+/// Parameters of `layernorm.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct LayerNormDims {
+    /// Rows times positions: the vectors normalized.
+    pub samples: u32,
+    pub channels: u32,
+    pub chunk: u32,
+    pub chunks: u32,
+    pub epsilon: f32,
+    pub center: u32,
+    pub scale: u32,
+    pub _pad: u32,
+}
+
 /// Parameters of `elementwise.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -173,6 +192,10 @@ pub(crate) enum LayerKernel {
     NormGradPartials,
     NormGradSums,
     NormInputGrad,
+    LayerNormForward,
+    LayerNormGradPartials,
+    LayerNormGradSums,
+    LayerNormInputGrad,
 }
 
 impl LayerKernel {
@@ -209,6 +232,9 @@ impl LayerKernel {
             | NormalizeMoving | NormGradPartials | NormGradSums | NormInputGrad => {
                 include_str!("../../shaders/batchnorm.wgsl").to_string()
             }
+            LayerNormForward | LayerNormGradPartials | LayerNormGradSums | LayerNormInputGrad => {
+                include_str!("../../shaders/layernorm.wgsl").to_string()
+            }
         }
     }
 
@@ -243,6 +269,10 @@ impl LayerKernel {
             NormGradPartials => "grad_partials",
             NormGradSums => "grad_sums",
             NormInputGrad => "input_grad",
+            LayerNormForward => "forward",
+            LayerNormGradPartials => "grad_partials",
+            LayerNormGradSums => "grad_sums",
+            LayerNormInputGrad => "input_grad",
         }
     }
 
@@ -319,6 +349,31 @@ impl LayerKernel {
                 (2, ReadWrite),
                 (12, ReadWrite),
                 (13, ReadWrite),
+            ],
+            // layernorm.wgsl
+            LayerNormForward => vec![
+                (0, Uniform),
+                (1, Read),
+                (2, Read),
+                (3, Read),
+                (4, ReadWrite),
+                (5, ReadWrite),
+            ],
+            LayerNormGradPartials => vec![
+                (0, Uniform),
+                (1, Read),
+                (6, Read),
+                (7, Read),
+                (8, ReadWrite),
+            ],
+            LayerNormGradSums => vec![(0, Uniform), (9, Read), (10, ReadWrite), (11, ReadWrite)],
+            LayerNormInputGrad => vec![
+                (0, Uniform),
+                (1, Read),
+                (2, Read),
+                (6, Read),
+                (7, Read),
+                (12, ReadWrite),
             ],
             NormInputGrad => vec![
                 (0, Uniform),

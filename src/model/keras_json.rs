@@ -5,7 +5,7 @@
 
 use super::layers::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dropout, Flatten,
-    GlobalAveragePooling2D, MaxPooling2D, Reshape,
+    GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, Reshape,
 };
 use super::{Dense, Layer, Sequential};
 use crate::error::{Error, Result};
@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 
 /// The Keras classes wgfit builds, for error messages.
 pub const SUPPORTED_LAYERS: &str = "InputLayer, Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
-     GlobalAveragePooling2D, Flatten, Reshape, Dropout, Activation, BatchNormalization";
+     GlobalAveragePooling2D, Flatten, Reshape, Dropout, Activation, BatchNormalization, \
+     LayerNormalization";
 
 /// A model read from Keras JSON, with what wgfit does differently from the file's letter.
 #[derive(Debug)]
@@ -216,6 +217,43 @@ pub fn from_keras_json(text: &str) -> Result<KerasModel> {
                 Layer::from(
                     BatchNormalization::new()
                         .momentum(momentum as f32)
+                        .epsilon(epsilon as f32)
+                        .center(center)
+                        .scale(scale),
+                )
+            }
+            "LayerNormalization" => {
+                // Keras writes the axis as a list ([-1]); a bare -1 means the same.
+                c.read.push("axis");
+                match c.get("axis").cloned() {
+                    None => {}
+                    Some(v) if v == -1 || v == serde_json::json!([-1]) => {}
+                    Some(v) => {
+                        return Err(c.error(format!(
+                            "has axis = {v}: wgfit normalizes the last axis only (-1)"
+                        )));
+                    }
+                }
+                let epsilon = c.number_or("epsilon", 0.001)?;
+                let center = c.bool_or("center", true)?;
+                let scale = c.bool_or("scale", true)?;
+                c.must(
+                    "rms_scaling",
+                    Value::Bool(false),
+                    "RMS scaling is not supported",
+                )?;
+                c.initializer("beta_initializer", "Zeros")?;
+                c.initializer("gamma_initializer", "Ones")?;
+                for key in [
+                    "beta_regularizer",
+                    "gamma_regularizer",
+                    "beta_constraint",
+                    "gamma_constraint",
+                ] {
+                    c.must(key, Value::Null, "not supported")?;
+                }
+                Layer::from(
+                    LayerNormalization::new()
                         .epsilon(epsilon as f32)
                         .center(center)
                         .scale(scale),

@@ -332,6 +332,60 @@ impl From<BatchNormalization> for Layer {
     }
 }
 
+/// Keras's `LayerNormalization()` on the last axis: epsilon 0.001, `beta` and `gamma`. Each
+/// sample is normalized by its own statistics, in training and prediction alike.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerNormalization {
+    epsilon: f32,
+    center: bool,
+    scale: bool,
+}
+
+impl Default for LayerNormalization {
+    fn default() -> Self {
+        LayerNormalization {
+            epsilon: 0.001,
+            center: true,
+            scale: true,
+        }
+    }
+}
+
+impl LayerNormalization {
+    /// Keras's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Added to the variance.
+    pub fn epsilon(mut self, epsilon: f32) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+
+    /// Whether `beta` is added.
+    pub fn center(mut self, center: bool) -> Self {
+        self.center = center;
+        self
+    }
+
+    /// Whether `gamma` multiplies.
+    pub fn scale(mut self, scale: bool) -> Self {
+        self.scale = scale;
+        self
+    }
+}
+
+impl From<LayerNormalization> for Layer {
+    fn from(n: LayerNormalization) -> Self {
+        Layer::of(LayerKind::LayerNormalization {
+            epsilon: n.epsilon,
+            center: n.center,
+            scale: n.scale,
+        })
+    }
+}
+
 /// Keras's `Activation(name)` layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ActivationLayer(pub Activation);

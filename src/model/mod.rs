@@ -12,7 +12,7 @@ pub use dense::Dense;
 pub use keras_json::{KerasModel, SUPPORTED_LAYERS, from_keras_json};
 pub use layers::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dropout, Flatten,
-    GlobalAveragePooling2D, Layer, MaxPooling2D, Reshape,
+    GlobalAveragePooling2D, Layer, LayerNormalization, MaxPooling2D, Reshape,
 };
 pub use record::ModelRecord;
 pub use sequential::Sequential;

@@ -179,6 +179,32 @@ pub fn forward_in(
                 }
                 y
             }
+            LayerKind::LayerNormalization {
+                epsilon,
+                center,
+                scale,
+            } => {
+                let gamma = if *scale { Some(take()) } else { None };
+                let beta = if *center { Some(take()) } else { None };
+                let c = *spec.in_shape.last().unwrap();
+                let mut y = vec![0.0; a.len()];
+                for (sample, out) in a.chunks(c).zip(y.chunks_mut(c)) {
+                    let mean = sample.iter().sum::<f64>() / c as f64;
+                    let var = sample.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / c as f64;
+                    let inv = 1.0 / (var + *epsilon as f64).sqrt();
+                    for (ch, o) in out.iter_mut().enumerate() {
+                        let mut v = (sample[ch] - mean) * inv;
+                        if let Some(g) = &gamma {
+                            v *= g[ch];
+                        }
+                        if let Some(b) = &beta {
+                            v += b[ch];
+                        }
+                        *o = v;
+                    }
+                }
+                y
+            }
         };
     }
     a

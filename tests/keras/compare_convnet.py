@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Trains the Keras example "Simple MNIST convnet" (Conv2D 32 -> MaxPooling2D -> Conv2D 64 ->
 MaxPooling2D -> Flatten -> Dropout -> Dense 10 softmax; Dropout rate 0 here, since the two
-draw different masks), and a variant with BatchNormalization after each Conv2D (its moving
-statistics compared with the weights), with wgfit, from the model's own `model.to_json()` and initial weights,
+draw different masks), and variants with BatchNormalization (its moving statistics compared
+with the weights) or LayerNormalization after each Conv2D, with wgfit, from the model's own `model.to_json()` and initial weights,
 and with Keras 3 (JAX backend, CPU), on the same generated 28x28x1 data in the same order, and
 reports how far the weights are apart, relative to the largest weight, after one step (one
 batch of 32) and after 3 epochs of 256 samples. Fails when any is above 1e-5 after one step.
@@ -37,12 +37,17 @@ RUNS = [(32, 1), (256, 3)]
 TOLERANCE = 1e-5
 
 
-def convnet(batch_norm):
-    """The example's convnet; with `batch_norm`, a BatchNormalization after each Conv2D."""
+def convnet(norm_layer):
+    """The example's convnet; with `norm_layer` ("batch" or "layer"), a BatchNormalization or
+    a LayerNormalization after each Conv2D."""
     layers = keras.layers
 
     def norm():
-        return [layers.BatchNormalization()] if batch_norm else []
+        if norm_layer == "batch":
+            return [layers.BatchNormalization()]
+        if norm_layer == "layer":
+            return [layers.LayerNormalization()]
+        return []
 
     return keras.Sequential([
         keras.Input(shape=(28, 28, 1)),
@@ -68,6 +73,9 @@ def as_wgfit(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             for name, value in zip(["gamma", "beta", "moving_mean", "moving_variance"], w):
                 out[f"model.layers.{i}.{name}"] = value
+        elif isinstance(layer, keras.layers.LayerNormalization):
+            for name, value in zip(["gamma", "beta"], w):
+                out[f"model.layers.{i}.{name}"] = value
         elif w:
             kernel, bias = w
             out[f"model.layers.{i}.weight"] = kernel.T if kernel.ndim == 2 else kernel
@@ -75,7 +83,7 @@ def as_wgfit(model):
     return out
 
 
-def compare(wgfit, tmp, samples, epochs, batch_norm, flags, make):
+def compare(wgfit, tmp, samples, epochs, norm_layer, flags, make):
     """max |wgfit - keras| / max |w| after training both, and how far the weights moved."""
     rng = np.random.default_rng(3)
     x = rng.random((samples, 28, 28, 1), dtype=np.float32)
@@ -85,7 +93,7 @@ def compare(wgfit, tmp, samples, epochs, batch_norm, flags, make):
     np.savetxt(data, np.hstack([x.reshape(samples, -1), y[:, None]]), delimiter=",",
                fmt=["%.9g"] * 784 + ["%d"])
     keras.utils.set_random_seed(1)
-    model = convnet(batch_norm)
+    model = convnet(norm_layer)
     init = as_wgfit(model)
     model_json = os.path.join(tmp, "model.json")
     with open(model_json, "w") as f:
@@ -117,15 +125,17 @@ def main():
     worst = 0.0
     print(f"{'case':24s} {'1 step':>9s} {'3 epochs':>9s} (weights moved)")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, batch_norm, (flags, make) in [
-            ("sgd 0.01", False, sgd),
-            ("sgd 0.01, momentum 0.9", False, momentum),
-            ("adam", False, adam),
-            ("batch norm, sgd 0.01", True, sgd),
-            ("batch norm, adam", True, adam),
+        for name, norm_layer, (flags, make) in [
+            ("sgd 0.01", None, sgd),
+            ("sgd 0.01, momentum 0.9", None, momentum),
+            ("adam", None, adam),
+            ("batch norm, sgd 0.01", "batch", sgd),
+            ("batch norm, adam", "batch", adam),
+            ("layer norm, sgd 0.01", "layer", sgd),
+            ("layer norm, adam", "layer", adam),
         ]:
             (one, _), (three, moved) = [
-                compare(wgfit, tmp, samples, epochs, batch_norm, flags, make)
+                compare(wgfit, tmp, samples, epochs, norm_layer, flags, make)
                 for samples, epochs in RUNS
             ]
             worst = max(worst, one)

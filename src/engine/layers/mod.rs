@@ -1,6 +1,6 @@
 //! Each layer kind's launches: what its forward pass and its backward pass record, one file
 //! per kind (`dense.rs`, `conv2d.rs`, `pool2d.rs`, `dropout.rs`, `activation.rs`,
-//! `batchnorm.rs`; Flatten
+//! `batchnorm.rs`, `layernorm.rs`; Flatten
 //! and Reshape move no data and record nothing). The plan (`plan.rs`) strings them together.
 
 mod activation;
@@ -8,6 +8,7 @@ mod batchnorm;
 mod conv2d;
 mod dense;
 mod dropout;
+mod layernorm;
 mod pool2d;
 
 use super::GpuParams;
@@ -67,6 +68,7 @@ impl LayerLaunch<'_> {
             LayerKind::Dropout { .. } => named(dropout::forward(self)),
             LayerKind::Activation => one(Phase::Always, activation::forward(self)),
             LayerKind::BatchNormalization { .. } => named(batchnorm::forward(self)),
+            LayerKind::LayerNormalization { .. } => named(layernorm::forward(self)),
             LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
         }
     }
@@ -84,6 +86,7 @@ impl LayerLaunch<'_> {
             LayerKind::Dropout { .. } => dropout::backward(self),
             LayerKind::Activation => activation::backward(self),
             LayerKind::BatchNormalization { .. } => batchnorm::backward(self),
+            LayerKind::LayerNormalization { .. } => layernorm::backward(self),
             LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
         }
     }
@@ -105,6 +108,7 @@ pub(super) fn scratch_floats(gpu: &Gpu, spec: &LayerSpec, rows: usize) -> Vec<us
     match spec.kind {
         LayerKind::Conv2D { .. } => conv2d::scratch_floats(gpu, spec, rows),
         LayerKind::BatchNormalization { .. } => batchnorm::scratch_floats(spec, rows),
+        LayerKind::LayerNormalization { .. } => layernorm::scratch_floats(spec, rows),
         // Each window's argmax (u32s).
         LayerKind::MaxPooling2D { .. } => vec![rows * spec.outputs],
         _ => Vec::new(),
