@@ -189,6 +189,15 @@ fn inspect_healthy_damaged_and_empty_directories() {
             stdout(&o)
         );
     }
+    // A file (a weights file, given by mistake): a usage error that says what reads it.
+    std::fs::write(dir.path().join("model.safetensors"), b"not a directory").unwrap();
+    let o = wgfit(dir.path(), &["inspect", "model.safetensors"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is a file") && stderr(&o).contains("evaluate --weights"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

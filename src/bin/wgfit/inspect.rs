@@ -31,6 +31,13 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> CliResult {
+    if args.dir.is_file() {
+        return Err(crate::arg_checks::usage(format!(
+            "DIR {} is a file: inspect reads a backup directory (<output stem>.backup); a \
+             weights file is read by `wgfit evaluate --weights` and `wgfit predict --weights`",
+            args.dir.display()
+        )));
+    }
     let report = inspect(&args.dir)?;
     if args.json {
         let text = serde_json::to_string_pretty(&report)
