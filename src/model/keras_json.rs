@@ -3,13 +3,13 @@
 //! arguments. Every argument is read or checked: an unsupported layer, argument or value is
 //! an error that names it (and the layers wgfit has), never silently ignored.
 
+use super::keras_config::Config;
 use super::layers::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dropout, Flatten,
     GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, Reshape,
 };
 use super::{Dense, Layer, Sequential};
 use crate::error::{Error, Result};
-use crate::layer::{Activation, Padding};
 use serde_json::{Map, Value};
 
 /// The Keras classes wgfit builds, for error messages.
@@ -27,7 +27,7 @@ pub struct KerasModel {
     pub softmax_output: bool,
 }
 
-fn bad(what: impl Into<String>) -> Error {
+pub(super) fn bad(what: impl Into<String>) -> Error {
     Error::config("Keras model", what.into())
 }
 
@@ -316,222 +316,4 @@ fn batch_shape(v: &Value) -> std::result::Result<Vec<usize>, String> {
             .ok_or_else(|| format!("batch_shape {v} has a size that is not a positive number")),
         _ => Err(format!("batch_shape {v} has no sample dimensions")),
     }
-}
-
-/// One layer's `config`, with the keys read so far (the rest must be absent or defaults).
-struct Config<'a> {
-    class: &'a str,
-    index: usize,
-    config: &'a Map<String, Value>,
-    read: Vec<&'static str>,
-    /// The activation was `softmax`.
-    softmax: bool,
-}
-
-impl Config<'_> {
-    fn error(&self, what: impl std::fmt::Display) -> Error {
-        let name = self.get("name").and_then(Value::as_str).unwrap_or("?");
-        bad(format!(
-            "layer {} `{name}` ({}) {what}",
-            self.index, self.class
-        ))
-    }
-
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.config.get(key)
-    }
-
-    /// `trainable` must be true; `dtype` float32 (a string or a DTypePolicy).
-    fn check_common(&self) -> Result<()> {
-        if let Some(t) = self.get("trainable")
-            && t != &Value::Bool(true)
-        {
-            return Err(self.error("is not trainable; wgfit trains every layer"));
-        }
-        let dtype = match self.get("dtype") {
-            None | Some(Value::Null) => return Ok(()),
-            Some(Value::String(s)) => s.clone(),
-            Some(v) => v
-                .pointer("/config/name")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_string(),
-        };
-        if dtype != "float32" {
-            return Err(self.error(format!("has dtype {dtype}; wgfit computes in float32")));
-        }
-        Ok(())
-    }
-
-    /// `key` must be absent or one of `allowed`.
-    fn default<V: Clone + Into<Value>>(&mut self, key: &'static str, allowed: &[V]) -> Result<()> {
-        self.read.push(key);
-        match self.get(key) {
-            None => Ok(()),
-            Some(v) if allowed.iter().any(|a| &a.clone().into() == v) => Ok(()),
-            Some(v) => Err(self.error(format!("has {key} = {v}, which wgfit does not support"))),
-        }
-    }
-
-    /// `key` must be absent or `value`; `why` says what wgfit does instead.
-    fn must(&mut self, key: &'static str, value: Value, why: &str) -> Result<()> {
-        self.read.push(key);
-        match self.get(key) {
-            None => Ok(()),
-            Some(v) if *v == value => Ok(()),
-            Some(v) => Err(self.error(format!("has {key} = {v}: {why}"))),
-        }
-    }
-
-    fn usize(&mut self, key: &'static str) -> Result<usize> {
-        self.read.push(key);
-        self.get(key)
-            .and_then(Value::as_u64)
-            .map(|v| v as usize)
-            .ok_or_else(|| self.error(format!("has no whole number {key}")))
-    }
-
-    fn bool_or(&mut self, key: &'static str, default: bool) -> Result<bool> {
-        self.read.push(key);
-        match self.get(key) {
-            None => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(self.error(format!("has {key} = {v}, not true or false"))),
-        }
-    }
-
-    /// A `[a, b]` pair or one number for both.
-    fn pair(&mut self, key: &'static str) -> Result<[usize; 2]> {
-        self.read.push(key);
-        let v = self
-            .get(key)
-            .ok_or_else(|| self.error(format!("has no {key}")))?;
-        let one = |v: &Value| v.as_u64().map(|v| v as usize);
-        let pair = match v {
-            Value::Array(a) if a.len() == 2 => one(&a[0]).zip(one(&a[1])).map(|(a, b)| [a, b]),
-            v => one(v).map(|a| [a, a]),
-        };
-        pair.ok_or_else(|| self.error(format!("has {key} = {v}, not two whole numbers")))
-    }
-
-    fn pair_or(&mut self, key: &'static str, default: [usize; 2]) -> Result<[usize; 2]> {
-        match self.get(key) {
-            None => {
-                self.read.push(key);
-                Ok(default)
-            }
-            Some(_) => self.pair(key),
-        }
-    }
-
-    fn padding(&mut self) -> Result<Padding> {
-        self.read.push("padding");
-        match self.get("padding").and_then(Value::as_str) {
-            None | Some("valid") => Ok(Padding::Valid),
-            Some("same") => Ok(Padding::Same),
-            Some(other) => Err(self.error(format!(
-                "has padding {other:?}; wgfit has \"valid\" and \"same\""
-            ))),
-        }
-    }
-
-    fn channels_last(&mut self) -> Result<()> {
-        self.read.push("data_format");
-        match self.get("data_format") {
-            None | Some(Value::Null) => Ok(()),
-            Some(Value::String(s)) if s == "channels_last" => Ok(()),
-            Some(v) => Err(self.error(format!(
-                "has data_format {v}; wgfit's images are channels_last"
-            ))),
-        }
-    }
-
-    /// `activation`: a name wgfit has; `softmax` is noted (it must be the last layer's).
-    fn activation(&mut self) -> Result<Activation> {
-        self.read.push("activation");
-        let name = match self.get("activation") {
-            None | Some(Value::Null) => "linear",
-            Some(Value::String(s)) => s.as_str(),
-            Some(v) => return Err(self.error(format!("has activation {v}; give it by name"))),
-        };
-        if name == "softmax" {
-            self.softmax = true;
-            return Ok(Activation::Linear);
-        }
-        name.parse().map_err(|_| {
-            self.error(format!(
-                "has activation {name:?}; wgfit has linear, relu, tanh, sigmoid and softmax (on the last layer)"
-            ))
-        })
-    }
-
-    fn number_or(&mut self, key: &'static str, default: f64) -> Result<f64> {
-        self.read.push(key);
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| self.error(format!("has {key} = {v}, not a number"))),
-        }
-    }
-
-    /// `key` must be absent or the initializer `class` (unseeded).
-    fn initializer(&mut self, key: &'static str, class: &str) -> Result<()> {
-        self.read.push(key);
-        if let Some(v) = self.get(key) {
-            let got = v.get("class_name").and_then(Value::as_str).or(v.as_str());
-            let seeded = v.pointer("/config/seed").is_some_and(|s| !s.is_null());
-            if !got.is_some_and(|g| g == class || g.eq_ignore_ascii_case(&snake(class))) || seeded {
-                return Err(self.error(format!(
-                    "has {key} {v}; wgfit draws {class} from the run's seed (its initial weights can also be given with --init)"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Keras's default initializers, and no regularizers or constraints.
-    fn weights_defaults(&mut self) -> Result<()> {
-        self.initializer("kernel_initializer", "GlorotUniform")?;
-        self.initializer("bias_initializer", "Zeros")?;
-        for key in [
-            "kernel_regularizer",
-            "bias_regularizer",
-            "activity_regularizer",
-            "kernel_constraint",
-            "bias_constraint",
-        ] {
-            self.must(
-                key,
-                Value::Null,
-                "regularizers and constraints are not supported",
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Every key of the config was read.
-    fn finish(&self) -> Result<()> {
-        for key in self.config.keys() {
-            if !self.read.contains(&key.as_str()) {
-                return Err(self.error(format!(
-                    "has the argument {key} = {}, which wgfit does not support",
-                    self.config[key]
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `GlorotUniform` as `glorot_uniform`.
-fn snake(class: &str) -> String {
-    let mut out = String::new();
-    for (i, ch) in class.chars().enumerate() {
-        if ch.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.extend(ch.to_lowercase());
-    }
-    out
 }

@@ -2,6 +2,7 @@
 //! `compile` / `fit` / `evaluate` / `predict`. What runs on the GPU is `engine/`.
 
 mod dense;
+mod keras_config;
 mod keras_json;
 mod layers;
 mod record;
