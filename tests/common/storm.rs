@@ -37,6 +37,7 @@ pub fn kill_storm(
     // The global steps restarts resumed at (where a state was committed before them), one
     // list per run: a run that finishes removes its backup, and the next starts afresh.
     let mut resumes = vec![Vec::new()];
+    let mut previous_found_a_commit = true;
     for _ in 0..kills {
         rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
         // A random moment of the training phase, where the saves are (a restarted run resumes,
@@ -61,6 +62,14 @@ pub fn kill_storm(
             );
             resumes.last_mut().unwrap().push(from);
         }
+        if committed.is_none() && !previous_found_a_commit {
+            // Two fresh starts in a row: this one is killed only after its first commit, so
+            // that the storm goes on resuming even where the first step (which compiles the
+            // kernels) and the first save take longer than the moments drawn from the
+            // reference run, as under the load of the other tests.
+            wait_for_a_commit(&committed_step, dir, &mut child);
+        }
+        previous_found_a_commit = committed.is_some();
         std::thread::sleep(at);
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
@@ -86,13 +95,7 @@ pub fn kill_storm(
         // Killed once it has committed a state (or ended), not after a share of the reference
         // run: a fresh process compiles its kernels on its first step, which under the load of
         // the other tests may take longer than the whole reference run took.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while committed_step(dir).is_none()
-            && child.try_wait().unwrap().is_none()
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_for_a_commit(&committed_step, dir, &mut child);
         child.kill().unwrap();
         if child.wait().unwrap().success() {
             std::fs::remove_file(&out).unwrap();
@@ -139,4 +142,19 @@ pub fn kill_storm(
         landed >= kills / 2,
         "most kills landed while the worker ran ({landed}/{kills})"
     );
+}
+
+/// Waits until a state is committed in `dir`, `child` has ended, or two minutes have passed.
+fn wait_for_a_commit(
+    committed_step: &dyn Fn(&PathBuf) -> Option<u64>,
+    dir: &PathBuf,
+    child: &mut std::process::Child,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while committed_step(dir).is_none()
+        && child.try_wait().unwrap().is_none()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
