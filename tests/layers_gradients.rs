@@ -109,17 +109,16 @@ fn check_on(gpu: Arc<Gpu>, name: &str, mut model: Sequential, seed: u64) {
     );
 }
 
-#[test]
-fn conv2d_valid_3x3_relu() {
-    let m = model(&[5, 7, 2], |m| {
+/// Valid 3×3 ReLU on 5×7×2.
+fn valid_3x3_relu() -> Sequential {
+    model(&[5, 7, 2], |m| {
         m.add(Conv2D::new(3, 3).activation(Activation::Relu))
-    });
-    check("conv2d valid 3x3 relu", m, 1);
+    })
 }
 
-#[test]
-fn conv2d_same_stride_2_tanh() {
-    let m = model(&[6, 5, 3], |m| {
+/// Same 2×3 stride 2 tanh on 6×5×3.
+fn same_2x3_stride_2_tanh() -> Sequential {
+    model(&[6, 5, 3], |m| {
         m.add(
             Conv2D::new(4, 1)
                 .kernel_size([2, 3])
@@ -127,13 +126,12 @@ fn conv2d_same_stride_2_tanh() {
                 .padding(Padding::Same)
                 .activation(Activation::Tanh),
         )
-    });
-    check("conv2d same 2x3 stride 2 tanh", m, 2);
+    })
 }
 
-#[test]
-fn conv2d_dilated_without_bias() {
-    let m = model(&[7, 6, 1], |m| {
+/// Valid 3×2 dilated 2×1, sigmoid, no bias, on 7×6×1.
+fn dilated_without_bias() -> Sequential {
+    model(&[7, 6, 1], |m| {
         m.add(
             Conv2D::new(2, 1)
                 .kernel_size([3, 2])
@@ -141,8 +139,31 @@ fn conv2d_dilated_without_bias() {
                 .use_bias(false)
                 .activation(Activation::Sigmoid),
         )
-    });
-    check("conv2d dilated 3x2 without bias", m, 3);
+    })
+}
+
+/// 3 × 38 × 38 = 4 332 output positions: the kernel gradient is summed over two chunks of
+/// positions (4 096 and 236).
+fn over_two_chunks_of_positions() -> Sequential {
+    model(&[40, 40, 1], |m| {
+        m.add(Conv2D::new(2, 3).activation(Activation::Tanh))
+            .add(MaxPooling2D::new([4, 4]))
+    })
+}
+
+#[test]
+fn conv2d_valid_3x3_relu() {
+    check("conv2d valid 3x3 relu", valid_3x3_relu(), 1);
+}
+
+#[test]
+fn conv2d_same_stride_2_tanh() {
+    check("conv2d same 2x3 stride 2 tanh", same_2x3_stride_2_tanh(), 2);
+}
+
+#[test]
+fn conv2d_dilated_without_bias() {
+    check("conv2d dilated 3x2 without bias", dilated_without_bias(), 3);
 }
 
 #[test]
@@ -153,15 +174,13 @@ fn conv2d_same_stride_2_on_odd_sizes() {
     check("conv2d same 3x3 stride 2 on 5x5", m, 4);
 }
 
-/// 3 × 38 × 38 = 4 332 output positions: the kernel gradient is summed over two chunks of
-/// positions (4 096 and 236).
 #[test]
 fn conv2d_over_two_chunks_of_positions() {
-    let m = model(&[40, 40, 1], |m| {
-        m.add(Conv2D::new(2, 3).activation(Activation::Tanh))
-            .add(MaxPooling2D::new([4, 4]))
-    });
-    check("conv2d over two chunks of positions", m, 15);
+    check(
+        "conv2d over two chunks of positions",
+        over_two_chunks_of_positions(),
+        15,
+    );
 }
 
 /// `model` with a front convolution of `front` filters: with channels and filters multiples
@@ -311,50 +330,35 @@ fn tiles_case(name: &str, mut model: Sequential, seed: u64) {
 }
 
 #[test]
-fn tiles_conv2d_valid_3x3_relu_on_two_channels() {
-    let m = model(&[5, 7, 2], |m| {
-        m.add(Conv2D::new(3, 3).activation(Activation::Relu))
-    });
-    tiles_case("tiles conv2d valid 3x3 relu", m, 31);
+fn tiles_conv2d_valid_3x3_relu() {
+    tiles_case("tiles conv2d valid 3x3 relu", valid_3x3_relu(), 31);
 }
 
 #[test]
 fn tiles_conv2d_same_2x3_stride_2_tanh() {
-    let m = model(&[6, 5, 3], |m| {
-        m.add(
-            Conv2D::new(4, 1)
-                .kernel_size([2, 3])
-                .strides([2, 2])
-                .padding(Padding::Same)
-                .activation(Activation::Tanh),
-        )
-    });
-    tiles_case("tiles conv2d same 2x3 stride 2 tanh", m, 32);
+    tiles_case(
+        "tiles conv2d same 2x3 stride 2 tanh",
+        same_2x3_stride_2_tanh(),
+        32,
+    );
 }
 
 #[test]
-fn tiles_conv2d_dilated_same_without_bias() {
-    let m = model(&[7, 6, 1], |m| {
-        m.add(
-            Conv2D::new(2, 1)
-                .kernel_size([3, 2])
-                .dilation_rate([2, 1])
-                .padding(Padding::Same)
-                .use_bias(false)
-                .activation(Activation::Sigmoid),
-        )
-    });
-    tiles_case("tiles conv2d dilated 3x2 same without bias", m, 33);
+fn tiles_conv2d_dilated_without_bias() {
+    tiles_case(
+        "tiles conv2d dilated 3x2 without bias",
+        dilated_without_bias(),
+        33,
+    );
 }
 
-/// 4 332 output positions: the kernel gradient over two chunks, many 16-row tiles.
 #[test]
 fn tiles_conv2d_over_two_chunks_of_positions() {
-    let m = model(&[40, 40, 1], |m| {
-        m.add(Conv2D::new(2, 3).activation(Activation::Tanh))
-            .add(MaxPooling2D::new([4, 4]))
-    });
-    tiles_case("tiles conv2d over two chunks of positions", m, 34);
+    tiles_case(
+        "tiles conv2d over two chunks of positions",
+        over_two_chunks_of_positions(),
+        34,
+    );
 }
 
 #[test]

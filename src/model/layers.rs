@@ -269,6 +269,29 @@ impl From<Dropout> for Layer {
     }
 }
 
+/// The setters both normalizations share: `epsilon`, `center` and `scale`.
+macro_rules! normalization_setters {
+    () => {
+        /// Added to the variance.
+        pub fn epsilon(mut self, epsilon: f32) -> Self {
+            self.epsilon = epsilon;
+            self
+        }
+
+        /// Whether `beta` is added.
+        pub fn center(mut self, center: bool) -> Self {
+            self.center = center;
+            self
+        }
+
+        /// Whether `gamma` multiplies.
+        pub fn scale(mut self, scale: bool) -> Self {
+            self.scale = scale;
+            self
+        }
+    };
+}
+
 /// Keras's `BatchNormalization()` on the last axis: momentum 0.99, epsilon 0.001, `beta` and
 /// `gamma`; `moving_mean` and `moving_variance` are state saved with the weights.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -302,23 +325,7 @@ impl BatchNormalization {
         self
     }
 
-    /// Added to the variance.
-    pub fn epsilon(mut self, epsilon: f32) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
-
-    /// Whether `beta` is added.
-    pub fn center(mut self, center: bool) -> Self {
-        self.center = center;
-        self
-    }
-
-    /// Whether `gamma` multiplies.
-    pub fn scale(mut self, scale: bool) -> Self {
-        self.scale = scale;
-        self
-    }
+    normalization_setters!();
 }
 
 impl From<BatchNormalization> for Layer {
@@ -357,23 +364,7 @@ impl LayerNormalization {
         Self::default()
     }
 
-    /// Added to the variance.
-    pub fn epsilon(mut self, epsilon: f32) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
-
-    /// Whether `beta` is added.
-    pub fn center(mut self, center: bool) -> Self {
-        self.center = center;
-        self
-    }
-
-    /// Whether `gamma` multiplies.
-    pub fn scale(mut self, scale: bool) -> Self {
-        self.scale = scale;
-        self
-    }
+    normalization_setters!();
 }
 
 impl From<LayerNormalization> for Layer {
