@@ -68,18 +68,38 @@ impl Moto {
         Some(Moto { child, port })
     }
 
-    /// Creates a bucket and returns a client of it (direct, not through a proxy).
+    /// Creates a bucket and returns a client of it (direct, not through a proxy). A server
+    /// that listens but is still starting may reset the connection: that is retried.
     pub fn bucket(&self, name: &str) -> Bucket {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        let create = || -> std::io::Result<String> {
+            let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+            write!(
+                stream,
+                "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.port
+            )?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response)
+        };
+        let mut attempt = 0;
+        let response = loop {
+            attempt += 1;
+            match create() {
+                Ok(response) => break response,
+                Err(e) if attempt < 20 => {
+                    eprintln!("creating bucket {name}: {e}; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                Err(e) => panic!("cannot create bucket {name} after {attempt} attempts: {e}"),
+            }
+        };
+        // A retried request may find the bucket its reset predecessor made.
+        assert!(
+            response.starts_with("HTTP/1.1 200")
+                || (attempt > 1 && response.contains("BucketAlreadyOwnedByYou")),
+            "{response}"
+        );
         Bucket::new(self.port, name)
     }
 
