@@ -5,6 +5,7 @@
 //   forward      y = act(x)
 //   backward     dx = dy ⊙ act'(y)
 //   in_place     d ← d ⊙ act'(y)
+//   add, accumulate: sums (below)
 
 struct ElementDims {
     n: u32,
@@ -43,5 +44,24 @@ fn in_place(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let i = flat(gid, groups);
     if (i < e.n) {
         dst[i] = dst[i] * derivative(y[i], e.act);
+    }
+}
+
+// Add's forward and the sum of a tensor's gradient edges (src/engine/graph.rs):
+//   add          dst = src + y
+//   accumulate   dst ← dst + src
+@compute @workgroup_size(64)
+fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i < e.n) {
+        dst[i] = src[i] + y[i];
+    }
+}
+
+@compute @workgroup_size(64)
+fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i < e.n) {
+        dst[i] = dst[i] + src[i];
     }
 }

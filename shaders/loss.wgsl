@@ -10,6 +10,9 @@
 // batch's mean loss into stats[step], so the host can read all losses of an epoch at once.
 // loss_grad_reduce: both in one launch, for batches of at most 64 rows.
 // loss_grad_wide: loss_grad for wide rows, one workgroup of WIDE lanes per row (see there).
+// sample_means: with a class label per position (sequences), the loss launch runs on every
+// token as a row; this turns the tokens' (loss, correct) into each sample's means, so that
+// reduce's mean over samples is the mean over tokens and accuracy the fraction of tokens.
 
 struct LossDims {
     rows: u32,
@@ -18,7 +21,7 @@ struct LossDims {
     class_labels: u32, // 1: t holds one class label per row; 0: t holds float targets
     t_cols: u32,
     act: u32,         // loss_grad_reduce: the last layer's activation (activation.wgsl's codes)
-    _p1: u32,
+    positions: u32,   // sample_means: the rows (tokens) of one sample
     _p2: u32,
 }
 
@@ -273,4 +276,20 @@ fn loss_grad_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
         }
         db[j] = sum;
     }
+}
+
+// ---- sample_means: one invocation per sample, its positions summed in order.
+@group(0) @binding(9) var<storage, read> token_stats: array<vec2<f32>>;
+
+@compute @workgroup_size(64)
+fn sample_means(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let r = gid.x + gid.y * groups.x * 64u;
+    if (r * dims.positions >= dims.rows) {
+        return;
+    }
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var p = 0u; p < dims.positions; p++) {
+        acc += token_stats[r * dims.positions + p];
+    }
+    row_stats[r] = acc / f32(dims.positions);
 }

@@ -15,16 +15,29 @@ pub enum Activation {
     Tanh,
     /// `1 / (1 + exp(-x))`.
     Sigmoid,
+    /// Keras's `gelu` (`approximate=False`): `x · (1 + erf(x / √2)) / 2`.
+    Gelu,
+    /// Keras's `gelu(x, approximate=True)`: `x · (1 + tanh(√(2/π) · (x + 0.044715 x³))) / 2`.
+    GeluApproximate,
 }
 
 impl Activation {
     /// Every activation.
-    pub const ALL: [Activation; 4] = [
+    pub const ALL: [Activation; 6] = [
         Activation::Linear,
         Activation::Relu,
         Activation::Tanh,
         Activation::Sigmoid,
+        Activation::Gelu,
+        Activation::GeluApproximate,
     ];
+
+    /// Whether the derivative is taken from the activation's input rather than its output:
+    /// GELU is not invertible, so a layer with it keeps the pre-activation for its backward
+    /// pass (`shaders/activation_fns.wgsl`'s `derivative` takes what this says).
+    pub(crate) fn differentiates_input(self) -> bool {
+        matches!(self, Activation::Gelu | Activation::GeluApproximate)
+    }
 
     /// The kernels' code for this activation: the WGSL constant `ACT_<NAME>` has this value
     /// (see [`Activation::wgsl_codes`]).
@@ -51,6 +64,8 @@ impl Activation {
             Activation::Relu => "relu",
             Activation::Tanh => "tanh",
             Activation::Sigmoid => "sigmoid",
+            Activation::Gelu => "gelu",
+            Activation::GeluApproximate => "gelu_approximate",
         }
     }
 }
@@ -63,9 +78,13 @@ impl std::str::FromStr for Activation {
             "relu" => Ok(Activation::Relu),
             "tanh" => Ok(Activation::Tanh),
             "sigmoid" => Ok(Activation::Sigmoid),
+            "gelu" => Ok(Activation::Gelu),
+            "gelu_approximate" => Ok(Activation::GeluApproximate),
             other => Err(crate::Error::config(
                 "activation",
-                format!("unknown activation `{other}`; use relu, tanh, sigmoid or linear"),
+                format!(
+                    "unknown activation `{other}`; use relu, tanh, sigmoid, gelu, gelu_approximate or linear"
+                ),
             )),
         }
     }
@@ -78,6 +97,8 @@ impl clap::ValueEnum for Activation {
             Activation::Relu,
             Activation::Tanh,
             Activation::Sigmoid,
+            Activation::Gelu,
+            Activation::GeluApproximate,
             Activation::Linear,
         ]
     }

@@ -120,6 +120,34 @@ pub enum LayerKind {
         /// Whether `gamma` multiplies.
         scale: bool,
     },
+    /// The element-wise sum of its inputs, all of one shape (a residual connection).
+    Add,
+    /// Self-attention on `[T, C]` as Keras's `MultiHeadAttention(num_heads, key_dim,
+    /// value_dim)` called on `(x, x)`: query, key and value projections, scaled dot-product
+    /// attention per head (softmax over the key positions, only those up to the query's with
+    /// the causal mask), and the output projection back to `C`.
+    MultiHeadAttention {
+        /// Heads.
+        num_heads: usize,
+        /// Width of each head's queries and keys.
+        key_dim: usize,
+        /// Width of each head's values.
+        value_dim: usize,
+        /// Whether the projections add biases.
+        use_bias: bool,
+        /// Whether each position attends only to itself and earlier ones (Keras's call
+        /// argument `use_causal_mask`).
+        use_causal_mask: bool,
+    },
+    /// Integer ids in `[0, input_dim)` (stored as exact floats) to rows of a learned table:
+    /// `[T]` to `[T, output_dim]`. Its gradient is a sum per table row over the batch's
+    /// positions in order, so it is deterministic.
+    Embedding {
+        /// Size of the vocabulary.
+        input_dim: usize,
+        /// Width of each row.
+        output_dim: usize,
+    },
 }
 
 impl LayerKind {
@@ -137,7 +165,20 @@ impl LayerKind {
             LayerKind::Activation => "Activation",
             LayerKind::BatchNormalization { .. } => "BatchNormalization",
             LayerKind::LayerNormalization { .. } => "LayerNormalization",
+            LayerKind::Add => "Add",
+            LayerKind::MultiHeadAttention { .. } => "MultiHeadAttention",
+            LayerKind::Embedding { .. } => "Embedding",
         }
+    }
+
+    /// Whether the layer takes several inputs.
+    pub fn takes_several_inputs(&self) -> bool {
+        matches!(self, LayerKind::Add)
+    }
+
+    /// Whether the layer's input must be integer ids (so no gradient flows to it).
+    pub fn takes_ids(&self) -> bool {
+        matches!(self, LayerKind::Embedding { .. })
     }
 
     /// Whether the layer's output is its input's memory unchanged (no launch at all).
@@ -162,6 +203,11 @@ pub struct LayerSpec {
     pub outputs: usize,
     /// Activation after the bias (Dense, Conv2D, Activation; linear elsewhere).
     pub activation: Activation,
+    /// The tensors the layer reads: 0 is the model's input, `i + 1` the output of layer `i`.
+    /// A stack reads the previous layer's output; a graph (the Functional API) any earlier
+    /// tensors, and [`LayerKind::Add`] several. Set by the model ([`LayerSpec::new`] leaves
+    /// it empty, which the model resolves to the previous layer).
+    pub sources: Vec<usize>,
 }
 
 impl LayerSpec {
@@ -172,6 +218,13 @@ impl LayerSpec {
         activation: Activation,
         units: usize,
     ) -> std::result::Result<Self, String> {
+        if matches!(kind, LayerKind::Conv2D { .. }) && activation.differentiates_input() {
+            return Err(format!(
+                "a Conv2D activation of {} is not supported; use a linear Conv2D and an \
+                 Activation layer after it",
+                activation.name()
+            ));
+        }
         let out_shape = out_shape(&kind, in_shape, units)?;
         Ok(LayerSpec {
             inputs: in_shape.iter().product(),
@@ -180,6 +233,7 @@ impl LayerSpec {
             in_shape: in_shape.to_vec(),
             out_shape,
             activation,
+            sources: Vec::new(),
         })
     }
 
@@ -218,6 +272,33 @@ impl LayerSpec {
                 }
                 t
             }
+            LayerKind::Embedding {
+                input_dim,
+                output_dim,
+            } => vec![("embeddings", vec![*input_dim, *output_dim])],
+            LayerKind::MultiHeadAttention {
+                num_heads,
+                key_dim,
+                value_dim,
+                use_bias,
+                ..
+            } => {
+                let c = *self.in_shape.last().unwrap_or(&0);
+                let (h, k, v) = (*num_heads, *key_dim, *value_dim);
+                let all = [
+                    ("query_kernel", vec![c, h, k]),
+                    ("query_bias", vec![h, k]),
+                    ("key_kernel", vec![c, h, k]),
+                    ("key_bias", vec![h, k]),
+                    ("value_kernel", vec![c, h, v]),
+                    ("value_bias", vec![h, v]),
+                    ("output_kernel", vec![h, v, c]),
+                    ("output_bias", vec![c]),
+                ];
+                all.into_iter()
+                    .filter(|(name, _)| *use_bias || !name.ends_with("_bias"))
+                    .collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -240,7 +321,8 @@ impl LayerSpec {
     /// existed); any other layer by its class, arguments and shapes, so that a backup of
     /// another model is named by the layer that differs.
     pub fn fingerprint(&self) -> (usize, usize, String) {
-        let description = if self.kind == LayerKind::Dense && self.in_shape.len() == 1 {
+        let plain = self.kind == LayerKind::Dense && self.in_shape.len() == 1;
+        let description = if plain && self.sources.is_empty() {
             self.activation.name().to_string()
         } else {
             self.describe()
@@ -302,9 +384,24 @@ impl LayerSpec {
                 scale,
             } => format!("epsilon={epsilon}, center={center}, scale={scale}"),
             LayerKind::Activation => format!("activation={}", self.activation.name()),
-            LayerKind::GlobalAveragePooling2D | LayerKind::Flatten | LayerKind::Reshape => {
-                String::new()
-            }
+            LayerKind::Embedding {
+                input_dim,
+                output_dim,
+            } => format!("input_dim={input_dim}, output_dim={output_dim}"),
+            LayerKind::MultiHeadAttention {
+                num_heads,
+                key_dim,
+                value_dim,
+                use_bias,
+                use_causal_mask,
+            } => format!(
+                "num_heads={num_heads}, key_dim={key_dim}, value_dim={value_dim}, \
+                 use_bias={use_bias}, use_causal_mask={use_causal_mask}"
+            ),
+            LayerKind::GlobalAveragePooling2D
+            | LayerKind::Flatten
+            | LayerKind::Reshape
+            | LayerKind::Add => String::new(),
         };
         let shape = |s: &[usize]| {
             s.iter()
@@ -312,8 +409,14 @@ impl LayerSpec {
                 .collect::<Vec<_>>()
                 .join("x")
         };
+        let sources = if !self.sources.is_empty() {
+            let list: Vec<String> = self.sources.iter().map(|s| s.to_string()).collect();
+            format!(" from tensors {}", list.join("+"))
+        } else {
+            String::new()
+        };
         format!(
-            "{}({args}) {} -> {}",
+            "{}({args}) {} -> {}{sources}",
             self.kind.class_name(),
             shape(&self.in_shape),
             shape(&self.out_shape)
@@ -398,7 +501,43 @@ fn out_shape(
             }
             Ok(in_shape.to_vec())
         }
-        LayerKind::Activation => Ok(in_shape.to_vec()),
+        LayerKind::Activation | LayerKind::Add => Ok(in_shape.to_vec()),
+        LayerKind::Embedding {
+            input_dim,
+            output_dim,
+        } => {
+            if *input_dim == 0 || *output_dim == 0 {
+                return Err(format!(
+                    "input_dim {input_dim} and output_dim {output_dim} must be positive"
+                ));
+            }
+            match in_shape {
+                [t] if *t > 0 => Ok(vec![*t, *output_dim]),
+                _ => Err(format!(
+                    "Embedding takes a [sequence length] input of ids, not {in_shape:?}"
+                )),
+            }
+        }
+        LayerKind::MultiHeadAttention {
+            num_heads,
+            key_dim,
+            value_dim,
+            ..
+        } => {
+            if *num_heads == 0 || *key_dim == 0 || *value_dim == 0 {
+                return Err(format!(
+                    "num_heads {num_heads}, key_dim {key_dim} and value_dim {value_dim} must \
+                     be positive"
+                ));
+            }
+            match in_shape {
+                [t, c] if *t > 0 && *c > 0 => Ok(in_shape.to_vec()),
+                _ => Err(format!(
+                    "MultiHeadAttention takes a [sequence length, features] input, not \
+                     {in_shape:?}"
+                )),
+            }
+        }
         LayerKind::BatchNormalization {
             momentum, epsilon, ..
         } => {
@@ -443,6 +582,7 @@ impl LayerSpec {
             inputs: n,
             outputs: m,
             activation: Activation::Linear,
+            sources: Vec::new(),
         })
     }
 }

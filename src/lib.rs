@@ -57,9 +57,10 @@ pub use gpu::{AdapterSummary, Gpu, GpuMemory};
 pub use layer::{Activation, LayerKind, LayerSpec, Padding};
 pub use loss::Loss;
 pub use model::{
-    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, KerasModel, Layer, LayerNormalization, MaxPooling2D, ModelRecord,
-    Reshape, SUPPORTED_LAYERS, Sequential, WEIGHTS_META_KEY, WeightsMeta, from_keras_json,
+    ActivationLayer, Add, AveragePooling2D, BatchNormalization, Call, Conv2D, Dense, Dropout,
+    Embedding, Flatten, GlobalAveragePooling2D, Input, KerasModel, Layer, LayerNormalization,
+    MaxPooling2D, Model, ModelRecord, MultiHeadAttention, Reshape, SUPPORTED_LAYERS, Sequential,
+    SymbolicTensor, WEIGHTS_META_KEY, WeightsMeta, from_keras_json,
 };
 pub use optim::{
     Adam, Clipping, Configured, LearningRateSchedule, Optimizer, RmsProp, Sgd, UpdateKernel,

@@ -2,7 +2,8 @@
 //!
 //! Tolerances (u = 2^-24, the unit roundoff of f32): dZ within 4 u relative plus u · |dA|
 //! absolute (the cancellation in 1 - A² and A(1 - A)); db within (rows + 2) · u · Σ_r |dZ_rj|
-//! (sequential sum).
+//! (sequential sum). GELU's derivative, taken from the input, within 8 u relative plus 1e-7
+//! absolute (its erf is a rational approximation within 7e-8).
 
 mod common;
 
@@ -12,12 +13,22 @@ use common::rng::Rng;
 use wgfit::Activation;
 use wgfit::gpu::ops;
 
-const ACTS: [Activation; 4] = [
+const ACTS: [Activation; 6] = [
     Activation::Linear,
     Activation::Relu,
     Activation::Tanh,
     Activation::Sigmoid,
+    Activation::Gelu,
+    Activation::GeluApproximate,
 ];
+
+/// What a layer keeps for the backward pass: its output, or for GELU its input `z`.
+fn kept(z: f64, act: Activation) -> f64 {
+    match act {
+        Activation::Gelu | Activation::GeluApproximate => z,
+        _ => act_f64(z, act),
+    }
+}
 
 #[test]
 fn activation_backward_four_columns_at_a_time_gives_the_same_bits() {
@@ -30,7 +41,7 @@ fn activation_backward_four_columns_at_a_time_gives_the_same_bits() {
         let a9: Vec<f32> = rng
             .vec(rows * 9, -3.0, 3.0)
             .iter()
-            .map(|&v| act_f64(v as f64, act) as f32)
+            .map(|&v| kept(v as f64, act) as f32)
             .collect();
         let d9 = rng.vec(rows * 9, -2.0, 2.0);
         let first8 = |v: &[f32]| {
@@ -59,6 +70,16 @@ fn derivative_f64(a: f64, act: Activation) -> f64 {
         }
         Activation::Tanh => 1.0 - a * a,
         Activation::Sigmoid => a * (1.0 - a),
+        // From the input.
+        Activation::Gelu => {
+            0.5 * (1.0 + common::cpu_reference::erf(a / std::f64::consts::SQRT_2))
+                + a * (-0.5 * a * a).exp() / (2.0 * std::f64::consts::PI).sqrt()
+        }
+        Activation::GeluApproximate => {
+            let c = (2.0 / std::f64::consts::PI).sqrt();
+            let t = (c * (a + 0.044715 * a.powi(3))).tanh();
+            0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * a * a)
+        }
     }
 }
 
@@ -71,7 +92,7 @@ fn activation_backward_every_activation_and_shape() {
         for act in ACTS {
             // A is a real layer output: act(z) of some pre-activation z (relu gives exact zeros).
             let z = rng.vec(rows * cols, -3.0, 3.0);
-            let a: Vec<f32> = z.iter().map(|&v| act_f64(v as f64, act) as f32).collect();
+            let a: Vec<f32> = z.iter().map(|&v| kept(v as f64, act) as f32).collect();
             let d = rng.vec(rows * cols, -2.0, 2.0);
             let (dz, db) =
                 ops::activation_backward(&gpu, rows, cols, act, &a, &d).expect("backward runs");
@@ -80,7 +101,12 @@ fn activation_backward_every_activation_and_shape() {
             let what = format!("activation_backward {rows}x{cols} {act:?}");
             for i in 0..rows * cols {
                 let want = d[i] as f64 * derivative_f64(a[i] as f64, act);
-                let tol = 4.0 * U * want.abs() + U * (d[i] as f64).abs();
+                let gelu = matches!(act, Activation::Gelu | Activation::GeluApproximate);
+                let tol = if gelu {
+                    8.0 * U * want.abs() + 1e-7 * (d[i] as f64).abs()
+                } else {
+                    4.0 * U * want.abs() + U * (d[i] as f64).abs()
+                };
                 let err = (dz[i] as f64 - want).abs();
                 assert!(
                     err <= tol,

@@ -276,6 +276,13 @@ fn write_file(
                 false,
                 *cols,
             ),
+            Targets::Tokens { labels, positions } => (
+                bytemuck::cast_slice(labels).to_vec(),
+                "U32",
+                vec![samples, *positions],
+                true,
+                *positions,
+            ),
         };
     out.write_all(&y_bytes)?;
     let x_bytes = x_values * 4;

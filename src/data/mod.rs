@@ -37,6 +37,15 @@ const HASH_TAG: &[u8] = b"wgfit.dataset.v1\0";
 pub enum Targets {
     /// One integer class label per sample.
     Classes(Vec<u32>),
+    /// A class label per position of each sample (a sequence model's next tokens): the
+    /// model's output is `[positions, classes]` per sample and the loss is the mean over
+    /// every token.
+    Tokens {
+        /// The labels, `samples × positions`, row-major.
+        labels: Vec<u32>,
+        /// Labels per sample.
+        positions: usize,
+    },
     /// `cols` float targets per sample, row-major. `cols == 1` broadcasts to every model output.
     Values {
         /// The targets, `samples × cols`, row-major.
@@ -154,6 +163,7 @@ impl Dataset {
     pub fn target_cols(&self) -> usize {
         match &self.targets {
             Targets::Classes(_) => 1,
+            Targets::Tokens { positions, .. } => *positions,
             Targets::Values { cols, .. } => *cols,
         }
     }
@@ -164,7 +174,9 @@ impl Dataset {
     /// for any model narrower than 16 777 216 outputs.
     pub fn targets_f32(&self) -> Vec<f32> {
         match &self.targets {
-            Targets::Classes(labels) => labels.iter().map(|&l| l as f32).collect(),
+            Targets::Classes(labels) | Targets::Tokens { labels, .. } => {
+                labels.iter().map(|&l| l as f32).collect()
+            }
             Targets::Values { data, .. } => data.clone(),
         }
     }
@@ -191,6 +203,7 @@ impl Dataset {
         match &self.targets {
             Targets::Classes(_) => h.update([0u8]),
             Targets::Values { .. } => h.update([1u8]),
+            Targets::Tokens { .. } => h.update([2u8]),
         }
         h.update((self.target_cols() as u64).to_le_bytes());
         if cfg!(target_endian = "little") {
@@ -202,7 +215,9 @@ impl Dataset {
             }
         }
         match &self.targets {
-            Targets::Classes(labels) => labels.iter().for_each(|l| h.update(l.to_le_bytes())),
+            Targets::Classes(labels) | Targets::Tokens { labels, .. } => {
+                labels.iter().for_each(|l| h.update(l.to_le_bytes()))
+            }
             Targets::Values { data, .. } => data.iter().for_each(|v| h.update(v.to_le_bytes())),
         }
         h.finalize().into()
@@ -230,6 +245,25 @@ impl Dataset {
                         sample,
                         label: labels[sample],
                         classes: outputs,
+                    });
+                }
+            }
+            Targets::Tokens { labels, positions } => {
+                if !outputs.is_multiple_of(*positions) {
+                    return Err(Error::Shape {
+                        what: "outputs per sample (positions × classes) for sequence targets"
+                            .into(),
+                        expected: vec![*positions, outputs / positions + 1],
+                        got: vec![outputs],
+                    });
+                }
+                let classes = outputs / positions;
+                let bad = labels.iter().position(|&l| l as usize >= classes);
+                if let Some(i) = bad {
+                    return Err(Error::LabelOutOfRange {
+                        sample: i / positions,
+                        label: labels[i],
+                        classes,
                     });
                 }
             }
@@ -290,6 +324,10 @@ impl Dataset {
         let f = self.features;
         let targets = match &self.targets {
             Targets::Classes(l) => Targets::Classes(l[start..end].to_vec()),
+            Targets::Tokens { labels, positions } => Targets::Tokens {
+                labels: labels[start * positions..end * positions].to_vec(),
+                positions: *positions,
+            },
             Targets::Values { data, cols } => Targets::Values {
                 data: data[start * cols..end * cols].to_vec(),
                 cols: *cols,
@@ -332,6 +370,18 @@ fn attach_path(e: Error, path: &Path) -> Error {
 fn check_target_rows(samples: usize, targets: &Targets) -> Result<()> {
     let rows = match targets {
         Targets::Classes(labels) => labels.len(),
+        Targets::Tokens { positions: 0, .. } => {
+            return Err(invalid("sequence targets need at least one position"));
+        }
+        Targets::Tokens { labels, positions } => {
+            if !labels.len().is_multiple_of(*positions) {
+                return Err(invalid(format!(
+                    "y has {} labels, which is not a multiple of {positions} positions",
+                    labels.len()
+                )));
+            }
+            labels.len() / positions
+        }
         Targets::Values { cols: 0, .. } => {
             return Err(invalid(
                 "float targets need at least one column (cols is 0)",

@@ -167,11 +167,12 @@ pub(super) fn targets_from(
         let data = decode_floats(dtype, data, shape, "y", path)?;
         return Ok(Targets::Values { data, cols });
     }
-    if !matches!(shape, [_] | [_, 1]) {
+    if !matches!(shape, [_] | [_, _]) {
         return Err(invalid_in(
             path,
             format!(
-                "integer tensor `y` (class labels) must have shape [n] or [n, 1], found {shape:?}"
+                "integer tensor `y` (class labels) must have shape [n], or [n, T] for a label \
+                 per position, found {shape:?}"
             ),
         ));
     }
@@ -184,7 +185,7 @@ pub(super) fn targets_from(
                 invalid_in(
                     path,
                     format!(
-                        "tensor `y` holds label {v} at sample {sample}; class labels must be \
+                        "tensor `y` holds label {v} at element {sample}; class labels must be \
                          0..={}",
                         u32::MAX
                     ),
@@ -192,7 +193,10 @@ pub(super) fn targets_from(
             })
         })
         .collect::<Result<Vec<u32>>>()?;
-    Ok(Targets::Classes(labels))
+    Ok(match *shape {
+        [_, positions] if positions > 1 => Targets::Tokens { labels, positions },
+        _ => Targets::Classes(labels),
+    })
 }
 
 /// Checks that a tensor's bytes match its shape and dtype, so decoding cannot drop or invent

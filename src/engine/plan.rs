@@ -6,7 +6,7 @@ use super::layers::LayerLaunch;
 use super::step::{ForwardLaunch, LayerBackward, Plan};
 use crate::engine::GpuParams;
 use crate::gpu::bindings::{
-    GatherBindings, LossFusedBindings, LossGradBindings, LossReduceBindings,
+    GatherBindings, LossFusedBindings, LossGradBindings, LossReduceBindings, SampleMeansBindings,
 };
 use crate::gpu::{Batch, FUSED_LOSS_ROWS, GatherDims, LossDims, Slice, WIDE_LOSS_COLS};
 use crate::layer::LayerKind;
@@ -20,16 +20,17 @@ pub(super) struct PlanBuffers<'a> {
     pub table: &'a wgpu::Buffer,
     pub stats: &'a wgpu::Buffer,
     pub step_values: &'a wgpu::Buffer,
-    /// Layer outputs, `acts[0]` the batch's inputs (a layer that moves nothing shares its
-    /// input's buffer).
-    pub acts: &'a [wgpu::Buffer],
-    /// Gradients by each layer's output (shared likewise).
-    pub grads: &'a [wgpu::Buffer],
+    /// The tensors and their gradients (`graph.rs`).
+    pub graph: &'a super::graph::GraphBuffers,
     /// Each layer's scratch buffers.
     pub scratch: &'a [Vec<wgpu::Buffer>],
     pub unused: &'a wgpu::Buffer,
     pub tb: &'a wgpu::Buffer,
     pub row_stats: &'a wgpu::Buffer,
+    /// Sequence targets: each token's `(loss, correct)` (`rows · positions` of them).
+    pub token_stats: Option<&'a wgpu::Buffer>,
+    /// Class labels per sample: 1, or a sequence's length (each token a row of the loss).
+    pub positions: usize,
     pub features: usize,
     pub t_cols: usize,
     pub class_labels: bool,
@@ -63,7 +64,7 @@ impl PlanBuffers<'_> {
                 perm: Slice::all(self.perm),
                 x: Slice::all(self.x),
                 t: Slice::all(self.t),
-                xb: Slice::all(&self.acts[0]),
+                xb: Slice::all(&self.graph.acts[0]),
                 tb: Slice::all(self.tb),
             },
         );
@@ -85,17 +86,22 @@ impl PlanBuffers<'_> {
             })
             .collect();
         let last = params.layers.len() - 1;
-        let outputs = params.layers[last].outputs;
+        // With a label per position, every token is a row of the loss.
+        let (loss_rows, outputs) = (
+            rows * self.positions,
+            params.layers[last].outputs / self.positions,
+        );
         let loss_dims = gpu.uniform(
             "loss",
             &LossDims {
-                rows: rows as u32,
+                rows: loss_rows as u32,
                 cols: outputs as u32,
                 kind: self.loss.code(),
                 class_labels: u32::from(self.class_labels),
-                t_cols: self.t_cols as u32,
+                t_cols: (self.t_cols / self.positions) as u32,
                 act: params.layers[last].activation.code(),
-                _pad: [0; 2],
+                positions: self.positions as u32,
+                _pad: 0,
             },
         );
         // Not on a CPU adapter: llvmpipe ran the fused kernel up to 30 times slower than the
@@ -105,12 +111,14 @@ impl PlanBuffers<'_> {
         // repeat.
         let last_layer = &params.layers[last];
         let fused = rows <= FUSED_LOSS_ROWS
+            && self.positions == 1
             && outputs <= WIDE_LOSS_COLS
             && !params.gpu.uses_cpu_kernels()
             && last_layer.spec.kind == LayerKind::Dense
+            && !last_layer.activation.differentiates_input()
             && last_layer.spec.in_shape.len() == 1;
-        let y = Slice::all(&self.acts[last + 1]);
-        let dy = Slice::all(&self.grads[last]);
+        let y = Slice::all(&self.graph.acts[last + 1]);
+        let dy = Slice::all(&self.graph.grads[last]);
         let (loss, reduce) = if fused {
             let bindings = LossFusedBindings {
                 dims: Slice::all(&loss_dims),
@@ -124,16 +132,25 @@ impl PlanBuffers<'_> {
             let launch = k
                 .loss_fused
                 .dispatch_per_batch(dev, &bindings.slices(), (1, 1));
-            (launch, None)
+            (vec![launch], None)
         } else {
             let bindings = LossGradBindings {
                 dims: Slice::all(&loss_dims),
                 y,
                 t: Slice::all(self.tb),
                 dy,
-                row_stats: Slice::all(self.row_stats),
+                row_stats: Slice::all(self.token_stats.unwrap_or(self.row_stats)),
             };
-            let loss = k.loss_grad_dispatch(dev, rows, outputs, &bindings);
+            let mut loss = vec![k.loss_grad_dispatch(dev, loss_rows, outputs, &bindings)];
+            if let Some(tokens) = self.token_stats {
+                let bindings = SampleMeansBindings {
+                    dims: Slice::all(&loss_dims),
+                    row_stats: Slice::all(self.row_stats),
+                    token_stats: Slice::all(tokens),
+                };
+                let means = &k.loss_sample_means;
+                loss.push(means.dispatch(dev, &bindings.slices(), crate::gpu::grid(rows, 64)));
+            }
             let bindings = LossReduceBindings {
                 batch: table,
                 rows_in: Slice::all(self.row_stats),
@@ -147,9 +164,19 @@ impl PlanBuffers<'_> {
 
         let backward = launches
             .iter()
-            .map(|l| LayerBackward {
-                layer: layer_name(l),
-                launches: l.backward(fused && l.index == last),
+            .map(|l| {
+                let sums = super::layers::gradient_sums(
+                    l,
+                    &self.graph.grads[l.index],
+                    &self.graph.sums[l.index],
+                );
+                LayerBackward {
+                    layer: layer_name(l),
+                    launches: sums
+                        .into_iter()
+                        .chain(l.backward(fused && l.index == last))
+                        .collect(),
+                }
             })
             .collect();
 
@@ -164,17 +191,20 @@ impl PlanBuffers<'_> {
 
     /// Layer `i`'s buffers for batches of `rows` rows.
     fn layer_launch<'b>(&'b self, params: &'b GpuParams, i: usize, rows: usize) -> LayerLaunch<'b> {
-        // The input's gradient is needed when a layer before this one has parameters.
-        let needs_input_grad = params.layers[..i].iter().any(|l| !l.tensors.is_empty());
+        let sources = super::graph::sources(&params.layers[i].spec, i);
+        let inputs: Vec<&wgpu::Buffer> = sources.iter().map(|&s| &self.graph.acts[s]).collect();
+        let d_inputs: Vec<Option<&wgpu::Buffer>> =
+            self.graph.edges[i].iter().map(Option::as_ref).collect();
         LayerLaunch {
             params,
             index: i,
             layer: &params.layers[i],
             rows,
-            input: &self.acts[i],
-            output: &self.acts[i + 1],
-            d_output: &self.grads[i],
-            d_input: needs_input_grad.then(|| &self.grads[i - 1]),
+            input: inputs[0],
+            inputs,
+            output: &self.graph.acts[i + 1],
+            d_output: &self.graph.grads[i],
+            d_input: d_inputs[0],
             scratch: &self.scratch[i],
             unused: self.unused,
             table: self.table,

@@ -11,8 +11,9 @@ pub(crate) struct Plan {
     /// Every layer's forward launches in order, each named and with when it runs.
     pub(super) forward: Vec<ForwardLaunch>,
     /// The loss and its gradient; with small batches also the batch statistics and the last
-    /// layer's activation backward.
-    pub(super) loss: Dispatch,
+    /// layer's activation backward; with sequence targets, then each sample's mean over its
+    /// tokens.
+    pub(super) loss: Vec<Dispatch>,
     /// The batch statistics, unless `loss` computes them (batches of at most
     /// [`FUSED_LOSS_ROWS`] rows).
     pub(super) reduce: Option<Dispatch>,
@@ -114,13 +115,16 @@ impl Plan {
         let last = self.backward.last().map_or("", |b| b.layer.as_str());
         match &self.reduce {
             Some(reduce) => {
-                out.push(("loss".into(), &self.loss));
+                for (i, launch) in self.loss.iter().enumerate() {
+                    let name = if i == 0 { "loss" } else { "loss sample means" };
+                    out.push((name.into(), launch));
+                }
                 out.push(("loss reduce".into(), reduce));
             }
-            None => out.push((
-                format!("loss, reduce, {last} activation backward"),
-                &self.loss,
-            )),
+            None => {
+                let name = format!("loss, reduce, {last} activation backward");
+                out.extend(self.loss.iter().map(|launch| (name.clone(), launch)));
+            }
         }
         for b in self.backward.iter().rev() {
             for (what, launch) in &b.launches {
@@ -160,7 +164,9 @@ fn record_forward(pass: &mut wgpu::ComputePass<'_>, plan: &Plan, step: u32, phas
         }
     }
     // dA_L = ∂loss/∂A_L; per-row losses
-    plan.loss.record(pass, step);
+    for launch in &plan.loss {
+        launch.record(pass, step);
+    }
     // stats[step] = (mean loss, correct) of this batch (small batches: done by the loss launch)
     if let Some(reduce) = &plan.reduce {
         reduce.record(pass, step);

@@ -109,7 +109,11 @@ impl Workspace {
         let steps = samples.div_ceil(global_batch);
         let batch_size = global_batch / split.map_or(1, |s| s.ranks);
         let t_cols = data.target_cols();
-        let class_labels = matches!(data.targets(), crate::data::Targets::Classes(_));
+        let (class_labels, positions) = match data.targets() {
+            crate::data::Targets::Classes(_) => (true, 1),
+            crate::data::Targets::Tokens { positions, .. } => (true, *positions),
+            crate::data::Targets::Values { .. } => (false, 1),
+        };
         let widths: Vec<(usize, usize, usize, usize)> = params
             .layers
             .iter()
@@ -164,23 +168,11 @@ impl Workspace {
         params.write_step_values(&step_values, 0, 0, steps);
         let update = params.update_dispatch(&step_values);
 
-        let mut acts = vec![gpu.storage("batch x", (batch_size * data.features()) as u64 * 4)?];
-        let mut grads: Vec<wgpu::Buffer> = Vec::new();
+        let specs: Vec<_> = params.layers.iter().map(|l| l.spec.clone()).collect();
+        let graph = super::graph::buffers(gpu, &specs, batch_size, data.features())?;
         let mut scratch = Vec::new();
         for (i, l) in params.layers.iter().enumerate() {
             super::layers::check(gpu, i, &l.spec, batch_size)?;
-            let bytes = (batch_size * l.outputs) as u64 * 4;
-            if l.spec.kind.moves_nothing() {
-                // Flatten and Reshape: the output is the input's memory, and so is its gradient.
-                acts.push(acts[i].clone());
-                grads.push(match grads.last() {
-                    Some(g) => g.clone(),
-                    None => gpu.storage("activation gradients", bytes)?,
-                });
-            } else {
-                acts.push(gpu.storage("activations", bytes)?);
-                grads.push(gpu.storage("activation gradients", bytes)?);
-            }
             let mut buffers = Vec::new();
             for floats in super::layers::scratch_floats(gpu, &l.spec, batch_size) {
                 buffers.push(gpu.storage("layer scratch", floats.max(1) as u64 * 4)?);
@@ -190,6 +182,10 @@ impl Workspace {
         let unused = gpu.storage("unused binding", 256)?;
         let tb = gpu.storage("batch targets", (batch_size * t_cols) as u64 * 4)?;
         let row_stats = gpu.storage("row statistics", batch_size as u64 * 8)?;
+        let token_stats = match positions {
+            1 => None,
+            p => Some(gpu.storage("token statistics", (batch_size * p) as u64 * 8)?),
+        };
 
         let buffers = super::plan::PlanBuffers {
             x: &x,
@@ -198,12 +194,13 @@ impl Workspace {
             table: &table,
             stats: &stats,
             step_values: &step_values,
-            acts: &acts,
-            grads: &grads,
+            graph: &graph,
             scratch: &scratch,
             unused: &unused,
             tb: &tb,
             row_stats: &row_stats,
+            token_stats: token_stats.as_ref(),
+            positions,
             features: data.features(),
             t_cols,
             class_labels,
@@ -228,12 +225,14 @@ impl Workspace {
             stats_staging,
             step_values,
             update,
-            acts,
+            acts: graph.acts.clone(),
             full,
             tail,
             _buffers: vec![x, t, table, tb, row_stats, unused]
                 .into_iter()
-                .chain(grads)
+                .chain(token_stats)
+                .chain(graph.grads)
+                .chain(graph.edges.into_iter().flatten().flatten())
                 .chain(scratch.into_iter().flatten())
                 .collect(),
         })

@@ -48,6 +48,11 @@ bindings!(
 );
 
 bindings!(
+    /// `loss.wgsl`'s `sample_means`: each sample's mean `(loss, correct)` over its tokens.
+    SampleMeansBindings { dims: 0 Uniform, row_stats: 4 ReadWrite, token_stats: 9 Read }
+);
+
+bindings!(
     /// `loss.wgsl`'s `reduce`: the batch's `(mean loss, correct)` into `stats[batch.step]`.
     LossReduceBindings { batch: 5 UniformDynamic, rows_in: 6 Read, stats: 7 ReadWrite }
 );

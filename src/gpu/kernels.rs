@@ -19,6 +19,7 @@
 //! | loss_grad     | `shaders/loss.wgsl`       | `loss_grad` |
 //! | loss_grad_wide| `shaders/loss.wgsl`       | `loss_grad_wide` |
 //! | loss_reduce   | `shaders/loss.wgsl`       | `reduce`    |
+//! | loss_sample_means | `shaders/loss.wgsl`   | `sample_means` |
 //! | loss_fused    | `shaders/loss.wgsl`       | `loss_grad_reduce` |
 //! | gather        | `shaders/gather.wgsl`     | `main`      |
 //! | gather4       | `shaders/gather.wgsl`     | `main4`     |
@@ -26,7 +27,7 @@
 
 use super::bindings::{
     AccumulateBindings, ActBackwardBindings, ClipBindings, GatherBindings, LossFusedBindings,
-    LossGradBindings, LossReduceBindings, MatmulBindings, UpdateBindings,
+    LossGradBindings, LossReduceBindings, MatmulBindings, SampleMeansBindings, UpdateBindings,
 };
 use super::matmul::LazyMatmul;
 use super::params::Batch;
@@ -289,6 +290,8 @@ pub(crate) struct Kernels {
     /// (see [`Kernels::loss_grad_dispatch`]).
     pub loss_grad_wide: Kernel,
     pub loss_reduce: Kernel,
+    /// Sequences: each sample's mean over its tokens' losses, before `loss_reduce`.
+    pub loss_sample_means: Kernel,
     /// `loss_grad`, `loss_reduce` and the last layer's `act_backward` in one launch, for
     /// batches of at most [`FUSED_LOSS_ROWS`].
     pub loss_fused: Kernel,
@@ -356,6 +359,13 @@ impl Kernels {
                 loss,
                 "reduce",
                 LossReduceBindings::LAYOUT,
+            ),
+            loss_sample_means: Kernel::new(
+                device,
+                "loss_sample_means",
+                loss,
+                "sample_means",
+                SampleMeansBindings::LAYOUT,
             ),
             loss_fused: Kernel::new(
                 device,

@@ -24,6 +24,13 @@
 //! | ActForward        | `shaders/elementwise.wgsl`| `forward`      |
 //! | ActBackward       | `shaders/elementwise.wgsl`| `backward`     |
 //! | ActInPlace        | `shaders/elementwise.wgsl`| `in_place`     |
+//! | Add               | `shaders/elementwise.wgsl`| `add`          |
+//! | Accumulate        | `shaders/elementwise.wgsl`| `accumulate`   |
+//! | EmbeddingForward  | `shaders/embedding.wgsl`  | `forward`      |
+//! | EmbeddingGrad     | `shaders/embedding.wgsl`  | `table_grad`   |
+//! | AttentionForward  | `shaders/attention.wgsl`  | `forward`      |
+//! | AttentionScoresGrad | `shaders/attention.wgsl` | `scores_grad` |
+//! | AttentionKeyValueGrad | `shaders/attention.wgsl` | `key_value_grad` |
 //! | NormSumPartials   | `shaders/batchnorm.wgsl`  | `sum_partials` |
 //! | NormMean          | `shaders/batchnorm.wgsl`  | `mean`         |
 //! | NormSquarePartials| `shaders/batchnorm.wgsl`  | `square_partials` |
@@ -148,6 +155,32 @@ pub(crate) struct LayerNormDims {
     pub _pad: u32,
 }
 
+/// Parameters of `embedding.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct EmbeddingDims {
+    /// Ids in the batch: rows times sequence length.
+    pub positions: u32,
+    pub input_dim: u32,
+    pub output_dim: u32,
+    pub _pad: u32,
+}
+
+/// Parameters of `attention.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct AttentionDims {
+    pub rows: u32,
+    pub t: u32,
+    pub heads: u32,
+    pub key_dim: u32,
+    pub value_dim: u32,
+    pub causal: u32,
+    /// `1 / √key_dim`, which multiplies the queries.
+    pub scale: f32,
+    pub _pad: u32,
+}
+
 /// Parameters of `elementwise.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -183,6 +216,13 @@ pub(crate) enum LayerKernel {
     ActForward,
     ActBackward,
     ActInPlace,
+    Add,
+    Accumulate,
+    EmbeddingForward,
+    EmbeddingGrad,
+    AttentionForward,
+    AttentionScoresGrad,
+    AttentionKeyValueGrad,
     NormSumPartials,
     NormMean,
     NormSquarePartials,
@@ -225,7 +265,7 @@ impl LayerKernel {
                 include_str!("../../shaders/pool2d.wgsl").to_string()
             }
             Dropout | PhiloxWords => include_str!("../../shaders/dropout.wgsl").to_string(),
-            ActForward | ActBackward | ActInPlace => {
+            ActForward | ActBackward | ActInPlace | Add | Accumulate => {
                 super::with_activations(include_str!("../../shaders/elementwise.wgsl"))
             }
             NormSumPartials | NormMean | NormSquarePartials | NormVariance | Normalize
@@ -234,6 +274,12 @@ impl LayerKernel {
             }
             LayerNormForward | LayerNormGradPartials | LayerNormGradSums | LayerNormInputGrad => {
                 include_str!("../../shaders/layernorm.wgsl").to_string()
+            }
+            EmbeddingForward | EmbeddingGrad => {
+                include_str!("../../shaders/embedding.wgsl").to_string()
+            }
+            AttentionForward | AttentionScoresGrad | AttentionKeyValueGrad => {
+                include_str!("../../shaders/attention.wgsl").to_string()
             }
         }
     }
@@ -260,6 +306,13 @@ impl LayerKernel {
             PhiloxWords => "philox_words",
             ActBackward => "backward",
             ActInPlace => "in_place",
+            Add => "add",
+            Accumulate => "accumulate",
+            EmbeddingForward => "forward",
+            EmbeddingGrad => "table_grad",
+            AttentionForward => "forward",
+            AttentionScoresGrad => "scores_grad",
+            AttentionKeyValueGrad => "key_value_grad",
             NormSumPartials => "sum_partials",
             NormMean => "mean",
             NormSquarePartials => "square_partials",
@@ -315,6 +368,40 @@ impl LayerKernel {
             ActForward => vec![(0, Uniform), (1, Read), (3, ReadWrite)],
             ActBackward => vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)],
             ActInPlace => vec![(0, Uniform), (2, Read), (3, ReadWrite)],
+            Add => vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)],
+            Accumulate => vec![(0, Uniform), (1, Read), (3, ReadWrite)],
+            EmbeddingForward | EmbeddingGrad => {
+                vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)]
+            }
+            // attention.wgsl: q, k, v in; p and the context out.
+            AttentionForward => vec![
+                (0, Uniform),
+                (1, Read),
+                (2, Read),
+                (3, Read),
+                (4, ReadWrite),
+                (5, ReadWrite),
+            ],
+            // k, v, p, d context in; d scores and d q out.
+            AttentionScoresGrad => vec![
+                (0, Uniform),
+                (2, Read),
+                (3, Read),
+                (6, Read),
+                (7, Read),
+                (8, ReadWrite),
+                (9, ReadWrite),
+            ],
+            // q, p, d context, d scores in; d k and d v out.
+            AttentionKeyValueGrad => vec![
+                (0, Uniform),
+                (1, Read),
+                (6, Read),
+                (7, Read),
+                (10, Read),
+                (11, ReadWrite),
+                (12, ReadWrite),
+            ],
             // batchnorm.wgsl: see each entry point for what it binds.
             NormSumPartials => vec![(0, Uniform), (1, Read), (3, ReadWrite)],
             NormMean => vec![(0, Uniform), (4, Read), (2, ReadWrite)],

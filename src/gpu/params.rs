@@ -59,7 +59,9 @@ pub(crate) struct LossDims {
     pub t_cols: u32,
     /// The last layer's activation code (read by `loss_grad_reduce` only).
     pub act: u32,
-    pub _pad: [u32; 2],
+    /// Rows (tokens) per sample, read by `sample_means` only.
+    pub positions: u32,
+    pub _pad: u32,
 }
 
 /// One entry of an epoch's batch table, read by `gather` and `reduce` through a dynamic offset.

@@ -17,6 +17,9 @@ pub struct Layer {
     /// Reshape's target shape.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     target: Vec<usize>,
+    /// The tensors it reads in a graph (see [`LayerSpec::sources`]); empty in a stack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sources: Vec<usize>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -24,13 +27,26 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl Layer {
-    fn of(kind: LayerKind) -> Self {
+    pub(super) fn of(kind: LayerKind) -> Self {
         Layer {
             kind,
             activation: Activation::Linear,
             units: 0,
             target: Vec::new(),
+            sources: Vec::new(),
         }
+    }
+
+    /// The layer reading the tensors `sources` of a graph (0 the model's input, `i + 1` the
+    /// output of layer `i`): what [`crate::Model::new`] sets.
+    pub fn reading(mut self, sources: &[usize]) -> Self {
+        self.sources = sources.to_vec();
+        self
+    }
+
+    /// The tensors it reads in a graph; empty in a stack (the previous layer's output).
+    pub fn sources(&self) -> &[usize] {
+        &self.sources
     }
 
     /// What the layer computes.
@@ -45,10 +61,12 @@ impl Layer {
 
     /// The layer on inputs of `in_shape`, or why it cannot take them.
     pub fn spec(&self, in_shape: &[usize]) -> std::result::Result<LayerSpec, String> {
-        match self.kind {
+        let mut spec = match self.kind {
             LayerKind::Reshape => LayerSpec::reshape(in_shape, &self.target),
             _ => LayerSpec::new(self.kind.clone(), in_shape, self.activation, self.units),
-        }
+        }?;
+        spec.sources = self.sources.clone();
+        Ok(spec)
     }
 }
 

@@ -132,16 +132,51 @@ impl Sequential {
     /// Each layer with its input and output shapes, as the engine runs it; an error names
     /// the first layer that cannot take its input.
     pub fn specs(&self) -> Result<Vec<LayerSpec>> {
-        let mut shape = self.input_shape.clone();
+        // Tensor 0 is the input, tensor i + 1 layer i's output.
+        let mut shapes = vec![self.input_shape.clone()];
         let mut specs = Vec::with_capacity(self.layers.len());
         for (i, l) in self.layers.iter().enumerate() {
-            let spec = l.spec(&shape).map_err(|reason| {
+            let failed = |reason: String| {
                 Error::config(
                     "model",
                     format!("layer {i} ({}): {reason}", l.kind().class_name()),
                 )
-            })?;
-            shape = spec.out_shape.clone();
+            };
+            let sources = match l.sources() {
+                [] => vec![i],
+                given => given.to_vec(),
+            };
+            if let Some(s) = sources.iter().find(|&&s| s > i) {
+                return Err(failed(format!(
+                    "it reads tensor {s}, which is not computed before it"
+                )));
+            }
+            let several = l.kind().takes_several_inputs();
+            if several != (sources.len() > 1) {
+                return Err(failed(format!(
+                    "it reads {} tensors; {}",
+                    sources.len(),
+                    if several {
+                        "it takes two or more"
+                    } else {
+                        "it takes one"
+                    }
+                )));
+            }
+            if l.kind().takes_ids() && sources != [0] {
+                return Err(failed(
+                    "it takes ids, so it must read the model's input".into(),
+                ));
+            }
+            let shape = &shapes[sources[0]];
+            if let Some(&s) = sources.iter().find(|&&s| shapes[s] != *shape) {
+                return Err(failed(format!(
+                    "its inputs' shapes differ: {shape:?} and {:?}",
+                    shapes[s]
+                )));
+            }
+            let spec = l.spec(shape).map_err(failed)?;
+            shapes.push(spec.out_shape.clone());
             specs.push(spec);
         }
         Ok(specs)
@@ -258,10 +293,9 @@ impl Sequential {
     /// The record of the architecture that weights files and backups carry, unless the model
     /// is a stack of Dense layers on flat inputs (whose tensors and activations say it all).
     pub fn record(&self) -> Result<Option<crate::model::ModelRecord>> {
-        let dense_stack = self
-            .specs()?
-            .iter()
-            .all(|l| l.kind == crate::LayerKind::Dense && l.in_shape.len() == 1);
+        let dense_stack = self.specs()?.iter().all(|l| {
+            l.kind == crate::LayerKind::Dense && l.in_shape.len() == 1 && l.sources.is_empty()
+        });
         Ok((!dense_stack).then(|| crate::model::ModelRecord {
             input_shape: self.input_shape.clone(),
             layers: self.layers.clone(),
@@ -272,7 +306,9 @@ impl Sequential {
     pub fn check_data(&self, data: &Dataset) -> Result<()> {
         let loss = self.compiled()?.loss;
         data.check_model(self.inputs, self.outputs())?;
-        if loss == Loss::CrossEntropy && !matches!(data.targets(), Targets::Classes(_)) {
+        self.check_ids(data)?;
+        let labels = matches!(data.targets(), Targets::Classes(_) | Targets::Tokens { .. });
+        if loss == Loss::CrossEntropy && !labels {
             return Err(Error::InvalidData {
                 path: None,
                 reason: "cross-entropy needs integer class labels, but the targets are floats"
@@ -280,6 +316,39 @@ impl Sequential {
             });
         }
         Ok(())
+    }
+
+    /// Checks that the inputs are ids an Embedding can look up, if the model has one: whole
+    /// numbers in `[0, input_dim)` (the GPU would read past the table otherwise).
+    fn check_ids(&self, data: &Dataset) -> Result<()> {
+        let smallest = self
+            .specs()?
+            .iter()
+            .filter_map(|s| match s.kind {
+                crate::LayerKind::Embedding { input_dim, .. } => Some(input_dim),
+                _ => None,
+            })
+            .min();
+        let Some(input_dim) = smallest else {
+            return Ok(());
+        };
+        let bad = data
+            .x()
+            .iter()
+            .position(|&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < input_dim));
+        match bad {
+            Some(i) => Err(Error::InvalidData {
+                path: None,
+                reason: format!(
+                    "input {} of sample {} is {}, not an id in [0, {input_dim}) for the \
+                     model's Embedding",
+                    i % self.inputs,
+                    i / self.inputs,
+                    data.x()[i]
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// What identifies a run of this model on `data` with `options` (see [`Fingerprint`]).

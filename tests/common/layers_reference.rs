@@ -31,15 +31,22 @@ pub fn forward_in(
     rows: usize,
     training: bool,
 ) -> Vec<f64> {
-    let mut a = x.to_vec();
+    // Tensor 0 is the input, tensor i + 1 layer i's output (a graph's layers name theirs).
+    let mut tensors = vec![x.to_vec()];
     let mut next = 0;
-    for spec in specs {
+    for (i, spec) in specs.iter().enumerate() {
+        let sources = if spec.sources.is_empty() {
+            vec![i]
+        } else {
+            spec.sources.clone()
+        };
+        let a = tensors[sources[0]].clone();
         let mut take = || {
             let t = &params[next];
             next += 1;
             t.clone()
         };
-        a = match &spec.kind {
+        let out = match &spec.kind {
             LayerKind::Dense => {
                 let (w, b) = (take(), take());
                 let width = *spec.in_shape.last().unwrap();
@@ -205,9 +212,80 @@ pub fn forward_in(
                 }
                 y
             }
+            LayerKind::Add => sources[1..].iter().fold(a, |sum, &s| {
+                sum.iter().zip(&tensors[s]).map(|(x, y)| x + y).collect()
+            }),
+            LayerKind::MultiHeadAttention {
+                num_heads,
+                key_dim,
+                value_dim,
+                use_bias,
+                use_causal_mask,
+            } => {
+                let mut p = Vec::new();
+                for name in ["query", "key", "value", "output"] {
+                    let kernel = take();
+                    let bias = if *use_bias { Some(take()) } else { None };
+                    p.push((name, kernel, bias));
+                }
+                let (t, c) = (spec.in_shape[0], spec.in_shape[1]);
+                let (h, dk, dv) = (*num_heads, *key_dim, *value_dim);
+                // x [positions, C] · kernel [C, width] + bias
+                let project =
+                    |x: &[f64], kernel: &[f64], bias: &Option<Vec<f64>>, k: usize, width: usize| {
+                        let m = x.len() / k;
+                        let mut y = vec![0.0; m * width];
+                        for r in 0..m {
+                            for j in 0..width {
+                                let z: f64 =
+                                    (0..k).map(|i| x[r * k + i] * kernel[i * width + j]).sum();
+                                y[r * width + j] = z + bias.as_ref().map_or(0.0, |b| b[j]);
+                            }
+                        }
+                        y
+                    };
+                let q = project(&a, &p[0].1, &p[0].2, c, h * dk);
+                let k = project(&a, &p[1].1, &p[1].2, c, h * dk);
+                let v = project(&a, &p[2].1, &p[2].2, c, h * dv);
+                let scale = 1.0 / (dk as f64).sqrt();
+                let mut ctx = vec![0.0; rows * t * h * dv];
+                for b in 0..rows {
+                    for head in 0..h {
+                        for i in 0..t {
+                            let last = if *use_causal_mask { i } else { t - 1 };
+                            let qi = ((b * t + i) * h + head) * dk;
+                            let scores: Vec<f64> = (0..=last)
+                                .map(|j| {
+                                    let kj = ((b * t + j) * h + head) * dk;
+                                    (0..dk).map(|e| q[qi + e] * scale * k[kj + e]).sum()
+                                })
+                                .collect();
+                            let m = scores.iter().cloned().fold(f64::MIN, f64::max);
+                            let exps: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+                            let sum: f64 = exps.iter().sum();
+                            for e in 0..dv {
+                                ctx[((b * t + i) * h + head) * dv + e] = (0..=last)
+                                    .map(|j| exps[j] / sum * v[((b * t + j) * h + head) * dv + e])
+                                    .sum();
+                            }
+                        }
+                    }
+                }
+                project(&ctx, &p[3].1, &p[3].2, h * dv, c)
+            }
+            LayerKind::Embedding { output_dim, .. } => {
+                let table = take();
+                a.iter()
+                    .flat_map(|&id| {
+                        let row = id as usize * output_dim;
+                        table[row..row + output_dim].to_vec()
+                    })
+                    .collect()
+            }
         };
+        tensors.push(out);
     }
-    a
+    tensors.pop().unwrap()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -202,7 +202,9 @@ pub fn scale_inputs(data: Dataset, scale: f32) -> CliResult<Dataset> {
 /// The number of classes a data set's labels need (max label + 1), if it has class labels.
 pub fn classes_needed(data: &Dataset) -> Option<usize> {
     match data.targets() {
-        wgfit::Targets::Classes(labels) => labels.iter().max().map(|&m| m as usize + 1),
+        wgfit::Targets::Classes(labels) | wgfit::Targets::Tokens { labels, .. } => {
+            labels.iter().max().map(|&m| m as usize + 1)
+        }
         wgfit::Targets::Values { .. } => None,
     }
 }

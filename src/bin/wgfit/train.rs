@@ -264,6 +264,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
 fn default_outputs(data: &Dataset) -> usize {
     match data.targets() {
         Targets::Classes(_) => classes_needed(data).unwrap_or(2).max(2),
+        Targets::Tokens { positions, .. } => positions * classes_needed(data).unwrap_or(2).max(2),
         Targets::Values { cols, .. } => *cols,
     }
 }

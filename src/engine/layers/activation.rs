@@ -9,9 +9,9 @@ fn launch(
     which: LayerKernel,
     src: &wgpu::Buffer,
     dst: &wgpu::Buffer,
+    n: usize,
 ) -> Dispatch {
     let gpu = l.gpu();
-    let n = l.rows * l.layer.outputs;
     let e = ElementDims {
         n: n as u32,
         act: l.layer.activation.code(),
@@ -20,8 +20,13 @@ fn launch(
     let uniform = gpu.uniform("activation", &e);
     let mut bindings = vec![Slice::all(&uniform), Slice::all(src)];
     if which == LayerKernel::ActBackward {
-        // The derivative is taken from the output.
-        bindings.push(Slice::all(l.output));
+        // The derivative is taken from the output, or for GELU from the input.
+        let at = if l.layer.activation.differentiates_input() {
+            l.input
+        } else {
+            l.output
+        };
+        bindings.push(Slice::all(at));
     }
     bindings.push(Slice::all(dst));
     gpu.kernels
@@ -30,14 +35,30 @@ fn launch(
 }
 
 pub(super) fn forward(l: &LayerLaunch<'_>) -> Dispatch {
-    launch(l, LayerKernel::ActForward, l.input, l.output)
+    apply(l, l.input, l.output, l.rows * l.layer.outputs)
+}
+
+/// `dst = act(src)` over `n` elements with the layer's activation (also Dense's GELU).
+pub(super) fn apply(
+    l: &LayerLaunch<'_>,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    n: usize,
+) -> Dispatch {
+    launch(l, LayerKernel::ActForward, src, dst, n)
 }
 
 pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
     match l.d_input {
         Some(d_input) => vec![(
             "input gradient",
-            launch(l, LayerKernel::ActBackward, l.d_output, d_input),
+            launch(
+                l,
+                LayerKernel::ActBackward,
+                l.d_output,
+                d_input,
+                l.rows * l.layer.outputs,
+            ),
         )],
         None => Vec::new(),
     }

@@ -1,6 +1,8 @@
 //! Dense: `y = act(x · Wᵀ + b)` on the last axis (the leading axes are more rows), on the
 //! tiled matmul; backward `dZ = dA ⊙ act'(A)` with `db` (`activation.wgsl`), `dW = dZᵀ · X`
-//! and `dX = dZ · W`.
+//! and `dX = dZ · W`. With GELU, which is not differentiated from its output, the matmul
+//! writes the pre-activation `Z` to the layer's scratch and an element-wise launch applies
+//! the activation; the backward pass takes the derivative at `Z`.
 
 use super::LayerLaunch;
 use crate::gpu::bindings::ActBackwardBindings;
@@ -14,8 +16,33 @@ fn shape(l: &LayerLaunch<'_>) -> (usize, usize, usize) {
     (l.rows * (spec.inputs / width.max(1)), width, units)
 }
 
-pub(super) fn forward(l: &LayerLaunch<'_>) -> Dispatch {
+/// The pre-activation kept for the backward pass, for activations differentiated from their
+/// input.
+fn pre_activation<'a>(l: &'a LayerLaunch<'a>) -> Option<&'a wgpu::Buffer> {
+    l.layer.activation.differentiates_input().then(|| {
+        l.scratch
+            .first()
+            .expect("a GELU Dense layer without its scratch")
+    })
+}
+
+/// Floats of the scratch buffer: the pre-activation, for activations that need it.
+pub(super) fn scratch_floats(spec: &crate::layer::LayerSpec, rows: usize) -> Vec<usize> {
+    if spec.activation.differentiates_input() {
+        vec![rows * spec.outputs]
+    } else {
+        Vec::new()
+    }
+}
+
+pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<Dispatch> {
     let (m, width, units) = shape(l);
+    let pre = pre_activation(l);
+    let epilogue_act = if pre.is_some() {
+        crate::layer::Activation::Linear
+    } else {
+        l.layer.activation
+    };
     let dims = MatmulDims {
         m: m as u32,
         n: units as u32,
@@ -24,20 +51,27 @@ pub(super) fn forward(l: &LayerLaunch<'_>) -> Dispatch {
         a_col_stride: 1,
         b_row_stride: 1,
         b_col_stride: width as u32,
-        epilogue: MatmulDims::epilogue(true, l.layer.activation.code()),
+        epilogue: MatmulDims::epilogue(true, epilogue_act.code()),
     };
     let weight = l.tensor(&l.params.params, "weight");
     let bias = l.tensor(&l.params.params, "bias");
     let (Some(weight), Some(bias)) = (weight, bias) else {
         panic!("a Dense layer without a weight and a bias");
     };
-    l.params.gpu.matmul(
+    let product = l.params.gpu.matmul(
         dims,
         Slice::all(l.input),
         weight,
         bias,
-        Slice::all(l.output),
-    )
+        Slice::all(pre.unwrap_or(l.output)),
+    );
+    match pre {
+        Some(pre) => vec![
+            product,
+            super::activation::apply(l, pre, l.output, m * units),
+        ],
+        None => vec![product],
+    }
 }
 
 pub(super) fn backward(
@@ -70,7 +104,7 @@ pub(super) fn backward(
                 &act_dims,
                 &ActBackwardBindings {
                     dims: Slice::all(&act_uniform),
-                    a: Slice::all(l.output),
+                    a: Slice::all(pre_activation(l).unwrap_or(l.output)),
                     d: Slice::all(l.d_output),
                     db: d_bias,
                 },

@@ -4,10 +4,13 @@
 //! and Reshape move no data and record nothing). The plan (`plan.rs`) strings them together.
 
 mod activation;
+mod add;
+mod attention;
 mod batchnorm;
 mod conv2d;
 mod dense;
 mod dropout;
+mod embedding;
 mod layernorm;
 mod pool2d;
 
@@ -36,6 +39,8 @@ pub(super) struct LayerLaunch<'a> {
     pub layer: &'a LayerLayout,
     pub rows: usize,
     pub input: &'a wgpu::Buffer,
+    /// Every input, `input` first (several for Add).
+    pub inputs: Vec<&'a wgpu::Buffer>,
     pub output: &'a wgpu::Buffer,
     /// The gradient of the loss by the output (on entry to the backward pass).
     pub d_output: &'a wgpu::Buffer,
@@ -53,6 +58,12 @@ impl LayerLaunch<'_> {
     /// The forward launches, each with a name for profiles (`forward` where there is one).
     pub fn forward(&self) -> Vec<(&'static str, Phase, Dispatch)> {
         let one = |phase, launch| vec![("forward", phase, launch)];
+        let always = |launches: Vec<Dispatch>| {
+            launches
+                .into_iter()
+                .map(|launch| ("forward", Phase::Always, launch))
+                .collect()
+        };
         let named = |launches: Vec<(Phase, Dispatch)>| {
             launches
                 .into_iter()
@@ -60,7 +71,7 @@ impl LayerLaunch<'_> {
                 .collect()
         };
         match &self.layer.spec.kind {
-            LayerKind::Dense => one(Phase::Always, dense::forward(self)),
+            LayerKind::Dense => always(dense::forward(self)),
             LayerKind::Conv2D { .. } => conv2d::forward(self),
             LayerKind::MaxPooling2D { .. }
             | LayerKind::AveragePooling2D { .. }
@@ -69,6 +80,9 @@ impl LayerLaunch<'_> {
             LayerKind::Activation => one(Phase::Always, activation::forward(self)),
             LayerKind::BatchNormalization { .. } => named(batchnorm::forward(self)),
             LayerKind::LayerNormalization { .. } => named(layernorm::forward(self)),
+            LayerKind::Add => always(add::forward(self)),
+            LayerKind::MultiHeadAttention { .. } => always(attention::forward(self)),
+            LayerKind::Embedding { .. } => one(Phase::Always, embedding::forward(self)),
             LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
         }
     }
@@ -87,7 +101,10 @@ impl LayerLaunch<'_> {
             LayerKind::Activation => activation::backward(self),
             LayerKind::BatchNormalization { .. } => batchnorm::backward(self),
             LayerKind::LayerNormalization { .. } => layernorm::backward(self),
-            LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
+            LayerKind::Embedding { .. } => embedding::backward(self),
+            LayerKind::MultiHeadAttention { .. } => attention::backward(self),
+            // Add's gradient by each input is its gradient by its output (`graph.rs`).
+            LayerKind::Flatten | LayerKind::Reshape | LayerKind::Add => Vec::new(),
         }
     }
 
@@ -103,12 +120,32 @@ impl LayerLaunch<'_> {
     }
 }
 
+/// The launches that sum the gradient edges of a tensor read by several layers into `dst`
+/// (the gradient by `l`'s output), in order: see `graph.rs`.
+pub(super) fn gradient_sums(
+    l: &LayerLaunch<'_>,
+    dst: &wgpu::Buffer,
+    edges: &[wgpu::Buffer],
+) -> Vec<(&'static str, Dispatch)> {
+    add::sum_into(
+        l,
+        dst,
+        &edges.iter().collect::<Vec<_>>(),
+        l.rows * l.layer.outputs,
+    )
+    .into_iter()
+    .map(|launch| ("gradient sum", launch))
+    .collect()
+}
+
 /// Floats of each scratch buffer a layer's launches need for batches of `rows` rows.
 pub(super) fn scratch_floats(gpu: &Gpu, spec: &LayerSpec, rows: usize) -> Vec<usize> {
     match spec.kind {
         LayerKind::Conv2D { .. } => conv2d::scratch_floats(gpu, spec, rows),
         LayerKind::BatchNormalization { .. } => batchnorm::scratch_floats(spec, rows),
         LayerKind::LayerNormalization { .. } => layernorm::scratch_floats(spec, rows),
+        LayerKind::Dense => dense::scratch_floats(spec, rows),
+        LayerKind::MultiHeadAttention { .. } => attention::scratch_floats(spec, rows),
         // Each window's argmax (u32s).
         LayerKind::MaxPooling2D { .. } => vec![rows * spec.outputs],
         _ => Vec::new(),
@@ -128,6 +165,25 @@ pub(super) fn check(gpu: &Gpu, index: usize, spec: &LayerSpec, rows: usize) -> R
             ),
         ))
     };
+    let positions = rows * spec.inputs / spec.in_shape.last().copied().unwrap_or(1).max(1);
+    let loops = |what: String, size: usize| {
+        super::loop_limit::check(
+            gpu,
+            || format!("layer {index} ({}): {what}", spec.kind.class_name()),
+            size,
+        )
+    };
+    match spec.kind {
+        LayerKind::MultiHeadAttention { .. } => {
+            loops("its rows (batch × positions)".into(), positions)?;
+            loops(
+                "one attention invocation's loops (T · (key_dim + value_dim + 3))".into(),
+                attention::invocation_loops(spec),
+            )?;
+        }
+        LayerKind::Embedding { .. } => loops("its ids per batch".into(), rows * spec.inputs)?,
+        _ => {}
+    }
     if let LayerKind::Conv2D { .. } = spec.kind {
         let bytes = conv2d::largest_scratch_bytes(gpu, spec, rows);
         let most = gpu.parameter_piece_limit();

@@ -1,0 +1,52 @@
+// Embedding: integer ids (exact floats, checked in range on the host) to rows of a table.
+//
+//   forward      out[p, c] = table[id[p], c]                   one invocation per output
+//   table_grad   dtable[v, c] = Σ_p [id[p] = v] dout[p, c]     one invocation per table entry,
+//                positions summed in order, so the gradient is the same bits every run (a
+//                scatter-add by atomics would sum in whatever order the invocations ran).
+
+struct EmbeddingDims {
+    positions: u32,
+    input_dim: u32,
+    output_dim: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> d: EmbeddingDims;
+@group(0) @binding(1) var<storage, read> ids: array<f32>;
+// forward: the table; table_grad: the gradient by the output.
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+// forward: the output; table_grad: the table's gradient.
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+
+fn flat(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * 64u;
+}
+
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i >= d.positions * d.output_dim) {
+        return;
+    }
+    let p = i / d.output_dim;
+    let c = i % d.output_dim;
+    dst[i] = src[u32(ids[p]) * d.output_dim + c];
+}
+
+@compute @workgroup_size(64)
+fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i >= d.input_dim * d.output_dim) {
+        return;
+    }
+    let v = f32(i / d.output_dim);
+    let c = i % d.output_dim;
+    var sum = 0.0;
+    for (var p = 0u; p < d.positions; p++) {
+        if (ids[p] == v) {
+            sum += src[p * d.output_dim + c];
+        }
+    }
+    dst[i] = sum;
+}
