@@ -4,12 +4,15 @@
 //   table_grad   dtable[v, c] = Σ_p [id[p] = v] dout[p, c]     one invocation per table entry,
 //                positions summed in order, so the gradient is the same bits every run (a
 //                scatter-add by atomics would sum in whatever order the invocations ran).
+//   positions_forward  PositionEmbedding: out[b, t, c] = table[t, c]
+//   positions_grad     dtable[t, c] = Σ_b dout[b, t, c] over the batch in order, one
+//                      invocation per table entry; rows of the table past T get zero
 
 struct EmbeddingDims {
-    positions: u32,
-    input_dim: u32,
+    positions: u32,   // ids (or positions) in the batch: rows · T
+    input_dim: u32,   // rows of the table (PositionEmbedding: its sequence_length)
     output_dim: u32,
-    _pad: u32,
+    rows: u32,        // samples in the batch
 }
 
 @group(0) @binding(0) var<uniform> d: EmbeddingDims;
@@ -46,6 +49,32 @@ fn table_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     for (var p = 0u; p < d.positions; p++) {
         if (ids[p] == v) {
             sum += src[p * d.output_dim + c];
+        }
+    }
+    dst[i] = sum;
+}
+
+@compute @workgroup_size(64)
+fn positions_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i >= d.positions * d.output_dim) {
+        return;
+    }
+    let t = d.positions / d.rows;
+    dst[i] = src[i % (t * d.output_dim)];
+}
+
+@compute @workgroup_size(64)
+fn positions_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i >= d.input_dim * d.output_dim) {
+        return;
+    }
+    let per_sample = (d.positions / d.rows) * d.output_dim;
+    var sum = 0.0;
+    if (i < per_sample) {
+        for (var b = 0u; b < d.rows; b++) {
+            sum += src[b * per_sample + i];
         }
     }
     dst[i] = sum;

@@ -122,6 +122,14 @@ pub enum LayerKind {
     },
     /// The element-wise sum of its inputs, all of one shape (a residual connection).
     Add,
+    /// keras_hub's `PositionEmbedding(sequence_length)`: a learned `[sequence_length, C]`
+    /// table whose first `T` rows are the output for an input of `[T, C]`, whatever the
+    /// input's values (so no gradient flows to the input); added to the token embeddings by
+    /// an [`LayerKind::Add`].
+    PositionEmbedding {
+        /// Rows of the table: the longest sequence.
+        sequence_length: usize,
+    },
     /// Self-attention on `[T, C]` as Keras's `MultiHeadAttention(num_heads, key_dim,
     /// value_dim)` called on `(x, x)`: query, key and value projections, scaled dot-product
     /// attention per head (softmax over the key positions, only those up to the query's with
@@ -167,6 +175,7 @@ impl LayerKind {
             LayerKind::LayerNormalization { .. } => "LayerNormalization",
             LayerKind::Add => "Add",
             LayerKind::MultiHeadAttention { .. } => "MultiHeadAttention",
+            LayerKind::PositionEmbedding { .. } => "PositionEmbedding",
             LayerKind::Embedding { .. } => "Embedding",
         }
     }
@@ -179,6 +188,11 @@ impl LayerKind {
     /// Whether the layer's input must be integer ids (so no gradient flows to it).
     pub fn takes_ids(&self) -> bool {
         matches!(self, LayerKind::Embedding { .. })
+    }
+
+    /// Whether no gradient flows to the layer's input: it takes ids, or only its shape.
+    pub fn stops_gradient(&self) -> bool {
+        self.takes_ids() || matches!(self, LayerKind::PositionEmbedding { .. })
     }
 
     /// Whether the layer's output is its input's memory unchanged (no launch at all).
@@ -276,6 +290,10 @@ impl LayerSpec {
                 input_dim,
                 output_dim,
             } => vec![("embeddings", vec![*input_dim, *output_dim])],
+            LayerKind::PositionEmbedding { sequence_length } => {
+                let c = *self.in_shape.last().unwrap_or(&0);
+                vec![("position_embeddings", vec![*sequence_length, c])]
+            }
             LayerKind::MultiHeadAttention {
                 num_heads,
                 key_dim,
@@ -388,6 +406,9 @@ impl LayerSpec {
                 input_dim,
                 output_dim,
             } => format!("input_dim={input_dim}, output_dim={output_dim}"),
+            LayerKind::PositionEmbedding { sequence_length } => {
+                format!("sequence_length={sequence_length}")
+            }
             LayerKind::MultiHeadAttention {
                 num_heads,
                 key_dim,
@@ -518,6 +539,13 @@ fn out_shape(
                 )),
             }
         }
+        LayerKind::PositionEmbedding { sequence_length } => match in_shape {
+            [t, c] if *t > 0 && *c > 0 && t <= sequence_length => Ok(in_shape.to_vec()),
+            _ => Err(format!(
+                "PositionEmbedding of sequence_length {sequence_length} takes a [T, features] \
+                 input with T at most {sequence_length}, not {in_shape:?}"
+            )),
+        },
         LayerKind::MultiHeadAttention {
             num_heads,
             key_dim,

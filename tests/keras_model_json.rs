@@ -173,8 +173,10 @@ fn an_unsupported_argument_or_value_is_named() {
         let e = refusal(&base.replacen(from, to, 1));
         assert!(e.contains(named), "{named}: {e}");
     }
+    let e = refusal("{\"class_name\": \"Subclassed\"}");
+    assert!(e.contains("Sequential and Functional"), "{e}");
     let e = refusal("{\"class_name\": \"Functional\"}");
-    assert!(e.contains("Sequential"), "{e}");
+    assert!(e.contains("no config.layers"), "{e}");
     let e = refusal("not json");
     assert!(e.contains("not JSON"), "{e}");
 }
@@ -184,4 +186,87 @@ fn softmax_is_taken_on_the_last_layer_only() {
     let base = read("mnist_convnet.json");
     let e = refusal(&base.replacen("\"activation\": \"relu\"", "\"activation\": \"softmax\"", 1));
     assert!(e.contains("softmax only on the last layer"), "{e}");
+}
+
+/// A GPT block as a Functional model (`tests/data/keras/gpt_small.json`, from Keras 3.15):
+/// `Input((8,), int32)` → Embedding(11, 16), plus PositionEmbedding(8) (keras_hub's config),
+/// plus MultiHeadAttention(2, 8)(h, h, use_causal_mask=True) of LayerNormalization(1e-5),
+/// plus a Dense(64, gelu) → Dense(16) → Dropout(0.1) MLP of LayerNormalization, then
+/// Dense(11); Keras counts 3 771 parameters (the Keras code: `tests/keras/compare_gpt.py`).
+#[test]
+fn a_functional_gpt_block_reads_with_its_graph() {
+    let json = read("gpt_small.json");
+    let (shapes, parameters, softmax) = shapes_and_parameters(&json);
+    assert_eq!(shapes.len(), 12);
+    assert_eq!(shapes[0], [8, 16]);
+    assert_eq!(shapes.last().unwrap(), &[8, 11]);
+    assert_eq!(parameters, 3771);
+    assert!(!softmax);
+    let keras = from_keras_json(&json).unwrap();
+    let specs = keras.model.specs().unwrap();
+    // The first Add reads the Embedding (tensor 1) and the PositionEmbedding (tensor 2); the
+    // attention reads the LayerNormalization once, with the causal mask.
+    assert_eq!(specs[2].sources, [1, 2]);
+    assert!(
+        matches!(
+            specs[4].kind,
+            wgfit::LayerKind::MultiHeadAttention {
+                use_causal_mask: true,
+                num_heads: 2,
+                key_dim: 8,
+                value_dim: 8,
+                use_bias: true
+            }
+        ),
+        "{:?}",
+        specs[4]
+    );
+    assert_eq!(specs[4].sources, [4]);
+    assert_eq!(specs[5].sources, [3, 5]);
+
+    // What wgfit does not have is refused by name.
+    for (from, to, named) in [
+        ("\"dropout\": 0.0", "\"dropout\": 0.1", "dropout"),
+        (
+            "\"use_causal_mask\": true",
+            "\"return_attention_scores\": true",
+            "return_attention_scores",
+        ),
+        ("\"mask_zero\": false", "\"mask_zero\": true", "mask_zero"),
+        (
+            "\"class_name\": \"Functional\"",
+            "\"class_name\": \"Graph\"",
+            "Graph",
+        ),
+    ] {
+        assert!(json.contains(from), "{from}");
+        let e = refusal(&json.replacen(from, to, 1));
+        assert!(e.contains(named), "{from} → {to}: {e}");
+    }
+    // Cross-attention: the value is another tensor than the query.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mha = v["config"]["layers"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|l| l["class_name"] == "MultiHeadAttention")
+        .unwrap();
+    mha["inbound_nodes"][0]["args"][1]["config"]["keras_history"][0] = "embedding".into();
+    let e = refusal(&v.to_string());
+    assert!(e.contains("cross-attention"), "{e}");
+    // A layer called twice (shared weights).
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let dense = v["config"]["layers"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|l| l["name"] == "dense_1")
+        .unwrap();
+    let node = dense["inbound_nodes"][0].clone();
+    dense["inbound_nodes"].as_array_mut().unwrap().push(node);
+    let e = refusal(&v.to_string());
+    assert!(
+        e.contains("called 2 times") && e.contains("shares its weights"),
+        "{e}"
+    );
 }

@@ -11,7 +11,7 @@ use common::layers_reference::forward;
 use common::rng::Rng;
 use wgfit::{
     Activation, Add, Call, Dataset, Dense, Embedding, FitOptions, Input, LayerNormalization, Loss,
-    Model, MultiHeadAttention, Sequential, Sgd, Targets,
+    Model, MultiHeadAttention, PositionEmbedding, Sequential, Sgd, Targets,
 };
 
 const ROWS: usize = 3;
@@ -190,6 +190,32 @@ fn multi_head_attention_with_and_without_the_causal_mask() {
             seed,
         );
     }
+}
+
+/// A GPT block: token and position embeddings, pre-norm causal self-attention and a GELU MLP,
+/// each with its residual connection, then the logits.
+pub fn gpt_block(t: usize, vocab: usize, width: usize, heads: usize) -> Model {
+    let input = Input::new(&[t]);
+    let tokens = Embedding::new(vocab, width).call(&input);
+    // A table longer than the sequences: its last rows get no gradient.
+    let positions = PositionEmbedding::new(t + 2).call(&tokens);
+    let x = tokens.add(&positions);
+    let h = LayerNormalization::new().call(&x);
+    let h = MultiHeadAttention::new(heads, width / heads)
+        .use_causal_mask(true)
+        .call(&h);
+    let x = x.add(&h);
+    let h = LayerNormalization::new().call(&x);
+    let h = Dense::new(2 * width).activation(Activation::Gelu).call(&h);
+    let h = Dense::new(width).call(&h);
+    let x = x.add(&h);
+    let logits = Dense::new(vocab).call(&LayerNormalization::new().call(&x));
+    Model::new(&input, &logits).unwrap()
+}
+
+#[test]
+fn a_gpt_block_end_to_end() {
+    check("gpt block", gpt_block(5, 7, 4, 2).into_sequential(), 7, 20);
 }
 
 #[test]

@@ -177,16 +177,22 @@ pub(super) fn targets_from(
         ));
     }
     let wide = decode_ints(dtype, data, shape, path)?;
+    let per_sample = shape.get(1).copied().unwrap_or(1).max(1);
     let labels = wide
         .iter()
         .enumerate()
-        .map(|(sample, &v)| {
+        .map(|(i, &v)| {
             u32::try_from(v).map_err(|_| {
+                let (sample, position) = (i / per_sample, i % per_sample);
+                let at = if per_sample > 1 {
+                    format!("sample {sample}, position {position}")
+                } else {
+                    format!("sample {sample}")
+                };
                 invalid_in(
                     path,
                     format!(
-                        "tensor `y` holds label {v} at element {sample}; class labels must be \
-                         0..={}",
+                        "tensor `y` holds label {v} at {at}; class labels must be 0..={}",
                         u32::MAX
                     ),
                 )

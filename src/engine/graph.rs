@@ -59,7 +59,7 @@ pub(super) fn buffers(
     let mut needs_grad = vec![false; n + 1];
     for (i, spec) in specs.iter().enumerate() {
         needs_grad[i + 1] = !spec.tensors().is_empty()
-            || (!spec.kind.takes_ids() && sources[i].iter().any(|&s| needs_grad[s]));
+            || (!spec.kind.stops_gradient() && sources[i].iter().any(|&s| needs_grad[s]));
     }
 
     let mut acts = vec![gpu.storage("batch x", (rows * features) as u64 * 4)?];
@@ -87,7 +87,7 @@ pub(super) fn buffers(
                     .filter(move |&k| reads[k] == t)
                     .map(move |k| (i, k))
             })
-            .filter(|&(i, _)| !specs[i].kind.takes_ids())
+            .filter(|&(i, _)| !specs[i].kind.stops_gradient())
             .collect();
         let edge_buffer = |i: usize, grads: &[Option<wgpu::Buffer>]| -> Result<wgpu::Buffer> {
             match &grads[i + 1] {

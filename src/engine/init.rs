@@ -50,6 +50,8 @@ fn layer_init(seed: u64, layer: usize, spec: &LayerSpec) -> LayerInit {
             match name {
                 "weight" => {}
                 name if name.ends_with("_kernel") => {}
+                // keras_hub's PositionEmbedding: Glorot-uniform.
+                "position_embeddings" => {}
                 // Keras's Embedding default: RandomUniform(-0.05, 0.05).
                 "embeddings" => return uniform(seed, stream, count, 0.05),
                 // BatchNormalization's scale and variance start at one (Keras's Ones).

@@ -28,6 +28,8 @@
 //! | Accumulate        | `shaders/elementwise.wgsl`| `accumulate`   |
 //! | EmbeddingForward  | `shaders/embedding.wgsl`  | `forward`      |
 //! | EmbeddingGrad     | `shaders/embedding.wgsl`  | `table_grad`   |
+//! | PositionsForward  | `shaders/embedding.wgsl`  | `positions_forward` |
+//! | PositionsGrad     | `shaders/embedding.wgsl`  | `positions_grad` |
 //! | AttentionForward  | `shaders/attention.wgsl`  | `forward`      |
 //! | AttentionScoresGrad | `shaders/attention.wgsl` | `scores_grad` |
 //! | AttentionKeyValueGrad | `shaders/attention.wgsl` | `key_value_grad` |
@@ -161,9 +163,11 @@ pub(crate) struct LayerNormDims {
 pub(crate) struct EmbeddingDims {
     /// Ids in the batch: rows times sequence length.
     pub positions: u32,
+    /// Rows of the table (PositionEmbedding: its sequence length).
     pub input_dim: u32,
     pub output_dim: u32,
-    pub _pad: u32,
+    /// Samples in the batch.
+    pub rows: u32,
 }
 
 /// Parameters of `attention.wgsl`.
@@ -220,6 +224,8 @@ pub(crate) enum LayerKernel {
     Accumulate,
     EmbeddingForward,
     EmbeddingGrad,
+    PositionsForward,
+    PositionsGrad,
     AttentionForward,
     AttentionScoresGrad,
     AttentionKeyValueGrad,
@@ -275,7 +281,7 @@ impl LayerKernel {
             LayerNormForward | LayerNormGradPartials | LayerNormGradSums | LayerNormInputGrad => {
                 include_str!("../../shaders/layernorm.wgsl").to_string()
             }
-            EmbeddingForward | EmbeddingGrad => {
+            EmbeddingForward | EmbeddingGrad | PositionsForward | PositionsGrad => {
                 include_str!("../../shaders/embedding.wgsl").to_string()
             }
             AttentionForward | AttentionScoresGrad | AttentionKeyValueGrad => {
@@ -310,6 +316,8 @@ impl LayerKernel {
             Accumulate => "accumulate",
             EmbeddingForward => "forward",
             EmbeddingGrad => "table_grad",
+            PositionsForward => "positions_forward",
+            PositionsGrad => "positions_grad",
             AttentionForward => "forward",
             AttentionScoresGrad => "scores_grad",
             AttentionKeyValueGrad => "key_value_grad",
@@ -373,6 +381,7 @@ impl LayerKernel {
             EmbeddingForward | EmbeddingGrad => {
                 vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)]
             }
+            PositionsForward | PositionsGrad => vec![(0, Uniform), (2, Read), (3, ReadWrite)],
             // attention.wgsl: q, k, v in; p and the context out.
             AttentionForward => vec![
                 (0, Uniform),

@@ -153,7 +153,7 @@ impl Config<'_> {
         }
         name.parse().map_err(|_| {
             self.error(format!(
-                "has activation {name:?}; wgfit has linear, relu, tanh, sigmoid and softmax (on the last layer)"
+                "has activation {name:?}; wgfit has linear, relu, tanh, sigmoid, gelu and softmax (on the last layer)"
             ))
         })
     }

@@ -4,6 +4,7 @@
 mod dense;
 mod functional;
 mod keras_config;
+mod keras_functional;
 mod keras_json;
 mod layers;
 mod record;
@@ -19,6 +20,6 @@ pub use layers::{
     GlobalAveragePooling2D, Layer, LayerNormalization, MaxPooling2D, Reshape,
 };
 pub use record::ModelRecord;
-pub use sequence_layers::{Add, Embedding, MultiHeadAttention};
+pub use sequence_layers::{Add, Embedding, MultiHeadAttention, PositionEmbedding};
 pub use sequential::Sequential;
 pub use weights_meta::{WEIGHTS_META_KEY, WeightsMeta};

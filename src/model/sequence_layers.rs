@@ -1,5 +1,5 @@
 //! The layers of sequence models, as builders with Keras 3's names and defaults:
-//! [`Embedding`], [`MultiHeadAttention`] and [`Add`] (residual connections, in a
+//! [`Embedding`], [`PositionEmbedding`], [`MultiHeadAttention`] and [`Add`] (residual connections, in a
 //! [`crate::Model`] graph).
 
 use super::Layer;
@@ -95,6 +95,29 @@ impl From<MultiHeadAttention> for Layer {
             value_dim: m.value_dim.unwrap_or(m.key_dim),
             use_bias: m.use_bias,
             use_causal_mask: m.use_causal_mask,
+        })
+    }
+}
+
+/// keras_hub's `PositionEmbedding(sequence_length)`: a learned row per position (Glorot
+/// uniform), output in the shape of its `[T, C]` input (`T ≤ sequence_length`), whose
+/// values it ignores; add it to the token embeddings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PositionEmbedding {
+    sequence_length: usize,
+}
+
+impl PositionEmbedding {
+    /// A table for sequences of up to `sequence_length` positions.
+    pub fn new(sequence_length: usize) -> Self {
+        PositionEmbedding { sequence_length }
+    }
+}
+
+impl From<PositionEmbedding> for Layer {
+    fn from(p: PositionEmbedding) -> Self {
+        Layer::of(LayerKind::PositionEmbedding {
+            sequence_length: p.sequence_length,
         })
     }
 }

@@ -273,6 +273,13 @@ pub fn forward_in(
                 }
                 project(&ctx, &p[3].1, &p[3].2, h * dv, c)
             }
+            LayerKind::PositionEmbedding { .. } => {
+                let table = take();
+                let per_sample = spec.outputs;
+                (0..rows)
+                    .flat_map(|_| table[..per_sample].to_vec())
+                    .collect()
+            }
             LayerKind::Embedding { output_dim, .. } => {
                 let table = take();
                 a.iter()

@@ -82,7 +82,9 @@ impl LayerLaunch<'_> {
             LayerKind::LayerNormalization { .. } => named(layernorm::forward(self)),
             LayerKind::Add => always(add::forward(self)),
             LayerKind::MultiHeadAttention { .. } => always(attention::forward(self)),
-            LayerKind::Embedding { .. } => one(Phase::Always, embedding::forward(self)),
+            LayerKind::Embedding { .. } | LayerKind::PositionEmbedding { .. } => {
+                one(Phase::Always, embedding::forward(self))
+            }
             LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
         }
     }
@@ -101,7 +103,9 @@ impl LayerLaunch<'_> {
             LayerKind::Activation => activation::backward(self),
             LayerKind::BatchNormalization { .. } => batchnorm::backward(self),
             LayerKind::LayerNormalization { .. } => layernorm::backward(self),
-            LayerKind::Embedding { .. } => embedding::backward(self),
+            LayerKind::Embedding { .. } | LayerKind::PositionEmbedding { .. } => {
+                embedding::backward(self)
+            }
             LayerKind::MultiHeadAttention { .. } => attention::backward(self),
             // Add's gradient by each input is its gradient by its output (`graph.rs`).
             LayerKind::Flatten | LayerKind::Reshape | LayerKind::Add => Vec::new(),
