@@ -16,6 +16,7 @@ mod order;
 mod rows;
 pub(crate) use rows::Rows;
 mod tensors;
+mod text;
 
 use std::path::Path;
 
@@ -28,6 +29,7 @@ pub use csv::{CsvOptions, CsvTargets, Header, MAX_LINE_BYTES};
 pub use format::DataFormat;
 pub use images::{ColorMode, ImageOptions, convert_images};
 pub use order::epoch_permutation;
+pub use text::{VOCABULARY_KEY, convert_text, read_vocabulary};
 
 /// Domain tag mixed into [`Dataset::content_hash`]; bump the version if the layout changes.
 const HASH_TAG: &[u8] = b"wgfit.dataset.v1\0";

@@ -3,6 +3,7 @@
 
 mod dense;
 mod functional;
+mod generate;
 mod keras_config;
 mod keras_functional;
 mod keras_json;
@@ -14,6 +15,7 @@ mod weights_meta;
 
 pub use dense::Dense;
 pub use functional::{Call, Input, Model, SymbolicTensor};
+pub use generate::Sampling;
 pub use keras_json::{KerasModel, SUPPORTED_LAYERS, from_keras_json};
 pub use layers::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dropout, Flatten,

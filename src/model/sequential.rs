@@ -558,6 +558,7 @@ impl Sequential {
         // The forward pass runs with placeholder labels; their loss is not used.
         let data = Dataset::classification(x.to_vec(), self.inputs, vec![0; rows])?;
         data.check_model(self.inputs, self.outputs())?;
+        self.check_ids(&data)?;
         let work = Workspace::new(
             &c.params,
             &data,

@@ -17,6 +17,10 @@ The conversion streams: memory stays at one line plus the labels, whatever the f
   wgfit convert photos/ photos.safetensors --image-size 64,64 --scale 0.00392
       photos/<class>/<image>: PNG, JPEG, GIF or BMP images resized to 64x64, RGB, x of shape
       [n, 64, 64, 3]; the classes are the sub-folders' names, sorted (label 0 first)
+  wgfit convert book.txt book.safetensors --seq-len 64
+      the text's characters as ids (its vocabulary recorded in the file), x [n, 64] and the
+      next characters y [n, 64], in the text's order; `wgfit generate` writes with a model
+      trained on it
 
 The conversion streams: memory stays at one line (or one image) plus the labels, whatever the
 input's size. Errors name the row and column, as `wgfit train --data file.csv` would, or the
@@ -47,6 +51,10 @@ pub struct ConvertArgs {
     /// Write the images sorted by class and file name instead
     #[arg(long)]
     pub no_shuffle: bool,
+    /// Convert the UTF-8 text file INPUT (a .txt file) to character sequences of T
+    /// characters, each with the next character of every position as its labels
+    #[arg(long, value_name = "T")]
+    pub seq_len: Option<usize>,
 }
 
 fn parse_image_size(text: &str) -> Result<(u32, u32), String> {
@@ -77,9 +85,18 @@ pub fn run(args: ConvertArgs) -> CliResult {
     if let Some(n) = args.targets {
         crate::arg_checks::check_at_least_one("--targets", n)?;
     }
+    let text = args
+        .input
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("txt"));
+    if text || args.seq_len.is_some() {
+        return convert_text(args);
+    }
     if args.input.is_dir() {
         return convert_images(args);
     }
+    // A missing input is named as missing before any flag is found out of place.
+    crate::arg_checks::check_input("INPUT", &args.input)?;
     let image_flag = [
         args.image_size
             .map(|(h, w)| format!("--image-size {h},{w}")),
@@ -121,6 +138,47 @@ pub fn run(args: ConvertArgs) -> CliResult {
         } else {
             format!("{} target columns", c.target_cols)
         },
+        c.bytes
+    );
+    Ok(())
+}
+
+/// `wgfit convert text.txt --seq-len T`: a text as character sequences.
+fn convert_text(args: ConvertArgs) -> CliResult {
+    let usage = crate::arg_checks::usage;
+    let input = args.input.display();
+    let Some(seq_len) = args.seq_len else {
+        return Err(usage(format!(
+            "INPUT {input} is a text: give --seq-len T to cut it into sequences of T characters"
+        )));
+    };
+    crate::arg_checks::check_at_least_one("--seq-len", seq_len)?;
+    let other_flag = [
+        args.targets.map(|n| format!("--targets {n}")),
+        (args.scale != 1.0).then(|| format!("--scale {}", args.scale)),
+        args.image_size
+            .map(|(h, w)| format!("--image-size {h},{w}")),
+        args.color_mode
+            .map(|m| format!("--color-mode {}", m.name())),
+        args.seed.map(|s| format!("--seed {s}")),
+        args.no_shuffle.then(|| "--no-shuffle".to_string()),
+    ];
+    if let Some(flag) = other_flag.into_iter().flatten().next() {
+        return Err(usage(format!(
+            "{flag}: not for a text (INPUT {input} with --seq-len), whose inputs are character \
+             ids in the text's order"
+        )));
+    }
+    crate::arg_checks::check_input("INPUT", &args.input)?;
+    crate::arg_checks::check_output("OUTPUT", &args.output)?;
+    crate::arg_checks::refuse_overwriting_input("OUTPUT", &args.output, "INPUT", &args.input)?;
+    remove_temporary_on_signal(&args.output)?;
+    let c = wgfit::data::convert_text(&args.input, &args.output, seq_len)?;
+    println!(
+        "wrote {}: {} sequences of {seq_len} characters, a vocabulary of {} ({} bytes)",
+        args.output.display(),
+        c.samples,
+        c.class_names.len(),
         c.bytes
     );
     Ok(())

@@ -10,6 +10,7 @@ mod callback_args;
 mod convert;
 mod devices;
 mod evaluate;
+mod generate;
 mod inspect;
 mod keep_trained;
 mod labels;
@@ -61,8 +62,11 @@ enum Command {
         after_help = "Examples:\n  wgfit train --history run.json --backup-dir run.backup\n  wgfit plot run.json -o run.svg\n  wgfit plot keras_log.csv --backup-dir run.backup -o run.svg --width 1200"
     )]
     Plot(plot::PlotArgs),
-    /// Convert a CSV data set to safetensors, which training maps instead of parsing.
+    /// Convert a CSV data set, a folder of images or a text to safetensors, which training
+    /// maps instead of parsing.
     Convert(convert::ConvertArgs),
+    /// Continue a text with a character-level model trained on `convert --seq-len` data.
+    Generate(generate::GenerateArgs),
     /// List the GPU adapters wgpu sees and mark the one wgfit would use.
     #[command(
         after_help = "Examples:\n  wgfit devices\n  WGPU_ADAPTER_NAME=llvmpipe wgfit train    use the adapter whose name contains `llvmpipe`"
@@ -255,6 +259,7 @@ fn run(cli: Cli) -> CliResult {
         Some(Command::Predict(args)) => evaluate::run_predict(args),
         Some(Command::Plot(args)) => plot::run(args),
         Some(Command::Convert(args)) => convert::run(args),
+        Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Devices) => devices::run(),
     }
 }
