@@ -404,6 +404,76 @@ const BAD: &[(&str, &str, &[&str])] = &[
         "--no-shuffle",
         &["h.csv", "o.safetensors", "--no-shuffle"],
     ),
+    ("convert", "--seq-len", &["--seq-len", "abc"]),
+    ("convert", "--seq-len", &["file.txt", "o.safetensors"]),
+    (
+        "convert",
+        "--seq-len",
+        &["file.txt", "o.safetensors", "--seq-len", "0"],
+    ),
+    (
+        "convert",
+        "--scale",
+        &[
+            "file.txt",
+            "o.safetensors",
+            "--seq-len",
+            "4",
+            "--scale",
+            "2",
+        ],
+    ),
+    (
+        "generate",
+        "--weights",
+        &[
+            "--weights",
+            "missing",
+            "--data",
+            "file.txt",
+            "--prompt",
+            "a",
+        ],
+    ),
+    (
+        "generate",
+        "--data",
+        &["--weights", "file.txt", "--data", "dir", "--prompt", "a"],
+    ),
+    (
+        "generate",
+        "--prompt",
+        &[
+            "--weights",
+            "file.txt",
+            "--data",
+            "file.txt",
+            "--prompt",
+            "",
+        ],
+    ),
+    (
+        "generate",
+        "--prompt",
+        &["--weights", "file.txt", "--data", "file.txt"],
+    ),
+    ("generate", "--tokens", &["--tokens", "many"]),
+    (
+        "generate",
+        "--temperature",
+        &[
+            "--weights",
+            "file.txt",
+            "--data",
+            "file.txt",
+            "--prompt",
+            "a",
+            "--temperature",
+            "0",
+        ],
+    ),
+    ("generate", "--temperature", &["--temperature", "warm"]),
+    ("generate", "--seed", &["--seed", "abc"]),
 ];
 
 /// The long flags `wgfit SUBCOMMAND --help` lists, but --help and --version.
