@@ -79,6 +79,21 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ("train", "--centered", &["--centered=no"]),
     ("train", "--weight-decay", &["--weight-decay=-1"]),
     ("train", "--weight-decay", &["--weight-decay", "NaN"]),
+    (
+        "train",
+        "--exclude-from-weight-decay",
+        &["--exclude-from-weight-decay", "bias"],
+    ),
+    (
+        "train",
+        "--exclude-from-weight-decay",
+        &[
+            "--optimizer",
+            "adamw",
+            "--exclude-from-weight-decay",
+            "bias,",
+        ],
+    ),
     ("train", "--clipnorm", &["--clipnorm", "0"]),
     ("train", "--global-clipnorm", &["--global-clipnorm", "NaN"]),
     ("train", "--clipvalue", &["--clipvalue=-1"]),

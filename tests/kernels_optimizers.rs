@@ -107,20 +107,20 @@ fn rmsprop_reference(o: RmsProp) -> impl Fn(u64, &mut [f64], &[f64], &mut [Vec<f
 #[test]
 fn adam_matches_the_reference() {
     let o = Adam::new(0.01);
-    check("adam", &o, adam_reference(o));
+    check("adam", &o, adam_reference(o.clone()));
 }
 
 #[test]
 fn adam_with_amsgrad_matches_the_reference() {
     let o = Adam::new(0.01).amsgrad(true).beta_2(0.9);
-    check("adam amsgrad", &o, adam_reference(o));
+    check("adam amsgrad", &o, adam_reference(o.clone()));
 }
 
 #[test]
 fn adamw_matches_the_reference() {
     let o = Adam::adamw(0.01).weight_decay(0.05);
     assert_eq!(o.name(), "adamw");
-    check("adamw", &o, adam_reference(o));
+    check("adamw", &o, adam_reference(o.clone()));
 }
 
 #[test]

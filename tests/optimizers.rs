@@ -20,14 +20,19 @@ fn model(optimizer: impl Optimizer + 'static) -> Sequential {
 
 /// A run killed at global step 17 (mid-epoch, saves every batch) and resumed ends with the
 /// uninterrupted run's bits.
-fn resumes_exactly(optimizer: impl Optimizer + Copy + 'static) {
-    let (reference, resumed) = uninterrupted_and_resumed(|| model(optimizer), 3, 17);
+fn resumes_exactly(optimizer: impl Optimizer + Clone + 'static) {
+    let (reference, resumed) = uninterrupted_and_resumed(|| model(optimizer.clone()), 3, 17);
     assert_eq!(resumed, reference, "{}", optimizer.name());
 }
 
 #[test]
 fn adam_resumes_exactly_mid_epoch() {
     resumes_exactly(Adam::new(0.01));
+}
+
+#[test]
+fn adamw_exempting_biases_resumes_exactly_mid_epoch() {
+    resumes_exactly(Adam::adamw(0.01).exclude_from_weight_decay(&["bias"]));
 }
 
 #[test]

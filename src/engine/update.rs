@@ -100,6 +100,72 @@ impl GpuParams {
     /// The optimizer's update of every parameter, reading the per-step values of the step
     /// at the launch's offset in `steps` (one 256-byte entry per step: `Workspace::step_values`).
     pub fn update_dispatch(&self, steps: &wgpu::Buffer) -> Vec<crate::gpu::Dispatch> {
+        let mut launches = self.decay_dispatch(steps);
+        launches.extend(self.update_only_dispatch(steps));
+        launches
+    }
+
+    /// With a weight decay that exempts some parameters: `w -= w · weight_decay · lr` on each
+    /// run of consecutive parameters that take it (split where the flat buffers are bound in
+    /// pieces), before the update.
+    fn decay_dispatch(&self, steps: &wgpu::Buffer) -> Vec<crate::gpu::Dispatch> {
+        let Some((weight_decay, excluded)) = self.optimizer.selective_weight_decay() else {
+            return Vec::new();
+        };
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let layout = self.param_layout();
+        for (k, (name, _, first)) in layout.iter().enumerate() {
+            if *first >= self.trainable_len || excluded.iter().any(|e| name.contains(e.as_str())) {
+                continue;
+            }
+            // To the next tensor: the padding is zeros, which the decay leaves zeros.
+            let end = layout.get(k + 1).map_or(self.trainable_len, |t| t.2);
+            let end = end.min(self.trainable_len);
+            match runs.last_mut() {
+                Some((start, len)) if *start + *len == *first => *len = end - *start,
+                _ => runs.push((*first, end - first)),
+            }
+        }
+        let gpu = &self.gpu;
+        let kernel = gpu.kernels.layer(
+            &gpu.device,
+            crate::gpu::layer_kernels::LayerKernel::WeightDecay,
+        );
+        let mut out = Vec::new();
+        for &(chunk_first, chunk_len) in &self.chunks {
+            for &(first, len) in &runs {
+                let start = first.max(chunk_first);
+                let end = (first + len).min(chunk_first + chunk_len);
+                if start >= end {
+                    continue;
+                }
+                let dims = crate::gpu::layer_kernels::DecayDims {
+                    n4: ((end - start) / 4) as u32,
+                    weight_decay,
+                    _pad: [0; 2],
+                };
+                let uniform = gpu.uniform("weight decay", &dims);
+                let bindings = [
+                    Slice::all(&uniform),
+                    piece(&self.params, start, end - start),
+                    Slice {
+                        buffer: steps,
+                        offset: 0,
+                        size: Some(16),
+                    },
+                ];
+                out.push(kernel.dispatch_per_batch(
+                    &gpu.device,
+                    &bindings,
+                    crate::optim::update_grid(end - start),
+                ));
+            }
+        }
+        out
+    }
+
+    /// The optimizer's update launches, one per piece the flat buffers are bound in.
+    fn update_only_dispatch(&self, steps: &wgpu::Buffer) -> Vec<crate::gpu::Dispatch> {
         let kernel = self
             .gpu
             .kernels

@@ -30,6 +30,7 @@
 //! | EmbeddingGrad     | `shaders/embedding.wgsl`  | `table_grad`   |
 //! | PositionsForward  | `shaders/embedding.wgsl`  | `positions_forward` |
 //! | PositionsGrad     | `shaders/embedding.wgsl`  | `positions_grad` |
+//! | WeightDecay       | `shaders/weight_decay.wgsl` | `main`       |
 //! | AttentionForward  | `shaders/attention.wgsl`  | `forward`      |
 //! | AttentionScoresGrad | `shaders/attention.wgsl` | `scores_grad` |
 //! | AttentionKeyValueGrad | `shaders/attention.wgsl` | `key_value_grad` |
@@ -185,6 +186,16 @@ pub(crate) struct AttentionDims {
     pub _pad: u32,
 }
 
+/// Parameters of `weight_decay.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct DecayDims {
+    /// Parameters of the run / 4.
+    pub n4: u32,
+    pub weight_decay: f32,
+    pub _pad: [u32; 2],
+}
+
 /// Parameters of `elementwise.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -226,6 +237,7 @@ pub(crate) enum LayerKernel {
     EmbeddingGrad,
     PositionsForward,
     PositionsGrad,
+    WeightDecay,
     AttentionForward,
     AttentionScoresGrad,
     AttentionKeyValueGrad,
@@ -287,6 +299,7 @@ impl LayerKernel {
             AttentionForward | AttentionScoresGrad | AttentionKeyValueGrad => {
                 include_str!("../../shaders/attention.wgsl").to_string()
             }
+            WeightDecay => include_str!("../../shaders/weight_decay.wgsl").to_string(),
         }
     }
 
@@ -318,6 +331,7 @@ impl LayerKernel {
             EmbeddingGrad => "table_grad",
             PositionsForward => "positions_forward",
             PositionsGrad => "positions_grad",
+            WeightDecay => "main",
             AttentionForward => "forward",
             AttentionScoresGrad => "scores_grad",
             AttentionKeyValueGrad => "key_value_grad",
@@ -382,6 +396,11 @@ impl LayerKernel {
                 vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)]
             }
             PositionsForward | PositionsGrad => vec![(0, Uniform), (2, Read), (3, ReadWrite)],
+            WeightDecay => vec![
+                (0, Uniform),
+                (1, ReadWrite),
+                (crate::optim::STEP_BINDING, UniformDynamic),
+            ],
             // attention.wgsl: q, k, v in; p and the context out.
             AttentionForward => vec![
                 (0, Uniform),

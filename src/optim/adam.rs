@@ -18,7 +18,7 @@ struct AdamUniform {
 
 /// Adam (Kingma and Ba), with Keras 3's update rule and defaults; `Adam::adamw` is Keras's
 /// `AdamW`: the same with a decoupled weight decay (default 0.004).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Adam {
     /// Step size (Keras default 0.001).
     pub learning_rate: f32,
@@ -34,6 +34,9 @@ pub struct Adam {
     pub weight_decay: f32,
     /// Keras's `AdamW` rather than `Adam` (its name and default decay).
     adamw: bool,
+    /// Parameters whose name contains one of these take no weight decay (Keras's
+    /// `exclude_from_weight_decay(var_names=...)`).
+    exclude_from_weight_decay: Vec<String>,
 }
 
 impl Adam {
@@ -47,6 +50,7 @@ impl Adam {
             amsgrad: false,
             weight_decay: 0.0,
             adamw: false,
+            exclude_from_weight_decay: Vec::new(),
         }
     }
 
@@ -87,6 +91,20 @@ impl Adam {
     pub fn weight_decay(mut self, weight_decay: f32) -> Self {
         self.weight_decay = weight_decay;
         self
+    }
+
+    /// Exempts from the weight decay every parameter whose name contains one of `names`, as
+    /// Keras's `optimizer.exclude_from_weight_decay(var_names=names)`: for example
+    /// `["gamma", "beta", "bias"]` for normalizations and biases (wgfit's names, such as
+    /// `model.layers.3.gamma`, `model.layers.5.query_bias`).
+    pub fn exclude_from_weight_decay(mut self, names: &[&str]) -> Self {
+        self.exclude_from_weight_decay = names.iter().map(|n| n.to_string()).collect();
+        self
+    }
+
+    /// The decay goes to every parameter: the update kernel applies it.
+    fn decays_everything(&self) -> bool {
+        self.exclude_from_weight_decay.is_empty()
     }
 }
 
@@ -136,7 +154,12 @@ impl Optimizer for Adam {
             one_minus_beta_1: (1.0 - f64::from(self.beta_1)) as f32,
             one_minus_beta_2: (1.0 - f64::from(self.beta_2)) as f32,
             epsilon: self.epsilon,
-            weight_decay: self.weight_decay,
+            // With exclusions, the decay runs before the update, tensor by tensor.
+            weight_decay: if self.decays_everything() {
+                self.weight_decay
+            } else {
+                0.0
+            },
             _pad: [0; 2],
         };
         bytemuck::bytes_of(&u).to_vec()
@@ -171,12 +194,31 @@ impl Optimizer for Adam {
                 ),
             ));
         }
+        if let Some(empty) = self.exclude_from_weight_decay.iter().find(|n| n.is_empty()) {
+            return Err(Error::config(
+                "exclude_from_weight_decay",
+                format!("{empty:?}: an empty name would exclude every parameter"),
+            ));
+        }
         check_non_negative("weight decay", self.weight_decay)
     }
 
+    fn selective_weight_decay(&self) -> Option<(f32, &[String])> {
+        (self.weight_decay > 0.0 && !self.decays_everything())
+            .then_some((self.weight_decay, self.exclude_from_weight_decay.as_slice()))
+    }
+
     fn fingerprint(&self) -> String {
+        let excluded = if self.decays_everything() {
+            String::new()
+        } else {
+            format!(
+                ", exclude_from_weight_decay={:?}",
+                self.exclude_from_weight_decay
+            )
+        };
         format!(
-            "{}(lr={}, beta_1={}, beta_2={}, epsilon={}, amsgrad={}, weight_decay={})",
+            "{}(lr={}, beta_1={}, beta_2={}, epsilon={}, amsgrad={}, weight_decay={}{excluded})",
             self.name(),
             self.learning_rate,
             self.beta_1,
@@ -188,6 +230,6 @@ impl Optimizer for Adam {
     }
 
     fn boxed(&self) -> Box<dyn Optimizer> {
-        Box::new(*self)
+        Box::new(self.clone())
     }
 }

@@ -85,6 +85,10 @@ impl<O: Optimizer + Clone + 'static> Optimizer for Configured<O> {
     fn clipping(&self) -> Clipping {
         self.clipping
     }
+    fn selective_weight_decay(&self) -> Option<(f32, &[String])> {
+        self.optimizer.selective_weight_decay()
+    }
+
     fn accumulation_steps(&self) -> u32 {
         self.accumulation
     }

@@ -77,6 +77,12 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     fn validate(&self) -> Result<()>;
     /// The kind and hyper-parameters, as a backup's fingerprint records them.
     fn fingerprint(&self) -> String;
+    /// The decoupled weight decay and the names it skips, when it does not go to every
+    /// parameter: then the engine applies it before the update, tensor by tensor (and the
+    /// update kernel applies none). `None` otherwise.
+    fn selective_weight_decay(&self) -> Option<(f32, &[String])> {
+        None
+    }
     /// A boxed copy.
     fn boxed(&self) -> Box<dyn Optimizer>;
 
@@ -132,6 +138,9 @@ impl Optimizer for Box<dyn Optimizer> {
     }
     fn accumulation_steps(&self) -> u32 {
         self.as_ref().accumulation_steps()
+    }
+    fn selective_weight_decay(&self) -> Option<(f32, &[String])> {
+        self.as_ref().selective_weight_decay()
     }
     fn set_learning_rate(&mut self, lr: f32) {
         self.as_mut().set_learning_rate(lr)

@@ -61,6 +61,15 @@ pub struct OptimizerArgs {
     /// Decoupled weight decay [default: 0.004 for adamw, 0 otherwise]
     #[arg(long, help_heading = "Optimizer")]
     pub weight_decay: Option<f32>,
+    /// No weight decay for parameters whose name contains one of these (adam, adamw; Keras's
+    /// exclude_from_weight_decay), e.g. gamma,beta,bias for normalizations and biases
+    #[arg(
+        long,
+        value_name = "NAME,..",
+        value_delimiter = ',',
+        help_heading = "Optimizer"
+    )]
+    pub exclude_from_weight_decay: Option<Vec<String>>,
     /// Clip each tensor's gradient to this L2 norm (Keras clipnorm)
     #[arg(long, value_name = "C", help_heading = "Optimizer", conflicts_with_all = ["global_clipnorm", "clipvalue"])]
     pub clipnorm: Option<f32>,
@@ -178,6 +187,10 @@ impl OptimizerArgs {
             ("--amsgrad", self.amsgrad),
             ("--rho", self.rho.is_some()),
             ("--centered", self.centered),
+            (
+                "--exclude-from-weight-decay",
+                self.exclude_from_weight_decay.is_some(),
+            ),
         ];
         let kind = self.optimizer;
         let name = format!(
@@ -199,7 +212,13 @@ impl OptimizerArgs {
             OptimizerKind::Adam | OptimizerKind::Adamw => {
                 only(
                     &given,
-                    &["--beta1", "--beta2", "--epsilon", "--amsgrad"],
+                    &[
+                        "--beta1",
+                        "--beta2",
+                        "--epsilon",
+                        "--amsgrad",
+                        "--exclude-from-weight-decay",
+                    ],
                     &name,
                 )?;
                 let lr = self.lr.unwrap_or(0.001);
@@ -208,13 +227,25 @@ impl OptimizerArgs {
                 } else {
                     Adam::new(lr)
                 };
+                let (beta_1, beta_2, epsilon) = (base.beta_1, base.beta_2, base.epsilon);
                 let mut adam = base
-                    .beta_1(self.beta1.unwrap_or(base.beta_1))
-                    .beta_2(self.beta2.unwrap_or(base.beta_2))
-                    .epsilon(self.epsilon.unwrap_or(base.epsilon))
+                    .beta_1(self.beta1.unwrap_or(beta_1))
+                    .beta_2(self.beta2.unwrap_or(beta_2))
+                    .epsilon(self.epsilon.unwrap_or(epsilon))
                     .amsgrad(self.amsgrad);
                 if let Some(wd) = self.weight_decay {
                     adam = adam.weight_decay(wd);
+                }
+                if let Some(names) = &self.exclude_from_weight_decay {
+                    if names.iter().any(String::is_empty) {
+                        return Err(usage(
+                            "--exclude-from-weight-decay: an empty name would exclude every \
+                             parameter; give names such as gamma,beta,bias"
+                                .into(),
+                        ));
+                    }
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    adam = adam.exclude_from_weight_decay(&names);
                 }
                 Box::new(adam)
             }
