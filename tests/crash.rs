@@ -82,6 +82,18 @@ fn sigkill_storm_with_a_convnet_with_batch_normalization_and_dropout() {
 }
 
 #[test]
+fn sigkill_storm_with_a_gpt() {
+    // A 2-block GPT of the Functional API on sequences (attention with the causal mask,
+    // residual connections, Dropout 0.1), AdamW exempting normalizations and biases, warmup
+    // and cosine decay, global-norm clipping: the same bits as an uninterrupted run.
+    kill_storm(
+        "a GPT with dropout, AdamW, warmup and cosine decay, clipping",
+        &[("GPT", "1"), ("SLOW_MS", "5")],
+        30,
+    );
+}
+
+#[test]
 fn sigkill_storm_with_streamed_input() {
     // The data set in host memory, a batch at a time: the same bits as resident data.
     kill_storm(

@@ -107,8 +107,15 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         accumulating_model()
     } else if env("WGFIT_WORKER_CONVNET").is_some() {
         convnet_model()
+    } else if env("WGFIT_WORKER_GPT").is_some() {
+        gpt_model()
     } else {
         model()
+    };
+    let data = if env("WGFIT_WORKER_GPT").is_some() {
+        gpt_data()
+    } else {
+        data()
     };
     // CONVNET: validation on the last fifth of the data too.
     let validation_split = env("WGFIT_WORKER_CONVNET").map(|_| 0.2);
@@ -117,7 +124,7 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         _ => wgfit::DataOn::Gpu,
     };
     model.fit(
-        &data(),
+        &data,
         wgfit::FitOptions {
             data_on,
             validation_split,
@@ -162,6 +169,69 @@ fn convnet_model() -> wgfit::Sequential {
         .add(wgfit::Dense::new(3))
         .seed(3);
     m.compile(wgfit::Loss::CrossEntropy, adam_cosine())
+        .expect("compile");
+    m
+}
+
+/// 90 sequences of 6 ids below 7, each the next of a fixed rule from a random first one, with
+/// the next id of every position as its labels.
+fn gpt_data() -> wgfit::Dataset {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..90u32 {
+        let mut id = (i * 5 + i / 7) % 7;
+        for _ in 0..6 {
+            x.push(id as f32);
+            id = (id * 3 + 1) % 7;
+            y.push(id);
+        }
+    }
+    let targets = wgfit::Targets::Tokens {
+        labels: y,
+        positions: 6,
+    };
+    wgfit::Dataset::new(x, 6, targets).expect("valid data")
+}
+
+/// A 2-block GPT (Functional API): token and position embeddings, pre-norm causal attention
+/// and a GELU MLP with Dropout 0.1 after each, AdamW exempting normalizations and biases on
+/// a cosine schedule after a warmup, with global-norm clipping.
+fn gpt_model() -> wgfit::Sequential {
+    use wgfit::Call;
+    let input = wgfit::Input::new(&[6]);
+    let tokens = wgfit::Embedding::new(7, 8).call(&input);
+    let mut x = tokens.add(&wgfit::PositionEmbedding::new(6).call(&tokens));
+    for _ in 0..2 {
+        let h = wgfit::LayerNormalization::new().call(&x);
+        let h = wgfit::MultiHeadAttention::new(2, 4)
+            .use_causal_mask(true)
+            .call(&h);
+        x = x.add(&wgfit::Dropout::new(0.1).call(&h));
+        let h = wgfit::LayerNormalization::new().call(&x);
+        let h = wgfit::Dense::new(16)
+            .activation(wgfit::Activation::Gelu)
+            .call(&h);
+        let h = wgfit::Dense::new(8).call(&h);
+        x = x.add(&wgfit::Dropout::new(0.1).call(&h));
+    }
+    let logits = wgfit::Dense::new(7).call(&wgfit::LayerNormalization::new().call(&x));
+    let mut m = wgfit::Model::new(&input, &logits)
+        .expect("a valid graph")
+        .into_sequential()
+        .seed(3);
+    let adamw = wgfit::Adam::adamw(0.01)
+        .weight_decay(0.05)
+        .exclude_from_weight_decay(&["gamma", "beta", "bias"]);
+    let schedule = wgfit::LearningRateSchedule::CosineDecay {
+        initial_learning_rate: 0.0,
+        decay_steps: 50,
+        alpha: 0.1,
+        warmup_target: Some(0.01),
+        warmup_steps: 10,
+    };
+    let optimizer = wgfit::Configured::new(adamw)
+        .schedule(schedule)
+        .clipping(wgfit::Clipping::GlobalNorm(1.0));
+    m.compile(wgfit::Loss::CrossEntropy, optimizer)
         .expect("compile");
     m
 }
