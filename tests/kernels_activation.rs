@@ -2,8 +2,10 @@
 //!
 //! Tolerances (u = 2^-24, the unit roundoff of f32): dZ within 4 u relative plus u · |dA|
 //! absolute (the cancellation in 1 - A² and A(1 - A)); db within (rows + 2) · u · Σ_r |dZ_rj|
-//! (sequential sum). GELU's derivative, taken from the input, within 8 u relative plus 1e-7
-//! absolute (its erf is a rational approximation within 7e-8).
+//! (sequential sum). GELU's derivative, taken from the input, within 8 u relative plus 1e-6
+//! absolute: its erf is a rational approximation within 7e-8, the adapter's tanh and exp are a
+//! few ulps off, and for negative inputs its two terms, each up to about 1, cancel to a
+//! derivative of a few hundredths.
 
 mod common;
 
@@ -103,7 +105,7 @@ fn activation_backward_every_activation_and_shape() {
                 let want = d[i] as f64 * derivative_f64(a[i] as f64, act);
                 let gelu = matches!(act, Activation::Gelu | Activation::GeluApproximate);
                 let tol = if gelu {
-                    8.0 * U * want.abs() + 1e-7 * (d[i] as f64).abs()
+                    8.0 * U * want.abs() + 1e-6 * (d[i] as f64).abs()
                 } else {
                     4.0 * U * want.abs() + U * (d[i] as f64).abs()
                 };

@@ -154,7 +154,10 @@ fn check_loss(
     // Small batches take the one-launch form in training on a GPU (loss, reduce and the last layer's
     // activation backward): it must agree to the bit with the separate launches.
     if rows <= 64 {
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        // Zeros compare equal whatever their sign: llvmpipe compiles WGSL without signed
+        // zeros (LLVM's nsz), so `0.0 + g` may fold to `g` and keep the -0 of a product
+        // `dy · 0` in one kernel and not in the other. Every other value agrees to the bit.
+        let bits = |v: &[f32]| v.iter().map(|x| (x + 0.0).to_bits()).collect::<Vec<_>>();
         for act in [
             Activation::Linear,
             Activation::Relu,

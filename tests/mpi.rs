@@ -22,8 +22,20 @@ fn one_and_many(
     dp_extra: &[&str],
 ) -> (Vec<u8>, Vec<u8>) {
     let dir = setup();
+    one_and_many_in(&dir, TRAIN, args, one_extra, ranks, dp_extra)
+}
+
+/// [`one_and_many`] in `dir`, training `train` (the command and its data).
+fn one_and_many_in(
+    dir: &tempfile::TempDir,
+    train: &[&str],
+    args: &[&str],
+    one_extra: &[&str],
+    ranks: usize,
+    dp_extra: &[&str],
+) -> (Vec<u8>, Vec<u8>) {
     let with = |extra: &[&str], out: &str| -> Vec<String> {
-        TRAIN
+        train
             .iter()
             .chain(QUIET)
             .chain(args)
@@ -114,6 +126,51 @@ fn accumulation_schedule_and_clipping_over_two_ranks() {
     assert!(
         one == many,
         "2 ranks accumulating 2 differ from 1 rank accumulating 4"
+    );
+}
+
+/// A GPT from Keras JSON (`tests/data/keras/gpt_small.json`: causal attention, residual
+/// connections, Dropout 0.1) on character sequences over 2 ranks, with AdamW exempting
+/// normalizations and biases: the bits of one rank accumulating 2 micro-batches.
+#[test]
+fn a_gpt_over_two_ranks_equals_one_rank_accumulating_two() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("t.txt"), "the cat hid a bag. ".repeat(60)).expect("text");
+    let convert = [
+        "convert",
+        "t.txt",
+        "t.safetensors",
+        "--seq-len",
+        "8",
+        "--stride",
+        "3",
+    ];
+    assert_ok(&wgfit(dir.path(), &convert).output().expect("run wgfit"));
+    let model = format!(
+        "{}/tests/data/keras/gpt_small.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let args = [
+        "--model",
+        &model,
+        "--epochs",
+        "2",
+        "--optimizer",
+        "adamw",
+        "--exclude-from-weight-decay",
+        "gamma,beta,bias",
+    ];
+    let (one, many) = one_and_many_in(
+        &dir,
+        &["train", "--data", "t.safetensors"],
+        &args,
+        &["--batch-size", "16", "--accumulate", "2"],
+        2,
+        &["--batch-size", "32"],
+    );
+    assert!(
+        one == many,
+        "the GPT on 2 ranks differs from 1 rank accumulating 2"
     );
 }
 

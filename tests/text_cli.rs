@@ -35,6 +35,30 @@ fn a_text_becomes_next_character_sequences_with_its_vocabulary() {
     };
     assert_eq!(*positions, 3);
     assert_eq!(labels, &text[1..10]);
+
+    // A window every 2 characters: (11 - 1 - 3) / 2 + 1 = 4 windows.
+    assert_ok(&wgfit(
+        d,
+        &[
+            "convert",
+            "t.txt",
+            "s.safetensors",
+            "--seq-len",
+            "3",
+            "--stride",
+            "2",
+        ],
+    ));
+    let data = Dataset::from_safetensors(d.join("s.safetensors")).unwrap();
+    assert_eq!(data.len(), 4);
+    let x: Vec<u32> = data.x().iter().map(|&v| v as u32).collect();
+    let Targets::Tokens { labels, .. } = data.targets() else {
+        panic!("{:?}", data.targets());
+    };
+    for i in 0..4 {
+        assert_eq!(x[i * 3..i * 3 + 3], text[2 * i..2 * i + 3]);
+        assert_eq!(labels[i * 3..i * 3 + 3], text[2 * i + 1..2 * i + 4]);
+    }
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod memory;
 mod profile;
 mod save;
 mod training;
+mod transformer;
 
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -109,7 +110,7 @@ pub fn parse_args() -> Result<Args, String> {
     }
     if args.workload.is_empty() {
         return Err(
-            "usage: bench <m|m-kernels|w1|w0|w1-backup|w1-stream|s|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam]"
+            "usage: bench <m|m-kernels|w1|c1|t1|w0|w1-backup|w1-stream|s|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam]"
                 .into(),
         );
     }
@@ -193,6 +194,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if all || args.workload == "c1" {
         convnet::bench_c1(&mut bench, args.reps)?;
+        ran = true;
+    }
+    if all || args.workload == "t1" {
+        transformer::bench_t1(&mut bench, args.reps)?;
         ran = true;
     }
     if all || args.workload == "w1-backup" {

@@ -12,7 +12,8 @@ use wgfit::{
 const W1_SAMPLES: usize = 8192;
 pub const W1_FEATURES: usize = 784;
 
-fn splitmix64(seed: u64, k: u64) -> u64 {
+/// W1's generator (bench/WORKLOADS.md): output k of the counter-based splitmix64 of `seed`.
+pub fn splitmix64(seed: u64, k: u64) -> u64 {
     let mut z = seed.wrapping_add((k + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -2,8 +2,10 @@
 //! sequences for a next-character model. The vocabulary is the text's distinct characters in
 //! code point order (id 0 the smallest), recorded in the file's metadata (`vocabulary`, a
 //! JSON list of one-character strings) for `wgfit generate`. Sample `i` is the ids of the
-//! characters `i·T .. i·T + T` (`x`, F32 `[n, T]`) and of the characters one further (`y`,
-//! U32 `[n, T]`), in the text's order, so that `--validation-split` holds out its end.
+//! characters `i·S .. i·S + T` (`x`, F32 `[n, T]`) and of the characters one further (`y`,
+//! U32 `[n, T]`), in the text's order, so that `--validation-split` holds out its end; the
+//! stride `S` is `T` (no character twice) or less, for windows at every offset, as a model
+//! that generates beyond `T` characters slides its window.
 
 use super::convert::{Converted, WriteError, write_atomically};
 use crate::{Error, Result};
@@ -13,14 +15,20 @@ use std::path::Path;
 /// The metadata key of the vocabulary.
 pub const VOCABULARY_KEY: &str = "vocabulary";
 
-/// Converts the UTF-8 text file `input` to character sequences of `seq_len` in `output`
-/// (written atomically, as [`super::convert_csv`] writes). Errors: `seq_len` 0, a file that
-/// is not UTF-8 (naming the byte), or a text of fewer than `seq_len + 1` characters.
-pub fn convert_text(input: &Path, output: &Path, seq_len: usize) -> Result<Converted> {
-    if seq_len == 0 {
+/// Converts the UTF-8 text file `input` to character sequences of `seq_len`, one every
+/// `stride` characters, in `output` (written atomically, as [`super::convert_csv`] writes).
+/// Errors: `seq_len` or `stride` 0, a file that is not UTF-8 (naming the byte), or a text of
+/// fewer than `seq_len + 1` characters.
+pub fn convert_text(
+    input: &Path,
+    output: &Path,
+    seq_len: usize,
+    stride: usize,
+) -> Result<Converted> {
+    if seq_len == 0 || stride == 0 {
         return Err(Error::config(
-            "sequence length",
-            "0; give a length of 1 or more",
+            "sequence length and stride",
+            format!("{seq_len} and {stride}; give 1 or more"),
         ));
     }
     let bytes = std::fs::read(input).map_err(|source| Error::DataIo {
@@ -35,7 +43,10 @@ pub fn convert_text(input: &Path, output: &Path, seq_len: usize) -> Result<Conve
         ),
     })?;
     let chars: Vec<char> = text.chars().collect();
-    let samples = chars.len().saturating_sub(1) / seq_len;
+    let samples = match chars.len().checked_sub(seq_len + 1) {
+        Some(rest) => rest / stride + 1,
+        None => 0,
+    };
     if samples == 0 {
         return Err(Error::InvalidData {
             path: Some(input.to_path_buf()),
@@ -52,7 +63,7 @@ pub fn convert_text(input: &Path, output: &Path, seq_len: usize) -> Result<Conve
     let id = |c: &char| vocabulary.binary_search(c).unwrap_or_default() as u32;
     let ids: Vec<u32> = chars.iter().map(id).collect();
     write_atomically(output, |file| {
-        write_sequences(file, &ids, &vocabulary, seq_len, samples)
+        write_sequences(file, &ids, &vocabulary, (seq_len, stride), samples)
     })
 }
 
@@ -60,7 +71,7 @@ fn write_sequences(
     file: std::fs::File,
     ids: &[u32],
     vocabulary: &[char],
-    seq_len: usize,
+    (seq_len, stride): (usize, usize),
     samples: usize,
 ) -> std::result::Result<Converted, WriteError> {
     let values = samples * seq_len;
@@ -72,6 +83,7 @@ fn write_sequences(
         "__metadata__": {
             VOCABULARY_KEY: vocabulary_json,
             "seq_len": seq_len.to_string(),
+            "stride": stride.to_string(),
             "order": "the text's",
         },
         "x": {"dtype": "F32", "shape": [samples, seq_len], "data_offsets": [0, x_bytes]},
@@ -85,9 +97,15 @@ fn write_sequences(
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     out.write_all(&(header.len() as u64).to_le_bytes())?;
     out.write_all(header.as_bytes())?;
-    let x: Vec<f32> = ids[..values].iter().map(|&i| i as f32).collect();
-    out.write_all(bytemuck::cast_slice(&x))?;
-    out.write_all(bytemuck::cast_slice(&ids[1..values + 1]))?;
+    let window = |i: usize| i * stride..i * stride + seq_len;
+    for i in 0..samples {
+        let x: Vec<f32> = ids[window(i)].iter().map(|&id| id as f32).collect();
+        out.write_all(bytemuck::cast_slice(&x))?;
+    }
+    for i in 0..samples {
+        let next = window(i);
+        out.write_all(bytemuck::cast_slice(&ids[next.start + 1..next.end + 1]))?;
+    }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     Ok(Converted {

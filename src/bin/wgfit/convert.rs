@@ -17,10 +17,10 @@ The conversion streams: memory stays at one line plus the labels, whatever the f
   wgfit convert photos/ photos.safetensors --image-size 64,64 --scale 0.00392
       photos/<class>/<image>: PNG, JPEG, GIF or BMP images resized to 64x64, RGB, x of shape
       [n, 64, 64, 3]; the classes are the sub-folders' names, sorted (label 0 first)
-  wgfit convert book.txt book.safetensors --seq-len 64
-      the text's characters as ids (its vocabulary recorded in the file), x [n, 64] and the
-      next characters y [n, 64], in the text's order; `wgfit generate` writes with a model
-      trained on it
+  wgfit convert book.txt book.safetensors --seq-len 64 --stride 8
+      the text's characters as ids (its vocabulary recorded in the file): x [n, 64] a window
+      every 8 characters, and the next characters y [n, 64], in the text's order; `wgfit
+      generate` writes with a model trained on it
 
 The conversion streams: memory stays at one line (or one image) plus the labels, whatever the
 input's size. Errors name the row and column, as `wgfit train --data file.csv` would, or the
@@ -55,6 +55,10 @@ pub struct ConvertArgs {
     /// characters, each with the next character of every position as its labels
     #[arg(long, value_name = "T")]
     pub seq_len: Option<usize>,
+    /// With --seq-len: a sequence every S characters [default: T, no character twice; 1
+    /// gives windows at every offset]
+    #[arg(long, value_name = "S")]
+    pub stride: Option<usize>,
 }
 
 fn parse_image_size(text: &str) -> Result<(u32, u32), String> {
@@ -91,6 +95,11 @@ pub fn run(args: ConvertArgs) -> CliResult {
         .is_some_and(|e| e.eq_ignore_ascii_case("txt"));
     if text || args.seq_len.is_some() {
         return convert_text(args);
+    }
+    if let Some(s) = args.stride {
+        return Err(crate::arg_checks::usage(format!(
+            "--stride {s}: for a text with --seq-len only"
+        )));
     }
     if args.input.is_dir() {
         return convert_images(args);
@@ -153,6 +162,8 @@ fn convert_text(args: ConvertArgs) -> CliResult {
         )));
     };
     crate::arg_checks::check_at_least_one("--seq-len", seq_len)?;
+    let stride = args.stride.unwrap_or(seq_len);
+    crate::arg_checks::check_at_least_one("--stride", stride)?;
     let other_flag = [
         args.targets.map(|n| format!("--targets {n}")),
         (args.scale != 1.0).then(|| format!("--scale {}", args.scale)),
@@ -173,7 +184,7 @@ fn convert_text(args: ConvertArgs) -> CliResult {
     crate::arg_checks::check_output("OUTPUT", &args.output)?;
     crate::arg_checks::refuse_overwriting_input("OUTPUT", &args.output, "INPUT", &args.input)?;
     remove_temporary_on_signal(&args.output)?;
-    let c = wgfit::data::convert_text(&args.input, &args.output, seq_len)?;
+    let c = wgfit::data::convert_text(&args.input, &args.output, seq_len, stride)?;
     println!(
         "wrote {}: {} sequences of {seq_len} characters, a vocabulary of {} ({} bytes)",
         args.output.display(),
