@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::finite_differences::wrong_entries;
 use common::layers_reference::{forward, forward_in};
 use common::rng::Rng;
 use std::sync::{Arc, OnceLock};
@@ -81,26 +82,10 @@ fn check_on(gpu: Arc<Gpu>, name: &str, mut model: Sequential, seed: u64) {
     };
     model.fit(&data, options, &mut []).unwrap();
     let after = model.parameters().unwrap();
-    let mut failures = Vec::new();
-    let h = 1e-6;
-    for (ti, tensor) in before.iter().enumerate() {
-        if tensor.name.contains(".moving_") {
-            // State, not a parameter: see batch_normalization_updates_its_moving_statistics.
-            continue;
-        }
-        for e in 0..tensor.data.len() {
-            let g = tensor.data[e] as f64 - after[ti].data[e] as f64;
-            let mut p = base.clone();
-            p[ti][e] += h;
-            let lp = cpu_loss(&specs, &p, &x64, &t64);
-            p[ti][e] -= 2.0 * h;
-            let lm = cpu_loss(&specs, &p, &x64, &t64);
-            let fd = (lp - lm) / (2.0 * h);
-            if (g - fd).abs() > 1e-4 * fd.abs() + 1e-5 {
-                failures.push(format!("{}[{e}]: GPU {g:.6e}, CPU {fd:.6e}", tensor.name));
-            }
-        }
-    }
+    let loss = |p: &[Vec<f64>]| cpu_loss(&specs, p, &x64, &t64);
+    // Moving statistics are state, not parameters: see
+    // batch_normalization_updates_its_moving_statistics.
+    let failures = wrong_entries(&before, &after, &base, loss, |n| n.contains(".moving_"));
     assert!(
         failures.is_empty(),
         "{name}: {} gradient entries wrong:\n  {}",

@@ -50,3 +50,42 @@ impl Callback for HookClock {
         Ok(())
     }
 }
+
+/// Seconds of the second epoch of a 2-epoch `fit` (the first compiles the kernels), once per
+/// repetition, each on a fresh model from `model`.
+pub fn second_epoch_seconds(
+    model: impl Fn() -> Result<wgfit::Sequential, Box<dyn std::error::Error>>,
+    data: &wgfit::Dataset,
+    batch_size: usize,
+    reps: usize,
+) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+    let mut secs = Vec::new();
+    for _ in 0..reps.max(1) {
+        let mut m = model()?;
+        let mut clock = HookClock::default();
+        let options = wgfit::FitOptions {
+            epochs: 2,
+            batch_size,
+            seed: 42,
+            ..Default::default()
+        };
+        m.fit(data, options, &mut [&mut clock])?;
+        let [warm, .., last] = clock.epoch_end[..] else {
+            return Err("the epoch clock saw fewer than 2 epochs".into());
+        };
+        secs.push((last - warm).as_secs_f64());
+    }
+    Ok(secs)
+}
+
+/// A step's launches with one name (a product's chunks) summed, in the profile's order.
+pub fn launches_by_name(profile: &wgfit::StepProfile) -> Vec<(String, f64)> {
+    let mut launches: Vec<(String, f64)> = Vec::new();
+    for (name, ms) in &profile.launches {
+        match launches.iter_mut().find(|(n, _)| n == name) {
+            Some((_, total)) => *total += ms,
+            None => launches.push((name.clone(), *ms)),
+        }
+    }
+    launches
+}

@@ -2,13 +2,12 @@
 //! steps/s of training, and each launch of one step timed on its own, with the GFLOP/s of
 //! the convolutions' and the dense layer's products.
 
-use super::clock::HookClock;
+use super::clock::{launches_by_name, second_epoch_seconds};
 use super::training::w1_raw;
 use super::{Bench, BenchResult, median};
 use serde_json::json;
 use wgfit::{
-    Activation, Adam, Conv2D, Dataset, Dense, Dropout, FitOptions, Flatten, Loss, MaxPooling2D,
-    Sequential,
+    Activation, Adam, Conv2D, Dataset, Dense, Dropout, Flatten, Loss, MaxPooling2D, Sequential,
 };
 
 /// Samples C1 trains on (the first of W1's): 16 steps of 128 an epoch.
@@ -61,22 +60,7 @@ fn flops(name: &str) -> Option<f64> {
 
 pub fn bench_c1(bench: &mut Bench, reps: usize) -> BenchResult {
     let data = data()?;
-    let mut secs = Vec::new();
-    for _ in 0..reps.max(1) {
-        let mut m = model()?;
-        let mut clock = HookClock::default();
-        let options = FitOptions {
-            epochs: 2,
-            batch_size: BATCH,
-            seed: 42,
-            ..Default::default()
-        };
-        m.fit(&data, options, &mut [&mut clock])?;
-        let [warm, .., last] = clock.epoch_end[..] else {
-            return Err("C1: the epoch clock saw fewer than 2 epochs".into());
-        };
-        secs.push((last - warm).as_secs_f64());
-    }
+    let secs = second_epoch_seconds(model, &data, BATCH, reps)?;
     let steps = (SAMPLES / BATCH) as f64;
     let t = median(&secs);
     bench.report(
@@ -88,14 +72,7 @@ pub fn bench_c1(bench: &mut Bench, reps: usize) -> BenchResult {
     );
     let mut m = model()?;
     let profile = m.profile_step(&data, BATCH, reps.max(1) * 3)?;
-    // Launches of one name (a product's chunks) together.
-    let mut launches: Vec<(String, f64)> = Vec::new();
-    for (name, ms) in &profile.launches {
-        match launches.iter_mut().find(|(n, _)| n == name) {
-            Some((_, total)) => *total += ms,
-            None => launches.push((name.clone(), *ms)),
-        }
-    }
+    let launches = launches_by_name(&profile);
     for (name, ms) in &launches {
         let gflops = flops(name).map(|f| f / (ms * 1e-3) / 1e9);
         bench.report("C1", name.clone(), *ms, "ms", json!({"gflops": gflops}));

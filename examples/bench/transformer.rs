@@ -2,13 +2,13 @@
 //! tokens/s of training, and each launch of one step timed on its own (the attention kernels
 //! among them).
 
-use super::clock::HookClock;
+use super::clock::{launches_by_name, second_epoch_seconds};
 use super::training::splitmix64;
 use super::{Bench, BenchResult, median};
 use serde_json::json;
 use wgfit::{
-    Activation, Adam, Call, Dataset, Dense, Embedding, FitOptions, Input, LayerNormalization, Loss,
-    Model, MultiHeadAttention, PositionEmbedding, Sequential, Targets,
+    Activation, Adam, Call, Dataset, Dense, Embedding, Input, LayerNormalization, Loss, Model,
+    MultiHeadAttention, PositionEmbedding, Sequential, Targets,
 };
 
 const VOCABULARY: usize = 65;
@@ -57,22 +57,7 @@ fn data() -> Result<Dataset, Box<dyn std::error::Error>> {
 
 pub fn bench_t1(bench: &mut Bench, reps: usize) -> BenchResult {
     let data = data()?;
-    let mut secs = Vec::new();
-    for _ in 0..reps.max(1) {
-        let mut m = model()?;
-        let mut clock = HookClock::default();
-        let options = FitOptions {
-            epochs: 2,
-            batch_size: BATCH,
-            seed: 42,
-            ..Default::default()
-        };
-        m.fit(&data, options, &mut [&mut clock])?;
-        let [warm, .., last] = clock.epoch_end[..] else {
-            return Err("T1: the epoch clock saw fewer than 2 epochs".into());
-        };
-        secs.push((last - warm).as_secs_f64());
-    }
+    let secs = second_epoch_seconds(model, &data, BATCH, reps)?;
     let t = median(&secs);
     let tokens = (SAMPLES * T) as f64;
     let parameters: usize = model()?.parameters()?.iter().map(|p| p.data.len()).sum();
@@ -87,13 +72,7 @@ pub fn bench_t1(bench: &mut Bench, reps: usize) -> BenchResult {
     println!("  {parameters} parameters");
     let mut m = model()?;
     let profile = m.profile_step(&data, BATCH, reps.max(1) * 2)?;
-    let mut launches: Vec<(String, f64)> = Vec::new();
-    for (name, ms) in &profile.launches {
-        match launches.iter_mut().find(|(n, _)| n == name) {
-            Some((_, total)) => *total += ms,
-            None => launches.push((name.clone(), *ms)),
-        }
-    }
+    let mut launches = launches_by_name(&profile);
     launches.sort_by(|a, b| b.1.total_cmp(&a.1));
     for (name, ms) in launches.iter().take(12) {
         bench.report("T1", name.clone(), *ms, "ms", json!({}));

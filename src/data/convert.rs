@@ -108,6 +108,23 @@ pub(super) fn write_atomically(
     Ok(converted)
 }
 
+/// A buffered writer over `file` that has written the safetensors header `header` (a JSON
+/// object), padded with spaces to a multiple of 8 so that the tensors after it are aligned;
+/// the header's padded length too.
+pub(super) fn start_safetensors(
+    file: File,
+    header: &serde_json::Value,
+) -> std::io::Result<(std::io::BufWriter<File>, usize)> {
+    let mut header = header.to_string();
+    while !header.len().is_multiple_of(8) {
+        header.push(' ');
+    }
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    out.write_all(&(header.len() as u64).to_le_bytes())?;
+    out.write_all(header.as_bytes())?;
+    Ok((out, header.len()))
+}
+
 /// Why writing a converted file failed: the disk, or the data read.
 pub(super) enum WriteError {
     Io(std::io::Error),

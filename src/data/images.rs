@@ -232,7 +232,7 @@ fn write_images(
     let y_bytes = (n * 4) as u64;
     let names = serde_json::to_string(class_names)
         .map_err(|e| WriteError::Data(Error::internal(e.to_string())))?;
-    let mut header = serde_json::json!({
+    let header = serde_json::json!({
         "__metadata__": {
             "class_names": names,
             "color_mode": options.color_mode.name(),
@@ -240,15 +240,8 @@ fn write_images(
         },
         "x": {"dtype": "F32", "shape": [n, shape[0], shape[1], shape[2]], "data_offsets": [0, x_bytes]},
         "y": {"dtype": "U32", "shape": [n], "data_offsets": [x_bytes, x_bytes + y_bytes]},
-    })
-    .to_string();
-    // Spaces end the header at a multiple of 8, so that the inputs are aligned.
-    while !header.len().is_multiple_of(8) {
-        header.push(' ');
-    }
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    out.write_all(&(header.len() as u64).to_le_bytes())?;
-    out.write_all(header.as_bytes())?;
+    });
+    let (mut out, header_len) = super::convert::start_safetensors(file, &header)?;
     let mut values = Vec::with_capacity(per_image);
     for (done, (path, _)) in files.iter().enumerate() {
         let pixels = read_image(path, options).map_err(WriteError::Data)?;
@@ -271,7 +264,7 @@ fn write_images(
         features: per_image,
         target_cols: 1,
         classes: true,
-        bytes: 8 + header.len() as u64 + x_bytes + y_bytes,
+        bytes: 8 + header_len as u64 + x_bytes + y_bytes,
         input_shape: shape.to_vec(),
         class_names: class_names.to_vec(),
     })

@@ -79,7 +79,7 @@ fn write_sequences(
     let names: Vec<String> = vocabulary.iter().map(|c| c.to_string()).collect();
     let vocabulary_json = serde_json::to_string(&names)
         .map_err(|e| WriteError::Data(Error::internal(e.to_string())))?;
-    let mut header = serde_json::json!({
+    let header = serde_json::json!({
         "__metadata__": {
             VOCABULARY_KEY: vocabulary_json,
             "seq_len": seq_len.to_string(),
@@ -88,15 +88,8 @@ fn write_sequences(
         },
         "x": {"dtype": "F32", "shape": [samples, seq_len], "data_offsets": [0, x_bytes]},
         "y": {"dtype": "U32", "shape": [samples, seq_len], "data_offsets": [x_bytes, x_bytes + y_bytes]},
-    })
-    .to_string();
-    // Spaces end the header at a multiple of 8, so that the inputs are aligned.
-    while !header.len().is_multiple_of(8) {
-        header.push(' ');
-    }
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    out.write_all(&(header.len() as u64).to_le_bytes())?;
-    out.write_all(header.as_bytes())?;
+    });
+    let (mut out, header_len) = super::convert::start_safetensors(file, &header)?;
     let window = |i: usize| i * stride..i * stride + seq_len;
     for i in 0..samples {
         let x: Vec<f32> = ids[window(i)].iter().map(|&id| id as f32).collect();
@@ -113,7 +106,7 @@ fn write_sequences(
         features: seq_len,
         target_cols: seq_len,
         classes: true,
-        bytes: 8 + header.len() as u64 + x_bytes + y_bytes,
+        bytes: 8 + header_len as u64 + x_bytes + y_bytes,
         input_shape: vec![seq_len],
         class_names: names,
     })

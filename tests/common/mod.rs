@@ -10,6 +10,7 @@ pub mod cli_run;
 pub mod cpu_reference;
 pub mod data_files;
 pub mod fault_proxy;
+pub mod finite_differences;
 pub mod gpu;
 pub mod layers_reference;
 pub mod mount_ns;

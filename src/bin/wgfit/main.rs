@@ -38,7 +38,7 @@ pub const DIGITS_SCALE: f32 = 1.0 / 16.0;
 #[command(
     name = "wgfit",
     version,
-    about = "Train dense neural networks on the GPU (wgpu compute shaders), with exact crash-safe resume",
+    about = "Train neural networks on the GPU (wgpu compute shaders), with exact crash-safe resume",
     after_help = "Examples:\n  wgfit train                      train a 64-32-10 network on the bundled digits\n  wgfit train --epochs 5 --output digits.safetensors\n  wgfit inspect digits.backup      what a killed run left behind\n  wgfit evaluate --weights digits.safetensors\n\nA killed `wgfit train` picks up where it stopped when run again with the same arguments."
 )]
 struct Cli {
@@ -48,7 +48,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a Sequential of dense layers and write its final parameters.
+    /// Train a model (dense layers, or a Keras model file) and write its final parameters.
     Train(Box<train_args::TrainArgs>),
     /// Report on a backup directory: the committed checkpoint and whether its files verify.
     Inspect(inspect::InspectArgs),

@@ -61,8 +61,10 @@ pub struct TrainArgs {
     )]
     pub layers: Option<Vec<usize>>,
     /// A Keras 3 model instead of --layers: the JSON `model.to_json()` writes for a Sequential
-    /// model of Dense, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten,
-    /// Reshape, Dropout and Activation layers; rows of the data are its input, flattened
+    /// or Functional model of Dense, Conv2D, MaxPooling2D, AveragePooling2D,
+    /// GlobalAveragePooling2D, Flatten, Reshape, Dropout, Activation, BatchNormalization,
+    /// LayerNormalization, Embedding, PositionEmbedding, MultiHeadAttention and Add layers;
+    /// rows of the data are its input, flattened
     #[arg(
         long,
         value_name = "PATH.json",

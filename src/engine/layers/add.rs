@@ -18,29 +18,9 @@ pub(super) fn sum_into(
     terms: &[&wgpu::Buffer],
     n: usize,
 ) -> Vec<Dispatch> {
-    let gpu = l.gpu();
-    let dims = ElementDims {
-        n: n as u32,
-        act: 0,
-        _pad: [0; 2],
-    };
-    let uniform = gpu.uniform("sum", &dims);
-    let run = |which, bindings: &[Slice<'_>]| {
-        gpu.kernels
-            .layer(&gpu.device, which)
-            .dispatch(&gpu.device, bindings, grid(n, 64))
-    };
     let mut out = Vec::new();
     if let [first, second, rest @ ..] = terms {
-        out.push(run(
-            LayerKernel::Add,
-            &[
-                Slice::all(&uniform),
-                Slice::all(first),
-                Slice::all(second),
-                Slice::all(dst),
-            ],
-        ));
+        out.push(run(l, LayerKernel::Add, &[first, second, dst], n));
         out.extend(rest.iter().map(|term| accumulate(l, dst, term, n)));
     }
     out
@@ -53,6 +33,11 @@ pub(super) fn accumulate(
     src: &wgpu::Buffer,
     n: usize,
 ) -> Dispatch {
+    run(l, LayerKernel::Accumulate, &[src, dst], n)
+}
+
+/// `which` over `n` elements with `buffers` bound after its dims.
+fn run(l: &LayerLaunch<'_>, which: LayerKernel, buffers: &[&wgpu::Buffer], n: usize) -> Dispatch {
     let gpu = l.gpu();
     let dims = ElementDims {
         n: n as u32,
@@ -60,11 +45,10 @@ pub(super) fn accumulate(
         _pad: [0; 2],
     };
     let uniform = gpu.uniform("sum", &dims);
+    let bindings: Vec<Slice<'_>> = std::iter::once(Slice::all(&uniform))
+        .chain(buffers.iter().map(|b| Slice::all(b)))
+        .collect();
     gpu.kernels
-        .layer(&gpu.device, LayerKernel::Accumulate)
-        .dispatch(
-            &gpu.device,
-            &[Slice::all(&uniform), Slice::all(src), Slice::all(dst)],
-            grid(n, 64),
-        )
+        .layer(&gpu.device, which)
+        .dispatch(&gpu.device, &bindings, grid(n, 64))
 }
