@@ -160,6 +160,47 @@ fn a_functional_gpt_from_keras_json_learns_a_text_and_continues_it() {
         assert_ok(&o);
         stdout(&o).trim_end_matches('\n').to_string()
     };
+    // predict: per row, a softmax and a class for each of the 8 positions.
+    assert_ok(&wgfit(
+        d,
+        &[
+            "predict",
+            "--weights",
+            "gpt.safetensors",
+            "--data",
+            "t.safetensors",
+            "--output",
+            "p.csv",
+        ],
+    ));
+    let csv = std::fs::read_to_string(d.join("p.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 8 * 11 + 8);
+    assert_eq!(
+        (header[0], header[11], header[88]),
+        ("p0_0", "p0_1", "class_0")
+    );
+    let data = Dataset::from_safetensors(d.join("t.safetensors")).unwrap();
+    let Targets::Tokens { labels, .. } = data.targets() else {
+        panic!("{:?}", data.targets());
+    };
+    let predicted: Vec<u32> = csv
+        .lines()
+        .skip(1)
+        .flat_map(|l| {
+            l.split(',')
+                .skip(88)
+                .map(|c| c.parse::<u32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let right = predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
+    assert!(
+        right * 10 >= labels.len() * 9,
+        "{right} of {}",
+        labels.len()
+    );
+
     // Greedy: the text's own continuation.
     let greedy = generate(&[]);
     let want: String = PHRASE.repeat(3).chars().take(5 + 30).collect();

@@ -331,7 +331,16 @@ fn load_inputs(args: &ModelArgs, inputs: usize, scale: Option<f32>) -> CliResult
     } else {
         1.0
     });
-    let (x, cols) = if let (true, Some(path)) = (is_safetensors, &args.data) {
+    let data_file = args
+        .data
+        .as_ref()
+        .filter(|_| is_safetensors)
+        .and_then(|p| wgfit::Dataset::from_safetensors(p).ok());
+    let (x, cols) = if let Some(data) = data_file {
+        // A data file with its targets (integer labels among them): its inputs.
+        (data.x().to_vec(), data.features())
+    } else if let (true, Some(path)) = (is_safetensors, &args.data) {
+        // Inputs alone (`x`, F32).
         let tensors = wgfit::checkpoint::read_tensors(path)?;
         let x = tensors
             .into_iter()
@@ -407,27 +416,42 @@ pub fn run_predict(args: PredictArgs) -> CliResult {
     let rows = x.len() / inputs;
     let outputs = model.outputs();
     let y = model.predict(&x, args.model.batch_size.max(1))?;
-    let mut csv = String::new();
     let classes = loss == Loss::CrossEntropy;
-    let names: Vec<String> = (0..outputs)
-        .map(|i| {
-            if classes {
-                format!("p{i}")
-            } else {
-                format!("y{i}")
-            }
-        })
-        .collect();
-    csv.push_str(&names.join(","));
-    if classes {
-        csv.push_str(",class");
+    // A sequence model's logits ([T] ids in, [T, classes] out) are a row per position: a
+    // softmax and a class per position.
+    let width = match (model.input_shape(), model.specs()?.last()) {
+        (&[t], Some(last)) if classes && last.out_shape.len() == 2 && last.out_shape[0] == t => {
+            last.out_shape[1]
+        }
+        _ => outputs,
+    };
+    let positions = outputs / width.max(1);
+    let suffix = |p: usize| {
+        if positions > 1 {
+            format!("_{p}")
+        } else {
+            String::new()
+        }
+    };
+    let mut names: Vec<String> = Vec::with_capacity(outputs + positions);
+    for p in 0..positions {
+        let prefix = if classes { "p" } else { "y" };
+        names.extend((0..width).map(|i| format!("{prefix}{i}{}", suffix(p))));
     }
+    if classes {
+        names.extend((0..positions).map(|p| format!("class{}", suffix(p))));
+    }
+    let mut csv = names.join(",");
     csv.push('\n');
     for row in y.chunks_exact(outputs) {
-        let values: Vec<f32> = if classes { softmax(row) } else { row.to_vec() };
-        let fields: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-        csv.push_str(&fields.join(","));
-        if classes {
+        let mut fields = Vec::with_capacity(outputs + positions);
+        let mut picked = Vec::with_capacity(positions);
+        for position in row.chunks_exact(width) {
+            let values: Vec<f32> = if classes {
+                softmax(position)
+            } else {
+                position.to_vec()
+            };
             let class = values
                 .iter()
                 .enumerate()
@@ -435,8 +459,13 @@ pub fn run_predict(args: PredictArgs) -> CliResult {
                     if v > best.1 { (i, v) } else { best }
                 })
                 .0;
-            csv.push_str(&format!(",{class}"));
+            fields.extend(values.iter().map(|v| v.to_string()));
+            picked.push(class.to_string());
         }
+        if classes {
+            fields.extend(picked);
+        }
+        csv.push_str(&fields.join(","));
         csv.push('\n');
     }
     wgfit::checkpoint::write_atomically(out, csv.as_bytes())
