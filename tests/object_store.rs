@@ -88,8 +88,6 @@ fn sigkill_storm_on_object_storage() {
     );
 }
 
-/// A bucket with a committed state of epochs 0-1 (and, with double_checkpoint, the state
-/// before it in previous.json): the prefix, the sidecar's weights key, the expected bits.
 /// The convnet with batch normalization and dropout (`common/worker.rs`): its moving
 /// statistics and its masks come back from the bucket as from a local directory.
 #[test]
@@ -102,6 +100,20 @@ fn sigkill_storm_with_a_convnet_on_object_storage() {
     );
 }
 
+/// The GPT of `common/worker.rs` (causal attention, Dropout, AdamW exempting normalizations
+/// and biases, a schedule, clipping) saving every batch to a bucket.
+#[test]
+fn sigkill_storm_with_a_gpt_on_object_storage() {
+    storm_on_a_bucket(
+        "wgfit-gpt",
+        "a GPT saving every batch to S3",
+        &[("GPT", "1"), ("SLOW_MS", "5")],
+        6,
+    );
+}
+
+/// A bucket with a committed state of epochs 0-1 (and, with double_checkpoint, the state
+/// before it in previous.json): the prefix, the sidecar's weights key, the expected bits.
 fn committed(moto: &Moto, bucket: &Bucket, prefix: &str, tmp: &Path) -> (String, Vec<u8>) {
     let (expected, _) = reference(tmp, &[("DOUBLE", "1")]);
     let vars = with_env(moto.port(), &[("STOP_EPOCH", "2"), ("DOUBLE", "1")]);
