@@ -139,7 +139,7 @@ fn functional_residual_blocks_sum_their_gradients() {
 }
 
 /// `Embedding → MultiHeadAttention → Dense`: the attention's input gradient flows back to
-/// the table.
+/// the table. Head dimensions that are multiples of 4 take the vec4 kernels.
 fn attention(
     t: usize,
     heads: usize,
@@ -167,6 +167,9 @@ fn multi_head_attention_with_and_without_the_causal_mask() {
         (7, 3, 2, 3, true, true, 12),
         (3, 2, 3, 1, false, false, 13),
         (1, 2, 2, 2, true, true, 14),
+        // Head dimensions of whole vec4s: the kernels that read four floats at a time.
+        (5, 2, 4, 8, true, true, 15),
+        (6, 1, 8, 4, false, false, 16),
     ] {
         let name = format!("attention T={t} heads={heads} causal={causal} bias={bias}");
         check(

@@ -34,6 +34,9 @@
 //! | AttentionForward  | `shaders/attention.wgsl`  | `forward`      |
 //! | AttentionScoresGrad | `shaders/attention.wgsl` | `scores_grad` |
 //! | AttentionKeyValueGrad | `shaders/attention.wgsl` | `key_value_grad` |
+//! | AttentionForward4 | `shaders/attention.wgsl`  | `forward4`     |
+//! | AttentionScoresGrad4 | `shaders/attention.wgsl` | `scores_grad4` |
+//! | AttentionKeyValueGrad4 | `shaders/attention.wgsl` | `key_value_grad4` |
 //! | NormSumPartials   | `shaders/batchnorm.wgsl`  | `sum_partials` |
 //! | NormMean          | `shaders/batchnorm.wgsl`  | `mean`         |
 //! | NormSquarePartials| `shaders/batchnorm.wgsl`  | `square_partials` |
@@ -241,6 +244,9 @@ pub(crate) enum LayerKernel {
     AttentionForward,
     AttentionScoresGrad,
     AttentionKeyValueGrad,
+    AttentionForward4,
+    AttentionScoresGrad4,
+    AttentionKeyValueGrad4,
     NormSumPartials,
     NormMean,
     NormSquarePartials,
@@ -296,9 +302,12 @@ impl LayerKernel {
             EmbeddingForward | EmbeddingGrad | PositionsForward | PositionsGrad => {
                 include_str!("../../shaders/embedding.wgsl").to_string()
             }
-            AttentionForward | AttentionScoresGrad | AttentionKeyValueGrad => {
-                include_str!("../../shaders/attention.wgsl").to_string()
-            }
+            AttentionForward
+            | AttentionScoresGrad
+            | AttentionKeyValueGrad
+            | AttentionForward4
+            | AttentionScoresGrad4
+            | AttentionKeyValueGrad4 => include_str!("../../shaders/attention.wgsl").to_string(),
             WeightDecay => include_str!("../../shaders/weight_decay.wgsl").to_string(),
         }
     }
@@ -333,6 +342,9 @@ impl LayerKernel {
             PositionsGrad => "positions_grad",
             WeightDecay => "main",
             AttentionForward => "forward",
+            AttentionForward4 => "forward4",
+            AttentionScoresGrad4 => "scores_grad4",
+            AttentionKeyValueGrad4 => "key_value_grad4",
             AttentionScoresGrad => "scores_grad",
             AttentionKeyValueGrad => "key_value_grad",
             NormSumPartials => "sum_partials",
@@ -409,6 +421,33 @@ impl LayerKernel {
                 (3, Read),
                 (4, ReadWrite),
                 (5, ReadWrite),
+            ],
+            // The vec4 forms bind q, k, v and d context at 13 to 16, in the same order.
+            AttentionForward4 => vec![
+                (0, Uniform),
+                (13, Read),
+                (14, Read),
+                (15, Read),
+                (4, ReadWrite),
+                (5, ReadWrite),
+            ],
+            AttentionScoresGrad4 => vec![
+                (0, Uniform),
+                (14, Read),
+                (15, Read),
+                (6, Read),
+                (16, Read),
+                (8, ReadWrite),
+                (9, ReadWrite),
+            ],
+            AttentionKeyValueGrad4 => vec![
+                (0, Uniform),
+                (13, Read),
+                (6, Read),
+                (16, Read),
+                (10, Read),
+                (11, ReadWrite),
+                (12, ReadWrite),
             ],
             // k, v, p, d context in; d scores and d q out.
             AttentionScoresGrad => vec![

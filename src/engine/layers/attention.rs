@@ -136,6 +136,13 @@ fn column_sums(
 
 fn attention(l: &LayerLaunch<'_>, which: LayerKernel, bindings: &[&wgpu::Buffer]) -> Dispatch {
     let (t, _, heads, key_dim, value_dim, causal) = shape(&l.layer.spec);
+    // Head dimensions of whole vec4s take the kernels that read four floats at a time.
+    let which = match (which, key_dim % 4 == 0 && value_dim % 4 == 0) {
+        (LayerKernel::AttentionForward, true) => LayerKernel::AttentionForward4,
+        (LayerKernel::AttentionScoresGrad, true) => LayerKernel::AttentionScoresGrad4,
+        (LayerKernel::AttentionKeyValueGrad, true) => LayerKernel::AttentionKeyValueGrad4,
+        (which, _) => which,
+    };
     let gpu = l.gpu();
     let dims = AttentionDims {
         rows: l.rows as u32,
