@@ -47,9 +47,10 @@ fn in_place(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
 }
 
-// Add's forward and the sum of a tensor's gradient edges (src/engine/graph.rs):
+// Add's forward and backward, and the sum of a tensor's gradient edges (src/engine/graph.rs):
 //   add          dst = src + y
 //   accumulate   dst ← dst + src
+//   copy         dst = src
 @compute @workgroup_size(64)
 fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat(gid, groups);
@@ -63,5 +64,13 @@ fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let i = flat(gid, groups);
     if (i < e.n) {
         dst[i] = dst[i] + src[i];
+    }
+}
+
+@compute @workgroup_size(64)
+fn copy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat(gid, groups);
+    if (i < e.n) {
+        dst[i] = src[i];
     }
 }

@@ -222,6 +222,9 @@ pub struct LayerSpec {
     /// tensors, and [`LayerKind::Add`] several. Set by the model ([`LayerSpec::new`] leaves
     /// it empty, which the model resolves to the previous layer).
     pub sources: Vec<usize>,
+    /// The earlier layer whose parameters this one uses (a layer called twice in a graph,
+    /// Keras's shared layer): it has none of its own, and its gradients add to that layer's.
+    pub shares: Option<usize>,
 }
 
 impl LayerSpec {
@@ -248,6 +251,7 @@ impl LayerSpec {
             out_shape,
             activation,
             sources: Vec::new(),
+            shares: None,
         })
     }
 
@@ -340,7 +344,7 @@ impl LayerSpec {
     /// another model is named by the layer that differs.
     pub fn fingerprint(&self) -> (usize, usize, String) {
         let plain = self.kind == LayerKind::Dense && self.in_shape.len() == 1;
-        let description = if plain && self.sources.is_empty() {
+        let description = if plain && self.sources.is_empty() && self.shares.is_none() {
             self.activation.name().to_string()
         } else {
             self.describe()
@@ -430,12 +434,15 @@ impl LayerSpec {
                 .collect::<Vec<_>>()
                 .join("x")
         };
-        let sources = if !self.sources.is_empty() {
+        let mut sources = if !self.sources.is_empty() {
             let list: Vec<String> = self.sources.iter().map(|s| s.to_string()).collect();
             format!(" from tensors {}", list.join("+"))
         } else {
             String::new()
         };
+        if let Some(owner) = self.shares {
+            sources.push_str(&format!(", the weights of layer {owner}"));
+        }
         format!(
             "{}({args}) {} -> {}{sources}",
             self.kind.class_name(),
@@ -611,6 +618,7 @@ impl LayerSpec {
             outputs: m,
             activation: Activation::Linear,
             sources: Vec::new(),
+            shares: None,
         })
     }
 }

@@ -60,7 +60,7 @@ pub use model::{
     ActivationLayer, Add, AveragePooling2D, BatchNormalization, Call, Conv2D, Dense, Dropout,
     Embedding, Flatten, GlobalAveragePooling2D, Input, KerasModel, Layer, LayerNormalization,
     MaxPooling2D, Model, ModelRecord, MultiHeadAttention, PositionEmbedding, Reshape,
-    SUPPORTED_LAYERS, Sampling, Sequential, SymbolicTensor, WEIGHTS_META_KEY, WeightsMeta,
+    SUPPORTED_LAYERS, Sampling, Sequential, Shared, SymbolicTensor, WEIGHTS_META_KEY, WeightsMeta,
     from_keras_json,
 };
 pub use optim::{

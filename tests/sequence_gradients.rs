@@ -12,7 +12,7 @@ use common::layers_reference::forward;
 use common::rng::Rng;
 use wgfit::{
     Activation, Add, Call, Dataset, Dense, Embedding, FitOptions, Input, LayerNormalization, Loss,
-    Model, MultiHeadAttention, PositionEmbedding, Sequential, Sgd, Targets,
+    Model, MultiHeadAttention, PositionEmbedding, Sequential, Sgd, Shared, Targets,
 };
 
 const ROWS: usize = 3;
@@ -136,6 +136,13 @@ fn functional_residual_blocks_sum_their_gradients() {
         3,
         5,
     );
+    // x + tanh(Dense(x)): the Dense turns its output's gradient into its own in place, which
+    // must not reach the gradient the Add passes to x.
+    let input = Input::new(&[3]);
+    let x = Embedding::new(4, 5).call(&input);
+    let y = x.add(&Dense::new(5).activation(Activation::Tanh).call(&x));
+    let model = Model::new(&input, &Dense::new(4).call(&y)).unwrap();
+    check("residual around tanh", model.into_sequential(), 4, 6);
 }
 
 /// `Embedding → MultiHeadAttention → Dense`: the attention's input gradient flows back to
@@ -205,6 +212,31 @@ pub fn gpt_block(t: usize, vocab: usize, width: usize, heads: usize) -> Model {
 #[test]
 fn a_gpt_block_end_to_end() {
     check("gpt block", gpt_block(5, 7, 4, 2).into_sequential(), 7, 20);
+}
+
+/// A Dense layer called twice (Keras's shared layer) and an attention called on two tensors
+/// in turn: one set of weights each, trained by the sum of their calls' gradients.
+fn shared_layers() -> Model {
+    let input = Input::new(&[5]);
+    let x = Embedding::new(6, 4).call(&input);
+    let dense = Shared::new(Dense::new(4).activation(Activation::Tanh));
+    let attention = Shared::new(MultiHeadAttention::new(2, 2).use_causal_mask(true));
+    let a = dense.call(&x);
+    let b = dense.call(&attention.call(&a));
+    let c = attention.call(&b.add(&x));
+    let logits = Dense::new(6).call(&c);
+    Model::new(&input, &logits).unwrap()
+}
+
+#[test]
+fn a_shared_layer_trains_one_set_of_weights() {
+    let model = shared_layers();
+    let layers = model.layers();
+    // Embedding, Dense, MultiHeadAttention, Dense (shares 1), Add, MultiHeadAttention (shares
+    // 2), Dense.
+    let shares: Vec<Option<usize>> = layers.iter().map(|l| l.shares()).collect();
+    assert_eq!(shares, [None, None, None, Some(1), None, Some(2), None]);
+    check("shared layers", model.into_sequential(), 6, 30);
 }
 
 #[test]

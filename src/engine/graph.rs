@@ -6,9 +6,11 @@
 //! order). Every layer writes the gradient by each of its inputs to that input's *edge*
 //! buffer. A tensor read by one layer takes that edge as its gradient; a tensor read by
 //! several (a residual connection) gets its own gradient buffer, the sum of its edges in the
-//! order of the layers that read it, added before its producer's backward pass. Layers whose
-//! gradient by their input equals the one by their output (Add, Flatten, Reshape) record
-//! nothing: their edges are their output's gradient buffer itself.
+//! order of the layers that read it, added before its producer's backward pass. Flatten and
+//! Reshape record nothing: their edge is their output's gradient buffer itself. Add copies its
+//! output's gradient to each input's edge: an edge shared between its inputs would be
+//! overwritten by a layer that turns its output's gradient into its own in place (Dense's
+//! activation backward) before another input read it.
 
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -37,9 +39,10 @@ pub(crate) fn sources(spec: &LayerSpec, i: usize) -> Vec<usize> {
     }
 }
 
-/// Whether the layer's gradient by each input is its gradient by its output.
+/// Whether the layer's gradient by its input is its gradient by its output, in the same
+/// memory.
 fn passes_gradient_through(kind: &LayerKind) -> bool {
-    matches!(kind, LayerKind::Add) || kind.moves_nothing()
+    kind.moves_nothing()
 }
 
 /// Lays out the buffers of `specs` for batches of `rows` rows with `features` inputs each.

@@ -38,6 +38,10 @@ pub(crate) fn glorot_layers(seed: u64, specs: &[LayerSpec]) -> Vec<Vec<f32>> {
 /// Embedding tables uniform in ±0.05 (Keras's default), biases, `beta` and `moving_mean`
 /// zero, `gamma` and `moving_variance` one.
 fn layer_init(seed: u64, layer: usize, spec: &LayerSpec) -> LayerInit {
+    if spec.shares.is_some() {
+        // A second call of a shared layer: its owner's tensors.
+        return Vec::new();
+    }
     spec.tensors()
         .into_iter()
         .chain(spec.state_tensors())

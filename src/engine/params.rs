@@ -67,9 +67,7 @@ fn pieces(gpu: &Gpu, layers: &[LayerLayout], len: usize) -> Result<Vec<(usize, u
         return Ok(vec![(0, len)]);
     }
     // Every tensor's span: from its first element to the next tensor's (or the end).
-    let starts: Vec<(usize, String)> = layers
-        .iter()
-        .enumerate()
+    let starts: Vec<(usize, String)> = owners(layers)
         .flat_map(|(i, l)| {
             l.tensors
                 .iter()
@@ -86,6 +84,15 @@ fn pieces(gpu: &Gpu, layers: &[LayerLayout], len: usize) -> Result<Vec<(usize, u
         }
     }
     Ok(pieces)
+}
+
+/// The layers that own their tensors, with their indices: all but the second calls of a
+/// shared layer, whose tensors are their owner's.
+pub(crate) fn owners(layers: &[LayerLayout]) -> impl Iterator<Item = (usize, &LayerLayout)> {
+    layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.spec.shares.is_none())
 }
 
 /// `weights`, `biases`: how errors name a layer's tensors.
@@ -152,14 +159,20 @@ impl GpuParams {
         weights: InitialWeights,
         optimizer: Box<dyn Optimizer>,
     ) -> Result<Self> {
-        let mut layers = Vec::new();
+        let mut layers: Vec<LayerLayout> = Vec::new();
         let mut len = 0usize;
         for spec in specs {
             let mut tensors = Vec::new();
-            for (name, shape) in spec.tensors() {
-                let first = len;
-                len += shape.iter().product::<usize>().next_multiple_of(ALIGN);
-                tensors.push((name, shape, first));
+            match spec.shares {
+                // The owner's tensors, where they are.
+                Some(owner) => tensors = layers[owner].tensors.clone(),
+                None => {
+                    for (name, shape) in spec.tensors() {
+                        let first = len;
+                        len += shape.iter().product::<usize>().next_multiple_of(ALIGN);
+                        tensors.push((name, shape, first));
+                    }
+                }
             }
             layers.push(LayerLayout {
                 spec: spec.clone(),
@@ -269,7 +282,7 @@ impl GpuParams {
     /// The names and element ranges of every parameter tensor, in order.
     pub fn param_layout(&self) -> Vec<(String, Vec<usize>, usize)> {
         let mut out = Vec::new();
-        for (i, l) in self.layers.iter().enumerate() {
+        for (i, l) in owners(&self.layers) {
             for (name, shape, first) in l.tensors.iter().chain(&l.state) {
                 out.push((format!("model.layers.{i}.{name}"), shape.clone(), *first));
             }
@@ -396,9 +409,7 @@ impl GpuParams {
 /// Writes each parameter tensor straight to its place (one host copy, in wgpu's staging);
 /// the alignment padding stays zero. `weights` are in [`GpuParams::param_layout`]'s order.
 fn write_layers(gpu: &Gpu, params: &wgpu::Buffer, layers: &[LayerLayout], weights: &[Vec<f32>]) {
-    let places = layers
-        .iter()
-        .flat_map(|l| l.tensors.iter().chain(&l.state).map(|t| t.2));
+    let places = owners(layers).flat_map(|(_, l)| l.tensors.iter().chain(&l.state).map(|t| t.2));
     for (first, w) in places.zip(weights) {
         gpu.write(params, first as u64 * 4, bytemuck::cast_slice(w));
     }

@@ -22,6 +22,9 @@ pub(super) struct PlanBuffers<'a> {
     pub step_values: &'a wgpu::Buffer,
     /// The tensors and their gradients (`graph.rs`).
     pub graph: &'a super::graph::GraphBuffers,
+    /// With shared layers: where their earlier calls write their parameters' gradients
+    /// before adding them to the model's (laid out as the parameters).
+    pub shared_grads: Option<&'a wgpu::Buffer>,
     /// Each layer's scratch buffers.
     pub scratch: &'a [Vec<wgpu::Buffer>],
     pub unused: &'a wgpu::Buffer,
@@ -170,11 +173,18 @@ impl PlanBuffers<'_> {
                     &self.graph.grads[l.index],
                     &self.graph.sums[l.index],
                 );
+                // A shared layer's earlier call adds what it wrote to the later calls'.
+                let shared = if std::ptr::eq(l.grads, &params.grads) {
+                    Vec::new()
+                } else {
+                    super::layers::shared_gradient_sums(l)
+                };
                 LayerBackward {
                     layer: layer_name(l),
                     launches: sums
                         .into_iter()
                         .chain(l.backward(fused && l.index == last))
+                        .chain(shared)
                         .collect(),
                 }
             })
@@ -195,6 +205,17 @@ impl PlanBuffers<'_> {
         let inputs: Vec<&wgpu::Buffer> = sources.iter().map(|&s| &self.graph.acts[s]).collect();
         let d_inputs: Vec<Option<&wgpu::Buffer>> =
             self.graph.edges[i].iter().map(Option::as_ref).collect();
+        // Of the calls of a shared layer, the last (the first the backward pass reaches)
+        // writes the gradients; the others write the scratch and add it.
+        let owner = params.layers[i].spec.shares.unwrap_or(i);
+        let last_call = (i..params.layers.len())
+            .filter(|&k| k == owner || params.layers[k].spec.shares == Some(owner))
+            .max()
+            .unwrap_or(i);
+        let grads = match self.shared_grads {
+            Some(scratch) if last_call != i => scratch,
+            _ => &params.grads,
+        };
         LayerLaunch {
             params,
             index: i,
@@ -203,8 +224,10 @@ impl PlanBuffers<'_> {
             input: inputs[0],
             inputs,
             output: &self.graph.acts[i + 1],
+            grads,
             d_output: &self.graph.grads[i],
             d_input: d_inputs[0],
+            d_inputs,
             scratch: &self.scratch[i],
             unused: self.unused,
             table: self.table,

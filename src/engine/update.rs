@@ -85,9 +85,8 @@ pub(super) fn clip_launches(
     grads: &wgpu::Buffer,
     pieces: &[(usize, usize)],
 ) -> Result<(Vec<crate::gpu::Dispatch>, Vec<wgpu::Buffer>)> {
-    let tensors: Vec<[u32; 2]> = layers
-        .iter()
-        .flat_map(|l| {
+    let tensors: Vec<[u32; 2]> = super::params::owners(layers)
+        .flat_map(|(_, l)| {
             l.tensors
                 .iter()
                 .map(|(_, shape, first)| [*first as u32, shape.iter().product::<usize>() as u32])

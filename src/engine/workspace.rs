@@ -180,6 +180,11 @@ impl Workspace {
             scratch.push(buffers);
         }
         let unused = gpu.storage("unused binding", 256)?;
+        let shared = params.layers.iter().any(|l| l.spec.shares.is_some());
+        let shared_grads = match shared {
+            true => Some(gpu.storage_in_pieces("shared layers' gradients", params.len as u64 * 4)?),
+            false => None,
+        };
         let tb = gpu.storage("batch targets", (batch_size * t_cols) as u64 * 4)?;
         let row_stats = gpu.storage("row statistics", batch_size as u64 * 8)?;
         let token_stats = match positions {
@@ -195,6 +200,7 @@ impl Workspace {
             stats: &stats,
             step_values: &step_values,
             graph: &graph,
+            shared_grads: shared_grads.as_ref(),
             scratch: &scratch,
             unused: &unused,
             tb: &tb,
@@ -231,6 +237,7 @@ impl Workspace {
             _buffers: vec![x, t, table, tb, row_stats, unused]
                 .into_iter()
                 .chain(token_stats)
+                .chain(shared_grads)
                 .chain(graph.grads)
                 .chain(graph.edges.into_iter().flatten().flatten())
                 .chain(scratch.into_iter().flatten())

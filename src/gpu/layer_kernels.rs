@@ -26,6 +26,7 @@
 //! | ActInPlace        | `shaders/elementwise.wgsl`| `in_place`     |
 //! | Add               | `shaders/elementwise.wgsl`| `add`          |
 //! | Accumulate        | `shaders/elementwise.wgsl`| `accumulate`   |
+//! | Copy              | `shaders/elementwise.wgsl`| `copy`         |
 //! | EmbeddingForward  | `shaders/embedding.wgsl`  | `forward`      |
 //! | EmbeddingGrad     | `shaders/embedding.wgsl`  | `table_grad`   |
 //! | PositionsForward  | `shaders/embedding.wgsl`  | `positions_forward` |
@@ -236,6 +237,7 @@ pub(crate) enum LayerKernel {
     ActInPlace,
     Add,
     Accumulate,
+    Copy,
     EmbeddingForward,
     EmbeddingGrad,
     PositionsForward,
@@ -289,7 +291,7 @@ impl LayerKernel {
                 include_str!("../../shaders/pool2d.wgsl").to_string()
             }
             Dropout | PhiloxWords => include_str!("../../shaders/dropout.wgsl").to_string(),
-            ActForward | ActBackward | ActInPlace | Add | Accumulate => {
+            ActForward | ActBackward | ActInPlace | Add | Accumulate | Copy => {
                 super::with_activations(include_str!("../../shaders/elementwise.wgsl"))
             }
             NormSumPartials | NormMean | NormSquarePartials | NormVariance | Normalize
@@ -336,6 +338,7 @@ impl LayerKernel {
             ActInPlace => "in_place",
             Add => "add",
             Accumulate => "accumulate",
+            Copy => "copy",
             EmbeddingForward => "forward",
             EmbeddingGrad => "table_grad",
             PositionsForward => "positions_forward",
@@ -403,7 +406,7 @@ impl LayerKernel {
             ActBackward => vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)],
             ActInPlace => vec![(0, Uniform), (2, Read), (3, ReadWrite)],
             Add => vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)],
-            Accumulate => vec![(0, Uniform), (1, Read), (3, ReadWrite)],
+            Accumulate | Copy => vec![(0, Uniform), (1, Read), (3, ReadWrite)],
             EmbeddingForward | EmbeddingGrad => {
                 vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)]
             }

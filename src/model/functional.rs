@@ -19,6 +19,8 @@ enum Node {
     Call {
         layer: Layer,
         inputs: Vec<SymbolicTensor>,
+        /// The identity of a [`Shared`] layer: its calls share one set of weights.
+        shared: Option<Rc<()>>,
     },
 }
 
@@ -46,6 +48,42 @@ pub trait Call: Into<Layer> {
         SymbolicTensor(Rc::new(Node::Call {
             layer: self.into(),
             inputs: inputs.iter().map(|&t| t.clone()).collect(),
+            shared: None,
+        }))
+    }
+}
+
+/// A layer called more than once with one set of weights, as a Keras layer object called
+/// twice: `let dense = Shared::new(Dense::new(8)); let a = dense.call(&x); let b =
+/// dense.call(&y);`. Every call trains the same weights (their gradients summed, in the
+/// order the backward pass reaches the calls); the weights are the first call's
+/// (`model.layers.<i>.…` of the first call's place).
+#[derive(Debug, Clone)]
+pub struct Shared {
+    layer: Layer,
+    id: Rc<()>,
+}
+
+impl Shared {
+    /// The layer, to be called on several tensors.
+    pub fn new(layer: impl Into<Layer>) -> Self {
+        Shared {
+            layer: layer.into(),
+            id: Rc::new(()),
+        }
+    }
+
+    /// The layer applied to `x`, with the weights of every call.
+    pub fn call(&self, x: &SymbolicTensor) -> SymbolicTensor {
+        self.call_on(&[x])
+    }
+
+    /// The layer applied to several tensors.
+    pub fn call_on(&self, inputs: &[&SymbolicTensor]) -> SymbolicTensor {
+        SymbolicTensor(Rc::new(Node::Call {
+            layer: self.layer.clone(),
+            inputs: inputs.iter().map(|&t| t.clone()).collect(),
+            shared: Some(self.id.clone()),
         }))
     }
 }
@@ -82,7 +120,8 @@ impl Model {
         };
         let mut order: Vec<*const Node> = vec![input.id()];
         let mut layers = Vec::new();
-        visit(output, &mut order, &mut layers)?;
+        let mut shared = Vec::new();
+        visit(output, &mut order, &mut layers, &mut shared)?;
         let model = layers
             .into_iter()
             .fold(Sequential::with_input_shape(shape), |m, l| m.add(l));
@@ -96,11 +135,13 @@ impl Model {
     }
 }
 
-/// Depth-first from `t`: lays out what `t` reads, then `t`'s layer reading their indices.
+/// Depth-first from `t`: lays out what `t` reads, then `t`'s layer reading their indices (a
+/// shared layer's later calls naming its first call's place in `shared`).
 fn visit(
     t: &SymbolicTensor,
     order: &mut Vec<*const Node>,
     layers: &mut Vec<Layer>,
+    shared: &mut Vec<(*const (), usize)>,
 ) -> Result<usize> {
     if let Some(i) = order.iter().position(|&id| id == t.id()) {
         return Ok(i);
@@ -110,12 +151,24 @@ fn visit(
             "model",
             "the output depends on an Input other than the model's input; a model has one input",
         )),
-        Node::Call { layer, inputs } => {
+        Node::Call {
+            layer,
+            inputs,
+            shared: identity,
+        } => {
             let mut sources = Vec::with_capacity(inputs.len());
             for x in inputs {
-                sources.push(visit(x, order, layers)?);
+                sources.push(visit(x, order, layers, shared)?);
             }
-            layers.push(layer.clone().reading(&sources));
+            let mut layer = layer.clone().reading(&sources);
+            if let Some(id) = identity {
+                let id = Rc::as_ptr(id);
+                match shared.iter().find(|(seen, _)| *seen == id) {
+                    Some(&(_, first)) => layer = layer.sharing_weights_of(first),
+                    None => shared.push((id, layers.len())),
+                }
+            }
+            layers.push(layer);
             order.push(t.id());
             Ok(order.len() - 1)
         }

@@ -20,6 +20,9 @@ pub struct Layer {
     /// The tensors it reads in a graph (see [`LayerSpec::sources`]); empty in a stack.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     sources: Vec<usize>,
+    /// The earlier layer whose weights it uses (see [`LayerSpec::shares`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shares: Option<usize>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -34,6 +37,7 @@ impl Layer {
             units: 0,
             target: Vec::new(),
             sources: Vec::new(),
+            shares: None,
         }
     }
 
@@ -47,6 +51,18 @@ impl Layer {
     /// The tensors it reads in a graph; empty in a stack (the previous layer's output).
     pub fn sources(&self) -> &[usize] {
         &self.sources
+    }
+
+    /// The layer using the weights of layer `owner`, an earlier call of the same layer in a
+    /// graph (what [`crate::Model::new`] sets for a [`crate::Shared`] layer called again).
+    pub fn sharing_weights_of(mut self, owner: usize) -> Self {
+        self.shares = Some(owner);
+        self
+    }
+
+    /// The earlier layer whose weights it uses, if it is a second call of a shared layer.
+    pub fn shares(&self) -> Option<usize> {
+        self.shares
     }
 
     /// What the layer computes.
@@ -66,6 +82,7 @@ impl Layer {
             _ => LayerSpec::new(self.kind.clone(), in_shape, self.activation, self.units),
         }?;
         spec.sources = self.sources.clone();
+        spec.shares = self.shares;
         Ok(spec)
     }
 }

@@ -14,7 +14,7 @@ mod sequential;
 mod weights_meta;
 
 pub use dense::Dense;
-pub use functional::{Call, Input, Model, SymbolicTensor};
+pub use functional::{Call, Input, Model, Shared, SymbolicTensor};
 pub use generate::Sampling;
 pub use keras_json::{KerasModel, SUPPORTED_LAYERS, from_keras_json};
 pub use layers::{

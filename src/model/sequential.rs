@@ -19,6 +19,44 @@ use crate::state::{Fingerprint, History, Logs, Tensor};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Why layer `spec` cannot use the weights of layer `owner` among `earlier`, if it cannot: a
+/// shared layer is an earlier one with parameters and no state, of the same kind and
+/// activation, whose tensors have the shapes this one's would.
+fn check_sharing(
+    earlier: &[LayerSpec],
+    owner: usize,
+    spec: &LayerSpec,
+) -> std::result::Result<(), String> {
+    let Some(first) = earlier.get(owner) else {
+        return Err(format!(
+            "it shares the weights of layer {owner}, which is not before it"
+        ));
+    };
+    if first.shares.is_some() {
+        return Err(format!(
+            "it shares the weights of layer {owner}, itself a second call; name the first"
+        ));
+    }
+    if spec.tensors().is_empty() || !spec.state_tensors().is_empty() {
+        return Err(format!(
+            "a {} shares nothing (only layers with parameters and no state can be shared)",
+            spec.kind.class_name()
+        ));
+    }
+    if first.kind != spec.kind
+        || first.activation != spec.activation
+        || first.tensors() != spec.tensors()
+    {
+        return Err(format!(
+            "it shares the weights of layer {owner} ({}), whose kind, activation or weight shapes differ: {} against {}",
+            first.kind.class_name(),
+            first.describe(),
+            spec.describe()
+        ));
+    }
+    Ok(())
+}
+
 /// A model: inputs of one shape through a stack of layers.
 pub struct Sequential {
     inputs: usize,
@@ -176,6 +214,9 @@ impl Sequential {
                 )));
             }
             let spec = l.spec(shape).map_err(failed)?;
+            if let Some(owner) = spec.shares {
+                check_sharing(&specs, owner, &spec).map_err(failed)?;
+            }
             shapes.push(spec.out_shape.clone());
             specs.push(spec);
         }
@@ -241,7 +282,8 @@ impl Sequential {
             ));
         }
         // Refuse a model the adapter cannot hold before allocating anything on the host.
-        let bytes = specs.iter().fold(0u64, |sum, l| {
+        let owners = specs.iter().filter(|l| l.shares.is_none());
+        let bytes = owners.fold(0u64, |sum, l| {
             let elems = l
                 .tensors()
                 .iter()

@@ -34,6 +34,9 @@ pub fn forward_in(
     // Tensor 0 is the input, tensor i + 1 layer i's output (a graph's layers name theirs).
     let mut tensors = vec![x.to_vec()];
     let mut next = 0;
+    // Where each layer's tensors start in `params`: a shared layer's later calls use the
+    // first call's.
+    let mut starts = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let sources = if spec.sources.is_empty() {
             vec![i]
@@ -41,9 +44,11 @@ pub fn forward_in(
             spec.sources.clone()
         };
         let a = tensors[sources[0]].clone();
+        let start = spec.shares.map_or(next, |owner| starts[owner]);
+        let mut cursor = start;
         let mut take = || {
-            let t = &params[next];
-            next += 1;
+            let t = &params[cursor];
+            cursor += 1;
             t.clone()
         };
         let out = match &spec.kind {
@@ -291,6 +296,10 @@ pub fn forward_in(
             }
         };
         tensors.push(out);
+        starts.push(start);
+        if spec.shares.is_none() {
+            next = cursor;
+        }
     }
     tensors.pop().unwrap()
 }

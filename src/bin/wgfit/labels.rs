@@ -23,7 +23,12 @@ pub fn model_summary(model: &wgfit::Sequential) -> wgfit::Result<String> {
             .map(|(_, s)| s.iter().product::<usize>())
             .sum()
     };
-    let parameters: usize = specs.iter().map(|s| count(s.tensors())).sum();
+    // A shared layer's second call has its owner's parameters, counted once.
+    let parameters: usize = specs
+        .iter()
+        .filter(|s| s.shares.is_none())
+        .map(|s| count(s.tensors()))
+        .sum();
     let state: usize = specs.iter().map(|s| count(s.state_tensors())).sum();
     let mut out = format!("{:<14} {parameters} parameters", "model:");
     if state > 0 {

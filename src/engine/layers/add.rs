@@ -1,6 +1,7 @@
 //! Add on `shaders/elementwise.wgsl`: the sum of the inputs in the order given (`add`, then
-//! `accumulate` for a third and later input). Its backward pass records nothing (`graph.rs`);
-//! the same launches sum a tensor's gradient edges.
+//! `accumulate` for a third and later input); backward, its output's gradient copied to each
+//! input's (`copy`, see `graph.rs` for why not shared). The same launches sum a tensor's
+//! gradient edges.
 
 use super::LayerLaunch;
 use crate::gpu::layer_kernels::{ElementDims, LayerKernel};
@@ -8,6 +9,18 @@ use crate::gpu::{Dispatch, Slice, grid};
 
 pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<Dispatch> {
     sum_into(l, l.output, &l.inputs, l.rows * l.layer.outputs)
+}
+
+pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
+    let n = l.rows * l.layer.outputs;
+    l.d_inputs
+        .iter()
+        .flatten()
+        .map(|edge| {
+            let copy = run(l, LayerKernel::Copy, &[l.d_output, edge], n);
+            ("input gradient", copy)
+        })
+        .collect()
 }
 
 /// `dst = terms[0] + terms[1]`, then `dst += terms[k]` for each later term, over `n`
@@ -36,8 +49,22 @@ pub(super) fn accumulate(
     run(l, LayerKernel::Accumulate, &[src, dst], n)
 }
 
+/// `dst += src` over the `n` elements of two bound ranges.
+pub(super) fn accumulate_ranges(
+    l: &LayerLaunch<'_>,
+    dst: Slice<'_>,
+    src: Slice<'_>,
+    n: usize,
+) -> Dispatch {
+    run_on(l, LayerKernel::Accumulate, vec![src, dst], n)
+}
+
 /// `which` over `n` elements with `buffers` bound after its dims.
 fn run(l: &LayerLaunch<'_>, which: LayerKernel, buffers: &[&wgpu::Buffer], n: usize) -> Dispatch {
+    run_on(l, which, buffers.iter().map(|b| Slice::all(b)).collect(), n)
+}
+
+fn run_on(l: &LayerLaunch<'_>, which: LayerKernel, buffers: Vec<Slice<'_>>, n: usize) -> Dispatch {
     let gpu = l.gpu();
     let dims = ElementDims {
         n: n as u32,
@@ -46,7 +73,7 @@ fn run(l: &LayerLaunch<'_>, which: LayerKernel, buffers: &[&wgpu::Buffer], n: us
     };
     let uniform = gpu.uniform("sum", &dims);
     let bindings: Vec<Slice<'_>> = std::iter::once(Slice::all(&uniform))
-        .chain(buffers.iter().map(|b| Slice::all(b)))
+        .chain(buffers)
         .collect();
     gpu.kernels
         .layer(&gpu.device, which)

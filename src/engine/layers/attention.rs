@@ -222,7 +222,7 @@ pub(super) fn forward(l: &LayerLaunch<'_>) -> Vec<Dispatch> {
 pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
     let (t, c, heads, _, value_dim, _) = shape(&l.layer.spec);
     let positions = l.rows * t;
-    let (params, grads) = (&l.params.params, &l.params.grads);
+    let (params, grads) = (&l.params.params, l.grads);
     let s = l.scratch;
     let hv = heads * value_dim;
     let mut out = Vec::new();

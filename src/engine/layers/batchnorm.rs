@@ -154,7 +154,7 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
     let u = Slice::all(&b.uniform);
     let (x, dy) = (Slice::all(l.input), Slice::all(l.d_output));
     let (partials, stats) = (Slice::all(b.partials), Slice::all(b.stats));
-    let grads = &l.params.grads;
+    let grads = l.grads;
     let unused = Slice::all(l.unused);
     let d_gamma = l.tensor(grads, "gamma").unwrap_or(unused);
     let d_beta = l.tensor(grads, "beta").unwrap_or(unused);

@@ -260,7 +260,7 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
         ));
     }
     let (Some(d_kernel), Some(kernel)) = (
-        l.tensor(&l.params.grads, "weight"),
+        l.tensor(l.grads, "weight"),
         l.tensor(&l.params.params, "weight"),
     ) else {
         panic!("a Conv2D layer without a kernel");
@@ -302,9 +302,7 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
         };
         out.push(("weight gradient partial product", launch));
     }
-    let d_bias = l
-        .tensor(&l.params.grads, "bias")
-        .unwrap_or(Slice::all(l.unused));
+    let d_bias = l.tensor(l.grads, "bias").unwrap_or(Slice::all(l.unused));
     out.push((
         "weight gradient",
         gpu.kernels.layer(dev, LayerKernel::ConvReduce).dispatch(

@@ -81,8 +81,8 @@ pub(super) fn backward(
     let gpu = l.gpu();
     let (m, width, units) = shape(l);
     let (Some(d_weight), Some(d_bias), Some(weight)) = (
-        l.tensor(&l.params.grads, "weight"),
-        l.tensor(&l.params.grads, "bias"),
+        l.tensor(l.grads, "weight"),
+        l.tensor(l.grads, "bias"),
         l.tensor(&l.params.params, "weight"),
     ) else {
         panic!("a Dense layer without a weight and a bias");

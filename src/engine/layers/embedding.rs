@@ -78,7 +78,7 @@ pub(super) fn forward(l: &LayerLaunch<'_>) -> Dispatch {
 pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
     let d = dims(l).0;
     let n = (d.input_dim * d.output_dim) as usize;
-    let dst = table(l, &l.params.grads);
+    let dst = table(l, l.grads);
     let which = if ids(l) {
         LayerKernel::EmbeddingGrad
     } else {

@@ -92,7 +92,7 @@ pub(super) fn backward(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
     let (stats, partials) = (Slice::all(stats), Slice::all(partials));
     let (x, dy) = (Slice::all(l.input), Slice::all(l.d_output));
     let unused = Slice::all(l.unused);
-    let grads = &l.params.grads;
+    let grads = l.grads;
     let d_gamma = l.tensor(grads, "gamma").unwrap_or(unused);
     let d_beta = l.tensor(grads, "beta").unwrap_or(unused);
     let gamma = l.tensor(&l.params.params, "gamma").unwrap_or(unused);

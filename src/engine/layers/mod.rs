@@ -42,10 +42,16 @@ pub(super) struct LayerLaunch<'a> {
     /// Every input, `input` first (several for Add).
     pub inputs: Vec<&'a wgpu::Buffer>,
     pub output: &'a wgpu::Buffer,
+    /// Where the layer writes its parameters' gradients, laid out as the parameters: the
+    /// model's gradients, or for a shared layer's earlier calls a scratch that is then added
+    /// to them (`plan.rs`).
+    pub grads: &'a wgpu::Buffer,
     /// The gradient of the loss by the output (on entry to the backward pass).
     pub d_output: &'a wgpu::Buffer,
     /// Where the gradient by the input goes, if an earlier layer needs it.
     pub d_input: Option<&'a wgpu::Buffer>,
+    /// The same for every input, `d_input` first (several for Add).
+    pub d_inputs: Vec<Option<&'a wgpu::Buffer>>,
     /// The layer's own scratch buffers (see [`scratch_floats`]).
     pub scratch: &'a [wgpu::Buffer],
     /// A small buffer bound where a kernel wants a binding the layer does not have.
@@ -107,8 +113,8 @@ impl LayerLaunch<'_> {
                 embedding::backward(self)
             }
             LayerKind::MultiHeadAttention { .. } => attention::backward(self),
-            // Add's gradient by each input is its gradient by its output (`graph.rs`).
-            LayerKind::Flatten | LayerKind::Reshape | LayerKind::Add => Vec::new(),
+            LayerKind::Add => add::backward(self),
+            LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
         }
     }
 
@@ -140,6 +146,24 @@ pub(super) fn gradient_sums(
     .into_iter()
     .map(|launch| ("gradient sum", launch))
     .collect()
+}
+
+/// For a shared layer's call that wrote its gradients to a scratch (`l.grads`), the launches
+/// that add them to the model's gradients, tensor by tensor.
+pub(super) fn shared_gradient_sums(l: &LayerLaunch<'_>) -> Vec<(&'static str, Dispatch)> {
+    l.layer
+        .tensors
+        .iter()
+        .map(|(_, shape, first)| {
+            let n = shape.iter().product::<usize>();
+            let dst = Slice::f32s(&l.params.grads, *first, n);
+            let src = Slice::f32s(l.grads, *first, n);
+            (
+                "shared gradient sum",
+                add::accumulate_ranges(l, dst, src, n),
+            )
+        })
+        .collect()
 }
 
 /// Floats of each scratch buffer a layer's launches need for batches of `rows` rows.
