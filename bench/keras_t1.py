@@ -8,12 +8,15 @@ needs TensorFlow).
     KERAS_BACKEND=jax python3 bench/keras_t1.py
 """
 import os
-import time
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from keras_c1 import Clock  # noqa: E402
 
 VOCABULARY, T, WIDTH, HEADS, BLOCKS, BATCH, SAMPLES = 65, 64, 128, 4, 4, 32, 512
 
@@ -34,15 +37,6 @@ class PositionEmbedding(keras.layers.Layer):
         shape = ops.shape(inputs)
         table = ops.slice(ops.convert_to_tensor(self.embeddings), (0, 0), (shape[-2], shape[-1]))
         return ops.broadcast_to(table, shape)
-
-
-class Clock(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.ends = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.ends.append(time.perf_counter())
 
 
 def gpt():

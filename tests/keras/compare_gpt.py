@@ -38,7 +38,6 @@ import argparse
 import csv
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from compare_optimizers import read_safetensors  # noqa: E402
+from compare_optimizers import read_safetensors, write_safetensors  # noqa: E402
 
 BLOCKS, SEQ_LEN, EMBED, HEADS, VOCAB = 2, 32, 64, 4, 32
 BATCH, SAMPLES, EPOCHS = 32, 320, 20  # 10 steps an epoch, 200 steps in all
@@ -135,24 +134,6 @@ def as_wgfit(model):
         for name, value in zip(names, weights):
             out[f"model.layers.{i}.{name}"] = value.T if name == "weight" else value
     return out
-
-
-def write_safetensors(path, tensors):
-    """A safetensors file of F32 and U32 tensors (the labels are U32, which
-    compare_optimizers.write_safetensors cannot write)."""
-    header, blobs, offset = {}, [], 0
-    for name, array in tensors.items():
-        dtype = {np.dtype("float32"): ("F32", "<f4"), np.dtype("uint32"): ("U32", "<u4")}
-        tag, layout = dtype[np.asarray(array).dtype]
-        data = np.ascontiguousarray(array, dtype=layout).tobytes()
-        header[name] = {"dtype": tag, "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def text_task(samples, seq_len, vocab):

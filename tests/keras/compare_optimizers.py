@@ -26,10 +26,13 @@ TOLERANCE = 1e-4
 
 
 def write_safetensors(path, tensors):
+    """A safetensors file of the arrays: uint32 ones as U32 (labels), the rest as F32."""
     header, blobs, offset = {}, [], 0
     for name, array in tensors.items():
-        data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(array.shape),
+        labels = np.asarray(array).dtype == np.uint32
+        tag, layout = ("U32", "<u4") if labels else ("F32", "<f4")
+        data = np.ascontiguousarray(array, dtype=layout).tobytes()
+        header[name] = {"dtype": tag, "shape": list(array.shape),
                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
