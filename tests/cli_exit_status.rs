@@ -420,6 +420,24 @@ const BAD: &[(&str, &str, &[&str])] = &[
         &["h.csv", "o.safetensors", "--no-shuffle"],
     ),
     ("convert", "--seq-len", &["--seq-len", "abc"]),
+    ("convert", "--stride", &["--stride", "x"]),
+    (
+        "convert",
+        "--stride",
+        &[
+            "file.txt",
+            "o.safetensors",
+            "--seq-len",
+            "4",
+            "--stride",
+            "0",
+        ],
+    ),
+    (
+        "convert",
+        "--stride",
+        &["h.csv", "o.safetensors", "--stride", "2"],
+    ),
     ("convert", "--seq-len", &["file.txt", "o.safetensors"]),
     (
         "convert",

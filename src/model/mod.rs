@@ -8,6 +8,7 @@ mod keras_config;
 mod keras_functional;
 mod keras_json;
 mod layers;
+mod model_checks;
 mod record;
 mod sequence_layers;
 mod sequential;
