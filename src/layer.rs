@@ -122,6 +122,9 @@ pub enum LayerKind {
     },
     /// The element-wise sum of its inputs, all of one shape (a residual connection).
     Add,
+    /// Keras's `Softmax()` layer: a softmax over the last axis (anywhere in a model; a
+    /// classifier's last softmax is the loss's).
+    Softmax,
     /// keras_hub's `PositionEmbedding(sequence_length)`: a learned `[sequence_length, C]`
     /// table whose first `T` rows are the output for an input of `[T, C]`, whatever the
     /// input's values (so no gradient flows to the input); added to the token embeddings by
@@ -174,6 +177,7 @@ impl LayerKind {
             LayerKind::BatchNormalization { .. } => "BatchNormalization",
             LayerKind::LayerNormalization { .. } => "LayerNormalization",
             LayerKind::Add => "Add",
+            LayerKind::Softmax => "Softmax",
             LayerKind::MultiHeadAttention { .. } => "MultiHeadAttention",
             LayerKind::PositionEmbedding { .. } => "PositionEmbedding",
             LayerKind::Embedding { .. } => "Embedding",
@@ -426,7 +430,8 @@ impl LayerSpec {
             LayerKind::GlobalAveragePooling2D
             | LayerKind::Flatten
             | LayerKind::Reshape
-            | LayerKind::Add => String::new(),
+            | LayerKind::Add
+            | LayerKind::Softmax => String::new(),
         };
         let shape = |s: &[usize]| {
             s.iter()
@@ -529,7 +534,7 @@ fn out_shape(
             }
             Ok(in_shape.to_vec())
         }
-        LayerKind::Activation | LayerKind::Add => Ok(in_shape.to_vec()),
+        LayerKind::Activation | LayerKind::Add | LayerKind::Softmax => Ok(in_shape.to_vec()),
         LayerKind::Embedding {
             input_dim,
             output_dim,

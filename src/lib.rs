@@ -60,8 +60,8 @@ pub use model::{
     ActivationLayer, Add, AveragePooling2D, BatchNormalization, Call, Conv2D, Dense, Dropout,
     Embedding, Flatten, GlobalAveragePooling2D, Input, KerasModel, Layer, LayerNormalization,
     MaxPooling2D, Model, ModelRecord, MultiHeadAttention, PositionEmbedding, Reshape,
-    SUPPORTED_LAYERS, Sampling, Sequential, Shared, SymbolicTensor, WEIGHTS_META_KEY, WeightsMeta,
-    from_keras_json,
+    SUPPORTED_LAYERS, Sampling, Sequential, Shared, Softmax, SymbolicTensor, WEIGHTS_META_KEY,
+    WeightsMeta, from_keras_json,
 };
 pub use optim::{
     Adam, Clipping, Configured, LearningRateSchedule, Optimizer, RmsProp, Sgd, UpdateKernel,

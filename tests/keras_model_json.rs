@@ -283,3 +283,19 @@ fn a_shared_layer_reads_as_two_calls_of_one_set_of_weights() {
     assert_eq!(specs[3].sources, [3]);
     assert_eq!(specs[4].sources, [2, 4]);
 }
+
+/// `Embedding(5, 4) → Softmax() → Dense(5)` on 6 ids (`tests/data/keras/with_softmax.json`,
+/// Keras 3.15): a Softmax layer inside a model; 45 parameters; another axis refused.
+#[test]
+fn a_softmax_layer_reads_and_another_axis_is_named() {
+    let json = read("with_softmax.json");
+    let (shapes, parameters, softmax) = shapes_and_parameters(&json);
+    assert_eq!(shapes, [vec![6, 4], vec![6, 4], vec![6, 5]]);
+    assert_eq!(parameters, 45);
+    assert!(
+        !softmax,
+        "a Softmax layer is a layer, not the output's softmax"
+    );
+    let e = refusal(&json.replacen("\"axis\": -1", "\"axis\": 1", 1));
+    assert!(e.contains("axis") && e.contains("Softmax"), "{e}");
+}

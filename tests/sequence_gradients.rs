@@ -12,7 +12,7 @@ use common::layers_reference::forward;
 use common::rng::Rng;
 use wgfit::{
     Activation, Add, Call, Dataset, Dense, Embedding, FitOptions, Input, LayerNormalization, Loss,
-    Model, MultiHeadAttention, PositionEmbedding, Sequential, Sgd, Shared, Targets,
+    Model, MultiHeadAttention, PositionEmbedding, Sequential, Sgd, Shared, Softmax, Targets,
 };
 
 const ROWS: usize = 3;
@@ -97,6 +97,18 @@ fn embedding_then_dense_per_token_in_a_stack() {
         .add(Dense::new(4).activation(Activation::Tanh))
         .add(Dense::new(6));
     check("embedding stack", model, 5, 1);
+}
+
+#[test]
+fn a_softmax_layer_inside_a_model() {
+    // Softmax over a width of 9, then over each position of a [5, 4] projection.
+    let model = Sequential::with_input_shape(&[5])
+        .add(Embedding::new(7, 9))
+        .add(Softmax)
+        .add(Dense::new(4))
+        .add(Softmax)
+        .add(Dense::new(7));
+    check("softmax", model, 7, 40);
 }
 
 #[test]

@@ -27,6 +27,8 @@
 //! | Add               | `shaders/elementwise.wgsl`| `add`          |
 //! | Accumulate        | `shaders/elementwise.wgsl`| `accumulate`   |
 //! | Copy              | `shaders/elementwise.wgsl`| `copy`         |
+//! | SoftmaxForward    | `shaders/softmax.wgsl`    | `forward`      |
+//! | SoftmaxBackward   | `shaders/softmax.wgsl`    | `backward`     |
 //! | EmbeddingForward  | `shaders/embedding.wgsl`  | `forward`      |
 //! | EmbeddingGrad     | `shaders/embedding.wgsl`  | `table_grad`   |
 //! | PositionsForward  | `shaders/embedding.wgsl`  | `positions_forward` |
@@ -190,6 +192,15 @@ pub(crate) struct AttentionDims {
     pub _pad: u32,
 }
 
+/// Parameters of `softmax.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct SoftmaxDims {
+    pub rows: u32,
+    pub cols: u32,
+    pub _pad: [u32; 2],
+}
+
 /// Parameters of `weight_decay.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -238,6 +249,8 @@ pub(crate) enum LayerKernel {
     Add,
     Accumulate,
     Copy,
+    SoftmaxForward,
+    SoftmaxBackward,
     EmbeddingForward,
     EmbeddingGrad,
     PositionsForward,
@@ -311,6 +324,9 @@ impl LayerKernel {
             | AttentionScoresGrad4
             | AttentionKeyValueGrad4 => include_str!("../../shaders/attention.wgsl").to_string(),
             WeightDecay => include_str!("../../shaders/weight_decay.wgsl").to_string(),
+            SoftmaxForward | SoftmaxBackward => {
+                include_str!("../../shaders/softmax.wgsl").to_string()
+            }
         }
     }
 
@@ -339,6 +355,8 @@ impl LayerKernel {
             Add => "add",
             Accumulate => "accumulate",
             Copy => "copy",
+            SoftmaxForward => "forward",
+            SoftmaxBackward => "backward",
             EmbeddingForward => "forward",
             EmbeddingGrad => "table_grad",
             PositionsForward => "positions_forward",
@@ -406,7 +424,8 @@ impl LayerKernel {
             ActBackward => vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)],
             ActInPlace => vec![(0, Uniform), (2, Read), (3, ReadWrite)],
             Add => vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)],
-            Accumulate | Copy => vec![(0, Uniform), (1, Read), (3, ReadWrite)],
+            Accumulate | Copy | SoftmaxForward => vec![(0, Uniform), (1, Read), (3, ReadWrite)],
+            SoftmaxBackward => vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)],
             EmbeddingForward | EmbeddingGrad => {
                 vec![(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)]
             }

@@ -8,14 +8,17 @@ use super::layers::{
     ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dropout, Flatten,
     GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, Reshape,
 };
-use super::{Add, Dense, Embedding, Layer, MultiHeadAttention, PositionEmbedding, Sequential};
+use super::{
+    Add, Dense, Embedding, Layer, MultiHeadAttention, PositionEmbedding, Sequential, Softmax,
+};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 
 /// The Keras classes wgfit builds, for error messages.
 pub const SUPPORTED_LAYERS: &str = "InputLayer, Dense, Conv2D, MaxPooling2D, AveragePooling2D, \
      GlobalAveragePooling2D, Flatten, Reshape, Dropout, Activation, BatchNormalization, \
-     LayerNormalization, Embedding, PositionEmbedding (keras_hub), MultiHeadAttention, Add";
+     LayerNormalization, Embedding, PositionEmbedding (keras_hub), MultiHeadAttention, Add, \
+     Softmax";
 
 /// A model read from Keras JSON, with what wgfit does differently from the file's letter.
 #[derive(Debug)]
@@ -412,6 +415,20 @@ pub(super) fn layer_of(c: &mut Config<'_>) -> Result<Layer> {
             )
         }
         "Add" => Layer::from(Add),
+        "Softmax" => {
+            // Keras writes the axis as -1 (or a list of it).
+            c.read.push("axis");
+            match c.get("axis").cloned() {
+                None => {}
+                Some(v) if v == -1 || v == serde_json::json!([-1]) => {}
+                Some(v) => {
+                    return Err(c.error(format!(
+                        "has axis = {v}: wgfit's softmax is over the last axis (-1)"
+                    )));
+                }
+            }
+            Layer::from(Softmax)
+        }
         other => {
             return Err(bad(format!(
                 "layer {i} is a `{other}`, which wgfit does not have; it has {SUPPORTED_LAYERS}"

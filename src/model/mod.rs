@@ -23,6 +23,6 @@ pub use layers::{
     GlobalAveragePooling2D, Layer, LayerNormalization, MaxPooling2D, Reshape,
 };
 pub use record::ModelRecord;
-pub use sequence_layers::{Add, Embedding, MultiHeadAttention, PositionEmbedding};
+pub use sequence_layers::{Add, Embedding, MultiHeadAttention, PositionEmbedding, Softmax};
 pub use sequential::Sequential;
 pub use weights_meta::{WEIGHTS_META_KEY, WeightsMeta};

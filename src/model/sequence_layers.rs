@@ -121,3 +121,15 @@ impl From<PositionEmbedding> for Layer {
         })
     }
 }
+
+/// Keras's `Softmax()` layer (axis −1): a softmax over the last axis, as attention weights or
+/// a mixture anywhere in a model. (A classifier's output stays logits: cross-entropy applies
+/// its softmax.)
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Softmax;
+
+impl From<Softmax> for Layer {
+    fn from(_: Softmax) -> Self {
+        Layer::of(LayerKind::Softmax)
+    }
+}

@@ -217,6 +217,17 @@ pub fn forward_in(
                 }
                 y
             }
+            LayerKind::Softmax => {
+                let c = *spec.in_shape.last().unwrap();
+                a.chunks(c)
+                    .flat_map(|row| {
+                        let m = row.iter().cloned().fold(f64::MIN, f64::max);
+                        let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
+                        let sum: f64 = e.iter().sum();
+                        e.into_iter().map(move |v| v / sum)
+                    })
+                    .collect()
+            }
             LayerKind::Add => sources[1..].iter().fold(a, |sum, &s| {
                 sum.iter().zip(&tensors[s]).map(|(x, y)| x + y).collect()
             }),

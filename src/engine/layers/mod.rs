@@ -13,6 +13,7 @@ mod dropout;
 mod embedding;
 mod layernorm;
 mod pool2d;
+mod softmax;
 
 use super::GpuParams;
 use super::params::LayerLayout;
@@ -87,6 +88,7 @@ impl LayerLaunch<'_> {
             LayerKind::BatchNormalization { .. } => named(batchnorm::forward(self)),
             LayerKind::LayerNormalization { .. } => named(layernorm::forward(self)),
             LayerKind::Add => always(add::forward(self)),
+            LayerKind::Softmax => one(Phase::Always, softmax::forward(self)),
             LayerKind::MultiHeadAttention { .. } => always(attention::forward(self)),
             LayerKind::Embedding { .. } | LayerKind::PositionEmbedding { .. } => {
                 one(Phase::Always, embedding::forward(self))
@@ -114,6 +116,7 @@ impl LayerLaunch<'_> {
             }
             LayerKind::MultiHeadAttention { .. } => attention::backward(self),
             LayerKind::Add => add::backward(self),
+            LayerKind::Softmax => softmax::backward(self),
             LayerKind::Flatten | LayerKind::Reshape => Vec::new(),
         }
     }
@@ -210,6 +213,10 @@ pub(super) fn check(gpu: &Gpu, index: usize, spec: &LayerSpec, rows: usize) -> R
             )?;
         }
         LayerKind::Embedding { .. } => loops("its ids per batch".into(), rows * spec.inputs)?,
+        LayerKind::Softmax => loops(
+            "one invocation's loops over a row (3 × its width)".into(),
+            softmax::invocation_loops(*spec.in_shape.last().unwrap_or(&1)),
+        )?,
         _ => {}
     }
     if let LayerKind::Conv2D { .. } = spec.kind {
