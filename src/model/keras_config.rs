@@ -158,6 +158,16 @@ impl Config<'_> {
         })
     }
 
+    /// `axis` must be absent, -1, or `[-1]` (as Keras writes it); `why` says what wgfit does.
+    pub(super) fn last_axis_only(&mut self, why: &str) -> Result<()> {
+        self.read.push("axis");
+        match self.get("axis") {
+            None => Ok(()),
+            Some(v) if *v == -1 || *v == serde_json::json!([-1]) => Ok(()),
+            Some(v) => Err(self.error(format!("has axis = {v}: {why}"))),
+        }
+    }
+
     pub(super) fn number_or(&mut self, key: &'static str, default: f64) -> Result<f64> {
         self.read.push(key);
         match self.get(key) {

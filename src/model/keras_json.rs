@@ -295,17 +295,7 @@ pub(super) fn layer_of(c: &mut Config<'_>) -> Result<Layer> {
             )
         }
         "LayerNormalization" => {
-            // Keras writes the axis as a list ([-1]); a bare -1 means the same.
-            c.read.push("axis");
-            match c.get("axis").cloned() {
-                None => {}
-                Some(v) if v == -1 || v == serde_json::json!([-1]) => {}
-                Some(v) => {
-                    return Err(c.error(format!(
-                        "has axis = {v}: wgfit normalizes the last axis only (-1)"
-                    )));
-                }
-            }
+            c.last_axis_only("wgfit normalizes the last axis only (-1)")?;
             let epsilon = c.number_or("epsilon", 0.001)?;
             let center = c.bool_or("center", true)?;
             let scale = c.bool_or("scale", true)?;
@@ -416,17 +406,7 @@ pub(super) fn layer_of(c: &mut Config<'_>) -> Result<Layer> {
         }
         "Add" => Layer::from(Add),
         "Softmax" => {
-            // Keras writes the axis as -1 (or a list of it).
-            c.read.push("axis");
-            match c.get("axis").cloned() {
-                None => {}
-                Some(v) if v == -1 || v == serde_json::json!([-1]) => {}
-                Some(v) => {
-                    return Err(c.error(format!(
-                        "has axis = {v}: wgfit's softmax is over the last axis (-1)"
-                    )));
-                }
-            }
+            c.last_axis_only("wgfit's softmax is over the last axis (-1)")?;
             Layer::from(Softmax)
         }
         other => {
