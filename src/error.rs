@@ -262,6 +262,17 @@ pub enum Error {
         /// Why it did not parse.
         reason: String,
     },
+    /// A model file of another framework (Keras's `.weights.h5` or `.keras`) that does not
+    /// hold what this model needs, or is not such a file at all.
+    #[error("{format} file {}: {reason}", path.display())]
+    ForeignModelFile {
+        /// The file.
+        path: PathBuf,
+        /// Its format, e.g. `Keras weights`.
+        format: &'static str,
+        /// What is wrong, naming the variable or entry.
+        reason: String,
+    },
     /// Encoding a file failed.
     #[error("cannot encode {what}: {reason}")]
     Encoding {

@@ -18,7 +18,7 @@ mod lockstep;
 mod mpi_world;
 mod wire;
 
-pub(crate) use checks::{check_split, ranks_must_share};
+pub(crate) use checks::{check_split, parameters_sha256 as parameters_digest, ranks_must_share};
 pub use hooks::parameters_sha256;
 pub(crate) use hooks::{
     begin, check_agree, check_ranks_agree, check_stop, receive_state, send_state,

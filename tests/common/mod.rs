@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod layers_reference;
 pub mod mount_ns;
 pub mod plot_run;
+pub mod python_clients;
 pub mod rng;
 pub mod s3;
 pub mod storm;

@@ -49,6 +49,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from compare_optimizers import read_safetensors, write_safetensors  # noqa: E402
+from position_embedding import PositionEmbedding  # noqa: E402
 
 BLOCKS, SEQ_LEN, EMBED, HEADS, VOCAB = 2, 32, 64, 4, 32
 BATCH, SAMPLES, EPOCHS = 32, 320, 20  # 10 steps an epoch, 200 steps in all
@@ -56,34 +57,6 @@ BATCH, SAMPLES, EPOCHS = 32, 320, 20  # 10 steps an epoch, 200 steps in all
 # wgfit's checkpoints at the ends of epochs.
 STEPS = [1, 10, 50, 200]
 TOLERANCE = 1e-5  # on the 200-step figure
-
-
-@keras.saving.register_keras_serializable(package="keras_hub")
-class PositionEmbedding(keras.layers.Layer):
-    """keras_hub's PositionEmbedding (the same config and weight; keras_hub itself needs
-    TensorFlow): a learned [sequence_length, width] table, one row per position."""
-
-    def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
-        super().__init__(**kwargs)
-        self.sequence_length = int(sequence_length)
-        self.initializer = keras.initializers.get(initializer)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"sequence_length": self.sequence_length,
-                       "initializer": keras.initializers.serialize(self.initializer)})
-        return config
-
-    def build(self, input_shape):
-        self.position_embeddings = self.add_weight(
-            name="embeddings", shape=[self.sequence_length, input_shape[-1]],
-            initializer=self.initializer, trainable=True)
-
-    def call(self, inputs):
-        shape = keras.ops.shape(inputs)
-        table = keras.ops.convert_to_tensor(self.position_embeddings)
-        table = keras.ops.slice(table, (0, 0), (shape[-2], shape[-1]))
-        return keras.ops.broadcast_to(table, shape)
 
 
 def gpt(blocks=BLOCKS, seq_len=SEQ_LEN, embed=EMBED, heads=HEADS, vocab=VOCAB, dropout=0.0,

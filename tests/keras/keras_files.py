@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Keras's side of tests/keras_files.rs: Keras 3 (JAX backend) reads what wgfit writes and
+writes what wgfit reads.
+
+    keras_files.py check DIR   every DIR/<case>/ holds config.json (the model's Keras config),
+                               model.weights.h5 and model.keras (written by wgfit) and
+                               io.safetensors (inputs `x`, wgfit's outputs `y`): Keras loads
+                               both files and must predict y within 1e-5 (relative to the
+                               largest |y|); prints each case's difference.
+    keras_files.py write DIR   for every DIR/<case>/config.json, Keras builds the model,
+                               initialises it (BatchNormalization's moving statistics set to
+                               random values, so that they are checked too) and writes
+                               keras.weights.h5 with `save_weights`, and the same weights with
+                               wgfit's names and layouts in wgfit.safetensors.
+"""
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from safetensors.numpy import load_file, save_file  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from position_embedding import PositionEmbedding  # noqa: E402,F401 (registers it)
+
+TOLERANCE = 1e-5
+
+
+# wgfit's name of each of a layer's weights, in the order of Keras's `layer.weights`.
+WGFIT_NAMES = {
+    "Dense": ["weight", "bias"],
+    "Conv2D": ["weight", "bias"],
+    "BatchNormalization": ["gamma", "beta", "moving_mean", "moving_variance"],
+    "LayerNormalization": ["gamma", "beta"],
+    "Embedding": ["embeddings"],
+    "PositionEmbedding": ["position_embeddings"],
+    "MultiHeadAttention": ["query_kernel", "query_bias", "key_kernel", "key_bias",
+                           "value_kernel", "value_bias", "output_kernel", "output_bias"],
+}
+
+
+def softmax(z):
+    z = z.astype(np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def ends_in_softmax(model):
+    last = model.layers[-1]
+    act = getattr(last, "activation", None)
+    return last.__class__.__name__ == "Softmax" or getattr(act, "__name__", "") == "softmax"
+
+
+def difference(model, x, y):
+    x = x.astype(model.inputs[0].dtype)  # token ids: Keras's int32 input
+    got = np.asarray(model.predict(x, batch_size=64, verbose=0), dtype=np.float64)
+    want = softmax(y) if ends_in_softmax(model) else y.astype(np.float64)
+    if got.shape != want.shape:
+        raise SystemExit(f"Keras predicts shape {got.shape}, wgfit {want.shape}")
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+
+
+def check(root):
+    failed = []
+    for case in sorted(os.listdir(root)):
+        d = os.path.join(root, case)
+        io = load_file(os.path.join(d, "io.safetensors"))
+        x, y = io["x"], io["y"]
+        with open(os.path.join(d, "config.json")) as f:
+            model = keras.models.model_from_json(f.read())
+        model.load_weights(os.path.join(d, "model.weights.h5"))
+        weights = difference(model, x, y)
+        whole = difference(keras.saving.load_model(os.path.join(d, "model.keras")), x, y)
+        print(f"{case}: .weights.h5 {weights:.2e}, .keras {whole:.2e} (max |Keras - wgfit| / max |wgfit|)")
+        if not (weights <= TOLERANCE and whole <= TOLERANCE):
+            failed.append(case)
+    if failed:
+        raise SystemExit(f"above {TOLERANCE}: {', '.join(failed)}")
+
+
+def write(root):
+    rng = np.random.default_rng(5)
+    for case in sorted(os.listdir(root)):
+        d = os.path.join(root, case)
+        with open(os.path.join(d, "config.json")) as f:
+            model = keras.models.model_from_json(f.read())
+        tensors = {}
+        layers = [l for l in model.layers if l.__class__.__name__ != "InputLayer"]
+        for i, layer in enumerate(layers):
+            kind = layer.__class__.__name__
+            if kind == "BatchNormalization":
+                layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape).astype("float32"))
+                layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape).astype("float32"))
+            for name, w in zip(WGFIT_NAMES.get(kind, []), layer.weights):
+                value = np.asarray(w.numpy(), dtype=np.float32)
+                if kind == "Dense" and name == "weight":
+                    value = value.T
+                tensors[f"model.layers.{i}.{name}"] = np.ascontiguousarray(value)
+        model.save_weights(os.path.join(d, "keras.weights.h5"))
+        save_file(tensors, os.path.join(d, "wgfit.safetensors"))
+        print(f"{case}: {len(tensors)} tensors")
+
+
+if __name__ == "__main__":
+    {"check": check, "write": write}[sys.argv[1]](sys.argv[2])
