@@ -89,8 +89,8 @@ pub fn read_keras_file(path: impl AsRef<Path>) -> Result<(KerasModel, KerasWeigh
             .map_err(|e| bad(format!("cannot read its {name}: {e}")))?;
         Ok(out)
     };
-    let config = String::from_utf8(entry(CONFIG)?)
-        .map_err(|_| bad(format!("its {CONFIG} is not UTF-8")))?;
+    let config =
+        String::from_utf8(entry(CONFIG)?).map_err(|_| bad(format!("its {CONFIG} is not UTF-8")))?;
     let weights = entry(WEIGHTS)?;
     let keras = from_keras_json(&config).map_err(|e| bad(format!("its {CONFIG}: {e}")))?;
     Ok((

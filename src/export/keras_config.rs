@@ -37,8 +37,12 @@ impl Sequential {
         ));
         // How many times each layer (by key) has been called so far: a tensor's node index.
         let mut calls = vec![0usize; specs.len()];
-        let mut tensors: Vec<(String, usize, Vec<usize>, &str)> =
-            vec![("input_layer".into(), 0, self.input_shape().to_vec(), input_dtype)];
+        let mut tensors: Vec<(String, usize, Vec<usize>, &str)> = vec![(
+            "input_layer".into(),
+            0,
+            self.input_shape().to_vec(),
+            input_dtype,
+        )];
         let mut node_layers: Vec<usize> = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let owner = spec.shares.unwrap_or(i);
@@ -56,10 +60,7 @@ impl Sequential {
                     true => vec![i],
                     false => spec.sources.clone(),
                 };
-                let args: Vec<Value> = sources
-                    .iter()
-                    .map(|&s| keras_tensor(&tensors[s]))
-                    .collect();
+                let args: Vec<Value> = sources.iter().map(|&s| keras_tensor(&tensors[s])).collect();
                 let node = match &spec.kind {
                     LayerKind::Add => json!({"args": [args], "kwargs": {}}),
                     LayerKind::MultiHeadAttention {
@@ -77,12 +78,18 @@ impl Sequential {
             calls[owner] += 1;
         }
         if functional {
-            for layer in layers.iter_mut().filter(|l| l.get("inbound_nodes").is_none()) {
+            for layer in layers
+                .iter_mut()
+                .filter(|l| l.get("inbound_nodes").is_none())
+            {
                 layer["inbound_nodes"] = json!([]);
             }
         }
         let config = match functional {
-            false => keras_model("Sequential", json!({"name": "sequential", "layers": layers})),
+            false => keras_model(
+                "Sequential",
+                json!({"name": "sequential", "layers": layers}),
+            ),
             true => {
                 let last = tensors.last().map_or("input_layer", |t| t.0.as_str());
                 let last_node = tensors.last().map_or(0, |t| t.1);

@@ -107,7 +107,11 @@ fn attention_part(suffix: &str) -> (&'static str, &'static str) {
 /// The layout of a model of `specs`.
 pub(crate) fn keras_layout(specs: &[LayerSpec], functional: bool) -> KerasLayout {
     let keys = layer_keys(specs, functional);
-    let root = if functional { "functional" } else { "sequential" };
+    let root = if functional {
+        "functional"
+    } else {
+        "sequential"
+    };
     let mut groups = vec![("layers".to_string(), None)];
     if functional {
         groups.push(("layers/input_layer".into(), None));

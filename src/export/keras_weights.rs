@@ -55,7 +55,7 @@ impl Sequential {
         let mut builder = FileBuilder::new();
         for (name, child) in tree.children {
             let group = builder.create_group(&name);
-        builder.add_group(child.build(group));
+            builder.add_group(child.build(group));
         }
         builder
             .finish()
@@ -79,14 +79,18 @@ impl Sequential {
     }
 
     /// [`Sequential::read_keras_weights`] of a file's bytes (`path` names it in errors).
-    pub(crate) fn keras_weights_from_bytes(&self, bytes: &[u8], path: &Path) -> Result<Vec<Tensor>> {
+    pub(crate) fn keras_weights_from_bytes(
+        &self,
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<Vec<Tensor>> {
         let bad = |reason: String| Error::ForeignModelFile {
             path: path.to_path_buf(),
             format: FORMAT,
             reason,
         };
-        let file = File::from_bytes(bytes.to_vec())
-            .map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
+        let file =
+            File::from_bytes(bytes.to_vec()).map_err(|e| bad(format!("not an HDF5 file: {e}")))?;
         let layout = self.keras_layout()?;
         let mut found = BTreeSet::new();
         collect_datasets(&file, "layers", &mut found).map_err(|e| bad(e.to_string()))?;
@@ -154,7 +158,9 @@ impl Node {
     fn at(&mut self, path: &str) -> &mut Node {
         path.split('/')
             .filter(|p| !p.is_empty())
-            .fold(self, |node, part| node.children.entry(part.into()).or_default())
+            .fold(self, |node, part| {
+                node.children.entry(part.into()).or_default()
+            })
     }
 
     fn build(self, mut group: GroupBuilder) -> FinishedGroup {

@@ -6,9 +6,13 @@ mod keras_archive;
 mod keras_config;
 mod keras_layout;
 mod keras_weights;
+mod onnx;
+mod onnx_attention;
+mod onnx_graph;
 mod torch_names;
 
 pub use keras_archive::{KerasWeights, read_keras_file};
+pub use onnx::ONNX_OPSET;
 
 use crate::state::Tensor;
 

@@ -18,7 +18,9 @@ impl Sequential {
     pub fn torch_state_dict(&self) -> Result<Vec<Tensor>> {
         let specs = self.specs()?;
         if super::keras_layout::is_functional(&specs) {
-            return Err(refused("a graph (Functional) model is not an nn.Sequential"));
+            return Err(refused(
+                "a graph (Functional) model is not an nn.Sequential",
+            ));
         }
         let params = self.parameters()?;
         let find = |name: String| {
@@ -29,6 +31,9 @@ impl Sequential {
                 .ok_or_else(|| Error::internal(format!("no parameter {name}")))
         };
         let mut out = Vec::new();
+        // `[H, W, C]` of a Flatten's input while only Dropout or Activation layers followed:
+        // torch flattens `[C, H, W]`, so the next Linear's columns are put in that order.
+        let mut flattened: Option<[usize; 3]> = None;
         for (i, spec) in specs.iter().enumerate() {
             let renamed = |suffix: &str, torch: &str| -> Result<Tensor> {
                 let t = find(format!("model.layers.{i}.{suffix}"))?;
@@ -39,7 +44,11 @@ impl Sequential {
             };
             match &spec.kind {
                 LayerKind::Dense => {
-                    out.push(renamed("weight", "weight")?);
+                    let mut w = renamed("weight", "weight")?;
+                    if let Some(hwc) = flattened {
+                        w.data = channels_first_columns(&w.data, w.shape[0], hwc);
+                    }
+                    out.push(w);
                     out.push(renamed("bias", "bias")?);
                 }
                 LayerKind::Conv2D { use_bias, .. } => {
@@ -77,6 +86,12 @@ impl Sequential {
                     out.push(renamed("moving_mean", "running_mean")?);
                     out.push(renamed("moving_variance", "running_var")?);
                 }
+                LayerKind::Flatten if spec.in_shape.len() == 3 => {
+                    let s = &spec.in_shape;
+                    flattened = Some([s[0], s[1], s[2]]);
+                    continue;
+                }
+                LayerKind::Dropout { .. } | LayerKind::Activation => continue,
                 _ if spec.tensors().is_empty() => {}
                 kind => {
                     return Err(refused(&format!(
@@ -85,6 +100,7 @@ impl Sequential {
                     )));
                 }
             }
+            flattened = None;
         }
         Ok(out)
     }
@@ -119,12 +135,32 @@ impl Sequential {
             views.push((t.name.clone(), view));
         }
         for name in counters {
-            views.push((name, TensorView::new(Dtype::I64, vec![], &zero).map_err(encode)?));
+            views.push((
+                name,
+                TensorView::new(Dtype::I64, vec![], &zero).map_err(encode)?,
+            ));
         }
         let data = safetensors::serialize(views, Some(metadata)).map_err(encode)?;
         crate::checkpoint::write_atomically(path.as_ref(), &data)?;
         Ok(())
     }
+}
+
+/// A `[rows, H·W·C]` weight whose columns follow `[H, W, C]`, with columns in `[C, H, W]`
+/// order.
+fn channels_first_columns(data: &[f32], rows: usize, [h, w, c]: [usize; 3]) -> Vec<f32> {
+    let cols = h * w * c;
+    let mut out = vec![0.0; data.len()];
+    for r in 0..rows {
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    out[r * cols + (ch * h + y) * w + x] = data[r * cols + (y * w + x) * c + ch];
+                }
+            }
+        }
+    }
+    out
 }
 
 fn refused(reason: &str) -> Error {

@@ -12,6 +12,7 @@ pub mod data_files;
 pub mod fault_proxy;
 pub mod finite_differences;
 pub mod gpu;
+pub mod interop_models;
 pub mod layers_reference;
 pub mod mount_ns;
 pub mod plot_run;
