@@ -53,7 +53,7 @@ pub use data::{CsvOptions, CsvTargets, Dataset, Header, Targets};
 pub use engine::snapshot::Snapshot;
 pub use engine::{DataOn, StepProfile};
 pub use error::{Error, Result};
-pub use export::{KerasWeights, ONNX_OPSET, read_keras_file};
+pub use export::{KerasFile, KerasWeights, ONNX_OPSET, read_keras_file};
 pub use fit::FitOptions;
 pub use gpu::{AdapterSummary, Gpu, GpuMemory};
 pub use layer::{Activation, LayerKind, LayerSpec, Padding};

@@ -68,9 +68,19 @@ impl KerasWeights {
     }
 }
 
-/// Reads a `.keras` archive: the model its `config.json` describes (as [`from_keras_json`]
-/// reads it) and its weights.
-pub fn read_keras_file(path: impl AsRef<Path>) -> Result<(KerasModel, KerasWeights)> {
+/// What a `.keras` archive holds.
+#[derive(Debug)]
+pub struct KerasFile {
+    /// The model its `config.json` describes, as [`from_keras_json`] reads it.
+    pub keras: KerasModel,
+    /// The text of its `config.json`.
+    pub config: String,
+    /// Its weights.
+    pub weights: KerasWeights,
+}
+
+/// Reads a `.keras` archive (Keras's `model.save("m.keras")` or [`Sequential::save_keras`]).
+pub fn read_keras_file(path: impl AsRef<Path>) -> Result<KerasFile> {
     let path = path.as_ref();
     let bad = |reason: String| Error::ForeignModelFile {
         path: path.to_path_buf(),
@@ -93,11 +103,12 @@ pub fn read_keras_file(path: impl AsRef<Path>) -> Result<(KerasModel, KerasWeigh
         String::from_utf8(entry(CONFIG)?).map_err(|_| bad(format!("its {CONFIG} is not UTF-8")))?;
     let weights = entry(WEIGHTS)?;
     let keras = from_keras_json(&config).map_err(|e| bad(format!("its {CONFIG}: {e}")))?;
-    Ok((
+    Ok(KerasFile {
         keras,
-        KerasWeights {
+        config,
+        weights: KerasWeights {
             path: path.to_path_buf(),
             bytes: weights,
         },
-    ))
+    })
 }

@@ -11,7 +11,7 @@ mod onnx_attention;
 mod onnx_graph;
 mod torch_names;
 
-pub use keras_archive::{KerasWeights, read_keras_file};
+pub use keras_archive::{KerasFile, KerasWeights, read_keras_file};
 pub use onnx::ONNX_OPSET;
 
 use crate::state::Tensor;

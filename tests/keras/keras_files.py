@@ -12,7 +12,14 @@ writes what wgfit reads.
                                random values, so that they are checked too) and writes
                                keras.weights.h5 with `save_weights`, and the same weights with
                                wgfit's names and layouts in wgfit.safetensors.
+    keras_files.py init DIR    Keras builds and initialises the convnet of
+                               tests/data/keras/digits_convnet_bn.json and saves DIR/start.keras.
+    keras_files.py evaluate M  Keras loads the .keras file M and evaluates it on the bundled
+                               digits (scaled by 1/16, as wgfit trains on them); prints
+                               {"loss": …, "accuracy": …}.
 """
+import gzip
+import json
 import os
 import sys
 
@@ -102,5 +109,27 @@ def write(root):
         print(f"{case}: {len(tensors)} tensors")
 
 
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def init(root):
+    with open(os.path.join(REPO, "tests", "data", "keras", "digits_convnet_bn.json")) as f:
+        model = keras.models.model_from_json(f.read())
+    model.save(os.path.join(root, "start.keras"))
+    print(f"start.keras: {model.count_params()} parameters")
+
+
+def evaluate(path):
+    with gzip.open(os.path.join(REPO, "data", "digits.csv.gz"), "rt") as f:
+        rows = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    x, y = rows[:, :-1] / np.float32(16), rows[:, -1].astype(np.int32)
+    model = keras.saving.load_model(path)
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = x.reshape((len(x),) + tuple(model.inputs[0].shape[1:]))
+    loss, accuracy = model.evaluate(x, y, batch_size=256, verbose=0)
+    print(json.dumps({"loss": float(loss), "accuracy": float(accuracy)}))
+
+
 if __name__ == "__main__":
-    {"check": check, "write": write}[sys.argv[1]](sys.argv[2])
+    commands = {"check": check, "write": write, "init": init, "evaluate": evaluate}
+    commands[sys.argv[1]](sys.argv[2])

@@ -317,6 +317,23 @@ pub fn run_evaluate(args: EvaluateArgs) -> CliResult {
     Ok(())
 }
 
+/// The compiled model of a weights file (as `wgfit train --output` writes it) and the factor
+/// its training inputs were multiplied by, if recorded: what `wgfit export` converts.
+pub fn load_weights_file(path: &Path) -> CliResult<(Sequential, Option<f32>)> {
+    let args = ModelArgs {
+        weights: path.to_path_buf(),
+        data: None,
+        scale: None,
+        layers: None,
+        activation: None,
+        loss: None,
+        batch_size: 1,
+    };
+    args.check_inputs()?;
+    let loaded = load_model(&args)?;
+    Ok((loaded.model, loaded.scale))
+}
+
 /// The inputs of every row, dropping a label column when the data has one more column than
 /// the model's inputs.
 fn load_inputs(args: &ModelArgs, inputs: usize, scale: Option<f32>) -> CliResult<Vec<f32>> {

@@ -2,6 +2,7 @@
 //! `--output`, then the failure is reported with its own exit status.
 
 use crate::Failure;
+use crate::model_formats::{ModelFormat, write_model};
 use std::path::Path;
 use wgfit::{BackupAndRestore, Error, Sequential};
 
@@ -31,15 +32,21 @@ const BACKUP_FAILED: u8 = 4;
 /// was lost), writes what was trained to `output` before reporting the failure: nothing
 /// trained is lost with the backup's store. The backup keeps its last commit, from which a
 /// rerun of the same command resumes.
-pub fn keep_trained(model: &Sequential, output: &Path, input_scale: f32, e: Error) -> Failure {
-    let kept = match crate::train::trained_weights(model, input_scale) {
+pub fn keep_trained(
+    model: &Sequential,
+    output: &Path,
+    format: ModelFormat,
+    keras_config: Option<&str>,
+    input_scale: f32,
+    e: Error,
+) -> Failure {
+    let kept = match model.parameters() {
         // Weights that went non-finite meanwhile are no result to keep.
-        Ok((params, _)) if params.iter().any(|t| t.data.iter().any(|v| !v.is_finite())) => {
+        Ok(params) if params.iter().any(|t| t.data.iter().any(|v| !v.is_finite())) => {
             Err("they are not finite (the training diverged)".to_string())
         }
-        Ok((params, meta)) => {
-            crate::train::write_weights(output, &params, &meta).map_err(|f| f.message)
-        }
+        Ok(_) => write_model("--output", model, output, format, input_scale, keras_config)
+            .map_err(|f| f.message),
         Err(e) => Err(e.to_string()),
     };
     let message = match kept {

@@ -10,11 +10,13 @@ mod callback_args;
 mod convert;
 mod devices;
 mod evaluate;
+mod export;
 mod generate;
 mod inspect;
 mod keep_trained;
 mod labels;
 mod model_file;
+mod model_formats;
 mod mpi_launch;
 mod optimizer_args;
 mod plot;
@@ -56,6 +58,9 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Write the model's outputs for every row of a data set as CSV.
     Predict(evaluate::PredictArgs),
+    /// Write trained weights for Keras (.weights.h5, .keras), ONNX (.onnx) or PyTorch
+    /// (.pt.safetensors).
+    Export(export::ExportArgs),
     /// Draw a run's training curves (loss, accuracy, ...) as an SVG, marking resumes and
     /// learning-rate changes.
     #[command(
@@ -257,6 +262,7 @@ fn run(cli: Cli) -> CliResult {
         Some(Command::Inspect(args)) => inspect::run(args),
         Some(Command::Evaluate(args)) => evaluate::run_evaluate(args),
         Some(Command::Predict(args)) => evaluate::run_predict(args),
+        Some(Command::Export(args)) => export::run(args),
         Some(Command::Plot(args)) => plot::run(args),
         Some(Command::Convert(args)) => convert::run(args),
         Some(Command::Generate(args)) => generate::run(args),

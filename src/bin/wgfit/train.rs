@@ -7,7 +7,7 @@ use std::path::Path;
 use wgfit::callbacks::metric_order;
 use wgfit::{
     BackupAndRestore, Callback, CsvOptions, Dataset, Error, FitOptions, History, Progress,
-    RunEvent, Sequential, Targets, Tensor, WeightsMeta,
+    RunEvent, Sequential, Targets,
 };
 
 pub fn run(args: TrainArgs) -> CliResult {
@@ -67,8 +67,15 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         None => vec![32, default_outputs(&train)],
     };
     let (activation, loss) = (args.activation, args.loss);
+    let mut keras_config = None;
+    let mut keras_weights = None;
     let mut model = match &args.model {
-        Some(path) => crate::model_file::keras_model(path, loss)?,
+        Some(path) => {
+            let file = crate::model_file::keras_model(path, loss)?;
+            keras_config = Some(file.config);
+            keras_weights = file.weights;
+            file.model
+        }
         None => {
             let data_label = args.data.as_ref().map(|p| p.display().to_string());
             crate::labels::check_output_layer(
@@ -95,8 +102,19 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
             false => data_mismatch(e, d, &widths, &data_name),
         })?;
     }
+    if let (Some(init), Some(_)) = (&args.init, &keras_weights) {
+        return Err(crate::arg_checks::usage(format!(
+            "--init {} and --model {} both give the initial weights (a .keras file holds them); give one",
+            init.display(),
+            args.model.as_deref().unwrap_or(Path::new("")).display()
+        )));
+    }
+    if let Some(weights) = &keras_weights {
+        let tensors = weights.tensors_for(&model)?;
+        model.set_parameters(&tensors)?;
+    }
     if let Some(init) = &args.init {
-        let tensors = wgfit::checkpoint::read_tensors(init)?;
+        let tensors = crate::model_formats::read_init(&model, init)?;
         model.set_parameters(&tensors).map_err(|e| {
             Failure::new(format!(
                 "--init {}: {e} (the file must hold model.layers.<i>.weight/bias for layers {})",
@@ -180,6 +198,8 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
                 return Err(crate::keep_trained::keep_trained(
                     &model,
                     &args.output,
+                    args.output_format(),
+                    keras_config.as_deref(),
                     input_scale,
                     e,
                 ));
@@ -197,8 +217,15 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         println!("rank {rank} parameters sha256: {sha}");
         return Ok(());
     }
-    let (params, meta) = trained_weights(&model, input_scale)?;
-    write_weights(&args.output, &params, &meta)?;
+    let output_format = args.output_format();
+    crate::model_formats::write_model(
+        "--output",
+        &model,
+        &args.output,
+        output_format,
+        input_scale,
+        keras_config.as_deref(),
+    )?;
     let superseded = backup.as_ref().map_or(0, |b| b.superseded_saves());
     if let Some(b) = backup.as_mut()
         && !args.keep_checkpoint
@@ -330,26 +357,6 @@ fn preempted(e: Error) -> Failure {
         message: String::new(),
         ..Failure::from(e)
     }
-}
-
-/// The model's parameters and the record of what `evaluate`/`predict` need to use them,
-/// with the factor this run multiplied the inputs by.
-pub(crate) fn trained_weights(
-    model: &Sequential,
-    input_scale: f32,
-) -> wgfit::Result<(Vec<Tensor>, WeightsMeta)> {
-    let meta = WeightsMeta {
-        input_scale: Some(input_scale),
-        ..model.weights_meta()?
-    };
-    Ok((model.parameters()?, meta))
-}
-
-/// Writes the parameters as safetensors, atomically (a temporary file renamed into place),
-/// with the record of the model `evaluate` and `predict` rebuild it from.
-pub(crate) fn write_weights(path: &Path, params: &[Tensor], meta: &WeightsMeta) -> CliResult {
-    meta.write_with(path, params)
-        .map_err(|e| Failure::new(format!("--output: {e}")))
 }
 
 /// A file rewritten (atomically) from the run's whole history after every epoch and at the end

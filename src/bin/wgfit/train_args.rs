@@ -63,11 +63,12 @@ pub struct TrainArgs {
     /// A Keras 3 model instead of --layers: the JSON `model.to_json()` writes for a Sequential
     /// or Functional model of Dense, Conv2D, MaxPooling2D, AveragePooling2D,
     /// GlobalAveragePooling2D, Flatten, Reshape, Dropout, Activation, BatchNormalization,
-    /// LayerNormalization, Embedding, PositionEmbedding, MultiHeadAttention and Add layers;
-    /// rows of the data are its input, flattened
+    /// LayerNormalization, Embedding, PositionEmbedding, MultiHeadAttention and Add layers,
+    /// or a .keras file (its config, and its weights to start from); rows of the data are its
+    /// input, flattened
     #[arg(
         long,
-        value_name = "PATH.json",
+        value_name = "PATH.json|PATH.keras",
         conflicts_with_all = ["layers", "activation"],
         help_heading = "Model"
     )]
@@ -83,7 +84,8 @@ pub struct TrainArgs {
         help_heading = "Model"
     )]
     pub loss: Loss,
-    /// Start from the parameters in this safetensors file (same names and shapes as --output)
+    /// Start from the parameters in this file: wgfit's safetensors (same names and shapes as
+    /// --output), Keras's .weights.h5, or a .keras file's weights
     #[arg(long, value_name = "PATH", help_heading = "Model")]
     pub init: Option<PathBuf>,
 
@@ -152,6 +154,10 @@ pub struct TrainArgs {
         help_heading = "Output"
     )]
     pub output: PathBuf,
+    /// The format of --output [default: by its extension: .weights.h5, .keras, .onnx,
+    /// .pt.safetensors; else wgfit's safetensors]
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Output")]
+    pub output_format: Option<crate::model_formats::ModelFormat>,
     /// Write the per-epoch metrics here after every epoch (.csv, or .json with the run's
     /// starts, resumes and preemptions too)
     #[arg(long, value_name = "PATH", help_heading = "Output")]
@@ -162,6 +168,14 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The format --output is written in: --output-format, else its extension's, else
+    /// wgfit's safetensors.
+    pub fn output_format(&self) -> crate::model_formats::ModelFormat {
+        self.output_format
+            .or_else(|| crate::model_formats::ModelFormat::of_path(&self.output))
+            .unwrap_or(crate::model_formats::ModelFormat::Safetensors)
+    }
+
     /// The format of --history, from its extension; a usage error for anything but .csv/.json.
     pub fn history_format(&self) -> Result<Option<HistoryFormat>, Failure> {
         match &self.history {
