@@ -12,6 +12,14 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// `wgfit export` of weights `w.safetensors` (which the test does not make: each case is
+/// refused before they are read) to `output` with `more`.
+macro_rules! export {
+    ($flag:literal, $output:literal $(, $more:literal)*) => {
+        ("export", $flag, &["w.safetensors", "--output", $output $(, $more)*])
+    };
+}
+
 /// Bad values for each flag: (subcommand, flag, the arguments after the subcommand). A flag
 /// may have several cases: one clap refuses by type, others only wgfit can judge.
 const BAD: &[(&str, &str, &[&str])] = &[
@@ -53,6 +61,9 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ("train", "--activation", &["--activation", "swish"]),
     ("train", "--loss", &["--loss", "hinge"]),
     ("train", "--init", &["--init", "nope.safetensors"]),
+    ("train", "--init", &["--init", "nope.weights.h5"]),
+    ("train", "--model", &["--model", "nope.keras"]),
+    ("train", "--output-format", &["--output-format", "h5"]),
     // train: optimizer
     ("train", "--optimizer", &["--optimizer", "lbfgs"]),
     ("train", "--lr", &["--lr", "NaN"]),
@@ -507,6 +518,14 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ),
     ("generate", "--temperature", &["--temperature", "warm"]),
     ("generate", "--seed", &["--seed", "abc"]),
+    // export
+    export!("--output", "model.h5"),
+    export!("--output", "model.pt.safetensors"),
+    export!("--format", "m.bin", "--format", "pickle"),
+    export!("--names", "m.safetensors", "--names", "tf"),
+    export!("--names", "m.onnx", "--names", "torch"),
+    export!("--model", "m.keras", "--model", "nope.json"),
+    export!("--model", "m.onnx", "--model", "file.txt"),
 ];
 
 /// The long flags `wgfit SUBCOMMAND --help` lists, but --help and --version.

@@ -10,7 +10,7 @@ mod common;
 use common::interop_models::{cases, compiled, options, write_io};
 use common::python_clients;
 use std::path::Path;
-use wgfit::Tensor;
+use wgfit::{Activation, Dense, Sequential, Tensor};
 
 #[test]
 fn keras_loads_the_weights_and_models_wgfit_writes_and_predicts_the_same() {
@@ -91,4 +91,76 @@ fn wgfit_reads_the_weights_keras_writes_bit_for_bit() {
             case.name
         );
     }
+}
+
+/// A Keras file that is not one, or of another model, is refused with an error that names
+/// the problem; the model keeps its weights.
+#[test]
+fn a_foreign_file_of_the_wrong_kind_or_model_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut all = cases();
+    let mut mlp = compiled(all.remove(0).model);
+    let convnet = compiled(all.remove(0).model);
+    mlp.save_keras_weights(d.join("mlp.weights.h5")).unwrap();
+    mlp.save_keras(d.join("mlp.keras"), None).unwrap();
+    let before = bits(&mlp.parameters().unwrap());
+    let refusal = |e: wgfit::Error| e.to_string();
+
+    let other = refusal(
+        convnet
+            .read_keras_weights(&d.join("mlp.weights.h5"))
+            .unwrap_err(),
+    );
+    assert!(
+        other.contains("layers/dense/vars/0") && other.contains("another model"),
+        "{other}"
+    );
+
+    let narrower = Sequential::new(6)
+        .add(Dense::new(7).activation(Activation::Relu))
+        .add(Dense::new(5).activation(Activation::Tanh))
+        .add(Dense::new(3));
+    let shapes = refusal(
+        compiled(narrower)
+            .read_keras_weights(&d.join("mlp.weights.h5"))
+            .unwrap_err(),
+    );
+    assert!(
+        shapes.contains("has shape [6, 8]") && shapes.contains("[6, 7]"),
+        "{shapes}"
+    );
+
+    std::fs::write(d.join("text.weights.h5"), "not hdf5").unwrap();
+    let garbage = refusal(
+        mlp.load_keras_weights(d.join("text.weights.h5"))
+            .unwrap_err(),
+    );
+    assert!(garbage.contains("not an HDF5 file"), "{garbage}");
+
+    let whole = std::fs::read(d.join("mlp.keras")).unwrap();
+    std::fs::write(d.join("cut.keras"), &whole[..whole.len() / 2]).unwrap();
+    let cut = refusal(wgfit::read_keras_file(d.join("cut.keras")).unwrap_err());
+    assert!(
+        cut.contains("cut.keras") && cut.contains("not a zip archive"),
+        "{cut}"
+    );
+    let missing = refusal(wgfit::read_keras_file(d.join("none.keras")).unwrap_err());
+    assert!(missing.contains("none.keras"), "{missing}");
+
+    assert_eq!(
+        bits(&mlp.parameters().unwrap()),
+        before,
+        "a refused load changed weights"
+    );
+    let file = wgfit::read_keras_file(d.join("mlp.keras")).unwrap();
+    let mut again = compiled(file.keras.model);
+    again
+        .set_parameters(&file.weights.tensors_for(&again).unwrap())
+        .unwrap();
+    assert_eq!(
+        bits(&again.parameters().unwrap()),
+        before,
+        "the .keras round trip"
+    );
 }

@@ -2,8 +2,9 @@
 //! the convnet with BatchNormalization and saves `start.keras`; `wgfit train --model
 //! start.keras` trains it on the bundled digits with a backup every batch, is killed
 //! (SIGKILL) once a backup is committed and rerun to the end, with the bits of an
-//! uninterrupted run; `wgfit export --model start.keras -o final.keras` writes the result, and
-//! Keras's `evaluate` of `final.keras` gives wgfit's evaluation.
+//! uninterrupted run of the same model from the same weights given as JSON and safetensors;
+//! `wgfit export --model start.keras -o final.keras` writes the result, and Keras's
+//! `evaluate` of `final.keras` gives wgfit's evaluation.
 
 mod common;
 
@@ -12,11 +13,16 @@ use common::python_clients;
 use std::path::Path;
 use wgfit::{CsvOptions, Dataset, Loss, Sgd};
 
-fn train<'a>(output: &'a str, backup: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--model",
-        "start.keras",
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/keras/digits_convnet_bn.json"
+);
+
+/// `wgfit train` of `model` (more flags after) to `output` with a backup every batch.
+fn train<'a>(model: &[&'a str], output: &'a str, backup: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["train"];
+    args.extend_from_slice(model);
+    args.extend([
         "--epochs",
         "2",
         "--batch-size",
@@ -33,7 +39,8 @@ fn train<'a>(output: &'a str, backup: &'a str) -> Vec<&'a str> {
         output,
         "--verbose",
         "0",
-    ]
+    ]);
+    args
 }
 
 #[test]
@@ -45,17 +52,24 @@ fn a_keras_convnet_trained_by_wgfit_through_a_kill_evaluates_alike_in_keras() {
     let d = dir.path();
     python_clients::run("keras_files.py", &[Path::new("init"), d]);
 
-    let mut child = spawn(d, &train("killed.safetensors", "killed.backup"));
+    let keras_file = ["--model", "start.keras"];
+    let killed = train(&keras_file, "killed.safetensors", "killed.backup");
+    let mut child = spawn(d, &killed);
     wait_for(&d.join("killed.backup/latest.json"), &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!d.join("killed.safetensors").exists(), "killed too late");
-    assert_ok(&wgfit(d, &train("killed.safetensors", "killed.backup")));
-    assert_ok(&wgfit(d, &train("whole.safetensors", "whole.backup")));
-    let killed = std::fs::read(d.join("killed.safetensors")).unwrap();
+    assert_ok(&wgfit(d, &killed));
+    let given = ["--model", FIXTURE, "--init", "start.safetensors"];
+    assert_ok(&wgfit(
+        d,
+        &train(&given, "whole.safetensors", "whole.backup"),
+    ));
     assert!(
-        killed == std::fs::read(d.join("whole.safetensors")).unwrap(),
-        "the killed and resumed run ends with other bits than the uninterrupted one"
+        std::fs::read(d.join("killed.safetensors")).unwrap()
+            == std::fs::read(d.join("whole.safetensors")).unwrap(),
+        "the killed and resumed run from start.keras ends with other bits than the \
+         uninterrupted one from the same model and weights given apart"
     );
 
     let export = [

@@ -10,7 +10,6 @@ mod common;
 
 use common::interop_models::{cases, compiled, options, write_io};
 use common::python_clients;
-use std::path::Path;
 
 #[test]
 fn onnxruntime_and_the_torch_layout_compute_what_wgfit_predicts() {

@@ -1,9 +1,10 @@
 //! The parameters under PyTorch's `nn.Sequential` state_dict names, for
-//! `model.load_state_dict(safetensors.torch.load_file(path))`: module `k` is wgfit's layer
-//! `k` (layers without parameters keep their index, as `nn.Flatten()` or `nn.ReLU()` would),
-//! `k.weight` `[out, in]` and `k.bias` for Linear; Conv2d's weight `[out, in, kh, kw]`;
-//! BatchNorm's `weight`, `bias`, `running_mean`, `running_var` and `num_batches_tracked`.
-//! Only stacks of layers `nn.Sequential` has map this way; a graph is refused.
+//! `model.load_state_dict(safetensors.torch.load_file(path))`: each wgfit layer is one
+//! module, and a Dense or Conv2D with an activation is two (the layer, then e.g. `nn.ReLU()`),
+//! so module indices are those of the natural `nn.Sequential`; `k.weight` `[out, in]` and
+//! `k.bias` for Linear; Conv2d's weight `[out, in, kh, kw]`; BatchNorm's `weight`, `bias`,
+//! `running_mean`, `running_var` and `num_batches_tracked`. Only stacks of layers
+//! `nn.Sequential` has map this way; a graph is refused (docs/INTEROP.md).
 
 use crate::error::{Error, Result};
 use crate::layer::LayerKind;
@@ -34,11 +35,18 @@ impl Sequential {
         // `[H, W, C]` of a Flatten's input while only Dropout or Activation layers followed:
         // torch flattens `[C, H, W]`, so the next Linear's columns are put in that order.
         let mut flattened: Option<[usize; 3]> = None;
+        let mut module = 0;
         for (i, spec) in specs.iter().enumerate() {
+            let k = module;
+            module += match spec.activation {
+                crate::layer::Activation::Linear => 1,
+                _ if matches!(spec.kind, LayerKind::Activation) => 1,
+                _ => 2,
+            };
             let renamed = |suffix: &str, torch: &str| -> Result<Tensor> {
                 let t = find(format!("model.layers.{i}.{suffix}"))?;
                 Ok(Tensor {
-                    name: format!("{i}.{torch}"),
+                    name: format!("{k}.{torch}"),
                     ..t
                 })
             };

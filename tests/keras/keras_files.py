@@ -13,7 +13,8 @@ writes what wgfit reads.
                                keras.weights.h5 with `save_weights`, and the same weights with
                                wgfit's names and layouts in wgfit.safetensors.
     keras_files.py init DIR    Keras builds and initialises the convnet of
-                               tests/data/keras/digits_convnet_bn.json and saves DIR/start.keras.
+                               tests/data/keras/digits_convnet_bn.json and saves DIR/start.keras,
+                               and the same weights with wgfit's names in start.safetensors.
     keras_files.py evaluate M  Keras loads the .keras file M and evaluates it on the bundled
                                digits (scaled by 1/16, as wgfit trains on them); prints
                                {"loss": …, "accuracy": …}.
@@ -86,24 +87,31 @@ def check(root):
         raise SystemExit(f"above {TOLERANCE}: {', '.join(failed)}")
 
 
+def wgfit_tensors(model, rng=None):
+    """The model's weights with wgfit's names and layouts (BatchNormalization's moving
+    statistics first set to random values when `rng` is given, so that they are checked too)."""
+    tensors = {}
+    layers = [l for l in model.layers if l.__class__.__name__ != "InputLayer"]
+    for i, layer in enumerate(layers):
+        kind = layer.__class__.__name__
+        if kind == "BatchNormalization" and rng is not None:
+            layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape).astype("float32"))
+        for name, w in zip(WGFIT_NAMES.get(kind, []), layer.weights):
+            value = np.asarray(w.numpy(), dtype=np.float32)
+            if kind == "Dense" and name == "weight":
+                value = value.T
+            tensors[f"model.layers.{i}.{name}"] = np.ascontiguousarray(value)
+    return tensors
+
+
 def write(root):
     rng = np.random.default_rng(5)
     for case in sorted(os.listdir(root)):
         d = os.path.join(root, case)
         with open(os.path.join(d, "config.json")) as f:
             model = keras.models.model_from_json(f.read())
-        tensors = {}
-        layers = [l for l in model.layers if l.__class__.__name__ != "InputLayer"]
-        for i, layer in enumerate(layers):
-            kind = layer.__class__.__name__
-            if kind == "BatchNormalization":
-                layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape).astype("float32"))
-                layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape).astype("float32"))
-            for name, w in zip(WGFIT_NAMES.get(kind, []), layer.weights):
-                value = np.asarray(w.numpy(), dtype=np.float32)
-                if kind == "Dense" and name == "weight":
-                    value = value.T
-                tensors[f"model.layers.{i}.{name}"] = np.ascontiguousarray(value)
+        tensors = wgfit_tensors(model, rng)
         model.save_weights(os.path.join(d, "keras.weights.h5"))
         save_file(tensors, os.path.join(d, "wgfit.safetensors"))
         print(f"{case}: {len(tensors)} tensors")
@@ -116,6 +124,7 @@ def init(root):
     with open(os.path.join(REPO, "tests", "data", "keras", "digits_convnet_bn.json")) as f:
         model = keras.models.model_from_json(f.read())
     model.save(os.path.join(root, "start.keras"))
+    save_file(wgfit_tensors(model), os.path.join(root, "start.safetensors"))
     print(f"start.keras: {model.count_params()} parameters")
 
 

@@ -25,10 +25,9 @@ TOLERANCE = 1e-5
 
 # The nn.Sequential of each case (docs/INTEROP.md), as keys and shapes of its state_dict.
 TORCH = {
-    # nn.Sequential(nn.Linear(6, 8), nn.ReLU(), ...) is wgfit's Dense(8, relu) as one module
-    # index per wgfit layer: 0 Linear(6, 8) (+ReLU), 1 Linear(8, 5) (+Tanh), 2 Linear(5, 3).
-    "mlp": {"0.weight": [8, 6], "0.bias": [8], "1.weight": [5, 8], "1.bias": [5],
-            "2.weight": [3, 5], "2.bias": [3]},
+    # 0 Linear(6, 8), 1 ReLU, 2 Linear(8, 5), 3 Tanh, 4 Linear(5, 3).
+    "mlp": {"0.weight": [8, 6], "0.bias": [8], "2.weight": [5, 8], "2.bias": [5],
+            "4.weight": [3, 5], "4.bias": [3]},
     # 0 Conv2d(1, 8, 3, bias=False), 1 BatchNorm2d(8), 2 ReLU, 3 MaxPool2d(2), 4 Flatten,
     # 5 Dropout, 6 Linear(72, 10).
     "convnet_bn": {"0.weight": [8, 1, 3, 3], "1.weight": [8], "1.bias": [8],
@@ -60,8 +59,8 @@ def torch_forward(case, w, x):
     """The nn.Sequential of TORCH[case] in NumPy, channels first as torch computes it."""
     if case == "mlp":
         h = np.maximum(x @ w["0.weight"].T + w["0.bias"], 0)
-        h = np.tanh(h @ w["1.weight"].T + w["1.bias"])
-        return h @ w["2.weight"].T + w["2.bias"]
+        h = np.tanh(h @ w["2.weight"].T + w["2.bias"])
+        return h @ w["4.weight"].T + w["4.bias"]
     x = x.reshape(len(x), 8, 8, 1).transpose(0, 3, 1, 2).astype(np.float64)  # NCHW
     k = w["0.weight"]
     out = np.zeros((len(x), 8, 6, 6))

@@ -48,13 +48,13 @@ enum Names {
 
 pub fn run(args: ExportArgs) -> CliResult {
     let usage = crate::arg_checks::usage;
-    let mut format = ModelFormat::choose("-o", &args.output, args.format)?;
+    let mut format = ModelFormat::choose("--output", &args.output, args.format)?;
     match (format, args.names) {
         (ModelFormat::Safetensors, Names::Torch) => format = ModelFormat::Torch,
         (ModelFormat::Torch | ModelFormat::Safetensors, _) => {}
         (other, Names::Torch) => {
             return Err(usage(format!(
-                "--names torch names the tensors of a safetensors output, not of {} (-o {})",
+                "--names torch names the tensors of a safetensors output, not of {} (--output {})",
                 other.name(),
                 args.output.display()
             )));
@@ -63,7 +63,7 @@ pub fn run(args: ExportArgs) -> CliResult {
     }
     if format == ModelFormat::Torch && args.names == Names::Wgfit && args.format.is_none() {
         return Err(usage(format!(
-            "-o {}: a .pt.safetensors file holds PyTorch's names; add --names torch (or name it .safetensors)",
+            "--output {}: a .pt.safetensors file holds PyTorch's names; add --names torch (or name it .safetensors)",
             args.output.display()
         )));
     }
@@ -72,13 +72,24 @@ pub fn run(args: ExportArgs) -> CliResult {
             "--model gives the config of a .keras output; the other formats take none".to_string(),
         ));
     }
+    if let Some(path) = &args.model {
+        crate::arg_checks::check_input("--model", path)?;
+    }
+    crate::arg_checks::check_input("WEIGHTS", &args.weights)?;
     let (model, scale) = crate::evaluate::load_weights_file(&args.weights)?;
     let config = match &args.model {
         Some(path) => Some(same_model_config(path, &model, &args.weights)?),
         None => None,
     };
     let scale = scale.unwrap_or(1.0);
-    write_model("-o", &model, &args.output, format, scale, config.as_deref())?;
+    write_model(
+        "--output",
+        &model,
+        &args.output,
+        format,
+        scale,
+        config.as_deref(),
+    )?;
     println!(
         "output:        {} ({})",
         args.output.display(),
