@@ -22,7 +22,8 @@ impl Sequential {
 
     /// Writes the parameters as Keras 3's `.weights.h5` (atomically), which
     /// `keras_model.load_weights(path)` reads into the same model built in Keras: Dense
-    /// kernels `[in, out]`, every other tensor in wgfit's (Keras's) layout.
+    /// kernels `[in, out]`, every other tensor in wgfit's (Keras's) layout. The root group's
+    /// attributes name the producer and the parameters' SHA-256.
     pub fn save_keras_weights(&self, path: impl AsRef<Path>) -> Result<()> {
         let bytes = self.keras_weights_bytes()?;
         crate::checkpoint::write_atomically(path.as_ref(), &bytes)?;
@@ -53,6 +54,12 @@ impl Sequential {
                 .insert(leaf.to_string(), (var.keras_shape(), data));
         }
         let mut builder = FileBuilder::new();
+        // What produced the file, where Keras's reader does not look (the root's attributes).
+        builder.set_attr("producer", AttrValue::String(super::producer()));
+        builder.set_attr(
+            "parameters_sha256",
+            AttrValue::String(super::parameters_sha256(&params)),
+        );
         for (name, child) in tree.children {
             let group = builder.create_group(&name);
             builder.add_group(child.build(group));

@@ -1,11 +1,11 @@
 //! The models the interchange tests write and read (`tests/keras_files.rs`,
-//! `tests/onnx_torch_files.rs`): an MLP, the Step 16 convnet with BatchNormalization
-//! (`digits_convnet_bn.json`) and a small GPT (`gpt_small.json`), on small random data.
+//! `tests/onnx_torch_files.rs`): an MLP and Keras fixtures covering every layer kind (see
+//! [`cases`]), on small random data.
 
 use super::rng::Rng;
 use std::path::Path;
 use wgfit::{
-    Activation, Adam, Dataset, Dense, FitOptions, Loss, Sequential, Targets, Tensor,
+    Activation, Adam, Dataset, Dense, FitOptions, LayerKind, Loss, Sequential, Targets, Tensor,
     from_keras_json,
 };
 
@@ -20,57 +20,68 @@ pub struct Case {
     pub data: Dataset,
 }
 
-fn fixture(name: &str) -> (Sequential, String) {
-    let text = std::fs::read_to_string(format!("tests/data/keras/{name}")).unwrap();
-    (from_keras_json(&text).unwrap().model, text)
+/// 64 random samples that fit `model`: ids below its Embedding's `input_dim` for an id input,
+/// else values in [0, 1); a class of its output's width per sample, or per position for an
+/// output of `[T, n]`.
+fn data_for(model: &Sequential, rng: &mut Rng) -> Dataset {
+    let n = 64;
+    let specs = model.specs().unwrap();
+    let features: usize = model.input_shape().iter().product();
+    let x: Vec<f32> = match specs.first().map(|s| &s.kind) {
+        Some(LayerKind::Embedding { input_dim, .. }) => (0..n * features)
+            .map(|_| rng.below(*input_dim) as f32)
+            .collect(),
+        _ => (0..n * features)
+            .map(|_| rng.below(1000) as f32 / 1000.0)
+            .collect(),
+    };
+    let out = &specs.last().unwrap().out_shape;
+    let classes = *out.last().unwrap();
+    let targets = match out.len() {
+        2 => Targets::Tokens {
+            labels: (0..n * out[0]).map(|_| rng.below(classes) as u32).collect(),
+            positions: out[0],
+        },
+        _ => Targets::Classes((0..n).map(|_| rng.below(classes) as u32).collect()),
+    };
+    Dataset::new(x, features, targets).unwrap()
 }
 
-fn classes(rng: &mut Rng, n: usize, features: usize, classes: usize) -> Dataset {
-    let x: Vec<f32> = (0..n * features)
-        .map(|_| rng.below(1000) as f32 / 1000.0)
-        .collect();
-    let y: Vec<u32> = (0..n).map(|_| rng.below(classes) as u32).collect();
-    Dataset::classification(x, features, y).unwrap()
-}
-
+/// The models: `mlp` (built here), then the fixtures `digits_convnet_bn.json` (the Step 16
+/// convnet with BatchNormalization), `gpt_small.json` (a GPT block), `every_layer.json`
+/// (both paddings, both poolings, Reshape, Activation, Dense on images, global pooling),
+/// `with_layernorm.json`, `with_softmax.json` (Embedding, a Softmax layer) and
+/// `shared_dense.json` (a Functional model calling one Dense twice).
 pub fn cases() -> Vec<Case> {
     let mut rng = Rng(29);
     let mlp = Sequential::new(6)
         .add(Dense::new(8).activation(Activation::Relu))
         .add(Dense::new(5).activation(Activation::Tanh))
         .add(Dense::new(3));
-    let (convnet, convnet_json) = fixture("digits_convnet_bn.json");
-    let (gpt, gpt_json) = fixture("gpt_small.json");
-    let (t, vocabulary) = (8, 11);
-    let tokens = Dataset::new(
-        (0..64 * t).map(|_| rng.below(vocabulary) as f32).collect(),
-        t,
-        Targets::Tokens {
-            labels: (0..64 * t).map(|_| rng.below(vocabulary) as u32).collect(),
-            positions: t,
-        },
-    )
-    .unwrap();
-    vec![
-        Case {
-            name: "mlp",
-            model: mlp,
-            config: None,
-            data: classes(&mut rng, 64, 6, 3),
-        },
-        Case {
-            name: "convnet_bn",
-            model: convnet,
-            config: Some(convnet_json),
-            data: classes(&mut rng, 64, 64, 10),
-        },
-        Case {
-            name: "gpt",
-            model: gpt,
-            config: Some(gpt_json),
-            data: tokens,
-        },
-    ]
+    let mut cases = vec![Case {
+        name: "mlp",
+        data: data_for(&mlp, &mut rng),
+        model: mlp,
+        config: None,
+    }];
+    for (name, file) in [
+        ("convnet_bn", "digits_convnet_bn.json"),
+        ("gpt", "gpt_small.json"),
+        ("every_layer", "every_layer.json"),
+        ("with_layernorm", "with_layernorm.json"),
+        ("with_softmax", "with_softmax.json"),
+        ("shared_dense", "shared_dense.json"),
+    ] {
+        let text = std::fs::read_to_string(format!("tests/data/keras/{file}")).unwrap();
+        let model = from_keras_json(&text).unwrap().model;
+        cases.push(Case {
+            name,
+            data: data_for(&model, &mut rng),
+            model,
+            config: Some(text),
+        });
+    }
+    cases
 }
 
 pub fn options() -> FitOptions {
