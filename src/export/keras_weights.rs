@@ -69,6 +69,75 @@ impl Sequential {
             .map_err(|e| Error::encoding("a Keras weights file", e))
     }
 
+    /// Every variable in Keras's order and layout, as `keras_model.get_weights()` lists them
+    /// for the same model (Dense kernels `[in, out]`), named by their place in Keras's
+    /// weights file (`layers/dense/vars/0`).
+    pub fn keras_variables(&self) -> Result<Vec<Tensor>> {
+        let params = self.parameters()?;
+        self.keras_layout()?
+            .vars
+            .iter()
+            .map(|var| {
+                let t = params
+                    .iter()
+                    .find(|t| t.name == var.name)
+                    .ok_or_else(|| Error::internal(format!("no parameter {}", var.name)))?;
+                let data = match var.transposed {
+                    true => transpose(&t.data, var.shape[0], var.shape[1]),
+                    false => t.data.clone(),
+                };
+                Ok(Tensor {
+                    name: var.path.clone(),
+                    shape: var.keras_shape(),
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces every variable, given in the order and layout of
+    /// [`Sequential::keras_variables`] (`keras_model.set_weights`'s); a wrong count or size
+    /// is refused, naming the variable.
+    pub fn set_keras_variables(&mut self, values: &[Vec<f32>]) -> Result<()> {
+        let layout = self.keras_layout()?;
+        if values.len() != layout.vars.len() {
+            return Err(Error::config(
+                "set_weights",
+                format!(
+                    "{} arrays given; the model has {} variables",
+                    values.len(),
+                    layout.vars.len()
+                ),
+            ));
+        }
+        let mut tensors = Vec::new();
+        for (var, data) in layout.vars.iter().zip(values) {
+            let want: usize = var.shape.iter().product();
+            if data.len() != want {
+                return Err(Error::config(
+                    "set_weights",
+                    format!(
+                        "{} holds {} values; {} has shape {:?}",
+                        var.path,
+                        data.len(),
+                        var.name,
+                        var.keras_shape()
+                    ),
+                ));
+            }
+            let data = match var.transposed {
+                true => transpose(data, var.shape[1], var.shape[0]),
+                false => data.clone(),
+            };
+            tensors.push(Tensor {
+                name: var.name.clone(),
+                shape: var.shape.clone(),
+                data,
+            });
+        }
+        self.set_parameters(&tensors)
+    }
+
     /// Replaces the parameters with those of a Keras `.weights.h5` (as Keras's
     /// `model.save_weights` writes it) for this model. The file must hold exactly this
     /// model's variables, each of its shape, as float32: anything else is refused, naming
