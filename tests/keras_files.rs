@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::interop_models::{cases, compiled, options, write_io};
+use common::interop_models::{cases, compiled, options, trained_cases, write_io};
 use common::python_clients;
 use std::path::Path;
 use wgfit::{Activation, Dense, Sequential, Tensor};
@@ -19,11 +19,8 @@ fn keras_loads_the_weights_and_models_wgfit_writes_and_predicts_the_same() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    for case in cases() {
-        let dir = root.path().join(case.name);
-        std::fs::create_dir(&dir).unwrap();
-        let mut model = compiled(case.model);
-        model.fit(&case.data, options(), &mut []).unwrap();
+    for case in trained_cases(root.path()) {
+        let (dir, model) = (&case.dir, &case.model);
         let config = match case.config {
             Some(c) => c,
             None => model.to_keras_json().unwrap(),
@@ -33,7 +30,7 @@ fn keras_loads_the_weights_and_models_wgfit_writes_and_predicts_the_same() {
             .save_keras_weights(dir.join("model.weights.h5"))
             .unwrap();
         model.save_keras(dir.join("model.keras"), None).unwrap();
-        write_io(&model, &case.data, &dir);
+        write_io(model, &case.data, dir);
     }
     python_clients::run("keras_files.py", &[Path::new("check"), root.path()]);
 }

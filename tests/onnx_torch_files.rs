@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::interop_models::{cases, compiled, options, write_io};
+use common::interop_models::{cases, compiled, trained_cases, write_io};
 use common::python_clients;
 
 #[test]
@@ -18,11 +18,8 @@ fn onnxruntime_and_the_torch_layout_compute_what_wgfit_predicts() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    for case in cases() {
-        let dir = root.path().join(case.name);
-        std::fs::create_dir(&dir).unwrap();
-        let mut model = compiled(case.model);
-        model.fit(&case.data, options(), &mut []).unwrap();
+    for case in trained_cases(root.path()) {
+        let (dir, model) = (&case.dir, &case.model);
         model.save_onnx(dir.join("model.onnx")).unwrap();
         // The two whose nn.Sequential tests/keras/onnx_torch_files.py states.
         if matches!(case.name, "mlp" | "convnet_bn") {
@@ -30,7 +27,7 @@ fn onnxruntime_and_the_torch_layout_compute_what_wgfit_predicts() {
                 .save_torch_weights(dir.join("model.pt.safetensors"))
                 .unwrap();
         }
-        write_io(&model, &case.data, &dir);
+        write_io(model, &case.data, dir);
     }
     python_clients::run("onnx_torch_files.py", &[root.path()]);
 }

@@ -39,19 +39,11 @@ impl Sequential {
             let node = tree.at(path);
             node.name = name.clone();
         }
-        for var in &layout.vars {
-            let t = params
-                .iter()
-                .find(|t| t.name == var.name)
-                .ok_or_else(|| Error::internal(format!("no parameter {}", var.name)))?;
-            let data = match var.transposed {
-                true => transpose(&t.data, var.shape[0], var.shape[1]),
-                false => t.data.clone(),
-            };
-            let (parent, leaf) = var.path.rsplit_once('/').unwrap_or(("", &var.path));
+        for var in self.keras_variables()? {
+            let (parent, leaf) = var.name.rsplit_once('/').unwrap_or(("", &var.name));
             tree.at(parent)
                 .data
-                .insert(leaf.to_string(), (var.keras_shape(), data));
+                .insert(leaf.to_string(), (var.shape, var.data));
         }
         let mut builder = FileBuilder::new();
         // What produced the file, where Keras's reader does not look (the root's attributes).

@@ -84,6 +84,35 @@ pub fn cases() -> Vec<Case> {
     cases
 }
 
+/// A case whose model wgfit trained one epoch, with a directory of its own.
+pub struct Trained {
+    pub name: &'static str,
+    pub dir: std::path::PathBuf,
+    pub model: Sequential,
+    pub config: Option<String>,
+    pub data: Dataset,
+}
+
+/// Every case trained one epoch (Adam), each with its directory `root/<name>` made.
+pub fn trained_cases(root: &Path) -> Vec<Trained> {
+    cases()
+        .into_iter()
+        .map(|case| {
+            let dir = root.join(case.name);
+            std::fs::create_dir(&dir).unwrap();
+            let mut model = compiled(case.model);
+            model.fit(&case.data, options(), &mut []).unwrap();
+            Trained {
+                name: case.name,
+                dir,
+                model,
+                config: case.config,
+                data: case.data,
+            }
+        })
+        .collect()
+}
+
 pub fn options() -> FitOptions {
     FitOptions {
         epochs: 1,

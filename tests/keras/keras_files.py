@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 from safetensors.numpy import load_file, save_file  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from outputs import relative, softmax  # noqa: E402
 from position_embedding import PositionEmbedding  # noqa: E402,F401 (registers it)
 
 TOLERANCE = 1e-5
@@ -48,12 +49,6 @@ WGFIT_NAMES = {
 }
 
 
-def softmax(z):
-    z = z.astype(np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def ends_in_softmax(model):
     last = model.layers[-1]
     act = getattr(last, "activation", None)
@@ -62,11 +57,8 @@ def ends_in_softmax(model):
 
 def difference(model, x, y):
     x = x.astype(model.inputs[0].dtype)  # token ids: Keras's int32 input
-    got = np.asarray(model.predict(x, batch_size=64, verbose=0), dtype=np.float64)
-    want = softmax(y) if ends_in_softmax(model) else y.astype(np.float64)
-    if got.shape != want.shape:
-        raise SystemExit(f"Keras predicts shape {got.shape}, wgfit {want.shape}")
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+    got = model.predict(x, batch_size=64, verbose=0)
+    return relative(got, softmax(y) if ends_in_softmax(model) else y)
 
 
 def check(root):

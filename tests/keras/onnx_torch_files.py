@@ -21,6 +21,9 @@ import numpy as np
 import onnxruntime as ort
 from safetensors.numpy import load_file
 
+sys.path.insert(0, os.path.dirname(__file__))
+from outputs import relative, softmax  # noqa: E402
+
 TOLERANCE = 1e-5
 
 # The nn.Sequential of each case (docs/INTEROP.md), as keys and shapes of its state_dict.
@@ -34,19 +37,6 @@ TORCH = {
                    "1.running_mean": [8], "1.running_var": [8], "1.num_batches_tracked": [],
                    "6.weight": [10, 72], "6.bias": [10]},
 }
-
-
-def softmax(z):
-    z = z.astype(np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def relative(got, want):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    if got.shape != want.shape:
-        raise SystemExit(f"shape {got.shape}, wgfit's {want.shape}")
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
 
 
 def header(path):
