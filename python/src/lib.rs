@@ -108,6 +108,32 @@ fn dataset(x: &[u8], rows: usize, y: &[u8], y_kind: &str, y_cols: usize) -> PyRe
     Dataset::new(x, features, targets).map_err(py_err)
 }
 
+/// Stops training at the next batch end when Python has a signal pending (Ctrl-C in a `fit`
+/// without a BackupAndRestore, which saves first and handles signals itself), keeping the
+/// exception Python's handler raised (KeyboardInterrupt) for `fit` to raise.
+#[derive(Default)]
+struct PythonSignals {
+    raised: Option<PyErr>,
+}
+
+impl wgfit::Callback for PythonSignals {
+    fn name(&self) -> &str {
+        "PythonSignals"
+    }
+
+    fn on_train_batch_end(
+        &mut self,
+        ctx: &mut wgfit::Context<'_>,
+        _batch: usize,
+    ) -> wgfit::Result<()> {
+        if let Err(e) = Python::attach(|py| py.check_signals()) {
+            self.raised = Some(e);
+            ctx.stop_training();
+        }
+        Ok(())
+    }
+}
+
 /// A model and the Keras config it was made from.
 #[pyclass(name = "_Model", unsendable)]
 struct Model {
@@ -203,13 +229,21 @@ impl Model {
         };
         let mut built = callbacks::build(&callbacks)?;
         let mut progress = wgfit::Progress::new(verbose);
+        let mut signals = PythonSignals::default();
+        let backs_up = callbacks.iter().any(|(name, _)| name == "BackupAndRestore");
         let model = &mut self.model;
         // Training runs without the GIL: other Python threads go on meanwhile.
         let history = py.detach(|| {
             let mut list = built.list();
             list.push(&mut progress);
+            if !backs_up {
+                list.push(&mut signals);
+            }
             model.fit(&data, options, &mut list)
         });
+        if let Some(raised) = signals.raised {
+            return Err(raised);
+        }
         let history = history.map_err(py_err)?;
         serde_json::to_string(&history.epochs).map_err(|e| Error::new_err(e.to_string()))
     }

@@ -94,3 +94,16 @@ def test_sigterm_saves_and_exits_143(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert (backup / "latest.json").exists()
+
+
+def test_ctrl_c_without_a_backup_raises_keyboard_interrupt_at_the_next_batch(tmp_path):
+    out = tmp_path / "out.safetensors"
+    proc = run(out, "-", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "training"
+    time.sleep(1.0)
+    sent = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "KeyboardInterrupt" in err, err
+    assert time.time() - sent < 10, "fit went on long after Ctrl-C"
+    assert not out.exists()
