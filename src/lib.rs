@@ -46,10 +46,10 @@ mod state;
 
 pub use callbacks::{
     BackupAndRestore, Callback, CheckpointFreq, Context, CsvLogger, EarlyStopping, FitOutcome,
-    LambdaCallback, LearningRateScheduler, ModelCheckpoint, Progress, ReduceLROnPlateau, SaveFreq,
-    TerminateOnNaN,
+    LambdaCallback, LearningRateScheduler, ModelCheckpoint, Progress, ProgressSink,
+    ReduceLROnPlateau, SaveFreq, TerminateOnNaN,
 };
-pub use data::{CsvOptions, CsvTargets, Dataset, Header, Targets};
+pub use data::{CsvOptions, CsvTargets, Dataset, Header, SharedValues, Targets};
 pub use engine::snapshot::Snapshot;
 pub use engine::{DataOn, StepProfile};
 pub use error::{Error, Result};

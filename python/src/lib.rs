@@ -1,16 +1,18 @@
 //! The native half of the `wgfit` Python package (`python/wgfit/` is the other): a model
-//! that trains, evaluates, predicts and saves through the Rust library, with arrays passed as
-//! bytes and configs as Keras's JSON. The Python half gives it Keras's shape.
+//! that trains, evaluates, predicts and saves through the Rust library, with inputs read in
+//! place from NumPy arrays, other arrays passed as bytes, and configs as Keras's JSON. The Python half gives it Keras's shape.
 
+mod arrays;
 mod callbacks;
 mod optimizer;
 
+use arrays::dataset;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::path::PathBuf;
-use wgfit::{Dataset, FitOptions, Sequential, Targets, Tensor};
+use wgfit::{Dataset, FitOptions, Sequential, Tensor};
 
 create_exception!(_wgfit, Error, PyException, "Any error wgfit reports.");
 create_exception!(
@@ -80,32 +82,21 @@ fn config_err(message: impl Into<String>) -> PyErr {
     ConfigError::new_err(message.into())
 }
 
-/// A data set from `x` (float32 bytes, `rows` rows of `features`) and `y`: int labels
-/// (`"int"`: uint32 bytes, one per row or per position) or float32 targets (`"float"`).
-fn dataset(x: &[u8], rows: usize, y: &[u8], y_kind: &str, y_cols: usize) -> PyResult<Dataset> {
-    if rows == 0 || !x.len().is_multiple_of(4 * rows) {
-        return Err(DataError::new_err(format!(
-            "x holds {} bytes, not {rows} rows of float32",
-            x.len()
-        )));
-    }
-    let features = x.len() / 4 / rows;
-    let x: Vec<f32> = bytemuck::pod_collect_to_vec(x);
-    let targets = match y_kind {
-        "int" => {
-            let labels: Vec<u32> = bytemuck::pod_collect_to_vec(y);
-            match y_cols {
-                1 => Targets::Classes(labels),
-                positions => Targets::Tokens { labels, positions },
+/// Progress written to Python's `sys.stdout`, whatever it is (a terminal, a notebook's
+/// output, a redirect), taking the GIL for each write: a few times a second, not per batch.
+#[derive(Debug)]
+struct PythonStdout;
+
+impl wgfit::ProgressSink for PythonStdout {
+    fn write(&mut self, text: &str) {
+        Python::attach(|py| {
+            // A closed or missing sys.stdout shows nothing; training goes on.
+            if let Ok(out) = py.import("sys").and_then(|sys| sys.getattr("stdout")) {
+                let _ = out.call_method1("write", (text,));
+                let _ = out.call_method0("flush");
             }
-        }
-        "float" => Targets::Values {
-            data: bytemuck::pod_collect_to_vec(y),
-            cols: y_cols,
-        },
-        other => return Err(DataError::new_err(format!("y of kind {other}"))),
-    };
-    Dataset::new(x, features, targets).map_err(py_err)
+        });
+    }
 }
 
 /// Stops training at the next batch end when Python has a signal pending (Ctrl-C in a `fit`
@@ -186,11 +177,11 @@ impl Model {
 
     /// Trains; returns the History's epochs as JSON (`[{"epoch": e, "logs": {...}}, ...]`).
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (x, rows, y, y_kind, y_cols, epochs, batch_size, shuffle, seed, initial_epoch, verbose, validation_split, validation, callbacks, path=None))]
+    #[pyo3(signature = (x, rows, y, y_kind, y_cols, epochs, batch_size, shuffle, seed, initial_epoch, verbose, dynamic, validation_split, validation, callbacks, path=None))]
     fn fit(
         &mut self,
         py: Python<'_>,
-        x: &[u8],
+        x: &Bound<'_, PyAny>,
         rows: usize,
         y: &[u8],
         y_kind: &str,
@@ -201,8 +192,9 @@ impl Model {
         seed: u64,
         initial_epoch: usize,
         verbose: u8,
+        dynamic: bool,
         validation_split: Option<f64>,
-        validation: Option<(Vec<u8>, usize, Vec<u8>)>,
+        validation: Option<(Bound<'_, PyAny>, usize, Vec<u8>)>,
         callbacks: Vec<(String, String)>,
         path: Option<PathBuf>,
     ) -> PyResult<String> {
@@ -228,7 +220,7 @@ impl Model {
             ..FitOptions::default()
         };
         let mut built = callbacks::build(&callbacks)?;
-        let mut progress = wgfit::Progress::new(verbose);
+        let mut progress = wgfit::Progress::new(verbose).to_sink(Box::new(PythonStdout), dynamic);
         let mut signals = PythonSignals::default();
         let backs_up = callbacks.iter().any(|(name, _)| name == "BackupAndRestore");
         let model = &mut self.model;
@@ -251,7 +243,7 @@ impl Model {
     /// The loss and metrics on `x`, `y`, as JSON.
     fn evaluate(
         &self,
-        x: &[u8],
+        x: &Bound<'_, PyAny>,
         rows: usize,
         y: &[u8],
         y_kind: &str,
@@ -263,15 +255,14 @@ impl Model {
         serde_json::to_string(&logs).map_err(|e| Error::new_err(e.to_string()))
     }
 
-    /// The model's outputs for `x` (float32 bytes), as float32 bytes.
+    /// The model's outputs for `x` (a float32 array, read in place), as float32 bytes.
     fn predict<'py>(
         &self,
         py: Python<'py>,
-        x: &[u8],
+        x: &Bound<'py, PyAny>,
         batch_size: usize,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let x: Vec<f32> = bytemuck::pod_collect_to_vec(x);
-        let y = self.model.predict(&x, batch_size).map_err(py_err)?;
+        let y = arrays::with_rows(x, |x| self.model.predict(x, batch_size))?.map_err(py_err)?;
         Ok(PyBytes::new(py, bytemuck::cast_slice(&y)))
     }
 
@@ -348,6 +339,7 @@ fn _wgfit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("GpuError", py.get_type::<GpuError>())?;
     m.add("Preempted", py.get_type::<Preempted>())?;
+    m.add_function(wrap_pyfunction!(arrays::dataset_x_address, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -161,3 +161,28 @@ def test_training_releases_the_gil(digits_data):
     t.join()
     # Held for the whole fit, the GIL would let the other thread run once or twice at most.
     assert during >= 5, f"the other thread ran {during} times in the {took:.2f} s fit ran"
+
+
+def test_float32_arrays_are_read_in_place(digits_data):
+    """A C-contiguous, aligned float32 array is the data set's memory (no copy); any other is
+    converted once, and the native half refuses what it cannot read in place."""
+    from wgfit import _wgfit
+
+    x, _ = digits_data
+    x = np.ascontiguousarray(x)
+    model = compiled()
+
+    def address(a):
+        return a.__array_interface__["data"][0]
+
+    assert model._x(x) is x
+    assert _wgfit.dataset_x_address(model._x(x), len(x)) == address(x)
+    unaligned = np.frombuffer(bytearray(x.nbytes + 2), dtype=np.float32, count=x.size,
+                              offset=2).reshape(x.shape)
+    for other in [x.astype(np.float64), np.asfortranarray(x), unaligned]:
+        converted = model._x(other)
+        assert converted is not other
+        assert _wgfit.dataset_x_address(converted, len(x)) == address(converted)
+    for wrong in [x.astype(np.float64), np.asfortranarray(x), unaligned]:
+        with pytest.raises(wgfit.DataError, match="C-contiguous, aligned float32"):
+            _wgfit.dataset_x_address(wrong, len(x))

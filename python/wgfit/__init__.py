@@ -9,6 +9,7 @@ on none, through lavapipe), runs that survive preemption bit-identically.
 """
 import json
 import os
+import sys
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -69,13 +70,24 @@ def _optimizer_json(optimizer) -> str:
 
 
 def _float32_rows(x, what: str) -> np.ndarray:
-    """`x` as a C-contiguous float32 array (no copy when it is one already)."""
+    """`x` as a C-contiguous, aligned float32 array: `x` itself when it is one (wgfit then
+    reads it in place), else one copy converted."""
     a = np.asarray(x)
     if a.dtype.kind not in "biuf":
         raise DataError(f"{what} of dtype {a.dtype}: give numbers (bool, int or float)")
     if a.ndim == 0 or len(a) == 0:
         raise DataError(f"{what} holds no rows (shape {a.shape})")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return np.require(a, dtype=np.float32, requirements=["C", "A"])
+
+
+def _redraws_lines() -> bool:
+    """Whether `sys.stdout` shows a bar redrawn by carriage returns: a terminal or a Jupyter
+    notebook (as Keras's Progbar decides); elsewhere verbose 1 writes the epochs' lines."""
+    try:
+        terminal = sys.stdout is not None and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    return terminal or "ipykernel" in sys.modules
 
 
 class Model:
@@ -173,7 +185,7 @@ class Model:
             vyb, vkind, vcols = self._y(vy, len(va), "validation y")
             if (vkind, vcols) != (kind, cols):
                 raise DataError("validation y is not of y's kind and width")
-            validation = (va.tobytes(), len(va), vyb)
+            validation = (va, len(va), vyb)
         configs = []
         for c in callbacks or []:
             if not isinstance(c, _Callback):
@@ -181,8 +193,9 @@ class Model:
             configs.append((type(c).__name__, json.dumps(c._config())))
         level = 1 if verbose == "auto" else int(verbose)
         try:
-            text = self._native.fit(xa.tobytes(), len(xa), yb, kind, cols, epochs,
+            text = self._native.fit(xa, len(xa), yb, kind, cols, epochs,
                                     batch_size or 32, shuffle, seed, initial_epoch, level,
+                                    _redraws_lines(),
                                     validation_split or None, validation, configs, path)
         except Preempted as e:
             signal = e.args[1] if len(e.args) > 1 else 2
@@ -197,7 +210,7 @@ class Model:
         self._check_compiled()
         xa = self._x(x)
         yb, kind, cols = self._y(y, len(xa))
-        logs = json.loads(self._native.evaluate(xa.tobytes(), len(xa), yb, kind, cols,
+        logs = json.loads(self._native.evaluate(xa, len(xa), yb, kind, cols,
                                                 batch_size or 32))
         if return_dict:
             return logs
@@ -209,7 +222,7 @@ class Model:
         model ends in a softmax)."""
         self._check_compiled()
         xa = self._x(x)
-        raw = self._native.predict(xa.tobytes(), batch_size or 32)
+        raw = self._native.predict(xa, batch_size or 32)
         out = np.frombuffer(raw, dtype=np.float32).reshape(
             (len(xa),) + tuple(self._native.output_shape()))
         if self._native.softmax_output():

@@ -26,7 +26,7 @@ pub use lr_scheduler::LearningRateScheduler;
 pub use model_checkpoint::{CheckpointFreq, ModelCheckpoint};
 pub use monitor::Mode;
 pub(crate) use preempt::{PreemptGuard, caught_signal};
-pub use progress::{Progress, format_logs, format_value, metric_order};
+pub use progress::{Progress, ProgressSink, format_logs, format_value, metric_order};
 pub use python_format::check_file_pattern;
 #[doc(hidden)]
 pub use python_format::format_file_name;

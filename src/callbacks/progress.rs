@@ -11,6 +11,34 @@ use std::time::{Duration, Instant};
 /// How often the bar shows a fresh batch loss. Reading it waits for the GPU, so not every batch.
 const LOSS_EVERY: Duration = Duration::from_millis(300);
 
+/// How often a [`ProgressSink`]'s bar is redrawn: each redraw may cost the sink a lock (the
+/// Python package's takes the GIL), so a few times a second, as Keras's bar.
+const SINK_BAR_EVERY: Duration = Duration::from_millis(100);
+
+/// Where a [`Progress`] writes instead of stderr or stdout: a stream of text that redraws a
+/// line on a carriage return, as a terminal, a Jupyter notebook's output or Python's
+/// `sys.stdout` do.
+pub trait ProgressSink: Send + std::fmt::Debug {
+    /// Writes `text` (lines end with `\n`; a bar redraws itself after a `\r`).
+    fn write(&mut self, text: &str);
+}
+
+/// The bar a [`ProgressSink`] shows: `Epoch 2/3 [=====>..........] 12/57 loss 0.1234  139 batches/s`.
+fn text_bar(prefix: &str, done: usize, steps: usize, message: &str) -> String {
+    const WIDTH: usize = 30;
+    let filled = (done * WIDTH)
+        .checked_div(steps)
+        .unwrap_or(WIDTH)
+        .min(WIDTH);
+    let arrow = if filled < WIDTH { ">" } else { "" };
+    let rest = WIDTH - filled - arrow.len();
+    format!(
+        "Epoch {prefix} [{}{arrow}{}] {done}/{steps} {message}",
+        "=".repeat(filled),
+        ".".repeat(rest)
+    )
+}
+
 /// Shows training progress, as Keras's `verbose` (the callback `fit` installs for
 /// [`crate::FitOptions::verbose`]):
 ///
@@ -21,7 +49,7 @@ const LOSS_EVERY: Duration = Duration::from_millis(300);
 ///
 /// The epoch's line reads `Epoch 3/30  57 batches  0.41s (139 batches/s)  loss 0.1234
 /// accuracy 0.9650`, the logs in [`metric_order`]. Bar and lines go to stderr, or to stdout
-/// with [`Progress::on_stdout`].
+/// with [`Progress::on_stdout`], or to a [`ProgressSink`] with [`Progress::to_sink`].
 ///
 /// At every level, a run that starts from a restored state (e.g. by [`super::BackupAndRestore`],
 /// which must then come before this callback) says so on stderr: `wgfit: resuming from the
@@ -33,6 +61,8 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     epochs: usize,
     steps: usize,
+    /// The epoch under way (0-based).
+    epoch: usize,
     epoch_started: Instant,
     first_step: usize,
     /// Batches of the epoch done by its last batch end (fewer than `steps` when a callback
@@ -40,6 +70,18 @@ pub struct Progress {
     end_step: usize,
     last_loss_read: Instant,
     loss: Option<f64>,
+    sink: Option<SinkState>,
+}
+
+/// A [`ProgressSink`] and its bar.
+#[derive(Debug)]
+struct SinkState {
+    sink: Box<dyn ProgressSink>,
+    /// Whether verbose 1 draws a bar on it.
+    bar: bool,
+    /// The bar is on screen, this many characters long.
+    drawn: Option<usize>,
+    last_drawn: Instant,
 }
 
 impl Progress {
@@ -51,12 +93,27 @@ impl Progress {
             bar: None,
             epochs: 0,
             steps: 0,
+            epoch: 0,
             epoch_started: Instant::now(),
             first_step: 0,
             end_step: 0,
             last_loss_read: Instant::now(),
             loss: None,
+            sink: None,
         }
+    }
+
+    /// Writes the bar and the epoch lines to `sink` instead of stderr or stdout; with `bar`
+    /// (the sink redraws a line on `\r`: a terminal, a notebook), verbose 1 draws the bar
+    /// there, else it writes the epoch's line only. The resume notice stays on stderr.
+    pub fn to_sink(mut self, sink: Box<dyn ProgressSink>, bar: bool) -> Self {
+        self.sink = Some(SinkState {
+            sink,
+            bar,
+            drawn: None,
+            last_drawn: Instant::now(),
+        });
+        self
     }
 
     /// Draws the bar and writes the epoch lines on stdout (`true`) instead of stderr. The
@@ -76,12 +133,50 @@ impl Progress {
     }
 
     /// Writes a line on the chosen stream; a closed stream is not the run's failure.
-    fn line(&self, text: &str) {
+    fn line(&mut self, text: &str) {
+        if let Some(s) = &mut self.sink {
+            // Over the bar, padded to hide what of it the line does not cover.
+            let line = match s.drawn.take() {
+                Some(width) => format!("\r{text:<width$}\n"),
+                None => format!("{text}\n"),
+            };
+            s.sink.write(&line);
+            return;
+        }
         let _ = if self.stdout {
             writeln!(std::io::stdout().lock(), "{text}")
         } else {
             writeln!(std::io::stderr().lock(), "{text}")
         };
+    }
+
+    /// Redraws the sink's bar at `done` batches, if it was not drawn in the last
+    /// [`SINK_BAR_EVERY`] (and always at the epoch's last batch).
+    fn draw_sink_bar(&mut self, ctx: &mut Context<'_>, done: usize) -> Result<()> {
+        let due = self
+            .sink
+            .as_ref()
+            .is_some_and(|s| s.last_drawn.elapsed() >= SINK_BAR_EVERY || done == self.steps);
+        if !due {
+            return Ok(());
+        }
+        if self.last_loss_read.elapsed() >= LOSS_EVERY {
+            self.last_loss_read = Instant::now();
+            self.loss = ctx.batch_logs()?.get("loss").copied();
+        }
+        let text = text_bar(
+            &format!("{}/{}", self.epoch + 1, self.epochs),
+            done,
+            self.steps,
+            &self.message(done),
+        );
+        if let Some(s) = &mut self.sink {
+            let width = s.drawn.unwrap_or(0);
+            s.sink.write(&format!("\r{text:<width$}"));
+            s.drawn = Some(text.len().max(width));
+            s.last_drawn = Instant::now();
+        }
+        Ok(())
     }
 
     fn message(&self, done: usize) -> String {
@@ -125,12 +220,15 @@ impl Callback for Progress {
     }
 
     fn on_epoch_begin(&mut self, ctx: &mut Context<'_>, epoch: usize) -> Result<()> {
+        self.epoch = epoch;
         self.epoch_started = Instant::now();
         self.first_step = ctx.position().step;
         self.end_step = self.first_step;
         self.last_loss_read = Instant::now();
         self.loss = None;
-        if self.verbose == 1 && self.terminal() {
+        if let Some(s) = &mut self.sink {
+            s.last_drawn = Instant::now();
+        } else if self.verbose == 1 && self.terminal() {
             let target = if self.stdout {
                 ProgressDrawTarget::stdout()
             } else {
@@ -151,6 +249,10 @@ impl Callback for Progress {
 
     fn on_train_batch_end(&mut self, ctx: &mut Context<'_>, batch: usize) -> Result<()> {
         self.end_step = batch + 1;
+        let sink_bar = self.verbose == 1 && self.sink.as_ref().is_some_and(|s| s.bar);
+        if sink_bar {
+            return self.draw_sink_bar(ctx, batch + 1);
+        }
         if self.bar.is_none() {
             return Ok(());
         }

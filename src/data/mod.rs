@@ -15,6 +15,7 @@ mod npy;
 mod order;
 mod rows;
 pub(crate) use rows::Rows;
+pub use rows::SharedValues;
 mod tensors;
 mod text;
 
@@ -83,6 +84,23 @@ impl Dataset {
     /// or any value is NaN or infinite.
     pub fn new(x: Vec<f32>, features: usize, targets: Targets) -> Result<Self> {
         Self::from_rows(rows::Rows::Owned(x), features, targets, false)
+    }
+
+    /// [`Dataset::new`] for inputs another owner keeps (a NumPy array, a buffer shared with
+    /// other code): read in place for as long as the data set, or a model's kept workspace
+    /// made from it, lives. The same checks as [`Dataset::new`].
+    pub fn from_shared(
+        x: Box<dyn SharedValues>,
+        features: usize,
+        targets: Targets,
+    ) -> Result<Self> {
+        Self::from_rows(rows::Rows::Shared(x), features, targets, false)
+    }
+
+    /// The inputs' first value's address: where the data set reads them (in place for
+    /// [`Dataset::from_shared`] and mapped files).
+    pub fn x_address(&self) -> *const f32 {
+        self.x.as_ptr()
     }
 
     /// [`Dataset::new`] for inputs in memory or mapped; `x_known_finite` skips the scan of the

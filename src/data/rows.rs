@@ -1,5 +1,13 @@
-//! A data set's inputs: in memory, or a region of a memory-mapped file that the OS pages in
-//! as training reads it (data larger than host memory).
+//! A data set's inputs: in memory, a region of a memory-mapped file that the OS pages in
+//! as training reads it (data larger than host memory), or memory another owner lends (a
+//! NumPy array the Python package reads in place).
+
+/// f32 values that another owner keeps alive and unchanged for as long as this value lives:
+/// [`crate::Dataset::from_shared`] reads them in place, without a copy.
+pub trait SharedValues: Send + Sync {
+    /// The values, `samples × features`, row-major.
+    fn values(&self) -> &[f32];
+}
 
 /// The inputs, `samples × features` f32 values, row-major.
 pub(crate) enum Rows {
@@ -11,6 +19,8 @@ pub(crate) enum Rows {
         start: usize,
         len: usize,
     },
+    /// Values lent by their owner.
+    Shared(Box<dyn SharedValues>),
 }
 
 impl Rows {
@@ -57,6 +67,7 @@ impl std::ops::Deref for Rows {
             Rows::Mapped { map, start, len } => {
                 bytemuck::cast_slice(&map[*start..*start + *len * 4])
             }
+            Rows::Shared(values) => values.values(),
         }
     }
 }
@@ -66,6 +77,7 @@ impl std::fmt::Debug for Rows {
         match self {
             Rows::Owned(v) => write!(f, "Owned({} values)", v.len()),
             Rows::Mapped { start, len, .. } => write!(f, "Mapped({len} values at byte {start})"),
+            Rows::Shared(values) => write!(f, "Shared({} values)", values.values().len()),
         }
     }
 }
