@@ -1,5 +1,6 @@
 """Progress as Keras's `verbose`: a bar redrawn by carriage returns where sys.stdout shows
-one (a terminal, a Jupyter notebook, checked with a real kernel), the epochs' lines
+one (a terminal, checked through a pseudo-terminal, and a Jupyter notebook, checked with a
+real kernel), the epochs' lines
 elsewhere, nothing at 0."""
 import json
 import sys
@@ -82,3 +83,40 @@ def collect(streams):
         if message["msg_type"] == "stream" and message["content"]["name"] == "stdout":
             streams.append(message["content"]["text"])
     return hook
+
+
+def test_a_terminal_shows_the_bar(tmp_path, digits_data):
+    """A script whose stdout is a pseudo-terminal draws the bar."""
+    import os
+    import pty
+    import subprocess
+
+    x, y = digits_data
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "model.json").write_text(mlp_json())
+    script = textwrap.dedent("""
+        import sys, numpy as np, wgfit
+        d = sys.argv[1]
+        model = wgfit.Model.from_json(open(d + "/model.json").read())
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(np.load(d + "/x.npy"), np.load(d + "/y.npy"), epochs=2, batch_size=32)
+        """)
+    main, secondary = pty.openpty()
+    child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=secondary,
+                             stderr=subprocess.DEVNULL)
+    os.close(secondary)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal closed: the child ended
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    assert child.wait(timeout=300) == 0, out
+    text = out.decode()
+    assert "\rEpoch 1/2 [" in text and "] 57/57 " in text, repr(text)
+    assert "Epoch 2/2  57 batches" in text, repr(text)
