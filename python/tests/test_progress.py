@@ -1,7 +1,6 @@
 """Progress as Keras's `verbose`: a bar redrawn by carriage returns where sys.stdout shows
 one (a terminal, checked through a pseudo-terminal, and a Jupyter notebook, checked with a
-real kernel), the epochs' lines
-elsewhere, nothing at 0."""
+real kernel), the epochs' lines elsewhere, nothing at 0."""
 import json
 import sys
 import textwrap
