@@ -7,8 +7,10 @@
 //! `mpirun`.
 #![cfg(feature = "mpi")]
 
+mod mpi_support;
+
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use wgfit::callbacks::LambdaCallback;
 use wgfit::{
@@ -97,14 +99,8 @@ fn case_is(name: &str) -> bool {
 
 /// Runs `case` on 2 ranks; the ranks' lines, or a failure if the job does not end in 60 s.
 fn run(case: &str) -> (String, Duration) {
-    let mut c = Command::new("mpirun");
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        c.arg("--allow-run-as-root");
-    }
     let started = Instant::now();
-    let mut child = c
-        .args(["--oversubscribe", "-np", "2"])
+    let mut child = mpi_support::launcher(2)
         .arg(std::env::current_exe().unwrap())
         .args([
             "rank",

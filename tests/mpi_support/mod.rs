@@ -29,20 +29,41 @@ pub const TRAIN: &[&str] = &["train", "--data", "digits1792.csv", "--scale", "0.
 /// Quiet: `mpirun` gives the ranks a terminal, where wgfit would draw progress bars.
 pub const QUIET: &[&str] = &["--verbose", "0"];
 
-/// `mpirun -np N wgfit <args>` in `dir` (as root with `--allow-run-as-root`; always
-/// `--oversubscribe`: 2 cores may host more ranks).
+/// `mpirun -np N wgfit <args>` in `dir`, through [`launcher`].
 pub fn mpirun(dir: &Path, ranks: usize, args: &[&str]) -> Command {
-    let mut c = Command::new("mpirun");
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        c.arg("--allow-run-as-root");
-    }
-    c.args(["--oversubscribe", "-np", &ranks.to_string(), BIN])
+    let mut c = launcher(ranks);
+    c.arg(BIN)
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
+}
+
+/// `mpirun -np N`: the launcher `WGFIT_MPIRUN` names (e.g. `mpirun.mpich`), else `mpirun`.
+/// Open MPI's is told `--oversubscribe` (2 cores may host more ranks) and, as root,
+/// `--allow-run-as-root`; MPICH's Hydra needs neither.
+pub fn launcher(ranks: usize) -> Command {
+    let program = std::env::var("WGFIT_MPIRUN").unwrap_or_else(|_| "mpirun".into());
+    let mut c = Command::new(&program);
+    if is_open_mpi(&program) {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            c.arg("--allow-run-as-root");
+        }
+        c.arg("--oversubscribe");
+    }
+    c.args(["-np", &ranks.to_string()]);
+    c
+}
+
+/// Whether `program --version` says it is Open MPI's launcher.
+fn is_open_mpi(program: &str) -> bool {
+    let out = Command::new(program)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{program} --version: {e}"));
+    String::from_utf8_lossy(&out.stdout).contains("Open MPI")
 }
 
 /// One `wgfit` process in `dir`, without a launcher.
@@ -83,27 +104,20 @@ pub fn rank_hashes(o: &Output, ranks: usize) -> Vec<String> {
 }
 
 /// The process id of each rank of the job `mpirun` (the child) started on this machine, by
-/// rank, once all `ranks` run.
+/// rank, once all `ranks` run: its descendants with a rank in their environment (Open MPI's
+/// `OMPI_COMM_WORLD_RANK`, Hydra's `PMI_RANK`; Hydra starts them under a proxy).
 pub fn rank_pids(mpirun: &mut Child, ranks: usize) -> Vec<u32> {
     let start = Instant::now();
     loop {
         let mut found = vec![None; ranks];
-        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // "pid (comm) state ppid ...": the parent is the field after the state.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            if ppid != Some(mpirun.id()) {
-                continue;
-            }
+        for pid in descendants(mpirun.id()) {
             let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
             let rank = env
                 .split(|&b| b == 0)
-                .find_map(|v| v.strip_prefix(b"OMPI_COMM_WORLD_RANK="))
+                .find_map(|v| {
+                    v.strip_prefix(b"OMPI_COMM_WORLD_RANK=")
+                        .or_else(|| v.strip_prefix(b"PMI_RANK="))
+                })
                 .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok());
             if let Some(r) = rank.filter(|&r| r < ranks) {
                 found[r] = Some(pid);
@@ -121,6 +135,41 @@ pub fn rank_pids(mpirun: &mut Child, ranks: usize) -> Vec<u32> {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The processes descended from `root`, from /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // "pid (comm) state ppid ...": the parent is the field after the state.
+        if let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+        {
+            parent.insert(pid, ppid);
+        }
+    }
+    let descends = |mut pid: u32| {
+        while let Some(&p) = parent.get(&pid) {
+            if p == root {
+                return true;
+            }
+            if p <= 1 {
+                return false;
+            }
+            pid = p;
+        }
+        false
+    };
+    parent
+        .keys()
+        .copied()
+        .filter(|&pid| descends(pid))
+        .collect()
 }
 
 /// Waits until `path` exists while `child` runs.
