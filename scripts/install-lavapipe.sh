@@ -10,9 +10,4 @@ for icd in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; do
     fi
 done
 echo "wgfit: no Vulkan driver found; installing lavapipe (apt-get install mesa-vulkan-drivers)" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+"$(dirname "$0")/apt-install.sh" mesa-vulkan-drivers

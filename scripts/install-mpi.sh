@@ -8,9 +8,4 @@ if command -v mpirun >/dev/null 2>&1 && command -v mpicc >/dev/null 2>&1 &&
     exit 0
 fi
 echo "wgfit: installing Open MPI and libclang (apt-get install openmpi-bin libopenmpi-dev libclang-dev)" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openmpi-bin libopenmpi-dev libclang-dev >/dev/null
+"$(dirname "$0")/apt-install.sh" openmpi-bin libopenmpi-dev libclang-dev

@@ -8,9 +8,4 @@ if command -v mpirun.mpich >/dev/null 2>&1 && command -v mpicc.mpich >/dev/null 
     exit 0
 fi
 echo "wgfit: installing MPICH (apt-get install mpich libmpich-dev)" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mpich libmpich-dev >/dev/null
+"$(dirname "$0")/apt-install.sh" mpich libmpich-dev

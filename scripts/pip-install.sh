@@ -4,13 +4,8 @@
 # that packages from outside apt are wanted (PEP 668) where it refuses them.
 set -eu
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
 if ! python3 -m pip --version >/dev/null 2>&1; then
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null
+    "$(dirname "$0")/apt-install.sh" python3-pip
 fi
 python3 -m pip install --quiet "$@" 2>/dev/null ||
     python3 -m pip install --quiet --break-system-packages "$@"
