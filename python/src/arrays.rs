@@ -54,7 +54,7 @@ impl NumpyValues {
     }
 }
 
-/// The rows of `x` (a float32 array of `rows` rows) as a slice, for a call that ends before
+/// The values of `x` (a float32 array) as a slice, for a call that ends before
 /// `x` can go.
 pub fn with_rows<T>(x: &Bound<'_, PyAny>, run: impl FnOnce(&[f32]) -> T) -> PyResult<T> {
     let values = NumpyValues::from_array(x)?;
