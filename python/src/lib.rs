@@ -1,6 +1,7 @@
 //! The native half of the `wgfit` Python package (`python/wgfit/` is the other): a model
 //! that trains, evaluates, predicts and saves through the Rust library, with inputs read in
-//! place from NumPy arrays, other arrays passed as bytes, and configs as Keras's JSON. The Python half gives it Keras's shape.
+//! place from NumPy arrays, other arrays passed as bytes, and configs as Keras's JSON. The
+//! Python half gives it Keras's shape.
 
 mod arrays;
 mod callbacks;

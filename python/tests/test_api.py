@@ -71,6 +71,10 @@ def test_unknown_configs_are_refused_by_name():
         compiled().compile(optimizer="adagrad", loss="mse")
     with pytest.raises(wgfit.ConfigError, match="loss 'hinge'"):
         compiled().compile(optimizer="sgd", loss="hinge")
+    with pytest.raises(wgfit.ConfigError, match="verbose='loud'"):
+        compiled().fit(np.zeros((4, 64)), np.zeros(4, int), verbose="loud")
+    with pytest.raises(wgfit.ConfigError, match="verbose=-1"):
+        compiled().fit(np.zeros((4, 64)), np.zeros(4, int), verbose=-1)
     with pytest.raises(wgfit.ConfigError, match="not compiled"):
         wgfit.Model.from_json(mlp_json().to_json()).predict(np.zeros((1, 64)))
     with pytest.raises(wgfit.ConfigError):

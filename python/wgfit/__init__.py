@@ -191,6 +191,8 @@ class Model:
             if not isinstance(c, _Callback):
                 raise ConfigError(f"callback {type(c).__name__}: use the classes of wgfit.callbacks")
             configs.append((type(c).__name__, json.dumps(c._config())))
+        if verbose not in ("auto", 0, 1, 2):
+            raise ConfigError(f"verbose={verbose!r}: \"auto\", 0, 1 or 2")
         level = 1 if verbose == "auto" else int(verbose)
         try:
             text = self._native.fit(xa, len(xa), yb, kind, cols, epochs,
