@@ -30,7 +30,7 @@ fn main() -> wgfit::Result<()> {
         ..Default::default()
     };
     let history = model.fit(&data, options, &mut [])?;
-    for e in &history.epochs {
+    for e in history.iter() {
         println!(
             "epoch {:2}  loss {:.4}  accuracy {:.4}",
             e.epoch + 1,

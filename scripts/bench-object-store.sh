@@ -1,6 +1,8 @@
 #!/usr/bin/env sh
 # Runs the save benchmarks (S, W1-backup) with their backups in a local S3-compatible server
-# (moto_server; ./scripts/install-moto.sh), the figures of bench/NOTES.md "Object storage".
+# (moto_server; ./scripts/install-moto.sh), the figures of bench/NOTES.md "Object storage";
+# `bench s` there also times boto3 moving as many bytes to and from the same server
+# (bench/boto3_baseline.py).
 # Usage: scripts/bench-object-store.sh [--reps N]   (writes bench/lavapipe-s3-*.json)
 set -eu
 cd "$(dirname "$0")/.."

@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod history;
+pub use history::{HISTORY_CHUNK, History};
+
 /// Metric name → value, as Keras's `logs` dictionaries (`loss`, `accuracy`, `val_loss`, ...).
 pub type Logs = BTreeMap<String, f64>;
 
@@ -26,14 +29,6 @@ pub struct Position {
     pub step: usize,
     /// Batches done in the whole run.
     pub global_step: u64,
-}
-
-/// The per-epoch logs of a run, as Keras's `History`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct History {
-    /// One entry per finished epoch, in order; `epochs[i]` is the logs of epoch `i` of the run
-    /// (or of `initial_epoch + i` when the run started later).
-    pub epochs: Vec<EpochLogs>,
 }
 
 /// The logs of one finished epoch.
@@ -105,36 +100,6 @@ pub mod log_values {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Logs, D::Error> {
         let raw = BTreeMap::<String, Value>::deserialize(d)?;
         Ok(raw.into_iter().map(|(k, v)| (k, v.0)).collect())
-    }
-}
-
-impl History {
-    /// Number of finished epochs recorded.
-    pub fn len(&self) -> usize {
-        self.epochs.len()
-    }
-
-    /// True when no epoch finished.
-    pub fn is_empty(&self) -> bool {
-        self.epochs.is_empty()
-    }
-
-    /// The values of one metric, one per recorded epoch (missing values are skipped).
-    pub fn metric(&self, name: &str) -> Vec<f64> {
-        self.epochs
-            .iter()
-            .filter_map(|e| e.logs.get(name).copied())
-            .collect()
-    }
-
-    /// The epoch numbers recorded.
-    pub fn epoch_numbers(&self) -> Vec<usize> {
-        self.epochs.iter().map(|e| e.epoch).collect()
-    }
-
-    /// The logs of the last recorded epoch.
-    pub fn last(&self) -> Option<&Logs> {
-        self.epochs.last().map(|e| &e.logs)
     }
 }
 

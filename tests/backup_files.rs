@@ -245,17 +245,20 @@ fn the_history_survives_the_sidecar_bit_for_bit() {
 }
 
 #[test]
-fn version_2_and_3_sidecars_still_restore() {
-    // Version 3 is version 4 with one SHA-256 over the whole weights file instead of one per
-    // part; version 2 is version 3 without events and stop requests (and callback tensors).
+fn version_2_3_and_4_sidecars_still_restore() {
+    // Version 4 is version 5 with the whole history inline (what a history shorter than a
+    // chunk is in version 5 too); version 3 is version 4 with one SHA-256 over the whole
+    // weights file instead of one per part; version 2 is version 3 without events and stop
+    // requests (and callback tensors).
     let (expected, _) = uninterrupted(4);
     let tmp = tempfile::tempdir().unwrap();
-    for version in [3, 2] {
+    for version in [4, 3, 2] {
         let dir = tmp.path().join(format!("b{version}"));
         kept_backup(&dir);
         let mut v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join(LATEST)).unwrap()).unwrap();
-        assert_eq!(v["version"], 4);
+        assert_eq!(v["version"], 5);
+        assert!(v["history"].get("chunks").is_none(), "3 epochs fit inline");
         let weights = std::fs::read(dir.join(v["weights"]["file"].as_str().unwrap())).unwrap();
         let object = v.as_object_mut().unwrap();
         if version == 2 {
@@ -263,6 +266,14 @@ fn version_2_and_3_sidecars_still_restore() {
             object.remove("stop_training");
         }
         object.insert("version".into(), version.into());
+        if version == 4 {
+            std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
+            let mut backup = BackupAndRestore::new(&dir).unwrap();
+            let mut m = model();
+            m.fit(&data(), options(4), &mut [&mut backup]).unwrap();
+            assert_eq!(bits(&m), expected, "version {version}");
+            continue;
+        }
         let w = object["weights"].as_object_mut().unwrap();
         w.remove("parts");
         w.remove("part_bytes");
@@ -273,8 +284,8 @@ fn version_2_and_3_sidecars_still_restore() {
         m.fit(&data(), options(4), &mut [&mut backup]).unwrap();
         assert_eq!(bits(&m), expected, "version {version}");
     }
-    // Version 1 and versions after 4 are refused, naming the versions read.
-    for version in [1, 5] {
+    // Version 1 and versions after 5 are refused, naming the versions read.
+    for version in [1, 6] {
         let dir = tmp.path().join(format!("v{version}"));
         kept_backup(&dir);
         let mut v: serde_json::Value =
@@ -282,6 +293,6 @@ fn version_2_and_3_sidecars_still_restore() {
         v["version"] = version.into();
         std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
         let err = common::resume_error(&dir);
-        assert!(err.to_string().contains("reads versions 2 to 4"), "{err}");
+        assert!(err.to_string().contains("reads versions 2 to 5"), "{err}");
     }
 }

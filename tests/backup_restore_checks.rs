@@ -58,7 +58,7 @@ fn a_validation_loss_that_overflows_is_committed_and_restored() {
         .expect("the committed state restores");
     let reference = relu_model().fit(&train, opts, &mut []).unwrap();
     assert_eq!(history.len(), 3);
-    for (got, want) in history.epochs.iter().zip(&reference.epochs) {
+    for (got, want) in history.iter().zip(reference.iter()) {
         for (k, v) in &want.logs {
             let g = got.logs[k];
             assert!(

@@ -115,7 +115,6 @@ fn model_checkpoint_names_files_as_keras_and_counts_batches_across_epochs() {
     let mut ck = ModelCheckpoint::new(pattern("e/w-{epoch:02d}-{loss:.3f}.safetensors"));
     let history = m.fit(&data(), options(3), &mut [&mut ck]).unwrap();
     let names: Vec<String> = history
-        .epochs
         .iter()
         .map(|e| format!("w-{:02}-{:.3}.safetensors", e.epoch + 1, e.logs["loss"]))
         .collect();
@@ -179,7 +178,7 @@ fn csv_logger_writes_keras_rows_and_appends_after_what_was_there() {
     let lines: Vec<&str> = text.split_terminator("\r\n").collect();
     assert_eq!(lines[0], "epoch;accuracy;learning_rate;loss");
     assert_eq!(lines.len(), 3, "{text:?}");
-    let e1 = &history.epochs[1].logs;
+    let e1 = &history[1].logs;
     assert_eq!(
         lines[2],
         format!(
@@ -379,25 +378,18 @@ fn validation_every_n_epochs_and_in_batches_of_its_own() {
         ..base.clone()
     });
     let has_val: Vec<bool> = second
-        .epochs
         .iter()
         .map(|e| e.logs.contains_key("val_loss"))
         .collect();
     assert_eq!(has_val, [false, true, false, true]);
-    assert_eq!(
-        second.epochs[3].logs["val_loss"],
-        every.epochs[3].logs["val_loss"]
-    );
+    assert_eq!(second[3].logs["val_loss"], every[3].logs["val_loss"]);
 
     // Another validation batch size: the same mean, to rounding.
     let big = with(FitOptions {
         validation_batch_size: Some(18),
         ..base.clone()
     });
-    let (a, b) = (
-        every.epochs[3].logs["val_loss"],
-        big.epochs[3].logs["val_loss"],
-    );
+    let (a, b) = (every[3].logs["val_loss"], big[3].logs["val_loss"]);
     assert!((a - b).abs() < 1e-6, "{a} vs {b}");
 
     // validation_split holds out the same tail.

@@ -151,6 +151,41 @@ fn crafted_sidecars_are_refused() {
             "version",
         ),
         (
+            "a history chunk outside the directory",
+            Box::new(
+                |v| v["history"]["chunks"] = json!({"file": "../history-0-0123456789abcdef.json", "sha256": "0123456789abcdef".repeat(4), "count": 1}),
+            ),
+            "is not of the form history-<index>-<digest>.json",
+        ),
+        (
+            "a history chunk whose name disagrees with its digest",
+            Box::new(
+                |v| v["history"]["chunks"] = json!({"file": "history-0-0123456789abcdef.json", "sha256": "f".repeat(64), "count": 1}),
+            ),
+            "its name agrees with",
+        ),
+        (
+            "a history chunk of another index than its count",
+            Box::new(
+                |v| v["history"]["chunks"] = json!({"file": "history-3-0123456789abcdef.json", "sha256": "0123456789abcdef".repeat(4), "count": 1}),
+            ),
+            "does not give its index 0",
+        ),
+        (
+            "a chain of 0 history chunks",
+            Box::new(
+                |v| v["history"]["chunks"] = json!({"file": "history-0-0123456789abcdef.json", "sha256": "0123456789abcdef".repeat(4), "count": 0}),
+            ),
+            "a chain of 0 chunks",
+        ),
+        (
+            "a history chunk that is not there",
+            Box::new(
+                |v| v["history"]["chunks"] = json!({"file": "history-0-0123456789abcdef.json", "sha256": "0123456789abcdef".repeat(4), "count": 1}),
+            ),
+            "the history chunk is missing",
+        ),
+        (
             "zero learning rate",
             Box::new(|v| v["learning_rate"] = json!(0.0)),
             "learning rate",

@@ -44,7 +44,7 @@ fn an_interrupted_run_resumes_from_the_bucket_exactly() {
         serde_json::from_slice(&bucket.get("runs/keras/latest.json").unwrap()).unwrap();
     assert_eq!(
         (sidecar["epoch"].as_u64(), sidecar["version"].as_u64()),
-        (Some(2), Some(4))
+        (Some(2), Some(u64::from(wgfit::checkpoint::VERSION)))
     );
     // The lease was released: the rerun takes it at once.
     let started = Instant::now();
@@ -359,4 +359,34 @@ fn a_large_state_goes_up_in_parts_and_restores_exactly() {
     let (code, err) = run(&url, &out, &with_env(moto.port(), &[("WIDE", "1")]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), expected);
+}
+
+/// A history of two chunks and a few epochs goes up as chunk objects that the sidecar's
+/// digest chain names, and restores exactly.
+#[test]
+fn a_long_history_goes_up_in_chunks_and_restores_exactly() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-long");
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[("LONG", "1")]);
+    let url = bucket.url("long");
+    let out = tmp.path().join("out.bin");
+    let stop = (2 * wgfit::HISTORY_CHUNK + 3).to_string();
+    let vars = with_env(moto.port(), &[("LONG", "1"), ("STOP_EPOCH", &stop)]);
+    let (code, err) = run(&url, &out, &vars);
+    assert_eq!(code, 1, "{err}");
+    let names = bucket.names("long");
+    let chunks: Vec<&String> = names.iter().filter(|n| n.starts_with("history-")).collect();
+    assert_eq!(chunks.len(), 2, "{names:?}");
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&bucket.get("long/latest.json").unwrap()).unwrap();
+    assert_eq!(sidecar["history"]["chunks"]["count"], 2);
+    assert_eq!(sidecar["history"]["epochs"].as_array().unwrap().len(), 3);
+    let (code, err) = run(&url, &out, &with_env(moto.port(), &[("LONG", "1")]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    assert!(
+        bucket.names("long").is_empty(),
+        "the finished run removed its backup, chunks included"
+    );
 }

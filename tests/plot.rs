@@ -278,16 +278,15 @@ fn marks_follow_the_step_within_the_epoch() {
 
 #[test]
 fn a_single_epoch_and_a_metric_without_values() {
-    let h = History {
-        epochs: vec![EpochLogs {
-            epoch: 0,
-            logs: Logs::from([
-                ("loss".to_string(), 0.5),
-                ("mae".to_string(), f64::NAN),
-                ("val_mae".to_string(), f64::INFINITY),
-            ]),
-        }],
-    };
+    let h: History = vec![EpochLogs {
+        epoch: 0,
+        logs: Logs::from([
+            ("loss".to_string(), 0.5),
+            ("mae".to_string(), f64::NAN),
+            ("val_mae".to_string(), f64::INFINITY),
+        ]),
+    }]
+    .into();
     let c = Curves::from_history(&h, &[event(EventKind::Start, 0, 0)]);
     assert_eq!(c.marks(), [], "a start is not marked");
     let svg = render_svg(&c, 500, 400).unwrap();
@@ -305,12 +304,11 @@ fn a_single_epoch_and_a_metric_without_values() {
 
 #[test]
 fn nothing_to_plot_is_an_error() {
-    let h = History {
-        epochs: vec![EpochLogs {
-            epoch: 0,
-            logs: Logs::from([("loss".to_string(), f64::NAN)]),
-        }],
-    };
+    let h: History = vec![EpochLogs {
+        epoch: 0,
+        logs: Logs::from([("loss".to_string(), f64::NAN)]),
+    }]
+    .into();
     let e = render_svg(&Curves::from_history(&h, &[]), 900, 300).unwrap_err();
     assert!(e.to_string().contains("nothing to plot"), "{e}");
     let e = render_svg(&Curves::from_history(&History::default(), &[]), 900, 300).unwrap_err();
@@ -424,17 +422,15 @@ fn wgfit_plot_reports_errors() {
 
 /// A history of `epochs` epochs of `loss`, with `learning_rate(e)` logged.
 fn history_with_rate(epochs: usize, rate: impl Fn(usize) -> f64) -> History {
-    History {
-        epochs: (0..epochs)
-            .map(|e| EpochLogs {
-                epoch: e,
-                logs: Logs::from([
-                    ("loss".to_string(), 1.0 / (1.0 + e as f64)),
-                    ("learning_rate".to_string(), rate(e)),
-                ]),
-            })
-            .collect(),
-    }
+    (0..epochs)
+        .map(|e| EpochLogs {
+            epoch: e,
+            logs: Logs::from([
+                ("loss".to_string(), 1.0 / (1.0 + e as f64)),
+                ("learning_rate".to_string(), rate(e)),
+            ]),
+        })
+        .collect()
 }
 
 #[test]
@@ -578,17 +574,15 @@ fn polyline_ys(s: &str, class: &str) -> Vec<f64> {
 fn values_that_are_not_finite_get_a_marker_and_break_the_line() {
     let loss = [1.0, 0.9, f64::NAN, 0.8, 0.7, f64::INFINITY, 0.6, 0.5];
     let val_loss = [1.1, 1.0, 0.95, f64::NEG_INFINITY, 0.85, 0.8, 0.75, 0.7];
-    let h = History {
-        epochs: (0..8)
-            .map(|e| EpochLogs {
-                epoch: e,
-                logs: Logs::from([
-                    ("loss".to_string(), loss[e]),
-                    ("val_loss".to_string(), val_loss[e]),
-                ]),
-            })
-            .collect(),
-    };
+    let h = (0..8)
+        .map(|e| EpochLogs {
+            epoch: e,
+            logs: Logs::from([
+                ("loss".to_string(), loss[e]),
+                ("val_loss".to_string(), val_loss[e]),
+            ]),
+        })
+        .collect();
     let svg = render_svg(&Curves::from_history(&h, &[]), 900, 300).unwrap();
     let view = &panels(&svg)[0];
     assert_eq!(view.legend, ["loss (1 NaN, 1 inf)", "val_loss (1 -inf)"]);

@@ -72,7 +72,7 @@ fn train(on: DataOn) -> Vec<Vec<u32>> {
         ..Default::default()
     };
     let history = model.fit(&data(), options, &mut []).unwrap();
-    assert!(history.epochs[2].logs.contains_key("val_accuracy"));
+    assert!(history[2].logs.contains_key("val_accuracy"));
     model
         .parameters()
         .unwrap()

@@ -70,8 +70,8 @@ fn a_small_gpt_learns_to_reverse_digit_strings() {
         ..Default::default()
     };
     let history = model.fit(&data, options, &mut []).unwrap();
-    let last = history.epochs.last().unwrap();
-    println!("after {} epochs: {last:?}", history.epochs.len());
+    let last = history.iter().last().unwrap();
+    println!("after {} epochs: {last:?}", history.len());
 
     let (x, y) = strings(&mut Rng(99), 512);
     let logits = model.predict(&x, 128).unwrap();

@@ -159,7 +159,7 @@ fn continuation_at_an_epoch_boundary_is_exact() {
 
     let mut reader = StateReader::default();
     let hb1 = first_part(&mut reader, 3);
-    assert_eq!(hb1.epochs[..], ha.epochs[..3]);
+    assert_eq!(hb1.to_vec()[..], ha.to_vec()[..3]);
     let state = reader.state.expect("state read at on_train_end");
     let steps = 60usize.div_ceil(7) as u64;
     assert_eq!(
@@ -196,7 +196,7 @@ fn continuation_in_the_middle_of_an_epoch_is_exact() {
     assert_eq!(state.meta.position.epoch, 2);
     assert_eq!(state.meta.position.step, 5);
     assert_eq!(state.batch_stats.shape, vec![5, 2]);
-    assert_eq!(state.meta.history.epochs[..], ha.epochs[..2]);
+    assert_eq!(state.meta.history.to_vec()[..], ha.to_vec()[..2]);
 
     let (pb, sb, hb) = continue_blobs(state, 0);
     assert!(bits(&pa) == bits(&pb), "parameters differ after continuing");
@@ -291,7 +291,7 @@ fn partial_last_batch() {
     for epoch in 0..2 {
         let b = &probe.batch_losses[4 * epoch..4 * epoch + 4];
         let want = (b[0] * 3.0 + b[1] * 3.0 + b[2] * 3.0 + b[3]) / 10.0;
-        let got = history.epochs[epoch].logs["loss"];
+        let got = history[epoch].logs["loss"];
         assert!(
             (got - want).abs() <= 1e-12 * want.abs(),
             "epoch {epoch}: loss {got} but the row-weighted mean of {b:?} is {want}"

@@ -65,7 +65,7 @@ fn stop_training_after_a_batch() {
     // The stopped epoch's loss covers the two batches that ran.
     let b = &probe.batch_losses[3..5];
     let want = (b[0] + b[1]) / 2.0;
-    let got = history.epochs[1].logs["loss"];
+    let got = history[1].logs["loss"];
     assert!((got - want).abs() <= 1e-12 * want, "{got} vs {want}");
     assert!(probe.train_end);
     assert_eq!(probe.outcomes, vec![FitOutcome::Completed]);

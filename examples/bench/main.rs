@@ -1,7 +1,7 @@
 //! The benchmark workloads of `bench/WORKLOADS.md`.
 //!
 //! ```text
-//! cargo run --release --example bench -- <m|m-kernels|w1|w0|w1-backup|w1-stream|s|mem|profile|all>
+//! cargo run --release --example bench -- <m|m-kernels|w1|w0|w1-backup|w1-stream|s|history|mem|profile|all>
 //!     [--json PATH] [--sizes 4096,8192] [--reps N]
 //! ```
 //!
@@ -12,6 +12,7 @@ mod clock;
 mod convnet;
 #[cfg(feature = "mpi")]
 mod dp;
+mod history;
 mod matmul;
 mod memory;
 mod profile;
@@ -212,6 +213,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         save::bench_s(&mut bench, args.reps)?;
         ran = true;
     }
+    // Not part of `all`: ten thousand epochs take minutes on lavapipe.
+    if args.workload == "history" {
+        history::bench_history(&mut bench, args.reps)?;
+        ran = true;
+    }
     if all || args.workload == "profile" {
         profile::bench_profile(&mut bench, args.reps)?;
         ran = true;
@@ -236,7 +242,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !ran {
         return Err(format!(
-            "unknown workload {:?} (m, m-kernels, w1, w0, c1, w1-backup, w1-stream, s, mem, profile, all)",
+            "unknown workload {:?} (m, m-kernels, w1, w0, c1, w1-backup, w1-stream, s, history, mem, profile, all)",
             args.workload
         )
         .into());

@@ -89,6 +89,53 @@ struct SaveRun {
     kernels_s: f64,
     /// SHA-256 of the weights file, in this process.
     hash_s: f64,
+    /// With the backup on object storage: boto3's upload and download of as many bytes to
+    /// and from the same server (`bench/boto3_baseline.py`).
+    boto3: Option<(f64, f64)>,
+}
+
+/// boto3's multipart upload and download of `bytes` bytes beside the backup at `url`
+/// (`s3://bucket/...`), in seconds; `None` for a backup that is not on S3.
+fn boto3_baseline(
+    url: &std::path::Path,
+    bytes: u64,
+) -> Result<Option<(f64, f64)>, Box<dyn std::error::Error>> {
+    let url = url.to_string_lossy();
+    let Some(bucket) = url
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return Ok(None);
+    };
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/bench/boto3_baseline.py"
+        ))
+        .arg(bytes.to_string())
+        .arg(format!(
+            "s3://{bucket}/boto3-baseline-{}",
+            std::process::id()
+        ))
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let figure = |name: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    match (figure("upload_s"), figure("download_s")) {
+        (Some(up), Some(down)) => Ok(Some((up, down))),
+        _ => Err(format!(
+            "boto3 baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into()),
+    }
 }
 
 /// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`); 0 where there is none.
@@ -193,6 +240,7 @@ fn save_run(
                 )
             })
     };
+    let boto3 = boto3_baseline(&dir, bytes)?;
     let resume_s = figure("first_batch_s")?;
     let open_s = figure("open_s")?;
     let kernels_s = figure("kernels_s")?;
@@ -207,6 +255,7 @@ fn save_run(
         open_s,
         kernels_s,
         hash_s,
+        boto3,
     })
 }
 
@@ -316,6 +365,38 @@ pub fn bench_s(bench: &mut Bench, reps: usize) -> BenchResult {
         "ratio",
         json!({"hash_s": all(&|r| r.hash_s)}),
     );
+    if runs.iter().all(|r| r.boto3.is_some()) {
+        let up = |r: &SaveRun| r.boto3.map_or(f64::NAN, |b| b.0);
+        let down = |r: &SaveRun| r.boto3.map_or(f64::NAN, |b| b.1);
+        bench.report(
+            "S",
+            "boto3 upload",
+            mb / med(&|r| up(r)),
+            "MB/s",
+            json!({"runs_s": all(&|r| up(r))}),
+        );
+        bench.report(
+            "S",
+            "boto3 download",
+            mb / med(&|r| down(r)),
+            "MB/s",
+            json!({"runs_s": all(&|r| down(r))}),
+        );
+        bench.report(
+            "S",
+            "save speed / boto3 upload",
+            med(&|r| up(r) / r.save_s),
+            "ratio",
+            json!({"runs": all(&|r| up(r) / r.save_s)}),
+        );
+        bench.report(
+            "S",
+            "resume less open, kernels: speed / boto3 download",
+            med(&|r| down(r) / (r.resume_s - r.open_s - r.kernels_s)),
+            "ratio",
+            json!({"runs": all(&|r| down(r) / (r.resume_s - r.open_s - r.kernels_s))}),
+        );
+    }
     Ok(())
 }
 

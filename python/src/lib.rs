@@ -238,7 +238,7 @@ impl Model {
             return Err(raised);
         }
         let history = history.map_err(py_err)?;
-        serde_json::to_string(&history.epochs).map_err(|e| Error::new_err(e.to_string()))
+        serde_json::to_string(&history.to_vec()).map_err(|e| Error::new_err(e.to_string()))
     }
 
     /// The loss and metrics on `x`, `y`, as JSON.

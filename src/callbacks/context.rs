@@ -322,7 +322,7 @@ impl<'a> Context<'a> {
     /// Closes the epoch in progress with its logs: the position moves to the next epoch.
     pub(crate) fn end_epoch(&mut self, logs: Logs) {
         let p = &mut self.meta.position;
-        self.meta.history.epochs.push(crate::state::EpochLogs {
+        self.meta.history.push(crate::state::EpochLogs {
             epoch: p.epoch,
             logs,
         });

@@ -57,7 +57,7 @@ impl CsvLogger {
     /// The file's text for a run with this history.
     pub fn render(&self, history: &History, validates: bool) -> Vec<u8> {
         let mut out = self.prefix.clone();
-        let Some(first) = history.epochs.first() else {
+        let Some(first) = history.first() else {
             return out;
         };
         let mut keys: Vec<String> = first.logs.keys().cloned().collect();
@@ -80,7 +80,7 @@ impl CsvLogger {
                     .collect(),
             );
         }
-        for e in &history.epochs {
+        for e in history.iter() {
             line(row(e.epoch, &e.logs, &keys));
         }
         out

@@ -15,9 +15,36 @@ use super::handle::DirHandle;
 use super::place::Place;
 use super::record::{self, Op};
 use super::restore::{Decision, decide};
-use crate::state::{Fingerprint, History, Position, StateMeta};
+use crate::state::{EpochLogs, Fingerprint, HISTORY_CHUNK, History, Position, StateMeta};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
+
+thread_local! {
+    /// The sealed history chunks handed out so far: a run's history seals each chunk once.
+    static SEALED: std::cell::RefCell<Vec<Arc<[EpochLogs]>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The history of the state at `global_step`: half a chunk of epochs per step, so that
+/// every second commit seals a chunk (written as a history chunk file).
+fn history(global_step: u64) -> History {
+    let epochs: Vec<EpochLogs> = (0..global_step as usize * HISTORY_CHUNK / 2)
+        .map(|epoch| EpochLogs {
+            epoch,
+            logs: [("loss".to_string(), epoch as f64)].into(),
+        })
+        .collect();
+    let chunks = epochs.chunks_exact(HISTORY_CHUNK);
+    let tail = chunks.remainder().to_vec();
+    let sealed = SEALED.with(|sealed| {
+        let mut sealed = sealed.borrow_mut();
+        for chunk in chunks.skip(sealed.len()) {
+            sealed.push(chunk.into());
+        }
+        sealed[..epochs.len() / HISTORY_CHUNK].to_vec()
+    });
+    History::from_parts(sealed, tail)
+}
 
 fn fingerprint() -> Fingerprint {
     Fingerprint {
@@ -75,7 +102,7 @@ fn commit(dir: &mut BackupDir, global_step: u64, double: bool) {
         seed: 7,
         optimizer_steps: global_step,
         learning_rate: 0.1,
-        history: History::default(),
+        history: history(global_step),
         callbacks: Default::default(),
         events: Vec::new(),
         stop_training: false,
@@ -207,7 +234,9 @@ fn restored(fs: &Fs, double: bool) -> Result<Option<u64>, String> {
             let (w, b, _) = values(step);
             let params = &loaded.state.params;
             let same = params.iter().any(|t| t.data == w) && params.iter().any(|t| t.data == b);
-            if same {
+            if loaded.state.meta.history != history(step) {
+                Err(format!("step {step} restored with another history"))
+            } else if same {
                 Ok(Some(step))
             } else {
                 Err(format!("step {step} restored with other parameters"))
@@ -296,14 +325,15 @@ fn positions(ops: &[Op], pick: impl Fn(&Op) -> bool) -> Vec<usize> {
 
 #[test]
 fn the_checker_finds_each_missing_fsync_and_swapped_renames() {
+    // The commit of step 2 seals a history chunk: it writes a chunk file too.
     let (_tmp, start, ops) = recorded(&[1], false, |mut dir| commit(&mut dir, 2, false));
     let check = |ops: &[Op]| violations(&start, ops, false, &[Some(1), Some(2)], Some(2));
     assert!(check(&ops).is_empty());
     let syncs = positions(&ops, |op| matches!(op, Op::SyncFile { .. } | Op::SyncDir));
     assert_eq!(
         syncs.len(),
-        4,
-        "two file fsyncs and two directory fsyncs: {ops:#?}"
+        5,
+        "three file fsyncs (history chunk, weights, sidecar) and two directory fsyncs: {ops:#?}"
     );
     for i in syncs {
         let mut mutated = ops.clone();
@@ -314,13 +344,15 @@ fn the_checker_finds_each_missing_fsync_and_swapped_renames() {
         );
     }
     let renames = positions(&ops, |op| matches!(op, Op::Rename { .. }));
-    assert_eq!(renames.len(), 2);
-    // The weights' rename moved after the sidecar's: the order of the two commits swapped.
-    let mut swapped = ops.clone();
-    let weights = swapped.remove(renames[0]);
-    swapped.insert(renames[1], weights);
-    assert!(
-        !check(&swapped).is_empty(),
-        "a commit that renames the sidecar before the weights must fail the checker"
-    );
+    assert_eq!(renames.len(), 3);
+    // The history chunk's or the weights' rename moved after the sidecar's.
+    for moved in [0, 1] {
+        let mut swapped = ops.clone();
+        let early = swapped.remove(renames[moved]);
+        swapped.insert(renames[2], early.clone());
+        assert!(
+            !check(&swapped).is_empty(),
+            "a commit that renames the sidecar before {early:?} must fail the checker"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The two files of a committed state: the safetensors weights file and the JSON sidecar.
 //! Both parsers treat their input as hostile: bounded sizes, checked names, no panics.
 
+use super::history_chunks::HistoryRecord;
 use crate::error::{Error, Result};
 use crate::state::{
     BATCH_STATS, CALLBACK_TENSORS, Fingerprint, History, Position, RunEvent, StateMeta, Tensor,
@@ -14,10 +15,11 @@ use std::path::Path;
 /// The `format` field of every sidecar.
 pub const FORMAT: &str = "wgfit-backup";
 /// The sidecar format version this build writes (docs/FORMAT.md, "Versions").
-pub const VERSION: u32 = 4;
-/// The oldest version this build reads: version 3 is version 4 with one SHA-256 over the
-/// whole weights file instead of one per part; version 2 is version 3 without events, stop
-/// requests and callback tensors, which read as none.
+pub const VERSION: u32 = 5;
+/// The oldest version this build reads: version 4 is version 5 with the whole history in
+/// the sidecar; version 3 is version 4 with one SHA-256 over the whole weights file instead
+/// of one per part; version 2 is version 3 without events, stop requests and callback
+/// tensors, which read as none.
 pub const OLDEST_READ_VERSION: u32 = 2;
 pub use super::weights_ref::WeightsRef;
 /// A sidecar larger than this is not read (histories of millions of epochs excepted).
@@ -50,7 +52,7 @@ pub(crate) fn weights_backup_id(read: impl Fn(u64, u64) -> Option<Vec<u8>>) -> O
 pub struct Sidecar {
     /// Always `wgfit-backup`.
     pub format: String,
-    /// Format version, 4 (2 and 3 are read too).
+    /// Format version, 5 (2 to 4 are read too).
     pub version: u32,
     /// The id of the backup directory's marker: the directory this state was written in.
     pub backup_id: String,
@@ -70,8 +72,8 @@ pub struct Sidecar {
     pub optimizer_steps: u64,
     /// Learning rate at the save.
     pub learning_rate: f32,
-    /// Finished epochs.
-    pub history: History,
+    /// Finished epochs: the newest inline, the older in history chunk files (version 5).
+    pub history: HistoryRecord,
     /// States of stateful callbacks by name.
     pub callbacks: BTreeMap<String, serde_json::Value>,
     /// Save points of this run that were superseded by a newer one before they reached the
@@ -99,8 +101,9 @@ fn sidecar_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
 }
 
 impl Sidecar {
-    /// The host-side state recorded here.
-    pub fn meta(&self) -> StateMeta {
+    /// The host-side state recorded here, with its whole `history` (read from the chunk
+    /// files the sidecar names).
+    pub fn meta(&self, history: History) -> StateMeta {
         StateMeta {
             position: Position {
                 epoch: self.epoch,
@@ -110,7 +113,7 @@ impl Sidecar {
             seed: self.seed,
             optimizer_steps: self.optimizer_steps,
             learning_rate: self.learning_rate,
-            history: self.history.clone(),
+            history,
             callbacks: self.callbacks.clone(),
             events: self.events.clone(),
             stop_training: self.stop_training,
@@ -155,6 +158,20 @@ impl Sidecar {
             || !sidecar.backup_id.bytes().all(|b| b.is_ascii_hexdigit())
         {
             return Err(Error::corrupt(path, "the backup id is not 32 hex digits"));
+        }
+        if let Some(chunks) = &sidecar.history.chunks {
+            if sidecar.version < 5 {
+                return Err(Error::corrupt(
+                    path,
+                    format!(
+                        "a version {} sidecar names history chunks (version 5 introduced them)",
+                        sidecar.version
+                    ),
+                ));
+            }
+            chunks
+                .check()
+                .map_err(|reason| Error::corrupt(path, reason))?;
         }
         sidecar
             .weights
@@ -363,13 +380,19 @@ pub fn read_tensors_from(bytes: &[u8], path: &Path) -> Result<Vec<Tensor>> {
     Ok(out)
 }
 
-/// Builds the full state from a verified sidecar and its decoded weights file.
-pub fn state_of(sidecar: &Sidecar, weights: &[u8], path: &Path) -> Result<TrainState> {
+/// Builds the full state from a verified sidecar, its whole history and its decoded weights
+/// file.
+pub fn state_of(
+    sidecar: &Sidecar,
+    history: History,
+    weights: &[u8],
+    path: &Path,
+) -> Result<TrainState> {
     let d = decode(weights, path)?;
     Ok(TrainState {
         params: d.params,
         slots: d.slots,
-        meta: sidecar.meta(),
+        meta: sidecar.meta(history),
         batch_stats: d.stats,
         callback_tensors: d.callback_tensors,
     })

@@ -3,6 +3,7 @@
 
 use super::dir::{LATEST, LEASE, LOCK, MARKER, PREVIOUS, TMP_PREFIX};
 use super::format::check_file_name;
+use super::history_chunks::check_chunk_name;
 use super::place::Place;
 use super::restore::{Decision, Loaded, decide, verify};
 use crate::error::{Error, Result};
@@ -81,6 +82,8 @@ pub struct StateSummary {
     pub weights_bytes: u64,
     /// Its digest, in words (one SHA-256, or one per part).
     pub weights_digest: String,
+    /// The history chunk files its history was read from, oldest first (version 5).
+    pub history_chunks: Vec<String>,
     /// Finished epochs in the history.
     pub epochs_done: usize,
     /// Last epoch's logs.
@@ -216,8 +219,9 @@ fn summary(l: &Loaded) -> StateSummary {
         weights_file: s.weights.file.clone(),
         weights_bytes: s.weights.bytes,
         weights_digest: s.weights.describe_digest(),
-        epochs_done: s.history.len(),
-        last_logs: s.history.last().cloned(),
+        history_chunks: l.history_chunks.iter().map(|c| c.file.clone()).collect(),
+        epochs_done: l.state.meta.history.len(),
+        last_logs: l.state.meta.history.last().cloned(),
         saved_at_unix_ms: s.saved_at_unix_ms,
         layers: s.fingerprint.layer_lines(),
         superseded_saves: s.superseded_saves,
@@ -273,6 +277,21 @@ fn role(name: &str, marked: bool, sidecars: &[SidecarReport]) -> String {
     if !users.is_empty() {
         return format!("weights, verified (SHA-256 matches {})", users.join(", "));
     }
+    let users: Vec<&str> = sidecars
+        .iter()
+        .filter(|s| {
+            s.state
+                .as_ref()
+                .is_some_and(|st| st.history_chunks.iter().any(|c| c == name))
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    if !users.is_empty() {
+        return format!(
+            "history chunk, verified (SHA-256 chain from {})",
+            users.join(", ")
+        );
+    }
     match name {
         MARKER => return "marker (this is a wgfit backup directory)".into(),
         LOCK => return "lock file".into(),
@@ -288,6 +307,14 @@ fn role(name: &str, marked: bool, sidecars: &[SidecarReport]) -> String {
             "weights, NOT verified (see the unusable sidecar above)".into()
         } else {
             "weights, unreferenced (removed by the next run if wgfit wrote it)".into()
+        };
+    }
+    if check_chunk_name(name).is_ok() {
+        let failed = sidecars.iter().any(|s| s.present && s.state.is_none());
+        return if failed {
+            "history chunk, NOT verified (see the unusable sidecar above)".into()
+        } else {
+            "history chunk, unreferenced (removed by the next run if wgfit wrote it)".into()
         };
     }
     "not a wgfit file".into()

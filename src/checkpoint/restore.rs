@@ -9,9 +9,10 @@
 
 use super::dir::{LATEST, PREVIOUS};
 use super::format::{self, Sidecar};
+use super::history_chunks::{self, ChunkRef};
 use super::place::Place;
 use crate::error::{Error, Result};
-use crate::state::{Fingerprint, TrainState};
+use crate::state::{Fingerprint, History, TrainState};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -26,6 +27,9 @@ pub struct Loaded {
     pub sidecar_bytes: Vec<u8>,
     /// The state.
     pub state: TrainState,
+    /// The history chunk files of its history, oldest first (the state's sealed history
+    /// chunks, in order).
+    pub history_chunks: Vec<ChunkRef>,
 }
 
 /// What a run given these options does with the backup directory.
@@ -135,17 +139,20 @@ fn load(dir: &Place, name: &str, now: Option<&Fingerprint>) -> Result<Loaded, Un
             return Err(Unusable::Mismatch(differences));
         }
     }
-    let state = read_state(dir, &sidecar).map_err(damaged)?;
+    let (history, history_chunks) =
+        history_chunks::read_history(dir, &sidecar.history).map_err(damaged)?;
+    let state = read_state(dir, &sidecar, history).map_err(damaged)?;
     Ok(Loaded {
         sidecar_path: path,
         sidecar,
         sidecar_bytes: bytes,
         state,
+        history_chunks,
     })
 }
 
 /// Reads a sidecar's weights file, checked against the sidecar before it is read.
-fn read_state(dir: &Place, sidecar: &Sidecar) -> Result<TrainState> {
+fn read_state(dir: &Place, sidecar: &Sidecar, history: History) -> Result<TrainState> {
     let expected = &sidecar.weights;
     let path = dir.join(&expected.file);
     let limit = sidecar.fingerprint.max_state_bytes();
@@ -166,7 +173,7 @@ fn read_state(dir: &Place, sidecar: &Sidecar) -> Result<TrainState> {
     // bytes is safe: the decoder treats its input as hostile (and is fuzzed as such).
     let (verified, state) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| expected.verify(&weights));
-        let state = format::state_of(sidecar, &weights, &path);
+        let state = format::state_of(sidecar, history, &weights, &path);
         (hashing.join(), state)
     });
     verified

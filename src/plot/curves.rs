@@ -160,7 +160,7 @@ impl Curves {
     /// The curves of a run's history and events. Only resume, fallback and preemption events
     /// are marked: every run starts, so a start says nothing.
     pub fn from_history(history: &History, events: &[RunEvent]) -> Curves {
-        let mut rows: Vec<_> = history.epochs.iter().collect();
+        let mut rows: Vec<_> = history.iter().collect();
         // Sorted by epoch so that lines run left to right whatever order the file had.
         rows.sort_by_key(|e| e.epoch);
         let lr_key = LEARNING_RATE_KEYS
@@ -342,19 +342,16 @@ mod tests {
     use crate::{EpochLogs, Logs};
 
     fn history(rows: &[&[(&str, f64)]]) -> History {
-        History {
-            epochs: rows
-                .iter()
-                .enumerate()
-                .map(|(epoch, logs)| EpochLogs {
-                    epoch,
-                    logs: logs
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), *v))
-                        .collect::<Logs>(),
-                })
-                .collect(),
-        }
+        rows.iter()
+            .enumerate()
+            .map(|(epoch, logs)| EpochLogs {
+                epoch,
+                logs: logs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect::<Logs>(),
+            })
+            .collect()
     }
 
     #[test]

@@ -98,9 +98,7 @@ fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>> {
 /// The history of rows in any order; a repeated epoch keeps its last row.
 fn history_of(rows: Vec<EpochLogs>) -> History {
     let by_epoch: BTreeMap<usize, EpochLogs> = rows.into_iter().map(|r| (r.epoch, r)).collect();
-    History {
-        epochs: by_epoch.into_values().collect(),
-    }
+    by_epoch.into_values().collect()
 }
 
 /// The events recorded in a backup directory's `latest.json` (none in an older sidecar).

@@ -387,18 +387,16 @@ fn legend_position(panel: &Panel, frame: &Frame) -> SeriesLabelPosition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EpochLogs, EventKind, History, Logs, RunEvent};
+    use crate::{EpochLogs, EventKind, Logs, RunEvent};
 
     fn curves(metrics: &[(&str, f64)], events: &[RunEvent]) -> Curves {
         let logs: Logs = metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        let history = History {
-            epochs: (0..3)
-                .map(|epoch| EpochLogs {
-                    epoch,
-                    logs: logs.clone(),
-                })
-                .collect(),
-        };
+        let history = (0..3)
+            .map(|epoch| EpochLogs {
+                epoch,
+                logs: logs.clone(),
+            })
+            .collect();
         Curves::from_history(&history, events)
     }
 

@@ -43,20 +43,18 @@ pub fn learning_rate(e: usize) -> f64 {
 
 /// Six epochs, `val_loss` NaN in epoch 2.
 pub fn history() -> History {
-    History {
-        epochs: (0..6)
-            .map(|e| EpochLogs {
-                epoch: e,
-                logs: Logs::from([
-                    ("loss".to_string(), LOSS[e]),
-                    ("val_loss".to_string(), VAL_LOSS[e]),
-                    ("accuracy".to_string(), ACCURACY[e]),
-                    ("val_accuracy".to_string(), VAL_ACCURACY[e]),
-                    ("learning_rate".to_string(), learning_rate(e)),
-                ]),
-            })
-            .collect(),
-    }
+    (0..6)
+        .map(|e| EpochLogs {
+            epoch: e,
+            logs: Logs::from([
+                ("loss".to_string(), LOSS[e]),
+                ("val_loss".to_string(), VAL_LOSS[e]),
+                ("accuracy".to_string(), ACCURACY[e]),
+                ("val_accuracy".to_string(), VAL_ACCURACY[e]),
+                ("learning_rate".to_string(), learning_rate(e)),
+            ]),
+        })
+        .collect()
 }
 
 pub fn curves() -> Curves {

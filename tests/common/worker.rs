@@ -9,8 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use wgfit::{BackupAndRestore, Callback, Context, SaveFreq};
 
-/// Epochs every worker trains.
+/// Epochs every worker trains (but LONG's).
 pub const EPOCHS: usize = 6;
+/// Epochs of LONG: two history chunks of 64 epochs and a few more.
+pub const LONG_EPOCHS: usize = 2 * wgfit::HISTORY_CHUNK + 5;
 
 /// Prints "training from global step <n>" once training starts (after the backup's restore,
 /// which runs before it), so a test knows signals are being caught and where the run
@@ -112,8 +114,12 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
     } else {
         model()
     };
+    // LONG: 16 samples (2 steps an epoch) for LONG_EPOCHS epochs, a history of chunks.
+    let long = env("WGFIT_WORKER_LONG").is_some();
     let data = if env("WGFIT_WORKER_GPT").is_some() {
         gpt_data()
+    } else if long {
+        data().split_tail(74.0 / 90.0).unwrap().0
     } else {
         data()
     };
@@ -128,7 +134,7 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         wgfit::FitOptions {
             data_on,
             validation_split,
-            ..options(EPOCHS)
+            ..options(if long { LONG_EPOCHS } else { EPOCHS })
         },
         &mut [&mut backup, &mut Announce, &mut stop, &mut slow],
     )?;

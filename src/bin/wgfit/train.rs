@@ -250,11 +250,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
                 epoch + 1,
                 callbacks.monitor
             );
-            history
-                .epochs
-                .iter()
-                .find(|e| e.epoch == epoch)
-                .map(|e| &e.logs)
+            history.iter().find(|e| e.epoch == epoch).map(|e| &e.logs)
         }
         None => history.last(),
     };
@@ -441,7 +437,7 @@ fn write_history(
     events: &[RunEvent],
     format: HistoryFormat,
 ) -> CliResult {
-    let mut all: Vec<&String> = history.epochs.iter().flat_map(|e| e.logs.keys()).collect();
+    let mut all: Vec<&String> = history.iter().flat_map(|e| e.logs.keys()).collect();
     all.sort();
     all.dedup();
     let names = metric_order(all);
@@ -453,7 +449,7 @@ fn write_history(
                 s.push_str(n);
             }
             s.push('\n');
-            for e in &history.epochs {
+            for e in history.iter() {
                 s.push_str(&e.epoch.to_string());
                 for n in &names {
                     s.push(',');
@@ -467,7 +463,6 @@ fn write_history(
         }
         HistoryFormat::Json => {
             let rows: Vec<serde_json::Value> = history
-                .epochs
                 .iter()
                 .map(|e| {
                     let mut row = serde_json::Map::new();
