@@ -32,6 +32,15 @@ fn replace_weights(dir: &Path, bytes: &[u8]) {
     std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
 }
 
+/// A SHA-256 whose first 16 digits are the chunk names' below.
+const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// An edit that makes the sidecar's history name the chunk `file` (`sha256`, `count`).
+fn chunk_ref(file: &'static str, sha256: &str, count: usize) -> Box<dyn Fn(&mut Value)> {
+    let chunks = json!({"file": file, "sha256": sha256, "count": count});
+    Box::new(move |v| v["history"]["chunks"] = chunks.clone())
+}
+
 /// Restores without double_checkpoint: must fail with a named reason and touch nothing.
 fn refused(dir: &Path, what: &str) -> String {
     let before = dir_contents(dir);
@@ -152,37 +161,27 @@ fn crafted_sidecars_are_refused() {
         ),
         (
             "a history chunk outside the directory",
-            Box::new(
-                |v| v["history"]["chunks"] = json!({"file": "../history-0-0123456789abcdef.json", "sha256": "0123456789abcdef".repeat(4), "count": 1}),
-            ),
+            chunk_ref("../history-0-0123456789abcdef.json", DIGEST, 1),
             "is not of the form history-<index>-<digest>.json",
         ),
         (
             "a history chunk whose name disagrees with its digest",
-            Box::new(
-                |v| v["history"]["chunks"] = json!({"file": "history-0-0123456789abcdef.json", "sha256": "f".repeat(64), "count": 1}),
-            ),
+            chunk_ref("history-0-0123456789abcdef.json", &"f".repeat(64), 1),
             "its name agrees with",
         ),
         (
             "a history chunk of another index than its count",
-            Box::new(
-                |v| v["history"]["chunks"] = json!({"file": "history-3-0123456789abcdef.json", "sha256": "0123456789abcdef".repeat(4), "count": 1}),
-            ),
+            chunk_ref("history-3-0123456789abcdef.json", DIGEST, 1),
             "does not give its index 0",
         ),
         (
             "a chain of 0 history chunks",
-            Box::new(
-                |v| v["history"]["chunks"] = json!({"file": "history-0-0123456789abcdef.json", "sha256": "0123456789abcdef".repeat(4), "count": 0}),
-            ),
+            chunk_ref("history-0-0123456789abcdef.json", DIGEST, 0),
             "a chain of 0 chunks",
         ),
         (
             "a history chunk that is not there",
-            Box::new(
-                |v| v["history"]["chunks"] = json!({"file": "history-0-0123456789abcdef.json", "sha256": "0123456789abcdef".repeat(4), "count": 1}),
-            ),
+            chunk_ref("history-0-0123456789abcdef.json", DIGEST, 1),
             "the history chunk is missing",
         ),
         (

@@ -14,16 +14,16 @@ use wgfit::{BackupAndRestore, Dataset, FitOptions};
 
 const LONG: usize = 10_000;
 const SHORT: usize = 10;
-/// Epochs in each window whose training speed is compared.
-const WINDOW: usize = 200;
+/// Epochs in each block whose training speed is compared.
+const BLOCK: usize = 1_000;
 
-/// Trains `epochs` epochs of one batch with a backup every epoch that is kept at the end;
-/// returns the instant each epoch began.
+/// Trains up to `epochs` epochs of one batch with a backup every epoch in `dir` (resuming
+/// what it holds), kept at the end; returns the instant `fit` was called and its hook clock.
 fn train(
     dir: &Path,
     data: &Dataset,
     epochs: usize,
-) -> Result<Vec<Instant>, Box<dyn std::error::Error>> {
+) -> Result<(Instant, HookClock), Box<dyn std::error::Error>> {
     let mut model = w1_model()?;
     let mut backup = BackupAndRestore::new(dir)?.delete_checkpoint(false);
     let mut clock = HookClock::default();
@@ -33,13 +33,25 @@ fn train(
         seed: 42,
         ..Default::default()
     };
+    let called = Instant::now();
     model.fit(data, options, &mut [&mut backup, &mut clock])?;
-    Ok(clock.after)
+    Ok((called, clock))
 }
 
-/// Seconds per epoch over `WINDOW` epochs from `from`.
+/// Resumes the kept backup in `dir` for one more epoch: seconds from calling `fit` (the
+/// model built, the GPU context open) to the first trained batch.
+fn resume(dir: &Path, data: &Dataset) -> Result<f64, Box<dyn std::error::Error>> {
+    let epochs = checkpoint::load_sidecar(dir, LATEST)?.sidecar.epoch + 1;
+    let (called, clock) = train(dir, data, epochs)?;
+    let first = clock
+        .first_batch_begin
+        .ok_or("the resumed run trained no batch")?;
+    Ok((first - called).as_secs_f64())
+}
+
+/// Seconds per epoch over `BLOCK` epochs from `from`.
 fn per_epoch(begins: &[Instant], from: usize) -> f64 {
-    (begins[from + WINDOW] - begins[from]).as_secs_f64() / WINDOW as f64
+    (begins[from + BLOCK] - begins[from]).as_secs_f64() / BLOCK as f64
 }
 
 pub fn bench_history(bench: &mut Bench, reps: usize) -> BenchResult {
@@ -53,24 +65,45 @@ pub fn bench_history(bench: &mut Bench, reps: usize) -> BenchResult {
     let tmp = tempfile::tempdir()?;
     let long = tmp.path().join("long");
     let short = tmp.path().join("short");
-    let begins = train(&long, &data, LONG)?;
+    let begins = train(&long, &data, LONG)?.1.after;
     train(&short, &data, SHORT)?;
-    let early = per_epoch(&begins, SHORT);
-    let late = per_epoch(&begins, LONG - WINDOW);
+    // Each block of BLOCK epochs (the first from epoch 1: epoch 0 compiles the kernels).
+    let blocks: Vec<f64> = (0..LONG / BLOCK)
+        .map(|b| per_epoch(&begins, (b * BLOCK).clamp(1, LONG - BLOCK)) * 1e3)
+        .collect();
+    let (early, late) = (blocks[0], blocks[blocks.len() - 1]);
     bench.report(
         "history",
-        "epoch with a save, epochs 10-210",
-        early * 1e3,
+        "epoch with a save, epochs 1-1000",
+        early,
         "ms",
-        json!({}),
+        json!({"every_block_ms": blocks}),
     );
     bench.report(
         "history",
-        "epoch with a save, epochs 9800-10000",
-        late * 1e3,
+        "epoch with a save, epochs 9000-10000",
+        late,
         "ms",
-        json!({"ratio_to_early": late / early}),
+        json!({"ratio_to_first_block": late / early}),
     );
+
+    // Whole resumes, interleaved (each trains one more epoch: the history grows by one).
+    let mut resume_s = [Vec::new(), Vec::new()];
+    for _ in 0..reps.max(5) {
+        for (i, path) in [&short, &long].into_iter().enumerate() {
+            resume_s[i].push(resume(path, &data)?);
+        }
+    }
+    for (i, epochs) in [SHORT, LONG].into_iter().enumerate() {
+        let ratio = median(&resume_s[i]) / median(&resume_s[0]);
+        bench.report(
+            "history",
+            format!("resume to first batch at epoch {epochs}"),
+            median(&resume_s[i]) * 1e3,
+            "ms",
+            json!({"ratio_to_10": ratio, "min": min(&resume_s[i]) * 1e3, "max": max(&resume_s[i]) * 1e3}),
+        );
+    }
 
     // Commits and restores of each backup, interleaved. A commit writes the restored state
     // again (as a resumed run's first save does); the first, untimed, writes nothing new.

@@ -301,21 +301,17 @@ fn role(name: &str, marked: bool, sidecars: &[SidecarReport]) -> String {
     if name.starts_with(TMP_PREFIX) {
         return "unfinished write (removed by the next run)".into();
     }
-    if check_file_name(name).is_ok() {
-        let failed = sidecars.iter().any(|s| s.present && s.state.is_none());
-        return if failed {
-            "weights, NOT verified (see the unusable sidecar above)".into()
-        } else {
-            "weights, unreferenced (removed by the next run if wgfit wrote it)".into()
-        };
+    let kind = if check_file_name(name).is_ok() {
+        "weights"
+    } else if check_chunk_name(name).is_ok() {
+        "history chunk"
+    } else {
+        return "not a wgfit file".into();
+    };
+    // A file of wgfit's form that no verified sidecar references.
+    if sidecars.iter().any(|s| s.present && s.state.is_none()) {
+        format!("{kind}, NOT verified (see the unusable sidecar above)")
+    } else {
+        format!("{kind}, unreferenced (removed by the next run if wgfit wrote it)")
     }
-    if check_chunk_name(name).is_ok() {
-        let failed = sidecars.iter().any(|s| s.present && s.state.is_none());
-        return if failed {
-            "history chunk, NOT verified (see the unusable sidecar above)".into()
-        } else {
-            "history chunk, unreferenced (removed by the next run if wgfit wrote it)".into()
-        };
-    }
-    "not a wgfit file".into()
 }
