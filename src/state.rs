@@ -46,7 +46,6 @@ pub struct EpochLogs {
 /// that every value a run logs survives a save and a restore.
 pub mod log_values {
     use super::Logs;
-    use serde::de::Error as _;
     use serde::ser::SerializeMap;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::BTreeMap;
@@ -64,26 +63,44 @@ pub mod log_values {
         }
     }
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Number(f64),
-        Name(String),
+    /// Reads a value straight from the parser's number or string (an untagged enum would
+    /// buffer every value first: restoring a long history spends its time here).
+    struct ValueVisitor;
+
+    impl serde::de::Visitor<'_> for ValueVisitor {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number, \"NaN\", \"Infinity\" or \"-Infinity\"")
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+            Ok(Value(v))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+            Ok(Value(v as f64))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+            Ok(Value(v as f64))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Value, E> {
+            match name {
+                "NaN" => Ok(Value(f64::NAN)),
+                "Infinity" => Ok(Value(f64::INFINITY)),
+                "-Infinity" => Ok(Value(f64::NEG_INFINITY)),
+                _ => Err(E::custom(format!(
+                    "{name:?} is not a number, \"NaN\", \"Infinity\" or \"-Infinity\""
+                ))),
+            }
+        }
     }
 
     impl<'de> Deserialize<'de> for Value {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            match Raw::deserialize(d)? {
-                Raw::Number(v) => Ok(Value(v)),
-                Raw::Name(name) => match name.as_str() {
-                    "NaN" => Ok(Value(f64::NAN)),
-                    "Infinity" => Ok(Value(f64::INFINITY)),
-                    "-Infinity" => Ok(Value(f64::NEG_INFINITY)),
-                    _ => Err(D::Error::custom(format!(
-                        "{name:?} is not a number, \"NaN\", \"Infinity\" or \"-Infinity\""
-                    ))),
-                },
-            }
+            d.deserialize_any(ValueVisitor)
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 /// Epochs per sealed chunk of a [`History`], and per history chunk file of a backup. Small
 /// enough that the inline tail of a sidecar stays a few kilobytes, large enough that a
-/// history of 10 000 epochs is 157 files (bench/NOTES.md, "Saves at epoch 10 000").
+/// history of 10 000 epochs is 156 files (bench/NOTES.md, "Saves at epoch 10 000").
 pub const HISTORY_CHUNK: usize = 64;
 
 /// The per-epoch logs of a run, as Keras's `History`: entry `i` is the logs of epoch `i` of
@@ -205,6 +205,28 @@ mod tests {
             assert_eq!(back, h);
             let plain = serde_json::json!({ "epochs": (0..n).map(epoch).collect::<Vec<_>>() });
             assert_eq!(serde_json::to_value(&h).unwrap(), plain);
+        }
+    }
+
+    #[test]
+    fn log_values_read_numbers_and_the_names_of_non_finite_ones() {
+        let json = r#"{"epochs": [{"epoch": 0, "logs": {"a": "NaN", "b": "Infinity",
+            "c": "-Infinity", "d": 3, "e": -2, "f": 0.1, "g": 5e-324}}]}"#;
+        let h: History = serde_json::from_str(json).unwrap();
+        let logs = &h[0].logs;
+        assert!(logs["a"].is_nan());
+        assert_eq!(
+            [
+                logs["b"], logs["c"], logs["d"], logs["e"], logs["f"], logs["g"]
+            ],
+            [f64::INFINITY, f64::NEG_INFINITY, 3.0, -2.0, 0.1, 5e-324]
+        );
+        for (bad, says) in [("\"nan\"", "is not a number"), ("true", "invalid type")] {
+            let json = format!(r#"{{"epochs": [{{"epoch": 0, "logs": {{"a": {bad}}}}}]}}"#);
+            let err = serde_json::from_str::<History>(&json)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{bad}: {err}");
         }
     }
 
