@@ -10,15 +10,15 @@
 
 use super::format::{self, Sidecar, WeightsRef};
 use super::handle::DirHandle;
-use super::history_chunks::{self, ChunkRef, HistoryRecord};
+use super::history_chunks::{self, HistoryChunks, HistoryRecord};
 use super::place::{Hold, Place};
 use super::remote::{Lease, LeaseWatch, Location, Remote};
 use super::restore::Loaded;
 use crate::checksum;
 use crate::error::{Error, Result};
-use crate::state::{EpochLogs, Fingerprint, History, StateMeta};
+use crate::state::{Fingerprint, StateMeta};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -101,12 +101,8 @@ pub struct BackupDir {
     /// commit may still land, naming its weights, so none is swept until this run's own first
     /// commit has made that impossible.
     sweep_deferred: bool,
-    /// The history chunks on disk that hold the sealed chunks of this run's history, in
-    /// order: each is written once (a chunk is immutable, so the same `Arc` is the same file).
-    history_written: Vec<(Arc<[EpochLogs]>, ChunkRef)>,
-    /// Each history chunk file seen → the chunk it names as its predecessor, so that finding
-    /// the chunks the sidecars reference reads only chunk files not seen before.
-    chunk_links: HashMap<String, Option<String>>,
+    /// The history chunk files of this run's history, and the chain links seen.
+    chunks: HistoryChunks,
 }
 
 impl BackupDir {
@@ -154,8 +150,7 @@ impl BackupDir {
             superseded_before: 0,
             fence_token: Some(owner),
             sweep_deferred: false,
-            history_written: Vec::new(),
-            chunk_links: HashMap::new(),
+            chunks: HistoryChunks::default(),
         })
     }
 
@@ -222,8 +217,7 @@ impl BackupDir {
             superseded_before: 0,
             fence_token: None,
             sweep_deferred: false,
-            history_written: Vec::new(),
-            chunk_links: HashMap::new(),
+            chunks: HistoryChunks::default(),
         })
     }
 
@@ -250,41 +244,8 @@ impl BackupDir {
     pub(crate) fn adopt(&mut self, loaded: &Loaded) {
         self.last_committed = Some(loaded.sidecar_bytes.clone());
         self.superseded_before = loaded.sidecar.superseded_saves;
-        let sealed = loaded.state.meta.history.sealed();
-        self.history_written = sealed
-            .iter()
-            .cloned()
-            .zip(loaded.history_chunks.iter().cloned())
-            .collect();
-        for (i, chunk) in loaded.history_chunks.iter().enumerate() {
-            let previous = i
-                .checked_sub(1)
-                .map(|p| loaded.history_chunks[p].file.clone());
-            self.chunk_links.insert(chunk.file.clone(), previous);
-        }
-    }
-
-    /// Writes the sealed chunks of `history` that are not on disk yet (normally none, or the
-    /// one sealed since the last commit) and returns the newest chunk's reference.
-    fn write_history_chunks(&mut self, history: &History) -> Result<Option<ChunkRef>> {
-        let sealed = history.sealed();
-        let same = self
-            .history_written
-            .iter()
-            .zip(sealed)
-            .take_while(|((written, _), chunk)| Arc::ptr_eq(written, chunk))
-            .count();
-        self.history_written.truncate(same);
-        for (index, chunk) in sealed.iter().enumerate().skip(same) {
-            let previous = self.history_written.last().map(|(_, r)| r.clone());
-            let (reference, bytes) =
-                history_chunks::encode(&self.marker.id, index, previous.as_ref(), chunk)?;
-            self.write(&reference.file, &[&bytes])?;
-            self.chunk_links
-                .insert(reference.file.clone(), previous.map(|p| p.file));
-            self.history_written.push((chunk.clone(), reference));
-        }
-        Ok(self.history_written.last().map(|(_, r)| r.clone()))
+        self.chunks
+            .adopt(loaded.state.meta.history.sealed(), &loaded.history_chunks);
     }
 
     /// Weights and history chunk files the committed sidecars reference; `None` when a
@@ -298,33 +259,13 @@ impl BackupDir {
                 Ok(Some(bytes)) => {
                     let sidecar = serde_json::from_slice::<Sidecar>(&bytes).ok()?;
                     names.insert(sidecar.weights.file);
-                    let mut next = sidecar.history.chunks.map(|c| c.file);
-                    while let Some(chunk) = next {
-                        if !names.insert(chunk.clone()) {
-                            break;
-                        }
-                        next = self.chunk_previous(&chunk)?;
-                    }
+                    let head = sidecar.history.chunks.map(|c| c.file);
+                    self.chunks.chain(&self.place, head, &mut names)?;
                 }
                 Err(_) => return None,
             }
         }
         Some(names)
-    }
-
-    /// The chunk history chunk `name` names as its predecessor, read from the file only the
-    /// first time; `None` when it cannot be read.
-    fn chunk_previous(&mut self, name: &str) -> Option<Option<String>> {
-        if let Some(previous) = self.chunk_links.get(name) {
-            return Some(previous.clone());
-        }
-        let bytes = self
-            .place
-            .read(name, history_chunks::MAX_CHUNK_BYTES)
-            .ok()??;
-        let previous = history_chunks::chunk_previous(&bytes)?;
-        self.chunk_links.insert(name.to_string(), previous.clone());
-        Some(previous)
     }
 
     fn tmp_name(&self, name: &str) -> String {
@@ -383,7 +324,15 @@ impl BackupDir {
         }
         // Hashing (its parts on every core) and writing each take a pass over the bytes; they
         // run side by side.
-        let history_head = self.write_history_chunks(&meta.history)?;
+        let (place, dir_id) = (&self.place, &self.marker.id);
+        let history_head = self.chunks.write(&meta.history, dir_id, |name, bytes| {
+            place.write(
+                name,
+                &format!("{TMP_PREFIX}{dir_id}-{name}"),
+                &[bytes],
+                true,
+            )
+        })?;
         let (written, parts) = std::thread::scope(|scope| {
             let hashing = scope.spawn(|| checksum::parts_hex_of(weights, checksum::PART_BYTES));
             (self.write_new(&file, weights), hashing.join())
@@ -475,13 +424,7 @@ impl BackupDir {
                 // Not a regular file, or not readable: not provably ours.
                 self.place.weights_backup_id(&name).as_deref() == Some(self.id())
             } else if history_chunks::check_chunk_name(&name).is_ok() && unreferenced {
-                let bytes = self
-                    .place
-                    .read(&name, history_chunks::MAX_CHUNK_BYTES)
-                    .ok()
-                    .flatten();
-                bytes.as_deref().and_then(history_chunks::chunk_backup_id)
-                    == Some(self.id().to_string())
+                history_chunks::backup_id_of(&self.place, &name).as_deref() == Some(self.id())
             } else {
                 false
             };

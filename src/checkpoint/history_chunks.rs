@@ -9,12 +9,13 @@ use crate::checksum;
 use crate::error::{Error, Result};
 use crate::state::{EpochLogs, HISTORY_CHUNK, History};
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The `format` field of a history chunk file.
 pub const CHUNK_FORMAT: &str = "wgfit-history";
 /// A chunk file larger than this is not read (64 epochs of logs are kilobytes).
-pub(crate) const MAX_CHUNK_BYTES: u64 = 16 << 20;
+const MAX_CHUNK_BYTES: u64 = 16 << 20;
 /// Hex digits of the digest in a chunk's file name.
 const NAME_DIGEST_DIGITS: usize = 16;
 
@@ -147,17 +148,93 @@ pub(crate) fn encode(
     Ok((reference, bytes))
 }
 
-/// The backup id a chunk file's bytes record, if they are a chunk file.
-pub(crate) fn chunk_backup_id(bytes: &[u8]) -> Option<String> {
-    let file: ChunkFile = serde_json::from_slice(bytes).ok()?;
-    (file.format == CHUNK_FORMAT).then_some(file.backup_id)
+/// The chunk file `name` in `place`, if it can be read and is one.
+fn chunk_file(place: &Place, name: &str) -> Option<ChunkFile> {
+    let bytes = place.read(name, MAX_CHUNK_BYTES).ok()??;
+    let file: ChunkFile = serde_json::from_slice(&bytes).ok()?;
+    (file.format == CHUNK_FORMAT).then_some(file)
 }
 
-/// The chunk a chunk file's bytes name as its predecessor (`Some(None)`: the first chunk;
-/// `None`: not a chunk file).
-pub(crate) fn chunk_previous(bytes: &[u8]) -> Option<Option<String>> {
-    let file: ChunkFile = serde_json::from_slice(bytes).ok()?;
-    (file.format == CHUNK_FORMAT).then_some(file.previous.map(|p| p.file))
+/// The backup id the chunk file `name` records, if it is one (what makes it wgfit's).
+pub(crate) fn backup_id_of(place: &Place, name: &str) -> Option<String> {
+    chunk_file(place, name).map(|f| f.backup_id)
+}
+
+/// What a backup directory knows of its history chunk files: those that hold the sealed
+/// chunks of this run's history, and each chunk file's predecessor.
+#[derive(Debug, Default)]
+pub(crate) struct HistoryChunks {
+    /// The chunk files of this run's sealed chunks, in order: each is written once (a chunk
+    /// is immutable, so the same `Arc` is the same file).
+    written: Vec<(Arc<[EpochLogs]>, ChunkRef)>,
+    /// Each chunk file seen → the chunk it names as its predecessor, so that finding the
+    /// chunks the sidecars reference reads only chunk files not seen before.
+    links: HashMap<String, Option<String>>,
+}
+
+impl HistoryChunks {
+    /// Remembers the chunk files (`chain`, oldest first) a restored history's `sealed`
+    /// chunks were read from.
+    pub fn adopt(&mut self, sealed: &[Arc<[EpochLogs]>], chain: &[ChunkRef]) {
+        self.written = sealed.iter().cloned().zip(chain.iter().cloned()).collect();
+        for (i, chunk) in chain.iter().enumerate() {
+            let previous = i.checked_sub(1).map(|p| chain[p].file.clone());
+            self.links.insert(chunk.file.clone(), previous);
+        }
+    }
+
+    /// Writes, through `write(name, bytes)`, the sealed chunks of `history` that are not
+    /// on disk yet (normally none, or the one sealed since the last commit) as chunk files
+    /// of the backup `backup_id`; returns the newest chunk's reference.
+    pub fn write(
+        &mut self,
+        history: &History,
+        backup_id: &str,
+        mut write: impl FnMut(&str, &[u8]) -> Result<bool>,
+    ) -> Result<Option<ChunkRef>> {
+        let sealed = history.sealed();
+        let same = self
+            .written
+            .iter()
+            .zip(sealed)
+            .take_while(|((written, _), chunk)| Arc::ptr_eq(written, chunk))
+            .count();
+        self.written.truncate(same);
+        for (index, chunk) in sealed.iter().enumerate().skip(same) {
+            let previous = self.written.last().map(|(_, r)| r.clone());
+            let (reference, bytes) = encode(backup_id, index, previous.as_ref(), chunk)?;
+            write(&reference.file, &bytes)?;
+            self.links
+                .insert(reference.file.clone(), previous.map(|p| p.file));
+            self.written.push((chunk.clone(), reference));
+        }
+        Ok(self.written.last().map(|(_, r)| r.clone()))
+    }
+
+    /// Adds to `names` the chunk files of the chain whose newest is `head`, reading only the
+    /// chunk files not seen before; `None` when one cannot be read.
+    pub fn chain(
+        &mut self,
+        place: &Place,
+        head: Option<String>,
+        names: &mut HashSet<String>,
+    ) -> Option<()> {
+        let mut next = head;
+        while let Some(chunk) = next {
+            if !names.insert(chunk.clone()) {
+                break;
+            }
+            next = match self.links.get(&chunk) {
+                Some(previous) => previous.clone(),
+                None => {
+                    let previous = chunk_file(place, &chunk)?.previous.map(|p| p.file);
+                    self.links.insert(chunk, previous.clone());
+                    previous
+                }
+            };
+        }
+        Some(())
+    }
 }
 
 /// Reads the whole history a sidecar records: every chunk of its chain, each checked
