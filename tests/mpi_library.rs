@@ -9,9 +9,8 @@
 
 mod mpi_support;
 
-use std::io::Read;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use mpi_support::line;
+use std::time::Duration;
 use wgfit::callbacks::LambdaCallback;
 use wgfit::{
     Activation, Callback, Dataset, Dense, EarlyStopping, Error, FitOptions, Loss, Sequential, Sgd,
@@ -97,49 +96,9 @@ fn case_is(name: &str) -> bool {
     std::env::var("CASE").is_ok_and(|c| c == name)
 }
 
-/// Runs `case` on 2 ranks; the ranks' lines, or a failure if the job does not end in 60 s.
+/// Runs `case` on 2 ranks (see [`mpi_support::run_ranks`]).
 fn run(case: &str) -> (String, Duration) {
-    let started = Instant::now();
-    let mut child = mpi_support::launcher(2)
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "rank",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CASE", case)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let mut out = String::new();
-            let _ = child.stdout.take().unwrap().read_to_string(&mut out);
-            panic!("case {case}: the job still runs after 60 s (a rank waits for ever):\n{out}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let o = child.wait_with_output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "case {case}: {:?}\n{out}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (out, started.elapsed())
-}
-
-/// The line rank `r` printed.
-fn line(out: &str, r: usize) -> String {
-    let prefix = format!("rank {r}: ");
-    out.lines()
-        .find_map(|l| l.find(&prefix).map(|at| l[at + prefix.len()..].to_string()))
-        .unwrap_or_else(|| panic!("no line of rank {r} in\n{out}"))
+    mpi_support::run_ranks(case, 2)
 }
 
 /// BatchNormalization's statistics over each rank's share would make N ranks train otherwise

@@ -1,8 +1,9 @@
 //! DP: data-parallel training of W1 over MPI (`--features mpi`): per step, the compute time
 //! (this rank's share forward and backward, gradients read back), the communication time (the
-//! all-gather of every rank's gradients) and the ordered sum with the update, and the bytes
-//! each rank receives. Run it alone (1 rank, the same code path) and under
-//! `mpirun -np 2 ... bench dp`; rank 0 reports.
+//! reduce-scatter of the gradients and the all-gather of the summed shards), the ordered sum
+//! of the rank's shard with the update, and the bytes each rank sends (and receives: as
+//! many). Run it alone (1 rank, the same code path) and under `mpirun -np 2 ... bench dp`;
+//! rank 0 reports.
 
 use crate::{Bench, BenchResult, median};
 use serde_json::json;
@@ -40,7 +41,9 @@ pub fn bench_dp(bench: &mut Bench, reps: usize) -> BenchResult {
         per_step.iter().map(|t| 1e3 * f(t) / steps(t)).collect()
     };
     let (compute, comm, reduce) = (ms(|t| t.compute_s), ms(|t| t.comm_s), ms(|t| t.reduce_s));
-    let bytes = per_step.first().map_or(0.0, |t| t.bytes as f64 / steps(t));
+    let bytes = per_step
+        .first()
+        .map_or(0.0, |t| t.sent_bytes as f64 / steps(t));
     let total = median(&compute) + median(&comm) + median(&reduce);
     let extra = json!({
         "ranks": ranks,
@@ -72,7 +75,7 @@ pub fn bench_dp(bench: &mut Bench, reps: usize) -> BenchResult {
         "fraction",
         extra.clone(),
     );
-    bench.report("DP", name("bytes in/step"), bytes, "bytes", extra);
+    bench.report("DP", name("bytes out/step"), bytes, "bytes", extra);
     drop(mpi);
     Ok(())
 }

@@ -12,25 +12,38 @@ use super::Group;
 use crate::error::{Error, Result};
 
 /// Bytes of a header: a tag, the exchange's length, and the failure's message (truncated).
-const HEADER_BYTES: usize = 256;
+pub(super) const HEADER_BYTES: usize = 256;
 const MESSAGE_AT: usize = 16;
 
 /// What an all-gather carries: ranks at different exchanges of equal length are told apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Gathered {
-    /// A step's gradient shares.
+    /// A step's gradient shares: the reduce-scatter (each rank's shard of every rank's
+    /// gradients, with the shares' statistics).
     Step = 1,
     /// The run every rank must share, before training.
     Agreement = 2,
     /// The parameters' digests, at the start and the end of training.
     Parameters = 3,
+    /// A step's summed shards: the all-gather after the reduce-scatter.
+    Sums = 4,
 }
 
 impl Gathered {
     fn from_code(code: u8) -> Option<Gathered> {
-        [Gathered::Step, Gathered::Agreement, Gathered::Parameters]
-            .into_iter()
-            .find(|g| *g as u8 == code)
+        [
+            Gathered::Step,
+            Gathered::Agreement,
+            Gathered::Parameters,
+            Gathered::Sums,
+        ]
+        .into_iter()
+        .find(|g| *g as u8 == code)
+    }
+
+    /// Whether this exchange is part of a training step (counted by the step timings).
+    pub(super) fn is_step(self) -> bool {
+        matches!(self, Gathered::Step | Gathered::Sums)
     }
 
     fn words(self) -> &'static str {
@@ -38,6 +51,7 @@ impl Gathered {
             Gathered::Step => "a step's gradients",
             Gathered::Agreement => "what the ranks must share",
             Gathered::Parameters => "the parameters' digests",
+            Gathered::Sums => "a step's summed gradients",
         }
     }
 }

@@ -42,6 +42,9 @@ pub trait Exchange: Send + Sync {
     fn size(&self) -> usize;
     /// Every rank's `send` (all of the same length), concatenated in rank order.
     fn all_gather(&self, send: &[u8]) -> Result<Vec<u8>>;
+    /// `send` is one block per rank, all of the same length (block `s` for rank `s`); returns
+    /// the block each rank sent this one, in rank order.
+    fn all_to_all(&self, send: &[u8]) -> Result<Vec<u8>>;
     /// Rank 0's `bytes` on every rank (the others' `bytes` are ignored).
     fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>>;
 }
@@ -81,10 +84,36 @@ impl Group {
     pub(crate) fn all_gather(&self, what: Gathered, send: &[u8]) -> Result<Vec<u8>> {
         let started = std::time::Instant::now();
         lockstep::announce(self, &lockstep::Announce::Gather(what, send.len() as u64))?;
-        let out = self.exchange.all_gather(send);
+        let out = self.exchange.all_gather(send)?;
+        // This rank's bytes go to each other rank; theirs come back beside its own.
+        let others = self.size() - 1;
+        self.count(what, started, others * send.len(), out.len() - send.len());
+        Ok(out)
+    }
+
+    /// The blocks the ranks sent this one (`send`: one block per rank, block `s` for rank
+    /// `s`), in rank order (after the ranks said they all do this).
+    pub(crate) fn all_to_all(&self, what: Gathered, send: &[u8]) -> Result<Vec<u8>> {
+        let started = std::time::Instant::now();
+        lockstep::announce(self, &lockstep::Announce::Gather(what, send.len() as u64))?;
+        let out = self.exchange.all_to_all(send)?;
+        // One block to each other rank, and one from each, beside the one it kept.
+        let (others, block) = (self.size() - 1, send.len() / self.size());
+        self.count(what, started, others * block, out.len() - block);
+        Ok(out)
+    }
+
+    /// Adds a step's exchange to the timings: its time, and the bytes this rank sent to the
+    /// other ranks and received from them, with the announcement before it (a header to and
+    /// from each).
+    fn count(&self, what: Gathered, started: std::time::Instant, sent: usize, received: usize) {
+        if !what.is_step() {
+            return;
+        }
         COMM_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        COMM_BYTES.fetch_add(send.len() as u64 * self.size() as u64, Ordering::Relaxed);
-        out
+        let headers = (self.size() - 1) * lockstep::HEADER_BYTES;
+        SENT_BYTES.fetch_add((sent + headers) as u64, Ordering::Relaxed);
+        RECEIVED_BYTES.fetch_add((received + headers) as u64, Ordering::Relaxed);
     }
 
     /// Rank 0's `bytes` on every rank (after the ranks said they all do this).
@@ -110,9 +139,10 @@ static ACTIVE: std::sync::Mutex<Option<Group>> = std::sync::Mutex::new(None);
 static IN_FIT: AtomicBool = AtomicBool::new(false);
 /// The preemption signal the ranks agreed on at the last exchange (0: none).
 static AGREED_SIGNAL: AtomicI32 = AtomicI32::new(0);
-/// Time and bytes of the exchanges and of the steps, for `bench dp`.
+/// Time and bytes of the steps' exchanges and of the steps, for `bench dp`.
 static COMM_NANOS: AtomicU64 = AtomicU64::new(0);
-static COMM_BYTES: AtomicU64 = AtomicU64::new(0);
+static SENT_BYTES: AtomicU64 = AtomicU64::new(0);
+static RECEIVED_BYTES: AtomicU64 = AtomicU64::new(0);
 static COMPUTE_NANOS: AtomicU64 = AtomicU64::new(0);
 static REDUCE_NANOS: AtomicU64 = AtomicU64::new(0);
 static STEPS: AtomicU64 = AtomicU64::new(0);
@@ -152,12 +182,17 @@ pub struct Timings {
     pub steps: u64,
     /// Seconds of forward and backward on the rank's share, with the gradients' readback.
     pub compute_s: f64,
-    /// Seconds inside the all-gather of gradients.
+    /// Seconds inside the step's exchanges (the reduce-scatter and the all-gather).
     pub comm_s: f64,
-    /// Seconds of the upload and the ordered sum of the gathered gradients with the update.
+    /// Seconds of the upload and the ordered sum of this rank's shard, the readback of the
+    /// sum, and the update.
     pub reduce_s: f64,
-    /// Bytes the all-gathers delivered to this rank (every rank's message).
-    pub bytes: u64,
+    /// Bytes the steps' exchanges sent from this rank to the others, as handed to MPI: each
+    /// exchange's announcement header, the reduce-scatter's blocks (each with the share's
+    /// 16-byte statistics) and the all-gather's shard.
+    pub sent_bytes: u64,
+    /// Bytes the steps' exchanges brought this rank from the others, as MPI returned them.
+    pub received_bytes: u64,
 }
 
 /// The step timings so far.
@@ -168,7 +203,8 @@ pub fn timings() -> Timings {
         compute_s: s(&COMPUTE_NANOS),
         comm_s: s(&COMM_NANOS),
         reduce_s: s(&REDUCE_NANOS),
-        bytes: COMM_BYTES.load(Ordering::Relaxed),
+        sent_bytes: SENT_BYTES.load(Ordering::Relaxed),
+        received_bytes: RECEIVED_BYTES.load(Ordering::Relaxed),
     }
 }
 
@@ -176,7 +212,8 @@ pub fn timings() -> Timings {
 pub fn reset_timings() {
     for a in [
         &COMM_NANOS,
-        &COMM_BYTES,
+        &SENT_BYTES,
+        &RECEIVED_BYTES,
         &COMPUTE_NANOS,
         &REDUCE_NANOS,
         &STEPS,
@@ -185,10 +222,21 @@ pub fn reset_timings() {
     }
 }
 
-/// Adds one step's compute and reduction time (called by the engine).
-pub(crate) fn record_step_times(compute: std::time::Duration, reduce: std::time::Duration) {
+/// Nanoseconds spent in the steps' exchanges so far.
+pub(crate) fn comm_nanos() -> u64 {
+    COMM_NANOS.load(Ordering::Relaxed)
+}
+
+/// Adds one step's compute and reduction time (called by the engine): `reduce` less the
+/// exchanges inside it, `comm_in_reduce` nanoseconds.
+pub(crate) fn record_step_times(
+    compute: std::time::Duration,
+    reduce: std::time::Duration,
+    comm_in_reduce: u64,
+) {
     COMPUTE_NANOS.fetch_add(compute.as_nanos() as u64, Ordering::Relaxed);
-    REDUCE_NANOS.fetch_add(reduce.as_nanos() as u64, Ordering::Relaxed);
+    let reduce = (reduce.as_nanos() as u64).saturating_sub(comm_in_reduce);
+    REDUCE_NANOS.fetch_add(reduce, Ordering::Relaxed);
     STEPS.fetch_add(1, Ordering::Relaxed);
 }
 

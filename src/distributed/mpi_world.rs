@@ -82,6 +82,14 @@ impl Exchange for World {
         Ok(out)
     }
 
+    fn all_to_all(&self, send: &[u8]) -> Result<Vec<u8>> {
+        let world = SimpleCommunicator::world();
+        let mut out = vec![0u8; send.len()];
+        // MPI moves the bytes only: no arithmetic, so no reduction algorithm can change a bit.
+        world.all_to_all_into(send, &mut out[..]);
+        Ok(out)
+    }
+
     fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
         let world = SimpleCommunicator::world();
         let root = world.process_at_rank(0);

@@ -1,43 +1,88 @@
-//! The GPU side of a distributed step: read back this rank's gradients, and after the
-//! exchange sum every rank's in rank order with the gradient accumulation kernels, then update.
+//! The GPU side of a distributed step: an ordered reduce-scatter, then an all-gather.
+//!
+//! The trainable elements are cut into N shards (at multiples of 64 elements, balanced).
+//! After the backward pass each rank reads its gradients back and sends shard `s` of them to
+//! rank `s` (an all-to-all of raw bytes: MPI does no arithmetic). Rank `s` then sums the N
+//! contributions to its shard in rank order with the gradient accumulation kernels, and the
+//! ranks all-gather the summed shards, so each holds the whole sum. Each rank sends and
+//! receives 2(N−1)/N of the gradients' bytes per step, as a ring all-reduce does, where an
+//! all-gather of every rank's gradients moves N−1 times them.
 //!
 //! Share r of global step s is micro-batch `j = (s-1)·N + r + 1` of the one-rank run with
-//! `--accumulate N·K`: the same launch (`acc += g`, or `g = (g + acc) / (N·K)` then clipping
-//! and the update) on the same bytes, in the same order, so the same bits.
+//! `--accumulate N·K`: on each element, the same launch (`acc += g`, or `g = (g + acc) /
+//! (N·K)`) on the same bytes in the same order, so the same bits. A step that does not update
+//! gathers the running sums (the accumulator, which a backup saves whole); one that does
+//! gathers the mean gradients, then every rank clips and updates the whole model alike.
 
 use super::update::{Accumulate, accumulate_launches};
 use super::{GpuParams, Workspace};
-use crate::distributed::{Group, StepMessage, decode_steps};
+use crate::distributed::{Gathered, Group, StepMessage, decode_steps};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+
+/// Shards start and end at multiples of this many elements (256 bytes: a storage binding's
+/// offset alignment, and the parameters' own alignment).
+const SHARD_ALIGN: usize = 64;
 
 /// What a distributed run keeps on the GPU besides the model.
 pub(crate) struct Reducer {
     pub group: Group,
-    /// Every rank's gradients of the step, rank after rank (copied from, never bound).
-    gathered: wgpu::Buffer,
+    /// Each rank's shard of the trainable elements: `(first, len)`.
+    shards: Vec<(usize, usize)>,
+    /// Elements of the longest shard: what each shard travels as (shorter ones padded).
+    width: usize,
+    /// The N contributions to this rank's shard, rank after rank, `width` apart (copied from,
+    /// never bound).
+    received: wgpu::Buffer,
     /// This rank's gradients and its share's statistics, read back after the backward pass.
     staging: wgpu::Buffer,
-    /// `acc += g` and `g = (g + acc) / (N·K)` over the model's accumulator (`--accumulate K`
-    /// above 1) or one of the reducer's own (left zero at every step's end, so not saved).
+    /// This rank's summed shard, read back for the all-gather.
+    sum_staging: wgpu::Buffer,
+    /// `acc += g` and `g = (g + acc) / (N·K)` over this rank's shard of the gradients and of
+    /// the model's accumulator (`--accumulate K` above 1) or of the reducer's own (left zero
+    /// at every step's end, so not saved).
     launches: Accumulate,
+    /// The reducer's own accumulator, when the model has none.
+    own: Option<wgpu::Buffer>,
     /// K, the optimizer's accumulation steps.
     accumulation: u64,
     // Kept alive for the launches' bind groups.
     _buffers: Vec<wgpu::Buffer>,
 }
 
+/// `len` elements cut into `ranks` shards at multiples of [`SHARD_ALIGN`], balanced (their
+/// lengths differ by at most `SHARD_ALIGN`; some may be empty when `len` is small).
+pub(crate) fn shards(len: usize, ranks: usize) -> Vec<(usize, usize)> {
+    let units = len.div_ceil(SHARD_ALIGN);
+    let cut = |r: usize| (r * units / ranks * SHARD_ALIGN).min(len);
+    (0..ranks).map(|r| (cut(r), cut(r + 1) - cut(r))).collect()
+}
+
+/// The parts of `pieces` (the model's binding pieces) inside `first..first + len`.
+fn within(pieces: &[(usize, usize)], (first, len): (usize, usize)) -> Vec<(usize, usize)> {
+    pieces
+        .iter()
+        .filter_map(|&(p, n)| {
+            let (start, end) = (p.max(first), (p + n).min(first + len));
+            (start < end).then(|| (start, end - start))
+        })
+        .collect()
+}
+
 impl Reducer {
     pub fn new(params: &GpuParams, group: Group) -> Result<Self> {
         let gpu = &params.gpu;
-        let bytes = params.len as u64 * 4;
         let ranks = group.size();
-        let gathered = gpu.storage_in_pieces("gathered gradients", bytes * ranks as u64)?;
-        let staging = gpu.staging("gradient readback", bytes + 8)?;
+        let shards = shards(params.trainable_len, ranks);
+        let width = shards.iter().map(|s| s.1).max().unwrap_or(0).max(1);
+        let received =
+            gpu.storage_in_pieces("received gradient shards", (width * ranks * 4) as u64)?;
+        let staging = gpu.staging("gradient readback", params.trainable_len as u64 * 4 + 8)?;
+        let sum_staging = gpu.staging("summed shard readback", width as u64 * 4)?;
         let accumulation = u64::from(params.optimizer.accumulation_steps());
         let own = match &params.accumulator {
             Some(_) => None,
-            None => Some(gpu.storage_in_pieces("rank gradient sum", bytes)?),
+            None => Some(gpu.storage_in_pieces("rank gradient sum", params.len as u64 * 4)?),
         };
         let acc = match (&params.accumulator, &own) {
             (Some(slot), _) => &slot.buffer,
@@ -46,14 +91,17 @@ impl Reducer {
         };
         let divisor = u32::try_from(ranks as u64 * accumulation)
             .map_err(|_| Error::config("ranks", "ranks × accumulation steps is too large"))?;
-        let (launches, mut buffers) =
-            accumulate_launches(gpu, &params.grads, acc, &params.chunks, divisor);
-        buffers.extend(own);
+        let mine = within(&params.chunks, shards[group.rank()]);
+        let (launches, buffers) = accumulate_launches(gpu, &params.grads, acc, &mine, divisor);
         Ok(Reducer {
             group,
-            gathered,
+            shards,
+            width,
+            received,
             staging,
+            sum_staging,
             launches,
+            own,
             accumulation,
             _buffers: buffers,
         })
@@ -67,22 +115,23 @@ impl Reducer {
         work: &Workspace,
         step: usize,
     ) {
-        let bytes = params.len as u64 * 4;
+        let bytes = params.trainable_len as u64 * 4;
         encoder.copy_buffer_to_buffer(&params.grads, 0, &self.staging, 0, bytes);
         encoder.copy_buffer_to_buffer(&work.stats, step as u64 * 8, &self.staging, bytes, 8);
     }
 
-    /// This rank's message for the step (after the readback's submission): its gradients,
-    /// statistics, rows and the preemption signal it caught.
-    pub fn message(&self, gpu: &Gpu, params: &GpuParams, rows: usize) -> Result<Vec<u8>> {
-        let bytes = params.len as u64 * 4;
+    /// This rank's blocks of the reduce-scatter (after the readback's submission): for each
+    /// rank, its statistics, rows and the preemption signal it caught, then that rank's shard
+    /// of its gradients (padded to the widest shard).
+    pub fn blocks(&self, gpu: &Gpu, params: &GpuParams, rows: usize) -> Result<Vec<u8>> {
+        let bytes = params.trainable_len * 4;
         let raw = gpu.map_read(
             &self.staging,
-            bytes + 8,
+            bytes as u64 + 8,
             "reading gradients for the exchange",
         )?;
         let stat = |i: usize| {
-            let at = bytes as usize + 4 * i;
+            let at = bytes + 4 * i;
             f32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]])
         };
         let header = StepMessage {
@@ -91,36 +140,44 @@ impl Reducer {
             loss: stat(0),
             correct: stat(1),
         };
-        Ok(header.encode(&raw[..bytes as usize]))
+        let mut out = Vec::with_capacity(self.shards.len() * (16 + self.width * 4));
+        for &(first, len) in &self.shards {
+            let mut block = header.encode(&raw[first * 4..(first + len) * 4]);
+            block.resize(block.len() + (self.width - len) * 4, 0);
+            out.extend_from_slice(&block);
+        }
+        Ok(out)
     }
 
-    /// After the exchange: the agreed signal, the batch's statistics (the shares' losses
-    /// weighted by rows, summed in f64 in rank order), and the ordered sum of the gradients
-    /// with the update when this global step completes one. `done` is the global steps
-    /// before this one.
+    /// After the reduce-scatter (`received`: every rank's block for this one): the agreed
+    /// signal, the batch's statistics (the shares' losses weighted by rows, summed in f64 in
+    /// rank order), the ordered sum of this rank's shard, the all-gather of the sums, and the
+    /// update when this global step completes one. `done` is the global steps before this
+    /// one.
     pub fn reduce(
         &self,
         params: &GpuParams,
         work: &Workspace,
         step: usize,
         done: u64,
-        all: &[u8],
+        received: &[u8],
     ) -> Result<()> {
         let gpu = &params.gpu;
         let ranks = self.group.size();
-        let messages = decode_steps(all, ranks)?;
-        let bytes = params.len as u64 * 4;
+        let messages = decode_steps(received, ranks)?;
         let signal = messages.iter().map(|(m, _)| m.signal).find(|&s| s != 0);
         crate::distributed::set_agreed_signal(signal.unwrap_or(0) as i32);
+        let (first, len) = self.shards[self.group.rank()];
+        let width = self.width as u64 * 4;
         let (mut loss, mut correct, mut rows) = (0f64, 0f32, 0f64);
-        for (r, (m, grads)) in messages.iter().enumerate() {
-            if grads.len() as u64 != bytes {
+        for (r, (m, shard)) in messages.iter().enumerate() {
+            if shard.len() as u64 != width {
                 return Err(Error::internal(format!(
-                    "rank {r} sent {} bytes of gradients, not {bytes}",
-                    grads.len()
+                    "rank {r} sent a shard of {} bytes, not {width}",
+                    shard.len()
                 )));
             }
-            gpu.write(&self.gathered, r as u64 * bytes, grads);
+            gpu.write(&self.received, r as u64 * width, &shard[..len * 4]);
             loss += f64::from(m.loss) * f64::from(m.rows);
             correct += m.correct;
             rows += f64::from(m.rows);
@@ -129,35 +186,99 @@ impl Reducer {
         gpu.write(&work.stats, step as u64 * 8, bytemuck::cast_slice(&stats));
 
         let group = ranks as u64 * self.accumulation;
+        let update = ((done + 1) * ranks as u64).is_multiple_of(group);
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         for r in 0..ranks {
-            encoder.copy_buffer_to_buffer(
-                &self.gathered,
-                r as u64 * bytes,
-                &params.grads,
-                0,
-                bytes,
-            );
+            if len > 0 {
+                let from = r as u64 * width;
+                let (to, n) = (first as u64 * 4, len as u64 * 4);
+                encoder.copy_buffer_to_buffer(&self.received, from, &params.grads, to, n);
+            }
             let mut pass = encoder.begin_compute_pass(&Default::default());
             let micro = done * ranks as u64 + r as u64 + 1;
-            if !micro.is_multiple_of(group) {
+            let launches = match micro.is_multiple_of(group) {
+                // g ← (g_r + acc) / (N·K), acc ← 0
+                true => &self.launches.average,
                 // acc ← acc + g_r
-                self.launches
-                    .add
-                    .iter()
-                    .for_each(|a| a.record(&mut pass, step as u32));
-                continue;
-            }
-            // g ← (g_r + acc) / (N·K), acc ← 0; clipping; the update
-            let launches = self
-                .launches
-                .average
+                false => &self.launches.add,
+            };
+            launches
                 .iter()
-                .chain(&params.clip)
-                .chain(&work.update);
-            launches.for_each(|a| a.record(&mut pass, step as u32));
+                .for_each(|a| a.record(&mut pass, step as u32));
+        }
+        // This rank's sum: the mean gradients of an update, else the running sums.
+        let acc = self.accumulator(params)?;
+        let sums = if update { &params.grads } else { acc };
+        if len > 0 {
+            let (at, n) = (first as u64 * 4, len as u64 * 4);
+            encoder.copy_buffer_to_buffer(sums, at, &self.sum_staging, 0, n);
         }
         gpu.queue.submit([encoder.finish()]);
+        let mut mine = gpu.map_read(
+            &self.sum_staging,
+            len as u64 * 4,
+            "reading the summed shard",
+        )?;
+        mine.resize(self.width * 4, 0);
+        let all = self.group.all_gather(Gathered::Sums, &mine)?;
+        for (r, &(at, n)) in self.shards.iter().enumerate() {
+            if r != self.group.rank() && n > 0 {
+                let shard = &all[r * self.width * 4..][..n * 4];
+                gpu.write(sums, at as u64 * 4, shard);
+            }
+        }
+        if update {
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            // The other shards of this rank's accumulator still hold the running sums that
+            // their owners zeroed.
+            encoder.clear_buffer(acc, 0, None);
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            // Clipping, then the update, of the whole model, alike on every rank.
+            for launch in params.clip.iter().chain(&work.update) {
+                launch.record(&mut pass, step as u32);
+            }
+            drop(pass);
+            gpu.queue.submit([encoder.finish()]);
+        }
         Ok(())
+    }
+
+    /// The accumulator the ranks' sums run in: the model's, or the reducer's own.
+    fn accumulator<'a>(&'a self, params: &'a GpuParams) -> Result<&'a wgpu::Buffer> {
+        match (&params.accumulator, &self.own) {
+            (Some(slot), _) => Ok(&slot.buffer),
+            (None, Some(own)) => Ok(own),
+            (None, None) => Err(Error::internal("no accumulator for the rank sum")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_every_element_once_balanced_at_multiples_of_64() {
+        for (len, ranks) in [(64, 1), (64, 4), (5248, 3), (5248, 4), (6400, 7), (128, 3)] {
+            let s = shards(len, ranks);
+            assert_eq!(s.len(), ranks);
+            let mut next = 0;
+            for &(first, n) in &s {
+                assert_eq!(first, next, "{len} over {ranks}: {s:?}");
+                assert_eq!(first % SHARD_ALIGN, 0);
+                next = first + n;
+            }
+            assert_eq!(next, len);
+            let (most, least) = (s.iter().map(|x| x.1).max(), s.iter().map(|x| x.1).min());
+            assert!(most.unwrap() - least.unwrap() <= SHARD_ALIGN, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn pieces_within_a_shard_are_cut_at_its_ends() {
+        let pieces = [(0, 128), (128, 256), (384, 64)];
+        assert_eq!(within(&pieces, (64, 128)), vec![(64, 64), (128, 64)]);
+        assert_eq!(within(&pieces, (0, 448)), pieces.to_vec());
+        assert_eq!(within(&pieces, (448, 0)), vec![]);
     }
 }

@@ -170,8 +170,9 @@ impl<'a> Run<'a> {
     }
 
     /// One distributed step: this rank's share forward and backward, its gradients read back
-    /// and exchanged (the whole step waits for it: no overlap with the backward pass yet),
-    /// then every rank's summed in rank order and the update.
+    /// and reduce-scattered (the whole step waits for it: no overlap with the backward pass
+    /// yet), then this rank's shard of every rank's summed in rank order, the sums
+    /// all-gathered and the update.
     fn distributed_step(&mut self, step: usize) -> Result<()> {
         let Some(reducer) = self.reducer.as_ref() else {
             return Err(Error::internal("a distributed step without its reducer"));
@@ -188,15 +189,16 @@ impl<'a> Run<'a> {
         );
         reducer.record_readback(self.recorder.encoder(&device), self.params, self.work, step);
         self.recorder.finish(&self.params.gpu, "training batches")?;
-        let message = reducer.message(&self.params.gpu, self.params, self.work.rows(step))?;
+        let blocks = reducer.blocks(&self.params.gpu, self.params, self.work.rows(step))?;
         let computed = started.elapsed();
-        let all = reducer
+        let received = reducer
             .group
-            .all_gather(crate::distributed::Gathered::Step, &message)?;
-        let reducing = std::time::Instant::now();
+            .all_to_all(crate::distributed::Gathered::Step, &blocks)?;
+        let (reducing, comm) = (std::time::Instant::now(), crate::distributed::comm_nanos());
         let done = self.epoch_iteration + step as u64;
-        reducer.reduce(self.params, self.work, step, done, &all)?;
-        crate::distributed::record_step_times(computed, reducing.elapsed());
+        reducer.reduce(self.params, self.work, step, done, &received)?;
+        let comm_in_reduce = crate::distributed::comm_nanos() - comm;
+        crate::distributed::record_step_times(computed, reducing.elapsed(), comm_in_reduce);
         Ok(())
     }
 

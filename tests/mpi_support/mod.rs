@@ -2,7 +2,7 @@
 //! ranks' process ids (to signal one), and the summary a rank prints.
 #![allow(dead_code)]
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -235,4 +235,51 @@ pub fn wait_for_epochs(path: &Path, epochs: usize, child: &mut Child) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Runs this test binary's ignored `rank` test on `ranks` ranks with `CASE` set to `case`:
+/// what the ranks printed, and how long the job took. A job that runs past 60 s (a rank waits
+/// for ever) or fails is a test failure.
+pub fn run_ranks(case: &str, ranks: usize) -> (String, Duration) {
+    let started = Instant::now();
+    let mut child = launcher(ranks)
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "rank",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CASE", case)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let mut out = String::new();
+            let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+            panic!("case {case}: the job still runs after 60 s (a rank waits for ever):\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "case {case}: {:?}\n{out}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (out, started.elapsed())
+}
+
+/// The line rank `r` printed as `rank r: …` (what follows the prefix).
+pub fn line(out: &str, r: usize) -> String {
+    let prefix = format!("rank {r}: ");
+    out.lines()
+        .find_map(|l| l.find(&prefix).map(|at| l[at + prefix.len()..].to_string()))
+        .unwrap_or_else(|| panic!("no line of rank {r} in\n{out}"))
 }
