@@ -37,34 +37,86 @@ pub fn parts_hex(bytes: &[u8], part_bytes: u64) -> Vec<String> {
 /// One SHA-256 per `part_bytes` of the pieces laid end to end (the last part may be shorter;
 /// no bytes give no parts), computed on up to every core. `part_bytes` must not be 0.
 pub fn parts_hex_of(pieces: &[&[u8]], part_bytes: u64) -> Vec<String> {
+    let unchecked = parts_hex_checked(pieces, part_bytes, &|_: u64, _: &[u8]| Ok::<(), ()>(()));
+    match unchecked {
+        Ok(digests) => digests,
+        Err(()) => unreachable!("a check that always passes failed"),
+    }
+}
+
+/// A check of the bytes at an offset of a file (see [`parts_hex_checked`]).
+pub type BlockCheck<'a, E> = dyn Fn(u64, &[u8]) -> Result<(), E> + Sync + 'a;
+
+/// Bytes handed to the check of [`parts_hex_checked`] at a time, and hashed right after,
+/// while they are still in the core's cache.
+const CHECK_BLOCK: u64 = 256 << 10;
+
+/// [`parts_hex_of`] with `check` run on every byte in the same pass, while each block is
+/// hashed: `check(offset, bytes)` is handed the bytes at `offset` of the file (blocks of at
+/// most 256 KiB, cut at multiples of 4 bytes when `part_bytes` is and the pieces are). The
+/// error of the first failing block in file order is returned, after every thread stopped.
+pub fn parts_hex_checked<E: Send>(
+    pieces: &[&[u8]],
+    part_bytes: u64,
+    check: &BlockCheck<'_, E>,
+) -> Result<Vec<String>, E> {
     assert!(part_bytes > 0, "a digest part of 0 bytes");
     let total: u64 = pieces.iter().map(|p| p.len() as u64).sum();
     let count = total.div_ceil(part_bytes) as usize;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, count.max(1));
-    let mut digests = vec![String::new(); count];
+    let mut digests: Vec<Result<String, E>> = (0..count).map(|_| Ok(String::new())).collect();
+    // The first part that failed so far: the threads skip the parts after it.
+    let failed = std::sync::atomic::AtomicUsize::new(usize::MAX);
     // Part k goes to thread k % threads, so every thread has parts all through the file.
     std::thread::scope(|scope| {
-        let mut slots: Vec<Vec<(usize, &mut String)>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut slots: Vec<Vec<(usize, &mut Result<String, E>)>> =
+            (0..threads).map(|_| Vec::new()).collect();
         for (k, slot) in digests.iter_mut().enumerate() {
             slots[k % threads].push((k, slot));
         }
+        let failed = &failed;
         for mine in slots {
             scope.spawn(move || {
                 for (k, slot) in mine {
+                    if k > failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
                     let start = k as u64 * part_bytes;
                     let end = (start + part_bytes).min(total);
-                    let mut hasher = Sha256::new();
-                    for piece in range_of(pieces, start, end) {
-                        hasher.update(piece);
+                    *slot = hash_part(pieces, start, end, check);
+                    if slot.is_err() {
+                        failed.fetch_min(k, std::sync::atomic::Ordering::Relaxed);
                     }
-                    *slot = to_hex(&hasher.finalize());
                 }
             });
         }
     });
-    digests
+    // Every part before the first failing one was checked, so the first error in the list
+    // is the first in the file.
+    digests.into_iter().collect()
+}
+
+/// The SHA-256 of bytes `start..end` of `pieces`, each block checked before it is hashed.
+fn hash_part<E>(
+    pieces: &[&[u8]],
+    start: u64,
+    end: u64,
+    check: &BlockCheck<'_, E>,
+) -> Result<String, E> {
+    let mut hasher = Sha256::new();
+    let mut offset = start;
+    while offset < end {
+        let block_end = ((offset / CHECK_BLOCK + 1) * CHECK_BLOCK).min(end);
+        for piece in range_of(pieces, offset, block_end) {
+            check(offset, piece)?;
+            hasher.update(piece);
+            offset += piece.len() as u64;
+        }
+        offset = block_end;
+    }
+    Ok(to_hex(&hasher.finalize()))
 }
 
 /// The slices of `pieces` (laid end to end) that cover bytes `start..end`.
@@ -104,5 +156,37 @@ mod tests {
         assert_eq!(odd.len(), 4);
         assert_eq!(odd[3], hex(&bytes[900..]));
         assert!(parts_hex(&[], 100).is_empty());
+    }
+
+    /// The check sees every byte once, at its offset, and its first failure in file order is
+    /// the error, however the parts fall to the threads.
+    #[test]
+    fn the_check_sees_every_byte_at_its_offset_and_the_first_failure_wins() {
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 250) as u8).collect();
+        let (a, b) = bytes.split_at(1_000_003);
+        let seen = std::sync::Mutex::new(vec![0u8; bytes.len()]);
+        let digests = parts_hex_checked(&[a, b], 1 << 20, &|at: u64, block: &[u8]| {
+            let mut seen = seen.lock().unwrap();
+            for (i, byte) in block.iter().enumerate() {
+                assert_eq!(*byte, bytes[at as usize + i], "offset {}", at as usize + i);
+                seen[at as usize + i] += 1;
+            }
+            Ok::<(), u64>(())
+        })
+        .unwrap();
+        assert!(seen.into_inner().unwrap().iter().all(|&n| n == 1));
+        assert_eq!(digests, parts_hex(&bytes, 1 << 20));
+        // Bytes 251 are planted at 1.5 MB and 2.5 MB: the first is reported.
+        let mut bad = bytes.clone();
+        bad[1_500_000] = 251;
+        bad[2_500_000] = 251;
+        let err = parts_hex_checked(&[&bad], 1 << 20, &|at: u64, block: &[u8]| match block
+            .iter()
+            .position(|&b| b == 251)
+        {
+            Some(i) => Err(at + i as u64),
+            None => Ok(()),
+        });
+        assert_eq!(err, Err(1_500_000));
     }
 }

@@ -105,6 +105,18 @@ fn divergence_stops_with_an_error_and_commits_only_finite_states() {
         Error::Diverged { global_step, .. } => assert!(committed.sidecar.global_step < global_step),
         _ => unreachable!(),
     }
+    // The refused state's file was written beside its hashing, then taken away: the only
+    // weights file left is the committed one.
+    let weights: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
+    assert_eq!(
+        weights,
+        vec![committed.sidecar.weights.file.clone()],
+        "{weights:?}"
+    );
 }
 
 #[test]

@@ -218,9 +218,9 @@ fn commit(
     let mut dir = dir.lock().map_err(poisoned)?;
     let id = dir.id().to_string();
     // The file streams from the mapped snapshot to the disk. A diverged state is refused
-    // before anything is written: the backup keeps the last finite one.
-    snapshot.write_file(&id, |weights, meta| {
-        dir.commit(weights, meta, fingerprint, double, superseded)
+    // before anything names it: the backup keeps the last finite one.
+    snapshot.write_file(&id, |weights, check, meta| {
+        dir.commit_checked(weights, check, meta, fingerprint, double, superseded)
     })
 }
 

@@ -81,6 +81,9 @@ fn random_id() -> String {
     format!("{:016x}{:016x}", half(1), half(2))
 }
 
+/// A check of a state's bytes, run as they are hashed (see [`BackupDir::commit`]).
+pub(crate) type WeightsCheck<'a> = checksum::BlockCheck<'a, Error>;
+
 /// A backup directory taken by this process: marked as wgfit's, locked (or leased, on an
 /// object store) until dropped.
 #[derive(Debug)]
@@ -308,6 +311,22 @@ impl BackupDir {
         double_checkpoint: bool,
         superseded: u64,
     ) -> Result<()> {
+        let (double, check) = (double_checkpoint, &|_: u64, _: &[u8]| Ok(()));
+        self.commit_checked(weights, check, meta, fingerprint, double, superseded)
+    }
+
+    /// [`BackupDir::commit`], with `check` run on every byte of the weights (at its offset)
+    /// in the pass that hashes them: its error (a diverged state) ends the commit before
+    /// anything names the file, which is then removed.
+    pub(crate) fn commit_checked(
+        &mut self,
+        weights: &[&[u8]],
+        check: &WeightsCheck<'_>,
+        meta: &StateMeta,
+        fingerprint: &Fingerprint,
+        double_checkpoint: bool,
+        superseded: u64,
+    ) -> Result<()> {
         let p = meta.position;
         self.hold.confirm()?;
         self.fence()?;
@@ -322,8 +341,8 @@ impl BackupDir {
                 break;
             }
         }
-        // Hashing (its parts on every core) and writing each take a pass over the bytes; they
-        // run side by side.
+        // Hashing (its parts on every core, with the check) and writing each take a pass over
+        // the bytes; they run side by side.
         let (place, dir_id) = (&self.place, &self.marker.id);
         let history_head = self.chunks.write(&meta.history, dir_id, |name, bytes| {
             place.write(
@@ -334,11 +353,20 @@ impl BackupDir {
             )
         })?;
         let (written, parts) = std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| checksum::parts_hex_of(weights, checksum::PART_BYTES));
+            let hashing =
+                scope.spawn(|| checksum::parts_hex_checked(weights, checksum::PART_BYTES, check));
             (self.write_new(&file, weights), hashing.join())
         });
-        written?;
         let parts = parts.map_err(|_| Error::internal("the checksum thread panicked"))?;
+        let parts = match (written, parts) {
+            (Ok(_), Ok(parts)) => parts,
+            (written, parts) => {
+                // Nothing names the file: take it away (a sweep would, at the next commit).
+                let _ = self.place.remove(&file);
+                written?;
+                return Err(parts.err().unwrap_or_else(|| Error::internal("no error")));
+            }
+        };
         // The weights' name must be durable before a sidecar can point to it.
         self.place.sync()?;
 

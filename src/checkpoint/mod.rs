@@ -19,6 +19,7 @@ mod crash_states;
 
 use crate::error::{Error, Result};
 use crate::state::Tensor;
+pub(crate) use dir::WeightsCheck;
 pub use dir::{BackupDir, LATEST, MARKER, PREVIOUS};
 #[doc(hidden)]
 pub use format::read_tensors_from;
