@@ -13,6 +13,8 @@ pub struct Knob {
     pub unit: &'static str,
     /// The smallest value that makes sense.
     pub min: u64,
+    /// The largest.
+    pub max: u64,
 }
 
 /// How long a wait on the GPU may take before it is a hang (0 times out at once, for tests).
@@ -20,39 +22,54 @@ pub const GPU_TIMEOUT_MS: Knob = Knob {
     name: "WGFIT_GPU_TIMEOUT_MS",
     unit: "milliseconds",
     min: 0,
+    max: u64::MAX,
 };
 /// The most bytes one piece of the parameters may bind (below the adapter's limit).
 pub const MAX_BINDING_BYTES: Knob = Knob {
     name: "WGFIT_MAX_BINDING_BYTES",
     unit: "bytes",
     min: 256,
+    max: u64::MAX,
 };
 /// The most bytes a data set may have to stay on the GPU (below the adapter's limit).
 pub const RESIDENT_LIMIT_BYTES: Knob = Knob {
     name: "WGFIT_RESIDENT_LIMIT_BYTES",
     unit: "bytes",
     min: 0,
+    max: u64::MAX,
 };
 /// How long an object-store request is retried.
 pub const STORE_RETRY_SECONDS: Knob = Knob {
     name: "WGFIT_STORE_RETRY_SECONDS",
     unit: "seconds",
     min: 0,
+    max: u64::MAX,
 };
 /// How long an object-store backup's lease lasts without renewal.
 pub const LEASE_SECONDS: Knob = Knob {
     name: "WGFIT_LEASE_SECONDS",
     unit: "seconds",
     min: 1,
+    max: u64::MAX,
+};
+
+/// The nice value of the backup writer's threads (0 runs them at the process's priority;
+/// at most 19).
+pub const WRITER_NICE: Knob = Knob {
+    name: "WGFIT_WRITER_NICE",
+    unit: "nice levels",
+    min: 0,
+    max: 19,
 };
 
 /// Every variable wgfit reads to tune itself.
-pub const ALL: [Knob; 5] = [
+pub const ALL: [Knob; 6] = [
     GPU_TIMEOUT_MS,
     MAX_BINDING_BYTES,
     RESIDENT_LIMIT_BYTES,
     STORE_RETRY_SECONDS,
     LEASE_SECONDS,
+    WRITER_NICE,
 ];
 
 impl Knob {
@@ -81,6 +98,12 @@ impl Knob {
             return Err(bad(format!(
                 "below {} {}, the least that works",
                 self.min, self.unit
+            )));
+        }
+        if n > self.max {
+            return Err(bad(format!(
+                "above {} {}, the most that works",
+                self.max, self.unit
             )));
         }
         Ok(n)
@@ -112,6 +135,7 @@ mod tests {
             (MAX_BINDING_BYTES, "255"),
             (RESIDENT_LIMIT_BYTES, ""),
             (STORE_RETRY_SECONDS, "99999999999999999999999"),
+            (WRITER_NICE, "20"),
         ] {
             let e = knob.parse(value).unwrap_err().to_string();
             assert!(

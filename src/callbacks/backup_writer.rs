@@ -48,6 +48,24 @@ struct WriterState<T> {
     keep_first: bool,
 }
 
+/// The writer thread's nice value (and its hashing threads', which inherit it): where the
+/// training loop keeps every core busy (a CPU adapter such as lavapipe), the writer runs in
+/// the time it leaves, instead of taking a core from it (figures: `bench/NOTES.md`, "A
+/// writer that yields"). With cores to spare it changes nothing.
+const DEFAULT_NICE: u64 = 19;
+
+/// Lowers the calling thread's scheduling priority to `nice` (Linux: per thread). Failing to
+/// is harmless: the writer then runs at the process's priority.
+fn lower_priority(nice: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority has no memory effects; `who` 0 is the calling thread on Linux.
+        let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice as i32) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 fn poisoned<T>(_: T) -> Error {
     Error::internal("the backup writer thread panicked")
 }
@@ -84,9 +102,15 @@ impl<T: Send + 'static> Writer<T> {
             changed: Condvar::new(),
         });
         let own = shared.clone();
+        let nice = crate::env_knobs::WRITER_NICE
+            .read()?
+            .unwrap_or(DEFAULT_NICE);
         let thread = std::thread::Builder::new()
             .name("wgfit-backup-writer".into())
-            .spawn(move || own.run(&mut commit))
+            .spawn(move || {
+                lower_priority(nice);
+                own.run(&mut commit)
+            })
             .map_err(|e| Error::config("backup", format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             shared,
