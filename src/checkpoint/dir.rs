@@ -358,15 +358,12 @@ impl BackupDir {
             (self.write_new(&file, weights), hashing.join())
         });
         let parts = parts.map_err(|_| Error::internal("the checksum thread panicked"))?;
-        let parts = match (written, parts) {
-            (Ok(_), Ok(parts)) => parts,
-            (written, parts) => {
-                // Nothing names the file: take it away (a sweep would, at the next commit).
-                let _ = self.place.remove(&file);
-                written?;
-                return Err(parts.err().unwrap_or_else(|| Error::internal("no error")));
-            }
-        };
+        if written.is_err() || parts.is_err() {
+            // Nothing names the file: take it away (a sweep would, at the next commit).
+            let _ = self.place.remove(&file);
+        }
+        written?;
+        let parts = parts?;
         // The weights' name must be durable before a sidecar can point to it.
         self.place.sync()?;
 

@@ -84,11 +84,7 @@ impl Reducer {
             Some(_) => None,
             None => Some(gpu.storage_in_pieces("rank gradient sum", params.len as u64 * 4)?),
         };
-        let acc = match (&params.accumulator, &own) {
-            (Some(slot), _) => &slot.buffer,
-            (None, Some(own)) => own,
-            (None, None) => return Err(Error::internal("no accumulator for the rank sum")),
-        };
+        let acc = accumulator(params, &own)?;
         let divisor = u32::try_from(ranks as u64 * accumulation)
             .map_err(|_| Error::config("ranks", "ranks × accumulation steps is too large"))?;
         let mine = within(&params.chunks, shards[group.rank()]);
@@ -207,7 +203,7 @@ impl Reducer {
                 .for_each(|a| a.record(&mut pass, step as u32));
         }
         // This rank's sum: the mean gradients of an update, else the running sums.
-        let acc = self.accumulator(params)?;
+        let acc = accumulator(params, &self.own)?;
         let sums = if update { &params.grads } else { acc };
         if len > 0 {
             let (at, n) = (first as u64 * 4, len as u64 * 4);
@@ -242,14 +238,17 @@ impl Reducer {
         }
         Ok(())
     }
+}
 
-    /// The accumulator the ranks' sums run in: the model's, or the reducer's own.
-    fn accumulator<'a>(&'a self, params: &'a GpuParams) -> Result<&'a wgpu::Buffer> {
-        match (&params.accumulator, &self.own) {
-            (Some(slot), _) => Ok(&slot.buffer),
-            (None, Some(own)) => Ok(own),
-            (None, None) => Err(Error::internal("no accumulator for the rank sum")),
-        }
+/// The accumulator the ranks' sums run in: the model's, or the reducer's `own`.
+fn accumulator<'a>(
+    params: &'a GpuParams,
+    own: &'a Option<wgpu::Buffer>,
+) -> Result<&'a wgpu::Buffer> {
+    match (&params.accumulator, own) {
+        (Some(slot), _) => Ok(&slot.buffer),
+        (None, Some(own)) => Ok(own),
+        (None, None) => Err(Error::internal("no accumulator for the rank sum")),
     }
 }
 
