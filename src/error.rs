@@ -342,6 +342,23 @@ pub enum Error {
         /// One line per differing item: "what: backup X, now Y".
         differences: Vec<String>,
     },
+    /// A backup saved by one rank count, resumed on another whose steps do not end where the
+    /// saved state does: the state lies inside one of its steps.
+    #[error(
+        "the backup was saved by {from} rank(s) after {micro_batches} micro-batches of epoch {epoch}, inside a step of {to} rank(s) ({to} micro-batches each); resume it on a rank count whose steps end there: {counts:?} (docs/MPI.md, \"Resuming on another rank count\")"
+    )]
+    RankCountMisaligned {
+        /// The ranks that saved it.
+        from: usize,
+        /// The ranks resuming it.
+        to: usize,
+        /// The epoch in progress.
+        epoch: usize,
+        /// Micro-batches of that epoch done (those of the one-rank run).
+        micro_batches: u64,
+        /// The rank counts (up to 64) whose steps end at the saved state.
+        counts: Vec<u64>,
+    },
     /// A binary built without the `mpi` feature was started by an MPI launcher with several
     /// processes: each would train the whole model alone and all would race on one backup.
     #[error(

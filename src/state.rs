@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 mod history;
+pub(crate) mod rank_count;
 pub use history::{HISTORY_CHUNK, History};
 
 /// Metric name → value, as Keras's `logs` dictionaries (`loss`, `accuracy`, `val_loss`, ...).
@@ -148,6 +149,50 @@ pub struct Fingerprint {
     pub data_sha256: String,
     /// Seed of the data order: a rerun with another seed is another run.
     pub seed: u64,
+    /// The ranks of the run (1 without MPI). With [`Fingerprint::accumulation`] it says which
+    /// one-rank run the run equals, so that a backup resumes exactly on another rank count
+    /// (docs/MPI.md, "Resuming on another rank count"). Absent before format version 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<usize>,
+    /// Micro-batches each rank accumulates per update (`--accumulate`, 1 for none; also in
+    /// `optimizer`'s text). Absent before format version 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accumulation: Option<u32>,
+}
+
+/// How a run at N ranks with global batch B accumulating A micro-batches per rank is the
+/// one-rank run with batch B/N accumulating N·A: what must match for an exact resume on
+/// another rank count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OneRankRun {
+    /// The ranks.
+    pub ranks: usize,
+    /// Rows of one micro-batch: the global batch over the ranks.
+    pub micro_batch: usize,
+    /// Micro-batches per update: the ranks times the accumulation.
+    pub per_update: u64,
+}
+
+impl OneRankRun {
+    /// The rank counts that run this exactly: those that divide the micro-batches of an
+    /// update (each rank then accumulates an equal number of them).
+    pub fn rank_counts(&self) -> Vec<u64> {
+        let n = self.per_update;
+        let small: Vec<u64> = (1..)
+            .take_while(|d| d * d <= n)
+            .filter(|d| n.is_multiple_of(*d))
+            .collect();
+        let mut all = small.clone();
+        all.extend(small.iter().rev().map(|d| n / d).filter(|d| d * d != n));
+        all
+    }
+
+    /// `--batch-size` and `--accumulate` for running this on `ranks` ranks, if they can.
+    pub fn arguments_for(&self, ranks: usize) -> Option<(usize, u64)> {
+        self.per_update
+            .is_multiple_of(ranks as u64)
+            .then(|| (self.micro_batch * ranks, self.per_update / ranks as u64))
+    }
 }
 
 impl Fingerprint {
@@ -172,12 +217,28 @@ impl Fingerprint {
             }
         }
         check("loss", self.loss.clone(), now.loss.clone());
-        check("optimizer", self.optimizer.clone(), now.optimizer.clone());
-        check(
-            "batch size",
-            self.batch_size.to_string(),
-            now.batch_size.to_string(),
-        );
+        let mut rank_count = None;
+        match (self.one_rank_run(), now.one_rank_run()) {
+            // Written on another rank count: the same one-rank run resumes exactly.
+            (Some(then), Some(run)) if then.ranks != run.ranks => {
+                check(
+                    "optimizer",
+                    self.optimizer_alone().to_string(),
+                    now.optimizer_alone().to_string(),
+                );
+                if (then.micro_batch, then.per_update) != (run.micro_batch, run.per_update) {
+                    rank_count = Some(rank_count_difference(then, run));
+                }
+            }
+            _ => {
+                check("optimizer", self.optimizer.clone(), now.optimizer.clone());
+                check(
+                    "batch size",
+                    self.batch_size.to_string(),
+                    now.batch_size.to_string(),
+                );
+            }
+        }
         check("shuffle", self.shuffle.to_string(), now.shuffle.to_string());
         check(
             "data set length",
@@ -190,7 +251,27 @@ impl Fingerprint {
             now.data_sha256.clone(),
         );
         check("seed", self.seed.to_string(), now.seed.to_string());
+        out.extend(rank_count);
         out
+    }
+
+    /// The one-rank run this run equals (None for a backup of format version 5 or older,
+    /// which did not record its rank count).
+    pub fn one_rank_run(&self) -> Option<OneRankRun> {
+        let (ranks, accumulation) = (self.ranks?, self.accumulation?);
+        Some(OneRankRun {
+            ranks,
+            micro_batch: self.batch_size / ranks.max(1),
+            per_update: ranks as u64 * u64::from(accumulation),
+        })
+    }
+
+    /// The optimizer's text without its gradient accumulation, which depends on the ranks.
+    fn optimizer_alone(&self) -> &str {
+        let suffix = format!(" accumulated over {} steps", self.accumulation.unwrap_or(1));
+        self.optimizer
+            .strip_suffix(suffix.as_str())
+            .unwrap_or(&self.optimizer)
     }
 
     /// Each layer as people read it: `64->32 relu` for a Dense layer on flat inputs, else its
@@ -243,6 +324,33 @@ impl Fingerprint {
             .saturating_mul(4)
             .saturating_add(4096 + 512 * tensors)
     }
+}
+
+/// The line saying how a backup's run differs from one on another rank count, with the
+/// arguments that would resume it exactly.
+fn rank_count_difference(then: OneRankRun, now: OneRankRun) -> String {
+    let describe = |r: OneRankRun| {
+        format!(
+            "{} rank(s) in micro-batches of {} rows, {} per update",
+            r.ranks, r.micro_batch, r.per_update
+        )
+    };
+    let how = match then.arguments_for(now.ranks) {
+        Some((batch, accumulate)) => format!(
+            "on {} rank(s) it resumes exactly with --batch-size {batch} --accumulate {accumulate}",
+            now.ranks
+        ),
+        None => format!(
+            "it resumes exactly only on a rank count dividing its {} micro-batches per update: {:?}",
+            then.per_update,
+            then.rank_counts()
+        ),
+    };
+    format!(
+        "rank count: backup {}, now {}; {how}",
+        describe(then),
+        describe(now)
+    )
 }
 
 /// The full state of a run at a batch boundary.

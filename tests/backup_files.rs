@@ -245,19 +245,27 @@ fn the_history_survives_the_sidecar_bit_for_bit() {
 }
 
 #[test]
-fn version_2_3_and_4_sidecars_still_restore() {
-    // Version 4 is version 5 with the whole history inline (what a history shorter than a
+fn version_2_3_4_and_5_sidecars_still_restore() {
+    // Version 5 is version 6 without the fingerprint's rank count and accumulation; version 4
+    // is version 5 with the whole history inline (what a history shorter than a
     // chunk is in version 5 too); version 3 is version 4 with one SHA-256 over the whole
     // weights file instead of one per part; version 2 is version 3 without events and stop
     // requests (and callback tensors).
     let (expected, _) = uninterrupted(4);
     let tmp = tempfile::tempdir().unwrap();
-    for version in [4, 3, 2] {
+    for version in [5, 4, 3, 2] {
         let dir = tmp.path().join(format!("b{version}"));
         kept_backup(&dir);
         let mut v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join(LATEST)).unwrap()).unwrap();
-        assert_eq!(v["version"], 5);
+        assert_eq!(v["version"], 6);
+        assert_eq!(
+            (
+                v["fingerprint"]["ranks"].as_u64(),
+                v["fingerprint"]["accumulation"].as_u64()
+            ),
+            (Some(1), Some(1))
+        );
         assert!(v["history"].get("chunks").is_none(), "3 epochs fit inline");
         let weights = std::fs::read(dir.join(v["weights"]["file"].as_str().unwrap())).unwrap();
         let object = v.as_object_mut().unwrap();
@@ -266,7 +274,10 @@ fn version_2_3_and_4_sidecars_still_restore() {
             object.remove("stop_training");
         }
         object.insert("version".into(), version.into());
-        if version == 4 {
+        let fingerprint = object["fingerprint"].as_object_mut().unwrap();
+        fingerprint.remove("ranks");
+        fingerprint.remove("accumulation");
+        if version >= 4 {
             std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
             let mut backup = BackupAndRestore::new(&dir).unwrap();
             let mut m = model();
@@ -284,8 +295,8 @@ fn version_2_3_and_4_sidecars_still_restore() {
         m.fit(&data(), options(4), &mut [&mut backup]).unwrap();
         assert_eq!(bits(&m), expected, "version {version}");
     }
-    // Version 1 and versions after 5 are refused, naming the versions read.
-    for version in [1, 6] {
+    // Version 1 and versions after 6 are refused, naming the versions read.
+    for version in [1, 7] {
         let dir = tmp.path().join(format!("v{version}"));
         kept_backup(&dir);
         let mut v: serde_json::Value =
@@ -293,6 +304,6 @@ fn version_2_3_and_4_sidecars_still_restore() {
         v["version"] = version.into();
         std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
         let err = common::resume_error(&dir);
-        assert!(err.to_string().contains("reads versions 2 to 5"), "{err}");
+        assert!(err.to_string().contains("reads versions 2 to 6"), "{err}");
     }
 }

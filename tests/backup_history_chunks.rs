@@ -85,7 +85,7 @@ fn a_long_run_writes_each_chunk_once_and_resumes_exactly() {
     assert_eq!(chunks.len(), 2, "{chunks:?}");
     assert!(chunks[0].starts_with("history-0-") && chunks[1].starts_with("history-1-"));
     let v = sidecar(&dir, LATEST);
-    assert_eq!(v["version"], 5);
+    assert_eq!(v["version"], 6);
     assert_eq!(v["history"]["epochs"].as_array().unwrap().len(), 3);
     assert_eq!(v["history"]["chunks"]["count"], 2);
     assert_eq!(v["history"]["chunks"]["file"], chunks[1].as_str());

@@ -8,10 +8,10 @@
 use super::backup_writer::Writer;
 use super::preempt::PreemptGuard;
 use super::{Callback, Context, FitOutcome};
-use crate::checkpoint::{BackupDir, Decision, decide};
+use crate::checkpoint::{BackupDir, Decision, Loaded, decide};
 use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
-use crate::state::{EventKind, Logs, Position};
+use crate::state::{EventKind, Logs, Position, TrainState, rank_count};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -194,9 +194,11 @@ impl BackupAndRestore {
                         loaded.sidecar_path.display()
                     );
                 }
-                // A state that matches the fingerprint but not the model is damaged or crafted.
+                // Saved on another rank count: the same state, in steps of this one.
                 let path = loaded.sidecar_path.clone();
-                ctx.set_state(loaded.state.clone())
+                let state = restate_for_ranks(&loaded, ctx)?;
+                // A state that matches the fingerprint but not the model is damaged or crafted.
+                ctx.set_state(state)
                     .map_err(|e| Error::corrupt(&path, e.to_string()))?;
                 ctx.record_event(if fell_back {
                     EventKind::Fallback
@@ -267,6 +269,31 @@ impl BackupAndRestore {
     pub fn committed_saves(&self) -> u64 {
         self.committed
     }
+}
+
+/// The loaded state as this run's rank count continues it (unchanged on the rank count that
+/// saved it, or for a backup that did not record its count).
+fn restate_for_ranks(loaded: &Loaded, ctx: &mut Context<'_>) -> Result<TrainState> {
+    let (then, now) = (&loaded.sidecar.fingerprint, ctx.fingerprint());
+    let (Some(from), Some(run)) = (then.one_rank_run(), now.one_rank_run()) else {
+        return Ok(loaded.state.clone());
+    };
+    let accumulators: Vec<(String, Vec<usize>)> = ctx
+        .engine()
+        .params()
+        .slot_layout()
+        .into_iter()
+        .filter(|(name, _, _)| name.ends_with(rank_count::ACCUMULATOR))
+        .map(|(name, shape, _)| (name, shape))
+        .collect();
+    rank_count::restate(
+        loaded.state.clone(),
+        from.ranks,
+        run.ranks,
+        run.per_update,
+        &accumulators,
+        &loaded.sidecar_path,
+    )
 }
 
 impl Callback for BackupAndRestore {

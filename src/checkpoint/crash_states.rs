@@ -58,6 +58,8 @@ fn fingerprint() -> Fingerprint {
         data_len: 10,
         data_sha256: "0".repeat(64),
         seed: 7,
+        ranks: Some(1),
+        accumulation: Some(1),
     }
 }
 

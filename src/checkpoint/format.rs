@@ -15,8 +15,10 @@ use std::path::Path;
 /// The `format` field of every sidecar.
 pub const FORMAT: &str = "wgfit-backup";
 /// The sidecar format version this build writes (docs/FORMAT.md, "Versions").
-pub const VERSION: u32 = 5;
-/// The oldest version this build reads: version 4 is version 5 with the whole history in
+pub const VERSION: u32 = 6;
+/// The oldest version this build reads: version 5 is version 6 without the rank count and the
+/// accumulation in the fingerprint (resumed only as the same global batch, as it was); version
+/// 4 is version 5 with the whole history in
 /// the sidecar; version 3 is version 4 with one SHA-256 over the whole weights file instead
 /// of one per part; version 2 is version 3 without events, stop requests and callback
 /// tensors, which read as none.
@@ -52,7 +54,7 @@ pub(crate) fn weights_backup_id(read: impl Fn(u64, u64) -> Option<Vec<u8>>) -> O
 pub struct Sidecar {
     /// Always `wgfit-backup`.
     pub format: String,
-    /// Format version, 5 (2 to 4 are read too).
+    /// Format version, 6 (2 to 5 are read too).
     pub version: u32,
     /// The id of the backup directory's marker: the directory this state was written in.
     pub backup_id: String,

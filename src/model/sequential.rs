@@ -296,6 +296,8 @@ impl Sequential {
                 .map(|b| format!("{b:02x}"))
                 .collect(),
             seed: options.seed,
+            ranks: Some(options.distributed.as_ref().map_or(1, |g| g.size())),
+            accumulation: Some(o.accumulation_steps()),
         })
     }
 

@@ -1,0 +1,221 @@
+//! A state saved by a run on N ranks, restated for the same one-rank run on M ranks (docs/MPI.md,
+//! "Resuming on another rank count").
+//!
+//! N ranks with global batch B accumulating A micro-batches each are, operation for operation,
+//! one rank with batch B/N accumulating N·A: a global step is N consecutive micro-batches of
+//! that run, summed in their order (`src/engine/reduce.rs`). So a state at a step boundary of
+//! M ranks is the same state there: only the counts of steps change (a step of N ranks is N/M
+//! steps of M), the per-step statistics of the epoch in progress are regrouped, and the
+//! gradient accumulator, which a rank keeps only when it accumulates, is started empty or
+//! dropped (it is empty at an update boundary).
+
+use super::{BATCH_STATS, Tensor, TrainState};
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// The slot of the gradient accumulator, `optimizer.<param>.gradient_accumulator`.
+pub(crate) const ACCUMULATOR: &str = ".gradient_accumulator";
+
+/// `state`, saved by `from` ranks, as `to` ranks continue it, in a run of `per_update`
+/// micro-batches per update. `accumulators` are the accumulator slots the run on `to` ranks
+/// keeps (names and shapes; none when each rank updates at every step). `path` names the
+/// backup for errors.
+pub(crate) fn restate(
+    mut state: TrainState,
+    from: usize,
+    to: usize,
+    per_update: u64,
+    accumulators: &[(String, Vec<usize>)],
+    path: &Path,
+) -> Result<TrainState> {
+    if from == to {
+        return Ok(state);
+    }
+    let meta = &mut state.meta;
+    let micro = |steps: u64| steps * from as u64;
+    let done = micro(meta.position.step as u64);
+    for count in [
+        done,
+        micro(meta.position.global_step),
+        micro(meta.optimizer_steps),
+    ] {
+        if !count.is_multiple_of(to as u64) {
+            return Err(Error::RankCountMisaligned {
+                from,
+                to,
+                epoch: meta.position.epoch,
+                micro_batches: done,
+                counts: divisors(gcd(gcd(done, micro(meta.position.global_step)), per_update)),
+            });
+        }
+    }
+    let restep = |steps: u64| steps * from as u64 / to as u64;
+    meta.position.step = restep(meta.position.step as u64) as usize;
+    meta.position.global_step = restep(meta.position.global_step);
+    meta.optimizer_steps = restep(meta.optimizer_steps);
+    state.batch_stats = regroup(&state.batch_stats, from, to);
+
+    // The accumulator: kept only by a run that accumulates on each rank.
+    let mut slots = Vec::with_capacity(state.slots.len());
+    for slot in std::mem::take(&mut state.slots) {
+        let wanted = accumulators.iter().any(|(name, _)| *name == slot.name);
+        if slot.name.ends_with(ACCUMULATOR) && !wanted {
+            if slot.data.iter().any(|v| v.to_bits() != 0) {
+                return Err(Error::corrupt(
+                    path,
+                    format!(
+                        "`{}` holds gradients at an update boundary of {to} ranks, where it is empty",
+                        slot.name
+                    ),
+                ));
+            }
+            continue;
+        }
+        slots.push(slot);
+    }
+    for (name, shape) in accumulators {
+        if !slots.iter().any(|s| s.name == *name) {
+            slots.push(Tensor {
+                name: name.clone(),
+                shape: shape.clone(),
+                data: vec![0.0; shape.iter().product()],
+            });
+        }
+    }
+    state.slots = slots;
+    Ok(state)
+}
+
+/// The epoch's per-step `(mean loss, correct)` of `from` micro-batches each, as steps of `to`:
+/// each step's loss goes to each of its micro-batches and its count to the first (the steps
+/// before a mid-epoch save are full, so their micro-batches have equal rows); then every
+/// `to` of them make a step (their mean loss, their summed count).
+fn regroup(stats: &Tensor, from: usize, to: usize) -> Tensor {
+    let micro: Vec<(f64, f64)> = stats
+        .data
+        .chunks_exact(2)
+        .flat_map(|pair| {
+            (0..from).map(move |k| {
+                (
+                    f64::from(pair[0]),
+                    if k == 0 { f64::from(pair[1]) } else { 0.0 },
+                )
+            })
+        })
+        .collect();
+    let data: Vec<f32> = micro
+        .chunks_exact(to)
+        .flat_map(|group| {
+            let loss = group.iter().map(|m| m.0).sum::<f64>() / to as f64;
+            let correct = group.iter().map(|m| m.1).sum::<f64>();
+            [loss as f32, correct as f32]
+        })
+        .collect();
+    Tensor {
+        name: BATCH_STATS.into(),
+        shape: vec![data.len() / 2, 2],
+        data,
+    }
+}
+
+/// The divisors of `n` up to 64 (none of 0).
+fn divisors(n: u64) -> Vec<u64> {
+    (1..=n.min(64)).filter(|d| n.is_multiple_of(*d)).collect()
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{History, Position, StateMeta};
+
+    fn state(step: usize, stats: Vec<f32>, slots: Vec<Tensor>) -> TrainState {
+        TrainState {
+            params: Vec::new(),
+            slots,
+            meta: StateMeta {
+                position: Position {
+                    epoch: 3,
+                    step,
+                    global_step: 30 + step as u64,
+                },
+                seed: 1,
+                optimizer_steps: 30 + step as u64,
+                learning_rate: 0.1,
+                history: History::default(),
+                callbacks: Default::default(),
+                events: Vec::new(),
+                stop_training: false,
+            },
+            batch_stats: Tensor {
+                name: BATCH_STATS.into(),
+                shape: vec![step, 2],
+                data: stats,
+            },
+            callback_tensors: Vec::new(),
+        }
+    }
+
+    fn slot(name: &str, v: f32) -> Tensor {
+        Tensor {
+            name: name.into(),
+            shape: vec![2],
+            data: vec![v; 2],
+        }
+    }
+
+    #[test]
+    fn steps_and_statistics_are_restated_in_micro_batches() {
+        let here = Path::new("b");
+        // 2 steps of 4 ranks are 4 steps of 2 ranks and 8 of one.
+        let s = state(2, vec![1.0, 8.0, 3.0, 4.0], Vec::new());
+        let two = restate(s.clone(), 4, 2, 4, &[], here).unwrap();
+        assert_eq!(two.meta.position.step, 4);
+        assert_eq!(two.meta.position.global_step, 64);
+        assert_eq!(two.meta.optimizer_steps, 64);
+        assert_eq!(two.batch_stats.shape, vec![4, 2]);
+        assert_eq!(
+            two.batch_stats.data,
+            vec![1.0, 8.0, 1.0, 0.0, 3.0, 4.0, 3.0, 0.0]
+        );
+        // Back to 4 ranks: the same statistics.
+        let four = restate(two, 2, 4, 4, &[], here).unwrap();
+        assert_eq!(four.meta.position, s.meta.position);
+        assert_eq!(four.batch_stats, s.batch_stats);
+        // Merged steps: the mean loss, the summed counts.
+        let s = state(4, vec![1.0, 8.0, 2.0, 4.0, 0.5, 1.0, 0.5, 1.0], Vec::new());
+        let merged = restate(s, 1, 2, 4, &[], here).unwrap();
+        assert_eq!(merged.batch_stats.data, vec![1.5, 12.0, 0.5, 2.0]);
+        assert_eq!(merged.meta.position.step, 2);
+    }
+
+    #[test]
+    fn a_step_boundary_of_the_new_count_is_required() {
+        // 3 steps of one rank: not a step of 2 ranks; 3 and 33 micro-batches, 6 per update.
+        let s = state(3, vec![0.0; 6], Vec::new());
+        let err = restate(s, 1, 2, 6, &[], Path::new("b")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("3 micro-batches"), "{text}");
+        assert!(text.contains("[1, 3]"), "{text}");
+    }
+
+    #[test]
+    fn the_accumulator_is_dropped_when_empty_and_started_empty_when_wanted() {
+        let here = Path::new("b");
+        let acc = "optimizer.w.gradient_accumulator";
+        let wanted = [(acc.to_string(), vec![2])];
+        let s = state(2, vec![0.0; 4], vec![slot("optimizer.w.momentum", 1.0)]);
+        let two = restate(s, 4, 2, 4, &wanted, here).unwrap();
+        assert_eq!(two.slots[1], slot(acc, 0.0));
+        let four = restate(two.clone(), 2, 4, 4, &[], here).unwrap();
+        assert_eq!(four.slots, vec![slot("optimizer.w.momentum", 1.0)]);
+        // Gradients where there can be none: damaged.
+        let mut full = two;
+        full.slots[1] = slot(acc, 0.5);
+        let err = restate(full, 2, 4, 4, &[], here).unwrap_err();
+        assert!(matches!(err, Error::CorruptCheckpoint { .. }), "{err}");
+    }
+}
