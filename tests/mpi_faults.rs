@@ -119,18 +119,15 @@ fn sigkill_storm_on_one_rank_ends_the_job_and_the_rerun_is_exact() {
     rerun_matches(dir.path(), &expected);
 }
 
-/// The arguments of the run on `ranks` ranks (4 or 2) that is the 4-rank run with global
-/// batch 64: micro-batches of 16 rows, 4 per update.
-fn elastic_args(ranks: usize) -> Vec<&'static str> {
-    let (batch, accumulate) = match ranks {
-        4 => ("64", "1"),
-        _ => ("32", "2"),
-    };
+/// The job script of the storm: the 4-rank run with global batch 64 (micro-batches of 16 rows,
+/// 4 per update), continued by `--elastic` on whatever ranks a rerun gets.
+fn elastic_args() -> Vec<&'static str> {
+    // Saves every 2 batches: a commit of 2 ranks then ends a step of 4 too (4 micro-batches).
     let mut out: Vec<&str> = args()
         .into_iter()
-        .map(|a| if a == "64" { batch } else { a })
+        .map(|a| if a == "3" { "2" } else { a })
         .collect();
-    out.extend(["--accumulate", accumulate]);
+    out.push("--elastic");
     out
 }
 
@@ -142,15 +139,16 @@ fn committed(dir: &Path) -> Option<(u64, u64)> {
     Some((sidecar["global_step"].as_u64().expect("global_step"), ranks))
 }
 
-/// SIGKILL to random ranks of a job that runs on 4 ranks or on 2, chosen at random among the
-/// counts whose steps end at the committed state: every rerun resumes from the commit (its
-/// step restated for its rank count), and the last ends with the uninterrupted 4-rank run's
-/// bytes.
+/// SIGKILL to random ranks of a job script with `--elastic` rerun on 4 ranks or on 2 (the other
+/// count than the last run's where the committed state ends a step of it; 4 until there is
+/// one), killed at random moments: every
+/// rerun resumes from the commit (its step restated for its rank count), and the last ends
+/// with the uninterrupted 4-rank run's bytes.
 #[test]
 fn sigkill_storm_across_4_and_2_ranks_ends_exact() {
     let reference = tempfile::tempdir().expect("temp dir");
     digits_1792(reference.path());
-    let out = mpirun(reference.path(), 4, &elastic_args(4))
+    let out = mpirun(reference.path(), 4, &elastic_args())
         .output()
         .expect("mpirun");
     assert_ok(&out);
@@ -167,12 +165,15 @@ fn sigkill_storm_across_4_and_2_ranks_ends_exact() {
     for round in 0..=kills {
         let saved = committed(dir.path());
         // 4 ranks only where the commit ends one of their steps (a multiple of 4 micro-batches).
+        // The other count than the last run's where the commit allows it.
         let ranks = match saved {
+            None => 4,
             Some((step, from)) if (step * from) % 4 != 0 => 2,
-            _ => [4, 2][(next(&mut seed) % 2) as usize],
+            Some(_) if counts.last() == Some(&4) => 2,
+            Some(_) => 4,
         };
         counts.push(ranks);
-        let mut job = mpirun(dir.path(), ranks, &elastic_args(ranks))
+        let mut job = mpirun(dir.path(), ranks, &elastic_args())
             .spawn()
             .expect("mpirun");
         let last = round == kills;
@@ -192,9 +193,16 @@ fn sigkill_storm_across_4_and_2_ranks_ends_exact() {
             } else {
                 format!("({at} batches done)")
             };
+            let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(
-                String::from_utf8_lossy(&out.stderr).contains(&done),
+                stderr.contains(&done),
                 "round {round} on {ranks} ranks did not resume from {step} steps of {from}: {}",
+                text(&out)
+            );
+            let (batch, accumulate) = if ranks == 4 { (64, 1) } else { (32, 2) };
+            assert!(
+                stderr.contains(&format!("--batch-size {batch} --accumulate {accumulate}")),
+                "{}",
                 text(&out)
             );
         }
@@ -277,6 +285,20 @@ fn resuming_on_another_rank_count_is_exact_with_the_one_rank_arguments() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("on 1 rank(s) it resumes exactly with --batch-size 32 --accumulate 2"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(&sidecar).expect("the sidecar"), before);
+    // 3 ranks cannot share its 2 micro-batches per update: --elastic refuses, naming 1 and 2.
+    let out = wait_at_most(
+        mpirun(dir.path(), 3, &elastic_args())
+            .spawn()
+            .expect("mpirun"),
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("2 micro-batches per update, which 3 rank(s) cannot share equally; run it on [1, 2] rank(s)"),
         "{}",
         text(&out)
     );

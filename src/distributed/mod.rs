@@ -116,8 +116,9 @@ impl Group {
         RECEIVED_BYTES.fetch_add((received + headers) as u64, Ordering::Relaxed);
     }
 
-    /// Rank 0's `bytes` on every rank (after the ranks said they all do this).
-    pub(crate) fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    /// Rank 0's `bytes` on every rank (the others' are ignored), after the ranks said they
+    /// all do this. Collective: e.g. for a decision only rank 0 can take before `fit`.
+    pub fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
         lockstep::announce(self, &lockstep::Announce::Broadcast)?;
         self.exchange.broadcast(bytes)
     }

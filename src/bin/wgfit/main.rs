@@ -9,6 +9,7 @@ mod arg_checks;
 mod callback_args;
 mod convert;
 mod devices;
+mod elastic;
 mod evaluate;
 mod export;
 mod generate;

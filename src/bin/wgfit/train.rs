@@ -25,6 +25,10 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         args.callbacks.plot = None;
         args.verbose = Some(0);
     }
+    // --elastic: the backup's run on this many ranks (said as a resume is, whatever --verbose).
+    if let Some(line) = crate::elastic::agree(&mut args, launch)? {
+        eprintln!("{line}");
+    }
     // Everything that can be checked before training is checked first.
     let history_format = args.history_format()?;
     crate::preflight::check(&args)?;

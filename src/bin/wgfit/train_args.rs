@@ -128,6 +128,12 @@ pub struct TrainArgs {
     /// Keep the state before the latest as a fallback
     #[arg(long, help_heading = "Backup", conflicts_with = "no_backup")]
     pub double_checkpoint: bool,
+    /// Continue the backup's run on however many ranks this job has: with a backup saved on
+    /// another rank count, --batch-size and --accumulate become those of the same run on this
+    /// one (its rows per micro-batch and micro-batches per update), so the result is
+    /// bit-identical; without a backup the flags define the run (docs/MPI.md)
+    #[arg(long, help_heading = "Backup", conflicts_with = "no_backup")]
+    pub elastic: bool,
     /// Keep the backup after training ends (default: remove it once the output is written)
     #[arg(long, help_heading = "Backup", conflicts_with = "no_backup")]
     pub keep_checkpoint: bool,
