@@ -123,9 +123,14 @@ fn sigkill_storm_on_one_rank_ends_the_job_and_the_rerun_is_exact() {
 /// 4 per update), continued by `--elastic` on whatever ranks a rerun gets.
 fn elastic_args() -> Vec<&'static str> {
     // Saves every 2 batches: a commit of 2 ranks then ends a step of 4 too (4 micro-batches).
+    // 40 epochs: 4 ranks on 2 cores are slow under MPICH, whose ranks poll while they wait.
     let mut out: Vec<&str> = args()
         .into_iter()
-        .map(|a| if a == "3" { "2" } else { a })
+        .map(|a| match a {
+            "3" => "2",
+            "150" => "40",
+            a => a,
+        })
         .collect();
     out.push("--elastic");
     out
@@ -137,6 +142,26 @@ fn committed(dir: &Path) -> Option<(u64, u64)> {
     let sidecar: serde_json::Value = serde_json::from_slice(&latest).expect("a sidecar");
     let ranks = sidecar["fingerprint"]["ranks"].as_u64().expect("ranks");
     Some((sidecar["global_step"].as_u64().expect("global_step"), ranks))
+}
+
+/// Waits until the history at `path` has more than `epochs` epochs (true) or the job ended
+/// (false: it finished training first).
+fn epochs_or_end(path: &Path, epochs: usize, job: &mut std::process::Child) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(path).map_or(0, |t| t.lines().count());
+        if lines > epochs {
+            return true;
+        }
+        if job.try_wait().expect("the job's status").is_some() {
+            return false;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "epoch {epochs} never came"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// SIGKILL to random ranks of a job script with `--elastic` rerun on 4 ranks or on 2 (the other
@@ -178,12 +203,19 @@ fn sigkill_storm_across_4_and_2_ranks_ends_exact() {
             .expect("mpirun");
         let last = round == kills;
         if !last {
+            // Killed 1 to 4 epochs into this run (the history has a line per epoch and its
+            // header), at a random moment of that epoch.
             let pids = rank_pids(&mut job, ranks);
-            std::thread::sleep(Duration::from_millis(1500 + next(&mut seed) % 3000));
-            signal(
-                pids[(next(&mut seed) % ranks as u64) as usize],
-                libc::SIGKILL,
-            );
+            let history = dir.path().join("history.csv");
+            let lines = std::fs::read_to_string(&history).map_or(1, |t| t.lines().count());
+            let epochs = lines.max(1) + (next(&mut seed) % 4) as usize;
+            if epochs_or_end(&history, epochs, &mut job) {
+                std::thread::sleep(Duration::from_millis(next(&mut seed) % 300));
+                signal(
+                    pids[(next(&mut seed) % ranks as u64) as usize],
+                    libc::SIGKILL,
+                );
+            }
         }
         let out = wait_at_most(job, Duration::from_secs(if last { 300 } else { 60 }));
         if let Some((step, from)) = saved {
