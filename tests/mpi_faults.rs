@@ -51,9 +51,23 @@ fn next(state: &mut u64) -> u64 {
 
 /// The global step of the state committed in `dir`'s backup.
 fn committed_step(dir: &Path) -> u64 {
-    let latest = std::fs::read(dir.join("out.backup/latest.json")).expect("a committed state");
-    let sidecar: serde_json::Value = serde_json::from_slice(&latest).expect("a sidecar");
-    sidecar["global_step"].as_u64().expect("global_step")
+    committed(dir).expect("a committed state").0
+}
+
+/// How many kills a storm makes: `WGFIT_MPI_KILLS`, 4 by default.
+fn kills() -> usize {
+    std::env::var("WGFIT_MPI_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
+
+/// What a resumed run says of the batches done before it: `(12 batches done)`.
+fn batches_done(step: u64) -> String {
+    match step {
+        1 => "(1 batch done)".to_string(),
+        n => format!("({n} batches done)"),
+    }
 }
 
 /// Reruns the job in `dir` to completion and checks it resumed from the committed state (a
@@ -65,11 +79,7 @@ fn rerun_matches(dir: &Path, expected: &[u8]) {
         Duration::from_secs(300),
     );
     assert_ok(&out);
-    let done = if step == 1 {
-        "(1 batch done)".to_string()
-    } else {
-        format!("({step} batches done)")
-    };
+    let done = batches_done(step);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&done),
         "the rerun did not resume from global step {step}: {}",
@@ -89,10 +99,7 @@ fn sigkill_storm_on_one_rank_ends_the_job_and_the_rerun_is_exact() {
     let expected = uninterrupted();
     let dir = tempfile::tempdir().expect("temp dir");
     digits_1792(dir.path());
-    let kills: usize = std::env::var("WGFIT_MPI_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let kills = kills();
     let mut seed = 2026u64;
     let mut killed = 0;
     for _ in 0..kills {
@@ -181,10 +188,7 @@ fn sigkill_storm_across_4_and_2_ranks_ends_exact() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     digits_1792(dir.path());
-    let kills: usize = std::env::var("WGFIT_MPI_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let kills = kills();
     let mut seed = 7u64;
     let (mut killed, mut counts) = (0, Vec::new());
     for round in 0..=kills {
@@ -220,11 +224,7 @@ fn sigkill_storm_across_4_and_2_ranks_ends_exact() {
         let out = wait_at_most(job, Duration::from_secs(if last { 300 } else { 60 }));
         if let Some((step, from)) = saved {
             let at = step * from / ranks as u64;
-            let done = if at == 1 {
-                "(1 batch done)".to_string()
-            } else {
-                format!("({at} batches done)")
-            };
+            let done = batches_done(at);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(
                 stderr.contains(&done),

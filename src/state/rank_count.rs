@@ -218,4 +218,64 @@ mod tests {
         let err = restate(full, 2, 4, 4, &[], here).unwrap_err();
         assert!(matches!(err, Error::CorruptCheckpoint { .. }), "{err}");
     }
+
+    fn fingerprint(batch: usize, ranks: Option<usize>, accumulation: u32) -> crate::Fingerprint {
+        let accumulated = match accumulation {
+            1 => String::new(),
+            a => format!(" accumulated over {a} steps"),
+        };
+        crate::Fingerprint {
+            layers: vec![(3, 2, "relu".into())],
+            tensors: Vec::new(),
+            model: None,
+            loss: "mse".into(),
+            optimizer: format!("sgd(lr=0.1){accumulated}"),
+            batch_size: batch,
+            shuffle: true,
+            data_len: 64,
+            data_sha256: "0".repeat(64),
+            seed: 7,
+            ranks,
+            accumulation: ranks.map(|_| accumulation),
+        }
+    }
+
+    #[test]
+    fn another_rank_count_compares_the_one_rank_run() {
+        let four = fingerprint(64, Some(4), 1);
+        // The same run on 2 ranks and on one: nothing differs.
+        assert_eq!(
+            four.differences(&fingerprint(32, Some(2), 2)),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            four.differences(&fingerprint(16, Some(1), 4)),
+            Vec::<String>::new()
+        );
+        // The same global batch on 2 ranks is another run: the arguments that resume it.
+        let lines = four.differences(&fingerprint(64, Some(2), 1));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0]
+                .ends_with("on 2 rank(s) it resumes exactly with --batch-size 32 --accumulate 2"),
+            "{lines:?}"
+        );
+        // 3 ranks cannot share 4 micro-batches: the counts that can.
+        let lines = four.differences(&fingerprint(48, Some(3), 1));
+        assert!(
+            lines[0].ends_with("dividing its 4 micro-batches per update: [1, 2, 4]"),
+            "{lines:?}"
+        );
+        // Another optimizer is still another run.
+        let mut other = fingerprint(32, Some(2), 2);
+        other.optimizer = other.optimizer.replace("0.1", "0.2");
+        assert_eq!(four.differences(&other).len(), 1);
+        // A version 5 backup (no rank count): the global batch and the whole text, as before.
+        let old = fingerprint(64, None, 1);
+        assert_eq!(
+            old.differences(&fingerprint(64, Some(2), 1)),
+            Vec::<String>::new()
+        );
+        assert_eq!(old.differences(&fingerprint(32, Some(2), 2)).len(), 2);
+    }
 }
