@@ -171,11 +171,35 @@ pub struct OneRankRun {
     pub micro_batch: usize,
     /// Micro-batches per update: the ranks times the accumulation.
     pub per_update: u64,
+    /// Samples in the training data.
+    pub samples: usize,
 }
 
 impl OneRankRun {
-    /// The rank counts that run this exactly: those that divide the micro-batches of an
-    /// update (each rank then accumulates an equal number of them).
+    /// Micro-batches in an epoch (the last may be partial).
+    pub fn micro_batches_per_epoch(&self) -> usize {
+        self.samples.div_ceil(self.micro_batch.max(1))
+    }
+
+    /// Rows of micro-batch `j` of an epoch.
+    pub fn rows_of(&self, j: usize) -> usize {
+        self.micro_batch
+            .min(self.samples.saturating_sub(j * self.micro_batch))
+    }
+
+    /// Whether `ranks` ranks run this exactly: they share each update's micro-batches
+    /// equally, and each epoch's too (every rank has rows in the last batch of an epoch, as
+    /// a distributed fit requires), in a global batch no larger than the data.
+    pub fn runs_on(&self, ranks: usize) -> bool {
+        let n = ranks as u64;
+        ranks == 1
+            || (ranks > 0
+                && self.per_update.is_multiple_of(n)
+                && self.micro_batches_per_epoch().is_multiple_of(ranks)
+                && self.micro_batch.saturating_mul(ranks) <= self.samples)
+    }
+
+    /// The rank counts that run this exactly ([`OneRankRun::runs_on`]).
     pub fn rank_counts(&self) -> Vec<u64> {
         let n = self.per_update;
         let small: Vec<u64> = (1..)
@@ -184,13 +208,13 @@ impl OneRankRun {
             .collect();
         let mut all = small.clone();
         all.extend(small.iter().rev().map(|d| n / d).filter(|d| d * d != n));
+        all.retain(|&d| usize::try_from(d).is_ok_and(|d| self.runs_on(d)));
         all
     }
 
     /// `--batch-size` and `--accumulate` for running this on `ranks` ranks, if they can.
     pub fn arguments_for(&self, ranks: usize) -> Option<(usize, u64)> {
-        self.per_update
-            .is_multiple_of(ranks as u64)
+        self.runs_on(ranks)
             .then(|| (self.micro_batch * ranks, self.per_update / ranks as u64))
     }
 }
@@ -262,7 +286,8 @@ impl Fingerprint {
         Some(OneRankRun {
             ranks,
             micro_batch: self.batch_size / ranks.max(1),
-            per_update: ranks as u64 * u64::from(accumulation),
+            per_update: (ranks as u64).saturating_mul(u64::from(accumulation)),
+            samples: self.data_len,
         })
     }
 
@@ -341,8 +366,9 @@ fn rank_count_difference(then: OneRankRun, now: OneRankRun) -> String {
             now.ranks
         ),
         None => format!(
-            "it resumes exactly only on a rank count dividing its {} micro-batches per update: {:?}",
+            "it resumes exactly only on a rank count that shares its {} micro-batches per update and its {} per epoch: {:?}",
             then.per_update,
+            then.micro_batches_per_epoch(),
             then.rank_counts()
         ),
     };

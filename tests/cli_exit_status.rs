@@ -248,6 +248,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ("train", "--save-freq", &["--save-freq", "often"]),
     ("train", "--double-checkpoint", &["--double-checkpoint=yes"]),
     ("train", "--keep-checkpoint", &["--keep-checkpoint=yes"]),
+    ("train", "--elastic", &["--elastic=yes"]),
     (
         "train",
         "--save-before-preemption",

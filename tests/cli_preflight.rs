@@ -145,6 +145,7 @@ fn no_backup_refuses_every_backup_flag() {
         &["--save-freq", "3"][..],
         &["--double-checkpoint"],
         &["--keep-checkpoint"],
+        &["--elastic"],
         &["--discard-mismatched-backup"],
         &["--save-before-preemption"],
         &["--no-save-before-preemption"],

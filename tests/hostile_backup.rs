@@ -160,6 +160,26 @@ fn crafted_sidecars_are_refused() {
             "version",
         ),
         (
+            "no rank count in a version 6 fingerprint",
+            Box::new(|v| {
+                v["fingerprint"].as_object_mut().unwrap().remove("ranks");
+            }),
+            "lacks the rank count",
+        ),
+        (
+            "zero ranks",
+            Box::new(|v| v["fingerprint"]["ranks"] = json!(0)),
+            "both are at least 1",
+        ),
+        (
+            "more micro-batches per update than a run can have",
+            Box::new(|v| {
+                v["fingerprint"]["ranks"] = json!(u32::MAX);
+                v["fingerprint"]["accumulation"] = json!(u32::MAX);
+            }),
+            "more micro-batches per update",
+        ),
+        (
             "a history chunk outside the directory",
             chunk_ref("../history-0-0123456789abcdef.json", DIGEST, 1),
             "is not of the form history-<index>-<digest>.json",

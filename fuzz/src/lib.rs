@@ -15,10 +15,15 @@ fn verdict<T>(r: wgfit::Result<T>) -> Verdict {
 
 /// A backup's sidecar (`latest.json`): parsed and checked.
 pub fn sidecar(data: &[u8]) -> Verdict {
-    verdict(wgfit::checkpoint::Sidecar::parse(
-        data,
-        Path::new("latest.json"),
-    ))
+    let parsed = wgfit::checkpoint::Sidecar::parse(data, Path::new("latest.json"));
+    // What a resume on another rank count asks of a parsed fingerprint.
+    if let Ok(s) = &parsed
+        && let Some(run) = s.fingerprint.one_rank_run()
+    {
+        let _ = (run.rank_counts(), run.arguments_for(3), run.runs_on(2));
+        let _ = s.fingerprint.differences(&s.fingerprint);
+    }
+    verdict(parsed)
 }
 
 /// A safetensors file, as a data set (`--data`) and as a weights file: a value if either

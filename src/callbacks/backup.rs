@@ -289,8 +289,7 @@ fn restate_for_ranks(loaded: &Loaded, ctx: &mut Context<'_>) -> Result<TrainStat
     rank_count::restate(
         loaded.state.clone(),
         from.ranks,
-        run.ranks,
-        run.per_update,
+        run,
         &accumulators,
         &loaded.sidecar_path,
     )

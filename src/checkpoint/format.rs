@@ -179,6 +179,8 @@ impl Sidecar {
             .weights
             .check_digests(sidecar.version)
             .map_err(|reason| Error::corrupt(path, reason))?;
+        check_rank_count(&sidecar.fingerprint, sidecar.version)
+            .map_err(|reason| Error::corrupt(path, reason))?;
         if !(sidecar.learning_rate.is_finite() && sidecar.learning_rate > 0.0) {
             return Err(Error::corrupt(
                 path,
@@ -380,6 +382,41 @@ pub fn read_tensors_from(bytes: &[u8], path: &Path) -> Result<Vec<Tensor>> {
         });
     }
     Ok(out)
+}
+
+/// The fingerprint's rank count and accumulation (version 6): both present, at least 1, a
+/// run a distributed fit can have (ranks × accumulation within `u32`, the batch shared
+/// equally).
+fn check_rank_count(
+    f: &crate::state::Fingerprint,
+    version: u32,
+) -> std::result::Result<(), String> {
+    let (ranks, accumulation) =
+        match (f.ranks, f.accumulation) {
+            (None, None) if version < 6 => return Ok(()),
+            (Some(r), Some(a)) => (r, a),
+            _ => return Err(
+                "its fingerprint lacks the rank count or the accumulation (version 6 records both)"
+                    .into(),
+            ),
+        };
+    if ranks == 0 || accumulation == 0 {
+        return Err(format!(
+            "its fingerprint records {ranks} rank(s) accumulating {accumulation}; both are at least 1"
+        ));
+    }
+    if (ranks as u64).saturating_mul(u64::from(accumulation)) > u64::from(u32::MAX) {
+        return Err(format!(
+            "its fingerprint records {ranks} ranks accumulating {accumulation}, more micro-batches per update than a run can have"
+        ));
+    }
+    if !f.batch_size.is_multiple_of(ranks) || f.batch_size == 0 {
+        return Err(format!(
+            "its fingerprint's batch of {} rows does not split over its {ranks} ranks",
+            f.batch_size
+        ));
+    }
+    Ok(())
 }
 
 /// Builds the full state from a verified sidecar, its whole history and its decoded weights

@@ -9,51 +9,53 @@
 //! gradient accumulator, which a rank keeps only when it accumulates, is started empty or
 //! dropped (it is empty at an update boundary).
 
-use super::{BATCH_STATS, Tensor, TrainState};
+use super::{BATCH_STATS, OneRankRun, Tensor, TrainState};
 use crate::error::{Error, Result};
 use std::path::Path;
 
 /// The slot of the gradient accumulator, `optimizer.<param>.gradient_accumulator`.
 pub(crate) const ACCUMULATOR: &str = ".gradient_accumulator";
 
-/// `state`, saved by `from` ranks, as `to` ranks continue it, in a run of `per_update`
-/// micro-batches per update. `accumulators` are the accumulator slots the run on `to` ranks
-/// keeps (names and shapes; none when each rank updates at every step). `path` names the
+/// `state`, saved by `from` ranks, as `run.ranks` ranks continue it in `run` (the same
+/// one-rank run, checked by the fingerprints). `accumulators` are the accumulator slots the
+/// run keeps (names and shapes; none when each rank updates at every step). `path` names the
 /// backup for errors.
 pub(crate) fn restate(
     mut state: TrainState,
     from: usize,
-    to: usize,
-    per_update: u64,
+    run: OneRankRun,
     accumulators: &[(String, Vec<usize>)],
     path: &Path,
 ) -> Result<TrainState> {
+    let to = run.ranks;
     if from == to {
         return Ok(state);
     }
     let meta = &mut state.meta;
-    let micro = |steps: u64| steps * from as u64;
-    let done = micro(meta.position.step as u64);
-    for count in [
-        done,
-        micro(meta.position.global_step),
-        micro(meta.optimizer_steps),
-    ] {
+    let overflow = || Error::corrupt(path, "its step counts overflow in micro-batches");
+    let micro = |steps: u64| steps.checked_mul(from as u64).ok_or_else(overflow);
+    let done = micro(meta.position.step as u64)?;
+    let (global, optimizer) = (
+        micro(meta.position.global_step)?,
+        micro(meta.optimizer_steps)?,
+    );
+    for count in [done, global, optimizer] {
         if !count.is_multiple_of(to as u64) {
+            let mut counts = divisors(gcd(gcd(done, global), run.per_update));
+            counts.retain(|&d| usize::try_from(d).is_ok_and(|d| run.runs_on(d)));
             return Err(Error::RankCountMisaligned {
                 from,
                 to,
                 epoch: meta.position.epoch,
                 micro_batches: done,
-                counts: divisors(gcd(gcd(done, micro(meta.position.global_step)), per_update)),
+                counts,
             });
         }
     }
-    let restep = |steps: u64| steps * from as u64 / to as u64;
-    meta.position.step = restep(meta.position.step as u64) as usize;
-    meta.position.global_step = restep(meta.position.global_step);
-    meta.optimizer_steps = restep(meta.optimizer_steps);
-    state.batch_stats = regroup(&state.batch_stats, from, to);
+    meta.position.step = usize::try_from(done / to as u64).map_err(|_| overflow())?;
+    meta.position.global_step = global / to as u64;
+    meta.optimizer_steps = optimizer / to as u64;
+    state.batch_stats = regroup(&state.batch_stats, from, run);
 
     // The accumulator: kept only by a run that accumulates on each rank.
     let mut slots = Vec::with_capacity(state.slots.len());
@@ -86,29 +88,33 @@ pub(crate) fn restate(
     Ok(state)
 }
 
-/// The epoch's per-step `(mean loss, correct)` of `from` micro-batches each, as steps of `to`:
-/// each step's loss goes to each of its micro-batches and its count to the first (the steps
-/// before a mid-epoch save are full, so their micro-batches have equal rows); then every
-/// `to` of them make a step (their mean loss, their summed count).
-fn regroup(stats: &Tensor, from: usize, to: usize) -> Tensor {
+/// The epoch's per-step `(mean loss, correct)` of `from` micro-batches each, as steps of
+/// `run.ranks`: each step's loss goes to each of its micro-batches and its count to the
+/// first; then every `run.ranks` of them make a step, whose loss is their mean weighted by
+/// their rows (the last micro-batch of an epoch may be short) and whose count is their sum.
+fn regroup(stats: &Tensor, from: usize, run: OneRankRun) -> Tensor {
     let micro: Vec<(f64, f64)> = stats
         .data
         .chunks_exact(2)
         .flat_map(|pair| {
             (0..from).map(move |k| {
-                (
-                    f64::from(pair[0]),
-                    if k == 0 { f64::from(pair[1]) } else { 0.0 },
-                )
+                let correct = if k == 0 { f64::from(pair[1]) } else { 0.0 };
+                (f64::from(pair[0]), correct)
             })
         })
         .collect();
     let data: Vec<f32> = micro
-        .chunks_exact(to)
-        .flat_map(|group| {
-            let loss = group.iter().map(|m| m.0).sum::<f64>() / to as f64;
-            let correct = group.iter().map(|m| m.1).sum::<f64>();
-            [loss as f32, correct as f32]
+        .chunks_exact(run.ranks)
+        .enumerate()
+        .flat_map(|(step, group)| {
+            let (mut loss, mut rows, mut correct) = (0f64, 0f64, 0f64);
+            for (k, m) in group.iter().enumerate() {
+                let r = run.rows_of(step * run.ranks + k) as f64;
+                loss += m.0 * r;
+                rows += r;
+                correct += m.1;
+            }
+            [(loss / rows.max(1.0)) as f32, correct as f32]
         })
         .collect();
     Tensor {
@@ -159,6 +165,31 @@ mod tests {
         }
     }
 
+    /// A run on `ranks` ranks of 12-row micro-batches, `per_update` per update, 48 per epoch.
+    fn run(ranks: usize, per_update: u64) -> OneRankRun {
+        OneRankRun {
+            ranks,
+            micro_batch: 12,
+            per_update,
+            samples: 12 * 48,
+        }
+    }
+
+    #[test]
+    fn a_short_last_micro_batch_weighs_its_rows() {
+        // 41 samples: micro-batches of 12, 12, 12 and 5 rows; saved at the epoch's end.
+        let mut s = state(4, vec![1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 4.0, 1.0], Vec::new());
+        s.meta.position.global_step = 40;
+        s.meta.optimizer_steps = 40;
+        let two = OneRankRun {
+            samples: 41,
+            ..run(2, 2)
+        };
+        let merged = restate(s, 1, two, &[], Path::new("b")).unwrap();
+        let want = ((12.0 * 2.0 + 5.0 * 4.0) / 17.0) as f32;
+        assert_eq!(merged.batch_stats.data, vec![1.0, 3.0, want, 4.0]);
+    }
+
     fn slot(name: &str, v: f32) -> Tensor {
         Tensor {
             name: name.into(),
@@ -172,7 +203,7 @@ mod tests {
         let here = Path::new("b");
         // 2 steps of 4 ranks are 4 steps of 2 ranks and 8 of one.
         let s = state(2, vec![1.0, 8.0, 3.0, 4.0], Vec::new());
-        let two = restate(s.clone(), 4, 2, 4, &[], here).unwrap();
+        let two = restate(s.clone(), 4, run(2, 4), &[], here).unwrap();
         assert_eq!(two.meta.position.step, 4);
         assert_eq!(two.meta.position.global_step, 64);
         assert_eq!(two.meta.optimizer_steps, 64);
@@ -182,12 +213,12 @@ mod tests {
             vec![1.0, 8.0, 1.0, 0.0, 3.0, 4.0, 3.0, 0.0]
         );
         // Back to 4 ranks: the same statistics.
-        let four = restate(two, 2, 4, 4, &[], here).unwrap();
+        let four = restate(two, 2, run(4, 4), &[], here).unwrap();
         assert_eq!(four.meta.position, s.meta.position);
         assert_eq!(four.batch_stats, s.batch_stats);
         // Merged steps: the mean loss, the summed counts.
         let s = state(4, vec![1.0, 8.0, 2.0, 4.0, 0.5, 1.0, 0.5, 1.0], Vec::new());
-        let merged = restate(s, 1, 2, 4, &[], here).unwrap();
+        let merged = restate(s, 1, run(2, 4), &[], here).unwrap();
         assert_eq!(merged.batch_stats.data, vec![1.5, 12.0, 0.5, 2.0]);
         assert_eq!(merged.meta.position.step, 2);
     }
@@ -196,7 +227,7 @@ mod tests {
     fn a_step_boundary_of_the_new_count_is_required() {
         // 3 steps of one rank: not a step of 2 ranks; 3 and 33 micro-batches, 6 per update.
         let s = state(3, vec![0.0; 6], Vec::new());
-        let err = restate(s, 1, 2, 6, &[], Path::new("b")).unwrap_err();
+        let err = restate(s, 1, run(2, 6), &[], Path::new("b")).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("3 micro-batches"), "{text}");
         assert!(text.contains("[1, 3]"), "{text}");
@@ -208,14 +239,14 @@ mod tests {
         let acc = "optimizer.w.gradient_accumulator";
         let wanted = [(acc.to_string(), vec![2])];
         let s = state(2, vec![0.0; 4], vec![slot("optimizer.w.momentum", 1.0)]);
-        let two = restate(s, 4, 2, 4, &wanted, here).unwrap();
+        let two = restate(s, 4, run(2, 4), &wanted, here).unwrap();
         assert_eq!(two.slots[1], slot(acc, 0.0));
-        let four = restate(two.clone(), 2, 4, 4, &[], here).unwrap();
+        let four = restate(two.clone(), 2, run(4, 4), &[], here).unwrap();
         assert_eq!(four.slots, vec![slot("optimizer.w.momentum", 1.0)]);
         // Gradients where there can be none: damaged.
         let mut full = two;
         full.slots[1] = slot(acc, 0.5);
-        let err = restate(full, 2, 4, 4, &[], here).unwrap_err();
+        let err = restate(full, 2, run(4, 4), &[], here).unwrap_err();
         assert!(matches!(err, Error::CorruptCheckpoint { .. }), "{err}");
     }
 
@@ -263,7 +294,8 @@ mod tests {
         // 3 ranks cannot share 4 micro-batches: the counts that can.
         let lines = four.differences(&fingerprint(48, Some(3), 1));
         assert!(
-            lines[0].ends_with("dividing its 4 micro-batches per update: [1, 2, 4]"),
+            lines[0]
+                .ends_with("shares its 4 micro-batches per update and its 4 per epoch: [1, 2, 4]"),
             "{lines:?}"
         );
         // Another optimizer is still another run.

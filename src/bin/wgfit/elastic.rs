@@ -29,6 +29,9 @@ pub fn agree(args: &mut TrainArgs, launch: &Launch) -> CliResult<Option<String>>
                 Err(f) => serde_json::json!({ "error": f.message }),
             };
             group.broadcast(value.to_string().into_bytes())?;
+            if decided.is_err() {
+                launch.agreed_failure();
+            }
             return decided;
         }
         _ => group.broadcast(Vec::new())?,
@@ -38,6 +41,8 @@ pub fn agree(args: &mut TrainArgs, launch: &Launch) -> CliResult<Option<String>>
         code: 1,
     })?;
     if let Some(error) = value["error"].as_str() {
+        // Every rank ends here alike: no rank waits for another.
+        launch.agreed_failure();
         return Err(Failure {
             message: error.to_string(),
             code: 2,
@@ -56,7 +61,7 @@ pub fn agree(args: &mut TrainArgs, launch: &Launch) -> CliResult<Option<String>>
 }
 
 /// Sets `args`' batch and accumulation to the backup's run on `ranks` ranks, if `--elastic`
-/// and the backup recorded its rank count: the line saying so, for rank 0 to print. A
+/// and the backup recorded another rank count: the line saying so, for rank 0 to print. A
 /// sidecar that does not parse leaves the flags as given (the restore reports it).
 pub fn adapt(args: &mut TrainArgs, ranks: usize) -> CliResult<Option<String>> {
     let (true, Some(dir)) = (args.elastic, args.backup_dir()) else {
@@ -75,15 +80,22 @@ pub fn adapt(args: &mut TrainArgs, ranks: usize) -> CliResult<Option<String>> {
     let Ok(sidecar) = wgfit::checkpoint::Sidecar::parse(&bytes, &path) else {
         return Ok(None);
     };
-    let Some(run) = sidecar.fingerprint.one_rank_run() else {
+    // Saved on this rank count (or before version 6): the flags as given; the fingerprint
+    // decides (with --discard-mismatched-backup a changed flag stays changed).
+    let Some(run) = sidecar
+        .fingerprint
+        .one_rank_run()
+        .filter(|r| r.ranks != ranks)
+    else {
         return Ok(None);
     };
     let Some((batch, accumulate)) = run.arguments_for(ranks) else {
         return Err(Failure {
             message: format!(
-                "--elastic: the backup in {} trains {} micro-batches per update, which {ranks} rank(s) cannot share equally; run it on {:?} rank(s)",
+                "--elastic: the backup in {} trains {} micro-batches per update and {} per epoch, which {ranks} rank(s) cannot share equally; run it on {:?} rank(s)",
                 dir.display(),
                 run.per_update,
+                run.micro_batches_per_epoch(),
                 run.rank_counts()
             ),
             code: 2,

@@ -43,6 +43,11 @@ impl Launch {
         })
     }
 
+    /// Notes that every rank fails at the same point, before `fit`, with the same failure.
+    pub fn agreed_failure(&self) {
+        self.shared.set(true);
+    }
+
     /// Notes the error `fit` returned: whether every rank meets it at the same point
     /// (disagreeing ranks, a batch that does not split, diverged parameters, a preemption).
     pub fn note(&self, error: &wgfit::Error) {
