@@ -356,7 +356,7 @@ pub enum Error {
         epoch: usize,
         /// Micro-batches of that epoch done (those of the one-rank run).
         micro_batches: u64,
-        /// The rank counts (up to 64) whose steps end at the saved state.
+        /// The rank counts that run it and whose steps end at the saved state.
         counts: Vec<u64>,
     },
     /// A binary built without the `mpi` feature was started by an MPI launcher with several

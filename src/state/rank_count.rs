@@ -41,8 +41,8 @@ pub(crate) fn restate(
     );
     for count in [done, global, optimizer] {
         if !count.is_multiple_of(to as u64) {
-            let mut counts = divisors(gcd(gcd(done, global), run.per_update));
-            counts.retain(|&d| usize::try_from(d).is_ok_and(|d| run.runs_on(d)));
+            let mut counts = run.rank_counts();
+            counts.retain(|&d| done.is_multiple_of(d) && global.is_multiple_of(d));
             return Err(Error::RankCountMisaligned {
                 from,
                 to,
@@ -122,15 +122,6 @@ fn regroup(stats: &Tensor, from: usize, run: OneRankRun) -> Tensor {
         shape: vec![data.len() / 2, 2],
         data,
     }
-}
-
-/// The divisors of `n` up to 64 (none of 0).
-fn divisors(n: u64) -> Vec<u64> {
-    (1..=n.min(64)).filter(|d| n.is_multiple_of(*d)).collect()
-}
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 #[cfg(test)]

@@ -60,11 +60,11 @@ pub fn agree(args: &mut TrainArgs, launch: &Launch) -> CliResult<Option<String>>
     Ok(None)
 }
 
-/// Sets `args`' batch and accumulation to the backup's run on `ranks` ranks, if `--elastic`
-/// and the backup recorded another rank count: the line saying so, for rank 0 to print. A
+/// Sets `args`' batch and accumulation to the backup's run on `ranks` ranks, if the backup
+/// recorded another rank count: the line saying so, for rank 0 to print. A
 /// sidecar that does not parse leaves the flags as given (the restore reports it).
-pub fn adapt(args: &mut TrainArgs, ranks: usize) -> CliResult<Option<String>> {
-    let (true, Some(dir)) = (args.elastic, args.backup_dir()) else {
+fn adapt(args: &mut TrainArgs, ranks: usize) -> CliResult<Option<String>> {
+    let Some(dir) = args.backup_dir() else {
         return Ok(None);
     };
     // No backup directory yet: the first run, which the flags define.
