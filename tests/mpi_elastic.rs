@@ -34,14 +34,15 @@ fn data() -> Dataset {
 
 /// Trains on `ranks` ranks (`group`, or one process) with the backup in `dir`; on rank 0 a
 /// SIGTERM is raised after global step `stop` (0: never), which preempts the run. Returns the
-/// parameters' SHA-256, or the error.
+/// parameters' SHA-256 and the global step of the run's first batch (where it resumed), or
+/// the error.
 fn train(
     ranks: usize,
     per_update: usize,
     dir: &Path,
     stop: u64,
     group: Option<wgfit::distributed::Group>,
-) -> Result<String, Error> {
+) -> Result<(String, u64), Error> {
     let mut model = Sequential::new(16)
         .add(Dense::new(32).activation(Activation::Relu))
         .add(Dense::new(5))
@@ -65,25 +66,36 @@ fn train(
         ..Default::default()
     };
     let mut backup = BackupAndRestore::new(dir)?.save_before_preemption(true)?;
-    let mut stopper = LambdaCallback::new().on_train_batch_end(|ctx, _| {
-        if wgfit::distributed::is_writer() && ctx.position().global_step == stop {
-            // SAFETY: raise(3) with a signal the backup's guard handles.
-            unsafe { libc::raise(libc::SIGTERM) };
-        }
-        Ok(())
-    });
+    let first = std::cell::Cell::new(None);
+    let mut stopper = LambdaCallback::new()
+        .on_train_batch_begin(|ctx, _| {
+            if first.get().is_none() {
+                first.set(Some(ctx.position().global_step));
+            }
+            Ok(())
+        })
+        .on_train_batch_end(|ctx, _| {
+            if wgfit::distributed::is_writer() && ctx.position().global_step == stop {
+                // SAFETY: raise(3) with a signal the backup's guard handles.
+                unsafe { libc::raise(libc::SIGTERM) };
+            }
+            Ok(())
+        });
     // The stopper first: the backup sees the signal at the batch it was raised after.
     model.fit(&data(), options, &mut [&mut stopper, &mut backup])?;
+    drop(stopper);
     let mut hash = Sha256::new();
     for t in model.parameters()? {
         hash.update(bytemuck::cast_slice::<f32, u8>(&t.data));
     }
-    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let sha = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((sha, first.get().unwrap_or(0)))
 }
 
 /// One rank, under `mpirun` (or alone with `SOLO` set): `CASE` is
 /// `<backup dir>|<stop>|<micro-batches per update>`.
-/// Prints `rank R: sha256 H`, `rank R: stopped` or `rank R: error E`.
+/// Prints `rank R: sha256 H from G` (G: the global step it began at), `rank R: stopped` or
+/// `rank R: error E`.
 #[test]
 #[ignore = "run under mpirun by the other test in this file"]
 fn rank() {
@@ -102,7 +114,7 @@ fn rank() {
         }
     };
     match result {
-        Ok(sha) => println!("rank {rank}: sha256 {sha}"),
+        Ok((sha, first)) => println!("rank {rank}: sha256 {sha} from {first}"),
         Err(Error::Preempted { .. } | Error::StoppedBySignal { .. }) => {
             println!("rank {rank}: stopped")
         }
@@ -168,15 +180,37 @@ fn copy_backup(from: &Path, to: &Path) {
     }
 }
 
+/// The SHA-256 in a finished run's line, and the global step it began at.
+fn finished(line: &str) -> (String, u64) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert!(
+        words.len() == 4 && words[0] == "sha256",
+        "not a finished run: {line}"
+    );
+    (words[1].to_string(), words[3].parse().unwrap())
+}
+
 #[test]
 fn a_backup_resumes_exactly_on_another_rank_count() {
     let tmp = tempfile::tempdir().unwrap();
     let at = |name: &str| tmp.path().join(name);
     // The uninterrupted runs: 4 ranks and one process are the same run.
-    let four = job(4, &at("u4"), 0);
-    let one = job(1, &at("u1"), 0);
-    assert!(four.starts_with("sha256 "), "{four}");
-    assert_eq!(one, four, "one process accumulating 4 against 4 ranks");
+    let (four, begun) = finished(&job(4, &at("u4"), 0));
+    assert_eq!(begun, 0);
+    assert_eq!(
+        finished(&job(1, &at("u1"), 0)),
+        (four.clone(), 0),
+        "one process against 4 ranks"
+    );
+    // Each rerun must end with the same bits and have begun at the committed step, restated
+    // for its rank count (a rerun that ignored the backup would end with the same bits).
+    let resumed = |ranks: usize, dir: &str, step: u64, what: &str| {
+        assert_eq!(
+            finished(&job(ranks, &at(dir), 0)),
+            (four.clone(), step),
+            "{what}"
+        );
+    };
 
     // Saved by 4 ranks inside epoch 1 (step 2 of 4), resumed on 2 ranks and on one.
     assert_eq!(job(4, &at("s4"), 6), "stopped");
@@ -184,13 +218,13 @@ fn a_backup_resumes_exactly_on_another_rank_count() {
     assert_eq!(ranks, 4);
     assert!(step > 4 && step < 8, "saved at global step {step}");
     copy_backup(&at("s4"), &at("s4b"));
-    assert_eq!(job(2, &at("s4"), 0), four, "4 ranks resumed on 2");
-    assert_eq!(job(1, &at("s4b"), 0), four, "4 ranks resumed on one");
+    resumed(2, "s4", step * 2, "4 ranks resumed on 2");
+    resumed(1, "s4b", step * 4, "4 ranks resumed on one");
 
     // Saved by one process after 8 micro-batches (an update boundary), resumed on 4 ranks.
     assert_eq!(job(1, &at("s1"), 8), "stopped");
     assert_eq!(committed(&at("s1")), (8, 1));
-    assert_eq!(job(4, &at("s1"), 0), four, "one process resumed on 4 ranks");
+    resumed(4, "s1", 2, "one process resumed on 4 ranks");
 
     // Saved by one process after 6 micro-batches, inside an update and inside a step of 4
     // ranks: refused on 4 (naming the counts that work, nothing changed), exact on 2, whose
@@ -205,11 +239,7 @@ fn a_backup_resumes_exactly_on_another_rank_count() {
     );
     assert!(refused.contains("[1, 2]"), "{refused}");
     assert_eq!(std::fs::read(at("s6").join("latest.json")).unwrap(), before);
-    assert_eq!(
-        job(2, &at("s6"), 0),
-        four,
-        "one process resumed on 2 mid-update"
-    );
+    resumed(2, "s6", 3, "one process resumed on 2 mid-update");
 }
 
 /// 8 micro-batches per update on 1, 2, 4 and 8 ranks (8 oversubscribed on the 2 cores): the
@@ -217,10 +247,9 @@ fn a_backup_resumes_exactly_on_another_rank_count() {
 #[test]
 fn eight_micro_batches_per_update_give_the_same_bits_on_1_2_4_and_8_ranks() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = job_of(1, 8, &tmp.path().join("1"), 0);
-    assert!(one.starts_with("sha256 "), "{one}");
+    let one = finished(&job_of(1, 8, &tmp.path().join("1"), 0));
     for ranks in [2, 4, 8] {
-        let got = job_of(ranks, 8, &tmp.path().join(ranks.to_string()), 0);
+        let got = finished(&job_of(ranks, 8, &tmp.path().join(ranks.to_string()), 0));
         assert_eq!(got, one, "{ranks} ranks against one process");
     }
 }
