@@ -85,7 +85,7 @@ pub fn parts_hex_checked<E: Send>(
                     }
                     let start = k as u64 * part_bytes;
                     let end = (start + part_bytes).min(total);
-                    *slot = hash_part(pieces, start, end, check);
+                    *slot = hash_part(&range_of(pieces, start, end), start, check);
                     if slot.is_err() {
                         failed.fetch_min(k, std::sync::atomic::Ordering::Relaxed);
                     }
@@ -98,18 +98,96 @@ pub fn parts_hex_checked<E: Send>(
     digests.into_iter().collect()
 }
 
-/// The SHA-256 of bytes `start..end` of `pieces`, each block checked before it is hashed.
-fn hash_part<E>(
-    pieces: &[&[u8]],
-    start: u64,
-    end: u64,
+/// [`parts_hex_checked`] for parts that arrive one at a time, as a reader fills them:
+/// `next(k)` is called on this thread for parts `0..count` in order and returns part k's
+/// pieces (`part_bytes` together; the last part may be shorter), which are checked and hashed
+/// on up to every core while it reads the next. An error of `next` counts as its part's; the
+/// reading stops at the first error, and the error of the first failing part in file order
+/// is returned, after every thread stopped.
+pub fn parts_hex_arriving<'a, E: Send>(
+    count: usize,
+    part_bytes: u64,
+    mut next: impl FnMut(usize) -> Result<Vec<&'a [u8]>, E>,
     check: &BlockCheck<'_, E>,
-) -> Result<String, E> {
+) -> Result<Vec<String>, E> {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::sync::{Mutex, mpsc};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, count.max(1));
+    let failed = AtomicUsize::new(usize::MAX);
+    // A part or two per thread waits in the queue: the reader stays ahead of the hashing
+    // without holding more than that much unhashed.
+    let (work, queue) = mpsc::sync_channel::<(usize, Vec<&'a [u8]>)>(threads);
+    let queue = Mutex::new(queue);
+    let (done, results) = mpsc::channel::<(usize, Result<String, E>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (done, queue, failed) = (done.clone(), &queue, &failed);
+            scope.spawn(move || {
+                loop {
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((k, pieces)) = job else { return };
+                    if k > failed.load(Relaxed) {
+                        continue;
+                    }
+                    let digest = hash_part(&pieces, k as u64 * part_bytes, check);
+                    if digest.is_err() {
+                        failed.fetch_min(k, Relaxed);
+                    }
+                    if done.send((k, digest)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        for k in 0..count {
+            if failed.load(Relaxed) != usize::MAX {
+                break;
+            }
+            match next(k) {
+                Ok(pieces) => {
+                    if work.send((k, pieces)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failed.fetch_min(k, Relaxed);
+                    let _ = done.send((k, Err(e)));
+                    break;
+                }
+            }
+        }
+        drop(work);
+    });
+    drop(done);
+    let mut digests: Vec<Option<Result<String, E>>> = (0..count).map(|_| None).collect();
+    for (k, digest) in results {
+        digests[k] = Some(digest);
+    }
+    // Every part before the first failing one was read and hashed.
+    let mut out = Vec::with_capacity(count);
+    for digest in digests {
+        match digest {
+            Some(digest) => out.push(digest?),
+            None => panic!("a part before the first failure was not hashed"),
+        }
+    }
+    Ok(out)
+}
+
+/// The SHA-256 of `pieces` laid end to end, which begin at byte `at` of the file, each block
+/// checked before it is hashed (blocks end at multiples of 256 KiB of the file).
+fn hash_part<E>(pieces: &[&[u8]], at: u64, check: &BlockCheck<'_, E>) -> Result<String, E> {
     let mut hasher = Sha256::new();
-    let mut offset = start;
+    let end = at + pieces.iter().map(|p| p.len() as u64).sum::<u64>();
+    let mut offset = at;
     while offset < end {
         let block_end = ((offset / CHECK_BLOCK + 1) * CHECK_BLOCK).min(end);
-        for piece in range_of(pieces, offset, block_end) {
+        for piece in range_of(pieces, offset - at, block_end - at) {
             check(offset, piece)?;
             hasher.update(piece);
             offset += piece.len() as u64;
@@ -188,5 +266,53 @@ mod tests {
             None => Ok(()),
         });
         assert_eq!(err, Err(1_500_000));
+    }
+
+    /// Parts that arrive one at a time hash as the whole does; a failure of the reader or of
+    /// the check stops the reading, and the first in file order is the error.
+    #[test]
+    fn arriving_parts_hash_as_the_whole_and_stop_at_the_first_failure() {
+        let bytes: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+        let part = 1 << 20;
+        let chunks: Vec<&[u8]> = bytes.chunks(part as usize).collect();
+        let pass = |_: u64, _: &[u8]| Ok::<(), u64>(());
+        let got = parts_hex_arriving(chunks.len(), part, |k| Ok(vec![chunks[k]]), &pass);
+        assert_eq!(got, Ok(parts_hex(&bytes, part)));
+        // Each part in two pieces, with an empty one between.
+        let split = |k: usize| {
+            let (a, b) = chunks[k].split_at(chunks[k].len() / 3);
+            Ok(vec![a, &[][..], b])
+        };
+        assert_eq!(
+            parts_hex_arriving(chunks.len(), part, split, &pass),
+            Ok(parts_hex(&bytes, part))
+        );
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let reader_fails = parts_hex_arriving(
+            chunks.len(),
+            part,
+            |k| {
+                asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if k == 2 {
+                    Err(2_000_000)
+                } else {
+                    Ok(vec![chunks[k]])
+                }
+            },
+            &pass,
+        );
+        assert_eq!(reader_fails, Err(2_000_000));
+        assert_eq!(asked.into_inner(), 3, "the reading went on after a failure");
+        let check = |at: u64, block: &[u8]| match block.iter().position(|&b| b == 251) {
+            Some(i) => Err(at + i as u64),
+            None => Ok(()),
+        };
+        let mut bad = bytes.clone();
+        bad[1_500_000] = 251;
+        bad[3_500_000] = 251;
+        let bad_chunks: Vec<&[u8]> = bad.chunks(part as usize).collect();
+        let checked =
+            parts_hex_arriving(bad_chunks.len(), part, |k| Ok(vec![bad_chunks[k]]), &check);
+        assert_eq!(checked, Err(1_500_000));
     }
 }

@@ -8,7 +8,7 @@
 use super::backup_writer::Writer;
 use super::preempt::PreemptGuard;
 use super::{Callback, Context, FitOutcome};
-use crate::checkpoint::{BackupDir, Decision, Loaded, decide};
+use crate::checkpoint::{BackupDir, Decision, Loaded, Sidecar, decide};
 use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
 use crate::state::{EventKind, Logs, Position, TrainState, rank_count};
@@ -194,9 +194,15 @@ impl BackupAndRestore {
                         loaded.sidecar_path.display()
                     );
                 }
+                dir.adopt(&loaded);
+                let Loaded {
+                    sidecar,
+                    sidecar_path: path,
+                    state,
+                    ..
+                } = *loaded;
                 // Saved on another rank count: the same state, in steps of this one.
-                let path = loaded.sidecar_path.clone();
-                let state = restate_for_ranks(&loaded, ctx)?;
+                let state = restate_for_ranks(state, &sidecar, &path, ctx)?;
                 // A state that matches the fingerprint but not the model is damaged or crafted.
                 ctx.set_state(state)
                     .map_err(|e| Error::corrupt(&path, e.to_string()))?;
@@ -205,7 +211,6 @@ impl BackupAndRestore {
                 } else {
                     EventKind::Resume
                 });
-                dir.adopt(&loaded);
             }
             Decision::Mismatch { differences, .. } if self.discard_mismatched => {
                 eprintln!(
@@ -273,10 +278,15 @@ impl BackupAndRestore {
 
 /// The loaded state as this run's rank count continues it (unchanged on the rank count that
 /// saved it, or for a backup that did not record its count).
-fn restate_for_ranks(loaded: &Loaded, ctx: &mut Context<'_>) -> Result<TrainState> {
-    let (then, now) = (&loaded.sidecar.fingerprint, ctx.fingerprint());
+fn restate_for_ranks(
+    state: TrainState,
+    sidecar: &Sidecar,
+    path: &Path,
+    ctx: &mut Context<'_>,
+) -> Result<TrainState> {
+    let (then, now) = (&sidecar.fingerprint, ctx.fingerprint());
     let (Some(from), Some(run)) = (then.one_rank_run(), now.one_rank_run()) else {
-        return Ok(loaded.state.clone());
+        return Ok(state);
     };
     let accumulators: Vec<(String, Vec<usize>)> = ctx
         .engine()
@@ -286,13 +296,7 @@ fn restate_for_ranks(loaded: &Loaded, ctx: &mut Context<'_>) -> Result<TrainStat
         .filter(|(name, _, _)| name.ends_with(rank_count::ACCUMULATOR))
         .map(|(name, shape, _)| (name, shape))
         .collect();
-    rank_count::restate(
-        loaded.state.clone(),
-        from.ranks,
-        run,
-        &accumulators,
-        &loaded.sidecar_path,
-    )
+    rank_count::restate(state, from.ranks, run, &accumulators, path)
 }
 
 impl Callback for BackupAndRestore {

@@ -302,7 +302,19 @@ impl<'a> EncodedFile<'a> {
 /// The tensors of a weights file, split into parameters, slots and batch statistics, with
 /// dtype, names and values checked. `path` names the file in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<Decoded> {
-    let tensors = read_tensors_from(bytes, path)?;
+    classify(read_tensors_from(bytes, path)?, path, true)
+}
+
+/// Whether a tensor of a weights file must hold finite values (the model's parameters and
+/// the callbacks' copies of them).
+pub(super) fn must_be_finite(name: &str) -> bool {
+    name.starts_with("model.") || name.starts_with(CALLBACK_TENSORS)
+}
+
+/// The tensors of a weights file (in name order) split by kind, their names and, when
+/// `check_finite`, the values of those that must be finite checked (false only where that
+/// was done as they were read).
+pub(super) fn classify(tensors: Vec<Tensor>, path: &Path, check_finite: bool) -> Result<Decoded> {
     let mut params = Vec::new();
     let mut slots = Vec::new();
     let mut callback_tensors = Vec::new();
@@ -310,8 +322,12 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Decoded> {
     for t in tensors {
         if t.name == BATCH_STATS {
             stats = Some(t);
-        } else if t.name.starts_with("model.") || t.name.starts_with(CALLBACK_TENSORS) {
-            if let Some(bad) = t.data.iter().find(|v| !v.is_finite()) {
+        } else if must_be_finite(&t.name) {
+            let bad = match check_finite {
+                true => t.data.iter().find(|v| !v.is_finite()),
+                false => None,
+            };
+            if let Some(bad) = bad {
                 return Err(Error::corrupt(
                     path,
                     format!("tensor `{}` holds {bad}", t.name),
@@ -427,12 +443,17 @@ pub fn state_of(
     weights: &[u8],
     path: &Path,
 ) -> Result<TrainState> {
-    let d = decode(weights, path)?;
-    Ok(TrainState {
+    Ok(state_of_decoded(sidecar, history, decode(weights, path)?))
+}
+
+/// Builds the full state from a verified sidecar, its whole history and its weights file's
+/// tensors.
+pub(super) fn state_of_decoded(sidecar: &Sidecar, history: History, d: Decoded) -> TrainState {
+    TrainState {
         params: d.params,
         slots: d.slots,
         meta: sidecar.meta(history),
         batch_stats: d.stats,
         callback_tensors: d.callback_tensors,
-    })
+    }
 }

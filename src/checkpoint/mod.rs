@@ -12,6 +12,7 @@ mod place;
 mod record;
 mod remote;
 mod restore;
+mod stream_read;
 mod weights_ref;
 
 #[cfg(test)]

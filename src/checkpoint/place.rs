@@ -24,6 +24,14 @@ pub(crate) enum Place {
     Remote(Arc<Remote>),
 }
 
+/// A weights file opened by [`Place::open_weights`].
+pub(crate) enum Weights {
+    /// A local file of the expected length, to be read.
+    File(std::fs::File),
+    /// An object's bytes.
+    Bytes(Vec<u8>),
+}
+
 /// The exclusive hold of a run on a backup: a lock file, or a lease object.
 #[derive(Debug)]
 pub(crate) enum Hold {
@@ -113,9 +121,10 @@ impl Place {
         }
     }
 
-    /// Reads the weights file `name`, which its sidecar says is `expected` bytes long: a
-    /// missing file, another length, or (locally) a sparse file is a corrupt checkpoint.
-    pub fn read_weights(&self, name: &str, expected: u64) -> Result<Vec<u8>> {
+    /// Opens the weights file `name`, which its sidecar says is `expected` bytes long: a
+    /// missing file, another length, or (locally) a sparse file is a corrupt checkpoint. A
+    /// local file is opened for the caller to read; an object is read whole.
+    pub fn open_weights(&self, name: &str, expected: u64) -> Result<Weights> {
         let path = self.join(name);
         let wrong_length = |len: u64| {
             Error::corrupt(
@@ -145,7 +154,7 @@ impl Place {
                         ),
                     ));
                 }
-                dir.read_len(name, file, len)
+                Ok(Weights::File(file))
             }
             Place::Remote(remote) => {
                 let len = match remote.head(name)? {
@@ -156,7 +165,7 @@ impl Place {
                     return Err(wrong_length(len));
                 }
                 match remote.read(name, expected)? {
-                    Some((bytes, _)) => Ok(bytes),
+                    Some((bytes, _)) => Ok(Weights::Bytes(bytes)),
                     None => Err(Error::corrupt(&path, "it vanished while being read")),
                 }
             }

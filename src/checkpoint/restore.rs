@@ -10,7 +10,8 @@
 use super::dir::{LATEST, PREVIOUS};
 use super::format::{self, Sidecar};
 use super::history_chunks::{self, ChunkRef};
-use super::place::Place;
+use super::place::{Place, Weights};
+use super::stream_read;
 use crate::error::{Error, Result};
 use crate::state::{Fingerprint, History, TrainState};
 use std::collections::BTreeMap;
@@ -168,20 +169,45 @@ fn read_state(dir: &Place, sidecar: &Sidecar, history: History) -> Result<TrainS
     expected
         .check_part_count()
         .map_err(|reason| Error::corrupt(&path, reason))?;
-    let weights = dir.read_weights(&expected.file, expected.bytes)?;
-    // Verify and decode side by side; the digests' verdict comes first. Decoding unverified
-    // bytes is safe: the decoder treats its input as hostile (and is fuzzed as such).
+    let state = match dir.open_weights(&expected.file, expected.bytes)? {
+        Weights::File(file) => match stream_read::read(&file, expected, &path)? {
+            Some(read) => format::state_of_decoded(
+                sidecar,
+                history,
+                format::classify(read.tensors, &path, !read.finite)?,
+            ),
+            None => match dir {
+                Place::Local(handle) => {
+                    let weights = handle.read_len(&expected.file, file, expected.bytes)?;
+                    verify_and_decode(sidecar, history, &weights, &path)?
+                }
+                Place::Remote(_) => unreachable!("an object store opened a local file"),
+            },
+        },
+        Weights::Bytes(weights) => verify_and_decode(sidecar, history, &weights, &path)?,
+    };
+    check_shapes(sidecar, &state).map_err(|reason| Error::corrupt(&path, reason))?;
+    Ok(state)
+}
+
+/// Verifies a weights file's bytes and decodes them side by side; the digests' verdict comes
+/// first. Decoding unverified bytes is safe: the decoder treats its input as hostile (and is
+/// fuzzed as such).
+fn verify_and_decode(
+    sidecar: &Sidecar,
+    history: History,
+    weights: &[u8],
+    path: &std::path::Path,
+) -> Result<TrainState> {
     let (verified, state) = std::thread::scope(|scope| {
-        let hashing = scope.spawn(|| expected.verify(&weights));
-        let state = format::state_of(sidecar, history, &weights, &path);
+        let hashing = scope.spawn(|| sidecar.weights.verify(weights));
+        let state = format::state_of(sidecar, history, weights, path);
         (hashing.join(), state)
     });
     verified
         .map_err(|_| Error::internal("the checksum thread panicked"))?
-        .map_err(|reason| Error::corrupt(&path, reason))?;
-    let state = state?;
-    check_shapes(sidecar, &state).map_err(|reason| Error::corrupt(&path, reason))?;
-    Ok(state)
+        .map_err(|reason| Error::corrupt(path, reason))?;
+    state
 }
 
 /// A state must be the one its sidecar describes: the parameters of its fingerprint's

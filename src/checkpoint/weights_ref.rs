@@ -105,26 +105,30 @@ impl WeightsRef {
                     ))
                 }
             }
-            (None, Some(part)) => {
-                let got = crate::checksum::parts_hex(bytes, part);
-                match got.iter().zip(&self.parts).position(|(a, b)| a != b) {
-                    None if got.len() == self.parts.len() => Ok(()),
-                    None => Err(format!(
-                        "it has {} parts, the sidecar records {}",
-                        got.len(),
-                        self.parts.len()
-                    )),
-                    Some(k) => {
-                        let start = k as u64 * part;
-                        let end = (start + part).min(bytes.len() as u64);
-                        Err(format!(
-                            "part {k} (bytes {start}..{end}) has SHA-256 {}, the sidecar records {}",
-                            got[k], self.parts[k]
-                        ))
-                    }
-                }
-            }
+            (None, Some(part)) => self.check_parts(&crate::checksum::parts_hex(bytes, part)),
             (None, None) => Err("the sidecar records no digest of it".into()),
+        }
+    }
+
+    /// Checks the part digests of the file's bytes against the recorded ones. The error names
+    /// the first part that differs.
+    pub fn check_parts(&self, got: &[String]) -> std::result::Result<(), String> {
+        let part = self.part_bytes.unwrap_or(0);
+        match got.iter().zip(&self.parts).position(|(a, b)| a != b) {
+            None if got.len() == self.parts.len() => Ok(()),
+            None => Err(format!(
+                "it has {} parts, the sidecar records {}",
+                got.len(),
+                self.parts.len()
+            )),
+            Some(k) => {
+                let start = k as u64 * part;
+                let end = (start + part).min(self.bytes);
+                Err(format!(
+                    "part {k} (bytes {start}..{end}) has SHA-256 {}, the sidecar records {}",
+                    got[k], self.parts[k]
+                ))
+            }
         }
     }
 
