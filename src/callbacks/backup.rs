@@ -269,6 +269,16 @@ impl BackupAndRestore {
         result
     }
 
+    /// When the newest state this callback committed became durable (`latest.json` in place
+    /// and synced), before the files it superseded were removed. `None` before any commit.
+    pub fn last_commit_at(&self) -> Option<std::time::Instant> {
+        match (&self.held, &self.run) {
+            (Some(dir), _) => dir.committed_at(),
+            (None, Some(run)) => run.dir.lock().ok()?.committed_at(),
+            (None, None) => None,
+        }
+    }
+
     /// States the last `fit` committed. Every save point of a fit is either committed or
     /// superseded (`superseded_saves`), none is dropped unreported.
     pub fn committed_saves(&self) -> u64 {

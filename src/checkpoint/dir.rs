@@ -106,6 +106,8 @@ pub struct BackupDir {
     sweep_deferred: bool,
     /// The history chunk files of this run's history, and the chain links seen.
     chunks: HistoryChunks,
+    /// When this process's newest commit became durable.
+    committed_at: Option<std::time::Instant>,
 }
 
 impl BackupDir {
@@ -153,6 +155,7 @@ impl BackupDir {
             superseded_before: 0,
             fence_token: Some(owner),
             sweep_deferred: false,
+            committed_at: None,
             chunks: HistoryChunks::default(),
         })
     }
@@ -220,6 +223,7 @@ impl BackupDir {
             superseded_before: 0,
             fence_token: None,
             sweep_deferred: false,
+            committed_at: None,
             chunks: HistoryChunks::default(),
         })
     }
@@ -422,12 +426,19 @@ impl BackupDir {
         self.place
             .commit_pointer(&self.hold, LATEST, &self.tmp_name(LATEST), &json)?;
         self.place.sync()?;
+        self.committed_at = Some(std::time::Instant::now());
         self.last_committed = Some(json);
         self.sweep_deferred = false;
         if !double_checkpoint {
             self.place.remove(PREVIOUS)?;
         }
         self.remove_strays()
+    }
+
+    /// When this process's newest commit became durable (its `latest.json` renamed into
+    /// place and the directory synced), before the files it superseded were removed.
+    pub fn committed_at(&self) -> Option<std::time::Instant> {
+        self.committed_at
     }
 
     /// Removes wgfit's unfinished writes and the weights files of this directory that no
