@@ -33,8 +33,8 @@ use crate::error::Result;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
-/// The collective operations a distributed fit needs. Implemented over MPI ([`Mpi`]); every
-/// call is collective: each rank makes the same calls in the same order.
+/// The collective operations a distributed fit needs. Implemented over MPI (`Mpi`, with the
+/// `mpi` feature); every call is collective: each rank makes the same calls in the same order.
 pub trait Exchange: Send + Sync {
     /// This process's rank, `0..size`.
     fn rank(&self) -> usize;
@@ -155,7 +155,8 @@ pub fn is_writer() -> bool {
 }
 
 /// The adapter index among those of the best type that this process should take: its local
-/// rank, when MPI started it among several processes (see [`Mpi::init`]).
+/// rank, when MPI started it among several processes (see `Mpi::init`, with the `mpi`
+/// feature).
 pub fn local_adapter_index() -> Option<usize> {
     match LOCAL_RANK.load(Ordering::SeqCst) {
         usize::MAX => None,

@@ -287,7 +287,10 @@ impl<'a> Run<'a> {
             .gpu
             .write(&self.work.stats, 0, bytemuck::cast_slice(&batch_stats.data));
         self.params.set_learning_rate(learning_rate);
-        Ok(())
+        // The state is on the device before training goes on: an upload that fails says so
+        // here, and a resume's time includes its upload.
+        self.params.gpu.queue.submit([]);
+        self.params.gpu.wait(None, "uploading the training state")
     }
 
     /// Changes the learning rate for the batches recorded from now on, from step `step` of

@@ -33,7 +33,8 @@ impl From<Embedding> for Layer {
 }
 
 /// Keras's `Add()`: the element-wise sum of two or more tensors of one shape, called on them
-/// in a [`crate::Model`] graph with [`crate::SymbolicTensor::add`] or [`Add::call`].
+/// in a [`crate::Model`] graph with [`crate::SymbolicTensor::add`] or `Add.call_on(&[..])`
+/// ([`crate::Call::call_on`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Add;
 
