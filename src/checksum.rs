@@ -119,11 +119,13 @@ pub fn parts_hex_arriving<'a, E: Send>(
     // A part or two per thread waits in the queue: the reader stays ahead of the hashing
     // without holding more than that much unhashed.
     let (work, queue) = mpsc::sync_channel::<(usize, Vec<&'a [u8]>)>(threads);
-    let queue = Mutex::new(queue);
+    // The workers own the queue's receiving end: should they all stop, the reader's next send
+    // fails instead of waiting for room forever.
+    let queue = std::sync::Arc::new(Mutex::new(queue));
     let (done, results) = mpsc::channel::<(usize, Result<String, E>)>();
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            let (done, queue, failed) = (done.clone(), &queue, &failed);
+            let (done, queue, failed) = (done.clone(), queue.clone(), &failed);
             scope.spawn(move || {
                 loop {
                     let job = match queue.lock() {
@@ -144,6 +146,7 @@ pub fn parts_hex_arriving<'a, E: Send>(
                 }
             });
         }
+        drop(queue);
         for k in 0..count {
             if failed.load(Relaxed) != usize::MAX {
                 break;
@@ -314,5 +317,29 @@ mod tests {
         let checked =
             parts_hex_arriving(bad_chunks.len(), part, |k| Ok(vec![bad_chunks[k]]), &check);
         assert_eq!(checked, Err(1_500_000));
+    }
+
+    /// Hashing threads that all die (a check that panics) end the reading with their panic;
+    /// the reader does not wait for room in the queue forever.
+    #[test]
+    fn hashing_threads_that_panic_do_not_leave_the_reader_waiting() {
+        let (finished, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let bytes = vec![7u8; 64 << 10];
+            let result = std::panic::catch_unwind(|| {
+                let panics = |_: u64, _: &[u8]| -> Result<(), ()> { panic!("a check broke") };
+                parts_hex_arriving(
+                    64,
+                    1 << 10,
+                    |k| Ok(vec![&bytes[k << 10..(k + 1) << 10]]),
+                    &panics,
+                )
+            });
+            let _ = finished.send(result.is_err());
+        });
+        let panicked = outcome
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the reader still waits 30 s after every hashing thread died");
+        assert!(panicked, "the hashing threads' panic was lost");
     }
 }

@@ -203,9 +203,12 @@ impl BackupAndRestore {
                 } = *loaded;
                 // Saved on another rank count: the same state, in steps of this one.
                 let state = restate_for_ranks(state, &sidecar, &path, ctx)?;
-                // A state that matches the fingerprint but not the model is damaged or crafted.
-                ctx.set_state(state)
-                    .map_err(|e| Error::corrupt(&path, e.to_string()))?;
+                // A state that matches the fingerprint but not the model is damaged or crafted;
+                // the device failing during the upload says nothing about the backup.
+                ctx.set_state(state).map_err(|e| match e {
+                    Error::Gpu { .. } | Error::GpuTimeout { .. } | Error::DeviceLost { .. } => e,
+                    other => Error::corrupt(&path, other.to_string()),
+                })?;
                 ctx.record_event(if fell_back {
                     EventKind::Fallback
                 } else {

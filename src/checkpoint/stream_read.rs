@@ -168,7 +168,8 @@ fn read_header(file: &File, len: u64, path: &Path) -> Result<Option<(Vec<u8>, Me
         return Ok(None);
     }
     let mut head = vec![0u8; (PREFIX + n) as usize];
-    if !read_at(&mut head, 0)? {
+    // The prefix hashed is the one parsed: a file changed since is not taken apart here.
+    if !read_at(&mut head, 0)? || head[..PREFIX as usize] != prefix {
         return Ok(None);
     }
     let Ok(text) = std::str::from_utf8(&head[PREFIX as usize..]) else {

@@ -289,8 +289,10 @@ impl<'a> Run<'a> {
         self.params.set_learning_rate(learning_rate);
         // The state is on the device before training goes on: an upload that fails says so
         // here, and a resume's time includes its upload.
-        self.params.gpu.queue.submit([]);
-        self.params.gpu.wait(None, "uploading the training state")
+        let upload = self.params.gpu.queue.submit([]);
+        self.params
+            .gpu
+            .wait(Some(upload), "uploading the training state")
     }
 
     /// Changes the learning rate for the batches recorded from now on, from step `step` of
