@@ -384,13 +384,12 @@ impl Gpu {
             return;
         }
         // Each piece is submitted at once: the device copies it while the next is staged, and
-        // the staging memory of finished pieces is reused instead of a fresh allocation the
-        // size of the whole write.
+        // the staging memory of finished pieces (freed by the submission's own poll of the
+        // device) is reused instead of a fresh allocation the size of the whole write.
         for (k, piece) in bytes.chunks(UPLOAD_PIECE).enumerate() {
             let at = offset + (k * UPLOAD_PIECE) as u64;
             self.queue.write_buffer(buffer, at, piece);
             self.queue.submit([]);
-            let _ = self.device.poll(wgpu::PollType::Poll);
         }
     }
 
