@@ -359,6 +359,15 @@ pub enum Error {
         /// The rank counts that run it and whose steps end at the saved state.
         counts: Vec<u64>,
     },
+    /// The optimizer slots of this model were sharded over the ranks of a distributed fit
+    /// that failed: this process holds only its shard of them.
+    #[error(
+        "the optimizer state of this model was sharded over the {ranks} ranks of a distributed fit that failed, and this process holds only its shard of it; restore a backup (BackupAndRestore resumes the run) or compile the model again (docs/MPI.md, \"Sharded optimizer state\")"
+    )]
+    OptimizerStateIncomplete {
+        /// The ranks of the fit that failed.
+        ranks: usize,
+    },
     /// A binary built without the `mpi` feature was started by an MPI launcher with several
     /// processes: each would train the whole model alone and all would race on one backup.
     #[error(

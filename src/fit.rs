@@ -247,6 +247,12 @@ pub(crate) fn fit(
     let mut ctx = Context::new(run, meta, setup.fingerprint.clone(), options.epochs);
     ctx.set_validates(validation.is_some());
     let result = train(&mut ctx, callbacks, &setup, validation.as_ref());
+    if result.is_err() {
+        // The other ranks' shards of the optimizer slots are out of reach; the slots are
+        // marked incomplete whether or not freeing the shard succeeds, and the training's
+        // error is the one to report.
+        let _ = ctx.engine().abandon_shards();
+    }
     let outcome = match &result {
         Ok(_) => FitOutcome::Completed,
         Err(Error::Preempted { .. }) => FitOutcome::Preempted,
@@ -276,13 +282,18 @@ fn train(
 ) -> Result<History> {
     each(callbacks, ctx, |cb, ctx| cb.on_train_begin(ctx))?;
     crate::distributed::check_agree(ctx, "at the start")?;
+    ctx.engine().params().check_slots_complete()?;
     check_within_epochs(ctx.position(), setup.options.epochs)?;
+    // Every rank holds the state the run starts from: each keeps its shard of the optimizer
+    // slots from here to the end of training (docs/MPI.md, "Sharded optimizer state").
+    ctx.engine().shard_optimizer()?;
     ctx.lock_position();
     while ctx.position().epoch < setup.options.epochs && !ctx.stop_requested() {
         train_epoch(ctx, callbacks, setup, validation)?;
     }
     ctx.engine().finish("training batches")?;
     crate::distributed::check_agree(ctx, "at the end of training")?;
+    ctx.engine().unshard_optimizer()?;
     let logs = ctx.history().last().cloned().unwrap_or_default();
     each(callbacks, ctx, |cb, ctx| cb.on_train_end(ctx, &logs))?;
     Ok(ctx.history().clone())

@@ -3,7 +3,8 @@
 //! happens (in the middle of training, or after the last exchange), or when one rank stops
 //! alone (the ranks are told they are out of step); ranks that differ in what
 //! they must run alike (the epochs, the validation data, a callback) are refused before
-//! training, naming the difference; a model with BatchNormalization is refused. Each case runs this test binary's `rank` test under
+//! training, naming the difference; a model with BatchNormalization is refused; after a
+//! failed fit, whose optimizer slots were sharded over the ranks, the model refuses them. Each case runs this test binary's `rank` test under
 //! `mpirun`.
 #![cfg(feature = "mpi")]
 
@@ -38,7 +39,10 @@ fn rank() {
         model = model.add(wgfit::BatchNormalization::new());
     }
     let mut model = model.add(Dense::new(3)).seed(3);
-    model.compile(Loss::CrossEntropy, Sgd::new(0.05)).unwrap();
+    // Momentum: a slot, sharded over the ranks while training.
+    model
+        .compile(Loss::CrossEntropy, Sgd::new(0.05).momentum(0.9))
+        .unwrap();
     let fails_here = |r: usize| rank == r;
     let mut fail_at_batch = LambdaCallback::new().on_train_batch_end(move |ctx, _| {
         if case_is("batch") && fails_here(1) && ctx.position().global_step == 5 {
@@ -86,9 +90,17 @@ fn rank() {
         distributed: Some(mpi.group()),
         ..Default::default()
     };
-    match model.fit(&data(256, 0.0), options, &mut callbacks) {
+    match model.fit(&data(256, 0.0), options.clone(), &mut callbacks) {
         Ok(_) => println!("rank {rank}: ok"),
         Err(e) => println!("rank {rank}: error: {e}"),
+    }
+    // After a failed fit each rank holds only its shard of the optimizer state: refused,
+    // when read and when trained on, rather than resumed with zeros in place of the rest.
+    if case == "batch" {
+        let slots = model.optimizer_slots().map(|s| s.len());
+        println!("slots of rank {rank}: {slots:?}");
+        let again = model.fit(&data(256, 0.0), options, &mut []).map(|_| ());
+        println!("refit of rank {rank}: {again:?}");
     }
 }
 
@@ -132,6 +144,18 @@ fn an_error_on_one_rank_in_training_ends_every_ranks_fit() {
         "{out}"
     );
     assert!(took < Duration::from_secs(30), "{took:?}");
+    for r in 0..2 {
+        for what in ["slots", "refit"] {
+            let said = out
+                .lines()
+                .find(|l| l.contains(&format!("{what} of rank {r}: ")))
+                .unwrap_or_else(|| panic!("no {what} of rank {r} in {out}"));
+            assert!(
+                said.contains("OptimizerStateIncomplete { ranks: 2 }"),
+                "{said}"
+            );
+        }
+    }
 }
 
 #[test]

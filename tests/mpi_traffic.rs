@@ -1,8 +1,10 @@
 //! What the ranks exchange per step (`--features mpi`; needs `mpirun`), counted by the
 //! `Exchange` as it hands bytes to MPI: the ordered reduce-scatter and the all-gather of the
-//! summed shards move 2(N−1)/N of the gradients' bytes per rank and step, plus a fixed
-//! overhead, where an all-gather of every rank's gradients moved N−1 times them; and N ranks
-//! still end with the bits of one rank accumulating N micro-batches (N = 2, 3, 4).
+//! updated parameter shards move 2(N−1)/N of the gradients' bytes per rank and step, plus a
+//! fixed overhead, where an all-gather of every rank's gradients moved N−1 times them (with
+//! clipping, which needs every tensor's whole gradient, the summed gradients are all-gathered
+//! too); each rank keeps 1/N of the optimizer slots (ZeRO stage 1); and N ranks still end
+//! with the bits of one rank accumulating N micro-batches (N = 2, 3, 4).
 #![cfg(feature = "mpi")]
 
 mod mpi_support;
@@ -30,11 +32,17 @@ fn data() -> Dataset {
     Dataset::new(x, 16, Targets::Classes(labels)).unwrap()
 }
 
+/// Epochs of every run, and the steps they make.
+const EPOCHS: usize = 2;
+const STEPS: usize = EPOCHS * 4;
+
 /// The model (or, `tiny`, one Dense layer of 3 × 64 elements, fewer than one per 64 for
 /// each of 4 ranks), trained for 2 epochs with batches of `batch` rows accumulated
-/// `accumulate` times (SGD with momentum and global-norm clipping), on `group`'s ranks if any.
+/// `accumulate` times (SGD with momentum, with global-norm clipping if `clip`), on `group`'s
+/// ranks if any.
 fn train(
     tiny: bool,
+    clip: bool,
     batch: usize,
     accumulate: u32,
     group: Option<wgfit::distributed::Group>,
@@ -47,12 +55,13 @@ fn train(
             .add(Dense::new(64)),
     }
     .seed(3);
-    let optimizer = Configured::new(Sgd::new(0.05).momentum(0.9))
-        .clipping(Clipping::GlobalNorm(0.5))
-        .accumulate(accumulate);
+    let mut optimizer = Configured::new(Sgd::new(0.05).momentum(0.9)).accumulate(accumulate);
+    if clip {
+        optimizer = optimizer.clipping(Clipping::GlobalNorm(0.5));
+    }
     model.compile(Loss::CrossEntropy, optimizer).unwrap();
     let options = FitOptions {
-        epochs: 2,
+        epochs: EPOCHS,
         batch_size: batch,
         seed: 7,
         distributed: group,
@@ -62,29 +71,36 @@ fn train(
     model
 }
 
-/// The SHA-256 of the model's parameters' bytes, tensor after tensor.
+/// The SHA-256 of the model's parameters' bytes, then its momentum's, tensor after tensor
+/// (a distributed fit gathers the slots' shards back at its end; the one-rank run's gradient
+/// accumulator, empty at the end, is left out).
 fn digest(model: &Sequential) -> String {
     let mut hash = Sha256::new();
-    for t in model.parameters().unwrap() {
+    let mut slots = model.optimizer_slots().unwrap();
+    slots.retain(|t| t.name.ends_with(".momentum"));
+    assert!(!slots.is_empty());
+    for t in model.parameters().unwrap().iter().chain(&slots) {
         hash.update(bytemuck::cast_slice::<f32, u8>(&t.data));
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// One rank, under `mpirun`: prints `rank R: steps S sent B received B sha256 H`.
+/// One rank, under `mpirun` (`CASE`: `tiny`, `clip` or `plain`): prints `rank R: steps S
+/// sent B received B slots B sha256 H`.
 #[test]
 #[ignore = "run under mpirun by the other tests in this file"]
 fn rank() {
     let mpi = wgfit::distributed::Mpi::init().unwrap();
-    let tiny = std::env::var("CASE").is_ok_and(|c| c == "tiny");
-    let model = train(tiny, BATCH, 1, Some(mpi.group()));
+    let case = std::env::var("CASE").unwrap_or_default();
+    let model = train(case == "tiny", case == "clip", BATCH, 1, Some(mpi.group()));
     let t = wgfit::distributed::timings();
     println!(
-        "rank {}: steps {} sent {} received {} sha256 {}",
+        "rank {}: steps {} sent {} received {} slots {} sha256 {}",
         mpi.rank(),
         t.steps,
         t.sent_bytes,
         t.received_bytes,
+        t.optimizer_slot_bytes,
         digest(&model)
     );
 }
@@ -102,40 +118,58 @@ fn field(line: &str, word: &str) -> String {
 #[test]
 fn each_rank_sends_and_receives_two_n_minus_one_over_n_of_the_gradients_per_step() {
     let gradients = TRAINABLE * 4;
-    for ranks in [2, 3, 4] {
-        let (out, _) = run_ranks(&ranks.to_string(), ranks);
-        let one_rank = digest(&train(false, BATCH / ranks, ranks as u32, None));
-        // The widest shard, in elements: shards are cut at multiples of 64 elements.
-        let width = (TRAINABLE / 64).div_ceil(ranks) * 64;
-        let expected = (ranks - 1) * (2 * ANNOUNCE + STATISTICS + 2 * 4 * width);
-        let ring = 2 * (ranks - 1) * gradients / ranks;
-        for r in 0..ranks {
-            let l = line(&out, r);
-            let steps: usize = field(&l, "steps").parse().unwrap();
-            assert_eq!(steps, 8, "{ranks} ranks: {l}");
-            for way in ["sent", "received"] {
-                let bytes: usize = field(&l, way).parse().unwrap();
+    for clip in [false, true] {
+        for ranks in [2, 3, 4] {
+            let (out, _) = run_ranks(if clip { "clip" } else { "plain" }, ranks);
+            let one_rank = digest(&train(false, clip, BATCH / ranks, ranks as u32, None));
+            // The widest shard, in elements: shards are cut at multiples of 64 elements.
+            let width = (TRAINABLE / 64).div_ceil(ranks) * 64;
+            // The reduce-scatter (each block with a share's statistics) and the all-gather
+            // of the updated parameters, each after its announcement; with clipping, the
+            // all-gather of the summed gradients too.
+            let gathers = if clip { 2 } else { 1 };
+            let per_step = (ranks - 1)
+                * (ANNOUNCE + STATISTICS + 4 * width + gathers * (ANNOUNCE + 4 * width));
+            // The end of every round of callback hooks while the slots are sharded (a batch's
+            // begin and end, an epoch's begin and end): one header to and from each rank.
+            let rounds = (ranks - 1) * ANNOUNCE * (2 * STEPS + 2 * EPOCHS);
+            let ring = 2 * (ranks - 1) * gradients / ranks;
+            for r in 0..ranks {
+                let l = line(&out, r);
+                let steps: usize = field(&l, "steps").parse().unwrap();
+                assert_eq!(steps, STEPS, "{ranks} ranks: {l}");
+                for way in ["sent", "received"] {
+                    let bytes: usize = field(&l, way).parse().unwrap();
+                    assert_eq!(
+                        bytes,
+                        steps * per_step + rounds,
+                        "{ranks} ranks, clip {clip}, rank {r}, {way}: {l}"
+                    );
+                }
+                let per_step = per_step + rounds / steps;
+                if !clip {
+                    // 2(N−1)/N of the gradients, and no more than a small fixed overhead,
+                    // below the N−1 times them of an all-gather of every rank's gradients.
+                    assert!(per_step >= ring, "{per_step} < {ring}");
+                    assert!(
+                        per_step - ring <= (ranks - 1) * 2048,
+                        "{per_step} vs {ring}"
+                    );
+                    if ranks > 2 {
+                        assert!(per_step < (ranks - 1) * gradients, "{per_step}");
+                    }
+                }
+                // The momentum slot: this rank's shard of the trainable elements, at least
+                // one unit of 64.
+                let shard = (TRAINABLE / 64 * (r + 1) / ranks - TRAINABLE / 64 * r / ranks).max(1);
+                let slots: usize = field(&l, "slots").parse().unwrap();
+                assert_eq!(slots, shard * 64 * 4, "{ranks} ranks, rank {r}: {l}");
                 assert_eq!(
-                    bytes,
-                    steps * expected,
-                    "{ranks} ranks, rank {r}, {way}: {l}"
+                    field(&l, "sha256"),
+                    one_rank,
+                    "{ranks} ranks, clip {clip}, against one rank accumulating {ranks}"
                 );
             }
-            let per_step = expected;
-            // 2(N−1)/N of the gradients, and no more than a small fixed overhead beyond.
-            assert!(per_step >= ring, "{per_step} < {ring}");
-            assert!(
-                per_step - ring <= (ranks - 1) * 1024,
-                "{per_step} vs {ring}"
-            );
-            if ranks > 2 {
-                assert!(per_step < (ranks - 1) * gradients, "{per_step}");
-            }
-            assert_eq!(
-                field(&l, "sha256"),
-                one_rank,
-                "{ranks} ranks against one rank accumulating {ranks}"
-            );
         }
     }
 }
@@ -144,7 +178,7 @@ fn each_rank_sends_and_receives_two_n_minus_one_over_n_of_the_gradients_per_step
 #[test]
 fn a_model_smaller_than_a_shard_per_rank_trains_alike_on_four_ranks() {
     let (out, _) = run_ranks("tiny", 4);
-    let one_rank = digest(&train(true, BATCH / 4, 4, None));
+    let one_rank = digest(&train(true, false, BATCH / 4, 4, None));
     for r in 0..4 {
         assert_eq!(field(&line(&out, r), "sha256"), one_rank, "rank {r}: {out}");
     }

@@ -3,7 +3,10 @@
 //! reduce-scatter of the gradients and the all-gather of the summed shards), the ordered sum
 //! of the rank's shard with the update, and the bytes each rank sends (and receives: as
 //! many). Run it alone (1 rank, the same code path) and under `mpirun -np 2 ... bench dp`;
-//! rank 0 reports.
+//! rank 0 reports. With `--optimizer adam` the optimizer keeps slots, sharded over the ranks
+//! (the update covers the rank's shard, then the parameters are all-gathered). Last, the
+//! bytes of Adam's slots each rank keeps for a model of 3.7 M parameters (784-2048-1024-10),
+//! after one step.
 
 use crate::{Bench, BenchResult, median};
 use serde_json::json;
@@ -33,6 +36,8 @@ pub fn bench_dp(bench: &mut Bench, reps: usize) -> BenchResult {
         model.fit(&data, options(EPOCHS), &mut [])?;
         per_step.push(wgfit::distributed::timings());
     }
+    // Collective: every rank trains the memory probe.
+    let (kept, whole) = adam_slot_bytes(&group)?;
     if group.rank() != 0 {
         return Ok(());
     }
@@ -76,6 +81,57 @@ pub fn bench_dp(bench: &mut Bench, reps: usize) -> BenchResult {
         extra.clone(),
     );
     bench.report("DP", name("bytes out/step"), bytes, "bytes", extra);
+    let extra = json!({"ranks": ranks, "parameters": ADAM_PARAMETERS, "whole_bytes": whole});
+    bench.report(
+        "DP",
+        name("Adam slots/rank"),
+        kept as f64,
+        "bytes",
+        extra.clone(),
+    );
+    bench.report(
+        "DP",
+        name("Adam slots/rank ÷ whole"),
+        kept as f64 / whole as f64,
+        "fraction",
+        extra,
+    );
     drop(mpi);
     Ok(())
+}
+
+/// Parameters of the model whose optimizer memory is measured.
+const ADAM_PARAMETERS: usize = 784 * 2048 + 2048 + 2048 * 1024 + 1024 + 1024 * 10 + 10;
+
+/// The bytes of Adam's slots this rank kept while training the 784-2048-1024-10 model for one
+/// step over `group`, and the bytes of both slots whole (as one rank keeps them).
+fn adam_slot_bytes(
+    group: &wgfit::distributed::Group,
+) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    let (x, labels) = crate::training::w1_raw()?;
+    let rows = 128;
+    let data =
+        wgfit::Dataset::classification(x[..rows * 784].to_vec(), 784, labels[..rows].to_vec())?;
+    let mut model = wgfit::Sequential::new(784)
+        .add(wgfit::Dense::new(2048).activation(wgfit::Activation::Relu))
+        .add(wgfit::Dense::new(1024).activation(wgfit::Activation::Relu))
+        .add(wgfit::Dense::new(10))
+        .seed(42);
+    model.compile(wgfit::Loss::CrossEntropy, wgfit::Adam::new(0.001))?;
+    let options = FitOptions {
+        epochs: 1,
+        batch_size: rows,
+        distributed: Some(group.clone()),
+        ..Default::default()
+    };
+    model.fit(&data, options, &mut [])?;
+    let whole: usize = model
+        .optimizer_slots()?
+        .iter()
+        .map(|t| t.data.len() * 4)
+        .sum();
+    Ok((
+        wgfit::distributed::timings().optimizer_slot_bytes,
+        whole as u64,
+    ))
 }

@@ -181,7 +181,9 @@ impl<'a> Context<'a> {
         ))
     }
 
-    /// Reads the whole training state (waits for the GPU).
+    /// Reads the whole training state (waits for the GPU). In a distributed fit whose
+    /// optimizer slots are sharded over the ranks, the ranks gather them: every rank must
+    /// call it at the same moment (docs/MPI.md, "Sharded optimizer state").
     pub fn read_state(&mut self) -> Result<TrainState> {
         let (params, slots, batch_stats) = self.engine.read_state(self.meta.position.step)?;
         Ok(TrainState {
@@ -330,9 +332,10 @@ impl<'a> Context<'a> {
         p.step = 0;
     }
 
-    /// A snapshot of the state at this moment.
-    pub(crate) fn take_snapshot(&mut self) -> Result<Snapshot> {
+    /// A snapshot of the state at this moment; `gathered` as [`Run::gather_slots`] gave it
+    /// at this moment.
+    pub(crate) fn take_snapshot(&mut self, gathered: &[Vec<f32>]) -> Result<Snapshot> {
         self.engine
-            .snapshot(self.meta.clone(), self.callback_tensors.clone())
+            .snapshot(self.meta.clone(), self.callback_tensors.clone(), gathered)
     }
 }

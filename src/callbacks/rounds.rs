@@ -24,12 +24,18 @@ pub(crate) fn each(
             break;
         }
     }
-    let delivered = after_round(callbacks, ctx);
+    let delivered = after_round(callbacks, ctx, result.is_ok());
     result.and(delivered)
 }
 
 /// After a round of hooks: hand restored callback states over, then deliver snapshots.
-fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Result<()> {
+/// `succeeded`: whether every hook of the round did (after a failure the ranks do not meet
+/// again here: the failure is told at the next collective, `distributed::lockstep`).
+fn after_round(
+    callbacks: &mut [&mut dyn Callback],
+    ctx: &mut Context<'_>,
+    succeeded: bool,
+) -> Result<()> {
     if let Some((states, mut tensors)) = ctx.take_pending_callback_states() {
         for cb in callbacks.iter_mut() {
             let prefix = format!("{CALLBACK_TENSORS}{}.", cb.name());
@@ -47,6 +53,15 @@ fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Re
         }
     }
     let requests = ctx.take_snapshot_requests();
+    if !succeeded {
+        return Ok(());
+    }
+    // With the optimizer slots sharded over the ranks, a snapshot on any rank needs every
+    // rank's shard: all learn whether one was asked for, and all send theirs.
+    if !ctx.engine().end_round(!requests.is_empty())? {
+        return Ok(());
+    }
+    let gathered = ctx.engine().gather_slots()?;
     if requests.is_empty() {
         return Ok(());
     }
@@ -72,7 +87,7 @@ fn after_round(callbacks: &mut [&mut dyn Callback], ctx: &mut Context<'_>) -> Re
         tensors,
     );
     for i in requests {
-        let snapshot = ctx.take_snapshot()?;
+        let snapshot = ctx.take_snapshot(&gathered)?;
         ctx.set_current_callback(i);
         callbacks[i].on_snapshot(ctx, snapshot)?;
     }

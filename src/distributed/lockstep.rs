@@ -27,6 +27,10 @@ pub(crate) enum Gathered {
     Parameters = 3,
     /// A step's summed shards: the all-gather after the reduce-scatter.
     Sums = 4,
+    /// A step's updated parameter shards: the all-gather after a sharded update.
+    Params = 5,
+    /// The optimizer slots' shards, gathered for a snapshot or at the end of training.
+    Slots = 6,
 }
 
 impl Gathered {
@@ -36,6 +40,8 @@ impl Gathered {
             Gathered::Agreement,
             Gathered::Parameters,
             Gathered::Sums,
+            Gathered::Params,
+            Gathered::Slots,
         ]
         .into_iter()
         .find(|g| *g as u8 == code)
@@ -43,7 +49,7 @@ impl Gathered {
 
     /// Whether this exchange is part of a training step (counted by the step timings).
     pub(super) fn is_step(self) -> bool {
-        matches!(self, Gathered::Step | Gathered::Sums)
+        matches!(self, Gathered::Step | Gathered::Sums | Gathered::Params)
     }
 
     fn words(self) -> &'static str {
@@ -52,6 +58,8 @@ impl Gathered {
             Gathered::Agreement => "what the ranks must share",
             Gathered::Parameters => "the parameters' digests",
             Gathered::Sums => "a step's summed gradients",
+            Gathered::Params => "a step's updated parameters",
+            Gathered::Slots => "the optimizer slots' shards",
         }
     }
 }
@@ -67,6 +75,9 @@ pub(crate) enum Announce {
     Done,
     /// The end of its `fit`, which failed with this message.
     Failed(String),
+    /// The end of a round of callback hooks in a fit with sharded optimizer slots, and
+    /// whether a callback on this rank asked for a snapshot (which needs every rank's shard).
+    Round { snapshot: bool },
 }
 
 impl Announce {
@@ -77,6 +88,7 @@ impl Announce {
             Announce::Broadcast => (2, 0, 0),
             Announce::Done => (3, 0, 0),
             Announce::Failed(_) => (4, 0, 0),
+            Announce::Round { snapshot } => (5, 0, u64::from(*snapshot)),
         };
         out[0] = tag;
         out[1] = what;
@@ -104,6 +116,9 @@ impl Announce {
             },
             (Some(2), Some(_)) => Ok(Announce::Broadcast),
             (Some(3), Some(_)) => Ok(Announce::Done),
+            (Some(5), Some(wanted)) => Ok(Announce::Round {
+                snapshot: wanted != 0,
+            }),
             (Some(4), Some(_)) => {
                 let text = &bytes[MESSAGE_AT..];
                 let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
@@ -122,6 +137,7 @@ impl Announce {
             Announce::Broadcast => "takes rank 0's state".into(),
             Announce::Done => "ended its fit".into(),
             Announce::Failed(_) => "failed".into(),
+            Announce::Round { .. } => "ends a round of callback hooks".into(),
         }
     }
 }
@@ -130,6 +146,20 @@ impl Announce {
 /// another rank failed ([`Error::RankFailed`], the lowest such rank) or is doing something
 /// else ([`Error::RanksOutOfStep`]); the caller then leaves `fit` without another collective.
 pub(crate) fn announce(group: &Group, mine: &Announce) -> Result<()> {
+    announce_all(group, mine).map(|_| ())
+}
+
+/// Ends a round of callback hooks on every rank alike: whether any rank asked for a snapshot
+/// (see [`Announce::Round`]). Errors as [`announce`]'s.
+pub(crate) fn end_round(group: &Group, snapshot: bool) -> Result<bool> {
+    let all = announce_all(group, &Announce::Round { snapshot })?;
+    Ok(all
+        .iter()
+        .any(|a| matches!(a, Announce::Round { snapshot: true })))
+}
+
+/// [`announce`], returning every rank's announcement. Rounds agree whatever each asked.
+fn announce_all(group: &Group, mine: &Announce) -> Result<Vec<Announce>> {
     let all = group.exchange.all_gather(&mine.encode())?;
     let me = group.rank();
     let theirs: Vec<Announce> = all
@@ -147,15 +177,19 @@ pub(crate) fn announce(group: &Group, mine: &Announce) -> Result<()> {
         }
     }
     if matches!(mine, Announce::Failed(_)) {
-        return Ok(());
+        return Ok(theirs);
     }
-    match theirs.iter().enumerate().find(|(_, other)| *other != mine) {
+    let same = |other: &Announce| match (other, mine) {
+        (Announce::Round { .. }, Announce::Round { .. }) => true,
+        _ => other == mine,
+    };
+    match theirs.iter().enumerate().find(|(_, other)| !same(other)) {
         Some((rank, other)) => Err(Error::RanksOutOfStep {
             rank,
             theirs: other.words(),
             mine: mine.words(),
         }),
-        None => Ok(()),
+        None => Ok(theirs),
     }
 }
 

@@ -116,6 +116,16 @@ impl Group {
         RECEIVED_BYTES.fetch_add((received + headers) as u64, Ordering::Relaxed);
     }
 
+    /// Ends a round of callback hooks in a fit with sharded optimizer slots: whether any rank
+    /// asked for a snapshot, so that every rank then sends its shard of the slots. Collective;
+    /// counted with the steps' traffic (one header to and from each rank).
+    pub(crate) fn end_round(&self, snapshot: bool) -> Result<bool> {
+        let started = std::time::Instant::now();
+        let any = lockstep::end_round(self, snapshot)?;
+        self.count(Gathered::Params, started, 0, 0);
+        Ok(any)
+    }
+
     /// Rank 0's `bytes` on every rank (the others' are ignored), after the ranks said they
     /// all do this. Collective: e.g. for a decision only rank 0 can take before `fit`.
     pub fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
@@ -147,6 +157,7 @@ static RECEIVED_BYTES: AtomicU64 = AtomicU64::new(0);
 static COMPUTE_NANOS: AtomicU64 = AtomicU64::new(0);
 static REDUCE_NANOS: AtomicU64 = AtomicU64::new(0);
 static STEPS: AtomicU64 = AtomicU64::new(0);
+static SLOT_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// Whether this process writes files shared by the run (backups, the output): true unless
 /// it is a rank above 0 of an MPI group. [`crate::BackupAndRestore`] saves only where true.
@@ -195,6 +206,9 @@ pub struct Timings {
     pub sent_bytes: u64,
     /// Bytes the steps' exchanges brought this rank from the others, as MPI returned them.
     pub received_bytes: u64,
+    /// Bytes of the optimizer slots this rank kept on its GPU during the last distributed fit:
+    /// its shard of each (docs/MPI.md, "Sharded optimizer state").
+    pub optimizer_slot_bytes: u64,
 }
 
 /// The step timings so far.
@@ -207,6 +221,7 @@ pub fn timings() -> Timings {
         reduce_s: s(&REDUCE_NANOS),
         sent_bytes: SENT_BYTES.load(Ordering::Relaxed),
         received_bytes: RECEIVED_BYTES.load(Ordering::Relaxed),
+        optimizer_slot_bytes: SLOT_BYTES.load(Ordering::Relaxed),
     }
 }
 
@@ -222,6 +237,11 @@ pub fn reset_timings() {
     ] {
         a.store(0, Ordering::Relaxed);
     }
+}
+
+/// Records the bytes of optimizer slots this rank keeps (called when a fit shards them).
+pub(crate) fn record_slot_bytes(bytes: u64) {
+    SLOT_BYTES.store(bytes, Ordering::Relaxed);
 }
 
 /// Nanoseconds spent in the steps' exchanges so far.

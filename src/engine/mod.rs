@@ -12,6 +12,7 @@ mod plan;
 mod profile;
 mod reduce;
 mod run;
+mod shard;
 pub(crate) mod snapshot;
 pub(crate) mod step;
 mod stream;

@@ -131,8 +131,19 @@ pub(crate) struct GpuParams {
     /// element-wise launches (update, accumulation): one unless a flat buffer exceeds a
     /// storage binding.
     pub chunks: Vec<(usize, usize)>,
-    /// The update's uniform, one per chunk.
+    /// The update's uniform, one per piece of [`GpuParams::update_pieces`].
     pub(super) update_uniforms: Vec<wgpu::Buffer>,
+    /// In a distributed fit, this rank's shard `(first element, elements)` of the trainable
+    /// elements: the only part of the model its update covers and its optimizer slots hold
+    /// (ZeRO stage 1, `engine/shard.rs`). `None`: the whole model.
+    pub shard: Option<(usize, usize)>,
+    /// The rank count of a distributed fit that failed with the optimizer slots sharded:
+    /// this process holds only its shard of them, so they cannot be read or trained on
+    /// until a whole set is written.
+    pub slots_incomplete: Option<usize>,
+    /// Counts the replacements of the slot buffers: launches bound to older buffers (a
+    /// workspace's update) must be made again.
+    pub slot_generation: u64,
     /// The gradient clipping launches before the update (none without clipping).
     pub clip: Vec<crate::gpu::Dispatch>,
     /// With gradient accumulation: the accumulator (saved with the slots), and the launches
@@ -211,12 +222,15 @@ impl GpuParams {
         for name in optimizer.kernel().slots {
             let kept = optimizer.keeps(name);
             let buffer = zeros(&gpu, name, if kept { len } else { 4 })?;
-            slots.push(Slot { name, kept, buffer });
+            let range = (0, if kept { len } else { 0 });
+            slots.push(Slot {
+                name,
+                kept,
+                buffer,
+                range,
+            });
         }
-        let update_uniforms = chunks
-            .iter()
-            .map(|&(_, n)| gpu.uniform_bytes("optimizer", &optimizer.uniform(n)))
-            .collect();
+        let update_uniforms = update_uniforms(&gpu, optimizer.as_ref(), &chunks);
         let (clip, mut clip_buffers) =
             clip_launches(&gpu, optimizer.as_ref(), &layers, &grads, &chunks)?;
         let steps = optimizer.accumulation_steps();
@@ -228,6 +242,7 @@ impl GpuParams {
                 name: "gradient_accumulator",
                 kept: true,
                 buffer,
+                range: (0, len),
             };
             (Some(slot), Some(launches))
         } else {
@@ -245,6 +260,9 @@ impl GpuParams {
             optimizer,
             chunks,
             update_uniforms,
+            shard: None,
+            slots_incomplete: None,
+            slot_generation: 0,
             clip,
             accumulator,
             accumulate,
@@ -273,7 +291,7 @@ impl GpuParams {
     /// Changes the learning rate used by the following updates.
     pub fn set_learning_rate(&mut self, lr: f32) {
         self.optimizer.set_learning_rate(lr);
-        for (uniform, &(_, n)) in self.update_uniforms.iter().zip(&self.chunks) {
+        for (uniform, (_, n)) in self.update_uniforms.iter().zip(self.update_pieces()) {
             let bytes = self.optimizer.uniform(n);
             self.gpu.write(uniform, 0, &bytes);
         }
@@ -337,14 +355,40 @@ impl GpuParams {
         Ok(Self::split(&flat, &self.param_layout()))
     }
 
-    /// Reads the optimizer slots as named tensors (blocking).
+    /// Reads the optimizer slots as named tensors (blocking). Sharded slots (see
+    /// [`GpuParams::shard`]) are read with [`GpuParams::read_slots_with`].
     pub fn read_slots(&self) -> Result<Vec<Tensor>> {
+        self.read_slots_with(&[])
+    }
+
+    /// Reads the optimizer slots as named tensors (blocking), taking each sharded slot's
+    /// whole contents from `gathered`, in order (gathered from the ranks by
+    /// `Reducer::gather_slots`).
+    pub fn read_slots_with(&self, gathered: &[Vec<f32>]) -> Result<Vec<Tensor>> {
+        self.check_slots_complete()?;
         let mut flat = Vec::new();
+        let mut gathered = gathered.iter();
         for slot in self.kept_slots() {
-            let what = "reading optimizer slots";
-            flat.extend(self.gpu.read_f32(&slot.buffer, 0, self.len, what)?);
+            if slot.range == (0, self.len) {
+                let what = "reading optimizer slots";
+                flat.extend(self.gpu.read_f32(&slot.buffer, 0, self.len, what)?);
+                continue;
+            }
+            match gathered.next() {
+                Some(whole) if whole.len() == self.len => flat.extend_from_slice(whole),
+                _ => return Err(Error::internal("a sharded slot read without its shards")),
+            }
         }
         Ok(Self::split(&flat, &self.slot_layout()))
+    }
+
+    /// Refuses optimizer slots of which this process holds only a shard (see
+    /// [`GpuParams::slots_incomplete`]).
+    pub fn check_slots_complete(&self) -> Result<()> {
+        match self.slots_incomplete {
+            Some(ranks) => Err(Error::OptimizerStateIncomplete { ranks }),
+            None => Ok(()),
+        }
     }
 
     /// Checks that `tensors` would replace every parameter (see [`GpuParams::write_params`]).
@@ -395,12 +439,19 @@ impl GpuParams {
         }
         let kept: Vec<&Slot> = self.kept_slots().collect();
         for (t, first) in place(&layout, tensors, context)? {
-            let (slot, at) = (first / self.len, first % self.len);
-            self.gpu.write(
-                &kept[slot].buffer,
-                at as u64 * 4,
-                bytemuck::cast_slice(&t.data),
+            let (slot, at) = (&kept[first / self.len], first % self.len);
+            // The part of the tensor this process keeps (all of it unless sharded).
+            let (start, end) = (
+                at.max(slot.range.0),
+                (at + t.data.len()).min(slot.range.0 + slot.range.1),
             );
+            if start < end {
+                self.gpu.write(
+                    &slot.buffer,
+                    (start - slot.range.0) as u64 * 4,
+                    bytemuck::cast_slice(&t.data[start - at..end - at]),
+                );
+            }
         }
         Ok(())
     }
@@ -463,4 +514,19 @@ pub(crate) struct Slot {
     /// Whether it holds state (else it is a placeholder the kernel binds but never reads).
     pub kept: bool,
     pub buffer: wgpu::Buffer,
+    /// The elements `(first, count)` of the flat layout the buffer holds, from its start:
+    /// all of them, or this rank's shard ([`GpuParams::shard`]); none for a placeholder.
+    pub range: (usize, usize),
+}
+
+/// The update's uniforms, one per piece `(first, elements)` it covers.
+pub(super) fn update_uniforms(
+    gpu: &Gpu,
+    optimizer: &dyn Optimizer,
+    pieces: &[(usize, usize)],
+) -> Vec<wgpu::Buffer> {
+    pieces
+        .iter()
+        .map(|&(_, n)| gpu.uniform_bytes("optimizer", &optimizer.uniform(n)))
+        .collect()
 }

@@ -11,9 +11,13 @@
 //! Share r of global step s is micro-batch `j = (s-1)·N + r + 1` of the one-rank run with
 //! `--accumulate N·K`: on each element, the same launch (`acc += g`, or `g = (g + acc) /
 //! (N·K)`) on the same bytes in the same order, so the same bits. A step that does not update
-//! gathers the running sums (the accumulator, which a backup saves whole); one that does
-//! gathers the mean gradients, then every rank clips and updates the whole model alike.
+//! gathers the running sums (the accumulator, which a backup saves whole). One that does
+//! updates this rank's shard of the parameters with its shard of the optimizer slots
+//! (`shard.rs`), and the ranks all-gather the updated parameters; with clipping, which needs
+//! every tensor's whole gradient, the mean gradients are all-gathered first and every rank
+//! clips them alike.
 
+use super::shard::within;
 use super::update::{Accumulate, accumulate_launches};
 use super::{GpuParams, Workspace};
 use crate::distributed::{Gathered, Group, StepMessage, decode_steps};
@@ -44,6 +48,9 @@ pub(crate) struct Reducer {
     launches: Accumulate,
     /// The reducer's own accumulator, when the model has none.
     own: Option<wgpu::Buffer>,
+    /// Once the optimizer slots are sharded ([`Reducer::shard`]): the update of this rank's
+    /// shard, which replaces the workspace's update of the whole model.
+    update: Option<Vec<crate::gpu::Dispatch>>,
     /// K, the optimizer's accumulation steps.
     accumulation: u64,
     // Kept alive for the launches' bind groups.
@@ -56,17 +63,6 @@ pub(crate) fn shards(len: usize, ranks: usize) -> Vec<(usize, usize)> {
     let units = len.div_ceil(SHARD_ALIGN);
     let cut = |r: usize| (r * units / ranks * SHARD_ALIGN).min(len);
     (0..ranks).map(|r| (cut(r), cut(r + 1) - cut(r))).collect()
-}
-
-/// The parts of `pieces` (the model's binding pieces) inside `first..first + len`.
-fn within(pieces: &[(usize, usize)], (first, len): (usize, usize)) -> Vec<(usize, usize)> {
-    pieces
-        .iter()
-        .filter_map(|&(p, n)| {
-            let (start, end) = (p.max(first), (p + n).min(first + len));
-            (start < end).then(|| (start, end - start))
-        })
-        .collect()
 }
 
 impl Reducer {
@@ -98,6 +94,7 @@ impl Reducer {
             sum_staging,
             launches,
             own,
+            update: None,
             accumulation,
             _buffers: buffers,
         })
@@ -202,41 +199,133 @@ impl Reducer {
                 .iter()
                 .for_each(|a| a.record(&mut pass, step as u32));
         }
-        // This rank's sum: the mean gradients of an update, else the running sums.
+        // The sums all ranks need: the running sums of a step that does not update, or the
+        // mean gradients of one that does when clipping needs every tensor whole.
         let acc = accumulator(params, &self.own)?;
         let sums = if update { &params.grads } else { acc };
-        if len > 0 {
+        let gather_sums = !update || !params.clip.is_empty() || self.update.is_none();
+        if gather_sums && len > 0 {
             let (at, n) = (first as u64 * 4, len as u64 * 4);
             encoder.copy_buffer_to_buffer(sums, at, &self.sum_staging, 0, n);
         }
         gpu.queue.submit([encoder.finish()]);
+        if gather_sums {
+            self.all_gather_shards(gpu, Gathered::Sums, sums)?;
+        }
+        if !update {
+            return Ok(());
+        }
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        // The other shards of this rank's accumulator still hold the running sums that
+        // their owners zeroed.
+        encoder.clear_buffer(acc, 0, None);
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        // Clipping (of the whole gradients, alike on every rank), then the update: of this
+        // rank's shard once the slots are sharded, else of the whole model.
+        let update = self.update.as_deref().unwrap_or(&work.update);
+        for launch in params.clip.iter().chain(update) {
+            launch.record(&mut pass, step as u32);
+        }
+        drop(pass);
+        if self.update.is_some() && len > 0 {
+            let (at, n) = (first as u64 * 4, len as u64 * 4);
+            encoder.copy_buffer_to_buffer(&params.params, at, &self.sum_staging, 0, n);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        if self.update.is_some() {
+            self.all_gather_shards(gpu, Gathered::Params, &params.params)?;
+        }
+        Ok(())
+    }
+
+    /// All-gathers this rank's shard of `buffer` (copied to `sum_staging` by the last
+    /// submission) and writes the other ranks' shards into `buffer`.
+    fn all_gather_shards(&self, gpu: &Gpu, what: Gathered, buffer: &wgpu::Buffer) -> Result<()> {
+        let len = self.shards[self.group.rank()].1;
         let mut mine = gpu.map_read(
             &self.sum_staging,
             len as u64 * 4,
-            "reading the summed shard",
+            "reading this rank's shard",
         )?;
         mine.resize(self.width * 4, 0);
-        let all = self.group.all_gather(Gathered::Sums, &mine)?;
+        let all = self.group.all_gather(what, &mine)?;
         for (r, &(at, n)) in self.shards.iter().enumerate() {
             if r != self.group.rank() && n > 0 {
                 let shard = &all[r * self.width * 4..][..n * 4];
-                gpu.write(sums, at as u64 * 4, shard);
+                gpu.write(buffer, at as u64 * 4, shard);
             }
-        }
-        if update {
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            // The other shards of this rank's accumulator still hold the running sums that
-            // their owners zeroed.
-            encoder.clear_buffer(acc, 0, None);
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            // Clipping, then the update, of the whole model, alike on every rank.
-            for launch in params.clip.iter().chain(&work.update) {
-                launch.record(&mut pass, step as u32);
-            }
-            drop(pass);
-            gpu.queue.submit([encoder.finish()]);
         }
         Ok(())
+    }
+
+    /// Shards the optimizer slots over the ranks (ZeRO stage 1, `shard.rs`): from now on this
+    /// rank keeps and updates its shard only. `step_values`: the workspace's per-step values,
+    /// which the update reads. After the ranks agreed on the state they start from.
+    pub fn shard(&mut self, params: &mut GpuParams, step_values: &wgpu::Buffer) -> Result<()> {
+        if params.slots.iter().any(|s| s.kept) {
+            params.shard_slots(self.shards[self.group.rank()])?;
+            self.update = Some(params.update_dispatch(step_values));
+        }
+        // Without slots (plain SGD) there is nothing to shard: every rank updates the whole
+        // model from the gathered mean gradients, which saves the parameters' all-gather.
+        crate::distributed::record_slot_bytes(params.optimizer_slot_bytes());
+        Ok(())
+    }
+
+    /// Whether the optimizer slots are sharded (then reading them is collective).
+    pub fn sharded(&self) -> bool {
+        self.update.is_some()
+    }
+
+    /// Makes the optimizer slots whole on every rank again (at the end of training).
+    /// Collective.
+    pub fn unshard(&mut self, params: &mut GpuParams) -> Result<()> {
+        if self.update.take().is_none() {
+            return Ok(());
+        }
+        let whole = self.gather_slots(params)?;
+        params.unshard_slots(Some(&whole))
+    }
+
+    /// After a failure that ends the fit with the slots sharded: each process keeps zeros in
+    /// place of the shards it never held, and the model refuses them until a whole set is
+    /// written (`Error::OptimizerStateIncomplete`). No collective.
+    pub fn abandon(&mut self, params: &mut GpuParams) -> Result<()> {
+        if self.update.take().is_none() {
+            return Ok(());
+        }
+        params.slots_incomplete = Some(self.group.size());
+        params.unshard_slots(None)
+    }
+
+    /// Every sharded optimizer slot's whole contents, gathered from the ranks (each slot's
+    /// elements in order). Collective.
+    pub fn gather_slots(&self, params: &GpuParams) -> Result<Vec<Vec<f32>>> {
+        let gpu = &params.gpu;
+        let (ranks, width) = (self.group.size(), self.width);
+        let sharded: Vec<_> = params.slots.iter().filter(|s| s.kept).collect();
+        let mut mine = Vec::with_capacity(sharded.len() * width * 4);
+        for slot in &sharded {
+            let n = slot.range.1;
+            let shard = gpu.read_f32(&slot.buffer, 0, n, "reading this rank's optimizer slots")?;
+            mine.extend_from_slice(bytemuck::cast_slice(&shard));
+            mine.resize(mine.len() + (width - n) * 4, 0);
+        }
+        let all = self.group.all_gather(Gathered::Slots, &mine)?;
+        let block = sharded.len() * width * 4;
+        if all.len() != ranks * block {
+            return Err(Error::internal(
+                "the ranks sent optimizer slots of other sizes",
+            ));
+        }
+        let mut whole = vec![vec![0f32; params.len]; sharded.len()];
+        for (r, &(at, n)) in self.shards.iter().enumerate() {
+            for (k, slot) in whole.iter_mut().enumerate() {
+                let bytes = &all[r * block + k * width * 4..][..n * 4];
+                slot[at..at + n].copy_from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(bytes));
+            }
+        }
+        Ok(whole)
     }
 }
 
@@ -271,13 +360,5 @@ mod tests {
             let (most, least) = (s.iter().map(|x| x.1).max(), s.iter().map(|x| x.1).min());
             assert!(most.unwrap() - least.unwrap() <= SHARD_ALIGN, "{s:?}");
         }
-    }
-
-    #[test]
-    fn pieces_within_a_shard_are_cut_at_its_ends() {
-        let pieces = [(0, 128), (128, 256), (384, 64)];
-        assert_eq!(within(&pieces, (64, 128)), vec![(64, 64), (128, 64)]);
-        assert_eq!(within(&pieces, (0, 448)), pieces.to_vec());
-        assert_eq!(within(&pieces, (448, 0)), vec![]);
     }
 }

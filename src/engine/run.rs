@@ -254,7 +254,59 @@ impl<'a> Run<'a> {
             shape: vec![steps, 2],
             data: stats,
         };
-        Ok((self.params.read_params()?, self.params.read_slots()?, stats))
+        let gathered = self.gather_slots()?;
+        let slots = self.params.read_slots_with(&gathered)?;
+        Ok((self.params.read_params()?, slots, stats))
+    }
+
+    /// Shards the optimizer slots over the ranks of a distributed fit (ZeRO stage 1): from
+    /// now on each rank keeps and updates its shard only. Nothing on one rank.
+    pub fn shard_optimizer(&mut self) -> Result<()> {
+        self.recorder.finish(&self.params.gpu, "training batches")?;
+        match self.reducer.as_mut() {
+            Some(reducer) => reducer.shard(self.params, &self.work.step_values),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the optimizer slots whole on every rank again. Collective when sharded.
+    pub fn unshard_optimizer(&mut self) -> Result<()> {
+        self.recorder.finish(&self.params.gpu, "training batches")?;
+        match self.reducer.as_mut() {
+            Some(reducer) => reducer.unshard(self.params),
+            None => Ok(()),
+        }
+    }
+
+    /// After a failed fit: the shards of the optimizer slots this rank never held are lost
+    /// (see `Reducer::abandon`). No collective.
+    pub fn abandon_shards(&mut self) -> Result<()> {
+        match self.reducer.as_mut() {
+            Some(reducer) => reducer.abandon(self.params),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends a round of callback hooks: whether any rank asked for a snapshot (`snapshot` on
+    /// this one). Collective while the optimizer slots are sharded, since a snapshot then
+    /// needs every rank's shard.
+    pub fn end_round(&self, snapshot: bool) -> Result<bool> {
+        match &self.reducer {
+            Some(reducer) if reducer.sharded() => reducer.group.end_round(snapshot),
+            _ => Ok(snapshot),
+        }
+    }
+
+    /// The whole contents of the sharded optimizer slots, gathered from the ranks (none
+    /// unless sharded). Collective while sharded.
+    pub fn gather_slots(&mut self) -> Result<Vec<Vec<f32>>> {
+        match &self.reducer {
+            Some(reducer) if reducer.sharded() => {
+                self.recorder.finish(&self.params.gpu, "training batches")?;
+                reducer.gather_slots(self.params)
+            }
+            _ => Ok(Vec::new()),
+        }
     }
 
     /// The parameters only (waits for the batches queued so far).
@@ -283,6 +335,10 @@ impl<'a> Run<'a> {
         self.params.check_slots(slots, "")?;
         self.params.write_params(params, "")?;
         self.params.write_slots(slots, "")?;
+        // A whole set: slots a failed sharded fit left incomplete are complete again.
+        if self.params.shard.is_none() {
+            self.params.slots_incomplete = None;
+        }
         self.params
             .gpu
             .write(&self.work.stats, 0, bytemuck::cast_slice(&batch_stats.data));
@@ -314,11 +370,12 @@ impl<'a> Run<'a> {
     }
 
     /// Queues a copy of the state after the recorded batches and submits it: the snapshot
-    /// of the state `meta` describes.
+    /// of the state `meta` describes. `gathered`: from [`Run::gather_slots`] at this moment.
     pub fn snapshot(
         &mut self,
         meta: StateMeta,
         callback_tensors: Vec<Arc<[Tensor]>>,
+        gathered: &[Vec<f32>],
     ) -> Result<Snapshot> {
         self.params.ensure_initialized();
         let device = self.params.gpu.device.clone();
@@ -329,6 +386,7 @@ impl<'a> Run<'a> {
             meta.position.step,
             &self.pool,
             encoder,
+            gathered,
         )?;
         let submission = self
             .recorder

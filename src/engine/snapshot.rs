@@ -131,22 +131,42 @@ impl std::fmt::Debug for Snapshot {
 }
 
 /// Queues the copies of a snapshot into `encoder` and returns the staging buffer and layout.
-/// The caller submits the encoder and then calls [`Snapshot::new`].
+/// The caller submits the encoder and then calls [`Snapshot::new`]. `gathered`: the whole
+/// contents of the sharded optimizer slots, in order (see `Reducer::gather_slots`), whose
+/// other ranks' parts are written to the staging buffer ahead of the copies.
 pub(crate) fn record_copy(
     params: &GpuParams,
     stats: &wgpu::Buffer,
     steps: usize,
     pool: &StagingPool,
     encoder: &mut wgpu::CommandEncoder,
+    gathered: &[Vec<f32>],
 ) -> Result<(wgpu::Buffer, SnapshotLayout)> {
+    params.check_slots_complete()?;
     let staging = pool.take(&params.gpu)?;
     let section = params.len;
     let bytes = section as u64 * 4;
     encoder.copy_buffer_to_buffer(&params.params, 0, &staging, 0, bytes);
     let mut end = bytes;
     let mut sections = 1;
+    let mut gathered = gathered.iter();
     for slot in params.kept_slots() {
-        encoder.copy_buffer_to_buffer(&slot.buffer, 0, &staging, end, bytes);
+        let (first, n) = slot.range;
+        if slot.range != (0, section) {
+            let whole = gathered
+                .next()
+                .filter(|w| w.len() == section)
+                .ok_or_else(|| Error::internal("a sharded slot's snapshot without its shards"))?;
+            let others = [(0, first), (first + n, section - first - n)];
+            for (at, len) in others.into_iter().filter(|p| p.1 > 0) {
+                let part = bytemuck::cast_slice(&whole[at..at + len]);
+                params.gpu.write(&staging, end + at as u64 * 4, part);
+            }
+        }
+        if n > 0 {
+            let at = end + first as u64 * 4;
+            encoder.copy_buffer_to_buffer(&slot.buffer, 0, &staging, at, n as u64 * 4);
+        }
         end += bytes;
         sections += 1;
     }

@@ -69,7 +69,7 @@ pub(super) fn accumulate_launches(
 }
 
 /// Elements `first..first + len` of a flat f32 buffer, as a binding.
-fn piece(buffer: &wgpu::Buffer, first: usize, len: usize) -> Slice<'_> {
+pub(super) fn piece(buffer: &wgpu::Buffer, first: usize, len: usize) -> Slice<'_> {
     Slice {
         buffer,
         offset: first as u64 * 4,
@@ -131,7 +131,7 @@ impl GpuParams {
             crate::gpu::layer_kernels::LayerKernel::WeightDecay,
         );
         let mut out = Vec::new();
-        for &(chunk_first, chunk_len) in &self.chunks {
+        for (chunk_first, chunk_len) in self.update_pieces() {
             for &(first, len) in &runs {
                 let start = first.max(chunk_first);
                 let end = (first + len).min(chunk_first + chunk_len);
@@ -163,16 +163,16 @@ impl GpuParams {
         out
     }
 
-    /// The optimizer's update launches, one per piece the flat buffers are bound in.
+    /// The optimizer's update launches, one per piece of [`GpuParams::update_pieces`].
     fn update_only_dispatch(&self, steps: &wgpu::Buffer) -> Vec<crate::gpu::Dispatch> {
         let kernel = self
             .gpu
             .kernels
             .update(&self.gpu.device, self.optimizer.as_ref());
-        self.chunks
-            .iter()
+        self.update_pieces()
+            .into_iter()
             .zip(&self.update_uniforms)
-            .map(|(&(first, len), uniform)| {
+            .map(|((first, len), uniform)| {
                 let bindings = crate::gpu::bindings::UpdateBindings {
                     uniform: Slice::all(uniform),
                     params: piece(&self.params, first, len),
@@ -182,7 +182,8 @@ impl GpuParams {
                         .slots
                         .iter()
                         .map(|s| match s.kept {
-                            true => piece(&s.buffer, first, len),
+                            // A sharded slot's buffer starts at its shard.
+                            true => piece(&s.buffer, first - s.range.0, len),
                             false => Slice::all(&s.buffer),
                         })
                         .collect(),

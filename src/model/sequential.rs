@@ -38,8 +38,9 @@ struct Compiled {
 }
 
 /// What a kept workspace was made for: the data's SHA-256, the batch size, where the data
-/// lives, and this rank's share of each batch in a distributed fit.
-type WorkspaceKey = (String, usize, DataOn, Option<crate::engine::Split>);
+/// lives, this rank's share of each batch in a distributed fit, and the generation of the
+/// optimizer slot buffers its update binds (a distributed fit replaces them).
+type WorkspaceKey = (String, usize, DataOn, Option<crate::engine::Split>, u64);
 
 impl std::fmt::Debug for Sequential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -378,11 +379,13 @@ impl Sequential {
             }
             None => None,
         };
+        // A distributed fit replaces the slot buffers the workspace's update binds.
         let key = (
             fingerprint.data_sha256.clone(),
             options.batch_size,
             options.data_on,
             split,
+            c.params.slot_generation,
         );
         if c.workspace.as_ref().map(|(k, _)| k) != Some(&key) {
             c.workspace = None;
