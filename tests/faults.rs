@@ -129,9 +129,13 @@ fn a_model_too_large_for_the_adapter_is_a_clear_error() {
     assert!(err.to_string().contains("allows at most"), "{err}");
 }
 
-/// Destroys the device at the end of one batch, as a driver reset would.
+/// Destroys the device at the end of one batch, as a driver reset would, once the backup in
+/// `committed` holds a commit (saves are written behind the training: on a loaded machine the
+/// first may not have reached the disk by that batch, and a snapshot not yet read back from
+/// the device is lost with it).
 struct LoseDevice {
     gpu: Arc<Gpu>,
+    committed: std::path::PathBuf,
     epoch: usize,
     batch: usize,
     current_epoch: usize,
@@ -145,6 +149,14 @@ impl Callback for LoseDevice {
 
     fn on_train_batch_end(&mut self, _ctx: &mut Context<'_>, batch: usize) -> wgfit::Result<()> {
         if (self.current_epoch, batch) == (self.epoch, self.batch) {
+            let waited = std::time::Instant::now();
+            while !self.committed.join(LATEST).exists() {
+                assert!(
+                    waited.elapsed() < std::time::Duration::from_secs(60),
+                    "no commit within 60 s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
             self.gpu.destroy();
         }
         Ok(())
@@ -167,6 +179,7 @@ fn a_device_lost_mid_run_is_an_error_and_the_backup_resumes_exactly() {
         .delete_checkpoint(false);
     let mut lose = LoseDevice {
         gpu: lost.clone(),
+        committed: dir.clone(),
         epoch: 2,
         batch: 4,
         current_epoch: 0,

@@ -6,7 +6,9 @@
 //! rank 0 reports. With `--optimizer adam` the optimizer keeps slots, sharded over the ranks
 //! (the update covers the rank's shard, then the parameters are all-gathered). Last, the
 //! bytes of Adam's slots each rank keeps for a model of 3.7 M parameters (784-2048-1024-10),
-//! after one step.
+//! after one step. And the time of a save of that model's state (parameters and Adam's slots,
+//! 44 MB) at each rank count: rank 0's epoch end to its backup's commit, with the part of it
+//! spent gathering the slots' shards from the other ranks.
 
 use crate::{Bench, BenchResult, median};
 use serde_json::json;
@@ -36,8 +38,11 @@ pub fn bench_dp(bench: &mut Bench, reps: usize) -> BenchResult {
         model.fit(&data, options(EPOCHS), &mut [])?;
         per_step.push(wgfit::distributed::timings());
     }
-    // Collective: every rank trains the memory probe.
+    // Collective: every rank trains the memory probe and the save probe.
     let (kept, whole) = adam_slot_bytes(&group)?;
+    let saves = (0..reps.max(1))
+        .map(|_| sharded_save(&group))
+        .collect::<Result<Vec<_>, _>>()?;
     if group.rank() != 0 {
         return Ok(());
     }
@@ -96,8 +101,110 @@ pub fn bench_dp(bench: &mut Bench, reps: usize) -> BenchResult {
         "fraction",
         extra,
     );
+    let save_s: Vec<f64> = saves.iter().map(|s| s.save_s).collect();
+    let gather_s: Vec<f64> = saves.iter().map(|s| s.gather_s).collect();
+    let extra = json!({
+        "ranks": ranks,
+        "state_bytes": saves.first().map_or(0, |s| s.state_bytes),
+        "save_s_each": save_s,
+        "gather_s_each": gather_s,
+    });
+    bench.report(
+        "DP",
+        name("Adam model save"),
+        median(&save_s),
+        "s",
+        extra.clone(),
+    );
+    bench.report(
+        "DP",
+        name("Adam model save: slot gather"),
+        median(&gather_s),
+        "s",
+        extra,
+    );
     drop(mpi);
     Ok(())
+}
+
+/// The 784-2048-1024-10 model with Adam, its slots sharded over the ranks of a `fit`.
+fn adam_model() -> Result<wgfit::Sequential, Box<dyn std::error::Error>> {
+    let mut model = wgfit::Sequential::new(784)
+        .add(wgfit::Dense::new(2048).activation(wgfit::Activation::Relu))
+        .add(wgfit::Dense::new(1024).activation(wgfit::Activation::Relu))
+        .add(wgfit::Dense::new(10))
+        .seed(42);
+    model.compile(wgfit::Loss::CrossEntropy, wgfit::Adam::new(0.001))?;
+    Ok(model)
+}
+
+/// The first `rows` samples of W1's data.
+fn w1_rows(rows: usize) -> Result<wgfit::Dataset, Box<dyn std::error::Error>> {
+    let (x, labels) = crate::training::w1_raw()?;
+    Ok(wgfit::Dataset::classification(
+        x[..rows * 784].to_vec(),
+        784,
+        labels[..rows].to_vec(),
+    )?)
+}
+
+/// One save of the Adam model's whole state at the end of its second epoch, timed on rank 0.
+struct SavedAtRanks {
+    /// From the epoch's end (rank 0's hook) to the commit of its backup.
+    save_s: f64,
+    /// Rank 0's time gathering the other ranks' shards of the slots, within `save_s`.
+    gather_s: f64,
+    /// The weights file's bytes.
+    state_bytes: u64,
+}
+
+/// Trains the Adam model for 2 epochs of 4 steps over `group`, saving at each epoch's end
+/// (rank 0 writes; the others send their shards), and times the second save. Collective.
+fn sharded_save(
+    group: &wgfit::distributed::Group,
+) -> Result<SavedAtRanks, Box<dyn std::error::Error>> {
+    let data = w1_rows(512)?;
+    let mut model = adam_model()?;
+    let work = tempfile::tempdir_in(".")?;
+    let dir = work.path().join("backup");
+    let mut clock = crate::clock::HookClock::default();
+    let mut backup = wgfit::BackupAndRestore::new(&dir)?
+        .save_freq(wgfit::SaveFreq::Epoch)?
+        .delete_checkpoint(false);
+    let options = FitOptions {
+        epochs: 2,
+        batch_size: 128,
+        seed: 42,
+        distributed: Some(group.clone()),
+        ..Default::default()
+    };
+    wgfit::distributed::reset_timings();
+    model.fit(&data, options, &mut [&mut clock, &mut backup])?;
+    let gathers = wgfit::distributed::timings();
+    if group.rank() != 0 {
+        return Ok(SavedAtRanks {
+            save_s: 0.0,
+            gather_s: 0.0,
+            state_bytes: 0,
+        });
+    }
+    let committed = backup
+        .last_commit_at()
+        .ok_or("the last save was not committed")?;
+    let epoch_end = *clock.epoch_end.last().ok_or("no epoch ended")?;
+    // Both saves gathered when sharded; the second is timed.
+    let gather_s = gathers.slot_gather_s / gathers.slot_gathers.max(1) as f64;
+    let state_bytes = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    Ok(SavedAtRanks {
+        save_s: (committed - epoch_end).as_secs_f64(),
+        gather_s,
+        state_bytes,
+    })
 }
 
 /// Parameters of the model whose optimizer memory is measured.
@@ -108,16 +215,9 @@ const ADAM_PARAMETERS: usize = 784 * 2048 + 2048 + 2048 * 1024 + 1024 + 1024 * 1
 fn adam_slot_bytes(
     group: &wgfit::distributed::Group,
 ) -> Result<(u64, u64), Box<dyn std::error::Error>> {
-    let (x, labels) = crate::training::w1_raw()?;
     let rows = 128;
-    let data =
-        wgfit::Dataset::classification(x[..rows * 784].to_vec(), 784, labels[..rows].to_vec())?;
-    let mut model = wgfit::Sequential::new(784)
-        .add(wgfit::Dense::new(2048).activation(wgfit::Activation::Relu))
-        .add(wgfit::Dense::new(1024).activation(wgfit::Activation::Relu))
-        .add(wgfit::Dense::new(10))
-        .seed(42);
-    model.compile(wgfit::Loss::CrossEntropy, wgfit::Adam::new(0.001))?;
+    let data = w1_rows(rows)?;
+    let mut model = adam_model()?;
     let options = FitOptions {
         epochs: 1,
         batch_size: rows,

@@ -158,6 +158,8 @@ static COMPUTE_NANOS: AtomicU64 = AtomicU64::new(0);
 static REDUCE_NANOS: AtomicU64 = AtomicU64::new(0);
 static STEPS: AtomicU64 = AtomicU64::new(0);
 static SLOT_BYTES: AtomicU64 = AtomicU64::new(0);
+static SLOT_GATHERS: AtomicU64 = AtomicU64::new(0);
+static SLOT_GATHER_NANOS: AtomicU64 = AtomicU64::new(0);
 
 /// Whether this process writes files shared by the run (backups, the output): true unless
 /// it is a rank above 0 of an MPI group. [`crate::BackupAndRestore`] saves only where true.
@@ -209,6 +211,12 @@ pub struct Timings {
     /// Bytes of the optimizer slots this rank kept on its GPU during the last distributed fit:
     /// its shard of each (docs/MPI.md, "Sharded optimizer state").
     pub optimizer_slot_bytes: u64,
+    /// Gathers of the sharded optimizer slots for a snapshot (a save, or
+    /// `Context::read_state`), each collective.
+    pub slot_gathers: u64,
+    /// Seconds this rank spent in them: reading its shards back, the all-gather, and
+    /// assembling the whole slots.
+    pub slot_gather_s: f64,
 }
 
 /// The step timings so far.
@@ -222,6 +230,8 @@ pub fn timings() -> Timings {
         sent_bytes: SENT_BYTES.load(Ordering::Relaxed),
         received_bytes: RECEIVED_BYTES.load(Ordering::Relaxed),
         optimizer_slot_bytes: SLOT_BYTES.load(Ordering::Relaxed),
+        slot_gathers: SLOT_GATHERS.load(Ordering::Relaxed),
+        slot_gather_s: s(&SLOT_GATHER_NANOS),
     }
 }
 
@@ -234,6 +244,8 @@ pub fn reset_timings() {
         &COMPUTE_NANOS,
         &REDUCE_NANOS,
         &STEPS,
+        &SLOT_GATHERS,
+        &SLOT_GATHER_NANOS,
     ] {
         a.store(0, Ordering::Relaxed);
     }
@@ -242,6 +254,12 @@ pub fn reset_timings() {
 /// Records the bytes of optimizer slots this rank keeps (called when a fit shards them).
 pub(crate) fn record_slot_bytes(bytes: u64) {
     SLOT_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// Adds one gather of the sharded optimizer slots, which took `took`.
+pub(crate) fn record_slot_gather(took: std::time::Duration) {
+    SLOT_GATHERS.fetch_add(1, Ordering::Relaxed);
+    SLOT_GATHER_NANOS.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
 }
 
 /// Nanoseconds spent in the steps' exchanges so far.

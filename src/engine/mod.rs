@@ -13,6 +13,7 @@ mod profile;
 mod reduce;
 mod run;
 mod shard;
+mod slots;
 pub(crate) mod snapshot;
 pub(crate) mod step;
 mod stream;

@@ -262,7 +262,8 @@ impl Reducer {
     /// rank keeps and updates its shard only. `step_values`: the workspace's per-step values,
     /// which the update reads. After the ranks agreed on the state they start from.
     pub fn shard(&mut self, params: &mut GpuParams, step_values: &wgpu::Buffer) -> Result<()> {
-        if params.slots.iter().any(|s| s.kept) {
+        // One rank's shard is the whole: sharding would only add the gathers of a save.
+        if self.group.size() > 1 && params.slots.iter().any(|s| s.kept) {
             params.shard_slots(self.shards[self.group.rank()])?;
             self.update = Some(params.update_dispatch(step_values));
         }
@@ -280,27 +281,29 @@ impl Reducer {
     /// Makes the optimizer slots whole on every rank again (at the end of training).
     /// Collective.
     pub fn unshard(&mut self, params: &mut GpuParams) -> Result<()> {
-        if self.update.take().is_none() {
+        if self.update.is_none() {
             return Ok(());
         }
         let whole = self.gather_slots(params)?;
-        params.unshard_slots(Some(&whole))
+        params.unshard_slots(Some(&whole))?;
+        // Only now: should the gather or the new buffers fail, `abandon` still sees the
+        // slots as sharded.
+        self.update = None;
+        Ok(())
     }
 
     /// After a failure that ends the fit with the slots sharded: each process keeps zeros in
     /// place of the shards it never held, and the model refuses them until a whole set is
     /// written (`Error::OptimizerStateIncomplete`). No collective.
     pub fn abandon(&mut self, params: &mut GpuParams) -> Result<()> {
-        if self.update.take().is_none() {
-            return Ok(());
-        }
-        params.slots_incomplete = Some(self.group.size());
-        params.unshard_slots(None)
+        self.update = None;
+        params.abandon_shards(self.group.size())
     }
 
     /// Every sharded optimizer slot's whole contents, gathered from the ranks (each slot's
     /// elements in order). Collective.
     pub fn gather_slots(&self, params: &GpuParams) -> Result<Vec<Vec<f32>>> {
+        let started = std::time::Instant::now();
         let gpu = &params.gpu;
         let (ranks, width) = (self.group.size(), self.width);
         let sharded: Vec<_> = params.slots.iter().filter(|s| s.kept).collect();
@@ -325,6 +328,7 @@ impl Reducer {
                 slot[at..at + n].copy_from_slice(&bytemuck::pod_collect_to_vec::<u8, f32>(bytes));
             }
         }
+        crate::distributed::record_slot_gather(started.elapsed());
         Ok(whole)
     }
 }

@@ -101,6 +101,25 @@ impl GpuParams {
             update_uniforms(&self.gpu, self.optimizer.as_ref(), &self.update_pieces());
     }
 
+    /// After a failure that ends a fit of `ranks` ranks with the slots sharded: keeps zeros in
+    /// place of the shards this process never held and refuses the slots until a whole set is
+    /// written (`Error::OptimizerStateIncomplete`). Judged by the buffers, so that sharding
+    /// or unsharding that failed part-way (some slots whole, others not) is caught too.
+    pub fn abandon_shards(&mut self, ranks: usize) -> Result<()> {
+        if self.shard.is_none() && self.slots_whole() {
+            return Ok(());
+        }
+        self.slots_incomplete = Some(ranks);
+        self.unshard_slots(None)
+    }
+
+    /// Whether every optimizer slot holds all its elements (none is a shard).
+    pub fn slots_whole(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| !s.kept || s.range == (0, self.len))
+    }
+
     /// Bytes of the optimizer slots' buffers on this device (not the accumulator).
     pub fn optimizer_slot_bytes(&self) -> u64 {
         self.slots
@@ -114,6 +133,54 @@ impl GpuParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::params::InitialWeights;
+    use crate::{Dense, Sequential, Sgd};
+
+    /// 8 → 130 → 3 with momentum: 1 170 + 130 + 390 + 3 elements, 1 856 once aligned.
+    fn params() -> GpuParams {
+        let specs = Sequential::new(8)
+            .add(Dense::new(130))
+            .add(Dense::new(3))
+            .specs()
+            .unwrap();
+        let gpu = crate::gpu::Gpu::shared().unwrap();
+        let optimizer = Box::new(Sgd::new(0.1).momentum(0.9));
+        GpuParams::new(gpu, &specs, InitialWeights::Glorot { seed: 1 }, optimizer).unwrap()
+    }
+
+    #[test]
+    fn slots_left_sharded_by_a_failure_are_refused_whole_or_part_way() {
+        // Sharded, then the fit failed.
+        let mut p = params();
+        p.shard_slots((128, 256)).unwrap();
+        assert!(!p.slots_whole() && p.update_pieces() == vec![(128, 256)]);
+        p.abandon_shards(2).unwrap();
+        assert!(p.slots_whole() && p.shard.is_none());
+        assert!(matches!(
+            p.check_slots_complete(),
+            Err(Error::OptimizerStateIncomplete { ranks: 2 })
+        ));
+        assert!(matches!(
+            p.read_slots(),
+            Err(Error::OptimizerStateIncomplete { ranks: 2 })
+        ));
+
+        // Sharding that failed part-way: a slot holds its shard, yet the model is not marked
+        // sharded.
+        let mut p = params();
+        let kept = p.slots.iter_mut().find(|s| s.kept).unwrap();
+        kept.range = (128, 256);
+        assert!(p.shard.is_none());
+        p.abandon_shards(2).unwrap();
+        assert!(p.slots_whole());
+        assert!(p.check_slots_complete().is_err());
+
+        // Never sharded (one rank, or a failure before sharding): nothing to refuse.
+        let mut p = params();
+        p.abandon_shards(2).unwrap();
+        assert!(p.check_slots_complete().is_ok());
+        assert_eq!(p.read_slots().unwrap().len(), 4);
+    }
 
     #[test]
     fn pieces_within_a_shard_are_cut_at_its_ends() {
