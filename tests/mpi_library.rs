@@ -94,6 +94,15 @@ fn rank() {
         Ok(_) => println!("rank {rank}: ok"),
         Err(e) => println!("rank {rank}: error: {e}"),
     }
+    // A second fit on the same data keeps the first's workspace (the data stays on the GPU)
+    // though the first replaced the slot buffers twice (sharded, then whole).
+    if case == "none" {
+        let again = model
+            .fit(&data(256, 0.0), options.clone(), &mut [])
+            .map(|_| ());
+        let slots = model.optimizer_slots().map(|s| s.len());
+        println!("second fit of rank {rank}: {again:?}, slots {slots:?}");
+    }
     // After a failed fit each rank holds only its shard of the optimizer state: refused,
     // when read and when trained on, rather than resumed with zeros in place of the rest.
     if case == "batch" {
@@ -132,6 +141,12 @@ fn the_ranks_train_alike_and_both_succeed() {
     let (out, _) = run("none");
     assert_eq!(line(&out, 0), "ok", "{out}");
     assert_eq!(line(&out, 1), "ok", "{out}");
+    for r in 0..2 {
+        assert!(
+            out.contains(&format!("second fit of rank {r}: Ok(()), slots Ok(4)")),
+            "{out}"
+        );
+    }
 }
 
 #[test]

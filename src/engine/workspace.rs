@@ -75,6 +75,8 @@ pub(crate) struct Workspace {
     pub step_values: wgpu::Buffer,
     /// The optimizer's update, reading `step_values` at the step's offset.
     pub update: Vec<crate::gpu::Dispatch>,
+    /// The [`GpuParams::slot_generation`] of the slot buffers `update` binds.
+    update_generation: u64,
     /// Layer outputs of the batch; `acts[0]` is the gathered input.
     acts: Vec<wgpu::Buffer>,
     full: Plan,
@@ -231,6 +233,7 @@ impl Workspace {
             stats_staging,
             step_values,
             update,
+            update_generation: params.slot_generation,
             acts: graph.acts.clone(),
             full,
             tail,
@@ -269,6 +272,16 @@ impl Workspace {
     pub fn stage(&self, gpu: &Gpu, step: usize) {
         if let Some(stream) = &self.stream {
             stream.stage(gpu, step);
+        }
+    }
+
+    /// Makes the update again if the optimizer slot buffers it binds were replaced since (a
+    /// distributed fit shards them and makes them whole again): the rest of the workspace,
+    /// the data on the GPU included, stays.
+    pub fn refresh_update(&mut self, params: &GpuParams) {
+        if self.update_generation != params.slot_generation {
+            self.update = params.update_dispatch(&self.step_values);
+            self.update_generation = params.slot_generation;
         }
     }
 

@@ -38,9 +38,8 @@ struct Compiled {
 }
 
 /// What a kept workspace was made for: the data's SHA-256, the batch size, where the data
-/// lives, this rank's share of each batch in a distributed fit, and the generation of the
-/// optimizer slot buffers its update binds (a distributed fit replaces them).
-type WorkspaceKey = (String, usize, DataOn, Option<crate::engine::Split>, u64);
+/// lives, and this rank's share of each batch in a distributed fit.
+type WorkspaceKey = (String, usize, DataOn, Option<crate::engine::Split>);
 
 impl std::fmt::Debug for Sequential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -379,13 +378,11 @@ impl Sequential {
             }
             None => None,
         };
-        // A distributed fit replaces the slot buffers the workspace's update binds.
         let key = (
             fingerprint.data_sha256.clone(),
             options.batch_size,
             options.data_on,
             split,
-            c.params.slot_generation,
         );
         if c.workspace.as_ref().map(|(k, _)| k) != Some(&key) {
             c.workspace = None;
@@ -399,9 +396,11 @@ impl Sequential {
             )?;
             c.workspace = Some((key, work));
         }
-        let Some((_, work)) = c.workspace.as_ref() else {
+        let Some((_, work)) = c.workspace.as_mut() else {
             unreachable!("the workspace was just made");
         };
+        // A distributed fit replaces the slot buffers the update binds.
+        work.refresh_update(&c.params);
         crate::fit::fit(
             &mut c.params,
             work,

@@ -17,6 +17,11 @@ pub fn wgfit(dir: &Path, args: &[&str]) -> Output {
 pub fn spawn(dir: &Path, args: &[&str]) -> Child {
     Command::new(BIN)
         .args(args)
+        // The tests interrupt a run once its first commit is there. At the default nice 19
+        // the writer, starved by a loaded machine (tests side by side on 2 cores), could
+        // make its first commit only at the run's end: interrupted, the run had finished.
+        // The priority itself is tested in backup_writer_priority.rs.
+        .env("WGFIT_WRITER_NICE", "0")
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
