@@ -62,7 +62,7 @@ fn clipping_matches_kerass_formulas() {
         Clipping::GlobalNorm(1000.0),
     ] {
         let input = tensors(1.5);
-        let got = ops::clip(&gpu, clipping, &input).unwrap();
+        let got = ops::clip(&gpu, clipping, &input, 1).unwrap();
         let want = reference(clipping, &input);
         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
             for (i, (a, b)) in g.iter().zip(w).enumerate() {
@@ -70,6 +70,34 @@ fn clipping_matches_kerass_formulas() {
                     (f64::from(*a) - b).abs() <= 1e-6 * b.abs().max(1e-3),
                     "{clipping:?}: tensor {k}[{i}] = {a}, reference {b}"
                 );
+            }
+        }
+    }
+}
+
+/// Tensors cut at multiples of 64 elements into shards, as the ranks of a distributed run clip
+/// theirs (each its own shard's block sums, then the gathered sums), clip to the same bits as
+/// the whole: each tensor's norm is summed in one order at any shard count.
+#[test]
+fn shards_clip_to_the_bits_of_the_whole() {
+    let gpu = gpu();
+    for clipping in [
+        Clipping::Norm(2.0),
+        Clipping::GlobalNorm(3.0),
+        Clipping::Value(0.3),
+    ] {
+        let input = tensors(1.5);
+        let whole = ops::clip(&gpu, clipping, &input, 1).unwrap();
+        // 1 536 elements with the padding, 24 blocks, the 1031-element tensor in blocks
+        // 7 to 23: 2 shards split it once, 3 twice, 8 into 6 parts.
+        for shards in [2, 3, 4, 8] {
+            let cut = ops::clip(&gpu, clipping, &input, shards).unwrap();
+            for (k, (a, b)) in cut.iter().zip(&whole).enumerate() {
+                let (a, b): (Vec<u32>, Vec<u32>) = (
+                    a.iter().map(|x| x.to_bits()).collect(),
+                    b.iter().map(|x| x.to_bits()).collect(),
+                );
+                assert_eq!(a, b, "{clipping:?}, {shards} shards: tensor {k}");
             }
         }
     }

@@ -2,9 +2,10 @@
 //! `Exchange` as it hands bytes to MPI: the ordered reduce-scatter and the all-gather of the
 //! updated parameter shards move 2(N−1)/N of the gradients' bytes per rank and step, plus a
 //! fixed overhead, where an all-gather of every rank's gradients moved N−1 times them (with
-//! clipping, which needs every tensor's whole gradient, the summed gradients are all-gathered
-//! too); each rank keeps 1/N of the optimizer slots (ZeRO stage 1); and N ranks still end
-//! with the bits of one rank accumulating N micro-batches (N = 2, 3, 4).
+//! clipping, which needs whole tensors' norms, the sums of squares per 64-element block are
+//! all-gathered too: 1/64 of the gradients); each rank keeps 1/N of the optimizer slots (ZeRO
+//! stage 1); and N ranks still end with the bits of one rank accumulating N micro-batches
+//! (N = 2, 3, 4).
 #![cfg(feature = "mpi")]
 
 mod mpi_support;
@@ -126,10 +127,10 @@ fn each_rank_sends_and_receives_two_n_minus_one_over_n_of_the_gradients_per_step
             let width = (TRAINABLE / 64).div_ceil(ranks) * 64;
             // The reduce-scatter (each block with a share's statistics) and the all-gather
             // of the updated parameters, each after its announcement; with clipping, the
-            // all-gather of the summed gradients too.
-            let gathers = if clip { 2 } else { 1 };
-            let per_step = (ranks - 1)
-                * (ANNOUNCE + STATISTICS + 4 * width + gathers * (ANNOUNCE + 4 * width));
+            // all-gather of the widest shard's sums of squares per 64 elements too.
+            let norms = if clip { ANNOUNCE + 4 * width / 64 } else { 0 };
+            let per_step =
+                (ranks - 1) * (ANNOUNCE + STATISTICS + 4 * width + ANNOUNCE + 4 * width + norms);
             // The end of every round of callback hooks while the slots are sharded (a batch's
             // begin and end, an epoch's begin and end): one header to and from each rank.
             let rounds = (ranks - 1) * ANNOUNCE * (2 * STEPS + 2 * EPOCHS);
@@ -147,17 +148,17 @@ fn each_rank_sends_and_receives_two_n_minus_one_over_n_of_the_gradients_per_step
                     );
                 }
                 let per_step = per_step + rounds / steps;
-                if !clip {
-                    // 2(N−1)/N of the gradients, and no more than a small fixed overhead,
-                    // below the N−1 times them of an all-gather of every rank's gradients.
-                    assert!(per_step >= ring, "{per_step} < {ring}");
-                    assert!(
-                        per_step - ring <= (ranks - 1) * 2048,
-                        "{per_step} vs {ring}"
-                    );
-                    if ranks > 2 {
-                        assert!(per_step < (ranks - 1) * gradients, "{per_step}");
-                    }
+                // 2(N−1)/N of the gradients (and 1/64 of them with clipping), and no more
+                // than a small fixed overhead, below the N−1 times them of an all-gather of
+                // every rank's gradients.
+                let ring = if clip { ring + ring / 2 / 64 } else { ring };
+                assert!(per_step >= ring, "{per_step} < {ring}");
+                assert!(
+                    per_step - ring <= (ranks - 1) * 2048,
+                    "{per_step} vs {ring}"
+                );
+                if ranks > 2 {
+                    assert!(per_step < (ranks - 1) * gradients, "{per_step}");
                 }
                 // The momentum slot: this rank's shard of the trainable elements, at least
                 // one unit of 64.

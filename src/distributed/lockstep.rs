@@ -31,6 +31,9 @@ pub(crate) enum Gathered {
     Params = 5,
     /// The optimizer slots' shards, gathered for a snapshot or at the end of training.
     Slots = 6,
+    /// A step's sums of squared gradients per 64-element block: the all-gather that lets
+    /// every rank clip its shard by whole tensors' norms.
+    Norms = 7,
 }
 
 impl Gathered {
@@ -42,6 +45,7 @@ impl Gathered {
             Gathered::Sums,
             Gathered::Params,
             Gathered::Slots,
+            Gathered::Norms,
         ]
         .into_iter()
         .find(|g| *g as u8 == code)
@@ -49,7 +53,10 @@ impl Gathered {
 
     /// Whether this exchange is part of a training step (counted by the step timings).
     pub(super) fn is_step(self) -> bool {
-        matches!(self, Gathered::Step | Gathered::Sums | Gathered::Params)
+        matches!(
+            self,
+            Gathered::Step | Gathered::Sums | Gathered::Params | Gathered::Norms
+        )
     }
 
     fn words(self) -> &'static str {
@@ -60,6 +67,7 @@ impl Gathered {
             Gathered::Sums => "a step's summed gradients",
             Gathered::Params => "a step's updated parameters",
             Gathered::Slots => "the optimizer slots' shards",
+            Gathered::Norms => "a step's squared gradient norms",
         }
     }
 }

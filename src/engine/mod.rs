@@ -23,7 +23,7 @@ mod workspace;
 pub(crate) use params::{GpuParams, InitialWeights};
 pub use profile::StepProfile;
 pub(crate) use profile::profile;
-pub(crate) use reduce::Reducer;
+pub(crate) use reduce::{Reducer, shards};
 pub(crate) use run::Run;
 pub use workspace::DataOn;
 pub(crate) use workspace::{Split, Workspace, resident_limit, streams};

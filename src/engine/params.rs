@@ -232,7 +232,9 @@ impl GpuParams {
         }
         let update_uniforms = update_uniforms(&gpu, optimizer.as_ref(), &chunks);
         let (clip, mut clip_buffers) =
-            clip_launches(&gpu, optimizer.as_ref(), &layers, &grads, &chunks)?;
+            clip_launches(&gpu, optimizer.as_ref(), &layers, &grads, &chunks)?
+                .map(|c| c.into_parts())
+                .unwrap_or_default();
         let steps = optimizer.accumulation_steps();
         let (accumulator, accumulate) = if steps > 1 {
             let buffer = zeros(&gpu, "gradient accumulator", len)?;

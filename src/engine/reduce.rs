@@ -13,16 +13,17 @@
 //! (N·K)`) on the same bytes in the same order, so the same bits. A step that does not update
 //! gathers the running sums (the accumulator, which a backup saves whole). One that does
 //! updates this rank's shard of the parameters with its shard of the optimizer slots
-//! (`shard.rs`), and the ranks all-gather the updated parameters; with clipping, which needs
-//! every tensor's whole gradient, the mean gradients are all-gathered first and every rank
-//! clips them alike.
+//! (`shard.rs`), and the ranks all-gather the updated parameters. Clipping needs whole
+//! tensors' norms: each rank sums the squares of its shard's 64-element blocks, the ranks
+//! all-gather those block sums (1/64 of the gradients' bytes), and every rank sums each
+//! tensor's norm from them in the one-rank order (`clip.wgsl`) before it clips its shard.
 
 use super::shard::within;
 use super::update::{Accumulate, accumulate_launches};
 use super::{GpuParams, Workspace};
 use crate::distributed::{Gathered, Group, StepMessage, decode_steps};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{CLIP_BLOCK, ClipLaunches, Gpu};
 
 /// Shards start and end at multiples of this many elements (256 bytes: a storage binding's
 /// offset alignment, and the parameters' own alignment).
@@ -51,6 +52,9 @@ pub(crate) struct Reducer {
     /// Once the optimizer slots are sharded ([`Reducer::shard`]): the update of this rank's
     /// shard, which replaces the workspace's update of the whole model.
     update: Option<Vec<crate::gpu::Dispatch>>,
+    /// Once sharded, with clipping: the clipping of this rank's shard, which replaces the
+    /// model's clipping of the whole gradients.
+    clip: Option<ClipLaunches>,
     /// K, the optimizer's accumulation steps.
     accumulation: u64,
     // Kept alive for the launches' bind groups.
@@ -95,6 +99,7 @@ impl Reducer {
             launches,
             own,
             update: None,
+            clip: None,
             accumulation,
             _buffers: buffers,
         })
@@ -200,17 +205,34 @@ impl Reducer {
                 .for_each(|a| a.record(&mut pass, step as u32));
         }
         // The sums all ranks need: the running sums of a step that does not update, or the
-        // mean gradients of one that does when clipping needs every tensor whole.
+        // mean gradients of one that does when the update is not sharded.
         let acc = accumulator(params, &self.own)?;
         let sums = if update { &params.grads } else { acc };
-        let gather_sums = !update || !params.clip.is_empty() || self.update.is_none();
+        let gather_sums = !update || self.update.is_none();
         if gather_sums && len > 0 {
             let (at, n) = (first as u64 * 4, len as u64 * 4);
             encoder.copy_buffer_to_buffer(sums, at, &self.sum_staging, 0, n);
         }
+        // A sharded update with clipping: the squares of this rank's blocks, for the others.
+        let norms = self.clip.as_ref().filter(|_| update && !gather_sums);
+        if let Some(clip) = norms {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            clip.blocks
+                .iter()
+                .for_each(|b| b.record(&mut pass, step as u32));
+            drop(pass);
+            let (at, n) = (first / CLIP_BLOCK, len.div_ceil(CLIP_BLOCK));
+            if n > 0 {
+                let (at, n) = (at as u64 * 4, n as u64 * 4);
+                encoder.copy_buffer_to_buffer(&clip.block_sums, at, &self.sum_staging, 0, n);
+            }
+        }
         gpu.queue.submit([encoder.finish()]);
         if gather_sums {
-            self.all_gather_shards(gpu, Gathered::Sums, sums)?;
+            self.all_gather_shards(gpu, Gathered::Sums, sums, 1)?;
+        }
+        if let Some(clip) = norms {
+            self.all_gather_shards(gpu, Gathered::Norms, &clip.block_sums, CLIP_BLOCK)?;
         }
         if !update {
             return Ok(());
@@ -220,10 +242,11 @@ impl Reducer {
         // their owners zeroed.
         encoder.clear_buffer(acc, 0, None);
         let mut pass = encoder.begin_compute_pass(&Default::default());
-        // Clipping (of the whole gradients, alike on every rank), then the update: of this
-        // rank's shard once the slots are sharded, else of the whole model.
+        // Clipping, then the update: of this rank's shard once the slots are sharded (the
+        // tensors' norms from every rank's blocks), else of the whole model.
         let update = self.update.as_deref().unwrap_or(&work.update);
-        for launch in params.clip.iter().chain(update) {
+        let clip = self.clip.as_ref().map_or(&params.clip[..], |c| &c.scale);
+        for launch in clip.iter().chain(update) {
             launch.record(&mut pass, step as u32);
         }
         drop(pass);
@@ -233,25 +256,35 @@ impl Reducer {
         }
         gpu.queue.submit([encoder.finish()]);
         if self.update.is_some() {
-            self.all_gather_shards(gpu, Gathered::Params, &params.params)?;
+            self.all_gather_shards(gpu, Gathered::Params, &params.params, 1)?;
         }
         Ok(())
     }
 
     /// All-gathers this rank's shard of `buffer` (copied to `sum_staging` by the last
-    /// submission) and writes the other ranks' shards into `buffer`.
-    fn all_gather_shards(&self, gpu: &Gpu, what: Gathered, buffer: &wgpu::Buffer) -> Result<()> {
-        let len = self.shards[self.group.rank()].1;
+    /// submission) and writes the other ranks' shards into `buffer`. `unit`: the elements
+    /// of the shards that one f32 of `buffer` stands for (1, or 64 for block sums).
+    fn all_gather_shards(
+        &self,
+        gpu: &Gpu,
+        what: Gathered,
+        buffer: &wgpu::Buffer,
+        unit: usize,
+    ) -> Result<()> {
+        let units = |(first, len): (usize, usize)| (first / unit, len.div_ceil(unit));
+        let width = self.width.div_ceil(unit);
+        let len = units(self.shards[self.group.rank()]).1;
         let mut mine = gpu.map_read(
             &self.sum_staging,
             len as u64 * 4,
             "reading this rank's shard",
         )?;
-        mine.resize(self.width * 4, 0);
+        mine.resize(width * 4, 0);
         let all = self.group.all_gather(what, &mine)?;
-        for (r, &(at, n)) in self.shards.iter().enumerate() {
+        for (r, &shard) in self.shards.iter().enumerate() {
+            let (at, n) = units(shard);
             if r != self.group.rank() && n > 0 {
-                let shard = &all[r * self.width * 4..][..n * 4];
+                let shard = &all[r * width * 4..][..n * 4];
                 gpu.write(buffer, at as u64 * 4, shard);
             }
         }
@@ -264,7 +297,9 @@ impl Reducer {
     pub fn shard(&mut self, params: &mut GpuParams, step_values: &wgpu::Buffer) -> Result<()> {
         // One rank's shard is the whole: sharding would only add the gathers of a save.
         if self.group.size() > 1 && params.slots.iter().any(|s| s.kept) {
-            params.shard_slots(self.shards[self.group.rank()])?;
+            let shard = self.shards[self.group.rank()];
+            params.shard_slots(shard)?;
+            self.clip = params.clip_launches(&within(&params.chunks, shard))?;
             self.update = Some(params.update_dispatch(step_values));
         }
         // Without slots (plain SGD) there is nothing to shard: every rank updates the whole
@@ -289,6 +324,7 @@ impl Reducer {
         // Only now: should the gather or the new buffers fail, `abandon` still sees the
         // slots as sharded.
         self.update = None;
+        self.clip = None;
         Ok(())
     }
 
@@ -297,6 +333,7 @@ impl Reducer {
     /// written (`Error::OptimizerStateIncomplete`). No collective.
     pub fn abandon(&mut self, params: &mut GpuParams) -> Result<()> {
         self.update = None;
+        self.clip = None;
         params.abandon_shards(self.group.size())
     }
 

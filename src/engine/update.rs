@@ -77,14 +77,15 @@ pub(super) fn piece(buffer: &wgpu::Buffer, first: usize, len: usize) -> Slice<'_
     }
 }
 
-/// The launches that clip the gradients as `optimizer` asks, and the buffers they bind.
+/// The launches that clip the gradients within `pieces` as `optimizer` asks (none without
+/// clipping).
 pub(super) fn clip_launches(
     gpu: &Gpu,
     optimizer: &dyn Optimizer,
     layers: &[LayerLayout],
     grads: &wgpu::Buffer,
     pieces: &[(usize, usize)],
-) -> Result<(Vec<crate::gpu::Dispatch>, Vec<wgpu::Buffer>)> {
+) -> Result<Option<crate::gpu::ClipLaunches>> {
     let tensors: Vec<[u32; 2]> = super::params::owners(layers)
         .flat_map(|(_, l)| {
             l.tensors
@@ -96,6 +97,16 @@ pub(super) fn clip_launches(
 }
 
 impl GpuParams {
+    /// The clipping of the gradients within `pieces` (whole tensors' norms from every block
+    /// sum, which the caller completes first); none without clipping.
+    pub fn clip_launches(
+        &self,
+        pieces: &[(usize, usize)],
+    ) -> Result<Option<crate::gpu::ClipLaunches>> {
+        let optimizer = self.optimizer.as_ref();
+        clip_launches(&self.gpu, optimizer, &self.layers, &self.grads, pieces)
+    }
+
     /// The optimizer's update of every parameter, reading the per-step values of the step
     /// at the launch's offset in `steps` (one 256-byte entry per step: `Workspace::step_values`).
     pub fn update_dispatch(&self, steps: &wgpu::Buffer) -> Vec<crate::gpu::Dispatch> {

@@ -85,8 +85,15 @@ bindings!(
 );
 
 bindings!(
-    /// `clip.wgsl`: the flat gradients `g`, each tensor's `(first, len)`, their squared norms.
-    ClipBindings { dims: 0 Uniform, g: 1 ReadWrite, tensors: 2 Read, sums: 3 ReadWrite }
+    /// `clip.wgsl`: the flat gradients `g`, a table of tensors, their squared norms, and the
+    /// squares of each 64-element block of the flat gradients.
+    ClipBindings {
+        dims: 0 Uniform,
+        g: 1 ReadWrite,
+        tensors: 2 Read,
+        sums: 3 ReadWrite,
+        block_sums: 4 ReadWrite
+    }
 );
 
 bindings!(

@@ -301,7 +301,9 @@ pub(crate) struct Kernels {
     /// `accumulate.wgsl`: a micro-batch's gradients into the accumulator, and their mean.
     pub accumulate_add: Kernel,
     pub accumulate_average: Kernel,
-    /// `clip.wgsl`'s squared norm per tensor and its scaling of the gradients.
+    /// `clip.wgsl`'s squares per 64-element block, squared norm per tensor, and its scaling
+    /// of the gradients.
+    pub clip_blocks: Kernel,
     pub clip_norms: Kernel,
     pub clip_scale: Kernel,
     /// Optimizers' update kernels by name, compiled on first use.
@@ -384,6 +386,7 @@ impl Kernels {
                 "average",
                 acc_slots,
             ),
+            clip_blocks: Kernel::new(device, "clip_blocks", clip, "blocks", ClipBindings::LAYOUT),
             clip_norms: Kernel::new(device, "clip_norms", clip, "norms", ClipBindings::LAYOUT),
             clip_scale: Kernel::new(device, "clip_scale", clip, "scale", ClipBindings::LAYOUT),
             update: Default::default(),

@@ -36,7 +36,7 @@ mod unroll;
 
 pub use adapter::{AdapterSummary, list_adapters, quiet_headless_vulkan};
 use adapter::{choose, instance};
-pub(crate) use clip::clip_launches;
+pub(crate) use clip::{CLIP_BLOCK, ClipLaunches, clip_launches};
 pub(crate) use kernels::{Dispatch, Kernels, Slice, grid};
 pub use matmul::MatmulVariant;
 pub use params::MAX_LOSS_COLS;

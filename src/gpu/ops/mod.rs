@@ -350,7 +350,15 @@ pub fn update(
 
 /// Clips the gradient tensors `tensors` as `clipping` asks, with `clip.wgsl` on the GPU (each
 /// tensor at a 64-float boundary of one flat buffer, as a model's are); returns them clipped.
-pub fn clip(gpu: &Gpu, clipping: crate::Clipping, tensors: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+/// `shards` above 1 clips as that many ranks of a distributed run do, each its own shard of
+/// the flat buffer (cut as a distributed run cuts it, tensors split at multiples of 64): all
+/// shards' block sums first, then each shard's scaling.
+pub fn clip(
+    gpu: &Gpu,
+    clipping: crate::Clipping,
+    tensors: &[Vec<f32>],
+    shards: usize,
+) -> Result<Vec<Vec<f32>>> {
     let mut flat = Vec::new();
     let mut table = Vec::new();
     for t in tensors {
@@ -359,10 +367,24 @@ pub fn clip(gpu: &Gpu, clipping: crate::Clipping, tensors: &[Vec<f32>]) -> Resul
         flat.resize(flat.len().next_multiple_of(64), 0.0);
     }
     let g = gpu.upload("gradients", &flat)?;
-    let (launches, _buffers) =
-        crate::gpu::clip_launches(gpu, clipping, &table, &g, &[(0, flat.len())])?;
-    let launches: Vec<&crate::gpu::Dispatch> = launches.iter().collect();
-    run(gpu, &launches)?;
+    let mut launches = Vec::new();
+    for shard in crate::engine::shards(flat.len(), shards.max(1)) {
+        if let Some(c) = crate::gpu::clip_launches(gpu, clipping, &table, &g, &[shard])? {
+            launches.push((shard, c));
+        }
+    }
+    // Every shard's block sums, as the ranks' all-gather brings them.
+    let mut blocks = vec![0f32; flat.len() / 64];
+    for ((first, len), c) in &launches {
+        run(gpu, &c.blocks.iter().collect::<Vec<_>>())?;
+        let mine = gpu.read_f32(&c.block_sums, 0, blocks.len(), "reading block sums")?;
+        let own = first / 64..(first + len) / 64;
+        blocks[own.clone()].copy_from_slice(&mine[own]);
+    }
+    for (_, c) in &launches {
+        gpu.write(&c.block_sums, 0, bytemuck::cast_slice(&blocks));
+        run(gpu, &c.scale.iter().collect::<Vec<_>>())?;
+    }
     let back = gpu.read_f32(&g, 0, flat.len(), "reading gradients")?;
     Ok(table
         .iter()
