@@ -62,14 +62,25 @@ pub const WRITER_NICE: Knob = Knob {
     max: 19,
 };
 
+/// The least bytes of gradients a bucket of a distributed step holds before the next layer
+/// boundary cuts it: each bucket is exchanged while the backward pass of the earlier layers
+/// runs (0 cuts at every layer with parameters; more than the model's gradients, one bucket).
+pub const BUCKET_BYTES: Knob = Knob {
+    name: "WGFIT_BUCKET_BYTES",
+    unit: "bytes",
+    min: 0,
+    max: u64::MAX,
+};
+
 /// Every variable wgfit reads to tune itself.
-pub const ALL: [Knob; 6] = [
+pub const ALL: [Knob; 7] = [
     GPU_TIMEOUT_MS,
     MAX_BINDING_BYTES,
     RESIDENT_LIMIT_BYTES,
     STORE_RETRY_SECONDS,
     LEASE_SECONDS,
     WRITER_NICE,
+    BUCKET_BYTES,
 ];
 
 impl Knob {

@@ -119,32 +119,52 @@ fn field(line: &str, word: &str) -> String {
 #[test]
 fn each_rank_sends_and_receives_two_n_minus_one_over_n_of_the_gradients_per_step() {
     let gradients = TRAINABLE * 4;
-    for clip in [false, true] {
+    for (clip, buckets) in [(false, 1), (true, 1), (false, 2), (true, 2)] {
+        // One bucket by default (the model's 21 KB are below a bucket); at 0 bytes one per
+        // layer: the second's gradients travel while the first's backward pass runs.
+        let env: &[(&str, &str)] = if buckets == 2 {
+            &[("WGFIT_BUCKET_BYTES", "0")]
+        } else {
+            &[]
+        };
         for ranks in [2, 3, 4] {
-            let (out, _) = run_ranks(if clip { "clip" } else { "plain" }, ranks);
+            let case = if clip { "clip" } else { "plain" };
+            let (out, _) = mpi_support::run_ranks_with(case, ranks, env);
             let one_rank = digest(&train(false, clip, BATCH / ranks, ranks as u32, None));
-            // The widest shard, in elements: shards are cut at multiples of 64 elements.
-            let width = (TRAINABLE / 64).div_ceil(ranks) * 64;
-            // The reduce-scatter (each block with a share's statistics) and the all-gather
-            // of the updated parameters, each after its announcement; with clipping, the
-            // all-gather of the widest shard's sums of squares per 64 elements too.
-            let norms = if clip { ANNOUNCE + 4 * width / 64 } else { 0 };
-            let per_step =
-                (ranks - 1) * (ANNOUNCE + STATISTICS + 4 * width + ANNOUNCE + 4 * width + norms);
+            // The shards, in elements: cut at multiples of 64 elements.
+            let units = TRAINABLE / 64;
+            let cut = |r: usize| r * units / ranks * 64;
+            let width = units.div_ceil(ranks) * 64;
             // The end of every round of callback hooks while the slots are sharded (a batch's
             // begin and end, an epoch's begin and end): one header to and from each rank.
             let rounds = (ranks - 1) * ANNOUNCE * (2 * STEPS + 2 * EPOCHS);
             let ring = 2 * (ranks - 1) * gradients / ranks;
             for r in 0..ranks {
+                let shard = cut(r + 1) - cut(r);
+                // The reduce-scatter, one exchange per bucket, each after its announcement:
+                // to each other rank its shard's part of this rank's gradients, unpadded, and
+                // from each this rank's shard of theirs, the first bucket's with the share's
+                // statistics. Then the all-gather of the updated parameters (shards padded to
+                // the widest); with clipping, of the widest shard's sums of squares per 64
+                // elements too.
+                let headers = (ranks - 1) * (buckets * ANNOUNCE + STATISTICS);
+                let norms = if clip { ANNOUNCE + 4 * width / 64 } else { 0 };
+                let gathers = (ranks - 1) * (ANNOUNCE + 4 * width + norms);
                 let l = line(&out, r);
                 let steps: usize = field(&l, "steps").parse().unwrap();
                 assert_eq!(steps, STEPS, "{ranks} ranks: {l}");
+                let mut per_step = 0;
                 for way in ["sent", "received"] {
+                    let scattered = match way {
+                        "sent" => 4 * (TRAINABLE - shard),
+                        _ => 4 * (ranks - 1) * shard,
+                    };
+                    per_step = headers + scattered + gathers;
                     let bytes: usize = field(&l, way).parse().unwrap();
                     assert_eq!(
                         bytes,
                         steps * per_step + rounds,
-                        "{ranks} ranks, clip {clip}, rank {r}, {way}: {l}"
+                        "{ranks} ranks, clip {clip}, {buckets} buckets, rank {r}, {way}: {l}"
                     );
                 }
                 let per_step = per_step + rounds / steps;
@@ -168,7 +188,8 @@ fn each_rank_sends_and_receives_two_n_minus_one_over_n_of_the_gradients_per_step
                 assert_eq!(
                     field(&l, "sha256"),
                     one_rank,
-                    "{ranks} ranks, clip {clip}, against one rank accumulating {ranks}"
+                    "{ranks} ranks, clip {clip}, {buckets} buckets, against one rank \
+                     accumulating {ranks}"
                 );
             }
         }

@@ -105,13 +105,21 @@ pub fn parse_args() -> Result<Args, String> {
                 // SAFETY: argument parsing runs first in main, on the only thread.
                 unsafe { std::env::set_var("WGFIT_BENCH_OPTIMIZER", o) };
             }
+            "--global-clipnorm" => {
+                let c = it.next().ok_or("--global-clipnorm needs a bound")?;
+                c.parse::<f32>()
+                    .map_err(|_| format!("bad --global-clipnorm {c:?}"))?;
+                // Read where the W1 model is built, as --optimizer is.
+                // SAFETY: argument parsing runs first in main, on the only thread.
+                unsafe { std::env::set_var("WGFIT_BENCH_GLOBAL_CLIPNORM", c) };
+            }
             w if !w.starts_with('-') && args.workload.is_empty() => args.workload = w.to_string(),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if args.workload.is_empty() {
         return Err(
-            "usage: bench <m|m-kernels|w1|c1|t1|w0|w1-backup|w1-stream|s|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam]"
+            "usage: bench <m|m-kernels|w1|c1|t1|w0|w1-backup|w1-stream|s|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam] [--global-clipnorm C]"
                 .into(),
         );
     }

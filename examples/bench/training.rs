@@ -54,13 +54,25 @@ pub fn w1_model() -> Result<Sequential, Box<dyn std::error::Error>> {
         .add(Dense::new(256).activation(Activation::Relu))
         .add(Dense::new(10))
         .seed(42);
-    // `bench w1 --optimizer adam` times W1 with Adam (Keras's defaults) in place of SGD.
+    // `bench w1 --optimizer adam` times W1 with Adam (Keras's defaults) in place of SGD, and
+    // `--global-clipnorm C` clips its gradients.
     if std::env::var("WGFIT_BENCH_OPTIMIZER").as_deref() == Ok("adam") {
-        model.compile(Loss::MeanSquaredError, wgfit::Adam::new(0.001))?;
+        model.compile(Loss::MeanSquaredError, clipped(wgfit::Adam::new(0.001))?)?;
     } else {
-        model.compile(Loss::MeanSquaredError, Sgd::new(0.01))?;
+        model.compile(Loss::MeanSquaredError, clipped(Sgd::new(0.01))?)?;
     }
     Ok(model)
+}
+
+/// `optimizer`, clipped by `--global-clipnorm` if given.
+fn clipped<O: wgfit::Optimizer + Clone + 'static>(
+    optimizer: O,
+) -> Result<wgfit::Configured<O>, Box<dyn std::error::Error>> {
+    let configured = wgfit::Configured::new(optimizer);
+    Ok(match std::env::var("WGFIT_BENCH_GLOBAL_CLIPNORM") {
+        Ok(c) => configured.clipping(wgfit::Clipping::GlobalNorm(c.parse()?)),
+        Err(_) => configured,
+    })
 }
 
 struct W1Run {

@@ -27,7 +27,7 @@ pub use launcher::{LauncherWorld, launcher_world, launcher_world_in, local_rank}
 pub(crate) use lockstep::Gathered;
 #[cfg(feature = "mpi")]
 pub use mpi_world::Mpi;
-pub(crate) use wire::{StepMessage, decode_steps};
+pub(crate) use wire::{HEADER as STEP_HEADER, StepMessage, decode_steps};
 
 use crate::error::Result;
 use std::sync::Arc;
@@ -45,6 +45,27 @@ pub trait Exchange: Send + Sync {
     /// `send` is one block per rank, all of the same length (block `s` for rank `s`); returns
     /// the block each rank sent this one, in rank order.
     fn all_to_all(&self, send: &[u8]) -> Result<Vec<u8>>;
+    /// `send` is one block per rank, block `s` of `counts[s]` bytes for rank `s` (every rank
+    /// passes the same `counts`); returns the `counts[rank]` bytes each rank sent this one, in
+    /// rank order. By default every block travels padded to the largest through
+    /// [`Exchange::all_to_all`].
+    fn all_to_all_v(&self, send: &[u8], counts: &[usize]) -> Result<Vec<u8>> {
+        let widest = counts.iter().copied().max().unwrap_or(0);
+        let mut padded = Vec::with_capacity(widest * counts.len());
+        let mut at = 0;
+        for &n in counts {
+            padded.extend_from_slice(&send[at..at + n]);
+            padded.resize(padded.len() + widest - n, 0);
+            at += n;
+        }
+        let mine = counts[self.rank()];
+        let all = self.all_to_all(&padded)?;
+        Ok(all
+            .chunks_exact(widest.max(1))
+            .flat_map(|block| &block[..mine])
+            .copied()
+            .collect())
+    }
     /// Rank 0's `bytes` on every rank (the others' `bytes` are ignored).
     fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>>;
 }
@@ -91,15 +112,21 @@ impl Group {
         Ok(out)
     }
 
-    /// The blocks the ranks sent this one (`send`: one block per rank, block `s` for rank
-    /// `s`), in rank order (after the ranks said they all do this).
-    pub(crate) fn all_to_all(&self, what: Gathered, send: &[u8]) -> Result<Vec<u8>> {
+    /// The blocks the ranks sent this one (`send`: block `s` of `counts[s]` bytes for rank
+    /// `s`, the same `counts` on every rank), in rank order (after the ranks said they all do
+    /// this).
+    pub(crate) fn all_to_all_v(
+        &self,
+        what: Gathered,
+        send: &[u8],
+        counts: &[usize],
+    ) -> Result<Vec<u8>> {
         let started = std::time::Instant::now();
         lockstep::announce(self, &lockstep::Announce::Gather(what, send.len() as u64))?;
-        let out = self.exchange.all_to_all(send)?;
-        // One block to each other rank, and one from each, beside the one it kept.
-        let (others, block) = (self.size() - 1, send.len() / self.size());
-        self.count(what, started, others * block, out.len() - block);
+        let out = self.exchange.all_to_all_v(send, counts)?;
+        // Every block but its own to the others, and one from each of them.
+        let kept = counts[self.rank()];
+        self.count(what, started, send.len() - kept, out.len() - kept);
         Ok(out)
     }
 
@@ -156,6 +183,7 @@ static SENT_BYTES: AtomicU64 = AtomicU64::new(0);
 static RECEIVED_BYTES: AtomicU64 = AtomicU64::new(0);
 static COMPUTE_NANOS: AtomicU64 = AtomicU64::new(0);
 static REDUCE_NANOS: AtomicU64 = AtomicU64::new(0);
+static OVERLAP_NANOS: AtomicU64 = AtomicU64::new(0);
 static STEPS: AtomicU64 = AtomicU64::new(0);
 static SLOT_BYTES: AtomicU64 = AtomicU64::new(0);
 static SLOT_GATHERS: AtomicU64 = AtomicU64::new(0);
@@ -195,13 +223,18 @@ pub fn preempt_signal(local: Option<i32>) -> Option<i32> {
 pub struct Timings {
     /// Steps (global batches) done.
     pub steps: u64,
-    /// Seconds of forward and backward on the rank's share, with the gradients' readback.
+    /// Seconds of forward and backward on the rank's share, with the gradients' readback,
+    /// less the exchanges made meanwhile (`overlap_s`).
     pub compute_s: f64,
     /// Seconds inside the step's exchanges (the reduce-scatter and the all-gather).
     pub comm_s: f64,
     /// Seconds of the upload and the ordered sum of this rank's shard, the readback of the
     /// sum, and the update.
     pub reduce_s: f64,
+    /// Seconds of `comm_s` spent exchanging buckets of gradients before the step's last
+    /// bucket was read back: while the GPU still had backward launches of later buckets to run
+    /// (the exchange overlapping the backward pass, at most).
+    pub overlap_s: f64,
     /// Bytes the steps' exchanges sent from this rank to the others, as handed to MPI: each
     /// exchange's announcement header, the reduce-scatter's blocks (each with the share's
     /// 16-byte statistics) and the all-gather's shard.
@@ -227,6 +260,7 @@ pub fn timings() -> Timings {
         compute_s: s(&COMPUTE_NANOS),
         comm_s: s(&COMM_NANOS),
         reduce_s: s(&REDUCE_NANOS),
+        overlap_s: s(&OVERLAP_NANOS),
         sent_bytes: SENT_BYTES.load(Ordering::Relaxed),
         received_bytes: RECEIVED_BYTES.load(Ordering::Relaxed),
         optimizer_slot_bytes: SLOT_BYTES.load(Ordering::Relaxed),
@@ -243,6 +277,7 @@ pub fn reset_timings() {
         &RECEIVED_BYTES,
         &COMPUTE_NANOS,
         &REDUCE_NANOS,
+        &OVERLAP_NANOS,
         &STEPS,
         &SLOT_GATHERS,
         &SLOT_GATHER_NANOS,
@@ -267,14 +302,17 @@ pub(crate) fn comm_nanos() -> u64 {
     COMM_NANOS.load(Ordering::Relaxed)
 }
 
-/// Adds one step's compute and reduction time (called by the engine): `reduce` less the
-/// exchanges inside it, `comm_in_reduce` nanoseconds.
+/// Adds one step's compute and reduction time (called by the engine): `compute` less the
+/// exchanges made during it (`overlapped` nanoseconds), `reduce` less the exchanges inside
+/// it, `comm_in_reduce` nanoseconds.
 pub(crate) fn record_step_times(
-    compute: std::time::Duration,
+    (compute, overlapped): (std::time::Duration, u64),
     reduce: std::time::Duration,
     comm_in_reduce: u64,
 ) {
-    COMPUTE_NANOS.fetch_add(compute.as_nanos() as u64, Ordering::Relaxed);
+    let compute = (compute.as_nanos() as u64).saturating_sub(overlapped);
+    COMPUTE_NANOS.fetch_add(compute, Ordering::Relaxed);
+    OVERLAP_NANOS.fetch_add(overlapped, Ordering::Relaxed);
     let reduce = (reduce.as_nanos() as u64).saturating_sub(comm_in_reduce);
     REDUCE_NANOS.fetch_add(reduce, Ordering::Relaxed);
     STEPS.fetch_add(1, Ordering::Relaxed);

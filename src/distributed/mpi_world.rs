@@ -2,7 +2,9 @@
 
 use super::{Exchange, Group};
 use crate::error::{Error, Result};
+use mpi::Count;
 use mpi::collective::{CommunicatorCollectives, Root};
+use mpi::datatype::{Partition, PartitionMut};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use std::sync::Arc;
 
@@ -87,6 +89,43 @@ impl Exchange for World {
         let mut out = vec![0u8; send.len()];
         // MPI moves the bytes only: no arithmetic, so no reduction algorithm can change a bit.
         world.all_to_all_into(send, &mut out[..]);
+        Ok(out)
+    }
+
+    fn all_to_all_v(&self, send: &[u8], counts: &[usize]) -> Result<Vec<u8>> {
+        let world = SimpleCommunicator::world();
+        let ranks = world.size() as usize;
+        let me = world.rank() as usize;
+        let count = |n: usize| {
+            Count::try_from(n).map_err(|_| Error::Mpi {
+                what: "all-to-all".into(),
+                reason: format!("a block of {n} bytes is past MPI's count of bytes"),
+            })
+        };
+        let offsets = |sizes: &[usize]| -> Result<Vec<Count>> {
+            let mut at = 0;
+            sizes
+                .iter()
+                .map(|&n| {
+                    let here = count(at);
+                    at += n;
+                    here
+                })
+                .collect()
+        };
+        let send_counts: Vec<Count> = counts.iter().map(|&n| count(n)).collect::<Result<_>>()?;
+        let mine = vec![counts[me]; ranks];
+        let recv_counts: Vec<Count> = mine.iter().map(|&n| count(n)).collect::<Result<_>>()?;
+        let (send_at, recv_at) = (offsets(counts)?, offsets(&mine)?);
+        // Open MPI refuses an empty buffer's pointer even where every count is 0: one byte,
+        // never sent, where a side has none.
+        let mut out = vec![0u8; counts[me] * ranks + 1];
+        let send = if send.is_empty() { &[0u8][..] } else { send };
+        let sent = Partition::new(send, &send_counts[..], &send_at[..]);
+        let mut got = PartitionMut::new(&mut out[..], &recv_counts[..], &recv_at[..]);
+        // Bytes only, as all_to_all.
+        world.all_to_all_varcount_into(&sent, &mut got);
+        out.pop();
         Ok(out)
     }
 

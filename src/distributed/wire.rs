@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::state::{StateMeta, Tensor, TrainState};
 
 /// The fixed part of a step message: signal, rows, mean loss, correct.
-const HEADER: usize = 16;
+pub(crate) const HEADER: usize = 16;
 
 /// What one rank contributes to a step besides its gradients.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -3,6 +3,7 @@
 //! the few verbs the training loop calls on it. It knows nothing of the model's user-facing
 //! types, the loop or the callbacks.
 
+mod buckets;
 mod graph;
 mod init;
 mod layers;

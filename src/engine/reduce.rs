@@ -18,10 +18,11 @@
 //! all-gather those block sums (1/64 of the gradients' bytes), and every rank sums each
 //! tensor's norm from them in the one-rank order (`clip.wgsl`) before it clips its shard.
 
+use super::buckets::{Buckets, Exchanged};
 use super::shard::within;
 use super::update::{Accumulate, accumulate_launches};
 use super::{GpuParams, Workspace};
-use crate::distributed::{Gathered, Group, StepMessage, decode_steps};
+use crate::distributed::{Gathered, Group, decode_steps};
 use crate::error::{Error, Result};
 use crate::gpu::{CLIP_BLOCK, ClipLaunches, Gpu};
 
@@ -39,8 +40,9 @@ pub(crate) struct Reducer {
     /// The N contributions to this rank's shard, rank after rank, `width` apart (copied from,
     /// never bound).
     received: wgpu::Buffer,
-    /// This rank's gradients and its share's statistics, read back after the backward pass.
-    staging: wgpu::Buffer,
+    /// The buckets this rank's gradients are read back and exchanged in, while the backward
+    /// pass runs (`buckets.rs`).
+    pub buckets: Buckets,
     /// This rank's summed shard, read back for the all-gather.
     sum_staging: wgpu::Buffer,
     /// `acc += g` and `g = (g + acc) / (N·K)` over this rank's shard of the gradients and of
@@ -77,7 +79,7 @@ impl Reducer {
         let width = shards.iter().map(|s| s.1).max().unwrap_or(0).max(1);
         let received =
             gpu.storage_in_pieces("received gradient shards", (width * ranks * 4) as u64)?;
-        let staging = gpu.staging("gradient readback", params.trainable_len as u64 * 4 + 8)?;
+        let buckets = Buckets::new(gpu, &params.layers, params.trainable_len)?;
         let sum_staging = gpu.staging("summed shard readback", width as u64 * 4)?;
         let accumulation = u64::from(params.optimizer.accumulation_steps());
         let own = match &params.accumulator {
@@ -94,7 +96,7 @@ impl Reducer {
             shards,
             width,
             received,
-            staging,
+            buckets,
             sum_staging,
             launches,
             own,
@@ -105,46 +107,17 @@ impl Reducer {
         })
     }
 
-    /// Records the copy of this rank's gradients and its statistics of `step` for the host.
-    pub fn record_readback(
+    /// Reads back and exchanges the gradients of a step's buckets (`submitted`: each
+    /// bucket's submission), while the GPU runs the later buckets' backward launches.
+    pub fn exchange(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
-        params: &GpuParams,
-        work: &Workspace,
-        step: usize,
-    ) {
-        let bytes = params.trainable_len as u64 * 4;
-        encoder.copy_buffer_to_buffer(&params.grads, 0, &self.staging, 0, bytes);
-        encoder.copy_buffer_to_buffer(&work.stats, step as u64 * 8, &self.staging, bytes, 8);
-    }
-
-    /// This rank's blocks of the reduce-scatter (after the readback's submission): for each
-    /// rank, its statistics, rows and the preemption signal it caught, then that rank's shard
-    /// of its gradients (padded to the widest shard).
-    pub fn blocks(&self, gpu: &Gpu, params: &GpuParams, rows: usize) -> Result<Vec<u8>> {
-        let bytes = params.trainable_len * 4;
-        let raw = gpu.map_read(
-            &self.staging,
-            bytes as u64 + 8,
-            "reading gradients for the exchange",
-        )?;
-        let stat = |i: usize| {
-            let at = bytes + 4 * i;
-            f32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]])
-        };
-        let header = StepMessage {
-            signal: crate::callbacks::caught_signal().unwrap_or(0) as u32,
-            rows: rows as u32,
-            loss: stat(0),
-            correct: stat(1),
-        };
-        let mut out = Vec::with_capacity(self.shards.len() * (16 + self.width * 4));
-        for &(first, len) in &self.shards {
-            let mut block = header.encode(&raw[first * 4..(first + len) * 4]);
-            block.resize(block.len() + (self.width - len) * 4, 0);
-            out.extend_from_slice(&block);
-        }
-        Ok(out)
+        gpu: &Gpu,
+        submitted: &[wgpu::SubmissionIndex],
+        rows: usize,
+    ) -> Result<Exchanged> {
+        let shards = (&self.shards[..], self.width);
+        self.buckets
+            .exchange(gpu, &self.group, shards, submitted, rows)
     }
 
     /// After the reduce-scatter (`received`: every rank's block for this one): the agreed

@@ -3,9 +3,10 @@
 //! training loop calls: record a step, read the epoch's statistics, read and write the state,
 //! take a snapshot, set the learning rate.
 
+use super::layers::Phase;
 use super::reduce::Reducer;
 use super::snapshot::{self, Snapshot, StagingPool};
-use super::step::{Finish, record_train_step};
+use super::step::{Finish, record_backward, record_forward, record_train_step};
 use super::{GpuParams, Workspace};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -54,6 +55,20 @@ impl Recorder {
             gpu.wait(Some(previous), "training batches")?;
         }
         Ok(Some(index))
+    }
+
+    /// Submits what was recorded at once, without waiting for the previous submission: for
+    /// the buckets of a distributed step, which the host reads back as each completes.
+    fn submit_now(&mut self, gpu: &Gpu) -> Result<wgpu::SubmissionIndex> {
+        self.pass = None;
+        self.batches = 0;
+        let encoder = self
+            .encoder
+            .take()
+            .ok_or_else(|| Error::internal("a bucket submission with nothing recorded"))?;
+        let index = gpu.queue.submit([encoder.finish()]);
+        self.in_flight = Some(index.clone());
+        Ok(index)
     }
 
     /// Submits and waits for everything.
@@ -169,36 +184,46 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// One distributed step: this rank's share forward and backward, its gradients read back
-    /// and reduce-scattered (the whole step waits for it: no overlap with the backward pass
-    /// yet), then this rank's shard of every rank's summed in rank order, the sums
-    /// all-gathered and the update.
+    /// One distributed step: this rank's share forward and backward, submitted in buckets
+    /// (`buckets.rs`) whose gradients are read back and reduce-scattered while the GPU runs
+    /// the later buckets' backward launches, then this rank's shard of every rank's summed in
+    /// rank order, the sums all-gathered and the update.
     fn distributed_step(&mut self, step: usize) -> Result<()> {
         let Some(reducer) = self.reducer.as_ref() else {
             return Err(Error::internal("a distributed step without its reducer"));
         };
         let started = std::time::Instant::now();
         self.params.ensure_initialized();
-        let device = self.params.gpu.device.clone();
-        self.work.stage(&self.params.gpu, step);
-        record_train_step(
+        let gpu = &self.params.gpu;
+        let device = gpu.device.clone();
+        self.work.stage(gpu, step);
+        let plan = self.work.plan(step);
+        record_forward(
             self.recorder.pass(&device),
-            self.work.plan(step),
-            &Finish::Gradients,
+            plan,
             step as u32,
+            Phase::Training,
         );
-        reducer.record_readback(self.recorder.encoder(&device), self.params, self.work, step);
-        self.recorder.finish(&self.params.gpu, "training batches")?;
-        let blocks = reducer.blocks(&self.params.gpu, self.params, self.work.rows(step))?;
-        let computed = started.elapsed();
-        let received = reducer
-            .group
-            .all_to_all(crate::distributed::Gathered::Step, &blocks)?;
+        let mut submitted = Vec::new();
+        let mut next = plan.backward.len();
+        for (b, bucket) in reducer.buckets.plans.iter().enumerate() {
+            let layers = &plan.backward[bucket.first_layer..next];
+            record_backward(self.recorder.pass(&device), layers, step as u32);
+            next = bucket.first_layer;
+            let from = (&self.params.grads, &self.work.stats);
+            let encoder = self.recorder.encoder(&device);
+            reducer.buckets.record_readback(encoder, from, step, b);
+            submitted.push(self.recorder.submit_now(gpu)?);
+        }
+        let exchanged = reducer.exchange(gpu, &submitted, self.work.rows(step))?;
+        self.recorder.finish(gpu, "training batches")?;
+        let computed = exchanged.computed - started;
         let (reducing, comm) = (std::time::Instant::now(), crate::distributed::comm_nanos());
         let done = self.epoch_iteration + step as u64;
-        reducer.reduce(self.params, self.work, step, done, &received)?;
+        reducer.reduce(self.params, self.work, step, done, &exchanged.received)?;
         let comm_in_reduce = crate::distributed::comm_nanos() - comm;
-        crate::distributed::record_step_times(computed, reducing.elapsed(), comm_in_reduce);
+        let times = (computed, exchanged.overlapped);
+        crate::distributed::record_step_times(times, reducing.elapsed(), comm_in_reduce);
         Ok(())
     }
 

@@ -41,8 +41,6 @@ pub(super) struct LayerBackward {
 
 /// How a training step ends, after the backward pass.
 pub(crate) enum Finish<'a> {
-    /// Nothing after the backward pass: a distributed step exchanges the gradients first.
-    Gradients,
     /// Gradient accumulation, not an update step: add the gradients to the accumulator.
     /// (Element-wise launches come one per piece the parameters are bound in.)
     Accumulate(&'a [Dispatch]),
@@ -65,17 +63,8 @@ pub(crate) fn record_train_step(
 ) {
     // The batch, forward (dropout masked), the loss and its gradient dA_L, the statistics.
     record_forward(pass, plan, step, Phase::Training);
-    for layer in plan.backward.iter().rev() {
-        // Dense: dZ_i = dA_i ⊙ act_i'(A_i), grad b_i = Σ_rows dZ_i (small batches: the last
-        // layer's was done by the loss launch); grad W_i = dZ_iᵀ · A_{i-1};
-        // dA_{i-1} = dZ_i · W_i. Other kinds likewise: their parameters' gradients, then
-        // their input's.
-        for (_, launch) in &layer.launches {
-            launch.record(pass, step);
-        }
-    }
+    record_backward(pass, &plan.backward, step);
     match finish {
-        Finish::Gradients => {}
         // acc ← acc + grad W: a micro-batch that does not update
         Finish::Accumulate(add) => add.iter().for_each(|a| a.record(pass, step)),
         Finish::Update {
@@ -152,9 +141,31 @@ pub(crate) fn record_eval_step(pass: &mut wgpu::ComputePass<'_>, plan: &Plan, st
     record_forward(pass, plan, step, Phase::Evaluation);
 }
 
+/// Records the backward launches of `layers` (consecutive layers of a plan), last layer first.
+pub(super) fn record_backward(
+    pass: &mut wgpu::ComputePass<'_>,
+    layers: &[LayerBackward],
+    step: u32,
+) {
+    for layer in layers.iter().rev() {
+        // Dense: dZ_i = dA_i ⊙ act_i'(A_i), grad b_i = Σ_rows dZ_i (small batches: the last
+        // layer's was done by the loss launch); grad W_i = dZ_iᵀ · A_{i-1};
+        // dA_{i-1} = dZ_i · W_i. Other kinds likewise: their parameters' gradients, then
+        // their input's.
+        for (_, launch) in &layer.launches {
+            launch.record(pass, step);
+        }
+    }
+}
+
 /// Records the forward pass and the loss of batch `step` in `phase`: the first half of a
 /// training step, and all of `evaluate` and `predict`.
-fn record_forward(pass: &mut wgpu::ComputePass<'_>, plan: &Plan, step: u32, phase: Phase) {
+pub(super) fn record_forward(
+    pass: &mut wgpu::ComputePass<'_>,
+    plan: &Plan,
+    step: u32,
+    phase: Phase,
+) {
     // x_b, t_b ← rows perm[start .. start + rows] of the data set
     plan.gather.record(pass, step);
     // A_i = layer_i(A_{i-1}), e.g. act_i(A_{i-1} · W_iᵀ + b_i)

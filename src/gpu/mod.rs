@@ -434,6 +434,18 @@ impl Gpu {
         bytes: u64,
         what: &str,
     ) -> Result<Vec<u8>> {
+        self.map_read_after(staging, bytes, None, what)
+    }
+
+    /// [`Gpu::map_read`], waiting only for the submission `after` (and those before it), not
+    /// for later ones: the caller knows that no later submission uses `staging`.
+    pub(crate) fn map_read_after(
+        &self,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        after: Option<wgpu::SubmissionIndex>,
+        what: &str,
+    ) -> Result<Vec<u8>> {
         if bytes == 0 {
             return Ok(Vec::new());
         }
@@ -442,7 +454,7 @@ impl Gpu {
             // The receiver lives until after the wait below; a send error cannot happen.
             let _ = tx.send(r);
         });
-        self.wait(None, what)?;
+        self.wait(after, what)?;
         match rx.recv_timeout(self.timeout) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return self.check(what).and(Err(Error::gpu(what, e))),

@@ -241,6 +241,11 @@ pub fn wait_for_epochs(path: &Path, epochs: usize, child: &mut Child) {
 /// what the ranks printed, and how long the job took. A job that runs past 60 s (a rank waits
 /// for ever) or fails is a test failure.
 pub fn run_ranks(case: &str, ranks: usize) -> (String, Duration) {
+    run_ranks_with(case, ranks, &[])
+}
+
+/// [`run_ranks`] with the variables `env` set for every rank.
+pub fn run_ranks_with(case: &str, ranks: usize, env: &[(&str, &str)]) -> (String, Duration) {
     let started = Instant::now();
     let mut child = launcher(ranks)
         .arg(std::env::current_exe().unwrap())
@@ -252,6 +257,7 @@ pub fn run_ranks(case: &str, ranks: usize) -> (String, Duration) {
             "--test-threads=1",
         ])
         .env("CASE", case)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
