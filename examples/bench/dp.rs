@@ -1,8 +1,8 @@
 //! DP: data-parallel training of W1 over MPI (`--features mpi`): per step, the compute time
 //! (this rank's share forward and backward, gradients read back), the communication time (the
-//! reduce-scatter of the gradients and the all-gather of the summed shards), the ordered sum
-//! of the rank's shard with the update, and the bytes each rank sends (and receives: as
-//! many). Run it alone (1 rank, the same code path) and under `mpirun -np 2 ... bench dp`;
+//! reduce-scatter of the gradients and the all-gather of the summed shards), the part of it
+//! made while the backward pass still ran (buckets: `WGFIT_BUCKET_BYTES`), the ordered sum
+//! of the rank's shard with the update, and the bytes each rank sends. Run it alone (1 rank, the same code path) and under `mpirun -np 2 ... bench dp`;
 //! rank 0 reports. With `--optimizer adam` the optimizer keeps slots, sharded over the ranks
 //! (the update covers the rank's shard, then the parameters are all-gathered). Last, the
 //! bytes of Adam's slots each rank keeps for a model of 3.7 M parameters (784-2048-1024-10),
@@ -51,6 +51,7 @@ pub fn bench_dp(bench: &mut Bench, reps: usize) -> BenchResult {
         per_step.iter().map(|t| 1e3 * f(t) / steps(t)).collect()
     };
     let (compute, comm, reduce) = (ms(|t| t.compute_s), ms(|t| t.comm_s), ms(|t| t.reduce_s));
+    let overlap = ms(|t| t.overlap_s);
     let bytes = per_step
         .first()
         .map_or(0.0, |t| t.sent_bytes as f64 / steps(t));
@@ -60,6 +61,8 @@ pub fn bench_dp(bench: &mut Bench, reps: usize) -> BenchResult {
         "compute_ms_each": compute,
         "comm_ms_each": comm,
         "reduce_ms_each": reduce,
+        "overlap_ms_each": overlap,
+        "bucket_bytes": std::env::var("WGFIT_BUCKET_BYTES").ok(),
         "steps_each": per_step.iter().map(|t| t.steps).collect::<Vec<_>>(),
     });
     let name = |what: &str| format!("{ranks} ranks {what}");
@@ -71,6 +74,14 @@ pub fn bench_dp(bench: &mut Bench, reps: usize) -> BenchResult {
         extra.clone(),
     );
     bench.report("DP", name("comm/step"), median(&comm), "ms", extra.clone());
+    bench.report(
+        "DP",
+        name("comm overlapped/step"),
+        median(&overlap),
+        "ms",
+        extra.clone(),
+    );
+    bench.report("DP", name("step"), total, "ms", extra.clone());
     bench.report(
         "DP",
         name("sum+update/step"),

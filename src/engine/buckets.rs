@@ -184,7 +184,9 @@ impl Buckets {
             for (r, from) in got.chunks_exact((skip + m * 4).max(1)).enumerate() {
                 let to = &mut received[r * message..][..message];
                 to[..skip].copy_from_slice(&from[..skip]);
-                to[at..at + m * 4].copy_from_slice(&from[skip..]);
+                if m > 0 {
+                    to[at..at + m * 4].copy_from_slice(&from[skip..]);
+                }
             }
         }
         Ok(Exchanged {
