@@ -1,8 +1,9 @@
 //! The GPU side of a distributed step: an ordered reduce-scatter, then an all-gather.
 //!
 //! The trainable elements are cut into N shards (at multiples of 64 elements, balanced).
-//! After the backward pass each rank reads its gradients back and sends shard `s` of them to
-//! rank `s` (an all-to-all of raw bytes: MPI does no arithmetic). Rank `s` then sums the N
+//! Each rank reads its gradients back and sends shard `s` of them to rank `s` (an all-to-all
+//! of raw bytes: MPI does no arithmetic), in buckets of layers while the backward pass still
+//! runs (`buckets.rs`). Rank `s` then sums the N
 //! contributions to its shard in rank order with the gradient accumulation kernels, and the
 //! ranks all-gather the summed shards, so each holds the whole sum. Each rank sends and
 //! receives 2(N−1)/N of the gradients' bytes per step, as a ring all-reduce does, where an
