@@ -333,3 +333,40 @@ pub(crate) fn agreed_signal() -> Option<i32> {
 pub(crate) fn active() -> Option<Group> {
     ACTIVE.lock().ok().and_then(|g| g.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rank 0 of 3 ranks that all send the same blocks: `all_to_all` returns block 0 of `send`
+    /// from each rank, as MPI would.
+    struct SameEverywhere;
+
+    impl Exchange for SameEverywhere {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn size(&self) -> usize {
+            3
+        }
+        fn all_gather(&self, send: &[u8]) -> Result<Vec<u8>> {
+            Ok(send.repeat(3))
+        }
+        fn all_to_all(&self, send: &[u8]) -> Result<Vec<u8>> {
+            let block = send.len() / 3;
+            Ok(send[..block].repeat(3))
+        }
+        fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
+            Ok(bytes)
+        }
+    }
+
+    #[test]
+    fn the_default_all_to_all_v_pads_to_the_widest_block_and_strips_the_padding() {
+        // Blocks of 2, 0 and 3 bytes for ranks 0, 1 and 2: rank 0's travel padded to 3.
+        let got = SameEverywhere
+            .all_to_all_v(&[1, 2, 7, 8, 9], &[2, 0, 3])
+            .unwrap();
+        assert_eq!(got, [1, 2, 1, 2, 1, 2]);
+    }
+}
