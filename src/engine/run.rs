@@ -47,11 +47,12 @@ impl Recorder {
     fn submit(&mut self, gpu: &Gpu) -> Result<Option<wgpu::SubmissionIndex>> {
         self.pass = None;
         self.batches = 0;
-        let Some(encoder) = self.encoder.take() else {
+        if self.encoder.is_none() {
             return Ok(self.in_flight.clone());
-        };
-        let index = gpu.queue.submit([encoder.finish()]);
-        if let Some(previous) = self.in_flight.replace(index.clone()) {
+        }
+        let previous = self.in_flight.take();
+        let index = self.submit_now(gpu)?;
+        if let Some(previous) = previous {
             gpu.wait(Some(previous), "training batches")?;
         }
         Ok(Some(index))
