@@ -103,11 +103,12 @@ fn sigkill_storm_with_streamed_input() {
     );
 }
 
+/// With the state read ahead of `fit`, too (used only where `latest.json` restores).
 #[test]
 fn sigkill_storm_with_double_checkpoint() {
     kill_storm(
-        "double_checkpoint",
-        &[("SLOW_MS", "3"), ("DOUBLE", "1")],
+        "double_checkpoint, read ahead",
+        &[("SLOW_MS", "3"), ("DOUBLE", "1"), ("READ_AHEAD", "1")],
         12,
     );
 }

@@ -82,8 +82,8 @@ fn storm_on_a_bucket(bucket_name: &str, description: &str, vars: &[(&str, &str)]
 fn sigkill_storm_on_object_storage() {
     storm_on_a_bucket(
         "wgfit-storm",
-        "saves every batch to S3",
-        &[("SLOW_MS", "3")],
+        "saves every batch to S3, read ahead",
+        &[("SLOW_MS", "3"), ("READ_AHEAD", "1")],
         8,
     );
 }

@@ -16,6 +16,7 @@ mod history;
 mod matmul;
 mod memory;
 mod profile;
+mod resume;
 mod save;
 mod training;
 mod transformer;
@@ -168,7 +169,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     // The child process of workload S's resume measurement.
     if args.workload == "s-resume-child" {
-        return save::s_resume_child();
+        return resume::s_resume_child();
     }
     // Opening the context compiles every kernel; W0 reports it beside its cold fit.
     let opened = Instant::now();

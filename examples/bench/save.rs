@@ -2,10 +2,10 @@
 //! the disk's raw `dd` speed, and the resume in a fresh process.
 
 use super::clock::HookClock;
-use super::{Bench, BenchResult, median, parse_args};
+use super::resume::Resumed;
+use super::{Bench, BenchResult, median};
 use serde_json::json;
 use std::time::Instant;
-use wgfit::gpu::ops::{self, Layout, MatmulShape};
 use wgfit::{
     BackupAndRestore, Callback, Context, Dataset, Dense, FitOptions, Loss, SaveFreq, Sequential,
     Sgd,
@@ -17,9 +17,9 @@ use wgfit::{
 const S_WIDTH: usize = 3162;
 const S_WIDTH_SMALL: usize = 1800;
 const S_LAYERS: usize = 10;
-const S_SAMPLES: usize = 8;
+pub(crate) const S_SAMPLES: usize = 8;
 
-fn s_model(width: usize) -> Result<Sequential, Box<dyn std::error::Error>> {
+pub(crate) fn s_model(width: usize) -> Result<Sequential, Box<dyn std::error::Error>> {
     let mut model = Sequential::new(width).seed(3);
     for _ in 0..S_LAYERS {
         model = model.add(Dense::new(width));
@@ -29,7 +29,7 @@ fn s_model(width: usize) -> Result<Sequential, Box<dyn std::error::Error>> {
 }
 
 /// The S width this adapter can hold.
-fn s_width() -> usize {
+pub(crate) fn s_width() -> usize {
     if s_model(S_WIDTH).is_ok() {
         S_WIDTH
     } else {
@@ -37,14 +37,14 @@ fn s_width() -> usize {
     }
 }
 
-fn s_data(width: usize) -> Result<Dataset, Box<dyn std::error::Error>> {
+pub(crate) fn s_data(width: usize) -> Result<Dataset, Box<dyn std::error::Error>> {
     let x = (0..S_SAMPLES * width)
         .map(|i| (i % 97) as f32 / 97.0)
         .collect();
     Ok(Dataset::regression(x, width, vec![0.0; S_SAMPLES], 1)?)
 }
 
-fn s_options(epochs: usize) -> FitOptions {
+pub(crate) fn s_options(epochs: usize) -> FitOptions {
     FitOptions {
         epochs,
         batch_size: S_SAMPLES,
@@ -82,16 +82,10 @@ struct SaveRun {
     /// `dd` of the same byte count: write with fsync, and read.
     raw_write_s: f64,
     raw_read_s: f64,
-    /// Fresh process start to the first trained batch when resuming.
-    resume_s: f64,
-    /// Of the resume: `fit` called to its training begun (the backup read, verified and
-    /// uploaded).
-    restore_s: f64,
-    /// Of which opening the GPU context (device, the kernels every model uses) ...
-    open_s: f64,
-    /// ... and the first use of the S model's three matmul kernels (created on first use:
-    /// parsing, pipeline creation, llvmpipe's compilation or its disk cache, and one run).
-    kernels_s: f64,
+    /// The resume in a fresh process, reading the backup in `fit` ...
+    plain: Resumed,
+    /// ... and reading it ahead, beside opening the GPU context.
+    ahead: Resumed,
     /// SHA-256 of the weights file, in this process.
     hash_s: f64,
     /// With the backup on object storage: boto3's upload and download of as many bytes to
@@ -180,6 +174,7 @@ fn save_run(
     data: &Dataset,
     width: usize,
     base_gap: f64,
+    rep: usize,
 ) -> Result<SaveRun, Box<dyn std::error::Error>> {
     // A backup at each epoch end, kept afterwards for the resume. The clock runs first, so its
     // epoch-end instant is before the backup's hook and the snapshot.
@@ -230,30 +225,16 @@ fn save_run(
     let hash_s = hashing.elapsed().as_secs_f64();
     drop(weights);
 
-    // Resume in a fresh process: process start to the first trained batch.
-    let out = std::process::Command::new(std::env::current_exe()?)
-        .arg("s-resume-child")
-        .arg("--json")
-        .arg(dir.as_os_str())
-        .output()?;
-    let child = String::from_utf8_lossy(&out.stdout);
-    let figure = |name: &str| -> Result<f64, String> {
-        child
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| {
-                format!(
-                    "resume child failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })
+    // Resumes in fresh processes, without and with the read ahead (in turns first), each
+    // from a cold page cache; each trains one more epoch than the backup holds, and keeps it.
+    let ahead_first = rep % 2 == 1;
+    let first = super::resume::in_child(&dir, ahead_first, 3)?;
+    let second = super::resume::in_child(&dir, !ahead_first, 4)?;
+    let (plain, ahead) = match ahead_first {
+        true => (second, first),
+        false => (first, second),
     };
     let boto3 = boto3_baseline(&dir, bytes)?;
-    let resume_s = figure("first_batch_s")?;
-    let open_s = figure("open_s")?;
-    let kernels_s = figure("kernels_s")?;
-    let restore_s = figure("restored_s")? - figure("fit_start_s")?;
     Ok(SaveRun {
         bytes,
         save_s,
@@ -262,10 +243,8 @@ fn save_run(
         save_peak_bytes: peak.saturating_sub(memory.at_last_epoch),
         raw_write_s,
         raw_read_s,
-        resume_s,
-        open_s,
-        kernels_s,
-        restore_s,
+        plain,
+        ahead,
         hash_s,
         boto3,
     })
@@ -301,7 +280,7 @@ pub fn bench_s(bench: &mut Bench, reps: usize) -> BenchResult {
     drop(model);
 
     let runs = (0..reps.max(1))
-        .map(|_| save_run(&data, width, base_gap))
+        .map(|rep| save_run(&data, width, base_gap, rep))
         .collect::<Result<Vec<_>, _>>()?;
     let med = |f: &dyn Fn(&SaveRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
     let all = |f: &dyn Fn(&SaveRun) -> f64| runs.iter().map(f).collect::<Vec<_>>();
@@ -344,13 +323,6 @@ pub fn bench_s(bench: &mut Bench, reps: usize) -> BenchResult {
     );
     bench.report(
         "S",
-        "resume: start to first batch",
-        med(&|r| r.resume_s),
-        "s",
-        json!({"runs": all(&|r| r.resume_s)}),
-    );
-    bench.report(
-        "S",
         "raw dd write+fsync",
         mb / med(&|r| r.raw_write_s),
         "MB/s",
@@ -370,31 +342,7 @@ pub fn bench_s(bench: &mut Bench, reps: usize) -> BenchResult {
         "ratio",
         json!({"runs": all(&|r| r.raw_write_s / r.save_s)}),
     );
-    bench.report(
-        "S",
-        "resume less context open and kernels",
-        med(&|r| r.resume_s - r.open_s - r.kernels_s),
-        "s",
-        json!({"open_s": all(&|r| r.open_s), "kernels_s": all(&|r| r.kernels_s)}),
-    );
-    bench.report(
-        "S",
-        "resume less open, kernels / (read + hash)",
-        med(&|r| (r.resume_s - r.open_s - r.kernels_s) / (r.raw_read_s + r.hash_s)),
-        "ratio",
-        json!({
-            "runs": all(&|r| (r.resume_s - r.open_s - r.kernels_s) / (r.raw_read_s + r.hash_s)),
-            "hash_s": all(&|r| r.hash_s),
-            "raw_read_s": all(&|r| r.raw_read_s),
-        }),
-    );
-    bench.report(
-        "S",
-        "restore in fit (read, verify, upload)",
-        med(&|r| r.restore_s),
-        "s",
-        json!({"runs": all(&|r| r.restore_s)}),
-    );
+    report_resumes(bench, &runs);
     if runs.iter().all(|r| r.boto3.is_some()) {
         let up = |r: &SaveRun| r.boto3.map_or(f64::NAN, |b| b.0);
         let down = |r: &SaveRun| r.boto3.map_or(f64::NAN, |b| b.1);
@@ -422,47 +370,62 @@ pub fn bench_s(bench: &mut Bench, reps: usize) -> BenchResult {
         bench.report(
             "S",
             "resume less open, kernels: speed / boto3 download",
-            med(&|r| down(r) / (r.resume_s - r.open_s - r.kernels_s)),
+            med(&|r| down(r) / (r.plain.resume_s - r.plain.open_s - r.plain.kernels_s)),
             "ratio",
-            json!({"runs": all(&|r| down(r) / (r.resume_s - r.open_s - r.kernels_s))}),
+            json!({"runs": all(&|r| down(r) / (r.plain.resume_s - r.plain.open_s - r.plain.kernels_s))}),
         );
     }
     Ok(())
 }
 
-/// `bench s-resume-child --json DIR`: resumes from the backup in DIR and prints the seconds
-/// from process start (approximately: from main) to the end of the first trained batch.
-pub fn s_resume_child() -> BenchResult {
-    let started = Instant::now();
-    let dir = parse_args()?.json;
-    // Opening the context and compiling kernels are reported apart: they are not I/O, and
-    // cost the same whatever the checkpoint. The large matmul kernels are created on first
-    // use, so the S model's three products (forward, input and weight gradient) run once
-    // here, before the resume, and that time is reported as `kernels_s`.
-    let opening = Instant::now();
-    let gpu = wgfit::Gpu::shared()?;
-    println!("open_s {}", opening.elapsed().as_secs_f64());
-    let width = s_width();
-    let compiling = Instant::now();
-    for (m, n, k, a, b) in [
-        (S_SAMPLES, width, width, Layout::Normal, Layout::Transposed),
-        (S_SAMPLES, width, width, Layout::Normal, Layout::Normal),
-        (width, width, S_SAMPLES, Layout::Transposed, Layout::Normal),
+/// The resumes, read in `fit` and read ahead, against one read + hash (and the opening).
+fn report_resumes(bench: &mut Bench, runs: &[SaveRun]) {
+    let med = |f: &dyn Fn(&SaveRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+    let all = |f: &dyn Fn(&SaveRun) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+    let read_hash = |r: &SaveRun| r.raw_read_s + r.hash_s;
+    let pieces = |r: &Resumed| json!({"open_s": r.open_s, "kernels_s": r.kernels_s, "build_s": r.build_s, "restore_in_fit_s": r.restore_s});
+    for (label, pick) in [
+        ("", (|r: &SaveRun| r.plain) as fn(&SaveRun) -> Resumed),
+        (", read ahead", |r: &SaveRun| r.ahead),
     ] {
-        ops::time_matmul(&gpu, MatmulShape { m, n, k, a, b }, 0)?;
+        bench.report(
+            "S",
+            format!("resume{label}: start to first batch"),
+            med(&|r| pick(r).resume_s),
+            "s",
+            json!({"runs": all(&|r| pick(r).resume_s), "pieces": runs.iter().map(|r| pieces(&pick(r))).collect::<Vec<_>>()}),
+        );
+        bench.report(
+            "S",
+            format!("restore in fit{label} (read, verify, upload)"),
+            med(&|r| pick(r).restore_s),
+            "s",
+            json!({"runs": all(&|r| pick(r).restore_s)}),
+        );
+        bench.report(
+            "S",
+            format!("resume{label} less open, kernels / (read + hash)"),
+            med(&|r| pick(r).io_ratio(read_hash(r))),
+            "ratio",
+            json!({
+                "runs": all(&|r| pick(r).io_ratio(read_hash(r))),
+                "hash_s": all(&|r| r.hash_s),
+                "raw_read_s": all(&|r| r.raw_read_s),
+            }),
+        );
+        bench.report(
+            "S",
+            format!("resume{label} less kernels, build / (open + read + hash)"),
+            med(&|r| pick(r).open_ratio(read_hash(r))),
+            "ratio",
+            json!({"runs": all(&|r| pick(r).open_ratio(read_hash(r)))}),
+        );
+        bench.report(
+            "S",
+            format!("resume{label} / (open + kernels + build + read + hash)"),
+            med(&|r| pick(r).whole_ratio(read_hash(r))),
+            "ratio",
+            json!({"runs": all(&|r| pick(r).whole_ratio(read_hash(r)))}),
+        );
     }
-    println!("kernels_s {}", compiling.elapsed().as_secs_f64());
-    let data = s_data(width)?;
-    let mut model = s_model(width)?;
-    println!("model_s {}", started.elapsed().as_secs_f64());
-    let fit_started = Instant::now();
-    let mut clock = HookClock::default();
-    let mut backup = BackupAndRestore::new(&dir)?.save_freq(SaveFreq::Epoch)?;
-    model.fit(&data, s_options(3), &mut [&mut backup, &mut clock])?;
-    let since = |at: Option<Instant>| at.map(|t| (t - started).as_secs_f64()).ok_or("no batch");
-    println!("fit_start_s {}", (fit_started - started).as_secs_f64());
-    println!("restored_s {}", since(clock.train_begin)?);
-    println!("first_batch_begin_s {}", since(clock.first_batch_begin)?);
-    println!("first_batch_s {}", since(clock.first_batch)?);
-    Ok(())
 }

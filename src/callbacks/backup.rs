@@ -8,7 +8,7 @@
 use super::backup_writer::Writer;
 use super::preempt::PreemptGuard;
 use super::{Callback, Context, FitOutcome};
-use crate::checkpoint::{BackupDir, Decision, Loaded, Sidecar, decide};
+use crate::checkpoint::{BackupDir, Decision, Loaded, ReadAhead, Sidecar, decide};
 use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
 use crate::state::{EventKind, Logs, Position, TrainState, rank_count};
@@ -49,6 +49,8 @@ pub struct BackupAndRestore {
     /// Whether the last `fit` stopped because a save, a commit or the lease failed once
     /// training had begun.
     failed_in_training: bool,
+    /// The newest committed state, being read ahead of `fit` (`read_ahead`).
+    read_ahead: Option<ReadAhead>,
 }
 
 /// What exists while a `fit` uses the callback.
@@ -97,6 +99,7 @@ impl BackupAndRestore {
             superseded: 0,
             committed: 0,
             failed_in_training: false,
+            read_ahead: None,
         })
     }
 
@@ -133,6 +136,23 @@ impl BackupAndRestore {
     pub fn discard_mismatched(mut self, on: bool) -> Self {
         self.discard_mismatched = on;
         self
+    }
+
+    /// Starts reading and verifying the newest committed state now, on its own thread, so
+    /// that the restore at the start of the next `fit` finds it read: called before the GPU
+    /// context opens and the model is built, the read runs beside them. `fit` still takes
+    /// the directory and decides as always, and uses what was read only when `latest.json`
+    /// is unchanged since, restores without a fallback, and is this run's; otherwise it
+    /// reads again. Holds the state in host memory until then.
+    pub fn read_ahead(mut self) -> Self {
+        self.read_ahead = ReadAhead::start(&self.dir);
+        self
+    }
+
+    /// Whether a read started by [`read_ahead`](Self::read_ahead) has ended (true when none
+    /// is running).
+    pub fn read_ahead_done(&self) -> bool {
+        self.read_ahead.as_ref().is_none_or(ReadAhead::is_done)
     }
 
     /// The directory.
@@ -180,8 +200,16 @@ impl BackupAndRestore {
 
     /// Restores the last committed state into `ctx` by the decision `inspect` reports
     /// (`checkpoint::decide`). Changes nothing in the directory when it fails.
-    fn restore(&self, dir: &mut BackupDir, ctx: &mut Context<'_>) -> Result<()> {
-        match decide(dir.place(), self.double_checkpoint, Some(ctx.fingerprint()))? {
+    fn restore(&mut self, dir: &mut BackupDir, ctx: &mut Context<'_>) -> Result<()> {
+        let read = self.read_ahead.take();
+        let decision = match read.and_then(|r| r.take(dir, ctx.fingerprint())) {
+            Some(loaded) => Decision::Resume {
+                loaded,
+                fallback_from: None,
+            },
+            None => decide(dir.place(), self.double_checkpoint, Some(ctx.fingerprint()))?,
+        };
+        match decision {
             Decision::Fresh => ctx.record_event(EventKind::Start),
             Decision::Resume {
                 loaded,
@@ -239,6 +267,9 @@ impl BackupAndRestore {
     /// can slip in between. Removes only wgfit's own files, and the directory if wgfit created
     /// it and nothing else is in it.
     pub fn remove_backup(&mut self) -> Result<()> {
+        if let Some(read) = self.read_ahead.take() {
+            read.wait();
+        }
         let dir = match self.held.take() {
             Some(dir) => dir,
             None => BackupDir::take(&self.dir)?,
@@ -327,6 +358,7 @@ impl Callback for BackupAndRestore {
         self.validate()?;
         // MPI ranks above 0 take the state rank 0 restored and write nothing (docs/MPI.md).
         if !crate::distributed::is_writer() {
+            self.read_ahead = None;
             return crate::distributed::receive_state(ctx);
         }
         let mut dir = match self.held.take() {

@@ -81,6 +81,9 @@ fn train_in_worker(dir: &Path) -> wgfit::Result<()> {
         .save_freq(freq)?
         .double_checkpoint(env("WGFIT_WORKER_DOUBLE").is_some())
         .delete_checkpoint(env("WGFIT_WORKER_KEEP").is_none());
+    if env("WGFIT_WORKER_READ_AHEAD").is_some() {
+        backup = backup.read_ahead();
+    }
     let mut stop = StopAtEpoch(
         env("WGFIT_WORKER_STOP_EPOCH").map_or(usize::MAX, |s| s.parse().unwrap_or(usize::MAX)),
     );

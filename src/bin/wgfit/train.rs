@@ -34,6 +34,25 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
     crate::preflight::check(&args)?;
     let verbose = args.verbose_level();
 
+    let backup_dir = args.backup_dir();
+    let mut backup = match &backup_dir {
+        None => None,
+        Some(dir) => Some(
+            BackupAndRestore::new(dir)?
+                .save_before_preemption(!args.no_save_before_preemption)?
+                .save_freq(args.save_freq)?
+                .double_checkpoint(args.double_checkpoint)
+                // Removed below, under the same lock, once the output is safely written.
+                .delete_checkpoint(false)
+                .discard_mismatched(args.discard_mismatched_backup),
+        ),
+    };
+    // Rank 0 restores: its read of the backup runs beside loading the data and opening the
+    // GPU context (rank 0's `fit` uses it only if the backup is unchanged and this run's).
+    if rank == 0 {
+        backup = backup.map(BackupAndRestore::read_ahead);
+    }
+
     let data = load_data(args.data.as_deref(), &CsvOptions::default(), args.scale)?;
     let (train, validation) = match (args.validation_split, &args.validation_data) {
         (Some(f), _) => {
@@ -131,19 +150,6 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         })?;
     }
 
-    let backup_dir = args.backup_dir();
-    let mut backup = match &backup_dir {
-        None => None,
-        Some(dir) => Some(
-            BackupAndRestore::new(dir)?
-                .save_before_preemption(!args.no_save_before_preemption)?
-                .save_freq(args.save_freq)?
-                .double_checkpoint(args.double_checkpoint)
-                // Removed below, under the same lock, once the output is safely written.
-                .delete_checkpoint(false)
-                .discard_mismatched(args.discard_mismatched_backup),
-        ),
-    };
     let (streamed, limit) = model.data_placement(&train, args.data_on.into())?;
     if streamed && verbose > 0 {
         println!(
