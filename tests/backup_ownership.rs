@@ -290,3 +290,33 @@ fn a_failed_fit_has_released_the_lock_when_it_returns_even_with_a_forked_child_a
         report.rerun
     );
 }
+
+/// The unfinished write a killed run left (named with this directory's id) goes when the next
+/// run starts, even if that run stops before it commits anything: the writer thread sweeps
+/// first, and `fit` does not end before the sweep has.
+#[test]
+fn a_killed_runs_unfinished_write_goes_even_when_nothing_is_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    kept_backup(&dir);
+    let marker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(MARKER)).unwrap()).unwrap();
+    let id = marker["id"].as_str().unwrap();
+    let stray = dir.join(format!(".wgfit-tmp-{id}-ckpt-48.safetensors"));
+    std::fs::write(&stray, b"half a file").unwrap();
+    let committed = std::fs::read(dir.join(LATEST)).unwrap();
+
+    let mut backup = BackupAndRestore::new(&dir).unwrap().double_checkpoint(true);
+    let mut stop = common::Interrupt {
+        at_global_step: None,
+        at_epoch_begin: Some(3),
+    };
+    let r = model().fit(&data(), options(4), &mut [&mut backup, &mut stop]);
+    assert!(matches!(r, Err(Error::Callback { .. })), "{r:?}");
+    assert_eq!(
+        std::fs::read(dir.join(LATEST)).unwrap(),
+        committed,
+        "nothing was committed"
+    );
+    assert!(!stray.exists(), "the unfinished write was removed");
+}

@@ -259,7 +259,8 @@ impl BackupAndRestore {
             }
             Decision::Refuse(e) => return Err(e),
         }
-        dir.remove_strays()
+        // The strays of earlier runs are removed by the writer thread as it starts.
+        Ok(())
     }
 
     /// Removes the backup this callback kept (after a `fit` with `delete_checkpoint(false)`,

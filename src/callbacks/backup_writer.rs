@@ -32,6 +32,8 @@ struct WriterState<T> {
     waiting: Option<T>,
     /// A snapshot is being written.
     busy: bool,
+    /// The work the thread does before the first snapshot is still running.
+    preparing: bool,
     /// No more snapshots will come.
     closed: bool,
     /// The first failure; after it nothing more is committed, so the last good state stays.
@@ -71,28 +73,37 @@ fn poisoned<T>(_: T) -> Error {
 }
 
 impl Writer<Snapshot> {
-    /// A writer committing snapshots to `dir`.
+    /// A writer committing snapshots to `dir`, which first removes the strays of earlier
+    /// runs from it (`BackupDir::remove_strays`): off the training loop's path, since the
+    /// directory's listing grows with the run's history chunk files. A failure there is
+    /// reported as a failed save would be, and nothing is committed after it.
     pub fn start(
         dir: Arc<Mutex<BackupDir>>,
         fingerprint: Fingerprint,
         double: bool,
     ) -> Result<Self> {
-        Writer::with(true, move |snapshot, superseded| {
-            commit(&dir, &fingerprint, double, superseded, snapshot)
-        })
+        let sweep = dir.clone();
+        Writer::with(
+            true,
+            move || sweep.lock().map_err(poisoned)?.remove_strays(),
+            move |snapshot, superseded| commit(&dir, &fingerprint, double, superseded, snapshot),
+        )
     }
 }
 
 impl<T: Send + 'static> Writer<T> {
-    /// A writer whose thread commits each item with `commit(item, superseded so far)`.
+    /// A writer whose thread runs `prepare`, then commits each item with `commit(item,
+    /// superseded so far)`.
     fn with(
         keep_first: bool,
+        prepare: impl FnOnce() -> Result<()> + Send + 'static,
         mut commit: impl FnMut(T, u64) -> Result<()> + Send + 'static,
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(WriterState {
                 waiting: None,
                 busy: false,
+                preparing: true,
                 closed: false,
                 error: None,
                 superseded: 0,
@@ -109,6 +120,7 @@ impl<T: Send + 'static> Writer<T> {
             .name("wgfit-backup-writer".into())
             .spawn(move || {
                 lower_priority(nice);
+                own.prepare(prepare);
                 own.run(&mut commit)
             })
             .map_err(|e| Error::config("backup", format!("cannot start the writer thread: {e}")))?;
@@ -163,7 +175,7 @@ impl<T: Send + 'static> Writer<T> {
     /// Waits until everything handed over is committed (or failed).
     pub fn drain(&self) -> Result<()> {
         let mut s = self.shared.state.lock().map_err(poisoned)?;
-        while s.waiting.is_some() || s.busy {
+        while s.waiting.is_some() || s.busy || s.preparing {
             s = self.shared.changed.wait(s).map_err(poisoned)?;
         }
         match s.error.take() {
@@ -187,6 +199,17 @@ impl<T: Send + 'static> Writer<T> {
 }
 
 impl<T> Shared<T> {
+    fn prepare(&self, prepare: impl FnOnce() -> Result<()>) {
+        let result = prepare();
+        if let Ok(mut s) = self.state.lock() {
+            s.preparing = false;
+            if let Err(e) = result {
+                s.error.get_or_insert(e);
+            }
+        }
+        self.changed.notify_all();
+    }
+
     fn run(&self, commit: &mut impl FnMut(T, u64) -> Result<()>) {
         loop {
             let snapshot = {
@@ -261,12 +284,16 @@ mod tests {
         let (release, released) = mpsc::channel::<()>();
         let committed = Arc::new(Mutex::new(Vec::new()));
         let log = committed.clone();
-        let mut writer = Writer::with(false, move |item: u32, superseded| {
-            started.send(item).unwrap();
-            released.recv().unwrap();
-            log.lock().unwrap().push((item, superseded));
-            Ok(())
-        })
+        let mut writer = Writer::with(
+            false,
+            || Ok(()),
+            move |item: u32, superseded| {
+                started.send(item).unwrap();
+                released.recv().unwrap();
+                log.lock().unwrap().push((item, superseded));
+                Ok(())
+            },
+        )
         .unwrap();
         writer.send(1).unwrap();
         assert_eq!(on_start.recv().unwrap(), 1, "the writer is busy with 1");
@@ -280,16 +307,49 @@ mod tests {
         assert_eq!((writer.committed(), writer.superseded()), (2, 1));
     }
 
+    /// A failure of the work before the first item (the sweep of strays) is reported as a
+    /// failed commit would be, by a `stop` called while that work still runs too, and
+    /// nothing is committed after it.
+    #[test]
+    fn a_failed_preparation_is_reported_and_commits_nothing() {
+        for items in [0, 1] {
+            let committed = Arc::new(Mutex::new(Vec::new()));
+            let log = committed.clone();
+            let mut writer = Writer::with(
+                true,
+                || {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    Err(Error::internal("the sweep failed"))
+                },
+                move |item: u32, _| {
+                    log.lock().unwrap().push(item);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            for item in 0..items {
+                writer.send(item).unwrap();
+            }
+            let e = writer.stop().expect_err("the failure is reported");
+            assert!(e.to_string().contains("the sweep failed"), "{e}");
+            assert!(committed.lock().unwrap().is_empty(), "{items} items");
+        }
+    }
+
     /// With `keep_first` (as backups use it), the first item is not superseded even when the second arrives
     /// before the writer took it (here: placed as if sent, the writer not yet woken).
     #[test]
     fn the_first_item_is_kept_for_a_double_checkpoint() {
         let committed = Arc::new(Mutex::new(Vec::new()));
         let log = committed.clone();
-        let mut writer = Writer::with(true, move |item: u32, superseded| {
-            log.lock().unwrap().push((item, superseded));
-            Ok(())
-        })
+        let mut writer = Writer::with(
+            true,
+            || Ok(()),
+            move |item: u32, superseded| {
+                log.lock().unwrap().push((item, superseded));
+                Ok(())
+            },
+        )
         .unwrap();
         writer.shared.state.lock().unwrap().waiting = Some(1);
         writer.send(2).unwrap();

@@ -172,16 +172,19 @@ impl BackupDir {
                 ));
             }
         };
-        let names = handle.names()?;
-        let marked = names.iter().any(|n| n == MARKER);
-        // A lock file alone is what a removal interrupted after its marker went leaves.
-        let empty = names.iter().all(|n| n == LOCK);
-        if !marked && !empty {
-            return Err(Error::NotABackupDir {
-                dir: dir.to_path_buf(),
-                entries: names.len(),
-                examples: names.into_iter().take(3).collect(),
-            });
+        // Listed only when unmarked: a marked directory's listing grows with the run (its
+        // history chunk files), and taking it must not.
+        let marked = handle.exists(MARKER)?;
+        if !marked {
+            let names = handle.names()?;
+            // A lock file alone is what a removal interrupted after its marker went leaves.
+            if !names.iter().all(|n| n == LOCK) {
+                return Err(Error::NotABackupDir {
+                    dir: dir.to_path_buf(),
+                    entries: names.len(),
+                    examples: names.into_iter().take(3).collect(),
+                });
+            }
         }
         if !marked {
             // Created with O_EXCL: of two first runs racing, one marks and both then lock.
