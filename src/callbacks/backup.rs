@@ -5,13 +5,14 @@
 //! safetensors, hashing as it goes, and commits while training goes on. At the start of `fit` it restores the last
 //! committed state; at a successful end it removes what it wrote (unless told to keep it).
 
+use super::backup_restore;
 use super::backup_writer::Writer;
 use super::preempt::PreemptGuard;
 use super::{Callback, Context, FitOutcome};
-use crate::checkpoint::{BackupDir, Decision, Loaded, ReadAhead, Sidecar, decide};
+use crate::checkpoint::{BackupDir, ReadAhead};
 use crate::engine::snapshot::Snapshot;
 use crate::error::{Error, Result};
-use crate::state::{EventKind, Logs, Position, TrainState, rank_count};
+use crate::state::{EventKind, Logs, Position};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -198,71 +199,6 @@ impl BackupAndRestore {
             .ok_or_else(|| Error::config("BackupAndRestore", "used outside fit"))
     }
 
-    /// Restores the last committed state into `ctx` by the decision `inspect` reports
-    /// (`checkpoint::decide`). Changes nothing in the directory when it fails.
-    fn restore(&mut self, dir: &mut BackupDir, ctx: &mut Context<'_>) -> Result<()> {
-        let read = self.read_ahead.take();
-        let decision = match read.and_then(|r| r.take(dir, ctx.fingerprint())) {
-            Some(loaded) => Decision::Resume {
-                loaded,
-                fallback_from: None,
-            },
-            None => decide(dir.place(), self.double_checkpoint, Some(ctx.fingerprint()))?,
-        };
-        match decision {
-            Decision::Fresh => ctx.record_event(EventKind::Start),
-            Decision::Resume {
-                loaded,
-                fallback_from,
-            } => {
-                let fell_back = fallback_from.is_some();
-                if let Some(e) = fallback_from {
-                    eprintln!(
-                        "wgfit: {e}\nwgfit: restored the previous checkpoint ({}) instead",
-                        loaded.sidecar_path.display()
-                    );
-                }
-                dir.adopt(&loaded);
-                let Loaded {
-                    sidecar,
-                    sidecar_path: path,
-                    state,
-                    ..
-                } = *loaded;
-                // Saved on another rank count: the same state, in steps of this one.
-                let state = restate_for_ranks(state, &sidecar, &path, ctx)?;
-                // A state that matches the fingerprint but not the model is damaged or crafted;
-                // the device failing during the upload says nothing about the backup.
-                ctx.set_state(state).map_err(|e| match e {
-                    Error::Gpu { .. } | Error::GpuTimeout { .. } | Error::DeviceLost { .. } => e,
-                    other => Error::corrupt(&path, other.to_string()),
-                })?;
-                ctx.record_event(if fell_back {
-                    EventKind::Fallback
-                } else {
-                    EventKind::Resume
-                });
-            }
-            Decision::Mismatch { differences, .. } if self.discard_mismatched => {
-                eprintln!(
-                    "wgfit: discarding the backup in {} of a different run ({})",
-                    dir.path().display(),
-                    differences.join("; ")
-                );
-                return dir.discard();
-            }
-            Decision::Mismatch { differences, .. } => {
-                return Err(Error::FingerprintMismatch {
-                    dir: dir.path().to_path_buf(),
-                    differences,
-                });
-            }
-            Decision::Refuse(e) => return Err(e),
-        }
-        // The strays of earlier runs are removed by the writer thread as it starts.
-        Ok(())
-    }
-
     /// Removes the backup this callback kept (after a `fit` with `delete_checkpoint(false)`,
     /// once the caller has what it needs), under the lock `fit` held throughout: no other run
     /// can slip in between. Removes only wgfit's own files, and the directory if wgfit created
@@ -321,29 +257,6 @@ impl BackupAndRestore {
     }
 }
 
-/// The loaded state as this run's rank count continues it (unchanged on the rank count that
-/// saved it, or for a backup that did not record its count).
-fn restate_for_ranks(
-    state: TrainState,
-    sidecar: &Sidecar,
-    path: &Path,
-    ctx: &mut Context<'_>,
-) -> Result<TrainState> {
-    let (then, now) = (&sidecar.fingerprint, ctx.fingerprint());
-    let (Some(from), Some(run)) = (then.one_rank_run(), now.one_rank_run()) else {
-        return Ok(state);
-    };
-    let accumulators: Vec<(String, Vec<usize>)> = ctx
-        .engine()
-        .params()
-        .slot_layout()
-        .into_iter()
-        .filter(|(name, _, _)| name.ends_with(rank_count::ACCUMULATOR))
-        .map(|(name, shape, _)| (name, shape))
-        .collect();
-    rank_count::restate(state, from.ranks, run, &accumulators, path)
-}
-
 impl Callback for BackupAndRestore {
     fn name(&self) -> &str {
         "BackupAndRestore"
@@ -368,7 +281,9 @@ impl Callback for BackupAndRestore {
         };
         // On failure the directory is dropped: unlocked, as it was found (but for the marker
         // of a directory that was empty).
-        self.restore(&mut dir, ctx)?;
+        let read = self.read_ahead.take();
+        let double = self.double_checkpoint;
+        backup_restore::restore(&mut dir, ctx, read, double, self.discard_mismatched)?;
         crate::distributed::send_state(ctx)?;
         self.superseded = dir.superseded_before();
         let preempt = if self.save_before_preemption {

@@ -2,6 +2,7 @@
 //! the training state.
 
 mod backup;
+mod backup_restore;
 mod backup_writer;
 mod context;
 mod csv_logger;

@@ -250,12 +250,13 @@ impl BackupDir {
         self.superseded_before
     }
 
-    /// Remembers a restored state as the last committed one.
-    pub(crate) fn adopt(&mut self, loaded: &Loaded) {
+    /// Remembers a restored state as the last committed one (taking its history chunk
+    /// references).
+    pub(crate) fn adopt(&mut self, loaded: &mut Loaded) {
         self.last_committed = Some(loaded.sidecar_bytes.clone());
         self.superseded_before = loaded.sidecar.superseded_saves;
-        self.chunks
-            .adopt(loaded.state.meta.history.sealed(), &loaded.history_chunks);
+        let chain = std::mem::take(&mut loaded.history_chunks);
+        self.chunks.adopt(loaded.state.meta.history.sealed(), chain);
     }
 
     /// Weights and history chunk files the committed sidecars reference; `None` when a

@@ -170,15 +170,27 @@ pub(crate) struct HistoryChunks {
     /// Each chunk file seen → the chunk it names as its predecessor, so that finding the
     /// chunks the sidecars reference reads only chunk files not seen before.
     links: HashMap<String, Option<String>>,
+    /// Whether the links of `written` are in `links`.
+    links_noted: bool,
 }
 
 impl HistoryChunks {
     /// Remembers the chunk files (`chain`, oldest first) a restored history's `sealed`
-    /// chunks were read from.
-    pub fn adopt(&mut self, sealed: &[Arc<[EpochLogs]>], chain: &[ChunkRef]) {
-        self.written = sealed.iter().cloned().zip(chain.iter().cloned()).collect();
-        for (i, chunk) in chain.iter().enumerate() {
-            let previous = i.checked_sub(1).map(|p| chain[p].file.clone());
+    /// chunks were read from. Their links are noted at the first `chain` (on the writer
+    /// thread), so that a restore does not grow with the history.
+    pub fn adopt(&mut self, sealed: &[Arc<[EpochLogs]>], chain: Vec<ChunkRef>) {
+        self.written = sealed.iter().cloned().zip(chain).collect();
+        self.links_noted = false;
+    }
+
+    /// Notes the links between the chunk files of `written`.
+    fn note_links(&mut self) {
+        if self.links_noted {
+            return;
+        }
+        self.links_noted = true;
+        for (i, (_, chunk)) in self.written.iter().enumerate() {
+            let previous = i.checked_sub(1).map(|p| self.written[p].1.file.clone());
             self.links.insert(chunk.file.clone(), previous);
         }
     }
@@ -219,6 +231,7 @@ impl HistoryChunks {
         head: Option<String>,
         names: &mut HashSet<String>,
     ) -> Option<()> {
+        self.note_links();
         let mut next = head;
         while let Some(chunk) = next {
             if !names.insert(chunk.clone()) {
