@@ -174,8 +174,7 @@ impl BackupDir {
         };
         // Listed only when unmarked: a marked directory's listing grows with the run (its
         // history chunk files), and taking it must not.
-        let marked = handle.exists(MARKER)?;
-        if !marked {
+        if !handle.exists(MARKER)? {
             let names = handle.names()?;
             // A lock file alone is what a removal interrupted after its marker went leaves.
             if !names.iter().all(|n| n == LOCK) {
@@ -185,8 +184,6 @@ impl BackupDir {
                     examples: names.into_iter().take(3).collect(),
                 });
             }
-        }
-        if !marked {
             // Created with O_EXCL: of two first runs racing, one marks and both then lock.
             let marker = Marker::new(created);
             handle
