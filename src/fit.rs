@@ -247,6 +247,12 @@ pub(crate) fn fit(
     let mut ctx = Context::new(run, meta, setup.fingerprint.clone(), options.epochs);
     ctx.set_validates(validation.is_some());
     let result = train(&mut ctx, callbacks, &setup, validation.as_ref());
+    // The exit hooks wait for the backup writer, which may wait for a deferred snapshot's
+    // copy: it is submitted first. A failure here leaves the snapshot abandoned (its reader
+    // is told), and the training's own error is the one to report.
+    if ctx.engine().submit_snapshots().is_err() {
+        ctx.engine().abandon_snapshots();
+    }
     if result.is_err() {
         // The other ranks' shards of the optimizer slots are out of reach; the slots are
         // marked incomplete whether or not freeing the shard succeeds, and the training's

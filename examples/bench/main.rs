@@ -8,6 +8,7 @@
 //! Every figure is printed as one line with the adapter's name and written, all together, as
 //! JSON to `bench.json` (or `--json PATH`).
 
+mod alternating;
 mod clock;
 mod convnet;
 #[cfg(feature = "mpi")]
@@ -120,7 +121,7 @@ pub fn parse_args() -> Result<Args, String> {
     }
     if args.workload.is_empty() {
         return Err(
-            "usage: bench <m|m-kernels|w1|c1|t1|w0|w1-backup|w1-stream|s|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam] [--global-clipnorm C]"
+            "usage: bench <m|m-kernels|w1|c1|t1|w0|w1-backup|w1-backup-alt|w1-stream|s|history|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam] [--global-clipnorm C]"
                 .into(),
         );
     }
@@ -214,6 +215,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         training::bench_w1_backup(&mut bench, args.reps)?;
         ran = true;
     }
+    // Not part of `all`: its figures are those of w1-backup, measured within one fit.
+    if args.workload == "w1-backup-alt" {
+        alternating::bench_w1_backup_alternating(&mut bench, args.reps)?;
+        ran = true;
+    }
     if all || args.workload == "w1-stream" {
         training::bench_w1_stream(&mut bench, args.reps)?;
         ran = true;
@@ -251,7 +257,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !ran {
         return Err(format!(
-            "unknown workload {:?} (m, m-kernels, w1, w0, c1, w1-backup, w1-stream, s, history, mem, profile, all)",
+            "unknown workload {:?} (m, m-kernels, w1, w0, c1, w1-backup, w1-backup-alt, w1-stream, s, history, mem, profile, all)",
             args.workload
         )
         .into());

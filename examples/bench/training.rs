@@ -349,7 +349,7 @@ pub fn bench_w1_backup(bench: &mut Bench, reps: usize) -> BenchResult {
 
 /// Takes a snapshot after every batch and drops it: the cost of the GPU-side copy and its
 /// submission alone, without the writer's hashing and disk writes.
-struct SnapshotOnly;
+pub struct SnapshotOnly;
 
 impl Callback for SnapshotOnly {
     fn name(&self) -> &str {

@@ -364,7 +364,7 @@ impl BackupAndRestore {
             SaveFreq::Epoch | SaveFreq::Never => false,
         };
         if due {
-            ctx.request_snapshot();
+            ctx.request_deferred_snapshot();
         }
         Ok(())
     }
@@ -376,7 +376,7 @@ impl BackupAndRestore {
         let save_freq = self.save_freq;
         self.run()?.writer.check()?;
         if save_freq == SaveFreq::Epoch {
-            ctx.request_snapshot();
+            ctx.request_deferred_snapshot();
         }
         Ok(())
     }

@@ -19,8 +19,9 @@ pub struct Context<'a> {
     meta: StateMeta,
     fingerprint: Fingerprint,
     epochs: usize,
-    /// Callbacks (by index) that asked for a snapshot in the current round of hooks.
-    snapshot_requests: Vec<usize>,
+    /// Callbacks (by index) that asked for a snapshot in the current round of hooks, and
+    /// whether its copy may wait for the loop's next submission.
+    snapshot_requests: Vec<(usize, bool)>,
     current_callback: usize,
     /// After `on_train_begin` the position belongs to the loop.
     position_locked: bool,
@@ -145,8 +146,21 @@ impl<'a> Context<'a> {
     /// Asks for a snapshot of the state at this moment; it is delivered to this callback's
     /// [`super::Callback::on_snapshot`] once every callback's hook for this moment has run.
     pub fn request_snapshot(&mut self) {
-        if !self.snapshot_requests.contains(&self.current_callback) {
-            self.snapshot_requests.push(self.current_callback);
+        self.request(false);
+    }
+
+    /// [`Context::request_snapshot`], the GPU copy recorded into the loop's commands and
+    /// submitted with them: for a reader on another thread (the backup writer), which waits
+    /// for that submission; one reading it in a hook would wait for the loop it holds up.
+    pub(crate) fn request_deferred_snapshot(&mut self) {
+        self.request(true);
+    }
+
+    fn request(&mut self, deferred: bool) {
+        let callback = self.current_callback;
+        match self.snapshot_requests.iter_mut().find(|r| r.0 == callback) {
+            Some(request) => request.1 &= deferred,
+            None => self.snapshot_requests.push((callback, deferred)),
         }
     }
 
@@ -297,7 +311,7 @@ impl<'a> Context<'a> {
     }
 
     /// The callbacks that asked for a snapshot since the last call.
-    pub(crate) fn take_snapshot_requests(&mut self) -> Vec<usize> {
+    pub(crate) fn take_snapshot_requests(&mut self) -> Vec<(usize, bool)> {
         std::mem::take(&mut self.snapshot_requests)
     }
 
@@ -333,9 +347,17 @@ impl<'a> Context<'a> {
     }
 
     /// A snapshot of the state at this moment; `gathered` as [`Run::gather_slots`] gave it
-    /// at this moment.
-    pub(crate) fn take_snapshot(&mut self, gathered: &[Vec<f32>]) -> Result<Snapshot> {
-        self.engine
-            .snapshot(self.meta.clone(), self.callback_tensors.clone(), gathered)
+    /// at this moment; `deferred` as [`Context::request_deferred_snapshot`].
+    pub(crate) fn take_snapshot(
+        &mut self,
+        gathered: &[Vec<f32>],
+        deferred: bool,
+    ) -> Result<Snapshot> {
+        self.engine.snapshot(
+            self.meta.clone(),
+            self.callback_tensors.clone(),
+            gathered,
+            deferred,
+        )
     }
 }

@@ -86,8 +86,8 @@ fn after_round(
             .collect(),
         tensors,
     );
-    for i in requests {
-        let snapshot = ctx.take_snapshot(&gathered)?;
+    for (i, deferred) in requests {
+        let snapshot = ctx.take_snapshot(&gathered, deferred)?;
         ctx.set_current_callback(i);
         callbacks[i].on_snapshot(ctx, snapshot)?;
     }

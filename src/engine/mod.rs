@@ -18,6 +18,7 @@ mod slots;
 pub(crate) mod snapshot;
 pub(crate) mod step;
 mod stream;
+mod submission;
 mod update;
 mod workspace;
 

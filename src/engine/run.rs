@@ -7,6 +7,7 @@ use super::layers::Phase;
 use super::reduce::Reducer;
 use super::snapshot::{self, Snapshot, StagingPool};
 use super::step::{Finish, record_backward, record_forward, record_train_step};
+use super::submission::Submission;
 use super::{GpuParams, Workspace};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -24,6 +25,8 @@ struct Recorder {
     pass: Option<wgpu::ComputePass<'static>>,
     batches: usize,
     in_flight: Option<wgpu::SubmissionIndex>,
+    /// Deferred snapshots whose copies are recorded in `encoder`.
+    deferred: Vec<Arc<Submission>>,
 }
 
 impl Recorder {
@@ -69,7 +72,15 @@ impl Recorder {
             .ok_or_else(|| Error::internal("a bucket submission with nothing recorded"))?;
         let index = gpu.queue.submit([encoder.finish()]);
         self.in_flight = Some(index.clone());
+        for snapshot in self.deferred.drain(..) {
+            snapshot.resolve(index.clone());
+        }
         Ok(index)
+    }
+
+    /// Whether a reader waits for a deferred snapshot recorded here.
+    fn snapshot_wanted(&self) -> bool {
+        self.deferred.iter().any(|s| s.is_wanted())
     }
 
     /// Submits and waits for everything.
@@ -77,6 +88,15 @@ impl Recorder {
         self.submit(gpu)?;
         self.in_flight = None;
         gpu.wait(None, what)
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // Commands never submitted: a reader of their snapshots learns it instead of waiting.
+        for snapshot in self.deferred.drain(..) {
+            snapshot.abandon();
+        }
     }
 }
 
@@ -179,7 +199,7 @@ impl<'a> Run<'a> {
         self.work.stage(&self.params.gpu, step);
         record_train_step(pass, self.work.plan(step), &finish, step as u32);
         self.recorder.batches += 1;
-        if self.recorder.batches >= BATCHES_PER_SUBMIT {
+        if self.recorder.batches >= BATCHES_PER_SUBMIT || self.recorder.snapshot_wanted() {
             self.recorder.submit(&self.params.gpu)?;
         }
         Ok(())
@@ -395,15 +415,37 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Queues a copy of the state after the recorded batches and submits it: the snapshot
-    /// of the state `meta` describes. `gathered`: from [`Run::gather_slots`] at this moment.
+    /// Submits what was recorded if it holds a deferred snapshot's copy, without waiting
+    /// for the GPU: before anything that waits on a snapshot's reader (the end of `fit`).
+    pub fn submit_snapshots(&mut self) -> Result<()> {
+        if self.recorder.deferred.is_empty() {
+            return Ok(());
+        }
+        self.recorder.submit_now(&self.params.gpu).map(|_| ())
+    }
+
+    /// Tells the readers of deferred snapshots not submitted yet that they never will be.
+    pub fn abandon_snapshots(&mut self) {
+        for snapshot in self.recorder.deferred.drain(..) {
+            snapshot.abandon();
+        }
+    }
+
+    /// Queues a copy of the state after the recorded batches: the snapshot of the state
+    /// `meta` describes. `gathered`: from [`Run::gather_slots`] at this moment. Submitted
+    /// now, or with `deferred` in the loop's next submission (see `submission.rs`).
     pub fn snapshot(
         &mut self,
         meta: StateMeta,
         callback_tensors: Vec<Arc<[Tensor]>>,
         gathered: &[Vec<f32>],
+        deferred: bool,
     ) -> Result<Snapshot> {
         self.params.ensure_initialized();
+        if !self.pool.has_free() {
+            // The buffers' holders may wait for this loop's submission to release them.
+            self.submit_snapshots()?;
+        }
         let device = self.params.gpu.device.clone();
         let encoder = self.recorder.encoder(&device);
         let (staging, layout) = snapshot::record_copy(
@@ -414,10 +456,16 @@ impl<'a> Run<'a> {
             encoder,
             gathered,
         )?;
-        let submission = self
-            .recorder
-            .submit(&self.params.gpu)?
-            .ok_or_else(|| Error::internal("a snapshot was taken with nothing submitted"))?;
+        let submission =
+            if deferred {
+                let pending = Submission::pending();
+                self.recorder.deferred.push(pending.clone());
+                pending
+            } else {
+                Submission::submitted(self.recorder.submit(&self.params.gpu)?.ok_or_else(|| {
+                    Error::internal("a snapshot was taken with nothing submitted")
+                })?)
+            };
         Ok(Snapshot::new(
             self.params.gpu.clone(),
             self.pool.clone(),

@@ -8,6 +8,7 @@
 //! one being written, one waiting, one being taken; the backup writer lets a new snapshot
 //! supersede a waiting one, so taking a snapshot does not wait for the disk.
 
+use super::submission::Submission;
 use crate::checkpoint::{EncodedFile, RawTensor, WeightsCheck};
 use crate::engine::GpuParams;
 use crate::error::{Error, Result};
@@ -72,6 +73,13 @@ impl StagingPool {
         }
     }
 
+    /// Whether [`StagingPool::take`] would return without waiting.
+    pub fn has_free(&self) -> bool {
+        self.inner
+            .lock()
+            .is_ok_and(|s| !s.free.is_empty() || s.created < STAGING_BUFFERS)
+    }
+
     fn give_back(&self, buffer: wgpu::Buffer) {
         if let Ok(mut state) = self.inner.lock() {
             state.free.push(buffer);
@@ -115,7 +123,7 @@ pub struct Snapshot {
     gpu: Arc<Gpu>,
     pool: Arc<StagingPool>,
     staging: Option<wgpu::Buffer>,
-    submission: wgpu::SubmissionIndex,
+    submission: Arc<Submission>,
     layout: Layout,
     meta: StateMeta,
     /// Callbacks' tensors (host copies shared with the callbacks), written after the rest.
@@ -199,7 +207,7 @@ impl Snapshot {
         gpu: Arc<Gpu>,
         pool: Arc<StagingPool>,
         staging: wgpu::Buffer,
-        submission: wgpu::SubmissionIndex,
+        submission: Arc<Submission>,
         layout: SnapshotLayout,
         meta: StateMeta,
         callback_tensors: Vec<Arc<[Tensor]>>,
@@ -330,14 +338,15 @@ impl Snapshot {
     }
 
     fn map(&self, staging: &wgpu::Buffer) -> Result<()> {
+        // Mapped only once the copy is submitted: a buffer waiting to be mapped cannot be
+        // used by a submission.
+        let submission = self.submission.wait()?;
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, 0..self.layout.bytes(), move |r| {
             let _ = tx.send(r);
         });
-        self.gpu.wait(
-            Some(self.submission.clone()),
-            "copying a snapshot to the host",
-        )?;
+        self.gpu
+            .wait(Some(submission), "copying a snapshot to the host")?;
         match rx.recv_timeout(self.gpu.timeout()) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => self
