@@ -5,7 +5,7 @@
 
 use super::clock::HookClock;
 use super::training::{SnapshotOnly, w1_data, w1_model};
-use super::{Bench, BenchResult, median};
+use super::{Bench, BenchResult, median_and_interval};
 use serde_json::json;
 use std::sync::Arc;
 use wgfit::{
@@ -106,28 +106,6 @@ fn alternating_ratios(
             took(on) / ((took(on - 1) + took(on + 1)) / 2.0)
         })
         .collect())
-}
-
-/// Median of `ratios` and its 95 % range over resamples of them (a bootstrap with a fixed
-/// generator, so that a rerun on the same figures prints the same range).
-fn median_and_interval(ratios: &[f64]) -> (f64, f64, f64) {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
-    let mut medians: Vec<f64> = (0..2000)
-        .map(|_| {
-            let resample: Vec<f64> = (0..ratios.len())
-                .map(|_| ratios[next(ratios.len())])
-                .collect();
-            median(&resample)
-        })
-        .collect();
-    medians.sort_by(|a, b| a.total_cmp(b));
-    (median(ratios), medians[50], medians[1949])
 }
 
 pub fn bench_w1_backup_alternating(bench: &mut Bench, pairs: usize) -> BenchResult {

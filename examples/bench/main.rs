@@ -159,6 +159,28 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// Median of `ratios` and its 95 % range over resamples of them (a bootstrap with a fixed
+/// generator, so that a rerun on the same figures prints the same range).
+pub fn median_and_interval(ratios: &[f64]) -> (f64, f64, f64) {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let mut medians: Vec<f64> = (0..2000)
+        .map(|_| {
+            let resample: Vec<f64> = (0..ratios.len())
+                .map(|_| ratios[next(ratios.len())])
+                .collect();
+            median(&resample)
+        })
+        .collect();
+    medians.sort_by(|a, b| a.total_cmp(b));
+    (median(ratios), medians[50], medians[1949])
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("bench: {e}");

@@ -310,11 +310,27 @@ pub fn bench_w1_backup(bench: &mut Bench, reps: usize) -> BenchResult {
         copy_only.push(w1_run(&data, Some(&mut SnapshotOnly))?.seconds);
     }
     let p = median(&plain);
+    // Each repetition's ratio to its own run without backups, beside the ratio of medians.
+    let mut paired = serde_json::Map::new();
+    for (label, runs) in [
+        ("every epoch", &epoch),
+        ("every batch", &batch),
+        ("every batch, GPU copy only", &copy_only),
+    ] {
+        let ratios: Vec<f64> = runs.iter().zip(&plain).map(|(r, p)| r / p).collect();
+        let (m, low, high) = super::median_and_interval(&ratios);
+        println!("  {label} ÷ no backup, per repetition: median {m:.4} (95 % {low:.4}–{high:.4})");
+        paired.insert(
+            label.into(),
+            json!({"median": m, "interval_95": [low, high]}),
+        );
+    }
     let extra = json!({
         "no_backup_s": plain,
         "every_epoch_s": epoch,
         "every_batch_s": batch,
         "every_batch_snapshot_only_s": copy_only,
+        "paired_ratios": paired,
     });
     bench.report(
         "W1-backup",

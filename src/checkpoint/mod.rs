@@ -3,6 +3,7 @@
 //! does with it; a read-only inspection; and plain parameter files.
 
 mod dir;
+mod dir_take;
 mod direct_write;
 mod format;
 mod handle;

@@ -1,10 +1,10 @@
 //! Snapshots of the training state taken without stalling training.
 //!
 //! A snapshot is a GPU-side copy of the parameters, optimizer slots and the epoch's batch
-//! statistics into a staging buffer, queued right after the batch it belongs to. The host copy
-//! is made later by [`Snapshot::wait`] (or, for a backup, none at all: the file streams from
-//! the mapping to the disk), typically on
-//! another thread, while training goes on. A pool of three staging buffers bounds the memory:
+//! statistics into a staging buffer, queued right after the batch it belongs to, and submitted
+//! then or, for a backup's save point, with the loop's next submission (`submission.rs`). The
+//! host copy is made later by [`Snapshot::wait`] (or, for a backup, none at all: the file
+//! streams from the mapping to the disk), typically on another thread, while training goes on. A pool of three staging buffers bounds the memory:
 //! one being written, one waiting, one being taken; the backup writer lets a new snapshot
 //! supersede a waiting one, so taking a snapshot does not wait for the disk.
 
