@@ -11,6 +11,7 @@ pub(crate) mod loop_limit;
 mod params;
 mod plan;
 mod profile;
+mod recorder;
 mod reduce;
 mod run;
 mod shard;

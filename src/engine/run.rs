@@ -4,6 +4,7 @@
 //! take a snapshot, set the learning rate.
 
 use super::layers::Phase;
+use super::recorder::{BATCHES_PER_SUBMIT, Recorder};
 use super::reduce::Reducer;
 use super::snapshot::{self, Snapshot, StagingPool};
 use super::step::{Finish, record_backward, record_forward, record_train_step};
@@ -13,92 +14,6 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::state::{BATCH_STATS, StateMeta, Tensor};
 use std::sync::Arc;
-
-/// Queued batches are submitted in groups of this many, so the GPU has work while the host
-/// records the next group, and the host is never more than two groups ahead.
-pub(crate) const BATCHES_PER_SUBMIT: usize = 16;
-
-/// Commands being recorded for the GPU.
-#[derive(Default)]
-struct Recorder {
-    encoder: Option<wgpu::CommandEncoder>,
-    pass: Option<wgpu::ComputePass<'static>>,
-    batches: usize,
-    in_flight: Option<wgpu::SubmissionIndex>,
-    /// Deferred snapshots whose copies are recorded in `encoder`.
-    deferred: Vec<Arc<Submission>>,
-}
-
-impl Recorder {
-    fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
-        let encoder = &mut self.encoder;
-        self.pass.get_or_insert_with(|| {
-            encoder
-                .get_or_insert_with(|| device.create_command_encoder(&Default::default()))
-                .begin_compute_pass(&Default::default())
-                .forget_lifetime()
-        })
-    }
-
-    fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
-        self.pass = None;
-        self.encoder
-            .get_or_insert_with(|| device.create_command_encoder(&Default::default()))
-    }
-
-    /// Submits what was recorded, after the previous submission finished (bounded queue).
-    fn submit(&mut self, gpu: &Gpu) -> Result<Option<wgpu::SubmissionIndex>> {
-        self.pass = None;
-        self.batches = 0;
-        if self.encoder.is_none() {
-            return Ok(self.in_flight.clone());
-        }
-        let previous = self.in_flight.take();
-        let index = self.submit_now(gpu)?;
-        if let Some(previous) = previous {
-            gpu.wait(Some(previous), "training batches")?;
-        }
-        Ok(Some(index))
-    }
-
-    /// Submits what was recorded at once, without waiting for the previous submission: for
-    /// the buckets of a distributed step, which the host reads back as each completes.
-    fn submit_now(&mut self, gpu: &Gpu) -> Result<wgpu::SubmissionIndex> {
-        self.pass = None;
-        self.batches = 0;
-        let encoder = self
-            .encoder
-            .take()
-            .ok_or_else(|| Error::internal("a bucket submission with nothing recorded"))?;
-        let index = gpu.queue.submit([encoder.finish()]);
-        self.in_flight = Some(index.clone());
-        for snapshot in self.deferred.drain(..) {
-            snapshot.resolve(index.clone());
-        }
-        Ok(index)
-    }
-
-    /// Whether a reader waits for a deferred snapshot recorded here.
-    fn snapshot_wanted(&self) -> bool {
-        self.deferred.iter().any(|s| s.is_wanted())
-    }
-
-    /// Submits and waits for everything.
-    fn finish(&mut self, gpu: &Gpu, what: &str) -> Result<()> {
-        self.submit(gpu)?;
-        self.in_flight = None;
-        gpu.wait(None, what)
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        // Commands never submitted: a reader of their snapshots learns it instead of waiting.
-        for snapshot in self.deferred.drain(..) {
-            snapshot.abandon();
-        }
-    }
-}
 
 /// The engine of one `fit`.
 pub(crate) struct Run<'a> {

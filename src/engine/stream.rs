@@ -19,7 +19,7 @@ use crate::gpu::Gpu;
 use std::sync::{Arc, Mutex};
 
 /// Batch slots in the ring: the most batches one submission holds.
-pub(crate) const RING: usize = super::run::BATCHES_PER_SUBMIT;
+pub(crate) const RING: usize = super::recorder::BATCHES_PER_SUBMIT;
 
 /// A data set kept in host memory and fed to the GPU a batch at a time.
 pub(crate) struct Stream {
