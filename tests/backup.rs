@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    Counter, Interrupt, bits, data, dir_contents, kept_backup, model, options, uninterrupted,
+    Counter, Interrupt, backup_every_batch, bits, data, dir_contents, kept_backup, model, options,
+    uninterrupted,
 };
 use wgfit::checkpoint;
 use wgfit::{BackupAndRestore, Error, SaveFreq};
@@ -134,13 +135,7 @@ fn two_backups_saving_every_batch_both_keep_the_last_save_point() {
     let tmp = tempfile::tempdir().unwrap();
     let dirs = [tmp.path().join("a"), tmp.path().join("b")];
     let (expected, _) = uninterrupted(3);
-    let every_batch = |dir: &std::path::Path| {
-        BackupAndRestore::new(dir)
-            .unwrap()
-            .save_freq(SaveFreq::Batches(1))
-            .unwrap()
-    };
-    let (mut a, mut b) = (every_batch(&dirs[0]), every_batch(&dirs[1]));
+    let (mut a, mut b) = (backup_every_batch(&dirs[0]), backup_every_batch(&dirs[1]));
     let mut stop = Interrupt {
         at_global_step: Some(17),
         at_epoch_begin: None,
@@ -149,7 +144,7 @@ fn two_backups_saving_every_batch_both_keep_the_last_save_point() {
     assert!(matches!(r, Err(Error::Callback { .. })), "{r:?}");
     for dir in &dirs {
         let mut counter = Counter::default();
-        let mut backup = every_batch(dir);
+        let mut backup = backup_every_batch(dir);
         let mut m = model();
         m.fit(&data(), options(3), &mut [&mut backup, &mut counter])
             .unwrap();

@@ -5,7 +5,9 @@
 mod common;
 
 use common::cli::{stdout, wgfit};
-use common::{Interrupt, data, kept_backup, model, options, resume_error, wide_model};
+use common::{
+    Interrupt, backup_every_batch, data, kept_backup, model, options, resume_error, wide_model,
+};
 use std::path::Path;
 use wgfit::checkpoint::{self, LATEST, Outlook, PREVIOUS};
 use wgfit::{
@@ -317,10 +319,7 @@ impl Callback for SlowBatches {
 fn a_deferred_save_point_is_committed_within_a_batch_or_two() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    let mut backup = BackupAndRestore::new(&dir)
-        .unwrap()
-        .save_freq(SaveFreq::Batches(1))
-        .unwrap();
+    let mut backup = backup_every_batch(&dir);
     model()
         .fit(&data(), options(2), &mut [&mut backup, &mut SlowBatches])
         .unwrap();
