@@ -83,11 +83,19 @@ impl Recorder {
     }
 }
 
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        // Commands never submitted: a reader of their snapshots learns it instead of waiting.
+impl Recorder {
+    /// Tells the readers of the deferred snapshots recorded here that they will never be
+    /// submitted.
+    pub(super) fn abandon_deferred(&mut self) {
         for snapshot in self.deferred.drain(..) {
             snapshot.abandon();
         }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // Commands never submitted: a reader of their snapshots learns it instead of waiting.
+        self.abandon_deferred();
     }
 }

@@ -341,9 +341,7 @@ impl<'a> Run<'a> {
 
     /// Tells the readers of deferred snapshots not submitted yet that they never will be.
     pub fn abandon_snapshots(&mut self) {
-        for snapshot in self.recorder.deferred.drain(..) {
-            snapshot.abandon();
-        }
+        self.recorder.abandon_deferred();
     }
 
     /// Queues a copy of the state after the recorded batches: the snapshot of the state
