@@ -83,7 +83,7 @@ pub struct Callbacks {
     pub plateau: Option<ReduceLROnPlateau>,
     pub terminate_on_nan: Option<TerminateOnNaN>,
     pub csv_log: Option<CsvLogger>,
-    pub plot: Option<crate::train::HistoryView>,
+    pub plot: Option<crate::history_file::HistoryView>,
     pub monitor: String,
 }
 
@@ -130,7 +130,10 @@ impl CallbackArgs {
                 .csv_log
                 .as_ref()
                 .map(|p| CsvLogger::new(p).append(self.csv_append)),
-            plot: self.plot.clone().map(crate::train::HistoryView::plot),
+            plot: self
+                .plot
+                .clone()
+                .map(crate::history_file::HistoryView::plot),
             monitor,
         })
     }

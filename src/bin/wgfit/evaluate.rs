@@ -1,4 +1,4 @@
-//! `wgfit evaluate` and `wgfit predict`: a model rebuilt from a weights file.
+//! `wgfit evaluate`: a model rebuilt from a weights file (`wgfit predict` shares it).
 
 use crate::{CliResult, Failure, load_data};
 use clap::Args;
@@ -12,11 +12,11 @@ use wgfit::{
 pub struct ModelArgs {
     /// The parameters, as `wgfit train --output` or `--checkpoint` writes them
     #[arg(long, value_name = "PATH")]
-    weights: PathBuf,
+    pub weights: PathBuf,
     /// Data: CSV (optionally gzip) or safetensors with tensor `x` (and `y`) [default: the
     /// bundled digits, scaled by 1/16]
     #[arg(long, value_name = "PATH")]
-    data: Option<PathBuf>,
+    pub data: Option<PathBuf>,
     /// Multiply every input by F [default: as `wgfit train --scale` recorded in the weights
     /// file; else 0.0625 (1/16) for the bundled digits, 1 for --data]
     #[arg(long, value_name = "F")]
@@ -35,12 +35,12 @@ pub struct ModelArgs {
     loss: Option<Loss>,
     /// Rows per forward pass
     #[arg(long, default_value_t = 256)]
-    batch_size: usize,
+    pub batch_size: usize,
 }
 
 impl ModelArgs {
     /// Refuses a --weights or --data that is not there, and bad numbers (usage errors).
-    fn check_inputs(&self) -> CliResult {
+    pub fn check_inputs(&self) -> CliResult {
         crate::arg_checks::check_at_least_one("--batch-size", self.batch_size)?;
         crate::arg_checks::check_scale(self.scale)?;
         crate::arg_checks::check_input("--weights", &self.weights)?;
@@ -60,35 +60,19 @@ pub struct EvaluateArgs {
     model: ModelArgs,
 }
 
-#[derive(Args, Debug)]
-#[command(after_help = "Examples:
-  wgfit predict --weights wgfit-model.safetensors --output predictions.csv
-  wgfit predict --weights iris.safetensors --data iris.csv --output iris-pred.csv
-
-With cross-entropy the columns are the softmax probabilities p0..p<n-1> and the predicted class;
-with mse the outputs y0..y<n-1>. A label column in the data (one more column than the model's
-inputs) is ignored.")]
-pub struct PredictArgs {
-    #[command(flatten)]
-    model: ModelArgs,
-    /// Where to write the predictions (CSV, one row per input row)
-    #[arg(long, value_name = "PATH.csv")]
-    output: PathBuf,
-}
-
 /// A compiled model holding the parameters of a weights file.
-struct Loaded {
-    model: Sequential,
-    loss: Loss,
+pub struct Loaded {
+    pub model: Sequential,
+    pub loss: Loss,
     /// `--scale`, else the factor the training inputs were multiplied by, if recorded.
-    scale: Option<f32>,
+    pub scale: Option<f32>,
 }
 
 /// Rebuilds the model from `--weights`: layer widths from the tensor shapes, activations and
 /// loss from the record wgfit writes in every weights file. Flags may stand in for a missing
 /// record, never contradict one, and a file with neither is refused: a guessed activation
 /// gives wrong numbers without any error.
-fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
+pub fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
     let path = &args.weights;
     let bytes = std::fs::read(path)
         .map_err(|e| Failure::new(format!("cannot read --weights {}: {e}", path.display())))?;
@@ -336,7 +320,7 @@ pub fn load_weights_file(path: &Path) -> CliResult<(Sequential, Option<f32>)> {
 
 /// The inputs of every row, dropping a label column when the data has one more column than
 /// the model's inputs.
-fn load_inputs(args: &ModelArgs, inputs: usize, scale: Option<f32>) -> CliResult<Vec<f32>> {
+pub fn load_inputs(args: &ModelArgs, inputs: usize, scale: Option<f32>) -> CliResult<Vec<f32>> {
     let name = data_name(args);
     let is_safetensors = args
         .data
@@ -404,102 +388,4 @@ fn load_inputs(args: &ModelArgs, inputs: usize, scale: Option<f32>) -> CliResult
             inputs + 1
         )))
     }
-}
-
-pub fn run_predict(args: PredictArgs) -> CliResult {
-    let out = &args.output;
-    for (flag, input) in [
-        ("--data", &args.model.data),
-        ("--weights", &Some(args.model.weights.clone())),
-    ] {
-        if let Some(input) = input {
-            crate::arg_checks::refuse_overwriting_input("--output", out, flag, input)?;
-        }
-    }
-    args.model.check_inputs()?;
-    crate::arg_checks::check_output("--output", out)?;
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
-        && !parent.is_dir()
-    {
-        return Err(Failure::new(format!(
-            "--output {}: the directory {} does not exist",
-            out.display(),
-            parent.display()
-        )));
-    }
-    let Loaded { model, loss, scale } = load_model(&args.model)?;
-    let inputs = model.inputs();
-    let x = load_inputs(&args.model, inputs, scale)?;
-    let rows = x.len() / inputs;
-    let outputs = model.outputs();
-    let y = model.predict(&x, args.model.batch_size.max(1))?;
-    let classes = loss == Loss::CrossEntropy;
-    // A sequence model's logits ([T] ids in, [T, classes] out) are a row per position: a
-    // softmax and a class per position.
-    let width = match (model.input_shape(), model.specs()?.last()) {
-        (&[t], Some(last)) if classes && last.out_shape.len() == 2 && last.out_shape[0] == t => {
-            last.out_shape[1]
-        }
-        _ => outputs,
-    };
-    let positions = outputs / width.max(1);
-    let suffix = |p: usize| {
-        if positions > 1 {
-            format!("_{p}")
-        } else {
-            String::new()
-        }
-    };
-    let mut names: Vec<String> = Vec::with_capacity(outputs + positions);
-    for p in 0..positions {
-        let prefix = if classes { "p" } else { "y" };
-        names.extend((0..width).map(|i| format!("{prefix}{i}{}", suffix(p))));
-    }
-    if classes {
-        names.extend((0..positions).map(|p| format!("class{}", suffix(p))));
-    }
-    let mut csv = names.join(",");
-    csv.push('\n');
-    for row in y.chunks_exact(outputs) {
-        let mut fields = Vec::with_capacity(outputs + positions);
-        let mut picked = Vec::with_capacity(positions);
-        for position in row.chunks_exact(width) {
-            let values: Vec<f32> = if classes {
-                softmax(position)
-            } else {
-                position.to_vec()
-            };
-            let class = values
-                .iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 { (i, v) } else { best }
-                })
-                .0;
-            fields.extend(values.iter().map(|v| v.to_string()));
-            picked.push(class.to_string());
-        }
-        if classes {
-            fields.extend(picked);
-        }
-        csv.push_str(&fields.join(","));
-        csv.push('\n');
-    }
-    wgfit::checkpoint::write_atomically(out, csv.as_bytes())
-        .map_err(|e| Failure::new(format!("--output: {e}")))?;
-    let noun = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    println!(
-        "wrote {} of {} to {}",
-        noun(rows, "row", "rows"),
-        noun(outputs, "output", "outputs"),
-        out.display()
-    );
-    Ok(())
-}
-
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f64> = logits.iter().map(|&v| ((v - max) as f64).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.iter().map(|e| (e / sum) as f32).collect()
 }

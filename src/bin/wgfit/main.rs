@@ -13,6 +13,7 @@ mod elastic;
 mod evaluate;
 mod export;
 mod generate;
+mod history_file;
 mod inspect;
 mod keep_trained;
 mod labels;
@@ -21,6 +22,7 @@ mod model_formats;
 mod mpi_launch;
 mod optimizer_args;
 mod plot;
+mod predict;
 mod preflight;
 mod train;
 mod train_args;
@@ -58,7 +60,7 @@ enum Command {
     /// Print the loss (and accuracy) of trained weights on a data set.
     Evaluate(evaluate::EvaluateArgs),
     /// Write the model's outputs for every row of a data set as CSV.
-    Predict(evaluate::PredictArgs),
+    Predict(predict::PredictArgs),
     /// Write trained weights for Keras (.weights.h5, .keras), ONNX (.onnx) or PyTorch
     /// (.pt.safetensors).
     Export(export::ExportArgs),
@@ -262,7 +264,7 @@ fn run(cli: Cli) -> CliResult {
         Some(Command::Train(args)) => train::run(*args),
         Some(Command::Inspect(args)) => inspect::run(args),
         Some(Command::Evaluate(args)) => evaluate::run_evaluate(args),
-        Some(Command::Predict(args)) => evaluate::run_predict(args),
+        Some(Command::Predict(args)) => predict::run_predict(args),
         Some(Command::Export(args)) => export::run(args),
         Some(Command::Plot(args)) => plot::run(args),
         Some(Command::Convert(args)) => convert::run(args),
