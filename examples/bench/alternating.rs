@@ -1,7 +1,14 @@
-//! `bench w1-backup-alt`: the cost of backups measured within one `fit`, epochs with and
-//! without saves alternating. Separate runs of W1 on lavapipe differ by up to 1.6× from one
-//! another (bench/NOTES.md, "W1-backup at 7 repetitions"), far more than the few per cent
-//! sought; neighbouring epochs of one run share that drift.
+//! `bench w1-backup-alt` and `bench w1-backup-alt4`: the cost of backups measured within one
+//! `fit`, epochs with and without saves alternating. Separate runs of W1 on lavapipe differ by
+//! up to 1.6× from one another (bench/NOTES.md, "W1-backup at 7 repetitions"), far more than
+//! the few per cent sought; neighbouring epochs of one run share that drift.
+//!
+//! `w1-backup-alt` saves in every second epoch and compares it with its two neighbours. The
+//! writer's work after an epoch's last save point falls into the next epoch, a neighbour, so
+//! that measure is biased low when the saves are few (every epoch: one save). `w1-backup-alt4`
+//! saves in one epoch of every four and charges the epoch after it too: (saving epoch + the
+//! next) against (the epoch before + the one after the next), which a steady drift also
+//! cancels.
 
 use super::clock::HookClock;
 use super::training::{SnapshotOnly, w1_data, w1_model};
@@ -12,14 +19,15 @@ use wgfit::{
     BackupAndRestore, Callback, Context, FitOptions, FitOutcome, Logs, SaveFreq, Snapshot, Tensor,
 };
 
-/// Forwards every hook to `inner` but the save points (batch and epoch ends) of even epochs,
-/// so that odd epochs save and even ones do not.
-struct OddEpochs<'a> {
+/// Forwards every hook to `inner` but the save points (batch and epoch ends) of the epochs
+/// `e` with `e % period != 1`, so that one epoch of every `period` saves.
+struct SavingEpochs<'a> {
     inner: &'a mut dyn Callback,
+    period: usize,
     on: bool,
 }
 
-impl Callback for OddEpochs<'_> {
+impl Callback for SavingEpochs<'_> {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -30,7 +38,7 @@ impl Callback for OddEpochs<'_> {
         self.inner.on_train_end(ctx, logs)
     }
     fn on_epoch_begin(&mut self, ctx: &mut Context<'_>, epoch: usize) -> wgfit::Result<()> {
-        self.on = epoch % 2 == 1;
+        self.on = epoch % self.period == 1;
         self.inner.on_epoch_begin(ctx, epoch)
     }
     fn on_epoch_end(
@@ -76,65 +84,122 @@ impl Callback for OddEpochs<'_> {
     }
 }
 
-/// One W1 `fit` of 2 warm-up epochs and `pairs` pairs of (odd: saving, even: not); returns
-/// each pair's ratio of the saving epoch's time to its neighbours' mean (the epochs without
-/// saves before and after it), so that a steady drift cancels.
+/// Does nothing at the save points: with it both measures should read 1.
+struct Nothing;
+
+impl Callback for Nothing {
+    fn name(&self) -> &str {
+        "bench_nothing"
+    }
+}
+
+/// One W1 `fit` in which one epoch of every `period` (2 or 4) saves, after warm-up epochs;
+/// returns, for each of `groups` saving epochs, its time as a ratio to an epoch without saves. With period 2, the saving epoch against
+/// the mean of its neighbours; with period 4, the saving epoch and the next against the epoch
+/// before and the one after the next (the ratio is then 2A / B − 1).
 fn alternating_ratios(
     data: &wgfit::Dataset,
     backup: &mut dyn Callback,
-    pairs: usize,
+    groups: usize,
+    period: usize,
 ) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
     let mut model = w1_model()?;
     let mut clock = HookClock::default();
-    let mut gated = OddEpochs {
+    let mut gated = SavingEpochs {
         inner: backup,
+        period,
         on: false,
     };
+    // The first saving epoch is 1 + period: epochs 0 and 1 warm up, and every group ends with
+    // an epoch without saves after its saving one (two with period 4).
+    let first = 1 + period;
     let options = FitOptions {
-        epochs: 3 + 2 * pairs,
+        epochs: first + period * groups - period + period / 2 + 1,
         batch_size: 128,
         seed: 42,
         ..Default::default()
     };
     model.fit(data, options, &mut [&mut gated, &mut clock])?;
-    // Epoch e took ends[e] - ends[e - 1]; epochs 0 and 1 warm up.
+    // Epoch e took ends[e] - ends[e - 1].
     let ends = &clock.epoch_end;
     let took = |e: usize| (ends[e] - ends[e - 1]).as_secs_f64();
-    Ok((0..pairs)
-        .map(|p| {
-            let on = 3 + 2 * p;
-            took(on) / ((took(on - 1) + took(on + 1)) / 2.0)
+    // The median epoch at each place of a group, from the one before the saving epoch on: a
+    // place that is slower or faster without any save would bias the ratio.
+    let places: Vec<String> = (0..period)
+        .map(|place| {
+            let times: Vec<f64> = (0..groups)
+                .map(|g| took(first + period * g + place - 1))
+                .collect();
+            format!("{:.1}", super::median_and_interval(&times).0 * 1e3)
+        })
+        .collect();
+    println!(
+        "    median epoch in ms, from the one before the saving epoch on: {}",
+        places.join(", ")
+    );
+    Ok((0..groups)
+        .map(|g| {
+            let on = first + period * g;
+            if period == 2 {
+                took(on) / ((took(on - 1) + took(on + 1)) / 2.0)
+            } else {
+                2.0 * (took(on) + took(on + 1)) / (took(on - 1) + took(on + 2)) - 1.0
+            }
         })
         .collect())
 }
 
-pub fn bench_w1_backup_alternating(bench: &mut Bench, pairs: usize) -> BenchResult {
+/// `period` 2: `bench w1-backup-alt`; 4: `bench w1-backup-alt4`; `groups` saving epochs each.
+pub fn bench_w1_backup_alternating(bench: &mut Bench, groups: usize, period: usize) -> BenchResult {
     let data = w1_data()?;
-    let pairs = pairs.max(2);
+    let groups = groups.max(2);
+    let (workload, measure) = match period {
+        2 => ("W1-backup-alt", "saving epoch / neighbours"),
+        4 => (
+            "W1-backup-alt4",
+            "saving epoch and the next, less the epochs around them, / one epoch, + 1",
+        ),
+        _ => return Err(format!("no alternation of period {period}").into()),
+    };
     for (freq, label) in [
         (Some(SaveFreq::Batches(1)), "every batch"),
         (Some(SaveFreq::Epoch), "every epoch"),
         (None, "every batch, GPU copy only"),
+        (None, "nothing (the measure's control)"),
     ] {
         let dir = tempfile::tempdir()?;
-        let ratios = match freq {
+        let (ratios, commits) = match freq {
             Some(freq) => {
                 let location = super::backup_location(dir.path(), "w1-backup-alt");
                 let mut backup = BackupAndRestore::new(location)?.save_freq(freq)?;
-                alternating_ratios(&data, &mut backup, pairs)?
+                let ratios = alternating_ratios(&data, &mut backup, groups, period)?;
+                let commits = [backup.committed_saves(), backup.superseded_saves()];
+                println!(
+                    "  {label}: {} save points committed, {} superseded while the writer was busy",
+                    commits[0], commits[1]
+                );
+                (ratios, Some(commits))
             }
-            None => alternating_ratios(&data, &mut SnapshotOnly, pairs)?,
+            None if label.starts_with("nothing") => (
+                alternating_ratios(&data, &mut Nothing, groups, period)?,
+                None,
+            ),
+            None => (
+                alternating_ratios(&data, &mut SnapshotOnly, groups, period)?,
+                None,
+            ),
         };
         let (m, low, high) = median_and_interval(&ratios);
         println!(
-            "  {label}: epoch with saves ÷ its neighbours without, median {m:.4} (95 % {low:.4}–{high:.4}) over {pairs} epochs"
+            "  {label}: {measure}, median {m:.4} (95 % {low:.4}–{high:.4}) over {groups} saving epochs"
         );
         bench.report(
-            "W1-backup-alt",
-            format!("{label}: saving epoch / neighbours"),
+            workload,
+            format!("{label}: {measure}"),
             m,
             "ratio",
-            json!({"ratios": ratios, "interval_95": [low, high], "pairs": pairs}),
+            json!({"ratios": ratios, "interval_95": [low, high], "groups": groups, "period": period,
+                "committed_and_superseded": commits}),
         );
     }
     Ok(())

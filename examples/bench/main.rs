@@ -1,7 +1,7 @@
 //! The benchmark workloads of `bench/WORKLOADS.md`.
 //!
 //! ```text
-//! cargo run --release --example bench -- <m|m-kernels|w1|w0|w1-backup|w1-stream|s|history|mem|profile|all>
+//! cargo run --release --example bench -- <m|m-kernels|w1|w0|w1-backup|w1-backup-alt|w1-backup-alt4|w1-backup-cpu|w1-stream|s|history|mem|profile|all>
 //!     [--json PATH] [--sizes 4096,8192] [--reps N]
 //! ```
 //!
@@ -19,6 +19,7 @@ mod memory;
 mod profile;
 mod resume;
 mod save;
+mod save_cpu;
 mod training;
 mod transformer;
 
@@ -121,7 +122,7 @@ pub fn parse_args() -> Result<Args, String> {
     }
     if args.workload.is_empty() {
         return Err(
-            "usage: bench <m|m-kernels|w1|c1|t1|w0|w1-backup|w1-backup-alt|w1-stream|s|history|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam] [--global-clipnorm C]"
+            "usage: bench <m|m-kernels|w1|c1|t1|w0|w1-backup|w1-backup-alt|w1-backup-alt4|w1-backup-cpu|w1-stream|s|history|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam] [--global-clipnorm C]"
                 .into(),
         );
     }
@@ -239,7 +240,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Not part of `all`: its figures are those of w1-backup, measured within one fit.
     if args.workload == "w1-backup-alt" {
-        alternating::bench_w1_backup_alternating(&mut bench, args.reps)?;
+        alternating::bench_w1_backup_alternating(&mut bench, args.reps, 2)?;
+        ran = true;
+    }
+    if args.workload == "w1-backup-alt4" {
+        alternating::bench_w1_backup_alternating(&mut bench, args.reps, 4)?;
+        ran = true;
+    }
+    if args.workload == "w1-backup-cpu" {
+        save_cpu::bench_w1_backup_cpu(&mut bench, args.reps)?;
         ran = true;
     }
     if all || args.workload == "w1-stream" {
