@@ -4,7 +4,7 @@
 //! and a restore at epoch 10 000 must cost what they cost at epoch 10.
 
 use crate::clock::HookClock;
-use crate::training::{W1_FEATURES, w1_model, w1_raw};
+use crate::training::{w1_model, w1_one_batch};
 use crate::{Bench, BenchResult, median};
 use serde_json::json;
 use std::path::Path;
@@ -85,13 +85,7 @@ fn per_epoch(begins: &[Instant], from: usize) -> f64 {
 }
 
 pub fn bench_history(bench: &mut Bench, reps: usize) -> BenchResult {
-    let (x, labels) = w1_raw()?;
-    let rows = 128;
-    let data = Dataset::classification(
-        x[..rows * W1_FEATURES].to_vec(),
-        W1_FEATURES,
-        labels[..rows].to_vec(),
-    )?;
+    let data = w1_one_batch()?;
     let tmp = tempfile::tempdir()?;
     let long = tmp.path().join("long");
     let short = tmp.path().join("short");

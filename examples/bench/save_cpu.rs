@@ -6,8 +6,7 @@
 //! can delay the loop by at most the CPU time it takes from it, so that time over a W1 epoch
 //! bounds what every-epoch backups cost.
 
-use super::clock::HookClock;
-use super::training::{W1_FEATURES, w1_data, w1_model, w1_raw};
+use super::training::{w1_data, w1_model, w1_one_batch, w1_run};
 use super::{Bench, BenchResult, median_and_interval};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -83,32 +82,8 @@ fn timed_fit(data: &Dataset, backup: bool) -> Result<(f64, f64, u64), Box<dyn st
     ))
 }
 
-/// The median epoch of a W1 fit of 4 epochs without backups, after the first, in seconds.
-fn w1_epoch() -> Result<f64, Box<dyn std::error::Error>> {
-    let mut model = w1_model()?;
-    let mut clock = HookClock::default();
-    let options = FitOptions {
-        epochs: 4,
-        batch_size: 128,
-        seed: 42,
-        ..Default::default()
-    };
-    model.fit(&w1_data()?, options, &mut [&mut clock])?;
-    let ends = &clock.epoch_end;
-    let epochs: Vec<f64> = (1..ends.len())
-        .map(|e| (ends[e] - ends[e - 1]).as_secs_f64())
-        .collect();
-    Ok(median_and_interval(&epochs).0)
-}
-
 pub fn bench_w1_backup_cpu(bench: &mut Bench, reps: usize) -> BenchResult {
-    let (x, labels) = w1_raw()?;
-    let rows = 128;
-    let data = Dataset::classification(
-        x[..rows * W1_FEATURES].to_vec(),
-        W1_FEATURES,
-        labels[..rows].to_vec(),
-    )?;
+    let data = w1_one_batch()?;
     let (mut cpu_ms, mut wall_ms) = (Vec::new(), Vec::new());
     for rep in 0..reps.max(1) {
         // Alternated, the order swapped every repetition, so that a drift falls on both.
@@ -141,7 +116,8 @@ pub fn bench_w1_backup_cpu(bench: &mut Bench, reps: usize) -> BenchResult {
     }
     let (cpu, cpu_low, cpu_high) = median_and_interval(&cpu_ms);
     let (wall, wall_low, wall_high) = median_and_interval(&wall_ms);
-    let epoch = w1_epoch()?;
+    // W1's three timed epochs without backups.
+    let epoch = w1_run(&w1_data()?, None)?.seconds / 3.0;
     let bound = 1.0 + cpu / 1e3 / epoch;
     println!(
         "  an every-epoch save of W1's state: {cpu:.2} ms of CPU ({cpu_low:.2}–{cpu_high:.2}), {wall:.2} ms of wall time ({wall_low:.2}–{wall_high:.2}); a W1 epoch {:.0} ms: every epoch costs at most {bound:.4}× no backup",

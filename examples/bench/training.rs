@@ -26,6 +26,17 @@ pub fn w1_data() -> Result<Dataset, Box<dyn std::error::Error>> {
     Ok(Dataset::classification(x, W1_FEATURES, labels)?)
 }
 
+/// W1's first 128 samples: one batch, for the workloads that train many short epochs.
+pub fn w1_one_batch() -> Result<Dataset, Box<dyn std::error::Error>> {
+    let (x, labels) = w1_raw()?;
+    let rows = 128;
+    Ok(Dataset::classification(
+        x[..rows * W1_FEATURES].to_vec(),
+        W1_FEATURES,
+        labels[..rows].to_vec(),
+    )?)
+}
+
 /// W1's inputs (row-major, 784 features) and labels.
 pub fn w1_raw() -> Result<(Vec<f32>, Vec<u32>), Box<dyn std::error::Error>> {
     let n = W1_SAMPLES * W1_FEATURES;
@@ -75,15 +86,15 @@ fn clipped<O: wgfit::Optimizer + Clone + 'static>(
     })
 }
 
-struct W1Run {
+pub struct W1Run {
     /// Seconds of the 3 timed epochs (from the end of the warm-up epoch to the end of the last).
-    seconds: f64,
+    pub seconds: f64,
     /// Mean batch loss of the last epoch.
     loss: f64,
 }
 
 /// One W1 run: 1 warm-up epoch then 3 timed ones; `extra` callbacks run before the clock.
-fn w1_run(
+pub fn w1_run(
     data: &Dataset,
     extra: Option<&mut dyn Callback>,
 ) -> Result<W1Run, Box<dyn std::error::Error>> {
