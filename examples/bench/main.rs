@@ -116,13 +116,19 @@ pub fn parse_args() -> Result<Args, String> {
                 // SAFETY: argument parsing runs first in main, on the only thread.
                 unsafe { std::env::set_var("WGFIT_BENCH_GLOBAL_CLIPNORM", c) };
             }
+            "--backup-every-batch" => {
+                // Read by `bench w1`, which then trains with a backup saving every batch
+                // (scripts/profile-w1-backup.sh profiles it against the plain run).
+                // SAFETY: argument parsing runs first in main, on the only thread.
+                unsafe { std::env::set_var("WGFIT_BENCH_W1_BACKUP", "batch") };
+            }
             w if !w.starts_with('-') && args.workload.is_empty() => args.workload = w.to_string(),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if args.workload.is_empty() {
         return Err(
-            "usage: bench <m|m-kernels|w1|c1|t1|w0|w1-backup|w1-backup-alt|w1-backup-alt4|w1-backup-cpu|w1-stream|s|history|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam] [--global-clipnorm C]"
+            "usage: bench <m|m-kernels|w1|c1|t1|w0|w1-backup|w1-backup-alt|w1-backup-alt4|w1-backup-cpu|w1-stream|s|history|mem|profile|dp|all> [--json PATH] [--sizes 4096] [--reps N] [--optimizer sgd|adam] [--global-clipnorm C] [--backup-every-batch]"
                 .into(),
         );
     }

@@ -138,29 +138,42 @@ const W1_TIMED_STEPS: f64 = 192.0;
 pub fn bench_w1(bench: &mut Bench, reps: usize) -> BenchResult {
     let data = w1_data()?;
     let mut runs = Vec::new();
+    let backup = std::env::var("WGFIT_BENCH_W1_BACKUP").as_deref() == Ok("batch");
     for _ in 0..reps.max(1) {
-        runs.push(w1_run(&data, None)?);
+        if backup {
+            let dir = tempfile::tempdir()?;
+            let mut backup = BackupAndRestore::new(dir.path().join("backup"))?
+                .save_freq(SaveFreq::Batches(1))?;
+            runs.push(w1_run(&data, Some(&mut backup))?);
+        } else {
+            runs.push(w1_run(&data, None)?);
+        }
     }
+    let workload = if backup {
+        "W1, a backup every batch"
+    } else {
+        "W1"
+    };
     let secs: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
     let t = median(&secs);
     let steps_per_s: Vec<f64> = secs.iter().map(|s| W1_TIMED_STEPS / s).collect();
     let extra = json!({"timed_seconds": secs, "steps_per_s_each": steps_per_s, "reps": runs.len()});
     bench.report(
-        "W1",
+        workload,
         "steps/s",
         W1_TIMED_STEPS / t,
         "steps/s",
         extra.clone(),
     );
     bench.report(
-        "W1",
+        workload,
         "samples/s",
         W1_TIMED_STEPS * 128.0 / t,
         "samples/s",
         extra,
     );
     let loss = runs.last().map(|r| r.loss).unwrap_or(f64::NAN);
-    bench.report("W1", "final loss", loss, "mse", json!({}));
+    bench.report(workload, "final loss", loss, "mse", json!({}));
     Ok(())
 }
 

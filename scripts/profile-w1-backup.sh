@@ -1,0 +1,33 @@
+#!/usr/bin/env sh
+# Where the CPU goes with a backup every batch: `perf record` over `bench w1` without and with
+# one (--backup-every-batch), alternated, each run's samples counted by shared object. On two
+# cores that lavapipe keeps busy, the samples the backup run has beyond the plain one outside
+# lavapipe's compiled kernels ([JIT]) are CPU the backup can have taken from training
+# (bench/NOTES.md, "Every batch, by CPU samples").
+# Usage: scripts/profile-w1-backup.sh [pairs]   (default 3; needs perf; writes under /tmp)
+set -eu
+cd "$(dirname "$0")/.."
+pairs=${1:-3}
+cargo build --release --example bench
+out=$(mktemp -d)
+# Prints "<samples in [JIT]> <samples elsewhere>" of a perf data file.
+samples() {
+    perf report -q -n -i "$1" --no-children --sort dso --stdio 2>/dev/null |
+        awk '/\[JIT\]/ { jit += $2; next } { other += $2 } END { print jit, other }'
+}
+for i in $(seq "$pairs"); do
+    for variant in plain backup; do
+        flag=""
+        [ "$variant" = backup ] && flag=--backup-every-batch
+        perf record -q -F 999 -o "$out/$variant.data" -- \
+            ./target/release/examples/bench w1 --reps 8 $flag --json "$out/$variant-$i.json" >/dev/null 2>&1
+        set -- $(samples "$out/$variant.data")
+        eval "${variant}_jit=$1 ${variant}_other=$2"
+        perf report -q -n -i "$out/$variant.data" --no-children --sort dso --stdio 2>/dev/null |
+            grep -v JIT | head -4 | sed "s/^/    $variant $i: /"
+    done
+    awk -v pj="$plain_jit" -v po="$plain_other" -v bj="$backup_jit" -v bo="$backup_other" 'BEGIN {
+        printf "pair %d: kernels %d / %d samples, elsewhere %d / %d: the backup took %.2f %% more CPU outside the kernels\n",
+            '"$i"', pj, bj, po, bo, 100 * (bo - po) / (pj + po) }'
+done
+echo "perf data and bench JSON in $out"
