@@ -93,16 +93,19 @@ impl Callback for Nothing {
     }
 }
 
-/// One W1 `fit` in which one epoch of every `period` (2 or 4) saves, after warm-up epochs;
-/// returns, for each of `groups` saving epochs, its time as a ratio to an epoch without saves. With period 2, the saving epoch against
-/// the mean of its neighbours; with period 4, the saving epoch and the next against the epoch
-/// before and the one after the next (the ratio is then 2A / B − 1).
+/// One W1 `fit` in which one epoch of every `period` (2 or 4) saves, after warm-up epochs.
+/// Returns, for each of `groups` saving epochs, its time as a ratio to an epoch without saves
+/// (with period 2, the saving epoch against the mean of its neighbours; with period 4, the
+/// saving epoch and the next against the epoch before and the one after the next, read as
+/// 2A / B − 1), and the median epoch in ms at each place of a group, from the one before the
+/// saving epoch on: a place slower or faster than the others with nothing saved biases the
+/// ratio, which the control shows.
 fn alternating_ratios(
     data: &wgfit::Dataset,
     backup: &mut dyn Callback,
     groups: usize,
     period: usize,
-) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+) -> Result<(Vec<f64>, Vec<f64>), Box<dyn std::error::Error>> {
     let mut model = w1_model()?;
     let mut clock = HookClock::default();
     let mut gated = SavingEpochs {
@@ -110,8 +113,9 @@ fn alternating_ratios(
         period,
         on: false,
     };
-    // The first saving epoch is 1 + period: epochs 0 and 1 warm up, and every group ends with
-    // an epoch without saves after its saving one (two with period 4).
+    // The first measured saving epoch is 1 + period (the epochs before the one before it warm
+    // up; epoch 1 saves too), and every group ends with an epoch without saves after its
+    // saving one (two with period 4).
     let first = 1 + period;
     let options = FitOptions {
         epochs: first + period * groups - period + period / 2 + 1,
@@ -123,21 +127,15 @@ fn alternating_ratios(
     // Epoch e took ends[e] - ends[e - 1].
     let ends = &clock.epoch_end;
     let took = |e: usize| (ends[e] - ends[e - 1]).as_secs_f64();
-    // The median epoch at each place of a group, from the one before the saving epoch on: a
-    // place that is slower or faster without any save would bias the ratio.
-    let places: Vec<String> = (0..period)
+    let places: Vec<f64> = (0..period)
         .map(|place| {
             let times: Vec<f64> = (0..groups)
                 .map(|g| took(first + period * g + place - 1))
                 .collect();
-            format!("{:.1}", super::median_and_interval(&times).0 * 1e3)
+            super::median(&times) * 1e3
         })
         .collect();
-    println!(
-        "    median epoch in ms, from the one before the saving epoch on: {}",
-        places.join(", ")
-    );
-    Ok((0..groups)
+    let ratios = (0..groups)
         .map(|g| {
             let on = first + period * g;
             if period == 2 {
@@ -146,7 +144,8 @@ fn alternating_ratios(
                 2.0 * (took(on) + took(on + 1)) / (took(on - 1) + took(on + 2)) - 1.0
             }
         })
-        .collect())
+        .collect();
+    Ok((ratios, places))
 }
 
 /// `period` 2: `bench w1-backup-alt`; 4: `bench w1-backup-alt4`; `groups` saving epochs each.
@@ -168,7 +167,7 @@ pub fn bench_w1_backup_alternating(bench: &mut Bench, groups: usize, period: usi
         (None, "nothing (the measure's control)"),
     ] {
         let dir = tempfile::tempdir()?;
-        let (ratios, commits) = match freq {
+        let ((ratios, places), commits) = match freq {
             Some(freq) => {
                 let location = super::backup_location(dir.path(), "w1-backup-alt");
                 let mut backup = BackupAndRestore::new(location)?.save_freq(freq)?;
@@ -190,6 +189,11 @@ pub fn bench_w1_backup_alternating(bench: &mut Bench, groups: usize, period: usi
             ),
         };
         let (m, low, high) = median_and_interval(&ratios);
+        let shown: Vec<String> = places.iter().map(|p| format!("{p:.1}")).collect();
+        println!(
+            "    median epoch in ms, from the one before the saving epoch on: {}",
+            shown.join(", ")
+        );
         println!(
             "  {label}: {measure}, median {m:.4} (95 % {low:.4}–{high:.4}) over {groups} saving epochs"
         );
@@ -199,7 +203,7 @@ pub fn bench_w1_backup_alternating(bench: &mut Bench, groups: usize, period: usi
             m,
             "ratio",
             json!({"ratios": ratios, "interval_95": [low, high], "groups": groups, "period": period,
-                "committed_and_superseded": commits}),
+                "committed_and_superseded": commits, "median_epoch_ms_by_place": places}),
         );
     }
     Ok(())

@@ -79,6 +79,7 @@ pub struct Args {
 
 pub fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
+    let mut backup_every_batch = false;
     let mut args = Args {
         workload: String::new(),
         json: "bench.json".into(),
@@ -117,6 +118,7 @@ pub fn parse_args() -> Result<Args, String> {
                 unsafe { std::env::set_var("WGFIT_BENCH_GLOBAL_CLIPNORM", c) };
             }
             "--backup-every-batch" => {
+                backup_every_batch = true;
                 // Read by `bench w1`, which then trains with a backup saving every batch
                 // (scripts/profile-w1-backup.sh profiles it against the plain run).
                 // SAFETY: argument parsing runs first in main, on the only thread.
@@ -125,6 +127,9 @@ pub fn parse_args() -> Result<Args, String> {
             w if !w.starts_with('-') && args.workload.is_empty() => args.workload = w.to_string(),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if backup_every_batch && args.workload != "w1" {
+        return Err("--backup-every-batch is an option of bench w1 only".into());
     }
     if args.workload.is_empty() {
         return Err(

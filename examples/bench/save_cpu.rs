@@ -1,10 +1,11 @@
 //! `bench w1-backup-cpu`: the CPU time an every-epoch save of W1's state takes, all of the
 //! process's threads together (the loop's snapshot, lavapipe's copy, the writer and its
-//! hashing threads). Timing whole W1 runs cannot resolve a cost of 1 % on lavapipe (epochs of
-//! one run spread by ±10 %: bench/NOTES.md, "A control for the measures within one fit"); CPU
-//! time spent beside a short training step can. On two cores that lavapipe keeps busy, a save
-//! can delay the loop by at most the CPU time it takes from it, so that time over a W1 epoch
-//! bounds what every-epoch backups cost.
+//! hashing thread). Timing W1 on lavapipe cannot resolve a cost of 1 %: a control that saves
+//! nothing read 1.006 and 1.042 (bench/NOTES.md, "A control for the measures within one
+//! fit"); CPU time spent beside a short training step can. On two cores that lavapipe keeps
+//! busy, a save can delay the loop by at most the CPU time it takes from it (a model: it
+//! leaves out caches and idle waits), so that time over a W1 epoch bounds what every-epoch
+//! backups cost.
 
 use super::training::{w1_data, w1_model, w1_one_batch, w1_run};
 use super::{Bench, BenchResult, median_and_interval};
@@ -84,7 +85,7 @@ fn timed_fit(data: &Dataset, backup: bool) -> Result<(f64, f64, u64), Box<dyn st
 
 pub fn bench_w1_backup_cpu(bench: &mut Bench, reps: usize) -> BenchResult {
     let data = w1_one_batch()?;
-    let (mut cpu_ms, mut wall_ms) = (Vec::new(), Vec::new());
+    let (mut cpu_ms, mut wall_ms, mut commits) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 0..reps.max(1) {
         // Alternated, the order swapped every repetition, so that a drift falls on both.
         let order = if rep % 2 == 0 {
@@ -100,14 +101,23 @@ pub fn bench_w1_backup_cpu(bench: &mut Bench, reps: usize) -> BenchResult {
             (cpu_none, wall_none, _),
             (cpu_saving, wall_saving, committed),
         ] = took;
-        // A save point the writer had no time for is superseded; charging its copy to the
-        // committed ones overstates their cost, never understates it.
-        let saves = committed.min(EPOCHS as u64 - 2).max(1) as f64;
+        // The window holds the saves of epochs 1 to the last (epoch 1's is copied and written
+        // after the hook that opens the window); epoch 0's was committed before it. A save
+        // point the writer had no time for is superseded, and charging its copy to the
+        // committed ones overstates their cost.
+        let saves = committed.saturating_sub(1).max(1) as f64;
         let epochs = (EPOCHS - 2) as f64;
+        if committed < EPOCHS as u64 {
+            eprintln!(
+                "  warning: the writer superseded {} save points (a busy machine?): this repetition overstates the CPU per save",
+                EPOCHS as u64 - committed
+            );
+        }
+        commits.push(committed);
         cpu_ms.push((cpu_saving - cpu_none) / saves * 1e3);
         wall_ms.push((wall_saving - wall_none) / saves * 1e3);
         println!(
-            "  repetition {rep}: per save {:.2} ms of CPU, {:.2} ms of wall time ({committed} of {epochs} save points committed; epochs of one batch and a pause: {:.2} / {:.2} ms without / with a save)",
+            "  repetition {rep}: per save {:.2} ms of CPU, {:.2} ms of wall time ({committed} of {EPOCHS} save points committed; epochs of one batch and a pause: {:.2} / {:.2} ms without / with a save)",
             cpu_ms[rep],
             wall_ms[rep],
             wall_none / epochs * 1e3,
@@ -128,7 +138,8 @@ pub fn bench_w1_backup_cpu(bench: &mut Bench, reps: usize) -> BenchResult {
         "CPU time per every-epoch save of W1's state",
         cpu,
         "ms",
-        json!({"per_repetition": cpu_ms, "interval_95": [cpu_low, cpu_high], "epochs_per_fit": EPOCHS}),
+        json!({"per_repetition": cpu_ms, "interval_95": [cpu_low, cpu_high], "epochs_per_fit": EPOCHS,
+            "committed_per_fit": commits}),
     );
     bench.report(
         "W1-backup-cpu",
