@@ -207,6 +207,57 @@ fn csv_logger_writes_keras_rows_and_appends_after_what_was_there() {
     assert_eq!(added.matches("\r\n").count(), 1);
 }
 
+/// Epochs of one batch are short against a durable rewrite of the log, so some epoch's rewrite
+/// is skipped (RewritePace); a callback after the logger stops the run at the first epoch the
+/// file lacks. The run's end must still leave every finished epoch in the file, as an
+/// uninterrupted run's log begins.
+#[test]
+fn csv_logger_paces_its_rewrites_and_a_stopped_run_leaves_every_finished_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("log.csv");
+    let short = || FitOptions {
+        batch_size: 90,
+        ..options(400)
+    };
+    let skipped = RefCell::new(None);
+    let mut stop_at_a_skip = LambdaCallback::new().on_epoch_end(|_, epoch, _| {
+        let rows = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            .saturating_sub(1);
+        if rows > epoch {
+            return Ok(());
+        }
+        *skipped.borrow_mut() = Some(epoch);
+        Err(Error::Callback {
+            callback: "test".into(),
+            reason: format!("the log has {rows} rows at the end of epoch {epoch}"),
+        })
+    });
+    let err = model()
+        .fit(
+            &data(),
+            short(),
+            &mut [&mut CsvLogger::new(&path), &mut stop_at_a_skip],
+        )
+        .unwrap_err();
+    let epoch = skipped
+        .borrow()
+        .unwrap_or_else(|| panic!("no rewrite was skipped in 400 short epochs: {err}"));
+    assert!(epoch >= 1, "the first epoch's rewrite is due");
+    let stopped = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(stopped.lines().count(), epoch + 2, "{err}\n{stopped}");
+
+    let whole = tmp.path().join("whole.csv");
+    model()
+        .fit(&data(), short(), &mut [&mut CsvLogger::new(&whole)])
+        .unwrap();
+    let whole = std::fs::read_to_string(&whole).unwrap();
+    assert_eq!(whole.lines().count(), 401);
+    assert!(whole.starts_with(&stopped), "{stopped}");
+}
+
 /// Python's repr for the values these tests meet (17 significant digits trimmed).
 fn python(v: f64) -> String {
     let s = format!("{v}");

@@ -305,7 +305,7 @@ fn skipped_saves_are_reported_in_the_summary_and_by_inspect() {
 }
 
 #[test]
-fn the_history_file_is_written_every_epoch_and_ends_as_an_uninterrupted_runs() {
+fn the_history_file_is_written_as_the_run_goes_and_ends_as_an_uninterrupted_runs() {
     let args: Vec<&str> = LONG.iter().copied().chain(["--history", "h.csv"]).collect();
     let reference = tempfile::tempdir().unwrap();
     assert_ok(&wgfit(reference.path(), &args));
@@ -335,4 +335,56 @@ fn the_history_file_is_written_every_epoch_and_ends_as_an_uninterrupted_runs() {
         want,
         "each epoch once, with the uninterrupted run's values"
     );
+}
+
+/// Epochs of one batch of iris are short against a durable rewrite of the history file, so
+/// rewrites are paced and skipped; a run preempted (SIGTERM) between two rewrites must still
+/// leave in the file every epoch its backup holds.
+#[test]
+fn a_preempted_run_of_short_epochs_leaves_every_finished_epoch_in_its_history_file() {
+    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
+    let args = [
+        "train",
+        "--data",
+        iris,
+        "--epochs",
+        "100000",
+        "--batch-size",
+        "150",
+        "--history",
+        "h.csv",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("h.csv");
+    let mut child = spawn(dir.path(), &args);
+    wait_for(
+        &dir.path().join("wgfit-model.backup/latest.json"),
+        &mut child,
+    );
+    let rows = || {
+        std::fs::read_to_string(&history)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            .saturating_sub(1)
+    };
+    while rows() < 200 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    let sidecar: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("wgfit-model.backup/latest.json")).unwrap(),
+    )
+    .unwrap();
+    let record = &sidecar["history"];
+    let chunks = record["chunks"]["count"].as_u64().unwrap_or(0) as usize;
+    let finished = chunks * wgfit::HISTORY_CHUNK + record["epochs"].as_array().unwrap().len();
+    assert_eq!(rows(), finished, "{}", stderr(&o));
 }

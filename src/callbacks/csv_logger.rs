@@ -3,17 +3,22 @@
 //!
 //! Keras appends a row per epoch to an open file, so a run killed after a row was written
 //! but before its state was saved writes that epoch twice when it resumes. Here the whole
-//! file is rewritten (atomically) at every epoch end from the run's history, which every
-//! saved state holds: it always has each finished epoch exactly once. With `append`, the
+//! file is rewritten (atomically) from the run's history, which every saved state holds: it
+//! always has each finished epoch exactly once. It is rewritten at an epoch's end at the
+//! [`RewritePace`] (every epoch unless epochs are short against a rewrite), at the end of
+//! training, and when `fit` ends otherwise with a rewrite skipped. With `append`, the
 //! bytes the file had before the run began are kept in front, and checked on resume.
 
+use super::FitOutcome;
 use super::python_format::float_repr;
+use super::rewrite_pace::RewritePace;
 use super::{Callback, Context};
 use crate::error::{Error, Result};
 use crate::state::{History, Logs};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 const NAME: &str = "CSVLogger";
 
@@ -28,6 +33,7 @@ pub struct CsvLogger {
     /// The file's bytes before the run began (with `append`), and whether a header follows.
     prefix: Vec<u8>,
     header: bool,
+    pace: RewritePace,
 }
 
 impl CsvLogger {
@@ -39,6 +45,7 @@ impl CsvLogger {
             append: false,
             prefix: Vec::new(),
             header: true,
+            pace: RewritePace::new(),
         }
     }
 
@@ -96,6 +103,16 @@ impl CsvLogger {
         }
     }
 
+    /// Rewrites the file from the run's history.
+    fn write(&mut self, ctx: &Context<'_>) -> Result<()> {
+        let began = Instant::now();
+        let text = self.render(ctx.history(), ctx.validates());
+        crate::checkpoint::write_atomically(&self.path, &text)
+            .map_err(|e| self.fail(e.to_string()))?;
+        self.pace.wrote(began, Instant::now());
+        Ok(())
+    }
+
     fn fail(&self, reason: String) -> Error {
         Error::Callback {
             callback: NAME.into(),
@@ -126,6 +143,8 @@ impl Callback for CsvLogger {
     }
 
     fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
+        // A rewrite left pending by an earlier fit is not this one's to make.
+        self.pace = RewritePace::new();
         self.prefix.clear();
         self.header = true;
         if self.append {
@@ -143,19 +162,24 @@ impl Callback for CsvLogger {
     }
 
     fn on_epoch_end(&mut self, ctx: &mut Context<'_>, _epoch: usize, _logs: &Logs) -> Result<()> {
-        let text = self.render(ctx.history(), ctx.validates());
-        crate::checkpoint::write_atomically(&self.path, &text)
-            .map(|_| ())
-            .map_err(|e| self.fail(e.to_string()))
+        if self.pace.epoch_end_due() {
+            self.write(ctx)?;
+        }
+        Ok(())
     }
 
     /// Writes the file once more at the end, so that a resumed run with no epoch left to
     /// train (whose log was moved aside) still leaves the run's whole log.
     fn on_train_end(&mut self, ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
-        let text = self.render(ctx.history(), ctx.validates());
-        crate::checkpoint::write_atomically(&self.path, &text)
-            .map(|_| ())
-            .map_err(|e| self.fail(e.to_string()))
+        self.write(ctx)
+    }
+
+    /// A run stopped by a preemption or an error leaves every epoch it finished.
+    fn on_fit_exit(&mut self, ctx: &mut Context<'_>, _outcome: FitOutcome) -> Result<()> {
+        if self.pace.is_pending() {
+            self.write(ctx)?;
+        }
+        Ok(())
     }
 
     fn state(&self) -> Option<Value> {

@@ -15,6 +15,7 @@ mod preempt;
 mod progress;
 mod python_format;
 mod reduce_lr;
+mod rewrite_pace;
 pub(crate) mod rounds;
 mod terminate_on_nan;
 
@@ -32,6 +33,7 @@ pub use python_format::check_file_pattern;
 #[doc(hidden)]
 pub use python_format::format_file_name;
 pub use reduce_lr::ReduceLROnPlateau;
+pub use rewrite_pace::{REWRITE_SPACING, RewritePace};
 pub use terminate_on_nan::TerminateOnNaN;
 
 use crate::engine::snapshot::Snapshot;

@@ -70,7 +70,8 @@ pub struct CallbackArgs {
     /// With --csv-log: keep what the file holds and add this run's rows
     #[arg(long, requires = "csv_log", help_heading = "Callbacks")]
     pub csv_append: bool,
-    /// Draw the training curves to this SVG file after every epoch (as `wgfit plot`)
+    /// Draw the training curves to this SVG file as the run goes (as `wgfit plot`; paced as
+    /// --history)
     #[arg(long, value_name = "FILE", help_heading = "Callbacks")]
     pub plot: Option<PathBuf>,
 }

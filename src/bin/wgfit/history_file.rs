@@ -1,19 +1,23 @@
-//! `--history` and `--plot` of `wgfit train`: files rewritten from the run's history after
-//! every epoch.
+//! `--history` and `--plot` of `wgfit train`: files rewritten from the run's history as it
+//! trains, at the pace of [`RewritePace`].
 
 use crate::train_args::HistoryFormat;
 use crate::{CliResult, Failure};
 use std::path::Path;
-use wgfit::callbacks::metric_order;
-use wgfit::{Callback, History, RunEvent};
+use std::time::Instant;
+use wgfit::callbacks::{RewritePace, metric_order};
+use wgfit::{Callback, FitOutcome, History, RunEvent};
 
-/// A file rewritten (atomically) from the run's whole history after every epoch and at the end
-/// of training: `--history` and `--plot`. A run killed later leaves the epochs so far, and a
-/// resumed one has each epoch exactly once. The history's JSON form and the plot carry the
+/// A file rewritten (atomically) from the run's whole history after each epoch (at the pace
+/// of [`RewritePace`], which skips rewrites while epochs are short against one), at the end of
+/// training, and when the run stops otherwise: `--history` and `--plot`. A run stopped by a
+/// preemption or an error leaves the epochs so far (one killed outright, those of its last
+/// rewrite), and a resumed one has each epoch exactly once. The history's JSON form and the plot carry the
 /// run's events (starts, resumes, preemptions) too.
 pub struct HistoryView {
     name: &'static str,
     write: Box<WriteFromHistory>,
+    pace: RewritePace,
 }
 
 /// Writes a file from the run's history and events.
@@ -24,6 +28,7 @@ impl HistoryView {
     pub fn history(path: std::path::PathBuf, format: HistoryFormat) -> Self {
         HistoryView {
             name: "HistoryFile",
+            pace: RewritePace::new(),
             write: Box::new(move |ctx| {
                 write_history(&path, ctx.history(), ctx.events(), format).map_err(|f| {
                     wgfit::Error::Callback {
@@ -39,6 +44,7 @@ impl HistoryView {
     pub fn plot(path: std::path::PathBuf) -> Self {
         HistoryView {
             name: "PlotFile",
+            pace: RewritePace::new(),
             write: Box::new(move |ctx| {
                 if ctx.history().is_empty() {
                     return Ok(());
@@ -61,7 +67,10 @@ impl Callback for HistoryView {
         _epoch: usize,
         _logs: &wgfit::Logs,
     ) -> wgfit::Result<()> {
-        (self.write)(ctx)
+        if self.pace.epoch_end_due() {
+            self.rewrite(ctx)?;
+        }
+        Ok(())
     }
 
     fn on_train_end(
@@ -69,7 +78,27 @@ impl Callback for HistoryView {
         ctx: &mut wgfit::Context<'_>,
         _logs: &wgfit::Logs,
     ) -> wgfit::Result<()> {
-        (self.write)(ctx)
+        self.rewrite(ctx)
+    }
+
+    fn on_fit_exit(
+        &mut self,
+        ctx: &mut wgfit::Context<'_>,
+        _outcome: FitOutcome,
+    ) -> wgfit::Result<()> {
+        if self.pace.is_pending() {
+            self.rewrite(ctx)?;
+        }
+        Ok(())
+    }
+}
+
+impl HistoryView {
+    fn rewrite(&mut self, ctx: &wgfit::Context<'_>) -> wgfit::Result<()> {
+        let began = Instant::now();
+        (self.write)(ctx)?;
+        self.pace.wrote(began, Instant::now());
+        Ok(())
     }
 }
 
