@@ -6,7 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::cli::{LONG, assert_ok, spawn, stderr, stdout, summary_value, wait_for, wgfit};
+use common::cli::{
+    LONG, assert_ok, preempt, spawn, stderr, stdout, summary_value, wait_for, wgfit,
+};
 
 #[test]
 fn sigkill_then_rerun_matches_an_uninterrupted_run_byte_for_byte() {
@@ -320,13 +322,7 @@ fn the_history_file_is_written_as_the_run_goes_and_ends_as_an_uninterrupted_runs
         &dir.path().join("wgfit-model.backup/latest.json"),
         &mut child,
     );
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    preempt(child);
     let partial = std::fs::read_to_string(&history).unwrap();
     assert!(partial.lines().count() >= 2, "{partial}");
     assert_ok(&wgfit(dir.path(), &args));
@@ -372,13 +368,7 @@ fn a_preempted_run_of_short_epochs_leaves_every_finished_epoch_in_its_history_fi
         assert!(child.try_wait().unwrap().is_none(), "the run ended early");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    let o = preempt(child);
     let sidecar: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("wgfit-model.backup/latest.json")).unwrap(),
     )

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::cli::{LONG, assert_ok, spawn, stderr, stdout, summary_value, wait_for, wgfit};
+use common::cli::{
+    LONG, assert_ok, preempt, spawn, stderr, stdout, summary_value, wait_for, wgfit,
+};
 use common::cli_run::{epochs, metric, train};
-use std::process::Command;
 use wgfit::callbacks::format_value;
 
 /// `evaluate`'s loss on the bundled digits.
@@ -216,13 +217,7 @@ fn a_preemption_is_reported_in_the_epochs_the_resume_counts_and_not_as_an_error(
         &d.join("wgfit-model.backup").join("latest.json"),
         &mut child,
     );
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    let o = preempt(child);
     let err = stderr(&o);
     assert!(err.contains("wgfit: preempted by signal 15"), "{err}");
     assert!(!err.contains("wgfit: error"), "{err}");

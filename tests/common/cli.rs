@@ -29,6 +29,18 @@ pub fn spawn(dir: &Path, args: &[&str]) -> Child {
         .expect("spawn wgfit")
 }
 
+/// Sends SIGTERM to a running `wgfit` and waits for it: it must exit preempted (143).
+pub fn preempt(child: Child) -> Output {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+    let o = child.wait_with_output().expect("wait for wgfit");
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    o
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
