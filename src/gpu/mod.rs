@@ -27,6 +27,7 @@ mod adapter;
 pub(crate) mod bindings;
 mod clip;
 mod kernels;
+mod layer_dims;
 pub(crate) mod layer_kernels;
 mod matmul;
 pub mod ops;

@@ -1,0 +1,77 @@
+//! Log values in JSON. Finite values are numbers; NaN and the infinities, which JSON has no
+//! numbers for, are the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (docs/FORMAT.md), so
+//! that every value a run logs survives a save and a restore.
+
+use super::Logs;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+
+struct Value(f64);
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("NaN"),
+            v if v > 0.0 => s.serialize_str("Infinity"),
+            _ => s.serialize_str("-Infinity"),
+        }
+    }
+}
+
+/// Reads a value straight from the parser's number or string (an untagged enum would
+/// buffer every value first: restoring a long history spends its time here).
+struct ValueVisitor;
+
+impl serde::de::Visitor<'_> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a number, \"NaN\", \"Infinity\" or \"-Infinity\"")
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value(v as f64))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value(v as f64))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Value, E> {
+        match name {
+            "NaN" => Ok(Value(f64::NAN)),
+            "Infinity" => Ok(Value(f64::INFINITY)),
+            "-Infinity" => Ok(Value(f64::NEG_INFINITY)),
+            _ => Err(E::custom(format!(
+                "{name:?} is not a number, \"NaN\", \"Infinity\" or \"-Infinity\""
+            ))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+/// Serializes logs with non-finite values as strings.
+pub fn serialize<S: Serializer>(logs: &Logs, s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(logs.len()))?;
+    for (k, v) in logs {
+        map.serialize_entry(k, &Value(*v))?;
+    }
+    map.end()
+}
+
+/// Reads logs written by [`serialize`].
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Logs, D::Error> {
+    let raw = BTreeMap::<String, Value>::deserialize(d)?;
+    Ok(raw.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
