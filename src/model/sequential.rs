@@ -1,22 +1,22 @@
 //! `Sequential`: a stack of layers ([`Dense`], [`crate::Conv2D`], pooling, [`crate::Dropout`],
 //! …) with Keras's `compile` / `fit` / `evaluate` / `predict`.
 
+mod evaluate;
+mod weights;
+
 use crate::callbacks::Callback;
 use crate::data::{Dataset, Targets};
 use crate::engine::GpuParams;
 use crate::engine::InitialWeights;
-use crate::engine::StepProfile;
 use crate::engine::{DataOn, Workspace};
 use crate::error::{Error, Result};
 use crate::fit::{FitOptions, FitSetup};
 use crate::gpu::Gpu;
 use crate::layer::{Activation, LayerSpec};
 use crate::loss::Loss;
-use crate::model::WeightsMeta;
 use crate::model::{Dense, Layer};
 use crate::optim::Optimizer;
-use crate::state::{Fingerprint, History, Logs, Tensor};
-use std::path::Path;
+use crate::state::{Fingerprint, History};
 use std::sync::Arc;
 
 /// A model: inputs of one shape through a stack of layers.
@@ -411,152 +411,5 @@ impl Sequential {
             },
             callbacks,
         )
-    }
-
-    /// Times every kernel launch of one training step on `data` in batches of `batch_size`,
-    /// each repeated `reps` times on its own, and the whole step: where a step's time goes.
-    /// The steps really train (on the first batch), so the parameters and optimizer slots
-    /// are put back after.
-    ///
-    /// # Errors
-    /// As [`Sequential::fit`] for the data and the batch size; GPU errors.
-    pub fn profile_step(
-        &mut self,
-        data: &Dataset,
-        batch_size: usize,
-        reps: usize,
-    ) -> Result<StepProfile> {
-        self.check_data(data)?;
-        FitOptions {
-            batch_size,
-            ..Default::default()
-        }
-        .validate(data.len())?;
-        let c = self.compiled()?;
-        // The profiled steps really train: parameters and optimizer slots are put back.
-        let (params, slots) = (c.params.read_params()?, c.params.read_slots()?);
-        let work = Workspace::new(&c.params, data, batch_size, c.loss, DataOn::Auto)?;
-        let profile = crate::engine::profile(
-            &c.params.gpu,
-            work.plan(0),
-            &c.params.clip,
-            &work.update,
-            reps,
-        );
-        c.params.write_params(&params, "")?;
-        c.params.write_slots(&slots, "")?;
-        profile
-    }
-
-    /// Whether `fit` with `data_on: on` would stream `data` from host memory a batch at a time
-    /// rather than keep it on the GPU, and the resident limit that decides it for
-    /// [`DataOn::Auto`] (bytes of the inputs, or of the targets: the adapter's largest storage
-    /// binding, lowered by the environment variable `WGFIT_RESIDENT_LIMIT_BYTES`).
-    pub fn data_placement(&self, data: &Dataset, on: DataOn) -> Result<(bool, u64)> {
-        let gpu = &self.compiled()?.params.gpu;
-        Ok((
-            crate::engine::streams(gpu, data, on),
-            crate::engine::resident_limit(gpu),
-        ))
-    }
-
-    /// The loss (and accuracy with cross-entropy) over `data`, in order, in batches.
-    pub fn evaluate(&self, data: &Dataset, batch_size: usize) -> Result<Logs> {
-        self.check_data(data)?;
-        let c = self.compiled()?;
-        let batch_size = batch_size.clamp(1, data.len());
-        let work = Workspace::new(&c.params, data, batch_size, c.loss, DataOn::Auto)?;
-        crate::fit::evaluate_on(&c.params, &work, c.loss.reports_accuracy(), "")
-    }
-
-    /// The model's outputs for `x` (row-major, `x.len() / inputs` rows), in batches.
-    /// With cross-entropy these are logits; apply a softmax for probabilities.
-    pub fn predict(&self, x: &[f32], batch_size: usize) -> Result<Vec<f32>> {
-        let c = self.compiled()?;
-        let rows = x.len() / self.inputs.max(1);
-        // The forward pass runs with placeholder labels; their loss is not used.
-        let data = Dataset::classification(x.to_vec(), self.inputs, vec![0; rows])?;
-        data.check_model(self.inputs, self.outputs())?;
-        self.check_ids(&data)?;
-        let work = Workspace::new(
-            &c.params,
-            &data,
-            batch_size.clamp(1, rows),
-            c.loss,
-            DataOn::Auto,
-        )?;
-        crate::fit::predict_on(&c.params, &work, self.outputs())
-    }
-
-    /// All parameters as named host tensors: `model.layers.<i>.weight` `[out, in]` and
-    /// `model.layers.<i>.bias` `[out]`.
-    pub fn parameters(&self) -> Result<Vec<Tensor>> {
-        self.compiled()?.params.read_params()
-    }
-
-    /// Replaces all parameters; each name of [`Sequential::parameters`] must be given once
-    /// with its shape.
-    pub fn set_parameters(&mut self, tensors: &[Tensor]) -> Result<()> {
-        self.compiled()?.params.write_params(tensors, "")
-    }
-
-    /// What a weights file of this model records besides the tensors: each layer's activation
-    /// and the loss.
-    pub fn weights_meta(&self) -> Result<WeightsMeta> {
-        Ok(WeightsMeta {
-            model: self.record()?,
-            activations: self.layers.iter().map(|l| l.activation()).collect(),
-            loss: self.loss()?,
-            input_scale: None,
-        })
-    }
-
-    /// Writes the parameters as a safetensors file (atomically), the form `wgfit train
-    /// --output` writes: the tensors of [`Sequential::parameters`] and a record of each
-    /// layer's activation and the loss, so that `wgfit evaluate` and `wgfit predict` rebuild
-    /// the same model from it.
-    pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
-        self.weights_meta()?
-            .write_with(path.as_ref(), &self.parameters()?)
-    }
-
-    /// Replaces all parameters with those of a weights file (as [`Sequential::save_weights`]
-    /// or a [`crate::ModelCheckpoint`] writes them). A file that records other activations or
-    /// another loss than this model's is refused ([`Error::ModelRecordMismatch`]): its weights
-    /// would compute something else here. A file without a record is taken as it is; the
-    /// model says what it is.
-    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::ckpt_io(path, e))?;
-        let tensors = crate::checkpoint::read_tensors(path)?;
-        if let Some(recorded) = WeightsMeta::from_file_bytes(&bytes, path, self.layers.len())? {
-            let ours = self.weights_meta()?;
-            let names = |a: &[crate::layer::Activation]| {
-                a.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
-            };
-            if recorded.activations != ours.activations {
-                return Err(Error::ModelRecordMismatch {
-                    path: path.to_path_buf(),
-                    what: "activations".into(),
-                    recorded: names(&recorded.activations),
-                    given: names(&ours.activations),
-                });
-            }
-            if recorded.loss != ours.loss {
-                return Err(Error::ModelRecordMismatch {
-                    path: path.to_path_buf(),
-                    what: "loss".into(),
-                    recorded: recorded.loss.name().into(),
-                    given: ours.loss.name().into(),
-                });
-            }
-        }
-        self.set_parameters(&tensors)
-    }
-
-    /// The optimizer's slots as named tensors (`optimizer.<param>.<slot>`, e.g. `momentum`;
-    /// empty for an optimizer that keeps none).
-    pub fn optimizer_slots(&self) -> Result<Vec<Tensor>> {
-        self.compiled()?.params.read_slots()
     }
 }
