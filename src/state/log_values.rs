@@ -5,7 +5,6 @@
 use super::Logs;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::BTreeMap;
 
 struct Value(f64);
 
@@ -70,8 +69,47 @@ pub fn serialize<S: Serializer>(logs: &Logs, s: S) -> Result<S::Ok, S::Error> {
     map.end()
 }
 
-/// Reads logs written by [`serialize`].
+/// Reads logs written by [`serialize`], straight into the map (a map of the values' wrapper
+/// first, converted after, built and freed a second map per epoch of a restored history).
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Logs, D::Error> {
-    let raw = BTreeMap::<String, Value>::deserialize(d)?;
-    Ok(raw.into_iter().map(|(k, v)| (k, v.0)).collect())
+    d.deserialize_map(LogsVisitor)
+}
+
+struct LogsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LogsVisitor {
+    type Value = Logs;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of metric names to values")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Logs, A::Error> {
+        let mut logs = Logs::new();
+        while let Some((name, value)) = map.next_entry::<String, Value>()? {
+            logs.insert(name, value.0);
+        }
+        Ok(logs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::EpochLogs;
+
+    // The values themselves: state/history.rs, `log_values_read_numbers_and_...`.
+    #[test]
+    fn logs_are_a_map_of_values_and_a_repeated_name_keeps_the_last() {
+        let e: EpochLogs =
+            serde_json::from_str(r#"{"epoch": 0, "logs": {"a": 1, "a": 2}}"#).unwrap();
+        assert_eq!(e.logs.len(), 1);
+        assert_eq!(e.logs["a"], 2.0);
+        for bad in [
+            r#"{"epoch": 0, "logs": [1.0]}"#,
+            r#"{"epoch": 0, "logs": {"loss": null}}"#,
+            r#"{"epoch": 0, "logs": 3}"#,
+        ] {
+            assert!(serde_json::from_str::<EpochLogs>(bad).is_err(), "{bad}");
+        }
+    }
 }
