@@ -16,6 +16,8 @@ fi
 bin=$(realpath "$WGFIT_BIN")
 data=$(realpath data/iris.csv)
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+fs=$(df -T "$out" | awk 'NR == 2 { print $2 }')
 times="$out/times"
 for i in $(seq "$reps"); do
     for variant in none csv json plot; do
@@ -30,21 +32,22 @@ for i in $(seq "$reps"); do
         start=$(date +%s.%N)
         if ! (cd "$run" && "$bin" train --data "$data" --batch-size 150 --epochs "$epochs" \
             --verbose 0 --output o.safetensors $files >log 2>&1); then
-            echo "wgfit failed: see $run/log" >&2
+            echo "wgfit failed ($variant, repetition $i):" >&2
+            cat "$run/log" >&2
             exit 1
         fi
         end=$(date +%s.%N)
         echo "$variant $start $end" >>"$times"
     done
 done
-python3 - "$times" "$epochs" "$reps" <<'EOF'
+python3 - "$times" "$epochs" "$reps" "$fs" <<'EOF'
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     variant, start, end = line.split()
     runs.setdefault(variant, []).append(float(end) - float(start))
 base = statistics.median(runs["none"])
-print(f"{sys.argv[2]} epochs of iris, {sys.argv[3]} alternated repetitions, seconds:")
+print(f"{sys.argv[2]} epochs of iris, {sys.argv[3]} alternated repetitions, files on {sys.argv[4]}, seconds:")
 for variant, label in [("none", "no file"), ("csv", "--history h.csv"),
                        ("json", "--history h.json"), ("plot", "--plot p.svg")]:
     t = runs[variant]

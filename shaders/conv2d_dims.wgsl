@@ -1,4 +1,4 @@
-// Conv2D's dimensions (ConvDims in src/gpu/layer_kernels.rs), shared by conv2d.wgsl and
+// Conv2D's dimensions (ConvDims in src/gpu/layer_dims.rs), shared by conv2d.wgsl and
 // conv2d_gemm.wgsl, which the host puts after this file.
 struct ConvDims {
     rows: u32, in_h: u32, in_w: u32, in_c: u32,

@@ -465,13 +465,23 @@ fn a_brief_outage_is_retried_and_the_run_ends_exactly() {
             std::thread::sleep(Duration::from_millis(500));
             proxy.restore();
         });
+        // Set however the run ends (a panic too), so that the watcher never waits forever.
+        let _ended = SetOnDrop(&ended);
         let vars = with_env(proxy.port, &[("FREQ", "epoch")]);
         let (code, err) = run(&bucket.url("blip"), &out, &vars);
-        ended.store(true, Ordering::SeqCst);
         assert_eq!(code, 0, "{err}");
     });
     assert!(cut.load(Ordering::SeqCst), "the outage happened");
     assert_eq!(std::fs::read(&out).unwrap(), expected);
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The store lost for good in the middle of `wgfit train`: the run stops (exit 4) with what

@@ -6,7 +6,9 @@
 //! file is rewritten (atomically) from the run's history, which every saved state holds: it
 //! always has each finished epoch exactly once. It is rewritten at an epoch's end at the
 //! [`RewritePace`] (every epoch unless epochs are short against a rewrite), at the end of
-//! training, and when `fit` ends otherwise with a rewrite skipped. With `append`, the
+//! training, and when `fit` ends otherwise with the file behind. A process killed outright
+//! (or stopped by a signal that no backup catches) leaves the epochs of the last rewrite,
+//! where Keras's appended file has every finished epoch. With `append`, the
 //! bytes the file had before the run began are kept in front, and checked on resume.
 
 use super::FitOutcome;
@@ -143,7 +145,7 @@ impl Callback for CsvLogger {
     }
 
     fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
-        // A rewrite left pending by an earlier fit is not this one's to make.
+        // Each fit paces its own rewrites, its first epoch's due.
         self.pace = RewritePace::new();
         self.prefix.clear();
         self.header = true;
@@ -174,9 +176,10 @@ impl Callback for CsvLogger {
         self.write(ctx)
     }
 
-    /// A run stopped by a preemption or an error leaves every epoch it finished.
+    /// A run stopped by an error, or by a preemption a backup catches, leaves every epoch it
+    /// finished.
     fn on_fit_exit(&mut self, ctx: &mut Context<'_>, _outcome: FitOutcome) -> Result<()> {
-        if self.pace.is_pending() {
+        if self.pace.take_pending() {
             self.write(ctx)?;
         }
         Ok(())

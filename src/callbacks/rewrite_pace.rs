@@ -2,25 +2,31 @@
 //! `wgfit train --history` and `--plot`). Such a rewrite grows with the run, so rewriting
 //! after every epoch makes a long run of short epochs quadratic (bench/NOTES.md, "Files
 //! rewritten from the history"). Paced, a rewrite is skipped while the last one is recent
-//! against what it took: the files never take more than a bounded share of the run's time,
-//! however long the run, and an epoch that takes longer than a rewrite is written at its end.
+//! against what rewrites take: each file takes a bounded share of the run's time, however
+//! long the run, and an epoch longer than [`REWRITE_SPACING`] rewrites is written at its end.
 
 use std::time::{Duration, Instant};
 
-/// A rewrite is due once the time since the last one ended is this many times what the last
-/// one took, so rewrites take at most 1/(1 + 49) = 2 % of a run's time, and a file of 10 000
-/// epochs still lags by about a second only (the figures: bench/NOTES.md, "Files rewritten
-/// from the history").
+/// A rewrite is due once the time since the last one ended is this many times what a rewrite
+/// takes, so each file's rewrites take about 1/(1 + 49) = 2 % of a run's time (a little more
+/// as the history grows between two), and a file of 10 000 short epochs lags by about a
+/// second (the figures: bench/NOTES.md, "Files rewritten from the history").
 pub const REWRITE_SPACING: u32 = 49;
 
+/// Rewrites whose cost is remembered: the cheapest of them is taken as what a rewrite takes,
+/// so that one stalled by a slow fsync does not hold the next back 49 times as long.
+const COSTS_KEPT: usize = 3;
+
 /// When a file rewritten from the whole history is due: at the first epoch's end, then at an
-/// epoch's end when the last rewrite is [`REWRITE_SPACING`] times its cost ago; always at the
-/// end of training; and, if one was skipped since the last, however `fit` ends.
+/// epoch's end when the last rewrite ended [`REWRITE_SPACING`] times a rewrite's cost ago;
+/// always at the end of training; and however `fit` ends, when the file lags the history.
 #[derive(Debug, Clone, Default)]
 pub struct RewritePace {
-    /// When the last rewrite ended, and what it took.
-    last: Option<(Instant, Duration)>,
-    /// Whether an epoch's rewrite was skipped since the last one.
+    /// When the last rewrite ended.
+    last_end: Option<Instant>,
+    /// What the last rewrites took, newest last.
+    costs: Vec<Duration>,
+    /// Whether an epoch ended since the last rewrite: the file lags the history.
     pending: bool,
 }
 
@@ -32,27 +38,39 @@ impl RewritePace {
 
     /// Whether a rewrite asked for at `now` is due.
     pub fn is_due(&self, now: Instant) -> bool {
-        self.last.is_none_or(|(ended, took)| {
-            now.saturating_duration_since(ended) >= took.saturating_mul(REWRITE_SPACING)
+        let cost = self.costs.iter().min().copied().unwrap_or_default();
+        self.last_end.is_none_or(|ended| {
+            now.saturating_duration_since(ended) >= cost.saturating_mul(REWRITE_SPACING)
         })
     }
 
-    /// Whether a rewrite was skipped since the last one, so that the file lags the run.
+    /// Whether an epoch ended since the last rewrite, so that the file lags the run.
     pub fn is_pending(&self) -> bool {
         self.pending
     }
 
-    /// Records a rewrite that began at `began` and ended at `ended`.
+    /// Records a rewrite that began at `began` and ended at `ended`: the file holds the
+    /// history.
     pub fn wrote(&mut self, began: Instant, ended: Instant) {
-        self.last = Some((ended, ended.saturating_duration_since(began)));
+        if self.costs.len() == COSTS_KEPT {
+            self.costs.remove(0);
+        }
+        self.costs.push(ended.saturating_duration_since(began));
+        self.last_end = Some(ended);
         self.pending = false;
     }
 
-    /// At an epoch's end: whether its rewrite is due; one that is not is noted pending.
+    /// At an epoch's end: the file now lags the history; whether its rewrite is due.
     pub fn epoch_end_due(&mut self) -> bool {
-        let due = self.is_due(Instant::now());
-        self.pending |= !due;
-        due
+        self.pending = true;
+        self.is_due(Instant::now())
+    }
+
+    /// However `fit` ends: whether the file lags the history, so that a run stopped by a
+    /// preemption or an error still leaves every finished epoch. Forgets it either way: the
+    /// next `fit` does not rewrite for this one.
+    pub fn take_pending(&mut self) -> bool {
+        std::mem::take(&mut self.pending)
     }
 }
 
@@ -61,33 +79,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_rewrite_is_due_then_one_spaced_by_its_cost() {
+    fn the_first_rewrite_is_due_then_one_spaced_by_the_cheapest_recent_cost() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
+        let spacing = u64::from(REWRITE_SPACING);
         let mut pace = RewritePace::new();
         assert!(pace.is_due(t0));
         pace.wrote(t0, t0 + ms(2));
         let ended = t0 + ms(2);
         assert!(!pace.is_due(ended));
-        assert!(!pace.is_due(ended + ms(2 * REWRITE_SPACING as u64 - 1)));
-        assert!(pace.is_due(ended + ms(2 * REWRITE_SPACING as u64)));
-        // A free rewrite leaves the next one due at once.
-        pace.wrote(ended, ended);
-        assert!(pace.is_due(ended));
+        assert!(!pace.is_due(ended + ms(2 * spacing - 1)));
+        assert!(pace.is_due(ended + ms(2 * spacing)));
+        // A stalled rewrite (a slow fsync) does not hold the next back: the cheapest of
+        // the recent costs counts.
+        let stalled = ended + ms(2 * spacing);
+        pace.wrote(stalled, stalled + ms(1000));
+        let ended = stalled + ms(1000);
+        assert!(pace.is_due(ended + ms(2 * spacing)));
+        // Once the stall is older than the costs kept, the rewrites' own cost counts.
+        for _ in 0..COSTS_KEPT {
+            pace.wrote(ended, ended + ms(5));
+        }
+        assert!(!pace.is_due(ended + ms(5 + 5 * spacing - 1)));
+        assert!(pace.is_due(ended + ms(5 + 5 * spacing)));
     }
 
     #[test]
-    fn a_skipped_rewrite_stays_pending_until_a_rewrite() {
+    fn an_epoch_leaves_the_file_pending_until_a_rewrite_or_the_exit() {
+        let t0 = Instant::now();
         let mut pace = RewritePace::new();
+        assert!(!pace.take_pending(), "no epoch ended");
         assert!(pace.epoch_end_due());
+        assert!(
+            pace.is_pending(),
+            "due, but not yet written (a failed rewrite stays so)"
+        );
+        // A rewrite that took an hour: the next epoch's is skipped, and pending.
+        pace.wrote(t0, t0 + Duration::from_secs(3600));
         assert!(!pace.is_pending());
-        // A rewrite that took an hour: the next epoch's is skipped and pending.
-        let now = Instant::now();
-        pace.wrote(now - Duration::from_secs(3600), now);
         assert!(!pace.epoch_end_due());
-        assert!(pace.is_pending());
-        pace.wrote(now, now);
-        assert!(!pace.is_pending());
-        assert!(pace.epoch_end_due());
+        assert!(pace.take_pending());
+        assert!(!pace.is_pending(), "the exit forgets it");
     }
 }

@@ -9,11 +9,12 @@ use wgfit::callbacks::{RewritePace, metric_order};
 use wgfit::{Callback, FitOutcome, History, RunEvent};
 
 /// A file rewritten (atomically) from the run's whole history after each epoch (at the pace
-/// of [`RewritePace`], which skips rewrites while epochs are short against one), at the end of
-/// training, and when the run stops otherwise: `--history` and `--plot`. A run stopped by a
-/// preemption or an error leaves the epochs so far (one killed outright, those of its last
-/// rewrite), and a resumed one has each epoch exactly once. The history's JSON form and the plot carry the
-/// run's events (starts, resumes, preemptions) too.
+/// of [`RewritePace`], which skips rewrites while epochs are short against one), at the end
+/// of training, and when `fit` stops otherwise with the file behind: `--history` and `--plot`.
+/// A run stopped by an error, or by a signal the backup catches (a preemption), leaves every
+/// finished epoch; one killed outright, or stopped by a signal with no backup to catch it,
+/// leaves those of its last rewrite. A resumed run's file has each epoch exactly once. The
+/// history's JSON form and the plot carry the run's events (starts, resumes, preemptions) too.
 pub struct HistoryView {
     name: &'static str,
     write: Box<WriteFromHistory>,
@@ -86,7 +87,7 @@ impl Callback for HistoryView {
         ctx: &mut wgfit::Context<'_>,
         _outcome: FitOutcome,
     ) -> wgfit::Result<()> {
-        if self.pace.is_pending() {
+        if self.pace.take_pending() {
             self.rewrite(ctx)?;
         }
         Ok(())

@@ -165,8 +165,8 @@ pub struct TrainArgs {
     #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Output")]
     pub output_format: Option<crate::model_formats::ModelFormat>,
     /// Write the per-epoch metrics here as the run goes (.csv, or .json with the run's starts,
-    /// resumes and preemptions too): after each epoch, or while epochs are short against a
-    /// rewrite of the file, as soon as the last rewrite is 49 times its cost ago
+    /// resumes and preemptions too): after each epoch, or, while epochs are short against a
+    /// rewrite of the file, often enough that the rewrites take about 2 % of the run
     #[arg(long, value_name = "PATH", help_heading = "Output")]
     pub history: Option<PathBuf>,
 
