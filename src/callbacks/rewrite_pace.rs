@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 /// second (the figures: bench/NOTES.md, "Files rewritten from the history").
 pub const REWRITE_SPACING: u32 = 49;
 
-/// Rewrites whose cost is remembered: the cheapest of them is taken as what a rewrite takes,
-/// so that one stalled by a slow fsync does not hold the next back 49 times as long.
+/// Rewrites whose cost is remembered: their median is taken as what a rewrite takes, so that
+/// one stalled by a slow fsync does not hold the next back 49 times as long, nor one that was
+/// quick by chance bring the next forward.
 const COSTS_KEPT: usize = 3;
 
 /// When a file rewritten from the whole history is due: at the first epoch's end, then at an
-/// epoch's end when the last rewrite ended [`REWRITE_SPACING`] times a rewrite's cost ago;
+/// epoch's end when the last rewrite ended [`REWRITE_SPACING`] times a rewrite's cost ago
+/// (the median of the last three);
 /// always at the end of training; and however `fit` ends, when the file lags the history.
 #[derive(Debug, Clone, Default)]
 pub struct RewritePace {
@@ -38,7 +40,9 @@ impl RewritePace {
 
     /// Whether a rewrite asked for at `now` is due.
     pub fn is_due(&self, now: Instant) -> bool {
-        let cost = self.costs.iter().min().copied().unwrap_or_default();
+        let mut costs = self.costs.clone();
+        costs.sort();
+        let cost = costs.get(costs.len() / 2).copied().unwrap_or_default();
         self.last_end.is_none_or(|ended| {
             now.saturating_duration_since(ended) >= cost.saturating_mul(REWRITE_SPACING)
         })
@@ -79,7 +83,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_rewrite_is_due_then_one_spaced_by_the_cheapest_recent_cost() {
+    fn the_first_rewrite_is_due_then_one_spaced_by_the_median_recent_cost() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let spacing = u64::from(REWRITE_SPACING);
@@ -90,18 +94,18 @@ mod tests {
         assert!(!pace.is_due(ended));
         assert!(!pace.is_due(ended + ms(2 * spacing - 1)));
         assert!(pace.is_due(ended + ms(2 * spacing)));
-        // A stalled rewrite (a slow fsync) does not hold the next back: the cheapest of
-        // the recent costs counts.
-        let stalled = ended + ms(2 * spacing);
-        pace.wrote(stalled, stalled + ms(1000));
-        let ended = stalled + ms(1000);
-        assert!(pace.is_due(ended + ms(2 * spacing)));
-        // Once the stall is older than the costs kept, the rewrites' own cost counts.
-        for _ in 0..COSTS_KEPT {
-            pace.wrote(ended, ended + ms(5));
+        // Two rewrites of 4 ms, then one stalled (a slow fsync): the median, 4 ms, counts.
+        let mut at = ended + ms(2 * spacing);
+        for took in [4, 4, 1000] {
+            pace.wrote(at, at + ms(took));
+            at += ms(took);
         }
-        assert!(!pace.is_due(ended + ms(5 + 5 * spacing - 1)));
-        assert!(pace.is_due(ended + ms(5 + 5 * spacing)));
+        assert!(!pace.is_due(at + ms(4 * spacing - 1)));
+        assert!(pace.is_due(at + ms(4 * spacing)));
+        // One quick by chance does not bring the next forward either.
+        pace.wrote(at, at + ms(1));
+        at += ms(1);
+        assert!(!pace.is_due(at + ms(4 * spacing - 1)));
     }
 
     #[test]
