@@ -19,9 +19,9 @@ pub const REWRITE_SPACING: u32 = 49;
 const COSTS_KEPT: usize = 3;
 
 /// When a file rewritten from the whole history is due: at the first epoch's end, then at an
-/// epoch's end when the last rewrite ended [`REWRITE_SPACING`] times a rewrite's cost ago
-/// (the median of the last three);
-/// always at the end of training; and however `fit` ends, when the file lags the history.
+/// epoch's end when the last rewrite ended [`REWRITE_SPACING`] times a rewrite's cost (the
+/// median of the last three) ago; always at the end of training; and however `fit` ends,
+/// when the file lags the history.
 #[derive(Debug, Clone, Default)]
 pub struct RewritePace {
     /// When the last rewrite ended.
