@@ -20,7 +20,6 @@ use crate::state::{History, Logs};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 const NAME: &str = "CSVLogger";
 
@@ -29,31 +28,39 @@ const NAME: &str = "CSVLogger";
 /// epoch, values as Python writes floats, `NA` for a missing one), excel line ends (`\r\n`).
 #[derive(Debug, Clone)]
 pub struct CsvLogger {
+    append: bool,
+    file: CsvFile,
+    pace: RewritePace,
+}
+
+/// What the log file's text is made of.
+#[derive(Debug, Clone)]
+struct CsvFile {
     path: PathBuf,
     separator: char,
-    append: bool,
     /// The file's bytes before the run began (with `append`), and whether a header follows.
     prefix: Vec<u8>,
     header: bool,
-    pace: RewritePace,
 }
 
 impl CsvLogger {
     /// Logs to `path`, comma-separated, replacing what the file held.
     pub fn new(path: impl AsRef<Path>) -> Self {
         CsvLogger {
-            path: path.as_ref().to_path_buf(),
-            separator: ',',
             append: false,
-            prefix: Vec::new(),
-            header: true,
+            file: CsvFile {
+                path: path.as_ref().to_path_buf(),
+                separator: ',',
+                prefix: Vec::new(),
+                header: true,
+            },
             pace: RewritePace::new(),
         }
     }
 
     /// The field separator.
     pub fn separator(mut self, separator: char) -> Self {
-        self.separator = separator;
+        self.file.separator = separator;
         self
     }
 
@@ -65,6 +72,16 @@ impl CsvLogger {
 
     /// The file's text for a run with this history.
     pub fn render(&self, history: &History, validates: bool) -> Vec<u8> {
+        self.file.render(history, validates)
+    }
+
+    fn fail(&self, reason: String) -> Error {
+        self.file.fail(reason)
+    }
+}
+
+impl CsvFile {
+    fn render(&self, history: &History, validates: bool) -> Vec<u8> {
         let mut out = self.prefix.clone();
         let Some(first) = history.first() else {
             return out;
@@ -106,12 +123,10 @@ impl CsvLogger {
     }
 
     /// Rewrites the file from the run's history.
-    fn write(&mut self, ctx: &Context<'_>) -> Result<()> {
-        let began = Instant::now();
+    fn write(&self, ctx: &Context<'_>) -> Result<()> {
         let text = self.render(ctx.history(), ctx.validates());
         crate::checkpoint::write_atomically(&self.path, &text)
             .map_err(|e| self.fail(e.to_string()))?;
-        self.pace.wrote(began, Instant::now());
         Ok(())
     }
 
@@ -147,14 +162,14 @@ impl Callback for CsvLogger {
     fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
         // Each fit paces its own rewrites, its first epoch's due.
         self.pace = RewritePace::new();
-        self.prefix.clear();
-        self.header = true;
+        self.file.prefix.clear();
+        self.file.header = true;
         if self.append {
-            match std::fs::read(&self.path) {
+            match std::fs::read(&self.file.path) {
                 Ok(bytes) => {
                     // As Keras: a header only when the file is empty.
-                    self.header = bytes.is_empty();
-                    self.prefix = bytes;
+                    self.file.header = bytes.is_empty();
+                    self.file.prefix = bytes;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(self.fail(format!("cannot read it: {e}"))),
@@ -164,32 +179,26 @@ impl Callback for CsvLogger {
     }
 
     fn on_epoch_end(&mut self, ctx: &mut Context<'_>, _epoch: usize, _logs: &Logs) -> Result<()> {
-        if self.pace.epoch_end_due() {
-            self.write(ctx)?;
-        }
-        Ok(())
+        self.pace.at_epoch_end(|| self.file.write(ctx))
     }
 
     /// Writes the file once more at the end, so that a resumed run with no epoch left to
     /// train (whose log was moved aside) still leaves the run's whole log.
     fn on_train_end(&mut self, ctx: &mut Context<'_>, _logs: &Logs) -> Result<()> {
-        self.write(ctx)
+        self.pace.at_train_end(|| self.file.write(ctx))
     }
 
     /// A run stopped by an error, or by a preemption a backup catches, leaves every epoch it
     /// finished.
     fn on_fit_exit(&mut self, ctx: &mut Context<'_>, _outcome: FitOutcome) -> Result<()> {
-        if self.pace.take_pending() {
-            self.write(ctx)?;
-        }
-        Ok(())
+        self.pace.at_fit_exit(|| self.file.write(ctx))
     }
 
     fn state(&self) -> Option<Value> {
         Some(json!({
-            "prefix_bytes": self.prefix.len(),
-            "prefix_sha256": sha256_hex(&self.prefix),
-            "header": self.header,
+            "prefix_bytes": self.file.prefix.len(),
+            "prefix_sha256": sha256_hex(&self.file.prefix),
+            "header": self.file.header,
         }))
     }
 
@@ -210,21 +219,22 @@ impl Callback for CsvLogger {
                     .into(),
             ));
         }
-        if self.append && len > 0 && self.prefix.is_empty() {
+        let file = &mut self.file;
+        if self.append && len > 0 && file.prefix.is_empty() {
             // The file was removed (or emptied) since: the way out of a changed prefix. The
             // log starts over with this run's epochs, all of which the history holds.
-            self.header = true;
+            file.header = true;
             return Ok(());
         }
-        if self.prefix.len() < len || sha256_hex(&self.prefix[..len]) != sha {
-            return Err(self.fail(format!(
+        if file.prefix.len() < len || sha256_hex(&file.prefix[..len]) != sha {
+            return Err(file.fail(format!(
                 "its first {len} bytes, there before the run began, have changed since; \
                  restore them, or move the file aside (to keep it) and rerun: the log then \
                  starts over with this run's epochs, and the backup's training is kept"
             )));
         }
-        self.prefix.truncate(len);
-        self.header = header;
+        file.prefix.truncate(len);
+        file.header = header;
         Ok(())
     }
 }
@@ -237,8 +247,8 @@ mod tests {
     /// `now` (empty: removed).
     fn resuming(now: &[u8], append: bool) -> CsvLogger {
         let mut logger = CsvLogger::new("log.csv").append(append);
-        logger.prefix = now.to_vec();
-        logger.header = now.is_empty();
+        logger.file.prefix = now.to_vec();
+        logger.file.header = now.is_empty();
         logger
     }
 
@@ -254,8 +264,8 @@ mod tests {
     fn a_removed_file_resumes_with_this_runs_epochs() {
         let mut logger = resuming(b"", true);
         logger.load_state(saved_state(b"old,rows\r\n")).unwrap();
-        assert!(logger.prefix.is_empty());
-        assert!(logger.header);
+        assert!(logger.file.prefix.is_empty());
+        assert!(logger.file.header);
     }
 
     #[test]
@@ -272,7 +282,7 @@ mod tests {
         // The same bytes resume as before.
         let mut logger = resuming(b"old,rows\r\nepoch,loss\r\n", true);
         logger.load_state(saved_state(b"old,rows\r\n")).unwrap();
-        assert_eq!(logger.prefix, b"old,rows\r\n");
+        assert_eq!(logger.file.prefix, b"old,rows\r\n");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! against what rewrites take: each file takes a bounded share of the run's time, however
 //! long the run, and an epoch longer than [`REWRITE_SPACING`] rewrites is written at its end.
 
+use crate::error::Result;
 use std::time::{Duration, Instant};
 
 /// A rewrite is due once the time since the last one ended is this many times what a rewrite
@@ -38,8 +39,41 @@ impl RewritePace {
         Self::default()
     }
 
+    /// At an epoch's end: rewrites the file with `write` when due. Either way the file lags
+    /// the history until a rewrite succeeds.
+    pub fn at_epoch_end(&mut self, write: impl FnOnce() -> Result<()>) -> Result<()> {
+        if self.epoch_end_due() {
+            self.timed(write)?;
+        }
+        Ok(())
+    }
+
+    /// At the end of training: rewrites the file, due or not, so that a resumed run with no
+    /// epoch left to train still leaves the run's whole history.
+    pub fn at_train_end(&mut self, write: impl FnOnce() -> Result<()>) -> Result<()> {
+        self.timed(write)
+    }
+
+    /// However `fit` ends: rewrites the file when it lags the history, so that a run stopped
+    /// by a preemption or an error still leaves every finished epoch. The lag is forgotten
+    /// either way, so that the next `fit` does not rewrite for this one.
+    pub fn at_fit_exit(&mut self, write: impl FnOnce() -> Result<()>) -> Result<()> {
+        if std::mem::take(&mut self.pending) {
+            self.timed(write)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a rewrite and remembers what it took.
+    fn timed(&mut self, write: impl FnOnce() -> Result<()>) -> Result<()> {
+        let began = Instant::now();
+        write()?;
+        self.wrote(began, Instant::now());
+        Ok(())
+    }
+
     /// Whether a rewrite asked for at `now` is due.
-    pub fn is_due(&self, now: Instant) -> bool {
+    fn is_due(&self, now: Instant) -> bool {
         let mut costs = self.costs.clone();
         costs.sort();
         let cost = costs.get(costs.len() / 2).copied().unwrap_or_default();
@@ -48,14 +82,9 @@ impl RewritePace {
         })
     }
 
-    /// Whether an epoch ended since the last rewrite, so that the file lags the run.
-    pub fn is_pending(&self) -> bool {
-        self.pending
-    }
-
     /// Records a rewrite that began at `began` and ended at `ended`: the file holds the
     /// history.
-    pub fn wrote(&mut self, began: Instant, ended: Instant) {
+    fn wrote(&mut self, began: Instant, ended: Instant) {
         if self.costs.len() == COSTS_KEPT {
             self.costs.remove(0);
         }
@@ -65,16 +94,9 @@ impl RewritePace {
     }
 
     /// At an epoch's end: the file now lags the history; whether its rewrite is due.
-    pub fn epoch_end_due(&mut self) -> bool {
+    fn epoch_end_due(&mut self) -> bool {
         self.pending = true;
         self.is_due(Instant::now())
-    }
-
-    /// However `fit` ends: whether the file lags the history, so that a run stopped by a
-    /// preemption or an error still leaves every finished epoch. Forgets it either way: the
-    /// next `fit` does not rewrite for this one.
-    pub fn take_pending(&mut self) -> bool {
-        std::mem::take(&mut self.pending)
     }
 }
 
@@ -109,20 +131,40 @@ mod tests {
     }
 
     #[test]
-    fn an_epoch_leaves_the_file_pending_until_a_rewrite_or_the_exit() {
-        let t0 = Instant::now();
+    fn an_epoch_leaves_the_file_lagging_until_a_rewrite_or_the_exit() {
         let mut pace = RewritePace::new();
-        assert!(!pace.take_pending(), "no epoch ended");
-        assert!(pace.epoch_end_due());
-        assert!(
-            pace.is_pending(),
-            "due, but not yet written (a failed rewrite stays so)"
-        );
-        // A rewrite that took an hour: the next epoch's is skipped, and pending.
+        let mut writes = 0;
+        let mut count = || {
+            writes += 1;
+            Ok(())
+        };
+        pace.at_fit_exit(&mut count).unwrap();
+        pace.at_train_end(&mut count).unwrap();
+        assert_eq!(writes, 1, "no epoch ended: only the end of training wrote");
+        let failed = pace.at_epoch_end(|| {
+            Err(crate::Error::Callback {
+                callback: "test".into(),
+                reason: "disk full".into(),
+            })
+        });
+        assert!(failed.is_err());
+        assert!(pace.pending, "a failed rewrite leaves the file lagging");
+        // A rewrite that took an hour: the next epoch's is skipped, and the file lags.
+        let t0 = Instant::now();
         pace.wrote(t0, t0 + Duration::from_secs(3600));
-        assert!(!pace.is_pending());
-        assert!(!pace.epoch_end_due());
-        assert!(pace.take_pending());
-        assert!(!pace.is_pending(), "the exit forgets it");
+        assert!(!pace.pending);
+        let mut writes = 0;
+        let mut count = || {
+            writes += 1;
+            Ok(())
+        };
+        pace.at_epoch_end(&mut count).unwrap();
+        assert!(pace.pending);
+        pace.at_fit_exit(&mut count).unwrap();
+        pace.at_fit_exit(&mut count).unwrap();
+        assert_eq!(
+            writes, 1,
+            "skipped at the epoch's end, written once at the exit"
+        );
     }
 }

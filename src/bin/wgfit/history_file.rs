@@ -4,7 +4,6 @@
 use crate::train_args::HistoryFormat;
 use crate::{CliResult, Failure};
 use std::path::Path;
-use std::time::Instant;
 use wgfit::callbacks::{RewritePace, metric_order};
 use wgfit::{Callback, FitOutcome, History, RunEvent};
 
@@ -68,10 +67,7 @@ impl Callback for HistoryView {
         _epoch: usize,
         _logs: &wgfit::Logs,
     ) -> wgfit::Result<()> {
-        if self.pace.epoch_end_due() {
-            self.rewrite(ctx)?;
-        }
-        Ok(())
+        self.pace.at_epoch_end(|| (self.write)(ctx))
     }
 
     fn on_train_end(
@@ -79,7 +75,7 @@ impl Callback for HistoryView {
         ctx: &mut wgfit::Context<'_>,
         _logs: &wgfit::Logs,
     ) -> wgfit::Result<()> {
-        self.rewrite(ctx)
+        self.pace.at_train_end(|| (self.write)(ctx))
     }
 
     fn on_fit_exit(
@@ -87,19 +83,7 @@ impl Callback for HistoryView {
         ctx: &mut wgfit::Context<'_>,
         _outcome: FitOutcome,
     ) -> wgfit::Result<()> {
-        if self.pace.take_pending() {
-            self.rewrite(ctx)?;
-        }
-        Ok(())
-    }
-}
-
-impl HistoryView {
-    fn rewrite(&mut self, ctx: &wgfit::Context<'_>) -> wgfit::Result<()> {
-        let began = Instant::now();
-        (self.write)(ctx)?;
-        self.pace.wrote(began, Instant::now());
-        Ok(())
+        self.pace.at_fit_exit(|| (self.write)(ctx))
     }
 }
 
