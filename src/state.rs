@@ -80,8 +80,9 @@ pub fn split_callback_tensor(name: &str) -> Option<(&str, &str)> {
     (!callback.is_empty()).then(|| (callback, &rest[at + 1..]))
 }
 
-/// The most optimizer slots one parameter may have (Adam with amsgrad keeps three).
-pub const MAX_SLOTS: u64 = 3;
+/// The most optimizer slots one parameter may have: Adam with amsgrad (or RMSprop, centered
+/// with momentum) keeps three, and gradient accumulation a fourth.
+pub const MAX_SLOTS: u64 = 4;
 
 /// Name of the batch statistics tensor in a [`TrainState`] and in checkpoints.
 pub const BATCH_STATS: &str = "fit.batch_stats";

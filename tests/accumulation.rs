@@ -3,8 +3,12 @@
 
 mod common;
 
-use common::{bits, data, options, uninterrupted_and_resumed};
-use wgfit::{Activation, Adam, Configured, Dense, Loss, Optimizer, Sequential};
+use common::{Counter, Interrupt, bits, data, options, uninterrupted_and_resumed};
+use std::sync::Arc;
+use wgfit::{
+    Activation, Adam, BackupAndRestore, Callback, Configured, Context, Dense, EarlyStopping, Loss,
+    Optimizer, Sequential, Tensor,
+};
 
 fn model(optimizer: impl Optimizer + 'static) -> Sequential {
     let mut m = Sequential::new(6)
@@ -56,4 +60,97 @@ fn zero_steps_are_refused() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("accumulation"), "{err}");
+}
+
+/// A user's callback that keeps a copy of the parameters as its state tensors.
+struct Keeper(Option<Arc<[Tensor]>>);
+
+impl Callback for Keeper {
+    fn name(&self) -> &str {
+        "Keeper"
+    }
+
+    fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> wgfit::Result<()> {
+        if self.0.is_none() {
+            let params = ctx.read_params()?;
+            let kept = params.into_iter().map(|t| Tensor {
+                name: format!("callbacks.Keeper.{}", t.name),
+                ..t
+            });
+            self.0 = Some(kept.collect());
+        }
+        Ok(())
+    }
+
+    fn state_tensors(&self) -> Option<Arc<[Tensor]>> {
+        self.0.clone()
+    }
+
+    fn load_state_tensors(&mut self, tensors: Vec<Tensor>) -> wgfit::Result<()> {
+        self.0 = Some(tensors.into());
+        Ok(())
+    }
+}
+
+#[test]
+fn the_largest_state_a_run_can_keep_is_restored() {
+    // Adam with amsgrad keeps three slots and accumulation a fourth; with EarlyStopping's best
+    // weights and a user's copy, the state holds seven copies of the parameters (40 KB each).
+    let make = || {
+        let mut m = Sequential::new(6)
+            .add(Dense::new(96).activation(Activation::Tanh))
+            .add(Dense::new(96).activation(Activation::Tanh))
+            .add(Dense::new(3))
+            .seed(3);
+        let adam = Adam::new(0.01).amsgrad(true);
+        m.compile(Loss::CrossEntropy, Configured::new(adam).accumulate(3))
+            .unwrap();
+        m
+    };
+    let early = || {
+        EarlyStopping::new("loss")
+            .patience(9)
+            .restore_best_weights(true)
+    };
+    let mut reference = make();
+    reference
+        .fit(&data(), options(2), &mut [&mut early(), &mut Keeper(None)])
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    let mut stop = Interrupt {
+        at_global_step: None,
+        at_epoch_begin: Some(1),
+    };
+    make()
+        .fit(
+            &data(),
+            options(2),
+            &mut [
+                &mut BackupAndRestore::new(&dir).unwrap(),
+                &mut early(),
+                &mut Keeper(None),
+                &mut stop,
+            ],
+        )
+        .expect_err("interrupted");
+    let mut resumed = make();
+    let mut rest = Counter::default();
+    resumed
+        .fit(
+            &data(),
+            options(2),
+            &mut [
+                &mut BackupAndRestore::new(&dir).unwrap(),
+                &mut early(),
+                &mut Keeper(None),
+                &mut rest,
+            ],
+        )
+        .unwrap();
+    assert!(
+        rest.batches.iter().all(|&(epoch, _)| epoch == 1),
+        "the rerun resumed after epoch 0"
+    );
+    assert_eq!(bits(&resumed), bits(&reference));
 }

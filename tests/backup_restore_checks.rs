@@ -222,7 +222,7 @@ fn a_claimed_size_is_checked_against_the_model_and_the_file_before_reading() {
     let err = resume_error(&dir);
     assert!(
         err.to_string()
-            .contains("more than the 18984 a state of its model can have"),
+            .contains("more than the 21364 a state of its model can have"),
         "{err}"
     );
     // The same claim in a sidecar whose model would allow it: the file's blocks decide.

@@ -212,7 +212,7 @@ impl Fingerprint {
     }
 
     /// The most bytes a weights file of a state of this run can have: every parameter with
-    /// up to `MAX_SLOTS` (3) optimizer slots and `MAX_CALLBACK_COPIES` (2) callback copies, a
+    /// up to `MAX_SLOTS` (4) optimizer slots and `MAX_CALLBACK_COPIES` (2) callback copies, a
     /// pair of statistics per batch, and a header. A
     /// sidecar claiming more is refused before anything is read or allocated.
     pub fn max_state_bytes(&self) -> u64 {
