@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Counter, Interrupt, bits, data, options, uninterrupted_and_resumed};
+use common::{Counter, Interrupt, bits, data, interrupted, options, uninterrupted_and_resumed};
 use std::sync::Arc;
 use wgfit::{
     Activation, Adam, BackupAndRestore, Callback, Configured, Context, Dense, EarlyStopping, Loss,
@@ -122,7 +122,7 @@ fn the_largest_state_a_run_can_keep_is_restored() {
         at_global_step: None,
         at_epoch_begin: Some(1),
     };
-    make()
+    let stopped = make()
         .fit(
             &data(),
             options(2),
@@ -134,6 +134,7 @@ fn the_largest_state_a_run_can_keep_is_restored() {
             ],
         )
         .expect_err("interrupted");
+    assert_eq!(stopped.to_string(), interrupted().to_string());
     let mut resumed = make();
     let mut rest = Counter::default();
     resumed

@@ -190,6 +190,16 @@ impl BackupDir {
         superseded: u64,
     ) -> Result<()> {
         let p = meta.position;
+        let (bytes, most) = (
+            weights.iter().map(|w| w.len() as u64).sum::<u64>(),
+            fingerprint.max_state_bytes(),
+        );
+        if bytes > most {
+            // A restore would refuse it as damaged: fail the save, not the resume.
+            return Err(Error::internal(format!(
+                "a state of {bytes} bytes, more than the {most} a restore accepts for this model"
+            )));
+        }
         self.hold.confirm()?;
         self.fence()?;
         // A name nothing has: never a file a sidecar points to (a crash would leave it torn),
@@ -236,12 +246,7 @@ impl BackupDir {
             epoch: p.epoch,
             step: p.step,
             global_step: p.global_step,
-            weights: WeightsRef::with_parts(
-                file,
-                weights.iter().map(|p| p.len() as u64).sum(),
-                checksum::PART_BYTES,
-                parts,
-            ),
+            weights: WeightsRef::with_parts(file, bytes, checksum::PART_BYTES, parts),
             fingerprint: fingerprint.clone(),
             seed: meta.seed,
             optimizer_steps: meta.optimizer_steps,
