@@ -3,7 +3,7 @@
 # one (--backup-every-batch), alternated, each run's samples counted by shared object. On two
 # cores that lavapipe keeps busy, the samples the backup run has beyond the plain one outside
 # lavapipe's compiled kernels ([JIT]) are CPU the backup can have taken from training
-# (bench/NOTES.md, "Every batch, by CPU samples").
+# (bench/NOTES.md, "A control for the measures within one fit": "Every batch, by CPU samples").
 # Usage: scripts/profile-w1-backup.sh [pairs]   (default 3; needs perf; writes under /tmp)
 set -eu
 cd "$(dirname "$0")/.."

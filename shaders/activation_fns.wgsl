@@ -1,6 +1,6 @@
 // The activations: the one place their formulas are written, prepended to every kernel that
 // applies one (the matmul epilogues) or differentiates one (activation.wgsl, loss.wgsl). The
-// codes ACT_* come before this file, generated from the Rust enum `Activation` (src/layer.rs).
+// codes ACT_* come before this file, generated from the Rust enum `Activation` (src/activation.rs).
 
 fn activate(x: f32, kind: u32) -> f32 {
     switch kind {

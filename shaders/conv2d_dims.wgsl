@@ -1,5 +1,5 @@
-// Conv2D's dimensions (ConvDims in src/gpu/layer_dims.rs), shared by conv2d.wgsl and
-// conv2d_gemm.wgsl, which the host puts after this file.
+// Conv2D's dimensions (ConvDims in src/gpu/layer_dims.rs), shared by conv2d.wgsl,
+// conv2d_gemm.wgsl and conv2d_gemm_tiles.wgsl, which the host puts after this file.
 struct ConvDims {
     rows: u32, in_h: u32, in_w: u32, in_c: u32,
     out_h: u32, out_w: u32, filters: u32, kh: u32,

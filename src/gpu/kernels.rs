@@ -1,5 +1,5 @@
-//! Host side of the WGSL kernels in `shaders/`: their parameter structs, bind group layouts and
-//! pipelines, and one recorded dispatch ([`Dispatch`]).
+//! Host side of the WGSL kernels in `shaders/`: bind group layouts and pipelines (their
+//! parameter structs are in `params.rs`), and one recorded dispatch ([`Dispatch`]).
 //!
 //! | kernel        | shader                   | entry point |
 //! |---------------|--------------------------|-------------|

@@ -63,7 +63,8 @@ pub struct TrainArgs {
     /// A Keras 3 model instead of --layers: the JSON `model.to_json()` writes for a Sequential
     /// or Functional model of Dense, Conv2D, MaxPooling2D, AveragePooling2D,
     /// GlobalAveragePooling2D, Flatten, Reshape, Dropout, Activation, BatchNormalization,
-    /// LayerNormalization, Embedding, PositionEmbedding, MultiHeadAttention and Add layers,
+    /// LayerNormalization, Embedding, PositionEmbedding, MultiHeadAttention, Add and Softmax
+    /// layers,
     /// or a .keras file (its config, and its weights to start from); rows of the data are its
     /// input, flattened
     #[arg(
