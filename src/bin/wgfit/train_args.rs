@@ -64,9 +64,8 @@ pub struct TrainArgs {
     /// or Functional model of Dense, Conv2D, MaxPooling2D, AveragePooling2D,
     /// GlobalAveragePooling2D, Flatten, Reshape, Dropout, Activation, BatchNormalization,
     /// LayerNormalization, Embedding, PositionEmbedding, MultiHeadAttention, Add and Softmax
-    /// layers,
-    /// or a .keras file (its config, and its weights to start from); rows of the data are its
-    /// input, flattened
+    /// layers, or a .keras file (its config, and its weights to start from); rows of the data
+    /// are its input, flattened
     #[arg(
         long,
         value_name = "PATH.json|PATH.keras",
