@@ -118,37 +118,22 @@ fn the_largest_state_a_run_can_keep_is_restored() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
+    // A run with a backup, the two callbacks and `last`.
+    let run = |model: &mut Sequential, last: &mut dyn Callback| {
+        let mut backup = BackupAndRestore::new(&dir).unwrap();
+        let callbacks: &mut [&mut dyn Callback] =
+            &mut [&mut backup, &mut early(), &mut Keeper(None), last];
+        model.fit(&data(), options(2), callbacks)
+    };
     let mut stop = Interrupt {
         at_global_step: None,
         at_epoch_begin: Some(1),
     };
-    let stopped = make()
-        .fit(
-            &data(),
-            options(2),
-            &mut [
-                &mut BackupAndRestore::new(&dir).unwrap(),
-                &mut early(),
-                &mut Keeper(None),
-                &mut stop,
-            ],
-        )
-        .expect_err("interrupted");
+    let stopped = run(&mut make(), &mut stop).expect_err("interrupted");
     assert_eq!(stopped.to_string(), interrupted().to_string());
     let mut resumed = make();
     let mut rest = Counter::default();
-    resumed
-        .fit(
-            &data(),
-            options(2),
-            &mut [
-                &mut BackupAndRestore::new(&dir).unwrap(),
-                &mut early(),
-                &mut Keeper(None),
-                &mut rest,
-            ],
-        )
-        .unwrap();
+    run(&mut resumed, &mut rest).unwrap();
     assert!(
         rest.batches.iter().all(|&(epoch, _)| epoch == 1),
         "the rerun resumed after epoch 0"
