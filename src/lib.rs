@@ -69,8 +69,8 @@ pub use optim::{
     Adam, Clipping, Configured, LearningRateSchedule, Optimizer, RmsProp, Sgd, UpdateKernel,
 };
 pub use state::{
-    EpochLogs, EventKind, Fingerprint, HISTORY_CHUNK, History, Logs, MAX_EVENTS, OneRankRun,
-    Position, RunEvent, StateMeta, Tensor, TrainState,
+    EpochLogs, EventKind, Fingerprint, HISTORY_CHUNK, History, Logs, MAX_EVENTS,
+    MAX_OPTIMIZER_SLOTS, OneRankRun, Position, RunEvent, StateMeta, Tensor, TrainState,
 };
 
 /// The README's code blocks, compiled and run as doctests.

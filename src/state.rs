@@ -80,9 +80,13 @@ pub fn split_callback_tensor(name: &str) -> Option<(&str, &str)> {
     (!callback.is_empty()).then(|| (callback, &rest[at + 1..]))
 }
 
-/// The most optimizer slots one parameter may have: Adam with amsgrad (or RMSprop, centered
-/// with momentum) keeps three, and gradient accumulation a fourth.
-pub const MAX_SLOTS: u64 = 4;
+/// The most slots an optimizer's update kernel may keep per parameter (Adam with amsgrad, or
+/// RMSprop centered with momentum, keeps three); `compile` refuses one that keeps more.
+pub const MAX_OPTIMIZER_SLOTS: u64 = 3;
+
+/// The most slots one parameter may have in a state: the optimizer's and the gradient
+/// accumulator.
+pub const MAX_SLOTS: u64 = MAX_OPTIMIZER_SLOTS + 1;
 
 /// Name of the batch statistics tensor in a [`TrainState`] and in checkpoints.
 pub const BATCH_STATS: &str = "fit.batch_stats";

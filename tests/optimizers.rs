@@ -113,3 +113,50 @@ fn bad_hyper_parameters_are_refused_at_compile() {
     assert!(refused(Adam::new(f32::NAN)).contains("learning rate"));
     assert!(refused(RmsProp::new(0.01).rho(-0.1)).contains("rho"));
 }
+
+/// Adam's update with a fourth slot declared kept, as a user's optimizer might keep four
+/// (Adan keeps three moments and the previous gradient).
+#[derive(Debug, Clone)]
+struct FourSlots(Adam);
+
+impl Optimizer for FourSlots {
+    fn name(&self) -> &'static str {
+        "four_slots"
+    }
+    fn kernel(&self) -> wgfit::UpdateKernel {
+        wgfit::UpdateKernel {
+            source: self.0.kernel().source,
+            slots: &["momentum", "velocity", "velocity_hat", "previous_gradient"],
+        }
+    }
+    fn keeps(&self, _slot: &str) -> bool {
+        true
+    }
+    fn uniform(&self, len: usize) -> Vec<u8> {
+        self.0.uniform(len)
+    }
+    fn learning_rate(&self) -> f32 {
+        self.0.learning_rate()
+    }
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.0.set_learning_rate(lr)
+    }
+    fn validate(&self) -> wgfit::Result<()> {
+        Ok(())
+    }
+    fn fingerprint(&self) -> String {
+        "four_slots".into()
+    }
+    fn boxed(&self) -> Box<dyn Optimizer> {
+        Box::new(self.clone())
+    }
+}
+
+#[test]
+fn an_optimizer_keeping_more_slots_than_a_backup_holds_is_refused_at_compile() {
+    let e = refused(FourSlots(Adam::new(0.01)));
+    assert!(
+        e.contains("four_slots keeps 4 slots per parameter; a backup holds at most 3"),
+        "{e}"
+    );
+}

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::layer::{Activation, LayerSpec};
 use crate::optim::Optimizer;
-use crate::state::Tensor;
+use crate::state::{MAX_OPTIMIZER_SLOTS, Tensor};
 use std::sync::{Arc, Mutex};
 
 /// A model's first parameters.
@@ -170,6 +170,19 @@ impl GpuParams {
         weights: InitialWeights,
         optimizer: Box<dyn Optimizer>,
     ) -> Result<Self> {
+        let kernel = optimizer.kernel();
+        let kept = optimizer.kept_slots().len() as u64;
+        if kept > MAX_OPTIMIZER_SLOTS {
+            // A restore refuses a larger state as damaged (Fingerprint::max_state_bytes).
+            return Err(Error::config(
+                "optimizer",
+                format!(
+                    "{} keeps {kept} slots per parameter; a backup holds at most \
+                     {MAX_OPTIMIZER_SLOTS}",
+                    optimizer.name()
+                ),
+            ));
+        }
         let mut layers: Vec<LayerLayout> = Vec::new();
         let mut len = 0usize;
         for spec in specs {
@@ -219,7 +232,7 @@ impl GpuParams {
         };
         let grads = gpu.storage_in_pieces("gradients", len as u64 * 4)?;
         let mut slots = Vec::new();
-        for name in optimizer.kernel().slots {
+        for name in kernel.slots {
             let kept = optimizer.keeps(name);
             let buffer = zeros(&gpu, name, if kept { len } else { 4 })?;
             let range = (0, if kept { len } else { 0 });

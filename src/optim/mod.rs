@@ -30,7 +30,8 @@ use crate::error::Result;
 pub struct UpdateKernel {
     /// The WGSL source.
     pub source: &'static str,
-    /// The slots the kernel binds, in binding order (from binding 3).
+    /// The slots the kernel binds, in binding order (from binding 3); at most three of them
+    /// kept ([`MAX_OPTIMIZER_SLOTS`](crate::MAX_OPTIMIZER_SLOTS), what a backup holds).
     pub slots: &'static [&'static str],
 }
 
