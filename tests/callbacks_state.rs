@@ -1,6 +1,6 @@
 //! What a backup keeps of the callbacks and of the run: callbacks' states by name (two of one
-//! name are refused), callbacks' tensors (only what a restore accepts is saved), and the run's
-//! events (start, resume, fallback).
+//! name are refused), callbacks' tensors and states (only what a restore accepts is saved),
+//! and the run's events (start, resume, fallback).
 
 mod common;
 
@@ -128,4 +128,34 @@ fn callback_tensors_a_restore_would_refuse_are_never_saved() {
             .unwrap_err();
         assert!(err.to_string().contains(why), "{why}: {err}");
     }
+}
+
+/// A callback whose state is larger than a sidecar may be.
+struct Hoarder;
+
+impl wgfit::Callback for Hoarder {
+    fn name(&self) -> &str {
+        "Hoarder"
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::String("x".repeat(65 << 20)))
+    }
+}
+
+#[test]
+fn a_state_too_large_to_restore_is_not_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    let mut backup = BackupAndRestore::new(&dir).unwrap();
+    let err = model()
+        .fit(&data(), options(1), &mut [&mut backup, &mut Hoarder])
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("more than the 64 MiB a restore reads")
+            && message.contains("was not committed"),
+        "{message}"
+    );
+    assert!(!dir.join("latest.json").exists());
 }

@@ -264,6 +264,18 @@ impl BackupDir {
                 .map_or(0, |d| d.as_millis() as u64),
         };
         let json = sidecar.to_json()?;
+        if json.len() as u64 > format::MAX_SIDECAR_BYTES {
+            return Err(Error::UnrestorableSidecar {
+                global_step: p.global_step,
+                reason: format!(
+                    "it is {} bytes, more than the {} MiB a restore reads (the callbacks' \
+                     states take {} of them)",
+                    json.len(),
+                    format::MAX_SIDECAR_BYTES >> 20,
+                    serde_json::to_vec(&meta.callbacks).map_or(0, |v| v.len())
+                ),
+            });
+        }
         // What is committed must restore: parsed back by the code restore uses.
         // (Compared as JSON: a NaN in the logs is not equal to itself.)
         match Sidecar::parse(&json, &self.place.join(LATEST)) {
