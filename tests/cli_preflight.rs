@@ -78,6 +78,124 @@ fn output_paths_are_checked_before_training() {
 }
 
 #[test]
+fn outputs_that_are_not_regular_files_are_refused_and_links_are_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    data(d);
+    let made = std::process::Command::new("mkfifo")
+        .arg(d.join("fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("fifo", d.join("to-fifo")).unwrap();
+    std::os::unix::fs::symlink("nowhere/x.csv", d.join("dangling.csv")).unwrap();
+    for (args, names) in [
+        (
+            &["--output", "fifo"][..],
+            &["--output fifo", "not a regular file"][..],
+        ),
+        (
+            &["--csv-log", "to-fifo"],
+            &[
+                "--csv-log to-fifo",
+                "a link to something other than a regular file",
+            ],
+        ),
+        (
+            &["--history", "dangling.csv"],
+            &["--history dangling.csv", "a link to nothing"],
+        ),
+        (
+            &[
+                "--output",
+                "o.safetensors",
+                "--backup-dir",
+                "./o.safetensors",
+            ],
+            &["--backup-dir ./o.safetensors is also --output"],
+        ),
+    ] {
+        let mut all = vec!["--data", "d.csv"];
+        all.extend_from_slice(args);
+        refused(&wgfit(d, &train(&all)), d, names);
+    }
+    let o = wgfit(
+        d,
+        &train(&[
+            "--data",
+            "d.csv",
+            "--history",
+            "h.csv",
+            "--backup-dir",
+            "h.csv",
+        ]),
+    );
+    refused(&o, d, &["--backup-dir h.csv is also --history"]);
+    let o = wgfit(d, &train(&["--data", "d.csv", "--backup-dir", "d.csv"]));
+    refused(&o, d, &["--backup-dir d.csv is a file"]);
+    // The pipe is still a pipe, the link a link.
+    use std::os::unix::fs::FileTypeExt;
+    let fifo = std::fs::symlink_metadata(d.join("fifo")).unwrap();
+    assert!(fifo.file_type().is_fifo());
+    assert!(
+        std::fs::symlink_metadata(d.join("dangling.csv"))
+            .unwrap()
+            .is_symlink()
+    );
+
+    // A link to a regular file is written through: the link stays, its file gets the model.
+    std::fs::create_dir(d.join("runs")).unwrap();
+    std::fs::write(d.join("runs/m.safetensors"), "old").unwrap();
+    std::os::unix::fs::symlink("runs/m.safetensors", d.join("m.safetensors")).unwrap();
+    let o = wgfit(
+        d,
+        &train(&[
+            "--data",
+            "d.csv",
+            "--batch-size",
+            "2",
+            "--no-backup",
+            "--output",
+            "m.safetensors",
+        ]),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        std::fs::symlink_metadata(d.join("m.safetensors"))
+            .unwrap()
+            .is_symlink()
+    );
+    let written = std::fs::read(d.join("runs/m.safetensors")).unwrap();
+    assert!(written.len() > 100, "the model went to the link's file");
+
+    // export checks its output as train does, and never writes over its input.
+    for (out, names) in [
+        ("fifo", &["--output fifo", "not a regular file"][..]),
+        (
+            "runs/m.safetensors",
+            &["--output runs/m.safetensors", "WEIGHTS reads"],
+        ),
+    ] {
+        let o = wgfit(
+            d,
+            &[
+                "export",
+                "m.safetensors",
+                "-o",
+                out,
+                "--format",
+                "safetensors",
+            ],
+        );
+        refused(&o, d, names);
+    }
+    assert_eq!(
+        std::fs::read(d.join("runs/m.safetensors")).unwrap(),
+        written
+    );
+}
+
+#[test]
 fn checkpoint_patterns_are_formatted_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -210,4 +210,37 @@ fn a_functional_gpt_from_keras_json_learns_a_text_and_continues_it() {
     assert_eq!(drawn, generate(&["--temperature", "1.5", "--seed", "4"]));
     assert_eq!(drawn.chars().count(), 35);
     assert!(drawn.chars().all(|c| PHRASE.contains(c)), "{drawn}");
+
+    // As many characters as a u64 counts: printed as they come, until the reader goes away
+    // (before, they were collected first, and this many failed to allocate).
+    let mut child = std::process::Command::new(common::cli::BIN)
+        .args([
+            "generate",
+            "--weights",
+            "gpt.safetensors",
+            "--data",
+            "t.safetensors",
+            "--prompt",
+            "the c",
+            "--tokens",
+            "18446744073709551615",
+        ])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = vec![0u8; want.len()];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(String::from_utf8(first).unwrap(), want);
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    // Ended as Unix tools end when their reader goes away: by SIGPIPE, with nothing to say.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(13), "{o:?}");
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

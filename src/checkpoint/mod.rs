@@ -9,6 +9,7 @@ mod format;
 mod handle;
 mod history_chunks;
 mod inspect;
+mod output_file;
 mod place;
 mod read_ahead;
 mod record;
@@ -31,6 +32,7 @@ pub use format::{FORMAT, Sidecar, VERSION, WeightsRef, check_file_name};
 pub(crate) use handle::DirHandle;
 pub use history_chunks::{CHUNK_FORMAT, ChunkRef, HistoryRecord, check_chunk_name};
 pub use inspect::{FileReport, Inspection, Outlook, SidecarReport, StateSummary, inspect};
+pub use output_file::{Written, output_file, write_atomically};
 pub(crate) use read_ahead::ReadAhead;
 pub(crate) use remote::LeaseWatch;
 pub use remote::Location;
@@ -58,65 +60,6 @@ pub fn write_tensors_with_metadata(
 ) -> Result<()> {
     let data = encode_tensors(tensors, metadata)?;
     write_atomically(path, &data).map(|_| ())
-}
-
-/// How [`write_atomically`] wrote a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Written {
-    /// Whether the bytes went past the page cache (`O_DIRECT`; files of 16 MiB and more, on
-    /// file systems that accept it).
-    pub direct_io: bool,
-}
-
-/// Writes a file atomically: a new temporary file beside it, fsync, rename, fsync of the
-/// directory. A crash leaves either the old file or the new one, never a torn one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<Written> {
-    let fail = |source| Error::WriteFile {
-        path: path.to_path_buf(),
-        source,
-    };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| fail(std::io::Error::other("not a file name wgfit can write")))?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let dir = DirHandle::open(parent).map_err(fail)?;
-    let tmp = format!(".wgfit-out-{}-{name}", std::process::id());
-    let _ = dir.remove(&tmp);
-    remove_stale_temporaries(&dir, name);
-    let direct_io = dir.write_atomic(name, &tmp, &[bytes], true).map_err(fail)?;
-    dir.sync()?;
-    Ok(Written { direct_io })
-}
-
-/// Removes the temporary files of earlier writes of `name` by processes that no longer run
-/// (`.wgfit-out-<pid>-<name>`, left behind when a process was killed mid-write). A file whose
-/// process still runs is another write in progress and stays; failures are ignored (a stale
-/// temporary file costs only its space).
-fn remove_stale_temporaries(dir: &DirHandle, name: &str) {
-    let Ok(names) = dir.names() else {
-        return;
-    };
-    let suffix = format!("-{name}");
-    for entry in names {
-        let pid = entry
-            .strip_prefix(".wgfit-out-")
-            .and_then(|rest| rest.strip_suffix(&suffix))
-            .and_then(|pid| pid.parse::<i32>().ok());
-        let Some(pid) = pid.filter(|p| *p > 0) else {
-            continue;
-        };
-        // Signal 0 checks that the process exists; ESRCH says it does not.
-        let gone = rustix::process::Pid::from_raw(pid)
-            .map(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH))
-            .unwrap_or(false);
-        if gone {
-            let _ = dir.remove(&entry);
-        }
-    }
 }
 
 /// Encodes tensors as the bytes of a safetensors file (f32) with optional header metadata.

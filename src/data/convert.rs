@@ -73,6 +73,7 @@ pub(super) fn write_atomically(
         path: output.to_path_buf(),
         source,
     };
+    let output = &crate::checkpoint::output_file(output).map_err(write_err)?;
     let (dir, name) = dir_and_name(output)
         .ok_or_else(|| write_err(std::io::Error::other("not a file name wgfit can write")))?;
     let (tmp, lock) = create_temporary(dir, name).map_err(write_err)?;
@@ -150,6 +151,7 @@ fn dir_and_name(output: &Path) -> Option<(&Path, &str)> {
 /// The temporary file a [`convert_csv`] to `output` by this process writes before renaming it
 /// into place (`None` if `output` names no file), for a signal handler to remove.
 pub fn temporary_of(output: &Path) -> Option<PathBuf> {
+    let output = &crate::checkpoint::output_file(output).ok()?;
     let (dir, name) = dir_and_name(output)?;
     Some(dir.join(temporary_name(std::process::id(), name)))
 }

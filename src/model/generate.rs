@@ -28,6 +28,24 @@ impl Sequential {
     /// context position), and the next id comes from the logits at the context's last
     /// position. Fails on an empty prompt, an id of `V` or more, or a model of another shape.
     pub fn generate(&self, prompt: &[u32], tokens: usize, sampling: Sampling) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(tokens.min(1 << 16));
+        self.generate_each(prompt, tokens, sampling, |id| {
+            out.push(id);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// [`Sequential::generate`], handing each id to `each` as it is made (to print it, say)
+    /// instead of collecting them: memory stays that of the context however many are asked
+    /// for. Stops early when `each` returns false.
+    pub fn generate_each(
+        &self,
+        prompt: &[u32],
+        tokens: usize,
+        sampling: Sampling,
+        mut each: impl FnMut(u32) -> bool,
+    ) -> Result<()> {
         let t = match self.input_shape() {
             [t] => *t,
             other => {
@@ -69,8 +87,11 @@ impl Sequential {
             Sampling::Greedy => None,
         };
         let mut ids = prompt.to_vec();
-        let mut out = Vec::with_capacity(tokens);
         for _ in 0..tokens {
+            if ids.len() >= 2 * t {
+                // Only the last T ids are ever read again.
+                ids.drain(..ids.len() - t);
+            }
             let context = &ids[ids.len().saturating_sub(t)..];
             let mut window = vec![0.0f32; t];
             for (w, &id) in window.iter_mut().zip(context) {
@@ -86,9 +107,11 @@ impl Sequential {
                 _ => first_largest(row),
             };
             ids.push(next);
-            out.push(next);
+            if !each(next) {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 }
 

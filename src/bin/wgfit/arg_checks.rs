@@ -62,6 +62,13 @@ pub fn refuse_overwriting_input(
     Ok(())
 }
 
+/// Whether two paths name one place: one existing file ([`same_file`]), or the same path once
+/// made absolute (`./o` and `o`, neither of which exists yet).
+pub fn same_place(a: &Path, b: &Path) -> bool {
+    same_file(a, b)
+        || matches!((std::path::absolute(a), std::path::absolute(b)), (Ok(a), Ok(b)) if a == b)
+}
+
 /// Whether two paths name one existing file (by device and inode, so that `./d.csv`, a link
 /// and `d.csv` are the same file).
 pub fn same_file(a: &Path, b: &Path) -> bool {
@@ -82,6 +89,8 @@ pub fn check_output(flag: &str, path: &Path) -> CliResult {
             path.display()
         )));
     }
+    let path = &wgfit::checkpoint::output_file(path)
+        .map_err(|e| usage(format!("{flag} {}: {e}", path.display())))?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

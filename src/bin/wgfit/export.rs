@@ -76,6 +76,16 @@ pub fn run(args: ExportArgs) -> CliResult {
         crate::arg_checks::check_input("--model", path)?;
     }
     crate::arg_checks::check_input("WEIGHTS", &args.weights)?;
+    crate::arg_checks::check_output("--output", &args.output)?;
+    crate::arg_checks::refuse_overwriting_input(
+        "--output",
+        &args.output,
+        "WEIGHTS",
+        &args.weights,
+    )?;
+    if let Some(path) = &args.model {
+        crate::arg_checks::refuse_overwriting_input("--output", &args.output, "--model", path)?;
+    }
     let (model, scale) = crate::evaluate::load_weights_file(&args.weights)?;
     let config = match &args.model {
         Some(path) => Some(same_model_config(path, &model, &args.weights)?),

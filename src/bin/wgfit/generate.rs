@@ -3,6 +3,7 @@
 
 use crate::{CliResult, Failure};
 use clap::Args;
+use std::io::Write;
 use std::path::PathBuf;
 use wgfit::{Sampling, Sgd, WeightsMeta};
 
@@ -97,8 +98,25 @@ pub fn run(args: GenerateArgs) -> CliResult {
         },
         None => Sampling::Greedy,
     };
-    let ids = model.generate(&prompt, args.tokens, sampling)?;
-    let text: String = ids.iter().map(|&id| vocabulary[id as usize]).collect();
-    println!("{}{text}", args.prompt);
-    Ok(())
+    // Each character is printed as it is made (a reader that goes away ends wgfit by SIGPIPE,
+    // as for every command).
+    let mut out = std::io::stdout().lock();
+    let mut failed = None;
+    let mut print = |text: &str| match write!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    };
+    if print(&args.prompt) {
+        model.generate_each(&prompt, args.tokens, sampling, |id| {
+            print(&vocabulary[id as usize].to_string())
+        })?;
+        print("\n");
+    }
+    match failed {
+        Some(e) => Err(Failure::new(format!("cannot write the text: {e}"))),
+        None => Ok(()),
+    }
 }

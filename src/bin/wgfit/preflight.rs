@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use wgfit::Loss;
 
 use crate::arg_checks::{
-    check_input, check_output, check_scale, refuse_overwriting_input, same_file, usage,
+    check_input, check_output, check_scale, refuse_overwriting_input, same_place, usage,
 };
 
 /// Checks the flags of a run (on a rank past 0 of a distributed run, whose file flags are
@@ -25,9 +25,10 @@ pub fn check(args: &TrainArgs) -> CliResult {
     check_backup_dir(args)
 }
 
-/// A local --backup-dir must be a directory or not exist yet (it is made).
+/// A local backup directory (--backup-dir, or the default beside --output) must be a directory
+/// or not exist yet (it is made), and be none of the files the run reads or writes.
 fn check_backup_dir(args: &TrainArgs) -> CliResult {
-    let Some(dir) = &args.backup_dir else {
+    let Some(dir) = args.backup_dir() else {
         return Ok(());
     };
     if dir.to_string_lossy().contains("://") {
@@ -38,6 +39,15 @@ fn check_backup_dir(args: &TrainArgs) -> CliResult {
             "--backup-dir {} is a file, not a directory",
             dir.display()
         )));
+    }
+    let files = outputs(args).into_iter().chain(inputs(args));
+    for (flag, path) in files {
+        if same_place(&dir, &path) {
+            return Err(usage(format!(
+                "--backup-dir {} is also {flag}: give the backup a directory of its own",
+                dir.display()
+            )));
+        }
     }
     Ok(())
 }
@@ -282,16 +292,22 @@ fn check_inputs_exist(args: &TrainArgs) -> CliResult {
     Ok(())
 }
 
+/// The files the run writes, with their flags.
+fn outputs(args: &TrainArgs) -> Vec<(&'static str, PathBuf)> {
+    let mut outputs = vec![("--output", args.output.clone())];
+    if let Some(h) = &args.history {
+        outputs.push(("--history", h.clone()));
+    }
+    for (flag, p) in args.callbacks.outputs() {
+        outputs.push((flag, p.clone()));
+    }
+    outputs
+}
+
 /// The files the run writes: each can be created where it is asked for, none is a file the
 /// run reads, and no two are the same file.
 fn check_outputs(args: &TrainArgs) -> CliResult {
-    let mut outputs: Vec<(&'static str, &Path)> = vec![("--output", &args.output)];
-    if let Some(h) = &args.history {
-        outputs.push(("--history", h));
-    }
-    for (flag, p) in args.callbacks.outputs() {
-        outputs.push((flag, p));
-    }
+    let outputs = outputs(args);
     for (flag, path) in &outputs {
         check_output(flag, path)?;
     }
@@ -301,7 +317,7 @@ fn check_outputs(args: &TrainArgs) -> CliResult {
             refuse_overwriting_input(flag, path, input_flag, input)?;
         }
         for (other_flag, other) in &outputs[..i] {
-            if same_file(path, other) || path == other {
+            if same_place(path, other) {
                 return Err(usage(format!(
                     "{flag} {} is also {other_flag}: give each output its own file",
                     path.display()
