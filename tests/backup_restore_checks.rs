@@ -330,3 +330,44 @@ fn a_deferred_save_point_is_committed_within_a_batch_or_two() {
     );
     assert!(committed >= 7, "{committed} of 24 save points committed");
 }
+
+/// A change made to a sidecar's JSON.
+type Edit = fn(&mut serde_json::Value);
+
+#[test]
+fn a_sidecar_that_disagrees_with_its_weights_file_or_its_history_is_refused() {
+    // The sidecar has no digest of its own: a changed digit must not resume the run elsewhere.
+    let edits: [(&str, Edit, &str); 4] = [
+        (
+            "global step",
+            |v| v["global_step"] = (v["global_step"].as_u64().unwrap() + 1).into(),
+            "but its weights file was written at global_step",
+        ),
+        (
+            "optimizer updates",
+            |v| v["optimizer_steps"] = 0.into(),
+            "records optimizer_steps 0, but its weights file was written at optimizer_steps",
+        ),
+        (
+            "epoch",
+            |v| v["epoch"] = 1.into(),
+            "its history ends at epoch 2, but its position is epoch 1",
+        ),
+        (
+            "an epoch's number",
+            |v| v["history"]["epochs"][1]["epoch"] = 7.into(),
+            "its history numbers epoch 7 after epoch 0",
+        ),
+    ];
+    for (what, edit, says) in edits {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("b");
+        kept_backup(&dir);
+        let mut v = sidecar(&dir, LATEST);
+        assert_eq!(v["epoch"], 3, "the backup is at epoch 3");
+        edit(&mut v);
+        std::fs::write(dir.join(LATEST), serde_json::to_vec(&v).unwrap()).unwrap();
+        let err = resume_error(&dir).to_string();
+        assert!(err.contains(says) && err.contains(LATEST), "{what}: {err}");
+    }
+}

@@ -305,6 +305,14 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Decoded> {
     classify(read_tensors_from(bytes, path)?, path, true)
 }
 
+/// The `__metadata__` of a weights file's header (empty if it has none or cannot be read).
+pub(super) fn header_metadata(bytes: &[u8]) -> HashMap<String, String> {
+    safetensors::SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, m)| m.metadata().clone())
+        .unwrap_or_default()
+}
+
 /// Whether a tensor of a weights file must hold finite values (the model's parameters and
 /// the callbacks' copies of them).
 pub(super) fn must_be_finite(name: &str) -> bool {

@@ -14,7 +14,7 @@ use super::place::{Place, Weights};
 use super::stream_read;
 use crate::error::{Error, Result};
 use crate::state::{Fingerprint, History, TrainState};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 /// A verified state read back from disk, with where it came from.
@@ -142,7 +142,11 @@ fn load(dir: &Place, name: &str, now: Option<&Fingerprint>) -> Result<Loaded, Un
     }
     let (history, history_chunks) =
         history_chunks::read_history(dir, &sidecar.history).map_err(damaged)?;
-    let state = read_state(dir, &sidecar, history).map_err(damaged)?;
+    check_history_ends(&sidecar, &history)
+        .map_err(|reason| damaged(Error::corrupt(&path, reason)))?;
+    let (state, written_at) = read_state(dir, &sidecar, history).map_err(damaged)?;
+    check_written_at(&sidecar, &written_at)
+        .map_err(|reason| damaged(Error::corrupt(&path, reason)))?;
     Ok(Loaded {
         sidecar_path: path,
         sidecar,
@@ -152,8 +156,13 @@ fn load(dir: &Place, name: &str, now: Option<&Fingerprint>) -> Result<Loaded, Un
     })
 }
 
-/// Reads a sidecar's weights file, checked against the sidecar before it is read.
-fn read_state(dir: &Place, sidecar: &Sidecar, history: History) -> Result<TrainState> {
+/// Reads a sidecar's weights file, checked against the sidecar before it is read; with the
+/// `__metadata__` of its header (where it was written).
+fn read_state(
+    dir: &Place,
+    sidecar: &Sidecar,
+    history: History,
+) -> Result<(TrainState, HashMap<String, String>)> {
     let expected = &sidecar.weights;
     let path = dir.join(&expected.file);
     let limit = sidecar.fingerprint.max_state_bytes();
@@ -169,25 +178,83 @@ fn read_state(dir: &Place, sidecar: &Sidecar, history: History) -> Result<TrainS
     expected
         .check_part_count()
         .map_err(|reason| Error::corrupt(&path, reason))?;
-    let state = match dir.open_weights(&expected.file, expected.bytes)? {
+    let (state, written_at) = match dir.open_weights(&expected.file, expected.bytes)? {
         Weights::File(file) => match stream_read::read(&file, expected, &path)? {
-            Some(read) => format::state_of_decoded(
-                sidecar,
-                history,
-                format::classify(read.tensors, &path, !read.finite)?,
+            Some(read) => (
+                format::state_of_decoded(
+                    sidecar,
+                    history,
+                    format::classify(read.tensors, &path, !read.finite)?,
+                ),
+                read.metadata,
             ),
             None => match dir {
                 Place::Local(handle) => {
                     let weights = handle.read_len(&expected.file, file, expected.bytes)?;
-                    verify_and_decode(sidecar, history, &weights, &path)?
+                    let state = verify_and_decode(sidecar, history, &weights, &path)?;
+                    (state, format::header_metadata(&weights))
                 }
                 Place::Remote(_) => unreachable!("an object store opened a local file"),
             },
         },
-        Weights::Bytes(weights) => verify_and_decode(sidecar, history, &weights, &path)?,
+        Weights::Bytes(weights) => {
+            let state = verify_and_decode(sidecar, history, &weights, &path)?;
+            (state, format::header_metadata(&weights))
+        }
     };
     check_shapes(sidecar, &state).map_err(|reason| Error::corrupt(&path, reason))?;
-    Ok(state)
+    Ok((state, written_at))
+}
+
+/// The sidecar, which carries no digest of its own, must agree with what its verified weights
+/// file recorded when it was written (epoch, step, global step, optimizer updates): a changed
+/// digit would otherwise resume the run elsewhere.
+fn check_written_at(
+    sidecar: &Sidecar,
+    written_at: &HashMap<String, String>,
+) -> std::result::Result<(), String> {
+    for (key, recorded) in [
+        ("epoch", sidecar.epoch as u64),
+        ("step", sidecar.step as u64),
+        ("global_step", sidecar.global_step),
+        ("optimizer_steps", sidecar.optimizer_steps),
+    ] {
+        // Files of earlier versions may lack a key; those that have it must agree.
+        if let Some(written) = written_at.get(key)
+            && written.parse::<u64>().ok() != Some(recorded)
+        {
+            return Err(format!(
+                "it records {key} {recorded}, but its weights file was written at {key} {written}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A history numbers its epochs one after another and ends at the epoch before the
+/// sidecar's position (it may start later: `initial_epoch`).
+fn check_history_ends(sidecar: &Sidecar, history: &History) -> std::result::Result<(), String> {
+    let mut last: Option<usize> = None;
+    for e in history.iter() {
+        if let Some(l) = last
+            && e.epoch != l + 1
+        {
+            return Err(format!(
+                "its history numbers epoch {} after epoch {l}",
+                e.epoch
+            ));
+        }
+        last = Some(e.epoch);
+    }
+    match last {
+        Some(l) if l + 1 != sidecar.epoch => Err(format!(
+            "its history ends at epoch {l}, but its position is epoch {} (the history should \
+             end at epoch {})",
+            sidecar.epoch,
+            sidecar.epoch.saturating_sub(1)
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Verifies a weights file's bytes and decodes them side by side; the digests' verdict comes

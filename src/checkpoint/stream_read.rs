@@ -28,6 +28,8 @@ const PREFIX: u64 = 8;
 /// The tensors of a verified weights file, in name order.
 pub(super) struct Read {
     pub tensors: Vec<Tensor>,
+    /// The header's `__metadata__` (the position the file was written at).
+    pub metadata: std::collections::HashMap<String, String>,
     /// Whether every tensor that must be finite was seen to be as it was read (otherwise the
     /// decoding checks them, and names the first value that is not).
     pub finite: bool,
@@ -147,6 +149,7 @@ pub(super) fn read(file: &File, expected: &WeightsRef, path: &Path) -> Result<Op
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Some(Read {
         tensors,
+        metadata: metadata.metadata().clone().unwrap_or_default(),
         finite: aligned && !not_finite.load(Ordering::Relaxed),
     }))
 }
