@@ -133,6 +133,18 @@ fn outputs_that_are_not_regular_files_are_refused_and_links_are_written_through(
     refused(&o, d, &["--backup-dir h.csv is also --history"]);
     let o = wgfit(d, &train(&["--data", "d.csv", "--backup-dir", "d.csv"]));
     refused(&o, d, &["--backup-dir d.csv is a file"]);
+    // An input that is a pipe is refused (it would be read twice), never waited on.
+    for flag in ["--data", "--validation-data"] {
+        let mut args = vec!["--data", "d.csv", flag, "fifo"];
+        if flag == "--data" {
+            args.drain(..2);
+        }
+        refused(
+            &wgfit(d, &train(&args)),
+            d,
+            &[&format!("{flag} fifo"), "a pipe or a device"],
+        );
+    }
     // The pipe is still a pipe, the link a link.
     use std::os::unix::fs::FileTypeExt;
     let fifo = std::fs::symlink_metadata(d.join("fifo")).unwrap();

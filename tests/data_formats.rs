@@ -1,6 +1,7 @@
 //! A data file's form is told by its content, not its name: a file `wgfit convert` wrote
 //! trains under any extension, a CSV named `.safetensors` is still CSV. And a regression CSV
-//! given to `wgfit train` says how to train on its float targets.
+//! given to `wgfit train` says how to train on its float targets. A pipe, whose first bytes
+//! telling its form would be lost to the read after, is refused.
 
 use std::path::Path;
 use wgfit::data::{DataFormat, convert_csv};
@@ -91,6 +92,25 @@ fn content_decides_the_form() {
     // fails there, naming its first line).
     assert_eq!(of(&st[..100]), DataFormat::Csv);
     assert_eq!(of(b""), DataFormat::Csv);
+}
+
+#[test]
+fn a_pipe_is_refused_not_read_twice_nor_waited_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("d.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // No writer ever opens it: opening it to read would wait forever.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(Dataset::load(&fifo, &CsvOptions::default()).err()));
+    let e = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the load waited on the pipe")
+        .expect("the load of a pipe is refused");
+    assert!(e.to_string().contains("a pipe or a device"), "{e}");
 }
 
 #[test]

@@ -19,14 +19,25 @@ pub enum DataFormat {
 
 impl DataFormat {
     /// The form of the file at `path`, from its first bytes and its size. Fails with
-    /// [`Error::DataIo`] naming the file when it cannot be opened or read.
+    /// [`Error::DataIo`] naming the file when it cannot be opened or read, or is not a regular
+    /// file (a pipe would lose the bytes read here).
     pub fn of(path: &Path) -> Result<DataFormat> {
         let io = |source| Error::DataIo {
             path: path.to_path_buf(),
             source,
         };
+        // Asked before opening it: opening a named pipe waits for a writer.
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() && !meta.is_dir() {
+            // Its form is told from its first bytes, then it is read again: a pipe would lose
+            // them (and a named pipe wait forever for a second writer).
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a pipe or a device, not a regular file: save it to a file first",
+            )));
+        }
         let file = std::fs::File::open(path).map_err(io)?;
-        let size = file.metadata().map_err(io)?.len();
+        let size = meta.len();
         let mut head = Vec::with_capacity(9);
         file.take(9).read_to_end(&mut head).map_err(io)?;
         Ok(Self::of_bytes(&head, size))

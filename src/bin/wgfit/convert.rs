@@ -105,7 +105,7 @@ pub fn run(args: ConvertArgs) -> CliResult {
         return convert_images(args);
     }
     // A missing input is named as missing before any flag is found out of place.
-    crate::arg_checks::check_input("INPUT", &args.input)?;
+    crate::arg_checks::check_stream_input("INPUT", &args.input)?;
     let image_flag = [
         args.image_size
             .map(|(h, w)| format!("--image-size {h},{w}")),
@@ -121,7 +121,7 @@ pub fn run(args: ConvertArgs) -> CliResult {
             args.input.display()
         )));
     }
-    crate::arg_checks::check_input("INPUT", &args.input)?;
+    crate::arg_checks::check_stream_input("INPUT", &args.input)?;
     crate::arg_checks::check_output("OUTPUT", &args.output)?;
     crate::arg_checks::refuse_overwriting_input("OUTPUT", &args.output, "INPUT", &args.input)?;
     let options = CsvOptions {
