@@ -111,3 +111,33 @@ fn dense_labels_train_quietly_with_their_model_line() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_validation_label_the_model_cannot_have_names_the_validation_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_csv(dir.path(), "train.csv", &[0, 1, 2, 1, 0, 2]);
+    write_csv(dir.path(), "val.csv", &[0, 7, 1]);
+    let o = wgfit(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            "train.csv",
+            "--validation-data",
+            "val.csv",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+        ],
+    );
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("--validation-data val.csv: label 7 at sample 1 is out of range")
+            && err.contains("needs the training data's features and labels (train.csv)"),
+        "{err}"
+    );
+    assert!(!err.contains("--layers ending in"), "{err}");
+    assert!(!dir.path().join("wgfit-model.safetensors").exists());
+}

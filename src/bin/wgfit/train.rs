@@ -119,10 +119,22 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         || "the bundled digits".to_string(),
         |p| p.display().to_string(),
     );
-    for d in std::iter::once(&train).chain(validation.as_ref()) {
-        model.check_data(d).map_err(|e| match from_file {
-            true => crate::model_file::model_file_mismatch(e, &model, &data_name),
-            false => data_mismatch(e, d, &widths, &data_name),
+    model.check_data(&train).map_err(|e| match from_file {
+        true => crate::model_file::model_file_mismatch(e, &model, &data_name),
+        false => data_mismatch(e, &train, &widths, &data_name),
+    })?;
+    if let Some(v) = &validation {
+        // The model is sized for the training data: validation data that does not fit it is
+        // what is wrong, whatever --layers says.
+        model.check_data(v).map_err(|e| {
+            let name = args.validation_data.as_ref().map_or_else(
+                || format!("the validation split of {data_name}"),
+                |p| format!("--validation-data {}", p.display()),
+            );
+            Failure::new(format!(
+                "{name}: {e}; validation data needs the training data's features and labels \
+                 ({data_name})"
+            ))
         })?;
     }
     if let (Some(init), Some(_)) = (&args.init, &keras_weights) {
