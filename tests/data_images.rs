@@ -239,6 +239,20 @@ fn a_bad_folder_or_image_is_an_error_naming_it_and_leaves_no_output() {
         &["1 or more"],
     );
     case(
+        &[
+            "convert",
+            "images",
+            "out.safetensors",
+            "--image-size",
+            "100000,100000",
+        ],
+        1,
+        &[
+            "100000x100000 is 10000000000 pixels an image",
+            "smaller size",
+        ],
+    );
+    case(
         &[&convert[..], &["--targets", "1"]].concat(),
         2,
         &["--targets", "folders' classes"],

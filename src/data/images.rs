@@ -64,6 +64,11 @@ pub struct ImageOptions {
     pub shuffle: Option<u64>,
 }
 
+/// The most pixels an image is resized to: 8192x8192, whose 4-channel f32 values (1 GiB) are
+/// already eight times the largest storage binding of lavapipe, and far past any input a
+/// model here trains on; a larger size would only fail later, allocating.
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+
 /// Converts the folder `input` (`input/<class>/<image>`) to a safetensors file `output`:
 /// `x` F32 `[n, height, width, channels]` (pixel values times `scale`), `y` U32 `[n]` (the
 /// index of the image's class among the sorted class names) and the class names as JSON in
@@ -74,7 +79,8 @@ pub struct ImageOptions {
 ///
 /// Errors: no class sub-folder or no image ([`Error::EmptyData`]), a file that does not
 /// decode as an image or a class name that is not UTF-8 ([`Error::InvalidData`], naming the
-/// file), an unreadable folder ([`Error::DataIo`]).
+/// file), an unreadable folder ([`Error::DataIo`]), a size over [`MAX_IMAGE_PIXELS`]
+/// ([`Error::Config`]).
 pub fn convert_images(
     input: &Path,
     output: &Path,
@@ -87,6 +93,17 @@ pub fn convert_images(
             "image size",
             format!(
                 "{}x{} has no pixels; give a height and a width of 1 or more",
+                options.height, options.width
+            ),
+        ));
+    }
+    let pixels = u64::from(options.height) * u64::from(options.width);
+    if pixels > MAX_IMAGE_PIXELS {
+        return Err(Error::config(
+            "image size",
+            format!(
+                "{}x{} is {pixels} pixels an image, more than the {MAX_IMAGE_PIXELS} (8192x8192) \
+                 wgfit converts; give a smaller size",
                 options.height, options.width
             ),
         ));
