@@ -95,3 +95,64 @@ fn evaluate_and_predict_on_a_trained_model() {
     let csv = std::fs::read_to_string(dir.path().join("px.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
 }
+
+#[test]
+fn files_that_are_not_weights_files_are_named_for_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("d.csv"), "1,2,0\n3,4,1\n5,6,0\n").unwrap();
+    let o = wgfit(
+        d,
+        &[
+            "train",
+            "--data",
+            "d.csv",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "3",
+            "--optimizer",
+            "adam",
+            "--keep-checkpoint",
+            "--verbose",
+            "0",
+            "--output",
+            "m.safetensors",
+        ],
+    );
+    assert_ok(&o);
+    let state = std::fs::read_dir(d.join("m.backup"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .unwrap();
+    std::fs::write(d.join("k.weights.h5"), b"\x89HDF\r\n\x1a\n\0\0\0\0").unwrap();
+    std::fs::write(d.join("k.keras"), b"PK\x03\x04\0\0").unwrap();
+    let state = state.to_str().unwrap();
+    for (command, file, says) in [
+        ("evaluate", state, "is a backup's state file"),
+        (
+            "evaluate",
+            "k.weights.h5",
+            "is an HDF5 file (Keras's .weights.h5)",
+        ),
+        (
+            "export",
+            "k.keras",
+            "is a zip archive (a Keras .keras file?)",
+        ),
+    ] {
+        let args = match command {
+            "export" => vec!["export", file, "-o", "out.onnx"],
+            _ => vec!["evaluate", "--weights", file, "--data", "d.csv"],
+        };
+        let o = wgfit(d, &args);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(says),
+            "{command} {file}: {}",
+            stderr(&o)
+        );
+        assert!(!d.join("out.onnx").exists());
+    }
+}

@@ -76,7 +76,19 @@ pub fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
     let path = &args.weights;
     let bytes = std::fs::read(path)
         .map_err(|e| Failure::new(format!("cannot read --weights {}: {e}", path.display())))?;
+    refuse_other_kinds(&bytes, path)?;
     let tensors = wgfit::checkpoint::read_tensors(path)?;
+    if tensors
+        .iter()
+        .any(|t| t.name == "fit.batch_stats" || t.name.starts_with("optimizer."))
+    {
+        return Err(Failure::new(format!(
+            "{} is a backup's state file (optimizer slots and batch statistics beside the \
+             weights), which a backup directory's latest.json describes: give the run's \
+             --output file, or resume the run with `wgfit train --backup-dir DIR`",
+            path.display()
+        )));
+    }
     if let Some(record) = WeightsMeta::architecture(&bytes, path)? {
         return load_recorded(args, record, &bytes, tensors);
     }
@@ -101,6 +113,23 @@ pub fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
     model.compile(loss, Sgd::new(0.1))?;
     model.set_parameters(&tensors)?;
     Ok(Loaded { model, loss, scale })
+}
+
+/// Names the files people mistake for a wgfit weights file, by their first bytes, instead of
+/// letting them fail as a damaged safetensors file.
+fn refuse_other_kinds(bytes: &[u8], path: &Path) -> CliResult {
+    let kind = if bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
+        "an HDF5 file (Keras's .weights.h5): start a run from it with `wgfit train --model \
+         MODEL.json --init FILE`"
+    } else if bytes.starts_with(b"PK\x03\x04") {
+        "a zip archive (a Keras .keras file?): train it with `wgfit train --model FILE`"
+    } else {
+        return Ok(());
+    };
+    Err(Failure::new(format!(
+        "{} is {kind}; this command reads a weights file wgfit wrote (`wgfit train --output`)",
+        path.display()
+    )))
 }
 
 /// The model a weights file records whole (a convnet, say): `--layers` and `--activation`
