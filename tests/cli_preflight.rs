@@ -58,6 +58,7 @@ fn output_paths_are_checked_before_training() {
             &["--history out.csv", "is a directory"],
         ),
         (&["--csv-log", "out"], &["--csv-log out", "is a directory"]),
+        (&["--plot", "p.png"], &["--plot p.png", "drawn as SVG"]),
         (
             &["--plot", "nowhere/p.svg"],
             &["--plot nowhere/p.svg", "does not exist"],
@@ -218,6 +219,10 @@ fn checkpoint_patterns_are_formatted_before_training() {
         ("w-{epoch.st", &["--checkpoint", "not closed"]),
         ("w-{epoch:99999999999999}.st", &["--checkpoint", "255"]),
         ("w-{loss:.99999999999999f}.st", &["--checkpoint", "255"]),
+        (
+            "ck/{epoch}/",
+            &["--checkpoint ck/{epoch}/", "names a directory"],
+        ),
     ] {
         refused(&wgfit(d, &train(&["--checkpoint", pattern])), d, names);
     }

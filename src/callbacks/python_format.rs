@@ -100,8 +100,16 @@ pub(crate) fn format_fields(
 
 /// Formats a file name `pattern` as a save will, with `epoch` and the logs `names` (all
 /// holding sample values), so that a program can refuse a pattern no save could format before
-/// training starts: an unknown field, a bad spec, an unclosed brace. Returns the sample name.
+/// training starts: an unknown field, a bad spec, an unclosed brace, a trailing `/`. Returns
+/// the sample name.
 pub fn check_file_pattern(pattern: &str, names: &[&str]) -> Result<String, String> {
+    if pattern.ends_with('/') {
+        return Err(
+            "it ends in /, so it names a directory; give a file name pattern, e.g. \
+             ck/w-{epoch:02d}.safetensors"
+                .into(),
+        );
+    }
     let mut values: BTreeMap<String, Value> = names
         .iter()
         .map(|n| (n.to_string(), Value::Float(0.5)))

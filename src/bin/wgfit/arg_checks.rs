@@ -92,6 +92,20 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Refuses a picture named other than `.svg`: the curves are drawn as SVG only.
+pub fn check_svg(flag: &str, path: &Path) -> CliResult {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "{flag} {}: the curves are drawn as SVG; name the file .svg",
+        path.display()
+    )))
+}
+
 /// Refuses an output `path` that cannot be written as wgfit writes files: it must be a file
 /// (not a directory) in an existing directory where a new file can be made (outputs are
 /// written to a temporary file there, then renamed into place). For every command that writes.

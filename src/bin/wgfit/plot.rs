@@ -36,6 +36,7 @@ pub fn run(args: PlotArgs) -> CliResult {
             args.output.display()
         )));
     }
+    crate::arg_checks::check_svg("--output", &args.output)?;
     let curves = Curves::read(&args.history, args.backup_dir.as_deref())?;
     let panels = curves.panels().len();
     let height = u32::try_from(panels)

@@ -325,6 +325,9 @@ fn check_outputs(args: &TrainArgs) -> CliResult {
             }
         }
     }
+    if let Some(plot) = &args.callbacks.plot {
+        crate::arg_checks::check_svg("--plot", plot)?;
+    }
     Ok(())
 }
 
