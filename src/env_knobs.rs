@@ -121,13 +121,13 @@ impl Knob {
     }
 }
 
-/// Checks every tuning variable, so that a program can refuse a bad one at startup rather
-/// than when the code that reads it first runs.
+/// Checks every tuning variable, and wgpu's `WGPU_BACKEND`, so that a program can refuse a bad
+/// one at startup rather than when the code that reads it first runs.
 pub fn check() -> Result<()> {
     for knob in ALL {
         knob.read()?;
     }
-    Ok(())
+    crate::gpu::check_backend_env()
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ mod readback;
 mod small_kernels;
 mod unroll;
 
+pub(crate) use adapter::check_backend_env;
 pub use adapter::{AdapterSummary, list_adapters, quiet_headless_vulkan};
 use adapter::{choose, instance};
 pub(crate) use clip::{CLIP_BLOCK, ClipLaunches, clip_launches};
@@ -116,12 +117,18 @@ impl Gpu {
     /// The process-wide context, created on first use. Models compiled without an explicit
     /// context use it, so kernels compile once per process.
     pub fn shared() -> Result<Arc<Gpu>> {
+        // Said as it is, not as an adapter not found.
+        adapter::check_backend_env()?;
         SHARED
-            .get_or_init(|| Gpu::new().map(Arc::new).map_err(|e| e.to_string()))
-            .clone()
-            .map_err(|detail| Error::NoAdapter {
-                detail: format!(" ({detail})"),
+            .get_or_init(|| {
+                Gpu::new().map(Arc::new).map_err(|e| match e {
+                    // Its message carries the hint already: not twice.
+                    Error::NoAdapter { detail } => detail,
+                    other => format!(" ({other})"),
+                })
             })
+            .clone()
+            .map_err(|detail| Error::NoAdapter { detail })
     }
 
     /// Opens the adapter [`list_adapters`] marks and compiles the kernels.
@@ -140,6 +147,7 @@ impl Gpu {
     /// Opens the adapter; `cpu_kernels`: choose kernels for a CPU adapter where it is one.
     fn open(cpu_kernels: bool) -> Result<Gpu> {
         let timeout = timeout_from_env()?;
+        adapter::check_backend_env()?;
         let max_binding_bytes = crate::env_knobs::MAX_BINDING_BYTES.read()?;
         let resident_limit_bytes = crate::env_knobs::RESIDENT_LIMIT_BYTES.read()?;
         let instance = instance();
