@@ -143,8 +143,8 @@ fn a_functional_gpt_from_keras_json_learns_a_text_and_continues_it() {
         ],
     );
     assert_ok(&o);
-    let generate = |extra: &[&str]| {
-        let mut args = vec![
+    let generate_args = |tokens| {
+        [
             "generate",
             "--weights",
             "gpt.safetensors",
@@ -153,8 +153,11 @@ fn a_functional_gpt_from_keras_json_learns_a_text_and_continues_it() {
             "--prompt",
             "the c",
             "--tokens",
-            "30",
-        ];
+            tokens,
+        ]
+    };
+    let generate = |extra: &[&str]| {
+        let mut args = generate_args("30").to_vec();
         args.extend_from_slice(extra);
         let o = wgfit(d, &args);
         assert_ok(&o);
@@ -214,17 +217,7 @@ fn a_functional_gpt_from_keras_json_learns_a_text_and_continues_it() {
     // As many characters as a u64 counts: printed as they come, until the reader goes away
     // (before, they were collected first, and this many failed to allocate).
     let mut child = std::process::Command::new(common::cli::BIN)
-        .args([
-            "generate",
-            "--weights",
-            "gpt.safetensors",
-            "--data",
-            "t.safetensors",
-            "--prompt",
-            "the c",
-            "--tokens",
-            "18446744073709551615",
-        ])
+        .args(generate_args("18446744073709551615"))
         .current_dir(d)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -28,7 +28,7 @@ use crate::{Error, Result};
 pub use convert::{Converted, convert_csv, temporary_of};
 pub use csv::{CsvOptions, CsvTargets, Header, MAX_LINE_BYTES};
 pub use format::DataFormat;
-pub use images::{ColorMode, ImageOptions, convert_images};
+pub use images::{ColorMode, ImageOptions, MAX_IMAGE_PIXELS, convert_images};
 pub use order::epoch_permutation;
 pub use text::{VOCABULARY_KEY, convert_text, read_vocabulary};
 
