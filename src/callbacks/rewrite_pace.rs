@@ -141,6 +141,8 @@ mod tests {
         pace.at_fit_exit(&mut count).unwrap();
         pace.at_train_end(&mut count).unwrap();
         assert_eq!(writes, 1, "no epoch ended: only the end of training wrote");
+        // A fresh pace: its first rewrite is due whatever the clock says.
+        let mut pace = RewritePace::new();
         let failed = pace.at_epoch_end(|| {
             Err(crate::Error::Callback {
                 callback: "test".into(),

@@ -77,7 +77,8 @@ fn values(global_step: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
 fn commit(dir: &mut BackupDir, global_step: u64, double: bool) {
     let (w, b, stats) = values(global_step);
     let position = Position {
-        epoch: 0,
+        // The history ends at the epoch before the position (as a restore checks).
+        epoch: global_step as usize * HISTORY_CHUNK / 2,
         step: global_step as usize % 2,
         global_step,
     };
