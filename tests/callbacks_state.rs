@@ -159,3 +159,48 @@ fn a_state_too_large_to_restore_is_not_committed() {
     );
     assert!(!dir.join("latest.json").exists());
 }
+
+/// Keeps a copy of the model's first weight matrix (its largest tensor) under its own name.
+struct FirstWeights(&'static str, Option<std::sync::Arc<[wgfit::Tensor]>>);
+
+impl wgfit::Callback for FirstWeights {
+    fn name(&self) -> &str {
+        self.0
+    }
+
+    fn on_train_begin(&mut self, ctx: &mut wgfit::Context<'_>) -> wgfit::Result<()> {
+        let first = ctx.read_params()?.swap_remove(0);
+        let name = format!("callbacks.{}.{}", self.0, first.name);
+        self.1 = Some(vec![wgfit::Tensor { name, ..first }].into());
+        Ok(())
+    }
+
+    fn state_tensors(&self) -> Option<std::sync::Arc<[wgfit::Tensor]>> {
+        self.1.clone()
+    }
+}
+
+#[test]
+fn callbacks_tensors_are_limited_in_values_not_only_in_tensors() {
+    // EarlyStopping's whole copy and two copies of the largest tensor: fewer tensors than two
+    // copies of the parameters, more values.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut backup = BackupAndRestore::new(tmp.path().join("b")).unwrap();
+    let err = model()
+        .fit(
+            &data(),
+            options(1),
+            &mut [
+                &mut backup,
+                &mut EarlyStopping::new("loss").restore_best_weights(true),
+                &mut FirstWeights("A", None),
+                &mut FirstWeights("B", None),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("more than 2 copies of the parameters'"),
+        "{err}"
+    );
+}

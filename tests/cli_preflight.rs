@@ -363,7 +363,7 @@ fn environment_knobs_with_bad_values_are_refused() {
         ("WGFIT_MAX_BINDING_BYTES", "1e6"),
         ("WGFIT_RESIDENT_LIMIT_BYTES", "lots"),
         ("WGFIT_STORE_RETRY_SECONDS", "1.5"),
-        ("WGPU_BACKEND", "vulkan,bogus"),
+        ("WGPU_BACKEND", "bogus,cuda"),
     ] {
         for command in [&["train", "--epochs", "1"][..], &["devices"]] {
             let o = std::process::Command::new(BIN)

@@ -74,8 +74,9 @@ fn after_round(
         // then: most runs keep none.
         let layout = ctx.engine().params().param_layout();
         let mut names = std::collections::BTreeSet::new();
+        let mut values = 0u64;
         for (callback, t) in &owned {
-            check_callback_tensors(callback, t, &layout, &mut names)?;
+            check_callback_tensors(callback, t, &layout, &mut names, &mut values)?;
         }
     }
     let tensors = owned.into_iter().map(|(_, t)| t).collect();
@@ -112,12 +113,14 @@ pub(crate) fn check_callback_names(callbacks: &[&mut dyn Callback]) -> Result<()
 /// A callback's tensors must be what a restore accepts (docs/FORMAT.md), or a state would be
 /// committed that cannot be restored: named `callbacks.<its name>.<parameter name>` (so that a
 /// restore hands them back to it), shaped as that parameter, each name once, and all
-/// callbacks' together at most `MAX_CALLBACK_COPIES` copies of the parameters.
+/// callbacks' together at most `MAX_CALLBACK_COPIES` copies of the parameters, in tensors and
+/// in values (`values` counts them over the callbacks).
 fn check_callback_tensors(
     callback: &str,
     tensors: &[Tensor],
     layout: &[(String, Vec<usize>, usize)],
     names: &mut std::collections::BTreeSet<String>,
+    values: &mut u64,
 ) -> Result<()> {
     let fail = |reason: String| Error::Callback {
         callback: callback.into(),
@@ -135,7 +138,10 @@ fn check_callback_tensors(
         };
         match layout.iter().find(|(name, _, _)| name == param) {
             Some((_, shape, _))
-                if *shape == t.shape && t.data.len() == t.shape.iter().product::<usize>() => {}
+                if *shape == t.shape && t.data.len() == t.shape.iter().product::<usize>() =>
+            {
+                *values += t.data.len() as u64;
+            }
             Some((_, shape, _)) => {
                 return Err(fail(format!(
                     "its state tensor `{}` has shape {:?} and {} values; its parameter has shape {shape:?}",
@@ -154,6 +160,17 @@ fn check_callback_tensors(
         if !names.insert(t.name.clone()) {
             return Err(fail(format!("its state tensor `{}` appears twice", t.name)));
         }
+    }
+    let all: u64 = layout
+        .iter()
+        .map(|(_, shape, _)| shape.iter().product::<usize>() as u64)
+        .sum();
+    if *values > all * crate::state::MAX_CALLBACK_COPIES {
+        return Err(fail(format!(
+            "the callbacks' state tensors hold {values} values, more than {} copies of the \
+             parameters' {all}",
+            crate::state::MAX_CALLBACK_COPIES
+        )));
     }
     let most = layout.len() as u64 * crate::state::MAX_CALLBACK_COPIES;
     if names.len() as u64 > most {

@@ -190,6 +190,18 @@ impl BackupDir {
         superseded: u64,
     ) -> Result<()> {
         let p = meta.position;
+        // What a restore checks of a sidecar's history (restore.rs), at the cost of one look.
+        if let Some(last) = meta.history.iter().next_back()
+            && last.epoch.checked_add(1) != Some(p.epoch)
+        {
+            return Err(Error::UnrestorableSidecar {
+                global_step: p.global_step,
+                reason: format!(
+                    "its history ends at epoch {}, but its position is epoch {}",
+                    last.epoch, p.epoch
+                ),
+            });
+        }
         let (bytes, most) = (
             weights.iter().map(|w| w.len() as u64).sum::<u64>(),
             fingerprint.max_state_bytes(),
@@ -246,7 +258,7 @@ impl BackupDir {
             epoch: p.epoch,
             step: p.step,
             global_step: p.global_step,
-            weights: WeightsRef::with_parts(file, bytes, checksum::PART_BYTES, parts),
+            weights: WeightsRef::with_parts(file.clone(), bytes, checksum::PART_BYTES, parts),
             fingerprint: fingerprint.clone(),
             seed: meta.seed,
             optimizer_steps: meta.optimizer_steps,
@@ -265,6 +277,8 @@ impl BackupDir {
         };
         let json = sidecar.to_json()?;
         if json.len() as u64 > format::MAX_SIDECAR_BYTES {
+            // Nothing names the weights file: take it away now, not at the next sweep.
+            let _ = self.place.remove(&file);
             return Err(Error::UnrestorableSidecar {
                 global_step: p.global_step,
                 reason: format!(

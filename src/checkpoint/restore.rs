@@ -237,7 +237,7 @@ fn check_history_ends(sidecar: &Sidecar, history: &History) -> std::result::Resu
     let mut last: Option<usize> = None;
     for e in history.iter() {
         if let Some(l) = last
-            && e.epoch != l + 1
+            && l.checked_add(1) != Some(e.epoch)
         {
             return Err(format!(
                 "its history numbers epoch {} after epoch {l}",
@@ -247,11 +247,13 @@ fn check_history_ends(sidecar: &Sidecar, history: &History) -> std::result::Resu
         last = Some(e.epoch);
     }
     match last {
-        Some(l) if l + 1 != sidecar.epoch => Err(format!(
-            "its history ends at epoch {l}, but its position is epoch {} (the history should \
-             end at epoch {})",
+        Some(l) if l.checked_add(1) != Some(sidecar.epoch) => Err(format!(
+            "its history ends at epoch {l}, but its position is epoch {} ({})",
             sidecar.epoch,
-            sidecar.epoch.saturating_sub(1)
+            match sidecar.epoch.checked_sub(1) {
+                Some(before) => format!("the history should end at epoch {before}"),
+                None => "no epoch has finished there".to_string(),
+            }
         )),
         _ => Ok(()),
     }

@@ -62,26 +62,24 @@ const BACKEND_NAMES: [&str; 11] = [
     "vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl", "webgpu", "noop",
 ];
 
-/// Refuses a `WGPU_BACKEND` naming no backend: wgpu skips an unknown name with a log line
-/// nobody sees, and then finds no adapter, which would be blamed on the drivers.
+/// Refuses a `WGPU_BACKEND` naming no backend: wgpu skips unknown names with a log line
+/// nobody sees, and with none left finds no adapter, which would be blamed on the drivers.
 pub(crate) fn check_backend_env() -> Result<()> {
-    let Some(value) = std::env::var_os("WGPU_BACKEND") else {
+    // As wgpu reads it: a value that is not UTF-8 counts as unset.
+    let Ok(value) = std::env::var("WGPU_BACKEND") else {
         return Ok(());
     };
-    let text = value.to_string_lossy();
-    let lower = text.to_lowercase();
-    let names: Vec<&str> = lower.split(',').map(str::trim).collect();
-    if let Some(bad) = names.iter().find(|n| !BACKEND_NAMES.contains(n)) {
-        return Err(Error::Environment {
-            variable: "WGPU_BACKEND".into(),
-            value: text.into_owned(),
-            reason: format!(
-                "{bad:?} names no backend; give one or more of vulkan, gl, dx12, metal, \
-                 separated by commas"
-            ),
-        });
+    let lower = value.to_lowercase();
+    if lower.split(',').any(|n| BACKEND_NAMES.contains(&n.trim())) {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::Environment {
+        variable: "WGPU_BACKEND".into(),
+        value,
+        reason: "it names no backend; give one or more of vulkan, gl, dx12, metal, separated \
+                 by commas"
+            .into(),
+    })
 }
 
 pub(super) fn instance() -> wgpu::Instance {

@@ -180,7 +180,7 @@ fn convert_text(args: ConvertArgs) -> CliResult {
              ids in the text's order"
         )));
     }
-    crate::arg_checks::check_input("INPUT", &args.input)?;
+    crate::arg_checks::check_stream_input("INPUT", &args.input)?;
     crate::arg_checks::check_output("OUTPUT", &args.output)?;
     crate::arg_checks::refuse_overwriting_input("OUTPUT", &args.output, "INPUT", &args.input)?;
     remove_temporary_on_signal(&args.output)?;

@@ -74,21 +74,7 @@ pub struct Loaded {
 /// gives wrong numbers without any error.
 pub fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
     let path = &args.weights;
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure::new(format!("cannot read --weights {}: {e}", path.display())))?;
-    refuse_other_kinds(&bytes, path)?;
-    let tensors = wgfit::checkpoint::read_tensors(path)?;
-    if tensors
-        .iter()
-        .any(|t| t.name == "fit.batch_stats" || t.name.starts_with("optimizer."))
-    {
-        return Err(Failure::new(format!(
-            "{} is a backup's state file (optimizer slots and batch statistics beside the \
-             weights), which a backup directory's latest.json describes: give the run's \
-             --output file, or resume the run with `wgfit train --backup-dir DIR`",
-            path.display()
-        )));
-    }
+    let (bytes, tensors) = read_weights(path)?;
     if let Some(record) = WeightsMeta::architecture(&bytes, path)? {
         return load_recorded(args, record, &bytes, tensors);
     }
@@ -115,8 +101,28 @@ pub fn load_model(args: &ModelArgs) -> CliResult<Loaded> {
     Ok(Loaded { model, loss, scale })
 }
 
-/// Names the files people mistake for a wgfit weights file, by their first bytes, instead of
-/// letting them fail as a damaged safetensors file.
+/// A weights file's bytes and tensors. The files people mistake for one (a Keras file, a
+/// backup's state file) are named for what they are, not failed as a damaged safetensors file.
+pub fn read_weights(path: &Path) -> CliResult<(Vec<u8>, Vec<wgfit::Tensor>)> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::new(format!("cannot read --weights {}: {e}", path.display())))?;
+    refuse_other_kinds(&bytes, path)?;
+    let tensors = wgfit::checkpoint::read_tensors(path)?;
+    if tensors
+        .iter()
+        .any(|t| t.name == "fit.batch_stats" || t.name.starts_with("optimizer."))
+    {
+        return Err(Failure::new(format!(
+            "{} is a backup's state file (optimizer slots and batch statistics beside the \
+             weights), which a backup directory's latest.json describes: give the run's \
+             --output file, or resume the run with `wgfit train --backup-dir DIR`",
+            path.display()
+        )));
+    }
+    Ok((bytes, tensors))
+}
+
+/// Names a Keras file by its first bytes.
 fn refuse_other_kinds(bytes: &[u8], path: &Path) -> CliResult {
     let kind = if bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
         "an HDF5 file (Keras's .weights.h5): start a run from it with `wgfit train --model \

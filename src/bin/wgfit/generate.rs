@@ -66,9 +66,7 @@ pub fn run(args: GenerateArgs) -> CliResult {
         prompt.push(id as u32);
     }
     let path = &args.weights;
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure::new(format!("cannot read --weights {}: {e}", path.display())))?;
-    let tensors = wgfit::checkpoint::read_tensors(path)?;
+    let (bytes, tensors) = crate::evaluate::read_weights(path)?;
     let Some(record) = WeightsMeta::architecture(&bytes, path)? else {
         return Err(Failure::new(format!(
             "--weights {} records no model architecture: give the file `wgfit train --output` \

@@ -27,7 +27,7 @@ pub struct PlotArgs {
 }
 
 pub fn run(args: PlotArgs) -> CliResult {
-    crate::arg_checks::check_input("HISTORY", &args.history)?;
+    crate::arg_checks::check_stream_input("HISTORY", &args.history)?;
     crate::arg_checks::check_output("--output", &args.output)?;
     // `-o` naming the history itself (a slip of the shell history) must not destroy it.
     if same_file(&args.history, &args.output) {

@@ -43,8 +43,13 @@ fn check_backup_dir(args: &TrainArgs) -> CliResult {
     let files = outputs(args).into_iter().chain(inputs(args));
     for (flag, path) in files {
         if same_place(&dir, &path) {
+            let named = match args.backup_dir {
+                Some(_) => "--backup-dir",
+                None => "the backup directory (the default beside --output)",
+            };
             return Err(usage(format!(
-                "--backup-dir {} is also {flag}: give the backup a directory of its own",
+                "{named} {} is also {flag}: give the backup a directory of its own \
+                 (--backup-dir DIR)",
                 dir.display()
             )));
         }
