@@ -33,20 +33,21 @@ pub fn check_at_least_one(flag: &str, n: usize) -> CliResult {
 /// Refuses an input that is not there or is a directory, for a command that reads it once,
 /// from start to end: a pipe (`wgfit convert <(zcat d.csv.gz) d.safetensors`) is read too.
 pub fn check_stream_input(flag: &str, path: &Path) -> CliResult {
-    match check_input(flag, path) {
-        Err(_) if path.exists() && !path.is_dir() => Ok(()),
-        checked => checked,
-    }
+    refuse_input(flag, path, true)
 }
 
 /// Refuses an input file that is not there, is a directory, or is not a regular file, for
 /// every command that reads one (a usage error, as any bad value of a flag).
 pub fn check_input(flag: &str, path: &Path) -> CliResult {
+    refuse_input(flag, path, false)
+}
+
+fn refuse_input(flag: &str, path: &Path, stream: bool) -> CliResult {
     let what = if !path.exists() {
         "does not exist"
     } else if path.is_dir() {
         "is a directory"
-    } else if !path.is_file() {
+    } else if !stream && !path.is_file() {
         // A pipe (`<(zcat d.csv.gz)`) cannot be read twice: its form is told from its first
         // bytes before it is read, which a second read of a pipe would lose.
         "is a pipe or a device, not a regular file: save it to a file first (wgfit reads a \
