@@ -136,8 +136,19 @@ impl FitOptions {
                 ));
             }
         }
-        if samples / self.batch_size + 1 > u32::MAX as usize {
-            return Err(Error::config("batch size", "too many batches per epoch"));
+        // Each batch of an epoch has its 256-byte entry in the batch table, picked by a 32-bit
+        // offset: 2^24 batches at most.
+        let most = (u32::MAX as u64 / crate::gpu::Batch::STRIDE + 1) as usize;
+        let steps = samples.div_ceil(self.batch_size);
+        if steps > most {
+            return Err(Error::config(
+                "batch size",
+                format!(
+                    "{steps} batches per epoch of {samples} samples; at most {most} are \
+                     supported: use a batch size of at least {}",
+                    samples.div_ceil(most)
+                ),
+            ));
         }
         Ok(())
     }

@@ -299,8 +299,8 @@ impl LayerSpec {
     /// A Reshape of `in_shape` to `target`, which must hold as many elements.
     pub fn reshape(in_shape: &[usize], target: &[usize]) -> std::result::Result<Self, String> {
         let (n, m) = (
-            in_shape.iter().product::<usize>(),
-            target.iter().product::<usize>(),
+            shape::extent(in_shape, "an input of")?,
+            shape::extent(target, "a target shape of")?,
         );
         if n != m || target.is_empty() {
             return Err(format!(

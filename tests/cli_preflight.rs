@@ -267,6 +267,14 @@ fn monitor_and_rate_flags_that_cannot_work_are_refused() {
             &["--data", "d.csv", "--batch-size", "3"],
             &["--batch-size 3", "at most 2"],
         ),
+        (
+            &["--validation-freq", "2"],
+            &["--validation-freq 2", "--validation-split"],
+        ),
+        (
+            &["--validation-batch-size", "8"],
+            &["--validation-batch-size 8", "--validation-data"],
+        ),
     ] {
         refused(&wgfit(d, &train(args)), d, names);
     }

@@ -110,6 +110,40 @@ fn classes_are_sorted_folders_and_images_are_sorted_files_with_their_exact_pixel
     }
 }
 
+/// As Keras's `follow_links=False`: a link to a folder is not walked (one to the parent folder
+/// listed every class again under this one, 40 levels deep), a link to an image is an image.
+#[test]
+fn links_to_folders_are_not_walked_and_links_to_images_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    save(&pattern(3, 2, 1), &images.join("ant/z.png"));
+    save(&pattern(3, 2, 2), &images.join("bee/d.png"));
+    std::os::unix::fs::symlink("..", images.join("bee/up")).unwrap();
+    std::os::unix::fs::symlink("../bee/d.png", images.join("ant/y.png")).unwrap();
+    let out = wgfit(
+        dir.path(),
+        &[
+            "convert",
+            "images",
+            "x.safetensors",
+            "--image-size",
+            "2,3",
+            "--no-shuffle",
+        ],
+    );
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("3 images of 2x3x3 (2 classes: ant, bee)"),
+        "{}",
+        stdout(&out)
+    );
+    let (_, x, y, _) = read(&dir.path().join("x.safetensors"));
+    assert_eq!(y, [0, 0, 1]);
+    // ant/y.png (the link, first) holds bee/d.png's pixels (last); ant/z.png its own.
+    assert_eq!(x[0..18], x[36..54]);
+    assert_ne!(x[0..18], x[18..36]);
+}
+
 #[test]
 fn colour_modes_and_resizing_give_the_asked_shape_and_a_flat_image_stays_flat() {
     let dir = tempfile::tempdir().unwrap();

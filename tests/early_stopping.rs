@@ -74,3 +74,68 @@ fn a_resumed_run_stops_at_the_same_epoch() {
     assert_eq!(history, expected);
     assert_eq!(bits(&resumed), bits(&reference));
 }
+
+/// Keras warns of a monitored metric the logs lack, and its callback then does nothing for
+/// the whole run; here the first epoch that should have logged it ends the run, naming it.
+#[test]
+fn a_metric_the_run_does_not_log_is_named_not_silently_ignored() {
+    use wgfit::{FitOptions, ReduceLROnPlateau};
+    let mut early = EarlyStopping::new("val_loss");
+    let e = model()
+        .fit(&data(), options(3), &mut [&mut early])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("monitors `val_loss`") && e.contains("needs validation data"),
+        "{e}"
+    );
+    // Keras logs val_accuracy, not val_acc.
+    let validated = FitOptions {
+        validation_split: Some(0.25),
+        ..options(3)
+    };
+    let mut plateau = ReduceLROnPlateau::new("val_acc").mode(Mode::Max);
+    let e = model()
+        .fit(&data(), validated.clone(), &mut [&mut plateau])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("monitors `val_acc`") && e.contains("val_accuracy"),
+        "{e}"
+    );
+    // Validating every second epoch: the epochs between are skipped, as Keras skips them.
+    let every_second = FitOptions {
+        validation_freq: 2,
+        ..validated
+    };
+    let mut early = EarlyStopping::new("val_loss").patience(5);
+    model()
+        .fit(&data(), every_second, &mut [&mut early])
+        .unwrap();
+}
+
+#[test]
+fn reducing_a_scheduled_learning_rate_is_refused_before_training() {
+    use wgfit::{Configured, LearningRateSchedule, Loss, ReduceLROnPlateau, Sgd};
+    let mut scheduled = wgfit::Sequential::new(6).add(wgfit::Dense::new(3));
+    let schedule = LearningRateSchedule::ExponentialDecay {
+        initial_learning_rate: 0.1,
+        decay_steps: 10,
+        decay_rate: 0.5,
+        staircase: false,
+    };
+    scheduled
+        .compile(
+            Loss::CrossEntropy,
+            Configured::new(Sgd::new(0.1)).schedule(schedule),
+        )
+        .unwrap();
+    let mut probe = common::training::Probe::default();
+    let mut plateau = ReduceLROnPlateau::new("loss");
+    let e = scheduled
+        .fit(&data(), options(3), &mut [&mut plateau, &mut probe])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("follows the optimizer's schedule"), "{e}");
+    assert!(probe.batch_ends.is_empty(), "trained before refusing");
+}

@@ -65,9 +65,10 @@ fn wgfit_reads_the_weights_keras_writes_bit_for_bit() {
         std::fs::create_dir(&dir).unwrap();
         let config = match &case.config {
             Some(c) => c.clone(),
-            None => compiled(self::cases().remove(0).model)
-                .to_keras_json()
-                .unwrap(),
+            None => {
+                let built = self::cases().into_iter().find(|c| c.name == case.name);
+                compiled(built.unwrap().model).to_keras_json().unwrap()
+            }
         };
         std::fs::write(dir.join("config.json"), config).unwrap();
     }
@@ -108,7 +109,7 @@ fn a_foreign_file_of_the_wrong_kind_or_model_is_refused_by_name() {
     let d = dir.path();
     let mut all = cases();
     let mut mlp = compiled(all.remove(0).model);
-    let convnet = compiled(all.remove(0).model);
+    let convnet = compiled(all.remove(1).model);
     mlp.save_keras_weights(d.join("mlp.weights.h5")).unwrap();
     mlp.save_keras(d.join("mlp.keras"), None).unwrap();
     let before = bits(&mlp.parameters().unwrap());

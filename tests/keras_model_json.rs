@@ -80,6 +80,37 @@ fn refusal(json: &str) -> String {
     from_keras_json(json).unwrap_err().to_string()
 }
 
+/// The kernels index a sample's elements, and take windows, strides and pads, as 32-bit
+/// integers: larger sizes are refused by name, not wrapped (a dilation of 2^32 + 1 ran as 1).
+#[test]
+fn sizes_beyond_what_the_kernels_index_are_refused() {
+    let base = read("every_layer.json");
+    let dilated = base.replacen(
+        "\"dilation_rate\": [1, 1]",
+        "\"dilation_rate\": [4294967297, 1]",
+        1,
+    );
+    assert_ne!(dilated, base);
+    let e = refusal(&dilated);
+    assert!(
+        e.contains("4294967297") && e.contains("spans more than"),
+        "{e}"
+    );
+    let huge = base.replacen("[null, 8, 8, 1]", "[null, 4294967296, 4294967296, 1]", 1);
+    assert_ne!(huge, base);
+    let e = refusal(&huge);
+    assert!(e.contains("elements per sample"), "{e}");
+    // The same through the library: a product that overflows, and one that does not.
+    for shape in [[1usize << 32, 1 << 32, 1], [1 << 16, 1 << 16, 1]] {
+        let mut model = wgfit::Sequential::with_input_shape(&shape).add(wgfit::Dense::new(2));
+        let e = model
+            .compile(Loss::CrossEntropy, Sgd::new(0.1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("elements per sample"), "{e}");
+    }
+}
+
 #[test]
 fn an_unsupported_layer_is_named_with_the_supported_ones() {
     let e = refusal(&read("with_upsampling.json"));
@@ -188,6 +219,27 @@ fn softmax_is_taken_on_the_last_layer_only() {
     assert!(e.contains("softmax only on the last layer"), "{e}");
 }
 
+/// `Dense(n), Softmax()` is `Dense(n, activation="softmax")` to Keras: the output's softmax,
+/// which cross-entropy applies to the logits (kept as a layer, it would be applied twice).
+#[test]
+fn a_last_softmax_layer_is_the_outputs_softmax() {
+    let mut root: serde_json::Value = serde_json::from_str(&read("with_softmax.json")).unwrap();
+    let layers = root["config"]["layers"].as_array_mut().unwrap();
+    let mut last = layers[2].clone();
+    last["config"]["name"] = "softmax_out".into();
+    layers.push(last);
+    let json = root.to_string();
+    let (shapes, parameters, softmax) = shapes_and_parameters(&json);
+    assert_eq!(shapes, [vec![6, 4], vec![6, 4], vec![6, 5]]);
+    assert_eq!(parameters, 45);
+    assert!(softmax);
+    // Keras's softmax of probabilities has no wgfit form: refused by name.
+    let twice = json.replacen("\"activation\":\"linear\"", "\"activation\":\"softmax\"", 1);
+    assert_ne!(twice, json);
+    let e = refusal(&twice);
+    assert!(e.contains("softmax of probabilities"), "{e}");
+}
+
 /// A GPT block as a Functional model (`tests/data/keras/gpt_small.json`, from Keras 3.15):
 /// `Input((8,), int32)` → Embedding(11, 16), plus PositionEmbedding(8) (keras_hub's config),
 /// plus MultiHeadAttention(2, 8)(h, h, use_causal_mask=True) of LayerNormalization(1e-5),
@@ -271,6 +323,18 @@ fn a_functional_gpt_block_reads_with_its_graph() {
 /// `h1 = dense(Embedding(9, 8)(x))`, `h2 = dense(LayerNormalization()(h1))`, then
 /// `Dense(9)(Add()([h1, h2]))`: one set of weights, 241 parameters as Keras counts them.
 #[test]
+fn a_layer_named_as_the_input_is_refused_by_name() {
+    let mut root: serde_json::Value = serde_json::from_str(&read("shared_dense.json")).unwrap();
+    let config = &mut root["config"];
+    let last = config["layers"].as_array_mut().unwrap().last_mut().unwrap();
+    last["name"] = "input_layer".into();
+    last["config"]["name"] = "input_layer".into();
+    config["output_layers"] = serde_json::json!(["input_layer", 0, 0]);
+    let e = refusal(&root.to_string());
+    assert!(e.contains("as the model's input is"), "{e}");
+}
+
+#[test]
 fn a_shared_layer_reads_as_two_calls_of_one_set_of_weights() {
     let json = read("shared_dense.json");
     let (shapes, parameters, _) = shapes_and_parameters(&json);
@@ -298,4 +362,49 @@ fn a_softmax_layer_reads_and_another_axis_is_named() {
     );
     let e = refusal(&json.replacen("\"axis\": -1", "\"axis\": 1", 1));
     assert!(e.contains("axis") && e.contains("Softmax"), "{e}");
+}
+
+/// A cross-entropy model whose last layer has an activation (or is no Dense) is written with
+/// a Softmax layer after it, so that Keras predicts probabilities, and reads back as the same
+/// model with the output's softmax.
+#[test]
+fn the_loss_softmax_of_a_last_layer_with_its_own_activation_is_a_softmax_layer() {
+    use wgfit::{Activation, Call, Dense, Input, Model, Sequential};
+    let stack = Sequential::new(6)
+        .add(Dense::new(8).activation(Activation::Relu))
+        .add(Dense::new(3).activation(Activation::Tanh));
+    let input = Input::new(&[4]);
+    let residual = Dense::new(4).call(&input).add(&input);
+    let graph = Model::new(&input, &residual).unwrap().into_sequential();
+    for (mut model, class) in [(stack, "Sequential"), (graph, "Functional")] {
+        model.compile(Loss::CrossEntropy, Sgd::new(0.1)).unwrap();
+        let json = model.to_keras_json().unwrap();
+        let root: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(root["class_name"], class);
+        let last = root["config"]["layers"].as_array().unwrap().last().unwrap();
+        assert_eq!(last["class_name"], "Softmax", "{json}");
+        let back = from_keras_json(&json).unwrap();
+        assert!(back.softmax_output, "{json}");
+        assert_eq!(back.model.specs().unwrap(), model.specs().unwrap());
+    }
+}
+
+/// A Keras Sequential cannot call MultiHeadAttention (its call takes a query and a value):
+/// a stack that has one is written as a Functional model, which keeps `use_causal_mask`.
+#[test]
+fn a_stack_with_attention_is_written_as_a_functional_model_with_its_causal_mask() {
+    use wgfit::{Call, Dense, Embedding, Input, Model, MultiHeadAttention};
+    let input = Input::new(&[5]);
+    let attended = MultiHeadAttention::new(2, 4)
+        .use_causal_mask(true)
+        .call(&Embedding::new(7, 8).call(&input));
+    let output = Dense::new(7).call(&attended);
+    let mut model = Model::new(&input, &output).unwrap().into_sequential();
+    model.compile(Loss::CrossEntropy, Sgd::new(0.1)).unwrap();
+    let json = model.to_keras_json().unwrap();
+    let root: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(root["class_name"], "Functional", "{json}");
+    assert!(json.contains("\"use_causal_mask\":true"), "{json}");
+    let back = from_keras_json(&json).unwrap();
+    assert_eq!(back.model.specs().unwrap(), model.specs().unwrap());
 }

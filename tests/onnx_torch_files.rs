@@ -34,7 +34,7 @@ fn onnxruntime_and_the_torch_layout_compute_what_wgfit_predicts() {
 
 #[test]
 fn a_graph_has_no_torch_sequential_names() {
-    let mut gpt = cases().remove(2);
+    let mut gpt = cases().remove(3);
     assert_eq!(gpt.name, "gpt");
     gpt.model = compiled(gpt.model);
     let e = gpt.model.torch_state_dict().unwrap_err().to_string();

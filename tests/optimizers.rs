@@ -160,3 +160,33 @@ fn an_optimizer_keeping_more_slots_than_a_backup_holds_is_refused_at_compile() {
         "{e}"
     );
 }
+
+/// A Configured around a Configured keeps the inner one's clipping and accumulation (the
+/// fingerprint records them), and refuses a setting given to both.
+#[test]
+fn nested_configured_optimizers_keep_each_setting_once() {
+    use wgfit::{Clipping, Configured};
+    let inner = Configured::new(Sgd::new(0.1))
+        .clipping(Clipping::GlobalNorm(0.5))
+        .accumulate(3);
+    let nested = Configured::new(inner.clone());
+    assert_eq!(Optimizer::clipping(&nested), Clipping::GlobalNorm(0.5));
+    assert_eq!(nested.accumulation_steps(), 3);
+    nested.validate().unwrap();
+    let twice = Configured::new(inner.clone()).clipping(Clipping::Norm(1.0));
+    assert!(
+        twice
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("give it once")
+    );
+    let twice = Configured::new(inner).accumulate(2);
+    assert!(
+        twice
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("give it once")
+    );
+}

@@ -93,6 +93,12 @@ fn bad_schedules_are_refused() {
             .unwrap_err();
         assert!(err.to_string().contains("schedule"), "{err}");
     }
+    // The last step as a boundary: checked without overflowing.
+    let last = S::PiecewiseConstantDecay {
+        boundaries: vec![u64::MAX],
+        values: vec![0.1, 0.01],
+    };
+    last.validate().unwrap();
 }
 
 fn model(schedule: &S) -> Sequential {

@@ -73,6 +73,15 @@ fn bad_texts_are_refused_by_name_and_leave_nothing() {
             ["short.txt", "o.safetensors", "--seq-len", "3"],
             "3 characters",
         ),
+        (
+            [
+                "short.txt",
+                "o.safetensors",
+                "--seq-len",
+                "18446744073709551615",
+            ],
+            "3 characters",
+        ),
     ] {
         let mut all = vec!["convert"];
         all.extend(args);

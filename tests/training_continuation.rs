@@ -210,6 +210,32 @@ fn continuation_in_the_middle_of_an_epoch_is_exact() {
     );
 }
 
+/// A state that counts fewer updates than the batches its epoch has trained cannot number
+/// its updates (the schedule's and Adam's step): refused, not wrapped.
+#[test]
+fn a_state_with_fewer_updates_than_batches_is_refused() {
+    let mut reader = StateReader {
+        at_batch_end: Some((1, 3)),
+        ..Default::default()
+    };
+    first_part(&mut reader, 2);
+    let mut state = reader.state.expect("state read at the batch end");
+    assert_eq!(state.meta.position.step, 4);
+    state.meta.optimizer_steps = 3;
+    let mut model = momentum_model(99);
+    let mut writer = StateWriter(Some(state));
+    let e = model
+        .fit(&blobs(60, 5), blob_options(3), &mut [&mut writer])
+        .unwrap_err();
+    match e {
+        wgfit::Error::Config { what, reason } => {
+            assert_eq!(what, "training state");
+            assert!(reason.contains("3 optimizer updates"), "{reason}");
+        }
+        other => panic!("expected the state refused, got {other:?}"),
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // (d) a last batch smaller than batch_size
 

@@ -199,3 +199,106 @@ fn errors_before_gpu_work() {
         );
     }
 }
+
+#[test]
+fn a_layer_added_after_compile_needs_a_new_compile_and_keeps_the_trained_weights() {
+    let data = small_data();
+    let opts = FitOptions {
+        epochs: 1,
+        batch_size: 3,
+        ..Default::default()
+    };
+    let mut model = Sequential::new(4)
+        .add(Dense::new(8).activation(wgfit::Activation::Tanh))
+        .seed(3);
+    model.compile(Loss::CrossEntropy, Sgd::new(0.1)).unwrap();
+    model.fit(&data, opts.clone(), &mut []).unwrap();
+    let trained = model.parameters().unwrap();
+
+    // The GPU holds the one layer it was compiled with: every use is refused until compiled.
+    let mut model = model.add(Dense::new(3));
+    let refused = |r: Result<(), Error>| match r {
+        Err(Error::Config { what, reason }) => {
+            assert_eq!(what, "model");
+            assert!(reason.contains("added after compile"), "{reason}");
+        }
+        other => panic!("expected the model refused, got {other:?}"),
+    };
+    refused(model.fit(&data, opts.clone(), &mut []).map(drop));
+    refused(model.evaluate(&data, 3).map(drop));
+    refused(model.predict(data.x(), 3).map(drop));
+    refused(model.parameters().map(drop));
+
+    // Compiled again: the first layer as trained, the new one drawn as compile draws it.
+    model.compile(Loss::CrossEntropy, Sgd::new(0.1)).unwrap();
+    let now = model.parameters().unwrap();
+    assert_eq!(now[..2], trained[..]);
+    let mut fresh = Sequential::new(4)
+        .add(Dense::new(8).activation(wgfit::Activation::Tanh))
+        .add(Dense::new(3))
+        .seed(3);
+    fresh.compile(Loss::CrossEntropy, Sgd::new(0.1)).unwrap();
+    assert_eq!(now[2..], fresh.parameters().unwrap()[2..]);
+    assert!(now[2].data.iter().any(|&w| w != 0.0));
+    model.fit(&data, opts, &mut []).unwrap();
+}
+
+#[test]
+fn labels_must_fit_the_axes_of_the_output_not_only_its_size() {
+    use wgfit::{Call, Embedding, Input, Model, Targets};
+    // An output of 8 positions × 6 classes.
+    let input = Input::new(&[8]);
+    let logits = Dense::new(6).call(&Embedding::new(6, 4).call(&input));
+    let mut model = Model::new(&input, &logits).unwrap().into_sequential();
+    model.compile(Loss::CrossEntropy, Sgd::new(0.1)).unwrap();
+    let x: Vec<f32> = (0..16).map(|i| (i % 6) as f32).collect();
+    let data = |targets| Dataset::new(x.clone(), 8, targets).unwrap();
+    let shape_error = |d: &Dataset, expected: &[usize]| match model.check_data(d) {
+        Err(Error::Shape {
+            expected: e, got, ..
+        }) => {
+            assert_eq!(e, expected);
+            assert_eq!(got, [8, 6]);
+        }
+        other => panic!("expected a shape error, got {other:?}"),
+    };
+    // 4 positions would each take a softmax over 12 columns spanning two positions.
+    let four_positions = data(Targets::Tokens {
+        labels: vec![0; 8],
+        positions: 4,
+    });
+    shape_error(&four_positions, &[4, 6]);
+    // One label per sample would take one softmax over all 48 outputs.
+    shape_error(&data(Targets::Classes(vec![1, 2])), &[6]);
+    let fits = data(Targets::Tokens {
+        labels: vec![5; 16],
+        positions: 8,
+    });
+    model.check_data(&fits).unwrap();
+}
+
+#[test]
+fn an_epoch_of_more_batches_than_the_batch_table_addresses_is_refused() {
+    let options = FitOptions {
+        batch_size: 1,
+        ..Default::default()
+    };
+    options.validate(1 << 24).unwrap();
+    match options.validate((1 << 24) + 1) {
+        Err(Error::Config { what, reason }) => {
+            assert_eq!(what, "batch size");
+            assert!(reason.contains("at least 2"), "{reason}");
+        }
+        other => panic!("expected the batch size refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_layer_called_on_no_tensor_is_refused() {
+    use wgfit::{Call, Input, Model};
+    let input = Input::new(&[4]);
+    let x = Dense::new(3).call(&input);
+    let lost = Dense::new(3).call_on(&[]);
+    let e = Model::new(&input, &x.add(&lost)).unwrap_err().to_string();
+    assert!(e.contains("Dense layer is called on no tensor"), "{e}");
+}

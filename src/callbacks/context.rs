@@ -132,6 +132,13 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
+    /// Whether the learning rate follows the optimizer's schedule
+    /// ([`crate::Configured::schedule`]); [`set_learning_rate`](Self::set_learning_rate)
+    /// then fails.
+    pub fn learning_rate_follows_schedule(&self) -> bool {
+        self.engine.follows_schedule()
+    }
+
     /// Asks the loop to stop after the current batch (the epoch's end hooks still run). The
     /// request is part of the state saved after it, so a resumed run stops too.
     pub fn stop_training(&mut self) {
@@ -254,6 +261,16 @@ impl<'a> Context<'a> {
                     "step {} is past the {} batches of an epoch",
                     position.step,
                     self.engine.steps()
+                ),
+            ));
+        }
+        // Every batch trained counts one update (fit.rs numbers the epoch's updates from it).
+        if state.meta.optimizer_steps < position.step as u64 {
+            return Err(Error::config(
+                "training state",
+                format!(
+                    "{} optimizer updates, fewer than the {} batches of epoch {} it has trained",
+                    state.meta.optimizer_steps, position.step, position.epoch
                 ),
             ));
         }

@@ -137,7 +137,7 @@ impl Callback for EarlyStopping {
 
     fn on_epoch_end(&mut self, ctx: &mut Context<'_>, epoch: usize, logs: &Logs) -> Result<()> {
         let lower = self.monitor.lower_is_better(NAME)?;
-        let Some(&current) = logs.get(&self.monitor.name) else {
+        let Some(current) = self.monitor.current(logs, ctx.validates(), NAME)? else {
             return Ok(());
         };
         if epoch < self.start_from_epoch {

@@ -3,7 +3,7 @@
 //! improvement, and the JSON form of their saved numbers.
 
 use crate::error::{Error, Result};
-use crate::state::Tensor;
+use crate::state::{Logs, Tensor};
 use serde_json::{Value, json};
 
 /// Whether the monitored value should go down or up.
@@ -60,6 +60,34 @@ impl Monitor {
                 }),
             },
         }
+    }
+
+    /// The monitored value in an epoch's `logs`; `None` at an epoch that did not validate (a
+    /// `val_` name, `validates` true, and no `val_` value in the logs). A name the run does
+    /// not log is an error naming what it logs: Keras warns, and the callback then does
+    /// nothing for the whole run.
+    pub fn current(&self, logs: &Logs, validates: bool, callback: &str) -> Result<Option<f64>> {
+        if let Some(&v) = logs.get(&self.name) {
+            return Ok(Some(v));
+        }
+        let validated = logs.keys().any(|k| k.starts_with("val_"));
+        let is_val = self.name.starts_with("val_");
+        if is_val && validates && !validated {
+            return Ok(None);
+        }
+        let logged: Vec<&str> = logs.keys().map(String::as_str).collect();
+        let hint = match is_val && !validates {
+            true => "; it needs validation data (validation_data or validation_split)",
+            false => "",
+        };
+        Err(Error::Callback {
+            callback: callback.into(),
+            reason: format!(
+                "monitors `{}`, which this run does not log (it logs {}){hint}",
+                self.name,
+                logged.join(", ")
+            ),
+        })
     }
 
     /// Keras's `_is_improvement`: `value` beats `reference` by more than `min_delta` (any

@@ -112,7 +112,16 @@ impl Callback for ReduceLROnPlateau {
         ))
     }
 
-    fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
+    fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        // Found here, not at the first reduction many epochs in.
+        if ctx.learning_rate_follows_schedule() {
+            return Err(Error::Callback {
+                callback: NAME.into(),
+                reason: "the learning rate follows the optimizer's schedule, which sets it at \
+                         every step; compile without the schedule to reduce it on plateaus"
+                    .into(),
+            });
+        }
         if !(self.factor < 1.0 && self.factor > 0.0) {
             return Err(Error::config(
                 "ReduceLROnPlateau factor",
@@ -133,7 +142,7 @@ impl Callback for ReduceLROnPlateau {
     }
 
     fn on_epoch_end(&mut self, ctx: &mut Context<'_>, epoch: usize, logs: &Logs) -> Result<()> {
-        let Some(&current) = logs.get(&self.monitor.name) else {
+        let Some(current) = self.monitor.current(logs, ctx.validates(), NAME)? else {
             return Ok(());
         };
         if self.cooldown_counter > 0 {

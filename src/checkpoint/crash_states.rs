@@ -75,10 +75,21 @@ fn values(global_step: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
 
 /// Commits the state at `global_step`.
 fn commit(dir: &mut BackupDir, global_step: u64, double: bool) {
+    try_commit(dir, global_step, double, 0).unwrap();
+}
+
+/// Commits the state at `global_step`, its position `epochs_ahead` epochs past the end of
+/// its history (0 for a consistent state).
+fn try_commit(
+    dir: &mut BackupDir,
+    global_step: u64,
+    double: bool,
+    epochs_ahead: usize,
+) -> crate::Result<()> {
     let (w, b, stats) = values(global_step);
     let position = Position {
         // The history ends at the epoch before the position (as a restore checks).
-        epoch: global_step as usize * HISTORY_CHUNK / 2,
+        epoch: global_step as usize * HISTORY_CHUNK / 2 + epochs_ahead,
         step: global_step as usize % 2,
         global_step,
     };
@@ -111,7 +122,6 @@ fn commit(dir: &mut BackupDir, global_step: u64, double: bool) {
         stop_training: false,
     };
     dir.commit(&file.pieces(), &meta, &fingerprint(), double, 0)
-        .unwrap();
 }
 
 /// A directory as names of inodes and inodes' bytes.
@@ -319,6 +329,23 @@ fn every_crash_state_of_a_removal_keeps_the_final_state_or_nothing() {
     let (_tmp, start, ops) = recorded(&[1, 2], true, |dir| dir.remove().unwrap());
     let bad = violations(&start, &ops, true, &[Some(2), None], None);
     assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn a_state_whose_history_does_not_end_before_its_position_is_not_committed() {
+    // What a restore would refuse is refused when it is saved, before anything is written.
+    for epochs_ahead in [1, 5] {
+        let (_tmp, start, ops) = recorded(&[1], false, |mut dir| {
+            let e = try_commit(&mut dir, 2, false, epochs_ahead).unwrap_err();
+            assert!(
+                matches!(&e, crate::Error::UnrestorableSidecar { reason, .. }
+                    if reason.contains("its history ends at epoch")),
+                "{e}"
+            );
+        });
+        assert!(ops.is_empty(), "{ops:?}");
+        assert_eq!(restored(&start, false), Ok(Some(1)));
+    }
 }
 
 /// The positions in `ops` of the operations `pick` selects.

@@ -175,16 +175,21 @@ fn class_folders(input: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(classes)
 }
 
-/// Appends to `found` every image file under `folder`, sub-folders included.
+/// Appends to `found` every image file under `folder`, sub-folders included. Links to
+/// folders are not followed (Keras's `follow_links=False`): one to a parent folder would list
+/// its images again under this class, and two to `.` would make the walk endless.
 fn image_files(folder: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     let io = |source| Error::DataIo {
         path: folder.to_path_buf(),
         source,
     };
     for entry in std::fs::read_dir(folder).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.is_dir() {
+        let entry = entry.map_err(io)?;
+        let (path, kind) = (entry.path(), entry.file_type().map_err(io)?);
+        if kind.is_dir() {
             image_files(&path, found)?;
+        } else if kind.is_symlink() && path.is_dir() {
+            continue;
         } else if path
             .extension()
             .and_then(|e| e.to_str())

@@ -43,7 +43,8 @@ pub fn convert_text(
         ),
     })?;
     let chars: Vec<char> = text.chars().collect();
-    let samples = match chars.len().checked_sub(seq_len + 1) {
+    let window = seq_len.saturating_add(1);
+    let samples = match chars.len().checked_sub(window) {
         Some(rest) => rest / stride + 1,
         None => 0,
     };

@@ -23,6 +23,7 @@ mod submission;
 mod update;
 mod workspace;
 
+pub(crate) use init::glorot_layers;
 pub(crate) use params::{GpuParams, InitialWeights};
 pub use profile::StepProfile;
 pub(crate) use profile::profile;

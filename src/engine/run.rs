@@ -316,7 +316,7 @@ impl<'a> Run<'a> {
     /// the epoch (those already recorded are submitted first, with the old rate). Refused
     /// when the rate follows a schedule.
     pub fn set_learning_rate(&mut self, lr: f32, step: usize) -> Result<()> {
-        if self.params.optimizer.schedule().is_some() {
+        if self.follows_schedule() {
             return Err(Error::config(
                 "learning rate",
                 "it follows a schedule (Configured::schedule), which sets it at every step; compile without the schedule to set it by hand",
@@ -328,6 +328,11 @@ impl<'a> Run<'a> {
         self.params
             .write_step_values(table, self.epoch_iteration, step, steps);
         Ok(())
+    }
+
+    /// Whether the learning rate follows the optimizer's schedule.
+    pub fn follows_schedule(&self) -> bool {
+        self.params.optimizer.schedule().is_some()
     }
 
     /// Submits what was recorded if it holds a deferred snapshot's copy, without waiting

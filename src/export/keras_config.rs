@@ -14,7 +14,8 @@ impl Sequential {
     /// The model's Keras 3 config as `model.to_json()` writes it; `keras.models.model_from_json`
     /// builds the same model from it. A cross-entropy model's last layer gets the softmax
     /// that wgfit's loss applies, so that Keras predicts the probabilities `wgfit predict`
-    /// writes. Refused: activations Keras's config cannot name (`gelu_approximate`).
+    /// writes (as its activation, or as a Softmax layer after a last layer that has another
+    /// activation or none to take). Refused: activations Keras's config cannot name (`gelu_approximate`).
     pub fn to_keras_json(&self) -> Result<String> {
         let specs = self.specs()?;
         let softmax_last = self.loss()? == Loss::CrossEntropy
@@ -77,6 +78,21 @@ impl Sequential {
             tensors.push((key, calls[owner], spec.out_shape.clone(), "float32"));
             calls[owner] += 1;
         }
+        // The loss's softmax, where the last layer cannot take it as its activation: a Softmax
+        // layer after it, as Keras's own `Dense(n, "tanh"), Softmax()`.
+        if self.loss()? == Loss::CrossEntropy && !softmax_last {
+            let (key, node) = softmax_layer(&keys, &tensors)?;
+            layers.push(node);
+            let last = tensors.len() - 1;
+            if functional {
+                let args = json!({"args": [keras_tensor(&tensors[last])], "kwargs": {}});
+                if let Some(node) = layers.last_mut() {
+                    push_node(node, args);
+                }
+            }
+            let shape = tensors[last].2.clone();
+            tensors.push((key, 0, shape, "float32"));
+        }
         if functional {
             for layer in layers
                 .iter_mut()
@@ -106,6 +122,27 @@ impl Sequential {
         };
         serde_json::to_string(&config).map_err(|e| Error::encoding("the Keras config", e))
     }
+}
+
+/// A Softmax layer on the last of `tensors`, with a key no layer of `keys` has.
+fn softmax_layer(
+    keys: &[Option<String>],
+    tensors: &[(String, usize, Vec<usize>, &str)],
+) -> Result<(String, Value)> {
+    let shape = tensors.last().map_or(&[][..], |t| &t.2[..]);
+    let spec = LayerSpec::new(LayerKind::Softmax, shape, Activation::Linear, 0)
+        .map_err(Error::internal)?;
+    let taken = keys
+        .iter()
+        .flatten()
+        .filter(|k| *k == "softmax" || k.starts_with("softmax_"))
+        .count();
+    let key = match taken {
+        0 => "softmax".to_string(),
+        n => format!("softmax_{n}"),
+    };
+    let config = layer_config(&spec, &key, false)?;
+    Ok((key, keras_layer("Softmax", config)))
 }
 
 fn keras_model(class: &str, config: Value) -> Value {

@@ -86,12 +86,15 @@ pub(crate) fn layer_keys(specs: &[LayerSpec], functional: bool) -> Vec<Option<St
 }
 
 /// Whether Keras would build the model as a Functional one: some layer reads anything but
-/// the previous layer's output, or shares another's weights.
+/// the previous layer's output, or shares another's weights, or is a MultiHeadAttention
+/// (whose call takes a query and a value, which a Keras Sequential cannot give, and whose
+/// `use_causal_mask` is an argument of that call).
 pub(crate) fn is_functional(specs: &[LayerSpec]) -> bool {
-    specs
-        .iter()
-        .enumerate()
-        .any(|(i, s)| s.shares.is_some() || !(s.sources.is_empty() || s.sources == [i]))
+    specs.iter().enumerate().any(|(i, s)| {
+        s.shares.is_some()
+            || !(s.sources.is_empty() || s.sources == [i])
+            || matches!(s.kind, LayerKind::MultiHeadAttention { .. })
+    })
 }
 
 /// MultiHeadAttention's sub-layer (attribute name in the file, its layer name) of a tensor.

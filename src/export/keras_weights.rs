@@ -199,6 +199,14 @@ impl Sequential {
                 )));
             }
             let data = ds.read_f32().map_err(what)?;
+            let want: usize = var.shape.iter().product();
+            if data.len() != want {
+                return Err(bad(format!(
+                    "{} holds {} values; its shape {shape:?} needs {want}",
+                    var.path,
+                    data.len()
+                )));
+            }
             let data = match var.transposed {
                 true => transpose(&data, var.shape[1], var.shape[0]),
                 false => data,

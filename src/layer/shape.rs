@@ -3,9 +3,33 @@
 
 use super::{LayerKind, Padding};
 
+/// The most elements one sample's tensor, or a window, may span: the kernels index them, and
+/// take every size, stride and pad, as 32-bit signed integers.
+pub(crate) const MAX_EXTENT: usize = i32::MAX as usize;
+
+/// The elements of one sample's tensor of `shape`, or why it is too large (`what` names it).
+pub(super) fn extent(shape: &[usize], what: &str) -> std::result::Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_EXTENT)
+        .ok_or_else(|| format!("{what} {shape:?} has more than {MAX_EXTENT} elements per sample"))
+}
+
 /// The output shape of `kind` on `in_shape` (`units`: Dense's width, or Reshape's element
-/// count check), or why the input does not fit.
+/// count check), or why the input does not fit; both shapes are within [`MAX_EXTENT`].
 pub(super) fn out_shape(
+    kind: &LayerKind,
+    in_shape: &[usize],
+    units: usize,
+) -> std::result::Result<Vec<usize>, String> {
+    extent(in_shape, "an input of")?;
+    let out = shape_of(kind, in_shape, units)?;
+    extent(&out, "its output of")?;
+    Ok(out)
+}
+
+fn shape_of(
     kind: &LayerKind,
     in_shape: &[usize],
     units: usize,
@@ -20,14 +44,21 @@ pub(super) fn out_shape(
         if k == 0 || s == 0 || d == 0 {
             return Err(format!("a {axis} window, stride or dilation of 0"));
         }
-        p.output(size, (k - 1) * d + 1, s)
-            .map(|(o, _)| o)
-            .ok_or_else(|| {
-                format!(
-                    "its {axis} window of {} does not fit the input's {size} with padding valid",
-                    (k - 1) * d + 1
-                )
-            })
+        let span = (k - 1).checked_mul(d).and_then(|n| n.checked_add(1));
+        let (span, s) = match span {
+            Some(span) if span <= MAX_EXTENT && s <= MAX_EXTENT && d <= MAX_EXTENT => (span, s),
+            _ => {
+                return Err(format!(
+                    "a {axis} window of {k} dilated by {d}, or a stride of {s}, spans more \
+                     than {MAX_EXTENT} elements"
+                ));
+            }
+        };
+        p.output(size, span, s).map(|(o, _)| o).ok_or_else(|| {
+            format!(
+                "its {axis} window of {span} does not fit the input's {size} with padding valid"
+            )
+        })
     };
     match kind {
         LayerKind::Dense => match in_shape.split_last() {

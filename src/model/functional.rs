@@ -156,6 +156,16 @@ fn visit(
             inputs,
             shared: identity,
         } => {
+            if inputs.is_empty() {
+                // A layer reading no tensor would be taken to read the one laid out before it.
+                return Err(Error::config(
+                    "model",
+                    format!(
+                        "a {} layer is called on no tensor: call_on needs at least one",
+                        layer.kind().class_name()
+                    ),
+                ));
+            }
             let mut sources = Vec::with_capacity(inputs.len());
             for x in inputs {
                 sources.push(visit(x, order, layers, shared)?);

@@ -173,8 +173,16 @@ pub(super) fn functional(root: &Value, layers: &[Value]) -> Result<KerasModel> {
         }
         layer = layer.reading(&sources);
         // A later call of a shared layer uses its first call's weights.
-        if let Some(first) = placed.iter().position(|(name, _)| *name == call.name) {
-            layer = layer.sharing_weights_of(first - 1);
+        // (placed[0] is the input, whose name a layer cannot share.)
+        match placed.iter().position(|(name, _)| *name == call.name) {
+            Some(0) => {
+                return Err(c.error(format!(
+                    "is named `{}`, as the model's input is; Keras names layers uniquely",
+                    call.name
+                )));
+            }
+            Some(first) => layer = layer.sharing_weights_of(first - 1),
+            None => {}
         }
         if c.softmax && softmax_at.is_none() {
             softmax_at = Some(built.len());

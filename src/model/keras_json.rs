@@ -12,6 +12,7 @@ use super::{
     Add, Dense, Embedding, Layer, MultiHeadAttention, PositionEmbedding, Sequential, Softmax,
 };
 use crate::error::{Error, Result};
+use crate::layer::LayerKind;
 use serde_json::{Map, Value};
 
 /// The Keras classes wgfit builds, for error messages.
@@ -123,9 +124,27 @@ pub(super) fn input_layer(c: &mut Config<'_>) -> Result<Vec<usize>> {
 /// The model of `built` layers on `input_shape`, with softmax allowed on the last layer only.
 pub(super) fn model_of(
     input_shape: Option<Vec<usize>>,
-    built: Vec<Layer>,
-    softmax_at: Option<usize>,
+    mut built: Vec<Layer>,
+    mut softmax_at: Option<usize>,
 ) -> Result<KerasModel> {
+    // A last Softmax layer on the layer before it is that layer's softmax activation: kept,
+    // cross-entropy would take the softmax of probabilities (Keras takes their logarithm).
+    let last = built.len().saturating_sub(1);
+    if let Some(l) = built.last()
+        && built.len() >= 2
+        && *l.kind() == LayerKind::Softmax
+        && (l.sources().is_empty() || l.sources() == [last])
+        && l.shares().is_none()
+    {
+        if softmax_at.is_some() {
+            return Err(bad(
+                "the last layer is a Softmax after a layer with activation softmax: the \
+                 output would be the softmax of probabilities; keep one of the two",
+            ));
+        }
+        built.pop();
+        softmax_at = Some(built.len().saturating_sub(1));
+    }
     if let Some(at) = softmax_at
         && at + 1 != built.len()
     {

@@ -63,7 +63,11 @@ impl Sequential {
     /// order.
     pub fn with_input_shape(shape: &[usize]) -> Self {
         Sequential {
-            inputs: shape.iter().product(),
+            // A shape too large to multiply out fits no data, and compile refuses it by name.
+            inputs: shape
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .unwrap_or(usize::MAX),
             input_shape: shape.to_vec(),
             layers: Vec::new(),
             seed: 0,
@@ -92,7 +96,9 @@ impl Sequential {
             })
     }
 
-    /// Appends a layer (Keras's `model.add`): a [`Dense`], [`crate::Conv2D`], … .
+    /// Appends a layer (Keras's `model.add`): a [`Dense`], [`crate::Conv2D`], … . After
+    /// `compile`, the model must be compiled again before it is used; the layers it had keep
+    /// their weights, and the new ones are drawn as `compile` draws them.
     #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, layer: impl Into<Layer>) -> Self {
         self.layers.push(layer.into());
@@ -200,13 +206,18 @@ impl Sequential {
         // (Bound in pieces: the largest buffer limits them, each layer the largest binding.)
         gpu.check_size_in_pieces("the model's parameters", bytes)?;
         let weights = match &self.compiled {
-            Some(c) => InitialWeights::Given(
-                c.params
+            Some(c) => {
+                let mut kept: Vec<Vec<f32>> = c
+                    .params
                     .read_params()?
                     .into_iter()
                     .map(|t| t.data)
-                    .collect(),
-            ),
+                    .collect();
+                // Layers added since: their first weights, as compile draws them.
+                let drawn = crate::engine::glorot_layers(self.seed, &specs);
+                kept.extend(drawn.into_iter().skip(kept.len()));
+                InitialWeights::Given(kept)
+            }
             // Drawn on first use: a fit that restores a backup never needs them.
             None => InitialWeights::Glorot { seed: self.seed },
         };
@@ -220,7 +231,26 @@ impl Sequential {
     }
 
     fn compiled(&self) -> Result<&Compiled> {
-        self.compiled.as_ref().ok_or(Error::NotCompiled)
+        let c = self.compiled.as_ref().ok_or(Error::NotCompiled)?;
+        Self::still_compiled(c, self.layers.len())?;
+        Ok(c)
+    }
+
+    /// A model compiled before layers were added must be compiled again: its parameters on
+    /// the GPU are those of the layers it had.
+    fn still_compiled(c: &Compiled, layers: usize) -> Result<()> {
+        let had = c.params.specs.len();
+        if had == layers {
+            return Ok(());
+        }
+        Err(Error::config(
+            "model",
+            format!(
+                "{} layer(s) were added after compile (it had {had}): call compile again; \
+                 the layers it had keep their weights",
+                layers - had
+            ),
+        ))
     }
 
     /// The loss given to `compile`.
@@ -252,8 +282,11 @@ impl Sequential {
 
     /// Checks a data set against the model and loss before any GPU work.
     pub fn check_data(&self, data: &Dataset) -> Result<()> {
-        let loss = self.compiled()?.loss;
+        let c = self.compiled()?;
+        let loss = c.loss;
         data.check_model(self.inputs, self.outputs())?;
+        let out_shape = c.params.specs.last().map_or(&[][..], |l| &l.out_shape[..]);
+        check_label_axes(data.targets(), out_shape)?;
         self.check_ids(data)?;
         let labels = matches!(data.targets(), Targets::Classes(_) | Targets::Tokens { .. });
         if loss == Loss::CrossEntropy && !labels {
@@ -352,7 +385,9 @@ impl Sequential {
             self.check_data(v)?;
         }
         let fingerprint = self.fingerprint(data, &options)?;
+        let layers = self.layers.len();
         let c = self.compiled.as_mut().ok_or(Error::NotCompiled)?;
+        Self::still_compiled(c, layers)?;
         // Distributed: the ranks agree on the run before anything else, then each takes its
         // share of every batch.
         let split = match &options.distributed {
@@ -412,4 +447,38 @@ impl Sequential {
             callbacks,
         )
     }
+}
+
+/// Class labels take one softmax over the output; per-position labels one per position, over
+/// the last axis of an output whose other axes are the positions. Counting outputs alone let
+/// a `[8, 6]` output take 4 positions of 12 "classes", each softmax spanning two positions.
+fn check_label_axes(targets: &Targets, out_shape: &[usize]) -> Result<()> {
+    let (rows, classes) = match out_shape.split_last() {
+        Some((&classes, rows)) => (rows.iter().product::<usize>(), classes),
+        None => return Ok(()),
+    };
+    let (fits, expected) = match targets {
+        Targets::Tokens { positions, .. } => (
+            out_shape.len() >= 2 && rows == *positions,
+            vec![*positions, classes],
+        ),
+        // One axis of classes; axes of 1 before it (a 1×1 convolution's) change nothing.
+        Targets::Classes(_) => (rows == 1, vec![classes]),
+        Targets::Values { .. } => return Ok(()),
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(Error::Shape {
+        what: match targets {
+            Targets::Tokens { .. } => {
+                "the model's output for per-position labels ([positions, classes])".into()
+            }
+            _ => "the model's output for class labels ([classes]; per-position labels \
+                  need Targets::Tokens)"
+                .into(),
+        },
+        expected,
+        got: out_shape.to_vec(),
+    })
 }

@@ -82,15 +82,23 @@ impl<O: Optimizer + Clone + 'static> Optimizer for Configured<O> {
     fn schedule(&self) -> Option<&LearningRateSchedule> {
         self.schedule.as_ref().or_else(|| self.optimizer.schedule())
     }
+    /// This one's, or else the wrapped optimizer's (a `Configured` may wrap another).
     fn clipping(&self) -> Clipping {
-        self.clipping
+        match self.clipping {
+            Clipping::None => self.optimizer.clipping(),
+            given => given,
+        }
     }
     fn selective_weight_decay(&self) -> Option<(f32, &[String])> {
         self.optimizer.selective_weight_decay()
     }
 
+    /// This one's, or else the wrapped optimizer's.
     fn accumulation_steps(&self) -> u32 {
-        self.accumulation
+        match self.accumulation {
+            1 => self.optimizer.accumulation_steps(),
+            given => given,
+        }
     }
     fn set_learning_rate(&mut self, lr: f32) {
         self.optimizer.set_learning_rate(lr)
@@ -105,6 +113,20 @@ impl<O: Optimizer + Clone + 'static> Optimizer for Configured<O> {
             return Err(Error::config(
                 "gradient accumulation",
                 "0 steps; use 1 (no accumulation) or more",
+            ));
+        }
+        // A Configured around a Configured: each setting given once, whichever holds it.
+        let inner = &self.optimizer;
+        if self.clipping != Clipping::None && inner.clipping() != Clipping::None {
+            return Err(Error::config(
+                "clipping",
+                "given to two nested Configured optimizers; give it once",
+            ));
+        }
+        if self.accumulation != 1 && inner.accumulation_steps() != 1 {
+            return Err(Error::config(
+                "gradient accumulation",
+                "given to two nested Configured optimizers; give it once",
             ));
         }
         Ok(())

@@ -189,7 +189,7 @@ impl LearningRateSchedule {
         // cover.
         let mut steps = vec![0, 1, u64::MAX / 2];
         if let Self::PiecewiseConstantDecay { boundaries, .. } = self {
-            steps.extend(boundaries.iter().flat_map(|&b| [b, b + 1]));
+            steps.extend(boundaries.iter().flat_map(|&b| [b, b.saturating_add(1)]));
         }
         if let Self::CosineDecay { warmup_steps, .. } = self {
             steps.push(*warmup_steps);

@@ -47,7 +47,7 @@ fn data_for(model: &Sequential, rng: &mut Rng) -> Dataset {
     Dataset::new(x, features, targets).unwrap()
 }
 
-/// The models: `mlp` (built here), then the fixtures `digits_convnet_bn.json` (the Step 16
+/// The models: `mlp` and `tanh_out` (built here), then the fixtures `digits_convnet_bn.json` (the Step 16
 /// convnet with BatchNormalization), `gpt_small.json` (a GPT block), `every_layer.json`
 /// (both paddings, both poolings, Reshape, Activation, Dense on images, global pooling),
 /// `with_layernorm.json`, `with_softmax.json` (Embedding, a Softmax layer) and
@@ -58,12 +58,24 @@ pub fn cases() -> Vec<Case> {
         .add(Dense::new(8).activation(Activation::Relu))
         .add(Dense::new(5).activation(Activation::Tanh))
         .add(Dense::new(3));
-    let mut cases = vec![Case {
-        name: "mlp",
-        data: data_for(&mlp, &mut rng),
-        model: mlp,
-        config: None,
-    }];
+    // Its last activation leaves no place for the loss's softmax: a Softmax layer follows.
+    let tanh_out = Sequential::new(6)
+        .add(Dense::new(8).activation(Activation::Relu))
+        .add(Dense::new(3).activation(Activation::Tanh));
+    let mut cases = vec![
+        Case {
+            name: "mlp",
+            data: data_for(&mlp, &mut rng),
+            model: mlp,
+            config: None,
+        },
+        Case {
+            name: "tanh_out",
+            data: data_for(&tanh_out, &mut rng),
+            model: tanh_out,
+            config: None,
+        },
+    ];
     for (name, file) in [
         ("convnet_bn", "digits_convnet_bn.json"),
         ("gpt", "gpt_small.json"),

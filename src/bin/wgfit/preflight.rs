@@ -18,6 +18,7 @@ use crate::arg_checks::{
 pub fn check(args: &TrainArgs) -> CliResult {
     check_numbers(args)?;
     check_optimizer(args)?;
+    check_validation_flags(args)?;
     check_monitor(args)?;
     check_checkpoint_pattern(args)?;
     check_inputs_exist(args)?;
@@ -217,6 +218,24 @@ fn monitorable(args: &TrainArgs) -> Vec<String> {
 
 fn validates(args: &TrainArgs) -> bool {
     args.validation_split.is_some() || args.validation_data.is_some()
+}
+
+/// The validation flags that do nothing without validation data (a run that was meant to
+/// validate and lost its data flag would otherwise train without a word).
+fn check_validation_flags(args: &TrainArgs) -> CliResult {
+    if validates(args) {
+        return Ok(());
+    }
+    let given = [
+        ("--validation-freq", args.validation_freq),
+        ("--validation-batch-size", args.validation_batch_size),
+    ];
+    match given.iter().find(|(_, v)| v.is_some()) {
+        Some((flag, Some(n))) => Err(usage(format!(
+            "{flag} {n} needs validation data: add --validation-split or --validation-data"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn check_monitor(args: &TrainArgs) -> CliResult {

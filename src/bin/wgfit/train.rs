@@ -191,7 +191,7 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         verbose: 0,
         validation_data: validation,
         validation_split: None,
-        validation_freq: args.validation_freq as usize,
+        validation_freq: args.validation_freq.map_or(1, |n| n as usize),
         validation_batch_size: args.validation_batch_size.map(|n| n as usize),
         data_on: args.data_on.into(),
         distributed: launch.group(),

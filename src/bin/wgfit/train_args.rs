@@ -44,9 +44,9 @@ pub struct TrainArgs {
     /// Validation data, in the same forms as --data (and scaled by --scale)
     #[arg(long, value_name = "PATH", help_heading = "Data")]
     pub validation_data: Option<PathBuf>,
-    /// Validate at the end of every N-th epoch
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Data")]
-    pub validation_freq: u64,
+    /// Validate at the end of every N-th epoch [default: 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Data")]
+    pub validation_freq: Option<u64>,
     /// Rows per validation batch [default: --batch-size]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Data")]
     pub validation_batch_size: Option<u64>,
