@@ -136,22 +136,26 @@ impl FitOptions {
                 ));
             }
         }
-        // Each batch of an epoch has its 256-byte entry in the batch table, picked by a 32-bit
-        // offset: 2^24 batches at most.
-        let most = (u32::MAX as u64 / crate::gpu::Batch::STRIDE + 1) as usize;
-        let steps = samples.div_ceil(self.batch_size);
-        if steps > most {
-            return Err(Error::config(
-                "batch size",
-                format!(
-                    "{steps} batches per epoch of {samples} samples; at most {most} are \
-                     supported: use a batch size of at least {}",
-                    samples.div_ceil(most)
-                ),
-            ));
-        }
-        Ok(())
+        check_batches(samples, self.batch_size)
     }
+}
+
+/// Each batch of a pass over `samples` has its 256-byte entry in the batch table, picked by
+/// a 32-bit offset: 2^24 batches at most (training, validation, evaluate and predict alike).
+pub(crate) fn check_batches(samples: usize, batch_size: usize) -> Result<()> {
+    let most = (u32::MAX as u64 / crate::gpu::Batch::STRIDE + 1) as usize;
+    let steps = samples.div_ceil(batch_size.max(1));
+    if steps > most {
+        return Err(Error::config(
+            "batch size",
+            format!(
+                "{steps} batches of {samples} samples; at most {most} are supported: use a \
+                 batch size of at least {}",
+                samples.div_ceil(most)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The order of samples in `epoch`.

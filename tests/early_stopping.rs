@@ -81,14 +81,16 @@ fn a_resumed_run_stops_at_the_same_epoch() {
 fn a_metric_the_run_does_not_log_is_named_not_silently_ignored() {
     use wgfit::{FitOptions, ReduceLROnPlateau};
     let mut early = EarlyStopping::new("val_loss");
+    let mut probe = common::training::Probe::default();
     let e = model()
-        .fit(&data(), options(3), &mut [&mut early])
+        .fit(&data(), options(3), &mut [&mut early, &mut probe])
         .unwrap_err()
         .to_string();
     assert!(
         e.contains("monitors `val_loss`") && e.contains("needs validation data"),
         "{e}"
     );
+    assert!(probe.batch_ends.is_empty(), "trained before refusing");
     // Keras logs val_accuracy, not val_acc.
     let validated = FitOptions {
         validation_split: Some(0.25),

@@ -275,6 +275,15 @@ fn labels_must_fit_the_axes_of_the_output_not_only_its_size() {
         positions: 8,
     });
     model.check_data(&fits).unwrap();
+    // A flat output of 8 × 3: positions of 3 consecutive outputs each (wgfit train's
+    // default model for sequences).
+    let mut flat = Sequential::new(8).add(Dense::new(24));
+    flat.compile(Loss::CrossEntropy, Sgd::new(0.1)).unwrap();
+    let per_position = data(Targets::Tokens {
+        labels: vec![2; 16],
+        positions: 8,
+    });
+    flat.check_data(&per_position).unwrap();
 }
 
 #[test]
@@ -284,13 +293,18 @@ fn an_epoch_of_more_batches_than_the_batch_table_addresses_is_refused() {
         ..Default::default()
     };
     options.validate(1 << 24).unwrap();
-    match options.validate((1 << 24) + 1) {
+    let refused = |r: wgfit::Result<()>| match r {
         Err(Error::Config { what, reason }) => {
             assert_eq!(what, "batch size");
             assert!(reason.contains("at least 2"), "{reason}");
         }
         other => panic!("expected the batch size refused, got {other:?}"),
-    }
+    };
+    refused(options.validate((1 << 24) + 1));
+    // predict and evaluate pass over their rows in batches through the same table.
+    let mut model = Sequential::new(1).add(Dense::new(2));
+    model.compile(Loss::CrossEntropy, Sgd::new(0.1)).unwrap();
+    refused(model.predict(&vec![0.5; (1 << 24) + 1], 1).map(drop));
 }
 
 #[test]

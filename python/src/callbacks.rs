@@ -52,7 +52,23 @@ pub fn build(configs: &[(String, String)]) -> PyResult<Built> {
             serde_json::from_str(text).map_err(|e| config_err(format!("{name}: {e}")))?;
         let monitor = c["monitor"].as_str().unwrap_or("val_loss").to_string();
         let f = |k: &str, d: f64| c[k].as_f64().unwrap_or(d);
-        let n = |k: &str, d: u64| c[k].as_u64().unwrap_or(d) as usize;
+        // A count: absent, or a whole number >= 0 (2.0 too, as Keras compares it).
+        let n = |k: &str, d: u64| -> PyResult<usize> {
+            match &c[k] {
+                Value::Null => Ok(d as usize),
+                v => v
+                    .as_u64()
+                    .or_else(|| {
+                        v.as_f64()
+                            .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                            .map(|f| f as u64)
+                    })
+                    .map(|n| n as usize)
+                    .ok_or_else(|| {
+                        config_err(format!("{name}: {k} {v}: give a whole number >= 0"))
+                    }),
+            }
+        };
         let b = |k: &str, d: bool| c[k].as_bool().unwrap_or(d);
         let s = |k: &str| c[k].as_str().map(str::to_string);
         let callback: Box<dyn Callback + Send> = match name.as_str() {
@@ -76,11 +92,11 @@ pub fn build(configs: &[(String, String)]) -> PyResult<Built> {
             }
             "EarlyStopping" => {
                 let mut e = EarlyStopping::new(monitor)
-                    .patience(n("patience", 0))
+                    .patience(n("patience", 0)?)
                     .min_delta(f("min_delta", 0.0))
                     .mode(mode(&c)?)
                     .restore_best_weights(b("restore_best_weights", false))
-                    .start_from_epoch(n("start_from_epoch", 0));
+                    .start_from_epoch(n("start_from_epoch", 0)?);
                 if let Some(base) = c["baseline"].as_f64() {
                     e = e.baseline(base);
                 }
@@ -89,10 +105,10 @@ pub fn build(configs: &[(String, String)]) -> PyResult<Built> {
             "ReduceLROnPlateau" => Box::new(
                 ReduceLROnPlateau::new(monitor)
                     .factor(f("factor", 0.1))
-                    .patience(n("patience", 10))
+                    .patience(n("patience", 10)?)
                     .mode(mode(&c)?)
                     .min_delta(f("min_delta", 1e-4))
-                    .cooldown(n("cooldown", 0))
+                    .cooldown(n("cooldown", 0)?)
                     .min_lr(f("min_lr", 0.0)),
             ),
             "ModelCheckpoint" => {
@@ -109,7 +125,20 @@ pub fn build(configs: &[(String, String)]) -> PyResult<Built> {
             }
             "CSVLogger" => {
                 let path = s("filename").ok_or_else(|| config_err("CSVLogger: no filename"))?;
-                let sep = s("separator").and_then(|t| t.chars().next()).unwrap_or(',');
+                let sep = match s("separator") {
+                    None => ',',
+                    Some(t) => {
+                        let mut chars = t.chars();
+                        match (chars.next(), chars.next()) {
+                            (Some(c), None) => c,
+                            _ => {
+                                return Err(config_err(format!(
+                                    "CSVLogger: separator {t:?}: give one character"
+                                )));
+                            }
+                        }
+                    }
+                };
                 Box::new(
                     CsvLogger::new(path)
                         .separator(sep)

@@ -253,6 +253,14 @@ impl Model {
     ) -> PyResult<String> {
         let data = dataset(x, rows, y, y_kind, y_cols)?;
         let logs = self.model.evaluate(&data, batch_size).map_err(py_err)?;
+        // JSON has no NaN or infinity: those go as the strings Python's float() reads.
+        let logs: serde_json::Map<String, serde_json::Value> = logs
+            .into_iter()
+            .map(|(k, v)| match v.is_finite() {
+                true => (k, v.into()),
+                false => (k, v.to_string().into()),
+            })
+            .collect();
         serde_json::to_string(&logs).map_err(|e| Error::new_err(e.to_string()))
     }
 

@@ -1,6 +1,7 @@
 //! Keras's serialized optimizer (`keras.optimizers.serialize(opt)`, or a name such as
 //! `"adam"`) as a wgfit optimizer: SGD, Adam, AdamW and RMSprop with their arguments, a
-//! learning-rate schedule, `clipnorm`/`global_clipnorm`; anything else is refused by name.
+//! learning-rate schedule, `clipnorm`/`global_clipnorm`, `gradient_accumulation_steps`;
+//! anything else is refused by name.
 
 use crate::config_err;
 use pyo3::PyResult;
@@ -15,11 +16,39 @@ pub fn from_keras(text: &str) -> PyResult<Box<dyn Optimizer>> {
     let c = &root["config"];
     let number = |key: &str, default: f64| c[key].as_f64().unwrap_or(default);
     let flag = |key: &str| c[key].as_bool().unwrap_or(false);
+    // Keras's defaults: SGD 0.01, the others 0.001.
+    let default_lr = if class == "SGD" { 0.01 } else { 0.001 };
     let (lr, schedule) = match &c["learning_rate"] {
-        Value::Object(_) => (0.0, Some(schedule(&c["learning_rate"])?)),
-        v => (v.as_f64().unwrap_or(0.001), None),
+        Value::Object(_) => {
+            let s = schedule(&c["learning_rate"])?;
+            // The schedule sets every step's rate; the optimizer's own is what a backup
+            // records, and must be positive (a warmup may start at 0).
+            let first = f64::from(s.at(0));
+            (if first > 0.0 { first } else { default_lr }, Some(s))
+        }
+        Value::Null => (default_lr, None),
+        v => (
+            v.as_f64().ok_or_else(|| {
+                config_err(format!(
+                    "optimizer {class}: learning_rate {v} is not a number"
+                ))
+            })?,
+            None,
+        ),
     };
     let lr = lr as f32;
+    let accumulate = match &c["gradient_accumulation_steps"] {
+        Value::Null => 1,
+        v => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| {
+                config_err(format!(
+                    "optimizer {class}: gradient_accumulation_steps {v}: give a whole number of at least 1"
+                ))
+            })?,
+    };
     let decay = number("weight_decay", 0.0) as f32;
     for unsupported in ["use_ema", "loss_scale_factor", "clipvalue"] {
         if !(c[unsupported].is_null() || c[unsupported] == false) {
@@ -40,7 +69,9 @@ pub fn from_keras(text: &str) -> PyResult<Box<dyn Optimizer>> {
     };
     macro_rules! configured {
         ($opt:expr) => {{
-            let mut o = Configured::new($opt).clipping(clipping);
+            let mut o = Configured::new($opt)
+                .clipping(clipping)
+                .accumulate(accumulate);
             if let Some(s) = schedule {
                 o = o.schedule(s);
             }

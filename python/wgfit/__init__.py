@@ -10,6 +10,7 @@ on none, through lavapipe), runs that survive preemption bit-identically.
 import json
 import os
 import sys
+import threading
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -27,6 +28,7 @@ _LOSSES = {
     "sparse_categorical_crossentropy": "crossentropy",
     "SparseCategoricalCrossentropy": "crossentropy",
     "mse": "mse",
+    "MSE": "mse",
     "mean_squared_error": "mse",
     "MeanSquaredError": "mse",
 }
@@ -49,10 +51,16 @@ def _loss_name(loss) -> str:
     if isinstance(loss, str):
         name = loss
     else:
-        name = type(loss).__name__
+        # A loss object's class, or a loss function's name (keras.losses.mse).
+        name = getattr(loss, "__name__", type(loss).__name__)
         config = loss.get_config() if hasattr(loss, "get_config") else {}
         if config.get("label_smoothing"):
             raise ConfigError(f"loss {name}: wgfit has no label smoothing")
+        if config.get("ignore_class") is not None:
+            raise ConfigError(f"loss {name}: wgfit has no ignore_class")
+        if config.get("reduction") not in (None, "sum_over_batch_size"):
+            raise ConfigError(f"loss {name}: reduction {config['reduction']!r}: wgfit averages "
+                              "over the batch (sum_over_batch_size)")
     if name not in _LOSSES:
         raise ConfigError(f"loss {name!r}: wgfit has sparse_categorical_crossentropy and mse")
     return _LOSSES[name]
@@ -66,7 +74,30 @@ def _optimizer_json(optimizer) -> str:
         return json.dumps({"class_name": name, "config": {}})
     import keras
 
-    return json.dumps(keras.optimizers.serialize(optimizer), default=float)
+    return json.dumps(keras.optimizers.serialize(optimizer), default=_plain)
+
+
+def _plain(value):
+    """A NumPy scalar (`np.int64(2)`, `np.float32(0.1)`) as the Python number JSON takes."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return float(value)
+
+
+def _count(what: str, value, least: int = 0) -> int:
+    """A whole number of at least `least` (as Keras takes them: `np.int64` too, not 2.5)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{what}={value!r}: give a whole number")
+    if value < least:
+        raise ConfigError(f"{what}={value}: give {least} or more")
+    return int(value)
+
+
+def _batch_size(batch_size, rows: Optional[int]) -> int:
+    """Keras's batch size: 32 by default, but never more than the rows (one batch of them)."""
+    if batch_size is None:
+        return 32 if rows is None else min(32, rows)
+    return _count("batch_size", batch_size, 1)
 
 
 def _float32_rows(x, what: str) -> np.ndarray:
@@ -96,6 +127,8 @@ class Model:
 
     def __init__(self, native: "_Model"):
         self._native = native
+        # The native model stays on the thread that made it (its GPU state is not shared).
+        self._thread = threading.get_ident()
         self._pending_weights: Optional[List[np.ndarray]] = None
         self._compiled = False
         self._loss = None
@@ -117,19 +150,36 @@ class Model:
         learning-rate schedule, clipnorm or global_clipnorm); `loss`
         sparse_categorical_crossentropy (accuracy is reported with it) or mse. `seed` draws
         the initial weights when none were given."""
+        self._check_thread()
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        if loss is None:
+            raise ConfigError("compile needs a loss")
+        name = _loss_name(loss)
         for m in metrics or []:
             if m not in ("accuracy", "acc", "sparse_categorical_accuracy"):
                 raise ConfigError(f"metric {m!r}: wgfit reports accuracy (with cross-entropy)")
-        if loss is None:
-            raise ConfigError("compile needs a loss")
-        self._loss = _loss_name(loss)
-        self._native.compile(self._loss, _optimizer_json(optimizer), seed)
+            if name != "crossentropy":
+                raise ConfigError(f"metric {m!r}: wgfit reports accuracy with cross-entropy, "
+                                  f"not with {name}")
+        if self._native.softmax_output() and name != "crossentropy":
+            raise ConfigError(f"loss {name}: the model ends in a softmax, whose probabilities "
+                              "wgfit trains with sparse_categorical_crossentropy only")
+        self._native.compile(name, _optimizer_json(optimizer), _count("seed", seed))
+        # Only once the native model took it: a refused compile leaves the last one in force.
+        self._loss = name
         self._compiled = True
         if self._pending_weights is not None:
             self.set_weights(self._pending_weights)
             self._pending_weights = None
 
+    def _check_thread(self):
+        if threading.get_ident() != self._thread:
+            raise Error("a wgfit Model is used from the thread that made it; make the model "
+                        "in the thread that trains it")
+
     def _check_compiled(self):
+        self._check_thread()
         if not self._compiled:
             raise ConfigError("the model is not compiled: call compile(optimizer, loss) first")
 
@@ -142,7 +192,11 @@ class Model:
         return a
 
     def _y(self, y, rows: int, what="y"):
+        if y is None:
+            raise DataError(f"{what} is missing: arrays x need their targets y")
         a = np.asarray(y)
+        if a.ndim == 0:
+            raise DataError(f"{what} is a single value; give one target per row of x")
         if len(a) != rows:
             raise DataError(f"{what} has {len(a)} rows, x {rows}")
         if self._loss == "crossentropy":
@@ -153,6 +207,17 @@ class Model:
                 raise DataError(f"{what} of dtype {a.dtype}: give integer class labels")
             if a.size and a.min() < 0:
                 raise DataError(f"{what}: class label {int(a.min())} is negative")
+            if a.size and a.max() >= 2**32:
+                raise DataError(f"{what}: class label {a.max()} is beyond any model's classes")
+            # One label per sample, or per position of a [T, classes] output.
+            positions = tuple(self._native.output_shape()[:-1])
+            one_label = np.prod(a.shape[1:], dtype=np.int64) == 1 and np.prod(positions) == 1
+            if a.ndim > 1 and not one_label and tuple(a.shape[1:]) not in (positions,
+                                                                            positions + (1,)):
+                raise DataError(
+                    f"{what} of shape {a.shape}: sparse categorical cross-entropy takes integer "
+                    f"labels of shape ({rows},{''.join(f' {p},' for p in positions)}), not one-hot "
+                    "rows (np.argmax(y, axis=-1) gives them)")
             cols = int(np.prod(a.shape[1:])) if a.ndim > 1 else 1
             return np.ascontiguousarray(a, dtype=np.uint32).tobytes(), "int", cols
         if a.dtype.kind not in "biuf":
@@ -170,33 +235,41 @@ class Model:
         KeyboardInterrupt, SIGTERM saves and exits with status 143, and a `fit` run again
         resumes exactly where the state was saved."""
         self._check_compiled()
+        epochs = _count("epochs", epochs, 1)
+        initial_epoch = _count("initial_epoch", initial_epoch)
         path = None
         if isinstance(x, (str, os.PathLike)):
             if y is not None:
                 raise DataError("x is a file, which holds its targets: give no y")
             path, xa, yb, kind, cols = os.fspath(x), np.zeros((1, 1), np.float32), b"", "int", 1
+            rows = None
         else:
             xa = self._x(x)
             yb, kind, cols = self._y(y, len(xa))
+            rows = len(xa)
         validation = None
         if validation_data is not None:
+            if len(validation_data) != 2:
+                raise DataError("validation_data: give (x, y); wgfit has no sample weights")
             vx, vy = validation_data[0], validation_data[1]
             va = self._x(vx, "validation x")
             vyb, vkind, vcols = self._y(vy, len(va), "validation y")
-            if (vkind, vcols) != (kind, cols):
+            # (A file's targets are checked against the validation data's when it is read.)
+            if path is None and (vkind, vcols) != (kind, cols):
                 raise DataError("validation y is not of y's kind and width")
             validation = (va, len(va), vyb)
         configs = []
         for c in callbacks or []:
             if not isinstance(c, _Callback):
                 raise ConfigError(f"callback {type(c).__name__}: use the classes of wgfit.callbacks")
-            configs.append((type(c).__name__, json.dumps(c._config())))
+            configs.append((type(c).__name__, json.dumps(c._config(), default=_plain)))
         if verbose not in ("auto", 0, 1, 2):
             raise ConfigError(f"verbose={verbose!r}: \"auto\", 0, 1 or 2")
         level = 1 if verbose == "auto" else int(verbose)
         try:
             text = self._native.fit(xa, len(xa), yb, kind, cols, epochs,
-                                    batch_size or 32, shuffle, seed, initial_epoch, level,
+                                    _batch_size(batch_size, rows), shuffle,
+                                    _count("seed", seed), initial_epoch, level,
                                     _redraws_lines(),
                                     validation_split or None, validation, configs, path)
         except Preempted as e:
@@ -213,7 +286,9 @@ class Model:
         xa = self._x(x)
         yb, kind, cols = self._y(y, len(xa))
         logs = json.loads(self._native.evaluate(xa, len(xa), yb, kind, cols,
-                                                batch_size or 32))
+                                                _batch_size(batch_size, len(xa))))
+        # NaN and infinities come as the strings float() reads.
+        logs = {k: float(v) for k, v in logs.items()}
         if return_dict:
             return logs
         values = [logs["loss"]] + [v for k, v in logs.items() if k != "loss"]
@@ -224,7 +299,7 @@ class Model:
         model ends in a softmax)."""
         self._check_compiled()
         xa = self._x(x)
-        raw = self._native.predict(xa, batch_size or 32)
+        raw = self._native.predict(xa, _batch_size(batch_size, len(xa)))
         out = np.frombuffer(raw, dtype=np.float32).reshape(
             (len(xa),) + tuple(self._native.output_shape()))
         if self._native.softmax_output():
@@ -242,19 +317,31 @@ class Model:
     def set_weights(self, weights: Sequence) -> None:
         """Replaces every variable, in Keras's order and layout (Keras's `set_weights`)."""
         self._check_compiled()
-        self._native.set_weights([np.ascontiguousarray(w, dtype=np.float32).tobytes()
-                                  for w in weights])
+        shapes = [tuple(shape) for shape, _ in self._native.get_weights()]
+        arrays = [np.asarray(w) for w in weights]
+        if len(arrays) != len(shapes):
+            raise ConfigError(f"set_weights: {len(arrays)} arrays for the model's "
+                              f"{len(shapes)} variables")
+        for i, (a, shape) in enumerate(zip(arrays, shapes)):
+            if a.shape != shape:
+                raise ConfigError(f"set_weights: array {i} has shape {a.shape}; the model's "
+                                  f"variable {i} has shape {shape}")
+        self._native.set_weights([np.ascontiguousarray(a, dtype=np.float32).tobytes()
+                                  for a in arrays])
 
     def save(self, filepath: str) -> None:
         """Writes `.keras` (Keras's `load_model` reads it), `.weights.h5`, `.onnx` or wgfit's
         `.safetensors`, by the extension."""
         self._check_compiled()
-        self._native.save(str(filepath))
+        self._native.save(os.fspath(filepath))
 
     def load_weights(self, filepath: str) -> None:
         """Reads `.keras`, `.weights.h5` or wgfit's `.safetensors` weights."""
         self._check_compiled()
-        self._native.load_weights(str(filepath))
+        if os.fspath(filepath).lower().endswith(".onnx"):
+            raise ConfigError(f"{filepath}: an ONNX model is written, not read, by wgfit; load "
+                              ".keras, .weights.h5 or .safetensors weights")
+        self._native.load_weights(os.fspath(filepath))
 
     def to_json(self) -> str:
         """The Keras config the model was made from."""

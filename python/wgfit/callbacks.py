@@ -1,6 +1,8 @@
 """Keras's callbacks, with Keras's arguments, that wgfit runs (in Rust) during `fit`."""
 from typing import Optional, Union
 
+from ._wgfit import ConfigError
+
 
 class Callback:
     """A callback wgfit knows by name; its arguments go to Rust as a config."""
@@ -33,13 +35,22 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Saves the weights (wgfit's safetensors, which `wgfit evaluate` reads) to `filepath`,
-    whose `{epoch}` and `{val_loss:.2f}`-style fields are filled as Keras fills them."""
+    """Saves the weights (wgfit's safetensors, which `wgfit evaluate` and `Model.load_weights`
+    read) to `filepath`, a `.safetensors` name whose `{epoch}` and `{val_loss:.2f}`-style
+    fields are filled as Keras fills them. (`Model.save` writes `.keras` and `.weights.h5`.)"""
 
     def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = True,
                  mode: str = "auto", save_freq: Union[str, int] = "epoch"):
-        self.filepath, self.monitor, self.save_best_only = str(filepath), monitor, save_best_only
+        filepath = str(filepath)
+        if not filepath.lower().endswith(".safetensors"):
+            raise ConfigError(f"ModelCheckpoint {filepath!r}: it writes wgfit's safetensors "
+                              "weights; name the file *.safetensors (Model.save writes .keras "
+                              "and .weights.h5)")
+        if not save_weights_only:
+            raise ConfigError("ModelCheckpoint: save_weights_only=False (a whole model in "
+                              ".keras) is not written during training; it saves the weights")
+        self.filepath, self.monitor, self.save_best_only = filepath, monitor, save_best_only
         self.mode, self.save_freq = mode, save_freq
 
 

@@ -125,7 +125,8 @@ impl Callback for EarlyStopping {
         ))
     }
 
-    fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
+    fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.monitor.check_validates(ctx.validates(), NAME)?;
         self.wait = 0;
         self.stopped_epoch = 0;
         self.best = None;

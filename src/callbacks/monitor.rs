@@ -72,7 +72,8 @@ impl Monitor {
         }
         let validated = logs.keys().any(|k| k.starts_with("val_"));
         let is_val = self.name.starts_with("val_");
-        if is_val && validates && !validated {
+        // An epoch that trained no batch (stopped at its start) logs no loss either.
+        if (is_val && validates && !validated) || !logs.contains_key("loss") {
             return Ok(None);
         }
         let logged: Vec<&str> = logs.keys().map(String::as_str).collect();
@@ -88,6 +89,22 @@ impl Monitor {
                 logged.join(", ")
             ),
         })
+    }
+
+    /// At the start of training: a `val_` name needs validation data (found here, not after
+    /// the first epoch).
+    pub fn check_validates(&self, validates: bool, callback: &str) -> Result<()> {
+        if self.name.starts_with("val_") && !validates {
+            return Err(Error::Callback {
+                callback: callback.into(),
+                reason: format!(
+                    "monitors `{}`, which needs validation data (validation_data or \
+                     validation_split)",
+                    self.name
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Keras's `_is_improvement`: `value` beats `reference` by more than `min_delta` (any

@@ -2,7 +2,9 @@
 //!
 //! The handlers are installed once per process. While at least one [`PreemptGuard`] lives, a
 //! signal only records its number; otherwise the signal's default action (terminate) runs, so
-//! outside `fit` the process behaves as if wgfit had installed nothing.
+//! outside `fit` the process behaves as if wgfit had installed nothing. Where the process
+//! had a handler of its own (Python's, raising KeyboardInterrupt), that handler runs after
+//! wgfit's instead, always, and no default is imposed on it.
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,10 +31,14 @@ fn handlers() -> Result<&'static Handlers> {
                 listeners: Mutex::new(0),
             };
             for sig in SIGNALS {
+                // Asked before registering: signal-hook then chains to this handler.
+                let default = has_default_action(sig)?;
                 signal_hook::flag::register_usize(sig, h.caught.clone(), sig as usize)
                     .map_err(|e| e.to_string())?;
-                signal_hook::flag::register_conditional_default(sig, h.run_default.clone())
-                    .map_err(|e| e.to_string())?;
+                if default {
+                    signal_hook::flag::register_conditional_default(sig, h.run_default.clone())
+                        .map_err(|e| e.to_string())?;
+                }
             }
             Ok(h)
         })
@@ -43,6 +49,17 @@ fn handlers() -> Result<&'static Handlers> {
                 format!("cannot install signal handlers: {e}"),
             )
         })
+}
+
+/// Whether `sig` has its default action now (no handler, not ignored).
+fn has_default_action(sig: i32) -> std::result::Result<bool, String> {
+    // SAFETY: a null new action only reads the current one into `old`, which is plain data.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    Ok(old.sa_sigaction == libc::SIG_DFL)
 }
 
 /// The signal caught while a [`PreemptGuard`] lived, if any (a distributed step sends it to

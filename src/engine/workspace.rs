@@ -108,6 +108,7 @@ impl Workspace {
     ) -> Result<Self> {
         let gpu = &params.gpu;
         let samples = data.len();
+        crate::fit::check_batches(samples, global_batch)?;
         let steps = samples.div_ceil(global_batch);
         let batch_size = global_batch / split.map_or(1, |s| s.ranks);
         let t_cols = data.target_cols();

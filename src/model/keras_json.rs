@@ -129,6 +129,7 @@ pub(super) fn model_of(
 ) -> Result<KerasModel> {
     // A last Softmax layer on the layer before it is that layer's softmax activation: kept,
     // cross-entropy would take the softmax of probabilities (Keras takes their logarithm).
+    // (A softmax activation elsewhere is refused below.)
     let last = built.len().saturating_sub(1);
     if let Some(l) = built.last()
         && built.len() >= 2
@@ -136,14 +137,19 @@ pub(super) fn model_of(
         && (l.sources().is_empty() || l.sources() == [last])
         && l.shares().is_none()
     {
-        if softmax_at.is_some() {
-            return Err(bad(
-                "the last layer is a Softmax after a layer with activation softmax: the \
-                 output would be the softmax of probabilities; keep one of the two",
-            ));
+        match softmax_at {
+            Some(at) if at + 1 == last => {
+                return Err(bad(
+                    "the last layer is a Softmax after a layer with activation softmax: the \
+                     output would be the softmax of probabilities; keep one of the two",
+                ));
+            }
+            Some(_) => {}
+            None => {
+                built.pop();
+                softmax_at = Some(last - 1);
+            }
         }
-        built.pop();
-        softmax_at = Some(built.len().saturating_sub(1));
     }
     if let Some(at) = softmax_at
         && at + 1 != built.len()

@@ -214,8 +214,10 @@ impl Sequential {
                     .map(|t| t.data)
                     .collect();
                 // Layers added since: their first weights, as compile draws them.
-                let drawn = crate::engine::glorot_layers(self.seed, &specs);
-                kept.extend(drawn.into_iter().skip(kept.len()));
+                if specs.len() > c.params.specs.len() {
+                    let drawn = crate::engine::glorot_layers(self.seed, &specs);
+                    kept.extend(drawn.into_iter().skip(kept.len()));
+                }
                 InitialWeights::Given(kept)
             }
             // Drawn on first use: a fit that restores a backup never needs them.
@@ -450,8 +452,10 @@ impl Sequential {
 }
 
 /// Class labels take one softmax over the output; per-position labels one per position, over
-/// the last axis of an output whose other axes are the positions. Counting outputs alone let
-/// a `[8, 6]` output take 4 positions of 12 "classes", each softmax spanning two positions.
+/// the last axis of an output whose other axes are the positions (or over consecutive runs
+/// of a flat output, as `wgfit train`'s default model for sequences lays them out). Counting
+/// outputs alone let a `[8, 6]` output take 4 positions of 12 "classes", each softmax
+/// spanning two positions.
 fn check_label_axes(targets: &Targets, out_shape: &[usize]) -> Result<()> {
     let (rows, classes) = match out_shape.split_last() {
         Some((&classes, rows)) => (rows.iter().product::<usize>(), classes),
@@ -459,7 +463,7 @@ fn check_label_axes(targets: &Targets, out_shape: &[usize]) -> Result<()> {
     };
     let (fits, expected) = match targets {
         Targets::Tokens { positions, .. } => (
-            out_shape.len() >= 2 && rows == *positions,
+            out_shape.len() == 1 || rows == *positions,
             vec![*positions, classes],
         ),
         // One axis of classes; axes of 1 before it (a 1×1 convolution's) change nothing.
@@ -474,9 +478,7 @@ fn check_label_axes(targets: &Targets, out_shape: &[usize]) -> Result<()> {
             Targets::Tokens { .. } => {
                 "the model's output for per-position labels ([positions, classes])".into()
             }
-            _ => "the model's output for class labels ([classes]; per-position labels \
-                  need Targets::Tokens)"
-                .into(),
+            _ => "the model's output for one class label per sample ([classes])".into(),
         },
         expected,
         got: out_shape.to_vec(),
