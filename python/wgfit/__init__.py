@@ -162,10 +162,11 @@ class Model:
             if name != "crossentropy":
                 raise ConfigError(f"metric {m!r}: wgfit reports accuracy with cross-entropy, "
                                   f"not with {name}")
+        optimizer_json = _optimizer_json(optimizer)
         if self._native.softmax_output() and name != "crossentropy":
             raise ConfigError(f"loss {name}: the model ends in a softmax, whose probabilities "
                               "wgfit trains with sparse_categorical_crossentropy only")
-        self._native.compile(name, _optimizer_json(optimizer), _count("seed", seed))
+        self._native.compile(name, optimizer_json, _count("seed", seed))
         # Only once the native model took it: a refused compile leaves the last one in force.
         self._loss = name
         self._compiled = True
@@ -320,7 +321,7 @@ class Model:
         shapes = [tuple(shape) for shape, _ in self._native.get_weights()]
         arrays = [np.asarray(w) for w in weights]
         if len(arrays) != len(shapes):
-            raise ConfigError(f"set_weights: {len(arrays)} arrays for the model's "
+            raise ConfigError(f"set_weights: {len(arrays)} arrays given for the model's "
                               f"{len(shapes)} variables")
         for i, (a, shape) in enumerate(zip(arrays, shapes)):
             if a.shape != shape:
