@@ -114,6 +114,28 @@ fn a_metric_the_run_does_not_log_is_named_not_silently_ignored() {
     model()
         .fit(&data(), every_second, &mut [&mut early])
         .unwrap();
+    // An epoch stopped as it begins trains no batch and logs no loss: skipped, not refused.
+    let mut stop = StopAtEpochBegin(1);
+    let mut early = EarlyStopping::new("loss");
+    model()
+        .fit(&data(), options(3), &mut [&mut stop, &mut early])
+        .unwrap();
+}
+
+/// Stops training as epoch `.0` begins.
+struct StopAtEpochBegin(usize);
+
+impl wgfit::Callback for StopAtEpochBegin {
+    fn name(&self) -> &str {
+        "stop-at-epoch-begin"
+    }
+
+    fn on_epoch_begin(&mut self, ctx: &mut wgfit::Context<'_>, epoch: usize) -> wgfit::Result<()> {
+        if epoch == self.0 {
+            ctx.stop_training();
+        }
+        Ok(())
+    }
 }
 
 #[test]
