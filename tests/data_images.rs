@@ -38,6 +38,21 @@ fn read(path: &Path) -> (Vec<usize>, Vec<f32>, Vec<u32>, serde_json::Value) {
     (x.shape().to_vec(), values, labels, names)
 }
 
+/// `wgfit convert images x.safetensors` in `dir`, sized `size` (`H,W`), unshuffled.
+fn convert_in_order(dir: &Path, size: &str) -> std::process::Output {
+    wgfit(
+        dir,
+        &[
+            "convert",
+            "images",
+            "x.safetensors",
+            "--image-size",
+            size,
+            "--no-shuffle",
+        ],
+    )
+}
+
 #[test]
 fn classes_are_sorted_folders_and_images_are_sorted_files_with_their_exact_pixels() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,17 +66,7 @@ fn classes_are_sorted_folders_and_images_are_sorted_files_with_their_exact_pixel
     std::fs::write(images.join("cat/notes.txt"), "not an image").unwrap();
     std::fs::write(images.join("README"), "not a class").unwrap();
 
-    let out = wgfit(
-        dir.path(),
-        &[
-            "convert",
-            "images",
-            "x.safetensors",
-            "--image-size",
-            "4,5",
-            "--no-shuffle",
-        ],
-    );
+    let out = convert_in_order(dir.path(), "4,5");
     assert_ok(&out);
     assert!(
         stdout(&out).contains("5 images of 4x5x3 (3 classes: ant, bee, cat)"),
@@ -120,17 +125,7 @@ fn links_to_folders_are_not_walked_and_links_to_images_are_read() {
     save(&pattern(3, 2, 2), &images.join("bee/d.png"));
     std::os::unix::fs::symlink("..", images.join("bee/up")).unwrap();
     std::os::unix::fs::symlink("../bee/d.png", images.join("ant/y.png")).unwrap();
-    let out = wgfit(
-        dir.path(),
-        &[
-            "convert",
-            "images",
-            "x.safetensors",
-            "--image-size",
-            "2,3",
-            "--no-shuffle",
-        ],
-    );
+    let out = convert_in_order(dir.path(), "2,3");
     assert_ok(&out);
     assert!(
         stdout(&out).contains("3 images of 2x3x3 (2 classes: ant, bee)"),

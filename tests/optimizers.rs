@@ -173,20 +173,11 @@ fn nested_configured_optimizers_keep_each_setting_once() {
     assert_eq!(Optimizer::clipping(&nested), Clipping::GlobalNorm(0.5));
     assert_eq!(nested.accumulation_steps(), 3);
     nested.validate().unwrap();
-    let twice = Configured::new(inner.clone()).clipping(Clipping::Norm(1.0));
-    assert!(
-        twice
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("give it once")
-    );
-    let twice = Configured::new(inner).accumulate(2);
-    assert!(
-        twice
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("give it once")
-    );
+    for twice in [
+        Configured::new(inner.clone()).clipping(Clipping::Norm(1.0)),
+        Configured::new(inner).accumulate(2),
+    ] {
+        let e = twice.validate().unwrap_err().to_string();
+        assert!(e.contains("give it once"), "{e}");
+    }
 }

@@ -1,8 +1,9 @@
 //! What a model's layers are, checked: each layer's shapes from the tensors it reads, shared
-//! layers against their first call, and the ids an Embedding looks up.
+//! layers against their first call, the ids an Embedding looks up, and the labels' axes
+//! against the output's.
 
 use super::Sequential;
-use crate::data::Dataset;
+use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::layer::LayerSpec;
 
@@ -133,4 +134,38 @@ fn check_sharing(
         ));
     }
     Ok(())
+}
+
+/// Class labels take one softmax over the output; per-position labels one per position, over
+/// the last axis of an output whose other axes are the positions (or over consecutive runs
+/// of a flat output, as `wgfit train`'s default model for sequences lays them out). Counting
+/// outputs alone let a `[8, 6]` output take 4 positions of 12 "classes", each softmax
+/// spanning two positions.
+pub(super) fn check_label_axes(targets: &Targets, out_shape: &[usize]) -> Result<()> {
+    let (rows, classes) = match out_shape.split_last() {
+        Some((&classes, rows)) => (rows.iter().product::<usize>(), classes),
+        None => return Ok(()),
+    };
+    let (fits, expected) = match targets {
+        Targets::Tokens { positions, .. } => (
+            out_shape.len() == 1 || rows == *positions,
+            vec![*positions, classes],
+        ),
+        // One axis of classes; axes of 1 before it (a 1×1 convolution's) change nothing.
+        Targets::Classes(_) => (rows == 1, vec![classes]),
+        Targets::Values { .. } => return Ok(()),
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(Error::Shape {
+        what: match targets {
+            Targets::Tokens { .. } => {
+                "the model's output for per-position labels ([positions, classes])".into()
+            }
+            _ => "the model's output for one class label per sample ([classes])".into(),
+        },
+        expected,
+        got: out_shape.to_vec(),
+    })
 }

@@ -288,7 +288,7 @@ impl Sequential {
         let loss = c.loss;
         data.check_model(self.inputs, self.outputs())?;
         let out_shape = c.params.specs.last().map_or(&[][..], |l| &l.out_shape[..]);
-        check_label_axes(data.targets(), out_shape)?;
+        super::model_checks::check_label_axes(data.targets(), out_shape)?;
         self.check_ids(data)?;
         let labels = matches!(data.targets(), Targets::Classes(_) | Targets::Tokens { .. });
         if loss == Loss::CrossEntropy && !labels {
@@ -449,38 +449,4 @@ impl Sequential {
             callbacks,
         )
     }
-}
-
-/// Class labels take one softmax over the output; per-position labels one per position, over
-/// the last axis of an output whose other axes are the positions (or over consecutive runs
-/// of a flat output, as `wgfit train`'s default model for sequences lays them out). Counting
-/// outputs alone let a `[8, 6]` output take 4 positions of 12 "classes", each softmax
-/// spanning two positions.
-fn check_label_axes(targets: &Targets, out_shape: &[usize]) -> Result<()> {
-    let (rows, classes) = match out_shape.split_last() {
-        Some((&classes, rows)) => (rows.iter().product::<usize>(), classes),
-        None => return Ok(()),
-    };
-    let (fits, expected) = match targets {
-        Targets::Tokens { positions, .. } => (
-            out_shape.len() == 1 || rows == *positions,
-            vec![*positions, classes],
-        ),
-        // One axis of classes; axes of 1 before it (a 1×1 convolution's) change nothing.
-        Targets::Classes(_) => (rows == 1, vec![classes]),
-        Targets::Values { .. } => return Ok(()),
-    };
-    if fits {
-        return Ok(());
-    }
-    Err(Error::Shape {
-        what: match targets {
-            Targets::Tokens { .. } => {
-                "the model's output for per-position labels ([positions, classes])".into()
-            }
-            _ => "the model's output for one class label per sample ([classes])".into(),
-        },
-        expected,
-        got: out_shape.to_vec(),
-    })
 }
