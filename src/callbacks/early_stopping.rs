@@ -13,7 +13,10 @@ use std::sync::Arc;
 
 /// Stops training when a monitored metric has stopped improving, as Keras 3's `EarlyStopping`
 /// (`monitor`, `min_delta`, `patience`, `mode`, `baseline`, `restore_best_weights`,
-/// `start_from_epoch`). Its counters and best weights are part of every backup.
+/// `start_from_epoch`). Its counters and best weights are part of every backup. Where Keras
+/// warns of a monitored metric the logs lack and then never acts, `fit` fails, naming it: a
+/// `val_` metric without validation data before training, another at the first epoch end
+/// (epochs that skip validation are skipped).
 #[derive(Debug, Clone)]
 pub struct EarlyStopping {
     monitor: Monitor,

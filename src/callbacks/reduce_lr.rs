@@ -11,7 +11,9 @@ const NAME: &str = "ReduceLROnPlateau";
 
 /// Multiplies the learning rate by `factor` when a monitored metric has not improved for
 /// `patience` epochs, as Keras 3's `ReduceLROnPlateau` (`monitor`, `factor`, `patience`,
-/// `mode`, `min_delta`, `cooldown`, `min_lr`, with Keras's defaults).
+/// `mode`, `min_delta`, `cooldown`, `min_lr`, with Keras's defaults). A metric the run does
+/// not log fails `fit` as [`crate::EarlyStopping`]'s does, and so does a learning rate that
+/// follows the optimizer's schedule (before training).
 #[derive(Debug, Clone)]
 pub struct ReduceLROnPlateau {
     monitor: Monitor,
