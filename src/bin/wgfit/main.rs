@@ -245,11 +245,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
-                eprintln!("wgfit: error: {}", f.message);
+                say_on_stderr(&format!("wgfit: error: {}", f.message));
             }
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Writes `line` and a newline to stderr in one write: the ranks of an MPI job share it, and
+/// a line written in pieces (as `eprintln!` formats it) interleaves with another rank's.
+pub fn say_on_stderr(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 fn run(cli: Cli) -> CliResult {

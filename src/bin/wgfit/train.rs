@@ -370,7 +370,7 @@ fn fit_error(e: Error, data: &Dataset, widths: &[usize], data_name: &str) -> Fai
 /// A preemption is not an error: the state is saved and a rerun continues. It is said on
 /// stderr without `error:`, and the exit status is still 128 + the signal.
 fn preempted(e: Error) -> Failure {
-    eprintln!("wgfit: {e}");
+    crate::say_on_stderr(&format!("wgfit: {e}"));
     Failure {
         message: String::new(),
         ..Failure::from(e)
