@@ -167,6 +167,47 @@ fn a_commit_delivered_after_a_takeover_is_fenced_off() {
     ends_exactly(c, &out, &expected);
 }
 
+/// A `previous.json` another hand wrote while the run trains (a stale write of an earlier
+/// owner, landing late): the run's next `previous.json` replaces it, on the condition of the
+/// version it reads back, and trains on; `previous.json` is no commit, so this is no lost
+/// lease. The run ends exactly, its `previous.json` the commit before its last.
+#[test]
+fn a_previous_json_written_by_another_hand_is_replaced() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-stale-previous");
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[]);
+    let vars = [
+        ("SLOW_MS", "100"),
+        ("FREQ", "epoch"),
+        ("DOUBLE", "1"),
+        ("KEEP", "1"),
+    ];
+    let url = bucket.url("p");
+    let out = tmp.path().join("out.bin");
+    let mut child = start(&url, &out, &with_env(moto.port(), &vars));
+    assert_eq!(training_from(&mut child), Some(0));
+    first_commit(&bucket, "p");
+    let stale = bucket.get("p/latest.json").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bucket.get("p/previous.json").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no previous.json within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bucket.put("p/previous.json", [&stale[..], b" "].concat());
+    ends_exactly(child, &out, &expected);
+    let latest = bucket.committed_step("p").unwrap();
+    let previous: serde_json::Value =
+        serde_json::from_slice(&bucket.get("p/previous.json").unwrap()).unwrap();
+    assert_eq!(
+        previous["global_step"].as_u64(),
+        Some(latest - latest / EPOCHS as u64)
+    );
+}
+
 /// A store that accepts connections and never answers: the run gives up once its retry
 /// budget is spent (here 12 s, attempts of 6 s), with an error naming the URL, and says on
 /// stderr meanwhile what it waits for (after 5 s); it never hangs.

@@ -6,7 +6,9 @@
 //!
 //! - the run ended with its uninterrupted bits: one transient fault is within what the
 //!   retries absorb (the lease lasts 6 s here, so a renewal delayed 1.5 s is transient);
-//! - `latest.json`, where there is one, names a weights object that is there;
+//! - `latest.json`, where there is one, names a weights object that is there, and so does
+//!   `previous.json`, which is the commit before it (a replayed copy of an earlier write must
+//!   not bring an older one back);
 //! - a rerun without faults resumes from that commit (not from the start) and ends with the
 //!   uninterrupted bits: the committed state verifies and is the run's.
 //!
@@ -93,6 +95,7 @@ fn matrix(name: &str, target: Target, keep: bool, double: bool, before: bool) {
         let committed = check_commit(&bucket, &prefix, &case);
         // Replays land late: let them, before the rerun reads the bucket.
         std::thread::sleep(Duration::from_millis(800));
+        check_previous(&bucket, &prefix, committed, &case);
         let mut child = start(&url, &out, &env);
         let from = training_from(&mut child);
         let done = child.wait_with_output().unwrap();
@@ -130,6 +133,29 @@ fn check_commit(bucket: &Bucket, prefix: &str, case: &str) -> Option<u64> {
     sidecar["global_step"].as_u64()
 }
 
+/// That `previous.json`, where there is one, is the commit before `latest.json`'s and names
+/// weights that are there: a copy of an earlier write, landing late, must not bring an older
+/// one back (its weights were removed as superseded).
+fn check_previous(bucket: &Bucket, prefix: &str, latest: Option<u64>, case: &str) {
+    let Some(bytes) = bucket.get(&format!("{prefix}/previous.json")) else {
+        return;
+    };
+    let sidecar: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let file = sidecar["weights"]["file"].as_str().unwrap();
+    assert!(
+        bucket.get(&format!("{prefix}/{file}")).is_some(),
+        "{case}: previous.json names {file}, which is not there"
+    );
+    // Epoch saves: the run ends at the last epoch's commit.
+    let latest = latest.unwrap_or_else(|| panic!("{case}: previous.json without latest.json"));
+    let per_epoch = latest / worker::EPOCHS as u64;
+    assert_eq!(
+        sidecar["global_step"].as_u64(),
+        Some(latest - per_epoch),
+        "{case}: previous.json is not the commit before latest.json's"
+    );
+}
+
 fn put(path: &'static str, nth: usize) -> Target {
     Target {
         method: "PUT",
@@ -151,7 +177,9 @@ fn faults_on_a_commit() {
 
 #[test]
 fn faults_on_previous_json_with_double_checkpoint() {
-    matrix("previous", put("/previous.json", 1), true, true, false);
+    // The fourth of the five (one per commit after the first): its replay lands after the
+    // fifth, where a stale copy would stay.
+    matrix("previous", put("/previous.json", 4), true, true, false);
 }
 
 #[test]

@@ -114,7 +114,7 @@ impl Place {
             Place::Remote(remote) => {
                 let read = remote.read(name, limit)?;
                 if name == super::LATEST {
-                    remote.saw_pointer(read.as_ref().map(|(_, v)| v.clone()));
+                    remote.saw_sidecar(name, read.as_ref().map(|(_, v)| v.clone()));
                 }
                 Ok(read.map(|(bytes, _)| bytes))
             }
@@ -196,8 +196,8 @@ impl Place {
 
     /// Writes `name` atomically, replacing it (`replace`) or only where nothing of that name
     /// exists. Locally through the temporary file `tmp`, fsynced and renamed; on an object
-    /// store as one PUT (a multipart upload for large files). Returns whether `O_DIRECT`
-    /// carried the bytes.
+    /// store as one PUT (a multipart upload for large files), a sidecar's conditional on the
+    /// version this run last saw of it. Returns whether `O_DIRECT` carried the bytes.
     pub fn write(&self, name: &str, tmp: &str, pieces: &[&[u8]], replace: bool) -> Result<bool> {
         match self {
             Place::Local(dir) => {
@@ -207,11 +207,15 @@ impl Place {
                 dir.write_atomic(name, tmp, pieces, replace)
                     .map_err(|e| Error::ckpt_io(dir.join(name), e))
             }
+            Place::Remote(remote) if is_sidecar(name) => remote
+                .put_sidecar(name, &pieces.concat(), false)
+                .map(|_| false),
+            // Other names are the run's own under its lease (a weights file's chosen after
+            // checking it is free): the PUT need not be conditional, which lets a large one go
+            // up in parts.
             Place::Remote(remote) => {
-                // A new name is chosen after checking it is free, under the lease; the PUT
-                // then need not be conditional, which lets a large one go up in parts.
                 let _ = replace;
-                remote.put_replacing(name, pieces).map(|_| false)
+                remote.put_new(name, pieces).map(|_| false)
             }
         }
     }
@@ -223,7 +227,7 @@ impl Place {
         match (self, hold) {
             (Place::Remote(remote), Hold::Lease(lease)) => {
                 lease.renew()?;
-                remote.commit_pointer(name, bytes)
+                remote.put_sidecar(name, bytes, true)
             }
             _ => self.write(name, tmp, &[bytes], true).map(|_| ()),
         }
@@ -247,9 +251,9 @@ impl Place {
         match self {
             Place::Local(dir) => dir.remove(name).map(|_| ()),
             Place::Remote(remote) => {
-                if name == super::LATEST {
-                    // The next commit creates it anew.
-                    remote.saw_pointer(None);
+                if is_sidecar(name) {
+                    // The next write creates it anew.
+                    remote.saw_sidecar(name, None);
                 }
                 remote.remove(name)
             }
@@ -271,4 +275,10 @@ impl Place {
             Place::Remote(remote) => super::remote::is_leased(remote),
         }
     }
+}
+
+/// Whether `name` is a sidecar, whose writes on an object store are conditional on the
+/// version this run last saw.
+fn is_sidecar(name: &str) -> bool {
+    name == super::LATEST || name == super::PREVIOUS
 }

@@ -19,6 +19,7 @@ use object_store::path::Path as Key;
 use object_store::{
     ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
 };
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -39,9 +40,11 @@ pub(crate) struct Remote {
     runtime: tokio::runtime::Runtime,
     /// The longest one operation may take, retries included (`connect`).
     budget: Duration,
-    /// The version of `latest.json` this process last read or wrote: its next commit is
-    /// conditional on it (`None`: on there being no `latest.json`).
-    pointer: Mutex<Option<UpdateVersion>>,
+    /// The version of each sidecar (`latest.json`, `previous.json`) this process last read,
+    /// wrote or removed (`None`: there is none): its next write is conditional on it, so that
+    /// neither another writer's write nor a stale copy of one of this run's own, replayed by
+    /// the network, is overwritten or overwrites.
+    sidecars: Mutex<HashMap<String, Option<UpdateVersion>>>,
 }
 
 /// How long an operation on the store runs before wgfit says on stderr what it waits for.
@@ -73,7 +76,7 @@ impl Remote {
             prefix,
             runtime,
             budget,
-            pointer: Mutex::new(None),
+            sidecars: Mutex::new(HashMap::new()),
         };
         remote.names()?;
         Ok(remote)
@@ -349,9 +352,10 @@ impl Remote {
         }
     }
 
-    /// Writes `name`, replacing any object of that name. Only the lease holder writes, so an
-    /// object replaced or removed by another writer meanwhile means the lease was lost.
-    pub fn put_replacing(&self, name: &str, pieces: &[&[u8]]) -> Result<UpdateVersion> {
+    /// Writes `name`, one of this run's own objects under its lease (a weights file, under a
+    /// name it chose after checking it is free; a history chunk). Only the lease holder writes, so an object replaced or removed by another writer meanwhile
+    /// means the lease was lost.
+    pub fn put_new(&self, name: &str, pieces: &[&[u8]]) -> Result<UpdateVersion> {
         match self.put(name, pieces, PutMode::Overwrite) {
             PutOutcome::Changed => Err(Error::LeaseLost {
                 url: self.url.clone(),
@@ -375,43 +379,64 @@ impl Remote {
         }
     }
 
-    /// Commits `bytes` as `name` (the pointer, `latest.json`) if it is still the version this
-    /// process last saw: of two writers, only one can commit over a given version.
-    pub fn commit_pointer(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let mut seen = self
-            .pointer
+    /// Writes the sidecar `name` on the condition that it is still the version this process
+    /// last saw (read, wrote or removed; a sidecar it never saw is looked up first), so that
+    /// a copy of an earlier write of this run, replayed late by the network, fails when it
+    /// lands instead of bringing an older sidecar back. `commit` (`latest.json`): of two
+    /// writers only one can commit over a given version, and a failed condition is a lost
+    /// lease. Otherwise (`previous.json`, no commit) what another writer left there is
+    /// replaced, on the condition of its version: a stale copy of an earlier owner's write
+    /// that landed is no reason to stop, and the commit that follows is where another
+    /// writer is caught.
+    pub fn put_sidecar(&self, name: &str, bytes: &[u8], commit: bool) -> Result<()> {
+        let mut sidecars = self
+            .sidecars
             .lock()
-            .map_err(|_| Error::internal("the pointer version lock is poisoned"))?;
-        let mode = match seen.clone() {
-            Some(version) => PutMode::Update(version),
-            None => PutMode::Create,
+            .map_err(|_| Error::internal("the sidecar version lock is poisoned"))?;
+        let mut seen = match sidecars.get(name) {
+            Some(seen) => seen.clone(),
+            None => self.head(name)?.map(|(_, version)| version),
         };
-        match self.put(name, &[bytes], mode) {
-            PutOutcome::Written(version) => {
-                *seen = Some(version);
-                Ok(())
-            }
-            PutOutcome::Exists | PutOutcome::Changed => {
-                // A retried PUT whose first attempt landed reads back as our own bytes.
-                if let Some((now, version)) = self.read(name, super::format::MAX_SIDECAR_BYTES)?
-                    && now == bytes
-                {
-                    *seen = Some(version);
+        for _ in 0..16 {
+            let mode = match seen {
+                Some(version) => PutMode::Update(version),
+                None => PutMode::Create,
+            };
+            let now = match self.put(name, &[bytes], mode) {
+                PutOutcome::Written(version) => {
+                    sidecars.insert(name.to_string(), Some(version));
                     return Ok(());
                 }
-                Err(Error::LeaseLost {
-                    url: self.url.clone(),
-                    reason: format!(
-                        "{name} was changed by another writer since this run last read it"
-                    ),
-                    taken_over: true,
-                })
+                PutOutcome::Exists | PutOutcome::Changed => {
+                    self.read(name, super::format::MAX_SIDECAR_BYTES)?
+                }
+                PutOutcome::Failed(e) => return Err(e),
+            };
+            match now {
+                // A retried PUT whose first attempt landed reads back as our own bytes.
+                Some((now, version)) if now == bytes => {
+                    sidecars.insert(name.to_string(), Some(version));
+                    return Ok(());
+                }
+                _ if commit => {
+                    return Err(Error::LeaseLost {
+                        url: self.url.clone(),
+                        reason: format!(
+                            "{name} was changed by another writer since this run last read it"
+                        ),
+                        taken_over: true,
+                    });
+                }
+                now => seen = now.map(|(_, version)| version),
             }
-            PutOutcome::Failed(e) => Err(e),
         }
+        Err(self.fail(
+            name,
+            "writing",
+            "it keeps changing: another writer writes under this run's lease",
+        ))
     }
 
-    /// Remembers the version of the pointer a restore read, or that there is none.
     /// Fences off the commits of earlier writers still on their way (a run paused, or its
     /// request held in the network, while its lease expired and this run took over): rewrites
     /// the pointer `name` with `"fence": token` added (so that its ETag, a digest of the
@@ -423,6 +448,7 @@ impl Remote {
     pub fn fence_pointer(&self, name: &str, token: &str) -> Result<bool> {
         for _ in 0..16 {
             let Some((bytes, version)) = self.read(name, super::format::MAX_SIDECAR_BYTES)? else {
+                self.saw_sidecar(name, None);
                 return Ok(false);
             };
             let fenced = match serde_json::from_slice::<serde_json::Value>(&bytes) {
@@ -436,7 +462,7 @@ impl Remote {
             };
             match self.put(name, &[&fenced], PutMode::Update(version)) {
                 PutOutcome::Written(version) => {
-                    self.saw_pointer(Some(version));
+                    self.saw_sidecar(name, Some(version));
                     return Ok(true);
                 }
                 // A delayed commit landed between the read and the write: fence that one.
@@ -451,9 +477,11 @@ impl Remote {
         ))
     }
 
-    pub fn saw_pointer(&self, version: Option<UpdateVersion>) {
-        if let Ok(mut seen) = self.pointer.lock() {
-            *seen = version;
+    /// Remembers the version of the sidecar `name` this process read or removed (`None`:
+    /// there is none); its next write is conditional on it.
+    pub fn saw_sidecar(&self, name: &str, version: Option<UpdateVersion>) {
+        if let Ok(mut sidecars) = self.sidecars.lock() {
+            sidecars.insert(name.to_string(), version);
         }
     }
 }
