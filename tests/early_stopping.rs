@@ -1,5 +1,6 @@
 //! EarlyStopping with Keras 3's rules, and its counters surviving a resume: a run killed before
-//! the epoch it stops at stops there all the same.
+//! the epoch it stops at stops there all the same. Also the checks of a monitored metric that
+//! EarlyStopping, ReduceLROnPlateau and ModelCheckpoint's `save_best_only` share.
 
 mod common;
 
@@ -120,6 +121,71 @@ fn a_metric_the_run_does_not_log_is_named_not_silently_ignored() {
     model()
         .fit(&data(), options(3), &mut [&mut stop, &mut early])
         .unwrap();
+}
+
+/// ModelCheckpoint's `save_best_only` on a value the run does not log: Keras warns and saves
+/// every time, so the "best" file is the last; here it is refused by name, and an epoch that
+/// did not validate is no candidate.
+#[test]
+fn save_best_only_on_a_metric_the_run_does_not_log_is_refused() {
+    use wgfit::callbacks::CheckpointFreq;
+    use wgfit::{FitOptions, ModelCheckpoint};
+    let tmp = tempfile::tempdir().unwrap();
+    let pattern = |p: &str| tmp.path().join(p).to_string_lossy().into_owned();
+    let best = |p: &str| ModelCheckpoint::new(pattern(p)).save_best_only(true);
+    let mut probe = common::training::Probe::default();
+    let mut ck = best("a/{epoch}.safetensors");
+    let e = model()
+        .fit(&data(), options(3), &mut [&mut ck, &mut probe])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("monitors `val_loss`") && e.contains("needs validation data"),
+        "{e}"
+    );
+    assert!(probe.batch_ends.is_empty(), "trained before refusing");
+    assert!(ck.saved().is_empty());
+    let validated = FitOptions {
+        validation_split: Some(0.25),
+        ..options(3)
+    };
+    let mut ck = best("b/{epoch}.safetensors")
+        .monitor("val_acc")
+        .mode(Mode::Max);
+    let e = model()
+        .fit(&data(), validated.clone(), &mut [&mut ck])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("monitors `val_acc`") && e.contains("val_accuracy"),
+        "{e}"
+    );
+    assert!(ck.saved().is_empty(), "saved {:?}", ck.saved());
+    // Batch saves see the epoch's training means: no validation value.
+    let mut ck = best("c/{epoch}-{batch}.safetensors").save_freq(CheckpointFreq::Batches(4));
+    let e = model()
+        .fit(&data(), validated.clone(), &mut [&mut ck])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("saves every n batches"), "{e}");
+    // Validating every second epoch: only those epochs are candidates (the first always
+    // saves).
+    let every_second = FitOptions {
+        validation_freq: 2,
+        ..FitOptions {
+            epochs: 4,
+            ..validated
+        }
+    };
+    let mut ck = best("d/{epoch}.safetensors");
+    model().fit(&data(), every_second, &mut [&mut ck]).unwrap();
+    let saved: Vec<String> = ck
+        .saved()
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(saved.first().map(String::as_str), Some("2"), "{saved:?}");
+    assert!(saved.iter().all(|s| s == "2" || s == "4"), "{saved:?}");
 }
 
 /// Stops training as epoch `.0` begins.

@@ -199,13 +199,61 @@ fn a_previous_json_written_by_another_hand_is_replaced() {
     }
     bucket.put("p/previous.json", [&stale[..], b" "].concat());
     ends_exactly(child, &out, &expected);
-    let latest = bucket.committed_step("p").unwrap();
-    let previous: serde_json::Value =
-        serde_json::from_slice(&bucket.get("p/previous.json").unwrap()).unwrap();
-    assert_eq!(
-        previous["global_step"].as_u64(),
-        Some(latest - latest / EPOCHS as u64)
+    assert!(bucket.get("p/previous.json").is_some());
+    bucket.check_previous("p", "replaced");
+}
+
+/// Run A's `previous.json` PUT held in the network until run B has taken the backup over and
+/// finished: when it lands, its condition fails (B rewrote `previous.json`), and A, reading
+/// back B's bytes, renews its lease before writing again. That fails: A stops naming the
+/// lost lease, and B's `previous.json` stays, not A's older one (whose weights B removed).
+#[test]
+fn a_previous_json_delivered_after_a_takeover_does_not_replace_the_new_owners() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-held-previous");
+    let proxy = Proxy::start(moto.port());
+    let tmp = tempfile::tempdir().unwrap();
+    let (expected, _) = reference(tmp.path(), &[]);
+    let url = bucket.url("p");
+    let vars = [("FREQ", "epoch"), ("DOUBLE", "1"), ("KEEP", "1")];
+    let slow: Vec<_> = vars.iter().copied().chain([("SLOW_MS", "100")]).collect();
+    let mut a = start(
+        &url,
+        &tmp.path().join("a.bin"),
+        &with_env(proxy.port, &slow),
     );
+    assert!(training_from(&mut a).is_some());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bucket.get("p/previous.json").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no previous.json within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.hold_at(
+        1,
+        "PUT /wgfit-held-previous/p/previous.json",
+        Duration::from_secs(10),
+    );
+    while !proxy.is_holding() {
+        assert!(
+            Instant::now() < deadline,
+            "A's next previous.json never came"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // B, straight to the store, takes over once A's lease (2 s) lapses, and ends.
+    let out = tmp.path().join("out.bin");
+    let mut b = start(&url, &out, &with_env(moto.port(), &vars));
+    assert!(training_from(&mut b).is_some());
+    ends_exactly(b, &out, &expected);
+    let output = a.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("lost its lease"), "{err}");
+    assert!(bucket.get("p/previous.json").is_some());
+    bucket.check_previous("p", "after A's held PUT landed");
 }
 
 /// A store that accepts connections and never answers: the run gives up once its retry

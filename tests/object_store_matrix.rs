@@ -95,7 +95,7 @@ fn matrix(name: &str, target: Target, keep: bool, double: bool, before: bool) {
         let committed = check_commit(&bucket, &prefix, &case);
         // Replays land late: let them, before the rerun reads the bucket.
         std::thread::sleep(Duration::from_millis(800));
-        check_previous(&bucket, &prefix, committed, &case);
+        bucket.check_previous(&prefix, &case);
         let mut child = start(&url, &out, &env);
         let from = training_from(&mut child);
         let done = child.wait_with_output().unwrap();
@@ -131,29 +131,6 @@ fn check_commit(bucket: &Bucket, prefix: &str, case: &str) -> Option<u64> {
         "{case}: {file}"
     );
     sidecar["global_step"].as_u64()
-}
-
-/// That `previous.json`, where there is one, is the commit before `latest.json`'s and names
-/// weights that are there: a copy of an earlier write, landing late, must not bring an older
-/// one back (its weights were removed as superseded).
-fn check_previous(bucket: &Bucket, prefix: &str, latest: Option<u64>, case: &str) {
-    let Some(bytes) = bucket.get(&format!("{prefix}/previous.json")) else {
-        return;
-    };
-    let sidecar: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    let file = sidecar["weights"]["file"].as_str().unwrap();
-    assert!(
-        bucket.get(&format!("{prefix}/{file}")).is_some(),
-        "{case}: previous.json names {file}, which is not there"
-    );
-    // Epoch saves: the run ends at the last epoch's commit.
-    let latest = latest.unwrap_or_else(|| panic!("{case}: previous.json without latest.json"));
-    let per_epoch = latest / worker::EPOCHS as u64;
-    assert_eq!(
-        sidecar["global_step"].as_u64(),
-        Some(latest - per_epoch),
-        "{case}: previous.json is not the commit before latest.json's"
-    );
 }
 
 fn put(path: &'static str, nth: usize) -> Target {

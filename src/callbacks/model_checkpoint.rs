@@ -73,7 +73,10 @@ impl ModelCheckpoint {
         self
     }
 
-    /// Save only when the monitored value improves on the best so far.
+    /// Save only when the monitored value improves on the best so far. Unlike Keras (which
+    /// warns, then saves every time), a monitored value the run does not log is refused,
+    /// before training where it can be told then (a `val_` value without validation data, or
+    /// with saves every n batches), and an epoch that did not validate saves nothing.
     pub fn save_best_only(mut self, on: bool) -> Self {
         self.save_best_only = on;
         self
@@ -136,6 +139,24 @@ impl ModelCheckpoint {
             })
     }
 
+    /// Before training: `save_best_only` compares a value the save points' logs will have (a
+    /// `val_` value needs validation data, and batch saves see training means only).
+    fn check_monitor(&self, ctx: &Context<'_>) -> Result<()> {
+        let batch = matches!(self.save_freq, CheckpointFreq::Batches(_));
+        if batch && self.monitor.name.starts_with("val_") {
+            return Err(Error::Callback {
+                callback: NAME.into(),
+                reason: format!(
+                    "monitors `{}` with saves every n batches, whose logs are the epoch's \
+                     training means so far (no validation values); monitor `loss`, or save \
+                     every epoch",
+                    self.monitor.name
+                ),
+            });
+        }
+        self.monitor.check_validates(ctx.validates(), NAME)
+    }
+
     /// Keras's `_should_save_on_batch`: counts batches across epoch boundaries.
     fn due_on_batch(&mut self, batch: usize) -> bool {
         let CheckpointFreq::Batches(n) = self.save_freq else {
@@ -177,18 +198,22 @@ impl ModelCheckpoint {
         })?;
         if self.save_best_only {
             let lower = self.monitor.lower_is_better(NAME)?;
-            // A missing value saves, as Keras (which warns).
-            if let Some(&current) = logs.get(&self.monitor.name) {
-                let best = self.best.unwrap_or(if lower {
-                    f64::INFINITY
-                } else {
-                    f64::NEG_INFINITY
-                });
-                if !self.monitor.improves(current, Some(best), lower) {
-                    return Ok(());
-                }
-                self.best = Some(current);
+            // Keras warns and saves when the value is missing, and the "best" file then holds
+            // whatever came last: a name the run does not log is refused, and an epoch that
+            // did not validate (validation_freq) is no candidate.
+            let validates = ctx.validates() && batch.is_none();
+            let Some(current) = self.monitor.current(logs, validates, NAME)? else {
+                return Ok(());
+            };
+            let best = self.best.unwrap_or(if lower {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            });
+            if !self.monitor.improves(current, Some(best), lower) {
+                return Ok(());
             }
+            self.best = Some(current);
         }
         let path = PathBuf::from(path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -224,6 +249,9 @@ impl Callback for ModelCheckpoint {
                 "ModelCheckpoint save_freq",
                 "0 batches; use 1 or more, or Epoch",
             ));
+        }
+        if self.save_best_only {
+            self.check_monitor(ctx)?;
         }
         self.best = self.initial_value_threshold;
         self.batches_since_saving = 0;

@@ -7,7 +7,8 @@
 //! the last committed sidecar to `previous.json` the same way; the new sidecar to
 //! `latest.json` the same way; an fsync of the directory. The rename of `latest.json` is the
 //! commit. Only then are files no committed sidecar references removed. On object storage
-//! each write is one PUT and the commit a conditional PUT of `latest.json` (`place.rs`).
+//! each write is one PUT, the sidecars' conditional (the commit's on the version of
+//! `latest.json` this run last saw; `place.rs`).
 
 use super::dir_take::Marker;
 use super::format::{self, Sidecar, WeightsRef};
@@ -135,11 +136,6 @@ impl BackupDir {
 
     fn tmp_name(&self, name: &str) -> String {
         format!("{TMP_PREFIX}{}-{name}", self.marker.id)
-    }
-
-    /// Writes `name` atomically, replacing it (the sidecars).
-    fn write(&self, name: &str, pieces: &[&[u8]]) -> Result<bool> {
-        self.place.write(name, &self.tmp_name(name), pieces, true)
     }
 
     /// Writes `name` atomically where no file of that name exists (a weights file).
@@ -308,9 +304,9 @@ impl BackupDir {
             }
         }
         if double_checkpoint && let Some(last) = &self.last_committed {
-            // The weights' upload may have outlasted the lease.
-            self.hold.confirm()?;
-            self.write(PREVIOUS, &[last])?;
+            // The weights' upload may have outlasted the lease: `write_sidecar` renews it.
+            self.place
+                .write_sidecar(&self.hold, PREVIOUS, &self.tmp_name(PREVIOUS), last)?;
         }
         self.place
             .commit_pointer(&self.hold, LATEST, &self.tmp_name(LATEST), &json)?;

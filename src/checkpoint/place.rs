@@ -196,8 +196,8 @@ impl Place {
 
     /// Writes `name` atomically, replacing it (`replace`) or only where nothing of that name
     /// exists. Locally through the temporary file `tmp`, fsynced and renamed; on an object
-    /// store as one PUT (a multipart upload for large files), a sidecar's conditional on the
-    /// version this run last saw of it. Returns whether `O_DIRECT` carried the bytes.
+    /// store as one PUT (a multipart upload for large files). Returns whether `O_DIRECT`
+    /// carried the bytes.
     pub fn write(&self, name: &str, tmp: &str, pieces: &[&[u8]], replace: bool) -> Result<bool> {
         match self {
             Place::Local(dir) => {
@@ -207,16 +207,28 @@ impl Place {
                 dir.write_atomic(name, tmp, pieces, replace)
                     .map_err(|e| Error::ckpt_io(dir.join(name), e))
             }
-            Place::Remote(remote) if is_sidecar(name) => remote
-                .put_sidecar(name, &pieces.concat(), false)
-                .map(|_| false),
-            // Other names are the run's own under its lease (a weights file's chosen after
-            // checking it is free): the PUT need not be conditional, which lets a large one go
-            // up in parts.
             Place::Remote(remote) => {
+                // The run's own names under its lease (a weights file's chosen after checking
+                // it is free, a history chunk's its content): the PUT need not be conditional,
+                // which lets a large one go up in parts. Sidecars go through `write_sidecar`
+                // and `commit_pointer`.
                 let _ = replace;
                 remote.put_new(name, pieces).map(|_| false)
             }
+        }
+    }
+
+    /// Writes the sidecar `name` (`previous.json`), replacing it: locally as `write` does; on
+    /// an object store, after renewing the lease, a PUT conditional on the version this run
+    /// last wrote, so that a stale copy of an earlier write fails when it lands
+    /// (`Remote::put_sidecar`).
+    pub fn write_sidecar(&self, hold: &Hold, name: &str, tmp: &str, bytes: &[u8]) -> Result<()> {
+        match (self, hold) {
+            (Place::Remote(remote), Hold::Lease(lease)) => {
+                lease.renew()?;
+                remote.put_sidecar(name, bytes, Some(&|| lease.renew()))
+            }
+            _ => self.write(name, tmp, &[bytes], true).map(|_| ()),
         }
     }
 
@@ -227,7 +239,7 @@ impl Place {
         match (self, hold) {
             (Place::Remote(remote), Hold::Lease(lease)) => {
                 lease.renew()?;
-                remote.put_sidecar(name, bytes, true)
+                remote.put_sidecar(name, bytes, None)
             }
             _ => self.write(name, tmp, &[bytes], true).map(|_| ()),
         }

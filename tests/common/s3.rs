@@ -237,6 +237,31 @@ impl Bucket {
         let bytes = self.get(&format!("{prefix}/latest.json"))?;
         serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["global_step"].as_u64()
     }
+
+    /// That `prefix/previous.json`, where there is one, is the commit before `latest.json`'s
+    /// (of a worker's run with epoch saves, which ends at its last epoch's commit) and names
+    /// weights that are there: no stale write, landing late, brought an older one back (its
+    /// weights removed as superseded).
+    pub fn check_previous(&self, prefix: &str, case: &str) {
+        let Some(bytes) = self.get(&format!("{prefix}/previous.json")) else {
+            return;
+        };
+        let sidecar: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let file = sidecar["weights"]["file"].as_str().unwrap();
+        assert!(
+            self.get(&format!("{prefix}/{file}")).is_some(),
+            "{case}: previous.json names {file}, which is not there"
+        );
+        let latest = self
+            .committed_step(prefix)
+            .unwrap_or_else(|| panic!("{case}: previous.json without latest.json"));
+        let per_epoch = latest / super::worker::EPOCHS as u64;
+        assert_eq!(
+            sidecar["global_step"].as_u64(),
+            Some(latest - per_epoch),
+            "{case}: previous.json is not the commit before latest.json's"
+        );
+    }
 }
 
 /// A TCP relay from a port of its own to the server, that a test can cut and restore.

@@ -352,8 +352,9 @@ impl Remote {
         }
     }
 
-    /// Writes `name`, one of this run's own objects under its lease (a weights file, under a
-    /// name it chose after checking it is free; a history chunk). Only the lease holder writes, so an object replaced or removed by another writer meanwhile
+    /// Writes `name`, one of this run's own objects under its lease: a weights file (under a
+    /// name it chose after checking it is free) or a history chunk (named by its content).
+    /// Only the lease holder writes, so an object replaced or removed by another writer meanwhile
     /// means the lease was lost.
     pub fn put_new(&self, name: &str, pieces: &[&[u8]]) -> Result<UpdateVersion> {
         match self.put(name, pieces, PutMode::Overwrite) {
@@ -380,22 +381,31 @@ impl Remote {
     }
 
     /// Writes the sidecar `name` on the condition that it is still the version this process
-    /// last saw (read, wrote or removed; a sidecar it never saw is looked up first), so that
-    /// a copy of an earlier write of this run, replayed late by the network, fails when it
-    /// lands instead of bringing an older sidecar back. `commit` (`latest.json`): of two
-    /// writers only one can commit over a given version, and a failed condition is a lost
-    /// lease. Otherwise (`previous.json`, no commit) what another writer left there is
-    /// replaced, on the condition of its version: a stale copy of an earlier owner's write
-    /// that landed is no reason to stop, and the commit that follows is where another
-    /// writer is caught.
-    pub fn put_sidecar(&self, name: &str, bytes: &[u8], commit: bool) -> Result<()> {
+    /// last saw (read, wrote or removed), so that a copy of an earlier write of this run,
+    /// replayed late by the network, fails when it lands instead of bringing an older
+    /// sidecar back.
+    ///
+    /// `over_another`: `None` for the commit (`latest.json`): of two writers only one can
+    /// commit over a given version, a failed condition not explained by this run's own bytes
+    /// is a lost lease, and a pointer never seen must not exist. `Some(confirm)` for
+    /// `previous.json` (no commit): one never seen is looked up first, and what another
+    /// writer left there (a stale copy of an earlier owner's write) is replaced, on the
+    /// condition of its version, once `confirm` has renewed the lease: a run that lost its
+    /// lease must not overwrite the new owner's.
+    pub fn put_sidecar(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        over_another: Option<&dyn Fn() -> Result<()>>,
+    ) -> Result<()> {
         let mut sidecars = self
             .sidecars
             .lock()
             .map_err(|_| Error::internal("the sidecar version lock is poisoned"))?;
-        let mut seen = match sidecars.get(name) {
-            Some(seen) => seen.clone(),
-            None => self.head(name)?.map(|(_, version)| version),
+        let mut seen = match (sidecars.get(name), over_another) {
+            (Some(seen), _) => seen.clone(),
+            (None, None) => None,
+            (None, Some(_)) => self.head(name)?.map(|(_, version)| version),
         };
         for _ in 0..16 {
             let mode = match seen {
@@ -412,13 +422,17 @@ impl Remote {
                 }
                 PutOutcome::Failed(e) => return Err(e),
             };
-            match now {
+            match (now, over_another) {
                 // A retried PUT whose first attempt landed reads back as our own bytes.
-                Some((now, version)) if now == bytes => {
+                (Some((now, version)), _) if now == bytes => {
                     sidecars.insert(name.to_string(), Some(version));
                     return Ok(());
                 }
-                _ if commit => {
+                (now, Some(confirm)) => {
+                    confirm()?;
+                    seen = now.map(|(_, version)| version);
+                }
+                (_, None) => {
                     return Err(Error::LeaseLost {
                         url: self.url.clone(),
                         reason: format!(
@@ -427,7 +441,6 @@ impl Remote {
                         taken_over: true,
                     });
                 }
-                now => seen = now.map(|(_, version)| version),
             }
         }
         Err(self.fail(
@@ -448,7 +461,6 @@ impl Remote {
     pub fn fence_pointer(&self, name: &str, token: &str) -> Result<bool> {
         for _ in 0..16 {
             let Some((bytes, version)) = self.read(name, super::format::MAX_SIDECAR_BYTES)? else {
-                self.saw_sidecar(name, None);
                 return Ok(false);
             };
             let fenced = match serde_json::from_slice::<serde_json::Value>(&bytes) {
