@@ -81,17 +81,7 @@ fn a_resumed_run_stops_at_the_same_epoch() {
 #[test]
 fn a_metric_the_run_does_not_log_is_named_not_silently_ignored() {
     use wgfit::{FitOptions, ReduceLROnPlateau};
-    let mut early = EarlyStopping::new("val_loss");
-    let mut probe = common::training::Probe::default();
-    let e = model()
-        .fit(&data(), options(3), &mut [&mut early, &mut probe])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("monitors `val_loss`") && e.contains("needs validation data"),
-        "{e}"
-    );
-    assert!(probe.batch_ends.is_empty(), "trained before refusing");
+    refused_before_training(&mut EarlyStopping::new("val_loss"));
     // Keras logs val_accuracy, not val_acc.
     let validated = FitOptions {
         validation_split: Some(0.25),
@@ -133,17 +123,8 @@ fn save_best_only_on_a_metric_the_run_does_not_log_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let pattern = |p: &str| tmp.path().join(p).to_string_lossy().into_owned();
     let best = |p: &str| ModelCheckpoint::new(pattern(p)).save_best_only(true);
-    let mut probe = common::training::Probe::default();
     let mut ck = best("a/{epoch}.safetensors");
-    let e = model()
-        .fit(&data(), options(3), &mut [&mut ck, &mut probe])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("monitors `val_loss`") && e.contains("needs validation data"),
-        "{e}"
-    );
-    assert!(probe.batch_ends.is_empty(), "trained before refusing");
+    refused_before_training(&mut ck);
     assert!(ck.saved().is_empty());
     let validated = FitOptions {
         validation_split: Some(0.25),
@@ -186,6 +167,21 @@ fn save_best_only_on_a_metric_the_run_does_not_log_is_refused() {
         .collect();
     assert_eq!(saved.first().map(String::as_str), Some("2"), "{saved:?}");
     assert!(saved.iter().all(|s| s == "2" || s == "4"), "{saved:?}");
+}
+
+/// That `callback`, monitoring `val_loss` in a run without validation data, refuses it
+/// before the first batch.
+fn refused_before_training(callback: &mut dyn wgfit::Callback) {
+    let mut probe = common::training::Probe::default();
+    let e = model()
+        .fit(&data(), options(3), &mut [callback, &mut probe])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("monitors `val_loss`") && e.contains("needs validation data"),
+        "{e}"
+    );
+    assert!(probe.batch_ends.is_empty(), "trained before refusing");
 }
 
 /// Stops training as epoch `.0` begins.

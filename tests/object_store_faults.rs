@@ -170,7 +170,7 @@ fn a_commit_delivered_after_a_takeover_is_fenced_off() {
 /// A `previous.json` another hand wrote while the run trains (a stale write of an earlier
 /// owner, landing late): the run's next `previous.json` replaces it, on the condition of the
 /// version it reads back, and trains on; `previous.json` is no commit, so this is no lost
-/// lease. The run ends exactly, its `previous.json` the commit before its last.
+/// lease. The run ends exactly, its `previous.json` an earlier commit whose weights are there.
 #[test]
 fn a_previous_json_written_by_another_hand_is_replaced() {
     let Some(moto) = Moto::start() else { return };
@@ -189,14 +189,7 @@ fn a_previous_json_written_by_another_hand_is_replaced() {
     assert_eq!(training_from(&mut child), Some(0));
     first_commit(&bucket, "p");
     let stale = bucket.get("p/latest.json").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while bucket.get("p/previous.json").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no previous.json within a minute"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    first_previous(&bucket, "p");
     bucket.put("p/previous.json", [&stale[..], b" "].concat());
     ends_exactly(child, &out, &expected);
     assert!(bucket.get("p/previous.json").is_some());
@@ -223,14 +216,8 @@ fn a_previous_json_delivered_after_a_takeover_does_not_replace_the_new_owners() 
         &with_env(proxy.port, &slow),
     );
     assert!(training_from(&mut a).is_some());
+    first_previous(&bucket, "p");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while bucket.get("p/previous.json").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no previous.json within a minute"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     proxy.hold_at(
         1,
         "PUT /wgfit-held-previous/p/previous.json",
@@ -335,6 +322,18 @@ fn first_commit(bucket: &common::s3::Bucket, prefix: &str) -> u64 {
         assert!(
             Instant::now() < deadline,
             "no commit under {prefix} within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (at most a minute) for the first `previous.json` under `prefix`.
+fn first_previous(bucket: &common::s3::Bucket, prefix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bucket.get(&format!("{prefix}/previous.json")).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no previous.json under {prefix} within a minute"
         );
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -7,7 +7,7 @@
 //! - the run ended with its uninterrupted bits: one transient fault is within what the
 //!   retries absorb (the lease lasts 6 s here, so a renewal delayed 1.5 s is transient);
 //! - `latest.json`, where there is one, names a weights object that is there, and so does
-//!   `previous.json`, which is the commit before it (a replayed copy of an earlier write must
+//!   `previous.json`, an earlier commit (a replayed copy of an earlier write must
 //!   not bring an older one back);
 //! - a rerun without faults resumes from that commit (not from the start) and ends with the
 //!   uninterrupted bits: the committed state verifies and is the run's.
