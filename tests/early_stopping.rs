@@ -149,6 +149,11 @@ fn save_best_only_on_a_metric_the_run_does_not_log_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("saves every n batches"), "{e}");
+    let mut ck = best("c/{epoch}-{batch}.safetensors")
+        .monitor("learning_rate")
+        .mode(Mode::Min)
+        .save_freq(CheckpointFreq::Batches(4));
+    refused_before_training_with(&mut ck, "saves every n batches");
     // Validating every second epoch: only those epochs are candidates (the first always
     // saves).
     let every_second = FitOptions {
@@ -172,16 +177,20 @@ fn save_best_only_on_a_metric_the_run_does_not_log_is_refused() {
 /// That `callback`, monitoring `val_loss` in a run without validation data, refuses it
 /// before the first batch.
 fn refused_before_training(callback: &mut dyn wgfit::Callback) {
+    let e = refused_before_training_with(callback, "needs validation data");
+    assert!(e.contains("monitors `val_loss`"), "{e}");
+}
+
+/// That `callback` refuses the run before its first batch, saying `why`; the message.
+fn refused_before_training_with(callback: &mut dyn wgfit::Callback, why: &str) -> String {
     let mut probe = common::training::Probe::default();
     let e = model()
         .fit(&data(), options(3), &mut [callback, &mut probe])
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("monitors `val_loss`") && e.contains("needs validation data"),
-        "{e}"
-    );
+    assert!(e.contains(why), "{e}");
     assert!(probe.batch_ends.is_empty(), "trained before refusing");
+    e
 }
 
 /// Stops training as epoch `.0` begins.

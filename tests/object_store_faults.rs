@@ -210,11 +210,11 @@ fn a_previous_json_delivered_after_a_takeover_does_not_replace_the_new_owners() 
     let url = bucket.url("p");
     let vars = [("FREQ", "epoch"), ("DOUBLE", "1"), ("KEEP", "1")];
     let slow: Vec<_> = vars.iter().copied().chain([("SLOW_MS", "100")]).collect();
-    let mut a = start(
-        &url,
-        &tmp.path().join("a.bin"),
-        &with_env(proxy.port, &slow),
-    );
+    // A's attempts outlast the hold: its held PUT is answered (a failed condition), not
+    // abandoned as a timeout, so that A reaches the rewrite over B's previous.json.
+    let mut a_env = with_env(proxy.port, &slow);
+    a_env.push(("WGFIT_STORE_RETRY_SECONDS", "60".into()));
+    let mut a = start(&url, &tmp.path().join("a.bin"), &a_env);
     assert!(training_from(&mut a).is_some());
     first_previous(&bucket, "p");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -37,7 +37,10 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Saves the weights (wgfit's safetensors, which `wgfit evaluate` and `Model.load_weights`
     read) to `filepath`, a `.safetensors` name whose `{epoch}` and `{val_loss:.2f}`-style
-    fields are filled as Keras fills them. (`Model.save` writes `.keras` and `.weights.h5`.)"""
+    fields are filled as Keras fills them. (`Model.save` writes `.keras` and `.weights.h5`.)
+    With `save_best_only`, a `monitor` the run does not log is an error (Keras warns, then
+    saves every time): the default `val_loss` needs validation data, and saves every n
+    batches see `loss` (and `accuracy`) only."""
 
     def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = True,

@@ -110,19 +110,8 @@ impl ModelCheckpoint {
     /// Fails before training, not at the first save, on a file name pattern that cannot be
     /// formatted or names a value no log of this run will have.
     fn check_pattern(&self, ctx: &Context<'_>) -> Result<()> {
-        // Batch saves see the epoch's running means only (as Keras's batch logs).
         let batch = matches!(self.save_freq, CheckpointFreq::Batches(_));
-        let mut logs = vec!["loss".to_string()];
-        if ctx.fingerprint().loss == crate::Loss::CrossEntropy.name() {
-            logs.push("accuracy".into());
-        }
-        if !batch {
-            logs.push("learning_rate".into());
-            if ctx.validates() {
-                let val: Vec<String> = logs.iter().map(|k| format!("val_{k}")).collect();
-                logs.extend(val);
-            }
-        }
+        let logs = self.logged(ctx);
         let mut values: BTreeMap<String, Field> = logs
             .iter()
             .map(|k| (k.clone(), Field::Float(0.5)))
@@ -139,18 +128,39 @@ impl ModelCheckpoint {
             })
     }
 
+    /// The names the logs of this run's save points have.
+    fn logged(&self, ctx: &Context<'_>) -> Vec<String> {
+        // Batch saves see the epoch's running means only (as Keras's batch logs).
+        let batch = matches!(self.save_freq, CheckpointFreq::Batches(_));
+        let mut logs = vec!["loss".to_string()];
+        if ctx.fingerprint().loss == crate::Loss::CrossEntropy.name() {
+            logs.push("accuracy".into());
+        }
+        if !batch {
+            logs.push("learning_rate".into());
+            if ctx.validates() {
+                let val: Vec<String> = logs.iter().map(|k| format!("val_{k}")).collect();
+                logs.extend(val);
+            }
+        }
+        logs
+    }
+
     /// Before training: `save_best_only` compares a value the save points' logs will have (a
     /// `val_` value needs validation data, and batch saves see training means only).
     fn check_monitor(&self, ctx: &Context<'_>) -> Result<()> {
-        let batch = matches!(self.save_freq, CheckpointFreq::Batches(_));
-        if batch && self.monitor.name.starts_with("val_") {
+        self.monitor.lower_is_better(NAME)?;
+        let logged = self.logged(ctx);
+        if matches!(self.save_freq, CheckpointFreq::Batches(_))
+            && !logged.contains(&self.monitor.name)
+        {
             return Err(Error::Callback {
                 callback: NAME.into(),
                 reason: format!(
                     "monitors `{}` with saves every n batches, whose logs are the epoch's \
-                     training means so far (no validation values); monitor `loss`, or save \
-                     every epoch",
-                    self.monitor.name
+                     training means so far ({}); monitor one of them, or save every epoch",
+                    self.monitor.name,
+                    logged.join(", ")
                 ),
             });
         }
