@@ -154,9 +154,39 @@ fn faults_on_a_commit() {
 
 #[test]
 fn faults_on_previous_json_with_double_checkpoint() {
-    // The fourth of the five (one per commit after the first): its replay lands after the
-    // fifth, where a stale copy would stay.
-    matrix("previous", put("/previous.json", 4), true, true, false);
+    // The first: every run with two commits makes it (a save that finds the writer busy is
+    // merged into the next, so later ones may not come).
+    matrix("previous", put("/previous.json", 1), true, true, false);
+}
+
+/// A copy of the run's first `previous.json` PUT replayed after the run has ended (its later
+/// `previous.json` writes done): conditional on the version the run then knew, it fails when
+/// it lands, and `previous.json` stays an earlier commit whose weights are there, not the
+/// first one's (removed as superseded).
+#[test]
+fn a_previous_json_put_replayed_after_the_run_fails_its_condition() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = moto.bucket("wgfit-replayed-previous");
+    let proxy = FaultProxy::start(moto.port());
+    let tmp = tempfile::tempdir().unwrap();
+    let vars = settings(true, true);
+    let (expected, _) = reference(tmp.path(), &vars);
+    let url = bucket.url("p");
+    let out = tmp.path().join("out.bin");
+    // Slow epochs (1.2 s), so that the run makes several previous.json writes.
+    let mut slow = with_env(proxy.port, &vars);
+    slow.retain(|(k, _)| *k != "SLOW_MS");
+    slow.push(("SLOW_MS", "100".into()));
+    let replay_after = Duration::from_secs(10);
+    proxy.inject(put("/previous.json", 1), Fault::Replay(replay_after));
+    let (code, err) = run(&url, &out, &slow);
+    assert_eq!(code, 0, "{err}");
+    assert!(proxy.fired(), "the run wrote no previous.json");
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    // The replay lands `replay_after` after the first previous.json PUT, which came before
+    // the run ended (and, where the run took less than that, after its last write).
+    std::thread::sleep(replay_after + Duration::from_secs(1));
+    bucket.check_previous("p", "after the replay landed");
 }
 
 #[test]
