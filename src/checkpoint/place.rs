@@ -223,23 +223,34 @@ impl Place {
     /// last wrote, so that a stale copy of an earlier write fails when it lands
     /// (`Remote::put_sidecar`).
     pub fn write_sidecar(&self, hold: &Hold, name: &str, tmp: &str, bytes: &[u8]) -> Result<()> {
-        match (self, hold) {
-            (Place::Remote(remote), Hold::Lease(lease)) => {
-                lease.renew()?;
-                remote.put_sidecar(name, bytes, Some(&|| lease.renew()))
-            }
-            _ => self.write(name, tmp, &[bytes], true).map(|_| ()),
-        }
+        self.replace_sidecar(hold, name, tmp, bytes, false)
     }
 
     /// Commits `bytes` as the pointer `name` (`latest.json`): locally a replacing write; on
     /// an object store a PUT conditional on the version this run last saw, after renewing
     /// the lease, so that a run whose lease was taken over cannot commit.
     pub fn commit_pointer(&self, hold: &Hold, name: &str, tmp: &str, bytes: &[u8]) -> Result<()> {
+        self.replace_sidecar(hold, name, tmp, bytes, true)
+    }
+
+    /// `write_sidecar` and `commit_pointer`: on an object store, the lease renewed, then the
+    /// conditional PUT; a `commit` takes another writer's version as a lost lease, anything
+    /// else is written over it once the lease is renewed again.
+    fn replace_sidecar(
+        &self,
+        hold: &Hold,
+        name: &str,
+        tmp: &str,
+        bytes: &[u8],
+        commit: bool,
+    ) -> Result<()> {
         match (self, hold) {
             (Place::Remote(remote), Hold::Lease(lease)) => {
                 lease.renew()?;
-                remote.put_sidecar(name, bytes, None)
+                let renew = || lease.renew();
+                let over_another: Option<&dyn Fn() -> Result<()>> =
+                    if commit { None } else { Some(&renew) };
+                remote.put_sidecar(name, bytes, over_another)
             }
             _ => self.write(name, tmp, &[bytes], true).map(|_| ()),
         }
