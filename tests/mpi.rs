@@ -68,6 +68,7 @@ fn one_and_many_in(
 
 #[test]
 fn two_ranks_batch_64_equal_one_rank_batch_32_accumulate_2() {
+    let _one = one_test_at_a_time();
     let (one, many) = one_and_many(
         &["--epochs", "3"],
         &["--batch-size", "32", "--accumulate", "2"],
@@ -85,6 +86,7 @@ fn two_ranks_batch_64_equal_one_rank_batch_32_accumulate_2() {
 /// keyed by each sample's epoch position, the same in both runs).
 #[test]
 fn a_convnet_with_dropout_over_two_ranks_equals_one_rank_accumulating_two() {
+    let _one = one_test_at_a_time();
     let model = format!(
         "{}/tests/data/keras/digits_convnet.json",
         env!("CARGO_MANIFEST_DIR")
@@ -106,6 +108,7 @@ fn a_convnet_with_dropout_over_two_ranks_equals_one_rank_accumulating_two() {
 /// run's micro-batches) and global clipping.
 #[test]
 fn accumulation_schedule_and_clipping_over_two_ranks() {
+    let _one = one_test_at_a_time();
     let args = [
         "--epochs",
         "2",
@@ -137,6 +140,7 @@ fn accumulation_schedule_and_clipping_over_two_ranks() {
 /// normalizations and biases: the bits of one rank accumulating 2 micro-batches.
 #[test]
 fn a_gpt_over_two_ranks_equals_one_rank_accumulating_two() {
+    let _one = one_test_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("t.txt"), "the cat hid a bag. ".repeat(60)).expect("text");
     let convert = [
@@ -179,6 +183,7 @@ fn a_gpt_over_two_ranks_equals_one_rank_accumulating_two() {
 
 #[test]
 fn three_ranks_equal_one_rank_accumulating_three() {
+    let _one = one_test_at_a_time();
     // 1792 = 29·60 + 52: the last batch gives each of the 3 ranks rows (52 > 2·20).
     let (one, many) = one_and_many(
         &["--epochs", "2"],
@@ -191,6 +196,7 @@ fn three_ranks_equal_one_rank_accumulating_three() {
 
 #[test]
 fn a_batch_that_does_not_split_is_refused() {
+    let _one = one_test_at_a_time();
     let dir = setup();
     let args: Vec<&str> = TRAIN
         .iter()
@@ -222,6 +228,7 @@ fn a_batch_that_does_not_split_is_refused() {
 
 #[test]
 fn ranks_that_disagree_are_refused_naming_the_rank_and_the_difference() {
+    let _one = one_test_at_a_time();
     let dir = setup();
     // MPMD: rank 0 and rank 1 get different seeds.
     let mut c = mpirun(dir.path(), 1, &[]);

@@ -8,7 +8,7 @@
 
 mod mpi_support;
 
-use mpi_support::{launcher, line};
+use mpi_support::{launcher, line, one_test_at_a_time};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -192,6 +192,7 @@ fn finished(line: &str) -> (String, u64) {
 
 #[test]
 fn a_backup_resumes_exactly_on_another_rank_count() {
+    let _one = one_test_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let at = |name: &str| tmp.path().join(name);
     // The uninterrupted runs: 4 ranks and one process are the same run.
@@ -246,6 +247,7 @@ fn a_backup_resumes_exactly_on_another_rank_count() {
 /// same bits.
 #[test]
 fn eight_micro_batches_per_update_give_the_same_bits_on_1_2_4_and_8_ranks() {
+    let _one = one_test_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let one = finished(&job_of(1, 8, &tmp.path().join("1"), 0));
     for ranks in [2, 4, 8] {

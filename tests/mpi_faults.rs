@@ -96,6 +96,7 @@ fn rerun_matches(dir: &Path, expected: &[u8]) {
 
 #[test]
 fn sigkill_storm_on_one_rank_ends_the_job_and_the_rerun_is_exact() {
+    let _one = one_test_at_a_time();
     let expected = uninterrupted();
     let dir = tempfile::tempdir().expect("temp dir");
     digits_1792(dir.path());
@@ -114,7 +115,7 @@ fn sigkill_storm_on_one_rank_ends_the_job_and_the_rerun_is_exact() {
         let rank = (next(&mut seed) % 2) as usize;
         signal(pids[rank], libc::SIGKILL);
         // The other rank must not wait for the dead one for ever: the job ends.
-        let out = wait_at_most(job, Duration::from_secs(60));
+        let out = wait_for_ranks(job, &pids, Duration::from_secs(60));
         if !out.status.success() {
             killed += 1;
         }
@@ -178,6 +179,7 @@ fn epochs_or_end(path: &Path, epochs: usize, job: &mut std::process::Child) -> b
 /// with the uninterrupted 4-rank run's bytes.
 #[test]
 fn sigkill_storm_across_4_and_2_ranks_ends_exact() {
+    let _one = one_test_at_a_time();
     let reference = tempfile::tempdir().expect("temp dir");
     digits_1792(reference.path());
     let out = mpirun(reference.path(), 4, &elastic_args())
@@ -206,10 +208,10 @@ fn sigkill_storm_across_4_and_2_ranks_ends_exact() {
             .spawn()
             .expect("mpirun");
         let last = round == kills;
+        let pids = rank_pids(&mut job, ranks);
         if !last {
             // Killed 1 to 4 epochs into this run (the history has a line per epoch and its
             // header), at a random moment of that epoch.
-            let pids = rank_pids(&mut job, ranks);
             let history = dir.path().join("history.csv");
             let lines = std::fs::read_to_string(&history).map_or(1, |t| t.lines().count());
             let epochs = lines.max(1) + (next(&mut seed) % 4) as usize;
@@ -221,7 +223,7 @@ fn sigkill_storm_across_4_and_2_ranks_ends_exact() {
                 );
             }
         }
-        let out = wait_at_most(job, Duration::from_secs(if last { 300 } else { 60 }));
+        let out = wait_for_ranks(job, &pids, Duration::from_secs(if last { 300 } else { 60 }));
         if let Some((step, from)) = saved {
             let at = step * from / ranks as u64;
             let done = batches_done(at);
@@ -289,11 +291,13 @@ fn sigterm_to(rank: usize) {
 
 #[test]
 fn sigterm_to_rank_1_stops_every_rank_and_the_rerun_is_exact() {
+    let _one = one_test_at_a_time();
     sigterm_to(1);
 }
 
 #[test]
 fn sigterm_to_rank_0_stops_every_rank_and_the_rerun_is_exact() {
+    let _one = one_test_at_a_time();
     sigterm_to(0);
 }
 
@@ -303,6 +307,7 @@ fn sigterm_to_rank_0_stops_every_rank_and_the_rerun_is_exact() {
 /// resumes and ends with the uninterrupted 2-rank run's bytes.
 #[test]
 fn resuming_on_another_rank_count_is_exact_with_the_one_rank_arguments() {
+    let _one = one_test_at_a_time();
     let expected = uninterrupted();
     let dir = tempfile::tempdir().expect("temp dir");
     digits_1792(dir.path());

@@ -10,7 +10,7 @@
 
 mod mpi_support;
 
-use mpi_support::line;
+use mpi_support::{line, one_test_at_a_time};
 use std::time::Duration;
 use wgfit::callbacks::LambdaCallback;
 use wgfit::{
@@ -126,6 +126,7 @@ fn run(case: &str) -> (String, Duration) {
 /// than one: refused on every rank, before training.
 #[test]
 fn a_model_with_batch_normalization_is_refused_on_every_rank() {
+    let _one = one_test_at_a_time();
     let (out, _) = run("batchnorm");
     for r in 0..2 {
         let l = line(&out, r);
@@ -138,6 +139,7 @@ fn a_model_with_batch_normalization_is_refused_on_every_rank() {
 
 #[test]
 fn the_ranks_train_alike_and_both_succeed() {
+    let _one = one_test_at_a_time();
     let (out, _) = run("none");
     assert_eq!(line(&out, 0), "ok", "{out}");
     assert_eq!(line(&out, 1), "ok", "{out}");
@@ -151,6 +153,7 @@ fn the_ranks_train_alike_and_both_succeed() {
 
 #[test]
 fn an_error_on_one_rank_in_training_ends_every_ranks_fit() {
+    let _one = one_test_at_a_time();
     let (out, took) = run("batch");
     assert!(line(&out, 1).contains("rank 1 fails alone"), "{out}");
     let other = line(&out, 0);
@@ -175,6 +178,7 @@ fn an_error_on_one_rank_in_training_ends_every_ranks_fit() {
 
 #[test]
 fn an_error_on_rank_0_after_the_last_exchange_ends_every_ranks_fit() {
+    let _one = one_test_at_a_time();
     let (out, _) = run("end");
     assert!(line(&out, 0).contains("rank 0 fails alone"), "{out}");
     assert!(line(&out, 1).contains("rank 0 failed"), "{out}");
@@ -182,6 +186,7 @@ fn an_error_on_rank_0_after_the_last_exchange_ends_every_ranks_fit() {
 
 #[test]
 fn a_rank_that_stops_alone_ends_every_ranks_fit_out_of_step() {
+    let _one = one_test_at_a_time();
     let (out, _) = run("stop");
     for r in 0..2 {
         assert!(line(&out, r).contains("the ranks are out of step"), "{out}");
@@ -190,6 +195,7 @@ fn a_rank_that_stops_alone_ends_every_ranks_fit_out_of_step() {
 
 #[test]
 fn ranks_that_run_different_epochs_validation_or_callbacks_are_refused_before_training() {
+    let _one = one_test_at_a_time();
     for (case, what) in [
         ("epochs", "epochs: rank 0 \"6\", rank 1 \"7\""),
         ("validation", "validation data"),

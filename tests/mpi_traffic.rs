@@ -10,7 +10,7 @@
 
 mod mpi_support;
 
-use mpi_support::{line, run_ranks};
+use mpi_support::{line, one_test_at_a_time, run_ranks};
 use sha2::{Digest, Sha256};
 use wgfit::{
     Activation, Clipping, Configured, Dataset, Dense, FitOptions, Loss, Sequential, Sgd, Targets,
@@ -118,6 +118,7 @@ fn field(line: &str, word: &str) -> String {
 
 #[test]
 fn each_rank_sends_and_receives_two_n_minus_one_over_n_of_the_gradients_per_step() {
+    let _one = one_test_at_a_time();
     let gradients = TRAINABLE * 4;
     for (clip, buckets) in [(false, 1), (true, 1), (false, 2), (true, 2)] {
         // One bucket at the default 256 KiB (the model's 21 KB are below it); at 0 bytes one
@@ -196,6 +197,7 @@ fn each_rank_sends_and_receives_two_n_minus_one_over_n_of_the_gradients_per_step
 /// 192 elements over 4 ranks: shards of 0, 64, 64 and 64 elements (rank 0 owns none).
 #[test]
 fn a_model_smaller_than_a_shard_per_rank_trains_alike_on_four_ranks() {
+    let _one = one_test_at_a_time();
     let (out, _) = run_ranks("tiny", 4);
     let one_rank = digest(&train(true, false, BATCH / 4, 4, None));
     for r in 0..4 {
