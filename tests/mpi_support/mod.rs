@@ -222,6 +222,7 @@ const LAUNCHER_GRACE: Duration = Duration::from_secs(20);
 /// outlives its ranks by [`LAUNCHER_GRACE`] is killed, and the test goes on with what it
 /// printed.
 pub fn wait_for_ranks(child: Child, ranks: &[u32], limit: Duration) -> Output {
+    assert!(!ranks.is_empty(), "no ranks to wait for");
     let id = child.id();
     let output = wait_in_thread(child);
     let start = Instant::now();
@@ -246,11 +247,18 @@ pub fn wait_for_ranks(child: Child, ranks: &[u32], limit: Duration) -> Output {
                     .expect("mpirun's output after SIGKILL")
                     .expect("wait for mpirun");
             }
-            None if start.elapsed() > limit => end_hung_job(
-                id,
-                &output,
-                &format!("a rank of mpirun {id} still ran after {limit:?}"),
-            ),
+            None if start.elapsed() > limit => {
+                // A launcher deadlocked as above would not pass a signal on: the ranks left
+                // polling would slow every later test.
+                for &pid in ranks {
+                    signal(pid, libc::SIGKILL);
+                }
+                end_hung_job(
+                    id,
+                    &output,
+                    &format!("a rank of mpirun {id} still ran after {limit:?}"),
+                )
+            }
             _ => {}
         }
     }
