@@ -260,7 +260,7 @@ pub(crate) fn fit(
         run.set_reducer(reducer);
     }
     let mut ctx = Context::new(run, meta, setup.fingerprint.clone(), options.epochs);
-    ctx.set_validates(validation.is_some());
+    ctx.set_validates(validation.is_some(), options.validation_freq);
     let result = train(&mut ctx, callbacks, &setup, validation.as_ref());
     // The exit hooks wait for the backup writer, which may wait for a deferred snapshot's
     // copy: it is submitted first. A failure here leaves the snapshot abandoned (its reader

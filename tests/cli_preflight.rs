@@ -272,6 +272,13 @@ fn monitor_and_rate_flags_that_cannot_work_are_refused() {
             &["--validation-freq 2", "--validation-split"],
         ),
         (
+            &["--validation-split", "0.2", "--validation-freq", "2"],
+            &[
+                "--validation-freq 2 is above --epochs 1",
+                "no epoch would validate",
+            ],
+        ),
+        (
             &["--validation-batch-size", "8"],
             &["--validation-batch-size 8", "--validation-data"],
         ),

@@ -174,6 +174,46 @@ fn save_best_only_on_a_metric_the_run_does_not_log_is_refused() {
     assert!(saved.iter().all(|s| s == "2" || s == "4"), "{saved:?}");
 }
 
+/// A `val_` monitor in a run whose `validation_freq` is above its epochs would never see a
+/// value (`save_best_only` would save nothing, without a word): refused before training, by
+/// each of the three callbacks. A run that validates only at its last epoch is accepted.
+#[test]
+fn a_val_monitor_in_a_run_that_never_validates_is_refused() {
+    use wgfit::{FitOptions, ModelCheckpoint, ReduceLROnPlateau};
+    let tmp = tempfile::tempdir().unwrap();
+    let pattern = tmp.path().join("{epoch}.safetensors");
+    let never = FitOptions {
+        validation_split: Some(0.25),
+        validation_freq: 4,
+        ..options(3)
+    };
+    let mut best = ModelCheckpoint::new(pattern.to_string_lossy()).save_best_only(true);
+    let mut early = EarlyStopping::new("val_loss");
+    let mut plateau = ReduceLROnPlateau::new("val_loss");
+    let callbacks: [&mut dyn wgfit::Callback; 3] = [&mut best, &mut early, &mut plateau];
+    for callback in callbacks {
+        let mut probe = common::training::Probe::default();
+        let e = model()
+            .fit(&data(), never.clone(), &mut [callback, &mut probe])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("monitors `val_loss`, which is never logged")
+                && e.contains("validation_freq 4 is above the run's 3 epochs"),
+            "{e}"
+        );
+        assert!(probe.batch_ends.is_empty(), "trained before refusing");
+    }
+    assert!(best.saved().is_empty());
+    let at_the_last = FitOptions {
+        validation_freq: 3,
+        ..never
+    };
+    let mut best = ModelCheckpoint::new(pattern.to_string_lossy()).save_best_only(true);
+    model().fit(&data(), at_the_last, &mut [&mut best]).unwrap();
+    assert_eq!(best.saved().len(), 1, "{:?}", best.saved());
+}
+
 /// That `callback`, monitoring `val_loss` in a run without validation data, refuses it
 /// before the first batch.
 fn refused_before_training(callback: &mut dyn wgfit::Callback) {

@@ -39,8 +39,8 @@ class ModelCheckpoint(Callback):
     read) to `filepath`, a `.safetensors` name whose `{epoch}` and `{val_loss:.2f}`-style
     fields are filled as Keras fills them. (`Model.save` writes `.keras` and `.weights.h5`.)
     With `save_best_only`, a `monitor` the run does not log is an error (Keras warns, then
-    saves every time): the default `val_loss` needs validation data, and saves every n
-    batches see `loss` (and `accuracy`) only."""
+    saves every time): the default `val_loss` needs validation data and a `validation_freq`
+    no larger than `epochs`, and saves every n batches see `loss` (and `accuracy`) only."""
 
     def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = True,

@@ -27,6 +27,8 @@ pub struct Context<'a> {
     position_locked: bool,
     /// Whether `fit` has validation data.
     validates: bool,
+    /// Validate at the end of every n-th epoch (`FitOptions::validation_freq`).
+    validation_freq: usize,
     /// Callback states (JSON and tensors) from a replaced state, handed to the callbacks
     /// after the current round.
     pending_callback_states: Option<CallbackStates>,
@@ -53,6 +55,7 @@ impl<'a> Context<'a> {
             current_callback: 0,
             position_locked: false,
             validates: false,
+            validation_freq: 1,
             pending_callback_states: None,
             callback_tensors: Vec::new(),
         }
@@ -312,9 +315,22 @@ impl<'a> Context<'a> {
         self.current_callback = index;
     }
 
-    /// Records whether `fit` has validation data.
-    pub(crate) fn set_validates(&mut self, validates: bool) {
+    /// Records whether `fit` has validation data, and how often it validates.
+    pub(crate) fn set_validates(&mut self, validates: bool, validation_freq: usize) {
         self.validates = validates;
+        self.validation_freq = validation_freq;
+    }
+
+    /// Whether some epoch of the run validates: it has validation data, and
+    /// `validation_freq` is at most its epochs (the whole run's, so that a resume past the
+    /// last validating epoch is not refused).
+    pub(crate) fn some_epoch_validates(&self) -> bool {
+        self.validates && self.validation_freq <= self.epochs
+    }
+
+    /// Validate at the end of every n-th epoch.
+    pub(crate) fn validation_freq(&self) -> usize {
+        self.validation_freq
     }
 
     /// From now on only the loop moves the position.

@@ -129,7 +129,7 @@ impl Callback for EarlyStopping {
     }
 
     fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        self.monitor.check_validates(ctx.validates(), NAME)?;
+        self.monitor.check_validates(ctx, NAME)?;
         self.wait = 0;
         self.stopped_epoch = 0;
         self.best = None;

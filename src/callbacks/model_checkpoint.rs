@@ -75,8 +75,9 @@ impl ModelCheckpoint {
 
     /// Save only when the monitored value improves on the best so far. Unlike Keras (which
     /// warns, then saves every time), a monitored value the run does not log is refused,
-    /// before training where it can be told then (a `val_` value without validation data, or
-    /// with saves every n batches), and an epoch that did not validate saves nothing.
+    /// before training where it can be told then (a `val_` value without validation data, with
+    /// a `validation_freq` above the run's epochs, or with saves every n batches), and an epoch
+    /// that did not validate saves nothing.
     pub fn save_best_only(mut self, on: bool) -> Self {
         self.save_best_only = on;
         self
@@ -164,7 +165,7 @@ impl ModelCheckpoint {
                 ),
             });
         }
-        self.monitor.check_validates(ctx.validates(), NAME)
+        self.monitor.check_validates(ctx, NAME)
     }
 
     /// Keras's `_should_save_on_batch`: counts batches across epoch boundaries.

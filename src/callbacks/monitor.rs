@@ -2,6 +2,7 @@
 //! `ReduceLROnPlateau`): the metric, the direction it should go, Keras's test for an
 //! improvement, and the JSON form of their saved numbers.
 
+use crate::callbacks::Context;
 use crate::error::{Error, Result};
 use crate::state::{Logs, Tensor};
 use serde_json::{Value, json};
@@ -91,20 +92,29 @@ impl Monitor {
         })
     }
 
-    /// At the start of training: a `val_` name needs validation data (found here, not after
-    /// the first epoch).
-    pub fn check_validates(&self, validates: bool, callback: &str) -> Result<()> {
-        if self.name.starts_with("val_") && !validates {
-            return Err(Error::Callback {
-                callback: callback.into(),
-                reason: format!(
-                    "monitors `{}`, which needs validation data (validation_data or \
-                     validation_split)",
-                    self.name
-                ),
-            });
+    /// At the start of training: a `val_` name needs validation data, and an epoch of the
+    /// run that validates (found here, not after the first epoch, or never).
+    pub fn check_validates(&self, ctx: &Context<'_>, callback: &str) -> Result<()> {
+        if !self.name.starts_with("val_") {
+            return Ok(());
         }
-        Ok(())
+        let reason = if !ctx.validates() {
+            "needs validation data (validation_data or validation_split)".to_string()
+        } else if !ctx.some_epoch_validates() {
+            format!(
+                "is never logged: validation_freq {} is above the run's {} epochs, so no \
+                 epoch validates; use a validation_freq of {} or less",
+                ctx.validation_freq(),
+                ctx.epochs(),
+                ctx.epochs()
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::Callback {
+            callback: callback.into(),
+            reason: format!("monitors `{}`, which {reason}", self.name),
+        })
     }
 
     /// Keras's `_is_improvement`: `value` beats `reference` by more than `min_delta` (any

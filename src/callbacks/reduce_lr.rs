@@ -115,7 +115,7 @@ impl Callback for ReduceLROnPlateau {
     }
 
     fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        self.monitor.check_validates(ctx.validates(), NAME)?;
+        self.monitor.check_validates(ctx, NAME)?;
         // Found here, not at the first reduction many epochs in.
         if ctx.learning_rate_follows_schedule() {
             return Err(Error::Callback {

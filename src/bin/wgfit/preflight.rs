@@ -224,7 +224,14 @@ fn validates(args: &TrainArgs) -> bool {
 /// validate and lost its data flag would otherwise train without a word).
 fn check_validation_flags(args: &TrainArgs) -> CliResult {
     if validates(args) {
-        return Ok(());
+        return match args.validation_freq {
+            // No epoch would validate: the data flag and any val_ monitor would do nothing.
+            Some(n) if n > args.epochs as u64 => Err(usage(format!(
+                "--validation-freq {n} is above --epochs {}: no epoch would validate; use {} or less",
+                args.epochs, args.epochs
+            ))),
+            _ => Ok(()),
+        };
     }
     let given = [
         ("--validation-freq", args.validation_freq),
