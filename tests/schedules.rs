@@ -84,6 +84,26 @@ fn bad_schedules_are_refused() {
             cycle: false,
         },
     ];
+    // A negative base alternates the sign of the rate after the first staircase step, where
+    // steps 0 and 1 and a late even exponent all give rates >= 0.
+    let alternating = S::ExponentialDecay {
+        initial_learning_rate: 0.1,
+        decay_steps: 10,
+        decay_rate: -0.5,
+        staircase: true,
+    };
+    assert!(alternating.at(10) < 0.0, "the case this guards");
+    let err = alternating.validate().unwrap_err().to_string();
+    assert!(err.contains("decay_rate is -0.5"), "{err}");
+    let negative_power = S::PolynomialDecay {
+        initial_learning_rate: 0.1,
+        decay_steps: 10,
+        end_learning_rate: 0.0,
+        power: -1.0,
+        cycle: true,
+    };
+    let err = negative_power.validate().unwrap_err().to_string();
+    assert!(err.contains("power is -1"), "{err}");
     for s in bad {
         let err = m
             .compile(

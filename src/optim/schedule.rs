@@ -184,6 +184,24 @@ impl LearningRateSchedule {
             } => return bad("a warmup target needs warmup_steps of at least 1".into()),
             _ => {}
         }
+        // A negative base or rate makes the schedule change sign between the steps sampled
+        // below (a decay_rate of -0.5 with staircase gives -0.05 at step 10, +0.025 at 20):
+        // refused by name. With every parameter here >= 0 each schedule is monotone between
+        // its ends and boundaries.
+        let signed = match self {
+            Self::ExponentialDecay { decay_rate, .. } => Some(("decay_rate", *decay_rate)),
+            Self::InverseTimeDecay { decay_rate, .. } => Some(("decay_rate", *decay_rate)),
+            Self::PolynomialDecay { power, .. } => Some(("power", *power)),
+            Self::CosineDecay { alpha, .. } => Some(("alpha", *alpha)),
+            Self::PiecewiseConstantDecay { .. } => None,
+        };
+        if let Some((name, value)) = signed
+            && !(value.is_finite() && value >= 0.0)
+        {
+            return bad(format!(
+                "{name} is {value}; it must be a finite number >= 0"
+            ));
+        }
         // Every rate the schedule can give is a finite number >= 0 (a warmup may start at 0,
         // as Keras's often do): its extremes are at its ends and boundaries, which these steps
         // cover.
