@@ -462,7 +462,7 @@ pub enum Error {
         /// Batches of that epoch the backup has done.
         step: usize,
     },
-    /// A weights file records another model (activations, loss) than the one it is loaded
+    /// A weights file records another model (architecture, activations, loss) than the one it is loaded
     /// into: its weights would compute something else there.
     #[error(
         "{} holds weights of another model: it records {what} {recorded}, but the model has {given}",
@@ -471,7 +471,7 @@ pub enum Error {
     ModelRecordMismatch {
         /// The weights file.
         path: PathBuf,
-        /// `activations` or `loss`.
+        /// `architecture`, `activations` or `loss`.
         what: String,
         /// What the file records.
         recorded: String,

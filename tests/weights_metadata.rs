@@ -114,3 +114,68 @@ fn a_record_that_does_not_parse_is_an_error_not_a_guess() {
     wgfit::checkpoint::write_tensors(&path, &m.parameters().unwrap()).unwrap();
     assert_eq!(recorded(&path), None);
 }
+
+/// A file of another architecture whose tensors all fit (the same convolution with other
+/// strides: the same kernel, another output) is refused by naming the layer that differs,
+/// and so is a file of a deeper stack, as another model rather than a damaged file.
+#[test]
+fn load_weights_refuses_another_architecture_even_where_the_shapes_fit() {
+    use wgfit::{Conv2D, GlobalAveragePooling2D, Padding};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("conv.safetensors");
+    let conv = |strides: usize| {
+        let mut m = Sequential::with_input_shape(&[6, 6, 1])
+            .add(
+                Conv2D::new(2, 3)
+                    .strides([strides, strides])
+                    .padding(Padding::Same),
+            )
+            .add(GlobalAveragePooling2D)
+            .add(Dense::new(3))
+            .seed(5);
+        m.compile(Loss::CrossEntropy, Sgd::new(0.05)).unwrap();
+        m
+    };
+    conv(2).save_weights(&path).unwrap();
+    let mut same = conv(2);
+    same.load_weights(&path).unwrap();
+    assert_eq!(
+        same.parameters().unwrap(),
+        conv(2).parameters().unwrap(),
+        "the same architecture loads"
+    );
+    let mut other = conv(1);
+    let before = other.parameters().unwrap();
+    let err = other.load_weights(&path).unwrap_err();
+    assert!(
+        matches!(&err, Error::ModelRecordMismatch { what, .. } if what == "architecture"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("layer 0 Conv2D")
+            && text.contains("strides=2x2")
+            && text.contains("strides=1x1"),
+        "{text}"
+    );
+    assert_eq!(other.parameters().unwrap(), before, "nothing was loaded");
+
+    // Three Dense layers saved, two to load into: another model, not a damaged file.
+    let deep = tmp.path().join("deep.safetensors");
+    let mut three = Sequential::new(6)
+        .add(Dense::new(8).activation(Activation::Tanh))
+        .add(Dense::new(8).activation(Activation::Tanh))
+        .add(Dense::new(3));
+    three.compile(Loss::CrossEntropy, Sgd::new(0.05)).unwrap();
+    three.save_weights(&deep).unwrap();
+    let mut two = model(Activation::Tanh, Activation::Linear, Loss::CrossEntropy);
+    let err = two.load_weights(&deep).unwrap_err();
+    assert!(
+        matches!(&err, Error::ModelRecordMismatch { what, .. } if what == "architecture"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("a stack of 3 Dense layers"),
+        "{err}"
+    );
+}

@@ -87,3 +87,9 @@ pub fn read_tensors(path: &Path) -> Result<Vec<Tensor>> {
     let bytes = std::fs::read(path).map_err(|e| Error::ckpt_io(path, e))?;
     format::read_tensors_from(&bytes, path)
 }
+
+/// Reads every tensor of the bytes of a safetensors file of f32 tensors (`path` names it in
+/// errors).
+pub(crate) fn tensors_of_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Tensor>> {
+    format::read_tensors_from(bytes, path)
+}

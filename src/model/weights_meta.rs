@@ -125,6 +125,16 @@ impl WeightsMeta {
         Ok(Self::stored(bytes, path)?.and_then(|s| s.model))
     }
 
+    /// The layer count a safetensors file records (its architecture's, or its list of
+    /// activations'): `None` when it records none, or only the older single `activation`.
+    pub fn recorded_layers(bytes: &[u8], path: &Path) -> Result<Option<usize>> {
+        Ok(Self::stored(bytes, path)?.and_then(|s| {
+            s.model
+                .map(|m| m.layers.len())
+                .or(s.activations.map(|a| a.len()))
+        }))
+    }
+
     fn stored(bytes: &[u8], path: &Path) -> Result<Option<Stored>> {
         let bad = |reason: String| Error::corrupt(path, reason);
         let (_, header) = safetensors::SafeTensors::read_metadata(bytes)

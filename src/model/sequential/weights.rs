@@ -40,16 +40,41 @@ impl Sequential {
     }
 
     /// Replaces all parameters with those of a weights file (as [`Sequential::save_weights`]
-    /// or a [`crate::ModelCheckpoint`] writes them). A file that records other activations or
-    /// another loss than this model's is refused ([`Error::ModelRecordMismatch`]): its weights
-    /// would compute something else here. A file without a record is taken as it is; the
-    /// model says what it is.
+    /// or a [`crate::ModelCheckpoint`] writes them). A file that records another architecture
+    /// (layers, their arguments, the input shape), other activations or another loss than
+    /// this model's is refused ([`Error::ModelRecordMismatch`]): its weights would compute
+    /// something else here, even where every tensor's shape fits (a convolution's strides).
+    /// A file without a record is taken as it is; the model says what it is. A file written
+    /// by `wgfit train --scale S` records `S` ([`WeightsMeta::input_scale`]): this model's
+    /// inputs must be scaled by it alike, as the library does not scale inputs.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
+        // One read for the record and the tensors, so that both come from one file even if
+        // it is replaced meanwhile (a ModelCheckpoint writing it).
         let bytes = std::fs::read(path).map_err(|e| Error::ckpt_io(path, e))?;
-        let tensors = crate::checkpoint::read_tensors(path)?;
-        if let Some(recorded) = WeightsMeta::from_file_bytes(&bytes, path, self.layers.len())? {
-            let ours = self.weights_meta()?;
+        let tensors = crate::checkpoint::tensors_of_bytes(&bytes, path)?;
+        let ours = self.weights_meta()?;
+        let file_layers = WeightsMeta::recorded_layers(&bytes, path)?.unwrap_or(self.layers.len());
+        if let Some(recorded) = WeightsMeta::from_file_bytes(&bytes, path, file_layers)? {
+            if recorded.model != ours.model || file_layers != self.layers.len() {
+                let lines = |m: &Option<crate::model::ModelRecord>, layers: usize| match m {
+                    Some(m) => architecture_lines(m),
+                    None => vec![format!("a stack of {layers} Dense layers")],
+                };
+                let (then, now) = (
+                    lines(&recorded.model, recorded.activations.len()),
+                    lines(&ours.model, self.layers.len()),
+                );
+                // The first line that differs, so that a long model names its difference.
+                let at = then.iter().zip(&now).take_while(|(a, b)| a == b).count();
+                let line = |l: &[String]| l.get(at).cloned().unwrap_or_else(|| "nothing".into());
+                return Err(Error::ModelRecordMismatch {
+                    path: path.to_path_buf(),
+                    what: "architecture".into(),
+                    recorded: line(&then),
+                    given: line(&now),
+                });
+            }
             let names = |a: &[crate::layer::Activation]| {
                 a.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
             };
@@ -78,4 +103,26 @@ impl Sequential {
     pub fn optimizer_slots(&self) -> Result<Vec<Tensor>> {
         self.compiled()?.params.read_slots()
     }
+}
+
+/// A recorded model as lines: its input shape, then each layer as Keras would print it.
+fn architecture_lines(record: &crate::model::ModelRecord) -> Vec<String> {
+    let mut lines = vec![format!("input shape {:?}", record.input_shape)];
+    match record.model().specs() {
+        Ok(specs) => lines.extend(
+            specs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("layer {i} {}", s.describe())),
+        ),
+        // A record that does not build names its layers by kind alone.
+        Err(_) => lines.extend(
+            record
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| format!("layer {i} {}", l.kind().class_name())),
+        ),
+    }
+    lines
 }
