@@ -81,7 +81,13 @@ fn split_tail_sizes() {
     assert_eq!((train.len(), val.len()), (8, 2));
     assert_eq!(val.x(), &[16.0, 17.0, 18.0, 19.0]);
     assert_eq!(val.targets(), &Targets::Classes(vec![8, 9]));
-    for bad in [0.0, 1.0, -0.5, f64::NAN, 0.01, 0.99] {
+    // Keras 3's split: floor(n × (1 − fraction)) rows train, the rest validate (rounding the
+    // validation part would hold out 3 rows of 10 at 0.33, and none at 0.01).
+    for (fraction, sizes) in [(0.33, (6, 4)), (0.01, (9, 1)), (0.25, (7, 3))] {
+        let (train, val) = ds.split_tail(fraction).unwrap();
+        assert_eq!((train.len(), val.len()), sizes, "fraction {fraction}");
+    }
+    for bad in [0.0, 1.0, -0.5, f64::NAN, 0.95, 0.99] {
         assert!(
             matches!(ds.split_tail(bad), Err(Error::Config { .. })),
             "fraction {bad}"

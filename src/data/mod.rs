@@ -301,7 +301,9 @@ impl Dataset {
     }
 
     /// Splits off the last `fraction` (0 < fraction < 1) of samples as a validation set:
-    /// returns (train, validation). The validation part has `round(len × fraction)` samples.
+    /// returns (train, validation). The training part has `floor(len × (1 − fraction))`
+    /// samples, as Keras 3's `train_validation_split` computes it (so `validation_split` holds
+    /// out the same rows as Keras's `fit`).
     ///
     /// Fails with [`Error::Config`] if `fraction` is out of range or either part would be empty.
     pub fn split_tail(&self, fraction: f64) -> Result<(Dataset, Dataset)> {
@@ -312,8 +314,9 @@ impl Dataset {
             ));
         }
         let n = self.len();
-        let n_val = (n as f64 * fraction).round() as usize;
-        if n_val == 0 || n_val >= n {
+        let n_train = (n as f64 * (1.0 - fraction)).floor() as usize;
+        let n_val = n - n_train.min(n);
+        if n_val == 0 || n_train == 0 {
             return Err(Error::config(
                 "validation split",
                 format!(
@@ -323,7 +326,6 @@ impl Dataset {
                 ),
             ));
         }
-        let n_train = n - n_val;
         Ok((self.slice(0, n_train), self.slice(n_train, n)))
     }
 
