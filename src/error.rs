@@ -153,7 +153,8 @@ pub enum Error {
     },
     /// A class label does not fit the model's output width.
     #[error(
-        "label {label} at sample {sample} is out of range: the model has {classes} outputs, so labels must be 0..{classes}"
+        "label {label} at sample {sample} (counted from 0) is out of range: the model has {classes} outputs, so labels must be 0 to {}",
+        classes.saturating_sub(1)
     )]
     LabelOutOfRange {
         /// 0-based sample index.

@@ -52,12 +52,40 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ("train", "--validation-freq", &["--validation-freq", "0"]),
     (
         "train",
+        "--validation-freq",
+        &[
+            "--validation-split",
+            "0.2",
+            "--validation-freq",
+            "9",
+            "--epochs",
+            "8",
+        ],
+    ),
+    (
+        "train",
         "--validation-batch-size",
         &["--validation-batch-size", "0"],
     ),
     // train: model
     ("train", "--layers", &["--layers", "64,0"]),
     ("train", "--layers", &["--layers", "a"]),
+    // A list flag given twice is refused, as any other flag given twice (it joined the lists).
+    ("train", "--layers", &["--layers", "4,2", "--layers", "3,2"]),
+    (
+        "train",
+        "--values",
+        &[
+            "--lr-schedule",
+            "piecewise",
+            "--boundaries",
+            "5",
+            "--values",
+            "0.1",
+            "--values",
+            "0.01",
+        ],
+    ),
     ("train", "--activation", &["--activation", "swish"]),
     ("train", "--loss", &["--loss", "hinge"]),
     ("train", "--init", &["--init", "nope.safetensors"]),
@@ -70,6 +98,10 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ("train", "--lr", &["--lr", "0"]),
     ("train", "--lr", &["--lr=-1"]),
     ("train", "--lr", &["--lr", "inf"]),
+    // A negative value after a space is the flag's value, judged by wgfit (clap took `-0`
+    // for an unknown flag, naming neither).
+    ("train", "--lr", &["--lr", "-0.01"]),
+    ("train", "--momentum", &["--momentum", "-0.5"]),
     ("train", "--momentum", &["--momentum", "1.5"]),
     ("train", "--momentum", &["--momentum=-0.1"]),
     ("train", "--nesterov", &["--nesterov=yes"]),
@@ -319,6 +351,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ("evaluate", "--data", &["--data", ""]),
     ("evaluate", "--scale", &["--scale", "abc"]),
     ("evaluate", "--layers", &["--layers", "a"]),
+    ("evaluate", "--layers", &["--layers", "4", "--layers", "2"]),
     ("evaluate", "--activation", &["--activation", "swish"]),
     ("evaluate", "--loss", &["--loss", "hinge"]),
     ("evaluate", "--batch-size", &["--batch-size", "-"]),

@@ -84,7 +84,7 @@ fn usage_and_data_errors() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(
-        err.contains("out of range: the model has 5 outputs"),
+        err.contains("out of range: the model has 5 outputs, so labels must be 0 to 4"),
         "{err}"
     );
     assert!(

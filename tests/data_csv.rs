@@ -161,6 +161,26 @@ fn empty_file_is_empty_data() {
     }
 }
 
+/// A first line is taken for a header only when it looks like one: a missing-value marker
+/// makes it data (reported, not dropped), and a guessed header must have the data's width.
+#[test]
+fn a_first_row_is_not_dropped_as_a_header_it_cannot_be() {
+    let (_d, path, r) = csv("0.1,NA,1\n0.3,0.4,0\n0.5,0.6,1\n");
+    assert_parse_error(r, &path, 1, 2, "not a number");
+    let (_d, path, r) = csv("a,b,c,d,e\n0.3,0.4,0\n0.5,0.6,1\n");
+    assert_parse_error(r, &path, 1, 0, "it has 5 fields, but row 2 has 3");
+    // A header of the data's width is still found, with numbers among its names (iris's).
+    let (_d, _path, r) = csv("150,4,label\n0.3,0.4,0\n0.5,0.6,1\n");
+    assert_eq!(r.unwrap().len(), 2);
+    // Said to be a header, it is skipped whatever its width.
+    let (_d, path) = write("h.csv", b"a,b,c,d\n0.3,0.4,0\n");
+    let options = CsvOptions {
+        header: Header::Yes,
+        ..CsvOptions::default()
+    };
+    assert_eq!(Dataset::from_csv(&path, &options).unwrap().len(), 1);
+}
+
 #[test]
 fn header_only_file_is_empty_data() {
     let (_d, path, r) = csv("a,b,label\n");

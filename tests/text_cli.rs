@@ -59,6 +59,25 @@ fn a_text_becomes_next_character_sequences_with_its_vocabulary() {
         assert_eq!(x[i * 3..i * 3 + 3], text[2 * i..2 * i + 3]);
         assert_eq!(labels[i * 3..i * 3 + 3], text[2 * i + 1..2 * i + 4]);
     }
+
+    // A byte-order mark before the text (Notepad's UTF-8) is not a character of it.
+    std::fs::write(d.join("bom.txt"), "\u{feff}héllo wörld").unwrap();
+    assert_ok(&wgfit(
+        d,
+        &["convert", "bom.txt", "bom.safetensors", "--seq-len", "3"],
+    ));
+    let bom = d.join("bom.safetensors");
+    assert_eq!(
+        wgfit::data::read_vocabulary(&bom).unwrap(),
+        vocabulary,
+        "the mark became a class"
+    );
+    assert_eq!(
+        Dataset::from_safetensors(&bom).unwrap().x(),
+        Dataset::from_safetensors(d.join("t.safetensors"))
+            .unwrap()
+            .x()
+    );
 }
 
 #[test]

@@ -23,7 +23,8 @@ pub struct CsvOptions {
 /// Whether the first line is a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Header {
-    /// A first line with any non-numeric field is a header.
+    /// A first line with a field that is neither a number nor a missing-value marker ("NA",
+    /// "null", ...) is a header; it must have as many fields as the data's rows.
     #[default]
     Auto,
     /// The first non-empty line is a header and is skipped.
@@ -240,6 +241,14 @@ impl<'p> LineReader<'p> {
 }
 
 /// Accumulates parsed CSV rows.
+/// Fields a first line may hold and still be data, not a header: the missing-value markers
+/// pandas reads (`read_csv`'s `na_values`), so that such a row is reported as not numbers
+/// rather than silently dropped as column names.
+const MISSING_MARKERS: &[&str] = &[
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "None", "n/a", "null",
+];
+
 struct CsvParser<'p> {
     path: &'p Path,
     header: Header,
@@ -249,6 +258,9 @@ struct CsvParser<'p> {
     columns: Option<usize>,
     /// Whether the first non-empty line has been seen (header decision made).
     started: bool,
+    /// The row and field count of a first line taken for a header by `Header::Auto`: the
+    /// data's rows must have as many fields, or the guess is refused.
+    guessed_header: Option<(usize, usize)>,
     x: Vec<f32>,
     labels: Vec<u32>,
     values: Vec<f32>,
@@ -263,6 +275,7 @@ impl<'p> CsvParser<'p> {
             target_cols,
             columns: None,
             started: false,
+            guessed_header: None,
             x: Vec::new(),
             labels: Vec::new(),
             values: Vec::new(),
@@ -282,6 +295,9 @@ impl<'p> CsvParser<'p> {
         if !self.started {
             self.started = true;
             if self.is_header(line) {
+                if self.header == Header::Auto {
+                    self.guessed_header = Some((row, line.split(',').count()));
+                }
                 return Ok(());
             }
         }
@@ -293,16 +309,30 @@ impl<'p> CsvParser<'p> {
             Header::Yes => true,
             Header::No => false,
             // Empty fields do not make a header: a data row with a gap should be reported, not
-            // silently dropped. "nan" and "inf" parse as numbers, so they count as data too.
-            Header::Auto => line
-                .split(',')
-                .map(str::trim)
-                .any(|f| !f.is_empty() && f.parse::<f64>().is_err()),
+            // silently dropped. "nan" and "inf" parse as numbers, so they count as data too,
+            // and so do the other missing-value markers pandas reads ("NA", "null", ...).
+            Header::Auto => line.split(',').map(str::trim).any(|f| {
+                !f.is_empty() && f.parse::<f64>().is_err() && !MISSING_MARKERS.contains(&f)
+            }),
         }
     }
 
     fn data_row(&mut self, row: usize, line: &str) -> Result<()> {
         let found = line.split(',').count();
+        if self.columns.is_none()
+            && let Some((header_row, names)) = self.guessed_header
+            && names != found
+        {
+            return Err(self.error(
+                header_row,
+                0,
+                format!(
+                    "taken for a header (a field is not a number), it has {names} fields, but \
+                     row {row} has {found}; if it is data, correct it; if a header, give it \
+                     {found} names (CsvOptions::header says whether there is one)"
+                ),
+            ));
+        }
         let expected = *self.columns.get_or_insert(found);
         if found < self.target_cols + 1 {
             return Err(self.error(

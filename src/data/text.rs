@@ -42,6 +42,9 @@ pub fn convert_text(
             e.utf8_error().valid_up_to()
         ),
     })?;
+    // A byte-order mark (Notepad's UTF-8) is no character of the text: as a class the model
+    // would learn to predict it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let chars: Vec<char> = text.chars().collect();
     let window = seq_len.saturating_add(1);
     let samples = match chars.len().checked_sub(window) {

@@ -23,7 +23,7 @@ pub struct ModelArgs {
     scale: Option<f32>,
     /// Hidden widths then the output width; optional: read from the weights' shapes, and
     /// checked against them when given
-    #[arg(long, value_name = "W,..", value_delimiter = ',')]
+    #[arg(long, value_name = "W,..", value_delimiter = ',', action = clap::ArgAction::Set)]
     layers: Option<Vec<usize>>,
     /// Hidden-layer activation, for a weights file that does not record it [default: as
     /// recorded in the weights file]

@@ -24,7 +24,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "PATH")]
     data: PathBuf,
     /// The text to continue (every character must be in the vocabulary)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     prompt: String,
     /// Characters to write
     #[arg(long, value_name = "N", default_value_t = 200)]

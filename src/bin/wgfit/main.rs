@@ -51,29 +51,39 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Every command takes negative numbers as values (`--lr -0.01`), so that its own check names
+// the flag and the value rather than clap taking `-0` for an unknown flag.
 #[derive(Subcommand)]
 enum Command {
     /// Train a model (dense layers, or a Keras model file) and write its final parameters.
+    #[command(allow_negative_numbers = true)]
     Train(Box<train_args::TrainArgs>),
     /// Report on a backup directory: the committed checkpoint and whether its files verify.
+    #[command(allow_negative_numbers = true)]
     Inspect(inspect::InspectArgs),
     /// Print the loss (and accuracy) of trained weights on a data set.
+    #[command(allow_negative_numbers = true)]
     Evaluate(evaluate::EvaluateArgs),
     /// Write the model's outputs for every row of a data set as CSV.
+    #[command(allow_negative_numbers = true)]
     Predict(predict::PredictArgs),
     /// Write trained weights for Keras (.weights.h5, .keras), ONNX (.onnx) or PyTorch
     /// (.pt.safetensors).
+    #[command(allow_negative_numbers = true)]
     Export(export::ExportArgs),
     /// Draw a run's training curves (loss, accuracy, ...) as an SVG, marking resumes and
     /// learning-rate changes.
     #[command(
+        allow_negative_numbers = true,
         after_help = "Examples:\n  wgfit train --history run.json --backup-dir run.backup\n  wgfit plot run.json -o run.svg\n  wgfit plot keras_log.csv --backup-dir run.backup -o run.svg --width 1200"
     )]
     Plot(plot::PlotArgs),
     /// Convert a CSV data set, a folder of images or a text to safetensors, which training
     /// maps instead of parsing.
+    #[command(allow_negative_numbers = true)]
     Convert(convert::ConvertArgs),
     /// Continue a text with a character-level model trained on `convert --seq-len` data.
+    #[command(allow_negative_numbers = true)]
     Generate(generate::GenerateArgs),
     /// List the GPU adapters wgpu sees and mark the one wgfit would use.
     #[command(

@@ -67,6 +67,7 @@ pub struct OptimizerArgs {
         long,
         value_name = "NAME,..",
         value_delimiter = ',',
+        action = clap::ArgAction::Set,
         help_heading = "Optimizer"
     )]
     pub exclude_from_weight_decay: Option<Vec<String>>,
@@ -132,6 +133,7 @@ pub struct OptimizerArgs {
         long,
         value_name = "A,B,..",
         value_delimiter = ',',
+        action = clap::ArgAction::Set,
         help_heading = "Learning-rate schedule"
     )]
     pub boundaries: Option<Vec<u64>>,
@@ -140,6 +142,7 @@ pub struct OptimizerArgs {
         long,
         value_name = "X,Y,..",
         value_delimiter = ',',
+        action = clap::ArgAction::Set,
         help_heading = "Learning-rate schedule"
     )]
     pub values: Option<Vec<f64>>,

@@ -57,6 +57,7 @@ pub struct TrainArgs {
         long,
         value_name = "W,..",
         value_delimiter = ',',
+        action = clap::ArgAction::Set,
         help_heading = "Model"
     )]
     pub layers: Option<Vec<usize>>,
