@@ -134,8 +134,9 @@ fn a_validation_label_the_model_cannot_have_names_the_validation_file() {
     let err = stderr(&o);
     assert_ne!(o.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("--validation-data val.csv: label 7 at sample 1 is out of range")
-            && err.contains("needs the training data's features and labels (train.csv)"),
+        err.contains(
+            "--validation-data val.csv: label 7 at sample 1 (counted from 0) is out of range"
+        ) && err.contains("needs the training data's features and labels (train.csv)"),
         "{err}"
     );
     assert!(!err.contains("--layers ending in"), "{err}");
