@@ -102,6 +102,20 @@ fn errors_before_gpu_work() {
     ));
     assert!(matches!(model.parameters(), Err(Error::NotCompiled)));
 
+    // A Dense width the model cannot have is named by its reason (a width past what a shape
+    // can count was reported as "0 units").
+    for (units, why) in [
+        (0, "at least one unit"),
+        (1 << 32, "more than 2147483647 elements"),
+    ] {
+        let mut wide = wgfit::Sequential::new(2).add(wgfit::Dense::new(units));
+        let err = wide
+            .compile(Loss::CrossEntropy, Sgd::new(0.1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("layer 0: ") && err.contains(why), "{err}");
+    }
+
     model.compile(Loss::CrossEntropy, Sgd::new(0.1)).unwrap();
     let initial = model.parameters().unwrap();
     let opts = |epochs, batch_size| FitOptions {

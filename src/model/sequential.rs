@@ -163,13 +163,12 @@ impl Sequential {
                 "it has no layers; add at least one Dense layer",
             ));
         }
-        if let Some((i, _)) = self
-            .layers
-            .iter()
-            .enumerate()
-            .find(|(_, l)| *l.kind() == crate::LayerKind::Dense && l.spec(&[1]).is_err())
-        {
-            return Err(Error::config("model", format!("layer {i} has 0 units")));
+        // A Dense layer's own check (0 units, or more than a shape can count), named.
+        if let Some((i, reason)) = self.layers.iter().enumerate().find_map(|(i, l)| {
+            let dense = *l.kind() == crate::LayerKind::Dense;
+            dense.then(|| l.spec(&[1]).err().map(|e| (i, e))).flatten()
+        }) {
+            return Err(Error::config("model", format!("layer {i}: {reason}")));
         }
         let specs = self.specs()?;
         // Kernel grids cover at most 65 535 workgroups of 64 in one dimension.
