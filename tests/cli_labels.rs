@@ -142,3 +142,61 @@ fn a_validation_label_the_model_cannot_have_names_the_validation_file() {
     assert!(!err.contains("--layers ending in"), "{err}");
     assert!(!dir.path().join("wgfit-model.safetensors").exists());
 }
+
+/// Float targets with the default cross-entropy: the error names the data and the loss flag,
+/// not a one-output model the user never asked for.
+#[test]
+fn float_targets_with_cross_entropy_name_the_data_not_the_model() {
+    use wgfit::Tensor;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = 40;
+    let tensors = [
+        Tensor {
+            name: "x".into(),
+            shape: vec![rows, 2],
+            data: (0..rows * 2).map(|v| v as f32 / 80.0).collect(),
+        },
+        Tensor {
+            name: "y".into(),
+            shape: vec![rows],
+            data: (0..rows).map(|v| (v % 2) as f32).collect(),
+        },
+    ];
+    wgfit::checkpoint::write_tensors(&d.join("f.safetensors"), &tensors).unwrap();
+    let o = wgfit(
+        d,
+        &[
+            "train",
+            "--data",
+            "f.safetensors",
+            "--epochs",
+            "1",
+            "--no-backup",
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("f.safetensors: its targets are floats")
+            && err.contains("--loss crossentropy (the default)")
+            && !err.contains("invalid model"),
+        "{err}"
+    );
+    // With the loss for values it trains.
+    assert_ok(&wgfit(
+        d,
+        &[
+            "train",
+            "--data",
+            "f.safetensors",
+            "--epochs",
+            "1",
+            "--no-backup",
+            "--loss",
+            "mse",
+            "--verbose",
+            "0",
+        ],
+    ));
+}

@@ -90,6 +90,20 @@ fn train(mut args: TrainArgs, launch: &crate::mpi_launch::Launch) -> CliResult {
         None => vec![32, default_outputs(&train)],
     };
     let (activation, loss) = (args.activation, args.loss);
+    // Float targets would otherwise give one output, and cross-entropy refuses a model of
+    // one output: name the data instead of the model the user never chose.
+    if loss == wgfit::Loss::CrossEntropy && matches!(train.targets(), wgfit::Targets::Values { .. })
+    {
+        let data_name = args
+            .data
+            .as_ref()
+            .map_or_else(|| "the data".to_string(), |p| p.display().to_string());
+        return Err(Failure::new(format!(
+            "{data_name}: its targets are floats (values), but --loss crossentropy (the default) \
+             needs integer class labels: pass --loss mse to fit values, or store the labels as \
+             integers"
+        )));
+    }
     let mut keras_config = None;
     let mut keras_weights = None;
     let mut model = match &args.model {
