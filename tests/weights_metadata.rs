@@ -110,6 +110,21 @@ fn a_record_that_does_not_parse_is_an_error_not_a_guess() {
     let bytes = std::fs::read(&path).unwrap();
     let err = WeightsMeta::from_file_bytes(&bytes, &path, 2).unwrap_err();
     assert!(err.to_string().contains("swish"), "{err}");
+    // An input scale no input can be multiplied by is the file's fault, named as such (the
+    // CLI reported it as a `--scale 0` the user never gave).
+    let zero = std::collections::HashMap::from([(
+        WEIGHTS_META_KEY.to_string(),
+        r#"{"activations":["tanh","linear"],"loss":"crossentropy","input_scale":0.0}"#.to_string(),
+    )]);
+    wgfit::checkpoint::write_tensors_with_metadata(&path, &m.parameters().unwrap(), Some(zero))
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let err = WeightsMeta::from_file_bytes(&bytes, &path, 2).unwrap_err();
+    assert!(
+        matches!(err, Error::CorruptCheckpoint { .. })
+            && err.to_string().contains("records the input scale 0"),
+        "{err}"
+    );
     // Without a record there is nothing to read, and nothing is made up.
     wgfit::checkpoint::write_tensors(&path, &m.parameters().unwrap()).unwrap();
     assert_eq!(recorded(&path), None);

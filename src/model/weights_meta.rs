@@ -181,6 +181,14 @@ impl WeightsMeta {
                 activations.len()
             )));
         }
+        if let Some(scale) = stored.input_scale
+            && !(scale.is_finite() && scale != 0.0)
+        {
+            return Err(bad(format!(
+                "its `{WEIGHTS_META_KEY}` metadata records the input scale {scale}, which no \
+                 input can be multiplied by (a finite, non-zero factor)"
+            )));
+        }
         Ok(Some(WeightsMeta {
             activations,
             loss: stored.loss.parse()?,
