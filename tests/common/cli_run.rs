@@ -6,7 +6,11 @@ use std::path::Path;
 
 /// `wgfit train` of a small, fast model, silent but for the summary, followed by `extra`.
 pub fn train<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["train", "--layers", "16,10", "--verbose", "0"];
+    let mut args = vec!["train", "--verbose", "0"];
+    // A flag may be given once: `extra`'s own --layers replaces the default.
+    if !extra.contains(&"--layers") {
+        args.extend(["--layers", "16,10"]);
+    }
     args.extend_from_slice(extra);
     args
 }
